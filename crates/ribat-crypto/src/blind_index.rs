@@ -1,0 +1,268 @@
+//! Blind indexes: keyed, truncated HMAC-SHA256 tags of normalised identifiers.
+//!
+//! `tag = HMAC-SHA256(k_idx, kind ‖ 0x00 ‖ normalised value)[..16]`
+//!
+//! The store keeps tags, never values, so a lookup by CIN or CNSS number needs `k_idx`,
+//! which is itself sealed to a class key and opened by a custodian quorum when a reader
+//! starts. Normalisation makes the clerk's "be 123 456" find the card "BE123456", and the
+//! usual transliteration variants of a name meet on one spelling.
+
+use crate::secret::SecretBytes;
+use crate::{CryptoError, Result};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// Length of a tag in bytes.
+pub const TAG_LEN: usize = 16;
+
+/// What is indexed; part of the HMAC input so that equal strings of different kinds differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexKind {
+    /// National identity card number.
+    Cin,
+    /// 9-digit CNSS insured number.
+    Cnss,
+    /// 7-digit employer affiliation number.
+    Affiliation,
+    /// Full name and birth date together.
+    NameBirth,
+}
+
+impl IndexKind {
+    /// The label stored next to the tag and fed to the HMAC.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Cin => "cin",
+            Self::Cnss => "cnss",
+            Self::Affiliation => "affiliation",
+            Self::NameBirth => "name-birth",
+        }
+    }
+}
+
+/// A blind-index tag.
+#[derive(Clone, Copy, Debug, Eq)]
+pub struct BlindTag(pub [u8; TAG_LEN]);
+
+impl PartialEq for BlindTag {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+/// Computes tags with the unsealed index key.
+pub struct BlindIndexer {
+    key: SecretBytes<32>,
+}
+
+impl std::fmt::Debug for BlindIndexer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlindIndexer([redacted])")
+    }
+}
+
+impl BlindIndexer {
+    /// An indexer over `key` (the opened `k_idx`).
+    pub fn new(key: SecretBytes<32>) -> Self {
+        Self { key }
+    }
+
+    /// Tag of a CIN.
+    pub fn cin(&self, cin: &str) -> Result<BlindTag> {
+        self.tag(IndexKind::Cin, &normalise_cin(cin)?)
+    }
+
+    /// Tag of a CNSS number.
+    pub fn cnss(&self, n: &str) -> Result<BlindTag> {
+        self.tag(IndexKind::Cnss, &normalise_digits(n, 9, "CNSS number")?)
+    }
+
+    /// Tag of an employer affiliation number.
+    pub fn affiliation(&self, n: &str) -> Result<BlindTag> {
+        self.tag(
+            IndexKind::Affiliation,
+            &normalise_digits(n, 7, "affiliation number")?,
+        )
+    }
+
+    /// Tag of a name with a birth date `YYYY-MM-DD`.
+    pub fn name_birth(&self, name: &str, birth: &str) -> Result<BlindTag> {
+        let n = normalise_name(name);
+        if n.is_empty() {
+            return Err(invalid("name", name, "no letters"));
+        }
+        let b = normalise_date(birth)?;
+        self.tag(IndexKind::NameBirth, &format!("{n}|{b}"))
+    }
+
+    fn tag(&self, kind: IndexKind, value: &str) -> Result<BlindTag> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.expose())
+            .map_err(|_| CryptoError::Kdf("HMAC key length".into()))?;
+        mac.update(kind.label().as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut t = [0u8; TAG_LEN];
+        t.copy_from_slice(&full[..TAG_LEN]);
+        Ok(BlindTag(t))
+    }
+}
+
+fn invalid(what: &'static str, value: &str, why: &str) -> CryptoError {
+    // Identifiers are personal data: say what is wrong, not what the value was, past a hint.
+    let _ = value;
+    CryptoError::Malformed {
+        what,
+        reason: why.to_owned(),
+    }
+}
+
+/// `BE 123-456` → `BE123456`: one or two letters then digits, eight characters at most.
+pub fn normalise_cin(cin: &str) -> Result<String> {
+    let s: String = cin
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_uppercase)
+        .collect();
+    let letters = s.chars().take_while(char::is_ascii_uppercase).count();
+    let digits = s.chars().skip(letters).filter(char::is_ascii_digit).count();
+    if !(1..=2).contains(&letters) || digits == 0 || letters + digits != s.chars().count() {
+        return Err(invalid("CIN", cin, "expected 1–2 letters followed by digits, e.g. BE123456"));
+    }
+    if s.len() > 8 {
+        return Err(invalid("CIN", cin, "longer than 8 characters"));
+    }
+    Ok(s)
+}
+
+/// Exactly `len` digits once spaces are removed.
+pub fn normalise_digits(n: &str, len: usize, what: &'static str) -> Result<String> {
+    let s: String = n.chars().filter(|c| !c.is_whitespace()).collect();
+    if s.len() != len || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CryptoError::Malformed {
+            what,
+            reason: format!("expected exactly {len} digits"),
+        });
+    }
+    Ok(s)
+}
+
+fn normalise_date(d: &str) -> Result<String> {
+    let t = d.trim();
+    let ok = t.len() == 10
+        && t.bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    let month = t.get(5..7).and_then(|m| m.parse::<u8>().ok());
+    let day = t.get(8..10).and_then(|m| m.parse::<u8>().ok());
+    match (ok, month, day) {
+        (true, Some(1..=12), Some(1..=31)) => Ok(t.to_owned()),
+        _ => Err(invalid("birth date", d, "expected YYYY-MM-DD")),
+    }
+}
+
+/// Canonical spellings of frequent transliteration variants. Data, kept in one place.
+const VARIANTS: &[(&str, &str)] = &[
+    ("mohammed", "mohamed"),
+    ("mohammad", "mohamed"),
+    ("muhammad", "mohamed"),
+    ("mhamed", "mohamed"),
+    ("mohamad", "mohamed"),
+    ("fatima", "fatima"),
+    ("fatimazahra", "fatima zahra"),
+    ("abdelah", "abdellah"),
+    ("abdallah", "abdellah"),
+    ("youssef", "youssef"),
+    ("yousef", "youssef"),
+    ("yusuf", "youssef"),
+    ("hassan", "hassan"),
+    ("hasan", "hassan"),
+    ("hussein", "houssine"),
+    ("houssein", "houssine"),
+    ("khadija", "khadija"),
+    ("khadidja", "khadija"),
+    ("rachid", "rachid"),
+    ("rashid", "rachid"),
+];
+
+/// Latin names: strip accents, case-fold, drop `El`/`Al` articles, map variants, sort
+/// the words (records list surname and given name in either order). Arabic names: strip
+/// vowel marks (harakat) and tatweel, and fold alef forms.
+pub fn normalise_name(name: &str) -> String {
+    let folded: String = name
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c) && *c != '\u{0640}')
+        .map(|c| match c {
+            'أ' | 'إ' | 'آ' | 'ٱ' => 'ا',
+            'ى' => 'ي',
+            'ة' => 'ه',
+            _ => c,
+        })
+        .flat_map(char::to_lowercase)
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    let mut words: Vec<String> = Vec::new();
+    for w in folded.split_whitespace() {
+        if matches!(w, "el" | "al" | "ben" | "bin" | "ال") {
+            // Articles and "ben" are written attached, hyphenated or apart; dropping them
+            // makes "El Amrani", "Elamrani" differ less than keeping them would help.
+            continue;
+        }
+        let w = w.strip_prefix("ال").filter(|r| r.chars().count() >= 2).unwrap_or(w);
+        let canon = VARIANTS
+            .iter()
+            .find(|(v, _)| *v == w)
+            .map_or(w, |(_, c)| *c);
+        words.extend(canon.split(' ').map(str::to_owned));
+    }
+    words.sort();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ix() -> BlindIndexer {
+        BlindIndexer::new(SecretBytes::new([9u8; 32]))
+    }
+
+    #[test]
+    fn normalised_forms_meet() {
+        assert_eq!(normalise_cin(" be 123-456 ").unwrap(), "BE123456");
+        assert_eq!(normalise_cin("J4567").unwrap(), "J4567");
+        assert!(normalise_cin("123456").is_err());
+        assert!(normalise_cin("ABC123").is_err());
+        assert!(normalise_cin("BE1234567").is_err());
+        assert_eq!(
+            normalise_name("Mohammed EL AMRANI"),
+            normalise_name("amrani mohamed")
+        );
+        assert_eq!(normalise_name("Hélène"), "helene");
+        assert_eq!(normalise_name("مُحَمَّد"), normalise_name("محمد"));
+        assert_eq!(normalise_name("أحمد"), normalise_name("احمد"));
+    }
+
+    #[test]
+    fn tags_depend_on_key_kind_and_value() {
+        let a = ix();
+        let b = BlindIndexer::new(SecretBytes::new([8u8; 32]));
+        assert_eq!(a.cin("be123456").unwrap(), a.cin("BE 123456").unwrap());
+        assert_ne!(a.cin("BE123456").unwrap(), b.cin("BE123456").unwrap());
+        assert_ne!(a.cnss("123456789").unwrap(), a.cnss("123456780").unwrap());
+        // Same digits, different kinds.
+        assert_ne!(
+            a.affiliation("1234567").unwrap().0,
+            a.tag(IndexKind::Cnss, "1234567").unwrap().0
+        );
+        assert!(a.cnss("12345678").is_err());
+        assert!(a.name_birth("Ali", "1990-13-01").is_err());
+        assert_eq!(
+            a.name_birth("Youssef El Idrissi", "1990-02-03").unwrap(),
+            a.name_birth("IDRISSI Yusuf", "1990-02-03").unwrap()
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Verifying custodians' partial decryptions and combining `t` of them.
+//!
+//! ```text
+//!   Partial_i = (i, class, [P_ij], proof_i)     for the requested points [R_j]
+//!       │ verify proof_i against Y_{c,i}: a custodian that lies is named, never used
+//!       ▼
+//!   S_j = Σ_{i∈Q} λ_i·P_ij   (Lagrange at 0 over the chosen quorum Q, |Q| = t)
+//! ```
+
+use crate::dleq::{Dleq, Proof};
+use crate::{CryptoError, Result};
+use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::Identity;
+use std::collections::BTreeSet;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// A custodian's answer for a batch of points of one class, as received.
+#[derive(Debug, Clone)]
+pub struct Partial {
+    /// Custodian index `i`.
+    pub custodian: u32,
+    /// Class whose share was used.
+    pub class: String,
+    /// `P_ij = k_{c,i}·R_j`, in request order.
+    pub points: Vec<RistrettoPoint>,
+    /// One composite DLEQ proof over the whole batch.
+    pub proof: Proof,
+}
+
+/// A partial whose proof verified against the custodian's public share.
+#[derive(Debug, Clone)]
+pub struct VerifiedPartial {
+    custodian: u32,
+    points: Vec<RistrettoPoint>,
+}
+
+impl VerifiedPartial {
+    /// The custodian that produced it.
+    pub fn custodian(&self) -> u32 {
+        self.custodian
+    }
+}
+
+/// The shared point `S = k_c·R` of one record and class: secret, because it yields the DEK.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct SharedPoint(RistrettoPoint);
+
+impl SharedPoint {
+    pub(crate) fn new(p: RistrettoPoint) -> Self {
+        Self(p)
+    }
+    pub(crate) fn expose(&self) -> &RistrettoPoint {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SharedPoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedPoint([redacted])")
+    }
+}
+
+/// Checks a partial: right class, one answer per requested point, a valid proof.
+pub fn verify_partial(
+    dleq: &Dleq,
+    class: &str,
+    public_share: &RistrettoPoint,
+    requested: &[RistrettoPoint],
+    partial: &Partial,
+) -> Result<VerifiedPartial> {
+    if partial.class != class {
+        return Err(CryptoError::WrongClass {
+            expected: class.to_owned(),
+            got: partial.class.clone(),
+        });
+    }
+    dleq.verify(public_share, requested, &partial.points, &partial.proof)?;
+    Ok(VerifiedPartial {
+        custodian: partial.custodian,
+        points: partial.points.clone(),
+    })
+}
+
+/// Lagrange coefficients at 0 for the x-coordinates `ids`.
+pub fn lagrange_at_zero(ids: &[u32]) -> Result<Vec<Scalar>> {
+    let mut seen = BTreeSet::new();
+    for &i in ids {
+        if i == 0 {
+            return Err(CryptoError::Sharing("custodian index 0 is not a share".into()));
+        }
+        if !seen.insert(i) {
+            return Err(CryptoError::DuplicateCustodian(i));
+        }
+    }
+    Ok(ids
+        .iter()
+        .map(|&i| {
+            let xi = Scalar::from(i);
+            let (num, den) = ids.iter().filter(|&&j| j != i).fold(
+                (Scalar::ONE, Scalar::ONE),
+                |(n, d), &j| {
+                    let xj = Scalar::from(j);
+                    (n * xj, d * (xj - xi))
+                },
+            );
+            // den is non-zero: the ids are distinct and smaller than ℓ.
+            num * den.invert()
+        })
+        .collect())
+}
+
+/// Combines exactly `threshold` verified partials into one shared point per record.
+pub fn combine(
+    class: &str,
+    threshold: usize,
+    partials: &[VerifiedPartial],
+) -> Result<Vec<SharedPoint>> {
+    if partials.len() < threshold {
+        return Err(CryptoError::NotEnoughPartials {
+            have: partials.len(),
+            need: threshold,
+            class: class.to_owned(),
+        });
+    }
+    let quorum = &partials[..threshold];
+    let ids: Vec<u32> = quorum.iter().map(|p| p.custodian).collect();
+    let lambdas = lagrange_at_zero(&ids)?;
+    let n = quorum[0].points.len();
+    if quorum.iter().any(|p| p.points.len() != n) {
+        return Err(CryptoError::BatchMalformed {
+            reason: "partials cover different numbers of records",
+        });
+    }
+    Ok((0..n)
+        .map(|j| {
+            let s = quorum
+                .iter()
+                .zip(&lambdas)
+                .fold(RistrettoPoint::identity(), |acc, (p, l)| acc + p.points[j] * l);
+            SharedPoint::new(s)
+        })
+        .collect())
+}

@@ -1,0 +1,262 @@
+//! The public group file: what the ceremony publishes and every writer and combiner reads.
+//!
+//! JSON, format `ribat-group/v1`:
+//!
+//! ```json
+//! { "format": "ribat-group/v1", "threshold": 2, "custodians": 3, "epoch": 1,
+//!   "classes": { "identity": { "group_key": "<hex Y_c>",
+//!                              "commitments": ["<hex C_0>", "<hex C_1>"],
+//!                              "public_shares": ["<hex Y_c1>", "<hex Y_c2>", "<hex Y_c3>"] } } }
+//! ```
+//!
+//! Only public values. Loading recomputes `Y_c` and every `Y_{c,i}` from the commitments
+//! and refuses a file whose published values disagree with them.
+
+use crate::point::{decode_point, encode_point};
+use crate::shamir::{ClassDealing, check_threshold, public_share};
+use crate::{CryptoError, Result};
+use curve25519_dalek::ristretto::RistrettoPoint;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The format tag of version 1.
+pub const GROUP_FORMAT: &str = "ribat-group/v1";
+
+/// Public keys of one class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassPublic {
+    /// `Y_c`.
+    pub group_key: RistrettoPoint,
+    /// Feldman commitments `C_0..C_{t-1}`.
+    pub commitments: Vec<RistrettoPoint>,
+    /// `Y_{c,i}` at position `i-1`.
+    pub public_shares: Vec<RistrettoPoint>,
+}
+
+/// The whole public group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPublic {
+    /// `t`.
+    pub threshold: usize,
+    /// `n`.
+    pub custodians: usize,
+    /// Key epoch; bound into every DEK and AAD.
+    pub epoch: u32,
+    /// Per class.
+    pub classes: BTreeMap<String, ClassPublic>,
+}
+
+impl GroupPublic {
+    /// Builds the public view of a ceremony's dealings.
+    pub fn from_dealings(
+        threshold: usize,
+        custodians: usize,
+        epoch: u32,
+        dealings: &[ClassDealing],
+    ) -> Result<Self> {
+        let mut classes = BTreeMap::new();
+        for d in dealings {
+            let public_shares = d.shares.iter().map(|s| s.public()).collect();
+            classes.insert(
+                d.class.clone(),
+                ClassPublic {
+                    group_key: d.group_key(),
+                    commitments: d.commitments.clone(),
+                    public_shares,
+                },
+            );
+        }
+        let g = Self {
+            threshold,
+            custodians,
+            epoch,
+            classes,
+        };
+        g.check()?;
+        Ok(g)
+    }
+
+    /// The keys of a class, or an error naming the classes that exist.
+    pub fn class(&self, class: &str) -> Result<&ClassPublic> {
+        self.classes.get(class).ok_or_else(|| CryptoError::Malformed {
+            what: "class name",
+            reason: format!(
+                "no class `{class}` in the group file (known: {})",
+                self.classes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
+    /// `Y_{c,i}` of custodian `i`.
+    pub fn public_share(&self, class: &str, custodian: u32) -> Result<&RistrettoPoint> {
+        let c = self.class(class)?;
+        (custodian as usize)
+            .checked_sub(1)
+            .and_then(|i| c.public_shares.get(i))
+            .ok_or_else(|| CryptoError::Malformed {
+                what: "custodian index",
+                reason: format!("no custodian {custodian} in a group of {}", self.custodians),
+            })
+    }
+
+    fn check(&self) -> Result<()> {
+        check_threshold(self.threshold, self.custodians)?;
+        if self.classes.is_empty() {
+            return Err(malformed("no classes"));
+        }
+        for (name, c) in &self.classes {
+            if c.commitments.len() != self.threshold {
+                return Err(malformed(format!(
+                    "class `{name}` has {} commitments for threshold {}",
+                    c.commitments.len(),
+                    self.threshold
+                )));
+            }
+            if c.commitments.first() != Some(&c.group_key) {
+                return Err(malformed(format!(
+                    "class `{name}`: group key is not the first commitment"
+                )));
+            }
+            if c.public_shares.len() != self.custodians {
+                return Err(malformed(format!(
+                    "class `{name}` has {} public shares for {} custodians",
+                    c.public_shares.len(),
+                    self.custodians
+                )));
+            }
+            for (pos, y) in c.public_shares.iter().enumerate() {
+                let i = u32::try_from(pos + 1).map_err(|_| malformed("index"))?;
+                if public_share(&c.commitments, i)? != *y {
+                    return Err(malformed(format!(
+                        "class `{name}`: public share {i} does not follow from the commitments"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Serialises to the documented JSON.
+    pub fn to_json(&self) -> Result<String> {
+        let file = GroupFile {
+            format: GROUP_FORMAT.into(),
+            threshold: self.threshold,
+            custodians: self.custodians,
+            epoch: self.epoch,
+            classes: self
+                .classes
+                .iter()
+                .map(|(k, c)| {
+                    (
+                        k.clone(),
+                        ClassFile {
+                            group_key: hex32(&c.group_key),
+                            commitments: c.commitments.iter().map(hex32).collect(),
+                            public_shares: c.public_shares.iter().map(hex32).collect(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        serde_json::to_string_pretty(&file).map_err(|e| malformed(e.to_string()))
+    }
+
+    /// Parses and checks the documented JSON.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let f: GroupFile = serde_json::from_str(text).map_err(|e| malformed(e.to_string()))?;
+        if f.format != GROUP_FORMAT {
+            return Err(malformed(format!(
+                "format is `{}`, expected `{GROUP_FORMAT}`",
+                f.format
+            )));
+        }
+        let mut classes = BTreeMap::new();
+        for (k, c) in f.classes {
+            classes.insert(
+                k,
+                ClassPublic {
+                    group_key: unhex_point(&c.group_key)?,
+                    commitments: c.commitments.iter().map(|h| unhex_point(h)).collect::<Result<_>>()?,
+                    public_shares: c
+                        .public_shares
+                        .iter()
+                        .map(|h| unhex_point(h))
+                        .collect::<Result<_>>()?,
+                },
+            );
+        }
+        let g = Self {
+            threshold: f.threshold,
+            custodians: f.custodians,
+            epoch: f.epoch,
+            classes,
+        };
+        g.check()?;
+        Ok(g)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupFile {
+    format: String,
+    threshold: usize,
+    custodians: usize,
+    epoch: u32,
+    classes: BTreeMap<String, ClassFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassFile {
+    group_key: String,
+    commitments: Vec<String>,
+    public_shares: Vec<String>,
+}
+
+fn malformed(reason: impl Into<String>) -> CryptoError {
+    CryptoError::Malformed {
+        what: "group file",
+        reason: reason.into(),
+    }
+}
+
+fn hex32(p: &RistrettoPoint) -> String {
+    encode_point(p).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex_point(h: &str) -> Result<RistrettoPoint> {
+    let bytes = base16(h).ok_or_else(|| malformed(format!("`{h}` is not 64 hex digits")))?;
+    decode_point(&bytes, "group file point")
+}
+
+fn base16(h: &str) -> Option<Vec<u8>> {
+    if h.len() != 64 || !h.is_ascii() {
+        return None;
+    }
+    (0..32)
+        .map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shamir::deal;
+
+    #[test]
+    fn json_round_trip_and_tamper_refusal() {
+        let d = vec![deal("identity", 2, 3).unwrap(), deal("financial", 2, 3).unwrap()];
+        let g = GroupPublic::from_dealings(2, 3, 1, &d).unwrap();
+        let text = g.to_json().unwrap();
+        assert_eq!(GroupPublic::from_json(&text).unwrap(), g);
+
+        // Swap in another dealing's public share: refused.
+        let mut forged = g.clone();
+        forged.classes.get_mut("identity").unwrap().public_shares[1] =
+            d[1].shares[1].public();
+        let err = GroupPublic::from_json(&forged.to_json().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("public share 2"), "{err}");
+        assert!(GroupPublic::from_json("{}").is_err());
+    }
+}
