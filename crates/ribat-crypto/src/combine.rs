@@ -28,6 +28,24 @@ pub struct Partial {
     pub proof: Proof,
 }
 
+/// A custodian's answer: `P_j = k_{c,i}·R_j` for every requested point, with one composite
+/// proof. The checks that decide whether to answer at all belong to the custodian.
+pub fn answer(
+    dleq: &Dleq,
+    share: &crate::shamir::KeyShare,
+    requested: &[RistrettoPoint],
+) -> Result<Partial> {
+    let k = share.secret();
+    let points: Vec<RistrettoPoint> = requested.iter().map(|r| r * k.expose()).collect();
+    let proof = dleq.prove(k, &share.public(), requested, &points)?;
+    Ok(Partial {
+        custodian: share.custodian,
+        class: share.class.clone(),
+        points,
+        proof,
+    })
+}
+
 /// A partial whose proof verified against the custodian's public share.
 #[derive(Debug, Clone)]
 pub struct VerifiedPartial {
