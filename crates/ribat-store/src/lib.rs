@@ -1,1 +1,88 @@
-//! placeholder
+//! Ribat's store: sealed envelopes, their `R` points, blind-index tags and record versions.
+//!
+//! Owns: the schema and the durable write path of the vault's data at rest.
+//!
+//! Must never: hold plaintext of a protected field (I4), interpret an envelope, or hold a
+//! key. It stores bytes the vault crate produced and hands them back.
+//!
+//! ```text
+//!   import / writer ── put_records (one transaction, fsync) ──► records, sealed, blind_index
+//!   custodian ─────── point(table, id, class) ─────────────────► R, epoch   (I3: its own lookup)
+//!   reader ────────── envelope(table, id, class), lookup(tag) ─► ciphertext, record ids
+//! ```
+#![forbid(unsafe_code)]
+
+mod error;
+mod sqlite;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// One sealed class of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredClass {
+    /// Class name.
+    pub class: String,
+    /// Key epoch the envelope was sealed under.
+    pub epoch: u32,
+    /// `R`, also inside the envelope; kept apart so that custodians read 32 bytes.
+    pub r: [u8; 32],
+    /// The envelope bytes (`ribat_crypto::envelope` layout).
+    pub envelope: Vec<u8>,
+}
+
+/// A record as written: its classes and its blind-index tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Table name (`persons`, `employers`, `declarations`, `exports`, `keys`).
+    pub table: String,
+    /// Opaque record id.
+    pub record_id: String,
+    /// Version, increasing with every rewrite of the record.
+    pub version: u64,
+    /// Sealed classes.
+    pub classes: Vec<StoredClass>,
+    /// `(kind, tag)` pairs.
+    pub index: Vec<(String, [u8; 16])>,
+}
+
+/// What a custodian needs to answer for one record: `R` and the epoch it was sealed under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredPoint {
+    /// `R`.
+    pub r: [u8; 32],
+    /// Key epoch.
+    pub epoch: u32,
+}
+
+/// A record found through a blind index.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RecordRef {
+    /// Table name.
+    pub table: String,
+    /// Record id.
+    pub record_id: String,
+}
+
+/// The part of the store custodians read: `R` by record, resolved by the custodian itself so
+/// that a gateway cannot pass off one record's point under another's name.
+pub trait PointSource: Send + Sync {
+    /// `R` and epoch of `class` of a record, or `None` when there is no such record.
+    fn point(&self, table: &str, record_id: &str, class: &str) -> Result<Option<StoredPoint>, StoreError>;
+}
+
+/// The whole store, as writers and readers use it. Both backends pass one conformance suite.
+pub trait Store: PointSource {
+    /// Writes records in one transaction, durable when this returns (I6). A record that
+    /// exists is replaced only by a higher version; an equal version is a no-op, so that an
+    /// import re-run after a crash writes no duplicates.
+    fn put_records(&self, records: &[StoredRecord]) -> Result<(), StoreError>;
+    /// The envelope of `class` of a record.
+    fn envelope(&self, table: &str, record_id: &str, class: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Records carrying `tag` under `kind`.
+    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError>;
+    /// Version of a record.
+    fn version(&self, table: &str, record_id: &str) -> Result<Option<u64>, StoreError>;
+    /// Number of records in a table.
+    fn count(&self, table: &str) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,254 @@
+//! A custodian in this process: unsealed shares, its guard, its log, its own view of the store.
+//!
+//! ```text
+//!   request(table, ids, class, purpose, who)
+//!     └► guard.decide ──deny──► log "denied" (fsync) ─► Denied
+//!          └allow─► R_j = store.point(table, id_j, class)   (never from the caller)
+//!               ─► P_j = k_{c,i}·R_j, one composite DLEQ proof
+//!               ─► log "served" (fsync) ─► answer      (a log failure refuses: I2)
+//! ```
+
+use crate::clock::Clock;
+use crate::error::{CustodianError, Denial};
+use crate::guard::{Command, Guard};
+use crate::keystore::{self, CustodianKeys, HONEY_FILE, LOG_FILE, POLICY_FILE};
+use crate::policy::Policy;
+use crate::request::PartialRequest;
+use crate::served_log::{ServedEntry, ServedLog};
+use ribat_crypto::combine::{Partial, answer};
+use ribat_crypto::dleq::Dleq;
+use ribat_crypto::point::decode_point;
+use ribat_crypto::secret::Passphrase;
+use ribat_store::PointSource;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Anything that answers partial decryptions: in-process now, over mTLS in issue 5.
+pub trait Custodian: Send + Sync {
+    /// Custodian index `i`.
+    fn index(&self) -> u32;
+    /// Runs every check and, if they pass, answers `k_{c,i}·R_j` with a proof.
+    fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError>;
+}
+
+/// A custodian whose shares are unsealed in this process.
+pub struct LocalCustodian {
+    keys: CustodianKeys,
+    store: Arc<dyn PointSource>,
+    guard: Mutex<Guard>,
+    log: Mutex<ServedLog>,
+    clock: Arc<dyn Clock>,
+    dleq: Dleq,
+}
+
+impl std::fmt::Debug for LocalCustodian {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalCustodian({})", self.keys.index)
+    }
+}
+
+impl LocalCustodian {
+    /// Opens the custodian in `dir`: unseals its shares, loads its policy and honey list,
+    /// and replays its log into its guard.
+    pub fn open(
+        dir: &Path,
+        pass: &Passphrase,
+        store: Arc<dyn PointSource>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, CustodianError> {
+        let keys = keystore::load(dir, pass)?;
+        let policy = match std::fs::read_to_string(dir.join(POLICY_FILE)) {
+            Ok(text) => Policy::from_json(&text).map_err(|reason| CustodianError::Directory {
+                path: dir.join(POLICY_FILE).display().to_string(),
+                reason,
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CustodianError::Directory {
+                    path: dir.join(POLICY_FILE).display().to_string(),
+                    reason: "missing; a custodian never runs without its own policy".into(),
+                });
+            }
+            Err(e) => {
+                return Err(CustodianError::Directory {
+                    path: dir.join(POLICY_FILE).display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let honey = read_honey(&dir.join(HONEY_FILE))?;
+        let log_path = dir.join(LOG_FILE);
+        let mut guard = Guard::new(policy, honey);
+        let replay = ServedLog::replay(&log_path).map_err(|e| CustodianError::Directory {
+            path: log_path.display().to_string(),
+            reason: format!("cannot replay the log: {e}"),
+        })?;
+        for e in &replay.entries {
+            // The guard counted allowed requests whether or not they were answered.
+            if e.outcome == "served" || e.outcome == "failed" {
+                guard.record_served(&e.identity, &e.table, &e.records, e.time);
+            }
+            if let Some(until) = e.quarantine_until {
+                guard.apply(&Command::Quarantine {
+                    identity: e.identity.clone(),
+                    until,
+                    reason: "replayed".into(),
+                });
+            }
+        }
+        let log = ServedLog::open_after(&log_path, &replay).map_err(|source| CustodianError::LogUnavailable {
+            custodian: keys.index,
+            path: log_path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            keys,
+            store,
+            guard: Mutex::new(guard),
+            log: Mutex::new(log),
+            clock,
+            dleq: Dleq::ribat(),
+        })
+    }
+
+    /// Writes the honey list of a custodian directory.
+    pub fn write_honey(dir: &Path, honey: &[(String, String)]) -> Result<(), CustodianError> {
+        let json = serde_json::to_vec_pretty(honey).map_err(|e| CustodianError::Directory {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        keystore::write_atomic(&dir.join(HONEY_FILE), &json)
+    }
+
+    /// Writes the policy of a custodian directory.
+    pub fn write_policy(dir: &Path, policy: &Policy) -> Result<(), CustodianError> {
+        let json = serde_json::to_vec_pretty(policy).map_err(|e| CustodianError::Directory {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        keystore::write_atomic(&dir.join(POLICY_FILE), &json)
+    }
+
+    /// Whether this custodian holds `identity` in quarantine now.
+    pub fn is_quarantined(&self, identity: &str) -> Result<bool, CustodianError> {
+        let g = self.guard.lock().map_err(|_| CustodianError::Poisoned)?;
+        Ok(g.is_quarantined(identity, self.clock.now()))
+    }
+
+    fn log_entry(&self, req: &PartialRequest, now: u64, outcome: Outcome<'_>, quarantine_until: Option<u64>) -> ServedEntry {
+        let (word, reason) = match outcome {
+            Outcome::Served => ("served", None),
+            Outcome::Denied(d) => ("denied", Some(d.to_string())),
+            Outcome::Failed(e) => ("failed", Some(e.to_string())),
+        };
+        ServedEntry {
+            v: 1,
+            time: now,
+            custodian: self.keys.index,
+            request_id: req.request_id.clone(),
+            identity: req.requester.identity.clone(),
+            role: req.requester.role.clone(),
+            purpose: req.purpose.clone(),
+            table: req.table.clone(),
+            class: req.class.clone(),
+            records: req.record_ids.clone(),
+            outcome: word.into(),
+            reason,
+            quarantine_until,
+        }
+    }
+
+    fn append(&self, entry: &ServedEntry) -> Result<(), CustodianError> {
+        let mut log = self.log.lock().map_err(|_| CustodianError::Poisoned)?;
+        log.append(entry).map_err(|source| CustodianError::LogUnavailable {
+            custodian: self.keys.index,
+            path: log.path().display().to_string(),
+            source,
+        })
+    }
+}
+
+enum Outcome<'a> {
+    Served,
+    Denied(&'a Denial),
+    Failed(&'a CustodianError),
+}
+
+impl LocalCustodian {
+    /// Resolves every `R` from the store and answers with a proof.
+    fn compute(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
+        let index = self.keys.index;
+        let share = self.keys.shares.get(&req.class).ok_or_else(|| CustodianError::UnknownClass {
+            custodian: index,
+            class: req.class.clone(),
+        })?;
+        let mut points = Vec::with_capacity(req.record_ids.len());
+        for id in &req.record_ids {
+            let sp = self
+                .store
+                .point(&req.table, id, &req.class)?
+                .ok_or_else(|| CustodianError::UnknownRecord {
+                    custodian: index,
+                    table: req.table.clone(),
+                    record_id: id.clone(),
+                    class: req.class.clone(),
+                })?;
+            if sp.epoch != self.keys.epoch {
+                return Err(CustodianError::WrongEpoch {
+                    custodian: index,
+                    record_epoch: sp.epoch,
+                    held: self.keys.epoch,
+                });
+            }
+            points.push(decode_point(&sp.r, "stored R")?);
+        }
+        Ok(answer(&self.dleq, share, &points)?)
+    }
+}
+
+fn read_honey(path: &Path) -> Result<Vec<(String, String)>, CustodianError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| CustodianError::Directory {
+            path: path.display().to_string(),
+            reason: format!("honey list is not a list of [table, record id] pairs: {e}"),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(CustodianError::Directory {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+impl Custodian for LocalCustodian {
+    fn index(&self) -> u32 {
+        self.keys.index
+    }
+
+    fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
+        let index = self.keys.index;
+        let now = self.clock.now();
+        let verdict = {
+            let mut g = self.guard.lock().map_err(|_| CustodianError::Poisoned)?;
+            g.decide(req, now)
+        };
+        if let Err(denial) = &verdict.outcome {
+            let until = verdict.commands.iter().find_map(|Command::Quarantine { until, .. }| Some(*until));
+            self.append(&self.log_entry(req, now, Outcome::Denied(denial), until))?;
+            return Err(CustodianError::Denied {
+                custodian: index,
+                denial: denial.clone(),
+            });
+        }
+        let partial = match self.compute(req) {
+            Ok(p) => p,
+            Err(e) => {
+                // Allowed and counted, but not answered: logged so a restart counts it too.
+                self.append(&self.log_entry(req, now, Outcome::Failed(&e), None))?;
+                return Err(e);
+            }
+        };
+        // Logged before the answer leaves; if the log cannot be written, nothing leaves.
+        self.append(&self.log_entry(req, now, Outcome::Served, None))?;
+        Ok(partial)
+    }
+}

@@ -1,0 +1,149 @@
+//! Custodian errors and denials.
+
+use ribat_crypto::CryptoError;
+use ribat_store::StoreError;
+use thiserror::Error;
+
+/// Why a custodian refused to answer. The requester sees this; it never reveals which
+/// records are honey records.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Denial {
+    /// The role is not in the policy.
+    #[error("role `{role}` is not known to this custodian's policy")]
+    UnknownRole {
+        /// Role.
+        role: String,
+    },
+    /// The role may not read this class.
+    #[error("role `{role}` may not read class `{class}`")]
+    ClassNotAllowed {
+        /// Role.
+        role: String,
+        /// Class.
+        class: String,
+    },
+    /// The purpose is missing, unknown, or not allowed for the role.
+    #[error("purpose `{purpose}` is not allowed for role `{role}` (allowed: {allowed})")]
+    PurposeNotAllowed {
+        /// Role.
+        role: String,
+        /// Purpose given.
+        purpose: String,
+        /// Purposes the role may use.
+        allowed: String,
+    },
+    /// The table may not be read for this purpose.
+    #[error("table `{table}` cannot be read for purpose `{purpose}`")]
+    TableNotAllowed {
+        /// Table.
+        table: String,
+        /// Purpose.
+        purpose: String,
+    },
+    /// The identity has read its quota of distinct records for the window.
+    #[error(
+        "quota exceeded: `{identity}` may read {limit} distinct records per {window_secs} s; this request would make {would_be}. Wait or ask a supervisor"
+    )]
+    QuotaExceeded {
+        /// Identity.
+        identity: String,
+        /// Limit.
+        limit: usize,
+        /// Window length.
+        window_secs: u64,
+        /// Distinct records after this request.
+        would_be: usize,
+    },
+    /// The identity is quarantined.
+    #[error("identity `{identity}` is quarantined until {until} (unix time); contact the security team")]
+    Quarantined {
+        /// Identity.
+        identity: String,
+        /// End of the quarantine.
+        until: u64,
+    },
+    /// The request itself is malformed.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+/// Everything a custodian call can fail with.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CustodianError {
+    /// The custodian refused by policy.
+    #[error("custodian {custodian} refused: {denial}")]
+    Denied {
+        /// Custodian index.
+        custodian: u32,
+        /// Why.
+        denial: Denial,
+    },
+    /// A requested record does not exist for this class.
+    #[error("custodian {custodian}: no record {table}/{record_id} with class `{class}`")]
+    UnknownRecord {
+        /// Custodian index.
+        custodian: u32,
+        /// Table.
+        table: String,
+        /// Record.
+        record_id: String,
+        /// Class.
+        class: String,
+    },
+    /// This custodian holds no share of the class.
+    #[error("custodian {custodian} holds no share of class `{class}`")]
+    UnknownClass {
+        /// Custodian index.
+        custodian: u32,
+        /// Class.
+        class: String,
+    },
+    /// The record was sealed under another key epoch.
+    #[error("custodian {custodian}: record sealed under epoch {record_epoch}, this custodian holds epoch {held}")]
+    WrongEpoch {
+        /// Custodian index.
+        custodian: u32,
+        /// Epoch of the record.
+        record_epoch: u32,
+        /// Epoch of the held shares.
+        held: u32,
+    },
+    /// The custodian's own log could not be written: it fails closed (I2).
+    #[error("custodian {custodian} cannot write its log at {path} ({source}); it refuses to answer until it can")]
+    LogUnavailable {
+        /// Custodian index.
+        custodian: u32,
+        /// Log path.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file of the custodian's directory is missing, unreadable or malformed.
+    #[error("custodian directory {path}: {reason}")]
+    Directory {
+        /// Path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Cryptography refused.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A lock was poisoned by a panic elsewhere.
+    #[error("custodian state lock poisoned; restart the custodian")]
+    Poisoned,
+    /// The custodian could not be reached (remote custodians).
+    #[error("custodian {custodian} unavailable: {reason}")]
+    Unavailable {
+        /// Custodian index.
+        custodian: u32,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,287 @@
+//! The custodian's own checks, as a pure state machine: (state, request, now) → verdict.
+//!
+//! ```text
+//!   request ─► malformed? ─► quarantined? ─► honey record? ─► role/purpose/class/table ─► quota ─► allow
+//!                                               └─► quarantine the identity (command)
+//! ```
+//!
+//! No I/O and no clock: the custodian feeds it requests and the time, logs the verdict,
+//! and carries out its commands. Its state is rebuilt at start by replaying the custodian's
+//! log, so a restart does not reset quotas or lift quarantines.
+
+use crate::error::Denial;
+use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, Policy};
+use crate::request::{MAX_RECORDS_PER_REQUEST, PartialRequest};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
+/// Something the custodian must do because of a verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Quarantine an identity until a time.
+    Quarantine {
+        /// Identity.
+        identity: String,
+        /// Unix time.
+        until: u64,
+        /// Why, for the log and the security team.
+        reason: String,
+    },
+}
+
+/// The outcome of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Allowed, or why not.
+    pub outcome: Result<(), Denial>,
+    /// What the custodian must do.
+    pub commands: Vec<Command>,
+}
+
+/// The guard's state.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    policy: Policy,
+    honey: HashSet<(String, String)>,
+    quarantined: BTreeMap<String, u64>,
+    /// Per identity: (time, table/record) of served reads, oldest first.
+    reads: BTreeMap<String, VecDeque<(u64, String)>>,
+}
+
+impl Guard {
+    /// A guard with no history.
+    pub fn new(policy: Policy, honey: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            policy,
+            honey: honey.into_iter().collect(),
+            quarantined: BTreeMap::new(),
+            reads: BTreeMap::new(),
+        }
+    }
+
+    /// Judges a request at time `now`; when allowed, counts its records against the quota.
+    pub fn decide(&mut self, req: &PartialRequest, now: u64) -> Verdict {
+        let mut commands = Vec::new();
+        let outcome = self.judge(req, now, &mut commands);
+        for c in &commands {
+            self.apply(c);
+        }
+        if outcome.is_ok() {
+            self.record_served(&req.requester.identity, &req.table, &req.record_ids, now);
+        }
+        Verdict { outcome, commands }
+    }
+
+    fn judge(&self, req: &PartialRequest, now: u64, commands: &mut Vec<Command>) -> Result<(), Denial> {
+        let who = &req.requester;
+        if req.purpose.trim().is_empty() {
+            return Err(Denial::Malformed("a purpose is required on every read".into()));
+        }
+        if req.record_ids.is_empty() || req.record_ids.len() > MAX_RECORDS_PER_REQUEST {
+            return Err(Denial::Malformed(format!(
+                "a request names 1 to {MAX_RECORDS_PER_REQUEST} records, this one names {}",
+                req.record_ids.len()
+            )));
+        }
+        if let Some(&until) = self.quarantined.get(&who.identity).filter(|&&u| u > now) {
+            return Err(Denial::Quarantined {
+                identity: who.identity.clone(),
+                until,
+            });
+        }
+        if req
+            .record_ids
+            .iter()
+            .any(|id| self.honey.contains(&(req.table.clone(), id.clone())))
+        {
+            // Hostile by definition. The requester is told only that it is quarantined.
+            let until = now.saturating_add(self.policy.honey_quarantine_secs);
+            commands.push(Command::Quarantine {
+                identity: who.identity.clone(),
+                until,
+                reason: "honey record requested".into(),
+            });
+            return Err(Denial::Quarantined {
+                identity: who.identity.clone(),
+                until,
+            });
+        }
+        let role = self.policy.roles.get(&who.role).ok_or_else(|| Denial::UnknownRole {
+            role: who.role.clone(),
+        })?;
+        if !role.purposes.contains(&req.purpose) {
+            return Err(Denial::PurposeNotAllowed {
+                role: who.role.clone(),
+                purpose: req.purpose.clone(),
+                allowed: role.purposes.iter().cloned().collect::<Vec<_>>().join(", "),
+            });
+        }
+        if !role.classes.contains(&req.class) {
+            return Err(Denial::ClassNotAllowed {
+                role: who.role.clone(),
+                class: req.class.clone(),
+            });
+        }
+        // Service keys are opened only under their own purpose, and that purpose opens
+        // nothing else: a service identity cannot read persons.
+        if (req.table == KEYS_TABLE) != (req.purpose == PURPOSE_OPEN_INDEX_KEY) {
+            return Err(Denial::TableNotAllowed {
+                table: req.table.clone(),
+                purpose: req.purpose.clone(),
+            });
+        }
+        let quota = self.policy.quota_for(&who.role);
+        let since = now.saturating_sub(quota.window_secs);
+        let mut distinct: BTreeSet<&str> = self
+            .reads
+            .get(&who.identity)
+            .into_iter()
+            .flatten()
+            .filter(|(t, _)| *t > since)
+            .map(|(_, k)| k.as_str())
+            .collect();
+        let keys: Vec<String> = req.record_ids.iter().map(|id| key(&req.table, id)).collect();
+        distinct.extend(keys.iter().map(String::as_str));
+        if distinct.len() > quota.distinct_records {
+            return Err(Denial::QuotaExceeded {
+                identity: who.identity.clone(),
+                limit: quota.distinct_records,
+                window_secs: quota.window_secs,
+                would_be: distinct.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies a command (also used when replaying the log).
+    pub fn apply(&mut self, c: &Command) {
+        match c {
+            Command::Quarantine { identity, until, .. } => {
+                let e = self.quarantined.entry(identity.clone()).or_insert(0);
+                *e = (*e).max(*until);
+            }
+        }
+    }
+
+    /// Lifts a quarantine (an operator's decision; issue 6 makes it two-person).
+    pub fn release(&mut self, identity: &str) {
+        self.quarantined.remove(identity);
+    }
+
+    /// Counts served records (also used when replaying the log).
+    pub fn record_served(&mut self, identity: &str, table: &str, ids: &[String], now: u64) {
+        let longest = self
+            .policy
+            .roles
+            .values()
+            .filter_map(|r| r.quota)
+            .map(|q| q.window_secs)
+            .chain(std::iter::once(self.policy.quota.window_secs))
+            .max()
+            .unwrap_or(0);
+        let q = self.reads.entry(identity.to_owned()).or_default();
+        q.extend(ids.iter().map(|id| (now, key(table, id))));
+        while q.front().is_some_and(|(t, _)| now.saturating_sub(*t) > longest) {
+            q.pop_front();
+        }
+    }
+
+    /// Whether an identity is quarantined at `now`.
+    pub fn is_quarantined(&self, identity: &str, now: u64) -> bool {
+        self.quarantined.get(identity).is_some_and(|&u| u > now)
+    }
+}
+
+fn key(table: &str, id: &str) -> String {
+    format!("{table}/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Requester;
+
+    fn req(identity: &str, role: &str, purpose: &str, class: &str, ids: &[&str]) -> PartialRequest {
+        PartialRequest {
+            request_id: "r".into(),
+            requester: Requester {
+                identity: identity.into(),
+                role: role.into(),
+            },
+            purpose: purpose.into(),
+            table: "persons".into(),
+            class: class.into(),
+            record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn guard() -> Guard {
+        Guard::new(
+            Policy::embedded_default(),
+            [("persons".to_owned(), "p-honey".to_owned())],
+        )
+    }
+
+    #[test]
+    fn role_purpose_class_and_table_rules() {
+        let mut g = guard();
+        assert_eq!(g.decide(&req("c1", "clerk", "counter-service", "identity", &["p-1"]), 0).outcome, Ok(()));
+        assert!(matches!(
+            g.decide(&req("c1", "clerk", "counter-service", "financial", &["p-1"]), 0).outcome,
+            Err(Denial::ClassNotAllowed { .. })
+        ));
+        assert!(matches!(
+            g.decide(&req("c1", "clerk", "marketing", "identity", &["p-1"]), 0).outcome,
+            Err(Denial::PurposeNotAllowed { .. })
+        ));
+        assert!(matches!(
+            g.decide(&req("c1", "clerk", "", "identity", &["p-1"]), 0).outcome,
+            Err(Denial::Malformed(_))
+        ));
+        assert!(matches!(
+            g.decide(&req("x", "janitor", "counter-service", "identity", &["p-1"]), 0).outcome,
+            Err(Denial::UnknownRole { .. })
+        ));
+        // The service role opens the index key and nothing else.
+        assert!(matches!(
+            g.decide(&req("svc", "service", PURPOSE_OPEN_INDEX_KEY, "identity", &["p-1"]), 0).outcome,
+            Err(Denial::TableNotAllowed { .. })
+        ));
+        let mut k = req("svc", "service", PURPOSE_OPEN_INDEX_KEY, "identity", &["blind-index"]);
+        k.table = KEYS_TABLE.into();
+        assert_eq!(g.decide(&k, 0).outcome, Ok(()));
+    }
+
+    #[test]
+    fn quota_counts_distinct_records_in_a_sliding_window() {
+        let mut g = guard();
+        let ids: Vec<String> = (0..60).map(|i| format!("p-{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        assert_eq!(g.decide(&req("c1", "clerk", "counter-service", "identity", &refs), 100).outcome, Ok(()));
+        // Re-reading the same records costs nothing; one more record is refused.
+        assert_eq!(g.decide(&req("c1", "clerk", "counter-service", "identity", &refs[..5]), 200).outcome, Ok(()));
+        let v = g.decide(&req("c1", "clerk", "counter-service", "identity", &["p-new"]), 300);
+        assert_eq!(
+            v.outcome,
+            Err(Denial::QuotaExceeded { identity: "c1".into(), limit: 60, window_secs: 3600, would_be: 61 })
+        );
+        // Another clerk is not affected; after the window the first clerk may read again.
+        assert_eq!(g.decide(&req("c2", "clerk", "counter-service", "identity", &["p-new"]), 300).outcome, Ok(()));
+        assert_eq!(g.decide(&req("c1", "clerk", "counter-service", "identity", &["p-new"]), 100 + 3600 + 101).outcome, Ok(()));
+    }
+
+    #[test]
+    fn a_honey_touch_quarantines_and_says_only_quarantined() {
+        let mut g = guard();
+        let v = g.decide(&req("partner-x", "partner", "partner-verification", "identity", &["p-1", "p-honey"]), 50);
+        let until = 50 + 7 * 86_400;
+        assert_eq!(v.outcome, Err(Denial::Quarantined { identity: "partner-x".into(), until }));
+        assert!(matches!(&v.commands[..], [Command::Quarantine { identity, .. }] if identity == "partner-x"));
+        // Everything else is refused while quarantined, then allowed after.
+        assert!(matches!(
+            g.decide(&req("partner-x", "partner", "partner-verification", "identity", &["p-1"]), 60).outcome,
+            Err(Denial::Quarantined { .. })
+        ));
+        assert_eq!(g.decide(&req("partner-x", "partner", "partner-verification", "identity", &["p-1"]), until + 1).outcome, Ok(()));
+        assert!(!v.outcome.unwrap_err().to_string().contains("honey"));
+    }
+}

@@ -1,0 +1,256 @@
+//! Reading through a quorum: ask custodians until `t` valid answers, combine, open.
+//!
+//! ```text
+//!   envelopes ← store (ciphertext and R of each record)
+//!   for custodian in order:   answer ─► verify class and proof against Y_{c,i}
+//!        refused / unreachable / lying ─► named in `faults`, next custodian
+//!   t verified ─► S_j = Σ λ_i·P_ij ─► open envelope j
+//! ```
+
+use crate::custodian::Custodian;
+use crate::error::{CustodianError, Denial};
+use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY};
+use crate::request::{PartialRequest, Requester};
+use ribat_crypto::CryptoError;
+use ribat_crypto::blind_index::BlindIndexer;
+use ribat_crypto::combine::{combine, verify_partial};
+use ribat_crypto::dleq::Dleq;
+use ribat_crypto::envelope::{Envelope, OpenedFields, Sealer};
+use ribat_crypto::group::GroupPublic;
+use ribat_crypto::secret::SecretBytes;
+use ribat_store::{Store, StoreError, StoredClass, StoredRecord};
+use std::fmt;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// The record holding the sealed blind-index key.
+pub const INDEX_KEY_RECORD: &str = "blind-index";
+/// Class the blind-index key is sealed to.
+pub const INDEX_KEY_CLASS: &str = "identity";
+
+/// Why one custodian did not contribute.
+#[derive(Debug)]
+pub enum Fault {
+    /// It refused by policy.
+    Denied(Denial),
+    /// Its proof did not verify, or it answered for another class: it is lying or broken.
+    BadAnswer(CryptoError),
+    /// Any other failure (unreachable, log unavailable, unknown record…).
+    Failed(CustodianError),
+}
+
+/// One custodian's fault, named.
+#[derive(Debug)]
+pub struct CustodianFault {
+    /// Custodian index.
+    pub custodian: u32,
+    /// What happened.
+    pub fault: Fault,
+}
+
+impl fmt::Display for CustodianFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.fault {
+            Fault::Denied(d) => write!(f, "custodian {} refused: {d}", self.custodian),
+            Fault::BadAnswer(e) => write!(f, "custodian {} gave an invalid answer: {e}", self.custodian),
+            Fault::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Why a quorum read failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum QuorumError {
+    /// The custodians refused by policy.
+    #[error("read refused: {denial}")]
+    Refused {
+        /// The first refusal (they enforce the same policy).
+        denial: Denial,
+        /// Everything every custodian said.
+        faults: Vec<CustodianFault>,
+    },
+    /// Too few custodians gave valid answers.
+    #[error("only {have} of the {need} custodians needed answered validly: {}", list(.faults))]
+    NotEnoughCustodians {
+        /// Valid answers.
+        have: usize,
+        /// Threshold.
+        need: usize,
+        /// What the others did.
+        faults: Vec<CustodianFault>,
+    },
+    /// A requested record is not in the store.
+    #[error("no record {table}/{record_id} with class `{class}` in the store")]
+    UnknownRecord {
+        /// Table.
+        table: String,
+        /// Record.
+        record_id: String,
+        /// Class.
+        class: String,
+    },
+    /// Cryptography refused (a record cannot be opened).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn list(faults: &[CustodianFault]) -> String {
+    faults.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// The records opened by one read, with who served it and who failed.
+#[derive(Debug)]
+pub struct QuorumRead {
+    /// Opened records, in request order.
+    pub records: Vec<(String, OpenedFields)>,
+    /// Custodians whose answers were combined.
+    pub served_by: Vec<u32>,
+    /// Custodians that failed, and how.
+    pub faults: Vec<CustodianFault>,
+}
+
+/// Reads through `t` of the custodians.
+pub struct QuorumReader {
+    group: GroupPublic,
+    custodians: Vec<Arc<dyn Custodian>>,
+    store: Arc<dyn Store>,
+    dleq: Dleq,
+}
+
+impl QuorumReader {
+    /// A reader over `custodians`, asked in order.
+    pub fn new(group: GroupPublic, custodians: Vec<Arc<dyn Custodian>>, store: Arc<dyn Store>) -> Self {
+        Self {
+            group,
+            custodians,
+            store,
+            dleq: Dleq::ribat(),
+        }
+    }
+
+    /// The group this reader trusts.
+    pub fn group(&self) -> &GroupPublic {
+        &self.group
+    }
+
+    /// Opens `class` of the requested records.
+    pub fn read(&self, req: &PartialRequest) -> Result<QuorumRead, QuorumError> {
+        let keys = self.group.class(&req.class)?;
+        let mut envelopes = Vec::with_capacity(req.record_ids.len());
+        for id in &req.record_ids {
+            let bytes = self.store.envelope(&req.table, id, &req.class)?.ok_or_else(|| {
+                QuorumError::UnknownRecord {
+                    table: req.table.clone(),
+                    record_id: id.clone(),
+                    class: req.class.clone(),
+                }
+            })?;
+            envelopes.push(Envelope::from_bytes(&bytes)?);
+        }
+        let points = envelopes.iter().map(Envelope::r_point).collect::<Result<Vec<_>, _>>()?;
+        let mut good = Vec::with_capacity(self.group.threshold);
+        let mut faults = Vec::new();
+        for c in &self.custodians {
+            if good.len() == self.group.threshold {
+                break;
+            }
+            let i = c.index();
+            let fault = match c.partial_decrypt(req) {
+                Ok(p) if p.custodian != i => Fault::BadAnswer(CryptoError::ProofInvalid),
+                Ok(p) => match self
+                    .group
+                    .public_share(&req.class, i)
+                    .and_then(|y| verify_partial(&self.dleq, &req.class, y, &points, &p))
+                {
+                    Ok(v) => {
+                        good.push(v);
+                        continue;
+                    }
+                    Err(e) => Fault::BadAnswer(e),
+                },
+                Err(CustodianError::Denied { denial, .. }) => Fault::Denied(denial),
+                Err(e) => Fault::Failed(e),
+            };
+            faults.push(CustodianFault { custodian: i, fault });
+        }
+        if good.len() < self.group.threshold {
+            let denial = faults.iter().find_map(|f| match &f.fault {
+                Fault::Denied(d) => Some(d.clone()),
+                _ => None,
+            });
+            return Err(match denial {
+                Some(denial) => QuorumError::Refused { denial, faults },
+                None => QuorumError::NotEnoughCustodians {
+                    have: good.len(),
+                    need: self.group.threshold,
+                    faults,
+                },
+            });
+        }
+        let served_by = good.iter().map(|v| v.custodian()).collect();
+        let shared = combine(&req.class, self.group.threshold, &good)?;
+        let mut records = Vec::with_capacity(envelopes.len());
+        for ((env, s), id) in envelopes.iter().zip(&shared).zip(&req.record_ids) {
+            let fields = env.open(&req.table, id, &req.class, keys, self.group.epoch, s)?;
+            records.push((id.clone(), fields));
+        }
+        Ok(QuorumRead {
+            records,
+            served_by,
+            faults,
+        })
+    }
+
+    /// Draws a blind-index key and stores it sealed to the identity class. Done once, at
+    /// set-up; only a quorum can open it again.
+    pub fn create_index_key(group: &GroupPublic, store: &dyn Store) -> Result<(), QuorumError> {
+        let key = SecretBytes::<32>::random()?;
+        let env = Sealer::new(INDEX_KEY_CLASS, group.class(INDEX_KEY_CLASS)?, group.epoch).seal(
+            KEYS_TABLE,
+            INDEX_KEY_RECORD,
+            &[("k_idx", key.expose())],
+        )?;
+        store.put_records(&[StoredRecord {
+            table: KEYS_TABLE.into(),
+            record_id: INDEX_KEY_RECORD.into(),
+            version: 1,
+            classes: vec![StoredClass {
+                class: INDEX_KEY_CLASS.into(),
+                epoch: env.epoch,
+                r: env.r,
+                envelope: env.to_bytes()?,
+            }],
+            index: Vec::new(),
+        }])?;
+        Ok(())
+    }
+
+    /// Opens the blind-index key through the quorum, as the service identity `who`.
+    pub fn open_index_key(&self, who: &Requester, request_id: &str) -> Result<BlindIndexer, QuorumError> {
+        let read = self.read(&PartialRequest {
+            request_id: request_id.to_owned(),
+            requester: who.clone(),
+            purpose: PURPOSE_OPEN_INDEX_KEY.into(),
+            table: KEYS_TABLE.into(),
+            class: INDEX_KEY_CLASS.into(),
+            record_ids: vec![INDEX_KEY_RECORD.into()],
+        })?;
+        let raw = read
+            .records
+            .first()
+            .and_then(|(_, f)| f.get("k_idx"))
+            .ok_or(CryptoError::Malformed {
+                what: "blind-index key record",
+                reason: "no k_idx field".into(),
+            })?;
+        let key: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Malformed {
+            what: "blind-index key record",
+            reason: "k_idx is not 32 bytes".into(),
+        })?;
+        Ok(BlindIndexer::new(SecretBytes::new(key)))
+    }
+}

@@ -1,0 +1,34 @@
+//! What a reader asks a custodian.
+
+use serde::{Deserialize, Serialize};
+
+/// Who asks: the end user's identity (from the mTLS certificate and token) and role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Requester {
+    /// Stable identity name, e.g. `clerk.casa-anfa.0042` or `partner.insurer-x`.
+    pub identity: String,
+    /// Role in the policy, e.g. `clerk`, `partner`.
+    pub role: String,
+}
+
+/// A request for partial decryptions of one class of a batch of records.
+///
+/// It names records, never points: each custodian resolves `R` from the store itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialRequest {
+    /// Unique id, carried into every log.
+    pub request_id: String,
+    /// Who asks.
+    pub requester: Requester,
+    /// Why; required.
+    pub purpose: String,
+    /// Table.
+    pub table: String,
+    /// Class.
+    pub class: String,
+    /// Records, in the order the answers will come back.
+    pub record_ids: Vec<String>,
+}
+
+/// Largest batch one request may cover (a composite proof's limit is 65 535).
+pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;

@@ -1,0 +1,258 @@
+//! The embedded backend: one SQLite file per node directory, WAL journal, full sync.
+
+use crate::{PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    tbl       TEXT    NOT NULL,
+    record_id TEXT    NOT NULL,
+    version   INTEGER NOT NULL,
+    PRIMARY KEY (tbl, record_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sealed (
+    tbl       TEXT    NOT NULL,
+    record_id TEXT    NOT NULL,
+    class     TEXT    NOT NULL,
+    epoch     INTEGER NOT NULL,
+    r         BLOB    NOT NULL CHECK (length(r) = 32),
+    envelope  BLOB    NOT NULL,
+    PRIMARY KEY (tbl, record_id, class)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blind_index (
+    kind      TEXT NOT NULL,
+    tag       BLOB NOT NULL CHECK (length(tag) = 16),
+    tbl       TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    PRIMARY KEY (kind, tag, tbl, record_id)
+) WITHOUT ROWID;
+";
+
+/// A store in one SQLite file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn db(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Database { operation, source }
+}
+
+impl SqliteStore {
+    /// Opens or creates the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        // WAL with synchronous=FULL: a committed transaction survives a process kill and a
+        // power loss (I6).
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut guard = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut guard)
+    }
+}
+
+impl PointSource for SqliteStore {
+    fn point(&self, table: &str, record_id: &str, class: &str) -> Result<Option<StoredPoint>, StoreError> {
+        self.with(|c| {
+            let row: Option<(Vec<u8>, i64)> = c
+                .prepare_cached("SELECT r, epoch FROM sealed WHERE tbl = ?1 AND record_id = ?2 AND class = ?3")
+                .and_then(|mut s| {
+                    s.query_row(params![table, record_id, class], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(db("read R"))?;
+            row.map(|(r, epoch)| {
+                let corrupt = |what| StoreError::Corrupt {
+                    what,
+                    table: table.to_owned(),
+                    record_id: record_id.to_owned(),
+                };
+                Ok(StoredPoint {
+                    r: r.try_into().map_err(|_| corrupt("R"))?,
+                    epoch: u32::try_from(epoch).map_err(|_| corrupt("epoch"))?,
+                })
+            })
+            .transpose()
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn put_records(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
+        for r in records {
+            if r.classes.is_empty() {
+                return Err(StoreError::InvalidWrite {
+                    table: r.table.clone(),
+                    record_id: r.record_id.clone(),
+                    reason: "a record needs at least one sealed class",
+                });
+            }
+        }
+        self.with(|c| {
+            let tx = c.transaction().map_err(db("begin"))?;
+            {
+                let mut ver = tx
+                    .prepare_cached("SELECT version FROM records WHERE tbl = ?1 AND record_id = ?2")
+                    .map_err(db("prepare"))?;
+                let mut up = tx
+                    .prepare_cached("INSERT OR REPLACE INTO records (tbl, record_id, version) VALUES (?1, ?2, ?3)")
+                    .map_err(db("prepare"))?;
+                let mut del_s = tx
+                    .prepare_cached("DELETE FROM sealed WHERE tbl = ?1 AND record_id = ?2")
+                    .map_err(db("prepare"))?;
+                let mut del_i = tx
+                    .prepare_cached("DELETE FROM blind_index WHERE tbl = ?1 AND record_id = ?2")
+                    .map_err(db("prepare"))?;
+                let mut ins_s = tx
+                    .prepare_cached("INSERT INTO sealed (tbl, record_id, class, epoch, r, envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                    .map_err(db("prepare"))?;
+                let mut ins_i = tx
+                    .prepare_cached("INSERT OR IGNORE INTO blind_index (kind, tag, tbl, record_id) VALUES (?1, ?2, ?3, ?4)")
+                    .map_err(db("prepare"))?;
+                for r in records {
+                    let version = i64::try_from(r.version).map_err(|_| StoreError::InvalidWrite {
+                        table: r.table.clone(),
+                        record_id: r.record_id.clone(),
+                        reason: "version too large",
+                    })?;
+                    let existing: Option<i64> = ver
+                        .query_row(params![r.table, r.record_id], |row| row.get(0))
+                        .optional()
+                        .map_err(db("read version"))?;
+                    if existing.is_some_and(|v| v >= version) {
+                        continue;
+                    }
+                    up.execute(params![r.table, r.record_id, version]).map_err(db("write record"))?;
+                    del_s.execute(params![r.table, r.record_id]).map_err(db("replace sealed"))?;
+                    del_i.execute(params![r.table, r.record_id]).map_err(db("replace index"))?;
+                    for cl in &r.classes {
+                        ins_s
+                            .execute(params![r.table, r.record_id, cl.class, cl.epoch, &cl.r[..], cl.envelope])
+                            .map_err(db("write sealed"))?;
+                    }
+                    for (kind, tag) in &r.index {
+                        ins_i
+                            .execute(params![kind, &tag[..], r.table, r.record_id])
+                            .map_err(db("write index"))?;
+                    }
+                }
+            }
+            tx.commit().map_err(db("commit"))
+        })
+    }
+
+    fn envelope(&self, table: &str, record_id: &str, class: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached("SELECT envelope FROM sealed WHERE tbl = ?1 AND record_id = ?2 AND class = ?3")
+                .and_then(|mut s| s.query_row(params![table, record_id, class], |r| r.get(0)).optional())
+                .map_err(db("read envelope"))
+        })
+    }
+
+    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError> {
+        self.with(|c| {
+            let mut s = c
+                .prepare_cached("SELECT tbl, record_id FROM blind_index WHERE kind = ?1 AND tag = ?2 ORDER BY tbl, record_id")
+                .map_err(db("prepare lookup"))?;
+            let rows = s
+                .query_map(params![kind, &tag[..]], |r| {
+                    Ok(RecordRef {
+                        table: r.get(0)?,
+                        record_id: r.get(1)?,
+                    })
+                })
+                .map_err(db("lookup"))?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db("lookup"))
+        })
+    }
+
+    fn version(&self, table: &str, record_id: &str) -> Result<Option<u64>, StoreError> {
+        self.with(|c| {
+            let v: Option<i64> = c
+                .prepare_cached("SELECT version FROM records WHERE tbl = ?1 AND record_id = ?2")
+                .and_then(|mut s| s.query_row(params![table, record_id], |r| r.get(0)).optional())
+                .map_err(db("read version"))?;
+            Ok(v.and_then(|v| u64::try_from(v).ok()))
+        })
+    }
+
+    fn count(&self, table: &str) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_row("SELECT count(*) FROM records WHERE tbl = ?1", params![table], |r| r.get(0))
+                .map_err(db("count"))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoredClass;
+
+    fn rec(id: &str, version: u64, byte: u8) -> StoredRecord {
+        StoredRecord {
+            table: "persons".into(),
+            record_id: id.into(),
+            version,
+            classes: vec![StoredClass {
+                class: "identity".into(),
+                epoch: 1,
+                r: [byte; 32],
+                envelope: vec![byte; 40],
+            }],
+            index: vec![("cin".into(), [byte; 16])],
+        }
+    }
+
+    #[test]
+    fn versions_only_move_forward_and_reruns_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
+        s.put_records(&[rec("p-1", 1, 1), rec("p-2", 1, 2)]).unwrap();
+        s.put_records(&[rec("p-1", 1, 9)]).unwrap();
+        assert_eq!(s.point("persons", "p-1", "identity").unwrap().unwrap().r, [1; 32]);
+        s.put_records(&[rec("p-1", 2, 3)]).unwrap();
+        assert_eq!(s.point("persons", "p-1", "identity").unwrap().unwrap().r, [3; 32]);
+        assert_eq!(s.version("persons", "p-1").unwrap(), Some(2));
+        assert_eq!(s.count("persons").unwrap(), 2);
+        // The old index tag went with the old version.
+        assert!(s.lookup("cin", &[1; 16]).unwrap().is_empty());
+        assert_eq!(s.lookup("cin", &[3; 16]).unwrap().len(), 1);
+        assert_eq!(s.point("persons", "p-3", "identity").unwrap(), None);
+        assert_eq!(s.envelope("persons", "p-2", "identity").unwrap(), Some(vec![2; 40]));
+        drop(s);
+        let s = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
+        assert_eq!(s.count("persons").unwrap(), 2);
+    }
+
+    #[test]
+    fn a_record_without_classes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
+        let mut r = rec("p-1", 1, 1);
+        r.classes.clear();
+        assert!(matches!(s.put_records(&[r]), Err(StoreError::InvalidWrite { .. })));
+        assert_eq!(s.count("persons").unwrap(), 0);
+    }
+
+    #[test]
+    fn an_unreadable_path_is_a_clear_error() {
+        let err = SqliteStore::open(Path::new("/proc/definitely/not/here.sqlite")).err().unwrap();
+        assert!(err.to_string().contains("cannot open the store at /proc/definitely"), "{err}");
+    }
+}
