@@ -98,10 +98,31 @@ impl BlindIndexer {
         self.tag(IndexKind::NameBirth, &format!("{n}|{b}"))
     }
 
+    /// Tag of an internal reference (e.g. a person's record id, to find their declarations)
+    /// under a caller-chosen kind label that must not collide with [`IndexKind`] labels.
+    pub fn reference(&self, kind: &str, value: &str) -> Result<BlindTag> {
+        if [
+            IndexKind::Cin,
+            IndexKind::Cnss,
+            IndexKind::Affiliation,
+            IndexKind::NameBirth,
+        ]
+        .iter()
+        .any(|k| k.label() == kind)
+        {
+            return Err(invalid("index kind", kind, "reserved for identifiers"));
+        }
+        self.mac(kind, value)
+    }
+
     fn tag(&self, kind: IndexKind, value: &str) -> Result<BlindTag> {
+        self.mac(kind.label(), value)
+    }
+
+    fn mac(&self, kind: &str, value: &str) -> Result<BlindTag> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.expose())
             .map_err(|_| CryptoError::Kdf("HMAC key length".into()))?;
-        mac.update(kind.label().as_bytes());
+        mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac.update(value.as_bytes());
         let full = mac.finalize().into_bytes();
@@ -130,7 +151,11 @@ pub fn normalise_cin(cin: &str) -> Result<String> {
     let letters = s.chars().take_while(char::is_ascii_uppercase).count();
     let digits = s.chars().skip(letters).filter(char::is_ascii_digit).count();
     if !(1..=2).contains(&letters) || digits == 0 || letters + digits != s.chars().count() {
-        return Err(invalid("CIN", cin, "expected 1–2 letters followed by digits, e.g. BE123456"));
+        return Err(invalid(
+            "CIN",
+            cin,
+            "expected 1–2 letters followed by digits, e.g. BE123456",
+        ));
     }
     if s.len() > 8 {
         return Err(invalid("CIN", cin, "longer than 8 characters"));
@@ -153,9 +178,13 @@ pub fn normalise_digits(n: &str, len: usize, what: &'static str) -> Result<Strin
 fn normalise_date(d: &str) -> Result<String> {
     let t = d.trim();
     let ok = t.len() == 10
-        && t.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && t.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     let month = t.get(5..7).and_then(|m| m.parse::<u8>().ok());
     let day = t.get(8..10).and_then(|m| m.parse::<u8>().ok());
     match (ok, month, day) {
@@ -211,7 +240,10 @@ pub fn normalise_name(name: &str) -> String {
             // makes "El Amrani", "Elamrani" differ less than keeping them would help.
             continue;
         }
-        let w = w.strip_prefix("ال").filter(|r| r.chars().count() >= 2).unwrap_or(w);
+        let w = w
+            .strip_prefix("ال")
+            .filter(|r| r.chars().count() >= 2)
+            .unwrap_or(w);
         let canon = VARIANTS
             .iter()
             .find(|(v, _)| *v == w)

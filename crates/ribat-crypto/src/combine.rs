@@ -11,7 +11,7 @@ use crate::dleq::{Dleq, Proof};
 use crate::{CryptoError, Result};
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::Identity;
+use curve25519_dalek::traits::VartimeMultiscalarMul;
 use std::collections::BTreeSet;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -105,7 +105,9 @@ pub fn lagrange_at_zero(ids: &[u32]) -> Result<Vec<Scalar>> {
     let mut seen = BTreeSet::new();
     for &i in ids {
         if i == 0 {
-            return Err(CryptoError::Sharing("custodian index 0 is not a share".into()));
+            return Err(CryptoError::Sharing(
+                "custodian index 0 is not a share".into(),
+            ));
         }
         if !seen.insert(i) {
             return Err(CryptoError::DuplicateCustodian(i));
@@ -115,13 +117,13 @@ pub fn lagrange_at_zero(ids: &[u32]) -> Result<Vec<Scalar>> {
         .iter()
         .map(|&i| {
             let xi = Scalar::from(i);
-            let (num, den) = ids.iter().filter(|&&j| j != i).fold(
-                (Scalar::ONE, Scalar::ONE),
-                |(n, d), &j| {
-                    let xj = Scalar::from(j);
-                    (n * xj, d * (xj - xi))
-                },
-            );
+            let (num, den) =
+                ids.iter()
+                    .filter(|&&j| j != i)
+                    .fold((Scalar::ONE, Scalar::ONE), |(n, d), &j| {
+                        let xj = Scalar::from(j);
+                        (n * xj, d * (xj - xi))
+                    });
             // den is non-zero: the ids are distinct and smaller than ℓ.
             num * den.invert()
         })
@@ -150,13 +152,14 @@ pub fn combine(
             reason: "partials cover different numbers of records",
         });
     }
+    // The λ_i and P_ij are public (the P_ij travelled over the network), so a variable-time
+    // multiscalar multiplication leaks nothing; its result S_j is secret from here on.
     Ok((0..n)
         .map(|j| {
-            let s = quorum
-                .iter()
-                .zip(&lambdas)
-                .fold(RistrettoPoint::identity(), |acc, (p, l)| acc + p.points[j] * l);
-            SharedPoint::new(s)
+            SharedPoint::new(RistrettoPoint::vartime_multiscalar_mul(
+                &lambdas,
+                quorum.iter().map(|p| p.points[j]),
+            ))
         })
         .collect())
 }

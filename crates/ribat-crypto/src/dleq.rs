@@ -32,6 +32,9 @@ use subtle::ConstantTimeEq;
 /// Length of an encoded proof: `c ‖ s`, two 32-byte little-endian scalars.
 pub const PROOF_LEN: usize = 64;
 
+/// Up to this many points, the prover sums public answers instead of multiplying by `k`.
+const SMALL_BATCH: usize = 8;
+
 /// The largest batch one composite proof may cover (the index is encoded on two bytes).
 pub const MAX_BATCH: usize = u16::MAX as usize;
 
@@ -118,9 +121,18 @@ impl Dleq {
         r: &SecretScalar,
     ) -> Result<Proof> {
         check_batch(c, d)?;
-        let m = self.composite_m(b, c, d)?;
-        // ComputeCompositesFast: the prover knows k, so Z = k·M.
-        let z = m * k.expose();
+        let weights = self.composite_weights(b, c, d)?;
+        // M and the weights are public (they are recomputed by the verifier), so
+        // variable-time arithmetic leaks nothing.
+        let m = RistrettoPoint::vartime_multiscalar_mul(&weights, c);
+        // Z = k·M equals Σ d_j·D_j when D_j = k·C_j. For small batches the public sum is
+        // cheaper than a constant-time multiplication by the secret k; for large ones one
+        // multiplication beats an m-term sum (RFC 9497's ComputeCompositesFast).
+        let z = if c.len() <= SMALL_BATCH {
+            RistrettoPoint::vartime_multiscalar_mul(&weights, d)
+        } else {
+            m * k.expose()
+        };
         let t2 = RISTRETTO_BASEPOINT_TABLE * r.expose();
         let t3 = m * r.expose();
         let ch = self.challenge(b, &m, &z, &t2, &t3)?;
@@ -149,21 +161,6 @@ impl Dleq {
         } else {
             Err(CryptoError::ProofInvalid)
         }
-    }
-
-    /// `M = Σ d_j·C_j` (the prover's half of ComputeCompositesFast).
-    fn composite_m(
-        &self,
-        b: &RistrettoPoint,
-        c: &[RistrettoPoint],
-        d: &[RistrettoPoint],
-    ) -> Result<RistrettoPoint> {
-        let weights = self.composite_weights(b, c, d)?;
-        if weights.len() == 1 {
-            return Ok(c[0] * weights[0]);
-        }
-        // The C_j and weights are public (they are in the request and the transcript).
-        Ok(RistrettoPoint::vartime_multiscalar_mul(&weights, c))
     }
 
     /// The weights `d_j` of ComputeComposites.
@@ -320,10 +317,14 @@ mod tests {
     fn rfc9497_voprf_ristretto255_proofs_are_reproduced() {
         let (suite, vs) = vectors();
         let sk = SecretScalar::from_canonical_bytes(
-            hex::decode(suite["skSm"].as_str().unwrap()).unwrap().try_into().unwrap(),
+            hex::decode(suite["skSm"].as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap(),
         )
         .unwrap();
-        let pk = decode_point(&hex::decode(suite["pkSm"].as_str().unwrap()).unwrap(), "pk").unwrap();
+        let pk =
+            decode_point(&hex::decode(suite["pkSm"].as_str().unwrap()).unwrap(), "pk").unwrap();
         assert_eq!(RISTRETTO_BASEPOINT_TABLE * sk.expose(), pk);
         let dleq = Dleq::new(&rfc9497_context(1));
         let mut batches = std::collections::BTreeSet::new();
@@ -333,7 +334,10 @@ mod tests {
             assert_eq!(c.len() as u64, v["Batch"].as_u64().unwrap());
             batches.insert(c.len());
             let r = SecretScalar::from_canonical_bytes(
-                hex::decode(v["Proof"]["r"].as_str().unwrap()).unwrap().try_into().unwrap(),
+                hex::decode(v["Proof"]["r"].as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
             )
             .unwrap();
             let want = hex::decode(v["Proof"]["proof"].as_str().unwrap()).unwrap();
@@ -352,11 +356,15 @@ mod tests {
     #[test]
     fn proof_under_another_context_does_not_verify() {
         let (suite, vs) = vectors();
-        let pk = decode_point(&hex::decode(suite["pkSm"].as_str().unwrap()).unwrap(), "pk").unwrap();
+        let pk =
+            decode_point(&hex::decode(suite["pkSm"].as_str().unwrap()).unwrap(), "pk").unwrap();
         let v = &vs[0];
-        let (c, d) = (points(&v["BlindedElement"]), points(&v["EvaluationElement"]));
-        let proof =
-            Proof::from_bytes(&hex::decode(v["Proof"]["proof"].as_str().unwrap()).unwrap()).unwrap();
+        let (c, d) = (
+            points(&v["BlindedElement"]),
+            points(&v["EvaluationElement"]),
+        );
+        let proof = Proof::from_bytes(&hex::decode(v["Proof"]["proof"].as_str().unwrap()).unwrap())
+            .unwrap();
         assert_eq!(
             Dleq::ribat().verify(&pk, &c, &d, &proof),
             Err(CryptoError::ProofInvalid)
@@ -378,16 +386,29 @@ mod tests {
 
         let mut bad = d.clone();
         bad[2] = c[2] * other.expose();
-        assert_eq!(dleq.verify(&b, &c, &bad, &p), Err(CryptoError::ProofInvalid));
-        assert!(dleq.prove(&k, &b, &c, &bad).and_then(|q| dleq.verify(&b, &c, &bad, &q)).is_err());
+        assert_eq!(
+            dleq.verify(&b, &c, &bad, &p),
+            Err(CryptoError::ProofInvalid)
+        );
+        assert!(
+            dleq.prove(&k, &b, &c, &bad)
+                .and_then(|q| dleq.verify(&b, &c, &bad, &q))
+                .is_err()
+        );
 
         let mut swapped = d.clone();
         swapped.swap(0, 1);
-        assert_eq!(dleq.verify(&b, &c, &swapped, &p), Err(CryptoError::ProofInvalid));
+        assert_eq!(
+            dleq.verify(&b, &c, &swapped, &p),
+            Err(CryptoError::ProofInvalid)
+        );
 
         let mut ident = d.clone();
         ident[0] = identity();
-        assert_eq!(dleq.verify(&b, &c, &ident, &p), Err(CryptoError::ProofInvalid));
+        assert_eq!(
+            dleq.verify(&b, &c, &ident, &p),
+            Err(CryptoError::ProofInvalid)
+        );
 
         assert!(matches!(
             dleq.verify(&b, &c, &d[..3], &p),

@@ -94,7 +94,10 @@ impl OpenedFields {
 
     /// The value of one field.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -135,7 +138,15 @@ impl Sealer {
         let r = Zeroizing::new(crate::entropy::scalar()?);
         let big_r = encode_point(&(RISTRETTO_BASEPOINT_TABLE * &*r));
         let s = SharedPoint::new(&self.y_table * &*r);
-        let dek = derive_dek(&s, &big_r, &self.y, table, record_id, &self.class, self.epoch)?;
+        let dek = derive_dek(
+            &s,
+            &big_r,
+            &self.y,
+            table,
+            record_id,
+            &self.class,
+            self.epoch,
+        )?;
         let aead = Aes256GcmSiv::new(dek.expose().into());
         let mut sealed = Vec::with_capacity(fields.len());
         for (name, value) in fields {
@@ -144,7 +155,13 @@ impl Sealer {
             crate::entropy::fill(&mut nonce)?;
             let aad = aad(table, record_id, name, self.epoch)?;
             let ciphertext = aead
-                .encrypt(&Nonce::from(nonce), Payload { msg: value, aad: &aad })
+                .encrypt(
+                    &Nonce::from(nonce),
+                    Payload {
+                        msg: value,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| CryptoError::Encryption {
                     field: (*name).to_owned(),
                 })?;
@@ -224,7 +241,11 @@ impl Envelope {
     /// Encodes in the version-1 layout.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(
-            64 + self.fields.iter().map(|f| 1 + f.name.len() + 16 + f.ciphertext.len()).sum::<usize>(),
+            64 + self
+                .fields
+                .iter()
+                .map(|f| 1 + f.name.len() + 16 + f.ciphertext.len())
+                .sum::<usize>(),
         );
         out.push(ENVELOPE_VERSION);
         out.push(AEAD_AES256_GCM_SIV);
@@ -432,7 +453,11 @@ mod tests {
         let (g, _) = group();
         let s = Sealer::new("identity", g.class("identity").unwrap(), 1);
         let env = s
-            .seal("persons", "p-1", &[("name", b"Fatima Zahra"), ("cin", b"BE123456")])
+            .seal(
+                "persons",
+                "p-1",
+                &[("name", b"Fatima Zahra"), ("cin", b"BE123456")],
+            )
             .unwrap();
         let bytes = env.to_bytes().unwrap();
         assert_eq!(Envelope::from_bytes(&bytes).unwrap(), env);

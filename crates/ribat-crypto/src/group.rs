@@ -78,13 +78,15 @@ impl GroupPublic {
 
     /// The keys of a class, or an error naming the classes that exist.
     pub fn class(&self, class: &str) -> Result<&ClassPublic> {
-        self.classes.get(class).ok_or_else(|| CryptoError::Malformed {
-            what: "class name",
-            reason: format!(
-                "no class `{class}` in the group file (known: {})",
-                self.classes.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        })
+        self.classes
+            .get(class)
+            .ok_or_else(|| CryptoError::Malformed {
+                what: "class name",
+                reason: format!(
+                    "no class `{class}` in the group file (known: {})",
+                    self.classes.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            })
     }
 
     /// `Y_{c,i}` of custodian `i`.
@@ -176,7 +178,11 @@ impl GroupPublic {
                 k,
                 ClassPublic {
                     group_key: unhex_point(&c.group_key)?,
-                    commitments: c.commitments.iter().map(|h| unhex_point(h)).collect::<Result<_>>()?,
+                    commitments: c
+                        .commitments
+                        .iter()
+                        .map(|h| unhex_point(h))
+                        .collect::<Result<_>>()?,
                     public_shares: c
                         .public_shares
                         .iter()
@@ -246,15 +252,17 @@ mod tests {
 
     #[test]
     fn json_round_trip_and_tamper_refusal() {
-        let d = vec![deal("identity", 2, 3).unwrap(), deal("financial", 2, 3).unwrap()];
+        let d = vec![
+            deal("identity", 2, 3).unwrap(),
+            deal("financial", 2, 3).unwrap(),
+        ];
         let g = GroupPublic::from_dealings(2, 3, 1, &d).unwrap();
         let text = g.to_json().unwrap();
         assert_eq!(GroupPublic::from_json(&text).unwrap(), g);
 
         // Swap in another dealing's public share: refused.
         let mut forged = g.clone();
-        forged.classes.get_mut("identity").unwrap().public_shares[1] =
-            d[1].shares[1].public();
+        forged.classes.get_mut("identity").unwrap().public_shares[1] = d[1].shares[1].public();
         let err = GroupPublic::from_json(&forged.to_json().unwrap()).unwrap_err();
         assert!(err.to_string().contains("public share 2"), "{err}");
         assert!(GroupPublic::from_json("{}").is_err());

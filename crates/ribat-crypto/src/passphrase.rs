@@ -89,7 +89,13 @@ pub fn seal(
     crate::entropy::fill(&mut nonce)?;
     let key = derive(pass, &salt, kdf)?;
     let ct = Aes256GcmSiv::new(key.expose().into())
-        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::Encryption {
             field: "sealed file".into(),
         })?;
@@ -135,7 +141,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(h: &str) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 || !h.is_ascii() {
+    if !h.len().is_multiple_of(2) || !h.is_ascii() {
         return None;
     }
     (0..h.len() / 2)
@@ -150,14 +156,31 @@ mod tests {
     #[test]
     fn round_trip_wrong_passphrase_and_moved_file() {
         let p = Passphrase::new("tessellate-ribat".into());
-        let s = seal(b"share bytes", &p, KdfParams::insecure_for_tests(), b"custodian 1").unwrap();
-        assert_eq!(&*open(&s, &p, b"custodian 1", "c1").unwrap(), b"share bytes");
+        let s = seal(
+            b"share bytes",
+            &p,
+            KdfParams::insecure_for_tests(),
+            b"custodian 1",
+        )
+        .unwrap();
+        assert_eq!(
+            &*open(&s, &p, b"custodian 1", "c1").unwrap(),
+            b"share bytes"
+        );
         assert_eq!(
             open(&s, &Passphrase::new("wrong".into()), b"custodian 1", "c1"),
             Err(CryptoError::WrongPassphrase { what: "c1".into() })
         );
         // The same file presented as another custodian's.
         assert!(open(&s, &p, b"custodian 2", "c2").is_err());
-        assert!(seal(b"x", &Passphrase::new(String::new()), KdfParams::insecure_for_tests(), b"").is_err());
+        assert!(
+            seal(
+                b"x",
+                &Passphrase::new(String::new()),
+                KdfParams::insecure_for_tests(),
+                b""
+            )
+            .is_err()
+        );
     }
 }

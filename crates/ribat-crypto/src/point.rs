@@ -9,7 +9,9 @@ use curve25519_dalek::scalar::Scalar;
 /// The identity is refused because no honest key, share, `R` or partial is ever the identity,
 /// and accepting it would let a custodian answer `P = O` for every record.
 pub fn decode_point(bytes: &[u8], what: &'static str) -> Result<RistrettoPoint> {
-    let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::InvalidPoint { what })?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| CryptoError::InvalidPoint { what })?;
     let p = CompressedRistretto(arr)
         .decompress()
         .ok_or(CryptoError::InvalidPoint { what })?;
@@ -21,7 +23,9 @@ pub fn decode_point(bytes: &[u8], what: &'static str) -> Result<RistrettoPoint> 
 
 /// Decodes a canonical 32-byte little-endian scalar.
 pub fn decode_scalar(bytes: &[u8], what: &'static str) -> Result<Scalar> {
-    let arr: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::InvalidScalar { what })?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| CryptoError::InvalidScalar { what })?;
     Option::from(Scalar::from_canonical_bytes(arr)).ok_or(CryptoError::InvalidScalar { what })
 }
 

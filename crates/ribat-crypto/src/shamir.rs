@@ -125,7 +125,11 @@ pub fn deal(class: &str, threshold: usize, custodians: usize) -> Result<ClassDea
                 "share {pos} does not have identifier {index}"
             )));
         }
-        shares.push(KeyShare::new(index, class.to_owned(), SecretScalar::new(s.value.0)));
+        shares.push(KeyShare::new(
+            index,
+            class.to_owned(),
+            SecretScalar::new(s.value.0),
+        ));
     }
     Ok(ClassDealing {
         class: class.to_owned(),
@@ -177,7 +181,10 @@ mod tests {
         assert_eq!(d.commitments.len(), 2);
         for s in &d.shares {
             verify_share(s, &d.commitments).unwrap();
-            assert_eq!(public_share(&d.commitments, s.custodian).unwrap(), s.public());
+            assert_eq!(
+                public_share(&d.commitments, s.custodian).unwrap(),
+                s.public()
+            );
         }
     }
 

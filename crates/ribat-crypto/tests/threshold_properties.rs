@@ -1,5 +1,7 @@
 //! Properties of the threshold vault, from dealing to opening, without custodian policy.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+
 use proptest::prelude::*;
 use ribat_crypto::combine::{Partial, answer, combine, verify_partial};
 use ribat_crypto::dleq::{Dleq, Proof};
@@ -14,7 +16,10 @@ struct Vault {
 }
 
 fn vault(t: usize, n: usize, epoch: u32) -> Vault {
-    let dealings = vec![deal("identity", t, n).unwrap(), deal("financial", t, n).unwrap()];
+    let dealings = vec![
+        deal("identity", t, n).unwrap(),
+        deal("financial", t, n).unwrap(),
+    ];
     Vault {
         group: GroupPublic::from_dealings(t, n, epoch, &dealings).unwrap(),
         dealings,
@@ -27,7 +32,10 @@ impl Vault {
             .seal(
                 "persons",
                 id,
-                &[("name", b"Khadija El Fassi".as_slice()), ("salary", b"1234500")],
+                &[
+                    ("name", b"Khadija El Fassi".as_slice()),
+                    ("salary", b"1234500"),
+                ],
             )
             .unwrap()
     }
@@ -35,10 +43,21 @@ impl Vault {
         self.dealings.iter().find(|d| d.class == class).unwrap()
     }
     fn partial(&self, class: &str, custodian: usize, r: &[RistrettoPoint]) -> Partial {
-        answer(&Dleq::ribat(), &self.dealing(class).shares[custodian - 1], r).unwrap()
+        answer(
+            &Dleq::ribat(),
+            &self.dealing(class).shares[custodian - 1],
+            r,
+        )
+        .unwrap()
     }
     /// Verifies the partials of `who` and opens `env`.
-    fn open_with(&self, env: &Envelope, class: &str, who: &[usize], need: usize) -> Result<(), CryptoError> {
+    fn open_with(
+        &self,
+        env: &Envelope,
+        class: &str,
+        who: &[usize],
+        need: usize,
+    ) -> Result<(), CryptoError> {
         let r = [env.r_point()?];
         let mut ok = Vec::new();
         for &i in who {
@@ -47,8 +66,15 @@ impl Vault {
             ok.push(verify_partial(&Dleq::ribat(), class, y, &r, &p)?);
         }
         let s = combine(class, need, &ok)?;
-        env.open(&env.table, &env.record_id, class, self.group.class(class)?, self.group.epoch, &s[0])
-            .map(|_| ())
+        env.open(
+            &env.table,
+            &env.record_id,
+            class,
+            self.group.class(class)?,
+            self.group.epoch,
+            &s[0],
+        )
+        .map(|_| ())
     }
 }
 
@@ -110,7 +136,10 @@ fn a_partial_for_the_wrong_class_is_named() {
     let y = v.group.public_share("financial", 1).unwrap();
     assert_eq!(
         verify_partial(&Dleq::ribat(), "financial", y, &r, &p).unwrap_err(),
-        CryptoError::WrongClass { expected: "financial".into(), got: "identity".into() }
+        CryptoError::WrongClass {
+            expected: "financial".into(),
+            got: "identity".into()
+        }
     );
     // A custodian that relabels an identity-share answer as financial is caught by the proof.
     let mut relabelled = p;
@@ -130,13 +159,24 @@ fn a_forged_proof_is_refused() {
     // Correct points, but the proof of another custodian.
     let mut p = v.partial("identity", 2, &r);
     p.proof = v.partial("identity", 3, &r).proof;
-    assert_eq!(verify_partial(&Dleq::ribat(), "identity", y, &r, &p).unwrap_err(), CryptoError::ProofInvalid);
+    assert_eq!(
+        verify_partial(&Dleq::ribat(), "identity", y, &r, &p).unwrap_err(),
+        CryptoError::ProofInvalid
+    );
     // A random point with a proof of random bytes.
     let mut junk = [7u8; 64];
     junk[31] = 0;
     junk[63] = 0;
-    let forged = Partial { custodian: 2, class: "identity".into(), points: vec![r[0] + r[0]], proof: Proof::from_bytes(&junk).unwrap() };
-    assert_eq!(verify_partial(&Dleq::ribat(), "identity", y, &r, &forged).unwrap_err(), CryptoError::ProofInvalid);
+    let forged = Partial {
+        custodian: 2,
+        class: "identity".into(),
+        points: vec![r[0] + r[0]],
+        proof: Proof::from_bytes(&junk).unwrap(),
+    };
+    assert_eq!(
+        verify_partial(&Dleq::ribat(), "identity", y, &r, &forged).unwrap_err(),
+        CryptoError::ProofInvalid
+    );
 }
 
 #[test]
@@ -148,32 +188,64 @@ fn a_ciphertext_moved_to_another_record_or_field_is_named() {
     let r = [b.r_point().unwrap()];
     let ps: Vec<_> = [1usize, 3]
         .iter()
-        .map(|&i| verify_partial(&Dleq::ribat(), "identity", v.group.public_share("identity", i as u32).unwrap(), &r, &v.partial("identity", i, &r)).unwrap())
+        .map(|&i| {
+            verify_partial(
+                &Dleq::ribat(),
+                "identity",
+                v.group.public_share("identity", i as u32).unwrap(),
+                &r,
+                &v.partial("identity", i, &r),
+            )
+            .unwrap()
+        })
         .collect();
     let s = combine("identity", 2, &ps).unwrap();
     let keys = v.group.class("identity").unwrap();
-    assert!(matches!(b.open("persons", "p-1", "identity", keys, 1, &s[0]), Err(CryptoError::RecordMismatch { .. })));
+    assert!(matches!(
+        b.open("persons", "p-1", "identity", keys, 1, &s[0]),
+        Err(CryptoError::RecordMismatch { .. })
+    ));
     // Same, with the header rewritten to claim p-1: the DEK and AAD no longer match.
     let mut relabelled = b.clone();
     relabelled.record_id = "p-1".into();
     assert_eq!(
-        relabelled.open("persons", "p-1", "identity", keys, 1, &s[0]).unwrap_err(),
-        CryptoError::FieldAuthentication { field: "name".into() }
+        relabelled
+            .open("persons", "p-1", "identity", keys, 1, &s[0])
+            .unwrap_err(),
+        CryptoError::FieldAuthentication {
+            field: "name".into()
+        }
     );
     // Field ciphertexts swapped inside one envelope.
     let mut swapped = a.clone();
-    let (n0, n1) = (swapped.fields[0].name.clone(), swapped.fields[1].name.clone());
+    let (n0, n1) = (
+        swapped.fields[0].name.clone(),
+        swapped.fields[1].name.clone(),
+    );
     swapped.fields[0].name = n1;
     swapped.fields[1].name = n0;
     let r = [a.r_point().unwrap()];
     let ps: Vec<_> = [2usize, 3]
         .iter()
-        .map(|&i| verify_partial(&Dleq::ribat(), "identity", v.group.public_share("identity", i as u32).unwrap(), &r, &v.partial("identity", i, &r)).unwrap())
+        .map(|&i| {
+            verify_partial(
+                &Dleq::ribat(),
+                "identity",
+                v.group.public_share("identity", i as u32).unwrap(),
+                &r,
+                &v.partial("identity", i, &r),
+            )
+            .unwrap()
+        })
         .collect();
     let s = combine("identity", 2, &ps).unwrap();
     assert_eq!(
-        swapped.open("persons", "p-1", "identity", keys, 1, &s[0]).unwrap_err(),
-        CryptoError::FieldAuthentication { field: "salary".into() }
+        swapped
+            .open("persons", "p-1", "identity", keys, 1, &s[0])
+            .unwrap_err(),
+        CryptoError::FieldAuthentication {
+            field: "salary".into()
+        }
     );
     assert!(a.open("persons", "p-1", "identity", keys, 1, &s[0]).is_ok());
 }
@@ -186,23 +258,48 @@ fn an_old_epoch_under_a_new_key_is_named() {
     let r = [env.r_point().unwrap()];
     let ps: Vec<_> = [1usize, 2]
         .iter()
-        .map(|&i| verify_partial(&Dleq::ribat(), "identity", new.group.public_share("identity", i as u32).unwrap(), &r, &new.partial("identity", i, &r)).unwrap())
+        .map(|&i| {
+            verify_partial(
+                &Dleq::ribat(),
+                "identity",
+                new.group.public_share("identity", i as u32).unwrap(),
+                &r,
+                &new.partial("identity", i, &r),
+            )
+            .unwrap()
+        })
         .collect();
     let s = combine("identity", 2, &ps).unwrap();
     assert_eq!(
-        env.open("persons", "p-1", "identity", new.group.class("identity").unwrap(), 2, &s[0]).unwrap_err(),
-        CryptoError::EpochMismatch { envelope: 1, current: 2 }
+        env.open(
+            "persons",
+            "p-1",
+            "identity",
+            new.group.class("identity").unwrap(),
+            2,
+            &s[0]
+        )
+        .unwrap_err(),
+        CryptoError::EpochMismatch {
+            envelope: 1,
+            current: 2
+        }
     );
 }
 
 #[test]
 fn a_batch_proof_covers_every_record_and_one_wrong_answer_spoils_it() {
     let v = vault(2, 3, 1);
-    let envs: Vec<_> = (0..50).map(|i| v.seal("financial", &format!("p-{i}"))).collect();
+    let envs: Vec<_> = (0..50)
+        .map(|i| v.seal("financial", &format!("p-{i}")))
+        .collect();
     let r: Vec<_> = envs.iter().map(|e| e.r_point().unwrap()).collect();
     let y = v.group.public_share("financial", 1).unwrap();
     let mut p = v.partial("financial", 1, &r);
     verify_partial(&Dleq::ribat(), "financial", y, &r, &p).unwrap();
     p.points[17] = p.points[16];
-    assert_eq!(verify_partial(&Dleq::ribat(), "financial", y, &r, &p).unwrap_err(), CryptoError::ProofInvalid);
+    assert_eq!(
+        verify_partial(&Dleq::ribat(), "financial", y, &r, &p).unwrap_err(),
+        CryptoError::ProofInvalid
+    );
 }

@@ -4,6 +4,8 @@
 //! Apache-2.0). Every `valid` case must give the expected output and every `invalid` case
 //! must be rejected; `acceptable` cases are only required not to crash.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes128GcmSiv, Aes256GcmSiv, Nonce};
 use hkdf::Hkdf;
@@ -41,8 +43,14 @@ fn aead_open(key: &[u8], nonce: &[u8], ct: &[u8], aad: &[u8]) -> Option<Vec<u8>>
     let nonce: [u8; 12] = nonce.try_into().ok()?;
     let p = Payload { msg: ct, aad };
     match key.len() {
-        32 => Aes256GcmSiv::new_from_slice(key).ok()?.decrypt(&Nonce::from(nonce), p).ok(),
-        16 => Aes128GcmSiv::new_from_slice(key).ok()?.decrypt(&Nonce::from(nonce), p).ok(),
+        32 => Aes256GcmSiv::new_from_slice(key)
+            .ok()?
+            .decrypt(&Nonce::from(nonce), p)
+            .ok(),
+        16 => Aes128GcmSiv::new_from_slice(key)
+            .ok()?
+            .decrypt(&Nonce::from(nonce), p)
+            .ok(),
         _ => None,
     }
 }
@@ -51,8 +59,14 @@ fn aead_seal(key: &[u8], nonce: &[u8], msg: &[u8], aad: &[u8]) -> Option<Vec<u8>
     let nonce: [u8; 12] = nonce.try_into().ok()?;
     let p = Payload { msg, aad };
     match key.len() {
-        32 => Aes256GcmSiv::new_from_slice(key).ok()?.encrypt(&Nonce::from(nonce), p).ok(),
-        16 => Aes128GcmSiv::new_from_slice(key).ok()?.encrypt(&Nonce::from(nonce), p).ok(),
+        32 => Aes256GcmSiv::new_from_slice(key)
+            .ok()?
+            .encrypt(&Nonce::from(nonce), p)
+            .ok(),
+        16 => Aes128GcmSiv::new_from_slice(key)
+            .ok()?
+            .encrypt(&Nonce::from(nonce), p)
+            .ok(),
         _ => None,
     }
 }
@@ -60,7 +74,10 @@ fn aead_seal(key: &[u8], nonce: &[u8], msg: &[u8], aad: &[u8]) -> Option<Vec<u8>
 #[test]
 fn aes_gcm_siv_passes_wycheproof() {
     let file = load("aes_gcm_siv_test.json");
-    let mut n = Tally { valid: 0, invalid: 0 };
+    let mut n = Tally {
+        valid: 0,
+        invalid: 0,
+    };
     let mut aes256 = 0;
     for (_, t) in cases(&file) {
         let (key, iv, aad, msg) = (h(&t["key"]), h(&t["iv"]), h(&t["aad"]), h(&t["msg"]));
@@ -69,13 +86,25 @@ fn aes_gcm_siv_passes_wycheproof() {
         let id = &t["tcId"];
         match t["result"].as_str().unwrap() {
             "valid" => {
-                assert_eq!(aead_seal(&key, &iv, &msg, &aad).as_deref(), Some(&ct[..]), "tc {id}");
-                assert_eq!(aead_open(&key, &iv, &ct, &aad).as_deref(), Some(&msg[..]), "tc {id}");
+                assert_eq!(
+                    aead_seal(&key, &iv, &msg, &aad).as_deref(),
+                    Some(&ct[..]),
+                    "tc {id}"
+                );
+                assert_eq!(
+                    aead_open(&key, &iv, &ct, &aad).as_deref(),
+                    Some(&msg[..]),
+                    "tc {id}"
+                );
                 n.valid += 1;
                 aes256 += usize::from(key.len() == 32);
             }
             "invalid" => {
-                assert_eq!(aead_open(&key, &iv, &ct, &aad), None, "tc {id} must be rejected");
+                assert_eq!(
+                    aead_open(&key, &iv, &ct, &aad),
+                    None,
+                    "tc {id} must be rejected"
+                );
                 n.invalid += 1;
             }
             _ => {
@@ -83,13 +112,21 @@ fn aes_gcm_siv_passes_wycheproof() {
             }
         }
     }
-    assert!(n.valid > 50 && n.invalid > 20 && aes256 > 20, "{} {} {aes256}", n.valid, n.invalid);
+    assert!(
+        n.valid > 50 && n.invalid > 20 && aes256 > 20,
+        "{} {} {aes256}",
+        n.valid,
+        n.invalid
+    );
 }
 
 #[test]
 fn hkdf_sha256_passes_wycheproof() {
     let file = load("hkdf_sha256_test.json");
-    let mut n = Tally { valid: 0, invalid: 0 };
+    let mut n = Tally {
+        valid: 0,
+        invalid: 0,
+    };
     for (_, t) in cases(&file) {
         let (ikm, salt, info) = (h(&t["ikm"]), h(&t["salt"]), h(&t["info"]));
         let size = t["size"].as_u64().unwrap() as usize;
@@ -115,7 +152,10 @@ fn hkdf_sha256_passes_wycheproof() {
 #[test]
 fn hmac_sha256_passes_wycheproof() {
     let file = load("hmac_sha256_test.json");
-    let mut n = Tally { valid: 0, invalid: 0 };
+    let mut n = Tally {
+        valid: 0,
+        invalid: 0,
+    };
     for (g, t) in cases(&file) {
         let tag_bytes = g["tagSize"].as_u64().unwrap() as usize / 8;
         let (key, msg, tag) = (h(&t["key"]), h(&t["msg"]), h(&t["tag"]));

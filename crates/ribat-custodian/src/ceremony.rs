@@ -45,20 +45,28 @@ pub fn run(
     let n = dirs.len();
     check_threshold(spec.threshold, n)?;
     if passphrases.len() != n {
-        return Err(refuse(format!("{n} custodians but {} passphrases", passphrases.len())));
+        return Err(refuse(format!(
+            "{n} custodians but {} passphrases",
+            passphrases.len()
+        )));
     }
     if passphrases.iter().any(Passphrase::is_empty) {
         return Err(refuse("every custodian needs a non-empty passphrase"));
     }
     if spec.classes.is_empty() {
-        return Err(refuse("at least one class is needed, e.g. --classes identity,financial"));
+        return Err(refuse(
+            "at least one class is needed, e.g. --classes identity,financial",
+        ));
     }
     for (i, c) in spec.classes.iter().enumerate() {
         let ok = !c.is_empty()
             && c.len() <= 64
-            && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !ok {
-            return Err(refuse(format!("class name `{c}`: use lowercase letters, digits and dashes")));
+            return Err(refuse(format!(
+                "class name `{c}`: use lowercase letters, digits and dashes"
+            )));
         }
         if spec.classes[..i].contains(c) {
             return Err(refuse(format!("class `{c}` is listed twice")));

@@ -95,10 +95,12 @@ impl LocalCustodian {
                 });
             }
         }
-        let log = ServedLog::open_after(&log_path, &replay).map_err(|source| CustodianError::LogUnavailable {
-            custodian: keys.index,
-            path: log_path.display().to_string(),
-            source,
+        let log = ServedLog::open_after(&log_path, &replay).map_err(|source| {
+            CustodianError::LogUnavailable {
+                custodian: keys.index,
+                path: log_path.display().to_string(),
+                source,
+            }
         })?;
         Ok(Self {
             keys,
@@ -134,7 +136,13 @@ impl LocalCustodian {
         Ok(g.is_quarantined(identity, self.clock.now()))
     }
 
-    fn log_entry(&self, req: &PartialRequest, now: u64, outcome: Outcome<'_>, quarantine_until: Option<u64>) -> ServedEntry {
+    fn log_entry(
+        &self,
+        req: &PartialRequest,
+        now: u64,
+        outcome: Outcome<'_>,
+        quarantine_until: Option<u64>,
+    ) -> ServedEntry {
         let (word, reason) = match outcome {
             Outcome::Served => ("served", None),
             Outcome::Denied(d) => ("denied", Some(d.to_string())),
@@ -159,11 +167,12 @@ impl LocalCustodian {
 
     fn append(&self, entry: &ServedEntry) -> Result<(), CustodianError> {
         let mut log = self.log.lock().map_err(|_| CustodianError::Poisoned)?;
-        log.append(entry).map_err(|source| CustodianError::LogUnavailable {
-            custodian: self.keys.index,
-            path: log.path().display().to_string(),
-            source,
-        })
+        log.append(entry)
+            .map_err(|source| CustodianError::LogUnavailable {
+                custodian: self.keys.index,
+                path: log.path().display().to_string(),
+                source,
+            })
     }
 }
 
@@ -177,10 +186,14 @@ impl LocalCustodian {
     /// Resolves every `R` from the store and answers with a proof.
     fn compute(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
         let index = self.keys.index;
-        let share = self.keys.shares.get(&req.class).ok_or_else(|| CustodianError::UnknownClass {
-            custodian: index,
-            class: req.class.clone(),
-        })?;
+        let share =
+            self.keys
+                .shares
+                .get(&req.class)
+                .ok_or_else(|| CustodianError::UnknownClass {
+                    custodian: index,
+                    class: req.class.clone(),
+                })?;
         let mut points = Vec::with_capacity(req.record_ids.len());
         for id in &req.record_ids {
             let sp = self
@@ -232,7 +245,11 @@ impl Custodian for LocalCustodian {
             g.decide(req, now)
         };
         if let Err(denial) = &verdict.outcome {
-            let until = verdict.commands.iter().find_map(|Command::Quarantine { until, .. }| Some(*until));
+            let until = verdict
+                .commands
+                .iter()
+                .map(|Command::Quarantine { until, .. }| *until)
+                .next();
             self.append(&self.log_entry(req, now, Outcome::Denied(denial), until))?;
             return Err(CustodianError::Denied {
                 custodian: index,

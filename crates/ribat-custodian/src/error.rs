@@ -56,7 +56,7 @@ pub enum Denial {
         would_be: usize,
     },
     /// The identity is quarantined.
-    #[error("identity `{identity}` is quarantined until {until} (unix time); contact the security team")]
+    #[error("identity `{identity}` is quarantined until {} UTC; contact the security team", utc(*.until))]
     Quarantined {
         /// Identity.
         identity: String,
@@ -66,6 +66,20 @@ pub enum Denial {
     /// The request itself is malformed.
     #[error("malformed request: {0}")]
     Malformed(String),
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time, for messages.
+pub fn utc(unix: u64) -> String {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| format!("unix time {unix}"))
 }
 
 /// Everything a custodian call can fail with.
@@ -101,7 +115,9 @@ pub enum CustodianError {
         class: String,
     },
     /// The record was sealed under another key epoch.
-    #[error("custodian {custodian}: record sealed under epoch {record_epoch}, this custodian holds epoch {held}")]
+    #[error(
+        "custodian {custodian}: record sealed under epoch {record_epoch}, this custodian holds epoch {held}"
+    )]
     WrongEpoch {
         /// Custodian index.
         custodian: u32,
@@ -111,7 +127,9 @@ pub enum CustodianError {
         held: u32,
     },
     /// The custodian's own log could not be written: it fails closed (I2).
-    #[error("custodian {custodian} cannot write its log at {path} ({source}); it refuses to answer until it can")]
+    #[error(
+        "custodian {custodian} cannot write its log at {path} ({source}); it refuses to answer until it can"
+    )]
     LogUnavailable {
         /// Custodian index.
         custodian: u32,

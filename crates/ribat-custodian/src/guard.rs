@@ -71,10 +71,17 @@ impl Guard {
         Verdict { outcome, commands }
     }
 
-    fn judge(&self, req: &PartialRequest, now: u64, commands: &mut Vec<Command>) -> Result<(), Denial> {
+    fn judge(
+        &self,
+        req: &PartialRequest,
+        now: u64,
+        commands: &mut Vec<Command>,
+    ) -> Result<(), Denial> {
         let who = &req.requester;
         if req.purpose.trim().is_empty() {
-            return Err(Denial::Malformed("a purpose is required on every read".into()));
+            return Err(Denial::Malformed(
+                "a purpose is required on every read".into(),
+            ));
         }
         if req.record_ids.is_empty() || req.record_ids.len() > MAX_RECORDS_PER_REQUEST {
             return Err(Denial::Malformed(format!(
@@ -105,9 +112,13 @@ impl Guard {
                 until,
             });
         }
-        let role = self.policy.roles.get(&who.role).ok_or_else(|| Denial::UnknownRole {
-            role: who.role.clone(),
-        })?;
+        let role = self
+            .policy
+            .roles
+            .get(&who.role)
+            .ok_or_else(|| Denial::UnknownRole {
+                role: who.role.clone(),
+            })?;
         if !role.purposes.contains(&req.purpose) {
             return Err(Denial::PurposeNotAllowed {
                 role: who.role.clone(),
@@ -139,7 +150,11 @@ impl Guard {
             .filter(|(t, _)| *t > since)
             .map(|(_, k)| k.as_str())
             .collect();
-        let keys: Vec<String> = req.record_ids.iter().map(|id| key(&req.table, id)).collect();
+        let keys: Vec<String> = req
+            .record_ids
+            .iter()
+            .map(|id| key(&req.table, id))
+            .collect();
         distinct.extend(keys.iter().map(String::as_str));
         if distinct.len() > quota.distinct_records {
             return Err(Denial::QuotaExceeded {
@@ -155,7 +170,9 @@ impl Guard {
     /// Applies a command (also used when replaying the log).
     pub fn apply(&mut self, c: &Command) {
         match c {
-            Command::Quarantine { identity, until, .. } => {
+            Command::Quarantine {
+                identity, until, ..
+            } => {
                 let e = self.quarantined.entry(identity.clone()).or_insert(0);
                 *e = (*e).max(*until);
             }
@@ -180,7 +197,10 @@ impl Guard {
             .unwrap_or(0);
         let q = self.reads.entry(identity.to_owned()).or_default();
         q.extend(ids.iter().map(|id| (now, key(table, id))));
-        while q.front().is_some_and(|(t, _)| now.saturating_sub(*t) > longest) {
+        while q
+            .front()
+            .is_some_and(|(t, _)| now.saturating_sub(*t) > longest)
+        {
             q.pop_front();
         }
     }
@@ -224,29 +244,62 @@ mod tests {
     #[test]
     fn role_purpose_class_and_table_rules() {
         let mut g = guard();
-        assert_eq!(g.decide(&req("c1", "clerk", "counter-service", "identity", &["p-1"]), 0).outcome, Ok(()));
+        assert_eq!(
+            g.decide(
+                &req("c1", "clerk", "counter-service", "identity", &["p-1"]),
+                0
+            )
+            .outcome,
+            Ok(())
+        );
         assert!(matches!(
-            g.decide(&req("c1", "clerk", "counter-service", "financial", &["p-1"]), 0).outcome,
+            g.decide(
+                &req("c1", "clerk", "counter-service", "financial", &["p-1"]),
+                0
+            )
+            .outcome,
             Err(Denial::ClassNotAllowed { .. })
         ));
         assert!(matches!(
-            g.decide(&req("c1", "clerk", "marketing", "identity", &["p-1"]), 0).outcome,
+            g.decide(&req("c1", "clerk", "marketing", "identity", &["p-1"]), 0)
+                .outcome,
             Err(Denial::PurposeNotAllowed { .. })
         ));
         assert!(matches!(
-            g.decide(&req("c1", "clerk", "", "identity", &["p-1"]), 0).outcome,
+            g.decide(&req("c1", "clerk", "", "identity", &["p-1"]), 0)
+                .outcome,
             Err(Denial::Malformed(_))
         ));
         assert!(matches!(
-            g.decide(&req("x", "janitor", "counter-service", "identity", &["p-1"]), 0).outcome,
+            g.decide(
+                &req("x", "janitor", "counter-service", "identity", &["p-1"]),
+                0
+            )
+            .outcome,
             Err(Denial::UnknownRole { .. })
         ));
         // The service role opens the index key and nothing else.
         assert!(matches!(
-            g.decide(&req("svc", "service", PURPOSE_OPEN_INDEX_KEY, "identity", &["p-1"]), 0).outcome,
+            g.decide(
+                &req(
+                    "svc",
+                    "service",
+                    PURPOSE_OPEN_INDEX_KEY,
+                    "identity",
+                    &["p-1"]
+                ),
+                0
+            )
+            .outcome,
             Err(Denial::TableNotAllowed { .. })
         ));
-        let mut k = req("svc", "service", PURPOSE_OPEN_INDEX_KEY, "identity", &["blind-index"]);
+        let mut k = req(
+            "svc",
+            "service",
+            PURPOSE_OPEN_INDEX_KEY,
+            "identity",
+            &["blind-index"],
+        );
         k.table = KEYS_TABLE.into();
         assert_eq!(g.decide(&k, 0).outcome, Ok(()));
     }
@@ -256,32 +309,108 @@ mod tests {
         let mut g = guard();
         let ids: Vec<String> = (0..60).map(|i| format!("p-{i}")).collect();
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        assert_eq!(g.decide(&req("c1", "clerk", "counter-service", "identity", &refs), 100).outcome, Ok(()));
+        assert_eq!(
+            g.decide(
+                &req("c1", "clerk", "counter-service", "identity", &refs),
+                100
+            )
+            .outcome,
+            Ok(())
+        );
         // Re-reading the same records costs nothing; one more record is refused.
-        assert_eq!(g.decide(&req("c1", "clerk", "counter-service", "identity", &refs[..5]), 200).outcome, Ok(()));
-        let v = g.decide(&req("c1", "clerk", "counter-service", "identity", &["p-new"]), 300);
+        assert_eq!(
+            g.decide(
+                &req("c1", "clerk", "counter-service", "identity", &refs[..5]),
+                200
+            )
+            .outcome,
+            Ok(())
+        );
+        let v = g.decide(
+            &req("c1", "clerk", "counter-service", "identity", &["p-new"]),
+            300,
+        );
         assert_eq!(
             v.outcome,
-            Err(Denial::QuotaExceeded { identity: "c1".into(), limit: 60, window_secs: 3600, would_be: 61 })
+            Err(Denial::QuotaExceeded {
+                identity: "c1".into(),
+                limit: 60,
+                window_secs: 3600,
+                would_be: 61
+            })
         );
         // Another clerk is not affected; after the window the first clerk may read again.
-        assert_eq!(g.decide(&req("c2", "clerk", "counter-service", "identity", &["p-new"]), 300).outcome, Ok(()));
-        assert_eq!(g.decide(&req("c1", "clerk", "counter-service", "identity", &["p-new"]), 100 + 3600 + 101).outcome, Ok(()));
+        assert_eq!(
+            g.decide(
+                &req("c2", "clerk", "counter-service", "identity", &["p-new"]),
+                300
+            )
+            .outcome,
+            Ok(())
+        );
+        assert_eq!(
+            g.decide(
+                &req("c1", "clerk", "counter-service", "identity", &["p-new"]),
+                100 + 3600 + 101
+            )
+            .outcome,
+            Ok(())
+        );
     }
 
     #[test]
     fn a_honey_touch_quarantines_and_says_only_quarantined() {
         let mut g = guard();
-        let v = g.decide(&req("partner-x", "partner", "partner-verification", "identity", &["p-1", "p-honey"]), 50);
+        let v = g.decide(
+            &req(
+                "partner-x",
+                "partner",
+                "partner-verification",
+                "identity",
+                &["p-1", "p-honey"],
+            ),
+            50,
+        );
         let until = 50 + 7 * 86_400;
-        assert_eq!(v.outcome, Err(Denial::Quarantined { identity: "partner-x".into(), until }));
-        assert!(matches!(&v.commands[..], [Command::Quarantine { identity, .. }] if identity == "partner-x"));
+        assert_eq!(
+            v.outcome,
+            Err(Denial::Quarantined {
+                identity: "partner-x".into(),
+                until
+            })
+        );
+        assert!(
+            matches!(&v.commands[..], [Command::Quarantine { identity, .. }] if identity == "partner-x")
+        );
         // Everything else is refused while quarantined, then allowed after.
         assert!(matches!(
-            g.decide(&req("partner-x", "partner", "partner-verification", "identity", &["p-1"]), 60).outcome,
+            g.decide(
+                &req(
+                    "partner-x",
+                    "partner",
+                    "partner-verification",
+                    "identity",
+                    &["p-1"]
+                ),
+                60
+            )
+            .outcome,
             Err(Denial::Quarantined { .. })
         ));
-        assert_eq!(g.decide(&req("partner-x", "partner", "partner-verification", "identity", &["p-1"]), until + 1).outcome, Ok(()));
+        assert_eq!(
+            g.decide(
+                &req(
+                    "partner-x",
+                    "partner",
+                    "partner-verification",
+                    "identity",
+                    &["p-1"]
+                ),
+                until + 1
+            )
+            .outcome,
+            Ok(())
+        );
         assert!(!v.outcome.unwrap_err().to_string().contains("honey"));
     }
 }

@@ -76,7 +76,9 @@ fn aad(index: u32, epoch: u32) -> Vec<u8> {
 /// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, fsync
 /// of the directory. A crash leaves either the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CustodianError> {
-    let parent = path.parent().ok_or_else(|| dir_err(path, "no parent directory"))?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| dir_err(path, "no parent directory"))?;
     let tmp = path.with_extension("tmp");
     let io = |e: std::io::Error| dir_err(path, e.to_string());
     {
@@ -85,7 +87,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CustodianError> {
         f.sync_all().map_err(io)?;
     }
     fs::rename(&tmp, path).map_err(io)?;
-    fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
+    fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     Ok(())
 }
 
@@ -111,7 +115,13 @@ pub fn install(
     let mut plain = Zeroizing::new(Vec::with_capacity(shares.len() * 48));
     for s in shares {
         if s.custodian != index {
-            return Err(dir_err(dir, format!("share for custodian {} offered to custodian {index}", s.custodian)));
+            return Err(dir_err(
+                dir,
+                format!(
+                    "share for custodian {} offered to custodian {index}",
+                    s.custodian
+                ),
+            ));
         }
         verify_share(s, &group.class(&s.class)?.commitments)?;
         let name = s.class.as_bytes();
@@ -143,12 +153,18 @@ pub fn load(dir: &Path, pass: &Passphrase) -> Result<CustodianKeys, CustodianErr
     let file: SharesFile = serde_json::from_str(&read(SHARES_FILE)?)
         .map_err(|e| dir_err(&shares_path, format!("not a custodian share file: {e}")))?;
     if file.format != CUSTODIAN_FORMAT {
-        return Err(dir_err(&shares_path, format!("format `{}`, expected `{CUSTODIAN_FORMAT}`", file.format)));
+        return Err(dir_err(
+            &shares_path,
+            format!("format `{}`, expected `{CUSTODIAN_FORMAT}`", file.format),
+        ));
     }
     if file.epoch != group.epoch {
         return Err(dir_err(
             &shares_path,
-            format!("shares are epoch {}, group file is epoch {}", file.epoch, group.epoch),
+            format!(
+                "shares are epoch {}, group file is epoch {}",
+                file.epoch, group.epoch
+            ),
         ));
     }
     let plain = passphrase::open(

@@ -70,7 +70,11 @@ impl Policy {
         let mut roles = BTreeMap::new();
         roles.insert(
             "clerk".into(),
-            role(&["identity"], &["counter-service", "benefit-claim"], Some((60, 3600))),
+            role(
+                &["identity"],
+                &["counter-service", "benefit-claim"],
+                Some((60, 3600)),
+            ),
         );
         roles.insert(
             "supervisor".into(),
@@ -82,7 +86,11 @@ impl Policy {
         );
         roles.insert(
             "pension-batch".into(),
-            role(&["identity", "financial"], &["pension-run"], Some((3_000_000, 86_400))),
+            role(
+                &["identity", "financial"],
+                &["pension-run"],
+                Some((3_000_000, 86_400)),
+            ),
         );
         roles.insert(
             "partner".into(),
@@ -107,11 +115,16 @@ impl Policy {
     pub fn from_json(text: &str) -> Result<Self, String> {
         let p: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if p.format != POLICY_FORMAT {
-            return Err(format!("format is `{}`, expected `{POLICY_FORMAT}`", p.format));
+            return Err(format!(
+                "format is `{}`, expected `{POLICY_FORMAT}`",
+                p.format
+            ));
         }
         for (name, r) in &p.roles {
             if r.quota.is_some_and(|q| q.window_secs == 0) || p.quota.window_secs == 0 {
-                return Err(format!("role `{name}`: a quota window must be at least one second"));
+                return Err(format!(
+                    "role `{name}`: a quota window must be at least one second"
+                ));
             }
         }
         Ok(p)
@@ -119,6 +132,9 @@ impl Policy {
 
     /// The quota that applies to a role.
     pub fn quota_for(&self, role: &str) -> Quota {
-        self.roles.get(role).and_then(|r| r.quota).unwrap_or(self.quota)
+        self.roles
+            .get(role)
+            .and_then(|r| r.quota)
+            .unwrap_or(self.quota)
     }
 }

@@ -52,7 +52,11 @@ impl fmt::Display for CustodianFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.fault {
             Fault::Denied(d) => write!(f, "custodian {} refused: {d}", self.custodian),
-            Fault::BadAnswer(e) => write!(f, "custodian {} gave an invalid answer: {e}", self.custodian),
+            Fault::BadAnswer(e) => write!(
+                f,
+                "custodian {} gave an invalid answer: {e}",
+                self.custodian
+            ),
             Fault::Failed(e) => write!(f, "{e}"),
         }
     }
@@ -99,7 +103,14 @@ pub enum QuorumError {
 }
 
 fn list(faults: &[CustodianFault]) -> String {
-    faults.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    if faults.is_empty() {
+        return "no other custodian is reachable".into();
+    }
+    faults
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The records opened by one read, with who served it and who failed.
@@ -123,7 +134,11 @@ pub struct QuorumReader {
 
 impl QuorumReader {
     /// A reader over `custodians`, asked in order.
-    pub fn new(group: GroupPublic, custodians: Vec<Arc<dyn Custodian>>, store: Arc<dyn Store>) -> Self {
+    pub fn new(
+        group: GroupPublic,
+        custodians: Vec<Arc<dyn Custodian>>,
+        store: Arc<dyn Store>,
+    ) -> Self {
         Self {
             group,
             custodians,
@@ -142,16 +157,20 @@ impl QuorumReader {
         let keys = self.group.class(&req.class)?;
         let mut envelopes = Vec::with_capacity(req.record_ids.len());
         for id in &req.record_ids {
-            let bytes = self.store.envelope(&req.table, id, &req.class)?.ok_or_else(|| {
-                QuorumError::UnknownRecord {
+            let bytes = self
+                .store
+                .envelope(&req.table, id, &req.class)?
+                .ok_or_else(|| QuorumError::UnknownRecord {
                     table: req.table.clone(),
                     record_id: id.clone(),
                     class: req.class.clone(),
-                }
-            })?;
+                })?;
             envelopes.push(Envelope::from_bytes(&bytes)?);
         }
-        let points = envelopes.iter().map(Envelope::r_point).collect::<Result<Vec<_>, _>>()?;
+        let points = envelopes
+            .iter()
+            .map(Envelope::r_point)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut good = Vec::with_capacity(self.group.threshold);
         let mut faults = Vec::new();
         for c in &self.custodians {
@@ -175,7 +194,10 @@ impl QuorumReader {
                 Err(CustodianError::Denied { denial, .. }) => Fault::Denied(denial),
                 Err(e) => Fault::Failed(e),
             };
-            faults.push(CustodianFault { custodian: i, fault });
+            faults.push(CustodianFault {
+                custodian: i,
+                fault,
+            });
         }
         if good.len() < self.group.threshold {
             let denial = faults.iter().find_map(|f| match &f.fault {
@@ -230,7 +252,11 @@ impl QuorumReader {
     }
 
     /// Opens the blind-index key through the quorum, as the service identity `who`.
-    pub fn open_index_key(&self, who: &Requester, request_id: &str) -> Result<BlindIndexer, QuorumError> {
+    pub fn open_index_key(
+        &self,
+        who: &Requester,
+        request_id: &str,
+    ) -> Result<BlindIndexer, QuorumError> {
         let read = self.read(&PartialRequest {
             request_id: request_id.to_owned(),
             requester: who.clone(),

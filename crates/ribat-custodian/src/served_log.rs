@@ -109,7 +109,10 @@ impl ServedLog {
     pub fn append(&mut self, e: &ServedEntry) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let written = self.file.write_all(&line).and_then(|()| self.file.sync_data());
+        let written = self
+            .file
+            .write_all(&line)
+            .and_then(|()| self.file.sync_data());
         match written {
             Ok(()) => {
                 self.len += line.len() as u64;
@@ -144,7 +147,9 @@ impl ServedLog {
         let mut n = 0usize;
         loop {
             let mut line = Vec::new();
-            let read = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+            let read = (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)?;
             if read == 0 {
                 break;
             }
@@ -157,9 +162,10 @@ impl ServedLog {
             }
             // A line is judged once we know whether it is the last one.
             if let Some((at, prev)) = pending.replace((n, line)) {
-                out.entries.push(parse(&prev).map_err(|e| {
-                    invalid(format!("{} line {at}: {e}", path.display()))
-                })?);
+                out.entries.push(
+                    parse(&prev)
+                        .map_err(|e| invalid(format!("{} line {at}: {e}", path.display())))?,
+                );
                 out.valid_len += prev.len() as u64;
             }
         }
@@ -214,7 +220,12 @@ mod tests {
         assert_eq!(r.entries, vec![entry(1), entry(2)]);
         assert!(!r.torn_tail);
         // A crash mid-write leaves half a line.
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"{\"v\":1,\"ti").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"v\":1,\"ti")
+            .unwrap();
         let r = ServedLog::replay(&p).unwrap();
         assert_eq!(r.entries.len(), 2);
         assert!(r.torn_tail);
@@ -234,7 +245,17 @@ mod tests {
         let e = ServedLog::replay(&p).unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
         std::fs::write(&p, vec![b'x'; MAX_LINE + 10]).unwrap();
-        assert!(ServedLog::replay(&p).unwrap_err().to_string().contains("longer than"));
-        assert!(ServedLog::replay(Path::new("/dev/full")).unwrap_err().to_string().contains("not a regular file"));
+        assert!(
+            ServedLog::replay(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than")
+        );
+        assert!(
+            ServedLog::replay(Path::new("/dev/full"))
+                .unwrap_err()
+                .to_string()
+                .contains("not a regular file")
+        );
     }
 }

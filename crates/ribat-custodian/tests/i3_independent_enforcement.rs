@@ -1,6 +1,8 @@
 //! I3: every custodian checks identity, purpose, class, quota, quarantine and honey records
 //! itself; a compromised gateway that calls custodians directly cannot talk it past them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+
 mod common;
 
 use common::*;
@@ -21,11 +23,23 @@ fn a_compromised_gateway_calling_custodians_directly_meets_class_rules_and_purpo
     for i in 1..=3 {
         let c = v.custodian(i);
         assert!(matches!(
-            denial(c.partial_decrypt(&request("clerk-1", "clerk", "counter-service", "financial", &["p-0"]))),
+            denial(c.partial_decrypt(&request(
+                "clerk-1",
+                "clerk",
+                "counter-service",
+                "financial",
+                &["p-0"]
+            ))),
             Denial::ClassNotAllowed { .. }
         ));
         assert!(matches!(
-            denial(c.partial_decrypt(&request("clerk-1", "clerk", "curiosity", "identity", &["p-0"]))),
+            denial(c.partial_decrypt(&request(
+                "clerk-1",
+                "clerk",
+                "curiosity",
+                "identity",
+                &["p-0"]
+            ))),
             Denial::PurposeNotAllowed { .. }
         ));
         assert!(matches!(
@@ -45,20 +59,56 @@ fn a_compromised_gateway_meets_each_custodians_quota() {
     let ids: Vec<String> = (0..60).map(|i| format!("p-{i}")).collect();
     for chunk in ids.chunks(10) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let _ = c.partial_decrypt(&request("clerk-9", "clerk", "counter-service", "identity", &refs));
+        let _ = c.partial_decrypt(&request(
+            "clerk-9",
+            "clerk",
+            "counter-service",
+            "identity",
+            &refs,
+        ));
     }
-    let d = denial(c.partial_decrypt(&request("clerk-9", "clerk", "counter-service", "identity", &["p-60"])));
-    assert_eq!(d, Denial::QuotaExceeded { identity: "clerk-9".into(), limit: 60, window_secs: 3600, would_be: 61 });
+    let d = denial(c.partial_decrypt(&request(
+        "clerk-9",
+        "clerk",
+        "counter-service",
+        "identity",
+        &["p-60"],
+    )));
+    assert_eq!(
+        d,
+        Denial::QuotaExceeded {
+            identity: "clerk-9".into(),
+            limit: 60,
+            window_secs: 3600,
+            would_be: 61
+        }
+    );
     // A restart does not reset the quota: the custodian replays its own log.
     drop(c);
     let again = v.custodian(2);
     assert!(matches!(
-        denial(again.partial_decrypt(&request("clerk-9", "clerk", "counter-service", "identity", &["p-61"]))),
+        denial(again.partial_decrypt(&request(
+            "clerk-9",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-61"]
+        ))),
         Denial::QuotaExceeded { .. }
     ));
     // An hour later the clerk may work again.
     v.clock.advance(3601);
-    assert!(again.partial_decrypt(&request("clerk-9", "clerk", "counter-service", "identity", &["p-0"])).is_ok());
+    assert!(
+        again
+            .partial_decrypt(&request(
+                "clerk-9",
+                "clerk",
+                "counter-service",
+                "identity",
+                &["p-0"]
+            ))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -66,23 +116,54 @@ fn a_honey_record_quarantines_the_identity_at_every_custodian_it_touches() {
     let v = Vault::new();
     let reader = v.reader();
     let err = reader
-        .read(&request("partner-x", "partner", "partner-verification", "identity", &["p-0", HONEY]))
+        .read(&request(
+            "partner-x",
+            "partner",
+            "partner-verification",
+            "identity",
+            &["p-0", HONEY],
+        ))
         .unwrap_err();
     match &err {
-        QuorumError::Refused { denial: Denial::Quarantined { identity, .. }, .. } => assert_eq!(identity, "partner-x"),
+        QuorumError::Refused {
+            denial: Denial::Quarantined { identity, .. },
+            ..
+        } => assert_eq!(identity, "partner-x"),
         other => panic!("{other}"),
     }
-    assert!(!err.to_string().contains("honey"), "the requester must not learn which record is bait: {err}");
+    assert!(
+        !err.to_string().contains("honey"),
+        "the requester must not learn which record is bait: {err}"
+    );
     // Afterwards even innocent-looking reads are refused, at each custodian independently.
     for i in 1..=3 {
         let c = v.custodian(i);
-        assert!(matches!(
-            denial(c.partial_decrypt(&request("partner-x", "partner", "partner-verification", "identity", &["p-1"]))),
-            Denial::Quarantined { .. }
-        ), "custodian {i}");
+        assert!(
+            matches!(
+                denial(c.partial_decrypt(&request(
+                    "partner-x",
+                    "partner",
+                    "partner-verification",
+                    "identity",
+                    &["p-1"]
+                ))),
+                Denial::Quarantined { .. }
+            ),
+            "custodian {i}"
+        );
     }
     // Other identities are not affected.
-    assert!(reader.read(&request("partner-y", "partner", "partner-verification", "identity", &["p-1"])).is_ok());
+    assert!(
+        reader
+            .read(&request(
+                "partner-y",
+                "partner",
+                "partner-verification",
+                "identity",
+                &["p-1"]
+            ))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -90,14 +171,37 @@ fn a_gateway_cannot_smuggle_one_records_point_under_anothers_name() {
     let v = Vault::new();
     // The gateway wants p-2 (a high salary) but the clerk may only ask identity for p-0.
     // Custodians take R from the store for the record named, so the answers fit p-0 only.
-    let target = Envelope::from_bytes(&v.store.envelope("persons", "p-2", "financial").unwrap().unwrap()).unwrap();
-    let req = request("supervisor-1", "supervisor", "investigation", "financial", &["p-0"]);
-    let parts: Vec<_> = (1..=2).map(|i| v.custodian(i).partial_decrypt(&req).unwrap()).collect();
+    let target = Envelope::from_bytes(
+        &v.store
+            .envelope("persons", "p-2", "financial")
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    let req = request(
+        "supervisor-1",
+        "supervisor",
+        "investigation",
+        "financial",
+        &["p-0"],
+    );
+    let parts: Vec<_> = (1..=2)
+        .map(|i| v.custodian(i).partial_decrypt(&req).unwrap())
+        .collect();
     let r_target = [target.r_point().unwrap()];
     for p in &parts {
         let y = v.group.public_share("financial", p.custodian).unwrap();
         // Checked against the point the gateway wanted, the answers are not valid.
-        assert!(ribat_crypto::combine::verify_partial(&ribat_crypto::dleq::Dleq::ribat(), "financial", y, &r_target, p).is_err());
+        assert!(
+            ribat_crypto::combine::verify_partial(
+                &ribat_crypto::dleq::Dleq::ribat(),
+                "financial",
+                y,
+                &r_target,
+                p
+            )
+            .is_err()
+        );
     }
 }
 
@@ -109,7 +213,15 @@ fn i2_custodian_refuses_to_answer_when_it_cannot_log() {
     let v = Vault::new();
     let log = v.custodian_dirs[0].join("served.log");
     // Fill the log with real entries up to a few bytes under 1 MiB.
-    v.custodian(1).partial_decrypt(&request("clerk-1", "clerk", "counter-service", "identity", &["p-0"])).unwrap();
+    v.custodian(1)
+        .partial_decrypt(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-0"],
+        ))
+        .unwrap();
     let one = std::fs::read(&log).unwrap();
     let mut filled = Vec::new();
     while filled.len() + one.len() < 1024 * 1024 - 8 {
@@ -131,13 +243,29 @@ fn i2_custodian_refuses_to_answer_when_it_cannot_log() {
 #[test]
 #[ignore = "run by i2_custodian_refuses_to_answer_when_it_cannot_log under a file-size limit"]
 fn full_disk_child() {
-    let Ok(root) = std::env::var("RIBAT_TEST_VAULT") else { return };
+    let Ok(root) = std::env::var("RIBAT_TEST_VAULT") else {
+        return;
+    };
     let root = std::path::Path::new(&root);
-    let store = std::sync::Arc::new(ribat_store::SqliteStore::open(&root.join("store.sqlite")).unwrap());
+    let store =
+        std::sync::Arc::new(ribat_store::SqliteStore::open(&root.join("store.sqlite")).unwrap());
     let clock = std::sync::Arc::new(ribat_custodian::clock::ManualClock::at(1_800_000_100));
-    let c = ribat_custodian::LocalCustodian::open(&root.join("custodian-1"), &pass(1), store, clock).unwrap();
-    let err = c.partial_decrypt(&request("clerk-1", "clerk", "counter-service", "identity", &["p-1"])).unwrap_err();
-    assert!(matches!(err, CustodianError::LogUnavailable { custodian: 1, .. }), "{err}");
+    let c =
+        ribat_custodian::LocalCustodian::open(&root.join("custodian-1"), &pass(1), store, clock)
+            .unwrap();
+    let err = c
+        .partial_decrypt(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-1"],
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err, CustodianError::LogUnavailable { custodian: 1, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("refuses to answer"), "{err}");
 }
 
@@ -146,15 +274,42 @@ fn i2_every_partial_a_custodian_served_is_in_its_log() {
     let v = Vault::new();
     let reader = v.reader();
     for id in ["p-0", "p-1", "p-3"] {
-        reader.read(&request("clerk-1", "clerk", "counter-service", "identity", &[id])).unwrap();
+        reader
+            .read(&request(
+                "clerk-1",
+                "clerk",
+                "counter-service",
+                "identity",
+                &[id],
+            ))
+            .unwrap();
     }
-    let _ = reader.read(&request("clerk-1", "clerk", "counter-service", "financial", &["p-0"]));
-    let log = ribat_custodian::served_log::ServedLog::replay(&v.custodian_dirs[0].join("served.log")).unwrap();
-    let served: Vec<_> = log.entries.iter().filter(|e| e.outcome == "served").map(|e| e.records[0].as_str()).collect();
+    let _ = reader.read(&request(
+        "clerk-1",
+        "clerk",
+        "counter-service",
+        "financial",
+        &["p-0"],
+    ));
+    let log =
+        ribat_custodian::served_log::ServedLog::replay(&v.custodian_dirs[0].join("served.log"))
+            .unwrap();
+    let served: Vec<_> = log
+        .entries
+        .iter()
+        .filter(|e| e.outcome == "served")
+        .map(|e| e.records[0].as_str())
+        .collect();
     assert_eq!(served, ["p-0", "p-1", "p-3"]);
     let denied = log.entries.iter().find(|e| e.outcome == "denied").unwrap();
     assert_eq!(denied.class, "financial");
-    assert!(denied.reason.as_deref().unwrap().contains("may not read class"));
+    assert!(
+        denied
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("may not read class")
+    );
     // The log names records by opaque id only.
     let raw = std::fs::read(v.custodian_dirs[0].join("served.log")).unwrap();
     for n in NAMES {

@@ -1,5 +1,7 @@
 //! A reader gets its `t` answers even when some custodians lie or are down, and names them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+
 mod common;
 
 use common::*;
@@ -28,7 +30,10 @@ impl Custodian for Down {
         self.0
     }
     fn partial_decrypt(&self, _: &PartialRequest) -> Result<Partial, CustodianError> {
-        Err(CustodianError::Unavailable { custodian: self.0, reason: "connection refused".into() })
+        Err(CustodianError::Unavailable {
+            custodian: self.0,
+            reason: "connection refused".into(),
+        })
     }
 }
 
@@ -37,43 +42,101 @@ fn a_custodian_whose_proof_fails_is_named_and_replaced() {
     let v = Vault::new();
     let liar = Arc::new(Liar(v.custodian(3), 1)) as Arc<dyn Custodian>;
     let reader = v.reader_over(vec![liar, v.custodian(2), v.custodian(3)]);
-    let read = reader.read(&request("clerk-1", "clerk", "counter-service", "identity", &["p-1"])).unwrap();
+    let read = reader
+        .read(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-1"],
+        ))
+        .unwrap();
     assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[1].as_bytes());
     assert_eq!(read.served_by, vec![2, 3]);
     assert_eq!(read.faults.len(), 1);
     assert_eq!(read.faults[0].custodian, 1);
-    assert!(matches!(read.faults[0].fault, Fault::BadAnswer(ribat_crypto::CryptoError::ProofInvalid)));
+    assert!(matches!(
+        read.faults[0].fault,
+        Fault::BadAnswer(ribat_crypto::CryptoError::ProofInvalid)
+    ));
 }
 
 #[test]
 fn reads_go_on_with_one_custodian_down_and_stop_cleanly_with_two() {
     let v = Vault::new();
     let one_down = v.reader_over(vec![Arc::new(Down(1)), v.custodian(2), v.custodian(3)]);
-    let read = one_down.read(&request("clerk-1", "clerk", "counter-service", "identity", &["p-3"])).unwrap();
+    let read = one_down
+        .read(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-3"],
+        ))
+        .unwrap();
     assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[3].as_bytes());
 
     let two_down = v.reader_over(vec![Arc::new(Down(1)), Arc::new(Down(2)), v.custodian(3)]);
-    let err = two_down.read(&request("clerk-1", "clerk", "counter-service", "identity", &["p-3"])).unwrap_err();
+    let err = two_down
+        .read(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-3"],
+        ))
+        .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, QuorumError::NotEnoughCustodians { have: 1, need: 2, .. }));
-    assert!(text.contains("custodian 1 unavailable") && text.contains("custodian 2 unavailable"), "{text}");
+    assert!(matches!(
+        err,
+        QuorumError::NotEnoughCustodians {
+            have: 1,
+            need: 2,
+            ..
+        }
+    ));
+    assert!(
+        text.contains("custodian 1 unavailable") && text.contains("custodian 2 unavailable"),
+        "{text}"
+    );
 }
 
 #[test]
 fn the_blind_index_key_opens_through_the_quorum_for_the_service_only() {
     let v = Vault::new();
     let reader = v.reader();
-    let svc = ribat_custodian::Requester { identity: "gateway-1".into(), role: "service".into() };
+    let svc = ribat_custodian::Requester {
+        identity: "gateway-1".into(),
+        role: "service".into(),
+    };
     let a = reader.open_index_key(&svc, "start-1").unwrap();
     let b = reader.open_index_key(&svc, "start-2").unwrap();
     assert_eq!(a.cin("BE123456").unwrap(), b.cin("be 123456").unwrap());
-    let clerk = ribat_custodian::Requester { identity: "clerk-1".into(), role: "clerk".into() };
-    assert!(matches!(reader.open_index_key(&clerk, "x"), Err(QuorumError::Refused { .. })));
+    let clerk = ribat_custodian::Requester {
+        identity: "clerk-1".into(),
+        role: "clerk".into(),
+    };
+    assert!(matches!(
+        reader.open_index_key(&clerk, "x"),
+        Err(QuorumError::Refused { .. })
+    ));
 }
 
 #[test]
 fn an_unknown_record_is_named() {
     let v = Vault::new();
-    let err = v.reader().read(&request("clerk-1", "clerk", "counter-service", "identity", &["p-404"])).unwrap_err();
-    assert_eq!(err.to_string(), "no record persons/p-404 with class `identity` in the store");
+    let err = v
+        .reader()
+        .read(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-404"],
+        ))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no record persons/p-404 with class `identity` in the store"
+    );
 }

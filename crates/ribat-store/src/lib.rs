@@ -68,7 +68,12 @@ pub struct RecordRef {
 /// that a gateway cannot pass off one record's point under another's name.
 pub trait PointSource: Send + Sync {
     /// `R` and epoch of `class` of a record, or `None` when there is no such record.
-    fn point(&self, table: &str, record_id: &str, class: &str) -> Result<Option<StoredPoint>, StoreError>;
+    fn point(
+        &self,
+        table: &str,
+        record_id: &str,
+        class: &str,
+    ) -> Result<Option<StoredPoint>, StoreError>;
 }
 
 /// The whole store, as writers and readers use it. Both backends pass one conformance suite.
@@ -78,7 +83,12 @@ pub trait Store: PointSource {
     /// import re-run after a crash writes no duplicates.
     fn put_records(&self, records: &[StoredRecord]) -> Result<(), StoreError>;
     /// The envelope of `class` of a record.
-    fn envelope(&self, table: &str, record_id: &str, class: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn envelope(
+        &self,
+        table: &str,
+        record_id: &str,
+        class: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// Records carrying `tag` under `kind`.
     fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError>;
     /// Version of a record.

@@ -49,29 +49,44 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(open_err)?;
         // WAL with synchronous=FULL: a committed transaction survives a process kill and a
         // power loss (I6).
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut guard = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         f(&mut guard)
     }
 }
 
 impl PointSource for SqliteStore {
-    fn point(&self, table: &str, record_id: &str, class: &str) -> Result<Option<StoredPoint>, StoreError> {
+    fn point(
+        &self,
+        table: &str,
+        record_id: &str,
+        class: &str,
+    ) -> Result<Option<StoredPoint>, StoreError> {
         self.with(|c| {
             let row: Option<(Vec<u8>, i64)> = c
-                .prepare_cached("SELECT r, epoch FROM sealed WHERE tbl = ?1 AND record_id = ?2 AND class = ?3")
+                .prepare_cached(
+                    "SELECT r, epoch FROM sealed WHERE tbl = ?1 AND record_id = ?2 AND class = ?3",
+                )
                 .and_then(|mut s| {
-                    s.query_row(params![table, record_id, class], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
+                    s.query_row(params![table, record_id, class], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()
                 })
                 .map_err(db("read R"))?;
             row.map(|(r, epoch)| {
@@ -154,11 +169,21 @@ impl Store for SqliteStore {
         })
     }
 
-    fn envelope(&self, table: &str, record_id: &str, class: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn envelope(
+        &self,
+        table: &str,
+        record_id: &str,
+        class: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|c| {
-            c.prepare_cached("SELECT envelope FROM sealed WHERE tbl = ?1 AND record_id = ?2 AND class = ?3")
-                .and_then(|mut s| s.query_row(params![table, record_id, class], |r| r.get(0)).optional())
-                .map_err(db("read envelope"))
+            c.prepare_cached(
+                "SELECT envelope FROM sealed WHERE tbl = ?1 AND record_id = ?2 AND class = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![table, record_id, class], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db("read envelope"))
         })
     }
 
@@ -183,7 +208,10 @@ impl Store for SqliteStore {
         self.with(|c| {
             let v: Option<i64> = c
                 .prepare_cached("SELECT version FROM records WHERE tbl = ?1 AND record_id = ?2")
-                .and_then(|mut s| s.query_row(params![table, record_id], |r| r.get(0)).optional())
+                .and_then(|mut s| {
+                    s.query_row(params![table, record_id], |r| r.get(0))
+                        .optional()
+                })
                 .map_err(db("read version"))?;
             Ok(v.and_then(|v| u64::try_from(v).ok()))
         })
@@ -192,7 +220,11 @@ impl Store for SqliteStore {
     fn count(&self, table: &str) -> Result<u64, StoreError> {
         self.with(|c| {
             let n: i64 = c
-                .query_row("SELECT count(*) FROM records WHERE tbl = ?1", params![table], |r| r.get(0))
+                .query_row(
+                    "SELECT count(*) FROM records WHERE tbl = ?1",
+                    params![table],
+                    |r| r.get(0),
+                )
                 .map_err(db("count"))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
@@ -223,18 +255,28 @@ mod tests {
     fn versions_only_move_forward_and_reruns_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
-        s.put_records(&[rec("p-1", 1, 1), rec("p-2", 1, 2)]).unwrap();
+        s.put_records(&[rec("p-1", 1, 1), rec("p-2", 1, 2)])
+            .unwrap();
         s.put_records(&[rec("p-1", 1, 9)]).unwrap();
-        assert_eq!(s.point("persons", "p-1", "identity").unwrap().unwrap().r, [1; 32]);
+        assert_eq!(
+            s.point("persons", "p-1", "identity").unwrap().unwrap().r,
+            [1; 32]
+        );
         s.put_records(&[rec("p-1", 2, 3)]).unwrap();
-        assert_eq!(s.point("persons", "p-1", "identity").unwrap().unwrap().r, [3; 32]);
+        assert_eq!(
+            s.point("persons", "p-1", "identity").unwrap().unwrap().r,
+            [3; 32]
+        );
         assert_eq!(s.version("persons", "p-1").unwrap(), Some(2));
         assert_eq!(s.count("persons").unwrap(), 2);
         // The old index tag went with the old version.
         assert!(s.lookup("cin", &[1; 16]).unwrap().is_empty());
         assert_eq!(s.lookup("cin", &[3; 16]).unwrap().len(), 1);
         assert_eq!(s.point("persons", "p-3", "identity").unwrap(), None);
-        assert_eq!(s.envelope("persons", "p-2", "identity").unwrap(), Some(vec![2; 40]));
+        assert_eq!(
+            s.envelope("persons", "p-2", "identity").unwrap(),
+            Some(vec![2; 40])
+        );
         drop(s);
         let s = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
         assert_eq!(s.count("persons").unwrap(), 2);
@@ -246,13 +288,22 @@ mod tests {
         let s = SqliteStore::open(&dir.path().join("store.sqlite")).unwrap();
         let mut r = rec("p-1", 1, 1);
         r.classes.clear();
-        assert!(matches!(s.put_records(&[r]), Err(StoreError::InvalidWrite { .. })));
+        assert!(matches!(
+            s.put_records(&[r]),
+            Err(StoreError::InvalidWrite { .. })
+        ));
         assert_eq!(s.count("persons").unwrap(), 0);
     }
 
     #[test]
     fn an_unreadable_path_is_a_clear_error() {
-        let err = SqliteStore::open(Path::new("/proc/definitely/not/here.sqlite")).err().unwrap();
-        assert!(err.to_string().contains("cannot open the store at /proc/definitely"), "{err}");
+        let err = SqliteStore::open(Path::new("/proc/definitely/not/here.sqlite"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("cannot open the store at /proc/definitely"),
+            "{err}"
+        );
     }
 }

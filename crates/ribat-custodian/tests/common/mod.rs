@@ -13,7 +13,12 @@ use ribat_store::{SqliteStore, Store, StoredClass, StoredRecord};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub const NAMES: [&str; 4] = ["Fatima Zahra Benali", "Mohammed El Amrani", "Khadija Ait Ouahmane", "Youssef Tazi"];
+pub const NAMES: [&str; 4] = [
+    "Fatima Zahra Benali",
+    "Mohammed El Amrani",
+    "Khadija Ait Ouahmane",
+    "Youssef Tazi",
+];
 pub const SALARIES: [&str; 4] = ["1234500", "987600", "45000000", "320000"];
 pub const HONEY: &str = "p-honey";
 
@@ -33,7 +38,9 @@ pub fn pass(i: usize) -> Passphrase {
 impl Vault {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let custodian_dirs: Vec<PathBuf> = (1..=3).map(|i| dir.path().join(format!("custodian-{i}"))).collect();
+        let custodian_dirs: Vec<PathBuf> = (1..=3)
+            .map(|i| dir.path().join(format!("custodian-{i}")))
+            .collect();
         let passphrases: Vec<Passphrase> = (1..=3).map(pass).collect();
         let spec = CeremonySpec {
             threshold: 2,
@@ -41,7 +48,13 @@ impl Vault {
             epoch: 1,
             kdf: KdfParams::insecure_for_tests(),
         };
-        let group = ceremony::run(&spec, &custodian_dirs, &passphrases, &dir.path().join("group.json")).unwrap();
+        let group = ceremony::run(
+            &spec,
+            &custodian_dirs,
+            &passphrases,
+            &dir.path().join("group.json"),
+        )
+        .unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("store.sqlite")).unwrap());
         let ids = Sealer::new("identity", group.class("identity").unwrap(), 1);
         let fin = Sealer::new("financial", group.class("financial").unwrap(), 1);
@@ -51,18 +64,31 @@ impl Vault {
             .zip(SALARIES)
             .enumerate()
             .map(|(i, (n, s))| (format!("p-{i}"), *n, s))
-            .chain(std::iter::once((HONEY.to_owned(), "Hicham Honey", "100000")))
+            .chain(std::iter::once((
+                HONEY.to_owned(),
+                "Hicham Honey",
+                "100000",
+            )))
             .collect();
         for (id, name, salary) in &people {
-            let e1 = ids.seal("persons", id, &[("name", name.as_bytes())]).unwrap();
-            let e2 = fin.seal("persons", id, &[("salary", salary.as_bytes())]).unwrap();
+            let e1 = ids
+                .seal("persons", id, &[("name", name.as_bytes())])
+                .unwrap();
+            let e2 = fin
+                .seal("persons", id, &[("salary", salary.as_bytes())])
+                .unwrap();
             recs.push(StoredRecord {
                 table: "persons".into(),
                 record_id: id.clone(),
                 version: 1,
                 classes: [e1, e2]
                     .iter()
-                    .map(|e| StoredClass { class: e.class.clone(), epoch: e.epoch, r: e.r, envelope: e.to_bytes().unwrap() })
+                    .map(|e| StoredClass {
+                        class: e.class.clone(),
+                        epoch: e.epoch,
+                        r: e.r,
+                        envelope: e.to_bytes().unwrap(),
+                    })
                     .collect(),
                 index: Vec::new(),
             });
@@ -73,13 +99,25 @@ impl Vault {
             LocalCustodian::write_policy(d, &Policy::embedded_default()).unwrap();
             LocalCustodian::write_honey(d, &[("persons".into(), HONEY.into())]).unwrap();
         }
-        Self { dir, group, store, clock: Arc::new(ManualClock::at(1_800_000_000)), custodian_dirs, passphrases }
+        Self {
+            dir,
+            group,
+            store,
+            clock: Arc::new(ManualClock::at(1_800_000_000)),
+            custodian_dirs,
+            passphrases,
+        }
     }
 
     pub fn custodian(&self, i: usize) -> Arc<LocalCustodian> {
         Arc::new(
-            LocalCustodian::open(&self.custodian_dirs[i - 1], &self.passphrases[i - 1], self.store.clone(), self.clock.clone())
-                .unwrap(),
+            LocalCustodian::open(
+                &self.custodian_dirs[i - 1],
+                &self.passphrases[i - 1],
+                self.store.clone(),
+                self.clock.clone(),
+            )
+            .unwrap(),
         )
     }
 
@@ -88,14 +126,27 @@ impl Vault {
     }
 
     pub fn reader(&self) -> QuorumReader {
-        self.reader_over((1..=3).map(|i| self.custodian(i) as Arc<dyn Custodian>).collect())
+        self.reader_over(
+            (1..=3)
+                .map(|i| self.custodian(i) as Arc<dyn Custodian>)
+                .collect(),
+        )
     }
 }
 
-pub fn request(identity: &str, role: &str, purpose: &str, class: &str, ids: &[&str]) -> PartialRequest {
+pub fn request(
+    identity: &str,
+    role: &str,
+    purpose: &str,
+    class: &str,
+    ids: &[&str],
+) -> PartialRequest {
     PartialRequest {
         request_id: format!("req-{identity}-{}", ids.join("+")),
-        requester: Requester { identity: identity.into(), role: role.into() },
+        requester: Requester {
+            identity: identity.into(),
+            role: role.into(),
+        },
         purpose: purpose.into(),
         table: "persons".into(),
         class: class.into(),

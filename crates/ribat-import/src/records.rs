@@ -1,0 +1,162 @@
+//! Which field of which table goes into which class, and which blind indexes it gets.
+//!
+//! | table | record id | class `identity` | class `financial` | blind indexes |
+//! |---|---|---|---|---|
+//! | `persons` | `p-…` | cnss, cin, given, surname, name_ar, birth_date, city | rib | cnss, cin, name-birth |
+//! | `employers` | `e-…` | affiliation, ice, name, activity, address, city | — | affiliation |
+//! | `declarations` | `d-AAAAMM-p-…` | — | period, person, employer, days, salary_real, salary_capped, allowance, situation | decl-of(person) |
+//!
+//! Record ids are opaque and carry no personal data. A declaration's link to its person
+//! and employer is sealed; the history of one person is found through a blind index over
+//! the person's record id, so the link is not readable from the store.
+
+use ribat_crypto::Result;
+use ribat_crypto::blind_index::{BlindIndexer, BlindTag};
+use ribat_crypto::envelope::{Envelope, Sealer};
+use ribat_crypto::group::GroupPublic;
+use ribat_sim::{Declaration, Employer, Person};
+use ribat_store::{StoredClass, StoredRecord};
+
+/// Table of insured persons.
+pub const PERSONS: &str = "persons";
+/// Table of employers.
+pub const EMPLOYERS: &str = "employers";
+/// Table of monthly declarations.
+pub const DECLARATIONS: &str = "declarations";
+/// Blind-index kind for a person's declarations.
+pub const DECL_OF: &str = "decl-of";
+
+/// Seals records with the group's public keys and tags them with the blind-index key.
+pub struct RecordSealer<'a> {
+    identity: Sealer,
+    financial: Sealer,
+    index: &'a BlindIndexer,
+}
+
+fn stored(env: &Envelope) -> Result<StoredClass> {
+    Ok(StoredClass {
+        class: env.class.clone(),
+        epoch: env.epoch,
+        r: env.r,
+        envelope: env.to_bytes()?,
+    })
+}
+
+fn tag(kind: &str, t: BlindTag) -> (String, [u8; 16]) {
+    (kind.to_owned(), t.0)
+}
+
+impl<'a> RecordSealer<'a> {
+    /// A sealer for the group's current epoch.
+    pub fn new(group: &GroupPublic, index: &'a BlindIndexer) -> Result<Self> {
+        Ok(Self {
+            identity: Sealer::new("identity", group.class("identity")?, group.epoch),
+            financial: Sealer::new("financial", group.class("financial")?, group.epoch),
+            index,
+        })
+    }
+
+    /// A person: identity and bank details sealed, three blind indexes.
+    pub fn person(&self, p: &Person, version: u64) -> Result<StoredRecord> {
+        let id = self.identity.seal(
+            PERSONS,
+            &p.record_id,
+            &[
+                ("cnss", p.cnss.as_bytes()),
+                ("cin", p.cin.as_bytes()),
+                ("given", p.given.as_bytes()),
+                ("surname", p.surname.as_bytes()),
+                ("name_ar", p.name_arabic.as_bytes()),
+                ("birth_date", p.birth_date.as_bytes()),
+                ("city", p.city.as_bytes()),
+            ],
+        )?;
+        let fin = self
+            .financial
+            .seal(PERSONS, &p.record_id, &[("rib", p.rib.as_bytes())])?;
+        let full_name = format!("{} {}", p.given, p.surname);
+        Ok(StoredRecord {
+            table: PERSONS.into(),
+            record_id: p.record_id.clone(),
+            version,
+            classes: vec![stored(&id)?, stored(&fin)?],
+            index: vec![
+                tag("cnss", self.index.cnss(&p.cnss)?),
+                tag("cin", self.index.cin(&p.cin)?),
+                tag(
+                    "name-birth",
+                    self.index.name_birth(&full_name, &p.birth_date)?,
+                ),
+            ],
+        })
+    }
+
+    /// An employer.
+    pub fn employer(&self, record_id: &str, e: &Employer, version: u64) -> Result<StoredRecord> {
+        let id = self.identity.seal(
+            EMPLOYERS,
+            record_id,
+            &[
+                ("affiliation", e.affiliation.as_bytes()),
+                ("ice", e.ice.as_bytes()),
+                ("name", e.name.as_bytes()),
+                ("activity", e.activity.as_bytes()),
+                ("address", e.address.as_bytes()),
+                ("city", e.city.as_bytes()),
+            ],
+        )?;
+        Ok(StoredRecord {
+            table: EMPLOYERS.into(),
+            record_id: record_id.to_owned(),
+            version,
+            classes: vec![stored(&id)?],
+            index: vec![tag("affiliation", self.index.affiliation(&e.affiliation)?)],
+        })
+    }
+
+    /// A declaration of `person_id` with employer `employer_id`.
+    pub fn declaration(
+        &self,
+        d: &Declaration,
+        person_id: &str,
+        employer_id: &str,
+        version: u64,
+    ) -> Result<StoredRecord> {
+        let record_id = declaration_id(&d.period, person_id);
+        let days = d.days.to_string();
+        let real = d.salary_real.to_string();
+        let capped = d.salary_capped.to_string();
+        let allowance = d.allowance.to_string();
+        let fin = self.financial.seal(
+            DECLARATIONS,
+            &record_id,
+            &[
+                ("period", d.period.as_bytes()),
+                ("person", person_id.as_bytes()),
+                ("employer", employer_id.as_bytes()),
+                ("days", days.as_bytes()),
+                ("salary_real", real.as_bytes()),
+                ("salary_capped", capped.as_bytes()),
+                ("allowance", allowance.as_bytes()),
+                ("situation", d.situation.unwrap_or("").as_bytes()),
+            ],
+        )?;
+        Ok(StoredRecord {
+            table: DECLARATIONS.into(),
+            record_id,
+            version,
+            classes: vec![stored(&fin)?],
+            index: vec![tag(DECL_OF, self.index.reference(DECL_OF, person_id)?)],
+        })
+    }
+}
+
+/// The record id of a person's declaration for a period.
+pub fn declaration_id(period: &str, person_id: &str) -> String {
+    format!("d-{period}-{person_id}")
+}
+
+/// The record id of an employer.
+pub fn employer_id(affiliation: &str) -> String {
+    format!("e-{affiliation}")
+}

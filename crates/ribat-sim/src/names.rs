@@ -1,0 +1,176 @@
+//! Moroccan given names and surnames, in Latin transliteration and Arabic script.
+//!
+//! Each entry is `(latin spellings, arabic)`: the first Latin spelling is the most common,
+//! the others are the variants civil registers and payroll files really carry
+//! (Mohamed/Mohammed/Mohammad…). Surnames with an article appear with and without it.
+
+/// Male given names.
+pub const MALE: &[(&[&str], &str)] = &[
+    (&["Mohamed", "Mohammed", "Mohammad", "Mhamed"], "محمد"),
+    (&["Ahmed", "Ahmad"], "أحمد"),
+    (&["Youssef", "Yousef", "Youssouf"], "يوسف"),
+    (&["Hassan", "Hasan"], "حسن"),
+    (&["Abdellah", "Abdallah", "Abdelah"], "عبد الله"),
+    (&["Omar", "Omer"], "عمر"),
+    (&["Rachid", "Rashid"], "رشيد"),
+    (&["Said", "Saïd"], "سعيد"),
+    (&["Mustapha", "Mustafa", "Moustapha"], "مصطفى"),
+    (&["Abdelkader", "Abdelkadir"], "عبد القادر"),
+    (&["Hamza"], "حمزة"),
+    (&["Khalid", "Khaled"], "خالد"),
+    (&["Brahim", "Ibrahim"], "إبراهيم"),
+    (&["Driss", "Idriss"], "إدريس"),
+    (&["Hicham", "Hisham"], "هشام"),
+    (&["Karim"], "كريم"),
+    (&["Mehdi", "Mahdi"], "مهدي"),
+    (&["Anas"], "أنس"),
+    (&["Ayoub", "Ayyoub"], "أيوب"),
+    (&["Soufiane", "Sofiane", "Sufyan"], "سفيان"),
+    (&["Jamal", "Jamel"], "جمال"),
+    (&["Noureddine", "Nourredine"], "نور الدين"),
+    (&["Abderrahim", "Abderahim"], "عبد الرحيم"),
+    (&["Lahcen", "Lahsen"], "لحسن"),
+    (&["Houssine", "Hussein", "Houcine"], "حسين"),
+    (&["Yassine", "Yasin"], "ياسين"),
+    (&["Zakaria", "Zakariya"], "زكرياء"),
+    (&["Aziz"], "عزيز"),
+    (&["Tarik", "Tariq"], "طارق"),
+    (&["Adil", "Adel"], "عادل"),
+];
+
+/// Female given names.
+pub const FEMALE: &[(&[&str], &str)] = &[
+    (&["Fatima", "Fatma", "Fatiha"], "فاطمة"),
+    (
+        &["Fatima Zahra", "Fatimazahra", "Fatim Zahra"],
+        "فاطمة الزهراء",
+    ),
+    (&["Khadija", "Khadidja"], "خديجة"),
+    (&["Aicha", "Aïcha", "Aisha"], "عائشة"),
+    (&["Meryem", "Maryam", "Meriem"], "مريم"),
+    (&["Zineb", "Zaynab"], "زينب"),
+    (&["Naima", "Naïma"], "نعيمة"),
+    (&["Malika"], "مليكة"),
+    (&["Hafsa"], "حفصة"),
+    (&["Salma"], "سلمى"),
+    (&["Imane", "Iman"], "إيمان"),
+    (&["Hanane", "Hanan"], "حنان"),
+    (&["Samira"], "سميرة"),
+    (&["Latifa"], "لطيفة"),
+    (&["Souad", "Suad"], "سعاد"),
+    (&["Nadia"], "نادية"),
+    (&["Rachida", "Rashida"], "رشيدة"),
+    (&["Karima"], "كريمة"),
+    (&["Houda", "Huda"], "هدى"),
+    (&["Asmae", "Asmaa"], "أسماء"),
+    (&["Loubna", "Lubna"], "لبنى"),
+    (&["Siham"], "سهام"),
+    (&["Sanae", "Sanaa"], "سناء"),
+    (&["Ghizlane", "Ghizlan"], "غزلان"),
+    (&["Wafae", "Wafaa"], "وفاء"),
+];
+
+/// Surnames.
+pub const SURNAMES: &[(&[&str], &str)] = &[
+    (&["Alaoui", "El Alaoui", "Alaoui"], "العلوي"),
+    (&["Benali", "Ben Ali"], "بن علي"),
+    (&["El Amrani", "Amrani", "Elamrani"], "العمراني"),
+    (&["Tazi"], "التازي"),
+    (&["Bennani"], "بناني"),
+    (&["El Fassi", "Fassi", "Elfassi"], "الفاسي"),
+    (&["Berrada"], "برادة"),
+    (&["Idrissi", "El Idrissi", "Drissi"], "الإدريسي"),
+    (&["Chraibi", "Chraïbi"], "الشرايبي"),
+    (&["Benjelloun", "Ben Jelloun"], "بنجلون"),
+    (&["Ait Ouahmane", "Aït Ouahmane"], "آيت واحمان"),
+    (&["Ouazzani", "El Ouazzani"], "الوزاني"),
+    (&["Lahlou"], "لحلو"),
+    (&["Sqalli", "Skalli"], "السقلي"),
+    (&["Benkirane"], "بنكيران"),
+    (&["El Mansouri", "Mansouri"], "المنصوري"),
+    (&["Haddad", "El Haddad"], "الحداد"),
+    (&["Naciri", "Nassiri"], "الناصري"),
+    (&["Ziani"], "الزياني"),
+    (&["Kettani", "El Kettani"], "الكتاني"),
+    (&["Bouzid"], "بوزيد"),
+    (&["Ait Benhaddou", "Aït Benhaddou"], "آيت بن حدو"),
+    (&["Ouali", "El Ouali"], "الوالي"),
+    (&["Zouhair"], "زهير"),
+    (&["Mernissi"], "المرنيسي"),
+    (&["Guessous"], "كسوس"),
+    (&["Benmoussa", "Ben Moussa"], "بنموسى"),
+    (&["Rami"], "الرامي"),
+    (&["Saadi", "Essaadi"], "السعدي"),
+    (&["Tahiri", "Ettahiri"], "الطاهري"),
+    (&["Hajji", "El Hajji"], "الحجي"),
+    (&["Amine"], "أمين"),
+    (&["Lamrani", "Lamrani"], "اللمراني"),
+    (&["Raji"], "الراجي"),
+    (&["Filali", "El Filali"], "الفيلالي"),
+];
+
+/// Cities with a CIN letter prefix of the issuing region (synthetic approximation of the
+/// real prefixes; *to verify*, kept as data), a postal code and a CNSS agency code.
+pub const CITIES: &[(&str, &[&str], &str, &str)] = &[
+    (
+        "CASABLANCA",
+        &["B", "BE", "BH", "BJ", "BK", "BL"],
+        "20000",
+        "01",
+    ),
+    ("RABAT", &["A", "AB", "AD"], "10000", "02"),
+    ("FES", &["C", "CB", "CD"], "30000", "03"),
+    ("MARRAKECH", &["E", "EE", "EA"], "40000", "04"),
+    ("TANGER", &["K", "KB"], "90000", "05"),
+    ("AGADIR", &["J", "JA", "JB"], "80000", "06"),
+    ("MEKNES", &["D", "DA"], "50000", "07"),
+    ("OUJDA", &["F", "FA"], "60000", "08"),
+    ("KENITRA", &["G", "GA"], "14000", "09"),
+    ("TETOUAN", &["L", "LA"], "93000", "10"),
+    ("SAFI", &["H", "HA"], "46000", "11"),
+    ("EL JADIDA", &["M", "MA"], "24000", "12"),
+    ("BENI MELLAL", &["I", "IA"], "23000", "13"),
+    ("NADOR", &["S", "SA"], "62000", "14"),
+    ("LAAYOUNE", &["SH"], "70000", "15"),
+];
+
+/// Economic sectors: name, activity label, median monthly salary in MAD, lognormal σ.
+pub const SECTORS: &[(&str, &str, f64, f64)] = &[
+    ("textile", "CONFECTION ET TEXTILE", 3_400.0, 0.25),
+    ("agriculture", "EXPLOITATION AGRICOLE", 3_300.0, 0.2),
+    ("construction", "BATIMENT ET TRAVAUX PUBLICS", 3_800.0, 0.35),
+    ("retail", "COMMERCE DE DETAIL", 4_000.0, 0.4),
+    ("hospitality", "HOTELLERIE ET RESTAURATION", 3_900.0, 0.35),
+    ("transport", "TRANSPORT ET LOGISTIQUE", 4_800.0, 0.45),
+    ("call-centre", "CENTRE D'APPELS", 5_200.0, 0.35),
+    ("manufacturing", "INDUSTRIE MANUFACTURIERE", 5_000.0, 0.45),
+    ("banking", "BANQUE ET ASSURANCE", 11_000.0, 0.6),
+    ("it", "SERVICES INFORMATIQUES", 12_000.0, 0.6),
+    ("health", "CLINIQUES ET SANTE", 7_000.0, 0.6),
+    ("energy", "ENERGIE ET MINES", 9_500.0, 0.55),
+];
+
+/// Words that make company names.
+pub const COMPANY_WORDS: &[&str] = &[
+    "ATLAS",
+    "MAGHREB",
+    "SAHARA",
+    "ANFA",
+    "SOUSS",
+    "RIF",
+    "TANSIFT",
+    "ZIZ",
+    "OUM RABII",
+    "NOUR",
+    "AMAL",
+    "ANDALOUS",
+    "MEDINA",
+    "KASBAH",
+    "ARGANE",
+    "MARINA",
+    "CEDRE",
+    "SEBOU",
+];
+
+/// Legal forms.
+pub const LEGAL_FORMS: &[&str] = &["SARL", "SA", "SARL AU", "SNC"];

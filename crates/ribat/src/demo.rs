@@ -1,0 +1,392 @@
+//! `ribat demo`: a small fund sealed in a fresh embedded node, then the story of who can
+//! read what: a database thief, a clerk, a supervisor, a partner scraping, a honey touch,
+//! a custodian down.
+
+use crate::embedded::Embedded;
+use crate::home::Home;
+use crate::passphrases::{self, Source};
+use anyhow::{Context, Result, bail};
+use ribat_crypto::passphrase::KdfParams;
+use ribat_crypto::secret::SecretBytes;
+use ribat_custodian::{
+    Custodian, LocalCustodian, PartialRequest, QuorumError, QuorumReader, Requester,
+};
+use ribat_import::records::{EMPLOYERS, PERSONS, RecordSealer, employer_id};
+use ribat_sim::{FundSpec, generate};
+use ribat_store::Store;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+const MARKER: &str = ".ribat-demo";
+
+/// Options of the demo.
+pub struct DemoOptions {
+    /// Persons to generate.
+    pub persons: usize,
+    /// Seed of the fund.
+    pub seed: u64,
+}
+
+fn section(title: &str) {
+    println!(
+        "\n── {title} {}",
+        "─".repeat(70usize.saturating_sub(title.len()))
+    );
+}
+
+fn request(
+    who: &Requester,
+    purpose: &str,
+    table: &str,
+    class: &str,
+    ids: &[&str],
+    n: usize,
+) -> PartialRequest {
+    PartialRequest {
+        request_id: format!("demo-{n}"),
+        requester: who.clone(),
+        purpose: purpose.into(),
+        table: table.into(),
+        class: class.into(),
+        record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+fn text(fields: &ribat_crypto::envelope::OpenedFields, name: &str) -> String {
+    fields
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+fn mad(centimes: &str) -> String {
+    let c: u64 = centimes.parse().unwrap_or(0);
+    format!("{}.{:02} MAD", c / 100, c % 100)
+}
+
+/// Prepares `home/demo`, refusing to touch a directory that a demo did not create.
+fn demo_home(home: &Home) -> Result<Home> {
+    let dir = home.root().join("demo");
+    if dir.exists() {
+        if !dir.join(MARKER).exists() {
+            bail!(
+                "{} exists and was not made by `ribat demo`; move it away or use another --home",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot clear the previous demo in {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        b"made by ribat demo; removed by the next one\n",
+    )?;
+    Ok(Home::at(dir))
+}
+
+/// Passphrases for the demo's custodians: drawn at random and written owner-only beside
+/// the node, so that later commands (`--passphrases dir:…`) can reopen it.
+fn demo_passphrases(home: &Home, n: usize) -> Result<Source> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = home.root().join("passphrases");
+    std::fs::create_dir_all(&dir)?;
+    crate::home::restrict(&dir)?;
+    for i in 1..=n {
+        let raw = SecretBytes::<18>::random()?;
+        let pass: String = raw.expose().iter().map(|b| format!("{b:02x}")).collect();
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(dir.join(passphrases::file_name(i)))?;
+        f.write_all(pass.as_bytes())?;
+    }
+    Ok(Source::Dir(dir))
+}
+
+/// Runs the demo.
+pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
+    let home = demo_home(home)?;
+    println!("Ribat demo — node directory {}", home.root().display());
+
+    section("1. a synthetic fund");
+    let spec = FundSpec::new(opts.persons, (opts.persons / 12).max(3), 1, opts.seed);
+    let fund = generate(&spec);
+    println!(
+        "{} insured persons, {} employers, {} declarations (seed {}), {} honey persons known only to custodians",
+        fund.persons.len(),
+        fund.employers.len(),
+        fund.declarations.len(),
+        opts.seed,
+        fund.persons.iter().filter(|p| p.honey).count()
+    );
+
+    section("2. key ceremony: 2 of 3 custodians, classes identity and financial");
+    let source = demo_passphrases(&home, 3)?;
+    crate::keys::init(
+        &home,
+        2,
+        3,
+        &["identity".into(), "financial".into()],
+        &source,
+        KdfParams::default(),
+    )?;
+    println!(
+        "(demo only: the three passphrases are in {}/passphrases, owner-only; in production three people hold them)",
+        home.root().display()
+    );
+    let honey: Vec<(String, String)> = fund
+        .persons
+        .iter()
+        .filter(|p| p.honey)
+        .map(|p| (PERSONS.to_owned(), p.record_id.clone()))
+        .collect();
+    for i in 1..=3 {
+        LocalCustodian::write_honey(&home.custodian_dir(i), &honey)?;
+    }
+
+    section("3. import: sealed with the public keys only, no custodian involved");
+    let node = Embedded::open(&home, &source)?;
+    let sealer = RecordSealer::new(&node.group, &node.index)?;
+    let t0 = Instant::now();
+    let mut batch = Vec::with_capacity(fund.persons.len() + fund.employers.len());
+    for e in &fund.employers {
+        batch.push(sealer.employer(&employer_id(&e.affiliation), e, 1)?);
+    }
+    for p in &fund.persons {
+        batch.push(sealer.person(p, 1)?);
+    }
+    node.store.put_records(&batch)?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{} records sealed and stored in {:.2} s ({:.0} records/s, one transaction)",
+        batch.len(),
+        secs,
+        batch.len() as f64 / secs.max(1e-9)
+    );
+
+    section("4. what a thief of the database file sees");
+    let bytes = std::fs::read(home.store_file())?;
+    let wal = std::fs::read(home.root().join("store.sqlite-wal")).unwrap_or_default();
+    let sample = &fund.persons[..5.min(fund.persons.len())];
+    let mut found = 0;
+    for p in sample {
+        for v in [
+            &p.surname,
+            &p.cin,
+            &p.cnss,
+            &p.rib,
+            &p.base_salary.to_string(),
+        ] {
+            if contains(&bytes, v.as_bytes()) || contains(&wal, v.as_bytes()) {
+                found += 1;
+            }
+        }
+    }
+    let env = node
+        .store
+        .envelope(PERSONS, &sample[0].record_id, "identity")?
+        .unwrap_or_default();
+    println!(
+        "store.sqlite + WAL: {} bytes; searching them for 5 persons' surname, CIN, CNSS, RIB and salary: {found} of 25 found",
+        bytes.len() + wal.len()
+    );
+    println!(
+        "row {} / identity, first 48 bytes of its envelope:",
+        sample[0].record_id
+    );
+    println!(
+        "  {}",
+        env.iter()
+            .take(48)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+
+    section("5. a clerk at a counter finds a person by CNSS number");
+    let clerk = Requester {
+        identity: "clerk.casa-anfa.0042".into(),
+        role: "clerk".into(),
+    };
+    let target = fund
+        .persons
+        .iter()
+        .find(|p| !p.honey && !p.sensitive)
+        .context("empty fund")?;
+    let refs = node
+        .store
+        .lookup("cnss", &node.index.cnss(&target.cnss)?.0)?;
+    let rid = refs
+        .first()
+        .context("blind index lookup found nothing")?
+        .record_id
+        .clone();
+    let read = node.reader.read(&request(
+        &clerk,
+        "counter-service",
+        PERSONS,
+        "identity",
+        &[&rid],
+        1,
+    ))?;
+    let f = &read.records[0].1;
+    println!(
+        "CNSS {} → {}: {} {} ({}), CIN {}, born {}, {} — combined from custodians {:?}",
+        target.cnss,
+        rid,
+        text(f, "given"),
+        text(f, "surname"),
+        text(f, "name_ar"),
+        text(f, "cin"),
+        text(f, "birth_date"),
+        text(f, "city"),
+        read.served_by
+    );
+    match node.reader.read(&request(
+        &clerk,
+        "counter-service",
+        PERSONS,
+        "financial",
+        &[&rid],
+        2,
+    )) {
+        Err(e) => println!("the same clerk asks for the bank account: {e}"),
+        Ok(_) => bail!("a clerk read the financial class; the policy is broken"),
+    }
+
+    section("6. a supervisor reads the bank account for an investigation");
+    let sup = Requester {
+        identity: "supervisor.casa.007".into(),
+        role: "supervisor".into(),
+    };
+    let read = node.reader.read(&request(
+        &sup,
+        "investigation",
+        PERSONS,
+        "financial",
+        &[&rid],
+        3,
+    ))?;
+    println!(
+        "RIB {} (salary on file: {})",
+        text(&read.records[0].1, "rib"),
+        mad(&target.base_salary.to_string())
+    );
+
+    section("7. custodian 2 is unreachable: reads go on with 1 and 3");
+    let others: Vec<Arc<dyn Custodian>> =
+        vec![node.custodians[0].clone(), node.custodians[2].clone()];
+    let degraded = QuorumReader::new(node.group.clone(), others, node.store.clone());
+    let read = degraded.read(&request(
+        &clerk,
+        "counter-service",
+        PERSONS,
+        "identity",
+        &[&rid],
+        4,
+    ))?;
+    println!(
+        "read {} again, served by custodians {:?}",
+        rid, read.served_by
+    );
+    let alone = QuorumReader::new(
+        node.group.clone(),
+        vec![node.custodians[0].clone() as Arc<dyn Custodian>],
+        node.store.clone(),
+    );
+    match alone.read(&request(
+        &clerk,
+        "counter-service",
+        PERSONS,
+        "identity",
+        &[&rid],
+        5,
+    )) {
+        Err(e) => println!("with custodian 1 alone: {e}"),
+        Ok(_) => bail!("one custodian decrypted alone; I1 is broken"),
+    }
+
+    section("8. the 2025 case: a partner's valid credentials used to read everything");
+    let partner = Requester {
+        identity: "partner.insurer-x".into(),
+        role: "partner".into(),
+    };
+    let mut exposed = 0usize;
+    let mut stop = None;
+    for (n, p) in fund.persons.iter().filter(|p| !p.honey).enumerate() {
+        match node.reader.read(&request(
+            &partner,
+            "partner-verification",
+            PERSONS,
+            "identity",
+            &[&p.record_id],
+            100 + n,
+        )) {
+            Ok(_) => exposed += 1,
+            Err(e) => {
+                stop = Some(e);
+                break;
+            }
+        }
+    }
+    println!(
+        "{exposed} of {} records read before the custodians refused, each on its own count: {}",
+        fund.persons.len(),
+        stop.map_or("never refused".to_owned(), |e| e.to_string())
+    );
+
+    section("9. a honey record is touched");
+    let scraper = Requester {
+        identity: "partner.broker-y".into(),
+        role: "partner".into(),
+    };
+    let bait = fund
+        .persons
+        .iter()
+        .find(|p| p.honey)
+        .context("no honey person")?;
+    match node.reader.read(&request(
+        &scraper,
+        "partner-verification",
+        PERSONS,
+        "identity",
+        &[&bait.record_id],
+        9000,
+    )) {
+        Err(QuorumError::Refused { denial, .. }) => println!("refused: {denial}"),
+        Err(e) => println!("refused: {e}"),
+        Ok(_) => bail!("a honey record was served"),
+    }
+    let q: Vec<bool> = node
+        .custodians
+        .iter()
+        .map(|c| c.is_quarantined(&scraper.identity))
+        .collect::<Result<_, _>>()?;
+    println!("quarantined at custodians 1, 2, 3: {q:?}");
+
+    section("10. every custodian logged what it served and refused");
+    for i in 1..=3 {
+        let log = ribat_custodian::served_log::ServedLog::replay(
+            &home.custodian_dir(i).join("served.log"),
+        )?;
+        let served = log.entries.iter().filter(|e| e.outcome == "served").count();
+        let denied = log.entries.len() - served;
+        println!(
+            "custodian {i}: {served} answers served, {denied} refused or failed, in {}",
+            home.custodian_dir(i).join("served.log").display()
+        );
+    }
+    let _ = EMPLOYERS;
+    println!(
+        "\nDone. Reopen this node with: ribat --home {} … --passphrases dir:{}/passphrases",
+        home.root().display(),
+        home.root().display()
+    );
+    Ok(())
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}

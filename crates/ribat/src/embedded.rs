@@ -1,0 +1,105 @@
+//! The embedded shape: one process holding the store, every custodian and the reader.
+
+use crate::home::Home;
+use crate::passphrases::Source;
+use anyhow::{Context, Result, bail};
+use ribat_crypto::blind_index::BlindIndexer;
+use ribat_crypto::group::GroupPublic;
+use ribat_custodian::clock::{Clock, SystemClock};
+use ribat_custodian::{Custodian, LocalCustodian, QuorumReader, Requester};
+use ribat_store::SqliteStore;
+use std::sync::Arc;
+
+/// The identity under which a node opens its blind-index key.
+pub fn service_identity() -> Requester {
+    Requester {
+        identity: "node.embedded".into(),
+        role: "service".into(),
+    }
+}
+
+/// An opened embedded node.
+pub struct Embedded {
+    /// The public group.
+    pub group: GroupPublic,
+    /// The store.
+    pub store: Arc<SqliteStore>,
+    /// Custodians that opened (a custodian whose passphrase is wrong stays closed).
+    pub custodians: Vec<Arc<LocalCustodian>>,
+    /// Reader over the open custodians.
+    pub reader: QuorumReader,
+    /// The blind-index key, opened through the quorum.
+    pub index: BlindIndexer,
+}
+
+impl Embedded {
+    /// Opens every custodian of `home` and the blind-index key.
+    pub fn open(home: &Home, passphrases: &Source) -> Result<Self> {
+        Self::open_with_clock(home, passphrases, Arc::new(SystemClock))
+    }
+
+    /// Same, with a given clock.
+    pub fn open_with_clock(
+        home: &Home,
+        passphrases: &Source,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        if !home.has_keys() {
+            bail!(
+                "no keys in {}: run `ribat keys init` first (or `ribat demo`)",
+                home.root().display()
+            );
+        }
+        let text = std::fs::read_to_string(home.group_file())
+            .with_context(|| format!("cannot read {}", home.group_file().display()))?;
+        let group = GroupPublic::from_json(&text).with_context(|| {
+            format!("{} is not a valid group file", home.group_file().display())
+        })?;
+        let store = Arc::new(SqliteStore::open(&home.store_file())?);
+        let mut custodians = Vec::new();
+        let mut closed = Vec::new();
+        for i in 1..=group.custodians {
+            let opened = passphrases.get(i, false).and_then(|p| {
+                Ok(LocalCustodian::open(
+                    &home.custodian_dir(i),
+                    &p,
+                    store.clone(),
+                    clock.clone(),
+                )?)
+            });
+            match opened {
+                Ok(c) => custodians.push(Arc::new(c)),
+                Err(e) => closed.push(format!("custodian {i}: {e:#}")),
+            }
+        }
+        if custodians.len() < group.threshold {
+            bail!(
+                "only {} of the {} custodians needed could open:\n  {}",
+                custodians.len(),
+                group.threshold,
+                closed.join("\n  ")
+            );
+        }
+        for c in &closed {
+            eprintln!("warning: {c}; reads go on with the others");
+        }
+        let reader = QuorumReader::new(
+            group.clone(),
+            custodians
+                .iter()
+                .map(|c| c.clone() as Arc<dyn Custodian>)
+                .collect(),
+            store.clone(),
+        );
+        let index = reader
+            .open_index_key(&service_identity(), "node-start")
+            .context("cannot open the blind-index key through the custodians")?;
+        Ok(Self {
+            group,
+            store,
+            custodians,
+            reader,
+            index,
+        })
+    }
+}

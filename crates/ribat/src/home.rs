@@ -1,0 +1,85 @@
+//! The node directory every command works in, and what lives inside it.
+//!
+//! Resolution: `--home DIR`, else `$RIBAT_HOME`, else `$XDG_DATA_HOME/ribat`, else
+//! `$HOME/.local/share/ribat`. Nothing is written outside it.
+//!
+//! ```text
+//!   HOME/group.json                    public group file
+//!   HOME/store.sqlite                  sealed records (+ -wal, -shm)
+//!   HOME/custodians/custodian-<i>/     one directory per custodian (see ribat-custodian)
+//! ```
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// A node directory.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// Resolves the directory from the flag, the environment, or the default.
+    pub fn resolve(flag: Option<PathBuf>) -> Result<Self> {
+        let root = match flag {
+            Some(p) => p,
+            None => match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+                Some(x) => PathBuf::from(x).join("ribat"),
+                None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+                    Some(h) => PathBuf::from(h).join(".local/share/ribat"),
+                    None => bail!("no node directory: pass --home DIR or set RIBAT_HOME"),
+                },
+            },
+        };
+        Ok(Self { root })
+    }
+
+    /// A home at a given path.
+    pub fn at(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates the directory (owner-only) if needed.
+    pub fn create(&self) -> Result<()> {
+        std::fs::create_dir_all(self.custodians_root())
+            .with_context(|| format!("cannot create node directory {}", self.root.display()))?;
+        restrict(&self.root)?;
+        Ok(())
+    }
+
+    /// The public group file.
+    pub fn group_file(&self) -> PathBuf {
+        self.root.join("group.json")
+    }
+
+    /// The store.
+    pub fn store_file(&self) -> PathBuf {
+        self.root.join("store.sqlite")
+    }
+
+    fn custodians_root(&self) -> PathBuf {
+        self.root.join("custodians")
+    }
+
+    /// Directory of custodian `i` (1-based).
+    pub fn custodian_dir(&self, i: usize) -> PathBuf {
+        self.custodians_root().join(format!("custodian-{i}"))
+    }
+
+    /// Whether keys were initialised here.
+    pub fn has_keys(&self) -> bool {
+        self.group_file().exists()
+    }
+}
+
+/// Makes a directory readable by its owner only.
+pub fn restrict(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot restrict permissions of {}", path.display()))
+}

@@ -1,0 +1,67 @@
+//! `ribat keys init`: the key ceremony of an embedded node.
+
+use crate::home::{Home, restrict};
+use crate::passphrases::Source;
+use anyhow::{Context, Result, bail};
+use ribat_crypto::passphrase::KdfParams;
+use ribat_custodian::ceremony::{self, CeremonySpec};
+use ribat_custodian::policy::Policy;
+use ribat_custodian::{LocalCustodian, QuorumReader};
+use ribat_store::SqliteStore;
+
+/// Runs the ceremony in `home`.
+pub fn init(
+    home: &Home,
+    threshold: usize,
+    custodians: usize,
+    classes: &[String],
+    passphrases: &Source,
+    kdf: KdfParams,
+) -> Result<()> {
+    if home.has_keys() {
+        bail!(
+            "{} already has keys (group.json); a ceremony never overwrites keys. Use another --home",
+            home.root().display()
+        );
+    }
+    if !classes.iter().any(|c| c == "identity") {
+        bail!("the class `identity` is required: the blind-index key is sealed to it");
+    }
+    home.create()?;
+    let passes = (1..=custodians)
+        .map(|i| passphrases.get(i, true))
+        .collect::<Result<Vec<_>>>()?;
+    let dirs: Vec<_> = (1..=custodians).map(|i| home.custodian_dir(i)).collect();
+    let spec = CeremonySpec {
+        threshold,
+        classes: classes.to_vec(),
+        epoch: 1,
+        kdf,
+    };
+    let group =
+        ceremony::run(&spec, &dirs, &passes, &home.group_file()).context("key ceremony failed")?;
+    for d in &dirs {
+        restrict(d)?;
+        LocalCustodian::write_policy(d, &Policy::embedded_default())?;
+        LocalCustodian::write_honey(d, &[])?;
+    }
+    let store = SqliteStore::open(&home.store_file())?;
+    QuorumReader::create_index_key(&group, &store)?;
+    println!(
+        "keys ready in {}: {} of {} custodians, classes {}, epoch {}",
+        home.root().display(),
+        threshold,
+        custodians,
+        classes.join(", "),
+        group.epoch
+    );
+    println!("group file (public): {}", home.group_file().display());
+    for (i, d) in dirs.iter().enumerate() {
+        println!(
+            "custodian {}: {} (shares sealed under its passphrase)",
+            i + 1,
+            d.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Where custodians' passphrases come from: a prompt, the environment, or files.
+//!
+//! - `prompt`: asked on the terminal without echo (twice at `keys init`);
+//! - `env`: `RIBAT_CUSTODIAN_<i>_PASSPHRASE` for custodian `i`;
+//! - `dir:PATH`: the file `PATH/custodian-<i>.pass`, which must be readable by its owner
+//!   only (like an SSH key).
+//!
+//! In production each custodian's passphrase is held by a different person on a different
+//! machine; the embedded shape holds all of them in one process, which is what it is for.
+
+use anyhow::{Context, Result, bail};
+use ribat_crypto::secret::Passphrase;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// A passphrase source.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Ask on the terminal.
+    Prompt,
+    /// Read `RIBAT_CUSTODIAN_<i>_PASSPHRASE`.
+    Env,
+    /// Read `DIR/custodian-<i>.pass`.
+    Dir(PathBuf),
+}
+
+impl FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "prompt" => Ok(Self::Prompt),
+            "env" => Ok(Self::Env),
+            _ => match s.strip_prefix("dir:") {
+                Some(p) if !p.is_empty() => Ok(Self::Dir(PathBuf::from(p))),
+                _ => Err(format!("`{s}`: expected prompt, env or dir:PATH")),
+            },
+        }
+    }
+}
+
+/// Name of the environment variable holding custodian `i`'s passphrase.
+pub fn env_name(i: usize) -> String {
+    format!("RIBAT_CUSTODIAN_{i}_PASSPHRASE")
+}
+
+/// The file holding custodian `i`'s passphrase in a `dir:` source.
+pub fn file_name(i: usize) -> String {
+    format!("custodian-{i}.pass")
+}
+
+impl Source {
+    /// Custodian `i`'s passphrase; `confirm` asks twice at a prompt.
+    pub fn get(&self, i: usize, confirm: bool) -> Result<Passphrase> {
+        let p = match self {
+            Self::Prompt => {
+                let first = rpassword::prompt_password(format!("passphrase for custodian {i}: "))
+                    .context(
+                    "cannot read a passphrase from the terminal; use --passphrases env or dir:PATH",
+                )?;
+                if confirm {
+                    let again = rpassword::prompt_password(format!("again, for custodian {i}: "))
+                        .context("cannot read the passphrase confirmation")?;
+                    if again != first {
+                        bail!("the two passphrases for custodian {i} differ");
+                    }
+                }
+                first
+            }
+            Self::Env => std::env::var(env_name(i)).with_context(|| {
+                format!(
+                    "{} is not set (or not UTF-8); set it or use --passphrases prompt",
+                    env_name(i)
+                )
+            })?,
+            Self::Dir(d) => {
+                let path = d.join(file_name(i));
+                check_private(&path)?;
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                text.trim_end_matches(['\n', '\r']).to_owned()
+            }
+        };
+        if p.chars().count() < 12 {
+            bail!("custodian {i}'s passphrase is shorter than 12 characters; choose a longer one");
+        }
+        Ok(Passphrase::new(p))
+    }
+}
+
+fn check_private(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "{} is readable by other users; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
