@@ -130,6 +130,15 @@ impl LocalCustodian {
         keystore::write_atomic(&dir.join(POLICY_FILE), &json)
     }
 
+    /// Plugs a deployment's own check into this custodian's guard.
+    pub fn add_hook(&self, hook: Arc<dyn crate::guard::PolicyHook>) -> Result<(), CustodianError> {
+        self.guard
+            .lock()
+            .map_err(|_| CustodianError::Poisoned)?
+            .add_hook(hook);
+        Ok(())
+    }
+
     /// Whether this custodian holds `identity` in quarantine now.
     pub fn is_quarantined(&self, identity: &str) -> Result<bool, CustodianError> {
         let g = self.guard.lock().map_err(|_| CustodianError::Poisoned)?;

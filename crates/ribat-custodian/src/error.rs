@@ -63,6 +63,14 @@ pub enum Denial {
         /// End of the quarantine.
         until: u64,
     },
+    /// A deployment's own check refused.
+    #[error("refused by the `{hook}` check: {reason}")]
+    Hook {
+        /// Hook name.
+        hook: String,
+        /// Its reason.
+        reason: String,
+    },
     /// The request itself is malformed.
     #[error("malformed request: {0}")]
     Malformed(String),

@@ -14,6 +14,18 @@ use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, Policy};
 use crate::request::{MAX_RECORDS_PER_REQUEST, PartialRequest};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
+/// An extra check a deployment plugs into every custodian, run after the built-in ones.
+///
+/// It sees the request and the time and answers allow or deny; it must be pure and fast
+/// (it runs under the custodian's lock). Examples: office hours for counter roles, a case
+/// reference required for public figures (issue 6 brings the detectors).
+pub trait PolicyHook: Send + Sync {
+    /// A short name, shown in denials.
+    fn name(&self) -> &str;
+    /// `Err(reason)` to refuse.
+    fn check(&self, req: &PartialRequest, now: u64) -> Result<(), String>;
+}
+
 /// Something the custodian must do because of a verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -38,13 +50,30 @@ pub struct Verdict {
 }
 
 /// The guard's state.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Guard {
     policy: Policy,
+    hooks: Vec<std::sync::Arc<dyn PolicyHook>>,
     honey: HashSet<(String, String)>,
     quarantined: BTreeMap<String, u64>,
     /// Per identity: (time, table/record) of served reads, oldest first.
     reads: BTreeMap<String, VecDeque<(u64, String)>>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field(
+                "hooks",
+                &self
+                    .hooks
+                    .iter()
+                    .map(|h| h.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+            .field("quarantined", &self.quarantined)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Guard {
@@ -52,10 +81,16 @@ impl Guard {
     pub fn new(policy: Policy, honey: impl IntoIterator<Item = (String, String)>) -> Self {
         Self {
             policy,
+            hooks: Vec::new(),
             honey: honey.into_iter().collect(),
             quarantined: BTreeMap::new(),
             reads: BTreeMap::new(),
         }
+    }
+
+    /// Adds a deployment's own check.
+    pub fn add_hook(&mut self, hook: std::sync::Arc<dyn PolicyHook>) {
+        self.hooks.push(hook);
     }
 
     /// Judges a request at time `now`; when allowed, counts its records against the quota.
@@ -139,6 +174,12 @@ impl Guard {
                 table: req.table.clone(),
                 purpose: req.purpose.clone(),
             });
+        }
+        for h in &self.hooks {
+            h.check(req, now).map_err(|reason| Denial::Hook {
+                hook: h.name().to_owned(),
+                reason,
+            })?;
         }
         let quota = self.policy.quota_for(&who.role);
         let since = now.saturating_sub(quota.window_secs);
@@ -302,6 +343,35 @@ mod tests {
         );
         k.table = KEYS_TABLE.into();
         assert_eq!(g.decide(&k, 0).outcome, Ok(()));
+    }
+
+    struct OfficeHours;
+    impl PolicyHook for OfficeHours {
+        fn name(&self) -> &str {
+            "office-hours"
+        }
+        fn check(&self, req: &PartialRequest, now: u64) -> Result<(), String> {
+            let hour = (now / 3600) % 24;
+            if req.requester.role == "clerk" && !(8..18).contains(&hour) {
+                return Err(format!(
+                    "counter roles read between 08:00 and 18:00 UTC, it is {hour:02}:00"
+                ));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_plugged_hook_refuses_with_its_name_and_reason() {
+        let mut g = guard();
+        g.add_hook(std::sync::Arc::new(OfficeHours));
+        let r = req("c1", "clerk", "counter-service", "identity", &["p-1"]);
+        assert_eq!(g.decide(&r, 10 * 3600).outcome, Ok(()));
+        let d = g.decide(&r, 22 * 3600).outcome.unwrap_err();
+        assert!(matches!(&d, Denial::Hook { hook, .. } if hook == "office-hours"));
+        assert!(d.to_string().contains("between 08:00 and 18:00"), "{d}");
+        // The hook did not let the refused request count against the quota.
+        assert_eq!(g.reads.get("c1").map(|q| q.len()), Some(1));
     }
 
     #[test]

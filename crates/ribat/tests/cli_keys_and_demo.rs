@@ -1,0 +1,149 @@
+//! The key ceremony and the demo as a user runs them: the real binary, real files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+
+use std::process::{Command, Output};
+
+fn ribat(home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ribat"));
+    c.arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("RIBAT_HOME");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const PASSES: [(&str, &str); 3] = [
+    (
+        "RIBAT_CUSTODIAN_1_PASSPHRASE",
+        "first custodian's long passphrase",
+    ),
+    (
+        "RIBAT_CUSTODIAN_2_PASSPHRASE",
+        "second custodian's long passphrase",
+    ),
+    (
+        "RIBAT_CUSTODIAN_3_PASSPHRASE",
+        "third custodian's long passphrase",
+    ),
+];
+
+#[test]
+fn keys_init_from_the_environment_writes_sealed_custodians_and_never_overwrites() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("node");
+    let args = [
+        "keys",
+        "init",
+        "--threshold",
+        "2",
+        "--custodians",
+        "3",
+        "--classes",
+        "identity,financial",
+        "--passphrases",
+        "env",
+    ];
+    let o = ribat(&home, &args, &PASSES);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 of 3 custodians"));
+    let group = std::fs::read_to_string(home.join("group.json")).unwrap();
+    assert!(group.contains("\"threshold\": 2") && group.contains("financial"));
+    for i in 1..=3 {
+        let dir = home.join(format!("custodians/custodian-{i}"));
+        let sealed = std::fs::read_to_string(dir.join("custodian.json")).unwrap();
+        assert!(sealed.contains("argon2id+aes-256-gcm-siv"));
+        // No passphrase is written anywhere in the node directory.
+        for (_, p) in PASSES {
+            assert!(!sealed.contains(p));
+        }
+    }
+    let again = ribat(&home, &args, &PASSES);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("never overwrites keys"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn keys_init_refuses_missing_or_short_passphrases_with_a_clear_message() {
+    let d = tempfile::tempdir().unwrap();
+    let o = ribat(
+        &d.path().join("a"),
+        &["keys", "init", "--passphrases", "env"],
+        &PASSES[..2],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("RIBAT_CUSTODIAN_3_PASSPHRASE is not set"),
+        "{}",
+        text(&o)
+    );
+    let short = [
+        PASSES[0],
+        PASSES[1],
+        ("RIBAT_CUSTODIAN_3_PASSPHRASE", "short"),
+    ];
+    let o = ribat(
+        &d.path().join("b"),
+        &["keys", "init", "--passphrases", "env"],
+        &short,
+    );
+    assert!(
+        text(&o).contains("shorter than 12 characters"),
+        "{}",
+        text(&o)
+    );
+    let o = ribat(
+        &d.path().join("c"),
+        &["keys", "init", "--passphrases", "vault"],
+        &PASSES,
+    );
+    assert!(
+        text(&o).contains("expected prompt, env or dir:PATH"),
+        "{}",
+        text(&o)
+    );
+    let o = ribat(
+        &d.path().join("d"),
+        &["keys", "init", "--threshold", "1", "--passphrases", "env"],
+        &PASSES,
+    );
+    assert!(text(&o).contains("at least 2"), "{}", text(&o));
+}
+
+#[test]
+fn the_demo_runs_unattended_and_tells_the_story() {
+    let d = tempfile::tempdir().unwrap();
+    let o = ribat(d.path(), &["demo", "--persons", "300"], &[]);
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("0 of 25 found"), "{out}");
+    assert!(out.contains("may not read class `financial`"), "{out}");
+    assert!(out.contains("100 of 300 records read"), "{out}");
+    assert!(
+        out.contains("quarantined at custodians 1, 2, 3: [true, true, true]"),
+        "{out}"
+    );
+    // A second run replaces the previous demo and nothing else.
+    std::fs::write(d.path().join("keep.txt"), b"mine").unwrap();
+    assert!(
+        ribat(d.path(), &["demo", "--persons", "300"], &[])
+            .status
+            .success()
+    );
+    assert_eq!(std::fs::read(d.path().join("keep.txt")).unwrap(), b"mine");
+}
