@@ -6,15 +6,18 @@
 //! | `employers` | `e-…` | affiliation, ice, name, activity, address, city | — | affiliation |
 //! | `declarations` | `d-AAAAMM-p-…` | — | period, person, employer, days, salary_real, salary_capped, allowance, situation | decl-of(person) |
 //!
-//! Record ids are opaque and carry no personal data. A declaration's link to its person
-//! and employer is sealed; the history of one person is found through a blind index over
-//! the person's record id, so the link is not readable from the store.
+//! Record ids are opaque and carry no personal data: `p-` or `e-` and 32 letters `a`–`p`
+//! encoding a keyed tag of the CNSS or affiliation number (letters only, so that no digit
+//! run of an id can be mistaken for a leaked number). Being derived from the number under
+//! the index key, the same person always gets the same id: a re-run import finds what it
+//! already stored and writes no duplicate. A declaration's link to its person and employer
+//! is sealed; a person's history is found through a blind index over the person's id.
 
+use crate::model::{DeclarationRow, EmployerRow, PersonRow};
 use ribat_crypto::Result;
 use ribat_crypto::blind_index::{BlindIndexer, BlindTag};
 use ribat_crypto::envelope::{Envelope, Sealer};
 use ribat_crypto::group::GroupPublic;
-use ribat_sim::{Declaration, Employer, Person};
 use ribat_store::{StoredClass, StoredRecord};
 
 /// Table of insured persons.
@@ -56,28 +59,45 @@ impl<'a> RecordSealer<'a> {
         })
     }
 
+    /// The opaque record id of the person with this CNSS number.
+    pub fn person_id(&self, cnss: &str) -> Result<String> {
+        Ok(opaque(
+            "p-",
+            &self.index.reference("record-id/person", cnss)?,
+        ))
+    }
+
+    /// The opaque record id of the employer with this affiliation number.
+    pub fn employer_id(&self, affiliation: &str) -> Result<String> {
+        Ok(opaque(
+            "e-",
+            &self.index.reference("record-id/employer", affiliation)?,
+        ))
+    }
+
     /// A person: identity and bank details sealed, three blind indexes.
-    pub fn person(&self, p: &Person, version: u64) -> Result<StoredRecord> {
+    pub fn person(&self, record_id: &str, p: &PersonRow, version: u64) -> Result<StoredRecord> {
         let id = self.identity.seal(
             PERSONS,
-            &p.record_id,
+            record_id,
             &[
                 ("cnss", p.cnss.as_bytes()),
                 ("cin", p.cin.as_bytes()),
                 ("given", p.given.as_bytes()),
                 ("surname", p.surname.as_bytes()),
-                ("name_ar", p.name_arabic.as_bytes()),
+                ("name_ar", p.name_ar.as_bytes()),
                 ("birth_date", p.birth_date.as_bytes()),
                 ("city", p.city.as_bytes()),
+                ("employer", p.employer.as_bytes()),
             ],
         )?;
         let fin = self
             .financial
-            .seal(PERSONS, &p.record_id, &[("rib", p.rib.as_bytes())])?;
+            .seal(PERSONS, record_id, &[("rib", p.rib.as_bytes())])?;
         let full_name = format!("{} {}", p.given, p.surname);
         Ok(StoredRecord {
             table: PERSONS.into(),
-            record_id: p.record_id.clone(),
+            record_id: record_id.to_owned(),
             version,
             classes: vec![stored(&id)?, stored(&fin)?],
             index: vec![
@@ -92,7 +112,7 @@ impl<'a> RecordSealer<'a> {
     }
 
     /// An employer.
-    pub fn employer(&self, record_id: &str, e: &Employer, version: u64) -> Result<StoredRecord> {
+    pub fn employer(&self, record_id: &str, e: &EmployerRow, version: u64) -> Result<StoredRecord> {
         let id = self.identity.seal(
             EMPLOYERS,
             record_id,
@@ -103,6 +123,8 @@ impl<'a> RecordSealer<'a> {
                 ("activity", e.activity.as_bytes()),
                 ("address", e.address.as_bytes()),
                 ("city", e.city.as_bytes()),
+                ("postal_code", e.postal_code.as_bytes()),
+                ("agency", e.agency.as_bytes()),
             ],
         )?;
         Ok(StoredRecord {
@@ -114,19 +136,21 @@ impl<'a> RecordSealer<'a> {
         })
     }
 
-    /// A declaration of `person_id` with employer `employer_id`.
+    /// A declaration line of `person_id` with employer `employer_id`.
     pub fn declaration(
         &self,
-        d: &Declaration,
+        d: &DeclarationRow,
         person_id: &str,
         employer_id: &str,
         version: u64,
     ) -> Result<StoredRecord> {
         let record_id = declaration_id(&d.period, person_id);
+        let children = d.children.to_string();
         let days = d.days.to_string();
         let real = d.salary_real.to_string();
         let capped = d.salary_capped.to_string();
         let allowance = d.allowance.to_string();
+        let kind = if d.entrant { "B04" } else { "B02" };
         let fin = self.financial.seal(
             DECLARATIONS,
             &record_id,
@@ -134,11 +158,13 @@ impl<'a> RecordSealer<'a> {
                 ("period", d.period.as_bytes()),
                 ("person", person_id.as_bytes()),
                 ("employer", employer_id.as_bytes()),
+                ("line", kind.as_bytes()),
+                ("children", children.as_bytes()),
                 ("days", days.as_bytes()),
                 ("salary_real", real.as_bytes()),
                 ("salary_capped", capped.as_bytes()),
                 ("allowance", allowance.as_bytes()),
-                ("situation", d.situation.unwrap_or("").as_bytes()),
+                ("situation", d.situation.as_bytes()),
             ],
         )?;
         Ok(StoredRecord {
@@ -151,12 +177,17 @@ impl<'a> RecordSealer<'a> {
     }
 }
 
+fn opaque(prefix: &str, t: &BlindTag) -> String {
+    let mut s = String::with_capacity(prefix.len() + 32);
+    s.push_str(prefix);
+    for b in t.0 {
+        s.push(char::from(b'a' + (b >> 4)));
+        s.push(char::from(b'a' + (b & 0x0f)));
+    }
+    s
+}
+
 /// The record id of a person's declaration for a period.
 pub fn declaration_id(period: &str, person_id: &str) -> String {
     format!("d-{period}-{person_id}")
-}
-
-/// The record id of an employer.
-pub fn employer_id(affiliation: &str) -> String {
-    format!("e-{affiliation}")
 }

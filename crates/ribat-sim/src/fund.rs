@@ -6,11 +6,11 @@
 //! CNSS numbers (they are issued in registration order), a few public figures flagged
 //! sensitive and a few honey persons that no legitimate workflow ever reads.
 
-use crate::ids::make_rib;
 use crate::names::{CITIES, COMPANY_WORDS, FEMALE, LEGAL_FORMS, MALE, SECTORS, SURNAMES};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 use rand_distr::{Distribution, LogNormal, Pareto};
+use ribat_import::ids::make_rib;
 use std::collections::HashSet;
 
 /// What to generate.
@@ -413,7 +413,7 @@ fn declarations(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::rib_is_valid;
+    use ribat_import::ids::rib_is_valid;
 
     #[test]
     fn deterministic_for_a_seed_and_different_across_seeds() {

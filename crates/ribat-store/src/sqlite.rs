@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS blind_index (
     record_id TEXT NOT NULL,
     PRIMARY KEY (kind, tag, tbl, record_id)
 ) WITHOUT ROWID;
+-- Replacing a record removes its old tags; without this index that is a full scan.
+CREATE INDEX IF NOT EXISTS blind_index_by_record ON blind_index (tbl, record_id);
 ";
 
 /// A store in one SQLite file.

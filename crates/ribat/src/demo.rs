@@ -8,15 +8,12 @@ use crate::passphrases::{self, Source};
 use anyhow::{Context, Result, bail};
 use ribat_crypto::passphrase::KdfParams;
 use ribat_crypto::secret::SecretBytes;
-use ribat_custodian::{
-    Custodian, LocalCustodian, PartialRequest, QuorumError, QuorumReader, Requester,
-};
-use ribat_import::records::{EMPLOYERS, PERSONS, RecordSealer, employer_id};
-use ribat_sim::{FundSpec, generate};
+use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
+use ribat_import::records::{PERSONS, RecordSealer};
+use ribat_sim::FundSpec;
 use ribat_store::Store;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Instant;
 
 const MARKER: &str = ".ribat-demo";
 
@@ -111,92 +108,83 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let home = demo_home(home)?;
     println!("Ribat demo — node directory {}", home.root().display());
 
-    section("1. a synthetic fund");
-    let spec = FundSpec::new(opts.persons, (opts.persons / 12).max(3), 1, opts.seed);
-    let fund = generate(&spec);
+    section("1. a synthetic fund and the files it would hold");
+    let spec = FundSpec::new(opts.persons, (opts.persons / 12).max(3), 2, opts.seed);
+    let source = home.root().join("source");
+    let fund = crate::sim_files::write(&spec, &source)?;
+    crate::sim_files::describe(&fund, &source);
     println!(
-        "{} insured persons, {} employers, {} declarations (seed {}), {} honey persons known only to custodians",
-        fund.persons.len(),
-        fund.employers.len(),
-        fund.declarations.len(),
-        opts.seed,
+        "({} honey persons, listed apart in ribat-only/honey.csv for the custodians)",
         fund.persons.iter().filter(|p| p.honey).count()
     );
 
     section("2. key ceremony: 2 of 3 custodians, classes identity and financial");
-    let source = demo_passphrases(&home, 3)?;
+    let pass = demo_passphrases(&home, 3)?;
     crate::keys::init(
         &home,
         2,
         3,
         &["identity".into(), "financial".into()],
-        &source,
+        &pass,
         KdfParams::default(),
     )?;
     println!(
         "(demo only: the three passphrases are in {}/passphrases, owner-only; in production three people hold them)",
         home.root().display()
     );
-    let honey: Vec<(String, String)> = fund
-        .persons
-        .iter()
-        .filter(|p| p.honey)
-        .map(|p| (PERSONS.to_owned(), p.record_id.clone()))
-        .collect();
-    for i in 1..=3 {
-        LocalCustodian::write_honey(&home.custodian_dir(i), &honey)?;
-    }
 
-    section("3. import: sealed with the public keys only, no custodian involved");
-    let node = Embedded::open(&home, &source)?;
+    section("3. import: validated, sealed with the public keys only, stored");
+    let summary = crate::import_cmd::run(
+        &home,
+        &pass,
+        &crate::import_cmd::ImportOptions {
+            inputs: vec![
+                source.join("employers.csv"),
+                source.join("persons.csv"),
+                source.join("ebds"),
+            ],
+            honey: Some(source.join("ribat-only/honey.csv")),
+            report: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+    )?;
+    if !summary.rejects.is_empty() {
+        bail!(
+            "the demo's own files were rejected: {:?}",
+            summary.rejects.first()
+        );
+    }
+    let node = Embedded::open(&home, &pass)?;
     let sealer = RecordSealer::new(&node.group, &node.index)?;
-    let t0 = Instant::now();
-    let mut batch = Vec::with_capacity(fund.persons.len() + fund.employers.len());
-    for e in &fund.employers {
-        batch.push(sealer.employer(&employer_id(&e.affiliation), e, 1)?);
-    }
-    for p in &fund.persons {
-        batch.push(sealer.person(p, 1)?);
-    }
-    node.store.put_records(&batch)?;
-    let secs = t0.elapsed().as_secs_f64();
-    println!(
-        "{} records sealed and stored in {:.2} s ({:.0} records/s, one transaction)",
-        batch.len(),
-        secs,
-        batch.len() as f64 / secs.max(1e-9)
-    );
 
     section("4. what a thief of the database file sees");
     let bytes = std::fs::read(home.store_file())?;
     let wal = std::fs::read(home.root().join("store.sqlite-wal")).unwrap_or_default();
-    let sample = &fund.persons[..5.min(fund.persons.len())];
+    let sample: Vec<usize> = (0..5.min(fund.persons.len())).collect();
     let mut found = 0;
-    for p in sample {
-        for v in [
-            &p.surname,
-            &p.cin,
-            &p.cnss,
-            &p.rib,
-            &p.base_salary.to_string(),
-        ] {
+    for &i in &sample {
+        let p = &fund.persons[i];
+        let salary = fund
+            .declarations
+            .iter()
+            .find(|d| d.person == i)
+            .map_or(String::new(), |d| d.salary_real.to_string());
+        for v in [&p.surname, &p.cin, &p.cnss, &p.rib, &salary] {
             if contains(&bytes, v.as_bytes()) || contains(&wal, v.as_bytes()) {
                 found += 1;
             }
         }
     }
+    let first = sealer.person_id(&fund.persons[0].cnss)?;
     let env = node
         .store
-        .envelope(PERSONS, &sample[0].record_id, "identity")?
+        .envelope(PERSONS, &first, "identity")?
         .unwrap_or_default();
     println!(
         "store.sqlite + WAL: {} bytes; searching them for 5 persons' surname, CIN, CNSS, RIB and salary: {found} of 25 found",
         bytes.len() + wal.len()
     );
-    println!(
-        "row {} / identity, first 48 bytes of its envelope:",
-        sample[0].record_id
-    );
+    println!("row {first} / identity, first 48 bytes of its envelope:");
     println!(
         "  {}",
         env.iter()
@@ -215,14 +203,10 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         .iter()
         .find(|p| !p.honey && !p.sensitive)
         .context("empty fund")?;
-    let refs = node
-        .store
-        .lookup("cnss", &node.index.cnss(&target.cnss)?.0)?;
-    let rid = refs
-        .first()
-        .context("blind index lookup found nothing")?
-        .record_id
-        .clone();
+    let rid = crate::read_cmd::one(
+        crate::read_cmd::by_cnss(&node, &target.cnss)?,
+        "CNSS number",
+    )?;
     let read = node.reader.read(&request(
         &clerk,
         "counter-service",
@@ -256,7 +240,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         Ok(_) => bail!("a clerk read the financial class; the policy is broken"),
     }
 
-    section("6. a supervisor reads the bank account for an investigation");
+    section("6. a supervisor reads the bank account and salaries for an investigation");
     let sup = Requester {
         identity: "supervisor.casa.007".into(),
         role: "supervisor".into(),
@@ -269,11 +253,18 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         &[&rid],
         3,
     ))?;
-    println!(
-        "RIB {} (salary on file: {})",
-        text(&read.records[0].1, "rib"),
-        mad(&target.base_salary.to_string())
-    );
+    println!("RIB {}", text(&read.records[0].1, "rib"));
+    let r = crate::read_cmd::Reader {
+        who: sup.clone(),
+        purpose: "investigation".into(),
+    };
+    for [period, days, real, capped] in crate::read_cmd::history(&node, &r, &rid)? {
+        println!(
+            "declared {period}: {days} days, real salary {}, capped {}",
+            mad(&real),
+            mad(&capped)
+        );
+    }
 
     section("7. custodian 2 is unreachable: reads go on with 1 and 3");
     let others: Vec<Arc<dyn Custodian>> =
@@ -288,8 +279,8 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         4,
     ))?;
     println!(
-        "read {} again, served by custodians {:?}",
-        rid, read.served_by
+        "read {rid} again, served by custodians {:?}",
+        read.served_by
     );
     let alone = QuorumReader::new(
         node.group.clone(),
@@ -316,12 +307,13 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let mut exposed = 0usize;
     let mut stop = None;
     for (n, p) in fund.persons.iter().filter(|p| !p.honey).enumerate() {
+        let id = sealer.person_id(&p.cnss)?;
         match node.reader.read(&request(
             &partner,
             "partner-verification",
             PERSONS,
             "identity",
-            &[&p.record_id],
+            &[&id],
             100 + n,
         )) {
             Ok(_) => exposed += 1,
@@ -342,17 +334,20 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         identity: "partner.broker-y".into(),
         role: "partner".into(),
     };
-    let bait = fund
-        .persons
-        .iter()
-        .find(|p| p.honey)
-        .context("no honey person")?;
+    let bait = sealer.person_id(
+        &fund
+            .persons
+            .iter()
+            .find(|p| p.honey)
+            .context("no honey person")?
+            .cnss,
+    )?;
     match node.reader.read(&request(
         &scraper,
         "partner-verification",
         PERSONS,
         "identity",
-        &[&bait.record_id],
+        &[&bait],
         9000,
     )) {
         Err(QuorumError::Refused { denial, .. }) => println!("refused: {denial}"),
@@ -378,7 +373,6 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
             home.custodian_dir(i).join("served.log").display()
         );
     }
-    let _ = EMPLOYERS;
     println!(
         "\nDone. Reopen this node with: ribat --home {} … --passphrases dir:{}/passphrases",
         home.root().display(),

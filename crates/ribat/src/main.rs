@@ -8,8 +8,11 @@ mod bench;
 mod demo;
 mod embedded;
 mod home;
+mod import_cmd;
 mod keys;
 mod passphrases;
+mod read_cmd;
+mod sim_files;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -43,10 +46,116 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The synthetic fund.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+    /// Import the fund's files (employers.csv, persons.csv, DS_*.txt e-BDS) into this node:
+    /// validated, sealed, stored. Resumable: re-run after a crash to finish.
+    Import {
+        /// Files or directories to import.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// CSV of CNSS numbers of honey persons, registered with every custodian.
+        #[arg(long)]
+        honey: Option<PathBuf>,
+        /// Where rejected files and lines are listed (default HOME/import-rejects.csv).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Sealing threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        #[command(flatten)]
+        pass: PassArg,
+    },
+    /// Read one person through the quorum of custodians.
+    Get {
+        /// CNSS number of the person.
+        #[arg(long)]
+        cnss: String,
+        /// Why (required): counter-service, benefit-claim, investigation, pension-run, …
+        #[arg(long)]
+        purpose: String,
+        /// Fields to read, comma-separated (default: the identity fields).
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        /// Also read the person's monthly declarations.
+        #[arg(long)]
+        history: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        who: WhoArg,
+        #[command(flatten)]
+        pass: PassArg,
+    },
+    /// Find persons by CIN, or by name and birth date, through the blind indexes.
+    Find {
+        /// CIN.
+        #[arg(long, conflicts_with_all = ["name", "birth_date"])]
+        cin: Option<String>,
+        /// Full name (with --birth-date).
+        #[arg(long, requires = "birth_date")]
+        name: Option<String>,
+        /// Birth date YYYY-MM-DD (with --name).
+        #[arg(long, requires = "name")]
+        birth_date: Option<String>,
+        /// Why (required).
+        #[arg(long)]
+        purpose: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        who: WhoArg,
+        #[command(flatten)]
+        pass: PassArg,
+    },
     /// Benchmarks (figures with a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct PassArg {
+    /// Where custodians' passphrases come from: prompt, env (RIBAT_CUSTODIAN_N_PASSPHRASE for custodian N) or dir:PATH (files custodian-N.pass).
+    #[arg(long, default_value = "prompt")]
+    passphrases: passphrases::Source,
+}
+
+#[derive(clap::Args)]
+struct WhoArg {
+    /// Identity of the reader (until tokens arrive with the gateway).
+    #[arg(long = "as", default_value = "cli.operator")]
+    identity: String,
+    /// Role of the reader in the custodians' policy.
+    #[arg(long, default_value = "clerk")]
+    role: String,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Generate a synthetic fund and write the files the fund would hold.
+    Generate {
+        /// Insured persons.
+        #[arg(long, default_value_t = 10_000)]
+        persons: usize,
+        /// Employers.
+        #[arg(long, default_value_t = 800)]
+        employers: usize,
+        /// Months of declarations.
+        #[arg(long, default_value_t = 1)]
+        months: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -117,6 +226,108 @@ fn run(cli: Cli) -> Result<()> {
                 &passphrases,
                 ribat_crypto::passphrase::KdfParams::default(),
             )
+        }
+        Command::Sim {
+            command:
+                SimCommand::Generate {
+                    persons,
+                    employers,
+                    months,
+                    seed,
+                    out,
+                },
+        } => {
+            anyhow::ensure!(
+                employers >= 1 && persons >= 1 && months >= 1,
+                "--persons, --employers and --months must be at least 1"
+            );
+            let fund = sim_files::write(
+                &ribat_sim::FundSpec::new(persons, employers, months, seed),
+                &out,
+            )?;
+            sim_files::describe(&fund, &out);
+            Ok(())
+        }
+        Command::Import {
+            inputs,
+            honey,
+            report,
+            threads,
+            pass,
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            import_cmd::run(
+                &home,
+                &pass.passphrases,
+                &import_cmd::ImportOptions {
+                    inputs,
+                    honey,
+                    report,
+                    threads,
+                },
+            )?;
+            Ok(())
+        }
+        Command::Get {
+            cnss,
+            purpose,
+            fields,
+            history,
+            json,
+            who,
+            pass,
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            let node = embedded::Embedded::open(&home, &pass.passphrases)?;
+            let r = read_cmd::Reader {
+                who: ribat_custodian::Requester {
+                    identity: who.identity,
+                    role: who.role,
+                },
+                purpose,
+            };
+            let id = read_cmd::one(read_cmd::by_cnss(&node, &cnss)?, "CNSS number")?;
+            let f = read_cmd::person(&node, &r, &id, &fields)?;
+            let h = if history {
+                Some(read_cmd::history(&node, &r, &id)?)
+            } else {
+                None
+            };
+            read_cmd::print(&id, &f, h.as_deref(), json)
+        }
+        Command::Find {
+            cin,
+            name,
+            birth_date,
+            purpose,
+            json,
+            who,
+            pass,
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            let node = embedded::Embedded::open(&home, &pass.passphrases)?;
+            let r = read_cmd::Reader {
+                who: ribat_custodian::Requester {
+                    identity: who.identity,
+                    role: who.role,
+                },
+                purpose,
+            };
+            let ids = match (cin, name, birth_date) {
+                (Some(c), _, _) => read_cmd::by_cin(&node, &c)?,
+                (None, Some(n), Some(b)) => read_cmd::by_name(&node, &n, &b)?,
+                _ => anyhow::bail!("give --cin, or --name with --birth-date"),
+            };
+            if ids.is_empty() {
+                anyhow::bail!("no person matches");
+            }
+            for id in ids {
+                let f = read_cmd::person(&node, &r, &id, &[])?;
+                read_cmd::print(&id, &f, None, json)?;
+            }
+            Ok(())
         }
         Command::Bench {
             command: BenchCommand::Crypto { batch, json },

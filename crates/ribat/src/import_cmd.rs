@@ -1,0 +1,141 @@
+//! `ribat import`: the fund's files into the embedded node, with progress and a report.
+
+use crate::embedded::Embedded;
+use crate::home::Home;
+use crate::passphrases::Source;
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ribat_custodian::LocalCustodian;
+use ribat_import::importer::{Importer, Progress, Summary};
+use ribat_import::records::{PERSONS, RecordSealer};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Options of an import.
+pub struct ImportOptions {
+    /// Files or directories.
+    pub inputs: Vec<PathBuf>,
+    /// CNSS numbers of honey persons (CSV with a `cnss` header).
+    pub honey: Option<PathBuf>,
+    /// Where rejected files and lines are listed.
+    pub report: Option<PathBuf>,
+    /// Sealing threads.
+    pub threads: usize,
+}
+
+/// Runs an import; returns its summary.
+pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Summary> {
+    let node = Embedded::open(home, passphrases)?;
+    let sealer = RecordSealer::new(&node.group, &node.index)?;
+    let importer = Importer::new(node.store.as_ref(), &sealer, opts.threads, 2_000);
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows  {per_sec}  eta {eta}",
+            )
+            .context("progress bar template")?,
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let mut on_progress = |p: Progress| {
+        if let Some(b) = &bar {
+            b.set_length(p.total);
+            b.set_position(p.done);
+        }
+    };
+    let summary = importer.run(&opts.inputs, &mut on_progress)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(h) = &opts.honey {
+        let n = install_honey(home, &node, &sealer, h)?;
+        println!("honey list: {n} persons registered with every custodian");
+    }
+    let report = opts
+        .report
+        .clone()
+        .unwrap_or_else(|| home.root().join("import-rejects.csv"));
+    write_report(&report, &summary)?;
+    let rate = (summary.persons.stored + summary.declarations.stored + summary.employers.stored)
+        as f64
+        / summary.seconds.max(1e-9);
+    println!(
+        "imported {} files in {:.1} s ({:.0} records/s): employers {} new, {} already there; persons {} new, {} already there; declarations {} new, {} already there",
+        summary.files,
+        summary.seconds,
+        rate,
+        summary.employers.stored,
+        summary.employers.already,
+        summary.persons.stored,
+        summary.persons.already,
+        summary.declarations.stored,
+        summary.declarations.already
+    );
+    if summary.rejects.is_empty() {
+        println!("no file or line was rejected");
+    } else {
+        println!(
+            "{} files or lines rejected, listed with their reasons in {}",
+            summary.rejects.len(),
+            report.display()
+        );
+        for r in summary.rejects.iter().take(5) {
+            println!("  {}:{}: {}", r.file.display(), r.line, r.reason);
+        }
+    }
+    Ok(summary)
+}
+
+fn write_report(path: &Path, s: &Summary) -> Result<()> {
+    let mut w = csv::Writer::from_path(path)
+        .with_context(|| format!("cannot write the report {}", path.display()))?;
+    w.write_record(["file", "line", "reason"])?;
+    for r in &s.rejects {
+        w.write_record([
+            r.file.display().to_string(),
+            r.line.to_string(),
+            r.reason.clone(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Adds the honey persons listed in `path` to every custodian's honey list.
+fn install_honey(
+    home: &Home,
+    node: &Embedded,
+    sealer: &RecordSealer<'_>,
+    path: &Path,
+) -> Result<usize> {
+    let mut rd = csv::Reader::from_path(path)
+        .with_context(|| format!("cannot read the honey list {}", path.display()))?;
+    if rd.headers()?.iter().next() != Some("cnss") {
+        bail!("{}: the honey list needs a `cnss` header", path.display());
+    }
+    let mut ids = Vec::new();
+    for (n, rec) in rd.records().enumerate() {
+        let rec = rec.with_context(|| format!("{} line {}", path.display(), n + 2))?;
+        let cnss = rec.get(0).unwrap_or_default();
+        ids.push((PERSONS.to_owned(), sealer.person_id(cnss)?));
+    }
+    for i in 1..=node.group.custodians {
+        let dir = home.custodian_dir(i);
+        let file = dir.join(ribat_custodian::keystore::HONEY_FILE);
+        let mut list: Vec<(String, String)> = match std::fs::read_to_string(&file) {
+            Ok(t) => serde_json::from_str(&t)
+                .with_context(|| format!("{} is not a honey list", file.display()))?,
+            Err(_) => Vec::new(),
+        };
+        for id in &ids {
+            if !list.contains(id) {
+                list.push(id.clone());
+            }
+        }
+        LocalCustodian::write_honey(&dir, &list)?;
+    }
+    Ok(ids.len())
+}
