@@ -430,8 +430,25 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
         accept(r, i + 1, &mut rows, &mut rejected, &mut seen);
         i += 1;
     }
+    // A totals line that disagrees is reported with the lines rejected above it: they are
+    // usually the cause.
+    let explain = |e: FileError, rejected: &[Rejected]| -> FileError {
+        if rejected.is_empty() {
+            return e;
+        }
+        let causes: Vec<String> = rejected
+            .iter()
+            .map(|r| format!("line {}: {}", r.line, r.reason))
+            .collect();
+        ferr(
+            e.line,
+            format!("{} (rejected above: {})", e.reason, causes.join("; ")),
+        )
+    };
     match kind(i) {
-        Some("B03") => check_totals(lines[i], i + 1, &written, true)?,
+        Some("B03") => {
+            check_totals(lines[i], i + 1, &written, true).map_err(|e| explain(e, &rejected))?
+        }
         Some(k) => {
             return Err(ferr(
                 i + 1,
@@ -467,7 +484,9 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
         ));
     }
     match kind(i) {
-        Some("B05") => check_totals(lines[i], i + 1, &written4, false)?,
+        Some("B05") => {
+            check_totals(lines[i], i + 1, &written4, false).map_err(|e| explain(e, &rejected))?
+        }
         Some(k) => {
             return Err(ferr(
                 i + 1,
@@ -492,7 +511,9 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
         ..Sums::default()
     };
     match kind(i) {
-        Some("B06") => check_totals(lines[i], i + 1, &grand, false)?,
+        Some("B06") => {
+            check_totals(lines[i], i + 1, &grand, false).map_err(|e| explain(e, &rejected))?
+        }
         Some(k) => return Err(ferr(i + 1, format!("expected B06 grand totals, found {k}"))),
         None => {
             return Err(ferr(

@@ -1,0 +1,173 @@
+//! Running the real `ribat` binary on a real node directory, and opening that node
+//! in-process to check what it holds.
+#![allow(dead_code)]
+
+use ribat_crypto::secret::Passphrase;
+use ribat_custodian::clock::SystemClock;
+use ribat_custodian::{Custodian, LocalCustodian, PartialRequest, QuorumReader, Requester};
+use ribat_store::SqliteStore;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+pub const PASSES: [(&str, &str); 3] = [
+    (
+        "RIBAT_CUSTODIAN_1_PASSPHRASE",
+        "first custodian's long passphrase",
+    ),
+    (
+        "RIBAT_CUSTODIAN_2_PASSPHRASE",
+        "second custodian's long passphrase",
+    ),
+    (
+        "RIBAT_CUSTODIAN_3_PASSPHRASE",
+        "third custodian's long passphrase",
+    ),
+];
+
+pub fn command(home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ribat"));
+    c.arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("RIBAT_HOME");
+    for (k, v) in PASSES {
+        c.env(k, v);
+    }
+    c
+}
+
+pub fn ribat(home: &Path, args: &[&str]) -> Output {
+    command(home, args).output().unwrap()
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn ok(o: Output) -> String {
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    t
+}
+
+/// Generates a fund's files with the CLI and initialises keys in `home`.
+pub fn fund_and_keys(
+    dir: &Path,
+    persons: usize,
+    employers: usize,
+    months: usize,
+    seed: u64,
+) -> (PathBuf, PathBuf, ribat_sim::Fund) {
+    let src = dir.join("source");
+    let home = dir.join("node");
+    let (p, e, m, s) = (
+        persons.to_string(),
+        employers.to_string(),
+        months.to_string(),
+        seed.to_string(),
+    );
+    ok(ribat(
+        &home,
+        &[
+            "sim",
+            "generate",
+            "--persons",
+            &p,
+            "--employers",
+            &e,
+            "--months",
+            &m,
+            "--seed",
+            &s,
+            "--out",
+            src.to_str().unwrap(),
+        ],
+    ));
+    ok(ribat(&home, &["keys", "init", "--passphrases", "env"]));
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(persons, employers, months, seed));
+    (src, home, fund)
+}
+
+/// The node opened in this process: a reader over its three custodians.
+pub struct Node {
+    pub reader: QuorumReader,
+    pub store: Arc<SqliteStore>,
+    pub index: ribat_crypto::blind_index::BlindIndexer,
+    pub group: ribat_crypto::group::GroupPublic,
+}
+
+pub fn open(home: &Path) -> Node {
+    let group = ribat_crypto::group::GroupPublic::from_json(
+        &std::fs::read_to_string(home.join("group.json")).unwrap(),
+    )
+    .unwrap();
+    let store = Arc::new(SqliteStore::open(&home.join("store.sqlite")).unwrap());
+    let custodians: Vec<Arc<dyn Custodian>> = (1..=3)
+        .map(|i| {
+            let dir = home.join(format!("custodians/custodian-{i}"));
+            Arc::new(
+                LocalCustodian::open(
+                    &dir,
+                    &Passphrase::new(PASSES[i - 1].1.into()),
+                    store.clone(),
+                    Arc::new(SystemClock),
+                )
+                .unwrap(),
+            ) as Arc<dyn Custodian>
+        })
+        .collect();
+    let reader = QuorumReader::new(group.clone(), custodians, store.clone());
+    let index = reader
+        .open_index_key(
+            &Requester {
+                identity: "test".into(),
+                role: "service".into(),
+            },
+            "test-start",
+        )
+        .unwrap();
+    Node {
+        reader,
+        store,
+        index,
+        group,
+    }
+}
+
+/// Reads `class` of records in batches, as the pension run would.
+pub fn read_all(
+    node: &Node,
+    table: &str,
+    class: &str,
+    ids: &[String],
+) -> Vec<ribat_crypto::envelope::OpenedFields> {
+    let who = Requester {
+        identity: "batch.pension-run".into(),
+        role: "pension-batch".into(),
+    };
+    let mut out = Vec::new();
+    for (n, chunk) in ids.chunks(5_000).enumerate() {
+        let read = node
+            .reader
+            .read(&PartialRequest {
+                request_id: format!("check-{table}-{class}-{n}"),
+                requester: who.clone(),
+                purpose: "pension-run".into(),
+                table: table.into(),
+                class: class.into(),
+                record_ids: chunk.to_vec(),
+            })
+            .unwrap();
+        out.extend(read.records.into_iter().map(|(_, f)| f));
+    }
+    out
+}
+
+pub fn field(f: &ribat_crypto::envelope::OpenedFields, name: &str) -> String {
+    String::from_utf8(f.get(name).unwrap().to_vec()).unwrap()
+}
