@@ -15,6 +15,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// PostgreSQL refused an operation.
+    #[error("PostgreSQL error in {operation}: {source}")]
+    Postgres {
+        /// What was being done.
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
     /// The database file cannot be opened or created.
     #[error("cannot open the store at {path}: {source}")]
     Open {

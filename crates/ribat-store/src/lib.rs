@@ -5,6 +5,12 @@
 //! Must never: hold plaintext of a protected field (I4), interpret an envelope, or hold a
 //! key. It stores bytes the vault crate produced and hands them back.
 //!
+//! One schema for every record type: `records` (table, id, version), `sealed` (one row per
+//! sealed class: epoch, `R`, envelope) and `blind_index` (kind, tag → record). Persons,
+//! employers, declarations and exports have the same shape at rest (opaque id, sealed
+//! classes, tags), so one schema and one conformance suite serve them all; the logical
+//! table is a column restricted to [`TABLES`].
+//!
 //! ```text
 //!   import / writer ── put_records (one transaction, fsync) ──► records, sealed, blind_index
 //!   custodian ─────── point(table, id, class) ─────────────────► R, epoch   (I3: its own lookup)
@@ -12,11 +18,17 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod conformance;
 mod error;
+mod postgres_store;
 mod sqlite;
 
 pub use error::StoreError;
+pub use postgres_store::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Tables a record may belong to. Both backends refuse any other name.
+pub const TABLES: [&str; 5] = ["persons", "employers", "declarations", "exports", "keys"];
 
 /// One sealed class of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
-    tbl       TEXT    NOT NULL,
+    tbl       TEXT    NOT NULL CHECK (tbl IN ('persons', 'employers', 'declarations', 'exports', 'keys')),
     record_id TEXT    NOT NULL,
     version   INTEGER NOT NULL,
     PRIMARY KEY (tbl, record_id)
@@ -110,6 +110,7 @@ impl PointSource for SqliteStore {
 impl Store for SqliteStore {
     fn put_records(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
         for r in records {
+            crate::conformance::check_write(r)?;
             if r.classes.is_empty() {
                 return Err(StoreError::InvalidWrite {
                     table: r.table.clone(),

@@ -11,7 +11,6 @@ use ribat_crypto::secret::SecretBytes;
 use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
 use ribat_import::records::{PERSONS, RecordSealer};
 use ribat_sim::FundSpec;
-use ribat_store::Store;
 use std::io::Write;
 use std::sync::Arc;
 

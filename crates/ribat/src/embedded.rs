@@ -7,7 +7,7 @@ use ribat_crypto::blind_index::BlindIndexer;
 use ribat_crypto::group::GroupPublic;
 use ribat_custodian::clock::{Clock, SystemClock};
 use ribat_custodian::{Custodian, LocalCustodian, QuorumReader, Requester};
-use ribat_store::SqliteStore;
+use ribat_store::{PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
 
 /// The identity under which a node opens its blind-index key.
@@ -18,12 +18,62 @@ pub fn service_identity() -> Requester {
     }
 }
 
+/// Where a node keeps its sealed records: `sqlite` (default, `HOME/store.sqlite`) or
+/// `postgres:<conninfo>` with `RIBAT_STORE_SCHEMA` (default `ribat`), both set by the
+/// global `--store` and `--store-schema` options.
+#[derive(Debug, Clone)]
+pub enum StoreSpec {
+    /// The embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL schema.
+    Postgres {
+        /// libpq connection string or URL.
+        conninfo: String,
+        /// Schema.
+        schema: String,
+    },
+}
+
+impl StoreSpec {
+    /// Parses the `--store` value.
+    pub fn parse(spec: &str, schema: &str) -> Result<Self> {
+        match spec {
+            "sqlite" | "" => Ok(Self::Sqlite),
+            _ => match spec.strip_prefix("postgres:") {
+                Some(c) if !c.is_empty() => Ok(Self::Postgres {
+                    conninfo: c.to_owned(),
+                    schema: schema.to_owned(),
+                }),
+                _ => bail!("--store `{spec}`: expected `sqlite` or `postgres:<connection string>`"),
+            },
+        }
+    }
+}
+
+static STORE: std::sync::OnceLock<StoreSpec> = std::sync::OnceLock::new();
+
+/// Chooses the store for this process (called once from `main`).
+pub fn set_store(spec: StoreSpec) {
+    let _ = STORE.set(spec);
+}
+
+/// Opens the node's store.
+pub fn open_store(home: &Home) -> Result<Arc<dyn Store>> {
+    Ok(match STORE.get().cloned().unwrap_or(StoreSpec::Sqlite) {
+        StoreSpec::Sqlite => Arc::new(SqliteStore::open(&home.store_file())?),
+        StoreSpec::Postgres { conninfo, schema } => Arc::new(
+            PostgresStore::connect(&conninfo, &schema)
+                .context("cannot open the PostgreSQL store")?,
+        ),
+    })
+}
+
 /// An opened embedded node.
 pub struct Embedded {
     /// The public group.
     pub group: GroupPublic,
     /// The store.
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     /// Custodians that opened (a custodian whose passphrase is wrong stays closed).
     pub custodians: Vec<Arc<LocalCustodian>>,
     /// Reader over the open custodians.
@@ -55,7 +105,7 @@ impl Embedded {
         let group = GroupPublic::from_json(&text).with_context(|| {
             format!("{} is not a valid group file", home.group_file().display())
         })?;
-        let store = Arc::new(SqliteStore::open(&home.store_file())?);
+        let store = open_store(home)?;
         let mut custodians = Vec::new();
         let mut closed = Vec::new();
         for i in 1..=group.custodians {

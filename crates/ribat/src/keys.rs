@@ -7,7 +7,6 @@ use ribat_crypto::passphrase::KdfParams;
 use ribat_custodian::ceremony::{self, CeremonySpec};
 use ribat_custodian::policy::Policy;
 use ribat_custodian::{LocalCustodian, QuorumReader};
-use ribat_store::SqliteStore;
 
 /// Runs the ceremony in `home`.
 pub fn init(
@@ -45,8 +44,8 @@ pub fn init(
         LocalCustodian::write_policy(d, &Policy::embedded_default())?;
         LocalCustodian::write_honey(d, &[])?;
     }
-    let store = SqliteStore::open(&home.store_file())?;
-    QuorumReader::create_index_key(&group, &store)?;
+    let store = crate::embedded::open_store(home)?;
+    QuorumReader::create_index_key(&group, store.as_ref())?;
     println!(
         "keys ready in {}: {} of {} custodians, classes {}, epoch {}",
         home.root().display(),

@@ -25,6 +25,17 @@ struct Cli {
     /// Node directory (default: $RIBAT_HOME, else $XDG_DATA_HOME/ribat, else ~/.local/share/ribat).
     #[arg(long, global = true, env = "RIBAT_HOME")]
     home: Option<PathBuf>,
+    /// Where sealed records live: `sqlite` (HOME/store.sqlite) or `postgres:<connection string>`.
+    #[arg(long, global = true, env = "RIBAT_STORE", default_value = "sqlite")]
+    store: String,
+    /// PostgreSQL schema of this node's store.
+    #[arg(
+        long,
+        global = true,
+        env = "RIBAT_STORE_SCHEMA",
+        default_value = "ribat"
+    )]
+    store_schema: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -203,8 +214,13 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    embedded::set_store(embedded::StoreSpec::parse(&cli.store, &cli.store_schema)?);
     match cli.command {
         Command::Demo { persons, seed } => {
+            anyhow::ensure!(
+                cli.store == "sqlite",
+                "the demo runs on the embedded SQLite store; drop --store (or RIBAT_STORE)"
+            );
             let home = home::Home::resolve(cli.home)?;
             demo::run(&home, &demo::DemoOptions { persons, seed })
         }

@@ -5,7 +5,6 @@ use anyhow::{Context, Result, bail};
 use ribat_crypto::envelope::OpenedFields;
 use ribat_custodian::{PartialRequest, Requester};
 use ribat_import::records::{DECL_OF, DECLARATIONS, PERSONS};
-use ribat_store::Store;
 use std::collections::BTreeMap;
 
 /// Fields of a person and the class that holds each.

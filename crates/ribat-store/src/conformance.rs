@@ -1,0 +1,245 @@
+//! The conformance suite every backend must pass (the model is openraft's
+//! `testing/log/suite.rs`): call [`run_all`] from a backend's tests with a harness that
+//! makes fresh stores and reopens them.
+//!
+//! It checks behaviour a caller relies on, not implementation: round trips, version
+//! rules, idempotent re-runs, atomic batches, refusals, lookups, and durability across a
+//! reopen.
+
+use crate::{PointSource, RecordRef, Store, StoreError, StoredClass, StoredRecord, TABLES};
+
+/// Refusals common to both backends, checked before anything is written.
+pub fn check_write(r: &StoredRecord) -> Result<(), StoreError> {
+    let refuse = |reason| StoreError::InvalidWrite {
+        table: r.table.clone(),
+        record_id: r.record_id.clone(),
+        reason,
+    };
+    if !TABLES.contains(&r.table.as_str()) {
+        return Err(refuse(
+            "unknown table (persons, employers, declarations, exports, keys)",
+        ));
+    }
+    if r.record_id.is_empty() || r.record_id.len() > 200 {
+        return Err(refuse("record ids are 1 to 200 bytes"));
+    }
+    if r.classes.is_empty() {
+        return Err(refuse("a record needs at least one sealed class"));
+    }
+    if r.version == 0 {
+        return Err(refuse("versions start at 1"));
+    }
+    Ok(())
+}
+
+/// Makes stores for the suite.
+pub trait Harness {
+    /// The backend.
+    type S: Store;
+    /// A new, empty store.
+    fn fresh(&mut self) -> Self::S;
+    /// The last fresh store, opened again (a restart).
+    fn reopen(&mut self) -> Self::S;
+}
+
+/// A record with one class per byte in `classes`.
+pub fn record(table: &str, id: &str, version: u64, byte: u8) -> StoredRecord {
+    StoredRecord {
+        table: table.into(),
+        record_id: id.into(),
+        version,
+        classes: vec![
+            StoredClass {
+                class: "identity".into(),
+                epoch: 1,
+                r: [byte; 32],
+                envelope: vec![byte; 48],
+            },
+            StoredClass {
+                class: "financial".into(),
+                epoch: 1,
+                r: [byte ^ 0xff; 32],
+                envelope: vec![byte ^ 0xff; 40],
+            },
+        ],
+        index: vec![
+            ("cin".into(), [byte; 16]),
+            ("cnss".into(), [byte.wrapping_add(1); 16]),
+        ],
+    }
+}
+
+fn must<T>(r: Result<T, StoreError>, what: &str) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic_with(what, &e),
+    }
+}
+
+#[allow(clippy::panic)] // the suite reports failures by panicking, like assert!
+fn panic_with(what: &str, e: &StoreError) -> ! {
+    panic!("{what}: {e}")
+}
+
+/// Runs every check.
+pub fn run_all<H: Harness>(h: &mut H) {
+    round_trip(h);
+    versions_only_move_forward(h);
+    reruns_are_idempotent(h);
+    batches_are_atomic(h);
+    refusals(h);
+    lookups(h);
+    durable_across_reopen(h);
+    large_batch(h);
+}
+
+fn round_trip<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    must(s.put_records(&[record("persons", "p-a", 1, 1)]), "put");
+    let p = must(s.point("persons", "p-a", "identity"), "point");
+    assert_eq!(p.map(|p| (p.r, p.epoch)), Some(([1; 32], 1)));
+    assert_eq!(
+        must(s.point("persons", "p-a", "financial"), "point").map(|p| p.r),
+        Some([0xfe; 32])
+    );
+    assert_eq!(
+        must(s.envelope("persons", "p-a", "identity"), "envelope"),
+        Some(vec![1; 48])
+    );
+    assert_eq!(must(s.point("persons", "p-zz", "identity"), "point"), None);
+    assert_eq!(must(s.point("persons", "p-a", "medical"), "point"), None);
+    assert_eq!(
+        must(s.envelope("employers", "p-a", "identity"), "envelope"),
+        None
+    );
+    assert_eq!(must(s.version("persons", "p-a"), "version"), Some(1));
+    assert_eq!(must(s.count("persons"), "count"), 1);
+    assert_eq!(must(s.count("employers"), "count"), 0);
+}
+
+fn versions_only_move_forward<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    must(s.put_records(&[record("persons", "p-a", 2, 2)]), "put v2");
+    must(s.put_records(&[record("persons", "p-a", 1, 9)]), "put v1");
+    assert_eq!(
+        must(s.point("persons", "p-a", "identity"), "point").map(|p| p.r),
+        Some([2; 32]),
+        "an older version replaced a newer one"
+    );
+    must(s.put_records(&[record("persons", "p-a", 3, 3)]), "put v3");
+    assert_eq!(must(s.version("persons", "p-a"), "version"), Some(3));
+    assert_eq!(
+        must(s.envelope("persons", "p-a", "identity"), "envelope"),
+        Some(vec![3; 48])
+    );
+    // Tags of the replaced version are gone.
+    assert!(
+        must(s.lookup("cin", &[2; 16]), "lookup").is_empty(),
+        "stale blind-index tag survived a new version"
+    );
+    assert_eq!(must(s.lookup("cin", &[3; 16]), "lookup").len(), 1);
+    assert_eq!(must(s.count("persons"), "count"), 1);
+}
+
+fn reruns_are_idempotent<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    let batch: Vec<_> = (0..20u8)
+        .map(|i| record("declarations", &format!("d-{i}"), 1, i))
+        .collect();
+    must(s.put_records(&batch), "put");
+    must(s.put_records(&batch), "re-put");
+    must(s.put_records(&batch[5..10]), "partial re-put");
+    assert_eq!(must(s.count("declarations"), "count"), 20);
+    assert_eq!(
+        must(s.lookup("cin", &[7; 16]), "lookup"),
+        vec![RecordRef {
+            table: "declarations".into(),
+            record_id: "d-7".into()
+        }]
+    );
+}
+
+fn batches_are_atomic<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    let mut batch: Vec<_> = (0..5u8)
+        .map(|i| record("persons", &format!("p-{i}"), 1, i))
+        .collect();
+    batch.push(record("pets", "x-1", 1, 9));
+    assert!(matches!(
+        s.put_records(&batch),
+        Err(StoreError::InvalidWrite { .. })
+    ));
+    assert_eq!(
+        must(s.count("persons"), "count"),
+        0,
+        "a refused batch wrote some of its records"
+    );
+}
+
+fn refusals<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    let mut r = record("persons", "p-a", 1, 1);
+    r.classes.clear();
+    assert!(matches!(
+        s.put_records(&[r]),
+        Err(StoreError::InvalidWrite { .. })
+    ));
+    assert!(matches!(
+        s.put_records(&[record("persons", "", 1, 1)]),
+        Err(StoreError::InvalidWrite { .. })
+    ));
+    assert!(matches!(
+        s.put_records(&[record("persons", "p-a", 0, 1)]),
+        Err(StoreError::InvalidWrite { .. })
+    ));
+    assert!(matches!(
+        s.put_records(&[record("users", "u-a", 1, 1)]),
+        Err(StoreError::InvalidWrite { .. })
+    ));
+    assert_eq!(must(s.count("persons"), "count"), 0);
+}
+
+fn lookups<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    // Two records sharing a tag (two persons with the same name and birth date).
+    let mut a = record("persons", "p-b", 1, 4);
+    let mut b = record("persons", "p-a", 1, 5);
+    a.index.push(("name-birth".into(), [42; 16]));
+    b.index.push(("name-birth".into(), [42; 16]));
+    must(s.put_records(&[a, b]), "put");
+    let found = must(s.lookup("name-birth", &[42; 16]), "lookup");
+    let ids: Vec<_> = found.iter().map(|r| r.record_id.as_str()).collect();
+    assert_eq!(ids, ["p-a", "p-b"], "lookups are sorted by table then id");
+    assert!(
+        must(s.lookup("cnss", &[42; 16]), "lookup").is_empty(),
+        "a tag found under another kind"
+    );
+}
+
+fn durable_across_reopen<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    must(
+        s.put_records(&[
+            record("employers", "e-a", 1, 6),
+            record("keys", "blind-index", 1, 7),
+        ]),
+        "put",
+    );
+    drop(s);
+    let s = h.reopen();
+    assert_eq!(must(s.count("employers"), "count"), 1);
+    assert_eq!(
+        must(s.envelope("keys", "blind-index", "identity"), "envelope"),
+        Some(vec![7; 48])
+    );
+}
+
+fn large_batch<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    let batch: Vec<_> = (0..3_000u32)
+        .map(|i| record("persons", &format!("p-{i:05}"), 1, (i % 251) as u8))
+        .collect();
+    must(s.put_records(&batch), "put 3,000");
+    assert_eq!(must(s.count("persons"), "count"), 3_000);
+    assert_eq!(must(s.lookup("cin", &[250; 16]), "lookup").len(), 11);
+}

@@ -1,0 +1,209 @@
+//! The scale-out backend: the same schema in PostgreSQL.
+//!
+//! Each store lives in one schema (default `ribat`), so that one database can hold several
+//! nodes' stores, and tests can each use their own. Writes are one transaction per batch;
+//! PostgreSQL's commit is durable when it returns (with the server's default `fsync=on`,
+//! `synchronous_commit=on`).
+
+use crate::{PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
+use postgres::{Client, NoTls};
+use std::sync::Mutex;
+
+fn pg(operation: &'static str) -> impl Fn(postgres::Error) -> StoreError {
+    move |source| StoreError::Postgres { operation, source }
+}
+
+/// A store in a PostgreSQL schema.
+pub struct PostgresStore {
+    client: Mutex<Client>,
+}
+
+fn schema_sql(schema: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         SET search_path TO {schema};
+         CREATE TABLE IF NOT EXISTS records (
+             tbl       TEXT   NOT NULL CHECK (tbl IN ('persons', 'employers', 'declarations', 'exports', 'keys')),
+             record_id TEXT   NOT NULL,
+             version   BIGINT NOT NULL,
+             PRIMARY KEY (tbl, record_id));
+         CREATE TABLE IF NOT EXISTS sealed (
+             tbl       TEXT   NOT NULL,
+             record_id TEXT   NOT NULL,
+             class     TEXT   NOT NULL,
+             epoch     BIGINT NOT NULL,
+             r         BYTEA  NOT NULL CHECK (length(r) = 32),
+             envelope  BYTEA  NOT NULL,
+             PRIMARY KEY (tbl, record_id, class));
+         CREATE TABLE IF NOT EXISTS blind_index (
+             kind      TEXT  NOT NULL,
+             tag       BYTEA NOT NULL CHECK (length(tag) = 16),
+             tbl       TEXT  NOT NULL,
+             record_id TEXT  NOT NULL,
+             PRIMARY KEY (kind, tag, tbl, record_id));
+         CREATE INDEX IF NOT EXISTS blind_index_by_record ON blind_index (tbl, record_id);"
+    )
+}
+
+impl PostgresStore {
+    /// Connects with a libpq-style connection string (`host=… port=… user=… dbname=…` or a
+    /// `postgresql://` URL) and uses (creating if needed) `schema`.
+    pub fn connect(conninfo: &str, schema: &str) -> Result<Self, StoreError> {
+        if schema.is_empty()
+            || !schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::InvalidWrite {
+                table: "-".into(),
+                record_id: "-".into(),
+                reason: "schema names are lowercase letters, digits and underscores",
+            });
+        }
+        let mut client = Client::connect(conninfo, NoTls).map_err(pg("connect"))?;
+        client
+            .batch_execute(&schema_sql(schema))
+            .map_err(pg("create schema"))?;
+        Ok(Self {
+            client: Mutex::new(client),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.client.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut c)
+    }
+}
+
+fn corrupt(what: &'static str, table: &str, id: &str) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        table: table.to_owned(),
+        record_id: id.to_owned(),
+    }
+}
+
+impl PointSource for PostgresStore {
+    fn point(
+        &self,
+        table: &str,
+        record_id: &str,
+        class: &str,
+    ) -> Result<Option<StoredPoint>, StoreError> {
+        self.with(|c| {
+            let row = c
+                .query_opt(
+                    "SELECT r, epoch FROM sealed WHERE tbl = $1 AND record_id = $2 AND class = $3",
+                    &[&table, &record_id, &class],
+                )
+                .map_err(pg("read R"))?;
+            row.map(|row| {
+                let r: Vec<u8> = row.get(0);
+                let epoch: i64 = row.get(1);
+                Ok(StoredPoint {
+                    r: r.try_into().map_err(|_| corrupt("R", table, record_id))?,
+                    epoch: u32::try_from(epoch).map_err(|_| corrupt("epoch", table, record_id))?,
+                })
+            })
+            .transpose()
+        })
+    }
+}
+
+impl Store for PostgresStore {
+    fn put_records(&self, records: &[StoredRecord]) -> Result<(), StoreError> {
+        for r in records {
+            crate::conformance::check_write(r)?;
+        }
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(pg("begin"))?;
+            let ver = tx.prepare("SELECT version FROM records WHERE tbl = $1 AND record_id = $2").map_err(pg("prepare"))?;
+            let up = tx
+                .prepare("INSERT INTO records (tbl, record_id, version) VALUES ($1, $2, $3) ON CONFLICT (tbl, record_id) DO UPDATE SET version = EXCLUDED.version")
+                .map_err(pg("prepare"))?;
+            let del_s = tx.prepare("DELETE FROM sealed WHERE tbl = $1 AND record_id = $2").map_err(pg("prepare"))?;
+            let del_i = tx.prepare("DELETE FROM blind_index WHERE tbl = $1 AND record_id = $2").map_err(pg("prepare"))?;
+            let ins_s = tx
+                .prepare("INSERT INTO sealed (tbl, record_id, class, epoch, r, envelope) VALUES ($1, $2, $3, $4, $5, $6)")
+                .map_err(pg("prepare"))?;
+            let ins_i = tx
+                .prepare("INSERT INTO blind_index (kind, tag, tbl, record_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                .map_err(pg("prepare"))?;
+            for r in records {
+                let version = i64::try_from(r.version).map_err(|_| StoreError::InvalidWrite {
+                    table: r.table.clone(),
+                    record_id: r.record_id.clone(),
+                    reason: "version too large",
+                })?;
+                let existing: Option<i64> = tx.query_opt(&ver, &[&r.table, &r.record_id]).map_err(pg("read version"))?.map(|row| row.get(0));
+                if existing.is_some_and(|v| v >= version) {
+                    continue;
+                }
+                tx.execute(&up, &[&r.table, &r.record_id, &version]).map_err(pg("write record"))?;
+                if existing.is_some() {
+                    tx.execute(&del_s, &[&r.table, &r.record_id]).map_err(pg("replace sealed"))?;
+                    tx.execute(&del_i, &[&r.table, &r.record_id]).map_err(pg("replace index"))?;
+                }
+                for cl in &r.classes {
+                    tx.execute(&ins_s, &[&r.table, &r.record_id, &cl.class, &i64::from(cl.epoch), &&cl.r[..], &cl.envelope])
+                        .map_err(pg("write sealed"))?;
+                }
+                for (kind, tag) in &r.index {
+                    tx.execute(&ins_i, &[kind, &&tag[..], &r.table, &r.record_id]).map_err(pg("write index"))?;
+                }
+            }
+            tx.commit().map_err(pg("commit"))
+        })
+    }
+
+    fn envelope(
+        &self,
+        table: &str,
+        record_id: &str,
+        class: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT envelope FROM sealed WHERE tbl = $1 AND record_id = $2 AND class = $3",
+                &[&table, &record_id, &class],
+            )
+            .map_err(pg("read envelope"))?
+            .map(|row| row.get(0)))
+        })
+    }
+
+    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError> {
+        self.with(|c| {
+            let rows = c
+                .query("SELECT tbl, record_id FROM blind_index WHERE kind = $1 AND tag = $2 ORDER BY tbl, record_id", &[&kind, &&tag[..]])
+                .map_err(pg("lookup"))?;
+            Ok(rows.iter().map(|r| RecordRef { table: r.get(0), record_id: r.get(1) }).collect())
+        })
+    }
+
+    fn version(&self, table: &str, record_id: &str) -> Result<Option<u64>, StoreError> {
+        self.with(|c| {
+            let v: Option<i64> = c
+                .query_opt(
+                    "SELECT version FROM records WHERE tbl = $1 AND record_id = $2",
+                    &[&table, &record_id],
+                )
+                .map_err(pg("read version"))?
+                .map(|r| r.get(0));
+            Ok(v.and_then(|v| u64::try_from(v).ok()))
+        })
+    }
+
+    fn count(&self, table: &str) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_one("SELECT count(*) FROM records WHERE tbl = $1", &[&table])
+                .map_err(pg("count"))?
+                .get(0);
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
