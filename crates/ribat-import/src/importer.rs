@@ -418,6 +418,9 @@ impl<'a> Importer<'a> {
     }
 
     /// Skips what is stored, seals the rest on every core, commits batch by batch.
+    ///
+    /// Sealing and storing overlap: a writer thread commits batch `k` while the cores seal
+    /// batch `k+1`. Progress is reported only for committed (acknowledged) batches.
     fn store_all<T: Sync>(
         &self,
         table: &str,
@@ -429,29 +432,56 @@ impl<'a> Importer<'a> {
         let mut counts = Counts::default();
         // A table that is empty needs no per-record check; after a crash it is not empty.
         let check = self.store.count(table)? > 0;
-        for chunk in items.chunks(self.batch) {
-            let fresh: Vec<&(String, T)> = if check {
-                let mut v = Vec::with_capacity(chunk.len());
-                for item in chunk {
-                    if self.store.version(table, &item.0)?.is_some() {
-                        counts.already += 1;
-                    } else {
-                        v.push(item);
+        let store = self.store;
+        std::thread::scope(|s| -> Result<(), ImportError> {
+            let (to_writer, batches) = std::sync::mpsc::sync_channel::<(Vec<StoredRecord>, u64)>(1);
+            let (to_main, acks) = std::sync::mpsc::channel::<u64>();
+            let writer = s.spawn(move || -> Result<(), ImportError> {
+                for (records, handled) in batches {
+                    store.put_records(&records)?;
+                    if to_main.send(handled).is_err() {
+                        break;
                     }
                 }
-                v
-            } else {
-                chunk.iter().collect()
-            };
-            let sealed = self.seal_parallel(&fresh, &seal)?;
-            self.store.put_records(&sealed)?;
-            counts.stored += sealed.len() as u64;
-            st.done += chunk.len() as u64;
-            progress(Progress {
-                done: st.done,
-                total: st.total,
+                Ok(())
             });
-        }
+            let ack = |st: &mut Run, handled: u64, progress: &mut dyn FnMut(Progress)| {
+                st.done += handled;
+                progress(Progress {
+                    done: st.done,
+                    total: st.total,
+                });
+            };
+            for chunk in items.chunks(self.batch) {
+                let fresh: Vec<&(String, T)> = if check {
+                    let mut v = Vec::with_capacity(chunk.len());
+                    for item in chunk {
+                        if store.version(table, &item.0)?.is_some() {
+                            counts.already += 1;
+                        } else {
+                            v.push(item);
+                        }
+                    }
+                    v
+                } else {
+                    chunk.iter().collect()
+                };
+                let sealed = self.seal_parallel(&fresh, &seal)?;
+                counts.stored += sealed.len() as u64;
+                if to_writer.send((sealed, chunk.len() as u64)).is_err() {
+                    break; // the writer stopped; its error is reported below
+                }
+                while let Ok(h) = acks.try_recv() {
+                    ack(st, h, progress);
+                }
+            }
+            drop(to_writer);
+            let written = writer.join().map_err(|_| ImportError::Worker)?;
+            while let Ok(h) = acks.try_recv() {
+                ack(st, h, progress);
+            }
+            written
+        })?;
         Ok(counts)
     }
 

@@ -12,15 +12,17 @@ CREATE TABLE IF NOT EXISTS records (
     version   INTEGER NOT NULL,
     PRIMARY KEY (tbl, record_id)
 ) WITHOUT ROWID;
+-- A rowid table: envelopes are hundreds of bytes, and WITHOUT ROWID B-trees keyed by
+-- random ids rebalance large rows on every insert. The unique index keeps lookups direct.
 CREATE TABLE IF NOT EXISTS sealed (
     tbl       TEXT    NOT NULL,
     record_id TEXT    NOT NULL,
     class     TEXT    NOT NULL,
     epoch     INTEGER NOT NULL,
     r         BLOB    NOT NULL CHECK (length(r) = 32),
-    envelope  BLOB    NOT NULL,
-    PRIMARY KEY (tbl, record_id, class)
-) WITHOUT ROWID;
+    envelope  BLOB    NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sealed_by_record ON sealed (tbl, record_id, class);
 CREATE TABLE IF NOT EXISTS blind_index (
     kind      TEXT NOT NULL,
     tag       BLOB NOT NULL CHECK (length(tag) = 16),

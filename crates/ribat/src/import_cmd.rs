@@ -27,7 +27,7 @@ pub struct ImportOptions {
 pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Summary> {
     let node = Embedded::open(home, passphrases)?;
     let sealer = RecordSealer::new(&node.group, &node.index)?;
-    let importer = Importer::new(node.store.as_ref(), &sealer, opts.threads, 2_000);
+    let importer = Importer::new(node.store.as_ref(), &sealer, opts.threads, 5_000);
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         b.set_style(

@@ -7,8 +7,9 @@ use ribat_crypto::passphrase::KdfParams;
 use ribat_custodian::ceremony::{self, CeremonySpec};
 use ribat_custodian::policy::Policy;
 use ribat_custodian::{LocalCustodian, QuorumReader};
+use std::path::PathBuf;
 
-/// Runs the ceremony in `home`.
+/// Runs the ceremony in `home`, printing what it made.
 pub fn init(
     home: &Home,
     threshold: usize,
@@ -17,6 +18,34 @@ pub fn init(
     passphrases: &Source,
     kdf: KdfParams,
 ) -> Result<()> {
+    let dirs = init_quiet(home, threshold, custodians, classes, passphrases, kdf)?;
+    println!(
+        "keys ready in {}: {} of {} custodians, classes {}, epoch 1",
+        home.root().display(),
+        threshold,
+        custodians,
+        classes.join(", ")
+    );
+    println!("group file (public): {}", home.group_file().display());
+    for (i, d) in dirs.iter().enumerate() {
+        println!(
+            "custodian {}: {} (shares sealed under its passphrase)",
+            i + 1,
+            d.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs the ceremony in `home`; returns the custodian directories.
+pub fn init_quiet(
+    home: &Home,
+    threshold: usize,
+    custodians: usize,
+    classes: &[String],
+    passphrases: &Source,
+    kdf: KdfParams,
+) -> Result<Vec<PathBuf>> {
     if home.has_keys() {
         bail!(
             "{} already has keys (group.json); a ceremony never overwrites keys. Use another --home",
@@ -46,21 +75,5 @@ pub fn init(
     }
     let store = crate::embedded::open_store(home)?;
     QuorumReader::create_index_key(&group, store.as_ref())?;
-    println!(
-        "keys ready in {}: {} of {} custodians, classes {}, epoch {}",
-        home.root().display(),
-        threshold,
-        custodians,
-        classes.join(", "),
-        group.epoch
-    );
-    println!("group file (public): {}", home.group_file().display());
-    for (i, d) in dirs.iter().enumerate() {
-        println!(
-            "custodian {}: {} (shares sealed under its passphrase)",
-            i + 1,
-            d.display()
-        );
-    }
-    Ok(())
+    Ok(dirs)
 }

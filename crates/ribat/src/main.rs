@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_import;
 mod demo;
 mod embedded;
 mod home;
@@ -191,6 +192,21 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Import a generated fund sealed, and the same files in clear into SQLite (baseline).
+    Import {
+        /// Insured persons (one month of declarations each).
+        #[arg(long, default_value_t = 100_000)]
+        persons: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+        /// Sealing threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sealing, partial decryption, proofs, combination, and batches.
     Crypto {
         /// Records per batch.
@@ -295,6 +311,7 @@ fn run(cli: Cli) -> Result<()> {
             who,
             pass,
         } => {
+            read_cmd::check_fields(&fields)?;
             let home = home::Home::resolve(cli.home)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
             let r = read_cmd::Reader {
@@ -344,6 +361,25 @@ fn run(cli: Cli) -> Result<()> {
                 read_cmd::print(&id, &f, None, json)?;
             }
             Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Import {
+                    persons,
+                    seed,
+                    threads,
+                    json,
+                },
+        } => {
+            anyhow::ensure!(
+                cli.store == "sqlite",
+                "bench import measures the embedded SQLite store"
+            );
+            anyhow::ensure!(persons >= 12, "--persons must be at least 12");
+            let home = home::Home::resolve(cli.home)?;
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            bench_import::run(&home, persons, seed, threads, json)
         }
         Command::Bench {
             command: BenchCommand::Crypto { batch, json },

@@ -20,6 +20,23 @@ pub const PERSON_FIELDS: &[(&str, &str)] = &[
     ("rib", "financial"),
 ];
 
+/// Refuses unknown field names before any work is done.
+pub fn check_fields(fields: &[String]) -> Result<()> {
+    for f in fields {
+        if !PERSON_FIELDS.iter().any(|(n, _)| n == f) {
+            bail!(
+                "unknown field `{f}`; known: {}",
+                PERSON_FIELDS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Who reads, and why.
 pub struct Reader {
     /// Requester.
