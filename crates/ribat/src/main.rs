@@ -125,6 +125,11 @@ enum Command {
         #[command(flatten)]
         pass: PassArg,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Benchmarks (figures with a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
@@ -147,6 +152,17 @@ struct WhoArg {
     /// Role of the reader in the custodians' policy.
     #[arg(long, default_value = "clerk")]
     role: String,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check an inclusion proof ({leafIdx, treeSize, root, leafHash, proof[]}) or a
+    /// consistency proof ({size1, size2, root1, root2, proof[]}), hashes in standard base64.
+    /// Exit status 0 when valid, 1 when not, with the reason.
+    VerifyProof {
+        /// The proof file (JSON).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -220,10 +236,37 @@ enum BenchCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Audit {
+        command: AuditCommand::VerifyProof { file },
+    } = &cli.command
+    {
+        return verify_proof(file);
+    }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ribat audit verify-proof`: its own exit codes, so that scripts can branch on them.
+fn verify_proof(file: &std::path::Path) -> std::process::ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", file.display());
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match ribat_audit::proof_file::verify_text(&text) {
+        Ok(what) => {
+            println!("valid: {what}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("invalid: {e}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -362,6 +405,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        // Handled in `main`, which owns its exit codes.
+        Command::Audit { .. } => Ok(()),
         Command::Bench {
             command:
                 BenchCommand::Import {

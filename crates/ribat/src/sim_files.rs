@@ -6,6 +6,8 @@
 //!   OUT/ebds/DS_<aff>_<MMAAAA>.txt   one e-BDS declaration per employer and month
 //!   OUT/ribat-only/honey.csv         CNSS numbers of honey persons: for custodians only,
 //!                                    never part of the fund's own files
+//!   OUT/ribat-only/sensitive.csv     CNSS numbers of public figures, whose reads will need a
+//!                                    case reference (detection, issue 6)
 //! ```
 
 use anyhow::{Context, Result};
@@ -81,12 +83,18 @@ pub fn write_fund(fund: &Fund, out: &Path) -> Result<()> {
         .collect();
     write_persons(&mut w, &persons)?;
     w.flush()?;
-    let mut w = file(&out.join("ribat-only/honey.csv"))?;
-    writeln!(w, "cnss")?;
-    for p in fund.persons.iter().filter(|p| p.honey) {
-        writeln!(w, "{}", p.cnss)?;
+    for (name, pick) in [("honey.csv", true), ("sensitive.csv", false)] {
+        let mut w = file(&out.join("ribat-only").join(name))?;
+        writeln!(w, "cnss")?;
+        for p in fund
+            .persons
+            .iter()
+            .filter(|p| if pick { p.honey } else { p.sensitive })
+        {
+            writeln!(w, "{}", p.cnss)?;
+        }
+        w.flush()?;
     }
-    w.flush()?;
 
     // Group declarations by (period, employer).
     let mut groups: std::collections::BTreeMap<(String, usize), Vec<DeclarationRow>> =
