@@ -204,26 +204,58 @@ impl<'a> Importer<'a> {
         for f in employers.iter().chain(&persons).chain(&ebds) {
             total += count_lines(f)?;
         }
+        // An import into empty tables is a bulk load: the store may build its secondary
+        // indexes once at the end. Random-keyed index updates otherwise dominate at scale.
+        let bulk = [EMPLOYERS, PERSONS, DECLARATIONS]
+            .iter()
+            .map(|t| self.store.count(t))
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .all(|&n| n == 0);
+        if bulk {
+            self.store.set_bulk(true)?;
+        }
+        let phases = self.phases(&employers, &persons, &ebds, total, &mut sum, progress);
+        if bulk {
+            // Also after a failure: a store left in bulk mode would answer lookups slowly.
+            self.store.set_bulk(false)?;
+        }
+        phases?;
+        progress(Progress { done: total, total });
+        sum.seconds = t0.elapsed().as_secs_f64();
+        Ok(sum)
+    }
+
+    /// Employers, then persons, then declarations.
+    fn phases(
+        &self,
+        employers: &[PathBuf],
+        persons: &[PathBuf],
+        ebds: &[PathBuf],
+        total: u64,
+        sum: &mut Summary,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), ImportError> {
         let mut state = Run {
             done: 0,
             total,
             known_persons: HashSet::new(),
             known_employers: HashSet::new(),
         };
-        for f in &employers {
+        for f in employers {
             sum.files += 1;
-            self.employers(f, &mut sum, &mut state, progress)?;
+            self.employers(f, sum, &mut state, progress)?;
         }
-        for f in &persons {
+        for f in persons {
             sum.files += 1;
-            self.persons(f, &mut sum, &mut state, progress)?;
+            self.persons(f, sum, &mut state, progress)?;
         }
         // Declarations of every file are pooled so that commits carry full batches: files
         // hold a dozen lines on average, and a commit per file would be an fsync per file.
         let mut pooled = Vec::new();
-        for f in &ebds {
+        for f in ebds {
             sum.files += 1;
-            self.declarations(f, &mut sum, &mut state, &mut pooled)?;
+            self.declarations(f, sum, &mut state, &mut pooled)?;
         }
         let counts = self.store_all(
             DECLARATIONS,
@@ -233,12 +265,7 @@ impl<'a> Importer<'a> {
             progress,
         )?;
         add(&mut sum.declarations, counts);
-        progress(Progress {
-            done: state.total,
-            total: state.total,
-        });
-        sum.seconds = t0.elapsed().as_secs_f64();
-        Ok(sum)
+        Ok(())
     }
 
     fn read(&self, f: &Path) -> Result<Vec<u8>, ImportError> {

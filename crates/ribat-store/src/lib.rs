@@ -94,6 +94,15 @@ pub trait Store: PointSource {
     /// exists is replaced only by a higher version; an equal version is a no-op, so that an
     /// import re-run after a crash writes no duplicates.
     fn put_records(&self, records: &[StoredRecord]) -> Result<(), StoreError>;
+    /// Enters (`true`) or leaves (`false`) a bulk load into an empty store: a backend may
+    /// drop its secondary indexes and build them once at the end, instead of updating them
+    /// at random positions for every record. While on, only `put_records`, `version` and
+    /// `count` are fast; a crash while on leaves a store that rebuilds its indexes when
+    /// reopened. The default does nothing.
+    fn set_bulk(&self, on: bool) -> Result<(), StoreError> {
+        let _ = on;
+        Ok(())
+    }
     /// The envelope of `class` of a record.
     fn envelope(
         &self,

@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (tbl, record_id)
 ) WITHOUT ROWID;
 -- A rowid table: envelopes are hundreds of bytes, and WITHOUT ROWID B-trees keyed by
--- random ids rebalance large rows on every insert. The unique index keeps lookups direct.
+-- random ids rebalance large rows on every insert. A unique index (below) keeps lookups
+-- direct.
 CREATE TABLE IF NOT EXISTS sealed (
     tbl       TEXT    NOT NULL,
     record_id TEXT    NOT NULL,
@@ -22,14 +23,20 @@ CREATE TABLE IF NOT EXISTS sealed (
     r         BLOB    NOT NULL CHECK (length(r) = 32),
     envelope  BLOB    NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS sealed_by_record ON sealed (tbl, record_id, class);
 CREATE TABLE IF NOT EXISTS blind_index (
     kind      TEXT NOT NULL,
     tag       BLOB NOT NULL CHECK (length(tag) = 16),
     tbl       TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    PRIMARY KEY (kind, tag, tbl, record_id)
-) WITHOUT ROWID;
+    record_id TEXT NOT NULL
+);
+";
+
+/// Secondary indexes: dropped during a bulk load into an empty store and built once at
+/// its end, and (re)created at every open, so that a crash in the middle of a bulk load
+/// leaves a store that repairs itself when reopened.
+const INDEXES: &str = "
+CREATE UNIQUE INDEX IF NOT EXISTS sealed_by_record ON sealed (tbl, record_id, class);
+CREATE UNIQUE INDEX IF NOT EXISTS blind_index_by_tag ON blind_index (kind, tag, tbl, record_id);
 -- Replacing a record removes its old tags; without this index that is a full scan.
 CREATE INDEX IF NOT EXISTS blind_index_by_record ON blind_index (tbl, record_id);
 ";
@@ -60,6 +67,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        conn.execute_batch(INDEXES).map_err(open_err)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -156,8 +164,12 @@ impl Store for SqliteStore {
                         continue;
                     }
                     up.execute(params![r.table, r.record_id, version]).map_err(db("write record"))?;
-                    del_s.execute(params![r.table, r.record_id]).map_err(db("replace sealed"))?;
-                    del_i.execute(params![r.table, r.record_id]).map_err(db("replace index"))?;
+                    // A new record has nothing to replace (and in a bulk load the indexes
+                    // these deletes would need are not there).
+                    if existing.is_some() {
+                        del_s.execute(params![r.table, r.record_id]).map_err(db("replace sealed"))?;
+                        del_i.execute(params![r.table, r.record_id]).map_err(db("replace index"))?;
+                    }
                     for cl in &r.classes {
                         ins_s
                             .execute(params![r.table, r.record_id, cl.class, cl.epoch, &cl.r[..], cl.envelope])
@@ -171,6 +183,21 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit().map_err(db("commit"))
+        })
+    }
+
+    fn set_bulk(&self, on: bool) -> Result<(), StoreError> {
+        self.with(|c| {
+            if on {
+                c.execute_batch(
+                    "DROP INDEX IF EXISTS sealed_by_record;
+                     DROP INDEX IF EXISTS blind_index_by_tag;
+                     DROP INDEX IF EXISTS blind_index_by_record;",
+                )
+                .map_err(db("start bulk load"))
+            } else {
+                c.execute_batch(INDEXES).map_err(db("build indexes"))
+            }
         })
     }
 
