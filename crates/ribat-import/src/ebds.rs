@@ -150,7 +150,11 @@ fn ctr(r: &DeclarationRow) -> u64 {
 
 /// Writes a principal declaration (B00–B06). `rows` may mix existing employees and
 /// entrants; B02 lines are sorted by insured number.
-pub fn write(h: &Header, rows: &[DeclarationRow]) -> String {
+///
+/// Refuses (rather than write a malformed file) when a value does not fit its field: for
+/// example `N_T_Jours_Declares` has six digits, so one declaration cannot cover more than
+/// 38,461 employees with 26 days each; such an employer must split its declaration.
+pub fn write(h: &Header, rows: &[DeclarationRow]) -> Result<String, FileError> {
     let mut existing: Vec<&DeclarationRow> = rows.iter().filter(|r| !r.entrant).collect();
     existing.sort_by(|x, y| x.cnss.cmp(&y.cnss));
     let entrants: Vec<&DeclarationRow> = rows.iter().filter(|r| r.entrant).collect();
@@ -160,7 +164,7 @@ pub fn write(h: &Header, rows: &[DeclarationRow]) -> String {
     let mut line = |f: &dyn Fn(&mut String)| {
         let start = out.len();
         f(&mut out);
-        debug_assert_eq!(out.len() - start, LINE_LEN);
+        let _ = start;
         out.push('\n');
     };
     line(&|o| {
@@ -267,7 +271,17 @@ pub fn write(h: &Header, rows: &[DeclarationRow]) -> String {
     let all: Vec<&DeclarationRow> = existing.iter().chain(entrants.iter()).copied().collect();
     let t6 = totals(&all);
     line(&|o| grand(o, "B06", &t6));
-    out
+    if let Some((i, l)) = out.lines().enumerate().find(|(_, l)| l.len() != LINE_LEN) {
+        return Err(ferr(
+            i + 1,
+            format!(
+                "a value of this {} line does not fit its field (the line would be {} characters)",
+                &l[..3],
+                l.len()
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// A rejected line.
@@ -764,7 +778,7 @@ mod tests {
             row("100000001", 20, 320_000, false),
             row("130000002", 26, 1_200_000, true),
         ];
-        (write(&header(), &rows), rows)
+        (write(&header(), &rows).unwrap(), rows)
     }
 
     #[test]
@@ -780,7 +794,7 @@ mod tests {
         assert_eq!(p.rows, want);
         assert_eq!(file_name("1234567", "202501"), "DS_1234567_012025.txt");
         // Without entrants there is one blank B04 line.
-        let t = write(&header(), &rows[..1]);
+        let t = write(&header(), &rows[..1]).unwrap();
         assert_eq!(parse("x.txt", t.as_bytes()).unwrap().rows.len(), 1);
     }
 
@@ -815,6 +829,16 @@ mod tests {
     }
 
     #[test]
+    fn values_that_do_not_fit_their_field_are_refused_not_written() {
+        let rows: Vec<DeclarationRow> = (0..40_000)
+            .map(|i| row(&format!("{:09}", 100_000_000 + i), 26, 320_000, false))
+            .collect();
+        let e = write(&header(), &rows).unwrap_err();
+        assert_eq!(e.line, 40_003, "{e}");
+        assert!(e.reason.contains("B03 line does not fit"), "{e}");
+    }
+
+    #[test]
     fn a_bad_control_sum_rejects_the_line_and_keeps_the_others() {
         // Change S_Ctr of one B02 line and the B03/B06 control totals with it, as a forger
         // who edits the amounts but does not know the sums would not.
@@ -822,7 +846,7 @@ mod tests {
             row("123456789", 26, 774_431, false),
             row("100000001", 20, 320_000, false),
         ];
-        let text = write(&header(), &rows);
+        let text = write(&header(), &rows).unwrap();
         let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
         // B02 lines are sorted: line 3 is 100000001. Raise its real salary by 1 centime
         // without fixing its S_Ctr, and fix the totals so only the line is wrong.

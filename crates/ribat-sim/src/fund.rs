@@ -180,6 +180,9 @@ fn spelling(rng: &mut impl Rng, variants: &[&'static str]) -> &'static str {
     }
 }
 
+/// The largest employer the generator makes.
+pub const MAX_EMPLOYER: usize = 30_000;
+
 const BANKS: &[u16] = &[7, 11, 13, 21, 22, 145, 190, 225, 230];
 const STREETS: &[&str] = &[
     "BD MOHAMMED V",
@@ -252,6 +255,21 @@ fn employer_sizes(spec: &FundSpec, rng: &mut ChaCha12Rng) -> Vec<usize> {
         .iter()
         .map(|r| ((r / total) * spec.persons as f64).floor() as usize)
         .collect();
+    // No employer above MAX_EMPLOYER: one e-BDS declaration holds at most 38,461 employees
+    // (six-digit total of days); the excess goes to the others.
+    let mut excess: usize = sizes.iter().map(|&s| s.saturating_sub(MAX_EMPLOYER)).sum();
+    for s in &mut sizes {
+        *s = (*s).min(MAX_EMPLOYER);
+    }
+    let mut i = 0;
+    while excess > 0 && sizes.iter().any(|&s| s < MAX_EMPLOYER) {
+        let e = i % spec.employers;
+        if sizes[e] < MAX_EMPLOYER {
+            sizes[e] += 1;
+            excess -= 1;
+        }
+        i += 1;
+    }
     // Hand out the rounding remainder one by one, smallest employers first.
     let mut left = spec.persons.saturating_sub(sizes.iter().sum());
     let mut i = 0;

@@ -137,8 +137,9 @@ pub fn write_fund(fund: &Fund, out: &Path) -> Result<()> {
         let path = out
             .join("ebds")
             .join(ebds::file_name(&emp.affiliation, &period));
-        std::fs::write(&path, ebds::write(&header, &rows))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let text =
+            ebds::write(&header, &rows).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }
