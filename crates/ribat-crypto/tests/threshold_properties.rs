@@ -78,6 +78,29 @@ impl Vault {
     }
 }
 
+/// Verified answers of custodians `who` for the points `r`, combined.
+fn shared(
+    v: &Vault,
+    class: &str,
+    who: &[usize],
+    r: &[RistrettoPoint],
+) -> Vec<ribat_crypto::combine::SharedPoint> {
+    let ok: Vec<_> = who
+        .iter()
+        .map(|&i| {
+            verify_partial(
+                &Dleq::ribat(),
+                class,
+                v.group.public_share(class, i as u32).unwrap(),
+                r,
+                &v.partial(class, i, r),
+            )
+            .unwrap()
+        })
+        .collect();
+    combine(class, who.len(), &ok).unwrap()
+}
+
 fn subsets(n: usize, k: usize) -> Vec<Vec<usize>> {
     (0u32..(1 << n))
         .filter(|m| m.count_ones() as usize == k)
@@ -186,20 +209,7 @@ fn a_ciphertext_moved_to_another_record_or_field_is_named() {
     let b = v.seal("identity", "p-2");
     // Record p-2's envelope served for p-1: named before any cryptography.
     let r = [b.r_point().unwrap()];
-    let ps: Vec<_> = [1usize, 3]
-        .iter()
-        .map(|&i| {
-            verify_partial(
-                &Dleq::ribat(),
-                "identity",
-                v.group.public_share("identity", i as u32).unwrap(),
-                &r,
-                &v.partial("identity", i, &r),
-            )
-            .unwrap()
-        })
-        .collect();
-    let s = combine("identity", 2, &ps).unwrap();
+    let s = shared(&v, "identity", &[1, 3], &r);
     let keys = v.group.class("identity").unwrap();
     assert!(matches!(
         b.open("persons", "p-1", "identity", keys, 1, &s[0]),
@@ -225,20 +235,7 @@ fn a_ciphertext_moved_to_another_record_or_field_is_named() {
     swapped.fields[0].name = n1;
     swapped.fields[1].name = n0;
     let r = [a.r_point().unwrap()];
-    let ps: Vec<_> = [2usize, 3]
-        .iter()
-        .map(|&i| {
-            verify_partial(
-                &Dleq::ribat(),
-                "identity",
-                v.group.public_share("identity", i as u32).unwrap(),
-                &r,
-                &v.partial("identity", i, &r),
-            )
-            .unwrap()
-        })
-        .collect();
-    let s = combine("identity", 2, &ps).unwrap();
+    let s = shared(&v, "identity", &[2, 3], &r);
     assert_eq!(
         swapped
             .open("persons", "p-1", "identity", keys, 1, &s[0])
@@ -256,20 +253,7 @@ fn an_old_epoch_under_a_new_key_is_named() {
     let env = old.seal("identity", "p-1");
     let new = vault(2, 3, 2);
     let r = [env.r_point().unwrap()];
-    let ps: Vec<_> = [1usize, 2]
-        .iter()
-        .map(|&i| {
-            verify_partial(
-                &Dleq::ribat(),
-                "identity",
-                new.group.public_share("identity", i as u32).unwrap(),
-                &r,
-                &new.partial("identity", i, &r),
-            )
-            .unwrap()
-        })
-        .collect();
-    let s = combine("identity", 2, &ps).unwrap();
+    let s = shared(&new, "identity", &[1, 2], &r);
     assert_eq!(
         env.open(
             "persons",

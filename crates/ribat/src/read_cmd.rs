@@ -143,43 +143,40 @@ pub fn history(node: &Embedded, r: &Reader, record_id: &str) -> Result<Vec<[Stri
     Ok(rows)
 }
 
-/// Finds persons by CNSS number.
-pub fn by_cnss(node: &Embedded, cnss: &str) -> Result<Vec<String>> {
-    let tag = node.index.cnss(cnss).context("--cnss")?;
+/// Persons carrying a blind-index tag.
+fn persons_tagged(
+    node: &Embedded,
+    kind: &str,
+    tag: ribat_crypto::blind_index::BlindTag,
+) -> Result<Vec<String>> {
     Ok(node
         .store
-        .lookup("cnss", &tag.0)?
+        .lookup(kind, &tag.0)?
         .into_iter()
         .filter(|x| x.table == PERSONS)
         .map(|x| x.record_id)
         .collect())
+}
+
+/// Finds persons by CNSS number.
+pub fn by_cnss(node: &Embedded, cnss: &str) -> Result<Vec<String>> {
+    persons_tagged(node, "cnss", node.index.cnss(cnss).context("--cnss")?)
 }
 
 /// Finds persons by CIN.
 pub fn by_cin(node: &Embedded, cin: &str) -> Result<Vec<String>> {
-    let tag = node.index.cin(cin).context("--cin")?;
-    Ok(node
-        .store
-        .lookup("cin", &tag.0)?
-        .into_iter()
-        .filter(|x| x.table == PERSONS)
-        .map(|x| x.record_id)
-        .collect())
+    persons_tagged(node, "cin", node.index.cin(cin).context("--cin")?)
 }
 
 /// Finds persons by name and birth date.
 pub fn by_name(node: &Embedded, name: &str, birth: &str) -> Result<Vec<String>> {
-    let tag = node
-        .index
-        .name_birth(name, birth)
-        .context("--name/--birth-date")?;
-    Ok(node
-        .store
-        .lookup("name-birth", &tag.0)?
-        .into_iter()
-        .filter(|x| x.table == PERSONS)
-        .map(|x| x.record_id)
-        .collect())
+    persons_tagged(
+        node,
+        "name-birth",
+        node.index
+            .name_birth(name, birth)
+            .context("--name/--birth-date")?,
+    )
 }
 
 /// Prints one person (and their history) as text or JSON.

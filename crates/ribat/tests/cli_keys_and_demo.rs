@@ -2,42 +2,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
 
-use std::process::{Command, Output};
+mod common;
 
+use common::{PASSES, text};
+use std::process::Output;
+
+/// The binary with only the given environment (the common helper sets all passphrases).
 fn ribat(home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ribat"));
-    c.arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("RIBAT_HOME");
+    let mut c = common::command(home, args);
+    for (k, _) in PASSES {
+        c.env_remove(k);
+    }
     for (k, v) in env {
         c.env(k, v);
     }
     c.output().unwrap()
 }
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-const PASSES: [(&str, &str); 3] = [
-    (
-        "RIBAT_CUSTODIAN_1_PASSPHRASE",
-        "first custodian's long passphrase",
-    ),
-    (
-        "RIBAT_CUSTODIAN_2_PASSPHRASE",
-        "second custodian's long passphrase",
-    ),
-    (
-        "RIBAT_CUSTODIAN_3_PASSPHRASE",
-        "third custodian's long passphrase",
-    ),
-];
 
 #[test]
 fn keys_init_from_the_environment_writes_sealed_custodians_and_never_overwrites() {
