@@ -154,7 +154,7 @@ fn wrong_count<const N: usize>(f: &[String; N], line: u64) -> Option<Rejected> {
 }
 
 /// Reads and validates persons.
-pub fn read_persons(r: impl Read) -> Result<Rows<PersonRow>, CsvError> {
+pub fn read_persons(r: &[u8]) -> Result<Rows<PersonRow>, CsvError> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     records(r, PERSON_COLUMNS, |line, f| {
@@ -214,7 +214,7 @@ pub fn read_persons(r: impl Read) -> Result<Rows<PersonRow>, CsvError> {
 }
 
 /// Reads and validates employers.
-pub fn read_employers(r: impl Read) -> Result<Rows<EmployerRow>, CsvError> {
+pub fn read_employers(r: &[u8]) -> Result<Rows<EmployerRow>, CsvError> {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     records(r, EMPLOYER_COLUMNS, |line, f| {

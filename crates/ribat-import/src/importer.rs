@@ -268,6 +268,26 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// Reads a register: `None` when the whole file is refused; rejected rows are recorded.
+    fn csv_rows<T>(
+        &self,
+        f: &Path,
+        read: fn(&[u8]) -> Result<crate::csv_files::Rows<T>, CsvError>,
+        sum: &mut Summary,
+    ) -> Result<Option<Vec<(usize, T)>>, ImportError> {
+        let bytes = self.read(f)?;
+        match read(&bytes) {
+            Ok((rows, bad)) => {
+                reject_rows(f, bad, sum);
+                Ok(Some(rows))
+            }
+            Err(e) => {
+                refuse_file(f, &e, sum);
+                Ok(None)
+            }
+        }
+    }
+
     fn read(&self, f: &Path) -> Result<Vec<u8>, ImportError> {
         std::fs::read(f).map_err(|source| ImportError::Io {
             path: f.to_owned(),
@@ -282,27 +302,16 @@ impl<'a> Importer<'a> {
         st: &mut Run,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<(), ImportError> {
-        let bytes = self.read(f)?;
-        let (rows, bad) = match read_employers(&bytes[..]) {
-            Ok(r) => r,
-            Err(e) => {
-                refuse_file(f, &e, sum);
-                return Ok(());
-            }
+        let Some(rows) = self.csv_rows(f, read_employers, sum)? else {
+            return Ok(());
         };
-        reject_rows(f, bad, sum);
         let mut first: HashMap<String, usize> = HashMap::new();
         let mut todo: Vec<(String, EmployerRow)> = Vec::new();
         for (line, e) in rows {
-            if let Some(l) = first.get(&e.affiliation) {
-                sum.rejects.push(Reject {
-                    file: f.to_owned(),
-                    line,
-                    reason: format!("affiliation number already on line {l}"),
-                });
+            if let Some(r) = duplicate(&mut first, &e.affiliation, f, line, "affiliation number") {
+                sum.rejects.push(r);
                 continue;
             }
-            first.insert(e.affiliation.clone(), line);
             let id = self.sealer.employer_id(&e.affiliation)?;
             st.known_employers.insert(id.clone());
             todo.push((id, e));
@@ -325,38 +334,20 @@ impl<'a> Importer<'a> {
         st: &mut Run,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<(), ImportError> {
-        let bytes = self.read(f)?;
-        let (rows, bad) = match read_persons(&bytes[..]) {
-            Ok(r) => r,
-            Err(e) => {
-                refuse_file(f, &e, sum);
-                return Ok(());
-            }
+        let Some(rows) = self.csv_rows(f, read_persons, sum)? else {
+            return Ok(());
         };
-        reject_rows(f, bad, sum);
         let mut cnss_seen: HashMap<String, usize> = HashMap::with_capacity(rows.len());
         let mut cin_seen: HashMap<String, usize> = HashMap::with_capacity(rows.len());
         let mut todo: Vec<(String, PersonRow)> = Vec::with_capacity(rows.len());
         for (line, p) in rows {
             let cin = normalise_cin(&p.cin)?;
-            if let Some(l) = cnss_seen.get(&p.cnss) {
-                sum.rejects.push(Reject {
-                    file: f.to_owned(),
-                    line,
-                    reason: format!("CNSS number already on line {l}"),
-                });
+            let dup = duplicate(&mut cnss_seen, &p.cnss, f, line, "CNSS number")
+                .or_else(|| duplicate(&mut cin_seen, &cin, f, line, "CIN"));
+            if let Some(r) = dup {
+                sum.rejects.push(r);
                 continue;
             }
-            if let Some(l) = cin_seen.get(&cin) {
-                sum.rejects.push(Reject {
-                    file: f.to_owned(),
-                    line,
-                    reason: format!("CIN already on line {l}"),
-                });
-                continue;
-            }
-            cnss_seen.insert(p.cnss.clone(), line);
-            cin_seen.insert(cin, line);
             let id = self.sealer.person_id(&p.cnss)?;
             st.known_persons.insert(id.clone());
             todo.push((id, p));
@@ -540,6 +531,27 @@ struct Run {
     total: u64,
     known_persons: HashSet<String>,
     known_employers: HashSet<String>,
+}
+
+/// Records the first line of `key`; a later line with the same key is a reject.
+fn duplicate(
+    seen: &mut HashMap<String, usize>,
+    key: &str,
+    f: &Path,
+    line: usize,
+    what: &str,
+) -> Option<Reject> {
+    match seen.get(key) {
+        Some(first) => Some(Reject {
+            file: f.to_owned(),
+            line,
+            reason: format!("{what} already on line {first}"),
+        }),
+        None => {
+            seen.insert(key.to_owned(), line);
+            None
+        }
+    }
 }
 
 fn add(c: &mut Counts, d: Counts) {

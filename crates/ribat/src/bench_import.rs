@@ -188,7 +188,7 @@ fn plaintext_import(db: &Path, src: &Path) -> Result<()> {
          CREATE INDEX persons_name_birth ON persons (surname, given, birth_date);
          CREATE TABLE declarations (period TEXT, cnss TEXT, affiliation TEXT, days INTEGER, salary_real INTEGER, salary_capped INTEGER, allowance INTEGER, situation TEXT, PRIMARY KEY (cnss, period));",
     )?;
-    let (employers, _) = read_employers(std::fs::File::open(src.join("employers.csv"))?)?;
+    let (employers, _) = read_employers(&std::fs::read(src.join("employers.csv"))?)?;
     for chunk in employers.chunks(BATCH) {
         let tx = c.transaction()?;
         {
@@ -209,7 +209,7 @@ fn plaintext_import(db: &Path, src: &Path) -> Result<()> {
         }
         tx.commit()?;
     }
-    let (persons, _) = read_persons(std::fs::File::open(src.join("persons.csv"))?)?;
+    let (persons, _) = read_persons(&std::fs::read(src.join("persons.csv"))?)?;
     for chunk in persons.chunks(BATCH) {
         let tx = c.transaction()?;
         {
