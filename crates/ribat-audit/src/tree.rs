@@ -10,7 +10,7 @@ pub(crate) fn split(n: u64) -> u64 {
     1 << (63 - (n - 1).leading_zeros())
 }
 
-/// MTH(D[n]).
+/// `MTH(D[n])`: the root of the tree over `leaves`.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
         0 => empty(),
@@ -22,7 +22,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
-/// PATH(m, D[n]): the inclusion proof of leaf `m`. `None` when `m` is outside the tree.
+/// `PATH(m, D[n])`: the inclusion proof of leaf `m`. `None` when `m` is outside the tree.
 pub fn inclusion_proof(m: u64, leaves: &[Hash]) -> Option<Vec<Hash>> {
     let n = leaves.len() as u64;
     if m >= n {
@@ -49,7 +49,7 @@ fn path(m: u64, leaves: &[Hash], out: &mut Vec<Hash>) {
     }
 }
 
-/// PROOF(m, D[n]): the consistency proof between sizes `m` and `n = leaves.len()`.
+/// `PROOF(m, D[n])`: the consistency proof between sizes `m` and `n = leaves.len()`.
 /// `None` when `m > n`. Empty when `m == 0` or `m == n`.
 pub fn consistency_proof(m: u64, leaves: &[Hash]) -> Option<Vec<Hash>> {
     let n = leaves.len() as u64;
