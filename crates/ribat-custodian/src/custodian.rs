@@ -130,6 +130,11 @@ impl LocalCustodian {
         keystore::write_atomic(&dir.join(POLICY_FILE), &json)
     }
 
+    /// The group file this custodian verified its shares against when it opened.
+    pub fn group(&self) -> &ribat_crypto::group::GroupPublic {
+        &self.keys.group
+    }
+
     /// Plugs a deployment's own check into this custodian's guard.
     pub fn add_hook(&self, hook: Arc<dyn crate::guard::PolicyHook>) -> Result<(), CustodianError> {
         self.guard

@@ -130,6 +130,19 @@ impl Embedded {
                 closed.join("\n  ")
             );
         }
+        // Writers seal with the keys of HOME/group.json. Each custodian has just checked its
+        // secret share against the commitments of its own copy, and t verified shares fix
+        // every commitment, hence Y_c: a group file that differs from theirs would make
+        // new records readable by whoever forged it.
+        for c in &custodians {
+            if c.group() != &group {
+                bail!(
+                    "{} differs from the group file custodian {} verified its key shares against; refusing to seal or read with keys the custodians do not hold (restore group.json from a custodian's directory)",
+                    home.group_file().display(),
+                    ribat_custodian::Custodian::index(c.as_ref())
+                );
+            }
+        }
         for c in &closed {
             eprintln!("warning: {c}; reads go on with the others");
         }

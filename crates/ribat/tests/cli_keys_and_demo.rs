@@ -127,3 +127,45 @@ fn the_demo_runs_unattended_and_tells_the_story() {
     );
     assert_eq!(std::fs::read(d.path().join("keep.txt")).unwrap(), b"mine");
 }
+
+#[test]
+fn a_substituted_group_file_is_refused_before_anything_is_sealed() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    for h in [&a, &b] {
+        let o = ribat(h, &["keys", "init", "--passphrases", "env"], &PASSES);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // An attacker with write access to node a's directory puts node b's public keys in
+    // place, hoping that new records get sealed to keys whose shares they hold.
+    std::fs::copy(b.join("group.json"), a.join("group.json")).unwrap();
+    let src = d.path().join("src");
+    let o = ribat(
+        &a,
+        &[
+            "sim",
+            "generate",
+            "--persons",
+            "20",
+            "--employers",
+            "2",
+            "--out",
+            src.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = ribat(
+        &a,
+        &["import", src.to_str().unwrap(), "--passphrases", "env"],
+        &PASSES,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("differs from the group file custodian 1 verified"),
+        "{}",
+        text(&o)
+    );
+    let store = ribat_store::SqliteStore::open(&a.join("store.sqlite")).unwrap();
+    assert_eq!(ribat_store::Store::count(&store, "persons").unwrap(), 0);
+}
