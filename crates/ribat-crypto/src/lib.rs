@@ -15,6 +15,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod at_rest;
 pub mod blind_index;
 pub mod combine;
 pub mod dleq;

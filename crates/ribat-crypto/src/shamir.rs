@@ -47,6 +47,18 @@ impl KeyShare {
         &self.secret
     }
 
+    /// A symmetric key for this custodian's own files at rest, derived from its share with
+    /// HKDF-SHA256 under `label`: the share is uniformly random, and the label keeps keys
+    /// for different files apart.
+    pub fn derive_local_key(&self, label: &str) -> crate::Result<crate::secret::SecretBytes<32>> {
+        let ikm = self.secret.to_bytes();
+        let mut okm = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, ikm.as_ref())
+            .expand(label.as_bytes(), &mut okm)
+            .map_err(|_| CryptoError::Kdf("HKDF output length".into()))?;
+        Ok(crate::secret::SecretBytes::new(okm))
+    }
+
     /// `Y_{c,i} = k_{c,i}·G`.
     pub fn public(&self) -> RistrettoPoint {
         curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE * self.secret.expose()

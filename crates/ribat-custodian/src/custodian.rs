@@ -11,7 +11,7 @@
 use crate::clock::Clock;
 use crate::error::{CustodianError, Denial};
 use crate::guard::{Command, Guard};
-use crate::keystore::{self, CustodianKeys, HONEY_FILE, LOG_FILE, POLICY_FILE};
+use crate::keystore::{self, CustodianKeys, LOG_FILE, POLICY_FILE};
 use crate::policy::Policy;
 use crate::request::PartialRequest;
 use crate::served_log::{ServedEntry, ServedLog};
@@ -33,6 +33,7 @@ pub trait Custodian: Send + Sync {
 
 /// A custodian whose shares are unsealed in this process.
 pub struct LocalCustodian {
+    dir: std::path::PathBuf,
     keys: CustodianKeys,
     store: Arc<dyn PointSource>,
     guard: Mutex<Guard>,
@@ -75,7 +76,7 @@ impl LocalCustodian {
                 });
             }
         };
-        let honey = read_honey(&dir.join(HONEY_FILE))?;
+        let honey = keystore::load_honey(dir, &keys)?;
         let log_path = dir.join(LOG_FILE);
         let mut guard = Guard::new(policy, honey);
         let replay = ServedLog::replay(&log_path).map_err(|e| CustodianError::Directory {
@@ -103,6 +104,7 @@ impl LocalCustodian {
             }
         })?;
         Ok(Self {
+            dir: dir.to_owned(),
             keys,
             store,
             guard: Mutex::new(guard),
@@ -112,13 +114,13 @@ impl LocalCustodian {
         })
     }
 
-    /// Writes the honey list of a custodian directory.
-    pub fn write_honey(dir: &Path, honey: &[(String, String)]) -> Result<(), CustodianError> {
-        let json = serde_json::to_vec_pretty(honey).map_err(|e| CustodianError::Directory {
-            path: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        keystore::write_atomic(&dir.join(HONEY_FILE), &json)
+    /// Registers honey records: from now on any request for one quarantines the requester.
+    /// The list is kept sealed in the custodian's directory. Returns how many are new.
+    pub fn add_honey(&self, records: &[(String, String)]) -> Result<usize, CustodianError> {
+        let mut g = self.guard.lock().map_err(|_| CustodianError::Poisoned)?;
+        let added = g.add_honey(records);
+        keystore::save_honey(&self.dir, &self.keys, &g.honey_list())?;
+        Ok(added)
     }
 
     /// Writes the policy of a custodian directory.
@@ -229,20 +231,6 @@ impl LocalCustodian {
             points.push(decode_point(&sp.r, "stored R")?);
         }
         Ok(answer(&self.dleq, share, &points)?)
-    }
-}
-
-fn read_honey(path: &Path) -> Result<Vec<(String, String)>, CustodianError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| CustodianError::Directory {
-            path: path.display().to_string(),
-            reason: format!("honey list is not a list of [table, record id] pairs: {e}"),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(CustodianError::Directory {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        }),
     }
 }
 

@@ -88,6 +88,21 @@ impl Guard {
         }
     }
 
+    /// Adds honey records; returns how many were new.
+    pub fn add_honey(&mut self, records: &[(String, String)]) -> usize {
+        records
+            .iter()
+            .filter(|r| self.honey.insert((*r).clone()))
+            .count()
+    }
+
+    /// The honey records, sorted (for sealing to disk).
+    pub fn honey_list(&self) -> Vec<(String, String)> {
+        let mut v: Vec<_> = self.honey.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
     /// Adds a deployment's own check.
     pub fn add_hook(&mut self, hook: std::sync::Arc<dyn PolicyHook>) {
         self.hooks.push(hook);

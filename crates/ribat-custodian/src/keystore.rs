@@ -5,7 +5,8 @@
 //!   DIR/custodian.json   shares of every class, sealed under the custodian's passphrase
 //!   DIR/group.json       public group file, as received at the ceremony
 //!   DIR/policy.json      the policy this custodian enforces
-//!   DIR/honey.json       honey records (table, id) known only to custodians
+//!   DIR/honey.json       honey records (table, id), sealed under a key derived from the
+//!                        custodian's identity share (format `ribat-honey/v1`)
 //!   DIR/served.log       what it served and refused
 //! ```
 //!
@@ -140,6 +141,99 @@ pub fn install(
     let json = serde_json::to_vec_pretty(&file).map_err(|e| dir_err(dir, e.to_string()))?;
     write_atomic(&dir.join(GROUP_FILE), group.to_json()?.as_bytes())?;
     write_atomic(&target, &json)
+}
+
+/// Format tag of the sealed honey list.
+pub const HONEY_FORMAT: &str = "ribat-honey/v1";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoneyFile {
+    format: String,
+    custodian: u32,
+    epoch: u32,
+    sealed: String,
+}
+
+fn honey_key(
+    keys: &CustodianKeys,
+) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
+    let share = keys
+        .shares
+        .get("identity")
+        .or_else(|| keys.shares.values().next())
+        .ok_or_else(|| CustodianError::Directory {
+            path: "(custodian)".into(),
+            reason: "holds no share to seal its honey list with".into(),
+        })?;
+    Ok(share.derive_local_key("ribat/v1/honey-list")?)
+}
+
+/// Seals and writes the honey list of an opened custodian.
+pub fn save_honey(
+    dir: &Path,
+    keys: &CustodianKeys,
+    list: &[(String, String)],
+) -> Result<(), CustodianError> {
+    let plain = Zeroizing::new(serde_json::to_vec(list).map_err(|e| dir_err(dir, e.to_string()))?);
+    let aad = format!(
+        "{HONEY_FORMAT}|custodian={}|epoch={}",
+        keys.index, keys.epoch
+    );
+    let sealed = ribat_crypto::at_rest::seal(&honey_key(keys)?, &plain, aad.as_bytes())?;
+    let file = HoneyFile {
+        format: HONEY_FORMAT.into(),
+        custodian: keys.index,
+        epoch: keys.epoch,
+        sealed: sealed.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| dir_err(dir, e.to_string()))?;
+    write_atomic(&dir.join(HONEY_FILE), &json)
+}
+
+/// Reads the honey list of an opened custodian; no file means no honey records.
+pub fn load_honey(
+    dir: &Path,
+    keys: &CustodianKeys,
+) -> Result<Vec<(String, String)>, CustodianError> {
+    let path = dir.join(HONEY_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(dir_err(&path, e.to_string())),
+    };
+    let file: HoneyFile = serde_json::from_str(&text)
+        .map_err(|e| dir_err(&path, format!("not a sealed honey list: {e}")))?;
+    if file.format != HONEY_FORMAT || file.custodian != keys.index || file.epoch != keys.epoch {
+        return Err(dir_err(
+            &path,
+            "belongs to another custodian, epoch or format",
+        ));
+    }
+    let bytes: Vec<u8> = (0..file.sealed.len() / 2)
+        .map(|i| {
+            file.sealed
+                .get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| dir_err(&path, "sealed list is not hex"))?;
+    let aad = format!(
+        "{HONEY_FORMAT}|custodian={}|epoch={}",
+        keys.index, keys.epoch
+    );
+    let plain = ribat_crypto::at_rest::open(
+        &honey_key(keys)?,
+        &bytes,
+        aad.as_bytes(),
+        &path.display().to_string(),
+    )?;
+    serde_json::from_slice(&plain).map_err(|e| {
+        dir_err(
+            &path,
+            format!("sealed list is not a list of [table, record id]: {e}"),
+        )
+    })
 }
 
 /// Unseals and checks the shares in `dir`.

@@ -62,6 +62,12 @@ fn a_copied_custodian_directory_alone_decrypts_nothing() {
     for (p, bytes) in all_bytes(&v.custodian_dirs[0]) {
         std::fs::write(stolen.path().join(p.file_name().unwrap()), &bytes).unwrap();
         // At rest, neither names nor salaries nor the raw share appear in the directory.
+        // Nor which record is bait: the honey list is sealed.
+        assert!(
+            !contains(&bytes, HONEY.as_bytes()),
+            "{} names the honey record",
+            p.display()
+        );
         for secret in NAMES.iter().chain(SALARIES.iter()) {
             assert!(
                 !contains(&bytes, secret.as_bytes()),

@@ -373,9 +373,9 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         );
     }
     println!(
-        "\nDone. Reopen this node with: ribat --home {} … --passphrases dir:{}/passphrases",
-        home.root().display(),
-        home.root().display()
+        "\nDone. Try: ribat --home {h} get --cnss {c} --purpose counter-service --passphrases dir:{h}/passphrases",
+        h = home.root().display(),
+        c = target.cnss
     );
     Ok(())
 }

@@ -5,7 +5,6 @@ use crate::home::Home;
 use crate::passphrases::Source;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ribat_custodian::LocalCustodian;
 use ribat_import::importer::{Importer, Progress, Summary};
 use ribat_import::records::{PERSONS, RecordSealer};
 use std::io::IsTerminal;
@@ -122,20 +121,14 @@ fn install_honey(
         let cnss = rec.get(0).unwrap_or_default();
         ids.push((PERSONS.to_owned(), sealer.person_id(cnss)?));
     }
-    for i in 1..=node.group.custodians {
-        let dir = home.custodian_dir(i);
-        let file = dir.join(ribat_custodian::keystore::HONEY_FILE);
-        let mut list: Vec<(String, String)> = match std::fs::read_to_string(&file) {
-            Ok(t) => serde_json::from_str(&t)
-                .with_context(|| format!("{} is not a honey list", file.display()))?,
-            Err(_) => Vec::new(),
-        };
-        for id in &ids {
-            if !list.contains(id) {
-                list.push(id.clone());
-            }
-        }
-        LocalCustodian::write_honey(&dir, &list)?;
+    let _ = home;
+    for c in &node.custodians {
+        c.add_honey(&ids)?;
+    }
+    if node.custodians.len() < node.group.custodians {
+        eprintln!(
+            "warning: only the custodians that opened registered the honey list; re-run with every passphrase to reach the others"
+        );
     }
     Ok(ids.len())
 }

@@ -71,7 +71,6 @@ pub fn init_quiet(
     for d in &dirs {
         restrict(d)?;
         LocalCustodian::write_policy(d, &Policy::embedded_default())?;
-        LocalCustodian::write_honey(d, &[])?;
     }
     let store = crate::embedded::open_store(home)?;
     QuorumReader::create_index_key(&group, store.as_ref())?;

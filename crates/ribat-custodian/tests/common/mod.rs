@@ -97,16 +97,25 @@ impl Vault {
         QuorumReader::create_index_key(&group, store.as_ref()).unwrap();
         for d in &custodian_dirs {
             LocalCustodian::write_policy(d, &Policy::embedded_default()).unwrap();
-            LocalCustodian::write_honey(d, &[("persons".into(), HONEY.into())]).unwrap();
         }
-        Self {
+        let v = Self {
             dir,
             group,
             store,
             clock: Arc::new(ManualClock::at(1_800_000_000)),
             custodian_dirs,
             passphrases,
+        };
+        // Honey records are registered with live custodians, which keep the list sealed.
+        for i in 1..=3 {
+            assert_eq!(
+                v.custodian(i)
+                    .add_honey(&[("persons".into(), HONEY.into())])
+                    .unwrap(),
+                1
+            );
         }
+        v
     }
 
     pub fn custodian(&self, i: usize) -> Arc<LocalCustodian> {
