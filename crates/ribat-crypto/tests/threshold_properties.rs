@@ -131,6 +131,15 @@ proptest! {
     }
 
     #[test]
+    fn decoding_random_bytes_as_an_envelope_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = Envelope::from_bytes(&bytes);
+        // With a valid header in front, the parser reaches the field loop.
+        let mut framed = vec![1u8, 1, 0, 0, 0, 1];
+        framed.extend_from_slice(&bytes);
+        let _ = Envelope::from_bytes(&framed);
+    }
+
+    #[test]
     fn a_flipped_byte_anywhere_never_opens(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
         let v = vault(2, 3, 1);
         let env = v.seal("financial", "p-9");
