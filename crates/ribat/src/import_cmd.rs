@@ -50,7 +50,7 @@ pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Su
         b.finish_and_clear();
     }
     if let Some(h) = &opts.honey {
-        let n = install_honey(home, &node, &sealer, h)?;
+        let n = install_honey(&node, &sealer, h)?;
         println!("honey list: {n} persons registered with every custodian");
     }
     let report = opts
@@ -104,12 +104,7 @@ fn write_report(path: &Path, s: &Summary) -> Result<()> {
 }
 
 /// Adds the honey persons listed in `path` to every custodian's honey list.
-fn install_honey(
-    home: &Home,
-    node: &Embedded,
-    sealer: &RecordSealer<'_>,
-    path: &Path,
-) -> Result<usize> {
+fn install_honey(node: &Embedded, sealer: &RecordSealer<'_>, path: &Path) -> Result<usize> {
     let mut rd = csv::Reader::from_path(path)
         .with_context(|| format!("cannot read the honey list {}", path.display()))?;
     if rd.headers()?.iter().next() != Some("cnss") {
@@ -121,7 +116,6 @@ fn install_honey(
         let cnss = rec.get(0).unwrap_or_default();
         ids.push((PERSONS.to_owned(), sealer.person_id(cnss)?));
     }
-    let _ = home;
     for c in &node.custodians {
         c.add_honey(&ids)?;
     }
