@@ -92,7 +92,7 @@ impl BlindIndexer {
     pub fn name_birth(&self, name: &str, birth: &str) -> Result<BlindTag> {
         let n = normalise_name(name);
         if n.is_empty() {
-            return Err(invalid("name", name, "no letters"));
+            return Err(invalid("name", "no letters"));
         }
         let b = normalise_date(birth)?;
         self.tag(IndexKind::NameBirth, &format!("{n}|{b}"))
@@ -110,7 +110,7 @@ impl BlindIndexer {
         .iter()
         .any(|k| k.label() == kind)
         {
-            return Err(invalid("index kind", kind, "reserved for identifiers"));
+            return Err(invalid("index kind", "reserved for identifiers"));
         }
         self.mac(kind, value)
     }
@@ -132,9 +132,8 @@ impl BlindIndexer {
     }
 }
 
-fn invalid(what: &'static str, value: &str, why: &str) -> CryptoError {
-    // Identifiers are personal data: say what is wrong, not what the value was, past a hint.
-    let _ = value;
+/// Identifiers are personal data: an error says what is wrong, never what the value was.
+fn invalid(what: &'static str, why: &str) -> CryptoError {
     CryptoError::Malformed {
         what,
         reason: why.to_owned(),
@@ -153,12 +152,11 @@ pub fn normalise_cin(cin: &str) -> Result<String> {
     if !(1..=2).contains(&letters) || digits == 0 || letters + digits != s.chars().count() {
         return Err(invalid(
             "CIN",
-            cin,
             "expected 1–2 letters followed by digits, e.g. BE123456",
         ));
     }
     if s.len() > 8 {
-        return Err(invalid("CIN", cin, "longer than 8 characters"));
+        return Err(invalid("CIN", "longer than 8 characters"));
     }
     Ok(s)
 }
@@ -189,7 +187,7 @@ fn normalise_date(d: &str) -> Result<String> {
     let day = t.get(8..10).and_then(|m| m.parse::<u8>().ok());
     match (ok, month, day) {
         (true, Some(1..=12), Some(1..=31)) => Ok(t.to_owned()),
-        _ => Err(invalid("birth date", d, "expected YYYY-MM-DD")),
+        _ => Err(invalid("birth date", "expected YYYY-MM-DD")),
     }
 }
 

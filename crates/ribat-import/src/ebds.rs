@@ -162,9 +162,7 @@ pub fn write(h: &Header, rows: &[DeclarationRow]) -> Result<String, FileError> {
     let per = num(&h.period);
     let mut out = String::with_capacity((rows.len() + 8) * (LINE_LEN + 1));
     let mut line = |f: &dyn Fn(&mut String)| {
-        let start = out.len();
         f(&mut out);
-        let _ = start;
         out.push('\n');
     };
     line(&|o| {
