@@ -1,7 +1,7 @@
-//! Sealing a custodian's own small files at rest (its honey list) under a key derived from
-//! its key share: `nonce (12) ‖ AES-256-GCM-SIV ciphertext`, with caller-chosen associated
-//! data. Only a custodian whose shares are unsealed (its passphrase entered) can read or
-//! write them, and no second passphrase derivation is needed.
+//! The one AEAD step for secrets at rest: `nonce (12) ‖ AES-256-GCM-SIV ciphertext` under a
+//! 32-byte key, with caller-chosen associated data. Used with a key derived from a
+//! passphrase (the custodian's sealed shares, `passphrase`) and with a key derived from a
+//! custodian's share (its honey list, so that no second passphrase derivation is needed).
 
 use crate::secret::SecretBytes;
 use crate::{CryptoError, Result};

@@ -6,8 +6,6 @@
 
 use crate::secret::{Passphrase, SecretBytes};
 use crate::{CryptoError, Result};
-use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -84,27 +82,17 @@ pub fn seal(
     aad: &[u8],
 ) -> Result<PassphraseSealed> {
     let mut salt = [0u8; 16];
-    let mut nonce = [0u8; 12];
     crate::entropy::fill(&mut salt)?;
-    crate::entropy::fill(&mut nonce)?;
     let key = derive(pass, &salt, kdf)?;
-    let ct = Aes256GcmSiv::new(key.expose().into())
-        .encrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .map_err(|_| CryptoError::Encryption {
-            field: "sealed file".into(),
-        })?;
+    // The AEAD step is the one sealing at rest uses everywhere: nonce ‖ ciphertext.
+    let sealed = crate::at_rest::seal(&key, plaintext, aad)?;
+    let (nonce, ct) = sealed.split_at(12);
     Ok(PassphraseSealed {
         scheme: SCHEME.into(),
         kdf,
         salt: hex(&salt),
-        nonce: hex(&nonce),
-        ciphertext: hex(&ct),
+        nonce: hex(nonce),
+        ciphertext: hex(ct),
     })
 }
 
@@ -123,17 +111,16 @@ pub fn open(
         return Err(bad("unknown scheme"));
     }
     let salt = unhex(&sealed.salt).ok_or_else(|| bad("salt is not hex"))?;
-    let nonce: [u8; 12] = unhex(&sealed.nonce)
-        .and_then(|n| n.try_into().ok())
+    let nonce = unhex(&sealed.nonce)
+        .filter(|n| n.len() == 12)
         .ok_or_else(|| bad("nonce is not 12 hex bytes"))?;
     let ct = unhex(&sealed.ciphertext).ok_or_else(|| bad("ciphertext is not hex"))?;
     let key = derive(pass, &salt, sealed.kdf)?;
-    Aes256GcmSiv::new(key.expose().into())
-        .decrypt(&Nonce::from(nonce), Payload { msg: &ct, aad })
-        .map(Zeroizing::new)
-        .map_err(|_| CryptoError::WrongPassphrase {
+    crate::at_rest::open(&key, &[nonce, ct].concat(), aad, what).map_err(|_| {
+        CryptoError::WrongPassphrase {
             what: what.to_owned(),
-        })
+        }
+    })
 }
 
 fn hex(b: &[u8]) -> String {
