@@ -1,0 +1,208 @@
+//! The journal: the log's durable, append-only copy of every entry, in order.
+//!
+//! ```text
+//! header   8 bytes  "RIBATJ01"
+//! record   u32 BE   length L of the entry (1 ..= 65 535)
+//!          u64 BE   leaf index (0, 1, 2, … with no gap)
+//!          L bytes  the entry
+//!          8 bytes  first 8 bytes of the RFC 6962 leaf hash of the entry
+//! ```
+//!
+//! Appends are grouped: many records, one `write`, one `fdatasync`. The index and the
+//! check bytes make damage visible by position: a record whose index is not the next one
+//! was dropped, reordered or inserted; a record whose check bytes do not match was
+//! altered. Only the *last* record may be incomplete or unchecked, and only because a
+//! crash cut a write short: such a tail belongs to appends that never returned, and open
+//! cuts it. Anything else is damage, and open refuses the log.
+//!
+//! The check bytes catch accidents and careless edits. A careful forger can recompute
+//! them; what catches him is the tree: the signed, cosigned checkpoints no longer match.
+
+use crate::entry::MAX_ENTRY;
+use crate::hash::{Hash, leaf};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+/// File magic and version.
+pub const MAGIC: &[u8; 8] = b"RIBATJ01";
+/// Bytes around an entry in a record.
+pub const OVERHEAD: usize = 4 + 8 + 8;
+
+/// A record's bytes.
+pub fn record(index: u64, entry: &[u8], leaf_hash: &Hash) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entry.len() + OVERHEAD);
+    out.extend_from_slice(&(entry.len() as u32).to_be_bytes());
+    out.extend_from_slice(&index.to_be_bytes());
+    out.extend_from_slice(entry);
+    out.extend_from_slice(&leaf_hash.0[..8]);
+    out
+}
+
+/// Damage found by a scan, by position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Damage {
+    /// The file does not start with the magic.
+    #[error("not a Ribat audit journal (bad header)")]
+    Header,
+    /// A record carries another index than the next one.
+    #[error(
+        "entry {expected}: found the record of entry {found} in its place (entries dropped, reordered or inserted)"
+    )]
+    Sequence {
+        /// Index expected here.
+        expected: u64,
+        /// Index found.
+        found: u64,
+    },
+    /// A record's bytes do not match its check bytes.
+    #[error("entry {index}: its bytes were altered (check bytes do not match)")]
+    Altered {
+        /// Index.
+        index: u64,
+    },
+    /// A record's length is impossible.
+    #[error("entry {index}: impossible length {len}")]
+    Length {
+        /// Index.
+        index: u64,
+        /// Length read.
+        len: u64,
+    },
+    /// The journal could not be read.
+    #[error("cannot read the journal: {0}")]
+    Io(String),
+}
+
+impl Damage {
+    /// The entry index where the damage is, when there is one.
+    pub fn index(&self) -> Option<u64> {
+        match self {
+            Self::Sequence { expected, .. } => Some(*expected),
+            Self::Altered { index } | Self::Length { index, .. } => Some(*index),
+            Self::Header | Self::Io(_) => None,
+        }
+    }
+}
+
+/// What a scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Complete, checked entries.
+    pub entries: u64,
+    /// Bytes of the header and those entries: where the next record goes.
+    pub valid_len: u64,
+    /// Bytes after them that form no complete record (a crash mid-append).
+    pub torn_bytes: u64,
+}
+
+/// Reads every record in order and gives each entry (index, bytes, leaf hash) to `each`.
+/// A short or unchecked final record is reported as torn; anything else wrong is
+/// `Damage`. A missing file is an empty journal.
+pub fn scan(
+    path: &Path,
+    mut each: impl FnMut(u64, &[u8], &Hash) -> Result<(), Damage>,
+) -> Result<ScanEnd, Damage> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ScanEnd::default()),
+        Err(e) => return Err(Damage::Io(e.to_string())),
+    };
+    let total = file
+        .metadata()
+        .map_err(|e| Damage::Io(e.to_string()))?
+        .len();
+    if total == 0 {
+        return Ok(ScanEnd::default());
+    }
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut magic = [0u8; 8];
+    if total < 8 {
+        return Ok(ScanEnd {
+            entries: 0,
+            valid_len: 0,
+            torn_bytes: total,
+        });
+    }
+    r.read_exact(&mut magic)
+        .map_err(|e| Damage::Io(e.to_string()))?;
+    if &magic != MAGIC {
+        return Err(Damage::Header);
+    }
+    let mut pos = 8u64;
+    let mut index = 0u64;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        let left = total - pos;
+        if left == 0 {
+            break;
+        }
+        let torn = || ScanEnd {
+            entries: index,
+            valid_len: pos,
+            torn_bytes: left,
+        };
+        if left < 12 {
+            return Ok(torn());
+        }
+        let mut head = [0u8; 12];
+        r.read_exact(&mut head)
+            .map_err(|e| Damage::Io(e.to_string()))?;
+        let len = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+        let mut idx = [0u8; 8];
+        idx.copy_from_slice(&head[4..]);
+        let found = u64::from_be_bytes(idx);
+        let rec_len = 12 + len + 8;
+        if len == 0 || len > MAX_ENTRY as u64 {
+            // Zeros where a crash extended the file but left the data unwritten.
+            if rec_len >= left || head.iter().all(|b| *b == 0) && is_zero_tail(&mut r)? {
+                return Ok(torn());
+            }
+            return Err(Damage::Length { index, len });
+        }
+        if rec_len > left {
+            return Ok(torn());
+        }
+        buf.resize(len as usize + 8, 0);
+        r.read_exact(&mut buf)
+            .map_err(|e| Damage::Io(e.to_string()))?;
+        let (entry, check) = buf.split_at(len as usize);
+        let h = leaf(entry);
+        let last = rec_len == left;
+        if h.0[..8] != *check || found != index {
+            if last && h.0[..8] != *check {
+                // An unfinished final write.
+                return Ok(torn());
+            }
+            if found != index {
+                return Err(Damage::Sequence {
+                    expected: index,
+                    found,
+                });
+            }
+            return Err(Damage::Altered { index });
+        }
+        each(index, entry, &h)?;
+        index += 1;
+        pos += rec_len;
+    }
+    Ok(ScanEnd {
+        entries: index,
+        valid_len: pos,
+        torn_bytes: 0,
+    })
+}
+
+fn is_zero_tail(r: &mut impl Read) -> Result<bool, Damage> {
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = r.read(&mut buf).map_err(|e| Damage::Io(e.to_string()))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+    }
+}

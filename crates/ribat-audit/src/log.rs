@@ -1,0 +1,617 @@
+//! The durable log: appends with group commit, the tree, checkpoints and their
+//! cosignatures, the per-subject index, and publication as tiles.
+//!
+//! ```text
+//! DIR/journal              every entry, durable (see `journal`)
+//! DIR/checkpoint           the latest checkpoint with a quorum of cosignatures
+//! DIR/checkpoint-history   every checkpoint made, JSON lines {"note": "…"}
+//! DIR/tile/…               the tlog-tiles copy (see `tiles`)
+//! ```
+//!
+//! **Group commit.** An append returns only once its entry is written and `fdatasync`ed.
+//! Appenders queue their records; whoever finds no write in progress becomes the leader,
+//! writes everything queued in one `write` and one `fdatasync`, and wakes the others. While
+//! it syncs, the next group gathers. One fsync thus serves as many appends as arrive during
+//! the previous one.
+//!
+//! **Fail closed.** If a write or sync fails (disk full, read-only, I/O error) the log
+//! refuses every later append until it is reopened: after a failed `fsync` the kernel may
+//! have dropped the dirty pages, so nothing written since the last good sync can be
+//! trusted to be there (the 2018 "fsyncgate" lesson). Callers that release plaintext only
+//! after `append` returns therefore release nothing.
+
+use crate::entry::{MAX_ENTRY, subject_of};
+use crate::hash::{Hash, leaf};
+use crate::journal::{self, Damage, MAGIC};
+use crate::memtree::MemTree;
+use crate::note::{Checkpoint, NoteError, NoteSigner, SignedNote};
+use crate::tiles;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Journal file name.
+pub const JOURNAL: &str = "journal";
+/// Latest cosigned checkpoint.
+pub const CHECKPOINT: &str = "checkpoint";
+/// Every checkpoint made.
+pub const HISTORY: &str = "checkpoint-history";
+
+/// Why the log refuses.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// The log directory or a file in it cannot be used.
+    #[error("audit log {path}: {reason}")]
+    Io {
+        /// Path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The journal is damaged (not a crash tail): someone altered it.
+    #[error("audit log {path} is damaged: {damage}; run `ribat audit verify` on it")]
+    Damaged {
+        /// Path.
+        path: String,
+        /// Where and how.
+        damage: Damage,
+    },
+    /// The journal no longer matches its latest checkpoint.
+    #[error("audit log {path} does not match its checkpoint: {reason}")]
+    Tampered {
+        /// Path.
+        path: String,
+        /// How.
+        reason: String,
+    },
+    /// An earlier write or sync failed; the log refuses appends until reopened.
+    #[error("audit log {path} cannot write ({reason}); every read that needs it is refused")]
+    Failed {
+        /// Path.
+        path: String,
+        /// The first failure.
+        reason: String,
+    },
+    /// An entry is empty or too long.
+    #[error("an audit entry must be 1 to {MAX_ENTRY} bytes, this one is {0}")]
+    EntrySize(usize),
+    /// A size or index outside the log.
+    #[error("{what} {value} is outside the log of size {size}")]
+    OutOfRange {
+        /// What was asked.
+        what: &'static str,
+        /// Value.
+        value: u64,
+        /// Log size.
+        size: u64,
+    },
+    /// A checkpoint could not be made or read.
+    #[error("checkpoint: {0}")]
+    Note(#[from] NoteError),
+    /// A lock was poisoned by a panicking thread.
+    #[error("audit log state poisoned by an earlier panic")]
+    Poisoned,
+}
+
+/// What opening found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Entries in the log.
+    pub entries: u64,
+    /// Bytes of an unfinished final append cut away (a crash).
+    pub torn_bytes: u64,
+}
+
+struct State {
+    tree: MemTree,
+    /// Offset of each record in the journal.
+    offsets: Vec<u64>,
+    /// Journal length of the durable records.
+    durable_len: u64,
+    /// Next index to hand out.
+    next_index: u64,
+    /// Records queued for the next group.
+    queue: Vec<u8>,
+    /// Leaf hashes and subjects of the queued records, in order.
+    queued: Vec<(Hash, Option<String>, u64)>,
+    writing: bool,
+    failed: Option<String>,
+    subjects: HashMap<String, Vec<u64>>,
+    published: u64,
+    groups: u64,
+}
+
+/// An open audit log.
+pub struct Log {
+    dir: PathBuf,
+    origin: String,
+    state: Mutex<State>,
+    done: Condvar,
+    writer: Mutex<File>,
+    reader: File,
+    checkpointing: Mutex<()>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Log({})", self.dir.display())
+    }
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> LogError {
+    LogError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// One witness, as the log sees it.
+pub trait Cosigner: Send + Sync {
+    /// The witness's key name.
+    fn name(&self) -> String;
+    /// Asks for a cosignature of `note`, proving consistency from `old_size` (the size the
+    /// log believes the witness last cosigned). Returns the cosignature line.
+    fn cosign(&self, old_size: u64, proof: &[Hash], note: &str) -> Result<String, CosignError>;
+}
+
+/// Why a witness did not cosign.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CosignError {
+    /// The witness last cosigned another size: retry with a proof from it.
+    #[error("the witness last cosigned size {0}")]
+    Conflict(u64),
+    /// The checkpoint does not extend what the witness cosigned before: a fork.
+    #[error("FORK: {0}")]
+    Inconsistent(String),
+    /// The request is malformed (bad signature, origin, proof shape).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The witness could not persist its state or is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What a checkpoint round produced.
+#[derive(Debug, Clone)]
+pub struct CheckpointReport {
+    /// The checkpoint with every signature it got.
+    pub note: String,
+    /// Tree size.
+    pub size: u64,
+    /// Witnesses that cosigned.
+    pub cosigned: Vec<String>,
+    /// Witnesses that refused, and why. A `CosignError::Inconsistent` here is an alert.
+    pub refused: Vec<(String, CosignError)>,
+    /// Whether the quorum was met (and `DIR/checkpoint` now holds this note).
+    pub quorum_met: bool,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, whose checkpoints carry `origin`.
+    pub fn open(dir: &Path, origin: &str) -> Result<(Self, OpenReport), LogError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let path = dir.join(JOURNAL);
+        let mut tree = MemTree::new();
+        let mut offsets = Vec::new();
+        let mut subjects: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut pos = MAGIC.len() as u64;
+        let end = journal::scan(&path, |i, entry, h| {
+            tree.push(*h);
+            offsets.push(pos);
+            pos += (entry.len() + journal::OVERHEAD) as u64;
+            if let Some(s) = subject_of(entry) {
+                subjects.entry(s).or_default().push(i);
+            }
+            Ok(())
+        })
+        .map_err(|damage| LogError::Damaged {
+            path: path.display().to_string(),
+            damage,
+        })?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        let mut durable_len = end.valid_len;
+        if durable_len == 0 {
+            file.set_len(0).map_err(|e| io_err(&path, e))?;
+            file.write_all_at(MAGIC, 0).map_err(|e| io_err(&path, e))?;
+            durable_len = MAGIC.len() as u64;
+        } else if end.torn_bytes > 0 {
+            file.set_len(durable_len).map_err(|e| io_err(&path, e))?;
+        }
+        file.sync_all().map_err(|e| io_err(&path, e))?;
+        sync_dir(dir)?;
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(durable_len))
+            .map_err(|e| io_err(&path, e))?;
+        let reader = File::open(&path).map_err(|e| io_err(&path, e))?;
+        // The journal must still contain what the latest checkpoint signed.
+        let cp_path = dir.join(CHECKPOINT);
+        if let Ok(text) = std::fs::read_to_string(&cp_path) {
+            let note = SignedNote::parse(&text)?;
+            let cp = Checkpoint::parse(&note.text)?;
+            match tree.root(cp.size) {
+                None => {
+                    return Err(LogError::Tampered {
+                        path: path.display().to_string(),
+                        reason: format!(
+                            "the checkpoint covers {} entries, the journal has {}",
+                            cp.size,
+                            tree.size()
+                        ),
+                    });
+                }
+                Some(r) if !r.ct_eq(&cp.root) => {
+                    return Err(LogError::Tampered {
+                        path: path.display().to_string(),
+                        reason: format!(
+                            "the first {} entries no longer hash to the checkpoint's root",
+                            cp.size
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        let entries = tree.size();
+        let log = Self {
+            dir: dir.to_owned(),
+            origin: origin.to_owned(),
+            state: Mutex::new(State {
+                tree,
+                offsets,
+                durable_len,
+                next_index: entries,
+                queue: Vec::new(),
+                queued: Vec::new(),
+                writing: false,
+                failed: None,
+                subjects,
+                published: 0,
+                groups: 0,
+            }),
+            done: Condvar::new(),
+            writer: Mutex::new(file),
+            reader,
+            checkpointing: Mutex::new(()),
+        };
+        Ok((
+            log,
+            OpenReport {
+                entries,
+                torn_bytes: end.torn_bytes,
+            },
+        ))
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>, LogError> {
+        self.state.lock().map_err(|_| LogError::Poisoned)
+    }
+
+    fn failed(&self, reason: &str) -> LogError {
+        LogError::Failed {
+            path: self.dir.display().to_string(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The checkpoint origin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Appends one entry; returns its index once it is durable.
+    pub fn append(&self, entry: &[u8]) -> Result<u64, LogError> {
+        self.append_all(&[entry]).map(|r| r.start)
+    }
+
+    /// Appends entries with consecutive indices; returns once all are durable.
+    pub fn append_all(&self, entries: &[&[u8]]) -> Result<std::ops::Range<u64>, LogError> {
+        for e in entries {
+            if e.is_empty() || e.len() > MAX_ENTRY {
+                return Err(LogError::EntrySize(e.len()));
+            }
+        }
+        // Hash outside the lock: appenders hash in parallel.
+        let hashed: Vec<(Hash, Option<String>)> =
+            entries.iter().map(|e| (leaf(e), subject_of(e))).collect();
+        let mut st = self.state()?;
+        if let Some(r) = &st.failed {
+            return Err(self.failed(r));
+        }
+        let first = st.next_index;
+        for (e, (h, subject)) in entries.iter().zip(hashed) {
+            let i = st.next_index;
+            st.next_index += 1;
+            let rec = journal::record(i, e, &h);
+            st.queue.extend_from_slice(&rec);
+            st.queued.push((h, subject, rec.len() as u64));
+        }
+        let last = st.next_index;
+        loop {
+            if st.tree.size() >= last {
+                return Ok(first..last);
+            }
+            if let Some(r) = &st.failed {
+                return Err(self.failed(r));
+            }
+            if st.writing {
+                st = self.done.wait(st).map_err(|_| LogError::Poisoned)?;
+                continue;
+            }
+            // Lead: write everything queued.
+            st.writing = true;
+            let bytes = std::mem::take(&mut st.queue);
+            let queued = std::mem::take(&mut st.queued);
+            let at = st.durable_len;
+            drop(st);
+            let result = self.write_group(&bytes, at);
+            st = self.state()?;
+            st.writing = false;
+            match result {
+                Ok(()) => {
+                    let mut pos = at;
+                    for (h, subject, len) in queued {
+                        let i = st.tree.size();
+                        st.tree.push(h);
+                        st.offsets.push(pos);
+                        pos += len;
+                        if let Some(s) = subject {
+                            st.subjects.entry(s).or_default().push(i);
+                        }
+                    }
+                    st.durable_len = pos;
+                    st.groups += 1;
+                }
+                Err(reason) => {
+                    st.failed = Some(reason);
+                }
+            }
+            self.done.notify_all();
+        }
+    }
+
+    fn write_group(&self, bytes: &[u8], at: u64) -> Result<(), String> {
+        let mut f = self
+            .writer
+            .lock()
+            .map_err(|_| "writer poisoned".to_string())?;
+        let r = f.write_all(bytes).and_then(|()| f.sync_data());
+        if let Err(e) = r {
+            // Cut back what may have landed, so a reopen does not see half a group as
+            // damage; if even that fails, the scan at reopen treats it as a torn tail.
+            let _ = f.set_len(at);
+            return Err(e.to_string());
+        }
+        Ok(())
+    }
+
+    /// Number of durable entries.
+    pub fn size(&self) -> Result<u64, LogError> {
+        Ok(self.state()?.tree.size())
+    }
+
+    /// Number of fsync groups written since open.
+    pub fn groups(&self) -> Result<u64, LogError> {
+        Ok(self.state()?.groups)
+    }
+
+    /// The root at `size`.
+    pub fn root(&self, size: u64) -> Result<Hash, LogError> {
+        let st = self.state()?;
+        st.tree.root(size).ok_or(LogError::OutOfRange {
+            what: "size",
+            value: size,
+            size: st.tree.size(),
+        })
+    }
+
+    /// The leaf hash of entry `index`.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, LogError> {
+        let st = self.state()?;
+        st.tree.leaf(index).ok_or(LogError::OutOfRange {
+            what: "index",
+            value: index,
+            size: st.tree.size(),
+        })
+    }
+
+    /// The inclusion proof of `index` in the tree of `size`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
+        let st = self.state()?;
+        st.tree
+            .inclusion_proof(index, size)
+            .ok_or(LogError::OutOfRange {
+                what: "index or size",
+                value: index.max(size),
+                size: st.tree.size(),
+            })
+    }
+
+    /// The consistency proof between two sizes.
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
+        let st = self.state()?;
+        st.tree
+            .consistency_proof(old, new)
+            .ok_or(LogError::OutOfRange {
+                what: "size",
+                value: old.max(new),
+                size: st.tree.size(),
+            })
+    }
+
+    /// The bytes of entry `index`.
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>, LogError> {
+        let off = {
+            let st = self.state()?;
+            *st.offsets
+                .get(usize::try_from(index).unwrap_or(usize::MAX))
+                .ok_or(LogError::OutOfRange {
+                    what: "index",
+                    value: index,
+                    size: st.tree.size(),
+                })?
+        };
+        let path = self.dir.join(JOURNAL);
+        let mut head = [0u8; 4];
+        self.reader
+            .read_exact_at(&mut head, off)
+            .map_err(|e| io_err(&path, e))?;
+        let len = u32::from_be_bytes(head) as usize;
+        let mut buf = vec![0u8; len];
+        self.reader
+            .read_exact_at(&mut buf, off + 12)
+            .map_err(|e| io_err(&path, e))?;
+        Ok(buf)
+    }
+
+    /// Indices of the entries about `subject`, in order.
+    pub fn entries_of(&self, subject: &str) -> Result<Vec<u64>, LogError> {
+        Ok(self
+            .state()?
+            .subjects
+            .get(subject)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// The latest checkpoint with a quorum of cosignatures, as text.
+    pub fn latest_checkpoint(&self) -> Result<Option<String>, LogError> {
+        let p = self.dir.join(CHECKPOINT);
+        match std::fs::read_to_string(&p) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&p, e)),
+        }
+    }
+
+    /// Signs a checkpoint of everything durable, asks each witness to cosign it, keeps it
+    /// (history always; `DIR/checkpoint` when `quorum` witnesses cosigned) and publishes
+    /// the tiles up to it.
+    pub fn checkpoint(
+        &self,
+        signer: &NoteSigner,
+        witnesses: &[&dyn Cosigner],
+        quorum: usize,
+    ) -> Result<CheckpointReport, LogError> {
+        let _one = self.checkpointing.lock().map_err(|_| LogError::Poisoned)?;
+        let size = self.size()?;
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: self.root(size)?,
+            extensions: Vec::new(),
+        };
+        let mut note = cp.sign(signer);
+        let mut cosigned = Vec::new();
+        let mut refused = Vec::new();
+        // Without a record of what each witness saw, start from the last cosigned size.
+        let last = self
+            .latest_checkpoint()?
+            .and_then(|t| SignedNote::parse(&t).ok())
+            .and_then(|n| Checkpoint::parse(&n.text).ok())
+            .map_or(0, |c| c.size.min(size));
+        // Each witness sees the note as the log signed it.
+        let log_signed = note.to_text();
+        for w in witnesses {
+            let mut old = last;
+            let mut answer = Err(CosignError::Unavailable("not asked".into()));
+            for _ in 0..2 {
+                let proof = self.consistency_proof(old, size)?;
+                answer = w.cosign(old, &proof, &log_signed);
+                match &answer {
+                    Err(CosignError::Conflict(s)) if *s <= size && *s != old => old = *s,
+                    _ => break,
+                }
+            }
+            match answer.and_then(|line| {
+                note.add_lines(&line)
+                    .map_err(|e| CosignError::Refused(e.to_string()))
+            }) {
+                Ok(()) => cosigned.push(w.name()),
+                Err(e) => refused.push((w.name(), e)),
+            }
+        }
+        let full = note.to_text();
+        let quorum_met = cosigned.len() >= quorum;
+        self.keep(&full, quorum_met)?;
+        self.publish(size)?;
+        Ok(CheckpointReport {
+            note: full,
+            size,
+            cosigned,
+            refused,
+            quorum_met,
+        })
+    }
+
+    fn keep(&self, note: &str, latest: bool) -> Result<(), LogError> {
+        let hist = self.dir.join(HISTORY);
+        let line = serde_json::json!({ "note": note }).to_string();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&hist)
+            .map_err(|e| io_err(&hist, e))?;
+        f.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| f.sync_data())
+            .map_err(|e| io_err(&hist, e))?;
+        if latest {
+            let p = self.dir.join(CHECKPOINT);
+            write_atomic(&p, note.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Writes the tiles up to `size` (hashes and entry bundles).
+    pub fn publish(&self, size: u64) -> Result<(), LogError> {
+        let (tree, from) = {
+            let st = self.state()?;
+            (st.tree.clone(), st.published)
+        };
+        tiles::publish_hashes(&self.dir, &tree, size, from).map_err(|e| io_err(&self.dir, e))?;
+        tiles::publish_entries(&self.dir, size, from, |i| {
+            self.entry(i)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .map_err(|e| io_err(&self.dir, e))?;
+        let mut st = self.state()?;
+        // Full tiles below this point are written once and for all.
+        st.published = st.published.max(size - size % tiles::WIDTH);
+        Ok(())
+    }
+}
+
+/// Writes a file by rename, synced, so a reader sees the old or the new one whole.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
+    if let Some(d) = path.parent() {
+        sync_dir(d)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}

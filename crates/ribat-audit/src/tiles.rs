@@ -1,0 +1,182 @@
+//! The published copy of the log in the C2SP `tlog-tiles` layout, so that any web server
+//! can serve it and any tlog client can fetch proofs from it:
+//!
+//! ```text
+//! DIR/checkpoint                   the latest cosigned checkpoint (signed note)
+//! DIR/tile/<L>/<N>                 256 hashes of height 8·L, index N·256 … N·256+255
+//! DIR/tile/<L>/<N>.p/<W>           the first W (< 256) of them, while the tile fills
+//! DIR/tile/entries/<N>[.p/<W>]     entries N·256 …, each as u16 BE length ‖ bytes
+//! ```
+//!
+//! `<N>` is written in groups of three digits, all but the last prefixed with `x`
+//! (`1234067` → `x001/x234/067`).
+//!
+//! Why a journal beside the tiles instead of tiles alone: the durability path must be
+//! one sequential `write` and one `fdatasync` per group of appends. Publishing tiles at
+//! that rate means creating and renaming several files per group (a partial tile per
+//! level, an entry bundle, the checkpoint) and syncing the directory, which would cut
+//! the append rate by an order of magnitude. So the journal is the durable truth and the
+//! tiles are published from it whenever a checkpoint is made; a full tile is written
+//! once and never changes. Tiles are not synced: after a crash they are written again
+//! from the journal.
+
+use crate::memtree::MemTree;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Hashes (or entries) per tile.
+pub const WIDTH: u64 = 256;
+
+/// The path element for tile index `n`.
+pub fn index_path(n: u64) -> String {
+    let mut groups = Vec::new();
+    let mut n = n;
+    loop {
+        groups.push(n % 1000);
+        n /= 1000;
+        if n == 0 {
+            break;
+        }
+    }
+    let last = groups.len() - 1;
+    groups
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, g)| {
+            if i == last {
+                format!("{g:03}")
+            } else {
+                format!("x{g:03}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The path of a hash tile (`level` as a number) or entry bundle (`"entries"`).
+pub fn tile_path(dir: &Path, level: &str, n: u64, width: u64) -> PathBuf {
+    let mut p = dir.join("tile").join(level).join(index_path(n));
+    if width < WIDTH {
+        let name = format!(
+            "{}.p",
+            p.file_name().and_then(|s| s.to_str()).unwrap_or_default()
+        );
+        p.set_file_name(name);
+        p = p.join(width.to_string());
+    }
+    p
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes every hash tile of the tree at `size` that is not there yet. Full tiles below
+/// `from` are assumed written by an earlier call.
+pub fn publish_hashes(dir: &Path, tree: &MemTree, size: u64, from: u64) -> std::io::Result<()> {
+    let mut level = 0u32;
+    loop {
+        let height = 8 * level as usize;
+        let count = size >> height;
+        if count == 0 {
+            break;
+        }
+        let first_tile = (from >> height) / WIDTH;
+        let tiles = count.div_ceil(WIDTH);
+        for n in first_tile..tiles {
+            let width = (count - n * WIDTH).min(WIDTH);
+            let mut bytes = Vec::with_capacity(width as usize * 32);
+            for i in 0..width {
+                let h = tree
+                    .complete(height, n * WIDTH + i)
+                    .ok_or_else(|| std::io::Error::other("tile hash beyond the tree"))?;
+                bytes.extend_from_slice(&h.0);
+            }
+            write_new(&tile_path(dir, &level.to_string(), n, width), &bytes)?;
+        }
+        level += 1;
+    }
+    Ok(())
+}
+
+/// Writes the entry bundles for entries `first_tile·256 .. size`, from `entry(i)`.
+pub fn publish_entries(
+    dir: &Path,
+    size: u64,
+    from: u64,
+    mut entry: impl FnMut(u64) -> std::io::Result<Vec<u8>>,
+) -> std::io::Result<()> {
+    let tiles = size.div_ceil(WIDTH);
+    for n in from / WIDTH..tiles {
+        let width = (size - n * WIDTH).min(WIDTH);
+        let path = tile_path(dir, "entries", n, width);
+        if path.exists() {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        for i in 0..width {
+            let e = entry(n * WIDTH + i)?;
+            bytes.extend_from_slice(&(e.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(&e);
+        }
+        write_new(&path, &bytes)?;
+    }
+    Ok(())
+}
+
+/// Reads the level-0 tiles back: the published leaf hashes, for locating the first
+/// entry that differs from them. Stops at the first missing tile.
+pub fn read_leaf_hashes(dir: &Path, size: u64) -> Vec<[u8; 32]> {
+    let mut out = Vec::new();
+    let tiles = size.div_ceil(WIDTH);
+    for n in 0..tiles {
+        let full = tile_path(dir, "0", n, WIDTH);
+        let bytes = match std::fs::read(&full) {
+            Ok(b) => b,
+            Err(_) => {
+                let width = (size - n * WIDTH).min(WIDTH);
+                match std::fs::read(tile_path(dir, "0", n, width)) {
+                    Ok(b) => b,
+                    Err(_) => break,
+                }
+            }
+        };
+        for c in bytes.chunks_exact(32) {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            out.push(h);
+        }
+    }
+    out.truncate(size as usize);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_paths_follow_the_spec() {
+        assert_eq!(index_path(0), "000");
+        assert_eq!(index_path(67), "067");
+        assert_eq!(index_path(1234067), "x001/x234/067");
+        assert_eq!(index_path(1000), "x001/000");
+        let d = Path::new("/l");
+        assert_eq!(tile_path(d, "0", 5, 256), Path::new("/l/tile/0/005"));
+        assert_eq!(
+            tile_path(d, "entries", 1234067, 3),
+            Path::new("/l/tile/entries/x001/x234/067.p/3")
+        );
+    }
+}
