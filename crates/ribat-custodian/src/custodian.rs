@@ -114,6 +114,34 @@ impl LocalCustodian {
         })
     }
 
+    /// This custodian as a witness of the audit log whose key is `log`: it cosigns that
+    /// log's checkpoints only when each extends the last it cosigned. Its state lives in
+    /// the custodian's directory; its key name is `custodian-<i>.<deployment>/witness`.
+    pub fn witness(
+        &self,
+        deployment: &str,
+        log: ribat_audit::VerifierKey,
+    ) -> Result<ribat_audit::Witness, CustodianError> {
+        let seed = keystore::witness_seed(&self.keys)?;
+        let name = format!("custodian-{}.{deployment}/witness", self.keys.index);
+        let signer = ribat_audit::NoteSigner::from_seed(
+            &name,
+            ribat_audit::note::COSIGNATURE_V1,
+            seed.expose(),
+        )
+        .map_err(|e| CustodianError::Directory {
+            path: self.dir.display().to_string(),
+            reason: format!("witness key: {e}"),
+        })?;
+        let clock = self.clock.clone();
+        ribat_audit::Witness::open(&self.dir, signer, log, Box::new(move || clock.now())).map_err(
+            |e| CustodianError::Directory {
+                path: e.path,
+                reason: e.reason,
+            },
+        )
+    }
+
     /// Registers honey records: from now on any request for one quarantines the requester.
     /// The list is kept sealed in the custodian's directory. Returns how many are new.
     pub fn add_honey(&self, records: &[(String, String)]) -> Result<usize, CustodianError> {

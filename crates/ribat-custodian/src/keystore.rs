@@ -169,6 +169,23 @@ fn honey_key(
     Ok(share.derive_local_key("ribat/v1/honey-list")?)
 }
 
+/// The seed of the custodian's witness key (it cosigns the node's audit checkpoints).
+/// Derived from a share, so it exists only where the share is unsealed and needs no
+/// file of its own; it changes with the key epoch, as the shares do.
+pub fn witness_seed(
+    keys: &CustodianKeys,
+) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
+    let share = keys
+        .shares
+        .get("identity")
+        .or_else(|| keys.shares.values().next())
+        .ok_or_else(|| CustodianError::Directory {
+            path: "(custodian)".into(),
+            reason: "holds no share to derive its witness key from".into(),
+        })?;
+    Ok(share.derive_local_key("ribat/v1/witness-cosignature-key")?)
+}
+
 /// Seals and writes the honey list of an opened custodian.
 pub fn save_honey(
     dir: &Path,

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use ribat_crypto::passphrase::KdfParams;
 use ribat_crypto::secret::SecretBytes;
 use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
+use ribat_gateway::{Access, AuditFirstError, read_audited};
 use ribat_import::records::{PERSONS, RecordSealer};
 use ribat_sim::FundSpec;
 use std::io::Write;
@@ -47,6 +48,42 @@ fn request(
         class: class.into(),
         record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
     }
+}
+
+/// The institution a demo identity belongs to, as the audit log records it.
+fn institution(identity: &str) -> &'static str {
+    match identity.split('.').next() {
+        Some("clerk") => "CNSS agence Casa-Anfa",
+        Some("supervisor") => "CNSS inspection",
+        Some("partner") => "partner system",
+        _ => "CNSS operations",
+    }
+}
+
+/// A read through `reader` whose plaintext is released only once audited (I2).
+fn audited(
+    reader: &QuorumReader,
+    node: &Embedded,
+    req: &PartialRequest,
+) -> Result<ribat_custodian::QuorumRead, AuditFirstError> {
+    let fields: Vec<&str> = crate::read_cmd::PERSON_FIELDS
+        .iter()
+        .filter(|(_, c)| *c == req.class)
+        .map(|(f, _)| *f)
+        .collect();
+    let time_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    read_audited(
+        reader,
+        &node.audit,
+        req,
+        Access {
+            institution: institution(&req.requester.identity),
+            fields: &fields,
+            time_ms,
+        },
+    )
 }
 
 fn text(fields: &ribat_crypto::envelope::OpenedFields, name: &str) -> String {
@@ -206,14 +243,11 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         crate::read_cmd::by_cnss(&node, &target.cnss)?,
         "CNSS number",
     )?;
-    let read = node.reader.read(&request(
-        &clerk,
-        "counter-service",
-        PERSONS,
-        "identity",
-        &[&rid],
-        1,
-    ))?;
+    let read = audited(
+        &node.reader,
+        &node,
+        &request(&clerk, "counter-service", PERSONS, "identity", &[&rid], 1),
+    )?;
     let f = &read.records[0].1;
     println!(
         "CNSS {} → {}: {} {} ({}), CIN {}, born {}, {} — combined from custodians {:?}",
@@ -227,14 +261,11 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         text(f, "city"),
         read.served_by
     );
-    match node.reader.read(&request(
-        &clerk,
-        "counter-service",
-        PERSONS,
-        "financial",
-        &[&rid],
-        2,
-    )) {
+    match audited(
+        &node.reader,
+        &node,
+        &request(&clerk, "counter-service", PERSONS, "financial", &[&rid], 2),
+    ) {
         Err(e) => println!("the same clerk asks for the bank account: {e}"),
         Ok(_) => bail!("a clerk read the financial class; the policy is broken"),
     }
@@ -244,17 +275,15 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         identity: "supervisor.casa.007".into(),
         role: "supervisor".into(),
     };
-    let read = node.reader.read(&request(
-        &sup,
-        "investigation",
-        PERSONS,
-        "financial",
-        &[&rid],
-        3,
-    ))?;
+    let read = audited(
+        &node.reader,
+        &node,
+        &request(&sup, "investigation", PERSONS, "financial", &[&rid], 3),
+    )?;
     println!("RIB {}", text(&read.records[0].1, "rib"));
     let r = crate::read_cmd::Reader {
         who: sup.clone(),
+        institution: institution(&sup.identity).into(),
         purpose: "investigation".into(),
     };
     for [period, days, real, capped] in crate::read_cmd::history(&node, &r, &rid)? {
@@ -269,14 +298,11 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let others: Vec<Arc<dyn Custodian>> =
         vec![node.custodians[0].clone(), node.custodians[2].clone()];
     let degraded = QuorumReader::new(node.group.clone(), others, node.store.clone());
-    let read = degraded.read(&request(
-        &clerk,
-        "counter-service",
-        PERSONS,
-        "identity",
-        &[&rid],
-        4,
-    ))?;
+    let read = audited(
+        &degraded,
+        &node,
+        &request(&clerk, "counter-service", PERSONS, "identity", &[&rid], 4),
+    )?;
     println!(
         "read {rid} again, served by custodians {:?}",
         read.served_by
@@ -286,14 +312,11 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         vec![node.custodians[0].clone() as Arc<dyn Custodian>],
         node.store.clone(),
     );
-    match alone.read(&request(
-        &clerk,
-        "counter-service",
-        PERSONS,
-        "identity",
-        &[&rid],
-        5,
-    )) {
+    match audited(
+        &alone,
+        &node,
+        &request(&clerk, "counter-service", PERSONS, "identity", &[&rid], 5),
+    ) {
         Err(e) => println!("with custodian 1 alone: {e}"),
         Ok(_) => bail!("one custodian decrypted alone; I1 is broken"),
     }
@@ -307,14 +330,18 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let mut stop = None;
     for (n, p) in fund.persons.iter().filter(|p| !p.honey).enumerate() {
         let id = sealer.person_id(&p.cnss)?;
-        match node.reader.read(&request(
-            &partner,
-            "partner-verification",
-            PERSONS,
-            "identity",
-            &[&id],
-            100 + n,
-        )) {
+        match audited(
+            &node.reader,
+            &node,
+            &request(
+                &partner,
+                "partner-verification",
+                PERSONS,
+                "identity",
+                &[&id],
+                100 + n,
+            ),
+        ) {
             Ok(_) => exposed += 1,
             Err(e) => {
                 stop = Some(e);
@@ -341,15 +368,21 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
             .context("no honey person")?
             .cnss,
     )?;
-    match node.reader.read(&request(
-        &scraper,
-        "partner-verification",
-        PERSONS,
-        "identity",
-        &[&bait],
-        9000,
-    )) {
-        Err(QuorumError::Refused { denial, .. }) => println!("refused: {denial}"),
+    match audited(
+        &node.reader,
+        &node,
+        &request(
+            &scraper,
+            "partner-verification",
+            PERSONS,
+            "identity",
+            &[&bait],
+            9000,
+        ),
+    ) {
+        Err(AuditFirstError::Quorum(QuorumError::Refused { denial, .. })) => {
+            println!("refused: {denial}")
+        }
         Err(e) => println!("refused: {e}"),
         Ok(_) => bail!("a honey record was served"),
     }
@@ -372,6 +405,39 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
             home.custodian_dir(i).join("served.log").display()
         );
     }
+    section("11. the audit log: cosigned by the custodians, asked who looked at this person");
+    let cp = node.checkpoint()?;
+    println!(
+        "checkpoint at size {} cosigned by {} (quorum {}):",
+        cp.size,
+        cp.cosigned.join(", "),
+        if cp.quorum_met { "met" } else { "NOT met" }
+    );
+    for line in cp.note.lines().take(3) {
+        println!("  {line}");
+    }
+    for i in node.audit.log().entries_of(&rid)? {
+        let e = ribat_audit::AuditEntry::decode(&node.audit.log().entry(i)?)?;
+        println!(
+            "  entry {i}: {} {} ({}) for {}: {} {:?}",
+            e.outcome,
+            e.role,
+            e.institution,
+            e.purpose,
+            e.classes.join(","),
+            e.fields
+        );
+    }
+    println!(
+        "verify it as an outsider: ribat audit verify {}",
+        node.audit.log().dir().display()
+    );
+    println!(
+        "and as the person: ribat --home {} audit subject --cnss {} --passphrases dir:{}/passphrases",
+        home.root().display(),
+        target.cnss,
+        home.root().display()
+    );
     println!(
         "\nDone. Try: ribat --home {h} get --cnss {c} --purpose counter-service --passphrases dir:{h}/passphrases",
         h = home.root().display(),

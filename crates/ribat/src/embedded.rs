@@ -7,6 +7,8 @@ use ribat_crypto::blind_index::BlindIndexer;
 use ribat_crypto::group::GroupPublic;
 use ribat_custodian::clock::{Clock, SystemClock};
 use ribat_custodian::{Custodian, LocalCustodian, QuorumReader, Requester};
+use ribat_gateway::NodeLog;
+use ribat_gateway::node_log::{log_key, origin};
 use ribat_store::{PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
 
@@ -80,7 +82,14 @@ pub struct Embedded {
     pub reader: QuorumReader,
     /// The blind-index key, opened through the quorum.
     pub index: BlindIndexer,
+    /// The node's audit log, cosigned by the open custodians.
+    pub audit: NodeLog,
 }
+
+/// The deployment name in key names and checkpoint origins.
+pub const DEPLOYMENT: &str = "ribat.local";
+/// This node's name in audit entries.
+pub const NODE: &str = "node.embedded";
 
 impl Embedded {
     /// Opens every custodian of `home` and the blind-index key.
@@ -154,6 +163,21 @@ impl Embedded {
                 .collect(),
             store.clone(),
         );
+        // The audit log opens before any read: a node that cannot record does not read.
+        let audit_dir = home.root().join("audit");
+        let log_key = log_key(&audit_dir, &origin(DEPLOYMENT, NODE))?.verifier();
+        let witnesses = custodians
+            .iter()
+            .map(|c| c.witness(DEPLOYMENT, log_key.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let audit = NodeLog::open(&audit_dir, DEPLOYMENT, NODE, witnesses, group.threshold)
+            .context("the audit log cannot be opened, so this node serves no read")?;
+        if audit.opened().torn_bytes > 0 {
+            eprintln!(
+                "note: the audit log ended in an unfinished append ({} bytes, a crash); it was cut, no acknowledged entry is affected",
+                audit.opened().torn_bytes
+            );
+        }
         let index = reader
             .open_index_key(&service_identity(), "node-start")
             .context("cannot open the blind-index key through the custodians")?;
@@ -163,6 +187,31 @@ impl Embedded {
             custodians,
             reader,
             index,
+            audit,
         })
+    }
+
+    /// Signs a checkpoint of the audit log and has the custodians cosign it. A witness
+    /// that refuses a fork is an alert, printed loudly; one that is merely unavailable is
+    /// a warning.
+    pub fn checkpoint(&self) -> Result<ribat_audit::CheckpointReport> {
+        let report = self.audit.checkpoint()?;
+        for (w, e) in &report.refused {
+            match e {
+                ribat_audit::CosignError::Inconsistent(_) => {
+                    eprintln!("ALERT: witness {w} refused the audit checkpoint: {e}");
+                }
+                _ => eprintln!("warning: witness {w} did not cosign: {e}"),
+            }
+        }
+        if !report.quorum_met {
+            eprintln!(
+                "warning: the audit checkpoint at size {} has {} of {} cosignatures needed",
+                report.size,
+                report.cosigned.len(),
+                self.group.threshold
+            );
+        }
+        Ok(report)
     }
 }

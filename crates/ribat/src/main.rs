@@ -4,6 +4,7 @@
 //! crates together. Must never: print a secret, or hide an error's cause from the user.
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod bench;
 mod bench_import;
 mod demo;
@@ -152,10 +153,38 @@ struct WhoArg {
     /// Role of the reader in the custodians' policy.
     #[arg(long, default_value = "clerk")]
     role: String,
+    /// Institution of the reader, as the audit log records it.
+    #[arg(long, default_value = "cnss.operations")]
+    institution: String,
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
+    /// Verify a whole log directory as an outsider: read every entry, recompute the tree,
+    /// check every checkpoint's signature, its witness cosignatures and its root. Reports
+    /// the first problem with the entry index where it is. Exit status 0 when valid, 1 when not.
+    Verify {
+        /// The log directory (HOME/audit for this node).
+        dir: PathBuf,
+        /// Trust file: `log KEY`, `witness KEY`… and `quorum N` lines (default DIR/trust).
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
+    /// Every access to one person's record, with an inclusion proof for each against the
+    /// latest cosigned checkpoint (the citizen's and the authority's question).
+    Subject {
+        /// The person's CNSS number.
+        #[arg(long)]
+        cnss: String,
+        /// The data-protection authority's view: shows who read, not only their role.
+        #[arg(long)]
+        authority: bool,
+        /// Print JSON; each `inclusion` object is a file `ribat audit verify-proof` checks.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pass: PassArg,
+    },
     /// Check an inclusion proof ({leafIdx, treeSize, root, leafHash, proof[]}) or a
     /// consistency proof ({size1, size2, root1, root2, proof[]}), hashes in standard base64.
     /// Exit status 0 when valid, 1 when not, with the reason.
@@ -223,6 +252,18 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Durable audit appends per second with group commit, against raw fsync'd appends.
+    Audit {
+        /// Entries to append.
+        #[arg(long, default_value_t = 200_000)]
+        entries: u64,
+        /// Concurrent appenders (request handlers each waiting for their entry).
+        #[arg(long, default_value_t = 96)]
+        threads: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sealing, partial decryption, proofs, combination, and batches.
     Crypto {
         /// Records per batch.
@@ -236,11 +277,14 @@ enum BenchCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if let Command::Audit {
-        command: AuditCommand::VerifyProof { file },
-    } = &cli.command
-    {
-        return verify_proof(file);
+    match &cli.command {
+        Command::Audit {
+            command: AuditCommand::VerifyProof { file },
+        } => return verify_proof(file),
+        Command::Audit {
+            command: AuditCommand::Verify { dir, trust },
+        } => return audit_cmd::verify(dir, trust.as_deref()),
+        _ => {}
     }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -362,6 +406,7 @@ fn run(cli: Cli) -> Result<()> {
                     identity: who.identity,
                     role: who.role,
                 },
+                institution: who.institution,
                 purpose,
             };
             let id = read_cmd::one(read_cmd::by_cnss(&node, &cnss)?, "CNSS number")?;
@@ -371,7 +416,9 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 None
             };
-            read_cmd::print(&id, &f, h.as_deref(), json)
+            read_cmd::print(&id, &f, h.as_deref(), json)?;
+            node.checkpoint()?;
+            Ok(())
         }
         Command::Find {
             cin,
@@ -389,6 +436,7 @@ fn run(cli: Cli) -> Result<()> {
                     identity: who.identity,
                     role: who.role,
                 },
+                institution: who.institution,
                 purpose,
             };
             let ids = match (cin, name, birth_date) {
@@ -403,10 +451,41 @@ fn run(cli: Cli) -> Result<()> {
                 let f = read_cmd::person(&node, &r, &id, &[])?;
                 read_cmd::print(&id, &f, None, json)?;
             }
+            node.checkpoint()?;
             Ok(())
         }
-        // Handled in `main`, which owns its exit codes.
+        Command::Audit {
+            command:
+                AuditCommand::Subject {
+                    cnss,
+                    authority,
+                    json,
+                    pass,
+                },
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            let node = embedded::Embedded::open(&home, &pass.passphrases)?;
+            audit_cmd::subject(&node, &cnss, authority, json)
+        }
+        // Handled in `main`, which owns their exit codes.
         Command::Audit { .. } => Ok(()),
+        Command::Bench {
+            command:
+                BenchCommand::Audit {
+                    entries,
+                    threads,
+                    json,
+                },
+        } => {
+            anyhow::ensure!(entries >= 1, "--entries must be at least 1");
+            anyhow::ensure!(
+                (1..=4096).contains(&threads),
+                "--threads must be between 1 and 4096"
+            );
+            let home = home::Home::resolve(cli.home)?;
+            home.create()?;
+            audit_cmd::bench(home.root(), entries, threads, json)
+        }
         Command::Bench {
             command:
                 BenchCommand::Import {

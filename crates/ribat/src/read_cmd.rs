@@ -41,11 +41,39 @@ pub fn check_fields(fields: &[String]) -> Result<()> {
 pub struct Reader {
     /// Requester.
     pub who: Requester,
+    /// Institution of the requester, as the audit log records it.
+    pub institution: String,
     /// Purpose.
     pub purpose: String,
 }
 
-fn request(r: &Reader, table: &str, class: &str, ids: Vec<String>) -> PartialRequest {
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Reads through the quorum; the plaintext comes back only once the access is durably in
+/// the node's audit log (I2).
+pub fn audited(
+    node: &Embedded,
+    r: &Reader,
+    req: &PartialRequest,
+    fields: &[&str],
+) -> Result<ribat_custodian::QuorumRead> {
+    Ok(ribat_gateway::read_audited(
+        &node.reader,
+        &node.audit,
+        req,
+        ribat_gateway::Access {
+            institution: &r.institution,
+            fields,
+            time_ms: now_ms(),
+        },
+    )?)
+}
+
+pub fn request(r: &Reader, table: &str, class: &str, ids: Vec<String>) -> PartialRequest {
     let nonce: u64 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -101,9 +129,12 @@ pub fn person(
     }
     let mut out = BTreeMap::new();
     for (class, names) in by_class {
-        let read = node
-            .reader
-            .read(&request(r, PERSONS, class, vec![record_id.to_owned()]))?;
+        let read = audited(
+            node,
+            r,
+            &request(r, PERSONS, class, vec![record_id.to_owned()]),
+            &names,
+        )?;
         let f = &read.records[0].1;
         for n in names {
             out.insert(n.to_owned(), value(f, n));
@@ -124,9 +155,12 @@ pub fn history(node: &Embedded, r: &Reader, record_id: &str) -> Result<Vec<[Stri
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let read = node
-        .reader
-        .read(&request(r, DECLARATIONS, "financial", ids))?;
+    let read = audited(
+        node,
+        r,
+        &request(r, DECLARATIONS, "financial", ids),
+        &["period", "days", "salary_real", "salary_capped"],
+    )?;
     let mut rows: Vec<[String; 4]> = read
         .records
         .iter()

@@ -1,0 +1,16 @@
+//! Ribat's gateway: what stands between a caller and the quorum.
+//!
+//! Owns: audit before plaintext (I2, `audit_first`): a read's plaintext leaves the gateway
+//! only after one entry per subject is durable in the node's audit log, and the node's
+//! checkpoints, signed with its key and cosigned by the custodians as witnesses (`node_log`).
+//! The network API, tokens and masking of issue 5 will live here as well.
+//!
+//! Must never: return plaintext whose access is not durably logged, put plaintext in an
+//! entry, or keep serving once its log has failed.
+#![forbid(unsafe_code)]
+
+pub mod audit_first;
+pub mod node_log;
+
+pub use audit_first::{Access, AuditFirstError, read_audited};
+pub use node_log::NodeLog;
