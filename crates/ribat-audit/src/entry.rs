@@ -4,13 +4,14 @@
 //! ```json
 //! {"v":1,"time_ms":1763860000123,"node":"node.embedded","request_id":"cli-18f2…",
 //!  "identity":"clerk.casa-anfa.0042","role":"clerk","institution":"agence Casa-Anfa",
-//!  "purpose":"counter-service","subject":"p-kjdhfa…","table":"persons",
+//!  "purpose":"counter-service","subject":"p-kjdhfa…","record":"p-kjdhfa…","table":"persons",
 //!  "classes":["identity"],"fields":["given","surname"],"outcome":"released",
 //!  "custodians":[1,3]}
 //! ```
 //!
-//! - `subject` is the record id, itself a keyed blind index of the CNSS number (or of
-//!   the employer's number): whoever holds the log learns no identifier from it.
+//! - `subject` is the person's (or employer's) record id, itself a keyed blind index of the
+//!   CNSS number: whoever holds the log learns no identifier from it. `record` is the
+//!   record read: the subject's own, or one of their declarations.
 //! - `outcome` is `released` (plaintext left the gateway), `denied` (a rule refused it;
 //!   `reason` says which, without quoting any value) or `failed` (the quorum could not
 //!   answer).
@@ -48,8 +49,10 @@ pub struct AuditEntry {
     pub institution: String,
     /// Declared purpose.
     pub purpose: String,
-    /// Record id of the subject (a blind index).
+    /// Record id of the person or employer the data is about (a blind index).
     pub subject: String,
+    /// Record read (the subject's own record, or one of their declarations).
+    pub record: String,
     /// Table.
     pub table: String,
     /// Classes opened.
@@ -123,6 +126,7 @@ mod tests {
             institution: "agence".into(),
             purpose: "counter-service".into(),
             subject: "p-abc".into(),
+            record: "p-abc".into(),
             table: "persons".into(),
             classes: vec!["identity".into()],
             fields: vec!["given".into()],

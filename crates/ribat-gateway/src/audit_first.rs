@@ -18,6 +18,9 @@ pub struct Access<'a> {
     pub fields: &'a [&'a str],
     /// Unix time in milliseconds.
     pub time_ms: u64,
+    /// The person the records are about, when they are not the records themselves
+    /// (a person's declarations); `None` makes each record its own subject.
+    pub subject: Option<&'a str>,
 }
 
 /// Why an audited read returned nothing.
@@ -57,7 +60,8 @@ fn entries(
                 role: req.requester.role.clone(),
                 institution: access.institution.to_owned(),
                 purpose: req.purpose.clone(),
-                subject: id.clone(),
+                subject: access.subject.map_or_else(|| id.clone(), str::to_owned),
+                record: id.clone(),
                 table: req.table.clone(),
                 classes: vec![req.class.clone()],
                 fields: access.fields.iter().map(|f| (*f).to_owned()).collect(),

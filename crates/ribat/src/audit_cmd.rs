@@ -115,6 +115,7 @@ pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Resu
                     "classes": e.classes,
                     "fields": e.fields,
                     "outcome": e.outcome,
+                    "table": e.table,
                     "inclusion": p.as_ref().map(|p| serde_json::json!({
                         "leafIdx": i,
                         "treeSize": size,
@@ -154,11 +155,12 @@ pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Resu
             String::new()
         };
         println!(
-            "  {when}  {:<22} {:<10} {}{who}  {} {}: {}  [entry {i}, {}]",
+            "  {when}  {:<22} {:<10} {}{who}  {} {} {}: {}  [entry {i}, {}]",
             e.purpose,
             e.role,
             e.institution,
             e.outcome,
+            e.table,
             e.classes.join(","),
             e.fields.join(","),
             if p.is_some() {
@@ -187,6 +189,7 @@ fn sample_entry(i: u64) -> Vec<u8> {
         institution: "CNSS agence Casa-Anfa".into(),
         purpose: "counter-service".into(),
         subject: format!("p-{:032x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        record: format!("p-{:032x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
         table: "persons".into(),
         classes: vec!["identity".into()],
         fields: vec!["given".into(), "surname".into(), "cin".into()],

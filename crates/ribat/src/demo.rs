@@ -82,6 +82,7 @@ fn audited(
             institution: institution(&req.requester.identity),
             fields: &fields,
             time_ms,
+            subject: None,
         },
     )
 }

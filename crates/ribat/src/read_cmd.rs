@@ -60,6 +60,7 @@ pub fn audited(
     r: &Reader,
     req: &PartialRequest,
     fields: &[&str],
+    subject: Option<&str>,
 ) -> Result<ribat_custodian::QuorumRead> {
     Ok(ribat_gateway::read_audited(
         &node.reader,
@@ -69,6 +70,7 @@ pub fn audited(
             institution: &r.institution,
             fields,
             time_ms: now_ms(),
+            subject,
         },
     )?)
 }
@@ -134,6 +136,7 @@ pub fn person(
             r,
             &request(r, PERSONS, class, vec![record_id.to_owned()]),
             &names,
+            None,
         )?;
         let f = &read.records[0].1;
         for n in names {
@@ -160,6 +163,7 @@ pub fn history(node: &Embedded, r: &Reader, record_id: &str) -> Result<Vec<[Stri
         r,
         &request(r, DECLARATIONS, "financial", ids),
         &["period", "days", "salary_real", "salary_capped"],
+        Some(record_id),
     )?;
     let mut rows: Vec<[String; 4]> = read
         .records
