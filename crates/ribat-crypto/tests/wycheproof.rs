@@ -16,7 +16,8 @@ use sha2::Sha256;
 fn load(name: &str) -> Value {
     let path = format!(
         "{}/../../../shared/testdata/wycheproof/{name}",
-        env!("CARGO_MANIFEST_DIR")
+        // Read at run time: a build cache shared between clones keeps a compile-time path.
+        std::env::var("CARGO_MANIFEST_DIR").unwrap()
     );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
         .unwrap()
