@@ -155,8 +155,12 @@ struct HoneyFile {
     sealed: String,
 }
 
-fn honey_key(
+/// A key only this custodian can derive, from its identity share (or its first share),
+/// for one `label`; `what` names the use in the error when it holds no share.
+fn local_key(
     keys: &CustodianKeys,
+    label: &str,
+    what: &str,
 ) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
     let share = keys
         .shares
@@ -164,9 +168,15 @@ fn honey_key(
         .or_else(|| keys.shares.values().next())
         .ok_or_else(|| CustodianError::Directory {
             path: "(custodian)".into(),
-            reason: "holds no share to seal its honey list with".into(),
+            reason: format!("holds no share to derive its {what} from"),
         })?;
-    Ok(share.derive_local_key("ribat/v1/honey-list")?)
+    Ok(share.derive_local_key(label)?)
+}
+
+fn honey_key(
+    keys: &CustodianKeys,
+) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
+    local_key(keys, "ribat/v1/honey-list", "honey-list key")
 }
 
 /// The seed of the custodian's witness key (it cosigns the node's audit checkpoints).
@@ -175,15 +185,7 @@ fn honey_key(
 pub fn witness_seed(
     keys: &CustodianKeys,
 ) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
-    let share = keys
-        .shares
-        .get("identity")
-        .or_else(|| keys.shares.values().next())
-        .ok_or_else(|| CustodianError::Directory {
-            path: "(custodian)".into(),
-            reason: "holds no share to derive its witness key from".into(),
-        })?;
-    Ok(share.derive_local_key("ribat/v1/witness-cosignature-key")?)
+    local_key(keys, "ribat/v1/witness-cosignature-key", "witness key")
 }
 
 /// Seals and writes the honey list of an opened custodian.
