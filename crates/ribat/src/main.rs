@@ -158,6 +158,19 @@ struct WhoArg {
     institution: String,
 }
 
+impl WhoArg {
+    fn reader(self, purpose: String) -> read_cmd::Reader {
+        read_cmd::Reader {
+            who: ribat_custodian::Requester {
+                identity: self.identity,
+                role: self.role,
+            },
+            institution: self.institution,
+            purpose,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Verify a whole log directory as an outsider: read every entry, recompute the tree,
@@ -401,14 +414,7 @@ fn run(cli: Cli) -> Result<()> {
             read_cmd::check_fields(&fields)?;
             let home = home::Home::resolve(cli.home)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
-            let r = read_cmd::Reader {
-                who: ribat_custodian::Requester {
-                    identity: who.identity,
-                    role: who.role,
-                },
-                institution: who.institution,
-                purpose,
-            };
+            let r = who.reader(purpose);
             let id = read_cmd::one(read_cmd::by_cnss(&node, &cnss)?, "CNSS number")?;
             let f = read_cmd::person(&node, &r, &id, &fields)?;
             let h = if history {
@@ -431,14 +437,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let home = home::Home::resolve(cli.home)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
-            let r = read_cmd::Reader {
-                who: ribat_custodian::Requester {
-                    identity: who.identity,
-                    role: who.role,
-                },
-                institution: who.institution,
-                purpose,
-            };
+            let r = who.reader(purpose);
             let ids = match (cin, name, birth_date) {
                 (Some(c), _, _) => read_cmd::by_cin(&node, &c)?,
                 (None, Some(n), Some(b)) => read_cmd::by_name(&node, &n, &b)?,
