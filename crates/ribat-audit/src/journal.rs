@@ -13,7 +13,11 @@
 //! was dropped, reordered or inserted; a record whose check bytes do not match was
 //! altered. Only the *last* record may be incomplete or unchecked, and only because a
 //! crash cut a write short: such a tail belongs to appends that never returned, and open
-//! cuts it. Anything else is damage, and open refuses the log.
+//! cuts it. Anything else is damage, and open refuses the log. A bad record counts as a
+//! crash tail only if it is within `MAX_TORN` bytes of the end (the writer syncs at least
+//! every `MAX_GROUP` bytes, so no crash leaves more unsynced) and after every entry a
+//! checkpoint covers (those were acknowledged long ago): otherwise a damaged length field
+//! in the middle would make open cut away everything after it.
 //!
 //! The check bytes catch accidents and careless edits. A careful forger can recompute
 //! them; what catches him is the tree: the signed, cosigned checkpoints no longer match.
@@ -28,6 +32,10 @@ use std::path::Path;
 pub const MAGIC: &[u8; 8] = b"RIBATJ01";
 /// Bytes around an entry in a record.
 pub const OVERHEAD: usize = 4 + 8 + 8;
+/// Most bytes the writer writes between two syncs.
+pub const MAX_GROUP: usize = 4 << 20;
+/// Longest tail a crash can leave unfinished: a group and the record it began inside.
+pub const MAX_TORN: u64 = (MAX_GROUP + MAX_ENTRY + OVERHEAD) as u64;
 
 /// A record's bytes.
 pub fn record(index: u64, entry: &[u8], leaf_hash: &Hash) -> Vec<u8> {
@@ -62,6 +70,12 @@ pub enum Damage {
         /// Index.
         index: u64,
     },
+    /// The journal ends inside a record that a checkpoint covers, or far from the end.
+    #[error("entry {index}: the journal is cut short or garbled from here on")]
+    Truncated {
+        /// Index.
+        index: u64,
+    },
     /// A record's length is impossible.
     #[error("entry {index}: impossible length {len}")]
     Length {
@@ -80,7 +94,9 @@ impl Damage {
     pub fn index(&self) -> Option<u64> {
         match self {
             Self::Sequence { expected, .. } => Some(*expected),
-            Self::Altered { index } | Self::Length { index, .. } => Some(*index),
+            Self::Altered { index } | Self::Length { index, .. } | Self::Truncated { index } => {
+                Some(*index)
+            }
             Self::Header | Self::Io(_) => None,
         }
     }
@@ -98,10 +114,12 @@ pub struct ScanEnd {
 }
 
 /// Reads every record in order and gives each entry (index, bytes, leaf hash) to `each`.
-/// A short or unchecked final record is reported as torn; anything else wrong is
-/// `Damage`. A missing file is an empty journal.
+/// A bad record past entry `protected` (the size a checkpoint covers) and within
+/// `MAX_TORN` of the end is reported as a torn tail; anything else wrong is `Damage`.
+/// A missing file is an empty journal.
 pub fn scan(
     path: &Path,
+    protected: u64,
     mut each: impl FnMut(u64, &[u8], &Hash) -> Result<(), Damage>,
 ) -> Result<ScanEnd, Damage> {
     let file = match File::open(path) {
@@ -138,13 +156,18 @@ pub fn scan(
         if left == 0 {
             break;
         }
+        let crash_tail = index >= protected && left <= MAX_TORN;
         let torn = || ScanEnd {
             entries: index,
             valid_len: pos,
             torn_bytes: left,
         };
         if left < 12 {
-            return Ok(torn());
+            return if crash_tail {
+                Ok(torn())
+            } else {
+                Err(Damage::Truncated { index })
+            };
         }
         let mut head = [0u8; 12];
         r.read_exact(&mut head)
@@ -156,23 +179,26 @@ pub fn scan(
         let rec_len = 12 + len + 8;
         if len == 0 || len > MAX_ENTRY as u64 {
             // Zeros where a crash extended the file but left the data unwritten.
-            if rec_len >= left || head.iter().all(|b| *b == 0) && is_zero_tail(&mut r)? {
+            if crash_tail {
                 return Ok(torn());
             }
             return Err(Damage::Length { index, len });
         }
         if rec_len > left {
-            return Ok(torn());
+            return if crash_tail {
+                Ok(torn())
+            } else {
+                Err(Damage::Truncated { index })
+            };
         }
         buf.resize(len as usize + 8, 0);
         r.read_exact(&mut buf)
             .map_err(|e| Damage::Io(e.to_string()))?;
         let (entry, check) = buf.split_at(len as usize);
         let h = leaf(entry);
-        let last = rec_len == left;
         if h.0[..8] != *check || found != index {
-            if last && h.0[..8] != *check {
-                // An unfinished final write.
+            if crash_tail {
+                // An unfinished final group (a power cut may persist its pages in any order).
                 return Ok(torn());
             }
             if found != index {
@@ -192,17 +218,4 @@ pub fn scan(
         valid_len: pos,
         torn_bytes: 0,
     })
-}
-
-fn is_zero_tail(r: &mut impl Read) -> Result<bool, Damage> {
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = r.read(&mut buf).map_err(|e| Damage::Io(e.to_string()))?;
-        if n == 0 {
-            return Ok(true);
-        }
-        if buf[..n].iter().any(|b| *b != 0) {
-            return Ok(false);
-        }
-    }
 }

@@ -200,8 +200,16 @@ impl Log {
         let mut tree = MemTree::new();
         let mut offsets = Vec::new();
         let mut subjects: HashMap<String, Vec<u64>> = HashMap::new();
+        // What the latest checkpoint signed must be intact: never cut as a crash tail.
+        let cp_path = dir.join(CHECKPOINT);
+        let checkpoint = match std::fs::read_to_string(&cp_path) {
+            Ok(text) => Some(Checkpoint::parse(&SignedNote::parse(&text)?.text)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&cp_path, e)),
+        };
+        let protected = checkpoint.as_ref().map_or(0, |c| c.size);
         let mut pos = MAGIC.len() as u64;
-        let end = journal::scan(&path, |i, entry, h| {
+        let end = journal::scan(&path, protected, |i, entry, h| {
             tree.push(*h);
             offsets.push(pos);
             pos += (entry.len() + journal::OVERHEAD) as u64;
@@ -236,10 +244,7 @@ impl Log {
             .map_err(|e| io_err(&path, e))?;
         let reader = File::open(&path).map_err(|e| io_err(&path, e))?;
         // The journal must still contain what the latest checkpoint signed.
-        let cp_path = dir.join(CHECKPOINT);
-        if let Ok(text) = std::fs::read_to_string(&cp_path) {
-            let note = SignedNote::parse(&text)?;
-            let cp = Checkpoint::parse(&note.text)?;
+        if let Some(cp) = &checkpoint {
             match tree.root(cp.size) {
                 None => {
                     return Err(LogError::Tampered {
@@ -278,7 +283,8 @@ impl Log {
                 waiters: Vec::new(),
                 failed: None,
                 subjects,
-                published: 0,
+                // Tiles up to the latest checkpoint were published before it was kept.
+                published: protected - protected % tiles::WIDTH,
                 groups: 0,
             }),
             writer: Mutex::new(file),
@@ -409,7 +415,10 @@ impl Log {
             .writer
             .lock()
             .map_err(|_| "writer poisoned".to_string())?;
-        let r = f.write_all(bytes).and_then(|()| f.sync_data());
+        // A sync at least every MAX_GROUP bytes bounds what a crash can leave unfinished.
+        let r = bytes
+            .chunks(journal::MAX_GROUP)
+            .try_for_each(|chunk| f.write_all(chunk).and_then(|()| f.sync_data()));
         if let Err(e) = r {
             // Cut back what may have landed, so a reopen does not see half a group as
             // damage; if even that fails, the scan at reopen treats it as a torn tail.
@@ -567,8 +576,9 @@ impl Log {
         }
         let full = note.to_text();
         let quorum_met = cosigned.len() >= quorum;
-        self.keep(&full, quorum_met)?;
+        // Tiles first: a kept checkpoint promises its tiles exist (open relies on it).
         self.publish(size)?;
+        self.keep(&full, quorum_met)?;
         Ok(CheckpointReport {
             note: full,
             size,
@@ -598,11 +608,14 @@ impl Log {
 
     /// Writes the tiles up to `size` (hashes and entry bundles).
     pub fn publish(&self, size: u64) -> Result<(), LogError> {
-        let (tree, from) = {
+        let (hash_tiles, from) = {
             let st = self.state()?;
-            (st.tree.clone(), st.published)
+            let from = st.published;
+            let t = tiles::hash_tiles(&self.dir, &st.tree, size, from)
+                .map_err(|e| io_err(&self.dir, e))?;
+            (t, from)
         };
-        tiles::publish_hashes(&self.dir, &tree, size, from).map_err(|e| io_err(&self.dir, e))?;
+        tiles::write_tiles(&hash_tiles).map_err(|e| io_err(&self.dir, e))?;
         tiles::publish_entries(&self.dir, size, from, |i| {
             self.entry(i)
                 .map_err(|e| std::io::Error::other(e.to_string()))

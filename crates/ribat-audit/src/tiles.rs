@@ -77,14 +77,23 @@ fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
+    // Synced before the rename: a tile is never rewritten, so it must never be left empty.
     f.write_all(bytes)?;
+    f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)
 }
 
-/// Writes every hash tile of the tree at `size` that is not there yet. Full tiles below
-/// `from` are assumed written by an earlier call.
-pub fn publish_hashes(dir: &Path, tree: &MemTree, size: u64, from: u64) -> std::io::Result<()> {
+/// The hash tiles of the tree at `size` from the tile holding `from` on (full tiles below
+/// it were written by an earlier call), as (path, bytes). Cheap enough to run under the
+/// log's lock; the writing is done outside it.
+pub fn hash_tiles(
+    dir: &Path,
+    tree: &MemTree,
+    size: u64,
+    from: u64,
+) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut out = Vec::new();
     let mut level = 0u32;
     loop {
         let height = 8 * level as usize;
@@ -103,11 +112,16 @@ pub fn publish_hashes(dir: &Path, tree: &MemTree, size: u64, from: u64) -> std::
                     .ok_or_else(|| std::io::Error::other("tile hash beyond the tree"))?;
                 bytes.extend_from_slice(&h.0);
             }
-            write_new(&tile_path(dir, &level.to_string(), n, width), &bytes)?;
+            out.push((tile_path(dir, &level.to_string(), n, width), bytes));
         }
         level += 1;
     }
-    Ok(())
+    Ok(out)
+}
+
+/// Writes tiles that are not there yet.
+pub fn write_tiles(tiles: &[(PathBuf, Vec<u8>)]) -> std::io::Result<()> {
+    tiles.iter().try_for_each(|(p, b)| write_new(p, b))
 }
 
 /// Writes the entry bundles for entries `first_tile·256 .. size`, from `entry(i)`.
@@ -152,6 +166,11 @@ pub fn read_leaf_hashes(dir: &Path, size: u64) -> Vec<[u8; 32]> {
                 }
             }
         };
+        let width = (size - n * WIDTH).min(WIDTH);
+        if bytes.len() != width as usize * 32 && bytes.len() != WIDTH as usize * 32 {
+            // A tile of the wrong length would shift every later index.
+            break;
+        }
         for c in bytes.chunks_exact(32) {
             let mut h = [0u8; 32];
             h.copy_from_slice(c);

@@ -12,10 +12,10 @@
 //! ```
 
 use crate::hash::Hash;
-use crate::journal::{self, Damage};
+use crate::journal;
 use crate::log::{CHECKPOINT, HISTORY, JOURNAL};
 use crate::memtree::MemTree;
-use crate::note::{NoteError, VerifierKey, open_checkpoint};
+use crate::note::{Checkpoint, NoteError, VerifierKey, open_checkpoint};
 use crate::tiles;
 use std::path::Path;
 
@@ -110,21 +110,6 @@ pub struct Report {
 /// Verifies the log in `dir` against `trust`.
 pub fn verify_dir(dir: &Path, trust: &Trust) -> Report {
     let mut report = Report::default();
-    let mut tree = MemTree::new();
-    match journal::scan(&dir.join(JOURNAL), |_, _, h| {
-        tree.push(*h);
-        Ok(())
-    }) {
-        Ok(end) => report.torn_bytes = end.torn_bytes,
-        Err(d) => report.problems.push(Problem {
-            index: d.index(),
-            message: match d {
-                Damage::Io(_) | Damage::Header => d.to_string(),
-                _ => d.to_string(),
-            },
-        }),
-    }
-    report.entries = tree.size();
     if !dir.join(JOURNAL).exists() {
         report.problems.push(Problem {
             index: None,
@@ -132,6 +117,42 @@ pub fn verify_dir(dir: &Path, trust: &Trust) -> Report {
         });
         return report;
     }
+    let notes = read_notes(dir, &mut report);
+    // Entries any checkpoint claims cannot be a crash tail (signatures are checked below).
+    let protected = notes
+        .iter()
+        .filter_map(|(_, t)| {
+            Checkpoint::parse(&crate::note::SignedNote::parse(t).ok()?.text)
+                .ok()
+                .map(|c| c.size)
+        })
+        .max()
+        .unwrap_or(0);
+    let mut tree = MemTree::new();
+    match journal::scan(&dir.join(JOURNAL), protected, |_, _, h| {
+        tree.push(*h);
+        Ok(())
+    }) {
+        Ok(end) => report.torn_bytes = end.torn_bytes,
+        Err(d) => report.problems.push(Problem {
+            index: d.index(),
+            message: d.to_string(),
+        }),
+    }
+    report.entries = tree.size();
+    check_notes(&notes, &tree, trust, dir, &mut report);
+    if notes.is_empty() {
+        report
+            .remarks
+            .push("no checkpoint yet: only the journal's own checks ran".into());
+    }
+    // Damage found by position comes first, then the rest in the order found.
+    report.problems.sort_by_key(|p| p.index.unwrap_or(u64::MAX));
+    report
+}
+
+/// The checkpoint history and the latest checkpoint, labelled.
+fn read_notes(dir: &Path, report: &mut Report) -> Vec<(String, String)> {
     let mut notes: Vec<(String, String)> = Vec::new();
     if let Ok(text) = std::fs::read_to_string(dir.join(HISTORY)) {
         for (n, line) in text.lines().enumerate() {
@@ -147,14 +168,24 @@ pub fn verify_dir(dir: &Path, trust: &Trust) -> Report {
             }
         }
     }
-    let latest_text = std::fs::read_to_string(dir.join(CHECKPOINT)).ok();
-    if let Some(t) = &latest_text {
-        notes.push(("the latest checkpoint".into(), t.clone()));
+    if let Ok(t) = std::fs::read_to_string(dir.join(CHECKPOINT)) {
+        notes.push(("the latest checkpoint".into(), t));
     }
+    notes
+}
+
+/// Checks each checkpoint's signatures and root against the recomputed tree.
+fn check_notes(
+    notes: &[(String, String)],
+    tree: &MemTree,
+    trust: &Trust,
+    dir: &Path,
+    report: &mut Report,
+) {
     let published = tiles::read_leaf_hashes(dir, tree.size());
     let mut last_good = 0u64;
     let mut last_size = 0u64;
-    for (label, text) in &notes {
+    for (label, text) in notes {
         report.checkpoints += 1;
         let opened = match open_checkpoint(text, &trust.log) {
             Ok(o) => o,
@@ -245,12 +276,4 @@ pub fn verify_dir(dir: &Path, trust: &Trust) -> Report {
             }
         }
     }
-    if notes.is_empty() {
-        report
-            .remarks
-            .push("no checkpoint yet: only the journal's own checks ran".into());
-    }
-    // Damage found by position comes first, then the rest in the order found.
-    report.problems.sort_by_key(|p| p.index.unwrap_or(u64::MAX));
-    report
 }

@@ -155,3 +155,31 @@ fn an_unwritable_log_refuses_appends_and_stays_refusing() {
     let (log, _) = Log::open(&dir, "ribat.test/ro").unwrap();
     assert_eq!(log.size().unwrap(), 1);
 }
+
+#[test]
+fn damage_far_from_the_end_is_refused_not_cut_as_a_crash_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let (log, _) = Log::open(&dir, "ribat.test/long").unwrap();
+    // More than a crash can leave unfinished, and no checkpoint yet.
+    let big: Vec<Vec<u8>> = (0..5000).map(|n| entry(0, n).repeat(4)).collect();
+    for chunk in big.chunks(500) {
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        log.append_all(&refs).unwrap();
+    }
+    drop(log);
+    let path = dir.join("journal");
+    let before = std::fs::metadata(&path).unwrap().len();
+    assert!(before > ribat_audit::journal::MAX_TORN);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8] = 0x7f; // entry 0's length field
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Log::open(&dir, "ribat.test/long").unwrap_err();
+    assert!(matches!(e, LogError::Damaged { .. }), "{e}");
+    assert!(e.to_string().contains("entry 0"), "{e}");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        before,
+        "open cut the journal"
+    );
+}
