@@ -140,10 +140,10 @@ impl ServerTls {
     /// A list that fails to load keeps the previous one and says so once per change.
     pub fn config(&self) -> Arc<ServerConfig> {
         let now = mtime(&self.files.crl);
-        if let Ok(cur) = self.current.read() {
-            if cur.0 == now {
-                return cur.1.clone();
-            }
+        if let Ok(cur) = self.current.read()
+            && cur.0 == now
+        {
+            return cur.1.clone();
         }
         match Self::build(&self.files) {
             Ok(fresh) => {
