@@ -86,7 +86,7 @@ impl LocalCustodian {
         for e in &replay.entries {
             // The guard counted allowed requests whether or not they were answered.
             if e.outcome == "served" || e.outcome == "failed" {
-                guard.record_served(&e.identity, &e.table, &e.records, e.time);
+                guard.record_served(&e.identity, &e.role, &e.table, &e.records, e.time);
             }
             if let Some(until) = e.quarantine_until {
                 guard.apply(&Command::Quarantine {

@@ -10,9 +10,10 @@
 //! log, so a restart does not reset quotas or lift quarantines.
 
 use crate::error::Denial;
-use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, Policy};
+use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, Policy, Quota};
 use crate::request::{MAX_RECORDS_PER_REQUEST, PartialRequest};
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use crate::window::DistinctWindow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// An extra check a deployment plugs into every custodian, run after the built-in ones.
 ///
@@ -56,8 +57,10 @@ pub struct Guard {
     hooks: Vec<std::sync::Arc<dyn PolicyHook>>,
     honey: HashSet<(String, String)>,
     quarantined: BTreeMap<String, u64>,
-    /// Per identity: (time, table/record) of served reads, oldest first.
-    reads: BTreeMap<String, VecDeque<(u64, String)>>,
+    /// Per identity, one window per quota of its role.
+    by_identity: HashMap<String, Vec<(Quota, DistinctWindow)>>,
+    /// Per role, one window per role-wide quota.
+    by_role: HashMap<String, Vec<(Quota, DistinctWindow)>>,
 }
 
 impl std::fmt::Debug for Guard {
@@ -84,7 +87,8 @@ impl Guard {
             hooks: Vec::new(),
             honey: honey.into_iter().collect(),
             quarantined: BTreeMap::new(),
-            reads: BTreeMap::new(),
+            by_identity: HashMap::new(),
+            by_role: HashMap::new(),
         }
     }
 
@@ -111,12 +115,20 @@ impl Guard {
     /// Judges a request at time `now`; when allowed, counts its records against the quota.
     pub fn decide(&mut self, req: &PartialRequest, now: u64) -> Verdict {
         let mut commands = Vec::new();
-        let outcome = self.judge(req, now, &mut commands);
+        let outcome = self
+            .judge(req, now, &mut commands)
+            .and_then(|()| self.check_quotas(req, now));
         for c in &commands {
             self.apply(c);
         }
         if outcome.is_ok() {
-            self.record_served(&req.requester.identity, &req.table, &req.record_ids, now);
+            self.record_served(
+                &req.requester.identity,
+                &req.requester.role,
+                &req.table,
+                &req.record_ids,
+                now,
+            );
         }
         Verdict { outcome, commands }
     }
@@ -196,29 +208,58 @@ impl Guard {
                 reason,
             })?;
         }
-        let quota = self.policy.quota_for(&who.role);
-        let since = now.saturating_sub(quota.window_secs);
-        let mut distinct: BTreeSet<&str> = self
-            .reads
-            .get(&who.identity)
-            .into_iter()
-            .flatten()
-            .filter(|(t, _)| *t > since)
-            .map(|(_, k)| k.as_str())
-            .collect();
+        Ok(())
+    }
+
+    fn windows<'a>(
+        map: &'a mut HashMap<String, Vec<(Quota, DistinctWindow)>>,
+        key: &str,
+        quotas: impl FnOnce() -> Vec<Quota>,
+    ) -> &'a mut Vec<(Quota, DistinctWindow)> {
+        map.entry(key.to_owned()).or_insert_with(|| {
+            quotas()
+                .into_iter()
+                .map(|q| (q, DistinctWindow::new(q.window_secs)))
+                .collect()
+        })
+    }
+
+    /// Every window of the identity and of its role must stay within its limit.
+    fn check_quotas(&mut self, req: &PartialRequest, now: u64) -> Result<(), Denial> {
+        let who = &req.requester;
         let keys: Vec<String> = req
             .record_ids
             .iter()
             .map(|id| key(&req.table, id))
             .collect();
-        distinct.extend(keys.iter().map(String::as_str));
-        if distinct.len() > quota.distinct_records {
-            return Err(Denial::QuotaExceeded {
-                identity: who.identity.clone(),
-                limit: quota.distinct_records,
-                window_secs: quota.window_secs,
-                would_be: distinct.len(),
-            });
+        let policy = &self.policy;
+        let mine = Self::windows(&mut self.by_identity, &who.identity, || {
+            policy.identity_windows(&who.role)
+        });
+        for (q, w) in mine.iter_mut() {
+            let would_be = w.would_be(keys.iter().map(String::as_str), now);
+            if would_be > q.distinct_records {
+                return Err(Denial::QuotaExceeded {
+                    identity: who.identity.clone(),
+                    limit: q.distinct_records,
+                    window_secs: q.window_secs,
+                    would_be,
+                });
+            }
+        }
+        let role = Self::windows(&mut self.by_role, &who.role, || {
+            policy.role_windows(&who.role)
+        });
+        for (q, w) in role.iter_mut() {
+            let would_be = w.would_be(keys.iter().map(String::as_str), now);
+            if would_be > q.distinct_records {
+                return Err(Denial::QuotaExceeded {
+                    identity: format!("role {}", who.role),
+                    limit: q.distinct_records,
+                    window_secs: q.window_secs,
+                    would_be,
+                });
+            }
         }
         Ok(())
     }
@@ -241,23 +282,23 @@ impl Guard {
     }
 
     /// Counts served records (also used when replaying the log).
-    pub fn record_served(&mut self, identity: &str, table: &str, ids: &[String], now: u64) {
-        let longest = self
-            .policy
-            .roles
-            .values()
-            .filter_map(|r| r.quota)
-            .map(|q| q.window_secs)
-            .chain(std::iter::once(self.policy.quota.window_secs))
-            .max()
-            .unwrap_or(0);
-        let q = self.reads.entry(identity.to_owned()).or_default();
-        q.extend(ids.iter().map(|id| (now, key(table, id))));
-        while q
-            .front()
-            .is_some_and(|(t, _)| now.saturating_sub(*t) > longest)
-        {
-            q.pop_front();
+    pub fn record_served(
+        &mut self,
+        identity: &str,
+        role: &str,
+        table: &str,
+        ids: &[String],
+        now: u64,
+    ) {
+        let keys: Vec<String> = ids.iter().map(|id| key(table, id)).collect();
+        let policy = &self.policy;
+        for (_, w) in Self::windows(&mut self.by_identity, identity, || {
+            policy.identity_windows(role)
+        }) {
+            w.add(keys.iter().map(String::as_str), now);
+        }
+        for (_, w) in Self::windows(&mut self.by_role, role, || policy.role_windows(role)) {
+            w.add(keys.iter().map(String::as_str), now);
         }
     }
 
@@ -290,11 +331,61 @@ mod tests {
         }
     }
 
+    /// The embedded policy with the clerk's hourly quota alone (the tests of several
+    /// windows set their own).
     fn guard() -> Guard {
-        Guard::new(
-            Policy::embedded_default(),
-            [("persons".to_owned(), "p-honey".to_owned())],
-        )
+        let mut policy = Policy::embedded_default();
+        if let Some(clerk) = policy.roles.get_mut("clerk") {
+            clerk.limits.clear();
+            clerk.role_limits.clear();
+        }
+        Guard::new(policy, [("persons".to_owned(), "p-honey".to_owned())])
+    }
+
+    #[test]
+    fn every_window_of_the_identity_and_of_its_role_is_enforced() {
+        let mut g = Guard::new(Policy::embedded_default(), []);
+        let ids: Vec<String> = (0..300).map(|i| format!("p-{i}")).collect();
+        let r = |who: &str, from: usize, n: usize| {
+            let refs: Vec<&str> = ids[from..from + n].iter().map(String::as_str).collect();
+            req(who, "partner", "partner-verification", "identity", &refs)
+        };
+        // Partner: 20 per minute, 100 per hour, 500 per day; 2,000 per hour for the role.
+        assert_eq!(g.decide(&r("p1", 0, 20), 0).outcome, Ok(()));
+        assert!(matches!(
+            g.decide(&r("p1", 20, 1), 30).outcome,
+            Err(Denial::QuotaExceeded {
+                limit: 20,
+                window_secs: 60,
+                ..
+            })
+        ));
+        // The minute has passed: the hourly quota is what binds now.
+        for m in 1..5 {
+            assert_eq!(
+                g.decide(&r("p1", 20 * m, 20), 60 * m as u64).outcome,
+                Ok(())
+            );
+        }
+        assert!(matches!(
+            g.decide(&r("p1", 100, 1), 400).outcome,
+            Err(Denial::QuotaExceeded {
+                limit: 100,
+                window_secs: 3600,
+                ..
+            })
+        ));
+        // Role-wide: a small role limit binds many identities together.
+        let mut policy = Policy::embedded_default();
+        policy.roles.get_mut("partner").unwrap().role_limits = vec![Quota {
+            distinct_records: 30,
+            window_secs: 3600,
+        }];
+        let mut g = Guard::new(policy, []);
+        assert_eq!(g.decide(&r("p1", 0, 20), 0).outcome, Ok(()));
+        assert_eq!(g.decide(&r("p2", 20, 10), 0).outcome, Ok(()));
+        let d = g.decide(&r("p3", 30, 1), 0).outcome.unwrap_err();
+        assert!(d.to_string().contains("role partner"), "{d}");
     }
 
     #[test]
@@ -385,8 +476,12 @@ mod tests {
         let d = g.decide(&r, 22 * 3600).outcome.unwrap_err();
         assert!(matches!(&d, Denial::Hook { hook, .. } if hook == "office-hours"));
         assert!(d.to_string().contains("between 08:00 and 18:00"), "{d}");
-        // The hook did not let the refused request count against the quota.
-        assert_eq!(g.reads.get("c1").map(|q| q.len()), Some(1));
+        // The hook did not let the refused request count: the 10:00 read has left the hourly
+        // window by 22:00, so only a counted refusal would still be there.
+        let counted = g.by_identity.get_mut("c1").unwrap()[0]
+            .1
+            .would_be([], 22 * 3600);
+        assert_eq!(counted, 0);
     }
 
     #[test]

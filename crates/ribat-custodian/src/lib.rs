@@ -26,6 +26,7 @@ pub mod policy;
 pub mod quorum;
 pub mod request;
 pub mod served_log;
+pub mod window;
 
 pub use custodian::{Custodian, LocalCustodian};
 pub use error::{CustodianError, Denial};

@@ -22,6 +22,49 @@ pub struct RolePolicy {
     /// Distinct records per window, overriding the default.
     #[serde(default)]
     pub quota: Option<Quota>,
+    /// Further windows per identity (e.g. per minute and per day beside the hourly quota).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<Quota>,
+    /// Windows counted across every identity of the role together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_limits: Vec<Quota>,
+    /// Fields the gateway may release (all fields of the allowed classes when absent).
+    /// Custodians see classes, not fields; this list is the gateway's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeSet<String>>,
+    /// Fields the gateway releases only masked, and how.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub masks: BTreeMap<String, Mask>,
+}
+
+/// How a released field is masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mask {
+    /// The first two and last two characters kept, the rest `*` (`BE****56`).
+    Partial,
+    /// A date reduced to its year (`1984-**-**`).
+    Year,
+}
+
+impl Mask {
+    /// Applies the mask to a value.
+    pub fn apply(self, value: &str) -> String {
+        let chars: Vec<char> = value.chars().collect();
+        match self {
+            Self::Partial if chars.len() <= 4 => "*".repeat(chars.len()),
+            Self::Partial => {
+                let mut s: String = chars[..2].iter().collect();
+                s.push_str(&"*".repeat(chars.len() - 4));
+                s.extend(&chars[chars.len() - 2..]);
+                s
+            }
+            Self::Year => {
+                let year: String = chars.iter().take(4).collect();
+                format!("{year}-**-**")
+            }
+        }
+    }
 }
 
 /// A limit of distinct records per sliding window, per identity.
@@ -66,16 +109,24 @@ impl Policy {
                 distinct_records,
                 window_secs,
             }),
+            limits: Vec::new(),
+            role_limits: Vec::new(),
+            fields: None,
+            masks: BTreeMap::new(),
+        };
+        let per = |distinct_records: usize, window_secs: u64| Quota {
+            distinct_records,
+            window_secs,
         };
         let mut roles = BTreeMap::new();
-        roles.insert(
-            "clerk".into(),
-            role(
-                &["identity"],
-                &["counter-service", "benefit-claim"],
-                Some((60, 3600)),
-            ),
+        let mut clerk = role(
+            &["identity"],
+            &["counter-service", "benefit-claim"],
+            Some((60, 3600)),
         );
+        clerk.limits = vec![per(10, 60), per(200, 86_400)];
+        clerk.role_limits = vec![per(50_000, 3600)];
+        roles.insert("clerk".into(), clerk);
         roles.insert(
             "supervisor".into(),
             role(
@@ -92,10 +143,30 @@ impl Policy {
                 Some((3_000_000, 86_400)),
             ),
         );
-        roles.insert(
-            "partner".into(),
-            role(&["identity"], &["partner-verification"], Some((100, 3600))),
-        );
+        let mut partner = role(&["identity"], &["partner-verification"], Some((100, 3600)));
+        partner.limits = vec![per(20, 60), per(500, 86_400)];
+        partner.role_limits = vec![per(2_000, 3600)];
+        partner.fields = Some(set(&[
+            "cnss",
+            "cin",
+            "given",
+            "surname",
+            "birth_date",
+            "employer",
+        ]));
+        partner.masks = BTreeMap::from([
+            ("cin".into(), Mask::Partial),
+            ("birth_date".into(), Mask::Year),
+        ]);
+        roles.insert("partner".into(), partner);
+        let mut employer = role(&["identity"], &["employee-check"], Some((300, 3600)));
+        employer.fields = Some(set(&["cnss", "cin", "given", "surname", "birth_date"]));
+        employer.masks = BTreeMap::from([
+            ("cin".into(), Mask::Partial),
+            ("birth_date".into(), Mask::Year),
+        ]);
+        roles.insert("employer".into(), employer);
+        roles.insert("auditor".into(), role(&[], &["audit"], Some((0, 3600))));
         roles.insert(
             "service".into(),
             role(&["identity"], &[PURPOSE_OPEN_INDEX_KEY], Some((10, 60))),
@@ -121,13 +192,32 @@ impl Policy {
             ));
         }
         for (name, r) in &p.roles {
-            if r.quota.is_some_and(|q| q.window_secs == 0) || p.quota.window_secs == 0 {
+            let windows = r.quota.iter().chain(&r.limits).chain(&r.role_limits);
+            if windows.clone().any(|q| q.window_secs == 0) || p.quota.window_secs == 0 {
                 return Err(format!(
                     "role `{name}`: a quota window must be at least one second"
                 ));
             }
         }
         Ok(p)
+    }
+
+    /// Every per-identity window that applies to a role: its quota (or the default) and
+    /// its further limits.
+    pub fn identity_windows(&self, role: &str) -> Vec<Quota> {
+        let mut v = vec![self.quota_for(role)];
+        if let Some(r) = self.roles.get(role) {
+            v.extend(r.limits.iter().copied());
+        }
+        v
+    }
+
+    /// The windows counted across a whole role.
+    pub fn role_windows(&self, role: &str) -> Vec<Quota> {
+        self.roles
+            .get(role)
+            .map(|r| r.role_limits.clone())
+            .unwrap_or_default()
     }
 
     /// The quota that applies to a role.
