@@ -6,7 +6,8 @@ use thiserror::Error;
 
 /// Why a custodian refused to answer. The requester sees this; it never reveals which
 /// records are honey records.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "denial", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Denial {
     /// The role is not in the policy.
@@ -72,8 +73,18 @@ pub enum Denial {
         reason: String,
     },
     /// The request itself is malformed.
-    #[error("malformed request: {0}")]
-    Malformed(String),
+    #[error("malformed request: {reason}")]
+    Malformed {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The caller is not who it must be (a custodian served by the network checks the
+    /// gateway's certificate and the end user's token itself).
+    #[error("not authenticated: {reason}")]
+    Unauthenticated {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time, for messages.

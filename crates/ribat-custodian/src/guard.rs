@@ -141,15 +141,17 @@ impl Guard {
     ) -> Result<(), Denial> {
         let who = &req.requester;
         if req.purpose.trim().is_empty() {
-            return Err(Denial::Malformed(
-                "a purpose is required on every read".into(),
-            ));
+            return Err(Denial::Malformed {
+                reason: "a purpose is required on every read".into(),
+            });
         }
         if req.record_ids.is_empty() || req.record_ids.len() > MAX_RECORDS_PER_REQUEST {
-            return Err(Denial::Malformed(format!(
-                "a request names 1 to {MAX_RECORDS_PER_REQUEST} records, this one names {}",
-                req.record_ids.len()
-            )));
+            return Err(Denial::Malformed {
+                reason: format!(
+                    "a request names 1 to {MAX_RECORDS_PER_REQUEST} records, this one names {}",
+                    req.record_ids.len()
+                ),
+            });
         }
         if let Some(&until) = self.quarantined.get(&who.identity).filter(|&&u| u > now) {
             return Err(Denial::Quarantined {
@@ -328,6 +330,7 @@ mod tests {
             table: "persons".into(),
             class: class.into(),
             record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+            token: None,
         }
     }
 
@@ -415,7 +418,7 @@ mod tests {
         assert!(matches!(
             g.decide(&req("c1", "clerk", "", "identity", &["p-1"]), 0)
                 .outcome,
-            Err(Denial::Malformed(_))
+            Err(Denial::Malformed { .. })
         ));
         assert!(matches!(
             g.decide(

@@ -29,6 +29,6 @@ pub mod served_log;
 pub mod window;
 
 pub use custodian::{Custodian, LocalCustodian};
-pub use error::{CustodianError, Denial};
+pub use error::{CustodianError, Denial, utc as error_utc};
 pub use quorum::{CustodianFault, Fault, QuorumError, QuorumRead, QuorumReader};
 pub use request::{PartialRequest, Requester};

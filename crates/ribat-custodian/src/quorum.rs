@@ -264,6 +264,7 @@ impl QuorumReader {
             table: KEYS_TABLE.into(),
             class: INDEX_KEY_CLASS.into(),
             record_ids: vec![INDEX_KEY_RECORD.into()],
+            token: None,
         })?;
         let raw = read
             .records

@@ -28,6 +28,21 @@ pub struct PartialRequest {
     pub class: String,
     /// Records, in the order the answers will come back.
     pub record_ids: Vec<String>,
+    /// The end user's signed token, carried to custodians in other processes so that each
+    /// checks who acts itself (I3); in-process custodians share the gateway's check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Bearer>,
+}
+
+/// A bearer token, kept out of `Debug` output and logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Bearer(pub String);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(redacted)")
+    }
 }
 
 /// Largest batch one request may cover (a composite proof's limit is 65 535).

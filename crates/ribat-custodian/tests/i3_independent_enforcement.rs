@@ -44,7 +44,7 @@ fn a_compromised_gateway_calling_custodians_directly_meets_class_rules_and_purpo
         ));
         assert!(matches!(
             denial(c.partial_decrypt(&request("clerk-1", "clerk", " ", "identity", &["p-0"]))),
-            Denial::Malformed(_)
+            Denial::Malformed { .. }
         ));
     }
 }

@@ -9,8 +9,17 @@
 //! entry, or keep serving once its log has failed.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod audit_first;
+pub mod client;
+pub mod gate;
+pub mod link;
+pub mod listener;
+pub mod metrics;
 pub mod node_log;
+pub mod openapi;
+pub mod problem;
+pub mod vault;
 
 pub use audit_first::{Access, AuditFirstError, read_audited};
 pub use node_log::NodeLog;

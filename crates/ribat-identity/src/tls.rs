@@ -10,6 +10,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -84,7 +85,15 @@ impl TlsFiles {
 /// revocation takes effect at the next connection without a restart.
 pub struct ServerTls {
     files: TlsFiles,
-    current: RwLock<(Option<SystemTime>, Arc<ServerConfig>)>,
+    current: RwLock<Loaded>,
+}
+
+/// One load of the files: the revocation list's time stamp, the settings built from it,
+/// and the serials it revokes (custodians check a token's certificate against them).
+struct Loaded {
+    stamp: Option<SystemTime>,
+    config: Arc<ServerConfig>,
+    revoked: Arc<HashSet<String>>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -100,20 +109,29 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 impl ServerTls {
     /// Loads the files; fails with the file and the reason when one is wrong.
     pub fn new(files: TlsFiles) -> Result<Self, IdentityError> {
-        let stamp = mtime(&files.crl);
-        let config = Self::build(&files)?;
+        let loaded = Self::build(&files)?;
         Ok(Self {
             files,
-            current: RwLock::new((stamp, config)),
+            current: RwLock::new(loaded),
         })
     }
 
-    fn build(files: &TlsFiles) -> Result<Arc<ServerConfig>, IdentityError> {
+    fn build(files: &TlsFiles) -> Result<Loaded, IdentityError> {
+        let stamp = mtime(&files.crl);
         let ca = TlsFiles::read(&files.ca)?;
         let crl_pem = TlsFiles::read(&files.crl)?;
         let crls = CertificateRevocationListDer::pem_slice_iter(crl_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| IdentityError::file(&files.crl, e))?;
+        let mut revoked = HashSet::new();
+        for der in &crls {
+            let (_, crl) = x509_parser::parse_x509_crl(der.as_ref())
+                .map_err(|e| IdentityError::file(&files.crl, e))?;
+            revoked.extend(
+                crl.iter_revoked_certificates()
+                    .map(|r| crate::ca::hex_lower(r.raw_serial())),
+            );
+        }
         let verifier = WebPkiClientVerifier::builder_with_provider(roots(&ca)?, provider())
             .with_crls(crls)
             .build()
@@ -133,35 +151,52 @@ impl ServerTls {
             .with_single_cert(chain, key)
             .map_err(tls_err)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(Arc::new(config))
+        Ok(Loaded {
+            stamp,
+            config: Arc::new(config),
+            revoked: Arc::new(revoked),
+        })
+    }
+
+    /// Whether the revocation list (reloaded first if it changed) revokes this serial.
+    pub fn is_revoked(&self, serial_hex: &str) -> bool {
+        self.refresh();
+        self.current
+            .read()
+            .map(|c| c.revoked.contains(serial_hex))
+            .unwrap_or(true)
     }
 
     /// The settings for a new connection, reloaded first if the revocation list changed.
-    /// A list that fails to load keeps the previous one and says so once per change.
     pub fn config(&self) -> Arc<ServerConfig> {
+        self.refresh();
+        match self.current.read() {
+            Ok(c) => c.config.clone(),
+            Err(poisoned) => poisoned.into_inner().config.clone(),
+        }
+    }
+
+    /// Reloads when the revocation list's time stamp changed. A list that fails to load
+    /// keeps the previous one and says so once per change.
+    fn refresh(&self) {
         let now = mtime(&self.files.crl);
         if let Ok(cur) = self.current.read()
-            && cur.0 == now
+            && cur.stamp == now
         {
-            return cur.1.clone();
+            return;
         }
         match Self::build(&self.files) {
             Ok(fresh) => {
                 if let Ok(mut cur) = self.current.write() {
-                    *cur = (now, fresh.clone());
+                    *cur = fresh;
                 }
-                fresh
             }
             Err(e) => {
                 eprintln!(
                     "warning: the revocation list changed but cannot be loaded ({e}); keeping the previous one"
                 );
-                match self.current.write() {
-                    Ok(mut cur) => {
-                        cur.0 = now;
-                        cur.1.clone()
-                    }
-                    Err(poisoned) => poisoned.into_inner().1.clone(),
+                if let Ok(mut cur) = self.current.write() {
+                    cur.stamp = now;
                 }
             }
         }

@@ -76,7 +76,7 @@ pub fn verify(dir: &Path, trust: Option<&Path>) -> std::process::ExitCode {
 pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Result<()> {
     let rid = crate::read_cmd::one(crate::read_cmd::by_cnss(node, cnss)?, "CNSS number")?;
     let cp = node.checkpoint()?;
-    let log = node.audit.log();
+    let log = node.vault.audit.log();
     let (size, root) = if cp.quorum_met {
         (cp.size, log.root(cp.size)?)
     } else {

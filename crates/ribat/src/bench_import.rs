@@ -109,7 +109,7 @@ pub fn run(home: &Home, persons: usize, seed: u64, threads: usize, json: bool) -
         KdfParams::default(),
     )?;
     let node = Embedded::open(&node_home, &source)?;
-    let sealer = RecordSealer::new(&node.group, &node.index)?;
+    let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
     let inputs = vec![
         src.join("employers.csv"),
         src.join("persons.csv"),
@@ -117,7 +117,7 @@ pub fn run(home: &Home, persons: usize, seed: u64, threads: usize, json: bool) -
     ];
 
     say("importing (sealed)…");
-    let importer = Importer::new(node.store.as_ref(), &sealer, threads, BATCH);
+    let importer = Importer::new(node.vault.store.as_ref(), &sealer, threads, BATCH);
     let t = Instant::now();
     let summary = importer.run(&inputs, &mut |_| {})?;
     let seconds = t.elapsed().as_secs_f64();

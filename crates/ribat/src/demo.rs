@@ -47,6 +47,7 @@ fn request(
         table: table.into(),
         class: class.into(),
         record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+        token: None,
     }
 }
 
@@ -76,7 +77,7 @@ fn audited(
         .map_or(0, |d| d.as_millis() as u64);
     read_audited(
         reader,
-        &node.audit,
+        &node.vault.audit,
         req,
         Access {
             institution: institution(&req.requester.identity),
@@ -192,7 +193,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         );
     }
     let node = Embedded::open(&home, &pass)?;
-    let sealer = RecordSealer::new(&node.group, &node.index)?;
+    let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
 
     section("4. what a thief of the database file sees");
     let bytes = std::fs::read(home.store_file())?;
@@ -214,6 +215,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     }
     let first = sealer.person_id(&fund.persons[0].cnss)?;
     let env = node
+        .vault
         .store
         .envelope(PERSONS, &first, "identity")?
         .unwrap_or_default();
@@ -245,7 +247,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         "CNSS number",
     )?;
     let read = audited(
-        &node.reader,
+        &node.vault.reader,
         &node,
         &request(&clerk, "counter-service", PERSONS, "identity", &[&rid], 1),
     )?;
@@ -263,7 +265,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         read.served_by
     );
     match audited(
-        &node.reader,
+        &node.vault.reader,
         &node,
         &request(&clerk, "counter-service", PERSONS, "financial", &[&rid], 2),
     ) {
@@ -277,7 +279,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         role: "supervisor".into(),
     };
     let read = audited(
-        &node.reader,
+        &node.vault.reader,
         &node,
         &request(&sup, "investigation", PERSONS, "financial", &[&rid], 3),
     )?;
@@ -286,19 +288,22 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         who: sup.clone(),
         institution: institution(&sup.identity).into(),
         purpose: "investigation".into(),
+        token: None,
     };
-    for [period, days, real, capped] in crate::read_cmd::history(&node, &r, &rid)? {
+    for d in crate::read_cmd::history(&node, &r, &rid)? {
         println!(
-            "declared {period}: {days} days, real salary {}, capped {}",
-            mad(&real),
-            mad(&capped)
+            "declared {}: {} days, real salary {}, capped {}",
+            d.period,
+            d.days,
+            mad(&d.salary_real_centimes),
+            mad(&d.salary_capped_centimes)
         );
     }
 
     section("7. custodian 2 is unreachable: reads go on with 1 and 3");
     let others: Vec<Arc<dyn Custodian>> =
         vec![node.custodians[0].clone(), node.custodians[2].clone()];
-    let degraded = QuorumReader::new(node.group.clone(), others, node.store.clone());
+    let degraded = QuorumReader::new(node.group.clone(), others, node.vault.store.clone());
     let read = audited(
         &degraded,
         &node,
@@ -311,7 +316,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let alone = QuorumReader::new(
         node.group.clone(),
         vec![node.custodians[0].clone() as Arc<dyn Custodian>],
-        node.store.clone(),
+        node.vault.store.clone(),
     );
     match audited(
         &alone,
@@ -332,7 +337,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     for (n, p) in fund.persons.iter().filter(|p| !p.honey).enumerate() {
         let id = sealer.person_id(&p.cnss)?;
         match audited(
-            &node.reader,
+            &node.vault.reader,
             &node,
             &request(
                 &partner,
@@ -370,7 +375,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
             .cnss,
     )?;
     match audited(
-        &node.reader,
+        &node.vault.reader,
         &node,
         &request(
             &scraper,
@@ -417,8 +422,8 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     for line in cp.note.lines().take(3) {
         println!("  {line}");
     }
-    for i in node.audit.log().entries_of(&rid)? {
-        let e = ribat_audit::AuditEntry::decode(&node.audit.log().entry(i)?)?;
+    for i in node.vault.audit.log().entries_of(&rid)? {
+        let e = ribat_audit::AuditEntry::decode(&node.vault.audit.log().entry(i)?)?;
         println!(
             "  entry {i}: {} {} ({}) for {}: {} {:?}",
             e.outcome,
@@ -431,7 +436,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     }
     println!(
         "verify it as an outsider: ribat audit verify {}",
-        node.audit.log().dir().display()
+        node.vault.audit.log().dir().display()
     );
     println!(
         "and as the person: ribat --home {} audit subject --cnss {} --passphrases dir:{}/passphrases",

@@ -3,11 +3,11 @@
 use crate::home::Home;
 use crate::passphrases::Source;
 use anyhow::{Context, Result, bail};
-use ribat_crypto::blind_index::BlindIndexer;
 use ribat_crypto::group::GroupPublic;
 use ribat_custodian::clock::{Clock, SystemClock};
 use ribat_custodian::{Custodian, LocalCustodian, QuorumReader, Requester};
 use ribat_gateway::NodeLog;
+use ribat_gateway::vault::Vault;
 use ribat_gateway::node_log::{log_key, origin};
 use ribat_store::{PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
@@ -74,16 +74,11 @@ pub fn open_store(home: &Home) -> Result<Arc<dyn Store>> {
 pub struct Embedded {
     /// The public group.
     pub group: GroupPublic,
-    /// The store.
-    pub store: Arc<dyn Store>,
     /// Custodians that opened (a custodian whose passphrase is wrong stays closed).
     pub custodians: Vec<Arc<LocalCustodian>>,
-    /// Reader over the open custodians.
-    pub reader: QuorumReader,
-    /// The blind-index key, opened through the quorum.
-    pub index: BlindIndexer,
-    /// The node's audit log, cosigned by the open custodians.
-    pub audit: NodeLog,
+    /// The reading side: quorum reader over the open custodians, the audit log they
+    /// cosign, the blind-index key opened through them, and the store.
+    pub vault: Arc<Vault>,
 }
 
 /// The deployment name in key names and checkpoint origins.
@@ -183,11 +178,8 @@ impl Embedded {
             .context("cannot open the blind-index key through the custodians")?;
         Ok(Self {
             group,
-            store,
             custodians,
-            reader,
-            index,
-            audit,
+            vault: Arc::new(Vault::new(reader, audit, index, store)),
         })
     }
 
@@ -195,7 +187,7 @@ impl Embedded {
     /// that refuses a fork is an alert, printed loudly; one that is merely unavailable is
     /// a warning.
     pub fn checkpoint(&self) -> Result<ribat_audit::CheckpointReport> {
-        let report = self.audit.checkpoint()?;
+        let report = self.vault.audit.checkpoint()?;
         for (w, e) in &report.refused {
             match e {
                 ribat_audit::CosignError::Inconsistent(_) => {

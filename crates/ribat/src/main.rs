@@ -167,6 +167,7 @@ impl WhoArg {
             },
             institution: self.institution,
             purpose,
+            token: None,
         }
     }
 }

@@ -2,235 +2,62 @@
 
 use crate::embedded::Embedded;
 use anyhow::{Context, Result, bail};
-use ribat_crypto::envelope::OpenedFields;
-use ribat_custodian::{PartialRequest, Requester};
-use ribat_import::records::{DECL_OF, DECLARATIONS, PERSONS};
 use std::collections::BTreeMap;
 
-/// Fields of a person and the class that holds each.
-pub const PERSON_FIELDS: &[(&str, &str)] = &[
-    ("cnss", "identity"),
-    ("cin", "identity"),
-    ("given", "identity"),
-    ("surname", "identity"),
-    ("name_ar", "identity"),
-    ("birth_date", "identity"),
-    ("city", "identity"),
-    ("employer", "identity"),
-    ("rib", "financial"),
-];
+pub use ribat_gateway::vault::{Declaration, PERSON_FIELDS, Reader};
 
 /// Refuses unknown field names before any work is done.
 pub fn check_fields(fields: &[String]) -> Result<()> {
     for f in fields {
-        if !PERSON_FIELDS.iter().any(|(n, _)| n == f) {
-            bail!(
-                "unknown field `{f}`; known: {}",
-                PERSON_FIELDS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+        ribat_gateway::vault::person_field_class(f)?;
     }
     Ok(())
 }
 
-/// Who reads, and why.
-pub struct Reader {
-    /// Requester.
-    pub who: Requester,
-    /// Institution of the requester, as the audit log records it.
-    pub institution: String,
-    /// Purpose.
-    pub purpose: String,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Reads through the quorum; the plaintext comes back only once the access is durably in
-/// the node's audit log (I2).
-pub fn audited(
-    node: &Embedded,
-    r: &Reader,
-    req: &PartialRequest,
-    fields: &[&str],
-    subject: Option<&str>,
-) -> Result<ribat_custodian::QuorumRead> {
-    Ok(ribat_gateway::read_audited(
-        &node.reader,
-        &node.audit,
-        req,
-        ribat_gateway::Access {
-            institution: &r.institution,
-            fields,
-            time_ms: now_ms(),
-            subject,
-        },
-    )?)
-}
-
-pub fn request(r: &Reader, table: &str, class: &str, ids: Vec<String>) -> PartialRequest {
-    let nonce: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    PartialRequest {
-        request_id: format!("cli-{nonce:x}"),
-        requester: r.who.clone(),
-        purpose: r.purpose.clone(),
-        table: table.into(),
-        class: class.into(),
-        record_ids: ids,
-    }
-}
-
-fn value(f: &OpenedFields, name: &str) -> String {
-    f.get(name)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_default()
-}
-
-/// Reads the chosen fields of one person.
+/// Reads the chosen fields of one person (the identity fields when none are named).
 pub fn person(
     node: &Embedded,
     r: &Reader,
     record_id: &str,
     fields: &[String],
 ) -> Result<BTreeMap<String, String>> {
-    let wanted: Vec<&str> = if fields.is_empty() {
-        PERSON_FIELDS
-            .iter()
-            .filter(|(_, c)| *c == "identity")
-            .map(|(f, _)| *f)
-            .collect()
-    } else {
-        fields.iter().map(String::as_str).collect()
-    };
-    let mut by_class: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for f in &wanted {
-        let class = PERSON_FIELDS
-            .iter()
-            .find(|(n, _)| n == f)
-            .map(|(_, c)| *c)
-            .with_context(|| {
-                format!(
-                    "unknown field `{f}`; known: {}",
-                    PERSON_FIELDS
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
-        by_class.entry(class).or_default().push(f);
-    }
-    let mut out = BTreeMap::new();
-    for (class, names) in by_class {
-        let read = audited(
-            node,
-            r,
-            &request(r, PERSONS, class, vec![record_id.to_owned()]),
-            &names,
-            None,
-        )?;
-        let f = &read.records[0].1;
-        for n in names {
-            out.insert(n.to_owned(), value(f, n));
-        }
-    }
-    Ok(out)
+    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+    Ok(node.vault.person(r, record_id, &names)?)
 }
 
-/// A person's declarations, oldest first: (period, days, real salary, capped salary).
-pub fn history(node: &Embedded, r: &Reader, record_id: &str) -> Result<Vec<[String; 4]>> {
-    let tag = node.index.reference(DECL_OF, record_id)?;
-    let ids: Vec<String> = node
-        .store
-        .lookup(DECL_OF, &tag.0)?
-        .into_iter()
-        .map(|x| x.record_id)
-        .collect();
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let read = audited(
-        node,
-        r,
-        &request(r, DECLARATIONS, "financial", ids),
-        &["period", "days", "salary_real", "salary_capped"],
-        Some(record_id),
-    )?;
-    let mut rows: Vec<[String; 4]> = read
-        .records
-        .iter()
-        .map(|(_, f)| {
-            [
-                value(f, "period"),
-                value(f, "days"),
-                value(f, "salary_real"),
-                value(f, "salary_capped"),
-            ]
-        })
-        .collect();
-    rows.sort();
-    Ok(rows)
-}
-
-/// Persons carrying a blind-index tag.
-fn persons_tagged(
-    node: &Embedded,
-    kind: &str,
-    tag: ribat_crypto::blind_index::BlindTag,
-) -> Result<Vec<String>> {
-    Ok(node
-        .store
-        .lookup(kind, &tag.0)?
-        .into_iter()
-        .filter(|x| x.table == PERSONS)
-        .map(|x| x.record_id)
-        .collect())
+/// A person's declarations, oldest first.
+pub fn history(node: &Embedded, r: &Reader, record_id: &str) -> Result<Vec<Declaration>> {
+    Ok(node.vault.history(r, record_id)?)
 }
 
 /// Finds persons by CNSS number.
 pub fn by_cnss(node: &Embedded, cnss: &str) -> Result<Vec<String>> {
-    persons_tagged(node, "cnss", node.index.cnss(cnss).context("--cnss")?)
+    node.vault.by_cnss(cnss).context("--cnss")
 }
 
 /// Finds persons by CIN.
 pub fn by_cin(node: &Embedded, cin: &str) -> Result<Vec<String>> {
-    persons_tagged(node, "cin", node.index.cin(cin).context("--cin")?)
+    node.vault.by_cin(cin).context("--cin")
 }
 
 /// Finds persons by name and birth date.
 pub fn by_name(node: &Embedded, name: &str, birth: &str) -> Result<Vec<String>> {
-    persons_tagged(
-        node,
-        "name-birth",
-        node.index
-            .name_birth(name, birth)
-            .context("--name/--birth-date")?,
-    )
+    node.vault
+        .by_name(name, birth)
+        .context("--name/--birth-date")
 }
 
 /// Prints one person (and their history) as text or JSON.
 pub fn print(
     record_id: &str,
     fields: &BTreeMap<String, String>,
-    history: Option<&[[String; 4]]>,
+    history: Option<&[Declaration]>,
     json: bool,
 ) -> Result<()> {
     if json {
         let mut v = serde_json::json!({ "record_id": record_id, "fields": fields });
         if let Some(h) = history {
-            v["declarations"] = serde_json::json!(h
-                .iter()
-                .map(|[p, d, r, c]| serde_json::json!({"period": p, "days": d, "salary_real_centimes": r, "salary_capped_centimes": c}))
-                .collect::<Vec<_>>());
+            v["declarations"] = serde_json::json!(h);
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -244,11 +71,13 @@ pub fn print(
         if h.is_empty() {
             println!("    (none)");
         }
-        for [p, d, r, c] in h {
+        for d in h {
             println!(
-                "    {p}  {d:>2} days  real {}  capped {}",
-                centimes(r),
-                centimes(c)
+                "    {}  {:>2} days  real {}  capped {}",
+                d.period,
+                d.days,
+                centimes(&d.salary_real_centimes),
+                centimes(&d.salary_capped_centimes)
             );
         }
     }

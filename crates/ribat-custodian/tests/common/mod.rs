@@ -160,6 +160,7 @@ pub fn request(
         table: "persons".into(),
         class: class.into(),
         record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+        token: None,
     }
 }
 

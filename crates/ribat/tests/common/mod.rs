@@ -161,6 +161,7 @@ pub fn read_all(
                 table: table.into(),
                 class: class.into(),
                 record_ids: chunk.to_vec(),
+                token: None,
             })
             .unwrap();
         out.extend(read.records.into_iter().map(|(_, f)| f));

@@ -1,0 +1,614 @@
+//! The gateway's HTTP API (JSON over mTLS). Every data route: token bound to the
+//! certificate → the gate (purpose, classes, fields, quarantine, quota of distinct
+//! subjects) → the vault (custodians check again; audit before plaintext) → masks → JSON.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/token` | a token for the certificate's holder |
+//! | `GET /v1/persons/{cnss}` | a person's fields |
+//! | `GET /v1/persons/{cnss}/declarations` | a person's declaration history |
+//! | `POST /v1/persons/search` | persons by CIN, or by name and birth date |
+//! | `GET /v1/employers/{affiliation}` | an employer's fields |
+//! | `GET /healthz`, `/openapi.json`, `/metrics` | operations |
+
+use crate::AuditFirstError;
+use crate::gate::{Admitted, Ask, Gate};
+use crate::listener::{Caller, TlsStats};
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+use crate::vault::{
+    DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, Vault, VaultError,
+    person_field_class,
+};
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ribat_custodian::quorum::QuorumError;
+use ribat_custodian::request::Bearer;
+use ribat_custodian::{Denial, Requester};
+use ribat_identity::TokenIssuer;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Everything the handlers share.
+pub struct App {
+    /// The reading side.
+    pub vault: Arc<Vault>,
+    /// The gateway's checks.
+    pub gate: Gate,
+    /// Token issuing, when this gateway runs the token service.
+    pub issuer: Option<TokenIssuer>,
+    /// Audience tokens are issued for.
+    pub audience: String,
+    /// Counters.
+    pub metrics: Metrics,
+    /// TLS counters.
+    pub tls: Arc<TlsStats>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+type Shared = Arc<App>;
+
+/// The router.
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/v1/token", post(token))
+        .route("/v1/persons/search", post(search))
+        .route("/v1/persons/{cnss}", get(person))
+        .route("/v1/persons/{cnss}/declarations", get(declarations))
+        .route("/v1/employers/{affiliation}", get(employer))
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+}
+
+async fn not_found(uri: Uri) -> Problem {
+    Problem::not_found(format!(
+        "no route {}; see /openapi.json for the routes this gateway serves",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this route does not take that method; see /openapi.json",
+    )
+}
+
+/// Times a handler's work and counts its outcome.
+fn finish(app: &App, route: &str, start: Instant, result: Result<Response, Problem>) -> Response {
+    let response = match result {
+        Ok(r) => r,
+        Err(p) => {
+            app.metrics.problem(p.slug());
+            p.into_response()
+        }
+    };
+    app.metrics.observe(
+        route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+fn auth_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReadQuery {
+    purpose: Option<String>,
+    fields: Option<String>,
+}
+
+fn read_query(uri: &Uri) -> Result<ReadQuery, Problem> {
+    if uri.query().is_none() {
+        return Ok(ReadQuery::default());
+    }
+    Query::<ReadQuery>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| Problem::bad_request("bad-query", format!("query string: {}", e.body_text())))
+}
+
+/// Turns a vault error into the problem the caller sees; remembers quarantines.
+fn vault_problem(gate: &Gate, e: VaultError) -> Problem {
+    match e {
+        VaultError::Read(AuditFirstError::Quorum(q)) => match q {
+            QuorumError::Refused { denial, .. } => denial_problem(gate, denial),
+            QuorumError::NotEnoughCustodians { .. } => {
+                Problem::unavailable("custodians-unavailable", format!("{q}; retry shortly"))
+            }
+            QuorumError::UnknownRecord { .. } => {
+                Problem::not_found("the record is not in the store")
+            }
+            other => Problem::internal(format!("the read failed: {other}")),
+        },
+        VaultError::Read(AuditFirstError::AuditUnavailable(e)) => Problem::unavailable(
+            "audit-unavailable",
+            format!(
+                "the access could not be recorded in the audit log, so nothing was released ({e})"
+            ),
+        ),
+        VaultError::Read(other) => Problem::internal(other.to_string()),
+        VaultError::UnknownField { .. } => Problem::bad_request("unknown-field", e.to_string()),
+        VaultError::BadValue { .. } => Problem::bad_request("bad-value", e.to_string()),
+        VaultError::Store(e) => {
+            Problem::unavailable("store-unavailable", format!("the store failed: {e}"))
+        }
+    }
+}
+
+fn denial_problem(gate: &Gate, denial: Denial) -> Problem {
+    let detail = format!("a custodian refused: {denial}");
+    match denial {
+        Denial::Quarantined { identity, until } => {
+            gate.note_quarantine(&identity, until);
+            Problem::forbidden("quarantined", detail)
+        }
+        Denial::QuotaExceeded { window_secs, .. } => Problem::quota(detail, window_secs.min(3600)),
+        Denial::ClassNotAllowed { .. } => Problem::forbidden("class-not-allowed", detail),
+        Denial::PurposeNotAllowed { .. } => Problem::forbidden("purpose-not-allowed", detail),
+        Denial::UnknownRole { .. } => Problem::forbidden("role-unknown", detail),
+        Denial::Malformed { .. } => Problem::bad_request("malformed", detail),
+        Denial::Unauthenticated { .. } => {
+            Problem::unauthenticated("custodian-unauthenticated", detail)
+        }
+        _ => Problem::forbidden("refused", detail),
+    }
+}
+
+fn reader(admitted: &Admitted, token: &str) -> Reader {
+    Reader {
+        who: Requester {
+            identity: admitted.claims.sub.clone(),
+            role: admitted.claims.role.clone(),
+        },
+        institution: admitted.claims.inst.clone(),
+        purpose: admitted.purpose.clone(),
+        token: Some(Bearer(token.to_owned())),
+    }
+}
+
+/// The person fields a request names, or the role's default (identity fields it may read).
+fn person_fields(
+    gate: &Gate,
+    role: &str,
+    list: Option<&str>,
+) -> Result<Vec<(&'static str, &'static str)>, Problem> {
+    match list.map(str::trim).filter(|l| !l.is_empty()) {
+        Some(l) => l
+            .split(',')
+            .map(|f| {
+                let f = f.trim();
+                let class = person_field_class(f)
+                    .map_err(|e| Problem::bad_request("unknown-field", e.to_string()))?;
+                let name = PERSON_FIELDS
+                    .iter()
+                    .find(|(n, _)| *n == f)
+                    .map(|(n, _)| *n)
+                    .unwrap_or("cnss");
+                Ok((name, class))
+            })
+            .collect(),
+        None => {
+            let allowed = gate.policy().roles.get(role).and_then(|r| r.fields.clone());
+            Ok(PERSON_FIELDS
+                .iter()
+                .filter(|(_, c)| *c == "identity")
+                .filter(|(n, _)| allowed.as_ref().is_none_or(|a| a.contains(*n)))
+                .copied()
+                .collect())
+        }
+    }
+}
+
+/// Runs blocking vault work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Problem::internal(format!("a read task failed: {e}")))?
+}
+
+/// Exactly one record, counted against the quotas; a miss costs quota too (probing is reading).
+fn one_counted(
+    gate: &Gate,
+    admitted: &Admitted,
+    ids: Vec<String>,
+    miss_key: String,
+    what: &str,
+) -> Result<String, Problem> {
+    match ids.len() {
+        0 => {
+            gate.count_subject(&admitted.claims, &miss_key)?;
+            Err(Problem::not_found(format!(
+                "no {what} with this number in the register"
+            )))
+        }
+        1 => {
+            let id = ids.into_iter().next().unwrap_or_default();
+            gate.count_subject(&admitted.claims, &id)?;
+            Ok(id)
+        }
+        n => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "duplicate",
+            "Duplicate register entry",
+            format!("{n} records carry this number; the register has a duplicate to resolve"),
+        )),
+    }
+}
+
+async fn person(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path(cnss): Path<String>,
+    uri: Uri,
+) -> Response {
+    let start = Instant::now();
+    let work = async {
+        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
+        let q = read_query(&uri)?;
+        let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
+        let admitted = app.gate.admit(
+            claims,
+            &Ask {
+                purpose: q.purpose.as_deref(),
+                fields: &fields,
+            },
+        )?;
+        let token = crate::gate::bearer(auth_header(&headers))
+            .unwrap_or_default()
+            .to_owned();
+        let a = app.clone();
+        let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
+        let (id, mut out) = blocking(move || {
+            let ids = a
+                .vault
+                .by_cnss(&cnss)
+                .map_err(|e| vault_problem(&a.gate, e))?;
+            let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
+            let r = reader(&admitted, &token);
+            let out = a
+                .vault
+                .person(&r, &id, &names)
+                .map_err(|e| vault_problem(&a.gate, e))?;
+            Ok((id, (out, admitted)))
+        })
+        .await?;
+        let masked: Vec<String> = out.1.masks.keys().cloned().collect();
+        out.1.mask(&mut out.0);
+        Ok(
+            Json(serde_json::json!({"record_id": id, "fields": out.0, "masked": masked}))
+                .into_response(),
+        )
+    };
+    finish(&app, "/v1/persons/{cnss}", start, work.await)
+}
+
+async fn declarations(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path(cnss): Path<String>,
+    uri: Uri,
+) -> Response {
+    let start = Instant::now();
+    let work = async {
+        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
+        let q = read_query(&uri)?;
+        if q.fields.is_some() {
+            return Err(Problem::bad_request(
+                "bad-query",
+                format!(
+                    "declarations always carry: {}",
+                    DECLARATION_FIELDS.join(", ")
+                ),
+            ));
+        }
+        let fields: Vec<(&str, &str)> = DECLARATION_FIELDS
+            .iter()
+            .map(|f| (*f, "financial"))
+            .collect();
+        let admitted = app.gate.admit(
+            claims,
+            &Ask {
+                purpose: q.purpose.as_deref(),
+                fields: &fields,
+            },
+        )?;
+        let token = crate::gate::bearer(auth_header(&headers))
+            .unwrap_or_default()
+            .to_owned();
+        let a = app.clone();
+        let (id, rows) = blocking(move || {
+            let ids = a
+                .vault
+                .by_cnss(&cnss)
+                .map_err(|e| vault_problem(&a.gate, e))?;
+            let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
+            let rows = a
+                .vault
+                .history(&reader(&admitted, &token), &id)
+                .map_err(|e| vault_problem(&a.gate, e))?;
+            Ok((id, rows))
+        })
+        .await?;
+        Ok(Json(serde_json::json!({"record_id": id, "declarations": rows})).into_response())
+    };
+    finish(&app, "/v1/persons/{cnss}/declarations", start, work.await)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchBody {
+    purpose: Option<String>,
+    cin: Option<String>,
+    name: Option<String>,
+    birth_date: Option<String>,
+    fields: Option<Vec<String>>,
+}
+
+/// Most matches a search returns (a name and birth date are nearly unique).
+const MAX_MATCHES: usize = 10;
+
+async fn search(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let start = Instant::now();
+    let work = async {
+        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
+        let b: SearchBody = serde_json::from_slice(&body)
+            .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?;
+        let list = b.fields.as_ref().map(|f| f.join(","));
+        let fields = person_fields(&app.gate, &claims.role, list.as_deref())?;
+        let admitted = app.gate.admit(
+            claims,
+            &Ask {
+                purpose: b.purpose.as_deref(),
+                fields: &fields,
+            },
+        )?;
+        let token = crate::gate::bearer(auth_header(&headers))
+            .unwrap_or_default()
+            .to_owned();
+        let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
+        let a = app.clone();
+        let (matches, admitted) = blocking(move || {
+            let (ids, key) = match (&b.cin, &b.name, &b.birth_date) {
+                (Some(cin), None, None) => (a.vault.by_cin(cin), format!("cin:{cin}")),
+                (None, Some(n), Some(d)) => (a.vault.by_name(n, d), format!("name:{n}|{d}")),
+                _ => {
+                    return Err(Problem::bad_request(
+                        "bad-body",
+                        "give either `cin`, or both `name` and `birth_date` (YYYY-MM-DD)",
+                    ));
+                }
+            };
+            let ids = ids.map_err(|e| vault_problem(&a.gate, e))?;
+            if ids.is_empty() {
+                a.gate.count_subject(&admitted.claims, &key)?;
+            }
+            let r = reader(&admitted, &token);
+            let mut out = Vec::new();
+            for id in ids.into_iter().take(MAX_MATCHES) {
+                a.gate.count_subject(&admitted.claims, &id)?;
+                let f = a
+                    .vault
+                    .person(&r, &id, &names)
+                    .map_err(|e| vault_problem(&a.gate, e))?;
+                out.push((id, f));
+            }
+            Ok((out, admitted))
+        })
+        .await?;
+        let masked: Vec<String> = admitted.masks.keys().cloned().collect();
+        let matches: Vec<serde_json::Value> = matches
+            .into_iter()
+            .map(|(id, mut f)| {
+                admitted.mask(&mut f);
+                serde_json::json!({"record_id": id, "fields": f})
+            })
+            .collect();
+        Ok(Json(serde_json::json!({"matches": matches, "masked": masked})).into_response())
+    };
+    finish(&app, "/v1/persons/search", start, work.await)
+}
+
+async fn employer(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path(affiliation): Path<String>,
+    uri: Uri,
+) -> Response {
+    let start = Instant::now();
+    let work = async {
+        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
+        let q = read_query(&uri)?;
+        let names: Vec<&'static str> =
+            match q.fields.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+                None => EMPLOYER_FIELDS.to_vec(),
+                Some(l) => l
+                    .split(',')
+                    .map(|f| {
+                        EMPLOYER_FIELDS
+                            .iter()
+                            .find(|n| **n == f.trim())
+                            .copied()
+                            .ok_or_else(|| {
+                                Problem::bad_request(
+                                    "unknown-field",
+                                    format!(
+                                        "unknown employer field `{}`; known: {}",
+                                        f.trim(),
+                                        EMPLOYER_FIELDS.join(", ")
+                                    ),
+                                )
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+        // Employer fields are the employer's, not a person's: the person-field list of a
+        // role does not apply, classes and purposes do.
+        let mut admitted = app.gate.admit(
+            claims,
+            &Ask {
+                purpose: q.purpose.as_deref(),
+                fields: &[],
+            },
+        )?;
+        if let Some(role) = app.gate.policy().roles.get(&admitted.claims.role)
+            && !role.classes.contains("identity")
+        {
+            return Err(Problem::forbidden(
+                "class-not-allowed",
+                format!(
+                    "role `{}` may not read class `identity`",
+                    admitted.claims.role
+                ),
+            ));
+        }
+        admitted.masks.clear();
+        let token = crate::gate::bearer(auth_header(&headers))
+            .unwrap_or_default()
+            .to_owned();
+        let a = app.clone();
+        let (id, out) = blocking(move || {
+            let ids = a
+                .vault
+                .by_affiliation(&affiliation)
+                .map_err(|e| vault_problem(&a.gate, e))?;
+            let id = one_counted(
+                &a.gate,
+                &admitted,
+                ids,
+                format!("affiliation:{affiliation}"),
+                "employer",
+            )?;
+            let out = a
+                .vault
+                .employer(&reader(&admitted, &token), &id, &names)
+                .map_err(|e| vault_problem(&a.gate, e))?;
+            Ok((id, out))
+        })
+        .await?;
+        Ok(Json(serde_json::json!({"record_id": id, "fields": out})).into_response())
+    };
+    finish(&app, "/v1/employers/{affiliation}", start, work.await)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    ttl_secs: Option<u64>,
+}
+
+async fn token(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let start = Instant::now();
+    let work = async {
+        let issuer = app.issuer.as_ref().ok_or_else(|| {
+            Problem::unavailable(
+                "token-service-off",
+                "this gateway does not issue tokens; ask the deployment's token service",
+            )
+        })?;
+        let b: TokenBody = if body.iter().all(u8::is_ascii_whitespace) {
+            TokenBody::default()
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?
+        };
+        let ttl = b
+            .ttl_secs
+            .unwrap_or(ribat_identity::token::DEFAULT_TTL_SECS);
+        if ttl == 0 || ttl > ribat_identity::token::MAX_TTL_SECS {
+            return Err(Problem::bad_request(
+                "bad-body",
+                format!("ttl_secs: 1 to {}", ribat_identity::token::MAX_TTL_SECS),
+            ));
+        }
+        let (token, claims) = issuer
+            .issue(
+                &caller.peer,
+                &app.audience,
+                time::OffsetDateTime::now_utc(),
+                ttl,
+            )
+            .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?;
+        Ok(Json(serde_json::json!({
+            "token": token,
+            "token_type": "Bearer",
+            "expires_at": claims.exp,
+            "identity": claims.sub,
+            "role": claims.role,
+        }))
+        .into_response())
+    };
+    finish(&app, "/v1/token", start, work.await)
+}
+
+async fn healthz(State(app): State<Shared>) -> Response {
+    let start = Instant::now();
+    let size = app.vault.audit.log().size();
+    let result = match size {
+        Ok(n) => Ok(Json(serde_json::json!({"status": "ok", "audit_entries": n})).into_response()),
+        Err(e) => Err(Problem::unavailable(
+            "audit-unavailable",
+            format!("the audit log has failed: {e}"),
+        )),
+    };
+    finish(&app, "/healthz", start, result)
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document().to_string(),
+    )
+        .into_response()
+}
+
+async fn metrics(State(app): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(&app.tls),
+    )
+        .into_response()
+}
+
+/// Field names per class, for the OpenAPI document.
+pub fn person_field_names() -> BTreeMap<&'static str, &'static str> {
+    PERSON_FIELDS.iter().copied().collect()
+}

@@ -1,0 +1,206 @@
+//! A small mTLS HTTP client: one connection (HTTP/2 multiplexed, or HTTP/1.1), JSON in and
+//! out. The gateway uses it to reach networked custodians; the benchmark, the tests and the
+//! simulator use it to call the API the way a partner system would.
+
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Why a call failed before an HTTP status came back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// TCP connection failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The TLS handshake or the first exchange failed (the server's alert is in the text).
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// Address.
+        addr: String,
+        /// Cause, as rustls words it.
+        reason: String,
+    },
+    /// HTTP failed.
+    #[error("HTTP: {0}")]
+    Http(String),
+}
+
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// An open connection.
+pub struct Connection {
+    sender: Sender,
+    authority: String,
+}
+
+/// A response: status and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Content type.
+    pub content_type: String,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Retry-After, when given.
+    pub retry_after: Option<String>,
+}
+
+impl Response {
+    /// The body as JSON (`null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Connection {
+    /// Connects to `addr` (host:port), verifying the server as `host`, with HTTP/2 when `h2`.
+    pub async fn open(
+        config: Arc<ClientConfig>,
+        addr: &str,
+        host: &str,
+        h2: bool,
+    ) -> Result<Self, ClientError> {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let name = ribat_identity::tls::server_name(host).map_err(|e| ClientError::Tls {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let tls = TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ClientError::Tls {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let io = TokioIo::new(tls);
+        let sender = if h2 {
+            let (s, conn) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| tls_or_http(addr, &e))?;
+            tokio::spawn(conn);
+            Sender::H2(s)
+        } else {
+            let (s, conn) = http1::handshake(io)
+                .await
+                .map_err(|e| tls_or_http(addr, &e))?;
+            tokio::spawn(conn);
+            Sender::H1(s)
+        };
+        Ok(Self {
+            sender,
+            authority: host.to_owned(),
+        })
+    }
+
+    /// Whether the connection can still carry requests.
+    pub fn is_open(&self) -> bool {
+        match &self.sender {
+            Sender::H1(s) => !s.is_closed(),
+            Sender::H2(s) => !s.is_closed(),
+        }
+    }
+
+    /// Sends a request; `body` is JSON when given.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, ClientError> {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("https://{}{path}", self.authority))
+            .header("accept", "application/json");
+        if let Sender::H1(_) = self.sender {
+            b = b.header("host", &self.authority);
+        }
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        let req = b
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let resp = match &mut self.sender {
+            Sender::H1(s) => {
+                s.ready()
+                    .await
+                    .map_err(|e| tls_or_http(&self.authority, &e))?;
+                s.send_request(req).await
+            }
+            Sender::H2(s) => {
+                s.ready()
+                    .await
+                    .map_err(|e| tls_or_http(&self.authority, &e))?;
+                s.send_request(req).await
+            }
+        }
+        .map_err(|e| tls_or_http(&self.authority, &e))?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header("content-type").unwrap_or_default();
+        let retry_after = header("retry-after");
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes()
+            .to_vec();
+        Ok(Response {
+            status,
+            content_type,
+            body,
+            retry_after,
+        })
+    }
+}
+
+/// In TLS 1.3 a server refuses a client certificate after the client thinks the handshake
+/// is done, so the refusal surfaces at the first exchange; name the TLS cause when there
+/// is one.
+fn tls_or_http(addr: &str, e: &hyper::Error) -> ClientError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            return ClientError::Tls {
+                addr: addr.to_owned(),
+                reason: inner.to_string(),
+            };
+        }
+        source = s.source();
+    }
+    ClientError::Http(e.to_string())
+}

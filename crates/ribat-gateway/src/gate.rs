@@ -1,0 +1,277 @@
+//! The gateway's own checks, made before any custodian is asked: the token bound to the
+//! caller's certificate, a purpose the role may declare, fields and classes the role may
+//! read, the masks it gets, and quotas of distinct subjects per window for the identity
+//! and for its whole role. Custodians check the same policy again themselves (I3); the
+//! gateway checks first so that a refused request costs no custodian work and gets the
+//! most precise message.
+
+use crate::listener::Caller;
+use crate::problem::Problem;
+use ribat_custodian::policy::{Mask, Policy, Quota, RolePolicy};
+use ribat_custodian::window::DistinctWindow;
+use ribat_identity::{TokenClaims, TokenVerifier};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+/// What a read asks for, as the gate sees it.
+#[derive(Debug, Clone)]
+pub struct Ask<'a> {
+    /// Declared purpose (`None` when missing).
+    pub purpose: Option<&'a str>,
+    /// Fields, each with its class.
+    pub fields: &'a [(&'a str, &'a str)],
+}
+
+/// A request the gate let through: who, why, and how to mask what comes back.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The verified claims.
+    pub claims: TokenClaims,
+    /// The purpose.
+    pub purpose: String,
+    /// Masks for the released fields.
+    pub masks: BTreeMap<String, Mask>,
+}
+
+impl Admitted {
+    /// Applies the masks to released fields.
+    pub fn mask(&self, fields: &mut BTreeMap<String, String>) {
+        for (name, value) in fields.iter_mut() {
+            if let Some(m) = self.masks.get(name) {
+                *value = m.apply(value);
+            }
+        }
+    }
+}
+
+type Windows = HashMap<String, Vec<(Quota, DistinctWindow)>>;
+
+/// The gate's state.
+pub struct Gate {
+    policy: Policy,
+    tokens: TokenVerifier,
+    windows: Mutex<(Windows, Windows)>,
+    /// Identities a custodian reported quarantined, until when (Unix seconds).
+    quarantined: Mutex<HashMap<String, u64>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads the bearer token of an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    let h = header?.trim();
+    let (scheme, token) = h.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+impl Gate {
+    /// A gate enforcing `policy`, trusting tokens `tokens` verifies.
+    pub fn new(policy: Policy, tokens: TokenVerifier) -> Self {
+        Self {
+            policy,
+            tokens,
+            windows: Mutex::new((HashMap::new(), HashMap::new())),
+            quarantined: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Checks the token against the connection's certificate.
+    pub fn authenticate(
+        &self,
+        caller: &Caller,
+        header: Option<&str>,
+    ) -> Result<TokenClaims, Problem> {
+        let token = bearer(header).ok_or_else(|| {
+            Problem::unauthenticated(
+                "token-missing",
+                ribat_identity::TokenError::Missing.to_string(),
+            )
+        })?;
+        self.tokens
+            .verify_bound(token, &caller.peer, time::OffsetDateTime::now_utc())
+            .map_err(|e| {
+                let slug = match e {
+                    ribat_identity::TokenError::Expired { .. } => "token-expired",
+                    ribat_identity::TokenError::BadSignature => "token-forged",
+                    ribat_identity::TokenError::WrongAudience { .. } => "token-audience",
+                    ribat_identity::TokenError::WrongCertificate => "token-replayed",
+                    ribat_identity::TokenError::IdentityMismatch { .. } => "token-identity",
+                    _ => "token-invalid",
+                };
+                Problem::unauthenticated(slug, e.to_string())
+            })
+    }
+
+    fn role(&self, role: &str) -> Result<&RolePolicy, Problem> {
+        self.policy.roles.get(role).ok_or_else(|| {
+            Problem::forbidden(
+                "role-unknown",
+                format!("role `{role}` is not in the policy; nothing may be read under it"),
+            )
+        })
+    }
+
+    /// Everything but the quota: quarantine, purpose, classes and fields.
+    pub fn admit(&self, claims: TokenClaims, ask: &Ask<'_>) -> Result<Admitted, Problem> {
+        if let Some(until) = self.quarantined_until(&claims.sub) {
+            return Err(Problem::forbidden(
+                "quarantined",
+                format!(
+                    "identity `{}` is quarantined until {} UTC; contact the security team",
+                    claims.sub,
+                    ribat_custodian::error_utc(until)
+                ),
+            ));
+        }
+        let role = self.role(&claims.role)?;
+        let purpose = match ask.purpose.map(str::trim) {
+            None | Some("") => {
+                return Err(Problem::bad_request(
+                    "purpose-required",
+                    format!(
+                        "every read declares a purpose (`purpose`); role `{}` may use: {}",
+                        claims.role,
+                        list(role.purposes.iter())
+                    ),
+                ));
+            }
+            Some(p) => p,
+        };
+        if !role.purposes.contains(purpose) {
+            return Err(Problem::forbidden(
+                "purpose-not-allowed",
+                format!(
+                    "purpose `{purpose}` is not allowed for role `{}`; allowed: {}",
+                    claims.role,
+                    list(role.purposes.iter())
+                ),
+            ));
+        }
+        let mut masks = BTreeMap::new();
+        for (field, class) in ask.fields {
+            if !role.classes.contains(*class) {
+                return Err(Problem::forbidden(
+                    "class-not-allowed",
+                    format!(
+                        "role `{}` may not read class `{class}` (field `{field}`); it may read: {}",
+                        claims.role,
+                        list(role.classes.iter())
+                    ),
+                ));
+            }
+            if let Some(allowed) = &role.fields
+                && !allowed.contains(*field)
+            {
+                return Err(Problem::forbidden(
+                    "field-not-allowed",
+                    format!(
+                        "role `{}` may not read field `{field}`; it may read: {}",
+                        claims.role,
+                        list(allowed.iter())
+                    ),
+                ));
+            }
+            if let Some(m) = role.masks.get(*field) {
+                masks.insert((*field).to_owned(), *m);
+            }
+        }
+        Ok(Admitted {
+            claims,
+            purpose: purpose.to_owned(),
+            masks,
+        })
+    }
+
+    /// Counts `subject` against every window of the identity and of its role, or refuses
+    /// with the window that would overflow. A refused subject is not counted.
+    pub fn count_subject(&self, claims: &TokenClaims, subject: &str) -> Result<(), Problem> {
+        let now = now_secs();
+        let mut guard = self
+            .windows
+            .lock()
+            .map_err(|_| Problem::internal("the gateway's quota state is poisoned; restart it"))?;
+        let (by_identity, by_role) = &mut *guard;
+        let policy = &self.policy;
+        let mine = by_identity.entry(claims.sub.clone()).or_insert_with(|| {
+            policy
+                .identity_windows(&claims.role)
+                .into_iter()
+                .map(|q| (q, DistinctWindow::new(q.window_secs)))
+                .collect()
+        });
+        for (q, w) in mine.iter_mut() {
+            let would_be = w.would_be([subject], now);
+            if would_be > q.distinct_records {
+                return Err(Problem::quota(
+                    format!(
+                        "`{}` may read {} distinct subjects per {} s; this request would make {would_be}. Wait or ask a supervisor",
+                        claims.sub, q.distinct_records, q.window_secs
+                    ),
+                    q.window_secs.min(3600),
+                ));
+            }
+        }
+        let role = by_role.entry(claims.role.clone()).or_insert_with(|| {
+            policy
+                .role_windows(&claims.role)
+                .into_iter()
+                .map(|q| (q, DistinctWindow::new(q.window_secs)))
+                .collect()
+        });
+        for (q, w) in role.iter_mut() {
+            let would_be = w.would_be([subject], now);
+            if would_be > q.distinct_records {
+                return Err(Problem::quota(
+                    format!(
+                        "role `{}` together may read {} distinct subjects per {} s; this request would make {would_be}",
+                        claims.role, q.distinct_records, q.window_secs
+                    ),
+                    q.window_secs.min(3600),
+                ));
+            }
+        }
+        for (_, w) in mine.iter_mut().chain(role.iter_mut()) {
+            w.add([subject], now);
+        }
+        Ok(())
+    }
+
+    /// Remembers a quarantine a custodian reported, so the next request stops here.
+    pub fn note_quarantine(&self, identity: &str, until: u64) {
+        if let Ok(mut q) = self.quarantined.lock() {
+            let e = q.entry(identity.to_owned()).or_insert(0);
+            *e = (*e).max(until);
+        }
+    }
+
+    fn quarantined_until(&self, identity: &str) -> Option<u64> {
+        let q = self.quarantined.lock().ok()?;
+        q.get(identity).copied().filter(|&u| u > now_secs())
+    }
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = items.map(String::as_str).collect();
+    if v.is_empty() {
+        "nothing".into()
+    } else {
+        v.join(", ")
+    }
+}

@@ -1,0 +1,278 @@
+//! The gateway ↔ custodian link over mTLS: both ends.
+//!
+//! ```text
+//!   gateway (RemoteCustodian) ── POST /v1/partial {PartialRequest + end user's token} ──►
+//!   custodian process: caller certificate role = gateway? token signature, audience,
+//!   expiry, bound certificate not revoked, names the requester? ─► LocalCustodian
+//!   (guard: purpose, class, quota, quarantine, honey; log) ─► {points, proof} or {denial}
+//! ```
+//!
+//! A custodian trusts nothing the gateway says about who acts: the token is signed by the
+//! deployment's token service, which the gateway's certificate cannot forge. What it cannot
+//! tell is whether the end user is still on the line: a compromised gateway can replay a
+//! token it saw until that token expires (minutes), within that identity's quotas.
+
+use crate::client::{ClientError, Connection};
+use crate::listener::Caller;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64ct::{Base64, Encoding};
+use ribat_crypto::combine::Partial;
+use ribat_crypto::dleq::Proof;
+use ribat_crypto::point::{decode_point, encode_point};
+use ribat_custodian::{Custodian, CustodianError, Denial, LocalCustodian, PartialRequest};
+use ribat_identity::TokenVerifier;
+use ribat_identity::tls::ServerTls;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The path custodians serve.
+pub const PARTIAL_PATH: &str = "/v1/partial";
+
+/// A partial decryption on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WirePartial {
+    /// Custodian index.
+    pub custodian: u32,
+    /// Class.
+    pub class: String,
+    /// Points, base64 of 32-byte encodings.
+    pub points: Vec<String>,
+    /// Composite DLEQ proof, base64.
+    pub proof: String,
+}
+
+/// A custodian's refusal on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireRefusal {
+    /// A policy refusal, when it is one.
+    #[serde(default)]
+    pub denial: Option<Denial>,
+    /// Otherwise what failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl WirePartial {
+    fn from_partial(p: &Partial) -> Self {
+        Self {
+            custodian: p.custodian,
+            class: p.class.clone(),
+            points: p
+                .points
+                .iter()
+                .map(|x| Base64::encode_string(&encode_point(x)))
+                .collect(),
+            proof: Base64::encode_string(&p.proof.to_bytes()),
+        }
+    }
+
+    fn into_partial(self) -> Result<Partial, String> {
+        let points = self
+            .points
+            .iter()
+            .map(|s| {
+                let b = Base64::decode_vec(s).map_err(|e| format!("point: {e}"))?;
+                decode_point(&b, "answered point").map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let proof = Base64::decode_vec(&self.proof).map_err(|e| format!("proof: {e}"))?;
+        Ok(Partial {
+            custodian: self.custodian,
+            class: self.class,
+            points,
+            proof: Proof::from_bytes(&proof).map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// What a networked custodian needs to check its callers.
+pub struct CustodianService {
+    /// The custodian.
+    pub custodian: Arc<LocalCustodian>,
+    /// Verifies end users' tokens.
+    pub tokens: TokenVerifier,
+    /// Its TLS settings (for the revocation list).
+    pub tls: Arc<ServerTls>,
+}
+
+impl std::fmt::Debug for CustodianService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CustodianService({})", self.custodian.index())
+    }
+}
+
+fn refuse(status: StatusCode, denial: Denial) -> Response {
+    (
+        status,
+        Json(WireRefusal {
+            denial: Some(denial),
+            error: None,
+        }),
+    )
+        .into_response()
+}
+
+/// The custodian's router.
+pub fn custodian_router(service: Arc<CustodianService>) -> Router {
+    Router::new()
+        .route(PARTIAL_PATH, post(partial))
+        .with_state(service)
+}
+
+async fn partial(
+    State(s): State<Arc<CustodianService>>,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<PartialRequest>,
+) -> Response {
+    let unauth =
+        |reason: String| refuse(StatusCode::UNAUTHORIZED, Denial::Unauthenticated { reason });
+    if caller.peer.role != "gateway" {
+        return unauth(format!(
+            "custodians answer gateways only; this certificate is `{}` with role `{}`",
+            caller.peer.name, caller.peer.role
+        ));
+    }
+    let Some(token) = req.token.as_ref() else {
+        return unauth("no end-user token came with the request; a custodian does not take the gateway's word for who acts".into());
+    };
+    let claims = match s.tokens.verify(&token.0, time::OffsetDateTime::now_utc()) {
+        Ok(c) => c,
+        Err(e) => return unauth(e.to_string()),
+    };
+    if claims.sub != req.requester.identity || claims.role != req.requester.role {
+        return unauth(format!(
+            "the request says `{}` ({}) but the token is for `{}` ({})",
+            req.requester.identity, req.requester.role, claims.sub, claims.role
+        ));
+    }
+    if s.tls.is_revoked(&claims.serial) {
+        return unauth(ribat_identity::TokenError::Revoked.to_string());
+    }
+    let c = s.custodian.clone();
+    match tokio::task::spawn_blocking(move || c.partial_decrypt(&req)).await {
+        Ok(Ok(p)) => Json(WirePartial::from_partial(&p)).into_response(),
+        Ok(Err(CustodianError::Denied { denial, .. })) => refuse(StatusCode::FORBIDDEN, denial),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(WireRefusal {
+                denial: None,
+                error: Some(e.to_string()),
+            }),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(WireRefusal {
+                denial: None,
+                error: Some(format!("task failed: {e}")),
+            }),
+        )
+            .into_response(),
+    }
+}
+
+/// A custodian in another process, reached over mTLS with the gateway's certificate.
+pub struct RemoteCustodian {
+    index: u32,
+    addr: String,
+    host: String,
+    config: Arc<rustls::ClientConfig>,
+    runtime: tokio::runtime::Handle,
+    deadline: Duration,
+    conn: tokio::sync::Mutex<Option<Connection>>,
+}
+
+impl std::fmt::Debug for RemoteCustodian {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteCustodian({} at {})", self.index, self.addr)
+    }
+}
+
+impl RemoteCustodian {
+    /// Custodian `index` at `addr`, whose certificate names `host`; each call must finish
+    /// within `deadline` or the custodian is skipped for that read.
+    pub fn new(
+        index: u32,
+        addr: &str,
+        host: &str,
+        config: Arc<rustls::ClientConfig>,
+        runtime: tokio::runtime::Handle,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            index,
+            addr: addr.to_owned(),
+            host: host.to_owned(),
+            config,
+            runtime,
+            deadline,
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn call(&self, body: Vec<u8>) -> Result<crate::client::Response, ClientError> {
+        let mut guard = self.conn.lock().await;
+        if !guard.as_ref().is_some_and(Connection::is_open) {
+            *guard =
+                Some(Connection::open(self.config.clone(), &self.addr, &self.host, true).await?);
+        }
+        let Some(conn) = guard.as_mut() else {
+            return Err(ClientError::Http("no connection".into()));
+        };
+        match conn.send("POST", PARTIAL_PATH, None, Some(body)).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn unavailable(&self, reason: impl Into<String>) -> CustodianError {
+        CustodianError::Unavailable {
+            custodian: self.index,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Custodian for RemoteCustodian {
+    fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Must be called from a blocking thread (the gateway reads in `spawn_blocking`).
+    fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
+        let body = serde_json::to_vec(req).map_err(|e| self.unavailable(e.to_string()))?;
+        let r = self
+            .runtime
+            .block_on(async { tokio::time::timeout(self.deadline, self.call(body)).await })
+            .map_err(|_| {
+                self.unavailable(format!("no answer within {} ms", self.deadline.as_millis()))
+            })?
+            .map_err(|e| self.unavailable(e.to_string()))?;
+        if r.status == 200 {
+            let wire: WirePartial = serde_json::from_slice(&r.body)
+                .map_err(|e| self.unavailable(format!("unreadable answer: {e}")))?;
+            return wire
+                .into_partial()
+                .map_err(|e| self.unavailable(format!("unreadable answer: {e}")));
+        }
+        let refusal: WireRefusal = serde_json::from_slice(&r.body).map_err(|_| {
+            self.unavailable(format!("HTTP {} without a readable refusal", r.status))
+        })?;
+        match (refusal.denial, refusal.error) {
+            (Some(denial), _) => Err(CustodianError::Denied {
+                custodian: self.index,
+                denial,
+            }),
+            (None, Some(e)) => Err(self.unavailable(e)),
+            (None, None) => Err(self.unavailable(format!("HTTP {}", r.status))),
+        }
+    }
+}

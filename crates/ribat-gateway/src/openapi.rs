@@ -1,0 +1,233 @@
+//! The OpenAPI 3.0 document served at `/openapi.json`, written out by hand so that it
+//! says exactly what the handlers do (schemathesis checks the one against the other).
+
+use serde_json::{Value, json};
+
+fn problem_responses(codes: &[(&str, &str)]) -> Value {
+    let mut m = serde_json::Map::new();
+    for (code, why) in codes {
+        m.insert(
+            (*code).to_owned(),
+            json!({
+                "description": why,
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+const READ_ERRORS: &[(&str, &str)] = &[
+    (
+        "400",
+        "Missing purpose, unknown field, malformed number or query",
+    ),
+    (
+        "401",
+        "No token, or a token expired, forged, for another audience or bound to another certificate",
+    ),
+    (
+        "403",
+        "Purpose, class or field not allowed for the role; identity quarantined",
+    ),
+    ("404", "No such person or employer"),
+    ("409", "The register holds a duplicate for this number"),
+    (
+        "429",
+        "Quota of distinct subjects exceeded (see Retry-After)",
+    ),
+    (
+        "503",
+        "Too few custodians answered, or the audit log cannot record the access",
+    ),
+];
+
+fn with_ok(ok_schema: &str, errors: &[(&str, &str)]) -> Value {
+    let mut r = problem_responses(errors);
+    if let Value::Object(m) = &mut r {
+        m.insert(
+            "200".into(),
+            json!({
+                "description": "OK",
+                "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{ok_schema}")}}}
+            }),
+        );
+    }
+    r
+}
+
+fn purpose_param() -> Value {
+    json!({
+        "name": "purpose", "in": "query", "required": true,
+        "description": "Why the data is read; must be one the caller's role may declare (e.g. counter-service, partner-verification, pension-run).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 64}
+    })
+}
+
+fn fields_param(what: &str) -> Value {
+    json!({
+        "name": "fields", "in": "query", "required": false,
+        "description": format!("Comma-separated {what} fields; the role's identity fields when absent."),
+        "schema": {"type": "string", "maxLength": 256}
+    })
+}
+
+/// The document.
+pub fn document() -> Value {
+    let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Ribat gateway API",
+            "version": "1",
+            "description": "Reads of the fund's records through a quorum of custodians. Every call needs a client certificate from the deployment's CA (mTLS); data routes also need a short-lived token from POST /v1/token, bound to that certificate, and a declared purpose. Every released field is in the audit log before it leaves. Errors are RFC 9457 problem details."
+        },
+        "servers": [{"url": "/"}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "PASETO v4.public"}},
+            "schemas": {
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "retry_after": {"type": "integer"}
+                    }
+                },
+                "Person": {
+                    "type": "object",
+                    "required": ["record_id", "fields", "masked"],
+                    "properties": {
+                        "record_id": {"type": "string"},
+                        "fields": string_map,
+                        "masked": {"type": "array", "items": {"type": "string"}}
+                    }
+                },
+                "Declarations": {
+                    "type": "object",
+                    "required": ["record_id", "declarations"],
+                    "properties": {
+                        "record_id": {"type": "string"},
+                        "declarations": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["period", "days", "salary_real_centimes", "salary_capped_centimes"],
+                            "properties": {
+                                "period": {"type": "string"},
+                                "days": {"type": "string"},
+                                "salary_real_centimes": {"type": "string"},
+                                "salary_capped_centimes": {"type": "string"}
+                            }
+                        }}
+                    }
+                },
+                "SearchRequest": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["purpose"],
+                    "description": "Either `cin`, or `name` and `birth_date`.",
+                    "properties": {
+                        "purpose": {"type": "string"},
+                        "cin": {"type": "string"},
+                        "name": {"type": "string"},
+                        "birth_date": {"type": "string", "description": "YYYY-MM-DD"},
+                        "fields": {"type": "array", "items": {"type": "string"}}
+                    }
+                },
+                "SearchResult": {
+                    "type": "object",
+                    "required": ["matches", "masked"],
+                    "properties": {
+                        "matches": {"type": "array", "items": {
+                            "type": "object",
+                            "required": ["record_id", "fields"],
+                            "properties": {"record_id": {"type": "string"}, "fields": string_map}
+                        }},
+                        "masked": {"type": "array", "items": {"type": "string"}}
+                    }
+                },
+                "Employer": {
+                    "type": "object",
+                    "required": ["record_id", "fields"],
+                    "properties": {"record_id": {"type": "string"}, "fields": string_map}
+                },
+                "TokenRequest": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {"ttl_secs": {"type": "integer", "minimum": 1, "maximum": 900}}
+                },
+                "Token": {
+                    "type": "object",
+                    "required": ["token", "token_type", "expires_at", "identity", "role"],
+                    "properties": {
+                        "token": {"type": "string"},
+                        "token_type": {"type": "string", "enum": ["Bearer"]},
+                        "expires_at": {"type": "string"},
+                        "identity": {"type": "string"},
+                        "role": {"type": "string"}
+                    }
+                },
+                "Health": {
+                    "type": "object",
+                    "required": ["status", "audit_entries"],
+                    "properties": {"status": {"type": "string"}, "audit_entries": {"type": "integer"}}
+                }
+            }
+        },
+        "paths": {
+            "/v1/token": {"post": {
+                "summary": "A token for the holder of the client certificate",
+                "security": [],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenRequest"}}}},
+                "responses": with_ok("Token", &[("400", "Malformed body or lifetime out of range"), ("503", "This gateway does not issue tokens")])
+            }},
+            "/v1/persons/{cnss}": {"get": {
+                "summary": "A person's fields",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "cnss", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{9}$"}},
+                    purpose_param(),
+                    fields_param("person (cnss, cin, given, surname, name_ar, birth_date, city, employer, rib)")
+                ],
+                "responses": with_ok("Person", READ_ERRORS)
+            }},
+            "/v1/persons/{cnss}/declarations": {"get": {
+                "summary": "A person's salary declarations, oldest first",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "cnss", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{9}$"}},
+                    purpose_param()
+                ],
+                "responses": with_ok("Declarations", READ_ERRORS)
+            }},
+            "/v1/persons/search": {"post": {
+                "summary": "Persons by CIN, or by name and birth date (through blind indexes)",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}}}},
+                "responses": with_ok("SearchResult", READ_ERRORS)
+            }},
+            "/v1/employers/{affiliation}": {"get": {
+                "summary": "An employer's fields",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "affiliation", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{7}$"}},
+                    purpose_param(),
+                    fields_param("employer (affiliation, ice, name, activity, address, city, postal_code, agency)")
+                ],
+                "responses": with_ok("Employer", READ_ERRORS)
+            }},
+            "/healthz": {"get": {
+                "summary": "Liveness: the audit log can record",
+                "security": [],
+                "responses": with_ok("Health", &[("503", "The audit log has failed; no read is served")])
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics (no personal data in labels)",
+                "security": [],
+                "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+            }}
+        }
+    })
+}

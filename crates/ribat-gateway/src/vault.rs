@@ -1,0 +1,350 @@
+//! What a gateway reads, by what: persons by CNSS number, CIN or name and birth date
+//! (blind indexes), a person's declarations, employers by affiliation number. Every read
+//! goes through [`read_audited`] (I2); this module only decides which records and
+//! classes a question needs and turns opened fields into values.
+
+use crate::audit_first::{Access, AuditFirstError, read_audited};
+use crate::node_log::NodeLog;
+use ribat_crypto::CryptoError;
+use ribat_crypto::blind_index::{BlindIndexer, BlindTag};
+use ribat_crypto::envelope::OpenedFields;
+use ribat_custodian::quorum::{QuorumRead, QuorumReader};
+use ribat_custodian::request::Bearer;
+use ribat_custodian::{PartialRequest, Requester};
+use ribat_import::records::{DECL_OF, DECLARATIONS, EMPLOYERS, PERSONS};
+use ribat_store::{Store, StoreError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Fields of a person and the class that holds each.
+pub const PERSON_FIELDS: &[(&str, &str)] = &[
+    ("cnss", "identity"),
+    ("cin", "identity"),
+    ("given", "identity"),
+    ("surname", "identity"),
+    ("name_ar", "identity"),
+    ("birth_date", "identity"),
+    ("city", "identity"),
+    ("employer", "identity"),
+    ("rib", "financial"),
+];
+
+/// Fields of an employer (all in class `identity`).
+pub const EMPLOYER_FIELDS: &[&str] = &[
+    "affiliation",
+    "ice",
+    "name",
+    "activity",
+    "address",
+    "city",
+    "postal_code",
+    "agency",
+];
+
+/// Fields of a declaration (class `financial`) released in a person's history.
+pub const DECLARATION_FIELDS: &[&str] = &["period", "days", "salary_real", "salary_capped"];
+
+/// Why a vault read returned nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The read was refused, failed, or could not be audited.
+    #[error(transparent)]
+    Read(#[from] AuditFirstError),
+    /// A field name is not known.
+    #[error("unknown field `{field}`; known: {known}")]
+    UnknownField {
+        /// The name given.
+        field: String,
+        /// Known names.
+        known: String,
+    },
+    /// A lookup value is malformed (a CNSS number that is not 9 digits…).
+    #[error("{what}: {reason}")]
+    BadValue {
+        /// Which parameter.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who reads, and why.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    /// Requester.
+    pub who: Requester,
+    /// Institution of the requester, as the audit log records it.
+    pub institution: String,
+    /// Purpose.
+    pub purpose: String,
+    /// The end user's token, for custodians in other processes.
+    pub token: Option<Bearer>,
+}
+
+/// One declaration in a person's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Declaration {
+    /// `AAAAMM`.
+    pub period: String,
+    /// Days worked.
+    pub days: String,
+    /// Real salary, centimes.
+    pub salary_real_centimes: String,
+    /// Capped salary, centimes.
+    pub salary_capped_centimes: String,
+}
+
+/// The reading side of a node: the quorum, the audit log, the blind-index key, the store.
+pub struct Vault {
+    /// Reader over the custodians.
+    pub reader: QuorumReader,
+    /// The node's audit log.
+    pub audit: NodeLog,
+    /// The blind-index key.
+    pub index: BlindIndexer,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Request counter, for request ids.
+    next: AtomicU64,
+    /// Distinguishes this process's request ids from another's.
+    boot: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn value(f: &OpenedFields, name: &str) -> String {
+    f.get(name)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+fn bad(what: &'static str) -> impl Fn(CryptoError) -> VaultError {
+    move |e| VaultError::BadValue {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// The class of a person field.
+pub fn person_field_class(field: &str) -> Result<&'static str, VaultError> {
+    PERSON_FIELDS
+        .iter()
+        .find(|(n, _)| *n == field)
+        .map(|(_, c)| *c)
+        .ok_or_else(|| VaultError::UnknownField {
+            field: field.to_owned(),
+            known: PERSON_FIELDS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+impl Vault {
+    /// Assembles a vault.
+    pub fn new(
+        reader: QuorumReader,
+        audit: NodeLog,
+        index: BlindIndexer,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        Self {
+            reader,
+            audit,
+            index,
+            store,
+            next: AtomicU64::new(0),
+            boot: now_ms(),
+        }
+    }
+
+    /// A request for `class` of `ids` in `table`, under a fresh id.
+    pub fn request(
+        &self,
+        r: &Reader,
+        table: &str,
+        class: &str,
+        ids: Vec<String>,
+    ) -> PartialRequest {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        PartialRequest {
+            request_id: format!("{}-{:x}-{n}", self.audit.node(), self.boot),
+            requester: r.who.clone(),
+            purpose: r.purpose.clone(),
+            table: table.into(),
+            class: class.into(),
+            record_ids: ids,
+            token: r.token.clone(),
+        }
+    }
+
+    /// Reads through the quorum; the plaintext comes back only once the access is
+    /// durably in the audit log (I2).
+    pub fn audited(
+        &self,
+        r: &Reader,
+        req: &PartialRequest,
+        fields: &[&str],
+        subject: Option<&str>,
+    ) -> Result<QuorumRead, VaultError> {
+        Ok(read_audited(
+            &self.reader,
+            &self.audit,
+            req,
+            Access {
+                institution: &r.institution,
+                fields,
+                time_ms: now_ms(),
+                subject,
+            },
+        )?)
+    }
+
+    /// Reads the chosen fields of one person (the identity fields when none are named).
+    pub fn person(
+        &self,
+        r: &Reader,
+        record_id: &str,
+        fields: &[&str],
+    ) -> Result<BTreeMap<String, String>, VaultError> {
+        let wanted: Vec<&str> = if fields.is_empty() {
+            PERSON_FIELDS
+                .iter()
+                .filter(|(_, c)| *c == "identity")
+                .map(|(f, _)| *f)
+                .collect()
+        } else {
+            fields.to_vec()
+        };
+        let mut by_class: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for f in &wanted {
+            by_class.entry(person_field_class(f)?).or_default().push(f);
+        }
+        let mut out = BTreeMap::new();
+        for (class, names) in by_class {
+            let req = self.request(r, PERSONS, class, vec![record_id.to_owned()]);
+            let read = self.audited(r, &req, &names, None)?;
+            if let Some((_, f)) = read.records.first() {
+                for n in names {
+                    out.insert(n.to_owned(), value(f, n));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A person's declarations, oldest first.
+    pub fn history(&self, r: &Reader, record_id: &str) -> Result<Vec<Declaration>, VaultError> {
+        let tag = self
+            .index
+            .reference(DECL_OF, record_id)
+            .map_err(bad("record id"))?;
+        let ids: Vec<String> = self
+            .store
+            .lookup(DECL_OF, &tag.0)?
+            .into_iter()
+            .map(|x| x.record_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = self.request(r, DECLARATIONS, "financial", ids);
+        let read = self.audited(r, &req, DECLARATION_FIELDS, Some(record_id))?;
+        let mut rows: Vec<Declaration> = read
+            .records
+            .iter()
+            .map(|(_, f)| Declaration {
+                period: value(f, "period"),
+                days: value(f, "days"),
+                salary_real_centimes: value(f, "salary_real"),
+                salary_capped_centimes: value(f, "salary_capped"),
+            })
+            .collect();
+        rows.sort_by(|a, b| a.period.cmp(&b.period));
+        Ok(rows)
+    }
+
+    /// Reads the chosen fields of one employer (all when none are named).
+    pub fn employer(
+        &self,
+        r: &Reader,
+        record_id: &str,
+        fields: &[&str],
+    ) -> Result<BTreeMap<String, String>, VaultError> {
+        let names: Vec<&str> = if fields.is_empty() {
+            EMPLOYER_FIELDS.to_vec()
+        } else {
+            for f in fields {
+                if !EMPLOYER_FIELDS.contains(f) {
+                    return Err(VaultError::UnknownField {
+                        field: (*f).to_owned(),
+                        known: EMPLOYER_FIELDS.join(", "),
+                    });
+                }
+            }
+            fields.to_vec()
+        };
+        let req = self.request(r, EMPLOYERS, "identity", vec![record_id.to_owned()]);
+        let read = self.audited(r, &req, &names, None)?;
+        Ok(read
+            .records
+            .first()
+            .map(|(_, f)| {
+                names
+                    .iter()
+                    .map(|n| ((*n).to_owned(), value(f, n)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn tagged(&self, table: &str, kind: &str, tag: BlindTag) -> Result<Vec<String>, VaultError> {
+        Ok(self
+            .store
+            .lookup(kind, &tag.0)?
+            .into_iter()
+            .filter(|x| x.table == table)
+            .map(|x| x.record_id)
+            .collect())
+    }
+
+    /// Persons with this CNSS number.
+    pub fn by_cnss(&self, cnss: &str) -> Result<Vec<String>, VaultError> {
+        let tag = self.index.cnss(cnss).map_err(bad("CNSS number"))?;
+        self.tagged(PERSONS, "cnss", tag)
+    }
+
+    /// Persons with this CIN.
+    pub fn by_cin(&self, cin: &str) -> Result<Vec<String>, VaultError> {
+        let tag = self.index.cin(cin).map_err(bad("CIN"))?;
+        self.tagged(PERSONS, "cin", tag)
+    }
+
+    /// Persons with this name and birth date.
+    pub fn by_name(&self, name: &str, birth: &str) -> Result<Vec<String>, VaultError> {
+        let tag = self
+            .index
+            .name_birth(name, birth)
+            .map_err(bad("name and birth date"))?;
+        self.tagged(PERSONS, "name-birth", tag)
+    }
+
+    /// Employers with this affiliation number.
+    pub fn by_affiliation(&self, affiliation: &str) -> Result<Vec<String>, VaultError> {
+        let tag = self
+            .index
+            .affiliation(affiliation)
+            .map_err(bad("affiliation number"))?;
+        self.tagged(EMPLOYERS, "affiliation", tag)
+    }
+}
