@@ -257,6 +257,16 @@ impl QuorumReader {
         who: &Requester,
         request_id: &str,
     ) -> Result<BlindIndexer, QuorumError> {
+        self.open_index_key_with(who, request_id, None)
+    }
+
+    /// Same, carrying the service identity's token to networked custodians.
+    pub fn open_index_key_with(
+        &self,
+        who: &Requester,
+        request_id: &str,
+        token: Option<crate::request::Bearer>,
+    ) -> Result<BlindIndexer, QuorumError> {
         let read = self.read(&PartialRequest {
             request_id: request_id.to_owned(),
             requester: who.clone(),
@@ -264,7 +274,7 @@ impl QuorumReader {
             table: KEYS_TABLE.into(),
             class: INDEX_KEY_CLASS.into(),
             record_ids: vec![INDEX_KEY_RECORD.into()],
-            token: None,
+            token,
         })?;
         let raw = read
             .records

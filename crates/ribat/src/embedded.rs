@@ -7,8 +7,8 @@ use ribat_crypto::group::GroupPublic;
 use ribat_custodian::clock::{Clock, SystemClock};
 use ribat_custodian::{Custodian, LocalCustodian, QuorumReader, Requester};
 use ribat_gateway::NodeLog;
-use ribat_gateway::vault::Vault;
 use ribat_gateway::node_log::{log_key, origin};
+use ribat_gateway::vault::Vault;
 use ribat_store::{PostgresStore, SqliteStore, Store};
 use std::sync::Arc;
 
@@ -98,6 +98,29 @@ impl Embedded {
         passphrases: &Source,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
+        Self::open_with(home, passphrases, clock, Vec::new())
+    }
+
+    /// Opens the custodians of `home` in this process, except those given as `remote`
+    /// (custodians in other processes, asked over mTLS), and reads through all of them.
+    pub fn open_with(
+        home: &Home,
+        passphrases: &Source,
+        clock: Arc<dyn Clock>,
+        remote: Vec<Arc<dyn Custodian>>,
+    ) -> Result<Self> {
+        Self::open_with_token(home, passphrases, clock, remote, None)
+    }
+
+    /// Same, with the service identity's token for networked custodians (they check who
+    /// opens the blind-index key like any other read).
+    pub fn open_with_token(
+        home: &Home,
+        passphrases: &Source,
+        clock: Arc<dyn Clock>,
+        remote: Vec<Arc<dyn Custodian>>,
+        service_token: Option<ribat_custodian::request::Bearer>,
+    ) -> Result<Self> {
         if !home.has_keys() {
             bail!(
                 "no keys in {}: run `ribat keys init` first (or `ribat demo`)",
@@ -112,7 +135,11 @@ impl Embedded {
         let store = open_store(home)?;
         let mut custodians = Vec::new();
         let mut closed = Vec::new();
+        let remote_indexes: Vec<u32> = remote.iter().map(|c| c.index()).collect();
         for i in 1..=group.custodians {
+            if u32::try_from(i).is_ok_and(|i| remote_indexes.contains(&i)) {
+                continue;
+            }
             let opened = passphrases.get(i, false).and_then(|p| {
                 Ok(LocalCustodian::open(
                     &home.custodian_dir(i),
@@ -126,10 +153,10 @@ impl Embedded {
                 Err(e) => closed.push(format!("custodian {i}: {e:#}")),
             }
         }
-        if custodians.len() < group.threshold {
+        if custodians.len() + remote.len() < group.threshold {
             bail!(
                 "only {} of the {} custodians needed could open:\n  {}",
-                custodians.len(),
+                custodians.len() + remote.len(),
                 group.threshold,
                 closed.join("\n  ")
             );
@@ -150,14 +177,13 @@ impl Embedded {
         for c in &closed {
             eprintln!("warning: {c}; reads go on with the others");
         }
-        let reader = QuorumReader::new(
-            group.clone(),
-            custodians
-                .iter()
-                .map(|c| c.clone() as Arc<dyn Custodian>)
-                .collect(),
-            store.clone(),
-        );
+        let mut all: Vec<Arc<dyn Custodian>> = custodians
+            .iter()
+            .map(|c| c.clone() as Arc<dyn Custodian>)
+            .chain(remote)
+            .collect();
+        all.sort_by_key(|c| c.index());
+        let reader = QuorumReader::new(group.clone(), all, store.clone());
         // The audit log opens before any read: a node that cannot record does not read.
         let audit_dir = home.root().join("audit");
         let log_key = log_key(&audit_dir, &origin(DEPLOYMENT, NODE))?.verifier();
@@ -174,7 +200,7 @@ impl Embedded {
             );
         }
         let index = reader
-            .open_index_key(&service_identity(), "node-start")
+            .open_index_key_with(&service_identity(), "node-start", service_token)
             .context("cannot open the blind-index key through the custodians")?;
         Ok(Self {
             group,

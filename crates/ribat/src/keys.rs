@@ -72,6 +72,8 @@ pub fn init_quiet(
         restrict(d)?;
         LocalCustodian::write_policy(d, &Policy::embedded_default())?;
     }
+    // The gateway's own copy: it enforces the same policy as the custodians, separately (I3).
+    LocalCustodian::write_policy(home.root(), &Policy::embedded_default())?;
     let store = crate::embedded::open_store(home)?;
     QuorumReader::create_index_key(&group, store.as_ref())?;
     Ok(dirs)

@@ -10,10 +10,12 @@ mod bench_import;
 mod demo;
 mod embedded;
 mod home;
+mod identity_cmd;
 mod import_cmd;
 mod keys;
 mod passphrases;
 mod read_cmd;
+mod serve_cmd;
 mod sim_files;
 
 use anyhow::Result;
@@ -131,6 +133,46 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Identities: the deployment's CA, client certificates, revocation.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+    /// Tokens for API callers.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Run the gateway: the JSON API over mTLS, reading through the embedded custodians
+    /// and any networked ones (`--remote-custodian 3=127.0.0.1:7443`).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// A custodian running as its own process (`ribat custodian`): INDEX=HOST:PORT. Repeatable.
+        #[arg(long = "remote-custodian")]
+        remote: Vec<serve_cmd::RemoteSpec>,
+        /// How long a custodian may take before it is skipped for that read, in milliseconds.
+        #[arg(long, default_value_t = 1_000)]
+        deadline_ms: u64,
+        #[command(flatten)]
+        pass: PassArg,
+    },
+    /// Run one custodian as its own process, answering gateways over mTLS. It checks the
+    /// gateway's certificate and the end user's token with every request itself.
+    Custodian {
+        /// Custodian index.
+        #[arg(long)]
+        index: usize,
+        /// Custodian directory (default HOME/custodian-INDEX).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7443")]
+        listen: String,
+        #[command(flatten)]
+        pass: PassArg,
+    },
     /// Benchmarks (figures with a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
@@ -205,6 +247,62 @@ enum AuditCommand {
     VerifyProof {
         /// The proof file (JSON).
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Create the deployment's CA, its revocation list, the token key, and this node's
+    /// gateway certificate (HOME/identity).
+    Init {
+        /// Host names or addresses the gateway certificate is valid for.
+        #[arg(long = "host", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+        hosts: Vec<String>,
+    },
+    /// Issue a certificate and key for a person or system (or, with --host, a server).
+    Add {
+        /// Identity name, e.g. clerk.casa-anfa.0042 or partner.insurer-x.
+        #[arg(long)]
+        name: String,
+        /// Role: clerk, supervisor, employer, partner, pension-batch, auditor, citizen-portal, service, gateway, custodian.
+        #[arg(long)]
+        role: String,
+        /// Institution (agency, employer affiliation number, partner name).
+        #[arg(long, default_value = "cnss")]
+        institution: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// Host names or addresses, for gateway and custodian certificates.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Output directory (default HOME/identity/issued/NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Revoke every certificate of an identity; servers refuse it from their next connection.
+    Revoke {
+        /// Identity name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List issued certificates.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token for the holder of a certificate (callers normally use POST /v1/token).
+    Issue {
+        /// The holder's certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Lifetime in seconds (at most 900).
+        #[arg(long, default_value_t = 300)]
+        ttl: u64,
+        /// Audience (default: this deployment).
+        #[arg(long)]
+        audience: Option<String>,
     },
 }
 
@@ -340,6 +438,57 @@ fn run(cli: Cli) -> Result<()> {
             );
             let home = home::Home::resolve(cli.home)?;
             demo::run(&home, &demo::DemoOptions { persons, seed })
+        }
+        Command::Identity { command } => {
+            let home = home::Home::resolve(cli.home)?;
+            match command {
+                IdentityCommand::Init { hosts } => identity_cmd::init(&home, &hosts),
+                IdentityCommand::Add {
+                    name,
+                    role,
+                    institution,
+                    days,
+                    hosts,
+                    out,
+                } => identity_cmd::add(&home, &name, &role, &institution, days, &hosts, out),
+                IdentityCommand::Revoke { name } => identity_cmd::revoke(&home, &name),
+                IdentityCommand::List => identity_cmd::list(&home),
+            }
+        }
+        Command::Token {
+            command:
+                TokenCommand::Issue {
+                    cert,
+                    ttl,
+                    audience,
+                },
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            identity_cmd::issue_token(&home, &cert, ttl, audience.as_deref())
+        }
+        Command::Serve {
+            listen,
+            remote,
+            deadline_ms,
+            pass,
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            serve_cmd::gateway(
+                &home,
+                &pass.passphrases,
+                &listen,
+                &remote,
+                std::time::Duration::from_millis(deadline_ms),
+            )
+        }
+        Command::Custodian {
+            index,
+            dir,
+            listen,
+            pass,
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            serve_cmd::custodian(&home, &pass.passphrases, index, dir.as_deref(), &listen)
         }
         Command::Keys {
             command:

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+pub mod api;
+
 pub const PASSES: [(&str, &str); 3] = [
     (
         "RIBAT_CUSTODIAN_1_PASSPHRASE",

@@ -1,0 +1,243 @@
+//! `ribat serve` (the gateway over mTLS, with the embedded custodians and any networked
+//! ones) and `ribat custodian` (one custodian as its own process).
+
+use crate::embedded::{DEPLOYMENT, Embedded, open_store};
+use crate::home::Home;
+use crate::identity_cmd::{GATEWAY_NAME, dir as identity_dir, open_ca, tls_files};
+use crate::passphrases::Source;
+use anyhow::{Context, Result, bail};
+use ribat_custodian::clock::SystemClock;
+use ribat_custodian::policy::Policy;
+use ribat_custodian::{Custodian, LocalCustodian};
+use ribat_gateway::api::{App, router};
+use ribat_gateway::gate::Gate;
+use ribat_gateway::link::{CustodianService, RemoteCustodian, custodian_router};
+use ribat_gateway::listener::{TlsStats, serve};
+use ribat_gateway::metrics::Metrics;
+use ribat_identity::TokenVerifier;
+use ribat_identity::tls::{ServerTls, client_config};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A custodian in another process: `INDEX=HOST:PORT`.
+#[derive(Debug, Clone)]
+pub struct RemoteSpec {
+    /// Custodian index.
+    pub index: u32,
+    /// Address.
+    pub addr: String,
+}
+
+impl std::str::FromStr for RemoteSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (i, addr) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: expected INDEX=HOST:PORT, e.g. 3=127.0.0.1:7443"))?;
+        let index = i
+            .parse()
+            .map_err(|_| format!("`{s}`: custodian index `{i}` is not a number"))?;
+        if !addr.contains(':') {
+            return Err(format!("`{s}`: `{addr}` has no port"));
+        }
+        Ok(Self {
+            index,
+            addr: addr.to_owned(),
+        })
+    }
+}
+
+fn read_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the gateway's policy {} (written by `ribat keys init`)",
+            path.display()
+        )
+    })?;
+    Policy::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn token_verifier(home: &Home) -> Result<TokenVerifier> {
+    let path = identity_dir(home).join(ribat_identity::ca::TOKEN_PUB);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the token-verifying key {}", path.display()))?;
+    Ok(TokenVerifier::from_paserk(DEPLOYMENT, &text)?)
+}
+
+/// `ribat serve`.
+pub fn gateway(
+    home: &Home,
+    passphrases: &Source,
+    listen: &str,
+    remotes: &[RemoteSpec],
+    deadline: Duration,
+) -> Result<()> {
+    let rt = runtime()?;
+    let ca = open_ca(home)?;
+    let files = tls_files(home, GATEWAY_NAME);
+    let tls = Arc::new(ServerTls::new(files.clone()).context("gateway TLS")?);
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let key = zeroize::Zeroizing::new(read(&files.key)?);
+    let to_custodians = client_config(&ca.cert_pem()?, Some((&read(&files.cert)?, &key)), true)?;
+    let remote: Vec<Arc<dyn Custodian>> = remotes
+        .iter()
+        .map(|r| {
+            let host = r.addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+            Arc::new(RemoteCustodian::new(
+                r.index,
+                &r.addr,
+                host,
+                to_custodians.clone(),
+                rt.handle().clone(),
+                deadline,
+            )) as Arc<dyn Custodian>
+        })
+        .collect();
+    // The node opens its blind-index key as its service identity; a networked custodian
+    // wants a token for that too, bound to the gateway's certificate.
+    let issuer = ca.token_issuer()?;
+    let gateway_peer = {
+        let pem = read(&files.cert)?;
+        let der = ribat_identity::tls::certs_from_pem(&pem, "gateway certificate")?;
+        let first = der
+            .first()
+            .context("gateway certificate file holds no certificate")?;
+        ribat_identity::PeerIdentity::from_der(first.as_ref())?
+    };
+    let service = crate::embedded::service_identity();
+    let (service_token, _) = issuer.issue(
+        &ribat_identity::PeerIdentity {
+            name: service.identity,
+            role: service.role,
+            ..gateway_peer
+        },
+        DEPLOYMENT,
+        time::OffsetDateTime::now_utc(),
+        60,
+    )?;
+    let node = Arc::new(Embedded::open_with_token(
+        home,
+        passphrases,
+        Arc::new(SystemClock),
+        remote,
+        Some(ribat_custodian::request::Bearer(service_token)),
+    )?);
+    let policy = read_policy(&home.root().join("policy.json"))?;
+    for c in &node.custodians {
+        let theirs = home
+            .custodian_dir(c.index() as usize)
+            .join(ribat_custodian::keystore::POLICY_FILE);
+        if read_policy(&theirs).is_ok_and(|p| p != policy) {
+            eprintln!(
+                "warning: the gateway's policy differs from custodian {}'s; each enforces its own, so the stricter wins per request",
+                c.index()
+            );
+        }
+    }
+    let stats = Arc::new(TlsStats::default());
+    let app = Arc::new(App {
+        vault: node.vault.clone(),
+        gate: Gate::new(policy, issuer.verifier()),
+        issuer: Some(issuer),
+        audience: DEPLOYMENT.to_owned(),
+        metrics: Metrics::default(),
+        tls: stats.clone(),
+    });
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!(
+            "gateway listening on https://{addr} (mTLS; CA {})",
+            files.ca.display()
+        );
+        std::io::stdout().flush()?;
+        let checkpoints = {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let mut last = u64::MAX;
+                loop {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    let n = node.clone();
+                    let size = node.vault.audit.log().size().unwrap_or(0);
+                    if size != last {
+                        last = size;
+                        let _ = tokio::task::spawn_blocking(move || n.checkpoint()).await;
+                    }
+                }
+            })
+        };
+        tokio::select! {
+            r = serve(listener, tls, router(app), stats) => r?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        checkpoints.abort();
+        eprintln!("stopping: signing a last checkpoint of the audit log");
+        let n = node.clone();
+        tokio::task::spawn_blocking(move || n.checkpoint()).await??;
+        Ok(())
+    })
+}
+
+/// `ribat custodian`: custodian `index` (directory `dir`, default HOME/custodian-INDEX)
+/// serving partial decryptions over mTLS to gateways only.
+pub fn custodian(
+    home: &Home,
+    passphrases: &Source,
+    index: usize,
+    dir: Option<&Path>,
+    listen: &str,
+) -> Result<()> {
+    let rt = runtime()?;
+    let dir = dir.map_or_else(|| home.custodian_dir(index), Path::to_path_buf);
+    let name = format!("custodian-{index}");
+    let files = tls_files(home, &name);
+    if !files.cert.exists() {
+        bail!(
+            "no certificate for `{name}` in {}: run `ribat identity add --name {name} --role custodian --host 127.0.0.1`",
+            files
+                .cert
+                .parent()
+                .map_or_else(String::new, |p| p.display().to_string())
+        );
+    }
+    let tls = Arc::new(ServerTls::new(files.clone()).context("custodian TLS")?);
+    let store = open_store(home)?;
+    let pass = passphrases.get(index, false)?;
+    let custodian = Arc::new(LocalCustodian::open(
+        &dir,
+        &pass,
+        store,
+        Arc::new(SystemClock),
+    )?);
+    drop(pass);
+    let service = Arc::new(CustodianService {
+        custodian,
+        tokens: token_verifier(home)?,
+        tls: tls.clone(),
+    });
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        println!("custodian {index} listening on https://{} (gateways only)", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        tokio::select! {
+            r = serve(listener, tls, custodian_router(service), Arc::new(TlsStats::default())) => r?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok(())
+    })
+}

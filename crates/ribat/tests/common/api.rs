@@ -1,0 +1,127 @@
+//! A running `ribat serve` (or `ribat custodian`) process and mTLS calls to it, as a
+//! partner system or an attacker would make them.
+
+use super::{command, ok, ribat};
+use ribat_gateway::client::{ClientConfig, ClientError, Connection, Response};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+/// A server process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `ribat ARGS…` and waits for its "listening on https://ADDR" line.
+pub fn start(home: &Path, args: &[&str], env_remove: &[&str]) -> Server {
+    let mut c = command(home, args);
+    for k in env_remove {
+        c.env_remove(k);
+    }
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).unwrap();
+    let addr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+/// The files of an identity issued in `home`.
+pub fn identity(home: &Path, name: &str) -> PathBuf {
+    home.join("identity/issued").join(name)
+}
+
+/// Issues an identity with the CLI.
+pub fn add(home: &Path, name: &str, role: &str, institution: &str) {
+    ok(ribat(
+        home,
+        &[
+            "identity",
+            "add",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--institution",
+            institution,
+        ],
+    ));
+}
+
+/// Client TLS settings from an identity directory (`None`: no client certificate).
+pub fn config(ca: &Path, who: Option<&Path>) -> std::sync::Arc<ClientConfig> {
+    let ca = std::fs::read_to_string(ca).unwrap();
+    let pair = who.map(|d| {
+        (
+            std::fs::read_to_string(d.join("cert.pem")).unwrap(),
+            std::fs::read_to_string(d.join("key.pem")).unwrap(),
+        )
+    });
+    ribat_identity::tls::client_config(
+        &ca,
+        pair.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+        false,
+    )
+    .unwrap()
+}
+
+/// One request on a fresh connection (HTTP/1.1).
+pub fn call(
+    addr: &str,
+    cfg: std::sync::Arc<ClientConfig>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Result<Response, ClientError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = Connection::open(cfg, addr, "127.0.0.1", false).await?;
+        c.send(
+            method,
+            path,
+            token,
+            body.map(|b| serde_json::to_vec(&b).unwrap()),
+        )
+        .await
+    })
+}
+
+/// A token from POST /v1/token for the holder of `who`.
+pub fn token(addr: &str, ca: &Path, who: &Path) -> String {
+    let r = call(addr, config(ca, Some(who)), "POST", "/v1/token", None, None).unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["token"].as_str().unwrap().to_owned()
+}
+
+/// The problem type's last segment of a problem+json response.
+pub fn problem(r: &Response) -> String {
+    assert_eq!(r.content_type, "application/problem+json", "{r:?}");
+    r.json()["type"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}

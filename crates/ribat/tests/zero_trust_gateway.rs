@@ -1,0 +1,681 @@
+//! The zero-trust matrix, over real TLS on loopback against a running `ribat serve` and a
+//! networked `ribat custodian`: every way of calling without the right to, each refused
+//! with its own clear error; and the compromised-gateway case, where a process holding
+//! the gateway's certificate calls a custodian directly and still meets every check (I3).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+
+mod common;
+
+use common::api::*;
+use common::*;
+use ribat_identity::{Ca, CertKind, PeerIdentity, TokenIssuer};
+use ribat_store::Store;
+use std::path::{Path, PathBuf};
+
+const DEPLOYMENT: &str = "ribat.local";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    fund: ribat_sim::Fund,
+    ca: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, home, fund) = fund_and_keys(dir.path(), 200, 8, 1, 7);
+    let honey = src.join("ribat-only/honey.csv");
+    ok(ribat(
+        &home,
+        &[
+            "import",
+            src.join("persons.csv").to_str().unwrap(),
+            src.join("employers.csv").to_str().unwrap(),
+            "--honey",
+            honey.to_str().unwrap(),
+            "--passphrases",
+            "env",
+        ],
+    ));
+    ok(ribat(&home, &["identity", "init"]));
+    add(&home, "clerk.1", "clerk", "agency-casa-anfa");
+    add(&home, "clerk.2", "clerk", "agency-casa-anfa");
+    add(&home, "partner.insurer-x", "partner", "insurer-x");
+    let ca = identity(&home, "gateway.embedded").join("ca.pem");
+    Fixture {
+        _dir: dir,
+        home,
+        fund,
+        ca,
+    }
+}
+
+fn persons(fund: &ribat_sim::Fund) -> Vec<&ribat_sim::fund::Person> {
+    fund.persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .collect()
+}
+
+fn tls_error(
+    r: Result<ribat_gateway::client::Response, ribat_gateway::client::ClientError>,
+) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(r) => panic!("expected a TLS refusal, got HTTP {}", r.status),
+    }
+}
+
+/// The token service's key, as an insider or a test holds it, to mint tokens the API
+/// would never issue (expired, for another audience).
+fn issuer(home: &Path) -> TokenIssuer {
+    let text = std::fs::read_to_string(home.join("identity/token.key")).unwrap();
+    TokenIssuer::from_paserk(DEPLOYMENT, &text).unwrap()
+}
+
+fn peer_of(dir: &Path) -> PeerIdentity {
+    let pem = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
+    let der = ribat_identity::tls::certs_from_pem(&pem, "cert").unwrap();
+    PeerIdentity::from_der(der[0].as_ref()).unwrap()
+}
+
+#[test]
+fn every_unauthorised_call_is_refused_with_its_own_reason() {
+    let f = fixture();
+    let gw = start(
+        &f.home,
+        &["serve", "--listen", "127.0.0.1:0", "--passphrases", "env"],
+        &[],
+    );
+    let clerk = identity(&f.home, "clerk.1");
+    let partner = identity(&f.home, "partner.insurer-x");
+    let ps = persons(&f.fund);
+    let path = |cnss: &str, q: &str| format!("/v1/persons/{cnss}?{q}");
+    let get = |who: &Path, token: Option<&str>, p: &str| {
+        call(&gw.addr, config(&f.ca, Some(who)), "GET", p, token, None).unwrap()
+    };
+
+    // The legitimate read works, and the partner's view is masked by policy.
+    let tok = token(&gw.addr, &f.ca, &clerk);
+    let r = get(
+        &clerk,
+        Some(&tok),
+        &path(&ps[0].cnss, "purpose=counter-service"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["fields"]["cin"], ps[0].cin.as_str());
+    let ptok = token(&gw.addr, &f.ca, &partner);
+    let r = get(
+        &partner,
+        Some(&ptok),
+        &path(&ps[1].cnss, "purpose=partner-verification"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let cin = r.json()["fields"]["cin"].as_str().unwrap().to_owned();
+    assert_ne!(cin, ps[1].cin);
+    assert!(
+        cin.starts_with(&ps[1].cin[..2]) && cin.contains("**"),
+        "{cin}"
+    );
+    assert!(
+        r.json()["fields"]["birth_date"]
+            .as_str()
+            .unwrap()
+            .ends_with("-**-**")
+    );
+    assert!(
+        r.json()["fields"].get("name_ar").is_none(),
+        "not in the partner's field list"
+    );
+
+    // No client certificate: refused by TLS, before any HTTP.
+    let e = tls_error(call(
+        &gw.addr,
+        config(&f.ca, None),
+        "GET",
+        "/healthz",
+        None,
+        None,
+    ));
+    assert!(e.contains("CertificateRequired"), "{e}");
+
+    // A certificate from another CA; and from an impostor CA that copies our CA's name
+    // (its signature does not verify under our CA's key).
+    let other = tempfile::tempdir().unwrap();
+    for (deployment, alert) in [
+        ("ribat.elsewhere", "UnknownCA"),
+        (DEPLOYMENT, "DecryptError"),
+    ] {
+        let d = other.path().join(deployment);
+        let other_ca = Ca::init(&d.join("ca"), deployment).unwrap();
+        let stranger = other_ca
+            .issue(
+                "clerk.1",
+                "clerk",
+                "agency-casa-anfa",
+                &CertKind::Client,
+                30,
+            )
+            .unwrap();
+        std::fs::write(d.join("cert.pem"), &stranger.cert_pem).unwrap();
+        std::fs::write(d.join("key.pem"), stranger.key_pem.as_bytes()).unwrap();
+        let e = tls_error(call(
+            &gw.addr,
+            config(&f.ca, Some(&d)),
+            "GET",
+            "/healthz",
+            None,
+            None,
+        ));
+        assert!(e.contains(alert), "{deployment}: {e}");
+    }
+
+    // An expired certificate from the right CA.
+    let ca = Ca::open(&f.home.join("identity"), DEPLOYMENT).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let old = ca
+        .issue_between(
+            "clerk.old",
+            "clerk",
+            "agency",
+            &CertKind::Client,
+            now - time::Duration::days(60),
+            now - time::Duration::days(30),
+        )
+        .unwrap();
+    let odir = other.path().join("old");
+    std::fs::create_dir_all(&odir).unwrap();
+    std::fs::write(odir.join("cert.pem"), &old.cert_pem).unwrap();
+    std::fs::write(odir.join("key.pem"), old.key_pem.as_bytes()).unwrap();
+    let e = tls_error(call(
+        &gw.addr,
+        config(&f.ca, Some(&odir)),
+        "GET",
+        "/healthz",
+        None,
+        None,
+    ));
+    assert!(e.contains("CertificateExpired"), "{e}");
+
+    // Revocation takes effect at the next connection, without a restart.
+    let clerk2 = identity(&f.home, "clerk.2");
+    let r = call(
+        &gw.addr,
+        config(&f.ca, Some(&clerk2)),
+        "GET",
+        "/healthz",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    ok(ribat(&f.home, &["identity", "revoke", "--name", "clerk.2"]));
+    let e = tls_error(call(
+        &gw.addr,
+        config(&f.ca, Some(&clerk2)),
+        "GET",
+        "/healthz",
+        None,
+        None,
+    ));
+    assert!(e.contains("CertificateRevoked"), "{e}");
+
+    // Tokens: missing, expired, forged, replayed from another certificate, other audience.
+    let p0 = path(&ps[2].cnss, "purpose=counter-service");
+    let r = get(&clerk, None, &p0);
+    assert_eq!((r.status, problem(&r).as_str()), (401, "token-missing"));
+    let clerk_peer = peer_of(&clerk);
+    let (expired, _) = issuer(&f.home)
+        .issue(
+            &clerk_peer,
+            DEPLOYMENT,
+            now - time::Duration::minutes(20),
+            300,
+        )
+        .unwrap();
+    let r = get(&clerk, Some(&expired), &p0);
+    assert_eq!((r.status, problem(&r).as_str()), (401, "token-expired"));
+    let (forged, _) = TokenIssuer::generate(DEPLOYMENT)
+        .unwrap()
+        .issue(&clerk_peer, DEPLOYMENT, now, 300)
+        .unwrap();
+    let r = get(&clerk, Some(&forged), &p0);
+    assert_eq!((r.status, problem(&r).as_str()), (401, "token-forged"));
+    let r = get(
+        &partner,
+        Some(&tok),
+        &path(&ps[2].cnss, "purpose=partner-verification"),
+    );
+    assert_eq!((r.status, problem(&r).as_str()), (401, "token-replayed"));
+    let (elsewhere, _) = issuer(&f.home)
+        .issue(&clerk_peer, "ribat.other", now, 300)
+        .unwrap();
+    let r = get(&clerk, Some(&elsewhere), &p0);
+    assert_eq!((r.status, problem(&r).as_str()), (401, "token-audience"));
+    assert!(r.json()["detail"].as_str().unwrap().contains("ribat.other"));
+
+    // Purpose missing or not the role's; a class the role may not read.
+    let r = get(&clerk, Some(&tok), &format!("/v1/persons/{}", ps[2].cnss));
+    assert_eq!((r.status, problem(&r).as_str()), (400, "purpose-required"));
+    let r = get(&clerk, Some(&tok), &path(&ps[2].cnss, "purpose=marketing"));
+    assert_eq!(
+        (r.status, problem(&r).as_str()),
+        (403, "purpose-not-allowed")
+    );
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("counter-service")
+    );
+    let r = get(
+        &clerk,
+        Some(&tok),
+        &path(&ps[2].cnss, "purpose=counter-service&fields=rib"),
+    );
+    assert_eq!((r.status, problem(&r).as_str()), (403, "class-not-allowed"));
+    let r = get(
+        &clerk,
+        Some(&tok),
+        &path(&ps[2].cnss, "purpose=counter-service&fields=shoe_size"),
+    );
+    assert_eq!((r.status, problem(&r).as_str()), (400, "unknown-field"));
+
+    // Quota: the clerk may read 10 distinct persons a minute (one is read already).
+    for p in &ps[2..11] {
+        let r = get(
+            &clerk,
+            Some(&tok),
+            &path(&p.cnss, "purpose=counter-service"),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let r = get(
+        &clerk,
+        Some(&tok),
+        &path(&ps[11].cnss, "purpose=counter-service"),
+    );
+    assert_eq!((r.status, problem(&r).as_str()), (429, "quota-exceeded"));
+    assert!(r.retry_after.is_some());
+    // Reading an already counted person again is not a new subject.
+    let r = get(
+        &clerk,
+        Some(&tok),
+        &path(&ps[3].cnss, "purpose=counter-service"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // A honey record quarantines the identity: refused at once, and from then on.
+    let honey = f.fund.persons.iter().find(|p| p.honey).unwrap();
+    let r = get(
+        &partner,
+        Some(&ptok),
+        &path(&honey.cnss, "purpose=partner-verification"),
+    );
+    assert_eq!((r.status, problem(&r).as_str()), (403, "quarantined"));
+    let r = get(
+        &partner,
+        Some(&ptok),
+        &path(&ps[20].cnss, "purpose=partner-verification"),
+    );
+    assert_eq!((r.status, problem(&r).as_str()), (403, "quarantined"));
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains("honey"),
+        "never says why"
+    );
+
+    // Malformed input gets a clear 4xx, never a 5xx.
+    let r = get(
+        &clerk,
+        Some(&tok),
+        "/v1/persons/12ab?purpose=counter-service",
+    );
+    assert_eq!((r.status, problem(&r).as_str()), (400, "bad-value"));
+    let r = call(
+        &gw.addr,
+        config(&f.ca, Some(&clerk)),
+        "POST",
+        "/v1/persons/search",
+        Some(&tok),
+        Some(serde_json::json!({"purpose": "counter-service"})),
+    )
+    .unwrap();
+    assert_eq!((r.status, problem(&r).as_str()), (400, "bad-body"));
+
+    // Operations: metrics carry no personal data.
+    let m = call(
+        &gw.addr,
+        config(&f.ca, Some(&clerk)),
+        "GET",
+        "/metrics",
+        None,
+        None,
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&m.body).into_owned();
+    assert!(text.contains("ribat_tls_handshake_failures_total"));
+    assert!(
+        text.contains("ribat_problems_total{type=\"quota-exceeded\"} 1"),
+        "{text}"
+    );
+    for p in &ps[..12] {
+        assert!(!text.contains(&p.cnss) && !text.contains(&p.cin));
+    }
+}
+
+#[test]
+fn a_compromised_gateway_calling_a_custodian_directly_meets_every_check() {
+    let f = fixture();
+    ok(ribat(
+        &f.home,
+        &[
+            "identity",
+            "add",
+            "--name",
+            "custodian-3",
+            "--role",
+            "custodian",
+            "--host",
+            "127.0.0.1",
+        ],
+    ));
+    let cust = start(
+        &f.home,
+        &[
+            "custodian",
+            "--index",
+            "3",
+            "--listen",
+            "127.0.0.1:0",
+            "--passphrases",
+            "env",
+        ],
+        &[],
+    );
+    let gateway = identity(&f.home, "gateway.embedded");
+    let clerk = identity(&f.home, "clerk.1");
+    let ps = persons(&f.fund);
+    let node = open(&f.home);
+    let sealer_ids: Vec<String> = ps
+        .iter()
+        .map(|p| {
+            let t = node.index.cnss(&p.cnss).unwrap();
+            node.store.lookup("cnss", &t.0).unwrap()[0]
+                .record_id
+                .clone()
+        })
+        .collect();
+    let now = time::OffsetDateTime::now_utc();
+    let iss = issuer(&f.home);
+    let (clerk_token, _) = iss.issue(&peer_of(&clerk), DEPLOYMENT, now, 300).unwrap();
+    let ask = |who: &Path,
+               identity: &str,
+               role: &str,
+               purpose: &str,
+               class: &str,
+               ids: &[String],
+               token: Option<&str>| {
+        let mut req = serde_json::json!({
+            "request_id": "direct",
+            "requester": {"identity": identity, "role": role},
+            "purpose": purpose,
+            "table": "persons",
+            "class": class,
+            "record_ids": ids,
+        });
+        if let Some(t) = token {
+            req["token"] = t.into();
+        }
+        let r = call(
+            &cust.addr,
+            config(&f.ca, Some(who)),
+            "POST",
+            "/v1/partial",
+            None,
+            Some(req),
+        )
+        .unwrap();
+        (r.status, r.json())
+    };
+    let denial = |v: &serde_json::Value| v["denial"]["denial"].as_str().unwrap_or("").to_owned();
+    let one = &sealer_ids[..1];
+
+    // Only gateways may call a custodian: the clerk's own certificate is refused.
+    let (s, v) = ask(
+        &clerk,
+        "clerk.1",
+        "clerk",
+        "counter-service",
+        "identity",
+        one,
+        Some(&clerk_token),
+    );
+    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
+    assert!(
+        v["denial"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gateways only")
+    );
+
+    // The gateway's certificate without the end user's token; with a forged one; with a
+    // real token for someone else than the request names.
+    let (s, v) = ask(
+        &gateway,
+        "clerk.1",
+        "clerk",
+        "counter-service",
+        "identity",
+        one,
+        None,
+    );
+    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
+    let (forged, _) = TokenIssuer::generate(DEPLOYMENT)
+        .unwrap()
+        .issue(&peer_of(&clerk), DEPLOYMENT, now, 300)
+        .unwrap();
+    let (s, v) = ask(
+        &gateway,
+        "clerk.1",
+        "clerk",
+        "counter-service",
+        "identity",
+        one,
+        Some(&forged),
+    );
+    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
+    assert!(v["denial"]["reason"].as_str().unwrap().contains("forged"));
+    let (s, v) = ask(
+        &gateway,
+        "supervisor.1",
+        "supervisor",
+        "investigation",
+        "financial",
+        one,
+        Some(&clerk_token),
+    );
+    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
+    let (expired, _) = iss
+        .issue(
+            &peer_of(&clerk),
+            DEPLOYMENT,
+            now - time::Duration::minutes(20),
+            300,
+        )
+        .unwrap();
+    let (s, v) = ask(
+        &gateway,
+        "clerk.1",
+        "clerk",
+        "counter-service",
+        "identity",
+        one,
+        Some(&expired),
+    );
+    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
+    assert!(v["denial"]["reason"].as_str().unwrap().contains("expired"));
+
+    // With the clerk's real token: the custodian's own policy still decides.
+    let (s, v) = ask(
+        &gateway,
+        "clerk.1",
+        "clerk",
+        "counter-service",
+        "financial",
+        one,
+        Some(&clerk_token),
+    );
+    assert_eq!((s, denial(&v).as_str()), (403, "class-not-allowed"), "{v}");
+    let (s, v) = ask(
+        &gateway,
+        "clerk.1",
+        "clerk",
+        "bulk-export",
+        "identity",
+        one,
+        Some(&clerk_token),
+    );
+    assert_eq!(
+        (s, denial(&v).as_str()),
+        (403, "purpose-not-allowed"),
+        "{v}"
+    );
+    let (s, v) = ask(
+        &gateway,
+        "clerk.1",
+        "clerk",
+        "counter-service",
+        "identity",
+        one,
+        Some(&clerk_token),
+    );
+    assert_eq!(s, 200, "the legitimate request is answered: {v}");
+    assert_eq!(v["points"].as_array().unwrap().len(), 1);
+    // Bulk: the custodian's per-minute quota (10 distinct records) stops it.
+    let (s, v) = ask(
+        &gateway,
+        "clerk.1",
+        "clerk",
+        "counter-service",
+        "identity",
+        &sealer_ids[..40],
+        Some(&clerk_token),
+    );
+    assert_eq!((s, denial(&v).as_str()), (403, "quota-exceeded"), "{v}");
+
+    // A revoked user's token stops working at the custodian too.
+    ok(ribat(&f.home, &["identity", "revoke", "--name", "clerk.1"]));
+    let (s, v) = ask(
+        &gateway,
+        "clerk.1",
+        "clerk",
+        "counter-service",
+        "identity",
+        &sealer_ids[1..2],
+        Some(&clerk_token),
+    );
+    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
+    assert!(v["denial"]["reason"].as_str().unwrap().contains("revoked"));
+}
+
+#[test]
+fn reads_go_on_through_a_networked_custodian_and_skip_a_stalled_one_within_the_deadline() {
+    let f = fixture();
+    ok(ribat(
+        &f.home,
+        &[
+            "identity",
+            "add",
+            "--name",
+            "custodian-2",
+            "--role",
+            "custodian",
+            "--host",
+            "127.0.0.1",
+        ],
+    ));
+    let cust = start(
+        &f.home,
+        &[
+            "custodian",
+            "--index",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--passphrases",
+            "env",
+        ],
+        &[],
+    );
+    let remote = format!("2={}", cust.addr);
+    // Custodian 1 is not available to this gateway (no passphrase): reads need 2 (over
+    // the network) and 3 (in process).
+    let gw = start(
+        &f.home,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--remote-custodian",
+            &remote,
+            "--deadline-ms",
+            "300",
+            "--passphrases",
+            "env",
+        ],
+        &["RIBAT_CUSTODIAN_1_PASSPHRASE"],
+    );
+    let clerk = identity(&f.home, "clerk.1");
+    let tok = token(&gw.addr, &f.ca, &clerk);
+    let ps = persons(&f.fund);
+    let get = |cnss: &str| {
+        call(
+            &gw.addr,
+            config(&f.ca, Some(&clerk)),
+            "GET",
+            &format!("/v1/persons/{cnss}?purpose=counter-service"),
+            Some(&tok),
+            None,
+        )
+        .unwrap()
+    };
+    let r = get(&ps[0].cnss);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["fields"]["surname"], ps[0].surname.as_str());
+
+    // Stall the networked custodian: with only one other, the read fails within the
+    // deadline with a clear 503 instead of hanging.
+    let pid = cust.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = std::time::Instant::now();
+    let r = get(&ps[1].cnss);
+    let waited = t.elapsed();
+    assert_eq!(
+        (r.status, problem(&r).as_str()),
+        (503, "custodians-unavailable"),
+        "{r:?}"
+    );
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 300 ms")
+    );
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = get(&ps[1].cnss);
+    assert_eq!(r.status, 200, "{r:?}");
+}
