@@ -528,7 +528,14 @@ async fn employer(
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
-    ttl_secs: Option<u64>,
+    /// Absent means the default; `null` or any non-integer is refused.
+    #[serde(default, deserialize_with = "present")]
+    ttl_secs: Option<serde_json::Value>,
+}
+
+/// A field that, when present, is kept as given (so that `null` is told apart from absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 async fn token(
@@ -550,9 +557,12 @@ async fn token(
             serde_json::from_slice(&body)
                 .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?
         };
-        let ttl = b
-            .ttl_secs
-            .unwrap_or(ribat_identity::token::DEFAULT_TTL_SECS);
+        let ttl = match b.ttl_secs {
+            None => ribat_identity::token::DEFAULT_TTL_SECS,
+            Some(v) => v.as_u64().ok_or_else(|| {
+                Problem::bad_request("bad-body", "ttl_secs: a whole number of seconds")
+            })?,
+        };
         if ttl == 0 || ttl > ribat_identity::token::MAX_TTL_SECS {
             return Err(Problem::bad_request(
                 "bad-body",
@@ -592,10 +602,18 @@ async fn healthz(State(app): State<Shared>) -> Response {
     finish(&app, "/healthz", start, result)
 }
 
-async fn openapi() -> Response {
+async fn openapi(State(app): State<Shared>) -> Response {
+    let purposes: std::collections::BTreeSet<&str> = app
+        .gate
+        .policy()
+        .roles
+        .values()
+        .flat_map(|r| r.purposes.iter().map(String::as_str))
+        .collect();
+    let purposes: Vec<&str> = purposes.into_iter().collect();
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document().to_string(),
+        crate::openapi::document(&purposes).to_string(),
     )
         .into_response()
 }

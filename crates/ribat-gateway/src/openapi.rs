@@ -56,24 +56,50 @@ fn with_ok(ok_schema: &str, errors: &[(&str, &str)]) -> Value {
     r
 }
 
-fn purpose_param() -> Value {
+/// A purpose: lowercase words joined by hyphens.
+const PURPOSE_PATTERN: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
+
+fn purpose_schema(known: &[&str]) -> Value {
     json!({
-        "name": "purpose", "in": "query", "required": true,
-        "description": "Why the data is read; must be one the caller's role may declare (e.g. counter-service, partner-verification, pension-run).",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 64}
+        "type": "string", "pattern": PURPOSE_PATTERN, "maxLength": 64,
+        "description": format!("Purposes in this deployment's policy: {}", known.join(", ")),
+        "example": known.first().copied().unwrap_or("counter-service"),
+        "examples": known,
     })
 }
 
-fn fields_param(what: &str) -> Value {
+fn purpose_param(known: &[&str]) -> Value {
+    json!({
+        "name": "purpose", "in": "query", "required": true,
+        "description": "Why the data is read; must be one the caller's role may declare.",
+        "schema": purpose_schema(known),
+        "examples": known.iter().map(|p| ((*p).to_owned(), json!({"value": p}))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+fn list_pattern(names: &[&str]) -> String {
+    let one = names.join("|");
+    format!("^({one})(,({one}))*$")
+}
+
+fn fields_param(what: &str, names: &[&str]) -> Value {
     json!({
         "name": "fields", "in": "query", "required": false,
         "description": format!("Comma-separated {what} fields; the role's identity fields when absent."),
-        "schema": {"type": "string", "maxLength": 256}
+        "schema": {"type": "string", "pattern": list_pattern(names)}
     })
 }
 
-/// The document.
-pub fn document() -> Value {
+fn person_names() -> Vec<&'static str> {
+    crate::vault::PERSON_FIELDS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect()
+}
+
+/// The document; `purposes` are those the deployment's policy knows (listed as examples,
+/// so that a client, or a fuzzer, knows which ones exist).
+pub fn document(purposes: &[&str]) -> Value {
     let string_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
     json!({
         "openapi": "3.0.3",
@@ -129,12 +155,16 @@ pub fn document() -> Value {
                     "required": ["purpose"],
                     "description": "Either `cin`, or `name` and `birth_date`.",
                     "properties": {
-                        "purpose": {"type": "string"},
-                        "cin": {"type": "string"},
-                        "name": {"type": "string"},
-                        "birth_date": {"type": "string", "description": "YYYY-MM-DD"},
-                        "fields": {"type": "array", "items": {"type": "string"}}
-                    }
+                        "purpose": purpose_schema(purposes),
+                        "cin": {"type": "string", "pattern": "^[A-Za-z]{1,2}[0-9]{1,6}$"},
+                        "name": {"type": "string", "pattern": "[A-Za-z\u{0621}-\u{064A}]", "maxLength": 128},
+                        "birth_date": {"type": "string", "format": "date"},
+                        "fields": {"type": "array", "items": {"type": "string", "enum": person_names()}}
+                    },
+                    "oneOf": [
+                        {"required": ["cin"], "not": {"anyOf": [{"required": ["name"]}, {"required": ["birth_date"]}]}},
+                        {"required": ["name", "birth_date"], "not": {"required": ["cin"]}}
+                    ]
                 },
                 "SearchResult": {
                     "type": "object",
@@ -188,8 +218,8 @@ pub fn document() -> Value {
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "cnss", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{9}$"}},
-                    purpose_param(),
-                    fields_param("person (cnss, cin, given, surname, name_ar, birth_date, city, employer, rib)")
+                    purpose_param(purposes),
+                    fields_param("person", &person_names())
                 ],
                 "responses": with_ok("Person", READ_ERRORS)
             }},
@@ -198,7 +228,7 @@ pub fn document() -> Value {
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "cnss", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{9}$"}},
-                    purpose_param()
+                    purpose_param(purposes)
                 ],
                 "responses": with_ok("Declarations", READ_ERRORS)
             }},
@@ -213,8 +243,8 @@ pub fn document() -> Value {
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "affiliation", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{7}$"}},
-                    purpose_param(),
-                    fields_param("employer (affiliation, ice, name, activity, address, city, postal_code, agency)")
+                    purpose_param(purposes),
+                    fields_param("employer", crate::vault::EMPLOYER_FIELDS)
                 ],
                 "responses": with_ok("Employer", READ_ERRORS)
             }},

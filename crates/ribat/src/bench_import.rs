@@ -7,21 +7,16 @@
 
 use crate::embedded::Embedded;
 use crate::home::Home;
-use crate::passphrases::{self, Source};
-use anyhow::{Context, Result, bail};
-use ribat_crypto::passphrase::KdfParams;
-use ribat_crypto::secret::SecretBytes;
+use anyhow::{Result, bail};
 use ribat_import::csv_files::{read_employers, read_persons};
 use ribat_import::ebds;
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
 use rusqlite::{Connection, params};
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-const MARKER: &str = ".ribat-bench";
 const BATCH: usize = 5_000;
 
 #[derive(Serialize)]
@@ -40,22 +35,6 @@ struct Report {
     plaintext_bytes: u64,
 }
 
-fn fresh_dir(home: &Home) -> Result<PathBuf> {
-    let dir = home.root().join("bench-import");
-    if dir.exists() {
-        if !dir.join(MARKER).exists() {
-            bail!(
-                "{} exists and was not made by `ribat bench import`; move it away",
-                dir.display()
-            );
-        }
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join(MARKER), b"made by ribat bench import\n")?;
-    Ok(dir)
-}
-
 fn size(paths: &[PathBuf]) -> u64 {
     paths
         .iter()
@@ -66,8 +45,7 @@ fn size(paths: &[PathBuf]) -> u64 {
 
 /// Runs the benchmark.
 pub fn run(home: &Home, persons: usize, seed: u64, threads: usize, json: bool) -> Result<()> {
-    let dir = fresh_dir(home)?;
-    let node_home = Home::at(dir.join("node"));
+    let dir = crate::bench_node::fresh_dir(home, "bench-import")?;
     let src = dir.join("source");
     let say = |m: &str| {
         if !json {
@@ -85,29 +63,7 @@ pub fn run(home: &Home, persons: usize, seed: u64, threads: usize, json: bool) -
     drop(fund);
 
     // Keys for the bench node, passphrases drawn at random and kept beside it (owner-only).
-    let pass_dir = dir.join("passphrases");
-    std::fs::create_dir_all(&pass_dir)?;
-    crate::home::restrict(&pass_dir)?;
-    for i in 1..=3 {
-        use std::os::unix::fs::OpenOptionsExt;
-        let raw = SecretBytes::<18>::random()?;
-        let text: String = raw.expose().iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(pass_dir.join(passphrases::file_name(i)))?
-            .write_all(text.as_bytes())?;
-    }
-    let source = Source::Dir(pass_dir);
-    crate::keys::init_quiet(
-        &node_home,
-        2,
-        3,
-        &["identity".into(), "financial".into()],
-        &source,
-        KdfParams::default(),
-    )?;
+    let (node_home, source) = crate::bench_node::keyed_node(&dir)?;
     let node = Embedded::open(&node_home, &source)?;
     let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
     let inputs = vec![

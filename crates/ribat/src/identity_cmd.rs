@@ -52,6 +52,22 @@ fn write_issued(ca: &Ca, issued: &ribat_identity::Issued, out: &Path) -> Result<
 /// `identity init`: the CA, its revocation list, the token key, and the node's gateway
 /// certificate for `hosts`.
 pub fn init(home: &Home, hosts: &[String]) -> Result<()> {
+    let ca = init_quiet(home, hosts)?;
+    println!(
+        "identity CA for {DEPLOYMENT} created in {}",
+        ca.dir().display()
+    );
+    println!(
+        "gateway certificate `{GATEWAY_NAME}` for {} in {}",
+        hosts.join(", "),
+        issued_dir(home, GATEWAY_NAME).display()
+    );
+    println!("next: `ribat identity add --name NAME --role ROLE` for each person or system");
+    Ok(())
+}
+
+/// The CA and the gateway certificate, without a word.
+pub fn init_quiet(home: &Home, hosts: &[String]) -> Result<Ca> {
     home.create()?;
     let ca = Ca::init(&dir(home), DEPLOYMENT)?;
     let gw = ca.issue(
@@ -64,17 +80,21 @@ pub fn init(home: &Home, hosts: &[String]) -> Result<()> {
         90,
     )?;
     write_issued(&ca, &gw, &issued_dir(home, GATEWAY_NAME))?;
-    println!(
-        "identity CA for {DEPLOYMENT} created in {}",
-        ca.dir().display()
-    );
-    println!(
-        "gateway certificate `{GATEWAY_NAME}` for {} in {}",
-        hosts.join(", "),
-        issued_dir(home, GATEWAY_NAME).display()
-    );
-    println!("next: `ribat identity add --name NAME --role ROLE` for each person or system");
-    Ok(())
+    Ok(ca)
+}
+
+/// Issues a client identity into HOME/identity/issued/NAME, without a word.
+pub fn add_client_quiet(
+    ca: &Ca,
+    home: &Home,
+    name: &str,
+    role: &str,
+    institution: &str,
+) -> Result<PathBuf> {
+    let issued = ca.issue(name, role, institution, &CertKind::Client, 30)?;
+    let out = issued_dir(home, name);
+    write_issued(ca, &issued, &out)?;
+    Ok(out)
 }
 
 /// `identity add`.

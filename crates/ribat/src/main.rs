@@ -6,7 +6,9 @@
 
 mod audit_cmd;
 mod bench;
+mod bench_api;
 mod bench_import;
+mod bench_node;
 mod demo;
 mod embedded;
 mod home;
@@ -376,6 +378,25 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Single-person reads over mTLS from a running embedded node (2 of 3 custodians,
+    /// audited), against PostgreSQL with the fields encrypted by pgcrypto, same clients.
+    Api {
+        /// Persons in the generated fund.
+        #[arg(long, default_value_t = 5_000)]
+        persons: usize,
+        /// Reads to time on each side.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Concurrent clients, each with its own connection.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// PostgreSQL for the pgcrypto baseline.
+        #[arg(long, env = "RIBAT_TEST_PG")]
+        pg: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sealing, partial decryption, proofs, combination, and batches.
     Crypto {
         /// Records per batch.
@@ -618,6 +639,29 @@ fn run(cli: Cli) -> Result<()> {
         }
         // Handled in `main`, which owns their exit codes.
         Command::Audit { .. } => Ok(()),
+        Command::Bench {
+            command:
+                BenchCommand::Api {
+                    persons,
+                    requests,
+                    clients,
+                    pg,
+                    json,
+                },
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            home.create()?;
+            bench_api::run(
+                &home,
+                &bench_api::Options {
+                    persons,
+                    requests,
+                    clients,
+                    pg,
+                    json,
+                },
+            )
+        }
         Command::Bench {
             command:
                 BenchCommand::Audit {

@@ -1,0 +1,376 @@
+//! `ribat bench api`: single-person reads over mTLS from a running embedded node (2 of 3
+//! custodians, audit before plaintext), against the same reads from PostgreSQL with the
+//! fields encrypted by pgcrypto (`pgp_sym_encrypt`, the key in the query, as a DBA would
+//! do it), with the same number of concurrent clients, measured in the same run.
+
+use crate::bench_node::{fresh_dir, keyed_node};
+use crate::embedded::Embedded;
+use crate::identity_cmd::{add_client_quiet, init_quiet};
+use anyhow::{Context, Result, bail};
+use ribat_gateway::client::Connection;
+use ribat_import::importer::Importer;
+use ribat_import::records::RecordSealer;
+use serde::Serialize;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the benchmark is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Persons in the generated fund.
+    pub persons: usize,
+    /// Reads to time (each side).
+    pub requests: usize,
+    /// Concurrent clients (each its own connection).
+    pub clients: usize,
+    /// PostgreSQL connection string for the pgcrypto baseline.
+    pub pg: String,
+    /// Print one JSON object.
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    persons: usize,
+    requests: usize,
+    clients: usize,
+    reads_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+    pgcrypto_reads_per_s: f64,
+    pgcrypto_p50_ms: f64,
+    pgcrypto_p99_ms: f64,
+    ratio: f64,
+}
+
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// (seconds, latencies in ms sorted, errors).
+fn summarise(mut lat: Vec<f64>, seconds: f64, errors: usize) -> (f64, Vec<f64>, usize) {
+    lat.sort_by(f64::total_cmp);
+    (seconds, lat, errors)
+}
+
+pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
+    let say = |m: &str| {
+        if !o.json {
+            eprintln!("{m}");
+        }
+    };
+    if o.clients == 0 || o.requests == 0 || o.persons == 0 {
+        bail!("--persons, --requests and --clients must be at least 1");
+    }
+    // The baseline first: if PostgreSQL is not there, nothing else is worth doing.
+    let mut pg = postgres::Client::connect(&o.pg, postgres::NoTls).with_context(
+        || "cannot connect to PostgreSQL for the pgcrypto baseline (--pg or RIBAT_TEST_PG)",
+    )?;
+    let dir = fresh_dir(home, "bench-api")?;
+    say(&format!("generating {} persons…", o.persons));
+    let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(1), 1, 2025);
+    let fund = crate::sim_files::write(&spec, &dir.join("source"))?;
+    let cnss: Vec<String> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey)
+        .map(|p| p.cnss.clone())
+        .collect();
+    let (node_home, source) = keyed_node(&dir)?;
+    {
+        let node = Embedded::open(&node_home, &source)?;
+        let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let importer = Importer::new(node.vault.store.as_ref(), &sealer, threads, 5_000);
+        say("importing (sealed)…");
+        let src = dir.join("source");
+        let summary = importer.run(
+            &[src.join("employers.csv"), src.join("persons.csv")],
+            &mut |_| {},
+        )?;
+        if !summary.rejects.is_empty() {
+            bail!(
+                "the generated files were rejected: {:?}",
+                summary.rejects.first()
+            );
+        }
+    }
+    let ca = init_quiet(&node_home, &["127.0.0.1".into()])?;
+    let client_dir = add_client_quiet(
+        &ca,
+        &node_home,
+        "bench.pension-run",
+        "pension-batch",
+        "cnss.pensions",
+    )?;
+
+    say("starting the gateway (ribat serve)…");
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let pass_dir = dir.join("passphrases");
+    let mut child = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(node_home.root())
+        .args(["serve", "--listen", "127.0.0.1:0", "--passphrases"])
+        .arg(format!("dir:{}", pass_dir.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the gateway")?;
+    let out = child.stdout.take().context("no stdout from the gateway")?;
+    let gw = Gateway(child);
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line)?;
+    let addr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .with_context(|| format!("the gateway did not say where it listens: {line:?}"))?
+        .to_owned();
+
+    let read = |p: &str| std::fs::read_to_string(client_dir.join(p)).with_context(|| p.to_owned());
+    let key = zeroize::Zeroizing::new(read("key.pem")?);
+    let cfg = ribat_identity::tls::client_config(
+        &read("ca.pem")?,
+        Some((&read("cert.pem")?, &key)),
+        false,
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let token = rt.block_on(async {
+        let mut c = Connection::open(cfg.clone(), &addr, "127.0.0.1", false).await?;
+        let r = c
+            .send(
+                "POST",
+                "/v1/token",
+                None,
+                Some(br#"{"ttl_secs": 900}"#.to_vec()),
+            )
+            .await?;
+        anyhow::ensure!(r.status == 200, "token: HTTP {}", r.status);
+        r.json()["token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no token in the answer")
+    })?;
+
+    let cnss = Arc::new(cnss);
+    let api = |requests: usize| -> Result<(f64, Vec<f64>, usize)> {
+        rt.block_on(async {
+            let per = requests.div_ceil(o.clients);
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..o.clients {
+                let (cfg, addr, token, cnss) =
+                    (cfg.clone(), addr.clone(), token.clone(), cnss.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(per);
+                    let mut errors = 0;
+                    let mut c = Connection::open(cfg, &addr, "127.0.0.1", false).await?;
+                    for k in 0..per {
+                        let n = &cnss[(w * per + k) % cnss.len()];
+                        let t = Instant::now();
+                        let r = c
+                            .send(
+                                "GET",
+                                &format!("/v1/persons/{n}?purpose=pension-run"),
+                                Some(&token),
+                                None,
+                            )
+                            .await?;
+                        lat.push(t.elapsed().as_secs_f64() * 1e3);
+                        if r.status != 200 {
+                            errors += 1;
+                        }
+                    }
+                    Ok::<_, anyhow::Error>((lat, errors))
+                }));
+            }
+            let mut all = Vec::new();
+            let mut errors = 0;
+            for t in tasks {
+                let (lat, e) = t.await??;
+                all.extend(lat);
+                errors += e;
+            }
+            Ok(summarise(all, start.elapsed().as_secs_f64(), errors))
+        })
+    };
+    say("warming up…");
+    api((o.clients * 20).min(2_000))?;
+    say(&format!(
+        "timing {} reads over mTLS with {} clients…",
+        o.requests, o.clients
+    ));
+    let (secs, lat, errors) = api(o.requests)?;
+    drop(gw);
+
+    say("pgcrypto baseline: loading the same persons encrypted with pgp_sym_encrypt…");
+    let pg_key = crate::bench_node::random_hex()?;
+    load_pgcrypto(&mut pg, &fund, pg_key.as_str())?;
+    drop(pg);
+    say(&format!(
+        "timing {} reads from PostgreSQL + pgcrypto with {} clients…",
+        o.requests, o.clients
+    ));
+    let (pg_secs, pg_lat) = pgcrypto_reads(&o.pg, &cnss, o.requests, o.clients, pg_key.as_str())?;
+
+    let report = Report {
+        persons: o.persons,
+        requests: lat.len(),
+        clients: o.clients,
+        reads_per_s: lat.len() as f64 / secs,
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        errors,
+        pgcrypto_reads_per_s: pg_lat.len() as f64 / pg_secs,
+        pgcrypto_p50_ms: percentile(&pg_lat, 0.50),
+        pgcrypto_p99_ms: percentile(&pg_lat, 0.99),
+        ratio: (lat.len() as f64 / secs) / (pg_lat.len() as f64 / pg_secs),
+    };
+    if o.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "ribat (mTLS, 2 of 3 custodians, audited): {:.0} reads/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            report.reads_per_s, report.p50_ms, report.p99_ms, report.errors
+        );
+        println!(
+            "PostgreSQL + pgcrypto:                  {:.0} reads/s, p50 {:.2} ms, p99 {:.2} ms",
+            report.pgcrypto_reads_per_s, report.pgcrypto_p50_ms, report.pgcrypto_p99_ms
+        );
+        println!("ratio (ribat / pgcrypto): {:.2}", report.ratio);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+const PG_FIELDS: &[&str] = &[
+    "cin",
+    "given",
+    "surname",
+    "name_ar",
+    "birth_date",
+    "city",
+    "employer",
+];
+
+fn load_pgcrypto(pg: &mut postgres::Client, fund: &ribat_sim::Fund, key: &str) -> Result<()> {
+    pg.batch_execute(
+        "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+         DROP SCHEMA IF EXISTS ribat_bench_pgcrypto CASCADE;
+         CREATE SCHEMA ribat_bench_pgcrypto;
+         CREATE TABLE ribat_bench_pgcrypto.persons (cnss text PRIMARY KEY, cin bytea, given bytea,
+           surname bytea, name_ar bytea, birth_date bytea, city bytea, employer bytea);",
+    )?;
+    let insert = pg.prepare(
+        "INSERT INTO ribat_bench_pgcrypto.persons SELECT c, pgp_sym_encrypt(a, $9), pgp_sym_encrypt(b, $9),
+           pgp_sym_encrypt(s, $9), pgp_sym_encrypt(ar, $9), pgp_sym_encrypt(d, $9), pgp_sym_encrypt(ci, $9),
+           pgp_sym_encrypt(e, $9)
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+           AS t(c, a, b, s, ar, d, ci, e)",
+    )?;
+    for chunk in fund.persons.chunks(2_000) {
+        let col = |f: &dyn Fn(&ribat_sim::fund::Person) -> String| {
+            chunk.iter().map(f).collect::<Vec<_>>()
+        };
+        pg.execute(
+            &insert,
+            &[
+                &col(&|p| p.cnss.clone()),
+                &col(&|p| p.cin.clone()),
+                &col(&|p| p.given.clone()),
+                &col(&|p| p.surname.clone()),
+                &col(&|p| p.name_arabic.clone()),
+                &col(&|p| p.birth_date.clone()),
+                &col(&|p| p.city.clone()),
+                &col(&|p| {
+                    fund.employers
+                        .get(p.employer)
+                        .map_or_else(String::new, |e| e.affiliation.clone())
+                }),
+                &key,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn pgcrypto_reads(
+    conninfo: &str,
+    cnss: &Arc<Vec<String>>,
+    requests: usize,
+    clients: usize,
+    key: &str,
+) -> Result<(f64, Vec<f64>)> {
+    let per = requests.div_ceil(clients);
+    let sql = format!(
+        "SELECT {} FROM ribat_bench_pgcrypto.persons WHERE cnss = $1",
+        PG_FIELDS
+            .iter()
+            .map(|f| format!("pgp_sym_decrypt({f}, $2)"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let barrier = Arc::new(std::sync::Barrier::new(clients));
+    let start = Arc::new(std::sync::OnceLock::<Instant>::new());
+    let handles: Vec<_> = (0..clients)
+        .map(|w| {
+            let (conninfo, sql, cnss, key, barrier, start) = (
+                conninfo.to_owned(),
+                sql.clone(),
+                cnss.clone(),
+                key.to_owned(),
+                barrier.clone(),
+                start.clone(),
+            );
+            std::thread::spawn(move || -> Result<Vec<f64>> {
+                let mut c = postgres::Client::connect(&conninfo, postgres::NoTls)?;
+                let stmt = c.prepare(&sql)?;
+                // Warm the connection the same way the API side was warmed.
+                for k in 0..20 {
+                    c.query(&stmt, &[&cnss[(w * 20 + k) % cnss.len()], &key])?;
+                }
+                barrier.wait();
+                start.get_or_init(Instant::now);
+                let mut lat = Vec::with_capacity(per);
+                for k in 0..per {
+                    let t = Instant::now();
+                    let rows = c.query(&stmt, &[&cnss[(w * per + k) % cnss.len()], &key])?;
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    anyhow::ensure!(rows.len() == 1, "pgcrypto baseline: person not found");
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a baseline client panicked"))??,
+        );
+    }
+    let secs = start
+        .get()
+        .map_or(Duration::ZERO, Instant::elapsed)
+        .as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    Ok((secs, all))
+}
