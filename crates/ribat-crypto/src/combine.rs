@@ -100,6 +100,33 @@ pub fn verify_partial(
     })
 }
 
+/// Accepts the partial of a custodian running in this very process without checking its
+/// proof now. Combining it and opening the envelopes is then the check: the DEK is
+/// derived from the combined point, so the AEAD tag of every field fails unless every
+/// combined partial was right, and no custodian can make a wrong combination open (it
+/// would need the DEK of a point it cannot compute). The caller keeps the partial and
+/// verifies its proof when an opening fails, to name the custodian at fault. Networked
+/// custodians always go through [`verify_partial`].
+pub fn accept_in_process(
+    class: &str,
+    requested: usize,
+    partial: &Partial,
+) -> Result<VerifiedPartial> {
+    if partial.class != class {
+        return Err(CryptoError::WrongClass {
+            expected: class.to_owned(),
+            got: partial.class.clone(),
+        });
+    }
+    if partial.points.len() != requested {
+        return Err(CryptoError::ProofInvalid);
+    }
+    Ok(VerifiedPartial {
+        custodian: partial.custodian,
+        points: partial.points.clone(),
+    })
+}
+
 /// Lagrange coefficients at 0 for the x-coordinates `ids`.
 pub fn lagrange_at_zero(ids: &[u32]) -> Result<Vec<Scalar>> {
     let mut seen = BTreeSet::new();

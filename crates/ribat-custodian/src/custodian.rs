@@ -29,6 +29,11 @@ pub trait Custodian: Send + Sync {
     fn index(&self) -> u32;
     /// Runs every check and, if they pass, answers `k_{c,i}·R_j` with a proof.
     fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError>;
+    /// Whether this custodian runs in the reader's own process (its proofs are then
+    /// checked only when an opening fails; see [`ribat_crypto::combine::accept_in_process`]).
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 /// A custodian whose shares are unsealed in this process.
@@ -265,6 +270,10 @@ impl LocalCustodian {
 impl Custodian for LocalCustodian {
     fn index(&self) -> u32 {
         self.keys.index
+    }
+
+    fn in_process(&self) -> bool {
+        true
     }
 
     fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {

@@ -13,7 +13,7 @@ use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY};
 use crate::request::{PartialRequest, Requester};
 use ribat_crypto::CryptoError;
 use ribat_crypto::blind_index::BlindIndexer;
-use ribat_crypto::combine::{combine, verify_partial};
+use ribat_crypto::combine::{accept_in_process, combine, verify_partial};
 use ribat_crypto::dleq::Dleq;
 use ribat_crypto::envelope::{Envelope, OpenedFields, Sealer};
 use ribat_crypto::group::GroupPublic;
@@ -124,6 +124,18 @@ pub struct QuorumRead {
     pub faults: Vec<CustodianFault>,
 }
 
+/// The state of one read's asking round.
+struct Asking {
+    /// Accepted answers, in the order they came.
+    good: Vec<ribat_crypto::combine::VerifiedPartial>,
+    /// In-process answers accepted without their proof checked yet.
+    unchecked: Vec<ribat_crypto::combine::Partial>,
+    /// Custodians that did not contribute, and why.
+    faults: Vec<CustodianFault>,
+    /// The next custodian to ask.
+    next: usize,
+}
+
 /// Reads through `t` of the custodians.
 pub struct QuorumReader {
     group: GroupPublic,
@@ -171,22 +183,81 @@ impl QuorumReader {
             .iter()
             .map(Envelope::r_point)
             .collect::<Result<Vec<_>, _>>()?;
-        let mut good = Vec::with_capacity(self.group.threshold);
-        let mut faults = Vec::new();
-        for c in &self.custodians {
-            if good.len() == self.group.threshold {
-                break;
+        let mut ask = Asking {
+            good: Vec::with_capacity(self.group.threshold),
+            unchecked: Vec::new(),
+            faults: Vec::new(),
+            next: 0,
+        };
+        self.collect(req, &points, &mut ask, true)?;
+        let records = match self.open_all(req, keys, &envelopes, &ask.good) {
+            Ok(r) => r,
+            Err(QuorumError::Crypto(CryptoError::FieldAuthentication { .. }))
+                if !ask.unchecked.is_empty() =>
+            {
+                // An opening failed with unchecked partials in the mix: check them now,
+                // drop and name the liars, ask further custodians (their proofs checked).
+                let unchecked = std::mem::take(&mut ask.unchecked);
+                for p in unchecked {
+                    let ok = self
+                        .group
+                        .public_share(&req.class, p.custodian)
+                        .and_then(|y| verify_partial(&self.dleq, &req.class, y, &points, &p));
+                    if let Err(e) = ok {
+                        ask.good.retain(|v| v.custodian() != p.custodian);
+                        ask.faults.push(CustodianFault {
+                            custodian: p.custodian,
+                            fault: Fault::BadAnswer(e),
+                        });
+                    }
+                }
+                self.collect(req, &points, &mut ask, false)?;
+                self.open_all(req, keys, &envelopes, &ask.good)?
             }
+            Err(e) => return Err(e),
+        };
+        let served_by = ask.good.iter().map(|v| v.custodian()).collect();
+        Ok(QuorumRead {
+            records,
+            served_by,
+            faults: ask.faults,
+        })
+    }
+
+    /// Asks custodians, from `ask.next` on, until `t` answers are accepted; an in-process
+    /// custodian's answer is accepted unchecked when `defer` (kept for checking later).
+    fn collect(
+        &self,
+        req: &PartialRequest,
+        points: &[ribat_crypto::RistrettoPoint],
+        ask: &mut Asking,
+        defer: bool,
+    ) -> Result<(), QuorumError> {
+        while ask.good.len() < self.group.threshold {
+            let Some(c) = self.custodians.get(ask.next) else {
+                break;
+            };
+            ask.next += 1;
             let i = c.index();
             let fault = match c.partial_decrypt(req) {
                 Ok(p) if p.custodian != i => Fault::BadAnswer(CryptoError::ProofInvalid),
+                Ok(p) if defer && c.in_process() => {
+                    match accept_in_process(&req.class, points.len(), &p) {
+                        Ok(v) => {
+                            ask.good.push(v);
+                            ask.unchecked.push(p);
+                            continue;
+                        }
+                        Err(e) => Fault::BadAnswer(e),
+                    }
+                }
                 Ok(p) => match self
                     .group
                     .public_share(&req.class, i)
-                    .and_then(|y| verify_partial(&self.dleq, &req.class, y, &points, &p))
+                    .and_then(|y| verify_partial(&self.dleq, &req.class, y, points, &p))
                 {
                     Ok(v) => {
-                        good.push(v);
+                        ask.good.push(v);
                         continue;
                     }
                     Err(e) => Fault::BadAnswer(e),
@@ -194,37 +265,43 @@ impl QuorumReader {
                 Err(CustodianError::Denied { denial, .. }) => Fault::Denied(denial),
                 Err(e) => Fault::Failed(e),
             };
-            faults.push(CustodianFault {
+            ask.faults.push(CustodianFault {
                 custodian: i,
                 fault,
             });
         }
-        if good.len() < self.group.threshold {
-            let denial = faults.iter().find_map(|f| match &f.fault {
+        if ask.good.len() < self.group.threshold {
+            let denial = ask.faults.iter().find_map(|f| match &f.fault {
                 Fault::Denied(d) => Some(d.clone()),
                 _ => None,
             });
+            let faults = std::mem::take(&mut ask.faults);
             return Err(match denial {
                 Some(denial) => QuorumError::Refused { denial, faults },
                 None => QuorumError::NotEnoughCustodians {
-                    have: good.len(),
+                    have: ask.good.len(),
                     need: self.group.threshold,
                     faults,
                 },
             });
         }
-        let served_by = good.iter().map(|v| v.custodian()).collect();
-        let shared = combine(&req.class, self.group.threshold, &good)?;
+        Ok(())
+    }
+
+    fn open_all(
+        &self,
+        req: &PartialRequest,
+        keys: &ribat_crypto::group::ClassPublic,
+        envelopes: &[Envelope],
+        good: &[ribat_crypto::combine::VerifiedPartial],
+    ) -> Result<Vec<(String, OpenedFields)>, QuorumError> {
+        let shared = combine(&req.class, self.group.threshold, good)?;
         let mut records = Vec::with_capacity(envelopes.len());
         for ((env, s), id) in envelopes.iter().zip(&shared).zip(&req.record_ids) {
             let fields = env.open(&req.table, id, &req.class, keys, self.group.epoch, s)?;
             records.push((id.clone(), fields));
         }
-        Ok(QuorumRead {
-            records,
-            served_by,
-            faults,
-        })
+        Ok(records)
     }
 
     /// Draws a blind-index key and stores it sealed to the identity class. Done once, at

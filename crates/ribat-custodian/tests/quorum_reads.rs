@@ -23,6 +23,21 @@ impl Custodian for Liar {
     }
 }
 
+/// The same liar, claiming to run in the reader's process: its proof is not checked up
+/// front, so the opening is what catches it.
+struct InProcessLiar(Liar);
+impl Custodian for InProcessLiar {
+    fn index(&self) -> u32 {
+        self.0.index()
+    }
+    fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
+        self.0.partial_decrypt(req)
+    }
+    fn in_process(&self) -> bool {
+        true
+    }
+}
+
 /// A custodian that is down.
 struct Down(u32);
 impl Custodian for Down {
@@ -35,6 +50,47 @@ impl Custodian for Down {
             reason: "connection refused".into(),
         })
     }
+}
+
+#[test]
+fn an_in_process_liar_is_caught_by_the_opening_then_named_by_its_proof_and_replaced() {
+    let v = Vault::new();
+    let liar = Arc::new(InProcessLiar(Liar(v.custodian(3), 1))) as Arc<dyn Custodian>;
+    let reader = v.reader_over(vec![liar, v.custodian(2), v.custodian(3)]);
+    let read = reader
+        .read(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-1", "p-2"],
+        ))
+        .unwrap();
+    assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[1].as_bytes());
+    assert_eq!(read.records[1].1.get("name").unwrap(), NAMES[2].as_bytes());
+    assert_eq!(read.served_by, vec![2, 3]);
+    assert_eq!(read.faults.len(), 1);
+    assert_eq!(read.faults[0].custodian, 1);
+    assert!(matches!(
+        read.faults[0].fault,
+        Fault::BadAnswer(ribat_crypto::CryptoError::ProofInvalid)
+    ));
+    // With no honest third custodian left, the read fails cleanly, naming the liar.
+    let liar = Arc::new(InProcessLiar(Liar(v.custodian(3), 1))) as Arc<dyn Custodian>;
+    let reader = v.reader_over(vec![liar, v.custodian(2)]);
+    let err = reader
+        .read(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-1"],
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, QuorumError::NotEnoughCustodians { have: 1, need: 2, faults } if faults[0].custodian == 1),
+        "{err}"
+    );
 }
 
 #[test]

@@ -53,7 +53,13 @@ pub struct Gate {
     windows: Mutex<(Windows, Windows)>,
     /// Identities a custodian reported quarantined, until when (Unix seconds).
     quarantined: Mutex<HashMap<String, u64>>,
+    /// Tokens whose signature and audience verified, by SHA-256 of the token string:
+    /// a signature is checked once per token, expiry and binding at every request.
+    verified: Mutex<HashMap<[u8; 32], TokenClaims>>,
 }
+
+/// Most tokens remembered; the memory is emptied when it is full (tokens live minutes).
+const VERIFIED_CAPACITY: usize = 50_000;
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,6 +90,7 @@ impl Gate {
             tokens,
             windows: Mutex::new((HashMap::new(), HashMap::new())),
             quarantined: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -104,19 +111,43 @@ impl Gate {
                 ribat_identity::TokenError::Missing.to_string(),
             )
         })?;
-        self.tokens
-            .verify_bound(token, &caller.peer, time::OffsetDateTime::now_utc())
-            .map_err(|e| {
-                let slug = match e {
-                    ribat_identity::TokenError::Expired { .. } => "token-expired",
-                    ribat_identity::TokenError::BadSignature => "token-forged",
-                    ribat_identity::TokenError::WrongAudience { .. } => "token-audience",
-                    ribat_identity::TokenError::WrongCertificate => "token-replayed",
-                    ribat_identity::TokenError::IdentityMismatch { .. } => "token-identity",
-                    _ => "token-invalid",
-                };
-                Problem::unauthenticated(slug, e.to_string())
-            })
+        self.verify_cached(token, caller).map_err(|e| {
+            let slug = match e {
+                ribat_identity::TokenError::Expired { .. } => "token-expired",
+                ribat_identity::TokenError::BadSignature => "token-forged",
+                ribat_identity::TokenError::WrongAudience { .. } => "token-audience",
+                ribat_identity::TokenError::WrongCertificate => "token-replayed",
+                ribat_identity::TokenError::IdentityMismatch { .. } => "token-identity",
+                _ => "token-invalid",
+            };
+            Problem::unauthenticated(slug, e.to_string())
+        })
+    }
+
+    fn verify_cached(
+        &self,
+        token: &str,
+        caller: &Caller,
+    ) -> Result<TokenClaims, ribat_identity::TokenError> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let known = self.verified.lock().ok().and_then(|m| m.get(&key).cloned());
+        let claims = match known {
+            Some(c) => c,
+            None => {
+                let c = self.tokens.verify_signature(token)?;
+                if let Ok(mut m) = self.verified.lock() {
+                    if m.len() >= VERIFIED_CAPACITY {
+                        m.clear();
+                    }
+                    m.insert(key, c.clone());
+                }
+                c
+            }
+        };
+        ribat_identity::token::check_time(&claims, time::OffsetDateTime::now_utc())?;
+        ribat_identity::token::check_binding(&claims, &caller.peer)?;
+        Ok(claims)
     }
 
     fn role(&self, role: &str) -> Result<&RolePolicy, Problem> {

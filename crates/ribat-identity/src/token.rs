@@ -252,6 +252,14 @@ impl TokenVerifier {
     /// Verifies signature, audience and validity at `now`; the certificate binding is
     /// the caller's to check ([`TokenVerifier::verify_bound`] does both).
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<TokenClaims, TokenError> {
+        let claims = self.verify_signature(token)?;
+        check_time(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// Verifies the signature and the audience only: what does not change with time, so
+    /// that a caller may remember the result for this exact token string.
+    pub fn verify_signature(&self, token: &str) -> Result<TokenClaims, TokenError> {
         let untrusted = UntrustedToken::<Public, V4>::try_from(token.trim())
             .map_err(|e| TokenError::Malformed(format!("{e:?}")))?;
         let trusted = PublicToken::verify(&self.public, &untrusted, None, None)
@@ -264,19 +272,9 @@ impl TokenVerifier {
                 want: self.audience.clone(),
             });
         }
-        let skew = time::Duration::seconds(SKEW_SECS);
-        let exp = parse_time(&claims.exp, "exp")?;
-        if now >= exp + skew {
-            return Err(TokenError::Expired {
-                expired: claims.exp,
-            });
-        }
-        let nbf = parse_time(&claims.nbf, "nbf")?;
-        if now + skew < nbf {
-            return Err(TokenError::NotYetValid {
-                not_before: claims.nbf,
-            });
-        }
+        // Times that do not parse are refused now, not at each use.
+        parse_time(&claims.exp, "exp")?;
+        parse_time(&claims.nbf, "nbf")?;
         Ok(claims)
     }
 
@@ -289,17 +287,41 @@ impl TokenVerifier {
         now: OffsetDateTime,
     ) -> Result<TokenClaims, TokenError> {
         let claims = self.verify(token, now)?;
-        if claims.cnf.x5t_s256 != peer.thumbprint {
-            return Err(TokenError::WrongCertificate);
-        }
-        if claims.sub != peer.name || claims.role != peer.role {
-            return Err(TokenError::IdentityMismatch {
-                token: format!("{} ({})", claims.sub, claims.role),
-                cert: format!("{} ({})", peer.name, peer.role),
-            });
-        }
+        check_binding(&claims, peer)?;
         Ok(claims)
     }
+}
+
+/// Whether claims are valid at `now` (with [`SKEW_SECS`] of tolerance).
+pub fn check_time(claims: &TokenClaims, now: OffsetDateTime) -> Result<(), TokenError> {
+    let skew = time::Duration::seconds(SKEW_SECS);
+    let exp = parse_time(&claims.exp, "exp")?;
+    if now >= exp + skew {
+        return Err(TokenError::Expired {
+            expired: claims.exp.clone(),
+        });
+    }
+    let nbf = parse_time(&claims.nbf, "nbf")?;
+    if now + skew < nbf {
+        return Err(TokenError::NotYetValid {
+            not_before: claims.nbf.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether claims are bound to the certificate `peer` presented, for the same identity.
+pub fn check_binding(claims: &TokenClaims, peer: &PeerIdentity) -> Result<(), TokenError> {
+    if claims.cnf.x5t_s256 != peer.thumbprint {
+        return Err(TokenError::WrongCertificate);
+    }
+    if claims.sub != peer.name || claims.role != peer.role {
+        return Err(TokenError::IdentityMismatch {
+            token: format!("{} ({})", claims.sub, claims.role),
+            cert: format!("{} ({})", peer.name, peer.role),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
