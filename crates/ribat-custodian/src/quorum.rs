@@ -13,7 +13,7 @@ use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY};
 use crate::request::{PartialRequest, Requester};
 use ribat_crypto::CryptoError;
 use ribat_crypto::blind_index::BlindIndexer;
-use ribat_crypto::combine::{accept_in_process, combine, verify_partial};
+use ribat_crypto::combine::{Partial, accept_in_process, combine, verify_partial};
 use ribat_crypto::dleq::Dleq;
 use ribat_crypto::envelope::{Envelope, OpenedFields, Sealer};
 use ribat_crypto::group::GroupPublic;
@@ -234,41 +234,40 @@ impl QuorumReader {
         defer: bool,
     ) -> Result<(), QuorumError> {
         while ask.good.len() < self.group.threshold {
-            let Some(c) = self.custodians.get(ask.next) else {
+            // The custodians still needed are asked at once, each on its own thread, so a
+            // read waits for the slowest of them (each logs durably before it answers),
+            // not for the sum; one that fails is replaced in a further round.
+            let want = self.group.threshold - ask.good.len();
+            let batch: Vec<&Arc<dyn Custodian>> =
+                self.custodians.iter().skip(ask.next).take(want).collect();
+            if batch.is_empty() {
                 break;
+            }
+            ask.next += batch.len();
+            let answers: Vec<Result<Partial, CustodianError>> = match batch.as_slice() {
+                [one] => vec![one.partial_decrypt(req)],
+                many => std::thread::scope(|s| {
+                    let handles: Vec<_> = many
+                        .iter()
+                        .map(|c| s.spawn(move || c.partial_decrypt(req)))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .zip(many)
+                        .map(|(h, c)| {
+                            h.join().unwrap_or_else(|_| {
+                                Err(CustodianError::Unavailable {
+                                    custodian: c.index(),
+                                    reason: "its thread panicked".into(),
+                                })
+                            })
+                        })
+                        .collect()
+                }),
             };
-            ask.next += 1;
-            let i = c.index();
-            let fault = match c.partial_decrypt(req) {
-                Ok(p) if p.custodian != i => Fault::BadAnswer(CryptoError::ProofInvalid),
-                Ok(p) if defer && c.in_process() => {
-                    match accept_in_process(&req.class, points.len(), &p) {
-                        Ok(v) => {
-                            ask.good.push(v);
-                            ask.unchecked.push(p);
-                            continue;
-                        }
-                        Err(e) => Fault::BadAnswer(e),
-                    }
-                }
-                Ok(p) => match self
-                    .group
-                    .public_share(&req.class, i)
-                    .and_then(|y| verify_partial(&self.dleq, &req.class, y, points, &p))
-                {
-                    Ok(v) => {
-                        ask.good.push(v);
-                        continue;
-                    }
-                    Err(e) => Fault::BadAnswer(e),
-                },
-                Err(CustodianError::Denied { denial, .. }) => Fault::Denied(denial),
-                Err(e) => Fault::Failed(e),
-            };
-            ask.faults.push(CustodianFault {
-                custodian: i,
-                fault,
-            });
+            for (c, answer) in batch.into_iter().zip(answers) {
+                self.take(req, points, ask, defer, c.as_ref(), answer);
+            }
         }
         if ask.good.len() < self.group.threshold {
             let denial = ask.faults.iter().find_map(|f| match &f.fault {
@@ -286,6 +285,49 @@ impl QuorumReader {
             });
         }
         Ok(())
+    }
+
+    /// Accepts one custodian's answer into `ask`, or records its fault.
+    fn take(
+        &self,
+        req: &PartialRequest,
+        points: &[ribat_crypto::RistrettoPoint],
+        ask: &mut Asking,
+        defer: bool,
+        c: &dyn Custodian,
+        answer: Result<Partial, CustodianError>,
+    ) {
+        let i = c.index();
+        let fault = match answer {
+            Ok(p) if p.custodian != i => Fault::BadAnswer(CryptoError::ProofInvalid),
+            Ok(p) if defer && c.in_process() => {
+                match accept_in_process(&req.class, points.len(), &p) {
+                    Ok(v) => {
+                        ask.good.push(v);
+                        ask.unchecked.push(p);
+                        return;
+                    }
+                    Err(e) => Fault::BadAnswer(e),
+                }
+            }
+            Ok(p) => match self
+                .group
+                .public_share(&req.class, i)
+                .and_then(|y| verify_partial(&self.dleq, &req.class, y, points, &p))
+            {
+                Ok(v) => {
+                    ask.good.push(v);
+                    return;
+                }
+                Err(e) => Fault::BadAnswer(e),
+            },
+            Err(CustodianError::Denied { denial, .. }) => Fault::Denied(denial),
+            Err(e) => Fault::Failed(e),
+        };
+        ask.faults.push(CustodianFault {
+            custodian: i,
+            fault,
+        });
     }
 
     fn open_all(
