@@ -11,8 +11,6 @@ use ribat_gateway::client::Connection;
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
 use serde::Serialize;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,15 +42,6 @@ struct Report {
     pgcrypto_p50_ms: f64,
     pgcrypto_p99_ms: f64,
     ratio: f64,
-}
-
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -121,27 +110,8 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     )?;
 
     say("starting the gateway (ribat serve)…");
-    let exe = std::env::current_exe().context("cannot find this executable")?;
-    let pass_dir = dir.join("passphrases");
-    let mut child = std::process::Command::new(exe)
-        .arg("--home")
-        .arg(node_home.root())
-        .args(["serve", "--listen", "127.0.0.1:0", "--passphrases"])
-        .arg(format!("dir:{}", pass_dir.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start the gateway")?;
-    let out = child.stdout.take().context("no stdout from the gateway")?;
-    let gw = Gateway(child);
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line)?;
-    let addr = line
-        .split("https://")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .with_context(|| format!("the gateway did not say where it listens: {line:?}"))?
-        .to_owned();
+    let gw = crate::serve_cmd::spawn_gateway(&node_home, &dir.join("passphrases"))?;
+    let addr = gw.addr.clone();
 
     let read = |p: &str| std::fs::read_to_string(client_dir.join(p)).with_context(|| p.to_owned());
     let key = zeroize::Zeroizing::new(read("key.pem")?);

@@ -444,10 +444,91 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         target.cnss,
         home.root().display()
     );
+    // The gateway process opens the same custodians and audit log: this one lets go first.
+    drop(node);
+    section("12. the API: mTLS, a token bound to the certificate, policy and masks");
+    api_story(&home, &target.cnss)?;
     println!(
         "\nDone. Try: ribat --home {h} get --cnss {c} --purpose counter-service --passphrases dir:{h}/passphrases",
         h = home.root().display(),
         c = target.cnss
+    );
+    Ok(())
+}
+
+/// Section 12: the gateway as its own process, called as a partner system would.
+fn api_story(home: &Home, cnss: &str) -> Result<()> {
+    use ribat_gateway::client::Connection;
+    let ca = crate::identity_cmd::init_quiet(home, &["localhost".into(), "127.0.0.1".into()])?;
+    let partner = crate::identity_cmd::add_client_quiet(
+        &ca,
+        home,
+        "partner.insurer-y",
+        "partner",
+        "insurer-y",
+    )?;
+    let clerk = crate::identity_cmd::add_client_quiet(
+        &ca,
+        home,
+        "clerk.casa-anfa.0042",
+        "clerk",
+        "CNSS agence Casa-Anfa",
+    )?;
+    println!(
+        "identity CA and certificates in {}/identity",
+        home.root().display()
+    );
+    let gw = crate::serve_cmd::spawn_gateway(home, &home.root().join("passphrases"))?;
+    println!(
+        "ribat serve listening on https://{} (client certificate required)",
+        gw.addr
+    );
+    let config = |dir: &std::path::Path, with_cert: bool| -> Result<_> {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| f.to_owned());
+        let key = zeroize::Zeroizing::new(read("key.pem")?);
+        let cert = read("cert.pem")?;
+        Ok(ribat_identity::tls::client_config(
+            &read("ca.pem")?,
+            with_cert.then_some((cert.as_str(), key.as_str())),
+            false,
+        )?)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let addr = gw.addr.as_str();
+        let mut p = Connection::open(config(&partner, true)?, addr, "127.0.0.1", false).await?;
+        let t = p.send("POST", "/v1/token", None, None).await?;
+        let token = t.json()["token"].as_str().unwrap_or_default().to_owned();
+        println!("partner.insurer-y: POST /v1/token → {} ({} minutes, bound to its certificate)", t.status, 5);
+        let path = format!("/v1/persons/{cnss}?purpose=partner-verification");
+        let r = p.send("GET", &path, Some(&token), None).await?;
+        println!("partner.insurer-y: GET /v1/persons/{cnss}?purpose=partner-verification → {}", r.status);
+        println!("  {}", r.json()["fields"]);
+        println!("  (CIN and birth date masked for partners; the Arabic name and city not in their field list)");
+        let r = p.send("GET", &format!("/v1/persons/{cnss}?purpose=marketing"), Some(&token), None).await?;
+        println!("same, purpose=marketing → {}: {}", r.status, r.json()["detail"].as_str().unwrap_or_default());
+        let mut c = Connection::open(config(&clerk, true)?, addr, "127.0.0.1", false).await?;
+        let r = c.send("GET", &path, Some(&token), None).await?;
+        println!(
+            "the partner's token replayed by clerk.casa-anfa.0042 → {}: {}",
+            r.status,
+            r.json()["detail"].as_str().unwrap_or_default()
+        );
+        match Connection::open(config(&partner, false)?, addr, "127.0.0.1", false).await {
+            Ok(mut anon) => match anon.send("GET", "/healthz", None, None).await {
+                Ok(r) => println!("no client certificate → HTTP {} (unexpected)", r.status),
+                Err(e) => println!("no client certificate → refused before HTTP: {e}"),
+            },
+            Err(e) => println!("no client certificate → refused before HTTP: {e}"),
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    println!(
+        "try it: curl --cacert {d}/ca.pem --cert {d}/cert.pem --key {d}/key.pem -X POST https://127.0.0.1:8443/v1/token   (after `ribat --home {h} serve --passphrases dir:{h}/passphrases`)",
+        d = partner.display(),
+        h = home.root().display()
     );
     Ok(())
 }

@@ -241,3 +241,48 @@ pub fn custodian(
         Ok(())
     })
 }
+
+/// A `ribat serve` started by this process (the demo, a benchmark), stopped when dropped.
+pub struct GatewayProcess {
+    child: std::process::Child,
+    /// Where it listens.
+    pub addr: String,
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts this executable as `ribat serve` on a free loopback port for the node in
+/// `home`, its custodians' passphrases read from the files in `pass_dir`.
+pub fn spawn_gateway(home: &Home, pass_dir: &Path) -> Result<GatewayProcess> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let mut child = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(home.root())
+        .args(["serve", "--listen", "127.0.0.1:0", "--passphrases"])
+        .arg(format!("dir:{}", pass_dir.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .context("cannot start the gateway")?;
+    let out = child.stdout.take().context("no output from the gateway")?;
+    let mut line = String::new();
+    let read = std::io::BufReader::new(out).read_line(&mut line);
+    let mut gw = GatewayProcess {
+        child,
+        addr: String::new(),
+    };
+    read.context("the gateway said nothing")?;
+    gw.addr = line
+        .split("https://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .with_context(|| format!("the gateway did not start (it said {line:?})"))?
+        .to_owned();
+    Ok(gw)
+}
