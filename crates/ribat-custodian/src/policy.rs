@@ -159,7 +159,11 @@ impl Policy {
             ("birth_date".into(), Mask::Year),
         ]);
         roles.insert("partner".into(), partner);
-        let mut employer = role(&["identity"], &["employee-check"], Some((300, 3600)));
+        let mut employer = role(
+            &["identity"],
+            &["employee-check", "declaration-upload"],
+            Some((300, 3600)),
+        );
         employer.fields = Some(set(&["cnss", "cin", "given", "surname", "birth_date"]));
         employer.masks = BTreeMap::from([
             ("cin".into(), Mask::Partial),

@@ -49,6 +49,8 @@ pub struct App {
     pub metrics: Metrics,
     /// TLS counters.
     pub tls: Arc<TlsStats>,
+    /// Where uploaded declaration files are kept (durably, before they are imported).
+    pub uploads: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for App {
@@ -69,6 +71,10 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/persons/{cnss}", get(person))
         .route("/v1/persons/{cnss}/declarations", get(declarations))
         .route("/v1/employers/{affiliation}", get(employer))
+        .route(
+            "/v1/declarations",
+            post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -523,6 +529,107 @@ async fn employer(
         Ok(Json(serde_json::json!({"record_id": id, "fields": out})).into_response())
     };
     finish(&app, "/v1/employers/{affiliation}", start, work.await)
+}
+
+/// Largest e-BDS file accepted in one upload (a large employer's month is a few MB).
+pub const MAX_UPLOAD: usize = 64 * 1024 * 1024;
+
+/// The purpose under which employers upload their declarations.
+pub const PURPOSE_UPLOAD: &str = "declaration-upload";
+
+/// `POST /v1/declarations?purpose=declaration-upload`, body an e-BDS file: an employer's
+/// monthly salary declaration. Only for the employer the certificate names (its
+/// institution is its affiliation number); stored durably, then validated, sealed and
+/// stored like an import. Rejected lines are named by number and reason, never by value.
+async fn upload(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let start = Instant::now();
+    let work = async {
+        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
+        let q = read_query(&uri)?;
+        if q.fields.is_some() {
+            return Err(Problem::bad_request(
+                "bad-query",
+                "an upload takes no `fields`",
+            ));
+        }
+        if q.purpose.as_deref().map(str::trim) != Some(PURPOSE_UPLOAD) {
+            return Err(Problem::bad_request(
+                "purpose-required",
+                format!("declarations are uploaded with purpose={PURPOSE_UPLOAD}"),
+            ));
+        }
+        let admitted = app.gate.admit(
+            claims,
+            &Ask {
+                purpose: q.purpose.as_deref(),
+                fields: &[],
+            },
+        )?;
+        let parsed = ribat_import::ebds::parse("upload", &body).map_err(|e| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ebds-refused",
+                "Declaration file refused",
+                format!(
+                    "the e-BDS file was refused at line {}: {}",
+                    e.line, e.reason
+                ),
+            )
+        })?;
+        if parsed.header.affiliation != admitted.claims.inst {
+            return Err(Problem::forbidden(
+                "affiliation-mismatch",
+                format!(
+                    "this certificate uploads for employer {} only; the file declares another affiliation number",
+                    admitted.claims.inst
+                ),
+            ));
+        }
+        let name = ribat_import::ebds::file_name(&parsed.header.affiliation, &parsed.header.period);
+        let file = name.clone();
+        let a = app.clone();
+        let summary = blocking(move || {
+            let dir = a.uploads.join(&parsed.header.affiliation);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Problem::unavailable("upload-unavailable", format!("cannot keep the upload: {e}"))
+            })?;
+            let path = dir.join(&name);
+            ribat_identity::ca::write_file(&path, &body, true).map_err(|e| {
+                Problem::unavailable("upload-unavailable", format!("cannot keep the upload: {e}"))
+            })?;
+            let sealer =
+                ribat_import::records::RecordSealer::new(a.vault.reader.group(), &a.vault.index)
+                    .map_err(|e| Problem::internal(format!("cannot seal: {e}")))?;
+            let importer =
+                ribat_import::importer::Importer::new(a.vault.store.as_ref(), &sealer, 1, 5_000);
+            importer.run(&[path], &mut |_| {}).map_err(|e| {
+                Problem::unavailable("store-unavailable", format!("the import failed: {e}"))
+            })
+        })
+        .await?;
+        let rejected: Vec<serde_json::Value> = summary
+            .rejects
+            .iter()
+            .map(|r| serde_json::json!({"line": r.line, "reason": r.reason}))
+            .collect();
+        Ok((
+            StatusCode::CREATED,
+            Json(serde_json::json!({
+                "file": file,
+                "stored": summary.declarations.stored,
+                "already_stored": summary.declarations.already,
+                "rejected": rejected,
+            })),
+        )
+            .into_response())
+    };
+    finish(&app, "/v1/declarations", start, work.await)
 }
 
 #[derive(Debug, Deserialize, Default)]

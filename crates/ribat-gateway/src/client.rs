@@ -130,6 +130,38 @@ impl Connection {
         bearer: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Response, ClientError> {
+        let json = body.is_some();
+        self.request(
+            method,
+            path,
+            bearer,
+            body.unwrap_or_default(),
+            json.then_some("application/json"),
+        )
+        .await
+    }
+
+    /// Sends a request with a body of the given content type.
+    pub async fn send_raw(
+        &mut self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Response, ClientError> {
+        self.request(method, path, bearer, body, Some(content_type))
+            .await
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Result<Response, ClientError> {
         let mut b = Request::builder()
             .method(method)
             .uri(format!("https://{}{path}", self.authority))
@@ -140,11 +172,11 @@ impl Connection {
         if let Some(t) = bearer {
             b = b.header("authorization", format!("Bearer {t}"));
         }
-        if body.is_some() {
-            b = b.header("content-type", "application/json");
+        if let Some(ct) = content_type {
+            b = b.header("content-type", ct);
         }
         let req = b
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let resp = match &mut self.sender {
             Sender::H1(s) => {

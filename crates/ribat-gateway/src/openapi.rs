@@ -3,16 +3,17 @@
 
 use serde_json::{Value, json};
 
+fn problem_ref(why: &str) -> Value {
+    json!({
+        "description": why,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
 fn problem_responses(codes: &[(&str, &str)]) -> Value {
     let mut m = serde_json::Map::new();
     for (code, why) in codes {
-        m.insert(
-            (*code).to_owned(),
-            json!({
-                "description": why,
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-            }),
-        );
+        m.insert((*code).to_owned(), problem_ref(why));
     }
     Value::Object(m)
 }
@@ -199,6 +200,19 @@ pub fn document(purposes: &[&str]) -> Value {
                         "role": {"type": "string"}
                     }
                 },
+                "Upload": {
+                    "type": "object",
+                    "required": ["file", "stored", "already_stored", "rejected"],
+                    "properties": {
+                        "file": {"type": "string"},
+                        "stored": {"type": "integer"},
+                        "already_stored": {"type": "integer"},
+                        "rejected": {"type": "array", "items": {
+                            "type": "object", "required": ["line", "reason"],
+                            "properties": {"line": {"type": "integer"}, "reason": {"type": "string"}}
+                        }}
+                    }
+                },
                 "Health": {
                     "type": "object",
                     "required": ["status", "audit_entries"],
@@ -247,6 +261,22 @@ pub fn document(purposes: &[&str]) -> Value {
                     fields_param("employer", crate::vault::EMPLOYER_FIELDS)
                 ],
                 "responses": with_ok("Employer", READ_ERRORS)
+            }},
+            "/v1/declarations": {"post": {
+                "summary": "An employer uploads its monthly e-BDS declaration file (its own affiliation only)",
+                "security": [{"bearer": []}],
+                "parameters": [purpose_param(purposes)],
+                "requestBody": {"required": true, "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "responses": {
+                    "201": {"description": "Stored (lines refused are listed by number and reason)",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Upload"}}}},
+                    "400": problem_ref("Missing or wrong purpose, malformed query"),
+                    "401": problem_ref("No valid token bound to this certificate"),
+                    "403": problem_ref("Not an employer, or the file declares another employer"),
+                    "413": problem_ref("File larger than 64 MiB"),
+                    "422": problem_ref("Not a valid e-BDS file (line and reason given)"),
+                    "503": problem_ref("The store or the upload directory failed")
+                }
             }},
             "/healthz": {"get": {
                 "summary": "Liveness: the audit log can record",

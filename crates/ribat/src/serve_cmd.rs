@@ -153,6 +153,7 @@ pub fn gateway(
         audience: DEPLOYMENT.to_owned(),
         metrics: Metrics::default(),
         tls: stats.clone(),
+        uploads: home.root().join("uploads"),
     });
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
