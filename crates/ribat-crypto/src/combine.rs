@@ -87,17 +87,23 @@ pub fn verify_partial(
     requested: &[RistrettoPoint],
     partial: &Partial,
 ) -> Result<VerifiedPartial> {
-    if partial.class != class {
-        return Err(CryptoError::WrongClass {
-            expected: class.to_owned(),
-            got: partial.class.clone(),
-        });
-    }
+    same_class(class, partial)?;
     dleq.verify(public_share, requested, &partial.points, &partial.proof)?;
     Ok(VerifiedPartial {
         custodian: partial.custodian,
         points: partial.points.clone(),
     })
+}
+
+fn same_class(class: &str, partial: &Partial) -> Result<()> {
+    if partial.class == class {
+        Ok(())
+    } else {
+        Err(CryptoError::WrongClass {
+            expected: class.to_owned(),
+            got: partial.class.clone(),
+        })
+    }
 }
 
 /// Accepts the partial of a custodian running in this very process without checking its

@@ -10,10 +10,10 @@
 //! log, so a restart does not reset quotas or lift quarantines.
 
 use crate::error::Denial;
-use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, Policy, Quota};
+use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, Policy};
 use crate::request::{MAX_RECORDS_PER_REQUEST, PartialRequest};
-use crate::window::DistinctWindow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::window::{QuotaBook, Scope};
+use std::collections::{BTreeMap, HashSet};
 
 /// An extra check a deployment plugs into every custodian, run after the built-in ones.
 ///
@@ -57,10 +57,8 @@ pub struct Guard {
     hooks: Vec<std::sync::Arc<dyn PolicyHook>>,
     honey: HashSet<(String, String)>,
     quarantined: BTreeMap<String, u64>,
-    /// Per identity, one window per quota of its role.
-    by_identity: HashMap<String, Vec<(Quota, DistinctWindow)>>,
-    /// Per role, one window per role-wide quota.
-    by_role: HashMap<String, Vec<(Quota, DistinctWindow)>>,
+    /// Distinct records per window, per identity and per role.
+    quotas: QuotaBook,
 }
 
 impl std::fmt::Debug for Guard {
@@ -87,8 +85,7 @@ impl Guard {
             hooks: Vec::new(),
             honey: honey.into_iter().collect(),
             quarantined: BTreeMap::new(),
-            by_identity: HashMap::new(),
-            by_role: HashMap::new(),
+            quotas: QuotaBook::default(),
         }
     }
 
@@ -213,19 +210,6 @@ impl Guard {
         Ok(())
     }
 
-    fn windows<'a>(
-        map: &'a mut HashMap<String, Vec<(Quota, DistinctWindow)>>,
-        key: &str,
-        quotas: impl FnOnce() -> Vec<Quota>,
-    ) -> &'a mut Vec<(Quota, DistinctWindow)> {
-        map.entry(key.to_owned()).or_insert_with(|| {
-            quotas()
-                .into_iter()
-                .map(|q| (q, DistinctWindow::new(q.window_secs)))
-                .collect()
-        })
-    }
-
     /// Every window of the identity and of its role must stay within its limit.
     fn check_quotas(&mut self, req: &PartialRequest, now: u64) -> Result<(), Denial> {
         let who = &req.requester;
@@ -234,36 +218,18 @@ impl Guard {
             .iter()
             .map(|id| key(&req.table, id))
             .collect();
-        let policy = &self.policy;
-        let mine = Self::windows(&mut self.by_identity, &who.identity, || {
-            policy.identity_windows(&who.role)
-        });
-        for (q, w) in mine.iter_mut() {
-            let would_be = w.would_be(keys.iter().map(String::as_str), now);
-            if would_be > q.distinct_records {
-                return Err(Denial::QuotaExceeded {
-                    identity: who.identity.clone(),
-                    limit: q.distinct_records,
-                    window_secs: q.window_secs,
-                    would_be,
-                });
-            }
-        }
-        let role = Self::windows(&mut self.by_role, &who.role, || {
-            policy.role_windows(&who.role)
-        });
-        for (q, w) in role.iter_mut() {
-            let would_be = w.would_be(keys.iter().map(String::as_str), now);
-            if would_be > q.distinct_records {
-                return Err(Denial::QuotaExceeded {
-                    identity: format!("role {}", who.role),
-                    limit: q.distinct_records,
-                    window_secs: q.window_secs,
-                    would_be,
-                });
-            }
-        }
-        Ok(())
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.quotas
+            .check(&self.policy, &who.identity, &who.role, &refs, now)
+            .map_err(|o| Denial::QuotaExceeded {
+                identity: match o.scope {
+                    Scope::Identity => who.identity.clone(),
+                    Scope::Role => format!("role {}", who.role),
+                },
+                limit: o.quota.distinct_records,
+                window_secs: o.quota.window_secs,
+                would_be: o.would_be,
+            })
     }
 
     /// Applies a command (also used when replaying the log).
@@ -293,15 +259,8 @@ impl Guard {
         now: u64,
     ) {
         let keys: Vec<String> = ids.iter().map(|id| key(table, id)).collect();
-        let policy = &self.policy;
-        for (_, w) in Self::windows(&mut self.by_identity, identity, || {
-            policy.identity_windows(role)
-        }) {
-            w.add(keys.iter().map(String::as_str), now);
-        }
-        for (_, w) in Self::windows(&mut self.by_role, role, || policy.role_windows(role)) {
-            w.add(keys.iter().map(String::as_str), now);
-        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        self.quotas.add(&self.policy, identity, role, &refs, now);
     }
 
     /// Whether an identity is quarantined at `now`.
@@ -317,6 +276,7 @@ fn key(table: &str, id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Quota;
     use crate::request::Requester;
 
     fn req(identity: &str, role: &str, purpose: &str, class: &str, ids: &[&str]) -> PartialRequest {
@@ -481,9 +441,8 @@ mod tests {
         assert!(d.to_string().contains("between 08:00 and 18:00"), "{d}");
         // The hook did not let the refused request count: the 10:00 read has left the hourly
         // window by 22:00, so only a counted refusal would still be there.
-        let counted = g.by_identity.get_mut("c1").unwrap()[0]
-            .1
-            .would_be([], 22 * 3600);
+        let policy = g.policy.clone();
+        let counted = g.quotas.held(&policy, "c1", "clerk", 22 * 3600);
         assert_eq!(counted, 0);
     }
 

@@ -80,3 +80,109 @@ mod tests {
         assert_eq!(w.would_be([], 90), 0);
     }
 }
+
+/// Which count a request would overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The identity's own.
+    Identity,
+    /// The whole role's.
+    Role,
+}
+
+/// A window a request would overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow {
+    /// Whose count.
+    pub scope: Scope,
+    /// The quota.
+    pub quota: crate::policy::Quota,
+    /// Distinct keys the window would hold.
+    pub would_be: usize,
+}
+
+type Windows = std::collections::HashMap<String, Vec<(crate::policy::Quota, DistinctWindow)>>;
+
+/// Every quota window of a policy, per identity and per role: what the custodian counts
+/// in records and the gateway in subjects.
+#[derive(Debug, Clone, Default)]
+pub struct QuotaBook {
+    by_identity: Windows,
+    by_role: Windows,
+}
+
+impl QuotaBook {
+    fn both<'a>(
+        &'a mut self,
+        policy: &crate::policy::Policy,
+        identity: &str,
+        role: &str,
+    ) -> impl Iterator<Item = (Scope, &'a mut (crate::policy::Quota, DistinctWindow))> {
+        let open = |quotas: Vec<crate::policy::Quota>| {
+            quotas
+                .into_iter()
+                .map(|q| (q, DistinctWindow::new(q.window_secs)))
+                .collect::<Vec<_>>()
+        };
+        let mine = self
+            .by_identity
+            .entry(identity.to_owned())
+            .or_insert_with(|| open(policy.identity_windows(role)));
+        let theirs = self
+            .by_role
+            .entry(role.to_owned())
+            .or_insert_with(|| open(policy.role_windows(role)));
+        mine.iter_mut()
+            .map(|w| (Scope::Identity, w))
+            .chain(theirs.iter_mut().map(|w| (Scope::Role, w)))
+    }
+
+    /// The first window `keys` would overflow at `now`, if any.
+    pub fn check(
+        &mut self,
+        policy: &crate::policy::Policy,
+        identity: &str,
+        role: &str,
+        keys: &[&str],
+        now: u64,
+    ) -> Result<(), Overflow> {
+        for (scope, (quota, w)) in self.both(policy, identity, role) {
+            let would_be = w.would_be(keys.iter().copied(), now);
+            if would_be > quota.distinct_records {
+                return Err(Overflow {
+                    scope,
+                    quota: *quota,
+                    would_be,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts `keys` in every window of the identity and of its role.
+    pub fn add(
+        &mut self,
+        policy: &crate::policy::Policy,
+        identity: &str,
+        role: &str,
+        keys: &[&str],
+        now: u64,
+    ) {
+        for (_, (_, w)) in self.both(policy, identity, role) {
+            w.add(keys.iter().copied(), now);
+        }
+    }
+
+    /// The distinct keys an identity's first window holds at `now` (for tests and reports).
+    pub fn held(
+        &mut self,
+        policy: &crate::policy::Policy,
+        identity: &str,
+        role: &str,
+        now: u64,
+    ) -> usize {
+        self.both(policy, identity, role)
+            .next()
+            .map_or(0, |(_, (_, w))| w.would_be([], now))
+    }
+}

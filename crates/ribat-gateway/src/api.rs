@@ -15,14 +15,16 @@ use crate::AuditFirstError;
 use crate::gate::{Admitted, Ask, Gate};
 use crate::listener::{Caller, TlsStats};
 use crate::metrics::Metrics;
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemType};
 use crate::vault::{
     DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, Vault, VaultError,
     person_field_class,
 };
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::extract::{Extension, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -78,6 +80,7 @@ pub fn router(app: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
@@ -99,27 +102,50 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
-/// Times a handler's work and counts its outcome.
-fn finish(app: &App, route: &str, start: Instant, result: Result<Response, Problem>) -> Response {
-    let response = match result {
-        Ok(r) => r,
-        Err(p) => {
-            app.metrics.problem(p.slug());
-            p.into_response()
-        }
-    };
+/// Times every routed request and counts it by route template, status and problem type.
+async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    if let Some(ProblemType(slug)) = response.extensions().get::<ProblemType>() {
+        app.metrics.problem(slug);
+    }
     app.metrics.observe(
-        route,
+        &route,
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );
     response
 }
 
-fn auth_header(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+/// The caller of a data route: the token, verified and bound to the connection's
+/// certificate. Handlers that take it never run for an unauthenticated request.
+pub struct Authed {
+    /// Verified claims.
+    pub claims: ribat_identity::TokenClaims,
+    /// The token itself, carried to networked custodians.
+    pub token: String,
+}
+
+impl FromRequestParts<Shared> for Authed {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Shared) -> Result<Self, Problem> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .ok_or_else(|| Problem::internal("a request arrived without its TLS identity"))?;
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let claims = app.gate.authenticate(caller, header)?;
+        let token = crate::gate::bearer(header).unwrap_or_default().to_owned();
+        Ok(Self { claims, token })
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -270,103 +296,85 @@ fn one_counted(
 
 async fn person(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    Authed { claims, token }: Authed,
     Path(cnss): Path<String>,
     uri: Uri,
-) -> Response {
-    let start = Instant::now();
-    let work = async {
-        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
-        let q = read_query(&uri)?;
-        let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
-        let admitted = app.gate.admit(
-            claims,
-            &Ask {
-                purpose: q.purpose.as_deref(),
-                fields: &fields,
-            },
-        )?;
-        let token = crate::gate::bearer(auth_header(&headers))
-            .unwrap_or_default()
-            .to_owned();
-        let a = app.clone();
-        let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
-        let (id, mut out) = blocking(move || {
-            let ids = a
-                .vault
-                .by_cnss(&cnss)
-                .map_err(|e| vault_problem(&a.gate, e))?;
-            let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
-            let r = reader(&admitted, &token);
-            let out = a
-                .vault
-                .person(&r, &id, &names)
-                .map_err(|e| vault_problem(&a.gate, e))?;
-            Ok((id, (out, admitted)))
-        })
-        .await?;
-        let masked: Vec<String> = out.1.masks.keys().cloned().collect();
-        out.1.mask(&mut out.0);
-        Ok(
-            Json(serde_json::json!({"record_id": id, "fields": out.0, "masked": masked}))
-                .into_response(),
-        )
-    };
-    finish(&app, "/v1/persons/{cnss}", start, work.await)
+) -> Result<Response, Problem> {
+    let q = read_query(&uri)?;
+    let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
+    let admitted = app.gate.admit(
+        claims,
+        &Ask {
+            purpose: q.purpose.as_deref(),
+            fields: &fields,
+        },
+    )?;
+    let a = app.clone();
+    let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
+    let (id, mut out) = blocking(move || {
+        let ids = a
+            .vault
+            .by_cnss(&cnss)
+            .map_err(|e| vault_problem(&a.gate, e))?;
+        let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
+        let r = reader(&admitted, &token);
+        let out = a
+            .vault
+            .person(&r, &id, &names)
+            .map_err(|e| vault_problem(&a.gate, e))?;
+        Ok((id, (out, admitted)))
+    })
+    .await?;
+    let masked: Vec<String> = out.1.masks.keys().cloned().collect();
+    out.1.mask(&mut out.0);
+    Ok(
+        Json(serde_json::json!({"record_id": id, "fields": out.0, "masked": masked}))
+            .into_response(),
+    )
 }
 
 async fn declarations(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    Authed { claims, token }: Authed,
     Path(cnss): Path<String>,
     uri: Uri,
-) -> Response {
-    let start = Instant::now();
-    let work = async {
-        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
-        let q = read_query(&uri)?;
-        if q.fields.is_some() {
-            return Err(Problem::bad_request(
-                "bad-query",
-                format!(
-                    "declarations always carry: {}",
-                    DECLARATION_FIELDS.join(", ")
-                ),
-            ));
-        }
-        let fields: Vec<(&str, &str)> = DECLARATION_FIELDS
-            .iter()
-            .map(|f| (*f, "financial"))
-            .collect();
-        let admitted = app.gate.admit(
-            claims,
-            &Ask {
-                purpose: q.purpose.as_deref(),
-                fields: &fields,
-            },
-        )?;
-        let token = crate::gate::bearer(auth_header(&headers))
-            .unwrap_or_default()
-            .to_owned();
-        let a = app.clone();
-        let (id, rows) = blocking(move || {
-            let ids = a
-                .vault
-                .by_cnss(&cnss)
-                .map_err(|e| vault_problem(&a.gate, e))?;
-            let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
-            let rows = a
-                .vault
-                .history(&reader(&admitted, &token), &id)
-                .map_err(|e| vault_problem(&a.gate, e))?;
-            Ok((id, rows))
-        })
-        .await?;
-        Ok(Json(serde_json::json!({"record_id": id, "declarations": rows})).into_response())
-    };
-    finish(&app, "/v1/persons/{cnss}/declarations", start, work.await)
+) -> Result<Response, Problem> {
+    let q = read_query(&uri)?;
+    if q.fields.is_some() {
+        return Err(Problem::bad_request(
+            "bad-query",
+            format!(
+                "declarations always carry: {}",
+                DECLARATION_FIELDS.join(", ")
+            ),
+        ));
+    }
+    let fields: Vec<(&str, &str)> = DECLARATION_FIELDS
+        .iter()
+        .map(|f| (*f, "financial"))
+        .collect();
+    let admitted = app.gate.admit(
+        claims,
+        &Ask {
+            purpose: q.purpose.as_deref(),
+            fields: &fields,
+        },
+    )?;
+    let a = app.clone();
+    let (id, rows) = blocking(move || {
+        let ids = a
+            .vault
+            .by_cnss(&cnss)
+            .map_err(|e| vault_problem(&a.gate, e))?;
+        let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
+        let rows = a
+            .vault
+            .history(&reader(&admitted, &token), &id)
+            .map_err(|e| vault_problem(&a.gate, e))?;
+        Ok((id, rows))
+    })
+    .await?;
+    Ok(Json(serde_json::json!({"record_id": id, "declarations": rows})).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,151 +392,133 @@ const MAX_MATCHES: usize = 10;
 
 async fn search(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    Authed { claims, token }: Authed,
     body: Bytes,
-) -> Response {
-    let start = Instant::now();
-    let work = async {
-        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
-        let b: SearchBody = serde_json::from_slice(&body)
-            .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?;
-        let list = b.fields.as_ref().map(|f| f.join(","));
-        let fields = person_fields(&app.gate, &claims.role, list.as_deref())?;
-        let admitted = app.gate.admit(
-            claims,
-            &Ask {
-                purpose: b.purpose.as_deref(),
-                fields: &fields,
-            },
-        )?;
-        let token = crate::gate::bearer(auth_header(&headers))
-            .unwrap_or_default()
-            .to_owned();
-        let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
-        let a = app.clone();
-        let (matches, admitted) = blocking(move || {
-            let (ids, key) = match (&b.cin, &b.name, &b.birth_date) {
-                (Some(cin), None, None) => (a.vault.by_cin(cin), format!("cin:{cin}")),
-                (None, Some(n), Some(d)) => (a.vault.by_name(n, d), format!("name:{n}|{d}")),
-                _ => {
-                    return Err(Problem::bad_request(
-                        "bad-body",
-                        "give either `cin`, or both `name` and `birth_date` (YYYY-MM-DD)",
-                    ));
-                }
-            };
-            let ids = ids.map_err(|e| vault_problem(&a.gate, e))?;
-            if ids.is_empty() {
-                a.gate.count_subject(&admitted.claims, &key)?;
+) -> Result<Response, Problem> {
+    let b: SearchBody = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?;
+    let list = b.fields.as_ref().map(|f| f.join(","));
+    let fields = person_fields(&app.gate, &claims.role, list.as_deref())?;
+    let admitted = app.gate.admit(
+        claims,
+        &Ask {
+            purpose: b.purpose.as_deref(),
+            fields: &fields,
+        },
+    )?;
+    let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
+    let a = app.clone();
+    let (matches, admitted) = blocking(move || {
+        let (ids, key) = match (&b.cin, &b.name, &b.birth_date) {
+            (Some(cin), None, None) => (a.vault.by_cin(cin), format!("cin:{cin}")),
+            (None, Some(n), Some(d)) => (a.vault.by_name(n, d), format!("name:{n}|{d}")),
+            _ => {
+                return Err(Problem::bad_request(
+                    "bad-body",
+                    "give either `cin`, or both `name` and `birth_date` (YYYY-MM-DD)",
+                ));
             }
-            let r = reader(&admitted, &token);
-            let mut out = Vec::new();
-            for id in ids.into_iter().take(MAX_MATCHES) {
-                a.gate.count_subject(&admitted.claims, &id)?;
-                let f = a
-                    .vault
-                    .person(&r, &id, &names)
-                    .map_err(|e| vault_problem(&a.gate, e))?;
-                out.push((id, f));
-            }
-            Ok((out, admitted))
+        };
+        let ids = ids.map_err(|e| vault_problem(&a.gate, e))?;
+        if ids.is_empty() {
+            a.gate.count_subject(&admitted.claims, &key)?;
+        }
+        let r = reader(&admitted, &token);
+        let mut out = Vec::new();
+        for id in ids.into_iter().take(MAX_MATCHES) {
+            a.gate.count_subject(&admitted.claims, &id)?;
+            let f = a
+                .vault
+                .person(&r, &id, &names)
+                .map_err(|e| vault_problem(&a.gate, e))?;
+            out.push((id, f));
+        }
+        Ok((out, admitted))
+    })
+    .await?;
+    let masked: Vec<String> = admitted.masks.keys().cloned().collect();
+    let matches: Vec<serde_json::Value> = matches
+        .into_iter()
+        .map(|(id, mut f)| {
+            admitted.mask(&mut f);
+            serde_json::json!({"record_id": id, "fields": f})
         })
-        .await?;
-        let masked: Vec<String> = admitted.masks.keys().cloned().collect();
-        let matches: Vec<serde_json::Value> = matches
-            .into_iter()
-            .map(|(id, mut f)| {
-                admitted.mask(&mut f);
-                serde_json::json!({"record_id": id, "fields": f})
-            })
-            .collect();
-        Ok(Json(serde_json::json!({"matches": matches, "masked": masked})).into_response())
-    };
-    finish(&app, "/v1/persons/search", start, work.await)
+        .collect();
+    Ok(Json(serde_json::json!({"matches": matches, "masked": masked})).into_response())
 }
 
 async fn employer(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    Authed { claims, token }: Authed,
     Path(affiliation): Path<String>,
     uri: Uri,
-) -> Response {
-    let start = Instant::now();
-    let work = async {
-        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
-        let q = read_query(&uri)?;
-        let names: Vec<&'static str> =
-            match q.fields.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
-                None => EMPLOYER_FIELDS.to_vec(),
-                Some(l) => l
-                    .split(',')
-                    .map(|f| {
-                        EMPLOYER_FIELDS
-                            .iter()
-                            .find(|n| **n == f.trim())
-                            .copied()
-                            .ok_or_else(|| {
-                                Problem::bad_request(
-                                    "unknown-field",
-                                    format!(
-                                        "unknown employer field `{}`; known: {}",
-                                        f.trim(),
-                                        EMPLOYER_FIELDS.join(", ")
-                                    ),
-                                )
-                            })
-                    })
-                    .collect::<Result<_, _>>()?,
-            };
-        // Employer fields are the employer's, not a person's: the person-field list of a
-        // role does not apply, classes and purposes do.
-        let mut admitted = app.gate.admit(
-            claims,
-            &Ask {
-                purpose: q.purpose.as_deref(),
-                fields: &[],
-            },
+) -> Result<Response, Problem> {
+    let q = read_query(&uri)?;
+    let names: Vec<&'static str> =
+        match q.fields.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+            None => EMPLOYER_FIELDS.to_vec(),
+            Some(l) => l
+                .split(',')
+                .map(|f| {
+                    EMPLOYER_FIELDS
+                        .iter()
+                        .find(|n| **n == f.trim())
+                        .copied()
+                        .ok_or_else(|| {
+                            Problem::bad_request(
+                                "unknown-field",
+                                format!(
+                                    "unknown employer field `{}`; known: {}",
+                                    f.trim(),
+                                    EMPLOYER_FIELDS.join(", ")
+                                ),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+    // Employer fields are the employer's, not a person's: the person-field list of a
+    // role does not apply, classes and purposes do.
+    let mut admitted = app.gate.admit(
+        claims,
+        &Ask {
+            purpose: q.purpose.as_deref(),
+            fields: &[],
+        },
+    )?;
+    if let Some(role) = app.gate.policy().roles.get(&admitted.claims.role)
+        && !role.classes.contains("identity")
+    {
+        return Err(Problem::forbidden(
+            "class-not-allowed",
+            format!(
+                "role `{}` may not read class `identity`",
+                admitted.claims.role
+            ),
+        ));
+    }
+    admitted.masks.clear();
+    let a = app.clone();
+    let (id, out) = blocking(move || {
+        let ids = a
+            .vault
+            .by_affiliation(&affiliation)
+            .map_err(|e| vault_problem(&a.gate, e))?;
+        let id = one_counted(
+            &a.gate,
+            &admitted,
+            ids,
+            format!("affiliation:{affiliation}"),
+            "employer",
         )?;
-        if let Some(role) = app.gate.policy().roles.get(&admitted.claims.role)
-            && !role.classes.contains("identity")
-        {
-            return Err(Problem::forbidden(
-                "class-not-allowed",
-                format!(
-                    "role `{}` may not read class `identity`",
-                    admitted.claims.role
-                ),
-            ));
-        }
-        admitted.masks.clear();
-        let token = crate::gate::bearer(auth_header(&headers))
-            .unwrap_or_default()
-            .to_owned();
-        let a = app.clone();
-        let (id, out) = blocking(move || {
-            let ids = a
-                .vault
-                .by_affiliation(&affiliation)
-                .map_err(|e| vault_problem(&a.gate, e))?;
-            let id = one_counted(
-                &a.gate,
-                &admitted,
-                ids,
-                format!("affiliation:{affiliation}"),
-                "employer",
-            )?;
-            let out = a
-                .vault
-                .employer(&reader(&admitted, &token), &id, &names)
-                .map_err(|e| vault_problem(&a.gate, e))?;
-            Ok((id, out))
-        })
-        .await?;
-        Ok(Json(serde_json::json!({"record_id": id, "fields": out})).into_response())
-    };
-    finish(&app, "/v1/employers/{affiliation}", start, work.await)
+        let out = a
+            .vault
+            .employer(&reader(&admitted, &token), &id, &names)
+            .map_err(|e| vault_problem(&a.gate, e))?;
+        Ok((id, out))
+    })
+    .await?;
+    Ok(Json(serde_json::json!({"record_id": id, "fields": out})).into_response())
 }
 
 /// Largest e-BDS file accepted in one upload (a large employer's month is a few MB).
@@ -543,93 +533,87 @@ pub const PURPOSE_UPLOAD: &str = "declaration-upload";
 /// stored like an import. Rejected lines are named by number and reason, never by value.
 async fn upload(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    Authed { claims, .. }: Authed,
     uri: Uri,
     body: Bytes,
-) -> Response {
-    let start = Instant::now();
-    let work = async {
-        let claims = app.gate.authenticate(&caller, auth_header(&headers))?;
-        let q = read_query(&uri)?;
-        if q.fields.is_some() {
-            return Err(Problem::bad_request(
-                "bad-query",
-                "an upload takes no `fields`",
-            ));
-        }
-        if q.purpose.as_deref().map(str::trim) != Some(PURPOSE_UPLOAD) {
-            return Err(Problem::bad_request(
-                "purpose-required",
-                format!("declarations are uploaded with purpose={PURPOSE_UPLOAD}"),
-            ));
-        }
-        let admitted = app.gate.admit(
-            claims,
-            &Ask {
-                purpose: q.purpose.as_deref(),
-                fields: &[],
-            },
-        )?;
-        let parsed = ribat_import::ebds::parse("upload", &body).map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "ebds-refused",
-                "Declaration file refused",
-                format!(
-                    "the e-BDS file was refused at line {}: {}",
-                    e.line, e.reason
-                ),
-            )
-        })?;
-        if parsed.header.affiliation != admitted.claims.inst {
-            return Err(Problem::forbidden(
-                "affiliation-mismatch",
-                format!(
-                    "this certificate uploads for employer {} only; the file declares another affiliation number",
-                    admitted.claims.inst
-                ),
-            ));
-        }
-        let name = ribat_import::ebds::file_name(&parsed.header.affiliation, &parsed.header.period);
-        let file = name.clone();
-        let a = app.clone();
-        let summary = blocking(move || {
-            let dir = a.uploads.join(&parsed.header.affiliation);
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Problem::unavailable("upload-unavailable", format!("cannot keep the upload: {e}"))
-            })?;
-            let path = dir.join(&name);
-            ribat_identity::ca::write_file(&path, &body, true).map_err(|e| {
-                Problem::unavailable("upload-unavailable", format!("cannot keep the upload: {e}"))
-            })?;
-            let sealer =
-                ribat_import::records::RecordSealer::new(a.vault.reader.group(), &a.vault.index)
-                    .map_err(|e| Problem::internal(format!("cannot seal: {e}")))?;
-            let importer =
-                ribat_import::importer::Importer::new(a.vault.store.as_ref(), &sealer, 1, 5_000);
-            importer.run(&[path], &mut |_| {}).map_err(|e| {
-                Problem::unavailable("store-unavailable", format!("the import failed: {e}"))
-            })
-        })
-        .await?;
-        let rejected: Vec<serde_json::Value> = summary
-            .rejects
-            .iter()
-            .map(|r| serde_json::json!({"line": r.line, "reason": r.reason}))
-            .collect();
-        Ok((
-            StatusCode::CREATED,
-            Json(serde_json::json!({
-                "file": file,
-                "stored": summary.declarations.stored,
-                "already_stored": summary.declarations.already,
-                "rejected": rejected,
-            })),
+) -> Result<Response, Problem> {
+    let q = read_query(&uri)?;
+    if q.fields.is_some() {
+        return Err(Problem::bad_request(
+            "bad-query",
+            "an upload takes no `fields`",
+        ));
+    }
+    if q.purpose.as_deref().map(str::trim) != Some(PURPOSE_UPLOAD) {
+        return Err(Problem::bad_request(
+            "purpose-required",
+            format!("declarations are uploaded with purpose={PURPOSE_UPLOAD}"),
+        ));
+    }
+    let admitted = app.gate.admit(
+        claims,
+        &Ask {
+            purpose: q.purpose.as_deref(),
+            fields: &[],
+        },
+    )?;
+    let parsed = ribat_import::ebds::parse("upload", &body).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ebds-refused",
+            "Declaration file refused",
+            format!(
+                "the e-BDS file was refused at line {}: {}",
+                e.line, e.reason
+            ),
         )
-            .into_response())
-    };
-    finish(&app, "/v1/declarations", start, work.await)
+    })?;
+    if parsed.header.affiliation != admitted.claims.inst {
+        return Err(Problem::forbidden(
+            "affiliation-mismatch",
+            format!(
+                "this certificate uploads for employer {} only; the file declares another affiliation number",
+                admitted.claims.inst
+            ),
+        ));
+    }
+    let name = ribat_import::ebds::file_name(&parsed.header.affiliation, &parsed.header.period);
+    let file = name.clone();
+    let a = app.clone();
+    let summary = blocking(move || {
+        let dir = a.uploads.join(&parsed.header.affiliation);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Problem::unavailable("upload-unavailable", format!("cannot keep the upload: {e}"))
+        })?;
+        let path = dir.join(&name);
+        ribat_identity::ca::write_file(&path, &body, true).map_err(|e| {
+            Problem::unavailable("upload-unavailable", format!("cannot keep the upload: {e}"))
+        })?;
+        let sealer =
+            ribat_import::records::RecordSealer::new(a.vault.reader.group(), &a.vault.index)
+                .map_err(|e| Problem::internal(format!("cannot seal: {e}")))?;
+        let importer =
+            ribat_import::importer::Importer::new(a.vault.store.as_ref(), &sealer, 1, 5_000);
+        importer.run(&[path], &mut |_| {}).map_err(|e| {
+            Problem::unavailable("store-unavailable", format!("the import failed: {e}"))
+        })
+    })
+    .await?;
+    let rejected: Vec<serde_json::Value> = summary
+        .rejects
+        .iter()
+        .map(|r| serde_json::json!({"line": r.line, "reason": r.reason}))
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "file": file,
+            "stored": summary.declarations.stored,
+            "already_stored": summary.declarations.already,
+            "rejected": rejected,
+        })),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -649,64 +633,57 @@ async fn token(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> Response {
-    let start = Instant::now();
-    let work = async {
-        let issuer = app.issuer.as_ref().ok_or_else(|| {
-            Problem::unavailable(
-                "token-service-off",
-                "this gateway does not issue tokens; ask the deployment's token service",
-            )
-        })?;
-        let b: TokenBody = if body.iter().all(u8::is_ascii_whitespace) {
-            TokenBody::default()
-        } else {
-            serde_json::from_slice(&body)
-                .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?
-        };
-        let ttl = match b.ttl_secs {
-            None => ribat_identity::token::DEFAULT_TTL_SECS,
-            Some(v) => v.as_u64().ok_or_else(|| {
-                Problem::bad_request("bad-body", "ttl_secs: a whole number of seconds")
-            })?,
-        };
-        if ttl == 0 || ttl > ribat_identity::token::MAX_TTL_SECS {
-            return Err(Problem::bad_request(
-                "bad-body",
-                format!("ttl_secs: 1 to {}", ribat_identity::token::MAX_TTL_SECS),
-            ));
-        }
-        let (token, claims) = issuer
-            .issue(
-                &caller.peer,
-                &app.audience,
-                time::OffsetDateTime::now_utc(),
-                ttl,
-            )
-            .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?;
-        Ok(Json(serde_json::json!({
-            "token": token,
-            "token_type": "Bearer",
-            "expires_at": claims.exp,
-            "identity": claims.sub,
-            "role": claims.role,
-        }))
-        .into_response())
+) -> Result<Response, Problem> {
+    let issuer = app.issuer.as_ref().ok_or_else(|| {
+        Problem::unavailable(
+            "token-service-off",
+            "this gateway does not issue tokens; ask the deployment's token service",
+        )
+    })?;
+    let b: TokenBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TokenBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?
     };
-    finish(&app, "/v1/token", start, work.await)
+    let ttl = match b.ttl_secs {
+        None => ribat_identity::token::DEFAULT_TTL_SECS,
+        Some(v) => v.as_u64().ok_or_else(|| {
+            Problem::bad_request("bad-body", "ttl_secs: a whole number of seconds")
+        })?,
+    };
+    if ttl == 0 || ttl > ribat_identity::token::MAX_TTL_SECS {
+        return Err(Problem::bad_request(
+            "bad-body",
+            format!("ttl_secs: 1 to {}", ribat_identity::token::MAX_TTL_SECS),
+        ));
+    }
+    let (token, claims) = issuer
+        .issue(
+            &caller.peer,
+            &app.audience,
+            time::OffsetDateTime::now_utc(),
+            ttl,
+        )
+        .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?;
+    Ok(Json(serde_json::json!({
+        "token": token,
+        "token_type": "Bearer",
+        "expires_at": claims.exp,
+        "identity": claims.sub,
+        "role": claims.role,
+    }))
+    .into_response())
 }
 
-async fn healthz(State(app): State<Shared>) -> Response {
-    let start = Instant::now();
-    let size = app.vault.audit.log().size();
-    let result = match size {
-        Ok(n) => Ok(Json(serde_json::json!({"status": "ok", "audit_entries": n})).into_response()),
-        Err(e) => Err(Problem::unavailable(
+async fn healthz(State(app): State<Shared>) -> Result<Response, Problem> {
+    let n = app.vault.audit.log().size().map_err(|e| {
+        Problem::unavailable(
             "audit-unavailable",
             format!("the audit log has failed: {e}"),
-        )),
-    };
-    finish(&app, "/healthz", start, result)
+        )
+    })?;
+    Ok(Json(serde_json::json!({"status": "ok", "audit_entries": n})).into_response())
 }
 
 async fn openapi(State(app): State<Shared>) -> Response {

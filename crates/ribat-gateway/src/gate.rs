@@ -7,8 +7,8 @@
 
 use crate::listener::Caller;
 use crate::problem::Problem;
-use ribat_custodian::policy::{Mask, Policy, Quota, RolePolicy};
-use ribat_custodian::window::DistinctWindow;
+use ribat_custodian::policy::{Mask, Policy, RolePolicy};
+use ribat_custodian::window::{QuotaBook, Scope};
 use ribat_identity::{TokenClaims, TokenVerifier};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -44,13 +44,12 @@ impl Admitted {
     }
 }
 
-type Windows = HashMap<String, Vec<(Quota, DistinctWindow)>>;
-
 /// The gate's state.
 pub struct Gate {
     policy: Policy,
     tokens: TokenVerifier,
-    windows: Mutex<(Windows, Windows)>,
+    /// Distinct subjects per window, per identity and per role.
+    quotas: Mutex<QuotaBook>,
     /// Identities a custodian reported quarantined, until when (Unix seconds).
     quarantined: Mutex<HashMap<String, u64>>,
     /// Tokens whose signature and audience verified, by SHA-256 of the token string:
@@ -88,7 +87,7 @@ impl Gate {
         Self {
             policy,
             tokens,
-            windows: Mutex::new((HashMap::new(), HashMap::new())),
+            quotas: Mutex::new(QuotaBook::default()),
             quarantined: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
         }
@@ -234,53 +233,25 @@ impl Gate {
     /// with the window that would overflow. A refused subject is not counted.
     pub fn count_subject(&self, claims: &TokenClaims, subject: &str) -> Result<(), Problem> {
         let now = now_secs();
-        let mut guard = self
-            .windows
+        let mut book = self
+            .quotas
             .lock()
             .map_err(|_| Problem::internal("the gateway's quota state is poisoned; restart it"))?;
-        let (by_identity, by_role) = &mut *guard;
-        let policy = &self.policy;
-        let mine = by_identity.entry(claims.sub.clone()).or_insert_with(|| {
-            policy
-                .identity_windows(&claims.role)
-                .into_iter()
-                .map(|q| (q, DistinctWindow::new(q.window_secs)))
-                .collect()
-        });
-        for (q, w) in mine.iter_mut() {
-            let would_be = w.would_be([subject], now);
-            if would_be > q.distinct_records {
-                return Err(Problem::quota(
-                    format!(
-                        "`{}` may read {} distinct subjects per {} s; this request would make {would_be}. Wait or ask a supervisor",
-                        claims.sub, q.distinct_records, q.window_secs
-                    ),
-                    q.window_secs.min(3600),
-                ));
-            }
+        let (id, role) = (claims.sub.as_str(), claims.role.as_str());
+        if let Err(o) = book.check(&self.policy, id, role, &[subject], now) {
+            let who = match o.scope {
+                Scope::Identity => format!("`{id}` may read"),
+                Scope::Role => format!("role `{role}` together may read"),
+            };
+            return Err(Problem::quota(
+                format!(
+                    "{who} {} distinct subjects per {} s; this request would make {}. Wait or ask a supervisor",
+                    o.quota.distinct_records, o.quota.window_secs, o.would_be
+                ),
+                o.quota.window_secs.min(3600),
+            ));
         }
-        let role = by_role.entry(claims.role.clone()).or_insert_with(|| {
-            policy
-                .role_windows(&claims.role)
-                .into_iter()
-                .map(|q| (q, DistinctWindow::new(q.window_secs)))
-                .collect()
-        });
-        for (q, w) in role.iter_mut() {
-            let would_be = w.would_be([subject], now);
-            if would_be > q.distinct_records {
-                return Err(Problem::quota(
-                    format!(
-                        "role `{}` together may read {} distinct subjects per {} s; this request would make {would_be}",
-                        claims.role, q.distinct_records, q.window_secs
-                    ),
-                    q.window_secs.min(3600),
-                ));
-            }
-        }
-        for (_, w) in mine.iter_mut().chain(role.iter_mut()) {
-            w.add([subject], now);
-        }
+        book.add(&self.policy, id, role, &[subject], now);
         Ok(())
     }
 

@@ -96,8 +96,13 @@ impl Problem {
     }
 }
 
+/// The problem type of a response, left in its extensions for the metrics layer.
+#[derive(Debug, Clone)]
+pub struct ProblemType(pub String);
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
+        let slug = ProblemType(self.slug().to_owned());
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let retry = self.retry_after;
         let body = serde_json::to_vec(&self).unwrap_or_default();
@@ -115,6 +120,7 @@ impl IntoResponse for Problem {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        r.extensions_mut().insert(slug);
         r
     }
 }

@@ -7,7 +7,6 @@ use crate::passphrases::{self, Source};
 use anyhow::{Context, Result, bail};
 use ribat_crypto::passphrase::KdfParams;
 use ribat_crypto::secret::SecretBytes;
-use std::io::Write;
 use std::path::PathBuf;
 
 const MARKER: &str = ".ribat-bench";
@@ -32,22 +31,7 @@ pub fn fresh_dir(home: &Home, name: &str) -> Result<PathBuf> {
 /// A 2-of-3 node in `dir/node` whose passphrases are random files in `dir/passphrases`.
 pub fn keyed_node(dir: &std::path::Path) -> Result<(Home, Source)> {
     let node_home = Home::at(dir.join("node"));
-    let pass_dir = dir.join("passphrases");
-    std::fs::create_dir_all(&pass_dir)?;
-    crate::home::restrict(&pass_dir)?;
-    for i in 1..=3 {
-        use std::os::unix::fs::OpenOptionsExt;
-        let raw = SecretBytes::<18>::random()?;
-        let text: zeroize::Zeroizing<String> =
-            zeroize::Zeroizing::new(raw.expose().iter().map(|b| format!("{b:02x}")).collect());
-        std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(pass_dir.join(passphrases::file_name(i)))?
-            .write_all(text.as_bytes())?;
-    }
-    let source = Source::Dir(pass_dir);
+    let source = passphrases::random_files(&dir.join("passphrases"), 3)?;
     crate::keys::init_quiet(
         &node_home,
         2,

@@ -4,15 +4,13 @@
 
 use crate::embedded::Embedded;
 use crate::home::Home;
-use crate::passphrases::{self, Source};
+use crate::passphrases;
 use anyhow::{Context, Result, bail};
 use ribat_crypto::passphrase::KdfParams;
-use ribat_crypto::secret::SecretBytes;
 use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
 use ribat_gateway::{Access, AuditFirstError, read_audited};
 use ribat_import::records::{PERSONS, RecordSealer};
 use ribat_sim::FundSpec;
-use std::io::Write;
 use std::sync::Arc;
 
 const MARKER: &str = ".ribat-demo";
@@ -121,26 +119,6 @@ fn demo_home(home: &Home) -> Result<Home> {
     Ok(Home::at(dir))
 }
 
-/// Passphrases for the demo's custodians: drawn at random and written owner-only beside
-/// the node, so that later commands (`--passphrases dir:…`) can reopen it.
-fn demo_passphrases(home: &Home, n: usize) -> Result<Source> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = home.root().join("passphrases");
-    std::fs::create_dir_all(&dir)?;
-    crate::home::restrict(&dir)?;
-    for i in 1..=n {
-        let raw = SecretBytes::<18>::random()?;
-        let pass: String = raw.expose().iter().map(|b| format!("{b:02x}")).collect();
-        let mut f = std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(dir.join(passphrases::file_name(i)))?;
-        f.write_all(pass.as_bytes())?;
-    }
-    Ok(Source::Dir(dir))
-}
-
 /// Runs the demo.
 pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let home = demo_home(home)?;
@@ -157,7 +135,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     );
 
     section("2. key ceremony: 2 of 3 custodians, classes identity and financial");
-    let pass = demo_passphrases(&home, 3)?;
+    let pass = passphrases::random_files(&home.root().join("passphrases"), 3)?;
     crate::keys::init(
         &home,
         2,

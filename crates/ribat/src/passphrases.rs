@@ -100,3 +100,24 @@ fn check_private(path: &std::path::Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Passphrases for a throwaway node (the demo, a benchmark): drawn at random and written
+/// owner-only into `dir`, so that later commands (`--passphrases dir:…`) can reopen it.
+pub fn random_files(dir: &std::path::Path, n: usize) -> Result<Source> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    crate::home::restrict(dir)?;
+    for i in 1..=n {
+        let raw = ribat_crypto::secret::SecretBytes::<18>::random()?;
+        let pass: zeroize::Zeroizing<String> =
+            zeroize::Zeroizing::new(raw.expose().iter().map(|b| format!("{b:02x}")).collect());
+        std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(dir.join(file_name(i)))?
+            .write_all(pass.as_bytes())?;
+    }
+    Ok(Source::Dir(dir.to_owned()))
+}

@@ -409,93 +409,10 @@ fn a_compromised_gateway_calling_a_custodian_directly_meets_every_check() {
     let now = time::OffsetDateTime::now_utc();
     let iss = issuer(&f.home);
     let (clerk_token, _) = iss.issue(&peer_of(&clerk), DEPLOYMENT, now, 300).unwrap();
-    let ask = |who: &Path,
-               identity: &str,
-               role: &str,
-               purpose: &str,
-               class: &str,
-               ids: &[String],
-               token: Option<&str>| {
-        let mut req = serde_json::json!({
-            "request_id": "direct",
-            "requester": {"identity": identity, "role": role},
-            "purpose": purpose,
-            "table": "persons",
-            "class": class,
-            "record_ids": ids,
-        });
-        if let Some(t) = token {
-            req["token"] = t.into();
-        }
-        let r = call(
-            &cust.addr,
-            config(&f.ca, Some(who)),
-            "POST",
-            "/v1/partial",
-            None,
-            Some(req),
-        )
-        .unwrap();
-        (r.status, r.json())
-    };
-    let denial = |v: &serde_json::Value| v["denial"]["denial"].as_str().unwrap_or("").to_owned();
-    let one = &sealer_ids[..1];
-
-    // Only gateways may call a custodian: the clerk's own certificate is refused.
-    let (s, v) = ask(
-        &clerk,
-        "clerk.1",
-        "clerk",
-        "counter-service",
-        "identity",
-        one,
-        Some(&clerk_token),
-    );
-    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
-    assert!(
-        v["denial"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("gateways only")
-    );
-
-    // The gateway's certificate without the end user's token; with a forged one; with a
-    // real token for someone else than the request names.
-    let (s, v) = ask(
-        &gateway,
-        "clerk.1",
-        "clerk",
-        "counter-service",
-        "identity",
-        one,
-        None,
-    );
-    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
     let (forged, _) = TokenIssuer::generate(DEPLOYMENT)
         .unwrap()
         .issue(&peer_of(&clerk), DEPLOYMENT, now, 300)
         .unwrap();
-    let (s, v) = ask(
-        &gateway,
-        "clerk.1",
-        "clerk",
-        "counter-service",
-        "identity",
-        one,
-        Some(&forged),
-    );
-    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
-    assert!(v["denial"]["reason"].as_str().unwrap().contains("forged"));
-    let (s, v) = ask(
-        &gateway,
-        "supervisor.1",
-        "supervisor",
-        "investigation",
-        "financial",
-        one,
-        Some(&clerk_token),
-    );
-    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
     let (expired, _) = iss
         .issue(
             &peer_of(&clerk),
@@ -504,79 +421,148 @@ fn a_compromised_gateway_calling_a_custodian_directly_meets_every_check() {
             300,
         )
         .unwrap();
-    let (s, v) = ask(
-        &gateway,
-        "clerk.1",
-        "clerk",
-        "counter-service",
-        "identity",
-        one,
-        Some(&expired),
-    );
-    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
-    assert!(v["denial"]["reason"].as_str().unwrap().contains("expired"));
 
-    // With the clerk's real token: the custodian's own policy still decides.
-    let (s, v) = ask(
-        &gateway,
-        "clerk.1",
-        "clerk",
-        "counter-service",
-        "financial",
-        one,
-        Some(&clerk_token),
-    );
-    assert_eq!((s, denial(&v).as_str()), (403, "class-not-allowed"), "{v}");
-    let (s, v) = ask(
-        &gateway,
-        "clerk.1",
-        "clerk",
-        "bulk-export",
-        "identity",
-        one,
-        Some(&clerk_token),
-    );
-    assert_eq!(
-        (s, denial(&v).as_str()),
-        (403, "purpose-not-allowed"),
-        "{v}"
-    );
-    let (s, v) = ask(
-        &gateway,
-        "clerk.1",
-        "clerk",
-        "counter-service",
-        "identity",
-        one,
-        Some(&clerk_token),
-    );
-    assert_eq!(s, 200, "the legitimate request is answered: {v}");
-    assert_eq!(v["points"].as_array().unwrap().len(), 1);
-    // Bulk: the custodian's per-minute quota (10 distinct records) stops it.
-    let (s, v) = ask(
-        &gateway,
-        "clerk.1",
-        "clerk",
-        "counter-service",
-        "identity",
-        &sealer_ids[..40],
-        Some(&clerk_token),
-    );
-    assert_eq!((s, denial(&v).as_str()), (403, "quota-exceeded"), "{v}");
-
-    // A revoked user's token stops working at the custodian too.
+    /// One direct call: who connects, whom the request names, what it asks, which token.
+    struct Case<'a> {
+        why: &'a str,
+        cert: &'a Path,
+        identity: &'a str,
+        role: &'a str,
+        purpose: &'a str,
+        class: &'a str,
+        ids: &'a [String],
+        token: Option<&'a str>,
+        status: u16,
+        denial: &'a str,
+        reason: &'a str,
+    }
+    let ask = |c: &Case<'_>| {
+        let mut req = serde_json::json!({
+            "request_id": "direct",
+            "requester": {"identity": c.identity, "role": c.role},
+            "purpose": c.purpose,
+            "table": "persons",
+            "class": c.class,
+            "record_ids": c.ids,
+        });
+        if let Some(t) = c.token {
+            req["token"] = t.into();
+        }
+        let r = call(
+            &cust.addr,
+            config(&f.ca, Some(c.cert)),
+            "POST",
+            "/v1/partial",
+            None,
+            Some(req),
+        )
+        .unwrap();
+        let v = r.json();
+        let denial = v["denial"]["denial"].as_str().unwrap_or("");
+        assert_eq!((r.status, denial), (c.status, c.denial), "{}: {v}", c.why);
+        let reason = v["denial"]["reason"].as_str().unwrap_or("");
+        assert!(reason.contains(c.reason), "{}: {v}", c.why);
+        v
+    };
+    let base = Case {
+        why: "",
+        cert: &gateway,
+        identity: "clerk.1",
+        role: "clerk",
+        purpose: "counter-service",
+        class: "identity",
+        ids: &sealer_ids[..1],
+        token: Some(&clerk_token),
+        status: 200,
+        denial: "",
+        reason: "",
+    };
+    let refused = [
+        Case {
+            why: "a clerk's own certificate",
+            cert: &clerk,
+            status: 401,
+            denial: "unauthenticated",
+            reason: "gateways only",
+            ..base
+        },
+        Case {
+            why: "no end-user token",
+            token: None,
+            status: 401,
+            denial: "unauthenticated",
+            reason: "no end-user token",
+            ..base
+        },
+        Case {
+            why: "a forged token",
+            token: Some(&forged),
+            status: 401,
+            denial: "unauthenticated",
+            reason: "forged",
+            ..base
+        },
+        Case {
+            why: "an expired token",
+            token: Some(&expired),
+            status: 401,
+            denial: "unauthenticated",
+            reason: "expired",
+            ..base
+        },
+        Case {
+            why: "a token for someone else",
+            identity: "supervisor.1",
+            role: "supervisor",
+            purpose: "investigation",
+            class: "financial",
+            status: 401,
+            denial: "unauthenticated",
+            reason: "the token is for `clerk.1`",
+            ..base
+        },
+        // With the clerk's real token, the custodian's own policy still decides.
+        Case {
+            why: "a class the role may not read",
+            class: "financial",
+            status: 403,
+            denial: "class-not-allowed",
+            ..base
+        },
+        Case {
+            why: "a purpose the role may not declare",
+            purpose: "bulk-export",
+            status: 403,
+            denial: "purpose-not-allowed",
+            ..base
+        },
+    ];
+    for c in &refused {
+        ask(c);
+    }
+    let v = ask(&Case {
+        why: "the legitimate request",
+        ..base
+    });
+    assert_eq!(v["points"].as_array().unwrap().len(), 1, "it is answered");
+    // Bulk: the custodian's own per-minute quota (10 distinct records) stops it.
+    ask(&Case {
+        why: "bulk",
+        ids: &sealer_ids[..40],
+        status: 403,
+        denial: "quota-exceeded",
+        ..base
+    });
+    // A revoked user's token stops working at the custodian too, without a restart.
     ok(ribat(&f.home, &["identity", "revoke", "--name", "clerk.1"]));
-    let (s, v) = ask(
-        &gateway,
-        "clerk.1",
-        "clerk",
-        "counter-service",
-        "identity",
-        &sealer_ids[1..2],
-        Some(&clerk_token),
-    );
-    assert_eq!((s, denial(&v).as_str()), (401, "unauthenticated"), "{v}");
-    assert!(v["denial"]["reason"].as_str().unwrap().contains("revoked"));
+    ask(&Case {
+        why: "a revoked certificate's token",
+        ids: &sealer_ids[1..2],
+        status: 401,
+        denial: "unauthenticated",
+        reason: "revoked",
+        ..base
+    });
 }
 
 #[test]
