@@ -58,6 +58,38 @@ fn persons(fund: &ribat_sim::Fund) -> Vec<&ribat_sim::fund::Person> {
         .collect()
 }
 
+/// Custodian `i` as its own process, with a certificate of its own.
+fn networked_custodian(home: &Path, i: u32) -> Server {
+    let name = format!("custodian-{i}");
+    let index = i.to_string();
+    ok(ribat(
+        home,
+        &[
+            "identity",
+            "add",
+            "--name",
+            &name,
+            "--role",
+            "custodian",
+            "--host",
+            "127.0.0.1",
+        ],
+    ));
+    start(
+        home,
+        &[
+            "custodian",
+            "--index",
+            &index,
+            "--listen",
+            "127.0.0.1:0",
+            "--passphrases",
+            "env",
+        ],
+        &[],
+    )
+}
+
 fn tls_error(
     r: Result<ribat_gateway::client::Response, ribat_gateway::client::ClientError>,
 ) -> String {
@@ -367,32 +399,7 @@ fn every_unauthorised_call_is_refused_with_its_own_reason() {
 #[test]
 fn a_compromised_gateway_calling_a_custodian_directly_meets_every_check() {
     let f = fixture();
-    ok(ribat(
-        &f.home,
-        &[
-            "identity",
-            "add",
-            "--name",
-            "custodian-3",
-            "--role",
-            "custodian",
-            "--host",
-            "127.0.0.1",
-        ],
-    ));
-    let cust = start(
-        &f.home,
-        &[
-            "custodian",
-            "--index",
-            "3",
-            "--listen",
-            "127.0.0.1:0",
-            "--passphrases",
-            "env",
-        ],
-        &[],
-    );
+    let cust = networked_custodian(&f.home, 3);
     let gateway = identity(&f.home, "gateway.embedded");
     let clerk = identity(&f.home, "clerk.1");
     let ps = persons(&f.fund);
@@ -568,32 +575,7 @@ fn a_compromised_gateway_calling_a_custodian_directly_meets_every_check() {
 #[test]
 fn reads_go_on_through_a_networked_custodian_and_skip_a_stalled_one_within_the_deadline() {
     let f = fixture();
-    ok(ribat(
-        &f.home,
-        &[
-            "identity",
-            "add",
-            "--name",
-            "custodian-2",
-            "--role",
-            "custodian",
-            "--host",
-            "127.0.0.1",
-        ],
-    ));
-    let cust = start(
-        &f.home,
-        &[
-            "custodian",
-            "--index",
-            "2",
-            "--listen",
-            "127.0.0.1:0",
-            "--passphrases",
-            "env",
-        ],
-        &[],
-    );
+    let cust = networked_custodian(&f.home, 2);
     let remote = format!("2={}", cust.addr);
     // Custodian 1 is not available to this gateway (no passphrase): reads need 2 (over
     // the network) and 3 (in process).
