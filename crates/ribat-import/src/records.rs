@@ -95,19 +95,26 @@ impl<'a> RecordSealer<'a> {
             .financial
             .seal(PERSONS, record_id, &[("rib", p.rib.as_bytes())])?;
         let full_name = format!("{} {}", p.given, p.surname);
+        let mut index = vec![
+            tag("cnss", self.index.cnss(&p.cnss)?),
+            tag("cin", self.index.cin(&p.cin)?),
+            tag(
+                "name-birth",
+                self.index.name_birth(&full_name, &p.birth_date)?,
+            ),
+        ];
+        // The same lookup from the name as written in Arabic script, as counters type it.
+        if !p.name_ar.trim().is_empty()
+            && let Ok(t) = self.index.name_birth(&p.name_ar, &p.birth_date)
+        {
+            index.push(tag("name-birth", t));
+        }
         Ok(StoredRecord {
             table: PERSONS.into(),
             record_id: record_id.to_owned(),
             version,
             classes: vec![stored(&id)?, stored(&fin)?],
-            index: vec![
-                tag("cnss", self.index.cnss(&p.cnss)?),
-                tag("cin", self.index.cin(&p.cin)?),
-                tag(
-                    "name-birth",
-                    self.index.name_birth(&full_name, &p.birth_date)?,
-                ),
-            ],
+            index,
         })
     }
 

@@ -132,4 +132,39 @@ fn an_employer_uploads_its_own_declarations_and_nobody_elses() {
         1,
         "{r:?}"
     );
+
+    // Lookups through the blind indexes: a CIN as typed at a counter, a name in Arabic script.
+    let search = |body: serde_json::Value| {
+        call(
+            &gw.addr,
+            config(&ca, Some(&sup)),
+            "POST",
+            "/v1/persons/search",
+            Some(&stok),
+            Some(body),
+        )
+        .unwrap()
+    };
+    let r =
+        search(serde_json::json!({"purpose": "investigation", "cin": person.cin.to_lowercase()}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.json()["matches"][0]["fields"]["cnss"],
+        person.cnss.as_str()
+    );
+    let r = search(serde_json::json!({
+        "purpose": "investigation",
+        "name": person.name_arabic,
+        "birth_date": person.birth_date,
+        "fields": ["cnss", "surname"],
+    }));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.json()["matches"][0]["fields"]["surname"],
+        person.surname.as_str()
+    );
+    assert!(
+        r.json()["matches"][0]["fields"].get("cin").is_none(),
+        "only the fields asked for"
+    );
 }
