@@ -135,6 +135,8 @@ pub struct Log {
     writer: Mutex<File>,
     reader: File,
     checkpointing: Mutex<()>,
+    /// Held for as long as the log is open: one writer process per directory.
+    _lock: File,
 }
 
 impl std::fmt::Debug for Log {
@@ -196,6 +198,10 @@ impl Log {
     /// Opens (or creates) the log in `dir`, whose checkpoints carry `origin`.
     pub fn open(dir: &Path, origin: &str) -> Result<(Self, OpenReport), LogError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let lock = lock_dir(dir).map_err(|reason| LogError::Io {
+            path: dir.display().to_string(),
+            reason,
+        })?;
         let path = dir.join(JOURNAL);
         let mut tree = MemTree::new();
         let mut offsets = Vec::new();
@@ -290,6 +296,7 @@ impl Log {
             writer: Mutex::new(file),
             reader,
             checkpointing: Mutex::new(()),
+            _lock: lock,
         };
         Ok((
             log,
@@ -625,6 +632,27 @@ impl Log {
         // Full tiles below this point are written once and for all.
         st.published = st.published.max(size - size % tiles::WIDTH);
         Ok(())
+    }
+}
+
+/// Takes `DIR/lock` exclusively for the life of the returned file, so that two processes
+/// never append to the same directory (each would think it owns the tree). The kernel
+/// releases the lock when the process ends, however it ends.
+pub fn lock_dir(dir: &Path) -> Result<File, String> {
+    let path = dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another process has {} open (a second `ribat serve` or custodian on the same directory?); stop it first",
+            dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
     }
 }
 

@@ -143,15 +143,21 @@ fn an_unwritable_log_refuses_appends_and_stays_refusing() {
         assert!(matches!(e, LogError::Failed { .. }), "{e}");
         assert!(e.to_string().contains("cannot write"), "{e}");
     }
-    // Reopening an unwritable log fails with a clear error.
-    let e = Log::open(&dir, "ribat.test/ro").unwrap_err();
-    assert!(e.to_string().contains("audit log"), "{e}");
     make_unwritable(&dir, false);
     if is_root() {
         // Writable again, but the open log stays failed: nothing after a failed sync is trusted.
         let e = log.append(b"{\"v\":1,\"n\":3}").unwrap_err();
         assert!(matches!(e, LogError::Failed { .. }), "{e}");
     }
+    // While it is open, nobody else may open it for writing (a second node on one directory).
+    let e = Log::open(&dir, "ribat.test/ro").unwrap_err();
+    assert!(e.to_string().contains("another process"), "{e}");
+    drop(log);
+    // Reopening an unwritable log fails with a clear error.
+    make_unwritable(&dir, true);
+    let e = Log::open(&dir, "ribat.test/ro").unwrap_err();
+    assert!(e.to_string().contains("audit log"), "{e}");
+    make_unwritable(&dir, false);
     let (log, _) = Log::open(&dir, "ribat.test/ro").unwrap();
     assert_eq!(log.size().unwrap(), 1);
 }

@@ -544,12 +544,8 @@ async fn upload(
             "an upload takes no `fields`",
         ));
     }
-    if q.purpose.as_deref().map(str::trim) != Some(PURPOSE_UPLOAD) {
-        return Err(Problem::bad_request(
-            "purpose-required",
-            format!("declarations are uploaded with purpose={PURPOSE_UPLOAD}"),
-        ));
-    }
+    // The role's own purposes first (a missing purpose is 400, a foreign one 403); then
+    // this route takes one purpose only.
     let admitted = app.gate.admit(
         claims,
         &Ask {
@@ -557,6 +553,15 @@ async fn upload(
             fields: &[],
         },
     )?;
+    if admitted.purpose != PURPOSE_UPLOAD {
+        return Err(Problem::forbidden(
+            "purpose-not-allowed",
+            format!(
+                "declarations are uploaded under purpose={PURPOSE_UPLOAD}, not `{}`",
+                admitted.purpose
+            ),
+        ));
+    }
     let parsed = ribat_import::ebds::parse("upload", &body).map_err(|e| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -104,7 +104,10 @@ fn an_employer_uploads_its_own_declarations_and_nobody_elses() {
         "{r:?}"
     );
     let r = upload(&file(&mine.affiliation), "employee-check");
-    assert_eq!((r.status, problem(&r).as_str()), (400, "purpose-required"));
+    assert_eq!(
+        (r.status, problem(&r).as_str()),
+        (403, "purpose-not-allowed")
+    );
 
     // A supervisor sees the uploaded month in the person's history.
     let person = fund

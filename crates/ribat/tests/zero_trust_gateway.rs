@@ -646,4 +646,53 @@ fn reads_go_on_through_a_networked_custodian_and_skip_a_stalled_one_within_the_d
     );
     let r = get(&ps[1].cnss);
     assert_eq!(r.status, 200, "{r:?}");
+
+    // With all three available (1 and 3 in process, 2 over the network), a stalled
+    // custodian 2 is skipped after the deadline and the read goes on with 1 and 3.
+    drop(gw);
+    let gw = start(
+        &f.home,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--remote-custodian",
+            &remote,
+            "--deadline-ms",
+            "300",
+            "--passphrases",
+            "env",
+        ],
+        &[],
+    );
+    let tok = token(&gw.addr, &f.ca, &clerk);
+    let signal = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    let t = std::time::Instant::now();
+    let r = call(
+        &gw.addr,
+        config(&f.ca, Some(&clerk)),
+        "GET",
+        &format!("/v1/persons/{}?purpose=counter-service", ps[2].cnss),
+        Some(&tok),
+        None,
+    )
+    .unwrap();
+    let waited = t.elapsed();
+    signal("-CONT");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["fields"]["surname"], ps[2].surname.as_str());
+    assert!(
+        waited >= std::time::Duration::from_millis(300),
+        "it waited for the deadline: {waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
 }
