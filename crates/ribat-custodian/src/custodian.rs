@@ -11,7 +11,7 @@
 use crate::clock::Clock;
 use crate::error::{CustodianError, Denial};
 use crate::guard::{Command, Guard};
-use crate::keystore::{self, CustodianKeys, LOG_FILE, POLICY_FILE};
+use crate::keystore::{self, CustodianKeys, POLICY_FILE};
 use crate::policy::Policy;
 use crate::request::PartialRequest;
 use crate::served_log::{ServedEntry, ServedLog};
@@ -42,7 +42,7 @@ pub struct LocalCustodian {
     keys: CustodianKeys,
     store: Arc<dyn PointSource>,
     guard: Mutex<Guard>,
-    log: Mutex<ServedLog>,
+    log: ServedLog,
     clock: Arc<dyn Clock>,
     dleq: Dleq,
 }
@@ -82,13 +82,16 @@ impl LocalCustodian {
             }
         };
         let honey = keystore::load_honey(dir, &keys)?;
-        let log_path = dir.join(LOG_FILE);
         let mut guard = Guard::new(policy, honey);
-        let replay = ServedLog::replay(&log_path).map_err(|e| CustodianError::Directory {
-            path: log_path.display().to_string(),
-            reason: format!("cannot replay the log: {e}"),
-        })?;
-        for e in &replay.entries {
+        let (log, replay) =
+            ServedLog::open_dir(dir, keys.index).map_err(|e| CustodianError::Directory {
+                path: dir
+                    .join(crate::served_log::SERVED_DIR)
+                    .display()
+                    .to_string(),
+                reason: format!("cannot open or replay the served log: {e}"),
+            })?;
+        for e in &replay {
             // The guard counted allowed requests whether or not they were answered.
             if e.outcome == "served" || e.outcome == "failed" {
                 guard.record_served(&e.identity, &e.role, &e.table, &e.records, e.time);
@@ -101,19 +104,12 @@ impl LocalCustodian {
                 });
             }
         }
-        let log = ServedLog::open_after(&log_path, &replay).map_err(|source| {
-            CustodianError::LogUnavailable {
-                custodian: keys.index,
-                path: log_path.display().to_string(),
-                source,
-            }
-        })?;
         Ok(Self {
             dir: dir.to_owned(),
             keys,
             store,
             guard: Mutex::new(guard),
-            log: Mutex::new(log),
+            log,
             clock,
             dleq: Dleq::ribat(),
         })
@@ -215,11 +211,11 @@ impl LocalCustodian {
     }
 
     fn append(&self, entry: &ServedEntry) -> Result<(), CustodianError> {
-        let mut log = self.log.lock().map_err(|_| CustodianError::Poisoned)?;
-        log.append(entry)
+        self.log
+            .append(entry)
             .map_err(|source| CustodianError::LogUnavailable {
                 custodian: self.keys.index,
-                path: log.path().display().to_string(),
+                path: self.log.dir().display().to_string(),
                 source,
             })
     }

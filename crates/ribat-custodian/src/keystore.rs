@@ -7,7 +7,7 @@
 //!   DIR/policy.json      the policy this custodian enforces
 //!   DIR/honey.json       honey records (table, id), sealed under a key derived from the
 //!                        custodian's identity share (format `ribat-honey/v1`)
-//!   DIR/served.log       what it served and refused
+//!   DIR/served/          what it served and refused (a Merkle log: journal, tiles, lock)
 //! ```
 //!
 //! `custodian.json` (format `ribat-custodian/v1`) holds the custodian index, the epoch and a
@@ -38,8 +38,6 @@ pub const GROUP_FILE: &str = "group.json";
 pub const POLICY_FILE: &str = "policy.json";
 /// The custodian's honey list.
 pub const HONEY_FILE: &str = "honey.json";
-/// The custodian's log.
-pub const LOG_FILE: &str = "served.log";
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

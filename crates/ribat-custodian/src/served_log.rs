@@ -1,6 +1,10 @@
 //! The custodian's own append-only log of what it served and refused (I2).
 //!
-//! JSON lines, one entry per request, format version 1:
+//! Since the third session it is a Merkle log (`ribat_audit::Log`) in `DIR/served/`: the
+//! same journal, group commit and tree as the node's audit log, so that a custodian's
+//! answers are durable before they leave without one fsync per answer, and its history
+//! can be proven. An older `DIR/served.log` (JSON lines) is carried over once at open and
+//! kept as `served.log.migrated`. Each entry, format version 1:
 //!
 //! ```json
 //! {"v":1,"time":1763860000,"custodian":1,"request_id":"…","identity":"clerk.0042",
@@ -8,17 +12,16 @@
 //!  "records":["p-000017"],"outcome":"served"}
 //! ```
 //!
-//! `outcome` is `served` or `denied`; a denial carries `reason`, and a quarantine it
-//! caused carries `quarantine_until`. Records are opaque ids, never personal data.
-//! Every entry is written and `fsync`ed before the custodian answers, so an answer that
-//! left the custodian is always in its log. A torn last line (a crash mid-write) belongs
-//! to an answer that was never sent; replay skips it and reports it.
-//! The Merkle log of issue 4 will take these entries over.
+//! `outcome` is `served`, `denied` or `failed`; a denial carries `reason`, and a quarantine
+//! it caused carries `quarantine_until`. Records are opaque ids, never personal data.
+//! Every entry is durable before the custodian answers, so an answer that left the
+//! custodian is always in its log; an append that was never acknowledged belongs to an
+//! answer that was never sent, and the journal cuts it at open.
 
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,83 +56,141 @@ pub struct ServedEntry {
     pub quarantine_until: Option<u64>,
 }
 
-/// The open log.
+/// Directory of the log inside a custodian's directory.
+pub const SERVED_DIR: &str = "served";
+/// Most record ids in one entry (a batch of 10,000 is ten entries, well under the log's
+/// entry size limit).
+pub const RECORDS_PER_ENTRY: usize = 1_000;
+/// The JSON-lines log of earlier versions, migrated at open.
+pub const LEGACY_FILE: &str = "served.log";
+
+/// The open log, appended to by many request threads at once (group commit).
 pub struct ServedLog {
-    path: PathBuf,
-    file: File,
-    /// Bytes of complete entries; a failed append is cut back to this length.
-    len: u64,
+    log: ribat_audit::Log,
 }
 
-/// Longest line replay accepts. Entries are a few hundred bytes; a longer line means the
-/// file was altered, and reading it whole could exhaust memory.
+impl std::fmt::Debug for ServedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServedLog({})", self.log.dir().display())
+    }
+}
+
+fn invalid(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
+}
+
+impl ServedLog {
+    /// Opens (or creates) the log of the custodian in `dir`, carrying over a JSON-lines
+    /// log of an earlier version, and returns every entry it holds, in order.
+    pub fn open_dir(dir: &Path, custodian: u32) -> std::io::Result<(Self, Vec<ServedEntry>)> {
+        let (log, _) = ribat_audit::Log::open(
+            &dir.join(SERVED_DIR),
+            &format!("custodian-{custodian}/served"),
+        )
+        .map_err(std::io::Error::other)?;
+        let legacy = dir.join(LEGACY_FILE);
+        if log.size().map_err(std::io::Error::other)? == 0 && legacy.exists() {
+            let old = Self::replay(&legacy)?;
+            let lines = old
+                .entries
+                .iter()
+                .map(serde_json::to_vec)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(std::io::Error::other)?;
+            let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            if !refs.is_empty() {
+                log.append_all(&refs).map_err(std::io::Error::other)?;
+            }
+            std::fs::rename(&legacy, dir.join(format!("{LEGACY_FILE}.migrated")))?;
+        }
+        let me = Self { log };
+        let entries = me.entries()?;
+        Ok((me, entries))
+    }
+
+    /// Every entry, in order.
+    pub fn entries(&self) -> std::io::Result<Vec<ServedEntry>> {
+        let n = self.log.size().map_err(std::io::Error::other)?;
+        (0..n)
+            .map(|i| {
+                let bytes = self.log.entry(i).map_err(std::io::Error::other)?;
+                parse(&bytes).map_err(|e| invalid(format!("served entry {i}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Reads the entries of a custodian's log without opening it for writing (another
+    /// part of the process, or another process, may hold it open).
+    pub fn read(dir: &Path) -> std::io::Result<Vec<ServedEntry>> {
+        let path = dir.join(SERVED_DIR).join(ribat_audit::log::JOURNAL);
+        let mut out = Vec::new();
+        let mut bad = None;
+        ribat_audit::journal::scan(&path, 0, |i, entry, _| {
+            match parse(entry) {
+                Ok(e) => out.push(e),
+                Err(e) => bad = bad.take().or(Some(format!("served entry {i}: {e}"))),
+            }
+            Ok(())
+        })
+        .map_err(|d| invalid(format!("{}: {d}", path.display())))?;
+        match bad {
+            Some(m) => Err(invalid(m)),
+            None => Ok(out),
+        }
+    }
+
+    /// Where the log lives.
+    pub fn dir(&self) -> &Path {
+        self.log.dir()
+    }
+
+    /// Appends one request's entry; it is durable when this returns. A batch naming many
+    /// records is written as several entries of at most [`RECORDS_PER_ENTRY`] records, in
+    /// one group (all durable or none acknowledged). After a failed write or sync every
+    /// later append fails too, until the custodian is reopened.
+    pub fn append(&self, e: &ServedEntry) -> std::io::Result<()> {
+        let parts: Vec<Vec<u8>> = if e.records.len() <= RECORDS_PER_ENTRY {
+            vec![serde_json::to_vec(e).map_err(std::io::Error::other)?]
+        } else {
+            e.records
+                .chunks(RECORDS_PER_ENTRY)
+                .map(|chunk| {
+                    serde_json::to_vec(&ServedEntry {
+                        records: chunk.to_vec(),
+                        ..e.clone()
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map_err(std::io::Error::other)?
+        };
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        self.log
+            .append_all(&refs)
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// Longest line the legacy reader accepts. Entries are a few hundred bytes; a longer line
+/// means the file was altered, and reading it whole could exhaust memory.
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// What replay found.
+/// What reading a legacy log found.
 #[derive(Debug, Default)]
 pub struct Replay {
     /// Complete entries, in order.
     pub entries: Vec<ServedEntry>,
     /// Whether a torn last line was skipped.
     pub torn_tail: bool,
-    /// Length in bytes of the complete entries (where the next entry must start).
+    /// Length in bytes of the complete entries.
     pub valid_len: u64,
 }
 
 impl ServedLog {
-    /// Opens (or creates) the log for appending.
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let len = file.metadata()?.len();
-        Ok(Self {
-            path: path.to_owned(),
-            file,
-            len,
-        })
-    }
-
-    /// Opens the log after a replay, cutting a torn tail so that the next entry starts on
-    /// a line of its own.
-    pub fn open_after(path: &Path, replay: &Replay) -> std::io::Result<Self> {
-        let mut log = Self::open(path)?;
-        if log.len != replay.valid_len {
-            log.file.set_len(replay.valid_len)?;
-            log.file.sync_all()?;
-            log.len = replay.valid_len;
-        }
-        Ok(log)
-    }
-
-    /// Path of the log.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Appends one entry and makes it durable.
-    pub fn append(&mut self, e: &ServedEntry) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let written = self
-            .file
-            .write_all(&line)
-            .and_then(|()| self.file.sync_data());
-        match written {
-            Ok(()) => {
-                self.len += line.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                // Leave no half entry behind: the next append must start on a clean line.
-                let _ = self.file.set_len(self.len);
-                Err(e)
-            }
-        }
-    }
-
-    /// Reads every complete entry. A malformed line other than the last is an error: the
-    /// log was altered, and the custodian must not start on a history it cannot read.
+    /// Reads every complete entry of a JSON-lines log of an earlier version. A malformed
+    /// line other than the last is an error: the log was altered, and the custodian must
+    /// not start on a history it cannot read.
     pub fn replay(path: &Path) -> std::io::Result<Replay> {
-        let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
         let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replay::default()),
@@ -189,6 +250,8 @@ fn parse(line: &[u8]) -> Result<ServedEntry, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn entry(i: u64) -> ServedEntry {
         ServedEntry {
@@ -208,14 +271,25 @@ mod tests {
         }
     }
 
+    /// A JSON-lines log as earlier versions wrote it.
+    fn write_legacy(path: &Path, entries: &[ServedEntry]) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        for e in entries {
+            let mut line = serde_json::to_vec(e).unwrap();
+            line.push(b'\n');
+            f.write_all(&line).unwrap();
+        }
+    }
+
     #[test]
     fn replay_keeps_complete_entries_and_reports_a_torn_tail() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("served.log");
-        let mut log = ServedLog::open(&p).unwrap();
-        log.append(&entry(1)).unwrap();
-        log.append(&entry(2)).unwrap();
-        drop(log);
+        write_legacy(&p, &[entry(1), entry(2)]);
         let r = ServedLog::replay(&p).unwrap();
         assert_eq!(r.entries, vec![entry(1), entry(2)]);
         assert!(!r.torn_tail);
@@ -229,12 +303,39 @@ mod tests {
         let r = ServedLog::replay(&p).unwrap();
         assert_eq!(r.entries.len(), 2);
         assert!(r.torn_tail);
-        // Reopening cuts the torn bytes; the next entry is readable.
-        let mut log = ServedLog::open_after(&p, &r).unwrap();
+    }
+
+    #[test]
+    fn a_legacy_log_is_carried_over_once_and_the_merkle_log_goes_on() {
+        let d = tempfile::tempdir().unwrap();
+        write_legacy(&d.path().join(LEGACY_FILE), &[entry(1), entry(2)]);
+        let (log, entries) = ServedLog::open_dir(d.path(), 1).unwrap();
+        assert_eq!(entries, vec![entry(1), entry(2)]);
+        assert!(!d.path().join(LEGACY_FILE).exists());
+        assert!(d.path().join("served.log.migrated").exists());
         log.append(&entry(3)).unwrap();
-        let r = ServedLog::replay(&p).unwrap();
-        assert_eq!(r.entries, vec![entry(1), entry(2), entry(3)]);
-        assert!(!r.torn_tail);
+        assert_eq!(
+            ServedLog::read(d.path()).unwrap().len(),
+            3,
+            "readable while open"
+        );
+        drop(log);
+        let (_, entries) = ServedLog::open_dir(d.path(), 1).unwrap();
+        assert_eq!(entries, vec![entry(1), entry(2), entry(3)]);
+    }
+
+    #[test]
+    fn a_large_batch_is_split_into_entries_that_replay_to_the_same_records() {
+        let d = tempfile::tempdir().unwrap();
+        let (log, _) = ServedLog::open_dir(d.path(), 1).unwrap();
+        let mut big = entry(7);
+        big.records = (0..2_500).map(|i| format!("d-202501-p-{i:032}")).collect();
+        log.append(&big).unwrap();
+        let back = ServedLog::read(d.path()).unwrap();
+        assert_eq!(back.len(), 3);
+        let records: Vec<String> = back.iter().flat_map(|e| e.records.clone()).collect();
+        assert_eq!(records, big.records);
+        assert!(back.iter().all(|e| e.request_id == big.request_id));
     }
 
     #[test]

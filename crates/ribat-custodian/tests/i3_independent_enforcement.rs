@@ -213,33 +213,44 @@ fn a_gateway_cannot_smuggle_one_records_point_under_anothers_name() {
 #[test]
 fn i2_custodian_refuses_to_answer_when_it_cannot_log() {
     let v = Vault::new();
-    let log = v.custodian_dirs[0].join("served.log");
-    // Fill the log with real entries up to a few bytes under 1 MiB.
-    v.custodian(1)
-        .partial_decrypt(&request(
+    let log = v.custodian_dirs[0].join("served/journal");
+    // Real entries until the journal ends less than one entry short of a 1 KiB block: the
+    // child's file-size limit is that block, so its next entry cannot fit.
+    let c = v.custodian(1);
+    let mut n = 0;
+    loop {
+        c.partial_decrypt(&request(
             "clerk-1",
             "clerk",
             "counter-service",
             "identity",
-            &["p-0"],
+            &[&format!("p-{}", n % 5)],
         ))
         .unwrap();
-    let one = std::fs::read(&log).unwrap();
-    let mut filled = Vec::new();
-    while filled.len() + one.len() < 1024 * 1024 - 8 {
-        filled.extend_from_slice(&one);
+        n += 1;
+        let len = std::fs::metadata(&log).unwrap().len();
+        let per = len / n;
+        if 1024 - len % 1024 < per {
+            break;
+        }
     }
-    std::fs::write(&log, &filled).unwrap();
+    drop(c);
+    let filled = std::fs::read(&log).unwrap();
+    let blocks = filled.len().div_ceil(1024);
     let status = std::process::Command::new("bash")
         .arg("-c")
-        .arg(r#"trap "" XFSZ; ulimit -f 1024; exec "$0" --exact full_disk_child --ignored --nocapture"#)
+        .arg(r#"trap "" XFSZ; ulimit -f "$1"; exec "$0" --exact full_disk_child --ignored --nocapture"#)
         .arg(std::env::current_exe().unwrap())
+        .arg(blocks.to_string())
         .env("RIBAT_TEST_VAULT", v.dir.path())
         .status()
         .unwrap();
     assert!(status.success(), "child failed: {status}");
-    // Nothing was served: the log holds only what it held before.
-    assert_eq!(std::fs::read(&log).unwrap().len(), filled.len());
+    // Nothing was served: the log holds what it held before (the failed append's bytes
+    // are cut when the custodian reopens its log).
+    let c = v.custodian(1);
+    drop(c);
+    assert_eq!(std::fs::read(&log).unwrap(), filled);
 }
 
 #[test]
@@ -293,17 +304,14 @@ fn i2_every_partial_a_custodian_served_is_in_its_log() {
         "financial",
         &["p-0"],
     ));
-    let log =
-        ribat_custodian::served_log::ServedLog::replay(&v.custodian_dirs[0].join("served.log"))
-            .unwrap();
-    let served: Vec<_> = log
-        .entries
+    let entries = ribat_custodian::served_log::ServedLog::read(&v.custodian_dirs[0]).unwrap();
+    let served: Vec<_> = entries
         .iter()
         .filter(|e| e.outcome == "served")
         .map(|e| e.records[0].as_str())
         .collect();
     assert_eq!(served, ["p-0", "p-1", "p-3"]);
-    let denied = log.entries.iter().find(|e| e.outcome == "denied").unwrap();
+    let denied = entries.iter().find(|e| e.outcome == "denied").unwrap();
     assert_eq!(denied.class, "financial");
     assert!(
         denied
@@ -313,7 +321,7 @@ fn i2_every_partial_a_custodian_served_is_in_its_log() {
             .contains("may not read class")
     );
     // The log names records by opaque id only.
-    let raw = std::fs::read(v.custodian_dirs[0].join("served.log")).unwrap();
+    let raw = std::fs::read(v.custodian_dirs[0].join("served/journal")).unwrap();
     for n in NAMES {
         assert!(!contains(&raw, n.as_bytes()));
     }

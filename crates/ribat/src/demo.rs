@@ -379,14 +379,12 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
 
     section("10. every custodian logged what it served and refused");
     for i in 1..=3 {
-        let log = ribat_custodian::served_log::ServedLog::replay(
-            &home.custodian_dir(i).join("served.log"),
-        )?;
-        let served = log.entries.iter().filter(|e| e.outcome == "served").count();
-        let denied = log.entries.len() - served;
+        let entries = ribat_custodian::served_log::ServedLog::read(&home.custodian_dir(i))?;
+        let served = entries.iter().filter(|e| e.outcome == "served").count();
+        let denied = entries.len() - served;
         println!(
             "custodian {i}: {served} answers served, {denied} refused or failed, in {}",
-            home.custodian_dir(i).join("served.log").display()
+            home.custodian_dir(i).join("served").display()
         );
     }
     section("11. the audit log: cosigned by the custodians, asked who looked at this person");
@@ -423,7 +421,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         home.root().display()
     );
     // The gateway process opens the same custodians and audit log: this one lets go first.
-    drop(node);
+    drop((degraded, alone, node));
     section("12. the API: mTLS, a token bound to the certificate, policy and masks");
     api_story(&home, &target.cnss)?;
     println!(

@@ -29,6 +29,9 @@ pub struct Vault {
     pub clock: Arc<ManualClock>,
     pub custodian_dirs: Vec<PathBuf>,
     pub passphrases: Vec<Passphrase>,
+    /// Custodians open now: one process opens a custodian's directory once (its log is
+    /// locked), so a second `custodian(i)` while the first lives returns the same one.
+    pub live: std::sync::Mutex<Vec<std::sync::Weak<LocalCustodian>>>,
 }
 
 pub fn pass(i: usize) -> Passphrase {
@@ -105,6 +108,7 @@ impl Vault {
             clock: Arc::new(ManualClock::at(1_800_000_000)),
             custodian_dirs,
             passphrases,
+            live: std::sync::Mutex::new((0..3).map(|_| std::sync::Weak::new()).collect()),
         };
         // Honey records are registered with live custodians, which keep the list sealed.
         for i in 1..=3 {
@@ -118,8 +122,13 @@ impl Vault {
         v
     }
 
+    /// Custodian `i`: the one open now, or freshly opened (a restart when none is).
     pub fn custodian(&self, i: usize) -> Arc<LocalCustodian> {
-        Arc::new(
+        let mut live = self.live.lock().unwrap();
+        if let Some(c) = live[i - 1].upgrade() {
+            return c;
+        }
+        let c = Arc::new(
             LocalCustodian::open(
                 &self.custodian_dirs[i - 1],
                 &self.passphrases[i - 1],
@@ -127,7 +136,9 @@ impl Vault {
                 self.clock.clone(),
             )
             .unwrap(),
-        )
+        );
+        live[i - 1] = Arc::downgrade(&c);
+        c
     }
 
     pub fn reader_over(&self, custodians: Vec<Arc<dyn Custodian>>) -> QuorumReader {
