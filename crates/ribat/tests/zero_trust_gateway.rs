@@ -580,23 +580,20 @@ fn reads_go_on_through_a_networked_custodian_and_skip_a_stalled_one_within_the_d
     let f = fixture();
     let cust = networked_custodian(&f.home, 2);
     let remote = format!("2={}", cust.addr);
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--remote-custodian",
+        &remote,
+        "--deadline-ms",
+        "1000",
+        "--passphrases",
+        "env",
+    ];
     // Custodian 1 is not available to this gateway (no passphrase): reads need 2 (over
     // the network) and 3 (in process).
-    let gw = start(
-        &f.home,
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--remote-custodian",
-            &remote,
-            "--deadline-ms",
-            "1000",
-            "--passphrases",
-            "env",
-        ],
-        &["RIBAT_CUSTODIAN_1_PASSPHRASE"],
-    );
+    let gw = start(&f.home, &serve, &["RIBAT_CUSTODIAN_1_PASSPHRASE"]);
     let clerk = identity(&f.home, "clerk.1");
     let tok = token(&gw.addr, &f.ca, &clerk);
     let ps = persons(&f.fund);
@@ -657,21 +654,7 @@ fn reads_go_on_through_a_networked_custodian_and_skip_a_stalled_one_within_the_d
     // With all three available (1 and 3 in process, 2 over the network), a stalled
     // custodian 2 is skipped after the deadline and the read goes on with 1 and 3.
     drop(gw);
-    let gw = start(
-        &f.home,
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--remote-custodian",
-            &remote,
-            "--deadline-ms",
-            "1000",
-            "--passphrases",
-            "env",
-        ],
-        &[],
-    );
+    let gw = start(&f.home, &serve, &[]);
     let tok = token(&gw.addr, &f.ca, &clerk);
     // Warm the second gateway's connection to custodian 2 before stalling it.
     let warm = call(
