@@ -66,6 +66,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Resolves at SIGINT (Ctrl-C) or SIGTERM (a service manager stopping the node).
+async fn stop_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
 fn token_verifier(home: &Home) -> Result<TokenVerifier> {
     let path = identity_dir(home).join(ribat_identity::ca::TOKEN_PUB);
     let text = std::fs::read_to_string(&path)
@@ -182,7 +193,7 @@ pub fn gateway(
         };
         tokio::select! {
             r = serve(listener, tls, router(app), stats) => r?,
-            _ = tokio::signal::ctrl_c() => {}
+            r = stop_signal() => r?,
         }
         checkpoints.abort();
         eprintln!("stopping: signing a last checkpoint of the audit log");
@@ -237,7 +248,7 @@ pub fn custodian(
         std::io::stdout().flush()?;
         tokio::select! {
             r = serve(listener, tls, custodian_router(service), Arc::new(TlsStats::default())) => r?,
-            _ = tokio::signal::ctrl_c() => {}
+            r = stop_signal() => r?,
         }
         Ok(())
     })

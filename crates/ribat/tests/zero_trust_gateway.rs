@@ -697,3 +697,47 @@ fn reads_go_on_through_a_networked_custodian_and_skip_a_stalled_one_within_the_d
     );
     assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
 }
+
+#[test]
+fn a_gateway_stopped_by_sigterm_signs_a_last_checkpoint_of_what_it_served() {
+    let f = fixture();
+    let mut gw = start(
+        &f.home,
+        &["serve", "--listen", "127.0.0.1:0", "--passphrases", "env"],
+        &[],
+    );
+    let clerk = identity(&f.home, "clerk.1");
+    let tok = token(&gw.addr, &f.ca, &clerk);
+    let p = persons(&f.fund)[0];
+    let r = call(
+        &gw.addr,
+        config(&f.ca, Some(&clerk)),
+        "GET",
+        &format!("/v1/persons/{}?purpose=counter-service", p.cnss),
+        Some(&tok),
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    // No checkpoint yet (the periodic one comes after 10 s): the one below is the stop's.
+    assert!(!f.home.join("audit/checkpoint").exists());
+    let pid = gw.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = gw.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    // The checkpoint covers the read (size on its second line), and the log verifies.
+    let cp = std::fs::read_to_string(f.home.join("audit/checkpoint")).unwrap();
+    let size: u64 = cp.lines().nth(1).unwrap().parse().unwrap();
+    assert!(size >= 1, "{cp}");
+    let audit = f.home.join("audit");
+    ok(ribat(
+        &f.home,
+        &["audit", "verify", audit.to_str().unwrap()],
+    ));
+}
