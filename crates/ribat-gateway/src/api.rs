@@ -12,7 +12,7 @@
 //! | `GET /healthz`, `/openapi.json`, `/metrics` | operations |
 
 use crate::AuditFirstError;
-use crate::gate::{Admitted, Ask, Gate};
+use crate::gate::{Admitted, Gate};
 use crate::listener::{Caller, TlsStats};
 use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemType};
@@ -302,13 +302,7 @@ async fn person(
 ) -> Result<Response, Problem> {
     let q = read_query(&uri)?;
     let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
-    let admitted = app.gate.admit(
-        claims,
-        &Ask {
-            purpose: q.purpose.as_deref(),
-            fields: &fields,
-        },
-    )?;
+    let admitted = app.gate.admit(claims, q.purpose.as_deref(), &fields)?;
     let a = app.clone();
     let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
     let (id, mut out) = blocking(move || {
@@ -353,13 +347,7 @@ async fn declarations(
         .iter()
         .map(|f| (*f, "financial"))
         .collect();
-    let admitted = app.gate.admit(
-        claims,
-        &Ask {
-            purpose: q.purpose.as_deref(),
-            fields: &fields,
-        },
-    )?;
+    let admitted = app.gate.admit(claims, q.purpose.as_deref(), &fields)?;
     let a = app.clone();
     let (id, rows) = blocking(move || {
         let ids = a
@@ -399,13 +387,7 @@ async fn search(
         .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?;
     let list = b.fields.as_ref().map(|f| f.join(","));
     let fields = person_fields(&app.gate, &claims.role, list.as_deref())?;
-    let admitted = app.gate.admit(
-        claims,
-        &Ask {
-            purpose: b.purpose.as_deref(),
-            fields: &fields,
-        },
-    )?;
+    let admitted = app.gate.admit(claims, b.purpose.as_deref(), &fields)?;
     let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
     let a = app.clone();
     let (matches, admitted) = blocking(move || {
@@ -479,13 +461,7 @@ async fn employer(
         };
     // Employer fields are the employer's, not a person's: the person-field list of a
     // role does not apply, classes and purposes do.
-    let mut admitted = app.gate.admit(
-        claims,
-        &Ask {
-            purpose: q.purpose.as_deref(),
-            fields: &[],
-        },
-    )?;
+    let mut admitted = app.gate.admit(claims, q.purpose.as_deref(), &[])?;
     if let Some(role) = app.gate.policy().roles.get(&admitted.claims.role)
         && !role.classes.contains("identity")
     {
@@ -546,13 +522,7 @@ async fn upload(
     }
     // The role's own purposes first (a missing purpose is 400, a foreign one 403); then
     // this route takes one purpose only.
-    let admitted = app.gate.admit(
-        claims,
-        &Ask {
-            purpose: q.purpose.as_deref(),
-            fields: &[],
-        },
-    )?;
+    let admitted = app.gate.admit(claims, q.purpose.as_deref(), &[])?;
     if admitted.purpose != PURPOSE_UPLOAD {
         return Err(Problem::forbidden(
             "purpose-not-allowed",

@@ -13,15 +13,6 @@ use ribat_identity::{TokenClaims, TokenVerifier};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-/// What a read asks for, as the gate sees it.
-#[derive(Debug, Clone)]
-pub struct Ask<'a> {
-    /// Declared purpose (`None` when missing).
-    pub purpose: Option<&'a str>,
-    /// Fields, each with its class.
-    pub fields: &'a [(&'a str, &'a str)],
-}
-
 /// A request the gate let through: who, why, and how to mask what comes back.
 #[derive(Debug, Clone)]
 pub struct Admitted {
@@ -158,8 +149,14 @@ impl Gate {
         })
     }
 
-    /// Everything but the quota: quarantine, purpose, classes and fields.
-    pub fn admit(&self, claims: TokenClaims, ask: &Ask<'_>) -> Result<Admitted, Problem> {
+    /// Everything but the quota: quarantine, the declared purpose (`None` when missing),
+    /// and the classes and fields asked for (each field with its class).
+    pub fn admit(
+        &self,
+        claims: TokenClaims,
+        purpose: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> Result<Admitted, Problem> {
         if let Some(until) = self.quarantined_until(&claims.sub) {
             return Err(Problem::forbidden(
                 "quarantined",
@@ -171,7 +168,7 @@ impl Gate {
             ));
         }
         let role = self.role(&claims.role)?;
-        let purpose = match ask.purpose.map(str::trim) {
+        let purpose = match purpose.map(str::trim) {
             None | Some("") => {
                 return Err(Problem::bad_request(
                     "purpose-required",
@@ -195,7 +192,7 @@ impl Gate {
             ));
         }
         let mut masks = BTreeMap::new();
-        for (field, class) in ask.fields {
+        for (field, class) in fields {
             if !role.classes.contains(*class) {
                 return Err(Problem::forbidden(
                     "class-not-allowed",
