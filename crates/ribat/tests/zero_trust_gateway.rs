@@ -128,6 +128,17 @@ fn every_unauthorised_call_is_refused_with_its_own_reason() {
         call(&gw.addr, config(&f.ca, Some(who)), "GET", p, token, None).unwrap()
     };
 
+    let health = |who: &Path| {
+        call(
+            &gw.addr,
+            config(&f.ca, Some(who)),
+            "GET",
+            "/healthz",
+            None,
+            None,
+        )
+    };
+
     // The legitimate read works, and the partner's view is masked by policy.
     let tok = token(&gw.addr, &f.ca, &clerk);
     let r = get(
@@ -192,14 +203,7 @@ fn every_unauthorised_call_is_refused_with_its_own_reason() {
             .unwrap();
         std::fs::write(d.join("cert.pem"), &stranger.cert_pem).unwrap();
         std::fs::write(d.join("key.pem"), stranger.key_pem.as_bytes()).unwrap();
-        let e = tls_error(call(
-            &gw.addr,
-            config(&f.ca, Some(&d)),
-            "GET",
-            "/healthz",
-            None,
-            None,
-        ));
+        let e = tls_error(health(&d));
         assert!(e.contains(alert), "{deployment}: {e}");
     }
 
@@ -220,37 +224,15 @@ fn every_unauthorised_call_is_refused_with_its_own_reason() {
     std::fs::create_dir_all(&odir).unwrap();
     std::fs::write(odir.join("cert.pem"), &old.cert_pem).unwrap();
     std::fs::write(odir.join("key.pem"), old.key_pem.as_bytes()).unwrap();
-    let e = tls_error(call(
-        &gw.addr,
-        config(&f.ca, Some(&odir)),
-        "GET",
-        "/healthz",
-        None,
-        None,
-    ));
+    let e = tls_error(health(&odir));
     assert!(e.contains("CertificateExpired"), "{e}");
 
     // Revocation takes effect at the next connection, without a restart.
     let clerk2 = identity(&f.home, "clerk.2");
-    let r = call(
-        &gw.addr,
-        config(&f.ca, Some(&clerk2)),
-        "GET",
-        "/healthz",
-        None,
-        None,
-    )
-    .unwrap();
+    let r = health(&clerk2).unwrap();
     assert_eq!(r.status, 200);
     ok(ribat(&f.home, &["identity", "revoke", "--name", "clerk.2"]));
-    let e = tls_error(call(
-        &gw.addr,
-        config(&f.ca, Some(&clerk2)),
-        "GET",
-        "/healthz",
-        None,
-        None,
-    ));
+    let e = tls_error(health(&clerk2));
     assert!(e.contains("CertificateRevoked"), "{e}");
 
     // Tokens: missing, expired, forged, replayed from another certificate, other audience.
