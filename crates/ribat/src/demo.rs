@@ -477,7 +477,11 @@ fn api_story(home: &Home, cnss: &str) -> Result<()> {
         let mut p = Connection::open(config(&partner, true)?, addr, "127.0.0.1", false).await?;
         let t = p.send("POST", "/v1/token", None, None).await?;
         let token = t.json()["token"].as_str().unwrap_or_default().to_owned();
-        println!("partner.insurer-y: POST /v1/token → {} ({} minutes, bound to its certificate)", t.status, 5);
+        println!(
+            "partner.insurer-y: POST /v1/token → {} (valid until {}, bound to its certificate)",
+            t.status,
+            t.json()["expires_at"].as_str().unwrap_or("?")
+        );
         let path = format!("/v1/persons/{cnss}?purpose=partner-verification");
         let r = p.send("GET", &path, Some(&token), None).await?;
         println!("partner.insurer-y: GET /v1/persons/{cnss}?purpose=partner-verification → {}", r.status);
