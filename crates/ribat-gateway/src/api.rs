@@ -305,26 +305,23 @@ async fn person(
     let admitted = app.gate.admit(claims, q.purpose.as_deref(), &fields)?;
     let a = app.clone();
     let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
-    let (id, mut out) = blocking(move || {
+    let (id, out, masked) = blocking(move || {
         let ids = a
             .vault
             .by_cnss(&cnss)
             .map_err(|e| vault_problem(&a.gate, e))?;
         let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
         let r = reader(&admitted, &token);
-        let out = a
+        let mut out = a
             .vault
             .person(&r, &id, &names)
             .map_err(|e| vault_problem(&a.gate, e))?;
-        Ok((id, (out, admitted)))
+        admitted.mask(&mut out);
+        let masked: Vec<String> = admitted.masks.keys().cloned().collect();
+        Ok((id, out, masked))
     })
     .await?;
-    let masked: Vec<String> = out.1.masks.keys().cloned().collect();
-    out.1.mask(&mut out.0);
-    Ok(
-        Json(serde_json::json!({"record_id": id, "fields": out.0, "masked": masked}))
-            .into_response(),
-    )
+    Ok(Json(serde_json::json!({"record_id": id, "fields": out, "masked": masked})).into_response())
 }
 
 async fn declarations(
