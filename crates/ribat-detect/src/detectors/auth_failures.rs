@@ -1,0 +1,82 @@
+//! Failed authentications from one certificate in a short time: a stolen certificate
+//! without its tokens, or tokens being forged. The certificate is quarantined, not the
+//! identity (its holder may have a good one).
+
+use super::{Detector, Trail, finding};
+use crate::event::{Event, Kind};
+use crate::response::{Finding, Severity, Target};
+use crate::rules::Rules;
+use std::collections::{HashMap, VecDeque};
+
+const RULE: &str = "auth-failures";
+
+#[derive(Default)]
+pub struct AuthFailures {
+    certs: HashMap<String, (VecDeque<u64>, Trail)>,
+}
+
+impl Detector for AuthFailures {
+    fn rule(&self) -> &'static str {
+        RULE
+    }
+
+    fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
+        let r = &rules.auth_failures;
+        let Kind::AuthFailure(f) = &ev.kind else {
+            return;
+        };
+        let target = if f.actor.serial.is_empty() {
+            Target::Address(f.actor.addr.clone())
+        } else {
+            Target::Certificate(f.actor.serial.clone())
+        };
+        let key = target.to_string();
+        let (times, trail) = self.certs.entry(key).or_default();
+        let window = r.window_secs.saturating_mul(1000);
+        while times
+            .front()
+            .is_some_and(|t| ev.time_ms.saturating_sub(*t) >= window)
+        {
+            times.pop_front();
+        }
+        times.push_back(ev.time_ms);
+        trail.push(ev);
+        if times.len() >= r.count {
+            out.push(finding(
+                RULE,
+                r.common(),
+                Severity::High,
+                target.clone(),
+                format!(
+                    "{target} ({}) failed to authenticate {} times within {} s",
+                    f.actor.identity,
+                    times.len(),
+                    r.window_secs
+                ),
+                trail.lines(),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+
+    #[test]
+    fn five_forged_tokens_in_a_minute_quarantine_the_certificate() {
+        let rules = Rules::default();
+        let burst: Vec<Event> = (0..5)
+            .map(|i| auth_failure(MONDAY_9AM + i * 2_000, "p-1", "token-forged"))
+            .collect();
+        let f = run(&mut AuthFailures::default(), &rules, &burst);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].target, Target::Certificate("serial-p-1".into()));
+        // An expired token now and then (a client's clock) is not a burst.
+        let slow: Vec<Event> = (0..20)
+            .map(|i| auth_failure(MONDAY_9AM + i * 20_000, "p-1", "token-expired"))
+            .collect();
+        assert!(run(&mut AuthFailures::default(), &rules, &slow).is_empty());
+    }
+}

@@ -1,0 +1,116 @@
+//! A role's distinct subjects this hour against what it learned for the same hour of the
+//! week (Monday 10:00 is busy, Sunday 03:00 is not). It learns from every completed hour;
+//! it judges a slot only after `warmup` hours of that slot.
+
+use super::{Detector, finding, local, weekday};
+use crate::event::{Event, Kind};
+use crate::response::{Finding, Severity, Target};
+use crate::rules::Rules;
+use std::collections::{HashMap, HashSet};
+
+const RULE: &str = "baseline";
+
+/// Weight of the newest hour in the learned mean.
+const ALPHA: f64 = 0.3;
+
+#[derive(Default)]
+struct RoleHours {
+    hour: i64,
+    slot: usize,
+    subjects: HashSet<String>,
+    fired: bool,
+    /// Per hour of the week: learned mean and hours learned.
+    learned: HashMap<usize, (f64, u32)>,
+}
+
+#[derive(Default)]
+pub struct Baseline {
+    roles: HashMap<String, RoleHours>,
+}
+
+impl Detector for Baseline {
+    fn rule(&self) -> &'static str {
+        RULE
+    }
+
+    fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
+        let r = &rules.baseline;
+        let Kind::Access(a) = &ev.kind else { return };
+        let Some(subject) = &a.subject else { return };
+        let (day, minute) = local(ev.time_ms, rules.utc_offset_minutes);
+        let hour = day * 24 + i64::from(minute / 60);
+        let slot = (usize::from(weekday(day)) - 1) * 24 + (minute / 60) as usize;
+        let h = self.roles.entry(a.actor.role.clone()).or_default();
+        if hour != h.hour {
+            if h.hour != 0 {
+                let n = h.subjects.len() as f64;
+                let e = h.learned.entry(h.slot).or_insert((n, 0));
+                e.0 = if e.1 == 0 {
+                    n
+                } else {
+                    ALPHA * n + (1.0 - ALPHA) * e.0
+                };
+                e.1 += 1;
+            }
+            h.hour = hour;
+            h.slot = slot;
+            h.subjects.clear();
+            h.fired = false;
+        }
+        h.subjects.insert(subject.clone());
+        let n = h.subjects.len();
+        let Some(&(mean, hours)) = h.learned.get(&slot) else {
+            return;
+        };
+        if !h.fired && hours >= r.warmup && n > r.floor && n as f64 > r.factor * mean {
+            h.fired = true;
+            out.push(finding(
+                RULE,
+                r.common(),
+                Severity::Medium,
+                Target::Role(a.actor.role.clone()),
+                format!(
+                    "role {} read {n} distinct subjects this hour; it usually reads {mean:.0} at this hour of the week",
+                    a.actor.role
+                ),
+                vec![ev.summary()],
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+
+    fn hour_of(week: u64, n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                read(
+                    MONDAY_9AM + week * 7 * 86_400_000 + i as u64 * 1_000,
+                    "c-1",
+                    "clerk",
+                    "counter-service",
+                    &format!("p-{week}-{i}"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_monday_hour_four_times_its_usual_volume_fires_after_one_learned_monday() {
+        let rules = Rules::default();
+        let mut events = hour_of(0, 300);
+        // Same slot next week, far above 4 × 300.
+        events.extend(hour_of(1, 1_300));
+        let f = run(&mut Baseline::default(), &rules, &events);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].title.contains("1201 distinct"), "{}", f[0].title);
+        assert!(f[0].title.contains("usually reads 300"), "{}", f[0].title);
+        // The first week alone (nothing learned) and a normal second week: nothing.
+        let mut calm = hour_of(0, 300);
+        calm.extend(hour_of(1, 350));
+        assert!(run(&mut Baseline::default(), &rules, &calm).is_empty());
+    }
+}

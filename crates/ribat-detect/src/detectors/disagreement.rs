@@ -1,0 +1,140 @@
+//! A custodian served a request that the gateway never audited: somebody with a gateway's
+//! certificate asked the custodian directly (a compromised gateway), or the gateway
+//! dropped its audit entry. Custodian answers wait `grace_ms` for the gateway's audited
+//! access with the same request id.
+
+use super::{Detector, finding};
+use crate::event::{Event, Kind};
+use crate::response::{Finding, Severity, Target};
+use crate::rules::Rules;
+use std::collections::{HashMap, VecDeque};
+
+const RULE: &str = "disagreement";
+
+/// Service tables (the node's own key openings) are not user reads and not audited as such.
+const SERVICE_TABLE: &str = ribat_custodian::policy::KEYS_TABLE;
+
+#[derive(Default)]
+pub struct Disagreement {
+    /// Request id → (time, node, summary) of custodian answers not yet matched.
+    waiting: HashMap<String, (u64, String, String)>,
+    /// Request ids the gateway audited recently, oldest first.
+    audited: VecDeque<(u64, String)>,
+    audited_set: std::collections::HashSet<String>,
+}
+
+impl Detector for Disagreement {
+    fn rule(&self) -> &'static str {
+        RULE
+    }
+
+    fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
+        let grace = rules.disagreement.grace_ms;
+        match &ev.kind {
+            Kind::Access(a) => {
+                if let Some(id) = &a.request_id {
+                    self.waiting.remove(id);
+                    if self.audited_set.insert(id.clone()) {
+                        self.audited.push_back((ev.time_ms, id.clone()));
+                    }
+                }
+            }
+            Kind::CustodianAnswer(c)
+                if c.outcome == "served"
+                    && c.table != SERVICE_TABLE
+                    && !self.audited_set.contains(&c.request_id) =>
+            {
+                self.waiting.insert(
+                    c.request_id.clone(),
+                    (ev.time_ms, c.node.clone(), ev.summary()),
+                );
+            }
+            _ => {}
+        }
+        // Audited ids are kept twice the grace: an answer arrives before its audit entry.
+        while self
+            .audited
+            .front()
+            .is_some_and(|(t, _)| ev.time_ms.saturating_sub(*t) > 2 * grace)
+        {
+            if let Some((_, id)) = self.audited.pop_front() {
+                self.audited_set.remove(&id);
+            }
+        }
+        let mut late: Vec<(String, (u64, String, String))> = self
+            .waiting
+            .iter()
+            .filter(|(_, (t, _, _))| ev.time_ms.saturating_sub(*t) > grace)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        late.sort_by_key(|(_, (t, _, _))| *t);
+        let mut by_node: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, (_, node, summary)) in late {
+            self.waiting.remove(&id);
+            by_node.entry(node).or_default().push(summary);
+        }
+        let mut nodes: Vec<_> = by_node.into_iter().collect();
+        nodes.sort();
+        for (node, evidence) in nodes {
+            out.push(finding(
+                RULE,
+                rules.disagreement.common(),
+                Severity::Critical,
+                Target::Node(node.clone()),
+                format!(
+                    "custodians served {} request(s) from {node} that it never audited",
+                    evidence.len()
+                ),
+                evidence,
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+    use crate::event::CustodianAnswer;
+
+    fn answer(t: u64, id: &str) -> Event {
+        Event {
+            time_ms: t,
+            component: "custodian-3".into(),
+            kind: Kind::CustodianAnswer(CustodianAnswer {
+                custodian: 3,
+                request_id: id.into(),
+                node: "gateway.embedded".into(),
+                table: "persons".into(),
+                identity: "partner-1".into(),
+                records: 1,
+                outcome: "served".into(),
+                quarantined: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn an_answer_the_gateway_audited_is_fine_one_it_never_audited_fires_after_the_grace() {
+        let rules = Rules::default();
+        let audited = with(
+            read(MONDAY_9AM + 20, "partner-1", "partner", "p", "p-1"),
+            |a| {
+                a.request_id = Some("r-1".into());
+            },
+        );
+        let events = vec![
+            answer(MONDAY_9AM, "r-1"),
+            audited,
+            answer(MONDAY_9AM + 100, "r-2"),
+            // Time passes (any event): r-2 is late at grace + 1.
+            read(MONDAY_9AM + 5_000, "c-1", "clerk", "counter-service", "p-9"),
+            read(MONDAY_9AM + 5_101, "c-1", "clerk", "counter-service", "p-9"),
+            read(MONDAY_9AM + 9_000, "c-1", "clerk", "counter-service", "p-9"),
+        ];
+        let f = run(&mut Disagreement::default(), &rules, &events);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].target, Target::Node("gateway.embedded".into()));
+        assert!(f[0].evidence[0].contains("r-2"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Walking the number space: among an identity's recent lookups, many numbers close to
+//! another one (near-sequential CNSS or affiliation numbers), or most lookups missing
+//! (guessing numbers). Looked-up numbers stay in this detector's memory only.
+
+use super::{Detector, Trail, finding};
+use crate::event::{Event, Kind};
+use crate::response::{Finding, Severity, Target};
+use crate::rules::Rules;
+use std::collections::{HashMap, VecDeque};
+
+const RULE: &str = "enumeration";
+
+/// Lookups older than this are forgotten: enumeration is a burst, not a career.
+const HORIZON_MS: u64 = 3_600_000;
+
+/// (time, number looked up, missed).
+type Lookup = (u64, u64, bool);
+
+#[derive(Default)]
+pub struct Enumeration {
+    lookups: HashMap<String, (VecDeque<Lookup>, Trail)>,
+}
+
+impl Detector for Enumeration {
+    fn rule(&self) -> &'static str {
+        RULE
+    }
+
+    fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
+        let r = &rules.enumeration;
+        let Kind::Access(a) = &ev.kind else { return };
+        let Some(number) = a.lookup else { return };
+        let (recent, trail) = self.lookups.entry(a.actor.identity.clone()).or_default();
+        recent.push_back((ev.time_ms, number, a.subject.is_none()));
+        while recent.len() > r.last
+            || recent
+                .front()
+                .is_some_and(|(t, _, _)| ev.time_ms.saturating_sub(*t) > HORIZON_MS)
+        {
+            recent.pop_front();
+        }
+        trail.push(ev);
+        // Near: another, different number within `gap` (re-reading one person is not walking).
+        let near = recent
+            .iter()
+            .filter(|(_, n, _)| {
+                recent
+                    .iter()
+                    .any(|(_, m, _)| m != n && m.abs_diff(*n) <= r.gap)
+            })
+            .count();
+        let misses = recent.iter().filter(|(_, _, miss)| *miss).count();
+        let why = if near >= r.near {
+            format!(
+                "{near} of its last {} lookups are within {} of another",
+                recent.len(),
+                r.gap
+            )
+        } else if recent.len() >= r.min_lookups
+            && misses as f64 >= r.miss_share * recent.len() as f64
+        {
+            format!("{misses} of its last {} lookups found nobody", recent.len())
+        } else {
+            return;
+        };
+        out.push(finding(
+            RULE,
+            r.common(),
+            Severity::High,
+            Target::Identity(a.actor.identity.clone()),
+            format!("{} is walking the number space: {why}", a.actor.identity),
+            trail.lines(),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+
+    fn lookup(t: u64, n: u64, found: bool) -> Event {
+        with(read(t, "e-1", "employer", "employee-check", "p-x"), |a| {
+            a.lookup = Some(n);
+            if !found {
+                a.subject = None;
+            }
+        })
+    }
+
+    #[test]
+    fn near_sequential_numbers_fire_at_the_sixth() {
+        let events: Vec<Event> = (0..8)
+            .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 + i * 7, true))
+            .collect();
+        let f = run(&mut Enumeration::default(), &Rules::default(), &events);
+        // Lookups 1..=5 make at most 5 near numbers; the 6th makes 6.
+        assert_eq!(f.len(), 3, "{f:?}");
+        assert!(f[0].title.contains("6 of its last 6"), "{}", f[0].title);
+    }
+
+    #[test]
+    fn guessing_numbers_that_miss_fires_and_random_reads_do_not() {
+        let rules = Rules::default();
+        let guesses: Vec<Event> = (0..8)
+            .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 + i * 97_531, i % 4 == 0))
+            .collect();
+        let f = run(&mut Enumeration::default(), &rules, &guesses);
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].title.contains("6 of its last 8 lookups found nobody"),
+            "{}",
+            f[0].title
+        );
+        // Far-apart numbers, all found, the same person twice: nothing.
+        let normal: Vec<Event> = (0..40)
+            .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 + (i / 2) * 48_611, true))
+            .collect();
+        assert!(run(&mut Enumeration::default(), &rules, &normal).is_empty());
+    }
+}

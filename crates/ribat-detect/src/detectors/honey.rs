@@ -1,0 +1,79 @@
+//! A honey record touched: hostile by definition (nobody has a reason to read one).
+//! The custodian that saw it has quarantined the requester already; this makes it a
+//! decision everywhere.
+
+use super::{Detector, finding};
+use crate::event::{Event, Kind};
+use crate::response::{Finding, Severity, Target};
+use crate::rules::Rules;
+
+const RULE: &str = "honey";
+
+pub struct Honey;
+
+impl Detector for Honey {
+    fn rule(&self) -> &'static str {
+        RULE
+    }
+
+    fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
+        let who = match &ev.kind {
+            Kind::Denied(d) if d.reason == "honey" => d.actor.identity.clone(),
+            Kind::CustodianAnswer(c)
+                if c.quarantined
+                    .as_deref()
+                    .is_some_and(|q| q.contains("honey")) =>
+            {
+                c.identity.clone()
+            }
+            _ => return,
+        };
+        out.push(finding(
+            RULE,
+            rules.honey.common(),
+            Severity::Critical,
+            Target::Identity(who.clone()),
+            format!("{who} requested a honey record"),
+            vec![ev.summary()],
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+    use crate::event::CustodianAnswer;
+
+    #[test]
+    fn a_custodian_honey_quarantine_becomes_a_finding_and_other_refusals_do_not() {
+        let rules = Rules::default();
+        let honey = Event {
+            time_ms: MONDAY_9AM,
+            component: "custodian-2".into(),
+            kind: Kind::CustodianAnswer(CustodianAnswer {
+                custodian: 2,
+                request_id: "r1".into(),
+                node: "gateway".into(),
+                table: "persons".into(),
+                identity: "partner-x".into(),
+                records: 1,
+                outcome: "denied".into(),
+                quarantined: Some("honey record requested".into()),
+            }),
+        };
+        let f = run(
+            &mut Honey,
+            &rules,
+            &[
+                denied(MONDAY_9AM, "partner-x", "partner", "quota-exceeded"),
+                honey,
+            ],
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].target, Target::Identity("partner-x".into()));
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].action, crate::response::Action::Quarantine);
+        assert_eq!(f[0].duration_secs, 7 * 86_400);
+    }
+}

@@ -1,0 +1,110 @@
+//! Counter roles reading outside office hours (local time, working days).
+
+use super::{Detector, Trail, finding, local, weekday};
+use crate::event::{Event, Kind};
+use crate::response::{Finding, Severity, Target};
+use crate::rules::Rules;
+use std::collections::{HashMap, HashSet};
+
+const RULE: &str = "off-hours";
+
+#[derive(Default)]
+pub struct OffHours {
+    ids: HashMap<String, (i64, HashSet<String>, Trail, bool)>,
+}
+
+impl Detector for OffHours {
+    fn rule(&self) -> &'static str {
+        RULE
+    }
+
+    fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
+        let r = &rules.off_hours;
+        let Kind::Access(a) = &ev.kind else { return };
+        let Some(subject) = &a.subject else { return };
+        if !r.roles.contains(&a.actor.role) {
+            return;
+        }
+        let (day, minute) = local(ev.time_ms, rules.utc_offset_minutes);
+        let working =
+            r.days.contains(&weekday(day)) && minute >= r.start_minute && minute < r.end_minute;
+        if working {
+            return;
+        }
+        let (d, subjects, trail, fired) = self.ids.entry(a.actor.identity.clone()).or_default();
+        if *d != day {
+            *d = day;
+            subjects.clear();
+            *fired = false;
+        }
+        subjects.insert(subject.clone());
+        trail.push(ev);
+        if !*fired && subjects.len() >= r.subjects {
+            *fired = true;
+            out.push(finding(
+                RULE,
+                r.common(),
+                Severity::Medium,
+                Target::Identity(a.actor.identity.clone()),
+                format!(
+                    "{} ({}) read {} subject(s) outside office hours (local {:02}:{:02}, day {})",
+                    a.actor.identity,
+                    a.actor.role,
+                    subjects.len(),
+                    minute / 60,
+                    minute % 60,
+                    weekday(day)
+                ),
+                trail.lines(),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+
+    #[test]
+    fn a_clerk_at_night_and_on_sunday_fires_once_a_day_at_nine_does_not() {
+        let rules = Rules::default();
+        let hour = 3_600_000;
+        let events = vec![
+            read(MONDAY_9AM, "c-1", "clerk", "counter-service", "p-1"),
+            read(
+                MONDAY_9AM + 13 * hour,
+                "c-1",
+                "clerk",
+                "counter-service",
+                "p-2",
+            ),
+            read(
+                MONDAY_9AM + 13 * hour + 1,
+                "c-1",
+                "clerk",
+                "counter-service",
+                "p-3",
+            ),
+            read(
+                MONDAY_9AM + 6 * 24 * hour,
+                "c-1",
+                "clerk",
+                "counter-service",
+                "p-4",
+            ),
+            // Batch jobs run at night by design.
+            read(
+                MONDAY_9AM + 13 * hour,
+                "batch",
+                "pension-batch",
+                "pension-run",
+                "p-5",
+            ),
+        ];
+        let f = run(&mut OffHours::default(), &rules, &events);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].title.contains("local 22:00, day 1"), "{}", f[0].title);
+        assert!(f[1].title.contains("day 7"), "{}", f[1].title);
+    }
+}

@@ -1,0 +1,73 @@
+//! A public figure's record read without a case reference: the insider who looks up a
+//! minister or a footballer because they can.
+
+use super::{Detector, finding};
+use crate::event::{Event, Kind};
+use crate::response::{Finding, Severity, Target};
+use crate::rules::Rules;
+
+const RULE: &str = "public-figure";
+
+pub struct PublicFigure;
+
+impl Detector for PublicFigure {
+    fn rule(&self) -> &'static str {
+        RULE
+    }
+
+    fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
+        let Kind::Access(a) = &ev.kind else { return };
+        if !a.public_figure || a.subject.is_none() {
+            return;
+        }
+        if a.case_ref.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+            return;
+        }
+        out.push(finding(
+            RULE,
+            rules.public_figure.common(),
+            Severity::High,
+            Target::Identity(a.actor.identity.clone()),
+            format!(
+                "{} read a public figure's record ({}) without a case reference",
+                a.actor.identity,
+                a.subject.as_deref().unwrap_or_default()
+            ),
+            vec![ev.summary()],
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+    use crate::response::Action;
+
+    #[test]
+    fn a_public_figure_without_a_case_fires_with_a_case_does_not() {
+        let rules = Rules::default();
+        let pf = |case: Option<&str>| {
+            with(
+                read(MONDAY_9AM, "c-1", "clerk", "counter-service", "p-minister"),
+                |a| {
+                    a.public_figure = true;
+                    a.case_ref = case.map(str::to_owned);
+                },
+            )
+        };
+        let f = run(
+            &mut PublicFigure,
+            &rules,
+            &[pf(None), pf(Some("  ")), pf(Some("ticket-4711"))],
+        );
+        assert_eq!(
+            f.len(),
+            2,
+            "no case and a blank case fire; a real one does not"
+        );
+        assert_eq!(f[0].action, Action::StepUp);
+        let plain = read(MONDAY_9AM, "c-1", "clerk", "counter-service", "p-citizen");
+        assert!(run(&mut PublicFigure, &rules, &[plain]).is_empty());
+    }
+}

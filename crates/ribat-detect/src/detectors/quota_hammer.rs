@@ -1,0 +1,79 @@
+//! An identity refused for its quota again and again within a minute: a person stops at
+//! the first refusal; a script keeps pushing.
+
+use super::{Detector, Trail, finding};
+use crate::event::{Event, Kind};
+use crate::response::{Finding, Severity, Target};
+use crate::rules::Rules;
+use std::collections::{HashMap, VecDeque};
+
+const RULE: &str = "quota-hammer";
+
+#[derive(Default)]
+pub struct QuotaHammer {
+    refusals: HashMap<String, (VecDeque<u64>, Trail)>,
+}
+
+impl Detector for QuotaHammer {
+    fn rule(&self) -> &'static str {
+        RULE
+    }
+
+    fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
+        let r = &rules.quota_hammer;
+        let Kind::Denied(d) = &ev.kind else { return };
+        if d.reason != "quota-exceeded" {
+            return;
+        }
+        let (times, trail) = self.refusals.entry(d.actor.identity.clone()).or_default();
+        let window = r.window_secs.saturating_mul(1000);
+        while times
+            .front()
+            .is_some_and(|t| ev.time_ms.saturating_sub(*t) >= window)
+        {
+            times.pop_front();
+        }
+        times.push_back(ev.time_ms);
+        trail.push(ev);
+        if times.len() >= r.count {
+            out.push(finding(
+                RULE,
+                r.common(),
+                Severity::High,
+                Target::Identity(d.actor.identity.clone()),
+                format!(
+                    "{} was refused for its quota {} times within {} s",
+                    d.actor.identity,
+                    times.len(),
+                    r.window_secs
+                ),
+                trail.lines(),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+
+    #[test]
+    fn three_quota_refusals_in_a_minute_fire_and_spread_out_do_not() {
+        let rules = Rules::default();
+        let close: Vec<Event> = (0..3)
+            .map(|i| denied(MONDAY_9AM + i * 1000, "c-1", "clerk", "quota-exceeded"))
+            .collect();
+        let f = run(&mut QuotaHammer::default(), &rules, &close);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].title.contains("3 times"));
+        let spread: Vec<Event> = (0..10)
+            .map(|i| denied(MONDAY_9AM + i * 31_000, "c-1", "clerk", "quota-exceeded"))
+            .collect();
+        assert!(run(&mut QuotaHammer::default(), &rules, &spread).is_empty());
+        let other: Vec<Event> = (0..10)
+            .map(|i| denied(MONDAY_9AM + i, "c-1", "clerk", "purpose-not-allowed"))
+            .collect();
+        assert!(run(&mut QuotaHammer::default(), &rules, &other).is_empty());
+    }
+}

@@ -1,0 +1,161 @@
+//! Runs every detector that is not `off` over each event and grades what they find: a
+//! rule in `shadow` only alerts; a finding about a target that is already under the same
+//! response is not repeated until that response ends.
+
+use crate::detectors::{self, Detector};
+use crate::event::Event;
+use crate::response::{Action, Finding, Target};
+use crate::rules::{Mode, Rules};
+use std::collections::HashMap;
+
+/// A finding and what the engine made of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    /// The finding.
+    pub finding: Finding,
+    /// `Enforce`: carry out the response; `Shadow`: alert only.
+    pub mode: Mode,
+}
+
+/// The engine's state.
+pub struct Engine {
+    rules: Rules,
+    detectors: Vec<Box<dyn Detector>>,
+    /// (target, response kind) → until, ms.
+    active: HashMap<(Target, &'static str), u64>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("active", &self.active.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn kind(a: Action) -> &'static str {
+    match a {
+        Action::Alert => "alert",
+        Action::Throttle { .. } => "throttle",
+        Action::StepUp => "step-up",
+        Action::Quarantine => "quarantine",
+        Action::Essential => "essential",
+    }
+}
+
+/// The mode a rule has in `rules` (`Off` for a name no rule has).
+pub fn mode_of(r: &Rules, rule: &str) -> Mode {
+    match rule {
+        "velocity" => r.velocity.mode,
+        "quota-hammer" => r.quota_hammer.mode,
+        "role-surge" => r.role_surge.mode,
+        "sustained" => r.sustained.mode,
+        "baseline" => r.baseline.mode,
+        "breadth" => r.breadth.mode,
+        "enumeration" => r.enumeration.mode,
+        "honey" => r.honey.mode,
+        "public-figure" => r.public_figure.mode,
+        "off-hours" => r.off_hours.mode,
+        "new-source" => r.new_source.mode,
+        "auth-failures" => r.auth_failures.mode,
+        "disagreement" => r.disagreement.mode,
+        _ => Mode::Off,
+    }
+}
+
+impl Engine {
+    /// An engine with fresh detectors.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            rules,
+            detectors: detectors::all(),
+            active: HashMap::new(),
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Feeds one event to every detector that is on.
+    pub fn observe(&mut self, ev: &Event) -> Vec<Judged> {
+        let mut found = Vec::new();
+        for d in &mut self.detectors {
+            if mode_of(&self.rules, d.rule()) != Mode::Off {
+                d.observe(ev, &self.rules, &mut found);
+            }
+        }
+        let mut out = Vec::new();
+        for f in found {
+            let mode = mode_of(&self.rules, &f.rule);
+            if mode == Mode::Off {
+                continue;
+            }
+            let key = (f.target.clone(), kind(f.action));
+            if self
+                .active
+                .get(&key)
+                .is_some_and(|&until| until > ev.time_ms)
+            {
+                continue;
+            }
+            self.active.insert(
+                key,
+                ev.time_ms
+                    .saturating_add(f.duration_secs.saturating_mul(1000)),
+            );
+            out.push(Judged { finding: f, mode });
+        }
+        out
+    }
+
+    /// Forgets that `target` is under a response (it was released): the next finding
+    /// about it is new.
+    pub fn forget(&mut self, target: &Target) {
+        self.active.retain(|(t, _), _| t != target);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detectors::test_events::*;
+
+    fn scrape(engine: &mut Engine, from: u64, n: u64) -> Vec<Judged> {
+        (0..n)
+            .flat_map(|i| {
+                engine.observe(&read(
+                    from + i * 50,
+                    "partner-x",
+                    "partner",
+                    "partner-verification",
+                    &format!("p-{from}-{i}"),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_finding_is_acted_on_once_while_its_response_lasts() {
+        let mut e = Engine::new(Rules::default());
+        let j = scrape(&mut e, MONDAY_9AM, 30);
+        assert_eq!(j.len(), 1, "{j:?}");
+        assert_eq!(j[0].mode, Mode::Enforce);
+        assert_eq!(j[0].finding.rule, "velocity");
+        // Released by the administrators: the next scrape is a new decision.
+        e.forget(&Target::Identity("partner-x".into()));
+        assert_eq!(scrape(&mut e, MONDAY_9AM + 60_000, 30).len(), 1);
+    }
+
+    #[test]
+    fn a_shadow_rule_alerts_and_an_off_rule_is_silent() {
+        let mut rules = Rules::default();
+        rules.velocity.mode = Mode::Shadow;
+        let j = scrape(&mut Engine::new(rules.clone()), MONDAY_9AM, 30);
+        assert_eq!(j.len(), 1);
+        assert_eq!(j[0].mode, Mode::Shadow);
+        rules.velocity.mode = Mode::Off;
+        assert!(scrape(&mut Engine::new(rules), MONDAY_9AM, 30).is_empty());
+    }
+}

@@ -1,0 +1,213 @@
+//! What the gateway and the custodians report: one event per access, refusal,
+//! authentication failure, custodian answer, proof failure or policy change.
+//!
+//! Events carry opaque record ids, never personal data. The one exception, a number
+//! somebody looked up (`Access::lookup`), is kept for the enumeration detector in memory
+//! only and is never serialised.
+
+use serde::{Deserialize, Serialize};
+
+/// Who made a request: the certificate's holder and where it connected from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Actor {
+    /// Identity (certificate CN, token subject).
+    pub identity: String,
+    /// Role.
+    pub role: String,
+    /// Institution.
+    pub institution: String,
+    /// Client certificate serial (hex).
+    pub serial: String,
+    /// Source address (IP only).
+    pub addr: String,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Milliseconds since the Unix epoch (the reporting component's clock).
+    pub time_ms: u64,
+    /// The component that saw it (`gateway.embedded`, `custodian-2`).
+    pub component: String,
+    /// What happened.
+    pub kind: Kind,
+}
+
+/// The kinds of event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Kind {
+    /// A read the gateway answered (one per subject) or a lookup that found nothing.
+    Access(Access),
+    /// A request the gateway or a custodian refused.
+    Denied(Denied),
+    /// A token or certificate that did not authenticate.
+    AuthFailure(AuthFailure),
+    /// What a custodian answered, for comparison with what the gateway audited.
+    CustodianAnswer(CustodianAnswer),
+    /// A custodian's partial decryption whose proof failed.
+    ProofFailure {
+        /// Custodian index.
+        custodian: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A policy or rules file loaded or changed.
+    PolicyChange {
+        /// Which file.
+        what: String,
+        /// SHA-256 of its contents, hex.
+        digest: String,
+    },
+}
+
+/// A read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    /// Who.
+    pub actor: Actor,
+    /// Declared purpose.
+    pub purpose: String,
+    /// Route template (`/v1/persons/{cnss}`).
+    pub route: String,
+    /// Table read (`persons`, `employers`, `declarations`).
+    pub table: String,
+    /// Record read; `None` when the lookup found nothing.
+    pub subject: Option<String>,
+    /// The number looked up (CNSS or affiliation), for the enumeration detector only.
+    #[serde(skip)]
+    pub lookup: Option<u64>,
+    /// A case reference the caller gave (`case` on the request).
+    pub case_ref: Option<String>,
+    /// The subject is on the public-figure list.
+    pub public_figure: bool,
+    /// Keyed tag of the subject's employer or city, for the breadth detector.
+    pub area: Option<String>,
+    /// The gateway's audit request id.
+    pub request_id: Option<String>,
+}
+
+/// A refusal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denied {
+    /// Who.
+    pub actor: Actor,
+    /// Declared purpose, when it was read.
+    pub purpose: Option<String>,
+    /// Route template or custodian table.
+    pub route: String,
+    /// Problem type or denial slug (`quota-exceeded`, `honey`, …).
+    pub reason: String,
+}
+
+/// A failed authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthFailure {
+    /// Who, as far as the certificate tells.
+    pub actor: Actor,
+    /// Why (`token-forged`, `token-expired`, …).
+    pub reason: String,
+}
+
+/// A custodian's answer to one partial-decryption request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustodianAnswer {
+    /// Custodian index.
+    pub custodian: u32,
+    /// The request id the gateway gave.
+    pub request_id: String,
+    /// The node that asked (the gateway's certificate name).
+    pub node: String,
+    /// Table.
+    pub table: String,
+    /// End user named in the request.
+    pub identity: String,
+    /// Records answered (or refused).
+    pub records: usize,
+    /// `served`, `denied`, `failed`.
+    pub outcome: String,
+    /// A quarantine the custodian imposed with this answer, and why.
+    pub quarantined: Option<String>,
+}
+
+impl Event {
+    /// The actor, for kinds that have one.
+    pub fn actor(&self) -> Option<&Actor> {
+        match &self.kind {
+            Kind::Access(a) => Some(&a.actor),
+            Kind::Denied(d) => Some(&d.actor),
+            Kind::AuthFailure(f) => Some(&f.actor),
+            _ => None,
+        }
+    }
+
+    /// A one-line summary for a decision's evidence: no personal data, record ids only.
+    pub fn summary(&self) -> String {
+        let t = self.time_ms;
+        match &self.kind {
+            Kind::Access(a) => format!(
+                "{t} {} read {} {} as {} for {}{}",
+                self.component,
+                a.table,
+                a.subject.as_deref().unwrap_or("(no match)"),
+                a.actor.identity,
+                a.purpose,
+                a.case_ref
+                    .as_deref()
+                    .map_or_else(String::new, |c| format!(" case {c}"))
+            ),
+            Kind::Denied(d) => format!(
+                "{t} {} refused {} on {}: {}",
+                self.component, d.actor.identity, d.route, d.reason
+            ),
+            Kind::AuthFailure(f) => format!(
+                "{t} {} authentication failed for certificate {} ({}) from {}: {}",
+                self.component, f.actor.serial, f.actor.identity, f.actor.addr, f.reason
+            ),
+            Kind::CustodianAnswer(c) => format!(
+                "{t} custodian {} {} request {} from {} for {} ({} records){}",
+                c.custodian,
+                c.outcome,
+                c.request_id,
+                c.node,
+                c.identity,
+                c.records,
+                c.quarantined
+                    .as_deref()
+                    .map_or_else(String::new, |q| format!(", quarantined: {q}"))
+            ),
+            Kind::ProofFailure { custodian, reason } => {
+                format!("{t} proof of custodian {custodian} failed: {reason}")
+            }
+            Kind::PolicyChange { what, digest } => format!("{t} {what} loaded ({digest})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_looked_up_number_is_never_serialised() {
+        let e = Event {
+            time_ms: 1,
+            component: "gateway".into(),
+            kind: Kind::Access(Access {
+                actor: Actor::default(),
+                purpose: "p".into(),
+                route: "/v1/persons/{cnss}".into(),
+                table: "persons".into(),
+                subject: None,
+                lookup: Some(123_456_789),
+                case_ref: None,
+                public_figure: false,
+                area: None,
+                request_id: None,
+            }),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains("123456789"), "{text}");
+        assert!(!e.summary().contains("123456789"));
+    }
+}
