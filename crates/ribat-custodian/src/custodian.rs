@@ -45,6 +45,14 @@ pub struct LocalCustodian {
     log: ServedLog,
     clock: Arc<dyn Clock>,
     dleq: Dleq,
+    observer: std::sync::OnceLock<Arc<dyn Observer>>,
+}
+
+/// Told of every entry a custodian logs (its answers, refusals and quarantines), after
+/// the entry is durable: the detectors' view of the custodian. Must not block long.
+pub trait Observer: Send + Sync {
+    /// An entry, and the reason of a quarantine it imposed.
+    fn logged(&self, entry: &ServedEntry, quarantine_reason: Option<&str>);
 }
 
 impl std::fmt::Debug for LocalCustodian {
@@ -96,6 +104,10 @@ impl LocalCustodian {
             if e.outcome == "served" || e.outcome == "failed" {
                 guard.record_served(&e.identity, &e.role, &e.table, &e.records, e.time);
             }
+            if e.outcome == "released" {
+                guard.release(&e.identity);
+                continue;
+            }
             if let Some(until) = e.quarantine_until {
                 guard.apply(&Command::Quarantine {
                     identity: e.identity.clone(),
@@ -112,6 +124,7 @@ impl LocalCustodian {
             log,
             clock,
             dleq: Dleq::ribat(),
+            observer: std::sync::OnceLock::new(),
         })
     }
 
@@ -175,6 +188,71 @@ impl LocalCustodian {
         Ok(())
     }
 
+    /// Sets the observer (once; a second one is refused).
+    pub fn set_observer(&self, o: Arc<dyn Observer>) -> Result<(), CustodianError> {
+        self.observer
+            .set(o)
+            .map_err(|_| CustodianError::Directory {
+                path: self.dir.display().to_string(),
+                reason: "an observer is already set".into(),
+            })
+    }
+
+    /// Quarantines `identity` until `until` (Unix seconds) on a decision made elsewhere in
+    /// the mesh; durable in the custodian's log, so a restart keeps it. A quarantine only
+    /// restricts, so a custodian accepts it from its gateway without a quorum.
+    pub fn impose(&self, identity: &str, until: u64, reason: &str) -> Result<(), CustodianError> {
+        let now = self.clock.now();
+        let entry = self.control_entry(identity, now, "quarantined", reason, Some(until));
+        self.append(&entry)?;
+        self.guard
+            .lock()
+            .map_err(|_| CustodianError::Poisoned)?
+            .apply(&Command::Quarantine {
+                identity: identity.to_owned(),
+                until,
+                reason: reason.to_owned(),
+            });
+        Ok(())
+    }
+
+    /// Lifts a quarantine (two administrators released the decision); durable.
+    pub fn lift(&self, identity: &str, reason: &str) -> Result<(), CustodianError> {
+        let now = self.clock.now();
+        let entry = self.control_entry(identity, now, "released", reason, None);
+        self.append(&entry)?;
+        self.guard
+            .lock()
+            .map_err(|_| CustodianError::Poisoned)?
+            .release(identity);
+        Ok(())
+    }
+
+    fn control_entry(
+        &self,
+        identity: &str,
+        now: u64,
+        outcome: &str,
+        reason: &str,
+        until: Option<u64>,
+    ) -> ServedEntry {
+        ServedEntry {
+            v: 1,
+            time: now,
+            custodian: self.keys.index,
+            request_id: format!("decision-{now}"),
+            identity: identity.to_owned(),
+            role: String::new(),
+            purpose: String::new(),
+            table: String::new(),
+            class: String::new(),
+            records: Vec::new(),
+            outcome: outcome.to_owned(),
+            reason: Some(reason.to_owned()),
+            quarantine_until: until,
+        }
+    }
+
     /// Whether this custodian holds `identity` in quarantine now.
     pub fn is_quarantined(&self, identity: &str) -> Result<bool, CustodianError> {
         let g = self.guard.lock().map_err(|_| CustodianError::Poisoned)?;
@@ -211,13 +289,25 @@ impl LocalCustodian {
     }
 
     fn append(&self, entry: &ServedEntry) -> Result<(), CustodianError> {
+        self.append_with(entry, None)
+    }
+
+    fn append_with(
+        &self,
+        entry: &ServedEntry,
+        quarantine_reason: Option<&str>,
+    ) -> Result<(), CustodianError> {
         self.log
             .append(entry)
             .map_err(|source| CustodianError::LogUnavailable {
                 custodian: self.keys.index,
                 path: self.log.dir().display().to_string(),
                 source,
-            })
+            })?;
+        if let Some(o) = self.observer.get() {
+            o.logged(entry, quarantine_reason);
+        }
+        Ok(())
     }
 }
 
@@ -280,12 +370,15 @@ impl Custodian for LocalCustodian {
             g.decide(req, now)
         };
         if let Err(denial) = &verdict.outcome {
-            let until = verdict
+            let quarantine = verdict
                 .commands
                 .iter()
-                .map(|Command::Quarantine { until, .. }| *until)
+                .map(|Command::Quarantine { until, reason, .. }| (*until, reason.as_str()))
                 .next();
-            self.append(&self.log_entry(req, now, Outcome::Denied(denial), until))?;
+            self.append_with(
+                &self.log_entry(req, now, Outcome::Denied(denial), quarantine.map(|q| q.0)),
+                quarantine.map(|q| q.1),
+            )?;
             return Err(CustodianError::Denied {
                 custodian: index,
                 denial: denial.clone(),

@@ -9,6 +9,8 @@ use common::*;
 use ribat_crypto::envelope::Envelope;
 use ribat_custodian::{Custodian, CustodianError, Denial, QuorumError};
 use ribat_store::Store;
+use ribat_custodian::clock::Clock;
+use std::sync::Arc;
 
 fn denial(r: Result<ribat_crypto::combine::Partial, CustodianError>) -> Denial {
     match r {
@@ -325,4 +327,60 @@ fn i2_every_partial_a_custodian_served_is_in_its_log() {
     for n in NAMES {
         assert!(!contains(&raw, n.as_bytes()));
     }
+}
+
+#[test]
+fn a_quarantine_decided_elsewhere_survives_a_restart_until_it_is_lifted() {
+    let v = Vault::new();
+    let clerk = || request("clerk-7", "clerk", "counter-service", "identity", &["p-0"]);
+    let until = v.clock.now() + 3600;
+    v.custodian(2)
+        .impose("clerk-7", until, "decision 1a2b: velocity")
+        .unwrap();
+    // Reopened from its directory: the log replays the quarantine.
+    assert!(matches!(
+        denial(v.custodian(2).partial_decrypt(&clerk())),
+        Denial::Quarantined { until: u, .. } if u == until
+    ));
+    v.custodian(2)
+        .lift("clerk-7", "released by sec.amina and sec.youssef")
+        .unwrap();
+    assert!(v.custodian(2).partial_decrypt(&clerk()).is_ok());
+    // Still lifted after another restart.
+    assert!(v.custodian(2).partial_decrypt(&clerk()).is_ok());
+}
+
+#[test]
+fn the_observer_hears_every_logged_answer_and_why_a_quarantine_was_imposed() {
+    struct Heard(std::sync::Mutex<Vec<(String, Option<String>)>>);
+    impl ribat_custodian::custodian::Observer for Heard {
+        fn logged(&self, e: &ribat_custodian::served_log::ServedEntry, why: Option<&str>) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((e.outcome.clone(), why.map(str::to_owned)));
+        }
+    }
+    let v = Vault::new();
+    let heard = Arc::new(Heard(std::sync::Mutex::new(Vec::new())));
+    let c = v.custodian(1);
+    c.set_observer(heard.clone()).unwrap();
+    assert!(c.set_observer(heard.clone()).is_err(), "one observer only");
+    c.partial_decrypt(&request("clerk-1", "clerk", "counter-service", "identity", &["p-0"]))
+        .unwrap();
+    let _ = c.partial_decrypt(&request(
+        "partner-x",
+        "partner",
+        "partner-verification",
+        "identity",
+        &[HONEY],
+    ));
+    let heard = heard.0.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        vec![
+            ("served".to_owned(), None),
+            ("denied".to_owned(), Some("honey record requested".to_owned()))
+        ]
+    );
 }
