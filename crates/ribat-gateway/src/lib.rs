@@ -12,6 +12,7 @@
 pub mod api;
 pub mod audit_first;
 pub mod client;
+pub mod containment;
 pub mod gate;
 pub mod link;
 pub mod listener;
@@ -20,6 +21,7 @@ pub mod node_log;
 pub mod openapi;
 pub mod problem;
 pub mod vault;
+pub mod watch;
 
 pub use audit_first::{Access, AuditFirstError, read_audited};
 pub use node_log::NodeLog;

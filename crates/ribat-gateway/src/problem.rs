@@ -65,14 +65,19 @@ impl Problem {
 
     /// 429.
     pub fn quota(detail: impl Into<String>, retry_after: u64) -> Self {
-        let mut p = Self::new(
+        Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "quota-exceeded",
             "Quota exceeded",
             detail,
-        );
-        p.retry_after = Some(retry_after);
-        p
+        )
+        .retry_after(retry_after)
+    }
+
+    /// Says how long to wait (`Retry-After`).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 503.

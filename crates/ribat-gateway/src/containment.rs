@@ -1,0 +1,261 @@
+//! What the gateway enforces because of decisions in force: quarantined identities,
+//! certificates and addresses, throttles, step-up, and the essential-services fallback.
+//! Checked on every authenticated request, before the gate's own checks.
+
+use crate::problem::Problem;
+use ribat_detect::event::Actor;
+use ribat_detect::{Action, Decision, Target};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// A decision in force here.
+#[derive(Debug, Clone)]
+struct Active {
+    id: String,
+    action: Action,
+    until_ms: u64,
+}
+
+/// The enforcement state.
+#[derive(Debug, Default)]
+pub struct Containment {
+    by_target: HashMap<Target, Vec<Active>>,
+    /// Essential-services mode: (until, decision id).
+    essential: Option<(u64, String)>,
+    /// Request times in the last minute, per throttled identity.
+    recent: HashMap<String, VecDeque<u64>>,
+}
+
+fn utc(ms: u64) -> String {
+    ribat_custodian::error_utc(ms / 1000)
+}
+
+impl Containment {
+    /// Puts a decision in force (alerts and shadow decisions change nothing).
+    pub fn apply(&mut self, d: &Decision) {
+        if !d.enforces() {
+            return;
+        }
+        if d.action == Action::Essential {
+            let until = self.essential.as_ref().map_or(0, |e| e.0).max(d.until_ms);
+            self.essential = Some((until, d.id.clone()));
+            return;
+        }
+        self.by_target
+            .entry(d.target.clone())
+            .or_default()
+            .push(Active {
+                id: d.id.clone(),
+                action: d.action,
+                until_ms: d.until_ms,
+            });
+    }
+
+    /// Lifts a decision.
+    pub fn release(&mut self, id: &str) {
+        if self.essential.as_ref().is_some_and(|(_, e)| e == id) {
+            self.essential = None;
+        }
+        for list in self.by_target.values_mut() {
+            list.retain(|a| a.id != id);
+        }
+        self.by_target.retain(|_, l| !l.is_empty());
+    }
+
+    /// Whether `actor` may be served now. `cosigned` says a supervisor co-signed this
+    /// request; `essential` lists the roles served in essential-services mode.
+    pub fn check(
+        &mut self,
+        actor: &Actor,
+        cosigned: bool,
+        essential: &BTreeSet<String>,
+        now_ms: u64,
+    ) -> Result<(), Problem> {
+        let targets = [
+            Target::Identity(actor.identity.clone()),
+            Target::Certificate(actor.serial.clone()),
+            Target::Address(actor.addr.clone()),
+        ];
+        let mut step_up = None;
+        let mut throttle: Option<(u32, &str)> = None;
+        for t in &targets {
+            for a in self.by_target.get(t).into_iter().flatten() {
+                if a.until_ms <= now_ms {
+                    continue;
+                }
+                match a.action {
+                    Action::Quarantine => {
+                        return Err(Problem::forbidden(
+                            "quarantined",
+                            format!(
+                                "{t} is quarantined until {} UTC (decision {}); contact the security team",
+                                utc(a.until_ms),
+                                a.id
+                            ),
+                        ));
+                    }
+                    Action::StepUp => step_up = Some(a),
+                    Action::Throttle { per_minute } => {
+                        throttle = Some(throttle.map_or((per_minute, a.id.as_str()), |(p, id)| {
+                            if per_minute < p {
+                                (per_minute, a.id.as_str())
+                            } else {
+                                (p, id)
+                            }
+                        }));
+                    }
+                    Action::Alert | Action::Essential => {}
+                }
+            }
+        }
+        if let Some((until, id)) = &self.essential
+            && *until > now_ms
+            && !essential.contains(&actor.role)
+        {
+            return Err(Problem::unavailable(
+                "essential-only",
+                format!(
+                    "the fund serves essential services only until {} UTC (decision {id}); role `{}` is suspended until then",
+                    utc(*until),
+                    actor.role
+                ),
+            ));
+        }
+        if let Some(a) = step_up
+            && !cosigned
+        {
+            return Err(Problem::forbidden(
+                "step-up-required",
+                format!(
+                    "until {} UTC (decision {}), each request of `{}` needs a supervisor's co-signature: send the supervisor's token in the `Ribat-Cosign` header",
+                    utc(a.until_ms),
+                    a.id,
+                    actor.identity
+                ),
+            ));
+        }
+        if let Some((per_minute, id)) = throttle {
+            let recent = self.recent.entry(actor.identity.clone()).or_default();
+            while recent
+                .front()
+                .is_some_and(|t| now_ms.saturating_sub(*t) >= 60_000)
+            {
+                recent.pop_front();
+            }
+            if recent.len() >= per_minute as usize {
+                let wait = recent
+                    .front()
+                    .map_or(60, |t| 60 - now_ms.saturating_sub(*t) / 1000);
+                return Err(Problem::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "throttled",
+                    "Throttled",
+                    format!(
+                        "`{}` is throttled to {per_minute} requests a minute (decision {id})",
+                        actor.identity
+                    ),
+                )
+                .retry_after(wait.max(1)));
+            }
+            recent.push_back(now_ms);
+        }
+        Ok(())
+    }
+
+    /// Decisions in force at `now_ms` (ids).
+    pub fn in_force(&self, now_ms: u64) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .by_target
+            .values()
+            .flatten()
+            .filter(|a| a.until_ms > now_ms)
+            .map(|a| a.id.clone())
+            .chain(
+                self.essential
+                    .iter()
+                    .filter(|(u, _)| *u > now_ms)
+                    .map(|(_, id)| id.clone()),
+            )
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ribat_detect::rules::Mode;
+    use ribat_detect::{Finding, Severity};
+
+    fn decision(target: Target, action: Action) -> Decision {
+        let f = Finding {
+            rule: "test".into(),
+            title: "t".into(),
+            severity: Severity::High,
+            target,
+            action,
+            duration_secs: 60,
+            evidence: vec![],
+        };
+        Decision::from_finding("gw", &f, Mode::Enforce, 1_000_000, 0)
+    }
+
+    fn actor(identity: &str, role: &str) -> Actor {
+        Actor {
+            identity: identity.into(),
+            role: role.into(),
+            institution: "i".into(),
+            serial: format!("s-{identity}"),
+            addr: "10.0.0.1".into(),
+        }
+    }
+
+    fn essential() -> BTreeSet<String> {
+        ["clerk".to_owned()].into_iter().collect()
+    }
+
+    #[test]
+    fn each_response_refuses_with_its_own_problem_until_it_ends_or_is_released() {
+        let mut c = Containment::default();
+        let q = decision(Target::Certificate("s-p1".into()), Action::Quarantine);
+        c.apply(&q);
+        let e = c
+            .check(&actor("p1", "partner"), false, &essential(), 1_000_001)
+            .unwrap_err();
+        assert_eq!(e.slug(), "quarantined");
+        assert!(c.check(&actor("p2", "partner"), false, &essential(), 1_000_001).is_ok());
+        assert!(
+            c.check(&actor("p1", "partner"), false, &essential(), 1_060_000).is_ok(),
+            "ended"
+        );
+        c.apply(&decision(Target::Identity("c1".into()), Action::StepUp));
+        let e = c
+            .check(&actor("c1", "clerk"), false, &essential(), 1_000_001)
+            .unwrap_err();
+        assert_eq!(e.slug(), "step-up-required");
+        assert!(c.check(&actor("c1", "clerk"), true, &essential(), 1_000_001).is_ok());
+
+        let ess = decision(Target::Role("partner".into()), Action::Essential);
+        c.apply(&ess);
+        let e = c
+            .check(&actor("p9", "partner"), false, &essential(), 1_000_001)
+            .unwrap_err();
+        assert_eq!(e.slug(), "essential-only");
+        assert!(c.check(&actor("c2", "clerk"), false, &essential(), 1_000_001).is_ok());
+        c.release(&ess.id);
+        assert!(c.check(&actor("p9", "partner"), false, &essential(), 1_000_001).is_ok());
+
+        c.apply(&decision(
+            Target::Identity("p3".into()),
+            Action::Throttle { per_minute: 2 },
+        ));
+        for t in [1_000_001, 1_000_002] {
+            assert!(c.check(&actor("p3", "partner"), false, &essential(), t).is_ok());
+        }
+        let e = c
+            .check(&actor("p3", "partner"), false, &essential(), 1_000_003)
+            .unwrap_err();
+        assert_eq!(e.slug(), "throttled");
+    }
+}
