@@ -190,12 +190,10 @@ impl LocalCustodian {
 
     /// Sets the observer (once; a second one is refused).
     pub fn set_observer(&self, o: Arc<dyn Observer>) -> Result<(), CustodianError> {
-        self.observer
-            .set(o)
-            .map_err(|_| CustodianError::Directory {
-                path: self.dir.display().to_string(),
-                reason: "an observer is already set".into(),
-            })
+        self.observer.set(o).map_err(|_| CustodianError::Directory {
+            path: self.dir.display().to_string(),
+            reason: "an observer is already set".into(),
+        })
     }
 
     /// Quarantines `identity` until `until` (Unix seconds) on a decision made elsewhere in

@@ -7,9 +7,9 @@ mod common;
 
 use common::*;
 use ribat_crypto::envelope::Envelope;
+use ribat_custodian::clock::Clock;
 use ribat_custodian::{Custodian, CustodianError, Denial, QuorumError};
 use ribat_store::Store;
-use ribat_custodian::clock::Clock;
 use std::sync::Arc;
 
 fn denial(r: Result<ribat_crypto::combine::Partial, CustodianError>) -> Denial {
@@ -366,8 +366,14 @@ fn the_observer_hears_every_logged_answer_and_why_a_quarantine_was_imposed() {
     let c = v.custodian(1);
     c.set_observer(heard.clone()).unwrap();
     assert!(c.set_observer(heard.clone()).is_err(), "one observer only");
-    c.partial_decrypt(&request("clerk-1", "clerk", "counter-service", "identity", &["p-0"]))
-        .unwrap();
+    c.partial_decrypt(&request(
+        "clerk-1",
+        "clerk",
+        "counter-service",
+        "identity",
+        &["p-0"],
+    ))
+    .unwrap();
     let _ = c.partial_decrypt(&request(
         "partner-x",
         "partner",
@@ -380,7 +386,10 @@ fn the_observer_hears_every_logged_answer_and_why_a_quarantine_was_imposed() {
         heard,
         vec![
             ("served".to_owned(), None),
-            ("denied".to_owned(), Some("honey record requested".to_owned()))
+            (
+                "denied".to_owned(),
+                Some("honey record requested".to_owned())
+            )
         ]
     );
 }

@@ -9,7 +9,13 @@
 //! | `GET /v1/persons/{cnss}/declarations` | a person's declaration history |
 //! | `POST /v1/persons/search` | persons by CIN, or by name and birth date |
 //! | `GET /v1/employers/{affiliation}` | an employer's fields |
+//! | `GET /v1/decisions` | the watch's decisions (security team, auditors) |
+//! | `POST /v1/decisions/{id}/release` | one administrator's approval to lift a decision |
 //! | `GET /healthz`, `/openapi.json`, `/metrics` | operations |
+//!
+//! Every routed request is also an event for the watch (`observe`): what a handler read
+//! (`Seen`), or the problem it answered; a decision the detectors reach is in force before
+//! the response that triggered it leaves.
 
 use crate::AuditFirstError;
 use crate::gate::{Admitted, Gate};
@@ -20,6 +26,7 @@ use crate::vault::{
     DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, Vault, VaultError,
     person_field_class,
 };
+use crate::watch::Watch;
 use axum::body::Bytes;
 use axum::extract::{Extension, FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::request::Parts;
@@ -31,6 +38,7 @@ use axum::{Json, Router};
 use ribat_custodian::quorum::QuorumError;
 use ribat_custodian::request::Bearer;
 use ribat_custodian::{Denial, Requester};
+use ribat_detect::event::{Access, Actor, AuthFailure, Denied, Event, Kind};
 use ribat_identity::TokenIssuer;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -53,6 +61,8 @@ pub struct App {
     pub tls: Arc<TlsStats>,
     /// Where uploaded declaration files are kept (durably, before they are imported).
     pub uploads: std::path::PathBuf,
+    /// Detectors and decisions.
+    pub watch: Arc<Watch>,
 }
 
 impl std::fmt::Debug for App {
@@ -77,6 +87,8 @@ pub fn router(app: Shared) -> Router {
             "/v1/declarations",
             post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)),
         )
+        .route("/v1/decisions", get(decisions_list))
+        .route("/v1/decisions/{id}/release", post(decision_release))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -102,23 +114,151 @@ async fn method_not_allowed() -> Problem {
     )
 }
 
-/// Times every routed request and counts it by route template, status and problem type.
+/// Times every routed request and counts it by route template, status and problem type;
+/// hands what happened to the watch, whose decisions are in force before the response
+/// leaves.
 async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let actor = req.extensions().get::<Caller>().map(actor_of);
     let start = Instant::now();
     let response = next.run(req).await;
-    if let Some(ProblemType(slug)) = response.extensions().get::<ProblemType>() {
-        app.metrics.problem(slug);
+    let slug = response
+        .extensions()
+        .get::<ProblemType>()
+        .map(|ProblemType(s)| s.clone());
+    if let Some(s) = &slug {
+        app.metrics.problem(s);
     }
-    app.metrics.observe(
+    let status = response.status();
+    app.metrics
+        .observe(&route, status.as_u16(), start.elapsed().as_secs_f64());
+    let events = events_of(
+        &app,
+        actor,
         &route,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
+        status,
+        slug,
+        response.extensions().get::<Seen>(),
     );
+    if !events.is_empty() {
+        let watch = app.watch.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for e in &events {
+                watch.observe(e);
+            }
+        })
+        .await;
+    }
     response
+}
+
+/// The actor of a connection: its certificate and address.
+fn actor_of(c: &Caller) -> Actor {
+    Actor {
+        identity: c.peer.name.clone(),
+        role: c.peer.role.clone(),
+        institution: c.peer.institution.clone(),
+        serial: c.peer.serial.clone(),
+        addr: c.remote.ip().to_string(),
+    }
+}
+
+/// What a data handler read, for the watch (in the response's extensions).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Declared purpose.
+    pub purpose: String,
+    /// Table.
+    pub table: &'static str,
+    /// Records read (empty: the lookup found nobody).
+    pub subjects: Vec<String>,
+    /// The number looked up, when it was one.
+    pub lookup: Option<u64>,
+    /// Case reference given.
+    pub case_ref: Option<String>,
+    /// Employer or city of each subject, when it was released (hashed here).
+    pub areas: Vec<Option<String>>,
+}
+
+fn area_tag(value: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(value.trim().to_lowercase().as_bytes())[..8])
+}
+
+/// The events one request makes.
+fn events_of(
+    app: &App,
+    actor: Option<Actor>,
+    route: &str,
+    status: StatusCode,
+    slug: Option<String>,
+    seen: Option<&Seen>,
+) -> Vec<Event> {
+    let Some(actor) = actor else {
+        return Vec::new();
+    };
+    let time_ms = app.gate.clock().now_ms();
+    let event = |kind| Event {
+        time_ms,
+        component: app.watch_component(),
+        kind,
+    };
+    if let Some(s) = seen {
+        let access = |subject: Option<String>, area: Option<String>| {
+            let public_figure = subject
+                .as_deref()
+                .is_some_and(|id| app.watch.is_public_figure(id));
+            event(Kind::Access(Access {
+                actor: actor.clone(),
+                purpose: s.purpose.clone(),
+                route: route.to_owned(),
+                table: s.table.to_owned(),
+                subject,
+                lookup: s.lookup,
+                case_ref: s.case_ref.clone(),
+                public_figure,
+                area,
+                request_id: None,
+            }))
+        };
+        if s.subjects.is_empty() {
+            return vec![access(None, None)];
+        }
+        return s
+            .subjects
+            .iter()
+            .enumerate()
+            .map(|(i, id)| access(Some(id.clone()), s.areas.get(i).cloned().flatten()))
+            .collect();
+    }
+    let Some(reason) = slug else {
+        return Vec::new();
+    };
+    if status == StatusCode::UNAUTHORIZED {
+        return vec![event(Kind::AuthFailure(AuthFailure { actor, reason }))];
+    }
+    // Refusals by the watch itself are its own decisions at work, not new evidence.
+    if matches!(
+        reason.as_str(),
+        "quarantined" | "essential-only" | "step-up-required" | "throttled"
+    ) {
+        return Vec::new();
+    }
+    vec![event(Kind::Denied(Denied {
+        actor,
+        purpose: None,
+        route: route.to_owned(),
+        reason,
+    }))]
+}
+
+impl App {
+    fn watch_component(&self) -> String {
+        self.watch.node().to_owned()
+    }
 }
 
 /// The caller of a data route: the token, verified and bound to the connection's
@@ -144,15 +284,97 @@ impl FromRequestParts<Shared> for Authed {
             .and_then(|v| v.to_str().ok());
         let claims = app.gate.authenticate(caller, header)?;
         let token = crate::gate::bearer(header).unwrap_or_default().to_owned();
+        let cosign = parts
+            .headers
+            .get(COSIGN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| crate::gate::bearer(Some(v)).unwrap_or(v).trim().to_owned());
+        let cosigned = match cosign {
+            Some(t) => {
+                app.gate.cosigner(&t, &claims.sub)?;
+                true
+            }
+            None => false,
+        };
+        app.watch.check(&actor_of(caller), cosigned)?;
         Ok(Self { claims, token })
     }
 }
+
+/// Header carrying a supervisor's token that co-signs a request under step-up.
+pub const COSIGN_HEADER: &str = "ribat-cosign";
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ReadQuery {
     purpose: Option<String>,
     fields: Option<String>,
+    case: Option<String>,
+}
+
+/// Longest case reference accepted.
+const MAX_CASE: usize = 64;
+
+/// A case reference (a counter ticket, an investigation number): printable, short.
+fn case_ref(c: Option<&str>) -> Result<Option<String>, Problem> {
+    match c.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(c) if c.len() <= MAX_CASE && c.chars().all(|ch| ch.is_ascii_graphic()) => {
+            Ok(Some(c.to_owned()))
+        }
+        Some(_) => Err(Problem::bad_request(
+            "bad-query",
+            format!("case: up to {MAX_CASE} printable ASCII characters without spaces"),
+        )),
+    }
+}
+
+/// The area of a released person (employer, else city), for the breadth detector.
+fn area_of(fields: &BTreeMap<String, String>) -> Option<String> {
+    fields
+        .get("employer")
+        .or_else(|| fields.get("city"))
+        .filter(|v| !v.is_empty())
+        .map(|v| area_tag(v))
+}
+
+fn with_seen(mut r: Response, seen: Seen) -> Response {
+    r.extensions_mut().insert(seen);
+    r
+}
+
+/// What a read handler's blocking part returns: the response, the subjects read and their
+/// areas.
+type ReadOutcome = (Response, Vec<String>, Vec<Option<String>>);
+
+/// The handler's answer with what it read attached; a lookup that found nobody (404) is
+/// evidence too (guessing numbers).
+fn answered(result: Result<ReadOutcome, Problem>, mut seen: Seen) -> Result<Response, Problem> {
+    match result {
+        Ok((r, subjects, areas)) => {
+            seen.subjects = subjects;
+            seen.areas = areas;
+            Ok(with_seen(r, seen))
+        }
+        Err(p) if p.slug() == "not-found" => Ok(with_seen(p.into_response(), seen)),
+        Err(p) => Err(p),
+    }
+}
+
+fn seen(
+    admitted: &Admitted,
+    table: &'static str,
+    lookup: Option<u64>,
+    case: Option<String>,
+) -> Seen {
+    Seen {
+        purpose: admitted.purpose.clone(),
+        table,
+        subjects: Vec::new(),
+        lookup,
+        case_ref: case,
+        areas: Vec::new(),
+    }
 }
 
 fn read_query(uri: &Uri) -> Result<ReadQuery, Problem> {
@@ -301,11 +523,13 @@ async fn person(
     uri: Uri,
 ) -> Result<Response, Problem> {
     let q = read_query(&uri)?;
+    let case = case_ref(q.case.as_deref())?;
     let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
     let admitted = app.gate.admit(claims, q.purpose.as_deref(), &fields)?;
+    let seen = seen(&admitted, "persons", cnss.parse().ok(), case);
     let a = app.clone();
     let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
-    let (id, out, masked) = blocking(move || {
+    let result = blocking(move || {
         let ids = a
             .vault
             .by_cnss(&cnss)
@@ -316,12 +540,14 @@ async fn person(
             .vault
             .person(&r, &id, &names)
             .map_err(|e| vault_problem(&a.gate, e))?;
+        let area = area_of(&out);
         admitted.mask(&mut out);
         let masked: Vec<String> = admitted.masks.keys().cloned().collect();
-        Ok((id, out, masked))
+        let body = Json(serde_json::json!({"record_id": id, "fields": out, "masked": masked}));
+        Ok((body.into_response(), vec![id], vec![area]))
     })
-    .await?;
-    Ok(Json(serde_json::json!({"record_id": id, "fields": out, "masked": masked})).into_response())
+    .await;
+    answered(result, seen)
 }
 
 async fn declarations(
@@ -345,8 +571,14 @@ async fn declarations(
         .map(|f| (*f, "financial"))
         .collect();
     let admitted = app.gate.admit(claims, q.purpose.as_deref(), &fields)?;
+    let seen = seen(
+        &admitted,
+        "persons",
+        cnss.parse().ok(),
+        case_ref(q.case.as_deref())?,
+    );
     let a = app.clone();
-    let (id, rows) = blocking(move || {
+    let result = blocking(move || {
         let ids = a
             .vault
             .by_cnss(&cnss)
@@ -356,10 +588,11 @@ async fn declarations(
             .vault
             .history(&reader(&admitted, &token), &id)
             .map_err(|e| vault_problem(&a.gate, e))?;
-        Ok((id, rows))
+        let body = Json(serde_json::json!({"record_id": id, "declarations": rows}));
+        Ok((body.into_response(), vec![id], vec![None]))
     })
-    .await?;
-    Ok(Json(serde_json::json!({"record_id": id, "declarations": rows})).into_response())
+    .await;
+    answered(result, seen)
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,6 +603,7 @@ struct SearchBody {
     name: Option<String>,
     birth_date: Option<String>,
     fields: Option<Vec<String>>,
+    case: Option<String>,
 }
 
 /// Most matches a search returns (a name and birth date are nearly unique).
@@ -385,9 +619,10 @@ async fn search(
     let list = b.fields.as_ref().map(|f| f.join(","));
     let fields = person_fields(&app.gate, &claims.role, list.as_deref())?;
     let admitted = app.gate.admit(claims, b.purpose.as_deref(), &fields)?;
+    let seen = seen(&admitted, "persons", None, case_ref(b.case.as_deref())?);
     let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
     let a = app.clone();
-    let (matches, admitted) = blocking(move || {
+    let result = blocking(move || {
         let (ids, key) = match (&b.cin, &b.name, &b.birth_date) {
             (Some(cin), None, None) => (a.vault.by_cin(cin), format!("cin:{cin}")),
             (None, Some(n), Some(d)) => (a.vault.by_name(n, d), format!("name:{n}|{d}")),
@@ -412,18 +647,21 @@ async fn search(
                 .map_err(|e| vault_problem(&a.gate, e))?;
             out.push((id, f));
         }
-        Ok((out, admitted))
+        let masked: Vec<String> = admitted.masks.keys().cloned().collect();
+        let ids: Vec<String> = out.iter().map(|(id, _)| id.clone()).collect();
+        let areas: Vec<Option<String>> = out.iter().map(|(_, f)| area_of(f)).collect();
+        let matches: Vec<serde_json::Value> = out
+            .into_iter()
+            .map(|(id, mut f)| {
+                admitted.mask(&mut f);
+                serde_json::json!({"record_id": id, "fields": f})
+            })
+            .collect();
+        let body = Json(serde_json::json!({"matches": matches, "masked": masked}));
+        Ok((body.into_response(), ids, areas))
     })
-    .await?;
-    let masked: Vec<String> = admitted.masks.keys().cloned().collect();
-    let matches: Vec<serde_json::Value> = matches
-        .into_iter()
-        .map(|(id, mut f)| {
-            admitted.mask(&mut f);
-            serde_json::json!({"record_id": id, "fields": f})
-        })
-        .collect();
-    Ok(Json(serde_json::json!({"matches": matches, "masked": masked})).into_response())
+    .await;
+    answered(result, seen)
 }
 
 async fn employer(
@@ -471,8 +709,14 @@ async fn employer(
         ));
     }
     admitted.masks.clear();
+    let seen = seen(
+        &admitted,
+        "employers",
+        affiliation.parse().ok(),
+        case_ref(q.case.as_deref())?,
+    );
     let a = app.clone();
-    let (id, out) = blocking(move || {
+    let result = blocking(move || {
         let ids = a
             .vault
             .by_affiliation(&affiliation)
@@ -488,10 +732,12 @@ async fn employer(
             .vault
             .employer(&reader(&admitted, &token), &id, &names)
             .map_err(|e| vault_problem(&a.gate, e))?;
-        Ok((id, out))
+        let area = Some(area_tag(&id));
+        let body = Json(serde_json::json!({"record_id": id, "fields": out}));
+        Ok((body.into_response(), vec![id], vec![area]))
     })
-    .await?;
-    Ok(Json(serde_json::json!({"record_id": id, "fields": out})).into_response())
+    .await;
+    answered(result, seen)
 }
 
 /// Largest e-BDS file accepted in one upload (a large employer's month is a few MB).
@@ -631,12 +877,7 @@ async fn token(
         ));
     }
     let (token, claims) = issuer
-        .issue(
-            &caller.peer,
-            &app.audience,
-            time::OffsetDateTime::now_utc(),
-            ttl,
-        )
+        .issue(&caller.peer, &app.audience, app.gate.now_utc(), ttl)
         .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?;
     Ok(Json(serde_json::json!({
         "token": token,
@@ -644,6 +885,95 @@ async fn token(
         "expires_at": claims.exp,
         "identity": claims.sub,
         "role": claims.role,
+    }))
+    .into_response())
+}
+
+/// Roles that see the decisions.
+pub const DECISION_READERS: &[&str] = &["security", "auditor"];
+/// Roles that approve releasing a decision.
+pub const DECISION_RELEASERS: &[&str] = &["security"];
+
+fn require_role(
+    claims: &ribat_identity::TokenClaims,
+    roles: &[&str],
+    what: &str,
+) -> Result<(), Problem> {
+    if roles.contains(&claims.role.as_str()) {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(
+            "role-not-allowed",
+            format!(
+                "{what} is for role {}, not `{}`",
+                roles.join(" or "),
+                claims.role
+            ),
+        ))
+    }
+}
+
+async fn decisions_list(
+    State(app): State<Shared>,
+    Authed { claims, .. }: Authed,
+) -> Result<Response, Problem> {
+    require_role(&claims, DECISION_READERS, "reading decisions")?;
+    let in_force = app.watch.in_force();
+    Ok(Json(serde_json::json!({
+        "key_id": app.watch.key_id(),
+        "in_force": in_force,
+        "decisions": app.watch.decisions(),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReleaseBody {
+    reason: String,
+}
+
+async fn decision_release(
+    State(app): State<Shared>,
+    Authed { claims, .. }: Authed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_role(&claims, DECISION_RELEASERS, "releasing a decision")?;
+    let b: ReleaseBody = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?;
+    if b.reason.trim().is_empty() || b.reason.len() > 500 {
+        return Err(Problem::bad_request(
+            "bad-body",
+            "reason: say why the decision is lifted (1 to 500 characters)",
+        ));
+    }
+    let watch = app.watch.clone();
+    let admin = claims.sub.clone();
+    let state = blocking(move || {
+        watch
+            .approve_release(&id, &admin, b.reason.trim())
+            .map_err(|e| match e {
+                ribat_detect::decision::DecisionError::Unknown(_) => {
+                    Problem::not_found(e.to_string())
+                }
+                other => Problem::new(
+                    StatusCode::CONFLICT,
+                    "release-refused",
+                    "Release refused",
+                    other.to_string(),
+                ),
+            })
+    })
+    .await?;
+    let (word, approvals) = match state {
+        ribat_detect::decision::ReleaseState::Pending { approvals } => ("pending", approvals),
+        ribat_detect::decision::ReleaseState::Released { approvals } => ("released", approvals),
+    };
+    Ok(Json(serde_json::json!({
+        "state": word,
+        "approvals": approvals,
+        "needed": ribat_detect::decision::RELEASE_APPROVALS,
     }))
     .into_response())
 }

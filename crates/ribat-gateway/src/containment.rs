@@ -224,9 +224,13 @@ mod tests {
             .check(&actor("p1", "partner"), false, &essential(), 1_000_001)
             .unwrap_err();
         assert_eq!(e.slug(), "quarantined");
-        assert!(c.check(&actor("p2", "partner"), false, &essential(), 1_000_001).is_ok());
         assert!(
-            c.check(&actor("p1", "partner"), false, &essential(), 1_060_000).is_ok(),
+            c.check(&actor("p2", "partner"), false, &essential(), 1_000_001)
+                .is_ok()
+        );
+        assert!(
+            c.check(&actor("p1", "partner"), false, &essential(), 1_060_000)
+                .is_ok(),
             "ended"
         );
         c.apply(&decision(Target::Identity("c1".into()), Action::StepUp));
@@ -234,7 +238,10 @@ mod tests {
             .check(&actor("c1", "clerk"), false, &essential(), 1_000_001)
             .unwrap_err();
         assert_eq!(e.slug(), "step-up-required");
-        assert!(c.check(&actor("c1", "clerk"), true, &essential(), 1_000_001).is_ok());
+        assert!(
+            c.check(&actor("c1", "clerk"), true, &essential(), 1_000_001)
+                .is_ok()
+        );
 
         let ess = decision(Target::Role("partner".into()), Action::Essential);
         c.apply(&ess);
@@ -242,16 +249,25 @@ mod tests {
             .check(&actor("p9", "partner"), false, &essential(), 1_000_001)
             .unwrap_err();
         assert_eq!(e.slug(), "essential-only");
-        assert!(c.check(&actor("c2", "clerk"), false, &essential(), 1_000_001).is_ok());
+        assert!(
+            c.check(&actor("c2", "clerk"), false, &essential(), 1_000_001)
+                .is_ok()
+        );
         c.release(&ess.id);
-        assert!(c.check(&actor("p9", "partner"), false, &essential(), 1_000_001).is_ok());
+        assert!(
+            c.check(&actor("p9", "partner"), false, &essential(), 1_000_001)
+                .is_ok()
+        );
 
         c.apply(&decision(
             Target::Identity("p3".into()),
             Action::Throttle { per_minute: 2 },
         ));
         for t in [1_000_001, 1_000_002] {
-            assert!(c.check(&actor("p3", "partner"), false, &essential(), t).is_ok());
+            assert!(
+                c.check(&actor("p3", "partner"), false, &essential(), t)
+                    .is_ok()
+            );
         }
         let e = c
             .check(&actor("p3", "partner"), false, &essential(), 1_000_003)

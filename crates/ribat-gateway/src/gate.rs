@@ -7,11 +7,12 @@
 
 use crate::listener::Caller;
 use crate::problem::Problem;
+use ribat_custodian::clock::Clock;
 use ribat_custodian::policy::{Mask, Policy, RolePolicy};
 use ribat_custodian::window::{QuotaBook, Scope};
 use ribat_identity::{TokenClaims, TokenVerifier};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A request the gate let through: who, why, and how to mask what comes back.
 #[derive(Debug, Clone)]
@@ -46,7 +47,12 @@ pub struct Gate {
     /// Tokens whose signature and audience verified, by SHA-256 of the token string:
     /// a signature is checked once per token, expiry and binding at every request.
     verified: Mutex<HashMap<[u8; 32], TokenClaims>>,
+    /// The node's clock (simulated in `ribat simulate`).
+    clock: Arc<dyn Clock>,
 }
+
+/// Roles whose token co-signs a request of an identity under step-up.
+pub const COSIGNING_ROLES: &[&str] = &["supervisor"];
 
 /// Most tokens remembered; the memory is emptied when it is full (tokens live minutes).
 const VERIFIED_CAPACITY: usize = 50_000;
@@ -55,12 +61,6 @@ impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate").finish_non_exhaustive()
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Reads the bearer token of an `Authorization` header value.
@@ -73,15 +73,49 @@ pub fn bearer(header: Option<&str>) -> Option<&str> {
 }
 
 impl Gate {
-    /// A gate enforcing `policy`, trusting tokens `tokens` verifies.
-    pub fn new(policy: Policy, tokens: TokenVerifier) -> Self {
+    /// A gate enforcing `policy`, trusting tokens `tokens` verifies, at the time `clock` says.
+    pub fn new(policy: Policy, tokens: TokenVerifier, clock: Arc<dyn Clock>) -> Self {
         Self {
             policy,
             tokens,
             quotas: Mutex::new(QuotaBook::default()),
             quarantined: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            clock,
         }
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Now, as a date (token times).
+    pub fn now_utc(&self) -> time::OffsetDateTime {
+        let secs = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Checks a co-signature: a valid token of a co-signing role, of another identity.
+    pub fn cosigner(&self, token: &str, requester: &str) -> Result<TokenClaims, Problem> {
+        let bad = |why: String| Problem::forbidden("step-up-refused", why);
+        let claims = self
+            .tokens
+            .verify_signature(token)
+            .map_err(|e| bad(format!("the co-signing token: {e}")))?;
+        ribat_identity::token::check_time(&claims, self.now_utc())
+            .map_err(|e| bad(format!("the co-signing token: {e}")))?;
+        if !COSIGNING_ROLES.contains(&claims.role.as_str()) {
+            return Err(bad(format!(
+                "a co-signature comes from a {}, not a `{}`",
+                COSIGNING_ROLES.join(" or "),
+                claims.role
+            )));
+        }
+        if claims.sub == requester {
+            return Err(bad("nobody co-signs their own request".into()));
+        }
+        Ok(claims)
     }
 
     /// The policy.
@@ -135,7 +169,7 @@ impl Gate {
                 c
             }
         };
-        ribat_identity::token::check_time(&claims, time::OffsetDateTime::now_utc())?;
+        ribat_identity::token::check_time(&claims, self.now_utc())?;
         ribat_identity::token::check_binding(&claims, &caller.peer)?;
         Ok(claims)
     }
@@ -229,7 +263,7 @@ impl Gate {
     /// Counts `subject` against every window of the identity and of its role, or refuses
     /// with the window that would overflow. A refused subject is not counted.
     pub fn count_subject(&self, claims: &TokenClaims, subject: &str) -> Result<(), Problem> {
-        let now = now_secs();
+        let now = self.clock.now();
         let mut book = self
             .quotas
             .lock()
@@ -262,7 +296,7 @@ impl Gate {
 
     fn quarantined_until(&self, identity: &str) -> Option<u64> {
         let q = self.quarantined.lock().ok()?;
-        q.get(identity).copied().filter(|&u| u > now_secs())
+        q.get(identity).copied().filter(|&u| u > self.clock.now())
     }
 }
 

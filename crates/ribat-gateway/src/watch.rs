@@ -54,7 +54,7 @@ fn io(path: &Path, e: impl std::fmt::Display) -> WatchError {
 #[serde(tag = "record", rename_all = "kebab-case")]
 pub enum Record {
     /// A decision.
-    Decision(Decision),
+    Decision(Box<Decision>),
     /// One administrator's approval to release a decision.
     Approval(Release),
     /// A decision released by the approvals listed.
@@ -86,7 +86,11 @@ impl Enforcer for ribat_custodian::LocalCustodian {
     fn enforce(&self, d: &Decision) -> Result<bool, String> {
         match (&d.target, d.action) {
             (Target::Identity(id), ribat_detect::Action::Quarantine) => self
-                .impose(id, d.until_ms / 1000, &format!("decision {}: {}", d.id, d.rule))
+                .impose(
+                    id,
+                    d.until_ms / 1000,
+                    &format!("decision {}: {}", d.id, d.rule),
+                )
                 .map(|()| true)
                 .map_err(|e| e.to_string()),
             _ => Ok(false),
@@ -157,8 +161,8 @@ fn load_or_create_key(dir: &Path) -> Result<DecisionSigner, WatchError> {
             zeroize::Zeroizing::new(arr)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let fresh = ribat_crypto::secret::SecretBytes::<32>::random()
-                .map_err(|e| io(&path, e))?;
+            let fresh =
+                ribat_crypto::secret::SecretBytes::<32>::random().map_err(|e| io(&path, e))?;
             let text = zeroize::Zeroizing::new(hex::encode(fresh.expose()));
             ribat_identity::ca::write_file(&path, text.as_bytes(), true)
                 .map_err(|e| io(&path, e))?;
@@ -177,8 +181,10 @@ fn load_or_create_key(dir: &Path) -> Result<DecisionSigner, WatchError> {
                 "does not match the decision key; the key was replaced, so earlier decisions would not verify",
             ));
         }
-        Err(_) => ribat_identity::ca::write_file(&pub_path, format!("{pub_hex}\n").as_bytes(), false)
-            .map_err(|e| io(&pub_path, e))?,
+        Err(_) => {
+            ribat_identity::ca::write_file(&pub_path, format!("{pub_hex}\n").as_bytes(), false)
+                .map_err(|e| io(&pub_path, e))?
+        }
     }
     Ok(signer)
 }
@@ -239,7 +245,7 @@ impl Watch {
                 Record::Decision(d) => {
                     containment.apply(&d);
                     book.decided(&d);
-                    decisions.push(d);
+                    decisions.push(*d);
                 }
                 Record::Approval(a) => {
                     let _ = book.approve(&a);
@@ -272,6 +278,11 @@ impl Watch {
         if let Ok(mut v) = self.enforcers.lock() {
             v.push(e);
         }
+    }
+
+    /// The node's name.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// The clock (shared with the gate and the custodians).
@@ -339,7 +350,7 @@ impl Watch {
             d.enforced_ms = Some(self.clock.now_ms());
         }
         self.signer.sign(&mut d);
-        self.append(&Record::Decision(d.clone()));
+        self.append(&Record::Decision(Box::new(d.clone())));
         if let Ok(mut b) = self.book.lock() {
             b.decided(&d);
         }
@@ -347,7 +358,10 @@ impl Watch {
             all.push(d.clone());
         }
         self.send(Line::Ocsf(ribat_detect::ocsf::finding(&d).to_string()));
-        self.send(Line::Cef(d.severity.ocsf_id() * 2, ribat_detect::cef::decision(&d)));
+        self.send(Line::Cef(
+            d.severity.ocsf_id() * 2,
+            ribat_detect::cef::decision(&d),
+        ));
         d
     }
 
@@ -370,7 +384,9 @@ impl Watch {
             .unwrap_or_default();
         self.containment
             .lock()
-            .map_err(|_| Problem::internal("the containment state is poisoned; restart the gateway"))?
+            .map_err(|_| {
+                Problem::internal("the containment state is poisoned; restart the gateway")
+            })?
             .check(actor, cosigned, &essential, self.clock.now_ms())
     }
 
@@ -458,8 +474,7 @@ fn spawn_writer(
     };
     let syslog = match &o.syslog {
         Some(addr) => {
-            let s = std::net::UdpSocket::bind("0.0.0.0:0")
-                .map_err(|e| io(Path::new(addr), e))?;
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| io(Path::new(addr), e))?;
             s.connect(addr)
                 .map_err(|e| io(Path::new(addr), format!("syslog collector: {e}")))?;
             Some(s)
@@ -602,19 +617,28 @@ mod tests {
             serial: "01".into(),
             addr: "10.0.0.1".into(),
         };
-        assert_eq!(w.check(&actor("partner-x"), false).unwrap_err().slug(), "quarantined");
+        assert_eq!(
+            w.check(&actor("partner-x"), false).unwrap_err().slug(),
+            "quarantined"
+        );
         assert!(w.check(&actor("partner-y"), false).is_ok());
         w.flush();
         drop(w);
 
         // Restart: the decision is replayed from the log and still refuses.
         let w = open();
-        assert_eq!(w.check(&actor("partner-x"), false).unwrap_err().slug(), "quarantined");
+        assert_eq!(
+            w.check(&actor("partner-x"), false).unwrap_err().slug(),
+            "quarantined"
+        );
         assert!(matches!(
             w.approve_release(&d.id, "sec.amina", "confirmed with the partner"),
             Ok(ReleaseState::Pending { .. })
         ));
-        assert!(w.check(&actor("partner-x"), false).is_err(), "one approval is not enough");
+        assert!(
+            w.check(&actor("partner-x"), false).is_err(),
+            "one approval is not enough"
+        );
         drop(w);
         let w = open();
         assert!(
@@ -628,13 +652,22 @@ mod tests {
         assert!(w.check(&actor("partner-x"), false).is_ok());
         drop(w);
         let w = open();
-        assert!(w.check(&actor("partner-x"), false).is_ok(), "released stays released");
+        assert!(
+            w.check(&actor("partner-x"), false).is_ok(),
+            "released stays released"
+        );
         let records = read_log(dir.path()).unwrap();
-        assert_eq!(records.len(), 4, "decision, two approvals, released: {records:?}");
+        assert_eq!(
+            records.len(),
+            4,
+            "decision, two approvals, released: {records:?}"
+        );
         let ocsf = std::fs::read_to_string(dir.path().join("events.ocsf.jsonl")).unwrap();
         assert!(ocsf.lines().any(|l| l.contains("\"class_uid\":2004")));
         assert_eq!(
-            ocsf.lines().filter(|l| l.contains("\"class_uid\":6005")).count(),
+            ocsf.lines()
+                .filter(|l| l.contains("\"class_uid\":6005"))
+                .count(),
             12
         );
     }

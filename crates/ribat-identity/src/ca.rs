@@ -47,6 +47,7 @@ pub const ROLES: &[&str] = &[
     "partner",
     "pension-batch",
     "auditor",
+    "security",
     "citizen-portal",
     "service",
     "gateway",

@@ -74,6 +74,12 @@ pub fn init_quiet(
     }
     // The gateway's own copy: it enforces the same policy as the custodians, separately (I3).
     LocalCustodian::write_policy(home.root(), &Policy::embedded_default())?;
+    // The detectors' thresholds, beside the policy they are tuned to.
+    std::fs::write(
+        home.root().join(crate::serve_cmd::RULES_FILE),
+        ribat_detect::Rules::default().to_json(),
+    )
+    .context("cannot write the rules file")?;
     let store = crate::embedded::open_store(home)?;
     QuorumReader::create_index_key(&group, store.as_ref())?;
     Ok(dirs)

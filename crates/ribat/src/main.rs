@@ -157,6 +157,12 @@ enum Command {
         /// How long a custodian may take before it is skipped for that read, in milliseconds.
         #[arg(long, default_value_t = 1_000)]
         deadline_ms: u64,
+        /// Also write every event and decision as OCSF JSON lines to this file (appended).
+        #[arg(long)]
+        ocsf: Option<PathBuf>,
+        /// Also send events and decisions as CEF over syslog (UDP) to HOST:PORT.
+        #[arg(long)]
+        syslog: Option<String>,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -491,6 +497,8 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             remote,
             deadline_ms,
+            ocsf,
+            syslog,
             pass,
         } => {
             let home = home::Home::resolve(cli.home)?;
@@ -498,8 +506,11 @@ fn run(cli: Cli) -> Result<()> {
                 &home,
                 &pass.passphrases,
                 &listen,
-                &remote,
-                std::time::Duration::from_millis(deadline_ms),
+                &serve_cmd::ServeOptions {
+                    remotes: remote,
+                    deadline: std::time::Duration::from_millis(deadline_ms),
+                    outputs: ribat_gateway::watch::Outputs { ocsf, syslog },
+                },
             )
         }
         Command::Custodian {

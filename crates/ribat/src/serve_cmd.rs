@@ -6,7 +6,7 @@ use crate::home::Home;
 use crate::identity_cmd::{GATEWAY_NAME, dir as identity_dir, open_ca, tls_files};
 use crate::passphrases::Source;
 use anyhow::{Context, Result, bail};
-use ribat_custodian::clock::SystemClock;
+use ribat_custodian::clock::{Clock, SystemClock};
 use ribat_custodian::policy::Policy;
 use ribat_custodian::{Custodian, LocalCustodian};
 use ribat_gateway::api::{App, router};
@@ -14,6 +14,7 @@ use ribat_gateway::gate::Gate;
 use ribat_gateway::link::{CustodianService, RemoteCustodian, custodian_router};
 use ribat_gateway::listener::{TlsStats, serve};
 use ribat_gateway::metrics::Metrics;
+use ribat_gateway::watch::{CustodianEvents, Watch};
 use ribat_identity::TokenVerifier;
 use ribat_identity::tls::{ServerTls, client_config};
 use std::io::Write;
@@ -84,15 +85,75 @@ fn token_verifier(home: &Home) -> Result<TokenVerifier> {
     Ok(TokenVerifier::from_paserk(DEPLOYMENT, &text)?)
 }
 
-/// `ribat serve`.
-pub fn gateway(
+/// The detectors' rules file in HOME.
+pub const RULES_FILE: &str = "rules.json";
+/// Record ids of public figures (one per line) in HOME, for the public-figure detector.
+pub const PUBLIC_FIGURES_FILE: &str = "public-figures.txt";
+
+/// Reads HOME/rules.json (the defaults, with a warning, for a node made before it existed).
+pub fn read_rules(home: &Home, policy: &Policy) -> Result<ribat_detect::Rules> {
+    let path = home.root().join(RULES_FILE);
+    let rules = match std::fs::read_to_string(&path) {
+        Ok(text) => ribat_detect::Rules::from_json(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "warning: no {}; the detectors run on the default rules",
+                path.display()
+            );
+            ribat_detect::Rules::default()
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    Ok(rules.with_policy(policy))
+}
+
+fn read_public_figures(home: &Home) -> Result<std::collections::HashSet<String>> {
+    let path = home.root().join(PUBLIC_FIGURES_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// What `ribat serve` is asked for besides the node.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Custodians in other processes.
+    pub remotes: Vec<RemoteSpec>,
+    /// Deadline for networked custodians.
+    pub deadline: Duration,
+    /// Where events and decisions go besides the decision log.
+    pub outputs: ribat_gateway::watch::Outputs,
+}
+
+/// A gateway ready to serve: the app, the node under it, and its TLS.
+pub struct Assembled {
+    /// The routes' shared state.
+    pub app: Arc<App>,
+    /// The node.
+    pub node: Arc<Embedded>,
+    /// Server TLS.
+    pub tls: Arc<ServerTls>,
+    /// TLS counters.
+    pub stats: Arc<TlsStats>,
+}
+
+/// Opens the node in `home` as a gateway: custodians (in process and networked), the
+/// audit log, the policy, the detectors and their decision log, all on `clock`.
+pub fn assemble(
     home: &Home,
     passphrases: &Source,
-    listen: &str,
-    remotes: &[RemoteSpec],
-    deadline: Duration,
-) -> Result<()> {
-    let rt = runtime()?;
+    o: &ServeOptions,
+    rt: &tokio::runtime::Handle,
+    clock: Arc<dyn Clock>,
+) -> Result<Assembled> {
     let ca = open_ca(home)?;
     let files = tls_files(home, GATEWAY_NAME);
     let tls = Arc::new(ServerTls::new(files.clone()).context("gateway TLS")?);
@@ -101,7 +162,8 @@ pub fn gateway(
     };
     let key = zeroize::Zeroizing::new(read(&files.key)?);
     let to_custodians = client_config(&ca.cert_pem()?, Some((&read(&files.cert)?, &key)), true)?;
-    let remote: Vec<Arc<dyn Custodian>> = remotes
+    let remote: Vec<Arc<dyn Custodian>> = o
+        .remotes
         .iter()
         .map(|r| {
             let host = r.addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
@@ -110,8 +172,8 @@ pub fn gateway(
                 &r.addr,
                 host,
                 to_custodians.clone(),
-                rt.handle().clone(),
-                deadline,
+                rt.clone(),
+                o.deadline,
             )) as Arc<dyn Custodian>
         })
         .collect();
@@ -127,6 +189,7 @@ pub fn gateway(
         ribat_identity::PeerIdentity::from_der(first.as_ref())?
     };
     let service = crate::embedded::service_identity();
+    let now = time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock.now())?)?;
     let (service_token, _) = issuer.issue(
         &ribat_identity::PeerIdentity {
             name: service.identity,
@@ -134,13 +197,13 @@ pub fn gateway(
             ..gateway_peer
         },
         DEPLOYMENT,
-        time::OffsetDateTime::now_utc(),
+        now,
         60,
     )?;
     let node = Arc::new(Embedded::open_with_token(
         home,
         passphrases,
-        Arc::new(SystemClock),
+        clock.clone(),
         remote,
         Some(ribat_custodian::request::Bearer(service_token)),
     )?);
@@ -156,16 +219,52 @@ pub fn gateway(
             );
         }
     }
+    let rules = read_rules(home, &policy)?;
+    let watch = Arc::new(Watch::open(
+        &home.root().join("decisions"),
+        GATEWAY_NAME,
+        rules,
+        clock.clone(),
+        &o.outputs,
+        read_public_figures(home)?,
+    )?);
+    for c in &node.custodians {
+        watch.add_enforcer(c.clone());
+        c.set_observer(Arc::new(CustodianEvents {
+            watch: Arc::downgrade(&watch),
+            node: GATEWAY_NAME.to_owned(),
+        }))?;
+    }
     let stats = Arc::new(TlsStats::default());
     let app = Arc::new(App {
         vault: node.vault.clone(),
-        gate: Gate::new(policy, issuer.verifier()),
+        gate: Gate::new(policy, issuer.verifier(), clock),
         issuer: Some(issuer),
         audience: DEPLOYMENT.to_owned(),
         metrics: Metrics::default(),
         tls: stats.clone(),
         uploads: home.root().join("uploads"),
+        watch,
     });
+    Ok(Assembled {
+        app,
+        node,
+        tls,
+        stats,
+    })
+}
+
+/// `ribat serve`.
+pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions) -> Result<()> {
+    let rt = runtime()?;
+    let Assembled {
+        app,
+        node,
+        tls,
+        stats,
+    } = assemble(home, passphrases, o, rt.handle(), Arc::new(SystemClock))?;
+    let ca_file = tls_files(home, GATEWAY_NAME).ca;
+    let watch = app.watch.clone();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -173,9 +272,11 @@ pub fn gateway(
         let addr = listener.local_addr()?;
         println!(
             "gateway listening on https://{addr} (mTLS; CA {})",
-            files.ca.display()
+            ca_file.display()
         );
         std::io::stdout().flush()?;
+        // Where `ribat decisions release` finds this gateway.
+        let _ = std::fs::write(home.root().join(GATEWAY_ADDR_FILE), format!("{addr}\n"));
         let checkpoints = {
             let node = node.clone();
             tokio::spawn(async move {
@@ -196,12 +297,16 @@ pub fn gateway(
             r = stop_signal() => r?,
         }
         checkpoints.abort();
+        watch.flush();
         eprintln!("stopping: signing a last checkpoint of the audit log");
         let n = node.clone();
         tokio::task::spawn_blocking(move || n.checkpoint()).await??;
         Ok(())
     })
 }
+
+/// Where a running gateway writes its address (for `ribat decisions release`).
+pub const GATEWAY_ADDR_FILE: &str = "gateway.addr";
 
 /// `ribat custodian`: custodian `index` (directory `dir`, default HOME/custodian-INDEX)
 /// serving partial decryptions over mTLS to gateways only.

@@ -95,6 +95,15 @@ pub fn fund_and_keys(
     (src, home, fund)
 }
 
+/// Sets one detector rule's mode in HOME/rules.json.
+pub fn set_rule_mode(home: &Path, rule: &str, mode: &str) {
+    let path = home.join("rules.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v[rule]["mode"] = mode.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
 /// The node opened in this process: a reader over its three custodians.
 pub struct Node {
     pub reader: QuorumReader,
