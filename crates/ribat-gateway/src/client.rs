@@ -154,6 +154,17 @@ impl Connection {
             .await
     }
 
+    /// A GET with extra headers (a co-signature).
+    pub async fn get_with(
+        &mut self,
+        path: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
+        self.request_with("GET", path, bearer, Vec::new(), None, headers)
+            .await
+    }
+
     async fn request(
         &mut self,
         method: &str,
@@ -161,6 +172,19 @@ impl Connection {
         bearer: Option<&str>,
         body: Vec<u8>,
         content_type: Option<&str>,
+    ) -> Result<Response, ClientError> {
+        self.request_with(method, path, bearer, body, content_type, &[])
+            .await
+    }
+
+    async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
         let mut b = Request::builder()
             .method(method)
@@ -174,6 +198,9 @@ impl Connection {
         }
         if let Some(ct) = content_type {
             b = b.header("content-type", ct);
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
         }
         let req = b
             .body(Full::new(Bytes::from(body)))

@@ -29,17 +29,17 @@ const READ_ERRORS: &[(&str, &str)] = &[
     ),
     (
         "403",
-        "Purpose, class or field not allowed for the role; identity quarantined",
+        "Purpose, class or field not allowed for the role; identity, certificate or address quarantined; a supervisor's co-signature required (step-up) or refused",
     ),
     ("404", "No such person or employer"),
     ("409", "The register holds a duplicate for this number"),
     (
         "429",
-        "Quota of distinct subjects exceeded (see Retry-After)",
+        "Quota of distinct subjects exceeded, or the identity is throttled (see Retry-After)",
     ),
     (
         "503",
-        "Too few custodians answered, or the audit log cannot record the access",
+        "Too few custodians answered, the audit log cannot record the access, or the fund serves essential services only",
     ),
 ];
 
@@ -75,6 +75,26 @@ fn purpose_param(known: &[&str]) -> Value {
         "description": "Why the data is read; must be one the caller's role may declare.",
         "schema": purpose_schema(known),
         "examples": known.iter().map(|p| ((*p).to_owned(), json!({"value": p}))).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+fn case_param() -> Value {
+    json!({
+        "name": "case", "in": "query", "required": false,
+        "description": "A case reference (counter ticket, investigation number). Reading a public figure's record without one requires a supervisor's co-signature.",
+        "schema": case_schema()
+    })
+}
+
+fn case_schema() -> Value {
+    json!({"type": "string", "pattern": "^[!-~]{1,64}$"})
+}
+
+fn cosign_param() -> Value {
+    json!({
+        "name": "ribat-cosign", "in": "header", "required": false,
+        "description": "A supervisor's token co-signing this request, for an identity under step-up.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,2048}$"}
     })
 }
 
@@ -160,7 +180,8 @@ pub fn document(purposes: &[&str]) -> Value {
                         "cin": {"type": "string", "pattern": "^[A-Za-z]{1,2}[0-9]{1,6}$"},
                         "name": {"type": "string", "pattern": "[A-Za-z\u{0621}-\u{064A}]", "maxLength": 128},
                         "birth_date": {"type": "string", "format": "date"},
-                        "fields": {"type": "array", "items": {"type": "string", "enum": person_names()}}
+                        "fields": {"type": "array", "items": {"type": "string", "enum": person_names()}},
+                        "case": case_schema()
                     },
                     "oneOf": [
                         {"required": ["cin"], "not": {"anyOf": [{"required": ["name"]}, {"required": ["birth_date"]}]}},
@@ -213,6 +234,30 @@ pub fn document(purposes: &[&str]) -> Value {
                         }}
                     }
                 },
+                "Decisions": {
+                    "type": "object",
+                    "required": ["key_id", "in_force", "decisions"],
+                    "properties": {
+                        "key_id": {"type": "string"},
+                        "in_force": {"type": "array", "items": {"type": "string"}},
+                        "decisions": {"type": "array", "items": {"type": "object", "required": ["id", "rule", "target", "action", "signature"]}}
+                    }
+                },
+                "ReleaseRequest": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["reason"],
+                    "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "[^ ]"}}
+                },
+                "ReleaseState": {
+                    "type": "object",
+                    "required": ["state", "approvals", "needed"],
+                    "properties": {
+                        "state": {"type": "string", "enum": ["pending", "released"]},
+                        "approvals": {"type": "array", "items": {"type": "string"}},
+                        "needed": {"type": "integer"}
+                    }
+                },
                 "Health": {
                     "type": "object",
                     "required": ["status", "audit_entries"],
@@ -233,7 +278,9 @@ pub fn document(purposes: &[&str]) -> Value {
                 "parameters": [
                     {"name": "cnss", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{9}$"}},
                     purpose_param(purposes),
-                    fields_param("person", &person_names())
+                    fields_param("person", &person_names()),
+                    case_param(),
+                    cosign_param()
                 ],
                 "responses": with_ok("Person", READ_ERRORS)
             }},
@@ -242,7 +289,9 @@ pub fn document(purposes: &[&str]) -> Value {
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "cnss", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{9}$"}},
-                    purpose_param(purposes)
+                    purpose_param(purposes),
+                    case_param(),
+                    cosign_param()
                 ],
                 "responses": with_ok("Declarations", READ_ERRORS)
             }},
@@ -258,7 +307,9 @@ pub fn document(purposes: &[&str]) -> Value {
                 "parameters": [
                     {"name": "affiliation", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{7}$"}},
                     purpose_param(purposes),
-                    fields_param("employer", crate::vault::EMPLOYER_FIELDS)
+                    fields_param("employer", crate::vault::EMPLOYER_FIELDS),
+                    case_param(),
+                    cosign_param()
                 ],
                 "responses": with_ok("Employer", READ_ERRORS)
             }},
@@ -277,6 +328,31 @@ pub fn document(purposes: &[&str]) -> Value {
                     "422": problem_ref("Not a valid e-BDS file (line and reason given)"),
                     "503": problem_ref("The store or the upload directory failed")
                 }
+            }},
+            "/v1/decisions": {"get": {
+                "summary": "The detectors' signed decisions and those in force (security team, auditors)",
+                "security": [{"bearer": []}],
+                "responses": with_ok("Decisions", &[
+                    ("401", "No valid token bound to this certificate"),
+                    ("403", "Not a security or auditor role; or this identity is quarantined"),
+                    ("429", "This identity is throttled"),
+                    ("503", "Essential services only")
+                ])
+            }},
+            "/v1/decisions/{id}/release": {"post": {
+                "summary": "One administrator's approval to lift a decision early; two distinct administrators release it",
+                "security": [{"bearer": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReleaseRequest"}}}},
+                "responses": with_ok("ReleaseState", &[
+                    ("400", "Malformed body or no reason given"),
+                    ("401", "No valid token bound to this certificate"),
+                    ("403", "Not a security role; or this identity is quarantined"),
+                    ("404", "No such decision in force"),
+                    ("409", "The same administrator again, or the target approving its own release"),
+                    ("429", "This identity is throttled"),
+                    ("503", "Essential services only")
+                ])
             }},
             "/healthz": {"get": {
                 "summary": "Liveness: the audit log can record",

@@ -113,31 +113,13 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     let gw = crate::serve_cmd::spawn_gateway(&node_home, &dir.join("passphrases"))?;
     let addr = gw.addr.clone();
 
-    let read = |p: &str| std::fs::read_to_string(client_dir.join(p)).with_context(|| p.to_owned());
-    let key = zeroize::Zeroizing::new(read("key.pem")?);
-    let cfg = ribat_identity::tls::client_config(
-        &read("ca.pem")?,
-        Some((&read("cert.pem")?, &key)),
-        false,
-    )?;
+    let cfg = crate::api_client::config_in(&client_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let token = rt.block_on(async {
         let mut c = Connection::open(cfg.clone(), &addr, "127.0.0.1", false).await?;
-        let r = c
-            .send(
-                "POST",
-                "/v1/token",
-                None,
-                Some(br#"{"ttl_secs": 900}"#.to_vec()),
-            )
-            .await?;
-        anyhow::ensure!(r.status == 200, "token: HTTP {}", r.status);
-        r.json()["token"]
-            .as_str()
-            .map(str::to_owned)
-            .context("no token in the answer")
+        crate::api_client::token(&mut c, 900).await
     })?;
 
     let cnss = Arc::new(cnss);

@@ -160,6 +160,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
                 source.join("ebds"),
             ],
             honey: Some(source.join("ribat-only/honey.csv")),
+            public_figures: Some(source.join("ribat-only/sensitive.csv")),
             report: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         },

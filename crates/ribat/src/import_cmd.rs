@@ -16,6 +16,8 @@ pub struct ImportOptions {
     pub inputs: Vec<PathBuf>,
     /// CNSS numbers of honey persons (CSV with a `cnss` header).
     pub honey: Option<PathBuf>,
+    /// CNSS numbers of public figures (CSV with a `cnss` header).
+    pub public_figures: Option<PathBuf>,
     /// Where rejected files and lines are listed.
     pub report: Option<PathBuf>,
     /// Sealing threads.
@@ -52,6 +54,21 @@ pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Su
     if let Some(h) = &opts.honey {
         let n = install_honey(&node, &sealer, h)?;
         println!("honey list: {n} persons registered with every custodian");
+    }
+    if let Some(p) = &opts.public_figures {
+        let ids = person_ids(&sealer, p, "public-figure list")?;
+        let path = home.root().join(crate::serve_cmd::PUBLIC_FIGURES_FILE);
+        let mut text = String::from("# record ids of public figures (opaque), one per line\n");
+        for (_, id) in &ids {
+            text.push_str(id);
+            text.push('\n');
+        }
+        ribat_identity::ca::write_file(&path, text.as_bytes(), false)?;
+        println!(
+            "public figures: {} persons listed in {} (a gateway reads it at start)",
+            ids.len(),
+            path.display()
+        );
     }
     let report = opts
         .report
@@ -103,12 +120,12 @@ fn write_report(path: &Path, s: &Summary) -> Result<()> {
     Ok(())
 }
 
-/// Adds the honey persons listed in `path` to every custodian's honey list.
-fn install_honey(node: &Embedded, sealer: &RecordSealer<'_>, path: &Path) -> Result<usize> {
+/// The persons a CSV with a `cnss` header lists, as (table, record id).
+fn person_ids(sealer: &RecordSealer<'_>, path: &Path, what: &str) -> Result<Vec<(String, String)>> {
     let mut rd = csv::Reader::from_path(path)
-        .with_context(|| format!("cannot read the honey list {}", path.display()))?;
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
     if rd.headers()?.iter().next() != Some("cnss") {
-        bail!("{}: the honey list needs a `cnss` header", path.display());
+        bail!("{}: the {what} needs a `cnss` header", path.display());
     }
     let mut ids = Vec::new();
     for (n, rec) in rd.records().enumerate() {
@@ -116,6 +133,12 @@ fn install_honey(node: &Embedded, sealer: &RecordSealer<'_>, path: &Path) -> Res
         let cnss = rec.get(0).unwrap_or_default();
         ids.push((PERSONS.to_owned(), sealer.person_id(cnss)?));
     }
+    Ok(ids)
+}
+
+/// Adds the honey persons listed in `path` to every custodian's honey list.
+fn install_honey(node: &Embedded, sealer: &RecordSealer<'_>, path: &Path) -> Result<usize> {
+    let ids = person_ids(sealer, path, "honey list")?;
     for c in &node.custodians {
         c.add_honey(&ids)?;
     }

@@ -4,11 +4,13 @@
 //! crates together. Must never: print a secret, or hide an error's cause from the user.
 #![forbid(unsafe_code)]
 
+mod api_client;
 mod audit_cmd;
 mod bench;
 mod bench_api;
 mod bench_import;
 mod bench_node;
+mod decisions_cmd;
 mod demo;
 mod embedded;
 mod home;
@@ -77,6 +79,11 @@ enum Command {
         /// CSV of CNSS numbers of honey persons, registered with every custodian.
         #[arg(long)]
         honey: Option<PathBuf>,
+        /// CSV of CNSS numbers of public figures: reading one without a case reference
+        /// needs a supervisor's co-signature afterwards (kept as record ids in
+        /// HOME/public-figures.txt; read by the gateway at start).
+        #[arg(long)]
+        public_figures: Option<PathBuf>,
         /// Where rejected files and lines are listed (default HOME/import-rejects.csv).
         #[arg(long)]
         report: Option<PathBuf>,
@@ -134,6 +141,12 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// What the detectors decided (signed records with their evidence), and the
+    /// two-person release of a decision.
+    Decisions {
+        #[command(subcommand)]
+        command: Option<DecisionsCommand>,
     },
     /// Identities: the deployment's CA, client certificates, revocation.
     Identity {
@@ -337,6 +350,37 @@ enum SimCommand {
 }
 
 #[derive(Subcommand)]
+enum DecisionsCommand {
+    /// Every decision with its state (in force, ended, released, alert); signatures checked.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One decision with its evidence.
+    Show {
+        /// Decision id.
+        id: String,
+    },
+    /// One administrator's approval to lift a decision early, sent to the running gateway
+    /// with that administrator's certificate (role `security`). Two distinct administrators
+    /// release it.
+    Release {
+        /// Decision id.
+        id: String,
+        /// The administrator's identity (issued in HOME/identity/issued/NAME).
+        #[arg(long = "as")]
+        admin: String,
+        /// Why it is lifted (kept in the decision log).
+        #[arg(long)]
+        reason: String,
+        /// Gateway address (default: the one HOME/gateway.addr records).
+        #[arg(long)]
+        gateway: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Key ceremony: draw one key per class, split it among custodians, seal each share.
     Init {
@@ -493,6 +537,19 @@ fn run(cli: Cli) -> Result<()> {
             let home = home::Home::resolve(cli.home)?;
             identity_cmd::issue_token(&home, &cert, ttl, audience.as_deref())
         }
+        Command::Decisions { command } => {
+            let home = home::Home::resolve(cli.home)?;
+            match command.unwrap_or(DecisionsCommand::List { json: false }) {
+                DecisionsCommand::List { json } => decisions_cmd::list(&home, json),
+                DecisionsCommand::Show { id } => decisions_cmd::show(&home, &id),
+                DecisionsCommand::Release {
+                    id,
+                    admin,
+                    reason,
+                    gateway,
+                } => decisions_cmd::release(&home, &id, &admin, &reason, gateway.as_deref()),
+            }
+        }
         Command::Serve {
             listen,
             remote,
@@ -565,6 +622,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Import {
             inputs,
             honey,
+            public_figures,
             report,
             threads,
             pass,
@@ -578,6 +636,7 @@ fn run(cli: Cli) -> Result<()> {
                 &import_cmd::ImportOptions {
                     inputs,
                     honey,
+                    public_figures,
                     report,
                     threads,
                 },
