@@ -64,8 +64,6 @@ rule!(
         window_secs: u64,
         /// Distinct subjects allowed in the window, per role (`*` for the others).
         limits: BTreeMap<String, usize>,
-        /// Purposes under which a role reads in bulk by design (a pension run), per role.
-        bulk_purposes: BTreeMap<String, BTreeSet<String>>,
     }
 );
 
@@ -202,6 +200,9 @@ pub struct Rules {
     pub utc_offset_minutes: i32,
     /// Roles still served in essential-services mode.
     pub essential_roles: BTreeSet<String>,
+    /// Purposes under which a role reads in bulk and in register order by design (the
+    /// monthly pension run), per role: exempt from the velocity and enumeration rules.
+    pub bulk_purposes: BTreeMap<String, BTreeSet<String>>,
     /// Distinct subjects in seconds.
     pub velocity: Velocity,
     /// Quota refusals in a row.
@@ -250,6 +251,7 @@ impl Default for Rules {
                 "employer",
                 "service",
             ]),
+            bulk_purposes: BTreeMap::from([("pension-batch".into(), set(&["pension-run"]))]),
             velocity: Velocity {
                 mode: Mode::Enforce,
                 action: Action::Quarantine,
@@ -262,7 +264,6 @@ impl Default for Rules {
                     ("supervisor", 10),
                     ("*", 20),
                 ]),
-                bulk_purposes: BTreeMap::from([("pension-batch".into(), set(&["pension-run"]))]),
             },
             quota_hammer: QuotaHammer {
                 mode: Mode::Enforce,
@@ -299,7 +300,9 @@ impl Default for Rules {
                 action: Action::StepUp,
                 duration_secs: DAY,
                 window_secs: DAY,
-                limits: per_role(&[("partner", 40), ("employer", 3), ("clerk", 150)]),
+                // Counters serve whoever walks in; partners' customers work anywhere; an
+                // employer checks its own staff.
+                limits: per_role(&[("partner", 150), ("employer", 3)]),
             },
             enumeration: Enumeration {
                 mode: Mode::Enforce,
@@ -355,6 +358,13 @@ impl Default for Rules {
 }
 
 impl Rules {
+    /// Whether `role` reading under `purpose` is a declared bulk read.
+    pub fn is_bulk(&self, role: &str, purpose: &str) -> bool {
+        self.bulk_purposes
+            .get(role)
+            .is_some_and(|p| p.contains(purpose))
+    }
+
     /// Parses and checks a rules file's text; says which setting is wrong.
     pub fn from_json(text: &str) -> Result<Self, String> {
         let r: Self = serde_json::from_str(text).map_err(|e| format!("rules file: {e}"))?;

@@ -30,6 +30,9 @@ impl Detector for Enumeration {
         let r = &rules.enumeration;
         let Kind::Access(a) = &ev.kind else { return };
         let Some(number) = a.lookup else { return };
+        if rules.is_bulk(&a.actor.role, &a.purpose) {
+            return; // a pension run walks the register by design
+        }
         let (recent, trail) = self.lookups.entry(a.actor.identity.clone()).or_default();
         recent.push_back((ev.time_ms, number, a.subject.is_none()));
         while recent.len() > r.last
@@ -117,5 +120,22 @@ mod tests {
             .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 + (i / 2) * 48_611, true))
             .collect();
         assert!(run(&mut Enumeration::default(), &rules, &normal).is_empty());
+    }
+
+    #[test]
+    fn a_pension_run_walking_the_register_with_its_purpose_is_not_enumeration() {
+        let rules = Rules::default();
+        let walk = |purpose: &str| -> Vec<Event> {
+            (0..20)
+                .map(|i| {
+                    with(
+                        read(MONDAY_9AM + i, "batch", "pension-batch", purpose, "p-x"),
+                        |a| a.lookup = Some(100_000_000 + i * 3),
+                    )
+                })
+                .collect()
+        };
+        assert!(run(&mut Enumeration::default(), &rules, &walk("pension-run")).is_empty());
+        assert!(!run(&mut Enumeration::default(), &rules, &walk("benefit-claim")).is_empty());
     }
 }

@@ -27,10 +27,7 @@ impl Detector for Velocity {
         let r = &rules.velocity;
         let Kind::Access(a) = &ev.kind else { return };
         let Some(subject) = &a.subject else { return };
-        if r.bulk_purposes
-            .get(&a.actor.role)
-            .is_some_and(|p| p.contains(&a.purpose))
-        {
+        if rules.is_bulk(&a.actor.role, &a.purpose) {
             return;
         }
         let Some(limit) = limit_for(&r.limits, &a.actor.role) else {
