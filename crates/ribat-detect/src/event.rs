@@ -45,6 +45,11 @@ pub enum Kind {
     AuthFailure(AuthFailure),
     /// What a custodian answered, for comparison with what the gateway audited.
     CustodianAnswer(CustodianAnswer),
+    /// The gateway made a read's audit entry durable (before releasing its plaintext).
+    Audited {
+        /// The request id custodians were given.
+        request_id: String,
+    },
     /// A custodian's partial decryption whose proof failed.
     ProofFailure {
         /// Custodian index.
@@ -81,10 +86,10 @@ pub struct Access {
     pub case_ref: Option<String>,
     /// The subject is on the public-figure list.
     pub public_figure: bool,
-    /// Keyed tag of the subject's employer or city, for the breadth detector.
+    /// Tag of the subject's employer or city, for the breadth detector (in memory only:
+    /// a hash of a name is guessable).
+    #[serde(skip)]
     pub area: Option<String>,
-    /// The gateway's audit request id.
-    pub request_id: Option<String>,
 }
 
 /// A refusal.
@@ -180,6 +185,9 @@ impl Event {
                 format!("{t} proof of custodian {custodian} failed: {reason}")
             }
             Kind::PolicyChange { what, digest } => format!("{t} {what} loaded ({digest})"),
+            Kind::Audited { request_id } => {
+                format!("{t} {} audited request {request_id}", self.component)
+            }
         }
     }
 }
@@ -203,7 +211,6 @@ mod tests {
                 case_ref: None,
                 public_figure: false,
                 area: None,
-                request_id: None,
             }),
         };
         let text = serde_json::to_string(&e).unwrap();

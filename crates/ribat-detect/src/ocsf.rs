@@ -60,7 +60,6 @@ pub fn event(ev: &Event) -> Option<Value> {
                     "route": a.route,
                     "record_id": a.subject,
                     "case_ref": a.case_ref,
-                    "request_id": a.request_id,
                 }),
             ),
             Kind::Denied(d) => (

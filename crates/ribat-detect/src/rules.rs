@@ -129,7 +129,7 @@ rule!(
         last: usize,
         /// Two numbers within this distance are near.
         gap: u64,
-        /// This many near numbers among the last lookups fire.
+        /// This many steps in one direction, each at most `gap`, fire.
         near: usize,
         /// At least this many lookups…
         min_lookups: usize,

@@ -221,7 +221,6 @@ fn events_of(
                 case_ref: s.case_ref.clone(),
                 public_figure,
                 area,
-                request_id: None,
             }))
         };
         if s.subjects.is_empty() {

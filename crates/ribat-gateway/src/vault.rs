@@ -113,7 +113,12 @@ pub struct Vault {
     next: AtomicU64,
     /// Distinguishes this process's request ids from another's.
     boot: u64,
+    /// Told of each audited request id.
+    on_audited: std::sync::OnceLock<AuditedHook>,
 }
+
+/// What is told each audited request id.
+pub type AuditedHook = Box<dyn Fn(&str) + Send + Sync>;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -165,6 +170,7 @@ impl Vault {
             store,
             next: AtomicU64::new(0),
             boot: now_ms(),
+            on_audited: std::sync::OnceLock::new(),
         }
     }
 
@@ -197,7 +203,7 @@ impl Vault {
         fields: &[&str],
         subject: Option<&str>,
     ) -> Result<QuorumRead, VaultError> {
-        Ok(read_audited(
+        let read = read_audited(
             &self.reader,
             &self.audit,
             req,
@@ -207,7 +213,17 @@ impl Vault {
                 time_ms: now_ms(),
                 subject,
             },
-        )?)
+        )?;
+        if let Some(f) = self.on_audited.get() {
+            f(&req.request_id);
+        }
+        Ok(read)
+    }
+
+    /// Sets what is told each request id whose audit entry became durable (the watch, to
+    /// compare with what custodians answered). Once; a second hook is ignored.
+    pub fn on_audited(&self, f: AuditedHook) {
+        let _ = self.on_audited.set(f);
     }
 
     /// Reads the chosen fields of one person (the identity fields when none are named).

@@ -575,7 +575,6 @@ mod tests {
                 case_ref: None,
                 public_figure: false,
                 area: None,
-                request_id: None,
             }),
         }
     }

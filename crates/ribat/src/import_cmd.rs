@@ -56,17 +56,9 @@ pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Su
         println!("honey list: {n} persons registered with every custodian");
     }
     if let Some(p) = &opts.public_figures {
-        let ids = person_ids(&sealer, p, "public-figure list")?;
-        let path = home.root().join(crate::serve_cmd::PUBLIC_FIGURES_FILE);
-        let mut text = String::from("# record ids of public figures (opaque), one per line\n");
-        for (_, id) in &ids {
-            text.push_str(id);
-            text.push('\n');
-        }
-        ribat_identity::ca::write_file(&path, text.as_bytes(), false)?;
+        let (n, path) = write_public_figures(home, &sealer, p)?;
         println!(
-            "public figures: {} persons listed in {} (a gateway reads it at start)",
-            ids.len(),
+            "public figures: {n} persons listed in {} (a gateway reads it at start)",
             path.display()
         );
     }
@@ -120,6 +112,23 @@ fn write_report(path: &Path, s: &Summary) -> Result<()> {
     Ok(())
 }
 
+/// Writes HOME/public-figures.txt from a CSV of CNSS numbers; returns how many and where.
+pub fn write_public_figures(
+    home: &Home,
+    sealer: &RecordSealer<'_>,
+    csv_path: &Path,
+) -> Result<(usize, PathBuf)> {
+    let ids = person_ids(sealer, csv_path, "public-figure list")?;
+    let path = home.root().join(crate::serve_cmd::PUBLIC_FIGURES_FILE);
+    let mut text = String::from("# record ids of public figures (opaque), one per line\n");
+    for (_, id) in &ids {
+        text.push_str(id);
+        text.push('\n');
+    }
+    ribat_identity::ca::write_file(&path, text.as_bytes(), false)?;
+    Ok((ids.len(), path))
+}
+
 /// The persons a CSV with a `cnss` header lists, as (table, record id).
 fn person_ids(sealer: &RecordSealer<'_>, path: &Path, what: &str) -> Result<Vec<(String, String)>> {
     let mut rd = csv::Reader::from_path(path)
@@ -137,7 +146,7 @@ fn person_ids(sealer: &RecordSealer<'_>, path: &Path, what: &str) -> Result<Vec<
 }
 
 /// Adds the honey persons listed in `path` to every custodian's honey list.
-fn install_honey(node: &Embedded, sealer: &RecordSealer<'_>, path: &Path) -> Result<usize> {
+pub fn install_honey(node: &Embedded, sealer: &RecordSealer<'_>, path: &Path) -> Result<usize> {
     let ids = person_ids(sealer, path, "honey list")?;
     for c in &node.custodians {
         c.add_honey(&ids)?;

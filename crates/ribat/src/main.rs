@@ -21,6 +21,7 @@ mod passphrases;
 mod read_cmd;
 mod serve_cmd;
 mod sim_files;
+mod simulate;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -141,6 +142,28 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Drive a fresh embedded node through its API with a legitimate workload and one
+    /// attack; report records exposed, time to contain and false quarantines.
+    Simulate {
+        /// Scenario.
+        #[arg(long, value_enum)]
+        scenario: simulate::Scenario,
+        /// Persons in the generated fund.
+        #[arg(long, default_value_t = 200_000)]
+        persons: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+        /// Legitimate requests to aim for in legit-week.
+        #[arg(long, default_value_t = 1_000_000)]
+        requests: u64,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        in_flight: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// What the detectors decided (signed records with their evidence), and the
     /// two-person release of a decision.
@@ -536,6 +559,27 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let home = home::Home::resolve(cli.home)?;
             identity_cmd::issue_token(&home, &cert, ttl, audience.as_deref())
+        }
+        Command::Simulate {
+            scenario,
+            persons,
+            seed,
+            requests,
+            in_flight,
+            json,
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            simulate::run(
+                &home,
+                &simulate::Options {
+                    scenario,
+                    persons,
+                    seed,
+                    requests,
+                    in_flight,
+                    json,
+                },
+            )
         }
         Command::Decisions { command } => {
             let home = home::Home::resolve(cli.home)?;

@@ -228,6 +228,20 @@ pub fn assemble(
         &o.outputs,
         read_public_figures(home)?,
     )?);
+    {
+        let w = Arc::downgrade(&watch);
+        node.vault.on_audited(Box::new(move |id: &str| {
+            if let Some(w) = w.upgrade() {
+                w.observe(&ribat_detect::Event {
+                    time_ms: w.clock().now_ms(),
+                    component: GATEWAY_NAME.to_owned(),
+                    kind: ribat_detect::Kind::Audited {
+                        request_id: id.to_owned(),
+                    },
+                });
+            }
+        }));
+    }
     for c in &node.custodians {
         watch.add_enforcer(c.clone());
         c.set_observer(Arc::new(CustodianEvents {

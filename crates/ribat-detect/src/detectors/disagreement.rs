@@ -31,12 +31,10 @@ impl Detector for Disagreement {
     fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
         let grace = rules.disagreement.grace_ms;
         match &ev.kind {
-            Kind::Access(a) => {
-                if let Some(id) = &a.request_id {
-                    self.waiting.remove(id);
-                    if self.audited_set.insert(id.clone()) {
-                        self.audited.push_back((ev.time_ms, id.clone()));
-                    }
+            Kind::Audited { request_id: id } => {
+                self.waiting.remove(id);
+                if self.audited_set.insert(id.clone()) {
+                    self.audited.push_back((ev.time_ms, id.clone()));
                 }
             }
             Kind::CustodianAnswer(c)
@@ -117,12 +115,13 @@ mod tests {
     #[test]
     fn an_answer_the_gateway_audited_is_fine_one_it_never_audited_fires_after_the_grace() {
         let rules = Rules::default();
-        let audited = with(
-            read(MONDAY_9AM + 20, "partner-1", "partner", "p", "p-1"),
-            |a| {
-                a.request_id = Some("r-1".into());
+        let audited = Event {
+            time_ms: MONDAY_9AM + 20,
+            component: "gateway".into(),
+            kind: Kind::Audited {
+                request_id: "r-1".into(),
             },
-        );
+        };
         let events = vec![
             answer(MONDAY_9AM, "r-1"),
             audited,

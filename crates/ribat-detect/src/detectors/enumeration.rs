@@ -1,6 +1,11 @@
-//! Walking the number space: among an identity's recent lookups, many numbers close to
-//! another one (near-sequential CNSS or affiliation numbers), or most lookups missing
-//! (guessing numbers). Looked-up numbers stay in this detector's memory only.
+//! Walking the number space: an identity's last lookups stepping through the numbers in
+//! one direction by small steps (near-sequential CNSS or affiliation numbers), or most of
+//! its lookups missing (guessing numbers). Looked-up numbers stay in this detector's
+//! memory only.
+//!
+//! Closeness alone is not walking: an employer's staff were registered together and hold
+//! neighbouring numbers, and it checks them in no particular order. A walk keeps going the
+//! same way.
 
 use super::{Detector, Trail, finding};
 use crate::event::{Event, Kind};
@@ -34,6 +39,9 @@ impl Detector for Enumeration {
             return; // a pension run walks the register by design
         }
         let (recent, trail) = self.lookups.entry(a.actor.identity.clone()).or_default();
+        if recent.back().is_some_and(|(_, n, _)| *n == number) {
+            return; // the same person again (a read, then the declarations)
+        }
         recent.push_back((ev.time_ms, number, a.subject.is_none()));
         while recent.len() > r.last
             || recent
@@ -43,20 +51,25 @@ impl Detector for Enumeration {
             recent.pop_front();
         }
         trail.push(ev);
-        // Near: another, different number within `gap` (re-reading one person is not walking).
-        let near = recent
+        // The last steps, newest first, while they go one way by at most `gap`.
+        let numbers: Vec<u64> = recent.iter().rev().map(|(_, n, _)| *n).collect();
+        let steps: Vec<i128> = numbers
+            .windows(2)
+            .map(|w| i128::from(w[0]) - i128::from(w[1]))
+            .collect();
+        let walk = steps
             .iter()
-            .filter(|(_, n, _)| {
-                recent
-                    .iter()
-                    .any(|(_, m, _)| m != n && m.abs_diff(*n) <= r.gap)
+            .take_while(|d| {
+                d.signum() == steps.first().map_or(0, |f| f.signum())
+                    && **d != 0
+                    && d.unsigned_abs() <= u128::from(r.gap)
             })
             .count();
         let misses = recent.iter().filter(|(_, _, miss)| *miss).count();
-        let why = if near >= r.near {
+        let why = if walk >= r.near {
             format!(
-                "{near} of its last {} lookups are within {} of another",
-                recent.len(),
+                "its last {} lookups step through the numbers one way, by at most {} each",
+                walk + 1,
                 r.gap
             )
         } else if recent.len() >= r.min_lookups
@@ -92,14 +105,30 @@ mod tests {
     }
 
     #[test]
-    fn near_sequential_numbers_fire_at_the_sixth() {
-        let events: Vec<Event> = (0..8)
+    fn a_walk_fires_at_its_sixth_step_and_a_shuffled_neighbourhood_does_not() {
+        let events: Vec<Event> = (0..9)
             .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 + i * 7, true))
             .collect();
         let f = run(&mut Enumeration::default(), &Rules::default(), &events);
-        // Lookups 1..=5 make at most 5 near numbers; the 6th makes 6.
+        // Seven lookups make six steps up; the 8th and 9th keep walking.
         assert_eq!(f.len(), 3, "{f:?}");
-        assert!(f[0].title.contains("6 of its last 6"), "{}", f[0].title);
+        assert!(f[0].title.contains("last 7 lookups step"), "{}", f[0].title);
+        // Downwards is a walk too.
+        let down: Vec<Event> = (0..7)
+            .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 - i * 3, true))
+            .collect();
+        assert_eq!(
+            run(&mut Enumeration::default(), &Rules::default(), &down).len(),
+            1
+        );
+        // An employer checking its twelve staff, numbered together, in no order: not a walk.
+        let staff = [5u64, 61, 12, 40, 33, 70, 19, 54, 26, 47, 5, 68, 12, 61];
+        let shuffled: Vec<Event> = staff
+            .iter()
+            .enumerate()
+            .map(|(i, n)| lookup(MONDAY_9AM + i as u64 * 1000, 100_000_000 + n, true))
+            .collect();
+        assert!(run(&mut Enumeration::default(), &Rules::default(), &shuffled).is_empty());
     }
 
     #[test]
@@ -117,7 +146,13 @@ mod tests {
         );
         // Far-apart numbers, all found, the same person twice: nothing.
         let normal: Vec<Event> = (0..40)
-            .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 + (i / 2) * 48_611, true))
+            .map(|i| {
+                lookup(
+                    MONDAY_9AM + i * 1000,
+                    100_000_000 + ((i * 7) % 40) * 48_611,
+                    true,
+                )
+            })
             .collect();
         assert!(run(&mut Enumeration::default(), &rules, &normal).is_empty());
     }

@@ -132,7 +132,6 @@ pub(crate) mod test_events {
                 case_ref: None,
                 public_figure: false,
                 area: None,
-                request_id: None,
             }),
         }
     }

@@ -17,7 +17,7 @@ impl Detector for PublicFigure {
 
     fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
         let Kind::Access(a) = &ev.kind else { return };
-        if !a.public_figure || a.subject.is_none() {
+        if !a.public_figure || a.subject.is_none() || rules.is_bulk(&a.actor.role, &a.purpose) {
             return;
         }
         if a.case_ref.as_deref().is_some_and(|c| !c.trim().is_empty()) {
@@ -69,5 +69,17 @@ mod tests {
         assert_eq!(f[0].action, Action::StepUp);
         let plain = read(MONDAY_9AM, "c-1", "clerk", "counter-service", "p-citizen");
         assert!(run(&mut PublicFigure, &rules, &[plain]).is_empty());
+        // The pension run pays public figures too, under its declared bulk purpose.
+        let run_read = with(
+            read(
+                MONDAY_9AM,
+                "batch",
+                "pension-batch",
+                "pension-run",
+                "p-minister",
+            ),
+            |a| a.public_figure = true,
+        );
+        assert!(run(&mut PublicFigure, &rules, &[run_read]).is_empty());
     }
 }
