@@ -425,6 +425,8 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     drop((degraded, alone, node));
     section("12. the API: mTLS, a token bound to the certificate, policy and masks");
     api_story(&home, &target.cnss)?;
+    section("13. the 2025 attack, replayed: a partner's credentials read everything they can");
+    attack_story(&home, &fund)?;
     println!(
         "\nDone. Try: ribat --home {h} get --cnss {c} --purpose counter-service --passphrases dir:{h}/passphrases",
         h = home.root().display(),
@@ -510,6 +512,148 @@ fn api_story(home: &Home, cnss: &str) -> Result<()> {
         "try it: curl --cacert {d}/ca.pem --cert {d}/cert.pem --key {d}/key.pem -X POST https://127.0.0.1:8443/v1/token   (after `ribat --home {h} serve --passphrases dir:{h}/passphrases`)",
         d = partner.display(),
         h = home.root().display()
+    );
+    Ok(())
+}
+
+/// Section 13: `cnss-bulk` against the demo fund through the running gateway.
+fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
+    use ribat_gateway::client::Connection;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ca = crate::identity_cmd::open_ca(home)?;
+    let leaked = crate::identity_cmd::add_client_quiet(
+        &ca,
+        home,
+        "partner.third-party-x",
+        "partner",
+        "third-party-x",
+    )?;
+    let amina =
+        crate::identity_cmd::add_client_quiet(&ca, home, "sec.amina", "security", "cnss-soc")?;
+    let gw = crate::serve_cmd::spawn_gateway(home, &home.root().join("passphrases"))?;
+    let cnss: Vec<String> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey)
+        .map(|p| p.cnss.clone())
+        .collect();
+    println!(
+        "partner.third-party-x holds valid credentials, as the 2025 intruder did; it reads the register in order, 8 connections at once"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let cfg = crate::api_client::config_in(&leaked)?;
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
+    let refused = std::sync::Arc::new(AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    let (got, first_refusal) = rt.block_on(async {
+        let mut c = Connection::open(cfg.clone(), &gw.addr, "127.0.0.1", false).await?;
+        let token = std::sync::Arc::new(crate::api_client::token(&mut c, 300).await?);
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (cfg, addr, token, next, refused, cnss) = (
+                cfg.clone(),
+                gw.addr.clone(),
+                token.clone(),
+                next.clone(),
+                refused.clone(),
+                cnss.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut c = Connection::open(cfg, &addr, "127.0.0.1", false).await?;
+                let (mut got, mut first_no) = (0usize, None);
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= cnss.len() || refused.load(Ordering::SeqCst) >= 20 {
+                        return Ok::<_, anyhow::Error>((got, first_no));
+                    }
+                    let path = format!("/v1/persons/{}?purpose=partner-verification", cnss[i]);
+                    let r = c.send("GET", &path, Some(&token), None).await?;
+                    if r.status == 200 {
+                        got += 1;
+                    } else {
+                        refused.fetch_add(1, Ordering::SeqCst);
+                        first_no.get_or_insert((started.elapsed(), r.status, r.json()["detail"].clone()));
+                    }
+                }
+            }));
+        }
+        let (mut got, mut first) = (0, None);
+        for t in tasks {
+            let (g, f) = t.await??;
+            got += g;
+            if let Some(f) = f
+                && first.as_ref().is_none_or(|x: &(std::time::Duration, u16, serde_json::Value)| f.0 < x.0)
+            {
+                first = Some(f);
+            }
+        }
+        Ok::<_, anyhow::Error>((got, first))
+    })?;
+    println!(
+        "what the attacker got: {got} records of {} (in 2025: about two million)",
+        cnss.len()
+    );
+    if let Some((at, status, detail)) = &first_refusal {
+        println!(
+            "when it was stopped: {} ms after its first request, HTTP {status}: {}",
+            at.as_millis(),
+            detail.as_str().unwrap_or_default()
+        );
+    }
+    let decisions = rt.block_on(async {
+        let mut c = Connection::open(
+            crate::api_client::config_in(&amina)?,
+            &gw.addr,
+            "127.0.0.1",
+            false,
+        )
+        .await?;
+        let token = crate::api_client::token(&mut c, 60).await?;
+        Ok::<_, anyhow::Error>(c.send("GET", "/v1/decisions", Some(&token), None).await?.json())
+    })?;
+    let all: Vec<ribat_detect::Decision> =
+        serde_json::from_value(decisions["decisions"].clone()).unwrap_or_default();
+    let key = ribat_gateway::watch::verifying_key(&home.root().join("decisions"))?;
+    for d in all
+        .iter()
+        .filter(|d| d.target == ribat_detect::Target::Identity("partner.third-party-x".into()))
+    {
+        println!("which alert: rule `{}` — {}", d.rule, d.title);
+        println!(
+            "which decision: {} {} until {} UTC, enforced by {} {} ms after it was taken; signature {}",
+            d.id,
+            d.action,
+            ribat_custodian::error_utc(d.until_ms / 1000),
+            d.enforced_by.join(", "),
+            d.enforced_ms.unwrap_or(d.time_ms).saturating_sub(d.time_ms),
+            if d.verify(&key).is_ok() { "valid" } else { "INVALID" }
+        );
+        println!(
+            "  lifted early only by two administrators: ribat --home {} decisions release {} --as sec.amina --reason …, then a second one",
+            home.root().display(),
+            d.id
+        );
+    }
+    drop(gw);
+    let mut reads = std::collections::BTreeSet::new();
+    ribat_audit::journal::scan(&home.root().join("audit").join(ribat_audit::log::JOURNAL), 0, |_, bytes, _| {
+        if let Ok(e) = ribat_audit::AuditEntry::decode(bytes)
+            && e.identity == "partner.third-party-x"
+            && e.outcome == "released"
+        {
+            reads.insert(e.request_id);
+        }
+        Ok(())
+    })
+    .map_err(|d| anyhow::anyhow!("reading the audit log: {d}"))?;
+    println!(
+        "what the audit log shows: {} releases to partner.third-party-x, each recorded before its plaintext left — the fund knows exactly whom to notify",
+        reads.len()
+    );
+    println!(
+        "the same against 200,000 persons, with counters and partners working beside it: ribat simulate --scenario cnss-bulk --persons 200000"
     );
     Ok(())
 }

@@ -243,11 +243,8 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
             "--persons: at least 1000 (the workloads pick visitors, staff and victims from them)"
         );
     }
-    let say = |m: &str| {
-        if !o.json {
-            eprintln!("{m}");
-        }
-    };
+    // Progress goes to stderr in both modes: a week takes minutes; stdout keeps the report.
+    let say = |m: &str| eprintln!("{m}");
     let (world, rt, scale, window) = build(home, o, &say)?;
     let world = Arc::new(world);
     let mut rng = ChaCha12Rng::seed_from_u64(o.seed ^ 0x5eed);
@@ -263,7 +260,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     ));
     let started = Instant::now();
     world.clock.advance_to_ms(window.0);
-    rt.block_on(dispatch(world.clone(), jobs, o.in_flight.max(1), o.json))?;
+    rt.block_on(dispatch(world.clone(), jobs, o.in_flight.max(1)))?;
     let real = started.elapsed().as_secs_f64();
     let report = report(&world, o, &hostile, window, real);
     if o.json {
@@ -436,11 +433,14 @@ fn plan(o: &Options, fund: &ribat_sim::Fund) -> (Scale, (u64, u64)) {
             // Per clerk a week: 5 days × ~96 visitors × ~2 requests; the pension run reads
             // every person twice; the rest is small. Clerks make up what is left.
             let pension = 2 * fund.persons.len() as u64;
-            // 96 visitors a day, 1.9 requests each (a CIN search 60 %, a read, a re-read 30 %).
-            let per_clerk = 5 * 96 * 19 / 10;
+            // Per clerk a week: 96 visitors a day, 1.9 requests each (a CIN search 60 %, a
+            // read, a re-read 30 %), and a tenth of a supervisor (16 requests a day).
+            let per_clerk = 5 * 96 * 19 / 10 + 16;
+            // Partners (12 × 72 a day, every day), employer checks and uploads.
+            let others = 12 * 72 * 7 + 60 * 27 + 200;
             // 5 % over the target, so that the arrivals' randomness does not fall short.
             let want = o.requests + o.requests / 20;
-            let clerks = want.saturating_sub(pension + 10_000).div_ceil(per_clerk);
+            let clerks = want.saturating_sub(pension + others).div_ceil(per_clerk);
             let clerks = usize::try_from(clerks)
                 .unwrap_or(usize::MAX)
                 .clamp(5, 2_000);
@@ -791,7 +791,7 @@ fn attack_jobs(
     Ok(hostile)
 }
 
-async fn dispatch(w: Arc<World>, jobs: Vec<Job>, in_flight: usize, quiet: bool) -> Result<()> {
+async fn dispatch(w: Arc<World>, jobs: Vec<Job>, in_flight: usize) -> Result<()> {
     let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let total = jobs.len();
     let started = Instant::now();
@@ -830,7 +830,7 @@ async fn dispatch(w: Arc<World>, jobs: Vec<Job>, in_flight: usize, quiet: bool) 
             w2.done.fetch_add(1, Ordering::Relaxed);
             drop(permit);
         });
-        if !quiet && last_note.elapsed().as_secs() >= 10 {
+        if last_note.elapsed().as_secs() >= 10 {
             last_note = Instant::now();
             let done = w.done.load(Ordering::Relaxed);
             eprintln!(
