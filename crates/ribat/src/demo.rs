@@ -574,7 +574,11 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
                         got += 1;
                     } else {
                         refused.fetch_add(1, Ordering::SeqCst);
-                        first_no.get_or_insert((started.elapsed(), r.status, r.json()["detail"].clone()));
+                        first_no.get_or_insert((
+                            started.elapsed(),
+                            r.status,
+                            r.json()["detail"].clone(),
+                        ));
                     }
                 }
             }));
@@ -584,7 +588,9 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
             let (g, f) = t.await??;
             got += g;
             if let Some(f) = f
-                && first.as_ref().is_none_or(|x: &(std::time::Duration, u16, serde_json::Value)| f.0 < x.0)
+                && first
+                    .as_ref()
+                    .is_none_or(|x: &(std::time::Duration, u16, serde_json::Value)| f.0 < x.0)
             {
                 first = Some(f);
             }
@@ -611,7 +617,11 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
         )
         .await?;
         let token = crate::api_client::token(&mut c, 60).await?;
-        Ok::<_, anyhow::Error>(c.send("GET", "/v1/decisions", Some(&token), None).await?.json())
+        Ok::<_, anyhow::Error>(
+            c.send("GET", "/v1/decisions", Some(&token), None)
+                .await?
+                .json(),
+        )
     })?;
     let all: Vec<ribat_detect::Decision> =
         serde_json::from_value(decisions["decisions"].clone()).unwrap_or_default();
@@ -628,7 +638,11 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
             ribat_custodian::error_utc(d.until_ms / 1000),
             d.enforced_by.join(", "),
             d.enforced_ms.unwrap_or(d.time_ms).saturating_sub(d.time_ms),
-            if d.verify(&key).is_ok() { "valid" } else { "INVALID" }
+            if d.verify(&key).is_ok() {
+                "valid"
+            } else {
+                "INVALID"
+            }
         );
         println!(
             "  lifted early only by two administrators: ribat --home {} decisions release {} --as sec.amina --reason …, then a second one",
@@ -638,15 +652,19 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
     }
     drop(gw);
     let mut reads = std::collections::BTreeSet::new();
-    ribat_audit::journal::scan(&home.root().join("audit").join(ribat_audit::log::JOURNAL), 0, |_, bytes, _| {
-        if let Ok(e) = ribat_audit::AuditEntry::decode(bytes)
-            && e.identity == "partner.third-party-x"
-            && e.outcome == "released"
-        {
-            reads.insert(e.request_id);
-        }
-        Ok(())
-    })
+    ribat_audit::journal::scan(
+        &home.root().join("audit").join(ribat_audit::log::JOURNAL),
+        0,
+        |_, bytes, _| {
+            if let Ok(e) = ribat_audit::AuditEntry::decode(bytes)
+                && e.identity == "partner.third-party-x"
+                && e.outcome == "released"
+            {
+                reads.insert(e.request_id);
+            }
+            Ok(())
+        },
+    )
     .map_err(|d| anyhow::anyhow!("reading the audit log: {d}"))?;
     println!(
         "what the audit log shows: {} releases to partner.third-party-x, each recorded before its plaintext left — the fund knows exactly whom to notify",

@@ -11,7 +11,14 @@ use common::ribat;
 
 fn simulate(scenario: &str, extra: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["simulate", "--scenario", scenario, "--persons", "2000", "--json"];
+    let mut args = vec![
+        "simulate",
+        "--scenario",
+        scenario,
+        "--persons",
+        "2000",
+        "--json",
+    ];
     args.extend_from_slice(extra);
     let out = ribat(dir.path(), &args);
     assert!(
@@ -38,7 +45,10 @@ fn cnss_bulk_the_2025_case_is_quarantined_within_a_couple_dozen_records() {
     let exposed = a["records_exposed"].as_u64().unwrap();
     assert!((1..=25).contains(&exposed), "{r:#}");
     assert!(a["seconds_to_contain"].is_number(), "{r:#}");
-    assert!(a["refusals"]["quarantined"].as_u64().unwrap() >= 20, "{r:#}");
+    assert!(
+        a["refusals"]["quarantined"].as_u64().unwrap() >= 20,
+        "{r:#}"
+    );
 }
 
 #[test]
@@ -89,7 +99,13 @@ fn compromised_gateway_says_it_is_not_built_yet() {
     let dir = tempfile::tempdir().unwrap();
     let out = ribat(
         dir.path(),
-        &["simulate", "--scenario", "compromised-gateway", "--persons", "3000"],
+        &[
+            "simulate",
+            "--scenario",
+            "compromised-gateway",
+            "--persons",
+            "3000",
+        ],
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
