@@ -2,17 +2,17 @@
 //! without its tokens, or tokens being forged. The certificate is quarantined, not the
 //! identity (its holder may have a good one).
 
-use super::{Detector, Trail, finding};
+use super::{Burst, Detector, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
 use crate::rules::Rules;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 const RULE: &str = "auth-failures";
 
 #[derive(Default)]
 pub struct AuthFailures {
-    certs: HashMap<String, (VecDeque<u64>, Trail)>,
+    certs: HashMap<String, Burst>,
 }
 
 impl Detector for AuthFailures {
@@ -31,17 +31,9 @@ impl Detector for AuthFailures {
             Target::Certificate(f.actor.serial.clone())
         };
         let key = target.to_string();
-        let (times, trail) = self.certs.entry(key).or_default();
-        let window = r.window_secs.saturating_mul(1000);
-        while times
-            .front()
-            .is_some_and(|t| ev.time_ms.saturating_sub(*t) >= window)
-        {
-            times.pop_front();
-        }
-        times.push_back(ev.time_ms);
-        trail.push(ev);
-        if times.len() >= r.count {
+        let burst = self.certs.entry(key).or_default();
+        let n = burst.note(ev, r.window_secs);
+        if n >= r.count {
             out.push(finding(
                 RULE,
                 r.common(),
@@ -49,11 +41,9 @@ impl Detector for AuthFailures {
                 target.clone(),
                 format!(
                     "{target} ({}) failed to authenticate {} times within {} s",
-                    f.actor.identity,
-                    times.len(),
-                    r.window_secs
+                    f.actor.identity, n, r.window_secs
                 ),
-                trail.lines(),
+                burst.lines(),
             ));
         }
     }

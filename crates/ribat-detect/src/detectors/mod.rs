@@ -67,6 +67,35 @@ impl Trail {
     }
 }
 
+/// Events within a sliding window (and their trail): bursts of refusals or failures.
+#[derive(Debug, Default)]
+pub(crate) struct Burst {
+    times: VecDeque<u64>,
+    trail: Trail,
+}
+
+impl Burst {
+    /// Notes `ev`; returns how many noted events fall within the last `window_secs`.
+    pub(crate) fn note(&mut self, ev: &Event, window_secs: u64) -> usize {
+        let window = window_secs.saturating_mul(1000);
+        while self
+            .times
+            .front()
+            .is_some_and(|t| ev.time_ms.saturating_sub(*t) >= window)
+        {
+            self.times.pop_front();
+        }
+        self.times.push_back(ev.time_ms);
+        self.trail.push(ev);
+        self.times.len()
+    }
+
+    /// The evidence.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.trail.lines()
+    }
+}
+
 pub(crate) fn finding(
     rule: &str,
     c: Common,

@@ -1,17 +1,17 @@
 //! An identity refused for its quota again and again within a minute: a person stops at
 //! the first refusal; a script keeps pushing.
 
-use super::{Detector, Trail, finding};
+use super::{Burst, Detector, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
 use crate::rules::Rules;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 const RULE: &str = "quota-hammer";
 
 #[derive(Default)]
 pub struct QuotaHammer {
-    refusals: HashMap<String, (VecDeque<u64>, Trail)>,
+    refusals: HashMap<String, Burst>,
 }
 
 impl Detector for QuotaHammer {
@@ -25,17 +25,9 @@ impl Detector for QuotaHammer {
         if d.reason != "quota-exceeded" {
             return;
         }
-        let (times, trail) = self.refusals.entry(d.actor.identity.clone()).or_default();
-        let window = r.window_secs.saturating_mul(1000);
-        while times
-            .front()
-            .is_some_and(|t| ev.time_ms.saturating_sub(*t) >= window)
-        {
-            times.pop_front();
-        }
-        times.push_back(ev.time_ms);
-        trail.push(ev);
-        if times.len() >= r.count {
+        let burst = self.refusals.entry(d.actor.identity.clone()).or_default();
+        let n = burst.note(ev, r.window_secs);
+        if n >= r.count {
             out.push(finding(
                 RULE,
                 r.common(),
@@ -43,11 +35,9 @@ impl Detector for QuotaHammer {
                 Target::Identity(d.actor.identity.clone()),
                 format!(
                     "{} was refused for its quota {} times within {} s",
-                    d.actor.identity,
-                    times.len(),
-                    r.window_secs
+                    d.actor.identity, n, r.window_secs
                 ),
-                trail.lines(),
+                burst.lines(),
             ));
         }
     }
