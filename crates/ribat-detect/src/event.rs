@@ -50,6 +50,8 @@ pub enum Kind {
         /// The request id custodians were given.
         request_id: String,
     },
+    /// Time passes (a component with nothing to report lets deadline rules act).
+    Tick,
     /// A custodian's partial decryption whose proof failed.
     ProofFailure {
         /// Custodian index.
@@ -188,6 +190,7 @@ impl Event {
             Kind::Audited { request_id } => {
                 format!("{t} {} audited request {request_id}", self.component)
             }
+            Kind::Tick => format!("{t} {} tick", self.component),
         }
     }
 }

@@ -161,6 +161,16 @@ impl Containment {
         Ok(())
     }
 
+    /// Whether node `name` is quarantined at `now_ms`: until when, and by which decision.
+    pub fn node_quarantined(&self, name: &str, now_ms: u64) -> Option<(u64, String)> {
+        self.by_target
+            .get(&Target::Node(name.to_owned()))?
+            .iter()
+            .filter(|a| a.action == Action::Quarantine && a.until_ms > now_ms)
+            .max_by_key(|a| a.until_ms)
+            .map(|a| (a.until_ms, a.id.clone()))
+    }
+
     /// Decisions in force at `now_ms` (ids).
     pub fn in_force(&self, now_ms: u64) -> Vec<String> {
         let mut ids: Vec<String> = self

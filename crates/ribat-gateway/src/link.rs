@@ -32,6 +32,16 @@ use std::time::Duration;
 
 /// The path custodians serve.
 pub const PARTIAL_PATH: &str = "/v1/partial";
+/// Where a gateway tells a custodian which request ids it audited.
+pub const AUDITED_PATH: &str = "/v1/audited";
+
+/// Request ids a gateway made durable in its audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireAudited {
+    /// Request ids.
+    pub request_ids: Vec<String>,
+}
 
 /// A partial decryption on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +108,10 @@ pub struct CustodianService {
     pub tokens: TokenVerifier,
     /// Its TLS settings (for the revocation list).
     pub tls: Arc<ServerTls>,
+    /// The custodian's own detectors: it compares what it answered each gateway with what
+    /// that gateway says it audited, and stops answering a gateway certificate whose
+    /// answers nobody audited.
+    pub watch: Option<Arc<crate::watch::Watch>>,
 }
 
 impl std::fmt::Debug for CustodianService {
@@ -121,7 +135,32 @@ fn refuse(status: StatusCode, denial: Denial) -> Response {
 pub fn custodian_router(service: Arc<CustodianService>) -> Router {
     Router::new()
         .route(PARTIAL_PATH, post(partial))
+        .route(AUDITED_PATH, post(audited))
         .with_state(service)
+}
+
+async fn audited(
+    State(s): State<Arc<CustodianService>>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<WireAudited>,
+) -> Response {
+    if caller.peer.role != "gateway" {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if let Some(w) = s.watch.clone() {
+        let node = caller.peer.name.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in body.request_ids {
+                w.observe(&ribat_detect::Event {
+                    time_ms: w.clock().now_ms(),
+                    component: node.clone(),
+                    kind: ribat_detect::Kind::Audited { request_id: id },
+                });
+            }
+        })
+        .await;
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn partial(
@@ -153,8 +192,40 @@ async fn partial(
     if s.tls.is_revoked(&claims.serial) {
         return unauth(ribat_identity::TokenError::Revoked.to_string());
     }
+    if let Some((until, id)) = s.watch.as_ref().and_then(|w| w.node_quarantined(&caller.peer.name)) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            Denial::Quarantined {
+                identity: format!("{} (decision {id})", caller.peer.name),
+                until: until / 1000,
+            },
+        );
+    }
     let c = s.custodian.clone();
-    match tokio::task::spawn_blocking(move || c.partial_decrypt(&req)).await {
+    let answered = req.clone();
+    let result = tokio::task::spawn_blocking(move || c.partial_decrypt(&req)).await;
+    if let (Some(w), Ok(Ok(_))) = (s.watch.clone(), &result) {
+        let node = caller.peer.name.clone();
+        let index = s.custodian.index();
+        let _ = tokio::task::spawn_blocking(move || {
+            w.observe(&ribat_detect::Event {
+                time_ms: w.clock().now_ms(),
+                component: format!("custodian-{index}"),
+                kind: ribat_detect::Kind::CustodianAnswer(ribat_detect::event::CustodianAnswer {
+                    custodian: index,
+                    request_id: answered.request_id,
+                    node,
+                    table: answered.table,
+                    identity: answered.requester.identity,
+                    records: answered.record_ids.len(),
+                    outcome: "served".into(),
+                    quarantined: None,
+                }),
+            })
+        })
+        .await;
+    }
+    match result {
         Ok(Ok(p)) => Json(WirePartial::from_partial(&p)).into_response(),
         Ok(Err(CustodianError::Denied { denial, .. })) => refuse(StatusCode::FORBIDDEN, denial),
         Ok(Err(e)) => (
@@ -226,6 +297,30 @@ impl RemoteCustodian {
         };
         match conn.send("POST", PARTIAL_PATH, None, Some(body)).await {
             Ok(r) => Ok(r),
+            Err(e) => {
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Tells the custodian which request ids the gateway audited (best effort: a custodian
+    /// that does not hear them in time treats its answers as unaudited and stops answering
+    /// this gateway's certificate).
+    pub async fn post_audited(&self, request_ids: Vec<String>) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&WireAudited { request_ids })
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let mut guard = self.conn.lock().await;
+        if !guard.as_ref().is_some_and(Connection::is_open) {
+            *guard =
+                Some(Connection::open(self.config.clone(), &self.addr, &self.host, true).await?);
+        }
+        let Some(conn) = guard.as_mut() else {
+            return Err(ClientError::Http("no connection".into()));
+        };
+        match conn.send("POST", AUDITED_PATH, None, Some(body)).await {
+            Ok(r) if r.status < 300 => Ok(()),
+            Ok(r) => Err(ClientError::Http(format!("HTTP {}", r.status))),
             Err(e) => {
                 *guard = None;
                 Err(e)

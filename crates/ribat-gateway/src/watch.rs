@@ -390,6 +390,15 @@ impl Watch {
             .check(actor, cosigned, &essential, self.clock.now_ms())
     }
 
+    /// Whether a node (a gateway, seen from a custodian) is quarantined: until when (ms)
+    /// and by which decision.
+    pub fn node_quarantined(&self, name: &str) -> Option<(u64, String)> {
+        self.containment
+            .lock()
+            .ok()?
+            .node_quarantined(name, self.clock.now_ms())
+    }
+
     /// Every decision, oldest first.
     pub fn decisions(&self) -> Vec<Decision> {
         self.decisions.lock().map(|d| d.clone()).unwrap_or_default()

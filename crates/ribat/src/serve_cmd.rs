@@ -162,7 +162,7 @@ pub fn assemble(
     };
     let key = zeroize::Zeroizing::new(read(&files.key)?);
     let to_custodians = client_config(&ca.cert_pem()?, Some((&read(&files.cert)?, &key)), true)?;
-    let remote: Vec<Arc<dyn Custodian>> = o
+    let remotes: Vec<Arc<RemoteCustodian>> = o
         .remotes
         .iter()
         .map(|r| {
@@ -174,8 +174,12 @@ pub fn assemble(
                 to_custodians.clone(),
                 rt.clone(),
                 o.deadline,
-            )) as Arc<dyn Custodian>
+            ))
         })
+        .collect();
+    let remote: Vec<Arc<dyn Custodian>> = remotes
+        .iter()
+        .map(|r| r.clone() as Arc<dyn Custodian>)
         .collect();
     // The node opens its blind-index key as its service identity; a networked custodian
     // wants a token for that too, bound to the gateway's certificate.
@@ -230,7 +234,13 @@ pub fn assemble(
     )?);
     {
         let w = Arc::downgrade(&watch);
+        let pending = audited_to_remotes(&remotes, rt);
         node.vault.on_audited(Box::new(move |id: &str| {
+            if let Some(p) = &pending
+                && let Ok(mut q) = p.lock()
+            {
+                q.push(id.to_owned());
+            }
             if let Some(w) = w.upgrade() {
                 w.observe(&ribat_detect::Event {
                     time_ms: w.clock().now_ms(),
@@ -266,6 +276,43 @@ pub fn assemble(
         tls,
         stats,
     })
+}
+
+/// Every half second, tells each networked custodian the request ids audited since the
+/// last time (they stop answering a gateway certificate whose answers go unaudited).
+fn audited_to_remotes(
+    remotes: &[Arc<RemoteCustodian>],
+    rt: &tokio::runtime::Handle,
+) -> Option<Arc<std::sync::Mutex<Vec<String>>>> {
+    if remotes.is_empty() {
+        return None;
+    }
+    let pending = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (queue, remotes) = (pending.clone(), remotes.to_vec());
+    rt.spawn(async move {
+        // What a custodian has not heard yet is sent again (a lost batch would read as
+        // answers nobody audited).
+        let mut owed: Vec<Vec<String>> = vec![Vec::new(); remotes.len()];
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let ids = queue.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default();
+            for (r, owed) in remotes.iter().zip(owed.iter_mut()) {
+                owed.extend(ids.iter().cloned());
+                if owed.is_empty() {
+                    continue;
+                }
+                match r.post_audited(owed.clone()).await {
+                    Ok(()) => owed.clear(),
+                    Err(e) => eprintln!(
+                        "warning: could not tell custodian {} what was audited ({} ids owed): {e}",
+                        r.index(),
+                        owed.len()
+                    ),
+                }
+            }
+        }
+    });
+    Some(pending)
 }
 
 /// `ribat serve`.
@@ -354,10 +401,23 @@ pub fn custodian(
         Arc::new(SystemClock),
     )?);
     drop(pass);
+    // The custodian's own detectors and decision log: it compares what it answered each
+    // gateway with the request ids that gateway says it audited.
+    let policy = read_policy(&dir.join(ribat_custodian::keystore::POLICY_FILE))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let watch = Arc::new(Watch::open(
+        &dir.join("decisions"),
+        &name,
+        read_rules(home, &policy)?,
+        clock.clone(),
+        &ribat_gateway::watch::Outputs::default(),
+        Default::default(),
+    )?);
     let service = Arc::new(CustodianService {
         custodian,
         tokens: token_verifier(home)?,
         tls: tls.clone(),
+        watch: Some(watch.clone()),
     });
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -365,10 +425,29 @@ pub fn custodian(
             .with_context(|| format!("cannot listen on {listen}"))?;
         println!("custodian {index} listening on https://{} (gateways only)", listener.local_addr()?);
         std::io::stdout().flush()?;
+        // Time passes even when nobody calls: answers left unaudited past the grace act.
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let w = watch.clone();
+                let component = name.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    for d in w.observe(&ribat_detect::Event {
+                        time_ms: w.clock().now_ms(),
+                        component,
+                        kind: ribat_detect::Kind::Tick,
+                    }) {
+                        eprintln!("ALERT: decision {} ({}): {}", d.id, d.rule, d.title);
+                    }
+                })
+                .await;
+            }
+        });
         tokio::select! {
             r = serve(listener, tls, custodian_router(service), Arc::new(TlsStats::default())) => r?,
             r = stop_signal() => r?,
         }
+        ticker.abort();
         Ok(())
     })
 }
