@@ -192,7 +192,11 @@ async fn partial(
     if s.tls.is_revoked(&claims.serial) {
         return unauth(ribat_identity::TokenError::Revoked.to_string());
     }
-    if let Some((until, id)) = s.watch.as_ref().and_then(|w| w.node_quarantined(&caller.peer.name)) {
+    if let Some((until, id)) = s
+        .watch
+        .as_ref()
+        .and_then(|w| w.node_quarantined(&caller.peer.name))
+    {
         return refuse(
             StatusCode::FORBIDDEN,
             Denial::Quarantined {

@@ -213,15 +213,18 @@ impl Vault {
                 time_ms: now_ms(),
                 subject,
             },
-        )?;
+        );
         if let Some(f) = self.on_audited.get() {
             f(&req.request_id);
         }
-        Ok(read)
+        Ok(read?)
     }
 
-    /// Sets what is told each request id whose audit entry became durable (the watch, to
-    /// compare with what custodians answered). Once; a second hook is ignored.
+    /// Sets what is told each request id this gateway has accounted for: released after
+    /// its audit entry was durable, or refused or failed (logged best effort, nothing
+    /// released). The watch and the networked custodians compare these with what
+    /// custodians answered: an answer nobody accounts for was asked by someone else with
+    /// this gateway's certificate. Once; a second hook is ignored.
     pub fn on_audited(&self, f: AuditedHook) {
         let _ = self.on_audited.set(f);
     }

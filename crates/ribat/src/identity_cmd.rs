@@ -97,6 +97,23 @@ pub fn add_client_quiet(
     Ok(out)
 }
 
+/// Issues a custodian's (server) identity for `hosts` into HOME/identity/issued/NAME.
+pub fn add_server_quiet(
+    ca: &Ca,
+    home: &Home,
+    name: &str,
+    role: &str,
+    hosts: &[String],
+) -> Result<PathBuf> {
+    let kind = CertKind::Server {
+        hosts: hosts.to_vec(),
+    };
+    let issued = ca.issue(name, role, DEPLOYMENT, &kind, 30)?;
+    let out = issued_dir(home, name);
+    write_issued(ca, &issued, &out)?;
+    Ok(out)
+}
+
 /// `identity add`.
 #[allow(clippy::too_many_arguments)] // one per command-line option
 pub fn add(

@@ -295,7 +295,10 @@ fn audited_to_remotes(
         let mut owed: Vec<Vec<String>> = vec![Vec::new(); remotes.len()];
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let ids = queue.lock().map(|mut q| std::mem::take(&mut *q)).unwrap_or_default();
+            let ids = queue
+                .lock()
+                .map(|mut q| std::mem::take(&mut *q))
+                .unwrap_or_default();
             for (r, owed) in remotes.iter().zip(owed.iter_mut()) {
                 owed.extend(ids.iter().cloned());
                 if owed.is_empty() {
@@ -469,30 +472,49 @@ impl Drop for GatewayProcess {
 /// Starts this executable as `ribat serve` on a free loopback port for the node in
 /// `home`, its custodians' passphrases read from the files in `pass_dir`.
 pub fn spawn_gateway(home: &Home, pass_dir: &Path) -> Result<GatewayProcess> {
+    spawn_server(home, pass_dir, &["serve"])
+}
+
+/// Starts `ribat custodian --index I` for the node in `home` on a free loopback port.
+pub fn spawn_custodian(home: &Home, pass_dir: &Path, index: u32) -> Result<GatewayProcess> {
+    spawn_server(
+        home,
+        pass_dir,
+        &["custodian", "--index", &index.to_string()],
+    )
+}
+
+fn spawn_server(home: &Home, pass_dir: &Path, command: &[&str]) -> Result<GatewayProcess> {
     use std::io::BufRead;
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let mut child = std::process::Command::new(exe)
         .arg("--home")
         .arg(home.root())
-        .args(["serve", "--listen", "127.0.0.1:0", "--passphrases"])
+        .args(command)
+        .args(["--listen", "127.0.0.1:0", "--passphrases"])
         .arg(format!("dir:{}", pass_dir.display()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
-        .context("cannot start the gateway")?;
-    let out = child.stdout.take().context("no output from the gateway")?;
+        .with_context(|| format!("cannot start `ribat {}`", command.join(" ")))?;
+    let out = child.stdout.take().context("no output from the server")?;
     let mut line = String::new();
     let read = std::io::BufReader::new(out).read_line(&mut line);
     let mut gw = GatewayProcess {
         child,
         addr: String::new(),
     };
-    read.context("the gateway said nothing")?;
+    read.context("the server said nothing")?;
     gw.addr = line
         .split("https://")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
-        .with_context(|| format!("the gateway did not start (it said {line:?})"))?
+        .with_context(|| {
+            format!(
+                "`ribat {}` did not start (it said {line:?})",
+                command.join(" ")
+            )
+        })?
         .to_owned();
     Ok(gw)
 }

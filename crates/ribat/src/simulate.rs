@@ -136,6 +136,8 @@ enum Req {
     Upload { file: usize },
     /// Starts the as-fast-as-possible attack.
     StartBulk,
+    /// Starts the stolen-gateway-certificate attack on the networked custodians.
+    StartBypass,
 }
 
 #[derive(Debug, Clone)]
@@ -172,7 +174,15 @@ struct World {
     hostile: Mutex<Tally>,
     /// An attack running at real speed: the clock must not jump meanwhile.
     realtime: AtomicBool,
+    /// Attack tasks still running.
+    attacking: AtomicUsize,
     done: AtomicU64,
+    /// The node (the bypass attacker has its gateway's files).
+    node_home: Home,
+    vault: Arc<ribat_gateway::vault::Vault>,
+    /// Networked custodians: (index, address), and their processes.
+    remotes: Vec<(u32, String)>,
+    _processes: Vec<crate::serve_cmd::GatewayProcess>,
 }
 
 #[derive(Serialize)]
@@ -233,11 +243,6 @@ struct Scale {
 
 /// Runs a scenario.
 pub fn run(home: &Home, o: &Options) -> Result<()> {
-    if o.scenario == Scenario::CompromisedGateway {
-        bail!(
-            "scenario compromised-gateway is not built yet: it needs networked custodians in the simulator and the custodians' reconciliation of what they answered against the gateway's audit log (the `disagreement` detector exists and is tested, but no custodian process feeds it yet)"
-        );
-    }
     if o.persons < 1_000 {
         bail!(
             "--persons: at least 1000 (the workloads pick visitors, staff and victims from them)"
@@ -248,7 +253,13 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     let (world, rt, scale, window) = build(home, o, &say)?;
     let world = Arc::new(world);
     let mut rng = ChaCha12Rng::seed_from_u64(o.seed ^ 0x5eed);
-    let mut jobs = legit_jobs(&world, scale, window, &mut rng);
+    let mut jobs = if o.scenario == Scenario::CompromisedGateway {
+        // Networked custodians keep real time: so does this whole run.
+        world.realtime.store(true, Ordering::SeqCst);
+        steady_jobs(&world, window, &mut rng)
+    } else {
+        legit_jobs(&world, scale, window, &mut rng)
+    };
     let hostile = attack_jobs(&world, o.scenario, &mut rng, &mut jobs)?;
     jobs.sort_by_key(|j| j.t_ms);
     say(&format!(
@@ -262,7 +273,16 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     world.clock.advance_to_ms(window.0);
     rt.block_on(dispatch(world.clone(), jobs, o.in_flight.max(1)))?;
     let real = started.elapsed().as_secs_f64();
-    let report = report(&world, o, &hostile, window, real);
+    let mut decisions = world.watch.decisions();
+    for (i, _) in &world.remotes {
+        let dir = world.node_home.custodian_dir(*i as usize).join("decisions");
+        for r in ribat_gateway::watch::read_log(&dir)? {
+            if let ribat_gateway::watch::Record::Decision(d) = r {
+                decisions.push(*d);
+            }
+        }
+    }
+    let report = report(&world, o, &hostile, &decisions, window, real);
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -321,7 +341,8 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
             &source.join("ribat-only/sensitive.csv"),
         )?;
     }
-    let (scale, window) = plan(o, &fund);
+    let wall = ribat_custodian::clock::SystemClock.now_ms();
+    let (scale, window) = plan(o, &fund, wall);
     let uploads = ebds_of(&second);
     say("issuing identities…");
     let ca = crate::identity_cmd::init_quiet(&node_home, &["127.0.0.1".into()])?;
@@ -383,20 +404,50 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
             conn: tokio::sync::Mutex::new(None),
         });
     }
+    let mut processes = Vec::new();
+    let mut remotes = Vec::new();
+    if o.scenario == Scenario::CompromisedGateway {
+        say("starting custodians 2 and 3 as their own processes (`ribat custodian`)…");
+        for i in [2u32, 3] {
+            let name = format!("custodian-{i}");
+            crate::identity_cmd::add_server_quiet(
+                &ca,
+                &node_home,
+                &name,
+                "custodian",
+                &["127.0.0.1".into()],
+            )?;
+            let p = crate::serve_cmd::spawn_custodian(&node_home, &dir.join("passphrases"), i)?;
+            remotes.push((i, p.addr.clone()));
+            processes.push(p);
+        }
+    }
     say("starting the gateway (mTLS on loopback, 3 custodians, detectors)…");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let clock = Arc::new(SimClock::at_ms(window.0.saturating_sub(HOUR)));
+    let clock = Arc::new(if remotes.is_empty() {
+        SimClock::at_ms(window.0.saturating_sub(HOUR))
+    } else {
+        SimClock::at_ms(wall)
+    });
     let opts = crate::serve_cmd::ServeOptions {
         outputs: ribat_gateway::watch::Outputs {
             ocsf: Some(node_home.root().join("events.ocsf.jsonl")),
             syslog: None,
         },
-        ..Default::default()
+        remotes: remotes
+            .iter()
+            .map(|(index, addr)| crate::serve_cmd::RemoteSpec {
+                index: *index,
+                addr: addr.clone(),
+            })
+            .collect(),
+        deadline: std::time::Duration::from_secs(2),
     };
     let a = crate::serve_cmd::assemble(&node_home, &pass, &opts, rt.handle(), clock.clone())?;
     let watch = a.app.watch.clone();
+    let vault = a.app.vault.clone();
     let addr = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?.to_string();
@@ -417,7 +468,12 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
             legit: Mutex::new(Tally::default()),
             hostile: Mutex::new(Tally::default()),
             realtime: AtomicBool::new(false),
+            attacking: AtomicUsize::new(0),
             done: AtomicU64::new(0),
+            node_home,
+            vault,
+            remotes,
+            _processes: processes,
         },
         rt,
         scale,
@@ -426,9 +482,20 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
 }
 
 /// Callers per kind for a scenario, and the simulated window.
-fn plan(o: &Options, fund: &ribat_sim::Fund) -> (Scale, (u64, u64)) {
+fn plan(o: &Options, fund: &ribat_sim::Fund, wall_ms: u64) -> (Scale, (u64, u64)) {
     let employers = fund.employers.len();
     match o.scenario {
+        Scenario::CompromisedGateway => (
+            Scale {
+                clerks: 40,
+                supervisors: 4,
+                partners: 10,
+                employers: 0,
+                uploads: 0,
+                pension: false,
+            },
+            (wall_ms + 3_000, wall_ms + 63_000),
+        ),
         Scenario::LegitWeek => {
             // Per clerk a week: 5 days × ~96 visitors × ~2 requests; the pension run reads
             // every person twice; the rest is small. Clerks make up what is left.
@@ -508,6 +575,37 @@ fn attackers(s: Scenario, fund: &ribat_sim::Fund) -> Vec<(String, Role, String, 
         Scenario::Honey => one("partner.list", Role::Partner, "data-broker-z"),
         Scenario::LegitWeek | Scenario::CompromisedGateway => Vec::new(),
     }
+}
+
+/// A minute of counters, supervisors and partners at a steady pace, any hour (the
+/// compromised-gateway run keeps real time, whenever it runs).
+fn steady_jobs(w: &World, window: (u64, u64), rng: &mut ChaCha12Rng) -> Vec<Job> {
+    let people = ordinary(&w.fund);
+    let mut jobs = Vec::new();
+    for (role, mean_ms) in [
+        (Role::Clerk, 20_000.0),
+        (Role::Supervisor, 60_000.0),
+        (Role::Partner, 40_000.0),
+    ] {
+        for a in actors_of(w, role, false) {
+            for t in arrivals(rng, window.0, window.1, mean_ms) {
+                let person = people[rng.random_range(0..people.len())];
+                jobs.push(Job {
+                    t_ms: t,
+                    actor: a,
+                    req: Req::Person { person, case: true },
+                });
+                if role == Role::Supervisor {
+                    jobs.push(Job {
+                        t_ms: t + 2_000,
+                        actor: a,
+                        req: Req::Declarations { person },
+                    });
+                }
+            }
+        }
+    }
+    jobs
 }
 
 fn actors_of(w: &World, role: Role, hostile: bool) -> Vec<usize> {
@@ -679,6 +777,14 @@ fn attack_jobs(
     rng: &mut ChaCha12Rng,
     jobs: &mut Vec<Job>,
 ) -> Result<Vec<usize>> {
+    if s == Scenario::CompromisedGateway {
+        jobs.push(Job {
+            t_ms: w.clock.now_ms() + 15_000,
+            actor: 0,
+            req: Req::StartBypass,
+        });
+        return Ok(Vec::new());
+    }
     let hostile: Vec<usize> = (0..w.actors.len())
         .filter(|&i| w.actors[i].hostile)
         .collect();
@@ -816,10 +922,25 @@ async fn dispatch(w: Arc<World>, jobs: Vec<Job>, in_flight: usize) -> Result<()>
         w.clock.advance_to_ms(job.t_ms);
         if let Req::StartBulk = job.req {
             w.realtime.store(true, Ordering::SeqCst);
+            w.attacking.fetch_add(1, Ordering::SeqCst);
             let w2 = w.clone();
             tokio::spawn(async move {
                 bulk(&w2, job.actor).await;
                 w2.realtime.store(false, Ordering::SeqCst);
+                w2.attacking.fetch_sub(1, Ordering::SeqCst);
+            });
+            drop(permit);
+            continue;
+        }
+        if let Req::StartBypass = job.req {
+            w.attacking.fetch_add(1, Ordering::SeqCst);
+            let w2 = w.clone();
+            tokio::spawn(async move {
+                let w3 = w2.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || bypass(&w3)).await {
+                    eprintln!("the bypass attack could not run: {e:#}");
+                }
+                w2.attacking.fetch_sub(1, Ordering::SeqCst);
             });
             drop(permit);
             continue;
@@ -841,7 +962,7 @@ async fn dispatch(w: Arc<World>, jobs: Vec<Job>, in_flight: usize) -> Result<()>
         }
     }
     let _all = permits.acquire_many(u32::try_from(in_flight)?).await?;
-    while w.realtime.load(Ordering::SeqCst) {
+    while w.attacking.load(Ordering::SeqCst) > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     Ok(())
@@ -888,6 +1009,106 @@ async fn bulk(w: &Arc<World>, actor: usize) {
     for t in tasks {
         let _ = t.await;
     }
+}
+
+/// Somebody holding the gateway's certificate and key (and the token key, which sits on
+/// the same host in the embedded shape) asks the networked custodians directly, as a
+/// real partner, and combines their answers with the store's envelopes itself.
+fn bypass(w: &World) -> Result<()> {
+    use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
+    let ids = crate::identity_cmd::issued_dir(&w.node_home, STOLEN);
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let key = zeroize::Zeroizing::new(read(&ids.join("key.pem"))?);
+    let cfg = ribat_identity::tls::client_config(
+        &read(&ids.join("ca.pem"))?,
+        Some((&read(&ids.join("cert.pem"))?, &key)),
+        true,
+    )?;
+    let handle = tokio::runtime::Handle::current();
+    let custodians: Vec<Arc<dyn Custodian>> = w
+        .remotes
+        .iter()
+        .map(|(i, addr)| {
+            Arc::new(ribat_gateway::link::RemoteCustodian::new(
+                *i,
+                addr,
+                "127.0.0.1",
+                cfg.clone(),
+                handle.clone(),
+                std::time::Duration::from_secs(2),
+            )) as Arc<dyn Custodian>
+        })
+        .collect();
+    let store = crate::embedded::open_store(&w.node_home)?;
+    let reader = QuorumReader::new(w.vault.reader.group().clone(), custodians, store);
+    let victim = actors_of(w, Role::Partner, false)
+        .first()
+        .map(|&a| w.actors[a].name.clone())
+        .context("no partner identity to impersonate")?;
+    let pem = read(&crate::identity_cmd::issued_dir(&w.node_home, &victim).join("cert.pem"))?;
+    let der = ribat_identity::tls::certs_from_pem(&pem, "partner certificate")?;
+    let peer =
+        ribat_identity::PeerIdentity::from_der(der.first().context("no certificate")?.as_ref())?;
+    let token_key = zeroize::Zeroizing::new(read(
+        &crate::identity_cmd::dir(&w.node_home).join(ribat_identity::ca::TOKEN_KEY),
+    )?);
+    let issuer = ribat_identity::TokenIssuer::from_paserk(crate::embedded::DEPLOYMENT, &token_key)?;
+    let (token, _) = issuer.issue(
+        &peer,
+        crate::embedded::DEPLOYMENT,
+        time::OffsetDateTime::now_utc(),
+        900,
+    )?;
+    for (n, i) in ordinary(&w.fund).into_iter().take(500).enumerate() {
+        if w.hostile.lock().map_or(true, |h| h.refused_in_a_row >= 20) {
+            break;
+        }
+        let Some(id) = w.vault.by_cnss(&w.fund.persons[i].cnss)?.into_iter().next() else {
+            continue;
+        };
+        let req = PartialRequest {
+            request_id: format!("bypass-{n}"),
+            requester: Requester {
+                identity: victim.clone(),
+                role: "partner".into(),
+            },
+            purpose: "partner-verification".into(),
+            table: ribat_import::records::PERSONS.into(),
+            class: "identity".into(),
+            record_ids: vec![id],
+            token: Some(ribat_custodian::request::Bearer(token.clone())),
+        };
+        let sent = w.clock.now_ms();
+        let outcome = reader.read(&req);
+        let Ok(mut t) = w.hostile.lock() else { break };
+        t.requests += 1;
+        t.first_ms = Some(t.first_ms.map_or(sent, |f| f.min(sent)));
+        match outcome {
+            Ok(r) => {
+                t.ok += 1;
+                t.refused_in_a_row = 0;
+                t.records += r.records.len() as u64;
+            }
+            Err(e) => {
+                t.refused_in_a_row += 1;
+                let kind = match &e {
+                    QuorumError::Refused { denial, .. } => serde_json::to_value(denial)
+                        .ok()
+                        .and_then(|v| v["denial"].as_str().map(str::to_owned))
+                        .unwrap_or_else(|| "refused".into()),
+                    QuorumError::NotEnoughCustodians { .. } => "not-enough-custodians".into(),
+                    other => other.to_string(),
+                };
+                *t.failures.entry(kind).or_default() += 1;
+            }
+        }
+        drop(t);
+        // A patient thief: one request every 200 ms.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    Ok(())
 }
 
 fn record(
@@ -1028,7 +1249,7 @@ async fn execute(w: &World, job: &Job) {
             )
             .await
         }
-        Req::StartBulk => return,
+        Req::StartBulk | Req::StartBypass => return,
     };
     // A walked number that is nobody's is the expected answer, not a failure of the walk.
     record(
@@ -1041,22 +1262,36 @@ async fn execute(w: &World, job: &Job) {
 }
 
 fn targets_actor(d: &Decision, a: &Actor) -> bool {
+    targets(d, &a.name, a.role.name())
+}
+
+fn targets(d: &Decision, name: &str, role: &str) -> bool {
     match &d.target {
-        Target::Identity(i) => *i == a.name,
-        Target::Role(r) => r == a.role.name(),
-        Target::Certificate(_) | Target::Node(_) | Target::Address(_) => false,
+        Target::Identity(i) | Target::Node(i) => i == name,
+        Target::Role(r) => r == role,
+        Target::Certificate(_) | Target::Address(_) => false,
     }
 }
 
-fn report(w: &World, o: &Options, hostile: &[usize], window: (u64, u64), real: f64) -> Report {
-    let decisions = w.watch.decisions();
+/// The stolen certificate in the compromised-gateway scenario.
+const STOLEN: &str = crate::identity_cmd::GATEWAY_NAME;
+
+fn report(
+    w: &World,
+    o: &Options,
+    hostile: &[usize],
+    decisions: &[Decision],
+    window: (u64, u64),
+    real: f64,
+) -> Report {
+    let bypass = o.scenario == Scenario::CompromisedGateway;
     let legit = w.legit.lock().map(|t| t.clone()).unwrap_or_default();
     let bad = w.hostile.lock().map(|t| t.clone()).unwrap_or_default();
     let legit_actors: Vec<&Actor> = w.actors.iter().filter(|a| !a.hostile).collect();
     let mut legit_decisions = Vec::new();
     let mut false_quarantines = BTreeSet::new();
     let mut alerts_by_rule: BTreeMap<String, usize> = BTreeMap::new();
-    for d in &decisions {
+    for d in decisions {
         *alerts_by_rule.entry(d.rule.clone()).or_default() += 1;
         let hostile_target = hostile.iter().any(|&h| match &d.target {
             Target::Identity(i) => *i == w.actors[h].name,
@@ -1077,28 +1312,48 @@ fn report(w: &World, o: &Options, hostile: &[usize], window: (u64, u64), real: f
             });
         }
     }
-    let attack = (!hostile.is_empty()).then(|| {
+    let attack = (!hostile.is_empty() || bypass).then(|| {
         let mine: Vec<&Decision> = decisions
             .iter()
-            .filter(|d| hostile.iter().any(|&h| targets_actor(d, &w.actors[h])))
+            .filter(|d| {
+                hostile.iter().any(|&h| targets_actor(d, &w.actors[h]))
+                    || (bypass && targets(d, STOLEN, "gateway"))
+            })
             .collect();
         // Contained when every hostile identity is under an enforced decision (its own or
         // its role's): the latest of each identity's first such decision.
-        let contained = hostile
-            .iter()
-            .map(|&h| {
-                mine.iter()
-                    .filter(|d| d.enforces() && targets_actor(d, &w.actors[h]))
-                    .min_by_key(|d| d.enforced_ms.unwrap_or(u64::MAX))
-                    .copied()
-            })
-            .collect::<Option<Vec<&Decision>>>()
-            .and_then(|v| {
-                v.into_iter()
-                    .max_by_key(|d| d.enforced_ms.unwrap_or(u64::MAX))
-            });
+        let contained = if bypass {
+            // Every networked custodian must have cut the certificate off.
+            w.remotes
+                .iter()
+                .map(|(i, _)| {
+                    mine.iter()
+                        .filter(|d| d.enforces() && d.node == format!("custodian-{i}"))
+                        .min_by_key(|d| d.enforced_ms.unwrap_or(u64::MAX))
+                        .copied()
+                })
+                .collect::<Option<Vec<&Decision>>>()
+        } else {
+            hostile
+                .iter()
+                .map(|&h| {
+                    mine.iter()
+                        .filter(|d| d.enforces() && targets_actor(d, &w.actors[h]))
+                        .min_by_key(|d| d.enforced_ms.unwrap_or(u64::MAX))
+                        .copied()
+                })
+                .collect::<Option<Vec<&Decision>>>()
+        }
+        .and_then(|v| {
+            v.into_iter()
+                .max_by_key(|d| d.enforced_ms.unwrap_or(u64::MAX))
+        });
         AttackReport {
-            identities: hostile.iter().map(|&h| w.actors[h].name.clone()).collect(),
+            identities: if bypass {
+                vec![format!("{STOLEN} (stolen certificate)")]
+            } else {
+                hostile.iter().map(|&h| w.actors[h].name.clone()).collect()
+            },
             requests: bad.requests,
             records_exposed: bad.records,
             detected: !mine.is_empty(),

@@ -95,18 +95,20 @@ fn a_legitimate_week_with_a_pension_run_and_month_end_uploads_quarantines_nobody
 }
 
 #[test]
-fn compromised_gateway_says_it_is_not_built_yet() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = ribat(
-        dir.path(),
-        &[
-            "simulate",
-            "--scenario",
-            "compromised-gateway",
-            "--persons",
-            "3000",
-        ],
-    );
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+fn a_stolen_gateway_certificate_asking_custodians_directly_is_cut_off_by_the_custodians() {
+    // Custodians 2 and 3 run as their own processes; the thief holds the gateway's
+    // certificate and token key and asks them directly, as a real partner.
+    let r = simulate("compromised-gateway", &[]);
+    assert_eq!(r["false_quarantines"], 0, "{r:#}");
+    let a = &r["attack"];
+    assert_eq!(a["detected"], true, "{r:#}");
+    assert_eq!(a["rule"], "disagreement", "{r:#}");
+    assert_eq!(a["response"], "quarantine", "{r:#}");
+    // Bounded by the custodians' own quota for the impersonated partner (20 a minute).
+    assert!(a["records_exposed"].as_u64().unwrap() <= 20, "{r:#}");
+    assert!(a["refusals"]["quarantined"].as_u64().unwrap() >= 1, "{r:#}");
+    // The honest gateway shares the certificate: once it is cut off, reads through the
+    // networked custodians stop until the certificate is replaced, and nothing else fails.
+    let kinds = r["legit_failure_kinds"].as_object().unwrap();
+    assert!(kinds.keys().all(|k| k == "quarantined"), "{r:#}");
 }
