@@ -84,6 +84,28 @@ pub fn event(ev: &Event) -> Option<Value> {
                 String::new(),
                 json!({}),
             ),
+            Kind::ProofFailure { custodian, reason } => (
+                10,
+                "Decrypt",
+                2,
+                "Failure",
+                format!("proof-failure: {reason}"),
+                json!({"user": {"name": format!("custodian-{custodian}"), "type": "custodian"}}),
+                String::new(),
+                String::new(),
+                json!({"custodian": custodian}),
+            ),
+            Kind::PolicyChange { what, digest } => (
+                2,
+                "Update",
+                1,
+                "Success",
+                format!("{what} loaded"),
+                json!({"user": {"name": ev.component, "type": "gateway"}}),
+                String::new(),
+                what.clone(),
+                json!({"sha256": digest}),
+            ),
             _ => return None,
         };
     Some(json!({
@@ -161,5 +183,19 @@ mod tests {
         let d = event(&denied(MONDAY_9AM, "c-1", "clerk", "quota-exceeded")).unwrap();
         assert_eq!(d["status_id"], 2);
         assert_eq!(d["status_detail"], "quota-exceeded");
+        let p = event(&Event {
+            time_ms: MONDAY_9AM,
+            component: "gw".into(),
+            kind: Kind::ProofFailure {
+                custodian: 2,
+                reason: "DLEQ proof does not verify".into(),
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            (p["type_uid"].as_u64(), p["status_id"].as_u64()),
+            (Some(600_510), Some(2))
+        );
+        assert_eq!(p["actor"]["user"]["name"], "custodian-2");
     }
 }

@@ -118,7 +118,9 @@ pub struct Vault {
 }
 
 /// What is told each audited request id.
-pub type AuditedHook = Box<dyn Fn(&str) + Send + Sync>;
+/// What is told each request id the gateway accounted for, with the custodians whose
+/// answers failed their proofs (index, why).
+pub type AuditedHook = Box<dyn Fn(&str, &[(u32, String)]) + Send + Sync>;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -215,7 +217,23 @@ impl Vault {
             },
         );
         if let Some(f) = self.on_audited.get() {
-            f(&req.request_id);
+            // Custodians whose answers failed their proofs, named by the quorum.
+            let faults = match &read {
+                Ok(r) => r.faults.as_slice(),
+                Err(AuditFirstError::Quorum(
+                    ribat_custodian::QuorumError::Refused { faults, .. }
+                    | ribat_custodian::QuorumError::NotEnoughCustodians { faults, .. },
+                )) => faults.as_slice(),
+                Err(_) => &[],
+            };
+            let liars: Vec<(u32, String)> = faults
+                .iter()
+                .filter_map(|f| match &f.fault {
+                    ribat_custodian::Fault::BadAnswer(e) => Some((f.custodian, e.to_string())),
+                    _ => None,
+                })
+                .collect();
+            f(&req.request_id, &liars);
         }
         Ok(read?)
     }

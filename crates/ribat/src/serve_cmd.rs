@@ -235,22 +235,47 @@ pub fn assemble(
     {
         let w = Arc::downgrade(&watch);
         let pending = audited_to_remotes(&remotes, rt);
-        node.vault.on_audited(Box::new(move |id: &str| {
-            if let Some(p) = &pending
-                && let Ok(mut q) = p.lock()
-            {
-                q.push(id.to_owned());
-            }
-            if let Some(w) = w.upgrade() {
-                w.observe(&ribat_detect::Event {
-                    time_ms: w.clock().now_ms(),
-                    component: GATEWAY_NAME.to_owned(),
-                    kind: ribat_detect::Kind::Audited {
+        node.vault
+            .on_audited(Box::new(move |id: &str, liars: &[(u32, String)]| {
+                if let Some(p) = &pending
+                    && let Ok(mut q) = p.lock()
+                {
+                    q.push(id.to_owned());
+                }
+                if let Some(w) = w.upgrade() {
+                    let event = |kind| ribat_detect::Event {
+                        time_ms: w.clock().now_ms(),
+                        component: GATEWAY_NAME.to_owned(),
+                        kind,
+                    };
+                    for (custodian, reason) in liars {
+                        w.observe(&event(ribat_detect::Kind::ProofFailure {
+                            custodian: *custodian,
+                            reason: reason.clone(),
+                        }));
+                    }
+                    w.observe(&event(ribat_detect::Kind::Audited {
                         request_id: id.to_owned(),
-                    },
-                });
-            }
-        }));
+                    }));
+                }
+            }));
+    }
+    // What this gateway enforces, for the record (and the SIEM).
+    for (what, path) in [
+        ("policy.json", home.root().join("policy.json")),
+        (RULES_FILE, home.root().join(RULES_FILE)),
+    ] {
+        if let Ok(bytes) = std::fs::read(&path) {
+            use sha2::Digest;
+            watch.observe(&ribat_detect::Event {
+                time_ms: clock.now_ms(),
+                component: GATEWAY_NAME.to_owned(),
+                kind: ribat_detect::Kind::PolicyChange {
+                    what: what.to_owned(),
+                    digest: hex::encode(sha2::Sha256::digest(&bytes)),
+                },
+            });
+        }
     }
     for c in &node.custodians {
         watch.add_enforcer(c.clone());

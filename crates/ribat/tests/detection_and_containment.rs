@@ -300,6 +300,18 @@ fn a_partner_scraping_the_register_is_quarantined_everywhere_within_a_dozen_reco
         reads, 10,
         "9 reads before the decision and 1 after the release"
     );
+    // What the gateway enforces is on record: its policy and rules, with their digests.
+    for file in ["policy.json", "rules.json"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["status_detail"] == format!("{file} loaded")
+                    && l["unmapped"]["sha256"]
+                        .as_str()
+                        .is_some_and(|d| d.len() == 64)),
+            "{file}"
+        );
+    }
     assert!(lines.iter().any(|l| l["class_uid"] == 2004
         && l["finding_info"]["uid"] == d.id.as_str()
         && l["finding_info"]["analytic"]["name"] == "velocity"));
