@@ -105,8 +105,11 @@ rule!(
     Baseline {
         /// Fires above `factor` × the learned mean…
         factor: f64,
-        /// …and above this many subjects.
+        /// …and above this many subjects (a role's hour)…
         floor: usize,
+        /// …or this many (one identity's hour).
+        #[serde(default = "default_identity_floor")]
+        identity_floor: usize,
         /// Hours of the same slot learned before it judges.
         warmup: u32,
     }
@@ -237,6 +240,11 @@ fn per_role(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
 
 const DAY: u64 = 86_400;
 
+/// Subjects in one identity's hour below which the baseline never fires.
+fn default_identity_floor() -> usize {
+    60
+}
+
 impl Default for Rules {
     /// The embedded deployment's rules, tuned to its default policy.
     fn default() -> Self {
@@ -293,6 +301,7 @@ impl Default for Rules {
                 duration_secs: 3600,
                 factor: 4.0,
                 floor: 200,
+                identity_floor: default_identity_floor(),
                 warmup: 1,
             },
             breadth: Breadth {

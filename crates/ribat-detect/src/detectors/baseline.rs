@@ -25,7 +25,37 @@ struct RoleHours {
 
 #[derive(Default)]
 pub struct Baseline {
+    /// Per role, and per identity.
     roles: HashMap<String, RoleHours>,
+    identities: HashMap<String, RoleHours>,
+}
+
+impl RoleHours {
+    /// Counts `subject` in the hour of `time_ms`; returns (distinct this hour, learned
+    /// mean for this hour of the week and hours learned) once the slot has been learned.
+    fn count(&mut self, time_ms: u64, offset: i32, subject: &str) -> (usize, Option<(f64, u32)>) {
+        let (day, minute) = local(time_ms, offset);
+        let hour = day * 24 + i64::from(minute / 60);
+        let slot = (usize::from(weekday(day)) - 1) * 24 + (minute / 60) as usize;
+        if hour != self.hour {
+            if self.hour != 0 {
+                let n = self.subjects.len() as f64;
+                let e = self.learned.entry(self.slot).or_insert((n, 0));
+                e.0 = if e.1 == 0 {
+                    n
+                } else {
+                    ALPHA * n + (1.0 - ALPHA) * e.0
+                };
+                e.1 += 1;
+            }
+            self.hour = hour;
+            self.slot = slot;
+            self.subjects.clear();
+            self.fired = false;
+        }
+        self.subjects.insert(subject.to_owned());
+        (self.subjects.len(), self.learned.get(&slot).copied())
+    }
 }
 
 impl Detector for Baseline {
@@ -37,44 +67,39 @@ impl Detector for Baseline {
         let r = &rules.baseline;
         let Kind::Access(a) = &ev.kind else { return };
         let Some(subject) = &a.subject else { return };
-        let (day, minute) = local(ev.time_ms, rules.utc_offset_minutes);
-        let hour = day * 24 + i64::from(minute / 60);
-        let slot = (usize::from(weekday(day)) - 1) * 24 + (minute / 60) as usize;
-        let h = self.roles.entry(a.actor.role.clone()).or_default();
-        if hour != h.hour {
-            if h.hour != 0 {
-                let n = h.subjects.len() as f64;
-                let e = h.learned.entry(h.slot).or_insert((n, 0));
-                e.0 = if e.1 == 0 {
-                    n
+        let offset = rules.utc_offset_minutes;
+        for (by_role, name, floor) in [
+            (true, &a.actor.role, r.floor),
+            (false, &a.actor.identity, r.identity_floor),
+        ] {
+            let table = if by_role {
+                &mut self.roles
+            } else {
+                &mut self.identities
+            };
+            let h = table.entry(name.clone()).or_default();
+            let (n, learned) = h.count(ev.time_ms, offset, subject);
+            let Some((mean, hours)) = learned else {
+                continue;
+            };
+            if !h.fired && hours >= r.warmup && n > floor && n as f64 > r.factor * mean {
+                h.fired = true;
+                let (target, who) = if by_role {
+                    (Target::Role(name.clone()), format!("role {name}"))
                 } else {
-                    ALPHA * n + (1.0 - ALPHA) * e.0
+                    (Target::Identity(name.clone()), name.clone())
                 };
-                e.1 += 1;
+                out.push(finding(
+                    RULE,
+                    r.common(),
+                    Severity::Medium,
+                    target,
+                    format!(
+                        "{who} read {n} distinct subjects this hour; it usually reads {mean:.0} at this hour of the week"
+                    ),
+                    vec![ev.summary()],
+                ));
             }
-            h.hour = hour;
-            h.slot = slot;
-            h.subjects.clear();
-            h.fired = false;
-        }
-        h.subjects.insert(subject.clone());
-        let n = h.subjects.len();
-        let Some(&(mean, hours)) = h.learned.get(&slot) else {
-            return;
-        };
-        if !h.fired && hours >= r.warmup && n > r.floor && n as f64 > r.factor * mean {
-            h.fired = true;
-            out.push(finding(
-                RULE,
-                r.common(),
-                Severity::Medium,
-                Target::Role(a.actor.role.clone()),
-                format!(
-                    "role {} read {n} distinct subjects this hour; it usually reads {mean:.0} at this hour of the week",
-                    a.actor.role
-                ),
-                vec![ev.summary()],
-            ));
         }
     }
 }
@@ -105,9 +130,15 @@ mod tests {
         // Same slot next week, far above 4 × 300.
         events.extend(hour_of(1, 1_300));
         let f = run(&mut Baseline::default(), &rules, &events);
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert!(f[0].title.contains("1201 distinct"), "{}", f[0].title);
+        // The role and the identity (the only one of its role here) both fire.
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(
+            f[0].title.starts_with("role clerk read 1201 distinct"),
+            "{}",
+            f[0].title
+        );
         assert!(f[0].title.contains("usually reads 300"), "{}", f[0].title);
+        assert_eq!(f[1].target, Target::Identity("c-1".into()));
         // The first week alone (nothing learned) and a normal second week: nothing.
         let mut calm = hour_of(0, 300);
         calm.extend(hour_of(1, 350));
