@@ -290,7 +290,8 @@ impl Default for Rules {
             sustained: Sustained {
                 mode: Mode::Enforce,
                 action: Action::StepUp,
-                duration_secs: DAY,
+                // A week: a day would let low-and-slow resume the next afternoon.
+                duration_secs: 7 * DAY,
                 share: 0.8,
                 days: 2,
                 daily_quota: BTreeMap::new(),
