@@ -136,6 +136,7 @@ impl Decision {
         let mut unsigned = self.clone();
         unsigned.signature.clear();
         let mut out = format!("{DECISION_FORMAT}\n").into_bytes();
+        // Strings, numbers and enums only: serialising cannot fail.
         out.extend(serde_json::to_vec(&unsigned).unwrap_or_default());
         out
     }
