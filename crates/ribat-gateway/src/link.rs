@@ -34,6 +34,19 @@ use std::time::Duration;
 pub const PARTIAL_PATH: &str = "/v1/partial";
 /// Where a gateway tells a custodian which request ids it audited.
 pub const AUDITED_PATH: &str = "/v1/audited";
+/// Where a gateway hands a custodian a decision to carry out (or lift).
+pub const DECISION_PATH: &str = "/v1/decision";
+
+/// A decision on the wire: carry it out, or lift it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireDecision {
+    /// The signed decision.
+    pub decision: ribat_detect::Decision,
+    /// Lift it instead.
+    #[serde(default)]
+    pub release: bool,
+}
 
 /// Request ids a gateway made durable in its audit log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,7 +149,59 @@ pub fn custodian_router(service: Arc<CustodianService>) -> Router {
     Router::new()
         .route(PARTIAL_PATH, post(partial))
         .route(AUDITED_PATH, post(audited))
+        .route(DECISION_PATH, post(decision))
         .with_state(service)
+}
+
+/// A gateway's decision about an identity: a quarantine only restricts, so a custodian
+/// carries it out on its gateway's word (it could refuse that identity anyway), durably in
+/// its own log.
+async fn decision(
+    State(s): State<Arc<CustodianService>>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<WireDecision>,
+) -> Response {
+    if caller.peer.role != "gateway" {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let d = body.decision;
+    let (ribat_detect::Target::Identity(identity), ribat_detect::Action::Quarantine) =
+        (&d.target, d.action)
+    else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    if !d.enforces() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let (c, identity) = (s.custodian.clone(), identity.clone());
+    let why = format!("decision {} of {}: {}", d.id, caller.peer.name, d.rule);
+    let done = tokio::task::spawn_blocking(move || {
+        if body.release {
+            c.lift(&identity, &format!("{why} released"))
+        } else {
+            c.impose(&identity, d.until_ms / 1000, &why)
+        }
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(WireRefusal {
+                denial: None,
+                error: Some(e.to_string()),
+            }),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(WireRefusal {
+                denial: None,
+                error: Some(format!("task failed: {e}")),
+            }),
+        )
+            .into_response(),
+    }
 }
 
 async fn audited(
@@ -308,12 +373,11 @@ impl RemoteCustodian {
         }
     }
 
-    /// Tells the custodian which request ids the gateway audited (best effort: a custodian
-    /// that does not hear them in time treats its answers as unaudited and stops answering
-    /// this gateway's certificate).
-    pub async fn post_audited(&self, request_ids: Vec<String>) -> Result<(), ClientError> {
-        let body = serde_json::to_vec(&WireAudited { request_ids })
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+    async fn post(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<crate::client::Response, ClientError> {
         let mut guard = self.conn.lock().await;
         if !guard.as_ref().is_some_and(Connection::is_open) {
             *guard =
@@ -322,13 +386,49 @@ impl RemoteCustodian {
         let Some(conn) = guard.as_mut() else {
             return Err(ClientError::Http("no connection".into()));
         };
-        match conn.send("POST", AUDITED_PATH, None, Some(body)).await {
-            Ok(r) if r.status < 300 => Ok(()),
-            Ok(r) => Err(ClientError::Http(format!("HTTP {}", r.status))),
+        match conn.send("POST", path, None, Some(body)).await {
+            Ok(r) => Ok(r),
             Err(e) => {
                 *guard = None;
                 Err(e)
             }
+        }
+    }
+
+    /// Hands the custodian a decision (from a blocking thread), within the deadline.
+    pub(crate) fn send_decision(
+        &self,
+        d: &ribat_detect::Decision,
+        release: bool,
+    ) -> Result<(), String> {
+        let body = serde_json::to_vec(&WireDecision {
+            decision: d.clone(),
+            release,
+        })
+        .map_err(|e| e.to_string())?;
+        let r = self
+            .runtime
+            .block_on(async {
+                tokio::time::timeout(self.deadline, self.post(DECISION_PATH, body)).await
+            })
+            .map_err(|_| format!("no answer within {} ms", self.deadline.as_millis()))?
+            .map_err(|e| e.to_string())?;
+        if r.status < 300 {
+            Ok(())
+        } else {
+            Err(format!("HTTP {}", r.status))
+        }
+    }
+
+    /// Tells the custodian which request ids the gateway audited (best effort: a custodian
+    /// that does not hear them in time treats its answers as unaudited and stops answering
+    /// this gateway's certificate).
+    pub async fn post_audited(&self, request_ids: Vec<String>) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(&WireAudited { request_ids })
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        match self.post(AUDITED_PATH, body).await? {
+            r if r.status < 300 => Ok(()),
+            r => Err(ClientError::Http(format!("HTTP {}", r.status))),
         }
     }
 

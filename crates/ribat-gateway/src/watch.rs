@@ -107,6 +107,28 @@ impl Enforcer for ribat_custodian::LocalCustodian {
     }
 }
 
+impl Enforcer for crate::link::RemoteCustodian {
+    fn name(&self) -> String {
+        format!("custodian-{}", ribat_custodian::Custodian::index(self))
+    }
+
+    fn enforce(&self, d: &Decision) -> Result<bool, String> {
+        match (&d.target, d.action) {
+            (Target::Identity(_), ribat_detect::Action::Quarantine) => {
+                self.send_decision(d, false).map(|()| true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn release(&self, d: &Decision) -> Result<(), String> {
+        match (&d.target, d.action) {
+            (Target::Identity(_), ribat_detect::Action::Quarantine) => self.send_decision(d, true),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Where events and decisions go besides the decision log.
 #[derive(Debug, Default, Clone)]
 pub struct Outputs {

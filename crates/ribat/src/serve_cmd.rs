@@ -277,6 +277,9 @@ pub fn assemble(
             });
         }
     }
+    for r in &remotes {
+        watch.add_enforcer(r.clone());
+    }
     for c in &node.custodians {
         watch.add_enforcer(c.clone());
         c.set_observer(Arc::new(CustodianEvents {

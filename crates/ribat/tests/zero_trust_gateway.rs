@@ -728,3 +728,78 @@ fn a_gateway_stopped_by_sigterm_signs_a_last_checkpoint_of_what_it_served() {
         &["audit", "verify", audit.to_str().unwrap()],
     ));
 }
+
+#[test]
+fn a_quarantine_decided_at_the_gateway_reaches_a_networked_custodian_and_so_does_its_release() {
+    let f = fixture();
+    let cust = networked_custodian(&f.home, 3);
+    let remote = format!("3={}", cust.addr);
+    let gw = start(
+        &f.home,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--remote-custodian",
+            &remote,
+            "--passphrases",
+            "env",
+        ],
+        &[],
+    );
+    // A honey record read by the partner: the custodians it asked quarantine it, and the
+    // gateway's decision carries that to custodian 3 over the link, durably.
+    let partner = identity(&f.home, "partner.insurer-x");
+    let tok = token(&gw.addr, &f.ca, &partner);
+    let honey = f.fund.persons.iter().find(|p| p.honey).unwrap();
+    let r = call(
+        &gw.addr,
+        config(&f.ca, Some(&partner)),
+        "GET",
+        &format!("/v1/persons/{}?purpose=partner-verification", honey.cnss),
+        Some(&tok),
+        None,
+    )
+    .unwrap();
+    assert_eq!((r.status, problem(&r).as_str()), (403, "quarantined"));
+    let decisions = ribat_gateway::watch::read_log(&f.home.join("decisions")).unwrap();
+    let d = decisions
+        .iter()
+        .find_map(|r| match r {
+            ribat_gateway::watch::Record::Decision(d) if d.rule == "honey" => Some(d.clone()),
+            _ => None,
+        })
+        .expect("a honey decision");
+    assert!(
+        d.enforced_by.iter().any(|c| c == "custodian-3"),
+        "{:?}",
+        d.enforced_by
+    );
+    let logged = |outcome: &str| {
+        ribat_custodian::served_log::ServedLog::read(&f.home.join("custodians/custodian-3"))
+            .unwrap()
+            .iter()
+            .any(|e| e.outcome == outcome && e.identity == "partner.insurer-x")
+    };
+    assert!(
+        logged("quarantined"),
+        "custodian 3 logged the quarantine itself"
+    );
+    assert!(!logged("released"));
+    // Two administrators release it: custodian 3 lifts it too.
+    for admin in ["sec.a", "sec.b"] {
+        add(&f.home, admin, "security", "cnss-soc");
+        let who = identity(&f.home, admin);
+        let r = call(
+            &gw.addr,
+            config(&f.ca, Some(&who)),
+            "POST",
+            &format!("/v1/decisions/{}/release", d.id),
+            Some(&token(&gw.addr, &f.ca, &who)),
+            Some(serde_json::json!({"reason": "test of the release path"})),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert!(logged("released"), "custodian 3 logged the release");
+}
