@@ -133,6 +133,18 @@ impl std::fmt::Debug for CustodianService {
     }
 }
 
+/// A failure that is not a policy refusal, as the gateway's link reads it.
+fn wire_error(status: StatusCode, error: String) -> Response {
+    (
+        status,
+        Json(WireRefusal {
+            denial: None,
+            error: Some(error),
+        }),
+    )
+        .into_response()
+}
+
 fn refuse(status: StatusCode, denial: Denial) -> Response {
     (
         status,
@@ -185,22 +197,11 @@ async fn decision(
     .await;
     match done {
         Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(WireRefusal {
-                denial: None,
-                error: Some(e.to_string()),
-            }),
-        )
-            .into_response(),
-        Err(e) => (
+        Ok(Err(e)) => wire_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => wire_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            Json(WireRefusal {
-                denial: None,
-                error: Some(format!("task failed: {e}")),
-            }),
-        )
-            .into_response(),
+            format!("task failed: {e}"),
+        ),
     }
 }
 
@@ -297,22 +298,11 @@ async fn partial(
     match result {
         Ok(Ok(p)) => Json(WirePartial::from_partial(&p)).into_response(),
         Ok(Err(CustodianError::Denied { denial, .. })) => refuse(StatusCode::FORBIDDEN, denial),
-        Ok(Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(WireRefusal {
-                denial: None,
-                error: Some(e.to_string()),
-            }),
-        )
-            .into_response(),
-        Err(e) => (
+        Ok(Err(e)) => wire_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => wire_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            Json(WireRefusal {
-                denial: None,
-                error: Some(format!("task failed: {e}")),
-            }),
-        )
-            .into_response(),
+            format!("task failed: {e}"),
+        ),
     }
 }
 
