@@ -3,6 +3,7 @@
 //! Owns: the class keys' Feldman sharing (`shamir`), the public group file (`group`),
 //! sealing and opening records (`envelope`), RFC 9497 DLEQ proofs (`dleq`), verifying and
 //! combining custodians' partial decryptions (`combine`), blind indexes (`blind_index`),
+//! leak digests (`leak_digest`),
 //! passphrase sealing of shares at rest (`passphrase`) and the secret types (`secret`).
 //!
 //! Must never: implement a primitive (every one comes from RustCrypto or dalek), hold a
@@ -23,6 +24,7 @@ mod entropy;
 pub mod envelope;
 mod error;
 pub mod group;
+pub mod leak_digest;
 pub mod passphrase;
 pub mod point;
 pub mod secret;

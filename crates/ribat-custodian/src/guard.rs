@@ -10,7 +10,8 @@
 //! log, so a restart does not reset quotas or lift quarantines.
 
 use crate::error::Denial;
-use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, Policy};
+use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, PURPOSE_OPEN_LEAK_KEY, Policy};
+use crate::quorum::{INDEX_KEY_RECORD, LEAK_KEY_RECORD};
 use crate::request::{MAX_RECORDS_PER_REQUEST, PartialRequest};
 use crate::window::{QuotaBook, Scope};
 use std::collections::{BTreeMap, HashSet};
@@ -195,7 +196,14 @@ impl Guard {
         }
         // Service keys are opened only under their own purpose, and that purpose opens
         // nothing else: a service identity cannot read persons.
-        if (req.table == KEYS_TABLE) != (req.purpose == PURPOSE_OPEN_INDEX_KEY) {
+        let key_record = match req.purpose.as_str() {
+            PURPOSE_OPEN_INDEX_KEY => Some(INDEX_KEY_RECORD),
+            PURPOSE_OPEN_LEAK_KEY => Some(LEAK_KEY_RECORD),
+            _ => None,
+        };
+        let only_that_key = key_record
+            .is_some_and(|k| req.table == KEYS_TABLE && req.record_ids.iter().all(|r| r == k));
+        if (req.table == KEYS_TABLE || key_record.is_some()) && !only_that_key {
             return Err(Denial::TableNotAllowed {
                 table: req.table.clone(),
                 purpose: req.purpose.clone(),
@@ -412,6 +420,33 @@ mod tests {
         );
         k.table = KEYS_TABLE.into();
         assert_eq!(g.decide(&k, 0).outcome, Ok(()));
+        // Each key's purpose opens that key only: the leak key's purpose neither opens
+        // the index key nor reads salaries, and the other way round.
+        let mut leak = req(
+            "svc",
+            "service",
+            PURPOSE_OPEN_LEAK_KEY,
+            "financial",
+            &["leak-digest"],
+        );
+        leak.table = KEYS_TABLE.into();
+        assert_eq!(g.decide(&leak, 0).outcome, Ok(()));
+        for (purpose, record, table) in [
+            (PURPOSE_OPEN_LEAK_KEY, "blind-index", KEYS_TABLE),
+            (PURPOSE_OPEN_INDEX_KEY, "leak-digest", KEYS_TABLE),
+            (PURPOSE_OPEN_LEAK_KEY, "p-1", "persons"),
+            ("counter-service", "leak-digest", KEYS_TABLE),
+        ] {
+            let mut r = req("svc", "service", purpose, "financial", &[record]);
+            r.table = table.into();
+            assert!(
+                matches!(
+                    g.decide(&r, 0).outcome,
+                    Err(Denial::TableNotAllowed { .. } | Denial::PurposeNotAllowed { .. })
+                ),
+                "{purpose} {table}/{record}"
+            );
+        }
     }
 
     struct OfficeHours;

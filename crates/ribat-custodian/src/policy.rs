@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The purpose under which the blind-index key (table `keys`) is opened, and nothing else.
 pub const PURPOSE_OPEN_INDEX_KEY: &str = "open-index-key";
+/// The purpose under which the leak-digest key is opened (an import writing digests, a
+/// leak scan checking them), and nothing else.
+pub const PURPOSE_OPEN_LEAK_KEY: &str = "open-leak-key";
 /// The table holding sealed service keys.
 pub const KEYS_TABLE: &str = "keys";
 
@@ -173,7 +176,11 @@ impl Policy {
         roles.insert("auditor".into(), role(&[], &["audit"], Some((0, 3600))));
         roles.insert(
             "service".into(),
-            role(&["identity"], &[PURPOSE_OPEN_INDEX_KEY], Some((10, 60))),
+            role(
+                &["identity", "financial"],
+                &[PURPOSE_OPEN_INDEX_KEY, PURPOSE_OPEN_LEAK_KEY],
+                Some((10, 60)),
+            ),
         );
         Self {
             format: POLICY_FORMAT.into(),

@@ -9,7 +9,7 @@
 
 use crate::custodian::Custodian;
 use crate::error::{CustodianError, Denial};
-use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY};
+use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, PURPOSE_OPEN_LEAK_KEY};
 use crate::request::{PartialRequest, Requester};
 use ribat_crypto::CryptoError;
 use ribat_crypto::blind_index::BlindIndexer;
@@ -27,6 +27,34 @@ use thiserror::Error;
 pub const INDEX_KEY_RECORD: &str = "blind-index";
 /// Class the blind-index key is sealed to.
 pub const INDEX_KEY_CLASS: &str = "identity";
+/// The record holding the sealed leak-digest key `k_leak`.
+pub const LEAK_KEY_RECORD: &str = "leak-digest";
+/// Class the leak-digest key is sealed to: it opens digests of salaries, so it needs the
+/// class that guards salaries.
+pub const LEAK_KEY_CLASS: &str = "financial";
+
+/// A service key kept sealed in the `keys` table.
+#[derive(Debug, Clone, Copy)]
+struct ServiceKey {
+    record: &'static str,
+    class: &'static str,
+    field: &'static str,
+    purpose: &'static str,
+}
+
+const INDEX_KEY: ServiceKey = ServiceKey {
+    record: INDEX_KEY_RECORD,
+    class: INDEX_KEY_CLASS,
+    field: "k_idx",
+    purpose: PURPOSE_OPEN_INDEX_KEY,
+};
+
+const LEAK_KEY: ServiceKey = ServiceKey {
+    record: LEAK_KEY_RECORD,
+    class: LEAK_KEY_CLASS,
+    field: "k_leak",
+    purpose: PURPOSE_OPEN_LEAK_KEY,
+};
 
 /// Why one custodian did not contribute.
 #[derive(Debug)]
@@ -349,25 +377,27 @@ impl QuorumReader {
     /// Draws a blind-index key and stores it sealed to the identity class. Done once, at
     /// set-up; only a quorum can open it again.
     pub fn create_index_key(group: &GroupPublic, store: &dyn Store) -> Result<(), QuorumError> {
-        let key = SecretBytes::<32>::random()?;
-        let env = Sealer::new(INDEX_KEY_CLASS, group.class(INDEX_KEY_CLASS)?, group.epoch).seal(
-            KEYS_TABLE,
-            INDEX_KEY_RECORD,
-            &[("k_idx", key.expose())],
-        )?;
-        store.put_records(&[StoredRecord {
-            table: KEYS_TABLE.into(),
-            record_id: INDEX_KEY_RECORD.into(),
-            version: 1,
-            classes: vec![StoredClass {
-                class: INDEX_KEY_CLASS.into(),
-                epoch: env.epoch,
-                r: env.r,
-                envelope: env.to_bytes()?,
-            }],
-            index: Vec::new(),
-        }])?;
-        Ok(())
+        create_service_key(INDEX_KEY, group, store)
+    }
+
+    /// Draws the leak-digest key and stores it sealed to the financial class, unless the
+    /// store holds one already (a home made before leak digests existed gets one when it
+    /// is first needed; an existing key is never replaced, or its digests would be lost).
+    pub fn create_leak_key(group: &GroupPublic, store: &dyn Store) -> Result<(), QuorumError> {
+        if store.version(KEYS_TABLE, LEAK_KEY_RECORD)?.is_some() {
+            return Ok(());
+        }
+        create_service_key(LEAK_KEY, group, store)
+    }
+
+    /// Opens the leak-digest key through the quorum: every custodian checks and logs it
+    /// like any read, under its own purpose, which opens nothing else.
+    pub fn open_leak_key(
+        &self,
+        who: &Requester,
+        request_id: &str,
+    ) -> Result<SecretBytes<32>, QuorumError> {
+        self.open_service_key(LEAK_KEY, who, request_id, None)
     }
 
     /// Opens the blind-index key through the quorum, as the service identity `who`.
@@ -386,27 +416,66 @@ impl QuorumReader {
         request_id: &str,
         token: Option<crate::request::Bearer>,
     ) -> Result<BlindIndexer, QuorumError> {
+        Ok(BlindIndexer::new(
+            self.open_service_key(INDEX_KEY, who, request_id, token)?,
+        ))
+    }
+
+    fn open_service_key(
+        &self,
+        key: ServiceKey,
+        who: &Requester,
+        request_id: &str,
+        token: Option<crate::request::Bearer>,
+    ) -> Result<SecretBytes<32>, QuorumError> {
         let read = self.read(&PartialRequest {
             request_id: request_id.to_owned(),
             requester: who.clone(),
-            purpose: PURPOSE_OPEN_INDEX_KEY.into(),
+            purpose: key.purpose.into(),
             table: KEYS_TABLE.into(),
-            class: INDEX_KEY_CLASS.into(),
-            record_ids: vec![INDEX_KEY_RECORD.into()],
+            class: key.class.into(),
+            record_ids: vec![key.record.into()],
             token,
         })?;
+        let malformed = |reason: String| CryptoError::Malformed {
+            what: "service key record",
+            reason,
+        };
         let raw = read
             .records
             .first()
-            .and_then(|(_, f)| f.get("k_idx"))
-            .ok_or(CryptoError::Malformed {
-                what: "blind-index key record",
-                reason: "no k_idx field".into(),
-            })?;
-        let key: [u8; 32] = raw.try_into().map_err(|_| CryptoError::Malformed {
-            what: "blind-index key record",
-            reason: "k_idx is not 32 bytes".into(),
-        })?;
-        Ok(BlindIndexer::new(SecretBytes::new(key)))
+            .and_then(|(_, f)| f.get(key.field))
+            .ok_or_else(|| malformed(format!("no {} field", key.field)))?;
+        let bytes: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| malformed(format!("{} is not 32 bytes", key.field)))?;
+        Ok(SecretBytes::new(bytes))
     }
+}
+
+fn create_service_key(
+    key: ServiceKey,
+    group: &GroupPublic,
+    store: &dyn Store,
+) -> Result<(), QuorumError> {
+    let secret = SecretBytes::<32>::random()?;
+    let env = Sealer::new(key.class, group.class(key.class)?, group.epoch).seal(
+        KEYS_TABLE,
+        key.record,
+        &[(key.field, secret.expose())],
+    )?;
+    store.put_records(&[StoredRecord {
+        table: KEYS_TABLE.into(),
+        record_id: key.record.into(),
+        version: 1,
+        classes: vec![StoredClass {
+            class: key.class.into(),
+            epoch: env.epoch,
+            r: env.r,
+            envelope: env.to_bytes()?,
+        }],
+        index: Vec::new(),
+        digests: Vec::new(),
+    }])?;
+    Ok(())
 }

@@ -18,6 +18,9 @@ use ribat_crypto::Result;
 use ribat_crypto::blind_index::{BlindIndexer, BlindTag};
 use ribat_crypto::envelope::{Envelope, Sealer};
 use ribat_crypto::group::GroupPublic;
+use ribat_crypto::leak_digest::{
+    Digest, Field, LeakDigester, Locate, encode_body, normalise_field, salary_forms,
+};
 use ribat_store::{StoredClass, StoredRecord};
 
 /// Table of insured persons.
@@ -29,11 +32,13 @@ pub const DECLARATIONS: &str = "declarations";
 /// Blind-index kind for a person's declarations.
 pub const DECL_OF: &str = "decl-of";
 
-/// Seals records with the group's public keys and tags them with the blind-index key.
+/// Seals records with the group's public keys and tags them with the blind-index key
+/// (and, when given the opened leak key, files their leak digests).
 pub struct RecordSealer<'a> {
     identity: Sealer,
     financial: Sealer,
     index: &'a BlindIndexer,
+    leak: Option<&'a LeakDigester>,
 }
 
 fn stored(env: &Envelope) -> Result<StoredClass> {
@@ -56,7 +61,14 @@ impl<'a> RecordSealer<'a> {
             identity: Sealer::new("identity", group.class("identity")?, group.epoch),
             financial: Sealer::new("financial", group.class("financial")?, group.epoch),
             index,
+            leak: None,
         })
+    }
+
+    /// The same sealer, also writing leak digests with `leak`.
+    pub fn with_leak_digests(mut self, leak: &'a LeakDigester) -> Self {
+        self.leak = Some(leak);
+        self
     }
 
     /// The opaque record id of the person with this CNSS number.
@@ -109,12 +121,17 @@ impl<'a> RecordSealer<'a> {
         {
             index.push(tag("name-birth", t));
         }
+        let digests = self
+            .leak
+            .map(|l| person_digests(l, record_id, p))
+            .unwrap_or_default();
         Ok(StoredRecord {
             table: PERSONS.into(),
             record_id: record_id.to_owned(),
             version,
             classes: vec![stored(&id)?, stored(&fin)?],
             index,
+            digests,
         })
     }
 
@@ -140,6 +157,7 @@ impl<'a> RecordSealer<'a> {
             version,
             classes: vec![stored(&id)?],
             index: vec![tag("affiliation", self.index.affiliation(&e.affiliation)?)],
+            digests: Vec::new(),
         })
     }
 
@@ -180,8 +198,65 @@ impl<'a> RecordSealer<'a> {
             version,
             classes: vec![stored(&fin)?],
             index: vec![tag(DECL_OF, self.index.reference(DECL_OF, person_id)?)],
+            digests: self
+                .leak
+                .map(|l| declaration_digests(l, person_id, d))
+                .unwrap_or_default(),
         })
     }
+}
+
+/// Digests of what identifies a person, filed under each identifier a leaked row may carry.
+fn person_digests(l: &LeakDigester, record_id: &str, p: &PersonRow) -> Vec<([u8; 16], Vec<u8>)> {
+    let mut pairs = Vec::new();
+    let full_name = format!("{} {}", p.given, p.surname);
+    for (field, value) in [
+        (Field::Cnss, p.cnss.as_str()),
+        (Field::Cin, p.cin.as_str()),
+        (Field::Name, full_name.as_str()),
+        (Field::NameAr, p.name_ar.as_str()),
+        (Field::Birth, p.birth_date.as_str()),
+        (Field::Rib, p.rib.as_str()),
+    ] {
+        if let Some(v) = normalise_field(field, value) {
+            pairs.push((field, l.digest(field, record_id, &v)));
+        }
+    }
+    let body = encode_body(&pairs);
+    [
+        l.locator(Locate::Cnss, &p.cnss),
+        l.locator(Locate::Cin, &p.cin),
+        l.name_birth_locator(&full_name, &p.birth_date),
+        l.name_birth_locator(&p.name_ar, &p.birth_date),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|loc| (loc, body.clone()))
+    .collect()
+}
+
+/// Digests of a month's declaration, salted with the person's id so that a scanner
+/// computes each leaked value's digest once and compares it with every month.
+fn declaration_digests(
+    l: &LeakDigester,
+    person_id: &str,
+    d: &DeclarationRow,
+) -> Vec<([u8; 16], Vec<u8>)> {
+    let mut pairs: Vec<(Field, Digest)> = salary_forms(d.salary_real)
+        .iter()
+        .map(|(f, v)| (*f, l.digest(*f, person_id, &v.to_string())))
+        .collect();
+    pairs.push((
+        Field::Days,
+        l.digest(Field::Days, person_id, &d.days.to_string()),
+    ));
+    pairs.push((
+        Field::SalaryCapped,
+        l.digest(Field::SalaryCapped, person_id, &d.salary_capped.to_string()),
+    ));
+    l.locator(Locate::DeclarationsOf, person_id)
+        .map(|loc| vec![(loc, encode_body(&pairs))])
+        .unwrap_or_default()
 }
 
 fn opaque(prefix: &str, t: &BlindTag) -> String {

@@ -6,7 +6,9 @@
 //! rules, idempotent re-runs, atomic batches, refusals, lookups, and durability across a
 //! reopen.
 
-use crate::{PointSource, RecordRef, Store, StoreError, StoredClass, StoredRecord, TABLES};
+use crate::{
+    DigestRow, PointSource, RecordRef, Store, StoreError, StoredClass, StoredRecord, TABLES,
+};
 
 /// Refusals common to both backends, checked before anything is written.
 pub fn check_write(r: &StoredRecord) -> Result<(), StoreError> {
@@ -66,6 +68,7 @@ pub fn record(table: &str, id: &str, version: u64, byte: u8) -> StoredRecord {
             ("cin".into(), [byte; 16]),
             ("cnss".into(), [byte.wrapping_add(1); 16]),
         ],
+        digests: vec![([byte; 16], vec![1, byte, 0, 0, 0, 0, 0, 0, 0])],
     }
 }
 
@@ -93,6 +96,7 @@ pub fn run_all<H: Harness>(h: &mut H) {
     large_batch(h);
     bulk_load(h);
     bulk_load_interrupted(h);
+    digests_keep_every_version(h);
 }
 
 fn bulk_load<H: Harness>(h: &mut H) {
@@ -286,4 +290,54 @@ fn large_batch<H: Harness>(h: &mut H) {
     must(s.put_records(&batch), "put 3,000");
     assert_eq!(must(s.count("persons"), "count"), 3_000);
     assert_eq!(must(s.lookup("cin", &[250; 16]), "lookup").len(), 11);
+}
+
+fn digests_keep_every_version<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    let mut v1 = record("persons", "p-a", 1, 1);
+    v1.digests.push(([99; 16], vec![2; 9]));
+    let mut v2 = record("persons", "p-a", 2, 2);
+    v2.digests = vec![([1; 16], vec![3; 9])];
+    must(s.put_records(&[v1.clone()]), "put v1");
+    must(s.put_records(&[v1]), "re-put v1");
+    must(s.put_records(&[v2]), "put v2");
+    must(s.put_records(&[record("persons", "p-b", 1, 1)]), "put p-b");
+    let rows = must(s.digests(&[1; 16]), "digests");
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|r| (r.record_id.as_str(), r.version, r.body.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("p-a", 1, vec![1, 1, 0, 0, 0, 0, 0, 0, 0]),
+            ("p-a", 2, vec![3; 9]),
+            ("p-b", 1, vec![1, 1, 0, 0, 0, 0, 0, 0, 0]),
+        ],
+        "a replaced version's digests must stay, once each"
+    );
+    assert_eq!(must(s.digests(&[99; 16]), "digests").len(), 1);
+    assert!(must(s.digests(&[7; 16]), "digests").is_empty());
+    let mut all: Vec<DigestRow> = Vec::new();
+    must(
+        s.scan_digests(&mut |r| {
+            all.push(r);
+            true
+        }),
+        "scan",
+    );
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|r| r.table == "persons"));
+    let mut first = 0;
+    must(
+        s.scan_digests(&mut |_| {
+            first += 1;
+            false
+        }),
+        "stopped scan",
+    );
+    assert_eq!(first, 1, "returning false stops the pass");
+    drop(s);
+    let s = h.reopen();
+    assert_eq!(must(s.digests(&[1; 16]), "digests").len(), 3);
 }

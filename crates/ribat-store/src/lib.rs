@@ -6,7 +6,8 @@
 //! key. It stores bytes the vault crate produced and hands them back.
 //!
 //! One schema for every record type: `records` (table, id, version), `sealed` (one row per
-//! sealed class: epoch, `R`, envelope) and `blind_index` (kind, tag → record). Persons,
+//! sealed class: epoch, `R`, envelope), `blind_index` (kind, tag → record) and `digests`
+//! (locator → record version, keyed field digests, kept across versions). Persons,
 //! employers, declarations and exports have the same shape at rest (opaque id, sealed
 //! classes, tags), so one schema and one conformance suite serve them all; the logical
 //! table is a column restricted to [`TABLES`].
@@ -56,6 +57,25 @@ pub struct StoredRecord {
     pub classes: Vec<StoredClass>,
     /// `(kind, tag)` pairs.
     pub index: Vec<(String, [u8; 16])>,
+    /// Leak digests: `(locator, body)` pairs, keyed hashes only (see
+    /// `ribat_crypto::leak_digest`). Unlike tags they are kept when a record is replaced:
+    /// a leaked copy of an older version must still be recognised as ours.
+    pub digests: Vec<([u8; 16], Vec<u8>)>,
+}
+
+/// A stored leak digest and the record version it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestRow {
+    /// The locator it is filed under.
+    pub locator: [u8; 16],
+    /// Table of the record.
+    pub table: String,
+    /// Record id.
+    pub record_id: String,
+    /// Version of the record the digests were computed from.
+    pub version: u64,
+    /// `(field code, digest)` pairs.
+    pub body: Vec<u8>,
 }
 
 /// What a custodian needs to answer for one record: `R` and the epoch it was sealed under.
@@ -116,4 +136,10 @@ pub trait Store: PointSource {
     fn version(&self, table: &str, record_id: &str) -> Result<Option<u64>, StoreError>;
     /// Number of records in a table.
     fn count(&self, table: &str) -> Result<u64, StoreError>;
+    /// The leak digests filed under `locator`, every version.
+    fn digests(&self, locator: &[u8; 16]) -> Result<Vec<DigestRow>, StoreError>;
+    /// Every leak digest, in no particular order, streamed to `each` (a scan of a large
+    /// dump reads them once instead of looking each row up); `each` returning `false`
+    /// stops the pass.
+    fn scan_digests(&self, each: &mut dyn FnMut(DigestRow) -> bool) -> Result<(), StoreError>;
 }

@@ -5,7 +5,7 @@
 //! PostgreSQL's commit is durable when it returns (with the server's default `fsync=on`,
 //! `synchronous_commit=on`).
 
-use crate::{PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
+use crate::{DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
 use postgres::{Client, NoTls};
 use std::sync::Mutex;
 
@@ -41,7 +41,14 @@ fn schema_sql(schema: &str) -> String {
              tbl       TEXT  NOT NULL,
              record_id TEXT  NOT NULL,
              PRIMARY KEY (kind, tag, tbl, record_id));
-         CREATE INDEX IF NOT EXISTS blind_index_by_record ON blind_index (tbl, record_id);"
+         CREATE INDEX IF NOT EXISTS blind_index_by_record ON blind_index (tbl, record_id);
+         CREATE TABLE IF NOT EXISTS digests (
+             locator   BYTEA  NOT NULL CHECK (length(locator) = 16),
+             tbl       TEXT   NOT NULL,
+             record_id TEXT   NOT NULL,
+             version   BIGINT NOT NULL,
+             body      BYTEA  NOT NULL,
+             PRIMARY KEY (locator, tbl, record_id, version));"
     )
 }
 
@@ -132,6 +139,9 @@ impl Store for PostgresStore {
             let ins_i = tx
                 .prepare("INSERT INTO blind_index (kind, tag, tbl, record_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
                 .map_err(pg("prepare"))?;
+            let ins_d = tx
+                .prepare("INSERT INTO digests (locator, tbl, record_id, version, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+                .map_err(pg("prepare"))?;
             for r in records {
                 let version = i64::try_from(r.version).map_err(|_| StoreError::InvalidWrite {
                     table: r.table.clone(),
@@ -153,6 +163,9 @@ impl Store for PostgresStore {
                 }
                 for (kind, tag) in &r.index {
                     tx.execute(&ins_i, &[kind, &&tag[..], &r.table, &r.record_id]).map_err(pg("write index"))?;
+                }
+                for (locator, body) in &r.digests {
+                    tx.execute(&ins_d, &[&&locator[..], &r.table, &r.record_id, &version, body]).map_err(pg("write digests"))?;
                 }
             }
             tx.commit().map_err(pg("commit"))
@@ -197,6 +210,48 @@ impl Store for PostgresStore {
         })
     }
 
+    fn digests(&self, locator: &[u8; 16]) -> Result<Vec<DigestRow>, StoreError> {
+        self.with(|c| {
+            let rows = c
+                .query(
+                    "SELECT tbl, record_id, version, body FROM digests WHERE locator = $1 ORDER BY tbl, record_id, version",
+                    &[&&locator[..]],
+                )
+                .map_err(pg("read digests"))?;
+            Ok(rows.iter().map(|r| digest_row(*locator, r, 0)).collect())
+        })
+    }
+
+    fn scan_digests(&self, each: &mut dyn FnMut(DigestRow) -> bool) -> Result<(), StoreError> {
+        self.with(|c| {
+            // A portal inside a transaction streams the table in batches instead of
+            // materialising it in this process.
+            let mut tx = c.transaction().map_err(pg("begin"))?;
+            let stmt = tx
+                .prepare("SELECT locator, tbl, record_id, version, body FROM digests")
+                .map_err(pg("prepare digest scan"))?;
+            let portal = tx.bind(&stmt, &[]).map_err(pg("scan digests"))?;
+            'outer: loop {
+                let batch = tx
+                    .query_portal(&portal, 10_000)
+                    .map_err(pg("scan digests"))?;
+                if batch.is_empty() {
+                    break;
+                }
+                for r in &batch {
+                    let loc: Vec<u8> = r.get(0);
+                    let locator: [u8; 16] = loc
+                        .try_into()
+                        .map_err(|_| corrupt("digest locator", "digests", "-"))?;
+                    if !each(digest_row(locator, r, 1)) {
+                        break 'outer;
+                    }
+                }
+            }
+            tx.commit().map_err(pg("end digest scan"))
+        })
+    }
+
     fn count(&self, table: &str) -> Result<u64, StoreError> {
         self.with(|c| {
             let n: i64 = c
@@ -205,5 +260,17 @@ impl Store for PostgresStore {
                 .get(0);
             Ok(u64::try_from(n).unwrap_or(0))
         })
+    }
+}
+
+/// A digest row from the columns `tbl, record_id, version, body` starting at `at`.
+fn digest_row(locator: [u8; 16], r: &postgres::Row, at: usize) -> DigestRow {
+    let version: i64 = r.get(at + 2);
+    DigestRow {
+        locator,
+        table: r.get(at),
+        record_id: r.get(at + 1),
+        version: u64::try_from(version).unwrap_or(0),
+        body: r.get(at + 3),
     }
 }

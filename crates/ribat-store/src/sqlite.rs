@@ -1,6 +1,6 @@
 //! The embedded backend: one SQLite file per node directory, WAL journal, full sync.
 
-use crate::{PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
+use crate::{DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
@@ -29,6 +29,13 @@ CREATE TABLE IF NOT EXISTS blind_index (
     tbl       TEXT NOT NULL,
     record_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS digests (
+    locator   BLOB    NOT NULL CHECK (length(locator) = 16),
+    tbl       TEXT    NOT NULL,
+    record_id TEXT    NOT NULL,
+    version   INTEGER NOT NULL,
+    body      BLOB    NOT NULL
+);
 ";
 
 /// Secondary indexes: dropped during a bulk load into an empty store and built once at
@@ -39,6 +46,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS sealed_by_record ON sealed (tbl, record_id, cl
 CREATE UNIQUE INDEX IF NOT EXISTS blind_index_by_tag ON blind_index (kind, tag, tbl, record_id);
 -- Replacing a record removes its old tags; without this index that is a full scan.
 CREATE INDEX IF NOT EXISTS blind_index_by_record ON blind_index (tbl, record_id);
+CREATE UNIQUE INDEX IF NOT EXISTS digests_by_locator ON digests (locator, tbl, record_id, version);
 ";
 
 /// A store in one SQLite file.
@@ -150,6 +158,9 @@ impl Store for SqliteStore {
                 let mut ins_i = tx
                     .prepare_cached("INSERT OR IGNORE INTO blind_index (kind, tag, tbl, record_id) VALUES (?1, ?2, ?3, ?4)")
                     .map_err(db("prepare"))?;
+                let mut ins_d = tx
+                    .prepare_cached("INSERT OR IGNORE INTO digests (locator, tbl, record_id, version, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .map_err(db("prepare"))?;
                 for r in records {
                     let version = i64::try_from(r.version).map_err(|_| StoreError::InvalidWrite {
                         table: r.table.clone(),
@@ -180,6 +191,11 @@ impl Store for SqliteStore {
                             .execute(params![kind, &tag[..], r.table, r.record_id])
                             .map_err(db("write index"))?;
                     }
+                    for (locator, body) in &r.digests {
+                        ins_d
+                            .execute(params![&locator[..], r.table, r.record_id, version, body])
+                            .map_err(db("write digests"))?;
+                    }
                 }
             }
             tx.commit().map_err(db("commit"))
@@ -192,7 +208,8 @@ impl Store for SqliteStore {
                 c.execute_batch(
                     "DROP INDEX IF EXISTS sealed_by_record;
                      DROP INDEX IF EXISTS blind_index_by_tag;
-                     DROP INDEX IF EXISTS blind_index_by_record;",
+                     DROP INDEX IF EXISTS blind_index_by_record;
+                     DROP INDEX IF EXISTS digests_by_locator;",
                 )
                 .map_err(db("start bulk load"))
             } else {
@@ -249,6 +266,40 @@ impl Store for SqliteStore {
         })
     }
 
+    fn digests(&self, locator: &[u8; 16]) -> Result<Vec<DigestRow>, StoreError> {
+        self.with(|c| {
+            let mut s = c
+                .prepare_cached("SELECT tbl, record_id, version, body FROM digests WHERE locator = ?1 ORDER BY tbl, record_id, version")
+                .map_err(db("prepare digests"))?;
+            let rows = s
+                .query_map(params![&locator[..]], |r| digest_row(*locator, r, 0))
+                .map_err(db("read digests"))?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db("read digests"))
+        })
+    }
+
+    fn scan_digests(&self, each: &mut dyn FnMut(DigestRow) -> bool) -> Result<(), StoreError> {
+        self.with(|c| {
+            let mut s = c
+                .prepare("SELECT locator, tbl, record_id, version, body FROM digests")
+                .map_err(db("prepare digest scan"))?;
+            let mut rows = s.query([]).map_err(db("scan digests"))?;
+            while let Some(r) = rows.next().map_err(db("scan digests"))? {
+                let loc: Vec<u8> = r.get(0).map_err(db("scan digests"))?;
+                let locator: [u8; 16] = loc.try_into().map_err(|_| StoreError::Corrupt {
+                    what: "digest locator",
+                    table: "digests".into(),
+                    record_id: "-".into(),
+                })?;
+                let row = digest_row(locator, r, 1).map_err(db("scan digests"))?;
+                if !each(row) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn count(&self, table: &str) -> Result<u64, StoreError> {
         self.with(|c| {
             let n: i64 = c
@@ -261,6 +312,18 @@ impl Store for SqliteStore {
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
+}
+
+/// A digest row from the columns `tbl, record_id, version, body` starting at `at`.
+fn digest_row(locator: [u8; 16], r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<DigestRow> {
+    let version: i64 = r.get(at + 2)?;
+    Ok(DigestRow {
+        locator,
+        table: r.get(at)?,
+        record_id: r.get(at + 1)?,
+        version: u64::try_from(version).unwrap_or(0),
+        body: r.get(at + 3)?,
+    })
 }
 
 #[cfg(test)]
@@ -280,6 +343,7 @@ mod tests {
                 envelope: vec![byte; 40],
             }],
             index: vec![("cin".into(), [byte; 16])],
+            digests: Vec::new(),
         }
     }
 

@@ -65,7 +65,8 @@ pub fn run(home: &Home, persons: usize, seed: u64, threads: usize, json: bool) -
     // Keys for the bench node, passphrases drawn at random and kept beside it (owner-only).
     let (node_home, source) = crate::bench_node::keyed_node(&dir)?;
     let node = Embedded::open(&node_home, &source)?;
-    let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
+    let leak = node.leak_digester("import")?;
+    let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
     let inputs = vec![
         src.join("employers.csv"),
         src.join("persons.csv"),

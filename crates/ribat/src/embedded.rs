@@ -209,6 +209,20 @@ impl Embedded {
         })
     }
 
+    /// Opens the leak-digest key through the custodian quorum (creating it first in a home
+    /// made before leak digests existed). Each custodian logs the opening under `why`.
+    /// Writers need it to file digests; a leak scan to check rows against them.
+    pub fn leak_digester(&self, why: &str) -> Result<ribat_crypto::leak_digest::LeakDigester> {
+        QuorumReader::create_leak_key(&self.group, self.vault.store.as_ref())
+            .context("cannot create the leak-digest key")?;
+        let key = self
+            .vault
+            .reader
+            .open_leak_key(&service_identity(), why)
+            .context("the custodians did not open the leak-digest key")?;
+        Ok(ribat_crypto::leak_digest::LeakDigester::new(&key)?)
+    }
+
     /// Signs a checkpoint of the audit log and has the custodians cosign it. A witness
     /// that refuses a fork is an alert, printed loudly; one that is merely unavailable is
     /// a warning.

@@ -27,7 +27,8 @@ pub struct ImportOptions {
 /// Runs an import; returns its summary.
 pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Summary> {
     let node = Embedded::open(home, passphrases)?;
-    let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
+    let leak = node.leak_digester("import")?;
+    let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
     let importer = Importer::new(node.vault.store.as_ref(), &sealer, opts.threads, 5_000);
     let bar = if std::io::stderr().is_terminal() {
         let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());

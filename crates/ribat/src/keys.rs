@@ -82,5 +82,6 @@ pub fn init_quiet(
     .context("cannot write the rules file")?;
     let store = crate::embedded::open_store(home)?;
     QuorumReader::create_index_key(&group, store.as_ref())?;
+    QuorumReader::create_leak_key(&group, store.as_ref())?;
     Ok(dirs)
 }

@@ -319,7 +319,8 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
     let (node_home, pass) = keyed_node(&dir)?;
     {
         let node = Embedded::open(&node_home, &pass)?;
-        let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
+        let leak = node.leak_digester("import")?;
+        let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let importer = Importer::new(node.vault.store.as_ref(), &sealer, threads, 5_000);
         say(&format!(

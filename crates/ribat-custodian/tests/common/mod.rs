@@ -94,6 +94,7 @@ impl Vault {
                     })
                     .collect(),
                 index: Vec::new(),
+                digests: Vec::new(),
             });
         }
         store.put_records(&recs).unwrap();

@@ -1,0 +1,319 @@
+//! Leak digests: keyed, per-person digests of field values, for telling genuine rows of a
+//! leaked file from altered and fabricated ones without decrypting the vault.
+//!
+//! ```text
+//!   locator = HMAC-SHA256(k_leak, "locate/" ‖ kind ‖ 0x00 ‖ normalised identifier)[..16]
+//!   digest  = HMAC-SHA256(k_leak, "field/"  ‖ field ‖ 0x00 ‖ record id ‖ 0x00 ‖ value)[..8]
+//! ```
+//!
+//! Why a key of its own, and not the blind-index key: salaries, days and birth dates have
+//! few possible values, so whoever holds the key can test guesses against the stored
+//! digests. The blind-index key is opened by every gateway at start; `k_leak` is sealed to
+//! the `financial` class and opened by a custodian quorum only for an import or a leak
+//! scan, under its own purpose, logged by each custodian. No single node can test a guess.
+//!
+//! The record id inside every digest salts it per person: equal salaries of two persons
+//! give unrelated digests, so the stored digests say nothing about who earns the same.
+//! Eight bytes suffice: a forged value matches by chance with probability 2⁻⁶⁴.
+
+use crate::blind_index::{normalise_cin, normalise_digits, normalise_name};
+use crate::secret::SecretBytes;
+use crate::{CryptoError, Result};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+/// Length of a locator in bytes.
+pub const LOCATOR_LEN: usize = 16;
+/// Length of a field digest in bytes.
+pub const DIGEST_LEN: usize = 8;
+
+/// What a locator is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Locate {
+    /// A 9-digit CNSS number.
+    Cnss,
+    /// A CIN.
+    Cin,
+    /// The normalised name and birth date.
+    NameBirth,
+    /// A person's record id: the locator of that person's declarations.
+    DeclarationsOf,
+}
+
+impl Locate {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Cnss => "locate/cnss",
+            Self::Cin => "locate/cin",
+            Self::NameBirth => "locate/name-birth",
+            Self::DeclarationsOf => "locate/declarations-of",
+        }
+    }
+}
+
+/// A field whose value is digested. The code is stored; it never changes meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Field {
+    /// CIN, normalised.
+    Cin = 1,
+    /// Name in Latin script, normalised (word order, accents, articles, variants).
+    Name = 2,
+    /// Name in Arabic script, normalised (vowel marks, alef forms).
+    NameAr = 3,
+    /// Birth date `YYYY-MM-DD`.
+    Birth = 4,
+    /// RIB, 24 digits.
+    Rib = 5,
+    /// CNSS number of the person (declarations carry it as their identifier).
+    Cnss = 6,
+    /// Real salary in centimes, exact.
+    Salary = 10,
+    /// Real salary in whole dirhams (centimes dropped).
+    SalaryDirham = 11,
+    /// Real salary rounded to the nearest 100 dirhams.
+    SalaryHundred = 12,
+    /// Real salary rounded to the nearest 1,000 dirhams.
+    SalaryThousand = 13,
+    /// Days declared.
+    Days = 14,
+    /// Capped salary in centimes.
+    SalaryCapped = 15,
+}
+
+impl Field {
+    /// Every field, in code order.
+    pub const ALL: [Field; 12] = [
+        Field::Cin,
+        Field::Name,
+        Field::NameAr,
+        Field::Birth,
+        Field::Rib,
+        Field::Cnss,
+        Field::Salary,
+        Field::SalaryDirham,
+        Field::SalaryHundred,
+        Field::SalaryThousand,
+        Field::Days,
+        Field::SalaryCapped,
+    ];
+
+    /// The field of a stored code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| *f as u8 == code)
+    }
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cin => "cin",
+            Self::Name => "name",
+            Self::NameAr => "name_ar",
+            Self::Birth => "birth_date",
+            Self::Rib => "rib",
+            Self::Cnss => "cnss",
+            Self::Salary => "salary",
+            Self::SalaryDirham => "salary_dirham",
+            Self::SalaryHundred => "salary_hundred",
+            Self::SalaryThousand => "salary_thousand",
+            Self::Days => "days",
+            Self::SalaryCapped => "salary_capped",
+        }
+    }
+}
+
+/// A field digest.
+pub type Digest = [u8; DIGEST_LEN];
+
+/// The salary forms a leaker commonly writes, each with its field: exact centimes, whole
+/// dirhams, rounded to 100 and to 1,000 dirhams.
+pub fn salary_forms(centimes: u64) -> [(Field, u64); 4] {
+    let round = |unit: u64| (centimes + unit / 2) / unit * unit;
+    [
+        (Field::Salary, centimes),
+        (Field::SalaryDirham, centimes / 100 * 100),
+        (Field::SalaryHundred, round(10_000)),
+        (Field::SalaryThousand, round(100_000)),
+    ]
+}
+
+/// Computes locators and digests with the opened `k_leak`.
+#[derive(Clone)]
+pub struct LeakDigester {
+    // Keyed once; each digest clones the keyed state instead of re-deriving the pads.
+    keyed: Hmac<Sha256>,
+}
+
+impl std::fmt::Debug for LeakDigester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeakDigester([redacted])")
+    }
+}
+
+impl LeakDigester {
+    /// A digester over `key` (the opened `k_leak`).
+    pub fn new(key: &SecretBytes<32>) -> Result<Self> {
+        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose())
+            .map_err(|_| CryptoError::Kdf("HMAC key length".into()))?;
+        Ok(Self { keyed })
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut m = self.keyed.clone();
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                m.update(&[0]);
+            }
+            m.update(p);
+        }
+        m.finalize().into_bytes().into()
+    }
+
+    /// The locator of an identifier, normalised as the blind indexes normalise it; `None`
+    /// when the value is not a well-formed identifier of that kind.
+    pub fn locator(&self, kind: Locate, value: &str) -> Option<[u8; LOCATOR_LEN]> {
+        let norm = match kind {
+            Locate::Cnss => normalise_digits(value, 9, "CNSS number").ok()?,
+            Locate::Cin => normalise_cin(value).ok()?,
+            Locate::NameBirth | Locate::DeclarationsOf => value.to_owned(),
+        };
+        let full = self.mac(&[kind.label().as_bytes(), norm.as_bytes()]);
+        let mut out = [0u8; LOCATOR_LEN];
+        out.copy_from_slice(&full[..LOCATOR_LEN]);
+        Some(out)
+    }
+
+    /// The locator of a name with a birth date (`YYYY-MM-DD`).
+    pub fn name_birth_locator(&self, name: &str, birth: &str) -> Option<[u8; LOCATOR_LEN]> {
+        let n = normalise_name(name);
+        if n.is_empty() || birth.len() != 10 {
+            return None;
+        }
+        self.locator(Locate::NameBirth, &format!("{n}|{birth}"))
+    }
+
+    /// The digest of `field` = `value` for the record `record_id` (values normalised by
+    /// [`normalise_field`]).
+    pub fn digest(&self, field: Field, record_id: &str, value: &str) -> Digest {
+        let full = self.mac(&[
+            b"field/",
+            field.name().as_bytes(),
+            record_id.as_bytes(),
+            value.as_bytes(),
+        ]);
+        let mut out = [0u8; DIGEST_LEN];
+        out.copy_from_slice(&full[..DIGEST_LEN]);
+        out
+    }
+}
+
+/// The normal form of a field's value, shared by the writer and the scanner; `None` when
+/// the value cannot be a value of that field.
+pub fn normalise_field(field: Field, value: &str) -> Option<String> {
+    match field {
+        Field::Cin => normalise_cin(value).ok(),
+        Field::Name | Field::NameAr => {
+            let n = normalise_name(value);
+            (!n.is_empty()).then_some(n)
+        }
+        Field::Rib => normalise_digits(value, 24, "RIB").ok(),
+        Field::Cnss => normalise_digits(value, 9, "CNSS number").ok(),
+        Field::Birth => {
+            let t = value.trim();
+            (t.len() == 10).then(|| t.to_owned())
+        }
+        Field::Salary
+        | Field::SalaryDirham
+        | Field::SalaryHundred
+        | Field::SalaryThousand
+        | Field::Days
+        | Field::SalaryCapped => value.trim().parse::<u64>().ok().map(|v| v.to_string()),
+    }
+}
+
+/// A stored digest body: `(field code, digest)` pairs.
+pub fn encode_body(pairs: &[(Field, Digest)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pairs.len() * (1 + DIGEST_LEN));
+    for (f, d) in pairs {
+        out.push(*f as u8);
+        out.extend_from_slice(d);
+    }
+    out
+}
+
+/// The pairs of a stored body; unknown codes (from a newer writer) are skipped.
+pub fn decode_body(body: &[u8]) -> Result<Vec<(Field, Digest)>> {
+    if body.len() % (1 + DIGEST_LEN) != 0 {
+        return Err(CryptoError::Malformed {
+            what: "leak digest body",
+            reason: format!("{} bytes is not a whole number of entries", body.len()),
+        });
+    }
+    Ok(body
+        .chunks_exact(1 + DIGEST_LEN)
+        .filter_map(|c| {
+            let f = Field::from_code(c[0])?;
+            let mut d = [0u8; DIGEST_LEN];
+            d.copy_from_slice(&c[1..]);
+            Some((f, d))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dg(b: u8) -> LeakDigester {
+        LeakDigester::new(&SecretBytes::new([b; 32])).unwrap()
+    }
+
+    #[test]
+    fn digests_are_salted_per_record_and_keyed() {
+        let d = dg(1);
+        let a = d.digest(Field::Salary, "p-a", "500000");
+        assert_eq!(a, d.digest(Field::Salary, "p-a", "500000"));
+        assert_ne!(a, d.digest(Field::Salary, "p-b", "500000"));
+        assert_ne!(a, d.digest(Field::Days, "p-a", "500000"));
+        assert_ne!(a, dg(2).digest(Field::Salary, "p-a", "500000"));
+    }
+
+    #[test]
+    fn locators_normalise_like_the_blind_indexes() {
+        let d = dg(1);
+        assert_eq!(
+            d.locator(Locate::Cin, "be 123-456"),
+            d.locator(Locate::Cin, "BE123456")
+        );
+        assert_eq!(d.locator(Locate::Cnss, "12345678"), None);
+        assert_ne!(
+            d.locator(Locate::Cnss, "123456789"),
+            d.locator(Locate::Cin, "123456789")
+        );
+        assert_eq!(
+            d.name_birth_locator("Mohammed EL AMRANI", "1980-01-02"),
+            d.name_birth_locator("amrani mohamed", "1980-01-02")
+        );
+    }
+
+    #[test]
+    fn salary_forms_round_half_up() {
+        let f = salary_forms(1_234_567);
+        assert_eq!(f[1].1, 1_234_500);
+        assert_eq!(f[2].1, 1_230_000);
+        assert_eq!(f[3].1, 1_200_000);
+        assert_eq!(salary_forms(1_250_000)[2].1, 1_250_000);
+        assert_eq!(salary_forms(1_255_000)[2].1, 1_260_000);
+    }
+
+    #[test]
+    fn bodies_round_trip_and_bad_lengths_are_named() {
+        let pairs = vec![(Field::Cin, [1u8; 8]), (Field::Days, [2u8; 8])];
+        assert_eq!(decode_body(&encode_body(&pairs)).unwrap(), pairs);
+        let err = decode_body(&[1, 2, 3]).unwrap_err().to_string();
+        assert!(err.contains("not a whole number"), "{err}");
+        let mut future = encode_body(&pairs);
+        future.extend_from_slice(&[200, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(decode_body(&future).unwrap(), pairs);
+    }
+}
