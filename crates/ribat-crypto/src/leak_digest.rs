@@ -2,7 +2,7 @@
 //! leaked file from altered and fabricated ones without decrypting the vault.
 //!
 //! ```text
-//!   locator = HMAC-SHA256(k_leak, "locate/" ‖ kind ‖ 0x00 ‖ normalised identifier)[..16]
+//!   locator = HMAC-SHA256(k_leak, "locate/person" ‖ 0x00 ‖ person record id)[..16]
 //!   digest  = HMAC-SHA256(k_leak, "field/"  ‖ field ‖ 0x00 ‖ record id ‖ 0x00 ‖ value)[..8]
 //! ```
 //!
@@ -15,6 +15,10 @@
 //! The record id inside every digest salts it per person: equal salaries of two persons
 //! give unrelated digests, so the stored digests say nothing about who earns the same.
 //! Eight bytes suffice: a forged value matches by chance with probability 2⁻⁶⁴.
+//!
+//! A scanner finds the person of a leaked row through the ordinary blind indexes (CNSS
+//! number, CIN, name and birth date → record id), then fetches that person's digests, and
+//! those of their monthly declarations, under one locator.
 
 use crate::blind_index::{normalise_cin, normalise_digits, normalise_name};
 use crate::secret::SecretBytes;
@@ -26,30 +30,6 @@ use sha2::Sha256;
 pub const LOCATOR_LEN: usize = 16;
 /// Length of a field digest in bytes.
 pub const DIGEST_LEN: usize = 8;
-
-/// What a locator is computed from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Locate {
-    /// A 9-digit CNSS number.
-    Cnss,
-    /// A CIN.
-    Cin,
-    /// The normalised name and birth date.
-    NameBirth,
-    /// A person's record id: the locator of that person's declarations.
-    DeclarationsOf,
-}
-
-impl Locate {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Cnss => "locate/cnss",
-            Self::Cin => "locate/cin",
-            Self::NameBirth => "locate/name-birth",
-            Self::DeclarationsOf => "locate/declarations-of",
-        }
-    }
-}
 
 /// A field whose value is digested. The code is stored; it never changes meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -169,27 +149,13 @@ impl LeakDigester {
         m.finalize().into_bytes().into()
     }
 
-    /// The locator of an identifier, normalised as the blind indexes normalise it; `None`
-    /// when the value is not a well-formed identifier of that kind.
-    pub fn locator(&self, kind: Locate, value: &str) -> Option<[u8; LOCATOR_LEN]> {
-        let norm = match kind {
-            Locate::Cnss => normalise_digits(value, 9, "CNSS number").ok()?,
-            Locate::Cin => normalise_cin(value).ok()?,
-            Locate::NameBirth | Locate::DeclarationsOf => value.to_owned(),
-        };
-        let full = self.mac(&[kind.label().as_bytes(), norm.as_bytes()]);
+    /// The locator of a person's digests (and of their declarations' digests): keyed, so
+    /// that the digests table alone does not say which rows belong together.
+    pub fn locator(&self, person_id: &str) -> [u8; LOCATOR_LEN] {
+        let full = self.mac(&[b"locate/person", person_id.as_bytes()]);
         let mut out = [0u8; LOCATOR_LEN];
         out.copy_from_slice(&full[..LOCATOR_LEN]);
-        Some(out)
-    }
-
-    /// The locator of a name with a birth date (`YYYY-MM-DD`).
-    pub fn name_birth_locator(&self, name: &str, birth: &str) -> Option<[u8; LOCATOR_LEN]> {
-        let n = normalise_name(name);
-        if n.is_empty() || birth.len() != 10 {
-            return None;
-        }
-        self.locator(Locate::NameBirth, &format!("{n}|{birth}"))
+        out
     }
 
     /// The digest of `field` = `value` for the record `record_id` (values normalised by
@@ -279,21 +245,11 @@ mod tests {
     }
 
     #[test]
-    fn locators_normalise_like_the_blind_indexes() {
+    fn locators_are_keyed_per_person() {
         let d = dg(1);
-        assert_eq!(
-            d.locator(Locate::Cin, "be 123-456"),
-            d.locator(Locate::Cin, "BE123456")
-        );
-        assert_eq!(d.locator(Locate::Cnss, "12345678"), None);
-        assert_ne!(
-            d.locator(Locate::Cnss, "123456789"),
-            d.locator(Locate::Cin, "123456789")
-        );
-        assert_eq!(
-            d.name_birth_locator("Mohammed EL AMRANI", "1980-01-02"),
-            d.name_birth_locator("amrani mohamed", "1980-01-02")
-        );
+        assert_eq!(d.locator("p-a"), d.locator("p-a"));
+        assert_ne!(d.locator("p-a"), d.locator("p-b"));
+        assert_ne!(d.locator("p-a"), dg(2).locator("p-a"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use ribat_crypto::blind_index::{BlindIndexer, BlindTag};
 use ribat_crypto::envelope::{Envelope, Sealer};
 use ribat_crypto::group::GroupPublic;
 use ribat_crypto::leak_digest::{
-    Digest, Field, LeakDigester, Locate, encode_body, normalise_field, salary_forms,
+    Digest, Field, LeakDigester, encode_body, normalise_field, salary_forms,
 };
 use ribat_store::{StoredClass, StoredRecord};
 
@@ -206,7 +206,7 @@ impl<'a> RecordSealer<'a> {
     }
 }
 
-/// Digests of what identifies a person, filed under each identifier a leaked row may carry.
+/// Digests of what identifies a person, filed under the person's locator.
 fn person_digests(l: &LeakDigester, record_id: &str, p: &PersonRow) -> Vec<([u8; 16], Vec<u8>)> {
     let mut pairs = Vec::new();
     let full_name = format!("{} {}", p.given, p.surname);
@@ -222,17 +222,7 @@ fn person_digests(l: &LeakDigester, record_id: &str, p: &PersonRow) -> Vec<([u8;
             pairs.push((field, l.digest(field, record_id, &v)));
         }
     }
-    let body = encode_body(&pairs);
-    [
-        l.locator(Locate::Cnss, &p.cnss),
-        l.locator(Locate::Cin, &p.cin),
-        l.name_birth_locator(&full_name, &p.birth_date),
-        l.name_birth_locator(&p.name_ar, &p.birth_date),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|loc| (loc, body.clone()))
-    .collect()
+    vec![(l.locator(record_id), encode_body(&pairs))]
 }
 
 /// Digests of a month's declaration, salted with the person's id so that a scanner
@@ -254,9 +244,7 @@ fn declaration_digests(
         Field::SalaryCapped,
         l.digest(Field::SalaryCapped, person_id, &d.salary_capped.to_string()),
     ));
-    l.locator(Locate::DeclarationsOf, person_id)
-        .map(|loc| vec![(loc, encode_body(&pairs))])
-        .unwrap_or_default()
+    vec![(l.locator(person_id), encode_body(&pairs))]
 }
 
 fn opaque(prefix: &str, t: &BlindTag) -> String {

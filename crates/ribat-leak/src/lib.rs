@@ -1,0 +1,33 @@
+//! Leak tracing: is this dump ours, who is affected, what is genuine, who leaked it.
+//!
+//! Owns: reading dumped files of any shape as hostile input (`lines`, `encoding`, `table`,
+//! `ebds`, `text`), finding the identifying columns by their content (`columns`), the
+//! extracted rows (`row`), matching them against the vault's leak digests and classifying
+//! each one (`classify`), the attribution arithmetic (`attribute`) and the summary
+//! (`summary`).
+//!
+//! Must never: decrypt the vault (rows are checked against keyed digests only), hold a
+//! value longer than the scan needs, print a leaked value in an error, or let one bad
+//! line stop a scan — a line it cannot use is skipped and counted with its reason.
+//!
+//! ```text
+//!   files ─► lines (bounded) ─► decode ─► table / e-BDS / text ─► columns ─► LeakRow
+//!   LeakRow ─► locators (k_leak) ─► digests (store) ─► classification ─► summary
+//!   matched persons + audit log ─► attribution (who read them all, chance, window)
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod attribute;
+pub mod classify;
+pub mod columns;
+pub mod ebds;
+pub mod encoding;
+mod error;
+pub mod lines;
+pub mod read;
+pub mod row;
+pub mod summary;
+pub mod table;
+pub mod text;
+
+pub use error::LeakError;
