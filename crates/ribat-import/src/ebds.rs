@@ -23,6 +23,8 @@
 
 use crate::model::DeclarationRow;
 use std::fmt::Write as _;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 /// Length of every line.
 pub const LINE_LEN: usize = 260;
@@ -81,10 +83,11 @@ fn n(out: &mut String, v: u64, width: usize) {
 }
 
 fn a(out: &mut String, v: &str, width: usize) {
-    // Text fields are ASCII in the format; other characters become '?' so that the line
-    // keeps its width.
+    // Text fields are ASCII in the format: accents are dropped (Aït → Ait), as payroll
+    // software does, and anything else becomes '?' so that the line keeps its width.
     let s: String = v
-        .chars()
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c))
         .map(|c| {
             if c.is_ascii() && !c.is_ascii_control() {
                 c

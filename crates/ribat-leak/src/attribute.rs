@@ -48,6 +48,9 @@ struct Tally {
     last: u64,
 }
 
+/// Coverage less likely than this by chance (log10) names a source.
+pub const SIGNIFICANT_LOG10: f64 = -6.0;
+
 /// Tallies reads, then ranks identities by how unlikely their coverage is by chance.
 pub struct Attribution {
     leaked: HashSet<String>,
@@ -76,13 +79,17 @@ impl Attribution {
         t.all.insert(k);
         if self.leaked.contains(a.subject) {
             t.covered.insert(k);
-            t.first = if t.first == 0 { a.time_ms } else { t.first.min(a.time_ms) };
+            t.first = if t.first == 0 {
+                a.time_ms
+            } else {
+                t.first.min(a.time_ms)
+            };
             t.last = t.last.max(a.time_ms);
         }
     }
 
-    /// The identities covering at least half the leaked persons (or the five covering
-    /// most), most damning first. `persons` is the number of persons in the vault.
+    /// The identities whose coverage of the leaked persons chance does not explain (or the
+    /// five least explained), most damning first. `persons` is the number of persons in the vault.
     pub fn candidates(&self, persons: u64) -> Vec<Candidate> {
         let n = self.leaked.len() as u64;
         let mut out: Vec<Candidate> = self
@@ -110,12 +117,18 @@ impl Attribution {
                 .then(b.covered.cmp(&a.covered))
                 .then(a.identity.cmp(&b.identity))
         });
-        let half: Vec<Candidate> = out.iter().filter(|c| c.covered * 2 >= n).cloned().collect();
-        if half.is_empty() {
+        // Identities whose coverage luck cannot explain (one in a million); otherwise the
+        // five best, for the analyst to weigh.
+        let significant: Vec<Candidate> = out
+            .iter()
+            .filter(|c| c.chance_log10 <= SIGNIFICANT_LOG10)
+            .cloned()
+            .collect();
+        if significant.is_empty() {
             out.truncate(5);
             out
         } else {
-            half
+            significant
         }
     }
 }
@@ -165,16 +178,29 @@ mod tests {
         let mut a = Attribution::new(leaked);
         let subjects: Vec<String> = (0..1000).map(|i| format!("p-{i}")).collect();
         for s in &subjects[..30] {
-            a.read(&Access { identity: "partner.x", role: "partner", subject: s, time_ms: 5 });
+            a.read(&Access {
+                identity: "partner.x",
+                role: "partner",
+                subject: s,
+                time_ms: 5,
+            });
         }
         // A busy clerk read 400 persons, 12 of them leaked.
         for s in subjects.iter().skip(18).take(400) {
-            a.read(&Access { identity: "clerk.busy", role: "clerk", subject: s, time_ms: 9 });
+            a.read(&Access {
+                identity: "clerk.busy",
+                role: "clerk",
+                subject: s,
+                time_ms: 9,
+            });
         }
         let c = a.candidates(1000);
         assert_eq!(c[0].identity, "partner.x");
         assert_eq!((c[0].covered, c[0].of), (30, 30));
         assert!(c[0].chance_log10 < -40.0, "{}", c[0].chance_log10);
-        assert!(c.iter().all(|x| x.identity != "clerk.busy"), "12 of 30 is under half");
+        assert!(
+            c.iter().all(|x| x.identity != "clerk.busy"),
+            "12 of 30 having read 40% of the fund is what chance gives"
+        );
     }
 }

@@ -209,6 +209,15 @@ impl Digests {
         self.by_locator.get(locator).map_or(&[], Vec::as_slice)
     }
 
+    /// The latest declaration month filed under `locator`.
+    pub fn latest_period(&self, locator: &[u8; 16]) -> Option<u32> {
+        self.of(locator)
+            .iter()
+            .map(|e| e.period)
+            .filter(|p| *p > 0)
+            .max()
+    }
+
     /// Whether any person record is filed under `locator`.
     pub fn knows(&self, locator: &[u8; 16]) -> bool {
         self.of(locator).iter().any(|e| e.period == 0)
@@ -244,9 +253,7 @@ pub fn relocate(
     let mut more = HashSet::new();
     let mut pending = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let known = located[i]
-            .as_ref()
-            .is_some_and(|(_, l)| digests.knows(l));
+        let known = located[i].as_ref().is_some_and(|(_, l)| digests.knows(l));
         if known || !r.has_identifier() {
             continue;
         }
@@ -354,7 +361,11 @@ pub fn classify(
     check("cnss", &[Field::Cnss], row.cnss.as_deref());
     check("cin", &[Field::Cin], row.cin.as_deref());
     check("name", &[Field::Name, Field::NameAr], row.name.as_deref());
-    check("name_ar", &[Field::NameAr, Field::Name], row.name_ar.as_deref());
+    check(
+        "name_ar",
+        &[Field::NameAr, Field::Name],
+        row.name_ar.as_deref(),
+    );
     check("birth_date", &[Field::Birth], row.birth.as_deref());
     check("rib", &[Field::Rib], row.rib.as_deref());
     // The number that located the person matches by construction; a number and nothing

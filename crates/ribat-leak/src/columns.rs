@@ -156,7 +156,9 @@ fn hint(header: &str) -> Option<Hint> {
         Hint::Birth
     } else if has(&["nom", "prenom", "prénom", "name", "الاسم", "اسم", "النسب"]) {
         Hint::Name
-    } else if has(&["salaire", "salary", "brut", "montant", "أجر", "راتب", "مبلغ"]) {
+    } else if has(&[
+        "salaire", "salary", "brut", "montant", "أجر", "راتب", "مبلغ",
+    ]) {
         Hint::Salary
     } else if has(&["jour", "days", "أيام"]) {
         Hint::Days

@@ -10,7 +10,10 @@ pub fn is_ebds_line(line: &str) -> bool {
     line.len() == LINE_LEN
         && line.is_ascii()
         && matches!(line.get(..1), Some("A" | "B" | "E"))
-        && line.as_bytes().get(1..3).is_some_and(|t| t.iter().all(u8::is_ascii_digit))
+        && line
+            .as_bytes()
+            .get(1..3)
+            .is_some_and(|t| t.iter().all(u8::is_ascii_digit))
 }
 
 fn num(line: &str, from: usize, to: usize) -> Option<u64> {
@@ -30,7 +33,11 @@ pub fn employee_row(line: &str, file: u32, number: u64) -> Option<LeakRow> {
     if cnss_text.trim().trim_start_matches('0').is_empty() && line.get(25..85)?.trim().is_empty() {
         return None;
     }
-    let name = line.get(25..85).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let name = line
+        .get(25..85)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     let cnss_n = num(line, 16, 25);
     let (days, real, cin, ctr, sum) = match kind {
         "02" => {
@@ -39,7 +46,10 @@ pub fn employee_row(line: &str, file: u32, number: u64) -> Option<LeakRow> {
             let capped = num(line, 126, 135)?;
             let reverse = num(line, 105, 111)?;
             let situation = line.get(135..137)?.trim();
-            let rank = SITUATIONS.iter().find(|(c, _)| *c == situation).map(|(_, r)| *r);
+            let rank = SITUATIONS
+                .iter()
+                .find(|(c, _)| *c == situation)
+                .map(|(_, r)| *r);
             let ctr = num(line, 137, 156)?;
             let sum = rank.map(|r| cnss_n.unwrap_or(0) + reverse + days + real + capped + r);
             (days, real, None, ctr, sum)
@@ -50,7 +60,13 @@ pub fn employee_row(line: &str, file: u32, number: u64) -> Option<LeakRow> {
             let real = num(line, 95, 108)?;
             let capped = num(line, 108, 117)?;
             let ctr = num(line, 117, 136)?;
-            (days, real, cin, ctr, Some(cnss_n.unwrap_or(0) + days + real + capped))
+            (
+                days,
+                real,
+                cin,
+                ctr,
+                Some(cnss_n.unwrap_or(0) + days + real + capped),
+            )
         }
         _ => return None,
     };

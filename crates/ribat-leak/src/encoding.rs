@@ -106,7 +106,10 @@ mod tests {
         let (text, broken) = TextEncoding::Utf8.decode(b"ok \xff\xfe end");
         assert!(broken);
         assert!(text.starts_with("ok ") && text.ends_with(" end"));
-        assert_eq!(TextEncoding::parse("CP1256"), Some(TextEncoding::Windows1256));
+        assert_eq!(
+            TextEncoding::parse("CP1256"),
+            Some(TextEncoding::Windows1256)
+        );
         assert_eq!(TextEncoding::parse("ebcdic"), None);
     }
 }

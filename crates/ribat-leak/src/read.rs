@@ -141,16 +141,27 @@ pub fn read_file(
     let first_lines: Vec<String> = whole
         .split(|&b| b == b'\n')
         .take(SAMPLE_ROWS)
-        .map(|l| enc.decode(l.strip_suffix(b"\r").unwrap_or(l)).0.into_owned())
+        .map(|l| {
+            enc.decode(l.strip_suffix(b"\r").unwrap_or(l))
+                .0
+                .into_owned()
+        })
         .filter(|l| !l.trim().is_empty())
         .collect();
     let refs: Vec<&str> = first_lines.iter().map(String::as_str).collect();
     let ebds_lines = refs.iter().filter(|l| ebds::is_ebds_line(l)).count();
     let shape = if !refs.is_empty() && ebds_lines * 2 >= refs.len() {
         Shape::Ebds
-    } else if refs.first().is_some_and(|l| l.trim_start().starts_with('{')) {
+    } else if refs
+        .first()
+        .is_some_and(|l| l.trim_start().starts_with('{'))
+    {
         Shape::Json
-    } else if let Some(d) = table::sniff(&refs[..refs.len().min(50)]) {
+    } else if let Some(d) = table::sniff(&refs[..refs.len().min(50)])
+        && (table_identifies(&refs, d) || !text_identifies(&refs))
+    {
+        // Text extracted from PDFs can split evenly on a comma (decimal commas); a
+        // delimiter that yields no identifying column while the text yields rows is not one.
         Shape::Table(d)
     } else {
         Shape::Text
@@ -183,7 +194,10 @@ pub fn read_file(
             Err(e) => {
                 // A read error mid-file (a disk error, a file truncated under us): keep
                 // what was read and say where it stopped.
-                report.skip(report.lines + 1, &format!("read error, file not read past here: {e}"));
+                report.skip(
+                    report.lines + 1,
+                    &format!("read error, file not read past here: {e}"),
+                );
                 break;
             }
         };
@@ -227,6 +241,30 @@ pub fn read_file(
         report.columns = tab.describe();
     }
     Ok(report)
+}
+
+fn table_identifies(lines: &[&str], delim: char) -> bool {
+    let rows: Vec<Vec<String>> = lines.iter().map(|l| table::split(l, delim)).collect();
+    let mut refs: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
+        .collect();
+    let header = refs
+        .first()
+        .filter(|f| columns::is_header(f))
+        .map(|f| f.iter().map(|c| (*c).to_owned()).collect::<Vec<String>>());
+    if header.is_some() {
+        refs.remove(0);
+    }
+    columns::detect(header.as_deref(), &refs).identifying()
+}
+
+fn text_identifies(lines: &[&str]) -> bool {
+    let mut t = TextReader::default();
+    lines
+        .iter()
+        .enumerate()
+        .any(|(i, l)| t.row(l, 0, i as u64).is_some())
 }
 
 /// Tables and JSON lines: the first rows are held until the columns are known.
@@ -387,7 +425,8 @@ mod tests {
 
     #[test]
     fn a_semicolon_table_in_windows_1256_is_read() {
-        let text = "رقم;الاسم;المبلغ\n123456789;محمد العلوي;5432,10\n123456790;فاطمة بناني;12000,00\n";
+        let text =
+            "رقم;الاسم;المبلغ\n123456789;محمد العلوي;5432,10\n123456790;فاطمة بناني;12000,00\n";
         let (bytes, _, _) = encoding_rs::WINDOWS_1256.encode(text);
         let (rep, rows) = read(&bytes, "dump.csv").unwrap();
         assert_eq!(rep.encoding, "windows-1256");

@@ -44,7 +44,10 @@ impl LeakRow {
 /// Exactly nine digits (spaces and dots between groups allowed), not one of the two
 /// placeholder numbers.
 pub fn cnss(s: &str) -> Option<String> {
-    let d: String = s.chars().filter(|c| !matches!(c, ' ' | '.' | '-')).collect();
+    let d: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-'))
+        .collect();
     (d.len() == 9 && d.bytes().all(|b| b.is_ascii_digit()) && d != "000000000" && d != "999999999")
         .then_some(d)
 }
@@ -86,7 +89,11 @@ pub fn date(s: &str) -> Option<String> {
 
 /// A period `AAAAMM`, also written `AAAA-MM`, `MM/AAAA` or `MMAAAA` (years 2000–2099).
 pub fn period(s: &str) -> Option<String> {
-    let t: String = s.trim().chars().filter(|c| !matches!(c, '-' | '/')).collect();
+    let t: String = s
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '-' | '/'))
+        .collect();
     if t.len() != 6 || !t.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -109,7 +116,11 @@ pub fn amount(s: &str) -> Option<(u64, bool)> {
         .chars()
         .filter(|c| !matches!(c, ' ' | '\u{a0}' | '\u{202f}' | '\''))
         .collect();
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b',') {
+    if t.is_empty()
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
+    {
         return None;
     }
     // The last separator followed by one or two digits is the decimal mark.

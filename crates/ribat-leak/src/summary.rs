@@ -62,7 +62,11 @@ pub struct Summary {
 
 impl Summary {
     /// Counts the verdicts.
-    pub fn new(files: Vec<FileReport>, refused: Vec<(String, String)>, verdicts: &[Verdict]) -> Self {
+    pub fn new(
+        files: Vec<FileReport>,
+        refused: Vec<(String, String)>,
+        verdicts: &[Verdict],
+    ) -> Self {
         let mut s = Self {
             files,
             refused,
@@ -139,7 +143,11 @@ impl Summary {
             let _ = writeln!(m, "\nAltered fields: {}", join_counts(&self.altered_fields));
         }
         if !self.months.is_empty() {
-            let _ = writeln!(m, "\nGenuine rows by declaration month: {}", join_counts(&self.months));
+            let _ = writeln!(
+                m,
+                "\nGenuine rows by declaration month: {}",
+                join_counts(&self.months)
+            );
         }
         let _ = writeln!(
             m,
@@ -158,11 +166,18 @@ impl Summary {
             let _ = writeln!(
                 m,
                 "Honey record `{h}` is in the dump; nobody legitimate reads it. Read by: {}.",
-                if readers.is_empty() { "nobody in this node's audit log".into() } else { readers.join(", ") }
+                if readers.is_empty() {
+                    "nobody in this node's audit log".into()
+                } else {
+                    readers.join(", ")
+                }
             );
         }
         if self.candidates.is_empty() {
-            let _ = writeln!(m, "No identity in this node's audit log read the leaked persons.");
+            let _ = writeln!(
+                m,
+                "No identity in this node's audit log read the leaked persons."
+            );
         } else {
             let _ = writeln!(
                 m,
@@ -172,23 +187,42 @@ impl Summary {
                 let _ = writeln!(
                     m,
                     "| {} | {} | {} of {} | {} | 1e{:.0} | {} | {} |",
-                    c.identity, c.role, c.covered, c.of, c.read_in_all, c.chance_log10, c.first_ms, c.last_ms
+                    c.identity,
+                    c.role,
+                    c.covered,
+                    c.of,
+                    c.read_in_all,
+                    c.chance_log10,
+                    c.first_ms,
+                    c.last_ms
                 );
             }
         }
         let _ = writeln!(m, "\n## Time window\n");
-        match (&self.window.latest_period_in_dump, &self.window.latest_period_in_vault) {
+        match (
+            &self.window.latest_period_in_dump,
+            &self.window.latest_period_in_vault,
+        ) {
             (Some(d), Some(v)) if d < v => {
-                let _ = writeln!(m, "The dump's newest month is {d}; the vault holds {v} for these persons: it was taken after {d} and before {v} was declared.");
+                let _ = writeln!(
+                    m,
+                    "The dump's newest month is {d}; the vault holds {v} for these persons: it was taken after {d} and before {v} was declared."
+                );
             }
             (Some(d), _) => {
-                let _ = writeln!(m, "The dump's newest month is {d}, the newest the vault holds for these persons: taken after {d} was declared.");
+                let _ = writeln!(
+                    m,
+                    "The dump's newest month is {d}, the newest the vault holds for these persons: taken after {d} was declared."
+                );
             }
             _ => {
                 let _ = writeln!(m, "The dump carries no declaration month.");
             }
         }
-        let _ = writeln!(m, "\n## Files\n\n| file | format | encoding | rows | skipped | columns |\n|---|---|---|---:|---:|---|");
+        let _ = writeln!(
+            m,
+            "\n## Files\n\n| file | format | encoding | rows | skipped | columns |\n|---|---|---|---:|---:|---|"
+        );
         for f in &self.files {
             let _ = writeln!(
                 m,
@@ -212,5 +246,8 @@ impl Summary {
 }
 
 fn join_counts(m: &BTreeMap<String, u64>) -> String {
-    m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn quotes_and_delimiters() {
-        assert_eq!(split(r#"a,"b, c","d ""e""""#, ','), ["a", "b, c", r#"d "e""#]);
+        assert_eq!(
+            split(r#"a,"b, c","d ""e""""#, ','),
+            ["a", "b, c", r#"d "e""#]
+        );
         assert_eq!(split("a;;b", ';'), ["a", "", "b"]);
         assert_eq!(sniff(&["a;b;c", "1;2;3", "4;5;6"]), Some(';'));
         assert_eq!(sniff(&["a\tb", "1\t2,5", "4\t5,5"]), Some('\t'));

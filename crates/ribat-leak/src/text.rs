@@ -62,7 +62,9 @@ impl TextReader {
                 .map(repair)
                 .collect(),
         );
-        if ["période", "periode", "mois", "الفترة"].iter().any(|w| lower.contains(w))
+        if ["période", "periode", "mois", "الفترة"]
+            .iter()
+            .any(|w| lower.contains(w))
             && let Some(p) = tokens.iter().find_map(|t| row::period(t))
         {
             self.period = Some(p);
@@ -80,7 +82,10 @@ impl TextReader {
             for span in 2..=3 {
                 if r.cnss.is_none() && i + span <= tokens.len() {
                     let joined: String = tokens[i..i + span].concat();
-                    if tokens[i..i + span].iter().all(|t| t.bytes().all(|b| b.is_ascii_digit())) {
+                    if tokens[i..i + span]
+                        .iter()
+                        .all(|t| t.bytes().all(|b| b.is_ascii_digit()))
+                    {
                         r.cnss = row::cnss(&joined);
                     }
                 }
@@ -143,10 +148,17 @@ mod tests {
     #[test]
     fn attestation_lines_become_rows_and_damage_is_repaired() {
         let mut t = TextReader::default();
-        assert!(t.row("ATTESTATION DE DÉCLARATION DE SALAIRES", 0, 1).is_none());
+        assert!(
+            t.row("ATTESTATION DE DÉCLARATION DE SALAIRES", 0, 1)
+                .is_none()
+        );
         assert!(t.row("Période : 03/2026   Affilié 1234567", 0, 2).is_none());
         let r = t
-            .row("123 456 789  ALAMI MOHAMED   BE123456   26   5 432,10   5 432,10", 0, 3)
+            .row(
+                "123 456 789  ALAMI MOHAMED   BE123456   26   5 432,10   5 432,10",
+                0,
+                3,
+            )
             .unwrap();
         assert_eq!(r.cnss.as_deref(), Some("123456789"));
         assert_eq!(r.cin.as_deref(), Some("BE123456"));

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fund;
+pub mod leak;
 pub mod names;
 
 pub use fund::{Declaration, Employer, Fund, FundSpec, Person, generate};

@@ -9,6 +9,7 @@ mod audit_cmd;
 mod bench;
 mod bench_api;
 mod bench_import;
+mod bench_leak;
 mod bench_node;
 mod decisions_cmd;
 mod demo;
@@ -17,13 +18,15 @@ mod home;
 mod identity_cmd;
 mod import_cmd;
 mod keys;
+mod leak_cmd;
 mod passphrases;
 mod read_cmd;
 mod serve_cmd;
 mod sim_files;
+mod sim_leak;
 mod simulate;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -217,6 +220,11 @@ enum Command {
         #[command(flatten)]
         pass: PassArg,
     },
+    /// Leak tracing: is a dumped file ours, who is affected, what is genuine, who leaked it.
+    Leak {
+        #[command(subcommand)]
+        command: LeakCommand,
+    },
     /// Benchmarks (figures with a baseline measured in the same run).
     Bench {
         #[command(subcommand)]
@@ -370,6 +378,56 @@ enum SimCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// A fresh node holding a generated fund, read by partners and clerks, then labelled
+    /// leaked dumps of every variant (truth.csv beside each); `--evaluate` scans each dump
+    /// and scores it (precision, recall, confusion, attribution, fewest rows).
+    Leak {
+        /// Insured persons.
+        #[arg(long, default_value_t = 2_000)]
+        persons: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+        /// Output directory (new or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Variants to make (default: all): full, sampled, columns, reordered, rounded,
+        /// altered-fabricated, unrelated, pdf-text, merge, honey, arabic-1256, latin-1,
+        /// jsonl, ebds-older.
+        #[arg(long = "variant", value_delimiter = ',')]
+        variants: Vec<String>,
+        /// Scan each dump and score it against its truth.
+        #[arg(long)]
+        evaluate: bool,
+        /// Print the scores as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeakCommand {
+    /// Scan dumped files (CSV/TSV with any delimiter, JSON lines, e-BDS, text extracted
+    /// from PDFs; UTF-8, Windows-1256 or Latin-1) against this node's vault, without
+    /// decrypting it: every row is classified, affected persons counted, and the audit log
+    /// asked who read them. The custodians open the leak-digest key for the scan (each logs
+    /// it).
+    Scan {
+        /// The dumped files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write report.md, summary.json and rows.jsonl (one verdict per row) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Encoding of the files when the guess is wrong: utf-8, windows-1256, latin-1.
+        #[arg(long)]
+        encoding: Option<String>,
+        #[command(flatten)]
+        pass: PassArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -424,6 +482,19 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Match a dump of every person of a generated fund against the node holding it,
+    /// against parsing the same file alone.
+    Leak {
+        /// Rows of the dump (persons of the fund).
+        #[arg(long, default_value_t = 200_000)]
+        rows: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Import a generated fund sealed, and the same files in clear into SQLite (baseline).
     Import {
         /// Insured persons (one month of declarations each).
@@ -811,6 +882,100 @@ fn run(cli: Cli) -> Result<()> {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             bench_import::run(&home, persons, seed, threads, json)
+        }
+        Command::Bench {
+            command: BenchCommand::Leak { rows, seed, json },
+        } => {
+            anyhow::ensure!(rows >= 12, "--rows must be at least 12");
+            anyhow::ensure!(
+                cli.store == "sqlite",
+                "bench leak measures the embedded SQLite store"
+            );
+            let home = home::Home::resolve(cli.home)?;
+            bench_leak::run(&home, rows, seed, json)
+        }
+        Command::Leak {
+            command:
+                LeakCommand::Scan {
+                    files,
+                    json,
+                    report,
+                    encoding,
+                    pass,
+                },
+        } => {
+            let encoding = encoding
+                .map(|e| {
+                    ribat_leak::encoding::TextEncoding::parse(&e).with_context(|| {
+                        format!("unknown encoding {e:?}: use utf-8, windows-1256 or latin-1")
+                    })
+                })
+                .transpose()?;
+            let home = home::Home::resolve(cli.home)?;
+            let node = embedded::Embedded::open(&home, &pass.passphrases)?;
+            let scan = leak_cmd::scan(
+                &node,
+                &leak_cmd::ScanOptions {
+                    files,
+                    encoding,
+                    threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    attribute: true,
+                },
+            )?;
+            if let Some(dir) = &report {
+                leak_cmd::write_report(dir, &scan)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&scan.summary)?);
+            } else {
+                leak_cmd::print_human(&scan.summary);
+                if let Some(dir) = &report {
+                    println!("report written to {}", dir.display());
+                }
+            }
+            anyhow::ensure!(
+                scan.summary.files.len() + scan.summary.refused.len() > 0
+                    && !scan.summary.files.is_empty(),
+                "no file could be read"
+            );
+            Ok(())
+        }
+        Command::Sim {
+            command:
+                SimCommand::Leak {
+                    persons,
+                    seed,
+                    out,
+                    variants,
+                    evaluate,
+                    json,
+                },
+        } => {
+            anyhow::ensure!(persons >= 100, "--persons must be at least 100");
+            let variants = variants
+                .iter()
+                .map(|v| {
+                    ribat_sim::leak::Variant::ALL
+                        .into_iter()
+                        .find(|x| x.name() == v)
+                        .with_context(|| format!("unknown variant {v:?}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let scores = sim_leak::run(&sim_leak::LeakSimOptions {
+                persons,
+                seed,
+                out,
+                variants,
+                evaluate,
+            })?;
+            if evaluate {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&scores)?);
+                } else {
+                    sim_leak::print_table(&scores);
+                }
+            }
+            Ok(())
         }
         Command::Bench {
             command: BenchCommand::Crypto { batch, json },

@@ -1,0 +1,128 @@
+//! `ribat bench leak`: a dump of every person of a generated fund, matched against the
+//! node that holds the fund, against parsing the same file alone (same run).
+
+use crate::embedded::Embedded;
+use crate::home::Home;
+use crate::leak_cmd::{self, ScanOptions};
+use anyhow::Result;
+use ribat_import::importer::Importer;
+use ribat_import::records::RecordSealer;
+use ribat_sim::leak::{Reads, Variant, make};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Serialize)]
+struct Report {
+    rows: u64,
+    seconds: f64,
+    rows_per_s: f64,
+    parse_only_seconds: f64,
+    ratio: f64,
+    ours: u64,
+    genuine_current: u64,
+    threads: usize,
+    import_seconds: f64,
+}
+
+/// Runs the benchmark on a fund of `rows` persons.
+pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
+    let say = |m: &str| {
+        if !json {
+            println!("{m}");
+        }
+    };
+    let dir = crate::bench_node::fresh_dir(home, "bench-leak")?;
+    let src = dir.join("source");
+    say(&format!(
+        "generating {rows} persons with one month of declarations…"
+    ));
+    let spec = ribat_sim::FundSpec::new(rows, (rows / 12).max(1), 1, seed);
+    let fund = crate::sim_files::write(&spec, &src)?;
+    let (node_home, pass) = crate::bench_node::keyed_node(&dir)?;
+    let node = Embedded::open(&node_home, &pass)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    say("importing it sealed, with leak digests…");
+    let t = Instant::now();
+    {
+        let leak = node.leak_digester("import")?;
+        let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
+        Importer::new(node.vault.store.as_ref(), &sealer, threads, 5_000).run(
+            &[
+                src.join("employers.csv"),
+                src.join("persons.csv"),
+                src.join("ebds"),
+            ],
+            &mut |_| {},
+        )?;
+    }
+    let import_seconds = t.elapsed().as_secs_f64();
+    // The whole fund, leaked by one recipient, every column.
+    let everyone = Reads {
+        by: vec![(
+            ribat_sim::leak::ALPHA.to_owned(),
+            (0..fund.persons.len()).collect(),
+        )],
+    };
+    let dump = make(&fund, &everyone, Variant::Full, seed);
+    drop(fund);
+    let file = dir.join("dump.csv");
+    for (_, bytes) in &dump.files {
+        std::fs::write(&file, bytes)?;
+    }
+    drop(dump);
+    say("parsing the dump alone…");
+    let t = Instant::now();
+    let (parsed, _, refused) = leak_cmd::read_all(std::slice::from_ref(&file), None);
+    let parse_only_seconds = t.elapsed().as_secs_f64();
+    anyhow::ensure!(refused.is_empty(), "the dump was refused: {refused:?}");
+    let parsed_rows = parsed.len();
+    drop(parsed);
+    say("scanning it (parse, match, classify)…");
+    let t = Instant::now();
+    let scan = leak_cmd::scan(
+        &node,
+        &ScanOptions {
+            files: vec![file],
+            encoding: None,
+            threads,
+            attribute: false,
+        },
+    )?;
+    let seconds = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        scan.verdicts.len() == parsed_rows,
+        "the scan classified {} rows of {parsed_rows}",
+        scan.verdicts.len()
+    );
+    let r = Report {
+        rows: scan.verdicts.len() as u64,
+        seconds,
+        rows_per_s: scan.verdicts.len() as f64 / seconds.max(1e-9),
+        parse_only_seconds,
+        ratio: seconds / parse_only_seconds.max(1e-9),
+        ours: scan.summary.ours,
+        genuine_current: scan
+            .summary
+            .classes
+            .get("genuine-current")
+            .copied()
+            .unwrap_or(0),
+        threads,
+        import_seconds,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} rows matched in {:.2} s ({:.0} rows/s); parsing alone {:.2} s; ratio {:.2} ({} of the fund's, {} genuine-current; {threads} threads)",
+            r.rows,
+            r.seconds,
+            r.rows_per_s,
+            r.parse_only_seconds,
+            r.ratio,
+            r.ours,
+            r.genuine_current
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! `ribat leak scan`: a dumped file against the vault, without decrypting it.
+//!
+//! The rows are matched to persons through the blind indexes this node holds, and their
+//! values checked against the leak digests, whose key the custodians open for the scan
+//! (each logs it). Attribution reads this node's audit log.
+
+use crate::embedded::Embedded;
+use anyhow::{Context, Result};
+use ribat_audit::AuditEntry;
+use ribat_crypto::blind_index::BlindIndexer;
+use ribat_import::records::{PERSONS, RecordSealer};
+use ribat_leak::LeakError;
+use ribat_leak::attribute::{Access, Attribution};
+use ribat_leak::classify::{self, Class, Digests, Resolver, Verdict};
+use ribat_leak::encoding::TextEncoding;
+use ribat_leak::read::{FileReport, ReadOptions, read_file};
+use ribat_leak::row::LeakRow;
+use ribat_leak::summary::Summary;
+use ribat_store::Store;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What to scan and how.
+pub struct ScanOptions {
+    /// Files.
+    pub files: Vec<PathBuf>,
+    /// Encoding of every file, when the guess should not be trusted.
+    pub encoding: Option<TextEncoding>,
+    /// Classification threads.
+    pub threads: usize,
+    /// Ask the audit log who read the leaked persons.
+    pub attribute: bool,
+}
+
+/// A finished scan.
+pub struct Scan {
+    /// The summary.
+    pub summary: Summary,
+    /// One verdict per row.
+    pub verdicts: Vec<Verdict>,
+    /// Seconds spent reading and parsing the files.
+    pub parse_seconds: f64,
+    /// Seconds spent matching and classifying.
+    pub match_seconds: f64,
+}
+
+/// The node's blind indexes, as the classifier asks them.
+struct NodeResolver<'a> {
+    index: &'a BlindIndexer,
+    sealer: RecordSealer<'a>,
+    store: &'a dyn Store,
+    honey: HashSet<String>,
+}
+
+impl Resolver for NodeResolver<'_> {
+    fn by_cnss(&self, cnss: &str) -> Option<String> {
+        self.sealer.person_id(cnss).ok()
+    }
+
+    fn by_cin(&self, cin: &str) -> Result<Vec<String>, LeakError> {
+        let Ok(tag) = self.index.cin(cin) else {
+            return Ok(Vec::new());
+        };
+        persons(self.store.lookup("cin", &tag.0)?)
+    }
+
+    fn by_name_birth(&self, name: &str, birth: &str) -> Result<Vec<String>, LeakError> {
+        let Ok(tag) = self.index.name_birth(name, birth) else {
+            return Ok(Vec::new());
+        };
+        persons(self.store.lookup("name-birth", &tag.0)?)
+    }
+
+    fn is_honey(&self, person_id: &str) -> bool {
+        self.honey.contains(person_id)
+    }
+}
+
+fn persons(refs: Vec<ribat_store::RecordRef>) -> Result<Vec<String>, LeakError> {
+    Ok(refs
+        .into_iter()
+        .filter(|r| r.table == PERSONS)
+        .map(|r| r.record_id)
+        .collect())
+}
+
+/// Reads every file; a file that cannot be read is listed with why, the others go on.
+pub fn read_all(
+    files: &[PathBuf],
+    encoding: Option<TextEncoding>,
+) -> (Vec<LeakRow>, Vec<FileReport>, Vec<(String, String)>) {
+    let opts = ReadOptions {
+        encoding,
+        ..ReadOptions::default()
+    };
+    let mut rows = Vec::new();
+    let mut reports = Vec::new();
+    let mut refused = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let idx = u32::try_from(i).unwrap_or(u32::MAX);
+        match read_file(f, idx, &opts, &mut |r| rows.push(r)) {
+            Ok(rep) => reports.push(rep),
+            Err(e) => refused.push((f.display().to_string(), e.to_string())),
+        }
+    }
+    (rows, reports, refused)
+}
+
+/// Scans files against the node.
+pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
+    let t0 = Instant::now();
+    let (rows, reports, refused) = read_all(&opts.files, opts.encoding);
+    let parse_seconds = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let (verdicts, latest_in_vault) = match_rows(node, &rows, opts.threads)?;
+    let match_seconds = t1.elapsed().as_secs_f64();
+    drop(rows);
+    let mut summary = Summary::new(reports, refused, &verdicts);
+    summary.window.latest_period_in_vault = latest_in_vault;
+    if opts.attribute {
+        attribute(node, &verdicts, &mut summary)?;
+    }
+    summary.seconds = t0.elapsed().as_secs_f64();
+    Ok(Scan {
+        summary,
+        verdicts,
+        parse_seconds,
+        match_seconds,
+    })
+}
+
+/// Matches and classifies rows; also returns the latest month the vault holds for the
+/// persons found.
+pub fn match_rows(
+    node: &Embedded,
+    rows: &[LeakRow],
+    threads: usize,
+) -> Result<(Vec<Verdict>, Option<String>)> {
+    let digester = node.leak_digester("leak-scan")?;
+    let store = node.vault.store.as_ref();
+    let mut resolver = NodeResolver {
+        index: &node.vault.index,
+        sealer: RecordSealer::new(&node.group, &node.vault.index)?,
+        store,
+        honey: HashSet::new(),
+    };
+    let mut located = classify::locate(rows, &resolver, &digester);
+    let wanted: HashSet<[u8; 16]> = located.iter().flatten().map(|(_, l)| *l).collect();
+    let mut digests = Digests::fetch(store, &wanted).context("reading the leak digests")?;
+    classify::relocate(
+        rows,
+        &mut located,
+        &mut digests,
+        store,
+        &resolver,
+        &digester,
+    )?;
+    let found: Vec<(String, String)> = located
+        .iter()
+        .flatten()
+        .map(|(id, _)| (PERSONS.to_owned(), id.clone()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(c) = node.custodians.first() {
+        resolver.honey = c
+            .honey_among(&found)?
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+    }
+    let verdicts = classify::classify_all(rows, &located, &digests, &resolver, &digester, threads);
+    let latest = located
+        .iter()
+        .flatten()
+        .filter_map(|(_, l)| digests.latest_period(l))
+        .max()
+        .map(|p| p.to_string());
+    Ok((verdicts, latest))
+}
+
+/// One access in this node's audit log, as attribution needs it.
+pub struct Read {
+    /// Who.
+    pub identity: String,
+    /// Its role.
+    pub role: String,
+    /// The person's record id.
+    pub subject: String,
+    /// When, ms.
+    pub time_ms: u64,
+    /// Whether plaintext was released (a refused request for a honey record still counts
+    /// against whoever made it).
+    pub released: bool,
+}
+
+/// Every access to a person in this node's audit log.
+pub fn read_accesses(node: &Embedded) -> Result<Vec<Read>> {
+    let log = node.vault.audit.log();
+    let mut out = Vec::new();
+    for i in 0..log.size()? {
+        let e = AuditEntry::decode(&log.entry(i)?)?;
+        if e.table != PERSONS {
+            continue;
+        }
+        out.push(Read {
+            released: e.outcome == "released",
+            identity: e.identity,
+            role: e.role,
+            subject: e.subject,
+            time_ms: e.time_ms,
+        });
+    }
+    Ok(out)
+}
+
+/// Who read the leaked persons; who asked for the honey ones.
+pub fn attribute(node: &Embedded, verdicts: &[Verdict], summary: &mut Summary) -> Result<()> {
+    let reads = read_accesses(node)?;
+    let persons = node.vault.store.count(PERSONS)?;
+    attribute_with(&reads, persons, verdicts, summary);
+    Ok(())
+}
+
+/// Same, over accesses already read.
+pub fn attribute_with(reads: &[Read], persons: u64, verdicts: &[Verdict], summary: &mut Summary) {
+    let leaked: HashSet<String> = verdicts
+        .iter()
+        .filter(|v| v.class.ours())
+        .filter_map(|v| v.person.clone())
+        .collect();
+    let mut honey_readers: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        verdicts
+            .iter()
+            .filter(|v| v.class == Class::Honey)
+            .filter_map(|v| v.person.clone())
+            .map(|h| (h, Default::default()))
+            .collect();
+    let mut att = Attribution::new(leaked);
+    for r in reads {
+        if let Some(who) = honey_readers.get_mut(&r.subject) {
+            who.insert(r.identity.clone());
+        }
+        if r.released {
+            att.read(&Access {
+                identity: &r.identity,
+                role: &r.role,
+                subject: &r.subject,
+                time_ms: r.time_ms,
+            });
+        }
+    }
+    summary.candidates = att.candidates(persons);
+    summary.honey = honey_readers
+        .into_iter()
+        .map(|(h, r)| (h, r.into_iter().collect()))
+        .collect();
+    if let Some(c) = summary.candidates.first() {
+        summary.window.reads_from_ms = Some(c.first_ms);
+        summary.window.reads_to_ms = Some(c.last_ms);
+    }
+}
+
+/// Writes `report.md`, `summary.json` and `rows.jsonl` (one verdict per row, persons as
+/// opaque record ids, no leaked value) into `dir`.
+pub fn write_report(dir: &Path, scan: &Scan) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: &str, bytes: &[u8]| {
+        ribat_identity::ca::write_file(&dir.join(name), bytes, true)
+            .with_context(|| format!("cannot write {}", dir.join(name).display()))
+    };
+    write("report.md", scan.summary.to_markdown().as_bytes())?;
+    write(
+        "summary.json",
+        serde_json::to_string_pretty(&scan.summary)?.as_bytes(),
+    )?;
+    let mut rows = String::new();
+    for v in &scan.verdicts {
+        rows.push_str(&serde_json::to_string(v)?);
+        rows.push('\n');
+    }
+    write("rows.jsonl", rows.as_bytes())?;
+    Ok(())
+}
+
+/// Prints what a person at a terminal wants first.
+pub fn print_human(s: &Summary) {
+    println!(
+        "{} rows read from {} files ({} refused) in {:.1} s: {} are the fund's data, naming {} real persons",
+        s.rows,
+        s.files.len(),
+        s.refused.len(),
+        s.seconds,
+        s.ours,
+        s.affected_persons
+    );
+    for (k, v) in &s.classes {
+        println!("  {k:<16} {v}");
+    }
+    for f in &s.files {
+        if f.skipped_total() > 0 {
+            println!(
+                "  {}: {} lines skipped ({})",
+                f.path.display(),
+                f.skipped_total(),
+                f.skipped
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+        }
+    }
+    for (f, why) in &s.refused {
+        println!("  refused {f}: {why}");
+    }
+    for (h, readers) in &s.honey {
+        println!(
+            "  honey record {h} in the dump; read by {}",
+            readers.join(", ")
+        );
+    }
+    match s.candidates.first() {
+        Some(c) => println!(
+            "  most likely source: {} ({}) read {} of the {} leaked persons; by chance ≤ 1e{:.0}",
+            c.identity, c.role, c.covered, c.of, c.chance_log10
+        ),
+        None if s.ours > 0 => println!("  no identity in this node's audit log read these persons"),
+        None => {}
+    }
+}
