@@ -1,0 +1,193 @@
+//! Leak tracing, as the security team uses it: a generated fund held by a real node, read
+//! by partners and clerks through the quorum (audited), then leaked dumps of every shape
+//! scanned by the real binary and scored against the truth written beside them; and
+//! hostile files that must end with a clear error or a partial result, in bounded memory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `ribat sim leak`; returns its standard output.
+fn sim(out: &Path, persons: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "sim",
+        "leak",
+        "--persons",
+        persons,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = ribat(out.parent().unwrap(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// `ribat leak scan` on the simulation's node, with its passphrase files.
+fn scan(out: &Path, files: &[&Path], extra: &[&str]) -> std::process::Output {
+    let pass = format!("dir:{}", out.join("passphrases").display());
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ribat"));
+    c.arg("--home")
+        .arg(out.join("node"))
+        .args(["leak", "scan", "--passphrases", &pass])
+        .args(extra)
+        .args(files)
+        .env_remove("RIBAT_HOME");
+    c.output().unwrap()
+}
+
+#[test]
+fn every_leak_variant_is_told_apart_and_traced_to_its_recipient() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("leak");
+    let json = sim(&out, "2000", &["--evaluate", "--json"]);
+    let scores: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let scores = scores.as_array().unwrap();
+    assert_eq!(scores.len(), 14, "one score per variant");
+    for s in scores {
+        let v = s["variant"].as_str().unwrap();
+        let f = |k: &str| s[k].as_f64().unwrap();
+        let rows = f("rows");
+        assert!(rows >= 50.0, "{v}: {rows} rows");
+        assert!(f("ours_precision") >= 0.99, "{v}: {s}");
+        assert!(f("ours_recall") >= 0.99, "{v}: {s}");
+        assert!(f("affected_recall") >= 0.99, "{v}: {s}");
+        assert!(
+            f("exact") / rows >= 0.98,
+            "{v}: class exactly right too rarely: {s}"
+        );
+        assert_eq!(s["attribution_correct"], true, "{v}: {s}");
+        // One recipient's dump names it from a handful of rows; a merge needs more.
+        let fewest = s["fewest_rows"].as_u64().unwrap_or(u64::MAX);
+        assert!(fewest <= if v == "merge" { 100 } else { 20 }, "{v}: {s}");
+    }
+    let by = |v: &str| scores.iter().find(|s| s["variant"] == v).unwrap();
+    // Fabricated rows are called fabricated, altered ones altered, other datasets unmatched.
+    let af = &by("altered-fabricated")["confusion"];
+    assert!(
+        af["fabricated"]["fabricated"].as_u64().unwrap() >= 50,
+        "{af}"
+    );
+    assert!(af["altered"]["altered"].as_u64().unwrap() >= 50, "{af}");
+    assert_eq!(af["genuine-current"].get("altered"), None, "{af}");
+    let un = &by("unrelated")["confusion"]["unmatched"];
+    assert_eq!(un.as_object().unwrap().len(), 1, "{un}");
+    assert!(un["unmatched"].as_u64().unwrap() > 0);
+    // Older e-BDS files are older, and forged lines altered.
+    let eb = &by("ebds-older")["confusion"];
+    assert!(
+        eb["genuine-older"]["genuine-older"].as_u64().unwrap() > 100,
+        "{eb}"
+    );
+    assert!(eb["altered"]["altered"].as_u64().unwrap() > 10, "{eb}");
+    assert_eq!(by("honey")["confusion"]["honey"]["honey"], 1);
+    // The report a person reads says it, without any leaked value.
+    let report =
+        std::fs::read_to_string(out.join("dumps/altered-fabricated/scan/report.md")).unwrap();
+    assert!(report.contains("| fabricated |"), "{report}");
+    assert!(report.contains("partner.alpha"), "{report}");
+    let truth = std::fs::read_to_string(out.join("dumps/full/truth.csv")).unwrap();
+    let cnss = truth.lines().nth(1).unwrap().split(',').nth(3).unwrap();
+    for f in ["report.md", "summary.json", "rows.jsonl"] {
+        let t = std::fs::read_to_string(out.join("dumps/full/scan").join(f)).unwrap();
+        assert!(!t.contains(cnss), "{f} holds a leaked CNSS number");
+    }
+    // Scanning with the CLI: the same verdicts, and the custodians logged the key opening.
+    let o = scan(&out, &[&out.join("dumps/merge/dump.csv")], &[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("most likely source: partner."), "{t}");
+    let served = std::fs::read(out.join("node/custodians/custodian-1/served/journal")).unwrap();
+    let openings = served
+        .windows(b"open-leak-key".len())
+        .filter(|w| w == b"open-leak-key")
+        .count();
+    // The import's opening, the evaluation's scans, and this one.
+    assert!(
+        openings >= 3,
+        "{openings} openings of the leak key in custodian 1's log"
+    );
+}
+
+#[test]
+fn hostile_dumps_end_with_a_clear_error_or_a_partial_result_in_bounded_memory() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("leak");
+    sim(&out, "300", &["--variant", "full"]);
+    let genuine = std::fs::read_to_string(out.join("dumps/full/dump.csv")).unwrap();
+    let lines: Vec<&str> = genuine.lines().collect();
+
+    // Binary garbage and an empty spreadsheet container: refused by name; nothing read.
+    let garbage = d.path().join("garbage.csv");
+    let bytes: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&garbage, bytes).unwrap();
+    let o = scan(&out, &[&garbage], &[]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("binary data") && t.contains("no file could be read"),
+        "{t}"
+    );
+
+    // A 2 GB line between genuine rows, and a line that is not UTF-8, in a process whose
+    // address space is capped at 1 GiB: the rows around them are read, the rest reported.
+    let big = d.path().join("big.csv");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+        writeln!(f, "{}", lines[0]).unwrap();
+        writeln!(f, "{}", lines[1]).unwrap();
+        let chunk = vec![b'7'; 1 << 20];
+        for _ in 0..2048 {
+            f.write_all(&chunk).unwrap();
+        }
+        writeln!(f).unwrap();
+        f.write_all(b"\xff\xfe broken,\xc3\x28 bytes\n").unwrap();
+        writeln!(f, "{}", lines[2]).unwrap();
+    }
+    let pass = format!("dir:{}", out.join("passphrases").display());
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 1048576 && exec \"$0\" --home \"$1\" leak scan --passphrases \"$2\" --json \"$3\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_ribat"))
+        .arg(out.join("node"))
+        .arg(&pass)
+        .arg(&big)
+        .env_remove("RIBAT_HOME")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["ours"], 2, "the rows before and after: {s}");
+    let skipped = &s["files"][0]["skipped"];
+    assert_eq!(skipped["line longer than 1048576 bytes"], 1, "{s}");
+    assert_eq!(
+        skipped["not valid UTF-8 (read with replacement characters)"], 1,
+        "{s}"
+    );
+
+    // A spreadsheet and a PDF are named, with what to do; a good file beside them is read.
+    let xlsx = d.path().join("dump.xlsx");
+    std::fs::write(&xlsx, b"PK\x03\x04not really a zip").unwrap();
+    let pdf = d.path().join("dump.pdf");
+    std::fs::write(&pdf, b"%PDF-1.7\n%binary").unwrap();
+    let good = out.join("dumps/full/dump.csv");
+    let o = scan(&out, &[&xlsx, &pdf, &good], &[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("refused") && t.contains("dump.xlsx"), "{t}");
+    assert!(t.contains("pdftotext"), "{t}");
+    assert!(
+        t.contains(&format!("{} are the fund's data", lines.len() - 1)),
+        "{t}"
+    );
+}
