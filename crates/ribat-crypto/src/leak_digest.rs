@@ -209,7 +209,7 @@ pub fn encode_body(pairs: &[(Field, Digest)]) -> Vec<u8> {
 
 /// The pairs of a stored body; unknown codes (from a newer writer) are skipped.
 pub fn decode_body(body: &[u8]) -> Result<Vec<(Field, Digest)>> {
-    if body.len() % (1 + DIGEST_LEN) != 0 {
+    if !body.len().is_multiple_of(1 + DIGEST_LEN) {
         return Err(CryptoError::Malformed {
             what: "leak digest body",
             reason: format!("{} bytes is not a whole number of entries", body.len()),

@@ -355,7 +355,9 @@ pub fn detect(header: Option<&[String]>, sample: &[Vec<&str>]) -> Columns {
         };
         // Whole numbers of 200,000 and more are centimes: no declared monthly salary
         // reaches 200,000 dirhams, and the minimum wage is 320,000 centimes.
-        out.salary = Some((i, if decimals { Unit::Centimes } else { unit }));
+        // Decimal columns are dirhams: their whole values (`5432`, a spreadsheet's
+        // `5432.00`) are dirhams too.
+        out.salary = Some((i, if decimals { Unit::Dirhams } else { unit }));
     }
     // Names: mostly letters, varied (a city or sector column repeats), not company names.
     let mut names: Vec<(usize, bool)> = Vec::new();
@@ -411,12 +413,14 @@ mod tests {
         let c = detect(None, &refs(&data));
         assert_eq!(c.cnss, Some(4));
         assert_eq!(c.cin, Some(1));
-        assert_eq!(c.salary, Some((0, Unit::Centimes)));
+        assert_eq!(c.salary, Some((0, Unit::Dirhams)));
         assert_eq!(c.days, Some(6));
         assert_eq!(c.birth, Some(7));
         assert_eq!(c.names, vec![2, 3], "{}", c.describe(None));
         let r = c.extract(&refs(&data)[0], 0, 1);
         assert_eq!(r.salary, Some(543_210));
+        // A whole value in a decimal column is dirhams.
+        assert_eq!(c.extract(&["5432", "BE123456"], 0, 9).salary, Some(543_200));
         assert_eq!(r.name.as_deref(), Some("ALAMI Mohamed"));
         assert_eq!(r.cin.as_deref(), Some("BE123456"));
     }

@@ -26,6 +26,7 @@ mod error;
 pub mod lines;
 pub mod read;
 pub mod row;
+pub mod sheet;
 pub mod summary;
 pub mod table;
 pub mod text;

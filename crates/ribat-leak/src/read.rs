@@ -54,7 +54,7 @@ pub struct FileReport {
 }
 
 impl FileReport {
-    fn skip(&mut self, line: u64, reason: &str) {
+    pub(crate) fn skip(&mut self, line: u64, reason: &str) {
         *self.skipped.entry(reason.to_owned()).or_insert(0) += 1;
         if self.skipped_lines.len() < 20 {
             self.skipped_lines.push((line, reason.to_owned()));
@@ -101,10 +101,7 @@ pub fn read_file(
         .read_to_end(&mut sample)
         .map_err(io)?;
     if sample.starts_with(b"PK\x03\x04") {
-        return Err(unsupported(
-            path,
-            "a ZIP container (xlsx or ods spreadsheet): reading spreadsheets directly is not built yet; save it as CSV (any delimiter, any encoding) and scan that",
-        ));
+        return crate::sheet::read_sheets(path, file, each);
     }
     if sample.starts_with(b"%PDF") {
         return Err(unsupported(
@@ -268,7 +265,7 @@ fn text_identifies(lines: &[&str]) -> bool {
 }
 
 /// Tables and JSON lines: the first rows are held until the columns are known.
-struct Tabular {
+pub(crate) struct Tabular {
     json: bool,
     delim: char,
     held: Vec<(u64, Vec<String>)>,
@@ -276,9 +273,19 @@ struct Tabular {
     header: Option<Vec<String>>,
     cols: Option<Columns>,
     width: usize,
+    ragged: bool,
 }
 
 impl Tabular {
+    /// A table whose rows arrive already split (spreadsheets): rows of another width
+    /// than most are read, not skipped, since empty trailing cells are not stored.
+    pub(crate) fn cells_only() -> Self {
+        let mut t = Self::new(&Shape::Json);
+        t.json = false;
+        t.ragged = true;
+        t
+    }
+
     fn new(shape: &Shape) -> Self {
         Self {
             json: matches!(shape, Shape::Json),
@@ -291,10 +298,11 @@ impl Tabular {
             header: None,
             cols: None,
             width: 0,
+            ragged: false,
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         self.cols
             .as_ref()
             .map_or_else(|| "no rows".into(), |c| c.describe(self.header.as_deref()))
@@ -332,9 +340,20 @@ impl Tabular {
         report: &mut FileReport,
         each: &mut dyn FnMut(LeakRow),
     ) {
-        let Some(cells) = self.cells(line, n, report) else {
-            return;
-        };
+        if let Some(cells) = self.cells(line, n, report) {
+            self.push_cells(cells, file, n, report, each);
+        }
+    }
+
+    /// One row of cells (a table line once split, or a spreadsheet row).
+    pub(crate) fn push_cells(
+        &mut self,
+        cells: Vec<String>,
+        file: u32,
+        n: u64,
+        report: &mut FileReport,
+        each: &mut dyn FnMut(LeakRow),
+    ) {
         match &self.cols {
             None => {
                 self.held.push((n, cells));
@@ -390,7 +409,7 @@ impl Tabular {
         let Some(cols) = &self.cols else {
             return;
         };
-        if !self.json && cells.len() != self.width {
+        if !self.json && !self.ragged && cells.len() != self.width {
             report.skip(
                 n,
                 &format!("{} fields where the table has {}", cells.len(), self.width),
@@ -402,7 +421,12 @@ impl Tabular {
         each(cols.extract(&refs, file, n));
     }
 
-    fn finish(&mut self, file: u32, report: &mut FileReport, each: &mut dyn FnMut(LeakRow)) {
+    pub(crate) fn finish(
+        &mut self,
+        file: u32,
+        report: &mut FileReport,
+        each: &mut dyn FnMut(LeakRow),
+    ) {
         if self.cols.is_none() && !self.held.is_empty() {
             self.decide();
             self.release(file, report, each);
@@ -453,7 +477,7 @@ mod tests {
         let err = read(&garbage, "x.csv").unwrap_err().to_string();
         assert!(err.contains("binary data"), "{err}");
         let err = read(b"PK\x03\x04rest", "x.xlsx").unwrap_err().to_string();
-        assert!(err.contains("spreadsheet"), "{err}");
+        assert!(err.contains("damaged ZIP container (xlsx/ods)"), "{err}");
         let err = read(b"%PDF-1.7\n", "x.pdf").unwrap_err().to_string();
         assert!(err.contains("pdftotext"), "{err}");
     }

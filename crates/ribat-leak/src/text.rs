@@ -27,6 +27,34 @@ fn repair(token: &str) -> String {
     }
 }
 
+/// The tokens of a line. Layout-preserving extraction (`pdftotext -layout`) separates
+/// columns by two spaces or more and writes `5 432,10` with single spaces: a column that
+/// is a spaced number is one token. Without such gaps, digit groups are joined by shape.
+fn tokenize(line: &str) -> Vec<String> {
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| c.is_whitespace() || matches!(c, '|' | ';'))
+            .filter(|t| !t.is_empty())
+            .map(repair)
+            .collect()
+    };
+    if !line.contains("  ") {
+        return merge_groups(words(line));
+    }
+    let mut out = Vec::new();
+    for column in line.split("  ").map(str::trim).filter(|c| !c.is_empty()) {
+        let spaced_number = column.contains(' ')
+            && column
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, ' ' | ',' | '.' | 'O' | 'o'));
+        if spaced_number {
+            out.push(repair(&column.replace(' ', "")));
+        } else {
+            out.extend(words(column));
+        }
+    }
+    out
+}
+
 /// `5 432,10` and `123 456 789` arrive as several tokens: a group of one to three digits
 /// followed by groups of exactly three (the last may carry decimals) is one number.
 fn merge_groups(tokens: Vec<String>) -> Vec<String> {
@@ -56,12 +84,7 @@ impl TextReader {
     /// The row of one line of text, if it names somebody.
     pub fn row(&mut self, line: &str, file: u32, number: u64) -> Option<LeakRow> {
         let lower = line.to_lowercase();
-        let tokens = merge_groups(
-            line.split(|c: char| c.is_whitespace() || matches!(c, '|' | ';'))
-                .filter(|t| !t.is_empty())
-                .map(repair)
-                .collect(),
-        );
+        let tokens = tokenize(line);
         if ["période", "periode", "mois", "الفترة"]
             .iter()
             .any(|w| lower.contains(w))
@@ -165,6 +188,22 @@ mod tests {
         assert_eq!(r.name.as_deref(), Some("ALAMI MOHAMED"));
         assert_eq!(r.period.as_deref(), Some("202603"));
         assert_eq!(r.days, Some(26));
+        let r = t
+            .row(
+                "129 766 127   HAJJI YOUSSOUF   AB887206   8   998,82   998,82",
+                0,
+                4,
+            )
+            .unwrap();
+        assert_eq!((r.days, r.salary), (Some(8), Some(99_882)));
+        let r = t
+            .row(
+                "129 765 193   CHRAIBI ABDERRAHIM   GA810881   26   112 000,00   6 000,00",
+                0,
+                5,
+            )
+            .unwrap();
+        assert_eq!((r.days, r.salary), (Some(26), Some(11_200_000)));
         let damaged = t.row("12345678O BENANI FATIMA 12000,00", 0, 4).unwrap();
         assert_eq!(damaged.cnss.as_deref(), Some("123456780"));
         assert_eq!(damaged.salary, Some(1_200_000));

@@ -42,11 +42,13 @@ pub enum Variant {
     Jsonl,
     /// e-BDS files of an older month, some lines forged without fixing their control sums.
     EbdsOlder,
+    /// A spreadsheet (xlsx) with numbers typed as numbers.
+    Xlsx,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 14] = [
+    pub const ALL: [Variant; 15] = [
         Variant::Full,
         Variant::Sampled,
         Variant::Columns,
@@ -61,6 +63,7 @@ impl Variant {
         Variant::Latin1,
         Variant::Jsonl,
         Variant::EbdsOlder,
+        Variant::Xlsx,
     ];
 
     /// Its name (directory and table row).
@@ -80,6 +83,7 @@ impl Variant {
             Self::Latin1 => "latin-1",
             Self::Jsonl => "jsonl",
             Self::EbdsOlder => "ebds-older",
+            Self::Xlsx => "xlsx",
         }
     }
 }
@@ -202,7 +206,7 @@ fn full_name(p: &Person) -> String {
 
 /// Makes the dump of a variant.
 pub fn make(fund: &Fund, reads: &Reads, variant: Variant, seed: u64) -> Dump {
-    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ (variant as u64 + 1) * 0x9e37_79b9);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ ((variant as u64 + 1) * 0x9e37_79b9));
     let ctx = Ctx::new(fund);
     let alpha = reads.of(ALPHA);
     let mut d = Dump {
@@ -530,6 +534,34 @@ pub fn make(fund: &Fund, reads: &Reads, variant: Variant, seed: u64) -> Dump {
             }
             d.files.push(("dump.jsonl".into(), text.into_bytes()));
         }
+        Variant::Xlsx => {
+            let mut rows: Vec<Vec<Cell>> = vec![
+                [
+                    "Matricule CNSS",
+                    "Nom et prénom",
+                    "CIN",
+                    "Salaire brut",
+                    "Jours",
+                ]
+                .iter()
+                .map(|h| Cell::Text((*h).to_owned()))
+                .collect(),
+            ];
+            for (n, &i) in declared(alpha).iter().enumerate() {
+                let p = &fund.persons[i];
+                let Some(dec) = ctx.current(i) else { continue };
+                rows.push(vec![
+                    Cell::Number(p.cnss.clone()),
+                    Cell::Text(full_name(p)),
+                    Cell::Text(p.cin.clone()),
+                    Cell::Number(dirhams(dec.salary_real)),
+                    Cell::Number(dec.days.to_string()),
+                ]);
+                d.truth
+                    .push(truth("dump.xlsx", n as u64 + 2, "genuine-current", i));
+            }
+            d.files.push(("dump.xlsx".into(), xlsx(&rows)));
+        }
         Variant::EbdsOlder => {
             // The first month's declarations of the recipient's persons, per employer.
             let mut by_employer: std::collections::BTreeMap<usize, Vec<&Declaration>> =
@@ -617,6 +649,64 @@ pub fn make(fund: &Fund, reads: &Reads, variant: Variant, seed: u64) -> Dump {
         }
     }
     d
+}
+
+/// A spreadsheet cell.
+enum Cell {
+    Text(String),
+    Number(String),
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The smallest xlsx a spreadsheet program opens: one sheet, inline strings.
+fn xlsx(rows: &[Vec<Cell>]) -> Vec<u8> {
+    use std::io::Write as _;
+    const TYPES: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    const RELS: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+    const BOOK: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Salaries" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+    const BOOK_RELS: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
+    let mut sheet = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+    );
+    for (r, row) in rows.iter().enumerate() {
+        let _ = write!(sheet, r#"<row r="{}">"#, r + 1);
+        for (c, cell) in row.iter().enumerate() {
+            let at = format!("{}{}", char::from(b'A' + (c % 26) as u8), r + 1);
+            match cell {
+                Cell::Text(t) => {
+                    let _ = write!(
+                        sheet,
+                        r#"<c r="{at}" t="inlineStr"><is><t>{}</t></is></c>"#,
+                        escape(t)
+                    );
+                }
+                Cell::Number(v) => {
+                    let _ = write!(sheet, r#"<c r="{at}"><v>{v}</v></c>"#);
+                }
+            }
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str("</sheetData></worksheet>");
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, body) in [
+        ("[Content_Types].xml", TYPES),
+        ("_rels/.rels", RELS),
+        ("xl/workbook.xml", BOOK),
+        ("xl/_rels/workbook.xml.rels", BOOK_RELS),
+        ("xl/worksheets/sheet1.xml", sheet.as_str()),
+    ] {
+        if w.start_file(name, opts).is_err() || w.write_all(body.as_bytes()).is_err() {
+            return Vec::new();
+        }
+    }
+    w.finish().map(|c| c.into_inner()).unwrap_or_default()
 }
 
 fn truth(file: &str, line: u64, class: &'static str, person: usize) -> TruthRow {

@@ -48,7 +48,7 @@ fn every_leak_variant_is_told_apart_and_traced_to_its_recipient() {
     let json = sim(&out, "2000", &["--evaluate", "--json"]);
     let scores: serde_json::Value = serde_json::from_str(&json).unwrap();
     let scores = scores.as_array().unwrap();
-    assert_eq!(scores.len(), 14, "one score per variant");
+    assert_eq!(scores.len(), 15, "one score per variant");
     for s in scores {
         let v = s["variant"].as_str().unwrap();
         let f = |k: &str| s[k].as_f64().unwrap();
@@ -154,9 +154,9 @@ fn hostile_dumps_end_with_a_clear_error_or_a_partial_result_in_bounded_memory() 
     let pass = format!("dir:{}", out.join("passphrases").display());
     let o = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "ulimit -v 1048576 && exec \"$0\" --home \"$1\" leak scan --passphrases \"$2\" --json \"$3\""
-        ))
+        .arg(
+            "ulimit -v 1048576 && exec \"$0\" --home \"$1\" leak scan --passphrases \"$2\" --json \"$3\"",
+        )
         .arg(env!("CARGO_BIN_EXE_ribat"))
         .arg(out.join("node"))
         .arg(&pass)
@@ -184,7 +184,10 @@ fn hostile_dumps_end_with_a_clear_error_or_a_partial_result_in_bounded_memory() 
     let o = scan(&out, &[&xlsx, &pdf, &good], &[]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    assert!(t.contains("refused") && t.contains("dump.xlsx"), "{t}");
+    assert!(
+        t.contains("refused") && t.contains("dump.xlsx") && t.contains("damaged ZIP"),
+        "{t}"
+    );
     assert!(t.contains("pdftotext"), "{t}");
     assert!(
         t.contains(&format!("{} are the fund's data", lines.len() - 1)),
