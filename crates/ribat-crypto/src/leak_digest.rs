@@ -47,6 +47,12 @@ pub enum Field {
     Rib = 5,
     /// CNSS number of the person (declarations carry it as their identifier).
     Cnss = 6,
+    /// The person is an export canary (the value digested is [`CANARY`]).
+    Canary = 7,
+    /// Surname alone, normalised (dumps often carry one name column).
+    Surname = 8,
+    /// Given name alone, normalised.
+    Given = 9,
     /// Real salary in centimes, exact.
     Salary = 10,
     /// Real salary in whole dirhams (centimes dropped).
@@ -63,13 +69,16 @@ pub enum Field {
 
 impl Field {
     /// Every field, in code order.
-    pub const ALL: [Field; 12] = [
+    pub const ALL: [Field; 15] = [
         Field::Cin,
         Field::Name,
         Field::NameAr,
         Field::Birth,
         Field::Rib,
         Field::Cnss,
+        Field::Canary,
+        Field::Surname,
+        Field::Given,
         Field::Salary,
         Field::SalaryDirham,
         Field::SalaryHundred,
@@ -92,6 +101,9 @@ impl Field {
             Self::Birth => "birth_date",
             Self::Rib => "rib",
             Self::Cnss => "cnss",
+            Self::Canary => "canary",
+            Self::Surname => "surname",
+            Self::Given => "given",
             Self::Salary => "salary",
             Self::SalaryDirham => "salary_dirham",
             Self::SalaryHundred => "salary_hundred",
@@ -104,6 +116,10 @@ impl Field {
 
 /// A field digest.
 pub type Digest = [u8; DIGEST_LEN];
+
+/// What a canary's [`Field::Canary`] digest is computed over: only a holder of `k_leak`
+/// can tell a canary from any other person.
+pub const CANARY: &str = "export-canary";
 
 /// The salary forms a leaker commonly writes, each with its field: exact centimes, whole
 /// dirhams, rounded to 100 and to 1,000 dirhams.
@@ -178,12 +194,13 @@ impl LeakDigester {
 pub fn normalise_field(field: Field, value: &str) -> Option<String> {
     match field {
         Field::Cin => normalise_cin(value).ok(),
-        Field::Name | Field::NameAr => {
+        Field::Name | Field::NameAr | Field::Surname | Field::Given => {
             let n = normalise_name(value);
             (!n.is_empty()).then_some(n)
         }
         Field::Rib => normalise_digits(value, 24, "RIB").ok(),
         Field::Cnss => normalise_digits(value, 9, "CNSS number").ok(),
+        Field::Canary => Some(value.to_owned()),
         Field::Birth => {
             let t = value.trim();
             (t.len() == 10).then(|| t.to_owned())

@@ -174,6 +174,26 @@ impl Policy {
         ]);
         roles.insert("employer".into(), employer);
         roles.insert("auditor".into(), role(&[], &["audit"], Some((0, 3600))));
+        // Bulk exports to partners, each approved by two administrators beforehand; the
+        // identity is `export/RECIPIENT`, so the audit log names the recipient.
+        roles.insert(
+            "export".into(),
+            role(
+                &["identity"],
+                &["partner-export"],
+                Some((3_000_000, 86_400)),
+            ),
+        );
+        // The security team: opens export manifests when a leak carries canaries, and
+        // writes the data-protection authority's notification list (every affected person).
+        roles.insert(
+            "security".into(),
+            role(
+                &["identity"],
+                &["leak-attribution", "breach-notification"],
+                Some((3_000_000, 86_400)),
+            ),
+        );
         roles.insert(
             "service".into(),
             role(

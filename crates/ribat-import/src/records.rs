@@ -19,7 +19,7 @@ use ribat_crypto::blind_index::{BlindIndexer, BlindTag};
 use ribat_crypto::envelope::{Envelope, Sealer};
 use ribat_crypto::group::GroupPublic;
 use ribat_crypto::leak_digest::{
-    Digest, Field, LeakDigester, encode_body, normalise_field, salary_forms,
+    CANARY, Digest, Field, LeakDigester, encode_body, normalise_field, salary_forms,
 };
 use ribat_store::{StoredClass, StoredRecord};
 
@@ -85,6 +85,21 @@ impl<'a> RecordSealer<'a> {
             "e-",
             &self.index.reference("record-id/employer", affiliation)?,
         ))
+    }
+
+    /// An export canary: a person like any other, whose leak digests also carry the canary
+    /// mark, so that a scan knows it (the recipient is in the export's sealed manifest).
+    pub fn canary(&self, record_id: &str, p: &PersonRow) -> Result<StoredRecord> {
+        let mut r = self.person(record_id, p, 1)?;
+        if let Some(l) = self.leak {
+            let mut pairs = Vec::new();
+            for (_, body) in &r.digests {
+                pairs = ribat_crypto::leak_digest::decode_body(body)?;
+            }
+            pairs.push((Field::Canary, l.digest(Field::Canary, record_id, CANARY)));
+            r.digests = vec![(l.locator(record_id), encode_body(&pairs))];
+        }
+        Ok(r)
     }
 
     /// A person: identity and bank details sealed, three blind indexes.
@@ -215,6 +230,8 @@ fn person_digests(l: &LeakDigester, record_id: &str, p: &PersonRow) -> Vec<([u8;
         (Field::Cin, p.cin.as_str()),
         (Field::Name, full_name.as_str()),
         (Field::NameAr, p.name_ar.as_str()),
+        (Field::Surname, p.surname.as_str()),
+        (Field::Given, p.given.as_str()),
         (Field::Birth, p.birth_date.as_str()),
         (Field::Rib, p.rib.as_str()),
     ] {

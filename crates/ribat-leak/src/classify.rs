@@ -11,7 +11,7 @@
 use crate::LeakError;
 use crate::row::LeakRow;
 use ribat_crypto::leak_digest::{
-    Digest, Field, LeakDigester, decode_body, normalise_field, salary_forms,
+    CANARY, Digest, Field, LeakDigester, decode_body, normalise_field, salary_forms,
 };
 use ribat_store::{DigestRow, Store};
 use serde::Serialize;
@@ -318,34 +318,49 @@ pub fn classify(
         return v;
     };
     v.person = Some(pid.clone());
-    if let Some(r) = resolver.canary_of(pid) {
-        v.class = Class::Canary { recipient: r };
+    let entries = digests.of(loc);
+    let mark = digester.digest(Field::Canary, pid, CANARY);
+    if entries
+        .iter()
+        .any(|e| e.period == 0 && matches(e, Field::Canary, &mark))
+    {
+        v.class = Class::Canary {
+            recipient: resolver
+                .canary_of(pid)
+                .unwrap_or_else(|| "an export whose manifest cannot be opened".into()),
+        };
         return v;
     }
     if resolver.is_honey(pid) {
         v.class = Class::Honey;
         return v;
     }
-    let entries = digests.of(loc);
     let persons: Vec<&Entry> = entries.iter().filter(|e| e.period == 0).collect();
     let latest = persons.iter().map(|e| e.version).max().unwrap_or(0);
     let mut altered: Vec<&'static str> = Vec::new();
     let mut older: Option<String> = None;
     let mut identity_present = 0;
     let mut identity_matched = 0;
-    let mut check = |name: &'static str, candidates: &[Field], value: Option<&str>| {
-        let Some(value) = value else { return };
+    // Each present field: the values to try, in order; the first that any version holds
+    // decides which version.
+    let mut check = |name: &'static str, tries: &[(Field, &str)]| {
+        if tries.is_empty() {
+            return;
+        }
         identity_present += 1;
         let mut best: Option<u64> = None;
-        for &f in candidates {
-            let Some(norm) = normalise_field(f, value) else {
+        for (f, value) in tries {
+            let Some(norm) = normalise_field(*f, value) else {
                 continue;
             };
-            let d = digester.digest(f, pid, &norm);
+            let d = digester.digest(*f, pid, &norm);
             for e in &persons {
-                if matches(e, f, &d) {
+                if matches(e, *f, &d) {
                     best = best.max(Some(e.version));
                 }
+            }
+            if best.is_some() {
+                break;
             }
         }
         match best {
@@ -358,16 +373,36 @@ pub fn classify(
             None => altered.push(name),
         }
     };
-    check("cnss", &[Field::Cnss], row.cnss.as_deref());
-    check("cin", &[Field::Cin], row.cin.as_deref());
-    check("name", &[Field::Name, Field::NameAr], row.name.as_deref());
-    check(
-        "name_ar",
-        &[Field::NameAr, Field::Name],
-        row.name_ar.as_deref(),
-    );
-    check("birth_date", &[Field::Birth], row.birth.as_deref());
-    check("rib", &[Field::Rib], row.rib.as_deref());
+    let one = |f: Field, v: Option<&str>| -> Vec<(Field, String)> {
+        v.map(|v| vec![(f, v.to_owned())]).unwrap_or_default()
+    };
+    // A name: the full name (with the repetitive column beside it, or without), else one
+    // word alone as a surname or a given name.
+    let mut names: Vec<(Field, String)> = Vec::new();
+    if let Some(name) = row.name.as_deref() {
+        if let Some(extra) = row.name_extra.as_deref() {
+            names.push((Field::Name, format!("{name} {extra}")));
+        }
+        names.push((Field::Name, name.to_owned()));
+        names.push((Field::NameAr, name.to_owned()));
+        if !name.trim().contains(' ') {
+            names.push((Field::Surname, name.to_owned()));
+            names.push((Field::Given, name.to_owned()));
+        }
+    }
+    let mut name_ar = one(Field::NameAr, row.name_ar.as_deref());
+    name_ar.extend(one(Field::Name, row.name_ar.as_deref()));
+    for (name, tries) in [
+        ("cnss", one(Field::Cnss, row.cnss.as_deref())),
+        ("cin", one(Field::Cin, row.cin.as_deref())),
+        ("name", names),
+        ("name_ar", name_ar),
+        ("birth_date", one(Field::Birth, row.birth.as_deref())),
+        ("rib", one(Field::Rib, row.rib.as_deref())),
+    ] {
+        let refs: Vec<(Field, &str)> = tries.iter().map(|(f, v)| (*f, v.as_str())).collect();
+        check(name, &refs);
+    }
     // The number that located the person matches by construction; a number and nothing
     // else of the person's is a real number with somebody else's details.
     if identity_present >= 3 && identity_matched <= 1 {

@@ -28,6 +28,8 @@ pub struct Columns {
     pub names: Vec<usize>,
     /// Name in Arabic script.
     pub name_ar: Option<usize>,
+    /// A repetitive name-like column beside the name (a given name, or a city).
+    pub name_extra: Option<usize>,
     /// Birth date.
     pub birth: Option<usize>,
     /// RIB.
@@ -95,6 +97,9 @@ impl Columns {
             cin: cell(self.cin).and_then(row::cin),
             name: (!names.is_empty()).then(|| names.join(" ")),
             name_ar: cell(self.name_ar)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            name_extra: cell(self.name_extra)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
             birth: cell(self.birth).and_then(row::date),
@@ -361,6 +366,7 @@ pub fn detect(header: Option<&[String]>, sample: &[Vec<&str>]) -> Columns {
     }
     // Names: mostly letters, varied (a city or sector column repeats), not company names.
     let mut names: Vec<(usize, bool)> = Vec::new();
+    let mut repetitive: Vec<usize> = Vec::new();
     for (i, p) in profiles.iter().enumerate() {
         if taken[i] || share(p.name, p) < MIN_SHARE || p.legal_form * 5 > p.name {
             continue;
@@ -372,6 +378,8 @@ pub fn detect(header: Option<&[String]>, sample: &[Vec<&str>]) -> Columns {
         }
         if varied || hinted {
             names.push((i, p.arabic * 2 > p.name));
+        } else {
+            repetitive.push(i);
         }
     }
     out.name_ar = names.iter().find(|(_, ar)| *ar).map(|(i, _)| *i);
@@ -381,6 +389,13 @@ pub fn detect(header: Option<&[String]>, sample: &[Vec<&str>]) -> Columns {
         .map(|(i, _)| *i)
         .take(2)
         .collect();
+    if out.names.len() == 1 {
+        let n = out.names[0];
+        out.name_extra = repetitive
+            .iter()
+            .copied()
+            .find(|&i| i + 1 == n || n + 1 == i);
+    }
     out
 }
 

@@ -18,6 +18,9 @@ pub struct LeakRow {
     pub name: Option<String>,
     /// Full name in Arabic script, when the dump has a column of its own for it.
     pub name_ar: Option<String>,
+    /// A name-like column beside the name whose values repeat (given names do, so do
+    /// cities): tried as part of the name, never required.
+    pub name_extra: Option<String>,
     /// Birth date, `YYYY-MM-DD`.
     pub birth: Option<String>,
     /// RIB.

@@ -47,10 +47,13 @@ pub struct Scan {
 
 /// The node's blind indexes, as the classifier asks them.
 struct NodeResolver<'a> {
+    node: &'a Embedded,
     index: &'a BlindIndexer,
     sealer: RecordSealer<'a>,
     store: &'a dyn Store,
     honey: HashSet<String>,
+    // Manifests opened so far: each canary opens its export's manifest once.
+    recipients: std::sync::Mutex<std::collections::HashMap<String, Option<String>>>,
 }
 
 impl Resolver for NodeResolver<'_> {
@@ -74,6 +77,24 @@ impl Resolver for NodeResolver<'_> {
 
     fn is_honey(&self, person_id: &str) -> bool {
         self.honey.contains(person_id)
+    }
+
+    fn canary_of(&self, person_id: &str) -> Option<String> {
+        if let Ok(cache) = self.recipients.lock()
+            && let Some(r) = cache.get(person_id)
+        {
+            return r.clone();
+        }
+        let r = match crate::export_cmd::recipient_of_canary(self.node, person_id) {
+            Ok(r) => r,
+            Err(e) => Some(format!(
+                "an export whose manifest could not be opened: {e:#}"
+            )),
+        };
+        if let Ok(mut cache) = self.recipients.lock() {
+            cache.insert(person_id.to_owned(), r.clone());
+        }
+        r
     }
 }
 
@@ -140,6 +161,8 @@ pub fn match_rows(
     let digester = node.leak_digester("leak-scan")?;
     let store = node.vault.store.as_ref();
     let mut resolver = NodeResolver {
+        node,
+        recipients: std::sync::Mutex::new(std::collections::HashMap::new()),
         index: &node.vault.index,
         sealer: RecordSealer::new(&node.group, &node.vault.index)?,
         store,

@@ -14,6 +14,7 @@ mod bench_node;
 mod decisions_cmd;
 mod demo;
 mod embedded;
+mod export_cmd;
 mod home;
 mod identity_cmd;
 mod import_cmd;
@@ -220,6 +221,12 @@ enum Command {
         #[command(flatten)]
         pass: PassArg,
     },
+    /// Bulk exports to partners: requested, approved by two security administrators, run
+    /// with export canaries and a sealed manifest.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Leak tracing: is a dumped file ours, who is affected, what is genuine, who leaked it.
     Leak {
         #[command(subcommand)]
@@ -399,9 +406,50 @@ enum SimCommand {
         /// Scan each dump and score it against its truth.
         #[arg(long)]
         evaluate: bool,
+        /// With --variant, also make the export-canary and export-merge dumps.
+        #[arg(long = "exports")]
+        include_exports: bool,
         /// Print the scores as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Ask for an export of the persons listed in a CSV (a `cnss` column) to a partner.
+    Request {
+        /// The partner identity it goes to.
+        #[arg(long)]
+        recipient: String,
+        /// Why (a purpose of role `export`).
+        #[arg(long, default_value = "partner-export")]
+        purpose: String,
+        /// CSV with a `cnss` column: the persons asked for.
+        #[arg(long)]
+        query: PathBuf,
+        /// Who asks (an issued identity).
+        #[arg(long = "as")]
+        by: String,
+    },
+    /// One security administrator's approval; an export runs after two distinct ones.
+    Approve {
+        /// Export id.
+        id: String,
+        /// The administrator (an issued identity of role `security`).
+        #[arg(long = "as")]
+        admin: String,
+    },
+    /// Run an approved export: read through the quorum, add canaries, seal the manifest,
+    /// write the file.
+    Run {
+        /// Export id.
+        id: String,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        pass: PassArg,
     },
 }
 
@@ -894,6 +942,38 @@ fn run(cli: Cli) -> Result<()> {
             let home = home::Home::resolve(cli.home)?;
             bench_leak::run(&home, rows, seed, json)
         }
+        Command::Export { command } => {
+            let home = home::Home::resolve(cli.home)?;
+            match command {
+                ExportCommand::Request {
+                    recipient,
+                    purpose,
+                    query,
+                    by,
+                } => {
+                    let id = export_cmd::request(&home, &recipient, &purpose, &query, &by)?;
+                    println!(
+                        "export {id} requested for {recipient}; two security administrators approve it with `ribat export approve {id} --as NAME`"
+                    );
+                }
+                ExportCommand::Approve { id, admin } => {
+                    let n = export_cmd::approve(&home, &id, &admin)?;
+                    println!("export {id}: {n} of 2 approvals");
+                }
+                ExportCommand::Run { id, out, pass } => {
+                    let node = embedded::Embedded::open(&home, &pass.passphrases)?;
+                    let m = export_cmd::run(&home, &node, &id, &out)?;
+                    println!(
+                        "export {id} for {}: {} rows ({} canaries) written to {}; manifest sealed in the vault",
+                        m.recipient,
+                        m.rows,
+                        m.canaries.len(),
+                        out.display()
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Leak {
             command:
                 LeakCommand::Scan {
@@ -948,6 +1028,7 @@ fn run(cli: Cli) -> Result<()> {
                     out,
                     variants,
                     evaluate,
+                    include_exports,
                     json,
                 },
         } => {
@@ -965,6 +1046,7 @@ fn run(cli: Cli) -> Result<()> {
                 persons,
                 seed,
                 out,
+                exports: variants.is_empty() || include_exports,
                 variants,
                 evaluate,
             })?;

@@ -23,7 +23,7 @@ use ribat_leak::attribute::{Access, Attribution, SIGNIFICANT_LOG10};
 use ribat_leak::classify::Verdict;
 use ribat_sim::FundSpec;
 use ribat_sim::fund::Fund;
-use ribat_sim::leak::{Dump, Variant, make, plan_reads};
+use ribat_sim::leak::{Dump, TruthRow, Variant, make, plan_reads};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,119 @@ pub struct LeakSimOptions {
     pub variants: Vec<Variant>,
     /// Scan each dump and score it against its truth.
     pub evaluate: bool,
+    /// Also make the two export dumps (approved exports with canaries).
+    pub exports: bool,
+}
+
+/// The partners who receive exports in the simulation.
+const DELTA: &str = "partner.delta";
+/// See [`DELTA`].
+const EPSILON: &str = "partner.epsilon";
+
+/// Two approved exports (with canaries) and the dumps made of them: one recipient's file
+/// as it was sent, and two recipients' files merged, shuffled, without a header.
+fn export_dumps(
+    node: &Embedded,
+    fund: &Fund,
+    ids: &[String],
+    o: &LeakSimOptions,
+) -> Result<Vec<(&'static str, Dump)>> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(o.seed ^ 0xe4);
+    let by_id: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    std::fs::create_dir_all(o.out.join("exports"))?;
+    let mut files: Vec<(&str, Vec<String>, HashSet<String>)> = Vec::new();
+    for (k, recipient) in [DELTA, EPSILON].into_iter().enumerate() {
+        let mut persons: Vec<usize> = (0..fund.persons.len())
+            .filter(|&i| !fund.persons[i].honey)
+            .collect();
+        persons.shuffle(&mut rng);
+        persons.truncate((fund.persons.len() / 8).max(10));
+        // The simulation plays the two approvers; `ribat export` checks them.
+        let req = crate::export_cmd::Request {
+            id: format!("{:016x}", o.seed.wrapping_add(k as u64 + 1)),
+            recipient: recipient.into(),
+            purpose: "partner-export".into(),
+            cnss: persons
+                .iter()
+                .map(|&i| fund.persons[i].cnss.clone())
+                .collect(),
+            requested_by: "sim".into(),
+            requested_at: 0,
+            approvals: vec!["sec.one".into(), "sec.two".into()],
+            ran_at: None,
+        };
+        let out = o.out.join("exports").join(format!("{recipient}.csv"));
+        let m = crate::export_cmd::execute(node, &req, &out)?;
+        let text = std::fs::read_to_string(&out)?;
+        let rows: Vec<String> = text.lines().skip(1).map(str::to_owned).collect();
+        files.push((recipient, rows, m.canaries.into_iter().collect()));
+    }
+    let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
+    let label = |row: &str, canaries: &HashSet<String>| -> Result<(&'static str, Option<usize>)> {
+        let cnss = row.split(',').next().unwrap_or("");
+        let pid = sealer.person_id(cnss)?;
+        Ok(if canaries.contains(&pid) {
+            ("canary", None)
+        } else {
+            ("genuine-current", by_id.get(pid.as_str()).copied())
+        })
+    };
+    let mut out = Vec::new();
+    {
+        let (recipient, rows, canaries) = &files[0];
+        let mut d = Dump {
+            sources: vec![(*recipient).into()],
+            ..Dump::default()
+        };
+        let mut text = format!("{}\n", crate::export_cmd::FIELDS.join(","));
+        for (n, r) in rows.iter().enumerate() {
+            text.push_str(r);
+            text.push('\n');
+            let (class, person) = label(r, canaries)?;
+            d.truth.push(TruthRow {
+                file: "export.csv".into(),
+                line: n as u64 + 2,
+                class,
+                person,
+                field: None,
+            });
+        }
+        d.files.push(("export.csv".into(), text.into_bytes()));
+        out.push(("export-canary", d));
+    }
+    {
+        let mut all: Vec<(&String, &HashSet<String>)> = Vec::new();
+        for (_, rows, canaries) in &files {
+            all.extend(rows.iter().map(|r| (r, canaries)));
+        }
+        all.shuffle(&mut rng);
+        let mut d = Dump {
+            sources: vec![DELTA.into(), EPSILON.into()],
+            ..Dump::default()
+        };
+        let mut text = String::new();
+        for (n, (r, canaries)) in all.iter().enumerate() {
+            text.push_str(r);
+            text.push('\n');
+            let (class, person) = label(r, canaries)?;
+            d.truth.push(TruthRow {
+                file: "merged.csv".into(),
+                line: n as u64 + 1,
+                class,
+                person,
+                field: None,
+            });
+        }
+        d.files.push(("merged.csv".into(), text.into_bytes()));
+        out.push(("export-merge", d));
+    }
+    Ok(out)
 }
 
 /// The score of one variant.
@@ -160,6 +273,14 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
         .iter()
         .map(|p| sealer.person_id(&p.cnss))
         .collect::<Result<_, _>>()?;
+    let mut dumps: Vec<(&'static str, Dump)> = variants
+        .iter()
+        .map(|v| (v.name(), make(&fund, &reads, *v, o.seed)))
+        .collect();
+    if o.exports {
+        say("two partners receive approved exports with canaries…");
+        dumps.extend(export_dumps(&node, &fund, &ids, o)?);
+    }
     let accesses = if o.evaluate {
         leak_cmd::read_accesses(&node)?
     } else {
@@ -167,14 +288,12 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
     };
     let persons = o.persons as u64;
     let mut scores = Vec::new();
-    for v in variants {
-        let dump = make(&fund, &reads, v, o.seed);
-        let dir = o.out.join("dumps").join(v.name());
+    for (name, dump) in dumps {
+        let dir = o.out.join("dumps").join(name);
         let files = write_dump(&dir, &dump, &fund)?;
         if !o.evaluate {
             say(&format!(
-                "{}: {} rows in {}",
-                v.name(),
+                "{name}: {} rows in {}",
                 dump.truth.len(),
                 dir.display()
             ));
@@ -198,7 +317,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
             match_seconds: scan.match_seconds,
         };
         leak_cmd::write_report(&dir.join("scan"), &full)?;
-        let s = score(v, &dump, &files, &full, &ids, &accesses, persons);
+        let s = score(name, &dump, &files, &full, &ids, &accesses, persons);
         say(&format!(
             "{:<20} rows {:>6}  ours P {:.3} R {:.3}  affected R {:.3}  exact {:>6}  attribution {}  fewest rows {}",
             s.variant,
@@ -298,7 +417,7 @@ fn write_dump(dir: &Path, dump: &Dump, fund: &Fund) -> Result<Vec<PathBuf>> {
 }
 
 fn score(
-    v: Variant,
+    variant: &'static str,
     dump: &Dump,
     files: &[PathBuf],
     scan: &leak_cmd::Scan,
@@ -333,7 +452,7 @@ fn score(
             .or_insert(0) += 1;
         let truly = matches!(
             t.class,
-            "genuine-current" | "genuine-older" | "altered" | "honey"
+            "genuine-current" | "genuine-older" | "altered" | "honey" | "canary"
         );
         let said = by_row
             .get(&(t.file.as_str(), t.line))
@@ -346,7 +465,7 @@ fn score(
         }
         exact += u64::from(got == t.class);
         if truly
-            && t.class != "honey"
+            && !matches!(t.class, "honey" | "canary")
             && let Some(i) = t.person
         {
             truth_persons.insert(ids[i].as_str());
@@ -376,7 +495,18 @@ fn score(
         .filter_map(|v| v.person.as_deref())
         .collect();
     let affected = truth_persons.iter().filter(|p| found.contains(*p)).count();
-    let named: Vec<String> = if !scan.summary.honey.is_empty() {
+    let named: Vec<String> = if !scan.summary.canaries.is_empty() {
+        // "partner.delta (export 0123…)" names partner.delta.
+        let mut n: Vec<String> = scan
+            .summary
+            .canaries
+            .keys()
+            .map(|r| r.split(" (").next().unwrap_or(r).to_owned())
+            .collect();
+        n.sort();
+        n.dedup();
+        n
+    } else if !scan.summary.honey.is_empty() {
         let mut n: Vec<String> = scan
             .summary
             .honey
@@ -401,7 +531,7 @@ fn score(
     sources.sort();
     let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
     Score {
-        variant: v.name(),
+        variant,
         rows: dump.truth.len() as u64,
         ours_precision: ratio(tp, tp + fp),
         ours_recall: ratio(tp, tp + fneg),
@@ -447,7 +577,8 @@ fn fewest_rows(
                 });
             }
             att.candidates(persons).first().is_some_and(|c| {
-                sources.contains(&c.identity) && c.chance_log10 <= SIGNIFICANT_LOG10
+                let who = c.identity.strip_prefix("export/").unwrap_or(&c.identity);
+                sources.iter().any(|s| s == who) && c.chance_log10 <= SIGNIFICANT_LOG10
             })
         });
         if ok {

@@ -48,7 +48,7 @@ fn every_leak_variant_is_told_apart_and_traced_to_its_recipient() {
     let json = sim(&out, "2000", &["--evaluate", "--json"]);
     let scores: serde_json::Value = serde_json::from_str(&json).unwrap();
     let scores = scores.as_array().unwrap();
-    assert_eq!(scores.len(), 15, "one score per variant");
+    assert_eq!(scores.len(), 17, "one score per variant, exports included");
     for s in scores {
         let v = s["variant"].as_str().unwrap();
         let f = |k: &str| s[k].as_f64().unwrap();
@@ -64,7 +64,8 @@ fn every_leak_variant_is_told_apart_and_traced_to_its_recipient() {
         assert_eq!(s["attribution_correct"], true, "{v}: {s}");
         // One recipient's dump names it from a handful of rows; a merge needs more.
         let fewest = s["fewest_rows"].as_u64().unwrap_or(u64::MAX);
-        assert!(fewest <= if v == "merge" { 100 } else { 20 }, "{v}: {s}");
+        let merged = v.ends_with("merge");
+        assert!(fewest <= if merged { 100 } else { 20 }, "{v}: {s}");
     }
     let by = |v: &str| scores.iter().find(|s| s["variant"] == v).unwrap();
     // Fabricated rows are called fabricated, altered ones altered, other datasets unmatched.
@@ -86,6 +87,13 @@ fn every_leak_variant_is_told_apart_and_traced_to_its_recipient() {
     );
     assert!(eb["altered"]["altered"].as_u64().unwrap() > 10, "{eb}");
     assert_eq!(by("honey")["confusion"]["honey"]["honey"], 1);
+    // Canaries are canaries, and each export's own recipient is named.
+    assert_eq!(by("export-canary")["confusion"]["canary"]["canary"], 2);
+    assert_eq!(by("export-merge")["confusion"]["canary"]["canary"], 4);
+    assert_eq!(
+        by("export-merge")["named"],
+        serde_json::json!(["partner.delta", "partner.epsilon"])
+    );
     // The report a person reads says it, without any leaked value.
     let report =
         std::fs::read_to_string(out.join("dumps/altered-fabricated/scan/report.md")).unwrap();
@@ -192,5 +200,135 @@ fn hostile_dumps_end_with_a_clear_error_or_a_partial_result_in_bounded_memory() 
     assert!(
         t.contains(&format!("{} are the fund's data", lines.len() - 1)),
         "{t}"
+    );
+}
+
+#[test]
+fn an_export_needs_two_administrators_and_its_canaries_name_the_recipient() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, home, fund) = fund_and_keys(d.path(), 400, 40, 1, 5);
+    ok(ribat(
+        &home,
+        &["import", src.to_str().unwrap(), "--passphrases", "env"],
+    ));
+    ok(ribat(&home, &["identity", "init"]));
+    for (name, role) in [
+        ("partner.delta", "partner"),
+        ("sec.amina", "security"),
+        ("sec.karim", "security"),
+        ("clerk.rabat.01", "clerk"),
+    ] {
+        ok(ribat(
+            &home,
+            &["identity", "add", "--name", name, "--role", role],
+        ));
+    }
+    let query = d.path().join("query.csv");
+    let mut q = String::from("cnss\n");
+    for p in fund.persons.iter().filter(|p| !p.honey).take(50) {
+        q.push_str(&p.cnss);
+        q.push('\n');
+    }
+    std::fs::write(&query, q).unwrap();
+    let t = ok(ribat(
+        &home,
+        &[
+            "export",
+            "request",
+            "--recipient",
+            "partner.delta",
+            "--query",
+            query.to_str().unwrap(),
+            "--as",
+            "clerk.rabat.01",
+        ],
+    ));
+    let id = t.split_whitespace().nth(1).unwrap().to_owned();
+    let out = d.path().join("to-delta.csv");
+    let run = |home: &Path| {
+        ribat(
+            home,
+            &[
+                "export",
+                "run",
+                &id,
+                "--out",
+                out.to_str().unwrap(),
+                "--passphrases",
+                "env",
+            ],
+        )
+    };
+    // Nobody's approval, then one: it does not run. Neither the recipient, a clerk, nor the
+    // same administrator twice counts.
+    let o = run(&home);
+    assert!(
+        !o.status.success() && text(&o).contains("0 approval"),
+        "{}",
+        text(&o)
+    );
+    ok(ribat(
+        &home,
+        &["export", "approve", &id, "--as", "sec.amina"],
+    ));
+    for who in ["sec.amina", "partner.delta", "clerk.rabat.01"] {
+        let o = ribat(&home, &["export", "approve", &id, "--as", who]);
+        assert!(!o.status.success(), "{who} approved: {}", text(&o));
+    }
+    let o = run(&home);
+    assert!(
+        !o.status.success() && text(&o).contains("1 approval"),
+        "{}",
+        text(&o)
+    );
+    ok(ribat(
+        &home,
+        &["export", "approve", &id, "--as", "sec.karim"],
+    ));
+    let t = ok(run(&home));
+    assert!(t.contains("52 rows (2 canaries)"), "{t}");
+    let o = run(&home);
+    assert!(
+        !o.status.success() && text(&o).contains("already ran"),
+        "{}",
+        text(&o)
+    );
+    // The manifest is sealed: the recipient's name is nowhere in the store in clear.
+    let store = std::fs::read(home.join("store.sqlite")).unwrap();
+    assert!(!store.windows(13).any(|w| w == b"partner.delta"));
+
+    // The file turns up on a forum: the canaries in it name the recipient.
+    let text_out = std::fs::read_to_string(&out).unwrap();
+    let leaked = d.path().join("forum.csv");
+    std::fs::write(&leaked, &text_out).unwrap();
+    let o = ribat(
+        &home,
+        &[
+            "leak",
+            "scan",
+            leaked.to_str().unwrap(),
+            "--json",
+            "--passphrases",
+            "env",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["classes"]["genuine-current"], 50, "{s}");
+    assert_eq!(s["classes"]["canary"], 2, "{s}");
+    let canaries = s["canaries"].as_object().unwrap();
+    assert_eq!(canaries.len(), 1, "{s}");
+    assert!(
+        canaries
+            .keys()
+            .next()
+            .unwrap()
+            .starts_with(&format!("partner.delta (export {id})"))
+    );
+    assert_eq!(s["affected_persons"], 50, "canaries are nobody: {s}");
+    // The audit log names the export's reads too.
+    assert_eq!(
+        s["candidates"][0]["identity"], "export/partner.delta",
+        "{s}"
     );
 }

@@ -1,0 +1,381 @@
+//! `ribat export`: a bulk export to a partner, approved by two administrators, carrying
+//! synthetic persons unique to that recipient (export canaries), its manifest kept sealed.
+//!
+//! ```text
+//!   request (who asks, recipient, purpose, query) ─► HOME/exports/ID.json   pending
+//!   approve ×2 (two distinct `security` identities, neither the recipient)
+//!   run ─► every person read through the quorum as `export/RECIPIENT` (audited)
+//!       ─► canaries: new persons, sealed, indexed, leak-digested with the canary mark
+//!       ─► manifest (recipient, rows, canaries, time, approvers, file SHA-256) sealed to
+//!          the identity class in table `exports`; each canary tagged `canary` → it
+//!       ─► the file, canaries at random places among the rows
+//! ```
+//!
+//! A leak scan that meets a canary opens that one manifest through the quorum (purpose
+//! `leak-attribution`, each custodian logs it) and names the recipient.
+
+use crate::embedded::Embedded;
+use crate::home::Home;
+use anyhow::{Context, Result, bail, ensure};
+use rand::{RngExt, SeedableRng};
+use ribat_crypto::envelope::Sealer;
+use ribat_custodian::request::{PartialRequest, Requester};
+use ribat_gateway::vault::Reader;
+use ribat_import::model::PersonRow;
+use ribat_import::records::RecordSealer;
+use ribat_store::{StoredClass, StoredRecord};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The table holding sealed export manifests.
+pub const EXPORTS: &str = "exports";
+/// Blind-index kind tying a canary to its export.
+pub const CANARY_KIND: &str = "canary";
+/// Fields a partner export carries.
+pub const FIELDS: [&str; 5] = ["cnss", "cin", "given", "surname", "birth_date"];
+
+/// A requested export, kept in HOME/exports/ID.json until it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// Export id.
+    pub id: String,
+    /// The partner it goes to (an issued identity).
+    pub recipient: String,
+    /// Why.
+    pub purpose: String,
+    /// CNSS numbers asked for.
+    pub cnss: Vec<String>,
+    /// Who asked.
+    pub requested_by: String,
+    /// When, Unix seconds.
+    pub requested_at: i64,
+    /// Administrators who approved.
+    pub approvals: Vec<String>,
+    /// Set once run.
+    pub ran_at: Option<i64>,
+}
+
+/// What the sealed manifest says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Export id.
+    pub id: String,
+    /// Recipient.
+    pub recipient: String,
+    /// Purpose.
+    pub purpose: String,
+    /// Rows of the file, canaries included.
+    pub rows: usize,
+    /// Canaries' record ids.
+    pub canaries: Vec<String>,
+    /// When, Unix seconds.
+    pub time: i64,
+    /// The two approvers.
+    pub approvers: Vec<String>,
+    /// SHA-256 of the file, hex.
+    pub file_sha256: String,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+fn path_of(home: &Home, id: &str) -> Result<PathBuf> {
+    ensure!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id:?} is not an export id (16 hex digits, as `ribat export request` printed)"
+    );
+    Ok(home.root().join("exports").join(format!("{id}.json")))
+}
+
+fn load(home: &Home, id: &str) -> Result<Request> {
+    let p = path_of(home, id)?;
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "no export {id} in {}",
+            p.parent().map_or(p.clone(), Path::to_path_buf).display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{} is damaged", p.display()))
+}
+
+fn save(home: &Home, r: &Request) -> Result<()> {
+    let p = path_of(home, &r.id)?;
+    ribat_audit::log::write_atomic(&p, &serde_json::to_vec_pretty(r)?)
+        .with_context(|| format!("cannot write {}", p.display()))
+}
+
+/// The role of an issued, unrevoked identity.
+fn role_of(home: &Home, name: &str) -> Result<String> {
+    let ca = crate::identity_cmd::open_ca(home)?;
+    let e = ca
+        .register()?
+        .into_iter()
+        .rev()
+        .find(|e| e.name == name && e.revoked_at.is_none())
+        .with_context(|| {
+            format!("{name} is not an identity of this deployment (or it was revoked)")
+        })?;
+    Ok(e.role)
+}
+
+/// Reads the `cnss` column of a CSV.
+fn read_query(path: &Path) -> Result<Vec<String>> {
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let col = r
+        .headers()?
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case("cnss"))
+        .with_context(|| format!("{} has no `cnss` column", path.display()))?;
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.with_context(|| format!("{} line {}", path.display(), i + 2))?;
+        let v = rec.get(col).unwrap_or("").trim();
+        ensure!(
+            ribat_leak::row::cnss(v).is_some(),
+            "{} line {}: not a CNSS number (9 digits)",
+            path.display(),
+            i + 2
+        );
+        out.push(v.to_owned());
+    }
+    ensure!(!out.is_empty(), "{} asks for nobody", path.display());
+    Ok(out)
+}
+
+/// Files a request; returns its id.
+pub fn request(
+    home: &Home,
+    recipient: &str,
+    purpose: &str,
+    query: &Path,
+    by: &str,
+) -> Result<String> {
+    ensure!(
+        role_of(home, recipient)? == "partner",
+        "{recipient} is not a partner: exports go to partner identities"
+    );
+    role_of(home, by)?;
+    let cnss = read_query(query)?;
+    let raw = ribat_crypto::secret::SecretBytes::<8>::random()?;
+    let id: String = raw.expose().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(home.root().join("exports"))?;
+    save(
+        home,
+        &Request {
+            id: id.clone(),
+            recipient: recipient.into(),
+            purpose: purpose.into(),
+            cnss,
+            requested_by: by.into(),
+            requested_at: now(),
+            approvals: Vec::new(),
+            ran_at: None,
+        },
+    )?;
+    Ok(id)
+}
+
+/// One administrator's approval. Returns how many approvals it now has.
+pub fn approve(home: &Home, id: &str, admin: &str) -> Result<usize> {
+    let mut r = load(home, id)?;
+    ensure!(r.ran_at.is_none(), "export {id} already ran");
+    ensure!(
+        role_of(home, admin)? == "security",
+        "{admin} is not a security administrator: only role `security` approves exports"
+    );
+    ensure!(
+        admin != r.recipient,
+        "the recipient cannot approve its own export"
+    );
+    ensure!(
+        !r.approvals.iter().any(|a| a == admin),
+        "{admin} already approved export {id}: a second administrator must"
+    );
+    r.approvals.push(admin.into());
+    save(home, &r)?;
+    Ok(r.approvals.len())
+}
+
+/// How many canaries an export of `rows` persons carries: at least two, one per 500 rows.
+pub fn canaries_for(rows: usize) -> usize {
+    (rows / 500).max(2)
+}
+
+fn synthetic(rng: &mut impl rand::Rng, node: &Embedded) -> Result<PersonRow> {
+    let spec = ribat_sim::FundSpec::new(1, 1, 1, rng.random());
+    let fund = ribat_sim::generate(&spec);
+    let mut p = crate::sim_files::person_row(&fund, 0);
+    // A number nobody holds, of the shape real ones have.
+    loop {
+        let n = format!("{:09}", rng.random_range(100_000_000u64..199_999_999));
+        if node.vault.by_cnss(&n)?.is_empty() {
+            p.cnss = n;
+            break;
+        }
+    }
+    Ok(p)
+}
+
+/// Runs an approved export into `out`.
+pub fn run(home: &Home, node: &Embedded, id: &str, out: &Path) -> Result<Manifest> {
+    let mut req = load(home, id)?;
+    ensure!(req.ran_at.is_none(), "export {id} already ran");
+    if req.approvals.len() < 2 {
+        bail!(
+            "export {id} has {} approval(s); two security administrators must approve it (`ribat export approve {id} --as NAME`)",
+            req.approvals.len()
+        );
+    }
+    ensure!(
+        !out.exists(),
+        "{} exists; an export never overwrites a file",
+        out.display()
+    );
+    let manifest = execute(node, &req, out)?;
+    req.ran_at = Some(manifest.time);
+    save(home, &req)?;
+    Ok(manifest)
+}
+
+/// Runs an export whose approvals were checked: reads, canaries, sealed manifest, file.
+pub fn execute(node: &Embedded, req: &Request, out: &Path) -> Result<Manifest> {
+    let id = req.id.as_str();
+    let reader = Reader {
+        who: Requester {
+            identity: format!("export/{}", req.recipient),
+            role: "export".into(),
+        },
+        institution: req.recipient.clone(),
+        purpose: req.purpose.clone(),
+        token: None,
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for c in &req.cnss {
+        let Some(pid) = node.vault.by_cnss(c)?.into_iter().next() else {
+            continue;
+        };
+        let f = node
+            .vault
+            .person(&reader, &pid, &FIELDS)
+            .with_context(|| "the custodians refused the export read")?;
+        rows.push(
+            FIELDS
+                .iter()
+                .map(|k| f.get(*k).cloned().unwrap_or_default())
+                .collect(),
+        );
+    }
+    ensure!(
+        !rows.is_empty(),
+        "none of the {} numbers asked for is in the vault",
+        req.cnss.len()
+    );
+    // Canaries: new persons, sealed and filed like any other, marked for the leak scan.
+    let leak = node.leak_digester(&format!("export-{id}"))?;
+    let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
+    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(rand::random());
+    let mut canaries = Vec::new();
+    let mut records = Vec::new();
+    for _ in 0..canaries_for(rows.len()) {
+        let p = synthetic(&mut rng, node)?;
+        let pid = sealer.person_id(&p.cnss)?;
+        records.push(sealer.canary(&pid, &p)?);
+        let at = rng.random_range(0..=rows.len());
+        rows.insert(
+            at,
+            vec![
+                p.cnss.clone(),
+                p.cin.clone(),
+                p.given.clone(),
+                p.surname.clone(),
+                p.birth_date.clone(),
+            ],
+        );
+        canaries.push(pid);
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(FIELDS)?;
+    for r in &rows {
+        w.write_record(r)?;
+    }
+    let bytes = w.into_inner().context("writing the export")?;
+    let manifest = Manifest {
+        id: id.into(),
+        recipient: req.recipient.clone(),
+        purpose: req.purpose.clone(),
+        rows: rows.len(),
+        canaries: canaries.clone(),
+        time: now(),
+        approvers: req.approvals.clone(),
+        file_sha256: hex::encode(Sha256::digest(&bytes)),
+    };
+    let env = Sealer::new("identity", node.group.class("identity")?, node.group.epoch).seal(
+        EXPORTS,
+        &format!("x-{id}"),
+        &[("manifest", serde_json::to_vec(&manifest)?.as_slice())],
+    )?;
+    let mut index = Vec::new();
+    for c in &canaries {
+        index.push((
+            CANARY_KIND.to_owned(),
+            node.vault.index.reference(CANARY_KIND, c)?.0,
+        ));
+    }
+    records.push(StoredRecord {
+        table: EXPORTS.into(),
+        record_id: format!("x-{id}"),
+        version: 1,
+        classes: vec![StoredClass {
+            class: "identity".into(),
+            epoch: env.epoch,
+            r: env.r,
+            envelope: env.to_bytes()?,
+        }],
+        index,
+        digests: Vec::new(),
+    });
+    // Canaries and manifest in one transaction, before the file exists: a file whose
+    // canaries the vault does not know would name nobody.
+    node.vault.store.put_records(&records)?;
+    ribat_identity::ca::write_file(out, &bytes, true)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(manifest)
+}
+
+/// The recipient of the export a canary was put in, opened through the quorum.
+pub fn recipient_of_canary(node: &Embedded, person_id: &str) -> Result<Option<String>> {
+    let tag = node.vault.index.reference(CANARY_KIND, person_id)?;
+    let Some(x) = node
+        .vault
+        .store
+        .lookup(CANARY_KIND, &tag.0)?
+        .into_iter()
+        .find(|r| r.table == EXPORTS)
+    else {
+        return Ok(None);
+    };
+    let read = node.vault.reader.read(&PartialRequest {
+        request_id: format!("leak-attribution-{}", x.record_id),
+        requester: Requester {
+            identity: "leak-scan".into(),
+            role: "security".into(),
+        },
+        purpose: "leak-attribution".into(),
+        table: EXPORTS.into(),
+        class: "identity".into(),
+        record_ids: vec![x.record_id.clone()],
+        token: None,
+    })?;
+    let raw = read
+        .records
+        .first()
+        .and_then(|(_, f)| f.get("manifest"))
+        .context("the export manifest has no manifest field")?;
+    let m: Manifest = serde_json::from_slice(raw).context("the export manifest is damaged")?;
+    Ok(Some(format!("{} (export {})", m.recipient, m.id)))
+}
