@@ -353,3 +353,105 @@ pub fn print_human(s: &Summary) {
         None => {}
     }
 }
+
+/// Fields of the notification list, in its column order.
+const NOTIFY_FIELDS: [&str; 6] = ["cnss", "cin", "given", "surname", "name_ar", "city"];
+
+/// Writes the data-protection authority's notification list for a scan whose report is in
+/// `report`: every real person a genuine or altered row names, in clear.
+///
+/// The list is personal data, so it is written only after a quorum approval: two distinct
+/// security administrators named by the caller (checked against the identity register),
+/// and the custodian quorum, which decrypts each person's identity fields under purpose
+/// `breach-notification` and logs every one (the audit log does too).
+pub fn notify(
+    home: &crate::home::Home,
+    node: &Embedded,
+    report: &Path,
+    out: &Path,
+    approvers: &[String],
+) -> Result<usize> {
+    anyhow::ensure!(
+        approvers.len() == 2 && approvers[0] != approvers[1],
+        "the notification list needs two distinct security administrators (--as A --as B)"
+    );
+    let ca = crate::identity_cmd::open_ca(home)?;
+    let register = ca.register()?;
+    for a in approvers {
+        anyhow::ensure!(
+            register
+                .iter()
+                .any(|e| &e.name == a && e.role == "security" && e.revoked_at.is_none()),
+            "{a} is not a security administrator of this deployment"
+        );
+    }
+    anyhow::ensure!(
+        !out.exists(),
+        "{} exists; the list never overwrites a file",
+        out.display()
+    );
+    let rows = std::fs::read_to_string(report.join("rows.jsonl")).with_context(|| {
+        format!(
+            "no scan in {} (run `ribat leak scan … --report {}` first)",
+            report.display(),
+            report.display()
+        )
+    })?;
+    let mut persons: std::collections::BTreeMap<String, (u64, std::collections::BTreeSet<String>)> =
+        Default::default();
+    for (i, line) in rows.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("rows.jsonl line {} is damaged", i + 1))?;
+        let class = v["class"].as_str().unwrap_or_default();
+        if !matches!(class, "genuine-current" | "genuine-older" | "altered") {
+            continue;
+        }
+        if let Some(p) = v["person"].as_str() {
+            let e = persons.entry(p.to_owned()).or_default();
+            e.0 += 1;
+            e.1.insert(class.to_owned());
+        }
+    }
+    let reader = ribat_gateway::vault::Reader {
+        who: ribat_custodian::request::Requester {
+            identity: format!("notify/{}+{}", approvers[0], approvers[1]),
+            role: "security".into(),
+        },
+        institution: "cnss".into(),
+        purpose: "breach-notification".into(),
+        token: None,
+    };
+    let ids: Vec<String> = persons.keys().cloned().collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<&str> = NOTIFY_FIELDS.to_vec();
+    header.extend(["rows_in_dump", "classes"]);
+    w.write_record(&header)?;
+    for batch in ids.chunks(500) {
+        let req = node
+            .vault
+            .request(&reader, PERSONS, "identity", batch.to_vec());
+        let read = node
+            .vault
+            .audited(&reader, &req, &NOTIFY_FIELDS, None)
+            .context("the custodians did not release the affected persons")?;
+        for (id, fields) in &read.records {
+            let mut rec: Vec<String> = NOTIFY_FIELDS
+                .iter()
+                .map(|f| {
+                    fields
+                        .get(f)
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let (n, classes) = &persons[id];
+            rec.push(n.to_string());
+            rec.push(classes.iter().cloned().collect::<Vec<_>>().join(" "));
+            w.write_record(&rec)?;
+        }
+    }
+    let bytes = w.into_inner().context("writing the notification list")?;
+    ribat_identity::ca::write_file(out, &bytes, true)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(ids.len())
+}

@@ -455,6 +455,21 @@ enum ExportCommand {
 
 #[derive(Subcommand)]
 enum LeakCommand {
+    /// Write the data-protection authority's notification list (affected persons in
+    /// clear, CSV) from a scan's report directory. Two security administrators approve;
+    /// the custodian quorum decrypts and logs every person.
+    Notify {
+        /// The scan's report directory (`leak scan --report DIR`).
+        report: PathBuf,
+        /// The CSV to write (must not exist; owner-only).
+        #[arg(long)]
+        out: PathBuf,
+        /// The two approving security administrators.
+        #[arg(long = "as", num_args = 1)]
+        approvers: Vec<String>,
+        #[command(flatten)]
+        pass: PassArg,
+    },
     /// Scan dumped files (CSV/TSV with any delimiter, JSON lines, e-BDS, text extracted
     /// from PDFs; UTF-8, Windows-1256 or Latin-1) against this node's vault, without
     /// decrypting it: every row is classified, affected persons counted, and the audit log
@@ -972,6 +987,24 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        Command::Leak {
+            command:
+                LeakCommand::Notify {
+                    report,
+                    out,
+                    approvers,
+                    pass,
+                },
+        } => {
+            let home = home::Home::resolve(cli.home)?;
+            let node = embedded::Embedded::open(&home, &pass.passphrases)?;
+            let n = leak_cmd::notify(&home, &node, &report, &out, &approvers)?;
+            println!(
+                "{n} affected persons written to {} (owner-only); each read is in the custodians' and the audit log under purpose breach-notification",
+                out.display()
+            );
             Ok(())
         }
         Command::Leak {

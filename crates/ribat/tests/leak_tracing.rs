@@ -331,4 +331,67 @@ fn an_export_needs_two_administrators_and_its_canaries_name_the_recipient() {
         s["candidates"][0]["identity"], "export/partner.delta",
         "{s}"
     );
+
+    // The notification list: only with two security administrators, then every affected
+    // person in clear (the canaries are nobody), each read logged.
+    let report = d.path().join("scan");
+    ok(ribat(
+        &home,
+        &[
+            "leak",
+            "scan",
+            leaked.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--passphrases",
+            "env",
+        ],
+    ));
+    let list = d.path().join("notify.csv");
+    let notify = |who: &[&str]| {
+        let mut args = vec![
+            "leak",
+            "notify",
+            report.to_str().unwrap(),
+            "--out",
+            list.to_str().unwrap(),
+            "--passphrases",
+            "env",
+        ];
+        for w in who {
+            args.extend(["--as", w]);
+        }
+        ribat(&home, &args)
+    };
+    for who in [
+        &["sec.amina"][..],
+        &["sec.amina", "sec.amina"],
+        &["sec.amina", "clerk.rabat.01"],
+    ] {
+        let o = notify(who);
+        assert!(!o.status.success(), "{who:?}: {}", text(&o));
+        assert!(!list.exists());
+    }
+    let t = ok(notify(&["sec.amina", "sec.karim"]));
+    assert!(t.contains("50 affected persons"), "{t}");
+    let csv = std::fs::read_to_string(&list).unwrap();
+    assert_eq!(csv.lines().count(), 51, "{csv}");
+    for p in fund.persons.iter().filter(|p| !p.honey).take(50) {
+        assert!(
+            csv.contains(&p.cnss) && csv.contains(&p.surname),
+            "{} missing",
+            p.cnss
+        );
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&list).unwrap().permissions().mode() & 0o077,
+        0
+    );
+    let audit = std::fs::read(home.join("audit/journal")).unwrap();
+    let logged = audit
+        .windows(b"breach-notification".len())
+        .filter(|w| w == b"breach-notification")
+        .count();
+    assert_eq!(logged, 50, "one audit entry per notified person");
 }
