@@ -11,9 +11,10 @@
 use crate::LeakError;
 use crate::row::LeakRow;
 use ribat_crypto::leak_digest::{
-    CANARY, Digest, Field, LeakDigester, decode_body, normalise_field, salary_forms,
+    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, decode_body, normalise_field,
+    salary_forms,
 };
-use ribat_store::{DigestRow, Store};
+use ribat_store::{DigestRef, DigestRow, Store};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -113,13 +114,13 @@ pub struct Verdict {
     pub control_sum_fails: bool,
 }
 
-/// One stored digest set, compact: the month it describes (0 for the person record) and
-/// its record version.
+/// One stored digest set, compact: the month it describes (0 for the person record), its
+/// record version and its body (`(field code, digest)` pairs, as stored).
 #[derive(Debug, Clone)]
 struct Entry {
     period: u32,
     version: u64,
-    pairs: Vec<(Field, Digest)>,
+    body: Box<[u8]>,
 }
 
 /// The digests of the persons a scan needs, by locator.
@@ -133,26 +134,41 @@ pub struct Digests {
     pub streamed: bool,
 }
 
-fn period_of(row: &DigestRow) -> u32 {
-    if row.table != "declarations" {
+fn period_of(table: &str, record_id: &str) -> u32 {
+    if table != "declarations" {
         return 0;
     }
     // Declaration ids are `d-AAAAMM-p-…`.
-    row.record_id
-        .get(2..8)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
+    record_id.get(2..8).and_then(|p| p.parse().ok()).unwrap_or(0)
 }
 
 impl Digests {
-    fn add(&mut self, row: DigestRow) -> Result<(), LeakError> {
+    fn add(&mut self, row: DigestRef<'_>) -> Result<(), LeakError> {
+        // Checked once here, so that matching reads the stored bytes as they are.
+        decode_body(row.body)?;
+        let locator: [u8; 16] = row.locator.try_into().map_err(|_| {
+            ribat_crypto::CryptoError::Malformed {
+                what: "leak digest locator",
+                reason: format!("{} bytes", row.locator.len()),
+            }
+        })?;
         let e = Entry {
-            period: period_of(&row),
+            period: period_of(row.table, row.record_id),
             version: row.version,
-            pairs: decode_body(&row.body)?,
+            body: row.body.into(),
         };
-        self.by_locator.entry(row.locator).or_default().push(e);
+        self.by_locator.entry(locator).or_default().push(e);
         Ok(())
+    }
+
+    fn add_row(&mut self, row: &DigestRow) -> Result<(), LeakError> {
+        self.add(DigestRef {
+            locator: &row.locator,
+            table: &row.table,
+            record_id: &row.record_id,
+            version: row.version,
+            body: &row.body,
+        })
     }
 
     /// Fetches the digests under `locators`: one lookup each for a few, one pass over the
@@ -165,7 +181,7 @@ impl Digests {
             let mut err = None;
             store.scan_digests(&mut |row| {
                 d.rows_read += 1;
-                if locators.contains(&row.locator)
+                if <[u8; 16]>::try_from(row.locator).is_ok_and(|l| locators.contains(&l))
                     && let Err(e) = d.add(row)
                 {
                     err = Some(e);
@@ -180,7 +196,7 @@ impl Digests {
             for l in locators {
                 for row in store.digests(l)? {
                     d.rows_read += 1;
-                    d.add(row)?;
+                    d.add_row(&row)?;
                 }
             }
         }
@@ -199,7 +215,7 @@ impl Digests {
             }
             for row in store.digests(l)? {
                 self.rows_read += 1;
-                self.add(row)?;
+                self.add_row(&row)?;
             }
         }
         Ok(())
@@ -224,17 +240,32 @@ impl Digests {
     }
 }
 
-/// Which person each row names: the person id and its locator, or `None`.
+/// The person a row names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The person's record id.
+    pub id: String,
+    /// Its leak-digest locator.
+    pub locator: [u8; 16],
+    /// Found through the row's CNSS number (rather than its CIN or name).
+    pub by_cnss: bool,
+}
+
+/// Which person each row names, or `None`.
 pub fn locate(
     rows: &[LeakRow],
     resolver: &dyn Resolver,
     digester: &LeakDigester,
-) -> Vec<Option<(String, [u8; 16])>> {
+) -> Vec<Option<Located>> {
     rows.iter()
         .map(|r| {
             let id = r.cnss.as_deref().and_then(|c| resolver.by_cnss(c))?;
             let loc = digester.locator(&id);
-            Some((id, loc))
+            Some(Located {
+                id,
+                locator: loc,
+                by_cnss: true,
+            })
         })
         .collect()
 }
@@ -243,7 +274,7 @@ pub fn locate(
 /// name and birth date. Returns how many were found this way.
 pub fn relocate(
     rows: &[LeakRow],
-    located: &mut [Option<(String, [u8; 16])>],
+    located: &mut [Option<Located>],
     digests: &mut Digests,
     store: &dyn Store,
     resolver: &dyn Resolver,
@@ -253,7 +284,9 @@ pub fn relocate(
     let mut more = HashSet::new();
     let mut pending = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let known = located[i].as_ref().is_some_and(|(_, l)| digests.knows(l));
+        let known = located[i]
+            .as_ref()
+            .is_some_and(|l| digests.knows(&l.locator));
         if known || !r.has_identifier() {
             continue;
         }
@@ -281,7 +314,11 @@ pub fn relocate(
     digests.fetch_more(store, &more)?;
     for (i, id, loc) in pending {
         if digests.knows(&loc) {
-            located[i] = Some((id, loc));
+            located[i] = Some(Located {
+                id,
+                locator: loc,
+                by_cnss: false,
+            });
             found += 1;
         }
     }
@@ -289,13 +326,23 @@ pub fn relocate(
 }
 
 fn matches(entry: &Entry, field: Field, d: &Digest) -> bool {
-    entry.pairs.iter().any(|(f, x)| *f == field && x == d)
+    entry
+        .body
+        .chunks_exact(1 + DIGEST_LEN)
+        .any(|c| c[0] == field as u8 && c[1..] == d[..])
+}
+
+fn has_field(entry: &Entry, field: Field) -> bool {
+    entry
+        .body
+        .chunks_exact(1 + DIGEST_LEN)
+        .any(|c| c[0] == field as u8)
 }
 
 /// Classifies one row.
 pub fn classify(
     row: &LeakRow,
-    located: Option<&(String, [u8; 16])>,
+    located: Option<&Located>,
     digests: &Digests,
     resolver: &dyn Resolver,
     digester: &LeakDigester,
@@ -313,17 +360,28 @@ pub fn classify(
     if !row.has_identifier() {
         return v;
     }
-    let Some((pid, loc)) = located.filter(|(_, l)| digests.knows(l)) else {
+    let Some(Located {
+        id: pid,
+        locator: loc,
+        by_cnss: located_by_cnss,
+    }) = located.filter(|l| digests.knows(&l.locator))
+    else {
         v.class = Class::Fabricated;
         return v;
     };
     v.person = Some(pid.clone());
     let entries = digests.of(loc);
-    let mark = digester.digest(Field::Canary, pid, CANARY);
-    if entries
+    // Only persons carrying a canary field are worth the digest that tells.
+    let marked = entries
         .iter()
-        .any(|e| e.period == 0 && matches(e, Field::Canary, &mark))
-    {
+        .any(|e| e.period == 0 && has_field(e, Field::Canary))
+        && {
+            let mark = digester.digest(Field::Canary, pid, CANARY);
+            entries
+                .iter()
+                .any(|e| e.period == 0 && matches(e, Field::Canary, &mark))
+        };
+    if marked {
         v.class = Class::Canary {
             recipient: resolver
                 .canary_of(pid)
@@ -393,7 +451,15 @@ pub fn classify(
     let mut name_ar = one(Field::NameAr, row.name_ar.as_deref());
     name_ar.extend(one(Field::Name, row.name_ar.as_deref()));
     for (name, tries) in [
-        ("cnss", one(Field::Cnss, row.cnss.as_deref())),
+        // Found through its CNSS number, the person has that number by construction.
+        (
+            "cnss",
+            if *located_by_cnss {
+                Vec::new()
+            } else {
+                one(Field::Cnss, row.cnss.as_deref())
+            },
+        ),
         ("cin", one(Field::Cin, row.cin.as_deref())),
         ("name", names),
         ("name_ar", name_ar),
@@ -405,6 +471,10 @@ pub fn classify(
     }
     // The number that located the person matches by construction; a number and nothing
     // else of the person's is a real number with somebody else's details.
+    if *located_by_cnss {
+        identity_present += 1;
+        identity_matched += 1;
+    }
     if identity_present >= 3 && identity_matched <= 1 {
         v.class = Class::Fabricated;
         return v;
@@ -508,7 +578,7 @@ pub fn classify(
 /// Classifies every row on `threads` threads.
 pub fn classify_all(
     rows: &[LeakRow],
-    located: &[Option<(String, [u8; 16])>],
+    located: &[Option<Located>],
     digests: &Digests,
     resolver: &dyn Resolver,
     digester: &LeakDigester,

@@ -63,6 +63,21 @@ pub struct StoredRecord {
     pub digests: Vec<([u8; 16], Vec<u8>)>,
 }
 
+/// A stored leak digest, borrowed from the store while a pass over them runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestRef<'a> {
+    /// The locator it is filed under.
+    pub locator: &'a [u8],
+    /// Table of the record.
+    pub table: &'a str,
+    /// Record id.
+    pub record_id: &'a str,
+    /// Version of the record the digests were computed from.
+    pub version: u64,
+    /// `(field code, digest)` pairs.
+    pub body: &'a [u8],
+}
+
 /// A stored leak digest and the record version it describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestRow {
@@ -138,8 +153,9 @@ pub trait Store: PointSource {
     fn count(&self, table: &str) -> Result<u64, StoreError>;
     /// The leak digests filed under `locator`, every version.
     fn digests(&self, locator: &[u8; 16]) -> Result<Vec<DigestRow>, StoreError>;
-    /// Every leak digest, in no particular order, streamed to `each` (a scan of a large
-    /// dump reads them once instead of looking each row up); `each` returning `false`
-    /// stops the pass.
-    fn scan_digests(&self, each: &mut dyn FnMut(DigestRow) -> bool) -> Result<(), StoreError>;
+    /// Every leak digest, in no particular order, lent to `each` without copying (a scan
+    /// of a large dump reads them once instead of looking each row up, and keeps only
+    /// the ones it needs); `each` returning `false` stops the pass.
+    fn scan_digests(&self, each: &mut dyn FnMut(DigestRef<'_>) -> bool)
+    -> Result<(), StoreError>;
 }

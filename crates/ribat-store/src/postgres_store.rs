@@ -5,7 +5,7 @@
 //! PostgreSQL's commit is durable when it returns (with the server's default `fsync=on`,
 //! `synchronous_commit=on`).
 
-use crate::{DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
+use crate::{DigestRef, DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
 use postgres::{Client, NoTls};
 use std::sync::Mutex;
 
@@ -222,7 +222,10 @@ impl Store for PostgresStore {
         })
     }
 
-    fn scan_digests(&self, each: &mut dyn FnMut(DigestRow) -> bool) -> Result<(), StoreError> {
+    fn scan_digests(
+        &self,
+        each: &mut dyn FnMut(DigestRef<'_>) -> bool,
+    ) -> Result<(), StoreError> {
         self.with(|c| {
             // A portal inside a transaction streams the table in batches instead of
             // materialising it in this process.
@@ -239,11 +242,15 @@ impl Store for PostgresStore {
                     break;
                 }
                 for r in &batch {
-                    let loc: Vec<u8> = r.get(0);
-                    let locator: [u8; 16] = loc
-                        .try_into()
-                        .map_err(|_| corrupt("digest locator", "digests", "-"))?;
-                    if !each(digest_row(locator, r, 1)) {
+                    let version: i64 = r.get(3);
+                    let view = DigestRef {
+                        locator: r.get(0),
+                        table: r.get(1),
+                        record_id: r.get(2),
+                        version: u64::try_from(version).unwrap_or(0),
+                        body: r.get(4),
+                    };
+                    if !each(view) {
                         break 'outer;
                     }
                 }

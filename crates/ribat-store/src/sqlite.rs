@@ -1,6 +1,6 @@
 //! The embedded backend: one SQLite file per node directory, WAL journal, full sync.
 
-use crate::{DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
+use crate::{DigestRef, DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
@@ -278,21 +278,36 @@ impl Store for SqliteStore {
         })
     }
 
-    fn scan_digests(&self, each: &mut dyn FnMut(DigestRow) -> bool) -> Result<(), StoreError> {
+    fn scan_digests(
+        &self,
+        each: &mut dyn FnMut(DigestRef<'_>) -> bool,
+    ) -> Result<(), StoreError> {
         self.with(|c| {
             let mut s = c
                 .prepare("SELECT locator, tbl, record_id, version, body FROM digests")
                 .map_err(db("prepare digest scan"))?;
             let mut rows = s.query([]).map_err(db("scan digests"))?;
+            let err = db("scan digests");
             while let Some(r) = rows.next().map_err(db("scan digests"))? {
-                let loc: Vec<u8> = r.get(0).map_err(db("scan digests"))?;
-                let locator: [u8; 16] = loc.try_into().map_err(|_| StoreError::Corrupt {
-                    what: "digest locator",
-                    table: "digests".into(),
-                    record_id: "-".into(),
-                })?;
-                let row = digest_row(locator, r, 1).map_err(db("scan digests"))?;
-                if !each(row) {
+                let text = |i: usize| -> Result<&str, StoreError> {
+                    r.get_ref(i)
+                        .and_then(|v| v.as_str().map_err(Into::into))
+                        .map_err(&err)
+                };
+                let blob = |i: usize| -> Result<&[u8], StoreError> {
+                    r.get_ref(i)
+                        .and_then(|v| v.as_blob().map_err(Into::into))
+                        .map_err(&err)
+                };
+                let version: i64 = r.get(3).map_err(&err)?;
+                let view = DigestRef {
+                    locator: blob(0)?,
+                    table: text(1)?,
+                    record_id: text(2)?,
+                    version: u64::try_from(version).unwrap_or(0),
+                    body: blob(4)?,
+                };
+                if !each(view) {
                     break;
                 }
             }

@@ -158,7 +158,14 @@ pub fn match_rows(
     rows: &[LeakRow],
     threads: usize,
 ) -> Result<(Vec<Verdict>, Option<String>)> {
+    let tt = Instant::now();
+    let lap = |what: &str| {
+        if std::env::var_os("RIBAT_LEAK_TIMING").is_some() {
+            eprintln!("{what}: {:.3}", tt.elapsed().as_secs_f64());
+        }
+    };
     let digester = node.leak_digester("leak-scan")?;
+    lap("key");
     let store = node.vault.store.as_ref();
     let mut resolver = NodeResolver {
         node,
@@ -169,8 +176,10 @@ pub fn match_rows(
         honey: HashSet::new(),
     };
     let mut located = classify::locate(rows, &resolver, &digester);
-    let wanted: HashSet<[u8; 16]> = located.iter().flatten().map(|(_, l)| *l).collect();
+    lap("locate");
+    let wanted: HashSet<[u8; 16]> = located.iter().flatten().map(|l| l.locator).collect();
     let mut digests = Digests::fetch(store, &wanted).context("reading the leak digests")?;
+    lap("fetch");
     classify::relocate(
         rows,
         &mut located,
@@ -179,25 +188,23 @@ pub fn match_rows(
         &resolver,
         &digester,
     )?;
-    let found: Vec<(String, String)> = located
-        .iter()
-        .flatten()
-        .map(|(id, _)| (PERSONS.to_owned(), id.clone()))
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    lap("relocate");
+    // The custodians' honey list (a handful of records), asked once.
     if let Some(c) = node.custodians.first() {
         resolver.honey = c
-            .honey_among(&found)?
+            .honey_records()?
             .into_iter()
+            .filter(|(t, _)| t == PERSONS)
             .map(|(_, id)| id)
             .collect();
     }
+    lap("honey");
     let verdicts = classify::classify_all(rows, &located, &digests, &resolver, &digester, threads);
+    lap("classify");
     let latest = located
         .iter()
         .flatten()
-        .filter_map(|(_, l)| digests.latest_period(l))
+        .filter_map(|l| digests.latest_period(&l.locator))
         .max()
         .map(|p| p.to_string());
     Ok((verdicts, latest))
