@@ -11,8 +11,7 @@
 use crate::LeakError;
 use crate::row::LeakRow;
 use ribat_crypto::leak_digest::{
-    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, decode_body, normalise_field,
-    salary_forms,
+    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, decode_body, normalise_field, salary_forms,
 };
 use ribat_store::{DigestRef, DigestRow, Store};
 use serde::Serialize;
@@ -139,19 +138,23 @@ fn period_of(table: &str, record_id: &str) -> u32 {
         return 0;
     }
     // Declaration ids are `d-AAAAMM-p-…`.
-    record_id.get(2..8).and_then(|p| p.parse().ok()).unwrap_or(0)
+    record_id
+        .get(2..8)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Digests {
     fn add(&mut self, row: DigestRef<'_>) -> Result<(), LeakError> {
         // Checked once here, so that matching reads the stored bytes as they are.
         decode_body(row.body)?;
-        let locator: [u8; 16] = row.locator.try_into().map_err(|_| {
-            ribat_crypto::CryptoError::Malformed {
-                what: "leak digest locator",
-                reason: format!("{} bytes", row.locator.len()),
-            }
-        })?;
+        let locator: [u8; 16] =
+            row.locator
+                .try_into()
+                .map_err(|_| ribat_crypto::CryptoError::Malformed {
+                    what: "leak digest locator",
+                    reason: format!("{} bytes", row.locator.len()),
+                })?;
         let e = Entry {
             period: period_of(row.table, row.record_id),
             version: row.version,

@@ -156,6 +156,5 @@ pub trait Store: PointSource {
     /// Every leak digest, in no particular order, lent to `each` without copying (a scan
     /// of a large dump reads them once instead of looking each row up, and keeps only
     /// the ones it needs); `each` returning `false` stops the pass.
-    fn scan_digests(&self, each: &mut dyn FnMut(DigestRef<'_>) -> bool)
-    -> Result<(), StoreError>;
+    fn scan_digests(&self, each: &mut dyn FnMut(DigestRef<'_>) -> bool) -> Result<(), StoreError>;
 }

@@ -5,7 +5,9 @@
 //! PostgreSQL's commit is durable when it returns (with the server's default `fsync=on`,
 //! `synchronous_commit=on`).
 
-use crate::{DigestRef, DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
+use crate::{
+    DigestRef, DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord,
+};
 use postgres::{Client, NoTls};
 use std::sync::Mutex;
 
@@ -222,10 +224,7 @@ impl Store for PostgresStore {
         })
     }
 
-    fn scan_digests(
-        &self,
-        each: &mut dyn FnMut(DigestRef<'_>) -> bool,
-    ) -> Result<(), StoreError> {
+    fn scan_digests(&self, each: &mut dyn FnMut(DigestRef<'_>) -> bool) -> Result<(), StoreError> {
         self.with(|c| {
             // A portal inside a transaction streams the table in batches instead of
             // materialising it in this process.

@@ -1,6 +1,8 @@
 //! The embedded backend: one SQLite file per node directory, WAL journal, full sync.
 
-use crate::{DigestRef, DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord};
+use crate::{
+    DigestRef, DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
@@ -278,10 +280,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn scan_digests(
-        &self,
-        each: &mut dyn FnMut(DigestRef<'_>) -> bool,
-    ) -> Result<(), StoreError> {
+    fn scan_digests(&self, each: &mut dyn FnMut(DigestRef<'_>) -> bool) -> Result<(), StoreError> {
         self.with(|c| {
             let mut s = c
                 .prepare("SELECT locator, tbl, record_id, version, body FROM digests")
