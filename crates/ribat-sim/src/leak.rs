@@ -771,7 +771,7 @@ mod tests {
         assert!(af.truth.iter().any(|t| t.class == "fabricated"));
         assert!(af.truth.iter().any(|t| t.class == "altered"));
         assert_eq!(spaced(543_210), "5 432,10");
-        assert_eq!(spaced(12_345_678_90), "12 345 678,90");
+        assert_eq!(spaced(1_234_567_890), "12 345 678,90");
         assert_eq!(other_cin("BE123456"), "BE456789");
     }
 }

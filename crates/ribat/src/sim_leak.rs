@@ -103,54 +103,52 @@ fn export_dumps(
             ("genuine-current", by_id.get(pid.as_str()).copied())
         })
     };
-    let mut out = Vec::new();
-    {
-        let (recipient, rows, canaries) = &files[0];
-        let mut d = Dump {
-            sources: vec![(*recipient).into()],
-            ..Dump::default()
-        };
-        let mut text = format!("{}\n", crate::export_cmd::FIELDS.join(","));
-        for (n, r) in rows.iter().enumerate() {
-            text.push_str(r);
-            text.push('\n');
-            let (class, person) = label(r, canaries)?;
-            d.truth.push(TruthRow {
-                file: "export.csv".into(),
-                line: n as u64 + 2,
-                class,
-                person,
-                field: None,
-            });
-        }
-        d.files.push(("export.csv".into(), text.into_bytes()));
-        out.push(("export-canary", d));
+    // One recipient's file as sent, and both files merged and shuffled without a header.
+    let (recipient, rows, canaries) = &files[0];
+    let sent: Vec<(&String, &HashSet<String>)> = rows.iter().map(|r| (r, canaries)).collect();
+    let mut merged: Vec<(&String, &HashSet<String>)> = Vec::new();
+    for (_, rows, canaries) in &files {
+        merged.extend(rows.iter().map(|r| (r, canaries)));
     }
-    {
-        let mut all: Vec<(&String, &HashSet<String>)> = Vec::new();
-        for (_, rows, canaries) in &files {
-            all.extend(rows.iter().map(|r| (r, canaries)));
-        }
-        all.shuffle(&mut rng);
+    merged.shuffle(&mut rng);
+    let header = crate::export_cmd::FIELDS.join(",");
+    let mut out = Vec::new();
+    for (name, file, header, rows, sources) in [
+        (
+            "export-canary",
+            "export.csv",
+            Some(header.as_str()),
+            sent,
+            vec![(*recipient).to_owned()],
+        ),
+        (
+            "export-merge",
+            "merged.csv",
+            None,
+            merged,
+            vec![DELTA.to_owned(), EPSILON.to_owned()],
+        ),
+    ] {
         let mut d = Dump {
-            sources: vec![DELTA.into(), EPSILON.into()],
+            sources,
             ..Dump::default()
         };
-        let mut text = String::new();
-        for (n, (r, canaries)) in all.iter().enumerate() {
+        let mut text = header.map(|h| format!("{h}\n")).unwrap_or_default();
+        let first = if header.is_some() { 2 } else { 1 };
+        for (n, (r, canaries)) in rows.iter().enumerate() {
             text.push_str(r);
             text.push('\n');
             let (class, person) = label(r, canaries)?;
             d.truth.push(TruthRow {
-                file: "merged.csv".into(),
-                line: n as u64 + 1,
+                file: file.into(),
+                line: n as u64 + first,
                 class,
                 person,
                 field: None,
             });
         }
-        d.files.push(("merged.csv".into(), text.into_bytes()));
-        out.push(("export-merge", d));
+        d.files.push((file.into(), text.into_bytes()));
+        out.push((name, d));
     }
     Ok(out)
 }
