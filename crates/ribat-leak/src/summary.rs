@@ -121,20 +121,24 @@ impl Summary {
         s
     }
 
-    /// The report for the security team, in Markdown.
-    pub fn to_markdown(&self) -> String {
-        let mut m = String::new();
-        let _ = writeln!(m, "# Leak scan report\n");
-        let _ = writeln!(
-            m,
-            "{} rows in {} files read ({} refused) in {:.1} s. **{} rows are the fund's data**, naming **{} real persons**.\n",
+    /// The sentence a reader wants first, on a terminal and atop the report.
+    pub fn headline(&self) -> String {
+        format!(
+            "{} rows read from {} files ({} refused) in {:.1} s: {} are the fund's data, naming {} real persons",
             self.rows,
             self.files.len(),
             self.refused.len(),
             self.seconds,
             self.ours,
             self.affected_persons
-        );
+        )
+    }
+
+    /// The report for the security team, in Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut m = String::new();
+        let _ = writeln!(m, "# Leak scan report\n");
+        let _ = writeln!(m, "{}.\n", self.headline());
         let _ = writeln!(m, "## Classification\n\n| class | rows |\n|---|---:|");
         for (k, v) in &self.classes {
             let _ = writeln!(m, "| {k} | {v} |");

@@ -316,15 +316,7 @@ pub fn write_report(dir: &Path, scan: &Scan) -> Result<()> {
 
 /// Prints what a person at a terminal wants first.
 pub fn print_human(s: &Summary) {
-    println!(
-        "{} rows read from {} files ({} refused) in {:.1} s: {} are the fund's data, naming {} real persons",
-        s.rows,
-        s.files.len(),
-        s.refused.len(),
-        s.seconds,
-        s.ours,
-        s.affected_persons
-    );
+    println!("{}", s.headline());
     for (k, v) in &s.classes {
         println!("  {k:<16} {v}");
     }
