@@ -224,14 +224,21 @@ pub fn encode_body(pairs: &[(Field, Digest)]) -> Vec<u8> {
     out
 }
 
-/// The pairs of a stored body; unknown codes (from a newer writer) are skipped.
-pub fn decode_body(body: &[u8]) -> Result<Vec<(Field, Digest)>> {
-    if !body.len().is_multiple_of(1 + DIGEST_LEN) {
-        return Err(CryptoError::Malformed {
+/// Whether `body` is a whole number of `(field code, digest)` pairs.
+pub fn check_body(body: &[u8]) -> Result<()> {
+    if body.len().is_multiple_of(1 + DIGEST_LEN) {
+        Ok(())
+    } else {
+        Err(CryptoError::Malformed {
             what: "leak digest body",
             reason: format!("{} bytes is not a whole number of entries", body.len()),
-        });
+        })
     }
+}
+
+/// The pairs of a stored body; unknown codes (from a newer writer) are skipped.
+pub fn decode_body(body: &[u8]) -> Result<Vec<(Field, Digest)>> {
+    check_body(body)?;
     Ok(body
         .chunks_exact(1 + DIGEST_LEN)
         .filter_map(|c| {

@@ -11,6 +11,7 @@
 //! | `GET /v1/employers/{affiliation}` | an employer's fields |
 //! | `GET /v1/decisions` | the watch's decisions (security team, auditors) |
 //! | `POST /v1/decisions/{id}/release` | one administrator's approval to lift a decision |
+//! | `/v1/exports…` | bulk exports to partners ([`crate::exports`]) |
 //! | `GET /healthz`, `/openapi.json`, `/metrics` | operations |
 //!
 //! Every routed request is also an event for the watch (`observe`): what a handler read
@@ -63,6 +64,8 @@ pub struct App {
     pub uploads: std::path::PathBuf,
     /// Detectors and decisions.
     pub watch: Arc<Watch>,
+    /// The node's export desk, where this gateway runs beside the vault.
+    pub exports: Option<Arc<dyn crate::exports::ExportDesk>>,
 }
 
 impl std::fmt::Debug for App {
@@ -89,6 +92,11 @@ pub fn router(app: Shared) -> Router {
         )
         .route("/v1/decisions", get(decisions_list))
         .route("/v1/decisions/{id}/release", post(decision_release))
+        .route("/v1/exports", post(crate::exports::file_request))
+        .route("/v1/exports/{id}", get(crate::exports::show))
+        .route("/v1/exports/{id}/approve", post(crate::exports::approve))
+        .route("/v1/exports/{id}/run", post(crate::exports::run))
+        .route("/v1/exports/{id}/file", get(crate::exports::fetch))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))

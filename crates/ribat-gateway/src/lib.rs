@@ -13,6 +13,7 @@ pub mod api;
 pub mod audit_first;
 pub mod client;
 pub mod containment;
+pub mod exports;
 pub mod gate;
 pub mod link;
 pub mod listener;

@@ -44,10 +44,14 @@ const READ_ERRORS: &[(&str, &str)] = &[
 ];
 
 fn with_ok(ok_schema: &str, errors: &[(&str, &str)]) -> Value {
+    with_status("200", ok_schema, errors)
+}
+
+fn with_status(status: &str, ok_schema: &str, errors: &[(&str, &str)]) -> Value {
     let mut r = problem_responses(errors);
     if let Value::Object(m) = &mut r {
         m.insert(
-            "200".into(),
+            status.into(),
             json!({
                 "description": "OK",
                 "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{ok_schema}")}}}
@@ -55,6 +59,10 @@ fn with_ok(ok_schema: &str, errors: &[(&str, &str)]) -> Value {
         );
     }
     r
+}
+
+fn export_id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"}})
 }
 
 /// A purpose: lowercase words joined by hyphens.
@@ -258,6 +266,33 @@ pub fn document(purposes: &[&str]) -> Value {
                         "needed": {"type": "integer"}
                     }
                 },
+                "ExportRequest": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["recipient", "purpose", "cnss"],
+                    "properties": {
+                        "recipient": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+                        "purpose": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
+                        "cnss": {"type": "array", "minItems": 1, "maxItems": 3_000_000, "items": {"type": "string", "pattern": "^[0-9]{9}$"}}
+                    }
+                },
+                "ExportState": {
+                    "type": "object",
+                    "required": ["id", "recipient", "purpose", "persons", "requested_by", "approvals", "needed", "fetched"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "recipient": {"type": "string"},
+                        "purpose": {"type": "string"},
+                        "persons": {"type": "integer"},
+                        "requested_by": {"type": "string"},
+                        "approvals": {"type": "array", "items": {"type": "string"}},
+                        "needed": {"type": "integer"},
+                        "ran_at": {"type": ["integer", "null"]},
+                        "rows": {"type": ["integer", "null"]},
+                        "file_sha256": {"type": ["string", "null"]},
+                        "fetched": {"type": "array", "items": {"type": "array"}}
+                    }
+                },
                 "Health": {
                     "type": "object",
                     "required": ["status", "audit_entries"],
@@ -353,6 +388,72 @@ pub fn document(purposes: &[&str]) -> Value {
                     ("429", "This identity is throttled"),
                     ("503", "Essential services only")
                 ])
+            }},
+            "/v1/exports": {"post": {
+                "summary": "Files a bulk export to a partner (security administrators); it runs after two distinct administrators approve it",
+                "security": [{"bearer": []}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
+                "responses": with_status("201", "ExportState", &[
+                    ("400", "Malformed body"),
+                    ("401", "No valid token bound to this certificate"),
+                    ("403", "Not a security role; or this identity is quarantined"),
+                    ("404", "This gateway has no export desk"),
+                    ("422", "The recipient is not a partner identity, or a number is not a CNSS number"),
+                    ("429", "This identity is throttled"),
+                    ("503", "Essential services only, or the node failed")
+                ])
+            }},
+            "/v1/exports/{id}": {"get": {
+                "summary": "Where an export stands (security, auditors, and its recipient); never the persons it names",
+                "security": [{"bearer": []}],
+                "parameters": [export_id_param()],
+                "responses": with_ok("ExportState", &[
+                    ("401", "No valid token bound to this certificate"),
+                    ("403", "This identity is quarantined"),
+                    ("404", "No such export (or not yours to see)"),
+                    ("429", "This identity is throttled"),
+                    ("503", "Essential services only")
+                ])
+            }},
+            "/v1/exports/{id}/approve": {"post": {
+                "summary": "One security administrator's approval, made with their own certificate; two distinct ones, neither the recipient",
+                "security": [{"bearer": []}],
+                "parameters": [export_id_param()],
+                "responses": with_ok("ExportState", &[
+                    ("401", "No valid token bound to this certificate"),
+                    ("403", "Not a security role; or this identity is quarantined"),
+                    ("404", "No such export"),
+                    ("409", "Already ran, or this administrator already approved"),
+                    ("429", "This identity is throttled"),
+                    ("503", "Essential services only")
+                ])
+            }},
+            "/v1/exports/{id}/run": {"post": {
+                "summary": "Runs an approved export: every person read through the custodians as export/RECIPIENT (audited), canaries added, the manifest sealed",
+                "security": [{"bearer": []}],
+                "parameters": [export_id_param()],
+                "responses": with_ok("ExportState", &[
+                    ("401", "No valid token bound to this certificate"),
+                    ("403", "Not a security role; or this identity is quarantined"),
+                    ("404", "No such export"),
+                    ("409", "Fewer than two approvals, or it already ran"),
+                    ("429", "This identity is throttled"),
+                    ("503", "Essential services only, or the custodians or the store failed")
+                ])
+            }},
+            "/v1/exports/{id}/file": {"get": {
+                "summary": "The export's CSV, for its recipient only; every fetch is recorded",
+                "security": [{"bearer": []}],
+                "parameters": [export_id_param()],
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "401": problem_ref("No valid token bound to this certificate"),
+                    "403": problem_ref("An administrator, not the recipient; or this identity is quarantined"),
+                    "404": problem_ref("No such export (or not yours)"),
+                    "409": problem_ref("It has not run yet"),
+                    "429": problem_ref("This identity is throttled"),
+                    "503": problem_ref("Essential services only")
+                }
             }},
             "/healthz": {"get": {
                 "summary": "Liveness: the audit log can record",

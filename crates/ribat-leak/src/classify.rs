@@ -9,13 +9,14 @@
 //! ```
 
 use crate::LeakError;
+use crate::mac_hash::MacMap;
 use crate::row::LeakRow;
 use ribat_crypto::leak_digest::{
-    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, decode_body, normalise_field, salary_forms,
+    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, check_body, normalise_field, salary_forms,
 };
-use ribat_store::{DigestRef, DigestRow, Store};
+use ribat_store::{DigestRef, Part, Store};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// How the scan finds a person: the node's blind indexes.
 pub trait Resolver: Sync {
@@ -114,21 +115,63 @@ pub struct Verdict {
 }
 
 /// One stored digest set, compact: the month it describes (0 for the person record), its
-/// record version and its body (`(field code, digest)` pairs, as stored).
-#[derive(Debug, Clone)]
+/// record version, and where its body (`(field code, digest)` pairs, as stored) lies: in
+/// which arena, where, how long.
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     period: u32,
+    arena: u16,
+    len: u16,
     version: u64,
-    body: Box<[u8]>,
+    at: usize,
+    /// The same person's next entry, or [`NONE`].
+    next: u32,
 }
 
-/// The digests of the persons a scan needs, by locator.
+const NONE: u32 = u32::MAX;
+
+/// The entry for `row`, its body about to go at `at` in arena `arena`.
+fn entry(
+    arena: usize,
+    at: usize,
+    table: &str,
+    record_id: &str,
+    version: u64,
+    body: &[u8],
+) -> Result<Entry, LeakError> {
+    // Checked once here, so that matching reads the stored bytes as they are.
+    check_body(body)?;
+    let malformed = |what: &str| {
+        LeakError::Digest(ribat_crypto::CryptoError::Malformed {
+            what: "leak digest body",
+            reason: what.to_owned(),
+        })
+    };
+    Ok(Entry {
+        period: period_of(table, record_id),
+        arena: u16::try_from(arena).map_err(|_| malformed("too many arenas"))?,
+        len: u16::try_from(body.len()).map_err(|_| malformed("longer than 64 KiB"))?,
+        version,
+        at,
+        next: NONE,
+    })
+}
+
+/// The digests of the persons a scan needs, by locator: an arena of bodies per part read
+/// and, per person (slot), a chain of entries, so that millions of persons cost a few
+/// allocations rather than millions, and entries stay where they were read instead of
+/// being sorted across gigabytes.
 #[derive(Debug, Default)]
 pub struct Digests {
-    by_locator: HashMap<[u8; 16], Vec<Entry>>,
+    slots: MacMap<[u8; 16], u32>,
+    /// The first entry of each slot's chain, or [`NONE`].
+    head: Vec<u32>,
+    entries: Vec<Entry>,
+    arenas: Vec<Vec<u8>>,
+    lookups: Option<usize>,
     /// Rows read from the store.
     pub rows_read: u64,
-    /// Whether they were read in one pass over the whole table (large dumps) rather
+    /// Whether they were read in passes over the whole table (large dumps) rather
     /// than looked up one by one.
     pub streamed: bool,
 }
@@ -144,103 +187,216 @@ fn period_of(table: &str, record_id: &str) -> u32 {
         .unwrap_or(0)
 }
 
-impl Digests {
-    fn add(&mut self, row: DigestRef<'_>) -> Result<(), LeakError> {
-        // Checked once here, so that matching reads the stored bytes as they are.
-        decode_body(row.body)?;
-        let locator: [u8; 16] =
-            row.locator
-                .try_into()
-                .map_err(|_| ribat_crypto::CryptoError::Malformed {
-                    what: "leak digest locator",
-                    reason: format!("{} bytes", row.locator.len()),
-                })?;
-        let e = Entry {
-            period: period_of(row.table, row.record_id),
-            version: row.version,
-            body: row.body.into(),
-        };
-        self.by_locator.entry(locator).or_default().push(e);
+/// What one part of a streamed pass kept: `(slot, entry)` with `at` into its own arena.
+#[derive(Default)]
+struct PartRows {
+    kept: Vec<(u32, Entry)>,
+    arena: Vec<u8>,
+    read: u64,
+}
+
+impl PartRows {
+    fn keep(&mut self, arena: usize, slot: u32, row: &DigestRef<'_>) -> Result<(), LeakError> {
+        let e = entry(
+            arena,
+            self.arena.len(),
+            row.table,
+            row.record_id,
+            row.version,
+            row.body,
+        )?;
+        self.arena.extend_from_slice(row.body);
+        self.kept.push((slot, e));
         Ok(())
     }
+}
 
-    fn add_row(&mut self, row: &DigestRow) -> Result<(), LeakError> {
-        self.add(DigestRef {
-            locator: &row.locator,
-            table: &row.table,
-            record_id: &row.record_id,
-            version: row.version,
-            body: &row.body,
-        })
-    }
-
-    /// Fetches the digests under `locators`: one lookup each for a few, one pass over the
-    /// table when they are many (more than a twentieth of the persons).
-    pub fn fetch(store: &dyn Store, locators: &HashSet<[u8; 16]>) -> Result<Self, LeakError> {
+impl Digests {
+    /// Fetches the digests of the located rows' persons: one lookup each for a few,
+    /// passes over the table (in `threads` parts read side by side, where the store
+    /// can) when they are many (more than a twentieth of the table's rows).
+    /// Each located row learns its slot.
+    pub fn fetch(
+        store: &dyn Store,
+        located: &mut [Option<Located>],
+        threads: usize,
+    ) -> Result<Self, LeakError> {
         let mut d = Self::default();
-        let persons = store.count("persons")?;
-        if (locators.len() as u64) * 20 > persons {
-            d.streamed = true;
-            let mut err = None;
-            store.scan_digests(&mut |row| {
-                d.rows_read += 1;
-                if <[u8; 16]>::try_from(row.locator).is_ok_and(|l| locators.contains(&l))
-                    && let Err(e) = d.add(row)
-                {
-                    err = Some(e);
-                    return false;
-                }
-                true
-            })?;
-            if let Some(e) = err {
-                return Err(e);
+        for l in located.iter_mut().flatten() {
+            let next = u32::try_from(d.slots.len()).map_err(|_| too_many())?;
+            l.slot = Some(*d.slots.entry(l.locator).or_insert(next));
+        }
+        // A lookup costs about what reading twenty rows in a pass does.
+        let estimate = store.digest_rows_estimate()?;
+        if (d.slots.len() as u64) * 20 <= estimate {
+            let mut by_slot: Vec<([u8; 16], u32)> = d.slots.iter().map(|(l, s)| (*l, *s)).collect();
+            by_slot.sort_unstable_by_key(|(_, s)| *s);
+            for (l, slot) in by_slot {
+                d.rows_read += d.append(store, &l, slot)?;
             }
-        } else {
-            for l in locators {
-                for row in store.digests(l)? {
-                    d.rows_read += 1;
-                    d.add_row(&row)?;
-                }
+            return Ok(d);
+        }
+        d.streamed = true;
+        let of = u32::try_from(threads.max(1))
+            .unwrap_or(1)
+            .min(store.digest_scan_parts().max(1));
+        let slots = &d.slots;
+        // Sized once: growing vectors of millions of rows would copy them over and over.
+        let per_part = (estimate / u64::from(of)).min(1 << 28) as usize;
+        let parts: Vec<Result<PartRows, LeakError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..of)
+                .map(|index| {
+                    s.spawn(move || {
+                        let mut p = PartRows {
+                            kept: Vec::with_capacity(per_part),
+                            arena: Vec::with_capacity(per_part * 72),
+                            read: 0,
+                        };
+                        let mut err = None;
+                        store.scan_digests(Part { index, of }, &mut |row| {
+                            p.read += 1;
+                            let Ok(l) = <[u8; 16]>::try_from(row.locator) else {
+                                return true;
+                            };
+                            if let Some(&slot) = slots.get(&l)
+                                && let Err(e) = p.keep(index as usize, slot, &row)
+                            {
+                                err = Some(e);
+                                return false;
+                            }
+                            true
+                        })?;
+                        err.map_or(Ok(p), Err)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+        d.head = vec![NONE; d.slots.len()];
+        d.entries
+            .reserve(parts.iter().map(|p| p.kept.len()).sum::<usize>());
+        for p in parts {
+            d.rows_read += p.read;
+            for (slot, e) in p.kept {
+                d.link(slot, e)?;
             }
+            d.arenas.push(p.arena);
         }
         Ok(d)
     }
 
-    /// Adds the digests under more locators (persons found in a second round).
+    /// Puts `e` at the head of `slot`'s chain.
+    fn link(&mut self, slot: u32, mut e: Entry) -> Result<(), LeakError> {
+        let idx = u32::try_from(self.entries.len())
+            .ok()
+            .filter(|i| *i != NONE)
+            .ok_or_else(too_many)?;
+        let s = slot as usize;
+        if self.head.len() <= s {
+            self.head.resize(s + 1, NONE);
+        }
+        e.next = self.head[s];
+        self.head[s] = idx;
+        self.entries.push(e);
+        Ok(())
+    }
+
+    /// Adds the digests under more locators (persons found in a second round), one
+    /// lookup each.
     pub fn fetch_more(
         &mut self,
         store: &dyn Store,
         locators: &HashSet<[u8; 16]>,
     ) -> Result<(), LeakError> {
         for l in locators {
-            if self.by_locator.contains_key(l) {
+            if self.slots.contains_key(l) {
                 continue;
             }
-            for row in store.digests(l)? {
-                self.rows_read += 1;
-                self.add_row(&row)?;
-            }
+            let slot = u32::try_from(self.slots.len()).map_err(|_| too_many())?;
+            self.rows_read += self.append(store, l, slot)?;
+            self.slots.insert(*l, slot);
         }
         Ok(())
     }
 
-    fn of(&self, locator: &[u8; 16]) -> &[Entry] {
-        self.by_locator.get(locator).map_or(&[], Vec::as_slice)
+    /// Looks up the digests under `locator` and files them in `slot`.
+    fn append(
+        &mut self,
+        store: &dyn Store,
+        locator: &[u8; 16],
+        slot: u32,
+    ) -> Result<u64, LeakError> {
+        let rows = store.digests(locator)?;
+        // Looked-up bodies go in an arena of their own, after the parts'.
+        if self.lookups.is_none() {
+            self.lookups = Some(self.arenas.len());
+            self.arenas.push(Vec::new());
+        }
+        let i = self.lookups.unwrap_or(0);
+        for row in &rows {
+            let at = self.arenas.get(i).map_or(0, Vec::len);
+            let e = entry(i, at, &row.table, &row.record_id, row.version, &row.body)?;
+            self.link(slot, e)?;
+            if let Some(a) = self.arenas.get_mut(i) {
+                a.extend_from_slice(&row.body);
+            }
+        }
+        if self.head.len() <= slot as usize {
+            self.head.resize(slot as usize + 1, NONE);
+        }
+        Ok(rows.len() as u64)
     }
 
-    /// The latest declaration month filed under `locator`.
-    pub fn latest_period(&self, locator: &[u8; 16]) -> Option<u32> {
-        self.of(locator)
-            .iter()
-            .map(|e| e.period)
-            .filter(|p| *p > 0)
-            .max()
+    /// Where the digests under `locator` are, if fetched.
+    pub fn slot(&self, locator: &[u8; 16]) -> Option<u32> {
+        self.slots.get(locator).copied()
     }
 
-    /// Whether any person record is filed under `locator`.
-    pub fn knows(&self, locator: &[u8; 16]) -> bool {
-        self.of(locator).iter().any(|e| e.period == 0)
+    /// The entries of `slot`, in no particular order.
+    fn chain(&self, slot: Option<u32>) -> impl Iterator<Item = &Entry> {
+        let first = slot
+            .and_then(|s| self.head.get(s as usize).copied())
+            .unwrap_or(NONE);
+        std::iter::successors(self.entries.get(first as usize), |e| {
+            self.entries.get(e.next as usize)
+        })
     }
+
+    /// The entries of `slot` by month, then version: the same order however the table
+    /// was read.
+    fn of(&self, slot: Option<u32>) -> Vec<Entry> {
+        let mut v: Vec<Entry> = self.chain(slot).copied().collect();
+        v.sort_unstable_by_key(|e| (e.period, e.version, e.arena, e.at));
+        v
+    }
+
+    fn body(&self, e: &Entry) -> &[u8] {
+        self.arenas
+            .get(usize::from(e.arena))
+            .and_then(|a| a.get(e.at..e.at + usize::from(e.len)))
+            .unwrap_or(&[])
+    }
+
+    /// The latest declaration month filed in `slot`.
+    pub fn latest_period(&self, slot: Option<u32>) -> Option<u32> {
+        self.chain(slot).map(|e| e.period).filter(|p| *p > 0).max()
+    }
+
+    /// Whether any person record is filed in `slot`.
+    pub fn knows(&self, slot: Option<u32>) -> bool {
+        self.chain(slot).any(|e| e.period == 0)
+    }
+}
+
+fn too_many() -> LeakError {
+    LeakError::Digest(ribat_crypto::CryptoError::Malformed {
+        what: "leak scan",
+        reason: "more than 4 billion persons in one scan".into(),
+    })
 }
 
 /// The person a row names.
@@ -250,27 +406,46 @@ pub struct Located {
     pub id: String,
     /// Its leak-digest locator.
     pub locator: [u8; 16],
+    /// Where its digests are in the fetched [`Digests`], once fetched.
+    pub slot: Option<u32>,
     /// Found through the row's CNSS number (rather than its CIN or name).
     pub by_cnss: bool,
 }
 
-/// Which person each row names, or `None`.
+/// Which person each row names through its CNSS number, or `None`; on `threads` threads.
 pub fn locate(
     rows: &[LeakRow],
     resolver: &dyn Resolver,
     digester: &LeakDigester,
+    threads: usize,
 ) -> Vec<Option<Located>> {
-    rows.iter()
-        .map(|r| {
-            let id = r.cnss.as_deref().and_then(|c| resolver.by_cnss(c))?;
-            let loc = digester.locator(&id);
-            Some(Located {
-                id,
-                locator: loc,
-                by_cnss: true,
-            })
+    in_chunks(rows.len(), threads, |i| {
+        let id = rows[i].cnss.as_deref().and_then(|c| resolver.by_cnss(c))?;
+        let loc = digester.locator(&id);
+        Some(Located {
+            id,
+            locator: loc,
+            slot: None,
+            by_cnss: true,
         })
-        .collect()
+    })
+}
+
+/// `f(0)`, …, `f(n - 1)`, in order, shared out among `threads` threads.
+fn in_chunks<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let chunk = n.div_ceil(threads.max(1)).max(1);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|from| s.spawn(move || (from..(from + chunk).min(n)).map(f).collect::<Vec<T>>()))
+            .collect();
+        // A thread that panicked is a bug; its rows must not vanish.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// Rows whose CNSS number names nobody (or that have none) are looked up by CIN, then by
@@ -287,9 +462,7 @@ pub fn relocate(
     let mut more = HashSet::new();
     let mut pending = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let known = located[i]
-            .as_ref()
-            .is_some_and(|l| digests.knows(&l.locator));
+        let known = located[i].as_ref().is_some_and(|l| digests.knows(l.slot));
         if known || !r.has_identifier() {
             continue;
         }
@@ -316,8 +489,9 @@ pub fn relocate(
     }
     digests.fetch_more(store, &more)?;
     for (i, id, loc) in pending {
-        if digests.knows(&loc) {
+        if digests.knows(digests.slot(&loc)) {
             located[i] = Some(Located {
+                slot: digests.slot(&loc),
                 id,
                 locator: loc,
                 by_cnss: false,
@@ -328,17 +502,14 @@ pub fn relocate(
     Ok(found)
 }
 
-fn matches(entry: &Entry, field: Field, d: &Digest) -> bool {
-    entry
-        .body
-        .chunks_exact(1 + DIGEST_LEN)
-        .any(|c| c[0] == field as u8 && c[1..] == d[..])
+fn matches(body: &[u8], field: Field, d: &Digest) -> bool {
+    body.chunks_exact(1 + DIGEST_LEN).any(|c| {
+        c[0] == field as u8 && <[u8; DIGEST_LEN]>::try_from(&c[1..]).is_ok_and(|x| x == *d)
+    })
 }
 
-fn has_field(entry: &Entry, field: Field) -> bool {
-    entry
-        .body
-        .chunks_exact(1 + DIGEST_LEN)
+fn has_field(body: &[u8], field: Field) -> bool {
+    body.chunks_exact(1 + DIGEST_LEN)
         .any(|c| c[0] == field as u8)
 }
 
@@ -365,24 +536,25 @@ pub fn classify(
     }
     let Some(Located {
         id: pid,
-        locator: loc,
+        slot,
         by_cnss: located_by_cnss,
-    }) = located.filter(|l| digests.knows(&l.locator))
+        ..
+    }) = located.filter(|l| digests.knows(l.slot))
     else {
         v.class = Class::Fabricated;
         return v;
     };
     v.person = Some(pid.clone());
-    let entries = digests.of(loc);
+    let entries = digests.of(*slot);
     // Only persons carrying a canary field are worth the digest that tells.
     let marked = entries
         .iter()
-        .any(|e| e.period == 0 && has_field(e, Field::Canary))
+        .any(|e| e.period == 0 && has_field(digests.body(e), Field::Canary))
         && {
             let mark = digester.digest(Field::Canary, pid, CANARY);
             entries
                 .iter()
-                .any(|e| e.period == 0 && matches(e, Field::Canary, &mark))
+                .any(|e| e.period == 0 && matches(digests.body(e), Field::Canary, &mark))
         };
     if marked {
         v.class = Class::Canary {
@@ -402,21 +574,18 @@ pub fn classify(
     let mut older: Option<String> = None;
     let mut identity_present = 0;
     let mut identity_matched = 0;
-    // Each present field: the values to try, in order; the first that any version holds
-    // decides which version.
-    let mut check = |name: &'static str, tries: &[(Field, &str)]| {
-        if tries.is_empty() {
+    // Each present field: its normal forms to try, in order; the first that any version
+    // holds decides which version. A value with no normal form is present and wrong.
+    let mut check = |name: &'static str, present: bool, tries: &[(Field, &str)]| {
+        if !present {
             return;
         }
         identity_present += 1;
         let mut best: Option<u64> = None;
-        for (f, value) in tries {
-            let Some(norm) = normalise_field(*f, value) else {
-                continue;
-            };
-            let d = digester.digest(*f, pid, &norm);
+        for (f, norm) in tries {
+            let d = digester.digest(*f, pid, norm);
             for e in &persons {
-                if matches(e, *f, &d) {
+                if matches(digests.body(e), *f, &d) {
                     best = best.max(Some(e.version));
                 }
             }
@@ -434,44 +603,48 @@ pub fn classify(
             None => altered.push(name),
         }
     };
-    let one = |f: Field, v: Option<&str>| -> Vec<(Field, String)> {
-        v.map(|v| vec![(f, v.to_owned())]).unwrap_or_default()
-    };
+    // Normalised once each: names are the costly ones, and every name field shares one
+    // normal form.
+    let norm = |f: Field, v: Option<&str>| v.and_then(|v| normalise_field(f, v));
+    fn one(f: Field, n: &Option<String>) -> Vec<(Field, &str)> {
+        n.as_deref().map(|n| vec![(f, n)]).unwrap_or_default()
+    }
+    let name_n = norm(Field::Name, row.name.as_deref());
     // A name: the full name (with the repetitive column beside it, or without), else one
     // word alone as a surname or a given name.
-    let mut names: Vec<(Field, String)> = Vec::new();
-    if let Some(name) = row.name.as_deref() {
-        if let Some(extra) = row.name_extra.as_deref() {
-            names.push((Field::Name, format!("{name} {extra}")));
-        }
-        names.push((Field::Name, name.to_owned()));
-        names.push((Field::NameAr, name.to_owned()));
-        if !name.trim().contains(' ') {
-            names.push((Field::Surname, name.to_owned()));
-            names.push((Field::Given, name.to_owned()));
+    let full_n = match (row.name.as_deref(), row.name_extra.as_deref()) {
+        (Some(name), Some(extra)) => normalise_field(Field::Name, &format!("{name} {extra}")),
+        _ => None,
+    };
+    let mut names = one(Field::Name, &full_n);
+    if let Some(n) = name_n.as_deref() {
+        names.extend([(Field::Name, n), (Field::NameAr, n)]);
+        if row.name.as_deref().is_some_and(|w| !w.trim().contains(' ')) {
+            names.extend([(Field::Surname, n), (Field::Given, n)]);
         }
     }
-    let mut name_ar = one(Field::NameAr, row.name_ar.as_deref());
-    name_ar.extend(one(Field::Name, row.name_ar.as_deref()));
-    for (name, tries) in [
-        // Found through its CNSS number, the person has that number by construction.
-        (
-            "cnss",
-            if *located_by_cnss {
-                Vec::new()
-            } else {
-                one(Field::Cnss, row.cnss.as_deref())
-            },
-        ),
-        ("cin", one(Field::Cin, row.cin.as_deref())),
-        ("name", names),
-        ("name_ar", name_ar),
-        ("birth_date", one(Field::Birth, row.birth.as_deref())),
-        ("rib", one(Field::Rib, row.rib.as_deref())),
-    ] {
-        let refs: Vec<(Field, &str)> = tries.iter().map(|(f, v)| (*f, v.as_str())).collect();
-        check(name, &refs);
-    }
+    let ar_n = norm(Field::NameAr, row.name_ar.as_deref());
+    let mut name_ar = one(Field::NameAr, &ar_n);
+    name_ar.extend(one(Field::Name, &ar_n));
+    let cnss_n = norm(Field::Cnss, row.cnss.as_deref());
+    let cin_n = norm(Field::Cin, row.cin.as_deref());
+    let birth_n = norm(Field::Birth, row.birth.as_deref());
+    let rib_n = norm(Field::Rib, row.rib.as_deref());
+    // Found through its CNSS number, the person has that number by construction.
+    check(
+        "cnss",
+        row.cnss.is_some() && !*located_by_cnss,
+        &one(Field::Cnss, &cnss_n),
+    );
+    check("cin", row.cin.is_some(), &one(Field::Cin, &cin_n));
+    check("name", row.name.is_some(), &names);
+    check("name_ar", row.name_ar.is_some(), &name_ar);
+    check(
+        "birth_date",
+        row.birth.is_some(),
+        &one(Field::Birth, &birth_n),
+    );
+    check("rib", row.rib.is_some(), &one(Field::Rib, &rib_n));
     // The number that located the person matches by construction; a number and nothing
     // else of the person's is a real number with somebody else's details.
     if *located_by_cnss {
@@ -513,7 +686,7 @@ pub fn classify(
                 let mut hits = 0;
                 let mut rounded = false;
                 if let Some((s, exact)) = &salary {
-                    if matches(e, Field::Salary, exact) {
+                    if matches(digests.body(e), Field::Salary, exact) {
                         hits += 1;
                     } else {
                         let forms = rounded_forms.get_or_insert_with(|| {
@@ -523,14 +696,14 @@ pub fn classify(
                                 .map(|(f, _)| (*f, digester.digest(*f, pid, &s.to_string())))
                                 .collect()
                         });
-                        if forms.iter().any(|(f, d)| matches(e, *f, d)) {
+                        if forms.iter().any(|(f, d)| matches(digests.body(e), *f, d)) {
                             hits += 1;
                             rounded = true;
                         }
                     }
                 }
                 if let Some(d) = &days
-                    && matches(e, Field::Days, d)
+                    && matches(digests.body(e), Field::Days, d)
                 {
                     hits += 1;
                 }
@@ -544,16 +717,16 @@ pub fn classify(
                     // Name the fields that this month does not hold.
                     let e = months.iter().find(|e| e.period == period);
                     if let (Some((_, exact)), Some(e)) = (&salary, e) {
-                        let any = matches(e, Field::Salary, exact)
-                            || rounded_forms
-                                .as_ref()
-                                .is_some_and(|f| f.iter().any(|(f, d)| matches(e, *f, d)));
+                        let any = matches(digests.body(e), Field::Salary, exact)
+                            || rounded_forms.as_ref().is_some_and(|f| {
+                                f.iter().any(|(f, d)| matches(digests.body(e), *f, d))
+                            });
                         if !any {
                             altered.push("salary");
                         }
                     }
                     if let (Some(d), Some(e)) = (&days, e)
-                        && !matches(e, Field::Days, d)
+                        && !matches(digests.body(e), Field::Days, d)
                     {
                         altered.push("days");
                     }
@@ -587,24 +760,13 @@ pub fn classify_all(
     digester: &LeakDigester,
     threads: usize,
 ) -> Vec<Verdict> {
-    let chunk = rows.len().div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .zip(located.chunks(chunk))
-            .map(|(rs, ls)| {
-                s.spawn(move || {
-                    rs.iter()
-                        .zip(ls)
-                        .map(|(r, l)| classify(r, l.as_ref(), digests, resolver, digester))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        // A thread that panicked is a bug; its rows must not vanish from the verdicts.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+    in_chunks(rows.len(), threads, |i| {
+        classify(
+            &rows[i],
+            located.get(i).and_then(Option::as_ref),
+            digests,
+            resolver,
+            digester,
+        )
     })
 }

@@ -24,6 +24,7 @@ pub mod ebds;
 pub mod encoding;
 mod error;
 pub mod lines;
+pub mod mac_hash;
 pub mod read;
 pub mod row;
 pub mod sheet;

@@ -21,6 +21,9 @@ pub struct ReadOptions {
     pub encoding: Option<TextEncoding>,
     /// The longest line kept.
     pub max_line: usize,
+    /// Threads turning lines into rows (tables, JSON lines and e-BDS files; the text of
+    /// PDFs is read in one, since a line's layout depends on the lines before it).
+    pub threads: usize,
 }
 
 impl Default for ReadOptions {
@@ -28,6 +31,7 @@ impl Default for ReadOptions {
         Self {
             encoding: None,
             max_line: MAX_LINE,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -61,9 +65,195 @@ impl FileReport {
         }
     }
 
+    /// A read error mid-file (a disk error, a file truncated under us): what was read is
+    /// kept, and the report says where it stopped.
+    fn stopped(&mut self, e: &std::io::Error) {
+        self.skip(
+            self.lines + 1,
+            &format!("read error, file not read past here: {e}"),
+        );
+    }
+
     /// Lines skipped in all.
     pub fn skipped_total(&self) -> u64 {
         self.skipped.values().sum()
+    }
+}
+
+const NOT_UTF8: &str = "not valid UTF-8 (read with replacement characters)";
+
+fn too_long(max: usize) -> String {
+    format!("line longer than {max} bytes")
+}
+
+/// Lines in one batch, and what became of them: rows in order, and skipped lines.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    /// Line number and its bytes in `buf`, or how long a line too long to keep was.
+    lines: Vec<(u64, Result<std::ops::Range<usize>, u64>)>,
+    rows: Vec<LeakRow>,
+    skips: Vec<(u64, String)>,
+}
+
+impl Batch {
+    const LINES: usize = 4096;
+    const BYTES: usize = 4 << 20;
+
+    fn full(&self) -> bool {
+        self.lines.len() >= Self::LINES || self.buf.len() >= Self::BYTES
+    }
+
+    fn hand_on(self, report: &mut FileReport, each: &mut dyn FnMut(LeakRow)) {
+        for (n, why) in &self.skips {
+            report.skip(*n, why);
+        }
+        report.rows += self.rows.len() as u64;
+        for r in self.rows {
+            each(r);
+        }
+    }
+}
+
+/// How a line becomes a row once the file's shape, encoding and columns are known: the
+/// same for every line, so lines can be read on any thread.
+struct Fixed<'a> {
+    shape: &'a Shape,
+    tab: &'a Tabular,
+    enc: TextEncoding,
+    file: u32,
+    max_line: usize,
+}
+
+impl Fixed<'_> {
+    fn line(&self, n: u64, line: Line<'_>, out: &mut Batch) {
+        let bytes = match line {
+            Line::TooLong(_) => {
+                out.skips.push((n, too_long(self.max_line)));
+                return;
+            }
+            Line::Bytes(b) => b,
+        };
+        let (decoded, broken) = self.enc.decode(bytes);
+        if broken {
+            out.skips.push((n, NOT_UTF8.into()));
+        }
+        if decoded.trim().is_empty() {
+            return;
+        }
+        if matches!(self.shape, Shape::Ebds) {
+            if !ebds::is_ebds_line(&decoded) {
+                out.skips.push((n, "not a 260-character e-BDS line".into()));
+            } else if let Some(r) = ebds::employee_row(&decoded, self.file, n) {
+                out.rows.push(r);
+            }
+            return;
+        }
+        match self.tab.row(&decoded, self.file, n) {
+            Ok(r) => out.rows.push(r),
+            Err(why) => out.skips.push((n, why)),
+        }
+    }
+
+    fn batch(&self, mut b: Batch) -> Batch {
+        let lines = std::mem::take(&mut b.lines);
+        let buf = std::mem::take(&mut b.buf);
+        for (n, l) in &lines {
+            let line = match l {
+                Ok(r) => Line::Bytes(buf.get(r.clone()).unwrap_or_default()),
+                Err(len) => Line::TooLong(*len),
+            };
+            self.line(*n, line, &mut b);
+        }
+        b
+    }
+
+    /// The rest of the file: this thread reads batches of lines and hands their rows on
+    /// in order; `threads` workers turn them into rows. At most a few batches are in
+    /// flight, so memory stays bounded however long the file is.
+    fn read_rest<R: Read>(
+        &self,
+        lines: &mut Lines<R>,
+        threads: usize,
+        report: &mut FileReport,
+        each: &mut dyn FnMut(LeakRow),
+    ) {
+        use std::sync::{Mutex, mpsc};
+        let (to_work, work) = mpsc::sync_channel::<(u64, Batch)>(threads * 2);
+        let (to_done, done) = mpsc::channel::<(u64, Batch)>();
+        let work = Mutex::new(work);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (work, to_done) = (&work, to_done.clone());
+                s.spawn(move || {
+                    loop {
+                        // The lock is held only to take a batch.
+                        let next = work.lock().map(|w| w.recv());
+                        let Ok(Ok((i, b))) = next else { break };
+                        if to_done.send((i, self.batch(b))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(to_done);
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next_out = 0u64;
+            let mut hand_on_ready = |waiting: &mut BTreeMap<u64, Batch>,
+                                     report: &mut FileReport| {
+                while let Some(b) = waiting.remove(&next_out) {
+                    b.hand_on(report, each);
+                    next_out += 1;
+                }
+            };
+            let mut sent = 0u64;
+            let mut stop: Option<std::io::Error> = None;
+            let mut b = Batch::default();
+            loop {
+                let (n, line) = match lines.next_line() {
+                    Ok(Some(l)) => l,
+                    Ok(None) => break,
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                };
+                report.lines = n;
+                let entry = match line {
+                    Line::Bytes(bytes) => {
+                        let at = b.buf.len();
+                        b.buf.extend_from_slice(bytes);
+                        Ok(at..b.buf.len())
+                    }
+                    Line::TooLong(len) => Err(len),
+                };
+                b.lines.push((n, entry));
+                if b.full() {
+                    if to_work.send((sent, std::mem::take(&mut b))).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                    while let Ok((i, d)) = done.try_recv() {
+                        waiting.insert(i, d);
+                    }
+                    hand_on_ready(&mut waiting, report);
+                }
+            }
+            // A send fails only when every worker is gone, which is a panic the scope
+            // raises when it ends.
+            if !b.lines.is_empty() {
+                let _ = to_work.send((sent, b));
+            }
+            drop(to_work);
+            for (i, d) in done.iter() {
+                waiting.insert(i, d);
+                hand_on_ready(&mut waiting, report);
+            }
+            hand_on_ready(&mut waiting, report);
+            if let Some(e) = stop {
+                report.stopped(&e);
+            }
+        });
     }
 }
 
@@ -185,52 +375,63 @@ pub fn read_file(
     let mut text = TextReader::default();
     let mut tab = Tabular::new(&shape);
     loop {
+        // Once nothing about the file is left to decide, the rest of it is read in
+        // batches on worker threads.
+        if opts.threads > 1 && !matches!(shape, Shape::Text) && tab.decided(&shape) {
+            let fixed = Fixed {
+                shape: &shape,
+                tab: &tab,
+                enc,
+                file,
+                max_line: opts.max_line,
+            };
+            fixed.read_rest(&mut lines, opts.threads, &mut report, each);
+            break;
+        }
         let (n, line) = match lines.next_line() {
             Ok(Some(l)) => l,
             Ok(None) => break,
             Err(e) => {
-                // A read error mid-file (a disk error, a file truncated under us): keep
-                // what was read and say where it stopped.
-                report.skip(
-                    report.lines + 1,
-                    &format!("read error, file not read past here: {e}"),
-                );
+                report.stopped(&e);
                 break;
             }
         };
         report.lines = n;
+        if matches!(shape, Shape::Ebds) || tab.decided(&shape) {
+            let mut out = Batch::default();
+            Fixed {
+                shape: &shape,
+                tab: &tab,
+                enc,
+                file,
+                max_line: opts.max_line,
+            }
+            .line(n, line, &mut out);
+            out.hand_on(&mut report, each);
+            continue;
+        }
         let bytes = match line {
             Line::TooLong(_) => {
-                report.skip(n, &format!("line longer than {} bytes", opts.max_line));
+                report.skip(n, &too_long(opts.max_line));
                 continue;
             }
             Line::Bytes(b) => b,
         };
         let (decoded, broken) = enc.decode(bytes);
         if broken {
-            report.skip(n, "not valid UTF-8 (read with replacement characters)");
+            report.skip(n, NOT_UTF8);
         }
         if decoded.trim().is_empty() {
             continue;
         }
         match shape {
-            Shape::Ebds => {
-                if !ebds::is_ebds_line(&decoded) {
-                    report.skip(n, "not a 260-character e-BDS line");
-                } else if let Some(r) = ebds::employee_row(&decoded, file, n) {
-                    report.rows += 1;
-                    each(r);
-                }
-            }
             Shape::Text => {
                 if let Some(r) = text.row(&decoded, file, n) {
                     report.rows += 1;
                     each(r);
                 }
             }
-            Shape::Json | Shape::Table(_) => {
-                tab.push(&decoded, file, n, &mut report, each);
-            }
+            _ => tab.push(&decoded, file, n, &mut report, each),
         }
     }
     tab.finish(file, &mut report, each);
@@ -300,6 +501,47 @@ impl Tabular {
             width: 0,
             ragged: false,
         }
+    }
+
+    /// Whether the columns are known, so that every further line is read alike.
+    fn decided(&self, shape: &Shape) -> bool {
+        matches!(shape, Shape::Json | Shape::Table(_)) && self.cols.is_some()
+    }
+
+    /// A line of a table whose columns are known, as a row, or why it is skipped.
+    fn row(&self, line: &str, file: u32, n: u64) -> Result<LeakRow, String> {
+        let Some(cols) = &self.cols else {
+            return Err("read before the columns were known".into());
+        };
+        if self.json {
+            let Some(fields) = table::json_fields(line) else {
+                return Err("not a JSON object".into());
+            };
+            let mut cells = vec![String::new(); self.keys.len()];
+            for (k, v) in fields {
+                if let Some(i) = self.keys.iter().position(|x| *x == k) {
+                    cells[i] = v;
+                }
+            }
+            let refs: Vec<&str> = cells.iter().map(String::as_str).collect();
+            return Ok(cols.extract(&refs, file, n));
+        }
+        // Most lines have no quotes and split without copying.
+        let owned;
+        let refs: Vec<&str> = if line.contains('"') {
+            owned = table::split(line, self.delim);
+            owned.iter().map(String::as_str).collect()
+        } else {
+            line.split(self.delim).collect()
+        };
+        if !self.ragged && refs.len() != self.width {
+            return Err(format!(
+                "{} fields where the table has {}",
+                refs.len(),
+                self.width
+            ));
+        }
+        Ok(cols.extract(&refs, file, n))
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -480,6 +722,54 @@ mod tests {
         assert!(err.contains("damaged ZIP container (xlsx/ods)"), "{err}");
         let err = read(b"%PDF-1.7\n", "x.pdf").unwrap_err().to_string();
         assert!(err.contains("pdftotext"), "{err}");
+    }
+
+    #[test]
+    fn rows_read_on_worker_threads_are_those_read_on_one() {
+        let mut bytes = b"cnss;cin;nom;salaire\n".to_vec();
+        for i in 0..20_000u32 {
+            match i % 997 {
+                5 => bytes.extend_from_slice(b"only;three;fields\n"),
+                6 => bytes.extend_from_slice(b"\xff\xfe broken;J45678;X;1\n"),
+                7 => bytes.extend(std::iter::repeat_n(b'x', 300).chain(*b"\n")),
+                _ => bytes.extend_from_slice(
+                    format!(
+                        "{};BE{:06};\"ALAMI Sara\";{},50\n",
+                        100_000_000 + i,
+                        i,
+                        3000 + i
+                    )
+                    .as_bytes(),
+                ),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dump.csv");
+        std::fs::write(&p, &bytes).unwrap();
+        let read = |threads| {
+            let mut rows = Vec::new();
+            let opts = ReadOptions {
+                encoding: Some(TextEncoding::Utf8),
+                max_line: 200,
+                threads,
+            };
+            let rep = read_file(&p, 0, &opts, &mut |r| rows.push(r)).unwrap();
+            (rep, rows)
+        };
+        let (one, one_rows) = read(1);
+        let (four, four_rows) = read(4);
+        assert!(one_rows.len() > 19_000, "{}", one_rows.len());
+        assert_eq!(one_rows, four_rows, "same rows, same order");
+        assert_eq!(one.rows, four.rows);
+        assert_eq!(one.lines, four.lines);
+        assert_eq!(one.skipped, four.skipped);
+        assert_eq!(
+            one.skipped_lines, four.skipped_lines,
+            "skips listed in line order"
+        );
+        assert_eq!(one.skipped.values().sum::<u64>(), 21 * 3);
+        assert_eq!(four_rows[1].salary, Some(300_150));
+        assert_eq!(four_rows[1].name.as_deref(), Some("ALAMI Sara"));
     }
 
     #[test]

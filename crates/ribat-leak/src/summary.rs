@@ -6,7 +6,7 @@ use crate::attribute::Candidate;
 use crate::classify::{Class, Verdict};
 use crate::read::FileReport;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The time window of a leak.
@@ -85,9 +85,11 @@ impl Summary {
             window: Window::default(),
             seconds: 0.0,
         };
-        let mut persons = BTreeSet::new();
+        // Millions of rows: counted without a new string each, persons in a hash set.
+        let mut persons = crate::mac_hash::MacSet::default();
+        persons.reserve(verdicts.len());
         for v in verdicts {
-            *s.classes.entry(v.class.label().to_owned()).or_insert(0) += 1;
+            bump(&mut s.classes, v.class.label());
             s.ours += u64::from(v.class.ours());
             s.rounded_salaries += u64::from(v.rounded);
             s.unverified_salaries += u64::from(v.unverified_salary);
@@ -106,7 +108,7 @@ impl Summary {
             if matches!(v.class, Class::GenuineCurrent | Class::GenuineOlder { .. })
                 && let Some(p) = &v.period
             {
-                *s.months.entry(p.clone()).or_insert(0) += 1;
+                bump(&mut s.months, p);
             }
             if matches!(
                 v.class,
@@ -254,4 +256,14 @@ fn join_counts(m: &BTreeMap<String, u64>) -> String {
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One more under `key`.
+fn bump(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
 }

@@ -153,8 +153,36 @@ pub trait Store: PointSource {
     fn count(&self, table: &str) -> Result<u64, StoreError>;
     /// The leak digests filed under `locator`, every version.
     fn digests(&self, locator: &[u8; 16]) -> Result<Vec<DigestRow>, StoreError>;
-    /// Every leak digest, in no particular order, lent to `each` without copying (a scan
-    /// of a large dump reads them once instead of looking each row up, and keeps only
-    /// the ones it needs); `each` returning `false` stops the pass.
-    fn scan_digests(&self, each: &mut dyn FnMut(DigestRef<'_>) -> bool) -> Result<(), StoreError>;
+    /// About how many digest rows there are (exact where counting is cheap): enough to
+    /// choose between looking persons up one by one and one pass over the table.
+    fn digest_rows_estimate(&self) -> Result<u64, StoreError>;
+    /// Into how many parts a digest scan is best split: parts read side by side only
+    /// where the backend can serve them at once.
+    fn digest_scan_parts(&self) -> u32 {
+        1
+    }
+    /// Every leak digest of `part`, in no particular order, lent to `each` without copying
+    /// (a scan of a large dump reads them once instead of looking each row up, and keeps
+    /// only the ones it needs); `each` returning `false` stops the pass. The parts of one
+    /// count are disjoint and together hold every digest, so that threads can each read
+    /// one at the same time.
+    fn scan_digests(
+        &self,
+        part: Part,
+        each: &mut dyn FnMut(DigestRef<'_>) -> bool,
+    ) -> Result<(), StoreError>;
+}
+
+/// The `index`-th of `of` disjoint parts of a table scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Part {
+    /// Which part, from 0.
+    pub index: u32,
+    /// How many parts.
+    pub of: u32,
+}
+
+impl Part {
+    /// The whole table.
+    pub const WHOLE: Self = Self { index: 0, of: 1 };
 }

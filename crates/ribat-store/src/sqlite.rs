@@ -1,7 +1,8 @@
 //! The embedded backend: one SQLite file per node directory, WAL journal, full sync.
 
 use crate::{
-    DigestRef, DigestRow, PointSource, RecordRef, Store, StoreError, StoredPoint, StoredRecord,
+    DigestRef, DigestRow, Part, PointSource, RecordRef, Store, StoreError, StoredPoint,
+    StoredRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -54,10 +55,58 @@ CREATE UNIQUE INDEX IF NOT EXISTS digests_by_locator ON digests (locator, tbl, r
 /// A store in one SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    path: std::path::PathBuf,
 }
 
 fn db(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Database { operation, source }
+}
+
+/// The digest rows, or only those whose rowid is in `[from, to)`.
+fn scan_digest_rows(
+    c: &Connection,
+    range: Option<(i64, i64)>,
+    each: &mut dyn FnMut(DigestRef<'_>) -> bool,
+) -> Result<(), StoreError> {
+    let (sql, from, to) = match range {
+        None => (
+            "SELECT locator, tbl, record_id, version, body FROM digests WHERE ?1 <= ?2",
+            0,
+            0,
+        ),
+        Some((from, to)) => (
+            "SELECT locator, tbl, record_id, version, body FROM digests WHERE rowid >= ?1 AND rowid < ?2",
+            from,
+            to,
+        ),
+    };
+    let mut s = c.prepare(sql).map_err(db("prepare digest scan"))?;
+    let mut rows = s.query(params![from, to]).map_err(db("scan digests"))?;
+    let err = db("scan digests");
+    while let Some(r) = rows.next().map_err(db("scan digests"))? {
+        let text = |i: usize| -> Result<&str, StoreError> {
+            r.get_ref(i)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(&err)
+        };
+        let blob = |i: usize| -> Result<&[u8], StoreError> {
+            r.get_ref(i)
+                .and_then(|v| v.as_blob().map_err(Into::into))
+                .map_err(&err)
+        };
+        let version: i64 = r.get(3).map_err(&err)?;
+        let view = DigestRef {
+            locator: blob(0)?,
+            table: text(1)?,
+            record_id: text(2)?,
+            version: u64::try_from(version).unwrap_or(0),
+            body: blob(4)?,
+        };
+        if !each(view) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -80,6 +129,7 @@ impl SqliteStore {
         conn.execute_batch(INDEXES).map_err(open_err)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            path: path.to_owned(),
         })
     }
 
@@ -280,38 +330,55 @@ impl Store for SqliteStore {
         })
     }
 
-    fn scan_digests(&self, each: &mut dyn FnMut(DigestRef<'_>) -> bool) -> Result<(), StoreError> {
+    fn digest_rows_estimate(&self) -> Result<u64, StoreError> {
+        // Digest rows are only ever added, so the rowid span is their count, read from
+        // the two ends of the B-tree instead of counted.
         self.with(|c| {
-            let mut s = c
-                .prepare("SELECT locator, tbl, record_id, version, body FROM digests")
-                .map_err(db("prepare digest scan"))?;
-            let mut rows = s.query([]).map_err(db("scan digests"))?;
-            let err = db("scan digests");
-            while let Some(r) = rows.next().map_err(db("scan digests"))? {
-                let text = |i: usize| -> Result<&str, StoreError> {
-                    r.get_ref(i)
-                        .and_then(|v| v.as_str().map_err(Into::into))
-                        .map_err(&err)
-                };
-                let blob = |i: usize| -> Result<&[u8], StoreError> {
-                    r.get_ref(i)
-                        .and_then(|v| v.as_blob().map_err(Into::into))
-                        .map_err(&err)
-                };
-                let version: i64 = r.get(3).map_err(&err)?;
-                let view = DigestRef {
-                    locator: blob(0)?,
-                    table: text(1)?,
-                    record_id: text(2)?,
-                    version: u64::try_from(version).unwrap_or(0),
-                    body: blob(4)?,
-                };
-                if !each(view) {
-                    break;
-                }
-            }
-            Ok(())
+            c.query_row(
+                "SELECT coalesce(max(rowid) - min(rowid) + 1, 0) FROM digests",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(db("size the digest table"))
         })
+    }
+
+    fn digest_scan_parts(&self) -> u32 {
+        std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+    }
+
+    fn scan_digests(
+        &self,
+        part: Part,
+        each: &mut dyn FnMut(DigestRef<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        if part.of <= 1 {
+            return self.with(|c| scan_digest_rows(c, None, each));
+        }
+        // The parts are rowid ranges read on a connection of their own: WAL lets readers
+        // run side by side, while the node's connection stays free.
+        let (lo, hi): (i64, i64) = self.with(|c| {
+            c.query_row(
+                "SELECT coalesce(min(rowid), 0), coalesce(max(rowid), -1) FROM digests",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db("size the digest scan"))
+        })?;
+        let span = (hi - lo + 1).max(0);
+        let of = i64::from(part.of);
+        let at = |i: i64| lo + span / of * i + (span % of).min(i);
+        let range = (at(i64::from(part.index)), at(i64::from(part.index) + 1));
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: self.path.display().to_string(),
+            source,
+        })?;
+        scan_digest_rows(&conn, Some(range), each)
     }
 
     fn count(&self, table: &str) -> Result<u64, StoreError> {

@@ -16,10 +16,11 @@
 
 use crate::embedded::Embedded;
 use crate::home::Home;
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use rand::{RngExt, SeedableRng};
 use ribat_crypto::envelope::Sealer;
 use ribat_custodian::request::{PartialRequest, Requester};
+use ribat_gateway::exports::{ExportDesk, ExportError, ExportState};
 use ribat_gateway::vault::Reader;
 use ribat_import::model::PersonRow;
 use ribat_import::records::RecordSealer;
@@ -54,6 +55,48 @@ pub struct Request {
     pub approvals: Vec<String>,
     /// Set once run.
     pub ran_at: Option<i64>,
+    /// Rows of the file, canaries included, once run.
+    #[serde(default)]
+    pub rows: Option<usize>,
+    /// SHA-256 of the file, once run.
+    #[serde(default)]
+    pub file_sha256: Option<String>,
+    /// Where the file was written, once run.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Each fetch of the file through the API: who, when.
+    #[serde(default)]
+    pub fetched: Vec<(String, i64)>,
+}
+
+impl Request {
+    /// Where it stands, without the persons it names.
+    pub fn state(&self) -> ExportState {
+        ExportState {
+            id: self.id.clone(),
+            recipient: self.recipient.clone(),
+            purpose: self.purpose.clone(),
+            persons: self.cnss.len(),
+            requested_by: self.requested_by.clone(),
+            approvals: self.approvals.clone(),
+            needed: APPROVALS,
+            ran_at: self.ran_at,
+            rows: self.rows,
+            file_sha256: self.file_sha256.clone(),
+            fetched: self.fetched.clone(),
+        }
+    }
+}
+
+/// Approvals an export needs.
+pub const APPROVALS: usize = 2;
+
+fn refused(m: impl Into<String>) -> anyhow::Error {
+    ExportError::Refused(m.into()).into()
+}
+
+fn invalid(m: impl Into<String>) -> anyhow::Error {
+    ExportError::Invalid(m.into()).into()
 }
 
 /// What the sealed manifest says.
@@ -84,21 +127,28 @@ fn now() -> i64 {
 }
 
 fn path_of(home: &Home, id: &str) -> Result<PathBuf> {
-    ensure!(
-        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{id:?} is not an export id (16 hex digits, as `ribat export request` printed)"
-    );
+    if !(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(ExportError::NotFound(format!(
+            "{id:?} is not an export id (16 hex digits, as `ribat export request` printed)"
+        ))
+        .into());
+    }
     Ok(home.root().join("exports").join(format!("{id}.json")))
 }
 
 fn load(home: &Home, id: &str) -> Result<Request> {
     let p = path_of(home, id)?;
-    let text = std::fs::read_to_string(&p).with_context(|| {
-        format!(
-            "no export {id} in {}",
-            p.parent().map_or(p.clone(), Path::to_path_buf).display()
-        )
-    })?;
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ExportError::NotFound(format!(
+                "no export {id} in {}",
+                p.parent().map_or(p.clone(), Path::to_path_buf).display()
+            ))
+            .into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
+    };
     serde_json::from_str(&text).with_context(|| format!("{} is damaged", p.display()))
 }
 
@@ -116,8 +166,10 @@ fn role_of(home: &Home, name: &str) -> Result<String> {
         .into_iter()
         .rev()
         .find(|e| e.name == name && e.revoked_at.is_none())
-        .with_context(|| {
-            format!("{name} is not an identity of this deployment (or it was revoked)")
+        .ok_or_else(|| {
+            invalid(format!(
+                "{name} is not an identity of this deployment (or it was revoked)"
+            ))
         })?;
     Ok(e.role)
 }
@@ -147,7 +199,7 @@ fn read_query(path: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Files a request; returns its id.
+/// Files a request for the persons of a CSV's `cnss` column; returns its id.
 pub fn request(
     home: &Home,
     recipient: &str,
@@ -155,50 +207,76 @@ pub fn request(
     query: &Path,
     by: &str,
 ) -> Result<String> {
-    ensure!(
-        role_of(home, recipient)? == "partner",
-        "{recipient} is not a partner: exports go to partner identities"
-    );
-    role_of(home, by)?;
     let cnss = read_query(query)?;
+    Ok(request_numbers(home, recipient, purpose, cnss, by)?.id)
+}
+
+/// Files a request for these CNSS numbers.
+pub fn request_numbers(
+    home: &Home,
+    recipient: &str,
+    purpose: &str,
+    cnss: Vec<String>,
+    by: &str,
+) -> Result<Request> {
+    if role_of(home, recipient)? != "partner" {
+        return Err(invalid(format!(
+            "{recipient} is not a partner: exports go to partner identities"
+        )));
+    }
+    role_of(home, by)?;
+    if cnss.is_empty() {
+        return Err(invalid("the export asks for nobody"));
+    }
+    if let Some(i) = cnss.iter().position(|c| ribat_leak::row::cnss(c).is_none()) {
+        return Err(invalid(format!(
+            "number {} of the request is not a CNSS number (9 digits)",
+            i + 1
+        )));
+    }
     let raw = ribat_crypto::secret::SecretBytes::<8>::random()?;
     let id: String = raw.expose().iter().map(|b| format!("{b:02x}")).collect();
     std::fs::create_dir_all(home.root().join("exports"))?;
-    save(
-        home,
-        &Request {
-            id: id.clone(),
-            recipient: recipient.into(),
-            purpose: purpose.into(),
-            cnss,
-            requested_by: by.into(),
-            requested_at: now(),
-            approvals: Vec::new(),
-            ran_at: None,
-        },
-    )?;
-    Ok(id)
+    let r = Request {
+        id,
+        recipient: recipient.into(),
+        purpose: purpose.into(),
+        cnss,
+        requested_by: by.into(),
+        requested_at: now(),
+        approvals: Vec::new(),
+        ran_at: None,
+        rows: None,
+        file_sha256: None,
+        file: None,
+        fetched: Vec::new(),
+    };
+    save(home, &r)?;
+    Ok(r)
 }
 
-/// One administrator's approval. Returns how many approvals it now has.
-pub fn approve(home: &Home, id: &str, admin: &str) -> Result<usize> {
+/// One administrator's approval. Returns the request as it now stands.
+pub fn approve(home: &Home, id: &str, admin: &str) -> Result<Request> {
     let mut r = load(home, id)?;
-    ensure!(r.ran_at.is_none(), "export {id} already ran");
-    ensure!(
-        role_of(home, admin)? == "security",
-        "{admin} is not a security administrator: only role `security` approves exports"
-    );
-    ensure!(
-        admin != r.recipient,
-        "the recipient cannot approve its own export"
-    );
-    ensure!(
-        !r.approvals.iter().any(|a| a == admin),
-        "{admin} already approved export {id}: a second administrator must"
-    );
+    if r.ran_at.is_some() {
+        return Err(refused(format!("export {id} already ran")));
+    }
+    if role_of(home, admin)? != "security" {
+        return Err(refused(format!(
+            "{admin} is not a security administrator: only role `security` approves exports"
+        )));
+    }
+    if admin == r.recipient {
+        return Err(refused("the recipient cannot approve its own export"));
+    }
+    if r.approvals.iter().any(|a| a == admin) {
+        return Err(refused(format!(
+            "{admin} already approved export {id}: a second administrator must"
+        )));
+    }
     r.approvals.push(admin.into());
     save(home, &r)?;
-    Ok(r.approvals.len())
+    Ok(r)
 }
 
 /// How many canaries an export of `rows` persons carries: at least two, one per 500 rows.
@@ -222,24 +300,105 @@ fn synthetic(rng: &mut impl rand::Rng, node: &Embedded) -> Result<PersonRow> {
 }
 
 /// Runs an approved export into `out`.
-pub fn run(home: &Home, node: &Embedded, id: &str, out: &Path) -> Result<Manifest> {
+pub fn run(home: &Home, node: &Embedded, id: &str, out: &Path) -> Result<(Request, Manifest)> {
     let mut req = load(home, id)?;
-    ensure!(req.ran_at.is_none(), "export {id} already ran");
-    if req.approvals.len() < 2 {
-        bail!(
-            "export {id} has {} approval(s); two security administrators must approve it (`ribat export approve {id} --as NAME`)",
-            req.approvals.len()
-        );
+    if req.ran_at.is_some() {
+        return Err(refused(format!("export {id} already ran")));
     }
-    ensure!(
-        !out.exists(),
-        "{} exists; an export never overwrites a file",
-        out.display()
-    );
+    if req.approvals.len() < APPROVALS {
+        return Err(refused(format!(
+            "export {id} has {} approval(s); two security administrators must approve it (`ribat export approve {id} --as NAME`, or POST /v1/exports/{id}/approve)",
+            req.approvals.len()
+        )));
+    }
+    if out.exists() {
+        return Err(refused(format!(
+            "{} exists; an export never overwrites a file",
+            out.display()
+        )));
+    }
     let manifest = execute(node, &req, out)?;
     req.ran_at = Some(manifest.time);
+    req.rows = Some(manifest.rows);
+    req.file_sha256 = Some(manifest.file_sha256.clone());
+    req.file = Some(out.to_owned());
     save(home, &req)?;
-    Ok(manifest)
+    Ok((req, manifest))
+}
+
+/// The node's export desk for the gateway's `/v1/exports` routes: the same request
+/// files, checks and run as `ribat export`, with the caller's certificate identity as the
+/// requester or approver. Files go to `HOME/exports/ID.csv` (owner-only) for the
+/// recipient to fetch.
+pub struct NodeDesk {
+    home: Home,
+    node: std::sync::Arc<Embedded>,
+    // One operation at a time: two approvals arriving together must both count.
+    lock: std::sync::Mutex<()>,
+}
+
+impl NodeDesk {
+    /// A desk over this node.
+    pub fn new(home: Home, node: std::sync::Arc<Embedded>) -> Self {
+        Self {
+            home,
+            node,
+            lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T, ExportError> {
+        let _g = self
+            .lock
+            .lock()
+            .map_err(|_| ExportError::Failed("the export desk failed earlier".into()))?;
+        f().map_err(|e| match e.downcast::<ExportError>() {
+            Ok(typed) => typed,
+            Err(other) => ExportError::Failed(format!("{other:#}")),
+        })
+    }
+}
+
+impl ExportDesk for NodeDesk {
+    fn request(
+        &self,
+        by: &str,
+        recipient: &str,
+        purpose: &str,
+        cnss: Vec<String>,
+    ) -> Result<ExportState, ExportError> {
+        self.locked(|| Ok(request_numbers(&self.home, recipient, purpose, cnss, by)?.state()))
+    }
+
+    fn state(&self, id: &str) -> Result<ExportState, ExportError> {
+        self.locked(|| Ok(load(&self.home, id)?.state()))
+    }
+
+    fn approve(&self, id: &str, admin: &str) -> Result<ExportState, ExportError> {
+        self.locked(|| Ok(approve(&self.home, id, admin)?.state()))
+    }
+
+    fn run(&self, id: &str) -> Result<ExportState, ExportError> {
+        self.locked(|| {
+            let out = path_of(&self.home, id)?.with_extension("csv");
+            Ok(run(&self.home, &self.node, id, &out)?.0.state())
+        })
+    }
+
+    fn fetch(&self, id: &str, who: &str) -> Result<Vec<u8>, ExportError> {
+        self.locked(|| {
+            let mut r = load(&self.home, id)?;
+            let Some(file) = r.file.clone() else {
+                return Err(refused(format!("export {id} has not run yet")));
+            };
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            // Recorded before the bytes leave.
+            r.fetched.push((who.to_owned(), now()));
+            save(&self.home, &r)?;
+            Ok(bytes)
+        })
+    }
 }
 
 /// Runs an export whose approvals were checked: reads, canaries, sealed manifest, file.

@@ -133,12 +133,17 @@ pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
     let t0 = Instant::now();
     let (rows, reports, refused) = read_all(&opts.files, opts.encoding);
     let parse_seconds = t0.elapsed().as_secs_f64();
+    timing("parse", t0);
     let t1 = Instant::now();
-    let (verdicts, latest_in_vault) = match_rows(node, &rows, opts.threads)?;
+    let (verdicts, latest_in_vault, scratch) = match_rows(node, &rows, opts.threads)?;
     let match_seconds = t1.elapsed().as_secs_f64();
-    drop(rows);
-    let mut summary = Summary::new(reports, refused, &verdicts);
+    // Millions of small allocations are freed beside the summary rather than before it.
+    let mut summary = std::thread::scope(|s| {
+        s.spawn(move || drop((rows, scratch)));
+        Summary::new(reports, refused, &verdicts)
+    });
     summary.window.latest_period_in_vault = latest_in_vault;
+    timing("summary", t0);
     if opts.attribute {
         attribute(node, &verdicts, &mut summary)?;
     }
@@ -151,19 +156,28 @@ pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
     })
 }
 
+/// With `RIBAT_LEAK_TIMING` set, the seconds since `since` at each phase, on stderr.
+fn timing(what: &str, since: Instant) {
+    if std::env::var_os("RIBAT_LEAK_TIMING").is_some() {
+        eprintln!("{what}: {:.3}", since.elapsed().as_secs_f64());
+    }
+}
+
+/// What matching used and no longer needs, to be freed off the main path.
+pub struct Scratch {
+    _located: Vec<Option<classify::Located>>,
+    _digests: Digests,
+}
+
 /// Matches and classifies rows; also returns the latest month the vault holds for the
 /// persons found.
 pub fn match_rows(
     node: &Embedded,
     rows: &[LeakRow],
     threads: usize,
-) -> Result<(Vec<Verdict>, Option<String>)> {
+) -> Result<(Vec<Verdict>, Option<String>, Scratch)> {
     let tt = Instant::now();
-    let lap = |what: &str| {
-        if std::env::var_os("RIBAT_LEAK_TIMING").is_some() {
-            eprintln!("{what}: {:.3}", tt.elapsed().as_secs_f64());
-        }
-    };
+    let lap = |what: &str| timing(what, tt);
     let digester = node.leak_digester("leak-scan")?;
     lap("key");
     let store = node.vault.store.as_ref();
@@ -175,10 +189,10 @@ pub fn match_rows(
         store,
         honey: HashSet::new(),
     };
-    let mut located = classify::locate(rows, &resolver, &digester);
+    let mut located = classify::locate(rows, &resolver, &digester, threads);
     lap("locate");
-    let wanted: HashSet<[u8; 16]> = located.iter().flatten().map(|l| l.locator).collect();
-    let mut digests = Digests::fetch(store, &wanted).context("reading the leak digests")?;
+    let mut digests =
+        Digests::fetch(store, &mut located, threads).context("reading the leak digests")?;
     lap("fetch");
     classify::relocate(
         rows,
@@ -204,10 +218,17 @@ pub fn match_rows(
     let latest = located
         .iter()
         .flatten()
-        .filter_map(|l| digests.latest_period(&l.locator))
+        .filter_map(|l| digests.latest_period(l.slot))
         .max()
         .map(|p| p.to_string());
-    Ok((verdicts, latest))
+    Ok((
+        verdicts,
+        latest,
+        Scratch {
+            _located: located,
+            _digests: digests,
+        },
+    ))
 }
 
 /// One access in this node's audit log, as attribution needs it.

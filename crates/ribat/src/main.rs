@@ -972,12 +972,16 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
                 ExportCommand::Approve { id, admin } => {
-                    let n = export_cmd::approve(&home, &id, &admin)?;
-                    println!("export {id}: {n} of 2 approvals");
+                    let r = export_cmd::approve(&home, &id, &admin)?;
+                    println!(
+                        "export {id}: {} of {} approvals",
+                        r.approvals.len(),
+                        export_cmd::APPROVALS
+                    );
                 }
                 ExportCommand::Run { id, out, pass } => {
                     let node = embedded::Embedded::open(&home, &pass.passphrases)?;
-                    let m = export_cmd::run(&home, &node, &id, &out)?;
+                    let (_, m) = export_cmd::run(&home, &node, &id, &out)?;
                     println!(
                         "export {id} for {}: {} rows ({} canaries) written to {}; manifest sealed in the vault",
                         m.recipient,

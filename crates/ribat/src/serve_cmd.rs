@@ -297,6 +297,10 @@ pub fn assemble(
         tls: stats.clone(),
         uploads: home.root().join("uploads"),
         watch,
+        exports: Some(Arc::new(crate::export_cmd::NodeDesk::new(
+            home.clone(),
+            node.clone(),
+        ))),
     });
     Ok(Assembled {
         app,

@@ -86,6 +86,10 @@ fn export_dumps(
             requested_at: 0,
             approvals: vec!["sec.one".into(), "sec.two".into()],
             ran_at: None,
+            rows: None,
+            file_sha256: None,
+            file: None,
+            fetched: Vec::new(),
         };
         let out = o.out.join("exports").join(format!("{recipient}.csv"));
         let m = crate::export_cmd::execute(node, &req, &out)?;

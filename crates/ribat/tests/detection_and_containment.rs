@@ -84,45 +84,6 @@ fn serve(home: &Path) -> Server {
     )
 }
 
-struct Caller {
-    addr: String,
-    cfg: std::sync::Arc<ribat_gateway::client::ClientConfig>,
-    token: String,
-}
-
-impl Caller {
-    fn new(f: &Fixture, gw: &Server, name: &str) -> Self {
-        let who = identity(&f.home, name);
-        Self {
-            addr: gw.addr.clone(),
-            cfg: config(&f.ca, Some(&who)),
-            token: token(&gw.addr, &f.ca, &who),
-        }
-    }
-    fn get(&self, path: &str) -> ribat_gateway::client::Response {
-        call(
-            &self.addr,
-            self.cfg.clone(),
-            "GET",
-            path,
-            Some(&self.token),
-            None,
-        )
-        .unwrap()
-    }
-    fn post(&self, path: &str, body: serde_json::Value) -> ribat_gateway::client::Response {
-        call(
-            &self.addr,
-            self.cfg.clone(),
-            "POST",
-            path,
-            Some(&self.token),
-            Some(body),
-        )
-        .unwrap()
-    }
-}
-
 fn person(cnss: &str, purpose: &str) -> String {
     format!("/v1/persons/{cnss}?purpose={purpose}")
 }
@@ -140,10 +101,10 @@ fn a_partner_scraping_the_register_is_quarantined_everywhere_within_a_dozen_reco
  {
     let f = fixture();
     let mut gw = serve(&f.home);
-    let scraper = Caller::new(&f, &gw, "partner.scraper");
-    let bank = Caller::new(&f, &gw, "partner.bank");
-    let clerk = Caller::new(&f, &gw, "clerk.1");
-    let amina = Caller::new(&f, &gw, "sec.amina");
+    let scraper = Caller::new(&f.home, &f.ca, &gw, "partner.scraper");
+    let bank = Caller::new(&f.home, &f.ca, &gw, "partner.bank");
+    let clerk = Caller::new(&f.home, &f.ca, &gw, "clerk.1");
+    let amina = Caller::new(&f.home, &f.ca, &gw, "sec.amina");
     let ps = spread(&f.fund);
 
     // The scraper reads as fast as it can; count what it got before the first refusal.
@@ -327,8 +288,8 @@ fn a_partner_scraping_the_register_is_quarantined_everywhere_within_a_dozen_reco
 fn a_public_figure_read_without_a_case_makes_the_next_reads_need_a_supervisors_cosignature() {
     let f = fixture();
     let gw = serve(&f.home);
-    let clerk = Caller::new(&f, &gw, "clerk.1");
-    let supervisor = Caller::new(&f, &gw, "supervisor.1");
+    let clerk = Caller::new(&f.home, &f.ca, &gw, "clerk.1");
+    let supervisor = Caller::new(&f.home, &f.ca, &gw, "supervisor.1");
     let figure = f.fund.persons.iter().find(|p| p.sensitive).unwrap();
     let ps = spread(&f.fund);
 

@@ -204,6 +204,157 @@ fn hostile_dumps_end_with_a_clear_error_or_a_partial_result_in_bounded_memory() 
 }
 
 #[test]
+fn an_export_through_the_api_is_approved_with_two_certificates_and_fetched_by_its_recipient_alone()
+{
+    use common::api::{Caller, add, identity, problem, start};
+    use sha2::Digest as _;
+    let d = tempfile::tempdir().unwrap();
+    let (src, home, fund) = fund_and_keys(d.path(), 300, 30, 1, 9);
+    ok(ribat(
+        &home,
+        &["import", src.to_str().unwrap(), "--passphrases", "env"],
+    ));
+    ok(ribat(&home, &["identity", "init"]));
+    for (name, role) in [
+        ("partner.delta", "partner"),
+        ("partner.other", "partner"),
+        ("sec.amina", "security"),
+        ("sec.karim", "security"),
+        ("clerk.1", "clerk"),
+        ("audit.1", "auditor"),
+    ] {
+        add(&home, name, role, "x");
+    }
+    let gw = start(
+        &home,
+        &["serve", "--listen", "127.0.0.1:0", "--passphrases", "env"],
+        &[],
+    );
+    let ca = identity(&home, "gateway.embedded").join("ca.pem");
+    let who = |name: &str| Caller::new(&home, &ca, &gw, name);
+    let (amina, karim, delta, other, clerk, auditor) = (
+        who("sec.amina"),
+        who("sec.karim"),
+        who("partner.delta"),
+        who("partner.other"),
+        who("clerk.1"),
+        who("audit.1"),
+    );
+    let numbers: Vec<String> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey)
+        .take(40)
+        .map(|p| p.cnss.clone())
+        .collect();
+    let body = |recipient: &str, cnss: &[String]| serde_json::json!({"recipient": recipient, "purpose": "partner-export", "cnss": cnss});
+
+    // Filing: administrators only, a partner as recipient, real numbers.
+    let r = clerk.post("/v1/exports", body("partner.delta", &numbers));
+    assert_eq!((r.status, problem(&r).as_str()), (403, "role-not-allowed"));
+    let r = amina.post("/v1/exports", body("clerk.1", &numbers));
+    assert_eq!((r.status, problem(&r).as_str()), (422, "export-invalid"));
+    let r = amina.post("/v1/exports", body("partner.delta", &["12345".to_owned()]));
+    assert_eq!((r.status, problem(&r).as_str()), (422, "export-invalid"));
+    let r = amina.post(
+        "/v1/exports",
+        serde_json::json!({"recipient": "partner.delta"}),
+    );
+    assert_eq!((r.status, problem(&r).as_str()), (400, "bad-body"));
+    let r = amina.post("/v1/exports", body("partner.delta", &numbers));
+    assert_eq!(r.status, 201, "{r:?}");
+    let state = r.json();
+    let id = state["id"].as_str().unwrap().to_owned();
+    assert_eq!(state["persons"], 40);
+    assert_eq!(state["requested_by"], "sec.amina");
+    assert_eq!(state["approvals"], serde_json::json!([]));
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains(&numbers[0]),
+        "the state never lists the persons"
+    );
+    let path = |tail: &str| format!("/v1/exports/{id}{tail}");
+
+    // Approvals: each with its own certificate; not twice, not by the recipient.
+    let r = amina.post(&path("/run"), serde_json::json!({}));
+    assert_eq!((r.status, problem(&r).as_str()), (409, "export-refused"));
+    let r = amina.post(&path("/approve"), serde_json::json!({}));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["approvals"], serde_json::json!(["sec.amina"]));
+    let r = amina.post(&path("/approve"), serde_json::json!({}));
+    assert_eq!((r.status, problem(&r).as_str()), (409, "export-refused"));
+    let r = delta.post(&path("/approve"), serde_json::json!({}));
+    assert_eq!((r.status, problem(&r).as_str()), (403, "role-not-allowed"));
+    let r = amina.post(&path("/run"), serde_json::json!({}));
+    assert!(
+        r.status == 409 && String::from_utf8_lossy(&r.body).contains("1 approval"),
+        "{r:?}"
+    );
+    let r = delta.get(&path("/file"));
+    assert_eq!((r.status, problem(&r).as_str()), (409, "export-refused"));
+    let r = karim.post(&path("/approve"), serde_json::json!({}));
+    assert_eq!(
+        r.json()["approvals"],
+        serde_json::json!(["sec.amina", "sec.karim"])
+    );
+
+    // The run: 40 persons and 2 canaries, the manifest sealed; once only.
+    let r = karim.post(&path("/run"), serde_json::json!({}));
+    assert_eq!(r.status, 200, "{r:?}");
+    let ran = r.json();
+    assert_eq!(ran["rows"], 42);
+    let r = karim.post(&path("/run"), serde_json::json!({}));
+    assert_eq!((r.status, problem(&r).as_str()), (409, "export-refused"));
+
+    // The file: its recipient alone takes it; an administrator is told so, another
+    // partner learns nothing of it.
+    let r = amina.get(&path("/file"));
+    assert_eq!((r.status, problem(&r).as_str()), (403, "not-the-recipient"));
+    for stranger in [&other, &clerk] {
+        assert_eq!(stranger.get(&path("/file")).status, 404);
+        assert_eq!(stranger.get(&path("")).status, 404);
+    }
+    assert_eq!(auditor.get(&path("")).status, 200);
+    let r = delta.get(&path("/file"));
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.content_type.starts_with("text/csv"), "{}", r.content_type);
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&r.body)),
+        ran["file_sha256"].as_str().unwrap()
+    );
+    let file = String::from_utf8(r.body).unwrap();
+    assert_eq!(file.lines().count(), 43, "a header and 42 rows");
+    let seen = delta.get(&path("")).json();
+    assert_eq!(seen["fetched"][0][0], "partner.delta", "{seen}");
+    drop(gw);
+
+    // The file turns up on a forum: its canaries name the recipient.
+    let leaked = d.path().join("forum.csv");
+    std::fs::write(&leaked, &file).unwrap();
+    let o = ribat(
+        &home,
+        &[
+            "leak",
+            "scan",
+            leaked.to_str().unwrap(),
+            "--json",
+            "--passphrases",
+            "env",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["classes"]["canary"], 2, "{s}");
+    assert!(
+        s["canaries"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| k.starts_with(&format!("partner.delta (export {id})"))),
+        "{s}"
+    );
+}
+
+#[test]
 fn an_export_needs_two_administrators_and_its_canaries_name_the_recipient() {
     let d = tempfile::tempdir().unwrap();
     let (src, home, fund) = fund_and_keys(d.path(), 400, 40, 1, 5);

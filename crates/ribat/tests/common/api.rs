@@ -125,3 +125,48 @@ pub fn problem(r: &Response) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// An identity calling a running gateway with its own certificate and a token bound to it.
+pub struct Caller {
+    pub addr: String,
+    pub cfg: std::sync::Arc<ClientConfig>,
+    pub token: String,
+}
+
+impl Caller {
+    /// `name`'s certificate (issued in `home`, trusting `ca`) and a fresh token.
+    pub fn new(home: &Path, ca: &Path, gw: &Server, name: &str) -> Self {
+        let who = identity(home, name);
+        Self {
+            addr: gw.addr.clone(),
+            cfg: config(ca, Some(&who)),
+            token: token(&gw.addr, ca, &who),
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Response {
+        call(
+            &self.addr,
+            self.cfg.clone(),
+            "GET",
+            path,
+            Some(&self.token),
+            None,
+        )
+        .unwrap()
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: serde_json::Value) -> Response {
+        call(
+            &self.addr,
+            self.cfg.clone(),
+            "POST",
+            path,
+            Some(&self.token),
+            Some(body),
+        )
+        .unwrap()
+    }
+}
