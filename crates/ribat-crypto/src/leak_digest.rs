@@ -23,8 +23,9 @@
 use crate::blind_index::{normalise_cin, normalise_digits, normalise_name};
 use crate::secret::SecretBytes;
 use crate::{CryptoError, Result};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{HmacReset, KeyInit, Mac};
 use sha2::Sha256;
+use std::borrow::Cow;
 
 /// Length of a locator in bytes.
 pub const LOCATOR_LEN: usize = 16;
@@ -137,7 +138,7 @@ pub fn salary_forms(centimes: u64) -> [(Field, u64); 4] {
 #[derive(Clone)]
 pub struct LeakDigester {
     // Keyed once; each digest clones the keyed state instead of re-deriving the pads.
-    keyed: Hmac<Sha256>,
+    keyed: HmacReset<Sha256>,
 }
 
 impl std::fmt::Debug for LeakDigester {
@@ -146,52 +147,142 @@ impl std::fmt::Debug for LeakDigester {
     }
 }
 
+/// The MAC input: parts joined by a zero byte (no part holds one: names, ids, digits).
+fn feed(m: &mut HmacReset<Sha256>, parts: &[&[u8]]) {
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            m.update(&[0]);
+        }
+        m.update(p);
+    }
+}
+
+fn locator_parts(person_id: &str) -> [&[u8]; 2] {
+    [b"locate/person", person_id.as_bytes()]
+}
+
+fn digest_parts<'a>(field: Field, record_id: &'a str, value: &'a str) -> [&'a [u8]; 4] {
+    [
+        b"field/",
+        field.name().as_bytes(),
+        record_id.as_bytes(),
+        value.as_bytes(),
+    ]
+}
+
+fn truncate<const N: usize>(full: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&full[..N]);
+    out
+}
+
 impl LeakDigester {
     /// A digester over `key` (the opened `k_leak`).
     pub fn new(key: &SecretBytes<32>) -> Result<Self> {
-        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose())
+        let keyed = <HmacReset<Sha256> as KeyInit>::new_from_slice(key.expose())
             .map_err(|_| CryptoError::Kdf("HMAC key length".into()))?;
         Ok(Self { keyed })
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut m = self.keyed.clone();
-        for (i, p) in parts.iter().enumerate() {
-            if i > 0 {
-                m.update(&[0]);
-            }
-            m.update(p);
-        }
+        feed(&mut m, parts);
         m.finalize().into_bytes().into()
+    }
+
+    /// A digester for one thread's run of many digests: it keeps one keyed state and
+    /// resets it after each digest, instead of copying the state in and wiping it out
+    /// for every one (a scan computes millions).
+    pub fn worker(&self) -> DigestWorker {
+        DigestWorker {
+            keyed: self.keyed.clone(),
+        }
     }
 
     /// The locator of a person's digests (and of their declarations' digests): keyed, so
     /// that the digests table alone does not say which rows belong together.
     pub fn locator(&self, person_id: &str) -> [u8; LOCATOR_LEN] {
-        let full = self.mac(&[b"locate/person", person_id.as_bytes()]);
-        let mut out = [0u8; LOCATOR_LEN];
-        out.copy_from_slice(&full[..LOCATOR_LEN]);
-        out
+        truncate(&self.mac(&locator_parts(person_id)))
     }
 
     /// The digest of `field` = `value` for the record `record_id` (values normalised by
     /// [`normalise_field`]).
     pub fn digest(&self, field: Field, record_id: &str, value: &str) -> Digest {
-        let full = self.mac(&[
-            b"field/",
-            field.name().as_bytes(),
-            record_id.as_bytes(),
-            value.as_bytes(),
-        ]);
-        let mut out = [0u8; DIGEST_LEN];
-        out.copy_from_slice(&full[..DIGEST_LEN]);
-        out
+        truncate(&self.mac(&digest_parts(field, record_id, value)))
+    }
+}
+
+/// [`LeakDigester`] for one thread: the same locators and digests.
+pub struct DigestWorker {
+    keyed: HmacReset<Sha256>,
+}
+
+impl std::fmt::Debug for DigestWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DigestWorker([redacted])")
+    }
+}
+
+impl DigestWorker {
+    fn mac(&mut self, parts: &[&[u8]]) -> [u8; 32] {
+        feed(&mut self.keyed, parts);
+        self.keyed.finalize_reset().into_bytes().into()
+    }
+
+    /// As [`LeakDigester::locator`].
+    pub fn locator(&mut self, person_id: &str) -> [u8; LOCATOR_LEN] {
+        truncate(&self.mac(&locator_parts(person_id)))
+    }
+
+    /// As [`LeakDigester::digest`].
+    pub fn digest(&mut self, field: Field, record_id: &str, value: &str) -> Digest {
+        truncate(&self.mac(&digest_parts(field, record_id, value)))
     }
 }
 
 /// The normal form of a field's value, shared by the writer and the scanner; `None` when
 /// the value cannot be a value of that field.
 pub fn normalise_field(field: Field, value: &str) -> Option<String> {
+    normal_form(field, value).map(Cow::into_owned)
+}
+
+/// Same, borrowing `value` when it is in normal form already (as a scan's parsed CINs,
+/// RIBs, CNSS numbers, dates and amounts are): millions of rows, no copy each.
+pub fn normal_form(field: Field, value: &str) -> Option<Cow<'_, str>> {
+    let b = value.as_bytes();
+    let digits = |len: usize| b.len() == len && b.iter().all(u8::is_ascii_digit);
+    let already = match field {
+        Field::Cin => {
+            let letters = b.iter().take_while(|c| c.is_ascii_uppercase()).count();
+            (1..=2).contains(&letters)
+                && b.len() > letters
+                && b.len() <= 8
+                && b[letters..].iter().all(u8::is_ascii_digit)
+        }
+        Field::Rib => digits(24),
+        Field::Cnss => digits(9),
+        Field::Birth => b.len() == 10 && value.trim().len() == 10,
+        Field::Salary
+        | Field::SalaryDirham
+        | Field::SalaryHundred
+        | Field::SalaryThousand
+        | Field::Days
+        | Field::SalaryCapped => {
+            !b.is_empty()
+                && b.len() <= 19
+                && b.iter().all(u8::is_ascii_digit)
+                && (b[0] != b'0' || b.len() == 1)
+        }
+        Field::Canary => true,
+        Field::Name | Field::NameAr | Field::Surname | Field::Given => false,
+    };
+    if already {
+        return Some(Cow::Borrowed(value));
+    }
+    owned_normal_form(field, value).map(Cow::Owned)
+}
+
+fn owned_normal_form(field: Field, value: &str) -> Option<String> {
     match field {
         Field::Cin => normalise_cin(value).ok(),
         Field::Name | Field::NameAr | Field::Surname | Field::Given => {
@@ -274,6 +365,74 @@ mod tests {
         assert_eq!(d.locator("p-a"), d.locator("p-a"));
         assert_ne!(d.locator("p-a"), d.locator("p-b"));
         assert_ne!(d.locator("p-a"), dg(2).locator("p-a"));
+    }
+
+    #[test]
+    fn a_borrowed_normal_form_is_the_owned_one() {
+        let cases = [
+            (
+                Field::Cin,
+                vec![
+                    "BE123456",
+                    "be 123456",
+                    "B1",
+                    "BE-12",
+                    "ABC12",
+                    "BE",
+                    "B123456789",
+                    "É12",
+                ],
+            ),
+            (
+                Field::Rib,
+                vec![
+                    "011780000012345678901234",
+                    "0117 8000 0012 3456 7890 1234",
+                    "12",
+                ],
+            ),
+            (Field::Cnss, vec!["123456789", "123 456 789", "12345678a"]),
+            (
+                Field::Birth,
+                vec!["1980-01-02", " 1980-01-02 ", "1980-1-2", "1980-01-02x"],
+            ),
+            (
+                Field::Salary,
+                vec![
+                    "0",
+                    "700003",
+                    "0700",
+                    " 12",
+                    "12.5",
+                    "",
+                    "99999999999999999999",
+                ],
+            ),
+            (Field::Days, vec!["26", "026"]),
+            (Field::Name, vec!["Ben Ali", "ali ben"]),
+        ];
+        for (f, values) in cases {
+            for v in values {
+                let slow = owned_normal_form(f, v);
+                let fast = normal_form(f, v).map(Cow::into_owned);
+                assert_eq!(fast, slow, "{f:?} {v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_worker_computes_what_the_digester_does_digest_after_digest() {
+        let d = dg(5);
+        let mut w = d.worker();
+        for (f, id, v) in [
+            (Field::Cin, "p-1", "BE123456"),
+            (Field::Salary, "d-202501-p-1", "700003"),
+            (Field::Cin, "p-1", "BE123456"),
+            (Field::Name, "p-2", "ali ben"),
+        ] {
+            assert_eq!(w.digest(f, id, v), d.digest(f, id, v));
+            assert_eq!(w.locator(id), d.locator(id));
+        }
     }
 
     #[test]

@@ -901,7 +901,7 @@ pub const DECISION_READERS: &[&str] = &["security", "auditor"];
 /// Roles that approve releasing a decision.
 pub const DECISION_RELEASERS: &[&str] = &["security"];
 
-fn require_role(
+pub(crate) fn require_role(
     claims: &ribat_identity::TokenClaims,
     roles: &[&str],
     what: &str,

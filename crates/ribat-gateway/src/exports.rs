@@ -14,7 +14,7 @@
 //! The work itself (quorum reads, canaries, the sealed manifest) is the node's: the
 //! gateway reaches it through [`ExportDesk`], which the node binary provides.
 
-use crate::api::Authed;
+use crate::api::{Authed, require_role};
 use crate::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -122,25 +122,6 @@ fn desk(app: &Shared) -> Result<Arc<dyn ExportDesk>, Problem> {
     })
 }
 
-fn require(
-    claims: &ribat_identity::TokenClaims,
-    roles: &[&str],
-    what: &str,
-) -> Result<(), Problem> {
-    if roles.contains(&claims.role.as_str()) {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(
-            "role-not-allowed",
-            format!(
-                "{what} is for role {}, not `{}`",
-                roles.join(" or "),
-                claims.role
-            ),
-        ))
-    }
-}
-
 fn valid_id(id: &str) -> Result<(), Problem> {
     if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
@@ -179,7 +160,7 @@ pub(crate) async fn file_request(
     Authed { claims, .. }: Authed,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    require(&claims, EXPORT_ADMINS, "filing an export")?;
+    require_role(&claims, EXPORT_ADMINS, "filing an export")?;
     let desk = desk(&app)?;
     let b: RequestBody = json_body(&body)?;
     let short = |s: &str| !s.trim().is_empty() && s.chars().count() <= 200;
@@ -223,7 +204,7 @@ pub(crate) async fn approve(
     Authed { claims, .. }: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    require(&claims, EXPORT_ADMINS, "approving an export")?;
+    require_role(&claims, EXPORT_ADMINS, "approving an export")?;
     valid_id(&id)?;
     let desk = desk(&app)?;
     let admin = claims.sub.clone();
@@ -237,7 +218,7 @@ pub(crate) async fn run(
     Authed { claims, .. }: Authed,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    require(&claims, EXPORT_ADMINS, "running an export")?;
+    require_role(&claims, EXPORT_ADMINS, "running an export")?;
     valid_id(&id)?;
     let desk = desk(&app)?;
     let state = blocking(move || desk.run(&id)).await?;

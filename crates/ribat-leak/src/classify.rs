@@ -9,12 +9,12 @@
 //! ```
 
 use crate::LeakError;
-use crate::mac_hash::MacMap;
+use crate::digests::{Digests, Held};
 use crate::row::LeakRow;
 use ribat_crypto::leak_digest::{
-    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, check_body, normalise_field, salary_forms,
+    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, normal_form, normalise_field, salary_forms,
 };
-use ribat_store::{DigestRef, Part, Store};
+use ribat_store::Store;
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -104,299 +104,19 @@ pub struct Verdict {
     pub class: Class,
     /// The person's record id (opaque), when found.
     pub person: Option<String>,
-    /// The latest month of this person's declarations the row matched, if any.
-    pub period: Option<String>,
+    /// Where the person's digests were in the scan (counting distinct persons by it is
+    /// cheaper than by record id).
+    #[serde(skip)]
+    pub slot: Option<u32>,
+    /// The latest month (`AAAAMM`) of this person's declarations the row matched, if any.
+    #[serde(serialize_with = "period_as_text")]
+    pub period: Option<u32>,
     /// The salary matched only once rounded (whole dirhams, hundreds or thousands).
     pub rounded: bool,
     /// The row's salary could not be checked: no declaration digests for this person.
     pub unverified_salary: bool,
     /// The row came from an e-BDS line whose control sum does not add up.
     pub control_sum_fails: bool,
-}
-
-/// One stored digest set, compact: the month it describes (0 for the person record), its
-/// record version, and where its body (`(field code, digest)` pairs, as stored) lies: in
-/// which arena, where, how long.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    period: u32,
-    arena: u16,
-    len: u16,
-    version: u64,
-    at: usize,
-    /// The same person's next entry, or [`NONE`].
-    next: u32,
-}
-
-const NONE: u32 = u32::MAX;
-
-/// The entry for `row`, its body about to go at `at` in arena `arena`.
-fn entry(
-    arena: usize,
-    at: usize,
-    table: &str,
-    record_id: &str,
-    version: u64,
-    body: &[u8],
-) -> Result<Entry, LeakError> {
-    // Checked once here, so that matching reads the stored bytes as they are.
-    check_body(body)?;
-    let malformed = |what: &str| {
-        LeakError::Digest(ribat_crypto::CryptoError::Malformed {
-            what: "leak digest body",
-            reason: what.to_owned(),
-        })
-    };
-    Ok(Entry {
-        period: period_of(table, record_id),
-        arena: u16::try_from(arena).map_err(|_| malformed("too many arenas"))?,
-        len: u16::try_from(body.len()).map_err(|_| malformed("longer than 64 KiB"))?,
-        version,
-        at,
-        next: NONE,
-    })
-}
-
-/// The digests of the persons a scan needs, by locator: an arena of bodies per part read
-/// and, per person (slot), a chain of entries, so that millions of persons cost a few
-/// allocations rather than millions, and entries stay where they were read instead of
-/// being sorted across gigabytes.
-#[derive(Debug, Default)]
-pub struct Digests {
-    slots: MacMap<[u8; 16], u32>,
-    /// The first entry of each slot's chain, or [`NONE`].
-    head: Vec<u32>,
-    entries: Vec<Entry>,
-    arenas: Vec<Vec<u8>>,
-    lookups: Option<usize>,
-    /// Rows read from the store.
-    pub rows_read: u64,
-    /// Whether they were read in passes over the whole table (large dumps) rather
-    /// than looked up one by one.
-    pub streamed: bool,
-}
-
-fn period_of(table: &str, record_id: &str) -> u32 {
-    if table != "declarations" {
-        return 0;
-    }
-    // Declaration ids are `d-AAAAMM-p-…`.
-    record_id
-        .get(2..8)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0)
-}
-
-/// What one part of a streamed pass kept: `(slot, entry)` with `at` into its own arena.
-#[derive(Default)]
-struct PartRows {
-    kept: Vec<(u32, Entry)>,
-    arena: Vec<u8>,
-    read: u64,
-}
-
-impl PartRows {
-    fn keep(&mut self, arena: usize, slot: u32, row: &DigestRef<'_>) -> Result<(), LeakError> {
-        let e = entry(
-            arena,
-            self.arena.len(),
-            row.table,
-            row.record_id,
-            row.version,
-            row.body,
-        )?;
-        self.arena.extend_from_slice(row.body);
-        self.kept.push((slot, e));
-        Ok(())
-    }
-}
-
-impl Digests {
-    /// Fetches the digests of the located rows' persons: one lookup each for a few,
-    /// passes over the table (in `threads` parts read side by side, where the store
-    /// can) when they are many (more than a twentieth of the table's rows).
-    /// Each located row learns its slot.
-    pub fn fetch(
-        store: &dyn Store,
-        located: &mut [Option<Located>],
-        threads: usize,
-    ) -> Result<Self, LeakError> {
-        let mut d = Self::default();
-        for l in located.iter_mut().flatten() {
-            let next = u32::try_from(d.slots.len()).map_err(|_| too_many())?;
-            l.slot = Some(*d.slots.entry(l.locator).or_insert(next));
-        }
-        // A lookup costs about what reading twenty rows in a pass does.
-        let estimate = store.digest_rows_estimate()?;
-        if (d.slots.len() as u64) * 20 <= estimate {
-            let mut by_slot: Vec<([u8; 16], u32)> = d.slots.iter().map(|(l, s)| (*l, *s)).collect();
-            by_slot.sort_unstable_by_key(|(_, s)| *s);
-            for (l, slot) in by_slot {
-                d.rows_read += d.append(store, &l, slot)?;
-            }
-            return Ok(d);
-        }
-        d.streamed = true;
-        let of = u32::try_from(threads.max(1))
-            .unwrap_or(1)
-            .min(store.digest_scan_parts().max(1));
-        let slots = &d.slots;
-        // Sized once: growing vectors of millions of rows would copy them over and over.
-        let per_part = (estimate / u64::from(of)).min(1 << 28) as usize;
-        let parts: Vec<Result<PartRows, LeakError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..of)
-                .map(|index| {
-                    s.spawn(move || {
-                        let mut p = PartRows {
-                            kept: Vec::with_capacity(per_part),
-                            arena: Vec::with_capacity(per_part * 72),
-                            read: 0,
-                        };
-                        let mut err = None;
-                        store.scan_digests(Part { index, of }, &mut |row| {
-                            p.read += 1;
-                            let Ok(l) = <[u8; 16]>::try_from(row.locator) else {
-                                return true;
-                            };
-                            if let Some(&slot) = slots.get(&l)
-                                && let Err(e) = p.keep(index as usize, slot, &row)
-                            {
-                                err = Some(e);
-                                return false;
-                            }
-                            true
-                        })?;
-                        err.map_or(Ok(p), Err)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
-        d.head = vec![NONE; d.slots.len()];
-        d.entries
-            .reserve(parts.iter().map(|p| p.kept.len()).sum::<usize>());
-        for p in parts {
-            d.rows_read += p.read;
-            for (slot, e) in p.kept {
-                d.link(slot, e)?;
-            }
-            d.arenas.push(p.arena);
-        }
-        Ok(d)
-    }
-
-    /// Puts `e` at the head of `slot`'s chain.
-    fn link(&mut self, slot: u32, mut e: Entry) -> Result<(), LeakError> {
-        let idx = u32::try_from(self.entries.len())
-            .ok()
-            .filter(|i| *i != NONE)
-            .ok_or_else(too_many)?;
-        let s = slot as usize;
-        if self.head.len() <= s {
-            self.head.resize(s + 1, NONE);
-        }
-        e.next = self.head[s];
-        self.head[s] = idx;
-        self.entries.push(e);
-        Ok(())
-    }
-
-    /// Adds the digests under more locators (persons found in a second round), one
-    /// lookup each.
-    pub fn fetch_more(
-        &mut self,
-        store: &dyn Store,
-        locators: &HashSet<[u8; 16]>,
-    ) -> Result<(), LeakError> {
-        for l in locators {
-            if self.slots.contains_key(l) {
-                continue;
-            }
-            let slot = u32::try_from(self.slots.len()).map_err(|_| too_many())?;
-            self.rows_read += self.append(store, l, slot)?;
-            self.slots.insert(*l, slot);
-        }
-        Ok(())
-    }
-
-    /// Looks up the digests under `locator` and files them in `slot`.
-    fn append(
-        &mut self,
-        store: &dyn Store,
-        locator: &[u8; 16],
-        slot: u32,
-    ) -> Result<u64, LeakError> {
-        let rows = store.digests(locator)?;
-        // Looked-up bodies go in an arena of their own, after the parts'.
-        if self.lookups.is_none() {
-            self.lookups = Some(self.arenas.len());
-            self.arenas.push(Vec::new());
-        }
-        let i = self.lookups.unwrap_or(0);
-        for row in &rows {
-            let at = self.arenas.get(i).map_or(0, Vec::len);
-            let e = entry(i, at, &row.table, &row.record_id, row.version, &row.body)?;
-            self.link(slot, e)?;
-            if let Some(a) = self.arenas.get_mut(i) {
-                a.extend_from_slice(&row.body);
-            }
-        }
-        if self.head.len() <= slot as usize {
-            self.head.resize(slot as usize + 1, NONE);
-        }
-        Ok(rows.len() as u64)
-    }
-
-    /// Where the digests under `locator` are, if fetched.
-    pub fn slot(&self, locator: &[u8; 16]) -> Option<u32> {
-        self.slots.get(locator).copied()
-    }
-
-    /// The entries of `slot`, in no particular order.
-    fn chain(&self, slot: Option<u32>) -> impl Iterator<Item = &Entry> {
-        let first = slot
-            .and_then(|s| self.head.get(s as usize).copied())
-            .unwrap_or(NONE);
-        std::iter::successors(self.entries.get(first as usize), |e| {
-            self.entries.get(e.next as usize)
-        })
-    }
-
-    /// The entries of `slot` by month, then version: the same order however the table
-    /// was read.
-    fn of(&self, slot: Option<u32>) -> Vec<Entry> {
-        let mut v: Vec<Entry> = self.chain(slot).copied().collect();
-        v.sort_unstable_by_key(|e| (e.period, e.version, e.arena, e.at));
-        v
-    }
-
-    fn body(&self, e: &Entry) -> &[u8] {
-        self.arenas
-            .get(usize::from(e.arena))
-            .and_then(|a| a.get(e.at..e.at + usize::from(e.len)))
-            .unwrap_or(&[])
-    }
-
-    /// The latest declaration month filed in `slot`.
-    pub fn latest_period(&self, slot: Option<u32>) -> Option<u32> {
-        self.chain(slot).map(|e| e.period).filter(|p| *p > 0).max()
-    }
-
-    /// Whether any person record is filed in `slot`.
-    pub fn knows(&self, slot: Option<u32>) -> bool {
-        self.chain(slot).any(|e| e.period == 0)
-    }
-}
-
-fn too_many() -> LeakError {
-    LeakError::Digest(ribat_crypto::CryptoError::Malformed {
-        what: "leak scan",
-        reason: "more than 4 billion persons in one scan".into(),
-    })
 }
 
 /// The person a row names.
@@ -419,26 +139,44 @@ pub fn locate(
     digester: &LeakDigester,
     threads: usize,
 ) -> Vec<Option<Located>> {
-    in_chunks(rows.len(), threads, |i| {
-        let id = rows[i].cnss.as_deref().and_then(|c| resolver.by_cnss(c))?;
-        let loc = digester.locator(&id);
-        Some(Located {
-            id,
-            locator: loc,
-            slot: None,
-            by_cnss: true,
-        })
-    })
+    in_chunks(
+        rows.len(),
+        threads,
+        || digester.worker(),
+        |w, i| {
+            let id = rows[i].cnss.as_deref().and_then(|c| resolver.by_cnss(c))?;
+            let loc = w.locator(&id);
+            Some(Located {
+                id,
+                locator: loc,
+                slot: None,
+                by_cnss: true,
+            })
+        },
+    )
 }
 
-/// `f(0)`, …, `f(n - 1)`, in order, shared out among `threads` threads.
-fn in_chunks<T: Send>(n: usize, threads: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+/// `f(state, 0)`, …, `f(state, n - 1)`, in order, shared out among `threads` threads,
+/// each with a `state` of its own from `init`.
+fn in_chunks<S, T: Send>(
+    n: usize,
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize) -> T + Sync,
+) -> Vec<T> {
     let chunk = n.div_ceil(threads.max(1)).max(1);
-    let f = &f;
+    let (f, init) = (&f, &init);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .step_by(chunk)
-            .map(|from| s.spawn(move || (from..(from + chunk).min(n)).map(f).collect::<Vec<T>>()))
+            .map(|from| {
+                s.spawn(move || {
+                    let mut state = init();
+                    (from..(from + chunk).min(n))
+                        .map(|i| f(&mut state, i))
+                        .collect::<Vec<T>>()
+                })
+            })
             .collect();
         // A thread that panicked is a bug; its rows must not vanish.
         handles
@@ -508,24 +246,71 @@ fn matches(body: &[u8], field: Field, d: &Digest) -> bool {
     })
 }
 
+/// `n` in decimal, written into `buf` (no allocation per row).
+fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
+}
+
 fn has_field(body: &[u8], field: Field) -> bool {
     body.chunks_exact(1 + DIGEST_LEN)
         .any(|c| c[0] == field as u8)
 }
 
-/// Classifies one row.
+/// Months are written as the dump and the declarations write them: `"202501"`.
+fn period_as_text<S: serde::Serializer>(p: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.collect_str(p),
+        None => s.serialize_none(),
+    }
+}
+
+/// Classifies one row; the person's record id moves from `located` into the verdict.
 pub fn classify(
+    row: &LeakRow,
+    located: Option<Located>,
+    digests: &Digests,
+    resolver: &dyn Resolver,
+    digester: &LeakDigester,
+) -> Verdict {
+    let mac = |f: Field, id: &str, v: &str| digester.digest(f, id, v);
+    with_person(
+        judge(row, located.as_ref(), digests, resolver, &mac),
+        located,
+    )
+}
+
+/// The verdict with the person's record id moved in from `located`, when found.
+fn with_person(mut v: Verdict, located: Option<Located>) -> Verdict {
+    if v.slot.is_some() {
+        v.person = located.map(|l| l.id);
+    }
+    v
+}
+
+/// The verdict on one row, without the person's record id.
+fn judge(
     row: &LeakRow,
     located: Option<&Located>,
     digests: &Digests,
     resolver: &dyn Resolver,
-    digester: &LeakDigester,
+    mac: &dyn Fn(Field, &str, &str) -> Digest,
 ) -> Verdict {
     let mut v = Verdict {
         file: row.file,
         line: row.line,
         class: Class::Unmatched,
         person: None,
+        slot: None,
         period: None,
         rounded: false,
         unverified_salary: false,
@@ -544,17 +329,18 @@ pub fn classify(
         v.class = Class::Fabricated;
         return v;
     };
-    v.person = Some(pid.clone());
+    // Found: `classify` moves the record id in.
+    v.slot = *slot;
     let entries = digests.of(*slot);
     // Only persons carrying a canary field are worth the digest that tells.
     let marked = entries
         .iter()
-        .any(|e| e.period == 0 && has_field(digests.body(e), Field::Canary))
+        .any(|e| e.period == 0 && has_field(e.body, Field::Canary))
         && {
-            let mark = digester.digest(Field::Canary, pid, CANARY);
+            let mark = mac(Field::Canary, pid, CANARY);
             entries
                 .iter()
-                .any(|e| e.period == 0 && matches(digests.body(e), Field::Canary, &mark))
+                .any(|e| e.period == 0 && matches(e.body, Field::Canary, &mark))
         };
     if marked {
         v.class = Class::Canary {
@@ -568,32 +354,35 @@ pub fn classify(
         v.class = Class::Honey;
         return v;
     }
-    let persons: Vec<&Entry> = entries.iter().filter(|e| e.period == 0).collect();
+    // Sorted by month, person records (month 0) first.
+    let persons = &entries[..entries.partition_point(|e| e.period == 0)];
     let latest = persons.iter().map(|e| e.version).max().unwrap_or(0);
     let mut altered: Vec<&'static str> = Vec::new();
     let mut older: Option<String> = None;
     let mut identity_present = 0;
     let mut identity_matched = 0;
-    // Each present field: its normal forms to try, in order; the first that any version
-    // holds decides which version. A value with no normal form is present and wrong.
-    let mut check = |name: &'static str, present: bool, tries: &[(Field, &str)]| {
+    // The latest version holding `value` as `field`, if any does.
+    let held = |field: Field, value: &str| -> Option<u64> {
+        let d = mac(field, pid, value);
+        persons
+            .iter()
+            .filter(|e| matches(e.body, field, &d))
+            .map(|e| e.version)
+            .max()
+    };
+    let held_form = |field: Field, value: Option<&String>| {
+        value
+            .and_then(|v| normal_form(field, v))
+            .and_then(|n| held(field, &n))
+    };
+    // Each present field: the version holding it, tried in its normal forms in order
+    // (the later ones only when the earlier fail); none is an altered field.
+    let mut check = |name: &'static str, present: bool, found: Option<u64>| {
         if !present {
             return;
         }
         identity_present += 1;
-        let mut best: Option<u64> = None;
-        for (f, norm) in tries {
-            let d = digester.digest(*f, pid, norm);
-            for e in &persons {
-                if matches(digests.body(e), *f, &d) {
-                    best = best.max(Some(e.version));
-                }
-            }
-            if best.is_some() {
-                break;
-            }
-        }
-        match best {
+        match found {
             Some(ver) => {
                 identity_matched += 1;
                 if ver < latest {
@@ -603,48 +392,50 @@ pub fn classify(
             None => altered.push(name),
         }
     };
-    // Normalised once each: names are the costly ones, and every name field shares one
-    // normal form.
-    let norm = |f: Field, v: Option<&str>| v.and_then(|v| normalise_field(f, v));
-    fn one(f: Field, n: &Option<String>) -> Vec<(Field, &str)> {
-        n.as_deref().map(|n| vec![(f, n)]).unwrap_or_default()
-    }
-    let name_n = norm(Field::Name, row.name.as_deref());
-    // A name: the full name (with the repetitive column beside it, or without), else one
-    // word alone as a surname or a given name.
-    let full_n = match (row.name.as_deref(), row.name_extra.as_deref()) {
-        (Some(name), Some(extra)) => normalise_field(Field::Name, &format!("{name} {extra}")),
-        _ => None,
-    };
-    let mut names = one(Field::Name, &full_n);
-    if let Some(n) = name_n.as_deref() {
-        names.extend([(Field::Name, n), (Field::NameAr, n)]);
-        if row.name.as_deref().is_some_and(|w| !w.trim().contains(' ')) {
-            names.extend([(Field::Surname, n), (Field::Given, n)]);
-        }
-    }
-    let ar_n = norm(Field::NameAr, row.name_ar.as_deref());
-    let mut name_ar = one(Field::NameAr, &ar_n);
-    name_ar.extend(one(Field::Name, &ar_n));
-    let cnss_n = norm(Field::Cnss, row.cnss.as_deref());
-    let cin_n = norm(Field::Cin, row.cin.as_deref());
-    let birth_n = norm(Field::Birth, row.birth.as_deref());
-    let rib_n = norm(Field::Rib, row.rib.as_deref());
     // Found through its CNSS number, the person has that number by construction.
+    if row.cnss.is_some() && !*located_by_cnss {
+        check("cnss", true, held_form(Field::Cnss, row.cnss.as_ref()));
+    }
     check(
-        "cnss",
-        row.cnss.is_some() && !*located_by_cnss,
-        &one(Field::Cnss, &cnss_n),
+        "cin",
+        row.cin.is_some(),
+        held_form(Field::Cin, row.cin.as_ref()),
     );
-    check("cin", row.cin.is_some(), &one(Field::Cin, &cin_n));
-    check("name", row.name.is_some(), &names);
-    check("name_ar", row.name_ar.is_some(), &name_ar);
+    if let Some(name) = row.name.as_deref() {
+        // The full name (with the repetitive column beside it), else the name alone in
+        // either script, else one word alone as a surname or a given name.
+        let full = row.name_extra.as_deref().and_then(|extra| {
+            let mut both = String::with_capacity(name.len() + extra.len() + 1);
+            both.push_str(name);
+            both.push(' ');
+            both.push_str(extra);
+            normalise_field(Field::Name, &both)
+        });
+        let found = full.and_then(|f| held(Field::Name, &f)).or_else(|| {
+            let n = normalise_field(Field::Name, name)?;
+            let one_word = !name.trim().contains(' ');
+            held(Field::Name, &n)
+                .or_else(|| held(Field::NameAr, &n))
+                .or_else(|| one_word.then(|| held(Field::Surname, &n)).flatten())
+                .or_else(|| one_word.then(|| held(Field::Given, &n)).flatten())
+        });
+        check("name", true, found);
+    }
+    if let Some(ar) = row.name_ar.as_deref() {
+        let found = normalise_field(Field::NameAr, ar)
+            .and_then(|n| held(Field::NameAr, &n).or_else(|| held(Field::Name, &n)));
+        check("name_ar", true, found);
+    }
     check(
         "birth_date",
         row.birth.is_some(),
-        &one(Field::Birth, &birth_n),
+        held_form(Field::Birth, row.birth.as_ref()),
     );
-    check("rib", row.rib.is_some(), &one(Field::Rib, &rib_n));
+    check(
+        "rib",
+        row.rib.is_some(),
+        held_form(Field::Rib, row.rib.as_ref()),
+    );
     // The number that located the person matches by construction; a number and nothing
     // else of the person's is a real number with somebody else's details.
     if *located_by_cnss {
@@ -656,29 +447,25 @@ pub fn classify(
         return v;
     }
     if row.salary.is_some() || row.days.is_some() {
-        let months: Vec<&Entry> = entries
+        let wanted_period = row.period.as_deref().and_then(|p| p.parse::<u32>().ok());
+        let months: Vec<&Held<'_>> = entries[persons.len()..]
             .iter()
-            .filter(|e| e.period != 0)
-            .filter(|e| {
-                row.period
-                    .as_deref()
-                    .and_then(|p| p.parse::<u32>().ok())
-                    .is_none_or(|p| p == e.period)
-            })
+            .filter(|e| wanted_period.is_none_or(|p| p == e.period))
             .collect();
-        let newest = entries.iter().map(|e| e.period).max().unwrap_or(0);
-        if entries.iter().all(|e| e.period == 0) {
+        let newest = entries.last().map_or(0, |e| e.period);
+        if persons.len() == entries.len() {
             v.unverified_salary = true;
         } else if months.is_empty() {
             altered.push("period");
         } else {
+            let mut buf = [0u8; 20];
             let salary = row.salary.map(|s| {
-                let exact = digester.digest(Field::Salary, pid, &s.to_string());
+                let exact = mac(Field::Salary, pid, decimal(s, &mut buf));
                 (s, exact)
             });
             let days = row
                 .days
-                .map(|d| digester.digest(Field::Days, pid, &d.to_string()));
+                .map(|d| mac(Field::Days, pid, decimal(u64::from(d), &mut buf)));
             let mut rounded_forms: Option<Vec<(Field, Digest)>> = None;
             // The month matching most fields; among equals the latest.
             let mut best: Option<(usize, u32, bool)> = None;
@@ -686,24 +473,25 @@ pub fn classify(
                 let mut hits = 0;
                 let mut rounded = false;
                 if let Some((s, exact)) = &salary {
-                    if matches(digests.body(e), Field::Salary, exact) {
+                    if matches(e.body, Field::Salary, exact) {
                         hits += 1;
                     } else {
                         let forms = rounded_forms.get_or_insert_with(|| {
+                            let value = decimal(*s, &mut buf);
                             salary_forms(*s)
                                 .iter()
                                 .skip(1)
-                                .map(|(f, _)| (*f, digester.digest(*f, pid, &s.to_string())))
+                                .map(|(f, _)| (*f, mac(*f, pid, value)))
                                 .collect()
                         });
-                        if forms.iter().any(|(f, d)| matches(digests.body(e), *f, d)) {
+                        if forms.iter().any(|(f, d)| matches(e.body, *f, d)) {
                             hits += 1;
                             rounded = true;
                         }
                     }
                 }
                 if let Some(d) = &days
-                    && matches(digests.body(e), Field::Days, d)
+                    && matches(e.body, Field::Days, d)
                 {
                     hits += 1;
                 }
@@ -717,22 +505,22 @@ pub fn classify(
                     // Name the fields that this month does not hold.
                     let e = months.iter().find(|e| e.period == period);
                     if let (Some((_, exact)), Some(e)) = (&salary, e) {
-                        let any = matches(digests.body(e), Field::Salary, exact)
-                            || rounded_forms.as_ref().is_some_and(|f| {
-                                f.iter().any(|(f, d)| matches(digests.body(e), *f, d))
-                            });
+                        let any = matches(e.body, Field::Salary, exact)
+                            || rounded_forms
+                                .as_ref()
+                                .is_some_and(|f| f.iter().any(|(f, d)| matches(e.body, *f, d)));
                         if !any {
                             altered.push("salary");
                         }
                     }
                     if let (Some(d), Some(e)) = (&days, e)
-                        && !matches(digests.body(e), Field::Days, d)
+                        && !matches(e.body, Field::Days, d)
                     {
                         altered.push("days");
                     }
                 }
                 if hits > 0 {
-                    v.period = Some(period.to_string());
+                    v.period = Some(period);
                     v.rounded = rounded;
                     if period < newest {
                         older.get_or_insert(period.to_string());
@@ -751,22 +539,90 @@ pub fn classify(
     v
 }
 
-/// Classifies every row on `threads` threads.
+/// Classifies every row on `threads` threads; `located` is consumed (its record ids move
+/// into the verdicts rather than being copied).
 pub fn classify_all(
     rows: &[LeakRow],
-    located: &[Option<Located>],
+    located: Vec<Option<Located>>,
     digests: &Digests,
     resolver: &dyn Resolver,
     digester: &LeakDigester,
     threads: usize,
 ) -> Vec<Verdict> {
-    in_chunks(rows.len(), threads, |i| {
-        classify(
-            &rows[i],
-            located.get(i).and_then(Option::as_ref),
-            digests,
-            resolver,
-            digester,
-        )
+    in_owned_chunks(
+        located,
+        threads,
+        || std::cell::RefCell::new(digester.worker()),
+        |w, i, l| {
+            // The thread's own keyed state; borrowed for one digest at a time, so the
+            // shared digester is only a fallback that never runs.
+            let mac = |f: Field, id: &str, v: &str| match w.try_borrow_mut() {
+                Ok(mut w) => w.digest(f, id, v),
+                Err(_) => digester.digest(f, id, v),
+            };
+            with_person(judge(&rows[i], l.as_ref(), digests, resolver, &mac), l)
+        },
+    )
+}
+
+/// `f(i, item)` for every item, in order, shared out among `threads` threads, each owning
+/// its share.
+fn in_owned_chunks<S, T: Send, U: Send>(
+    mut items: Vec<T>,
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, T) -> U + Sync,
+) -> Vec<U> {
+    let chunk = items.len().div_ceil(threads.max(1)).max(1);
+    // Split from the end, so that each element moves once.
+    let mut shares = Vec::new();
+    while !items.is_empty() {
+        let from = (items.len() - 1) / chunk * chunk;
+        shares.push((from, items.split_off(from)));
+    }
+    shares.reverse();
+    let (f, init) = (&f, &init);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|(from, share)| {
+                s.spawn(move || {
+                    let mut state = init();
+                    share
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, t)| f(&mut state, from + k, t))
+                        .collect::<Vec<U>>()
+                })
+            })
+            .collect();
+        // A thread that panicked is a bug; its rows must not vanish.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_chunks_keep_order_and_indexes() {
+        for (n, threads) in [(0, 2), (1, 2), (7, 2), (10, 3), (5, 8)] {
+            let items: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+            let out = in_owned_chunks(items, threads, || (), |_, i, s| (i, s));
+            let want: Vec<(usize, String)> = (0..n).map(|i| (i, format!("r{i}"))).collect();
+            assert_eq!(out, want, "{n} items on {threads} threads");
+        }
+    }
+
+    #[test]
+    fn decimal_writes_what_to_string_does() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 10, 26, 700_003, 1_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Owns: reading dumped files of any shape as hostile input (`lines`, `encoding`, `table`,
 //! `ebds`, `text`), finding the identifying columns by their content (`columns`), the
-//! extracted rows (`row`), matching them against the vault's leak digests and classifying
+//! extracted rows (`row`), fetching the vault's leak digests for them (`digests`), classifying
 //! each one (`classify`), the attribution arithmetic (`attribute`) and the summary
 //! (`summary`).
 //!
@@ -20,6 +20,7 @@
 pub mod attribute;
 pub mod classify;
 pub mod columns;
+pub mod digests;
 pub mod ebds;
 pub mod encoding;
 mod error;

@@ -85,9 +85,11 @@ impl Summary {
             window: Window::default(),
             seconds: 0.0,
         };
-        // Millions of rows: counted without a new string each, persons in a hash set.
-        let mut persons = crate::mac_hash::MacSet::default();
-        persons.reserve(verdicts.len());
+        // Millions of rows: counted without a new string each; persons by their slot in
+        // the scan (one bit each), or by record id where a verdict has no slot.
+        let mut slots: Vec<u64> = Vec::new();
+        let mut by_id = crate::mac_hash::MacSet::default();
+        let mut months: BTreeMap<u32, u64> = BTreeMap::new();
         for v in verdicts {
             bump(&mut s.classes, v.class.label());
             s.ours += u64::from(v.class.ours());
@@ -106,19 +108,36 @@ impl Summary {
                 _ => {}
             }
             if matches!(v.class, Class::GenuineCurrent | Class::GenuineOlder { .. })
-                && let Some(p) = &v.period
+                && let Some(p) = v.period
             {
-                bump(&mut s.months, p);
+                *months.entry(p).or_insert(0) += 1;
             }
-            if matches!(
+            if !matches!(
                 v.class,
                 Class::GenuineCurrent | Class::GenuineOlder { .. } | Class::Altered { .. }
-            ) && let Some(p) = &v.person
-            {
-                persons.insert(p.as_str());
+            ) {
+                continue;
+            }
+            match (v.slot, &v.person) {
+                (Some(slot), _) => {
+                    let (word, bit) = (slot as usize / 64, slot % 64);
+                    if slots.len() <= word {
+                        slots.resize(word + 1, 0);
+                    }
+                    slots[word] |= 1 << bit;
+                }
+                (None, Some(p)) => {
+                    by_id.insert(p.as_str());
+                }
+                (None, None) => {}
             }
         }
-        s.affected_persons = persons.len() as u64;
+        s.months = months
+            .into_iter()
+            .map(|(p, n)| (p.to_string(), n))
+            .collect();
+        s.affected_persons =
+            slots.iter().map(|w| u64::from(w.count_ones())).sum::<u64>() + by_id.len() as u64;
         s.window.latest_period_in_dump = s.months.keys().next_back().cloned();
         s
     }

@@ -52,6 +52,10 @@ CREATE INDEX IF NOT EXISTS blind_index_by_record ON blind_index (tbl, record_id)
 CREATE UNIQUE INDEX IF NOT EXISTS digests_by_locator ON digests (locator, tbl, record_id, version);
 ";
 
+/// How much of the file a scan's read-only connection maps (SQLite caps it at its own
+/// compile-time limit; address space, not memory).
+const SCAN_MMAP_BYTES: i64 = 1 << 40;
+
 /// A store in one SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -60,6 +64,21 @@ pub struct SqliteStore {
 
 fn db(operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Database { operation, source }
+}
+
+/// The first and last rowid of the digest table (`(0, -1)` when empty). Two queries:
+/// SQLite reads one end of the B-tree for `min` or `max` alone, but scans the whole table
+/// for both in one statement.
+fn rowid_span(c: &Connection) -> Result<(i64, i64), StoreError> {
+    let end = |sql: &str, empty: i64| {
+        c.query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+            .map(|v| v.unwrap_or(empty))
+            .map_err(db("size the digest table"))
+    };
+    Ok((
+        end("SELECT min(rowid) FROM digests", 0)?,
+        end("SELECT max(rowid) FROM digests", -1)?,
+    ))
 }
 
 /// The digest rows, or only those whose rowid is in `[from, to)`.
@@ -333,15 +352,8 @@ impl Store for SqliteStore {
     fn digest_rows_estimate(&self) -> Result<u64, StoreError> {
         // Digest rows are only ever added, so the rowid span is their count, read from
         // the two ends of the B-tree instead of counted.
-        self.with(|c| {
-            c.query_row(
-                "SELECT coalesce(max(rowid) - min(rowid) + 1, 0) FROM digests",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .map_err(db("size the digest table"))
-        })
+        let (lo, hi) = self.with(|c| rowid_span(c))?;
+        Ok(u64::try_from(hi - lo + 1).unwrap_or(0))
     }
 
     fn digest_scan_parts(&self) -> u32 {
@@ -358,14 +370,7 @@ impl Store for SqliteStore {
         }
         // The parts are rowid ranges read on a connection of their own: WAL lets readers
         // run side by side, while the node's connection stays free.
-        let (lo, hi): (i64, i64) = self.with(|c| {
-            c.query_row(
-                "SELECT coalesce(min(rowid), 0), coalesce(max(rowid), -1) FROM digests",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(db("size the digest scan"))
-        })?;
+        let (lo, hi) = self.with(|c| rowid_span(c))?;
         let span = (hi - lo + 1).max(0);
         let of = i64::from(part.of);
         let at = |i: i64| lo + span / of * i + (span % of).min(i);
@@ -378,6 +383,10 @@ impl Store for SqliteStore {
             path: self.path.display().to_string(),
             source,
         })?;
+        // Mapped rather than read page by page: a pass over millions of rows otherwise
+        // spends a system call and a copy on every page.
+        conn.pragma_update(None, "mmap_size", SCAN_MMAP_BYTES)
+            .map_err(db("map the store for a scan"))?;
         scan_digest_rows(&conn, Some(range), each)
     }
 

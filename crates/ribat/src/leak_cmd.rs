@@ -11,7 +11,8 @@ use ribat_crypto::blind_index::BlindIndexer;
 use ribat_import::records::{PERSONS, RecordSealer};
 use ribat_leak::LeakError;
 use ribat_leak::attribute::{Access, Attribution};
-use ribat_leak::classify::{self, Class, Digests, Resolver, Verdict};
+use ribat_leak::classify::{self, Class, Resolver, Verdict};
+use ribat_leak::digests::Digests;
 use ribat_leak::encoding::TextEncoding;
 use ribat_leak::read::{FileReport, ReadOptions, read_file};
 use ribat_leak::row::LeakRow;
@@ -131,6 +132,7 @@ pub fn read_all(
 /// Scans files against the node.
 pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
     let t0 = Instant::now();
+    timing("start", t0);
     let (rows, reports, refused) = read_all(&opts.files, opts.encoding);
     let parse_seconds = t0.elapsed().as_secs_f64();
     timing("parse", t0);
@@ -156,16 +158,31 @@ pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
     })
 }
 
-/// With `RIBAT_LEAK_TIMING` set, the seconds since `since` at each phase, on stderr.
+/// With `RIBAT_LEAK_TIMING` set, the seconds since `since` at each phase, and the
+/// process's CPU seconds so far (a shared machine's wall clock varies by a third), on
+/// stderr.
 fn timing(what: &str, since: Instant) {
     if std::env::var_os("RIBAT_LEAK_TIMING").is_some() {
-        eprintln!("{what}: {:.3}", since.elapsed().as_secs_f64());
+        eprintln!(
+            "{what}: {:.3} (cpu {:.2})",
+            since.elapsed().as_secs_f64(),
+            cpu_seconds().unwrap_or(f64::NAN)
+        );
     }
+}
+
+/// User and system time of this process, from `/proc/self/stat` (Linux; ticks of 1/100 s).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// What matching used and no longer needs, to be freed off the main path.
 pub struct Scratch {
-    _located: Vec<Option<classify::Located>>,
     _digests: Digests,
 }
 
@@ -213,22 +230,10 @@ pub fn match_rows(
             .collect();
     }
     lap("honey");
-    let verdicts = classify::classify_all(rows, &located, &digests, &resolver, &digester, threads);
+    let latest = digests.latest_period_held().map(|p| p.to_string());
+    let verdicts = classify::classify_all(rows, located, &digests, &resolver, &digester, threads);
     lap("classify");
-    let latest = located
-        .iter()
-        .flatten()
-        .filter_map(|l| digests.latest_period(l.slot))
-        .max()
-        .map(|p| p.to_string());
-    Ok((
-        verdicts,
-        latest,
-        Scratch {
-            _located: located,
-            _digests: digests,
-        },
-    ))
+    Ok((verdicts, latest, Scratch { _digests: digests }))
 }
 
 /// One access in this node's audit log, as attribution needs it.
