@@ -324,14 +324,19 @@ fn judge(
         slot,
         by_cnss: located_by_cnss,
         ..
-    }) = located.filter(|l| digests.knows(l.slot))
+    }) = located
     else {
         v.class = Class::Fabricated;
         return v;
     };
+    // Sorted by month: a person record, if any, comes first.
+    let entries = digests.of(*slot);
+    if entries.first().is_none_or(|e| e.period != 0) {
+        v.class = Class::Fabricated;
+        return v;
+    }
     // Found: `classify` moves the record id in.
     v.slot = *slot;
-    let entries = digests.of(*slot);
     // Only persons carrying a canary field are worth the digest that tells.
     let marked = entries
         .iter()
