@@ -301,7 +301,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
             ));
             continue;
         }
-        let scan = leak_cmd::scan(
+        let mut full = leak_cmd::scan(
             &node,
             &ScanOptions {
                 files: files.clone(),
@@ -310,14 +310,8 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
                 attribute: false,
             },
         )?;
-        let mut summary = scan.summary.clone();
-        leak_cmd::attribute_with(&accesses, persons, &scan.verdicts, &mut summary);
-        let full = leak_cmd::Scan {
-            summary,
-            verdicts: scan.verdicts,
-            parse_seconds: scan.parse_seconds,
-            match_seconds: scan.match_seconds,
-        };
+        full.finish_cleanup();
+        leak_cmd::attribute_with(&accesses, persons, &full.verdicts, &mut full.summary);
         leak_cmd::write_report(&dir.join("scan"), &full)?;
         let s = score(name, &dump, &files, &full, &ids, &accesses, persons);
         say(&format!(
@@ -568,8 +562,7 @@ fn fewest_rows(
         }
         let ok = (0..5).all(|_| {
             pool.shuffle(&mut rng);
-            let sample: HashSet<String> = pool[..k].iter().map(|s| (*s).to_owned()).collect();
-            let mut att = Attribution::new(sample);
+            let mut att = Attribution::new(pool[..k].iter().copied());
             for r in accesses.iter().filter(|r| r.released) {
                 att.read(&Access {
                     identity: &r.identity,
