@@ -16,6 +16,7 @@ use ribat_crypto::leak_digest::{
 };
 use ribat_store::Store;
 use serde::Serialize;
+use std::borrow::Borrow;
 use std::collections::HashSet;
 
 /// How the scan finds a person: the node's blind indexes.
@@ -188,8 +189,8 @@ fn in_chunks<S, T: Send>(
 
 /// Rows whose CNSS number names nobody (or that have none) are looked up by CIN, then by
 /// name and birth date. Returns how many were found this way.
-pub fn relocate(
-    rows: &[LeakRow],
+pub fn relocate<R: Borrow<LeakRow>>(
+    rows: &[R],
     located: &mut [Option<Located>],
     digests: &mut Digests,
     store: &dyn Store,
@@ -200,6 +201,7 @@ pub fn relocate(
     let mut more = HashSet::new();
     let mut pending = Vec::new();
     for (i, r) in rows.iter().enumerate() {
+        let r: &LeakRow = r.borrow();
         let known = located[i].as_ref().is_some_and(|l| digests.knows(l.slot));
         if known || !r.has_identifier() {
             continue;
@@ -283,25 +285,36 @@ pub fn classify(
     digester: &LeakDigester,
 ) -> Verdict {
     let mac = |f: Field, id: &str, v: &str| digester.digest(f, id, v);
+    let slot = located.as_ref().and_then(|l| l.slot);
     with_person(
-        judge(row, located.as_ref(), digests, resolver, &mac),
+        judge(
+            row,
+            located.as_ref(),
+            &digests.of(slot),
+            slot,
+            resolver,
+            &mac,
+        ),
         located,
     )
 }
 
 /// The verdict with the person's record id moved in from `located`, when found.
-fn with_person(mut v: Verdict, located: Option<Located>) -> Verdict {
+pub(crate) fn with_person(mut v: Verdict, located: Option<Located>) -> Verdict {
     if v.slot.is_some() {
         v.person = located.map(|l| l.id);
     }
     v
 }
 
-/// The verdict on one row, without the person's record id.
-fn judge(
+/// The verdict on one row, without the person's record id: `entries` are the digest sets
+/// of the person `located` names, sorted by month, version and content, and `slot` is
+/// where the scan keeps them.
+pub(crate) fn judge(
     row: &LeakRow,
     located: Option<&Located>,
-    digests: &Digests,
+    entries: &[Held<'_>],
+    slot: Option<u32>,
     resolver: &dyn Resolver,
     mac: &dyn Fn(Field, &str, &str) -> Digest,
 ) -> Verdict {
@@ -321,7 +334,6 @@ fn judge(
     }
     let Some(Located {
         id: pid,
-        slot,
         by_cnss: located_by_cnss,
         ..
     }) = located
@@ -330,13 +342,12 @@ fn judge(
         return v;
     };
     // Sorted by month: a person record, if any, comes first.
-    let entries = digests.of(*slot);
     if entries.first().is_none_or(|e| e.period != 0) {
         v.class = Class::Fabricated;
         return v;
     }
     // Found: `classify` moves the record id in.
-    v.slot = *slot;
+    v.slot = slot;
     // Only persons carrying a canary field are worth the digest that tells.
     let marked = entries
         .iter()
@@ -546,8 +557,8 @@ fn judge(
 
 /// Classifies every row on `threads` threads; `located` is consumed (its record ids move
 /// into the verdicts rather than being copied).
-pub fn classify_all(
-    rows: &[LeakRow],
+pub fn classify_all<R: Borrow<LeakRow> + Sync>(
+    rows: &[R],
     located: Vec<Option<Located>>,
     digests: &Digests,
     resolver: &dyn Resolver,
@@ -565,7 +576,12 @@ pub fn classify_all(
                 Ok(mut w) => w.digest(f, id, v),
                 Err(_) => digester.digest(f, id, v),
             };
-            with_person(judge(&rows[i], l.as_ref(), digests, resolver, &mac), l)
+            let slot = l.as_ref().and_then(|l| l.slot);
+            let entries = digests.of(slot);
+            with_person(
+                judge(rows[i].borrow(), l.as_ref(), &entries, slot, resolver, &mac),
+                l,
+            )
         },
     )
 }

@@ -124,59 +124,106 @@ impl Reading {
             }
         }
         Ok(Shelf {
+            base: 0,
             first,
             entries,
             arena,
             persons,
         })
     }
-}
 
-/// Rows of a pass waiting to be probed: a batch at a time, so that the probes' cache misses
-/// overlap (see [`LocatorTable::touch`]).
-#[derive(Default)]
-struct Batch {
-    rows: Vec<([u8; 16], u32, u64, std::ops::Range<usize>)>,
-    bodies: Vec<u8>,
-}
-
-/// Rows per batch: enough misses in flight, still in the first-level cache.
-const BATCH: usize = 64;
-
-impl Batch {
-    fn push(&mut self, locator: [u8; 16], period: u32, version: u64, body: &[u8]) {
-        let at = self.bodies.len();
-        self.bodies.extend_from_slice(body);
-        self.rows
-            .push((locator, period, version, at..self.bodies.len()));
-    }
-
-    fn full(&self) -> bool {
-        self.rows.len() >= BATCH
-    }
-
-    /// Keeps the rows whose locator is one of the scan's, and empties the batch.
-    fn flush(&mut self, slots: &LocatorTable, into: &mut Reading) -> Result<(), LeakError> {
-        let warm = self
-            .rows
-            .iter()
-            .fold(0u32, |acc, r| acc ^ slots.touch(&r.0));
-        std::hint::black_box(warm);
-        for (locator, period, version, body) in self.rows.drain(..) {
-            if let Some(slot) = slots.get(&locator) {
-                let body = self.bodies.get(body).unwrap_or(&[]);
-                into.keep_period(slot, period, version, body)?;
+    /// The shelf of sets kept in order of slot (as a walk keeps them), for `slots`
+    /// slots: nothing moves. Sets out of order are packed instead.
+    fn in_order(self, slots: usize) -> Result<Shelf, LeakError> {
+        if !self.entries.is_sorted_by_key(|e| e.slot) {
+            return self.pack(slots);
+        }
+        let mut first = vec![0u32; slots + 1];
+        let mut persons = vec![0u64; slots.div_ceil(64)];
+        for e in &self.entries {
+            match first.get_mut(e.slot as usize + 1) {
+                Some(c) => *c += 1,
+                None => return Err(malformed("a digest set for a slot beyond the scan's")),
+            }
+            if e.period == 0 {
+                persons[e.slot as usize / 64] |= 1 << (e.slot % 64);
             }
         }
-        self.bodies.clear();
-        Ok(())
+        for i in 1..first.len() {
+            first[i] += first[i - 1];
+        }
+        Ok(Shelf {
+            base: 0,
+            first,
+            entries: self.entries,
+            arena: self.arena,
+            persons,
+        })
     }
+}
+
+/// What one part of a walk read: its rows by locator, and their persons' sets.
+struct Walked {
+    share: Vec<([u8; 16], u32)>,
+    shelf: Shelf,
+    read: u64,
+}
+
+/// Walks `part` of the table beside `share` (its located rows, as `(locator, row)`),
+/// keeping the sets of the share's persons, each under its rank among them.
+fn walk_part(
+    store: &dyn Store,
+    part: Part,
+    mut share: Vec<([u8; 16], u32)>,
+    capacity: usize,
+) -> Result<Walked, LeakError> {
+    share.sort_unstable();
+    let mut persons: Vec<[u8; 16]> = share.iter().map(|(l, _)| *l).collect();
+    persons.dedup();
+    let mut reading = Reading::with_capacity(capacity.min(persons.len().saturating_mul(4)));
+    let (mut next, mut read, mut err) = (0usize, 0u64, None);
+    store.scan_digests(part, &mut |row| {
+        read += 1;
+        let Ok(l) = <[u8; 16]>::try_from(row.locator) else {
+            return true;
+        };
+        while persons.get(next).is_some_and(|p| *p < l) {
+            next += 1;
+        }
+        match persons.get(next) {
+            // Every person of the share is behind: the rest of the part is nobody's.
+            None => false,
+            Some(p) if *p == l => {
+                let period = period_of(row.table, row.record_id);
+                // Below the share's length, itself below u32::MAX (checked by the caller).
+                let rank = u32::try_from(next).unwrap_or(u32::MAX);
+                match reading.keep_period(rank, period, row.version, row.body) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        err = Some(e);
+                        false
+                    }
+                }
+            }
+            Some(_) => true,
+        }
+    })?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok(Walked {
+        shelf: reading.in_order(persons.len())?,
+        share,
+        read,
+    })
 }
 
 /// Digest sets packed by slot: slot `s`'s are `entries[first[s]..first[s + 1]]`, their
 /// bodies side by side in the same order.
 #[derive(Debug, Default)]
 struct Shelf {
+    /// The first slot this shelf holds: slot `s` is at `s - base`.
+    base: u32,
     first: Vec<u32>,
     entries: Vec<Entry>,
     arena: Vec<u8>,
@@ -186,7 +233,10 @@ struct Shelf {
 
 impl Shelf {
     fn chain(&self, slot: u32) -> impl Iterator<Item = Held<'_>> {
-        let s = slot as usize;
+        // A slot below the base is not here (nor above the end: `first` says so).
+        let s = slot
+            .checked_sub(self.base)
+            .map_or(usize::MAX - 1, |s| s as usize);
         let from = self.first.get(s).copied().unwrap_or(0) as usize;
         let to = self.first.get(s + 1).copied().unwrap_or(0) as usize;
         self.entries
@@ -207,6 +257,9 @@ impl Shelf {
 /// The digests of the persons a scan needs, by locator.
 #[derive(Debug, Default)]
 pub struct Digests {
+    /// The persons a walk of the table read, by locator, sorted: a slot is a rank here.
+    walked: Vec<[u8; 16]>,
+    /// The persons looked up one by one; their slots follow the walked persons'.
     slots: LocatorTable,
     shelves: Vec<Shelf>,
     /// Rows read from the store.
@@ -216,7 +269,15 @@ pub struct Digests {
     pub streamed: bool,
 }
 
-fn period_of(table: &str, record_id: &str) -> u32 {
+/// Whether reading the whole digest table (about `table_rows` rows) is cheaper than
+/// looking `persons` up one by one: a lookup costs about what reading twenty rows in a
+/// pass does.
+pub fn worth_a_pass(persons: u64, table_rows: u64) -> bool {
+    persons.saturating_mul(20) > table_rows
+}
+
+/// The month a digest row describes: `AAAAMM` for a declaration, 0 for a person record.
+pub(crate) fn period_of(table: &str, record_id: &str) -> u32 {
     if table != "declarations" {
         return 0;
     }
@@ -237,6 +298,22 @@ impl Digests {
         located: &mut [Option<Located>],
         threads: usize,
     ) -> Result<Self, LeakError> {
+        Self::fetch_by(store, located, threads, None)
+    }
+
+    /// [`Digests::fetch`], told whether to walk the whole table (`Some(true)`), to look
+    /// each person up (`Some(false)`), or to choose by the counts (`None`).
+    pub fn fetch_by(
+        store: &dyn Store,
+        located: &mut [Option<Located>],
+        threads: usize,
+        pass: Option<bool>,
+    ) -> Result<Self, LeakError> {
+        let estimate = store.digest_rows_estimate()?;
+        let named = located.iter().flatten().count() as u64;
+        if pass.unwrap_or_else(|| worth_a_pass(named, estimate)) {
+            return Self::walk(store, located, threads, estimate);
+        }
         let mut d = Self {
             slots: LocatorTable::with_capacity(located.len()),
             ..Self::default()
@@ -253,56 +330,53 @@ impl Digests {
             }
             l.slot = Some(slot);
         }
-        // A lookup costs about what reading twenty rows in a pass does.
-        let estimate = store.digest_rows_estimate()?;
-        if (order.len() as u64) * 20 <= estimate {
-            let mut reading = Reading::default();
-            for (slot, l) in order.iter().enumerate() {
-                let slot = u32::try_from(slot).map_err(|_| too_many())?;
-                d.rows_read += look_up(store, l, slot, &mut reading)?;
-            }
-            d.shelves.push(reading.pack(d.slots.len())?);
-            return Ok(d);
+        let mut reading = Reading::default();
+        for (slot, l) in order.iter().enumerate() {
+            let slot = u32::try_from(slot).map_err(|_| too_many())?;
+            d.rows_read += look_up(store, l, slot, &mut reading)?;
         }
-        d.streamed = true;
+        d.shelves.push(reading.pack(d.slots.len())?);
+        Ok(d)
+    }
+
+    /// One walk of the whole table, in `threads` parts side by side where the store can:
+    /// each part's persons sorted by locator, and its digest rows read in locator order
+    /// beside them (the store's promise), so that what is kept arrives already grouped by
+    /// person and a person's slot is its rank. No table of locators is built or probed,
+    /// nothing is sorted after reading, and the pass stops once its persons are behind it.
+    fn walk(
+        store: &dyn Store,
+        located: &mut [Option<Located>],
+        threads: usize,
+        estimate: u64,
+    ) -> Result<Self, LeakError> {
         let of = u32::try_from(threads.max(1))
             .unwrap_or(1)
             .min(store.digest_scan_parts().max(1));
-        let slots = &d.slots;
+        let lows: Vec<[u8; 16]> = (0..of)
+            .map(|index| Part { index, of }.locator_bounds().0)
+            .collect();
+        // Each located row, by the part its locator falls in.
+        let mut shares: Vec<Vec<([u8; 16], u32)>> = vec![Vec::new(); lows.len()];
+        for (i, l) in located.iter().enumerate() {
+            if let Some(l) = l {
+                let row = u32::try_from(i).map_err(|_| too_many())?;
+                let part = lows
+                    .partition_point(|lo| *lo <= l.locator)
+                    .saturating_sub(1);
+                if let Some(s) = shares.get_mut(part) {
+                    s.push((l.locator, row));
+                }
+            }
+        }
         // Sized once: growing vectors of millions of rows would copy them over and over.
         let per_part = (estimate / u64::from(of)).min(1 << 28) as usize;
-        let parts: Vec<Result<(Shelf, u64), LeakError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..of)
-                .map(|index| {
-                    s.spawn(move || {
-                        let mut reading = Reading::with_capacity(per_part);
-                        let mut batch = Batch::default();
-                        let mut read = 0u64;
-                        let mut err = None;
-                        store.scan_digests(Part { index, of }, &mut |row| {
-                            read += 1;
-                            let Ok(l) = <[u8; 16]>::try_from(row.locator) else {
-                                return true;
-                            };
-                            let period = period_of(row.table, row.record_id);
-                            batch.push(l, period, row.version, row.body);
-                            if batch.full()
-                                && let Err(e) = batch.flush(slots, &mut reading)
-                            {
-                                err = Some(e);
-                                return false;
-                            }
-                            true
-                        })?;
-                        if err.is_none() {
-                            err = batch.flush(slots, &mut reading).err();
-                        }
-                        match err {
-                            Some(e) => Err(e),
-                            // Packed here, each part on its own thread.
-                            None => Ok((reading.pack(slots.len())?, read)),
-                        }
-                    })
+        let parts: Vec<Result<Walked, LeakError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = shares
+                .into_iter()
+                .zip(0u32..)
+                .map(|(share, index)| {
+                    s.spawn(move || walk_part(store, Part { index, of }, share, per_part))
                 })
                 .collect();
             // A thread that panicked is a bug; its rows must not vanish.
@@ -311,10 +385,42 @@ impl Digests {
                 .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect()
         });
+        let mut d = Self {
+            streamed: true,
+            ..Self::default()
+        };
         for p in parts {
-            let (shelf, read) = p?;
-            d.rows_read += read;
-            d.shelves.push(shelf);
+            let mut p = p?;
+            // Parts come in locator order: ranks continue from one to the next.
+            let base = u32::try_from(d.walked.len()).map_err(|_| too_many())?;
+            let mut rank = base;
+            let mut last = None;
+            for (l, row) in &p.share {
+                if last.is_some_and(|x| x != l) {
+                    rank += 1;
+                }
+                last = Some(l);
+                if let Some(Some(at)) = located.get_mut(*row as usize) {
+                    at.slot = Some(rank);
+                }
+            }
+            d.walked.extend(
+                p.share
+                    .iter()
+                    .map(|(l, _)| *l)
+                    .scan(None, |prev, l| {
+                        let new = *prev != Some(l);
+                        *prev = Some(l);
+                        Some(new.then_some(l))
+                    })
+                    .flatten(),
+            );
+            p.shelf.base = base;
+            d.rows_read += p.read;
+            d.shelves.push(p.shelf);
+        }
+        if d.walked.len() >= u32::MAX as usize {
+            return Err(too_many());
         }
         Ok(d)
     }
@@ -331,10 +437,10 @@ impl Digests {
         sorted.sort_unstable();
         let mut reading = Reading::default();
         for l in sorted {
-            if self.slots.get(l).is_some() {
+            if self.slot(l).is_some() {
                 continue;
             }
-            let slot = u32::try_from(self.slots.len())
+            let slot = u32::try_from(self.slots())
                 .ok()
                 .filter(|n| *n != u32::MAX)
                 .ok_or_else(too_many)?;
@@ -342,19 +448,22 @@ impl Digests {
             self.slots.get_or_insert(*l, slot);
         }
         if !reading.entries.is_empty() {
-            self.shelves.push(reading.pack(self.slots.len())?);
+            self.shelves.push(reading.pack(self.slots())?);
         }
         Ok(())
     }
 
     /// Where the digests under `locator` are, if fetched.
     pub fn slot(&self, locator: &[u8; 16]) -> Option<u32> {
-        self.slots.get(locator)
+        match self.walked.binary_search(locator) {
+            Ok(rank) => u32::try_from(rank).ok(),
+            Err(_) => self.slots.get(locator),
+        }
     }
 
     /// How many persons were asked for.
     pub fn slots(&self) -> usize {
-        self.slots.len()
+        self.walked.len() + self.slots.len()
     }
 
     /// The digest sets of `slot`, in no particular order.
@@ -394,10 +503,13 @@ impl Digests {
         let Some(s) = slot else {
             return false;
         };
-        let (word, bit) = (s as usize / 64, s % 64);
-        self.shelves
-            .iter()
-            .any(|sh| sh.persons.get(word).is_some_and(|w| w & (1 << bit) != 0))
+        self.shelves.iter().any(|sh| {
+            s.checked_sub(sh.base).is_some_and(|s| {
+                sh.persons
+                    .get(s as usize / 64)
+                    .is_some_and(|w| w & (1 << (s % 64)) != 0)
+            })
+        })
     }
 }
 
@@ -415,14 +527,14 @@ fn look_up(
     Ok(rows.len() as u64)
 }
 
-fn malformed(what: &str) -> LeakError {
+pub(crate) fn malformed(what: &str) -> LeakError {
     LeakError::Digest(ribat_crypto::CryptoError::Malformed {
         what: "leak digests",
         reason: what.to_owned(),
     })
 }
 
-fn too_many() -> LeakError {
+pub(crate) fn too_many() -> LeakError {
     LeakError::Digest(ribat_crypto::CryptoError::Malformed {
         what: "leak scan",
         reason: "more than 4 billion persons or digest sets in one scan".into(),
@@ -472,32 +584,42 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_keeps_the_scans_persons_only_and_empties_itself() {
-        let mut slots = LocatorTable::with_capacity(2);
-        slots.get_or_insert([1; 16], 0);
-        slots.get_or_insert([2; 16], 1);
-        let mut batch = Batch::default();
+    fn a_shelf_kept_in_order_answers_for_its_own_slots_only() {
         let mut r = Reading::default();
-        for i in 0..150u8 {
-            let locator = [i % 4; 16];
-            batch.push(locator, u32::from(i), 1, &[i; 9]);
-            if batch.full() {
-                batch.flush(&slots, &mut r).unwrap();
-                assert!(batch.rows.is_empty() && batch.bodies.is_empty());
-            }
+        // As a walk keeps them: by rank, a person record (month 0) for ranks 0 and 2.
+        for (rank, period) in [(0, 0), (0, 202501), (1, 202502), (2, 0), (2, 202501)] {
+            r.keep_period(rank, period, 1, &[rank as u8 + 1; 9])
+                .unwrap();
         }
-        batch.flush(&slots, &mut r).unwrap();
-        // Locators 1 and 2 of 0..4: half of the 150 rows, each with its own body.
-        assert_eq!(r.entries.len(), 75);
-        let sh = r.pack(2).unwrap();
-        assert!(
-            sh.chain(0)
-                .all(|h| h.period % 4 == 1 && h.body == [h.period as u8; 9])
-        );
-        assert!(
-            sh.chain(1)
-                .all(|h| h.period % 4 == 2 && h.body == [h.period as u8; 9])
-        );
+        let mut sh = r.in_order(4).unwrap();
+        sh.base = 10;
+        let periods = |slot| sh.chain(slot).map(|h| h.period).collect::<Vec<_>>();
+        assert_eq!(periods(10), [0, 202501]);
+        assert_eq!(periods(11), [202502]);
+        assert_eq!(periods(12), [0, 202501]);
+        assert!(sh.chain(12).all(|h| h.body == [3; 9]));
+        for outside in [0, 9, 13, 14, u32::MAX] {
+            assert_eq!(periods(outside), [0u32; 0], "slot {outside}");
+        }
+        let d = Digests {
+            shelves: vec![sh],
+            ..Digests::default()
+        };
+        assert!(d.knows(Some(10)) && d.knows(Some(12)));
+        assert!(!d.knows(Some(11)) && !d.knows(Some(2)) && !d.knows(Some(0)));
+    }
+
+    #[test]
+    fn sets_kept_out_of_order_are_packed_rather_than_misfiled() {
+        let mut r = Reading::default();
+        for rank in [2u32, 0, 1, 0] {
+            r.keep_period(rank, 0, 1, &[rank as u8 + 1; 9]).unwrap();
+        }
+        let sh = r.in_order(3).unwrap();
+        for rank in 0..3u32 {
+            assert!(sh.chain(rank).all(|h| h.body == [rank as u8 + 1; 9]));
+        }
+        assert_eq!(sh.chain(0).count(), 2);
     }
 
     #[test]

@@ -96,13 +96,6 @@ impl LocatorTable {
         i
     }
 
-    /// Reads the cell where a probe for `key` starts, and nothing more: called for a
-    /// batch of keys before probing any of them, so that their cache misses overlap
-    /// instead of coming one after the other.
-    pub fn touch(&self, key: &[u8; 16]) -> u32 {
-        self.cells.get(self.start(key)).map_or(EMPTY, |c| c.slot)
-    }
-
     /// The slot of `key`, if held.
     pub fn get(&self, key: &[u8; 16]) -> Option<u32> {
         if self.cells.is_empty() {

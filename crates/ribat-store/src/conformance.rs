@@ -97,6 +97,7 @@ pub fn run_all<H: Harness>(h: &mut H) {
     bulk_load(h);
     bulk_load_interrupted(h);
     digests_keep_every_version(h);
+    digest_parts_walk_locators_in_order(h);
 }
 
 fn bulk_load<H: Harness>(h: &mut H) {
@@ -370,4 +371,73 @@ fn digests_keep_every_version<H: Harness>(h: &mut H) {
     drop(s);
     let s = h.reopen();
     assert_eq!(must(s.digests(&[1; 16]), "digests").len(), 3);
+}
+
+/// A scan of a large dump walks each part beside its rows sorted by locator: every row of
+/// a part lies within its bounds, in order, and the parts hold each row once.
+fn digest_parts_walk_locators_in_order<H: Harness>(h: &mut H) {
+    let s = h.fresh();
+    let mut records = Vec::new();
+    for (i, first) in [0xffu8, 0x01, 0xaa, 0x55, 0x80, 0x7f, 0x00]
+        .into_iter()
+        .enumerate()
+    {
+        for version in [1, 2] {
+            let mut r = record("persons", &format!("p-{i}"), version, first);
+            let mut locator = [first; 16];
+            locator[15] = 0x0f;
+            r.digests = vec![(locator, vec![1, first, 0, 0, 0, 0, 0, 0, 0])];
+            records.push(r.clone());
+            r.table = "declarations".into();
+            r.record_id = format!("d-202501-p-{i}");
+            records.push(r);
+        }
+    }
+    for r in &records {
+        must(s.put_records(std::slice::from_ref(r)), "put");
+    }
+    let key = |r: &DigestRow| (r.locator, r.table.clone(), r.record_id.clone(), r.version);
+    let mut every: Vec<_> = Vec::new();
+    for of in [1u32, 2, 3, 7] {
+        let mut seen = Vec::new();
+        for index in 0..of {
+            let part = Part { index, of };
+            let (lo, hi) = part.locator_bounds();
+            let mut rows: Vec<DigestRow> = Vec::new();
+            must(
+                s.scan_digests(part, &mut |r| {
+                    rows.push(DigestRow {
+                        locator: r.locator.try_into().unwrap_or([0; 16]),
+                        table: r.table.to_owned(),
+                        record_id: r.record_id.to_owned(),
+                        version: r.version,
+                        body: r.body.to_vec(),
+                    });
+                    true
+                }),
+                "scan a part",
+            );
+            assert!(
+                rows.windows(2).all(|w| key(&w[0]) < key(&w[1])),
+                "part {index} of {of} must come in locator, table, id, version order"
+            );
+            assert!(
+                rows.iter()
+                    .all(|r| lo <= r.locator && hi.is_none_or(|h| r.locator < h)),
+                "part {index} of {of} holds only its own locators"
+            );
+            seen.extend(rows.iter().map(key));
+        }
+        assert_eq!(
+            seen.len(),
+            records.len(),
+            "{of} parts hold each digest once"
+        );
+        if of == 1 {
+            every = seen;
+        } else {
+            seen.sort();
+            assert_eq!(seen, every, "{of} parts hold what the whole does");
+        }
+    }
 }

@@ -161,11 +161,12 @@ pub trait Store: PointSource {
     fn digest_scan_parts(&self) -> u32 {
         1
     }
-    /// Every leak digest of `part`, in no particular order, lent to `each` without copying
-    /// (a scan of a large dump reads them once instead of looking each row up, and keeps
-    /// only the ones it needs); `each` returning `false` stops the pass. The parts of one
-    /// count are disjoint and together hold every digest, so that threads can each read
-    /// one at the same time.
+    /// Every leak digest whose locator lies in `part` (see [`Part::locator_bounds`]), in
+    /// order of locator, then table, record id and version, lent to `each` without copying
+    /// (a scan of a large dump reads them once instead of looking each row up, and walks
+    /// them beside its rows sorted the same way); `each` returning `false` stops the pass.
+    /// The parts of one count are disjoint and together hold every digest, so that threads
+    /// can each read one at the same time.
     fn scan_digests(
         &self,
         part: Part,
@@ -185,4 +186,58 @@ pub struct Part {
 impl Part {
     /// The whole table.
     pub const WHOLE: Self = Self { index: 0, of: 1 };
+
+    /// The locators this part covers: from the first (inclusive) to the second
+    /// (exclusive; `None` for the last part). Parts split the range of the locator's first
+    /// eight bytes evenly, which splits the rows evenly since locators are MAC outputs.
+    pub fn locator_bounds(self) -> ([u8; 16], Option<[u8; 16]>) {
+        let of = u128::from(self.of.max(1));
+        let at = |i: u32| -> [u8; 16] {
+            // Below 2^64 since i < of.
+            let head = ((u128::from(i) << 64) / of) as u64;
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&head.to_be_bytes());
+            b
+        };
+        let upper = (u128::from(self.index) + 1 < of).then(|| at(self.index + 1));
+        (at(self.index.min(self.of.max(1) - 1)), upper)
+    }
+
+    /// Which of `of` parts holds `locator`.
+    pub fn of_locator(locator: &[u8; 16], of: u32) -> Self {
+        let of = of.max(1);
+        // Few parts: a walk from the last is as quick as a search.
+        let index = (0..of)
+            .rev()
+            .find(|&index| Self { index, of }.locator_bounds().0 <= *locator)
+            .unwrap_or(0);
+        Self { index, of }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Part;
+
+    #[test]
+    fn parts_of_locators_are_disjoint_ordered_and_cover_every_locator() {
+        for of in [1u32, 2, 3, 7] {
+            let parts: Vec<Part> = (0..of).map(|index| Part { index, of }).collect();
+            assert_eq!(parts[0].locator_bounds().0, [0; 16]);
+            assert_eq!(parts[of as usize - 1].locator_bounds().1, None);
+            for w in parts.windows(2) {
+                assert_eq!(w[0].locator_bounds().1, Some(w[1].locator_bounds().0));
+                assert!(w[0].locator_bounds().0 < w[1].locator_bounds().0);
+            }
+            for first in [0u8, 1, 0x54, 0x55, 0x56, 0x7f, 0x80, 0xaa, 0xff] {
+                for fill in [0u8, 0xff] {
+                    let mut l = [fill; 16];
+                    l[0] = first;
+                    let p = Part::of_locator(&l, of);
+                    let (lo, hi) = p.locator_bounds();
+                    assert!(lo <= l && hi.is_none_or(|h| l < h), "{l:?} in {p:?}");
+                }
+            }
+        }
+    }
 }

@@ -254,20 +254,20 @@ impl Store for PostgresStore {
     ) -> Result<(), StoreError> {
         self.with(|c| {
             // A portal inside a transaction streams the table in batches instead of
-            // materialising it in this process. Parts split on the locator's first byte,
-            // which is uniform (it is a MAC).
+            // materialising it in this process; the primary key gives the order.
             let mut tx = c.transaction().map_err(pg("begin"))?;
             let stmt = tx
                 .prepare(
                     "SELECT locator, tbl, record_id, version, body FROM digests \
-                     WHERE get_byte(locator, 0) % $2 = $1",
+                     WHERE locator >= $1 AND ($2::bytea IS NULL OR locator < $2) \
+                     ORDER BY locator, tbl, record_id, version",
                 )
                 .map_err(pg("prepare digest scan"))?;
-            let (index, of) = (
-                i32::try_from(part.index).unwrap_or(0),
-                i32::try_from(part.of.max(1)).unwrap_or(1),
-            );
-            let portal = tx.bind(&stmt, &[&index, &of]).map_err(pg("scan digests"))?;
+            let (from, to) = part.locator_bounds();
+            let to = to.as_ref().map(|t| &t[..]);
+            let portal = tx
+                .bind(&stmt, &[&&from[..], &to])
+                .map_err(pg("scan digests"))?;
             'outer: loop {
                 let batch = tx
                     .query_portal(&portal, 10_000)

@@ -108,6 +108,7 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
                 encoding: None,
                 threads,
                 attribute: false,
+                matching: leak_cmd::Matching::Auto,
             },
         )?;
         scan_samples.push(t.elapsed().as_secs_f64());

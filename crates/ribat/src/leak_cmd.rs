@@ -32,6 +32,22 @@ pub struct ScanOptions {
     pub threads: usize,
     /// Ask the audit log who read the leaked persons.
     pub attribute: bool,
+    /// How rows meet the digests.
+    pub matching: Matching,
+}
+
+/// How a scan's rows meet the leak digests. Both give the same verdicts (tested); they
+/// differ in cost only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Matching {
+    /// A walk of the whole digest table when the dump names more than a twentieth as
+    /// many persons as the table has rows, else a lookup per person.
+    #[default]
+    Auto,
+    /// Always one walk of the whole digest table.
+    Walk,
+    /// Always a lookup per person.
+    Lookups,
 }
 
 /// A finished scan.
@@ -146,7 +162,8 @@ pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
     timing("start", t0);
     let (rows, reports, refused) = read_all(&opts.files, opts.encoding);
     timing("parse", t0);
-    let (verdicts, latest_in_vault, scratch) = match_rows(node, &rows, opts.threads)?;
+    let (verdicts, latest_in_vault, scratch) =
+        match_rows(node, &rows, opts.threads, opts.matching)?;
     // Millions of small allocations are freed off the answer's path: on a thread of their
     // own, beside the summary and the attribution.
     let cleanup = std::thread::Builder::new()
@@ -201,6 +218,7 @@ pub fn match_rows(
     node: &Embedded,
     rows: &[LeakRow],
     threads: usize,
+    matching: Matching,
 ) -> Result<(Vec<Verdict>, Option<String>, Scratch)> {
     let tt = Instant::now();
     let lap = |what: &str| timing(what, tt);
@@ -215,10 +233,24 @@ pub fn match_rows(
         store,
         honey: HashSet::new(),
     };
+    // The custodians' honey list (a handful of records), asked once.
+    if let Some(c) = node.custodians.first() {
+        resolver.honey = c
+            .honey_records()?
+            .into_iter()
+            .filter(|(t, _)| t == PERSONS)
+            .map(|(_, id)| id)
+            .collect();
+    }
     let mut located = classify::locate(rows, &resolver, &digester, threads);
     lap("locate");
-    let mut digests =
-        Digests::fetch(store, &mut located, threads).context("reading the leak digests")?;
+    let pass = match matching {
+        Matching::Auto => None,
+        Matching::Walk => Some(true),
+        Matching::Lookups => Some(false),
+    };
+    let mut digests = Digests::fetch_by(store, &mut located, threads, pass)
+        .context("reading the leak digests")?;
     lap("fetch");
     classify::relocate(
         rows,
@@ -229,16 +261,6 @@ pub fn match_rows(
         &digester,
     )?;
     lap("relocate");
-    // The custodians' honey list (a handful of records), asked once.
-    if let Some(c) = node.custodians.first() {
-        resolver.honey = c
-            .honey_records()?
-            .into_iter()
-            .filter(|(t, _)| t == PERSONS)
-            .map(|(_, id)| id)
-            .collect();
-    }
-    lap("honey");
     let latest = digests.latest_period_held().map(|p| p.to_string());
     let verdicts = classify::classify_all(rows, located, &digests, &resolver, &digester, threads);
     lap("classify");

@@ -488,6 +488,11 @@ enum LeakCommand {
         /// Encoding of the files when the guess is wrong: utf-8, windows-1256, latin-1.
         #[arg(long)]
         encoding: Option<String>,
+        /// How rows meet the leak digests: `walk` reads the whole digest table once
+        /// (cheapest for a large dump), `lookups` asks for each person (cheapest for a
+        /// few), `auto` chooses by the dump's size. The verdicts are the same.
+        #[arg(long, value_enum, default_value = "auto")]
+        matching: leak_cmd::Matching,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -1018,6 +1023,7 @@ fn run(cli: Cli) -> Result<()> {
                     json,
                     report,
                     encoding,
+                    matching,
                     pass,
                 },
         } => {
@@ -1037,6 +1043,7 @@ fn run(cli: Cli) -> Result<()> {
                     encoding,
                     threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                     attribute: true,
+                    matching,
                 },
             )?;
             if let Some(dir) = &report {

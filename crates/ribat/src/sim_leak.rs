@@ -308,6 +308,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
                 encoding: None,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 attribute: false,
+                matching: leak_cmd::Matching::Auto,
             },
         )?;
         full.finish_cleanup();

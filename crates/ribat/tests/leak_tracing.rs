@@ -41,6 +41,55 @@ fn scan(out: &Path, files: &[&Path], extra: &[&str]) -> std::process::Output {
     c.output().unwrap()
 }
 
+/// The walk of the whole digest table and the lookup per person are two ways to the same
+/// verdicts: every row's, the persons counted, the months, the attribution.
+#[test]
+fn the_walk_and_the_lookups_give_the_same_verdicts() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("leak");
+    sim(&out, "300", &[]);
+    let mut compared = 0;
+    for entry in std::fs::read_dir(out.join("dumps")).unwrap() {
+        let dir = entry.unwrap().path();
+        let files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap();
+                name != "truth.csv" && name != "sources.txt" && p.is_file()
+            })
+            .collect();
+        let files: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+        let mut seen = Vec::new();
+        for how in ["walk", "lookups"] {
+            let report = d.path().join(format!("{}-{how}", dir.display()));
+            let o = scan(
+                &out,
+                &files,
+                &["--matching", how, "--report", report.to_str().unwrap()],
+            );
+            assert!(
+                o.status.success(),
+                "{how} on {}: {}",
+                dir.display(),
+                text(&o)
+            );
+            let rows = std::fs::read_to_string(report.join("rows.jsonl")).unwrap();
+            let mut summary: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(report.join("summary.json")).unwrap(),
+            )
+            .unwrap();
+            summary.as_object_mut().unwrap().remove("seconds");
+            seen.push((rows, summary));
+        }
+        assert!(!seen[0].0.is_empty(), "{}: no verdicts", dir.display());
+        assert_eq!(seen[0].0, seen[1].0, "{}: verdicts differ", dir.display());
+        assert_eq!(seen[0].1, seen[1].1, "{}: summaries differ", dir.display());
+        compared += 1;
+    }
+    assert!(compared >= 15, "only {compared} dumps compared");
+}
+
 #[test]
 fn every_leak_variant_is_told_apart_and_traced_to_its_recipient() {
     let d = tempfile::tempdir().unwrap();
