@@ -569,6 +569,11 @@ pub fn classify_all<R: Borrow<LeakRow> + Sync>(
         located,
         threads,
         || std::cell::RefCell::new(digester.worker()),
+        |block| {
+            std::hint::black_box(
+                digests.warm(block.iter().map(|l| l.as_ref().and_then(|l| l.slot))),
+            );
+        },
         |w, i, l| {
             // The thread's own keyed state; borrowed for one digest at a time, so the
             // shared digester is only a fallback that never runs.
@@ -586,12 +591,16 @@ pub fn classify_all<R: Borrow<LeakRow> + Sync>(
     )
 }
 
+/// Items handed to `ahead` at a time, before any of them is processed.
+const BLOCK: usize = 32;
+
 /// `f(i, item)` for every item, in order, shared out among `threads` threads, each owning
-/// its share.
+/// its share; `ahead` sees each block of items before `f` does.
 fn in_owned_chunks<S, T: Send, U: Send>(
     mut items: Vec<T>,
     threads: usize,
     init: impl Fn() -> S + Sync,
+    ahead: impl Fn(&[T]) + Sync,
     f: impl Fn(&mut S, usize, T) -> U + Sync,
 ) -> Vec<U> {
     let chunk = items.len().div_ceil(threads.max(1)).max(1);
@@ -602,18 +611,27 @@ fn in_owned_chunks<S, T: Send, U: Send>(
         shares.push((from, items.split_off(from)));
     }
     shares.reverse();
-    let (f, init) = (&f, &init);
+    let (f, init, ahead) = (&f, &init, &ahead);
     std::thread::scope(|s| {
         let handles: Vec<_> = shares
             .into_iter()
-            .map(|(from, share)| {
+            .map(|(from, mut share)| {
                 s.spawn(move || {
                     let mut state = init();
-                    share
-                        .into_iter()
-                        .enumerate()
-                        .map(|(k, t)| f(&mut state, from + k, t))
-                        .collect::<Vec<U>>()
+                    let mut out = Vec::with_capacity(share.len());
+                    let mut k = from;
+                    // Drained from the front, a block at a time.
+                    share.reverse();
+                    while !share.is_empty() {
+                        let block = share.split_off(share.len().saturating_sub(BLOCK));
+                        let mut block: Vec<T> = block.into_iter().rev().collect();
+                        ahead(&block);
+                        for t in block.drain(..) {
+                            out.push(f(&mut state, k, t));
+                            k += 1;
+                        }
+                    }
+                    out
                 })
             })
             .collect();
@@ -633,7 +651,7 @@ mod tests {
     fn owned_chunks_keep_order_and_indexes() {
         for (n, threads) in [(0, 2), (1, 2), (7, 2), (10, 3), (5, 8)] {
             let items: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
-            let out = in_owned_chunks(items, threads, || (), |_, i, s| (i, s));
+            let out = in_owned_chunks(items, threads, || (), |_| (), |_, i, s| (i, s));
             let want: Vec<(usize, String)> = (0..n).map(|i| (i, format!("r{i}"))).collect();
             assert_eq!(out, want, "{n} items on {threads} threads");
         }
