@@ -319,23 +319,7 @@ fn digests_keep_every_version<H: Harness>(h: &mut H) {
     );
     assert_eq!(must(s.digests(&[99; 16]), "digests").len(), 1);
     assert!(must(s.digests(&[7; 16]), "digests").is_empty());
-    let scan = |part: Part| {
-        let mut all: Vec<DigestRow> = Vec::new();
-        must(
-            s.scan_digests(part, &mut |r| {
-                all.push(DigestRow {
-                    locator: r.locator.try_into().unwrap_or([0; 16]),
-                    table: r.table.to_owned(),
-                    record_id: r.record_id.to_owned(),
-                    version: r.version,
-                    body: r.body.to_vec(),
-                });
-                true
-            }),
-            "scan",
-        );
-        all
-    };
+    let scan = |part: Part| scan_part(&s, part);
     let all = scan(Part::WHOLE);
     assert_eq!(
         must(s.digest_rows_estimate(), "estimate"),
@@ -403,20 +387,7 @@ fn digest_parts_walk_locators_in_order<H: Harness>(h: &mut H) {
         for index in 0..of {
             let part = Part { index, of };
             let (lo, hi) = part.locator_bounds();
-            let mut rows: Vec<DigestRow> = Vec::new();
-            must(
-                s.scan_digests(part, &mut |r| {
-                    rows.push(DigestRow {
-                        locator: r.locator.try_into().unwrap_or([0; 16]),
-                        table: r.table.to_owned(),
-                        record_id: r.record_id.to_owned(),
-                        version: r.version,
-                        body: r.body.to_vec(),
-                    });
-                    true
-                }),
-                "scan a part",
-            );
+            let rows = scan_part(&s, part);
             assert!(
                 rows.windows(2).all(|w| key(&w[0]) < key(&w[1])),
                 "part {index} of {of} must come in locator, table, id, version order"
@@ -440,4 +411,23 @@ fn digest_parts_walk_locators_in_order<H: Harness>(h: &mut H) {
             assert_eq!(seen, every, "{of} parts hold what the whole does");
         }
     }
+}
+
+/// Every digest row of `part`, copied out, in the order the store gave them.
+fn scan_part<S: Store>(s: &S, part: Part) -> Vec<DigestRow> {
+    let mut rows: Vec<DigestRow> = Vec::new();
+    must(
+        s.scan_digests(part, &mut |r| {
+            rows.push(DigestRow {
+                locator: r.locator.try_into().unwrap_or([0; 16]),
+                table: r.table.to_owned(),
+                record_id: r.record_id.to_owned(),
+                version: r.version,
+                body: r.body.to_vec(),
+            });
+            true
+        }),
+        "scan a part",
+    );
+    rows
 }
