@@ -16,7 +16,6 @@ use ribat_crypto::leak_digest::{
 };
 use ribat_store::Store;
 use serde::Serialize;
-use std::borrow::Borrow;
 use std::collections::HashSet;
 
 /// How the scan finds a person: the node's blind indexes.
@@ -189,8 +188,8 @@ fn in_chunks<S, T: Send>(
 
 /// Rows whose CNSS number names nobody (or that have none) are looked up by CIN, then by
 /// name and birth date. Returns how many were found this way.
-pub fn relocate<R: Borrow<LeakRow>>(
-    rows: &[R],
+pub fn relocate(
+    rows: &[LeakRow],
     located: &mut [Option<Located>],
     digests: &mut Digests,
     store: &dyn Store,
@@ -201,7 +200,6 @@ pub fn relocate<R: Borrow<LeakRow>>(
     let mut more = HashSet::new();
     let mut pending = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        let r: &LeakRow = r.borrow();
         let known = located[i].as_ref().is_some_and(|l| digests.knows(l.slot));
         if known || !r.has_identifier() {
             continue;
@@ -300,7 +298,7 @@ pub fn classify(
 }
 
 /// The verdict with the person's record id moved in from `located`, when found.
-pub(crate) fn with_person(mut v: Verdict, located: Option<Located>) -> Verdict {
+fn with_person(mut v: Verdict, located: Option<Located>) -> Verdict {
     if v.slot.is_some() {
         v.person = located.map(|l| l.id);
     }
@@ -310,7 +308,7 @@ pub(crate) fn with_person(mut v: Verdict, located: Option<Located>) -> Verdict {
 /// The verdict on one row, without the person's record id: `entries` are the digest sets
 /// of the person `located` names, sorted by month, version and content, and `slot` is
 /// where the scan keeps them.
-pub(crate) fn judge(
+fn judge(
     row: &LeakRow,
     located: Option<&Located>,
     entries: &[Held<'_>],
@@ -557,8 +555,8 @@ pub(crate) fn judge(
 
 /// Classifies every row on `threads` threads; `located` is consumed (its record ids move
 /// into the verdicts rather than being copied).
-pub fn classify_all<R: Borrow<LeakRow> + Sync>(
-    rows: &[R],
+pub fn classify_all(
+    rows: &[LeakRow],
     located: Vec<Option<Located>>,
     digests: &Digests,
     resolver: &dyn Resolver,
@@ -584,7 +582,7 @@ pub fn classify_all<R: Borrow<LeakRow> + Sync>(
             let slot = l.as_ref().and_then(|l| l.slot);
             let entries = digests.of(slot);
             with_person(
-                judge(rows[i].borrow(), l.as_ref(), &entries, slot, resolver, &mac),
+                judge(&rows[i], l.as_ref(), &entries, slot, resolver, &mac),
                 l,
             )
         },

@@ -1,13 +1,12 @@
 //! The leak digests of the persons a scan names, fetched from the store once: a lookup
-//! each for a few persons, passes over the whole table side by side for many.
+//! each for a few persons, one walk of the whole table, in parts side by side, for many.
 //!
-//! Millions of persons must cost a few allocations, not millions: each pass keeps what it
-//! reads in one vector of entries and one arena of bodies, so that passes never wait for
-//! one another. Each pass then packs what it kept by slot (a counting sort: one person's
-//! digest sets, and their bodies, side by side, in the order the rows will ask for them).
-//! Classifying then reads memory front to back instead of chasing a chain through
-//! gigabytes for every row; the gather that packs it makes the same random reads in a
-//! tight loop, where the processor overlaps them.
+//! Millions of persons must cost a few allocations, not millions: what is kept goes into
+//! one vector of entries and one arena of bodies per part (a shelf). A walk reads each
+//! part in locator order beside the part's persons sorted the same way, so their sets
+//! arrive grouped and in the order of their slots (their ranks): nothing is hashed,
+//! probed or moved after reading. Lookups give slots in order of first appearance and pack
+//! what they read by slot (a counting sort), which for a few persons costs nothing.
 
 use crate::LeakError;
 use crate::classify::Located;
@@ -165,6 +164,8 @@ impl Reading {
 /// What one part of a walk read: its rows by locator, and their persons' sets.
 struct Walked {
     share: Vec<([u8; 16], u32)>,
+    /// The share's persons, sorted: a rank is a position here.
+    persons: Vec<[u8; 16]>,
     shelf: Shelf,
     read: u64,
 }
@@ -214,6 +215,7 @@ fn walk_part(
     Ok(Walked {
         shelf: reading.in_order(persons.len())?,
         share,
+        persons,
         read,
     })
 }
@@ -404,17 +406,7 @@ impl Digests {
                     at.slot = Some(rank);
                 }
             }
-            d.walked.extend(
-                p.share
-                    .iter()
-                    .map(|(l, _)| *l)
-                    .scan(None, |prev, l| {
-                        let new = *prev != Some(l);
-                        *prev = Some(l);
-                        Some(new.then_some(l))
-                    })
-                    .flatten(),
-            );
+            d.walked.extend(p.persons);
             p.shelf.base = base;
             d.rows_read += p.read;
             d.shelves.push(p.shelf);
@@ -509,11 +501,6 @@ impl Digests {
             (a.period, a.version, a.body).cmp(&(b.period, b.version, b.body))
         });
         v
-    }
-
-    /// The latest declaration month filed in `slot`.
-    pub fn latest_period(&self, slot: Option<u32>) -> Option<u32> {
-        self.chain(slot).map(|e| e.period).filter(|p| *p > 0).max()
     }
 
     /// The latest declaration month held for any of the persons fetched.

@@ -202,17 +202,6 @@ impl Part {
         let upper = (u128::from(self.index) + 1 < of).then(|| at(self.index + 1));
         (at(self.index.min(self.of.max(1) - 1)), upper)
     }
-
-    /// Which of `of` parts holds `locator`.
-    pub fn of_locator(locator: &[u8; 16], of: u32) -> Self {
-        let of = of.max(1);
-        // Few parts: a walk from the last is as quick as a search.
-        let index = (0..of)
-            .rev()
-            .find(|&index| Self { index, of }.locator_bounds().0 <= *locator)
-            .unwrap_or(0);
-        Self { index, of }
-    }
 }
 
 #[cfg(test)]
@@ -233,9 +222,14 @@ mod tests {
                 for fill in [0u8, 0xff] {
                     let mut l = [fill; 16];
                     l[0] = first;
-                    let p = Part::of_locator(&l, of);
-                    let (lo, hi) = p.locator_bounds();
-                    assert!(lo <= l && hi.is_none_or(|h| l < h), "{l:?} in {p:?}");
+                    let holding = parts
+                        .iter()
+                        .filter(|p| {
+                            let (lo, hi) = p.locator_bounds();
+                            lo <= l && hi.is_none_or(|h| l < h)
+                        })
+                        .count();
+                    assert_eq!(holding, 1, "{l:?} among {of} parts");
                 }
             }
         }
