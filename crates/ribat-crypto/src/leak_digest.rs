@@ -3,8 +3,16 @@
 //!
 //! ```text
 //!   locator = HMAC-SHA256(k_leak, "locate/person" ‖ 0x00 ‖ person record id)[..16]
-//!   digest  = HMAC-SHA256(k_leak, "field/"  ‖ field ‖ 0x00 ‖ record id ‖ 0x00 ‖ value)[..8]
+//!   digest  = HMAC-SHA256(k_leak, "field/"  ‖ 0x00 ‖ field ‖ 0x00 ‖ record id ‖ 0x00 ‖ value
+//!                                  [‖ 0x00 ‖ value …])[..8]
 //! ```
+//!
+//! Most digests cover one value. Two cover a whole record, so that a row which repeats
+//! what the fund holds costs one digest per record instead of one per field
+//! ([`Field::Record`]: CIN, name, birth date and RIB; [`Field::Declaration`]: salary and
+//! days). They add nothing a holder of `k_leak` could not already test field by field;
+//! a scan that finds them unequal falls back to the single-value digests to name the
+//! fields that differ.
 //!
 //! Why a key of its own, and not the blind-index key: salaries, days and birth dates have
 //! few possible values, so whoever holds the key can test guesses against the stored
@@ -66,11 +74,15 @@ pub enum Field {
     Days = 14,
     /// Capped salary in centimes.
     SalaryCapped = 15,
+    /// A person record as a whole: the values of [`WholeRecord`], in its order.
+    Record = 16,
+    /// A month's declaration as a whole: real salary in centimes, then days.
+    Declaration = 17,
 }
 
 impl Field {
     /// Every field, in code order.
-    pub const ALL: [Field; 15] = [
+    pub const ALL: [Field; 17] = [
         Field::Cin,
         Field::Name,
         Field::NameAr,
@@ -86,6 +98,8 @@ impl Field {
         Field::SalaryThousand,
         Field::Days,
         Field::SalaryCapped,
+        Field::Record,
+        Field::Declaration,
     ];
 
     /// The field of a stored code.
@@ -111,6 +125,8 @@ impl Field {
             Self::SalaryThousand => "salary_thousand",
             Self::Days => "days",
             Self::SalaryCapped => "salary_capped",
+            Self::Record => "record",
+            Self::Declaration => "declaration",
         }
     }
 }
@@ -121,6 +137,44 @@ pub type Digest = [u8; DIGEST_LEN];
 /// What a canary's [`Field::Canary`] digest is computed over: only a holder of `k_leak`
 /// can tell a canary from any other person.
 pub const CANARY: &str = "export-canary";
+
+/// What a [`Field::Record`] digest covers, each value in its normal form
+/// ([`normal_form`]); the name is the full Latin name, as [`Field::Name`] holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct WholeRecord<'a> {
+    /// CIN.
+    pub cin: &'a str,
+    /// Full name in Latin script.
+    pub name: &'a str,
+    /// Birth date.
+    pub birth: &'a str,
+    /// RIB.
+    pub rib: &'a str,
+}
+
+impl<'a> WholeRecord<'a> {
+    /// Its values in digest order.
+    pub fn values(&self) -> [&'a str; 4] {
+        [self.cin, self.name, self.birth, self.rib]
+    }
+}
+
+/// `n` in decimal, written into `buf`: the form amounts and days are digested in, without
+/// an allocation per value (a scan writes millions).
+pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        // A single digit: the cast cannot truncate.
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
+}
 
 /// The salary forms a leaker commonly writes, each with its field: exact centimes, whole
 /// dirhams, rounded to 100 and to 1,000 dirhams.
@@ -148,8 +202,8 @@ impl std::fmt::Debug for LeakDigester {
 }
 
 /// The MAC input: parts joined by a zero byte (no part holds one: names, ids, digits).
-fn feed(m: &mut HmacReset<Sha256>, parts: &[&[u8]]) {
-    for (i, p) in parts.iter().enumerate() {
+fn feed<'a>(m: &mut HmacReset<Sha256>, parts: impl IntoIterator<Item = &'a [u8]>) {
+    for (i, p) in parts.into_iter().enumerate() {
         if i > 0 {
             m.update(&[0]);
         }
@@ -161,13 +215,18 @@ fn locator_parts(person_id: &str) -> [&[u8]; 2] {
     [b"locate/person", person_id.as_bytes()]
 }
 
-fn digest_parts<'a>(field: Field, record_id: &'a str, value: &'a str) -> [&'a [u8]; 4] {
+fn digest_parts<'a>(
+    field: Field,
+    record_id: &'a str,
+    values: &'a [&'a str],
+) -> impl Iterator<Item = &'a [u8]> {
     [
-        b"field/",
+        b"field/".as_slice(),
         field.name().as_bytes(),
         record_id.as_bytes(),
-        value.as_bytes(),
     ]
+    .into_iter()
+    .chain(values.iter().map(|v| v.as_bytes()))
 }
 
 fn truncate<const N: usize>(full: &[u8]) -> [u8; N] {
@@ -184,7 +243,7 @@ impl LeakDigester {
         Ok(Self { keyed })
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+    fn mac<'a>(&self, parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
         let mut m = self.keyed.clone();
         feed(&mut m, parts);
         m.finalize().into_bytes().into()
@@ -202,13 +261,19 @@ impl LeakDigester {
     /// The locator of a person's digests (and of their declarations' digests): keyed, so
     /// that the digests table alone does not say which rows belong together.
     pub fn locator(&self, person_id: &str) -> [u8; LOCATOR_LEN] {
-        truncate(&self.mac(&locator_parts(person_id)))
+        truncate(&self.mac(locator_parts(person_id)))
     }
 
     /// The digest of `field` = `value` for the record `record_id` (values normalised by
     /// [`normalise_field`]).
     pub fn digest(&self, field: Field, record_id: &str, value: &str) -> Digest {
-        truncate(&self.mac(&digest_parts(field, record_id, value)))
+        self.digest_of(field, record_id, &[value])
+    }
+
+    /// The digest of `field` over several values ([`Field::Record`],
+    /// [`Field::Declaration`]); one value gives [`LeakDigester::digest`].
+    pub fn digest_of(&self, field: Field, record_id: &str, values: &[&str]) -> Digest {
+        truncate(&self.mac(digest_parts(field, record_id, values)))
     }
 }
 
@@ -224,24 +289,30 @@ impl std::fmt::Debug for DigestWorker {
 }
 
 impl DigestWorker {
-    fn mac(&mut self, parts: &[&[u8]]) -> [u8; 32] {
+    fn mac<'a>(&mut self, parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
         feed(&mut self.keyed, parts);
         self.keyed.finalize_reset().into_bytes().into()
     }
 
     /// As [`LeakDigester::locator`].
     pub fn locator(&mut self, person_id: &str) -> [u8; LOCATOR_LEN] {
-        truncate(&self.mac(&locator_parts(person_id)))
+        truncate(&self.mac(locator_parts(person_id)))
     }
 
     /// As [`LeakDigester::digest`].
     pub fn digest(&mut self, field: Field, record_id: &str, value: &str) -> Digest {
-        truncate(&self.mac(&digest_parts(field, record_id, value)))
+        self.digest_of(field, record_id, &[value])
+    }
+
+    /// As [`LeakDigester::digest_of`].
+    pub fn digest_of(&mut self, field: Field, record_id: &str, values: &[&str]) -> Digest {
+        truncate(&self.mac(digest_parts(field, record_id, values)))
     }
 }
 
 /// The normal form of a field's value, shared by the writer and the scanner; `None` when
-/// the value cannot be a value of that field.
+/// the value cannot be a value of that field (nor can any single value be a whole record
+/// or declaration: their parts are normalised one by one).
 pub fn normalise_field(field: Field, value: &str) -> Option<String> {
     normal_form(field, value).map(Cow::into_owned)
 }
@@ -274,7 +345,12 @@ pub fn normal_form(field: Field, value: &str) -> Option<Cow<'_, str>> {
                 && (b[0] != b'0' || b.len() == 1)
         }
         Field::Canary => true,
-        Field::Name | Field::NameAr | Field::Surname | Field::Given => false,
+        Field::Name
+        | Field::NameAr
+        | Field::Surname
+        | Field::Given
+        | Field::Record
+        | Field::Declaration => false,
     };
     if already {
         return Some(Cow::Borrowed(value));
@@ -302,6 +378,8 @@ fn owned_normal_form(field: Field, value: &str) -> Option<String> {
         | Field::SalaryThousand
         | Field::Days
         | Field::SalaryCapped => value.trim().parse::<u64>().ok().map(|v| v.to_string()),
+        // Several values, each in the normal form of its own field: no one value is one.
+        Field::Record | Field::Declaration => None,
     }
 }
 
@@ -432,6 +510,71 @@ mod tests {
         ] {
             assert_eq!(w.digest(f, id, v), d.digest(f, id, v));
             assert_eq!(w.locator(id), d.locator(id));
+            assert_eq!(
+                w.digest_of(f, id, &[v, "26"]),
+                d.digest_of(f, id, &[v, "26"])
+            );
+        }
+    }
+
+    #[test]
+    fn a_single_value_digest_is_the_one_stored_before_whole_records_existed() {
+        // The input of a one-value digest must not change: stores hold millions of them.
+        let d = dg(7);
+        let mut m = <HmacReset<Sha256> as KeyInit>::new_from_slice(&[7u8; 32]).unwrap();
+        m.update(b"field/\0cin\0p-1\0BE123456");
+        let want: [u8; 32] = m.finalize().into_bytes().into();
+        assert_eq!(d.digest(Field::Cin, "p-1", "BE123456"), want[..DIGEST_LEN]);
+    }
+
+    #[test]
+    fn whole_record_digests_depend_on_every_value_and_its_place() {
+        let d = dg(3);
+        let r = WholeRecord {
+            cin: "BE123456",
+            name: "ali ben",
+            birth: "1980-01-02",
+            rib: "011780000012345678901234",
+        };
+        let whole = d.digest_of(Field::Record, "p-1", &r.values());
+        for other in [
+            WholeRecord {
+                cin: "BE123457",
+                ..r
+            },
+            WholeRecord {
+                name: "ali bel",
+                ..r
+            },
+            WholeRecord {
+                birth: "1980-01-03",
+                ..r
+            },
+            WholeRecord {
+                rib: "011780000012345678901235",
+                ..r
+            },
+            // The same characters in other places.
+            WholeRecord {
+                cin: "BE12345",
+                name: "6ali ben",
+                ..r
+            },
+        ] {
+            assert_ne!(whole, d.digest_of(Field::Record, "p-1", &other.values()));
+        }
+        assert_ne!(whole, d.digest_of(Field::Record, "p-2", &r.values()));
+        assert_ne!(
+            d.digest_of(Field::Declaration, "p-1", &["700003", "26"]),
+            d.digest_of(Field::Declaration, "p-1", &["70000", "326"])
+        );
+    }
+
+    #[test]
+    fn decimal_writes_what_to_string_does() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 10, 26, 700_003, 1_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string());
         }
     }
 

@@ -19,7 +19,7 @@ use ribat_crypto::blind_index::{BlindIndexer, BlindTag};
 use ribat_crypto::envelope::{Envelope, Sealer};
 use ribat_crypto::group::GroupPublic;
 use ribat_crypto::leak_digest::{
-    CANARY, Digest, Field, LeakDigester, encode_body, normalise_field, salary_forms,
+    CANARY, Digest, Field, LeakDigester, WholeRecord, encode_body, normalise_field, salary_forms,
 };
 use ribat_store::{StoredClass, StoredRecord};
 
@@ -221,9 +221,11 @@ impl<'a> RecordSealer<'a> {
     }
 }
 
-/// Digests of what identifies a person, filed under the person's locator.
+/// Digests of what identifies a person, each field and the record as a whole, filed under
+/// the person's locator.
 fn person_digests(l: &LeakDigester, record_id: &str, p: &PersonRow) -> Vec<([u8; 16], Vec<u8>)> {
     let mut pairs = Vec::new();
+    let mut normal: Vec<(Field, String)> = Vec::new();
     let full_name = format!("{} {}", p.given, p.surname);
     for (field, value) in [
         (Field::Cnss, p.cnss.as_str()),
@@ -237,7 +239,33 @@ fn person_digests(l: &LeakDigester, record_id: &str, p: &PersonRow) -> Vec<([u8;
     ] {
         if let Some(v) = normalise_field(field, value) {
             pairs.push((field, l.digest(field, record_id, &v)));
+            normal.push((field, v));
         }
+    }
+    let of = |f: Field| {
+        normal
+            .iter()
+            .find(|(g, _)| *g == f)
+            .map(|(_, v)| v.as_str())
+    };
+    // A record missing one of them has no whole-record digest: its rows are checked field
+    // by field, as before whole records existed.
+    if let (Some(cin), Some(name), Some(birth), Some(rib)) = (
+        of(Field::Cin),
+        of(Field::Name),
+        of(Field::Birth),
+        of(Field::Rib),
+    ) {
+        let whole = WholeRecord {
+            cin,
+            name,
+            birth,
+            rib,
+        };
+        pairs.push((
+            Field::Record,
+            l.digest_of(Field::Record, record_id, &whole.values()),
+        ));
     }
     vec![(l.locator(record_id), encode_body(&pairs))]
 }
@@ -261,6 +289,14 @@ fn declaration_digests(
         Field::SalaryCapped,
         l.digest(Field::SalaryCapped, person_id, &d.salary_capped.to_string()),
     ));
+    pairs.push((
+        Field::Declaration,
+        l.digest_of(
+            Field::Declaration,
+            person_id,
+            &[&d.salary_real.to_string(), &d.days.to_string()],
+        ),
+    ));
     vec![(l.locator(person_id), encode_body(&pairs))]
 }
 
@@ -277,4 +313,88 @@ fn opaque(prefix: &str, t: &BlindTag) -> String {
 /// The record id of a person's declaration for a period.
 pub fn declaration_id(period: &str, person_id: &str) -> String {
     format!("d-{period}-{person_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ribat_crypto::leak_digest::decode_body;
+    use ribat_crypto::secret::SecretBytes;
+
+    fn person() -> PersonRow {
+        PersonRow {
+            cnss: "152099839".into(),
+            cin: "k890193".into(),
+            given: "Youssef".into(),
+            surname: "Mansouri".into(),
+            name_ar: "يوسف المنصوري".into(),
+            birth_date: "1984-07-08".into(),
+            city: "Casablanca".into(),
+            rib: "0072 8555 7520 0542 0858 2345".into(),
+            employer: "1234567".into(),
+        }
+    }
+
+    fn field(body: &[u8], f: Field) -> Option<Digest> {
+        decode_body(body)
+            .unwrap()
+            .into_iter()
+            .find(|(g, _)| *g == f)
+            .map(|(_, d)| d)
+    }
+
+    #[test]
+    fn a_whole_record_digest_covers_the_normal_forms_a_scan_computes() {
+        let l = LeakDigester::new(&SecretBytes::new([4u8; 32])).unwrap();
+        let [(_, body)] = person_digests(&l, "p-1", &person()).try_into().unwrap();
+        // What a scan of a dump writing the name surname first, in capitals, computes.
+        let name = normalise_field(Field::Name, "MANSOURI Youssef").unwrap();
+        let whole = WholeRecord {
+            cin: "K890193",
+            name: &name,
+            birth: "1984-07-08",
+            rib: "007285557520054208582345",
+        };
+        assert_eq!(
+            field(&body, Field::Record),
+            Some(l.digest_of(Field::Record, "p-1", &whole.values()))
+        );
+        assert_eq!(
+            field(&body, Field::Name),
+            Some(l.digest(Field::Name, "p-1", &name))
+        );
+        // Without a RIB there is no whole record to digest; the other fields still are.
+        let no_rib = PersonRow {
+            rib: String::new(),
+            ..person()
+        };
+        let [(_, body)] = person_digests(&l, "p-1", &no_rib).try_into().unwrap();
+        assert_eq!(field(&body, Field::Record), None);
+        assert!(field(&body, Field::Cin).is_some());
+    }
+
+    #[test]
+    fn a_whole_declaration_digest_is_salary_then_days() {
+        let l = LeakDigester::new(&SecretBytes::new([4u8; 32])).unwrap();
+        let d = DeclarationRow {
+            affiliation: "1234567".into(),
+            period: "202501".into(),
+            cnss: "152099839".into(),
+            nom_prenom: "MANSOURI YOUSSEF".into(),
+            cin: None,
+            children: 0,
+            allowance: 0,
+            days: 26,
+            salary_real: 552_839,
+            salary_capped: 552_839,
+            situation: String::new(),
+            entrant: false,
+        };
+        let [(loc, body)] = declaration_digests(&l, "p-1", &d).try_into().unwrap();
+        assert_eq!(loc, l.locator("p-1"));
+        assert_eq!(
+            field(&body, Field::Declaration),
+            Some(l.digest_of(Field::Declaration, "p-1", &["552839", "26"]))
+        );
+    }
 }

@@ -12,7 +12,8 @@ use crate::LeakError;
 use crate::digests::{Digests, Held};
 use crate::row::LeakRow;
 use ribat_crypto::leak_digest::{
-    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, normal_form, normalise_field, salary_forms,
+    CANARY, DIGEST_LEN, Digest, Field, LeakDigester, WholeRecord, decimal, normal_form,
+    normalise_field, salary_forms,
 };
 use ribat_store::Store;
 use serde::Serialize;
@@ -117,6 +118,18 @@ pub struct Verdict {
     pub unverified_salary: bool,
     /// The row came from an e-BDS line whose control sum does not add up.
     pub control_sum_fails: bool,
+}
+
+/// How a row's values are checked against its person's digests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Checking {
+    /// A row holding a whole record, or a whole declaration, is checked with that one
+    /// digest first, and field by field only when it differs or was never stored.
+    #[default]
+    Records,
+    /// Every field with its own digest only: the same verdicts with more digests per row
+    /// (for comparing the two).
+    Fields,
 }
 
 /// The person a row names.
@@ -246,21 +259,6 @@ fn matches(body: &[u8], field: Field, d: &Digest) -> bool {
     })
 }
 
-/// `n` in decimal, written into `buf` (no allocation per row).
-fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut at = buf.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[at..]).unwrap_or("0")
-}
-
 fn has_field(body: &[u8], field: Field) -> bool {
     body.chunks_exact(1 + DIGEST_LEN)
         .any(|c| c[0] == field as u8)
@@ -272,29 +270,6 @@ fn period_as_text<S: serde::Serializer>(p: &Option<u32>, s: S) -> Result<S::Ok, 
         Some(p) => s.collect_str(p),
         None => s.serialize_none(),
     }
-}
-
-/// Classifies one row; the person's record id moves from `located` into the verdict.
-pub fn classify(
-    row: &LeakRow,
-    located: Option<Located>,
-    digests: &Digests,
-    resolver: &dyn Resolver,
-    digester: &LeakDigester,
-) -> Verdict {
-    let mac = |f: Field, id: &str, v: &str| digester.digest(f, id, v);
-    let slot = located.as_ref().and_then(|l| l.slot);
-    with_person(
-        judge(
-            row,
-            located.as_ref(),
-            &digests.of(slot),
-            slot,
-            resolver,
-            &mac,
-        ),
-        located,
-    )
 }
 
 /// The verdict with the person's record id moved in from `located`, when found.
@@ -314,7 +289,8 @@ fn judge(
     entries: &[Held<'_>],
     slot: Option<u32>,
     resolver: &dyn Resolver,
-    mac: &dyn Fn(Field, &str, &str) -> Digest,
+    checking: Checking,
+    mac: &dyn Fn(Field, &str, &[&str]) -> Digest,
 ) -> Verdict {
     let mut v = Verdict {
         file: row.file,
@@ -351,7 +327,7 @@ fn judge(
         .iter()
         .any(|e| e.period == 0 && has_field(e.body, Field::Canary))
         && {
-            let mark = mac(Field::Canary, pid, CANARY);
+            let mark = mac(Field::Canary, pid, &[CANARY]);
             entries
                 .iter()
                 .any(|e| e.period == 0 && matches(e.body, Field::Canary, &mark))
@@ -377,7 +353,7 @@ fn judge(
     let mut identity_matched = 0;
     // The latest version holding `value` as `field`, if any does.
     let held = |field: Field, value: &str| -> Option<u64> {
-        let d = mac(field, pid, value);
+        let d = mac(field, pid, &[value]);
         persons
             .iter()
             .filter(|e| matches(e.body, field, &d))
@@ -410,46 +386,75 @@ fn judge(
     if row.cnss.is_some() && !*located_by_cnss {
         check("cnss", true, held_form(Field::Cnss, row.cnss.as_ref()));
     }
-    check(
-        "cin",
-        row.cin.is_some(),
-        held_form(Field::Cin, row.cin.as_ref()),
-    );
-    if let Some(name) = row.name.as_deref() {
-        // The full name (with the repetitive column beside it), else the name alone in
-        // either script, else one word alone as a surname or a given name.
-        let full = row.name_extra.as_deref().and_then(|extra| {
-            let mut both = String::with_capacity(name.len() + extra.len() + 1);
-            both.push_str(name);
-            both.push(' ');
-            both.push_str(extra);
-            normalise_field(Field::Name, &both)
-        });
-        let found = full.and_then(|f| held(Field::Name, &f)).or_else(|| {
-            let n = normalise_field(Field::Name, name)?;
-            let one_word = !name.trim().contains(' ');
-            held(Field::Name, &n)
-                .or_else(|| held(Field::NameAr, &n))
-                .or_else(|| one_word.then(|| held(Field::Surname, &n)).flatten())
-                .or_else(|| one_word.then(|| held(Field::Given, &n)).flatten())
-        });
-        check("name", true, found);
+    // The full name (with the repetitive column beside it), else the name alone.
+    let with_extra =
+        row.name
+            .as_deref()
+            .zip(row.name_extra.as_deref())
+            .and_then(|(name, extra)| {
+                let mut both = String::with_capacity(name.len() + extra.len() + 1);
+                both.push_str(name);
+                both.push(' ');
+                both.push_str(extra);
+                normalise_field(Field::Name, &both)
+            });
+    let alone = || {
+        row.name
+            .as_deref()
+            .and_then(|n| normalise_field(Field::Name, n))
+    };
+    let whole = checking == Checking::Records && {
+        let alone_form;
+        let name = match &with_extra {
+            Some(f) => Some(f.as_str()),
+            None => {
+                alone_form = alone();
+                alone_form.as_deref()
+            }
+        };
+        holds_latest_record(row, name, persons, latest, pid, mac)
+    };
+    if !whole {
+        check(
+            "cin",
+            row.cin.is_some(),
+            held_form(Field::Cin, row.cin.as_ref()),
+        );
+        if let Some(name) = row.name.as_deref() {
+            // Else the name alone in either script, else one word alone as a surname or a
+            // given name.
+            let found = with_extra.and_then(|f| held(Field::Name, &f)).or_else(|| {
+                let n = alone()?;
+                let one_word = !name.trim().contains(' ');
+                held(Field::Name, &n)
+                    .or_else(|| held(Field::NameAr, &n))
+                    .or_else(|| one_word.then(|| held(Field::Surname, &n)).flatten())
+                    .or_else(|| one_word.then(|| held(Field::Given, &n)).flatten())
+            });
+            check("name", true, found);
+        }
     }
     if let Some(ar) = row.name_ar.as_deref() {
         let found = normalise_field(Field::NameAr, ar)
             .and_then(|n| held(Field::NameAr, &n).or_else(|| held(Field::Name, &n)));
         check("name_ar", true, found);
     }
-    check(
-        "birth_date",
-        row.birth.is_some(),
-        held_form(Field::Birth, row.birth.as_ref()),
-    );
-    check(
-        "rib",
-        row.rib.is_some(),
-        held_form(Field::Rib, row.rib.as_ref()),
-    );
+    if whole {
+        // CIN, name, birth date and RIB, each as the latest version holds it.
+        identity_present += 4;
+        identity_matched += 4;
+    } else {
+        check(
+            "birth_date",
+            row.birth.is_some(),
+            held_form(Field::Birth, row.birth.as_ref()),
+        );
+        check(
+            "rib",
+            row.rib.is_some(),
+            held_form(Field::Rib, row.rib.as_ref()),
+        );
+    }
     // The number that located the person matches by construction; a number and nothing
     // else of the person's is a real number with somebody else's details.
     if *located_by_cnss {
@@ -462,28 +467,41 @@ fn judge(
     }
     if row.salary.is_some() || row.days.is_some() {
         let wanted_period = row.period.as_deref().and_then(|p| p.parse::<u32>().ok());
-        let months: Vec<&Held<'_>> = entries[persons.len()..]
-            .iter()
-            .filter(|e| wanted_period.is_none_or(|p| p == e.period))
-            .collect();
+        // Sorted by month: the row's month, if it names one, is a run of them.
+        let declared = &entries[persons.len()..];
+        let months = match wanted_period {
+            Some(p) => {
+                let from = declared.partition_point(|e| e.period < p);
+                &declared[from..declared.partition_point(|e| e.period <= p)]
+            }
+            None => declared,
+        };
         let newest = entries.last().map_or(0, |e| e.period);
         if persons.len() == entries.len() {
             v.unverified_salary = true;
         } else if months.is_empty() {
             altered.push("period");
+        } else if let Some(period) = (checking == Checking::Records)
+            .then(|| holds_latest_declaration(row, months, pid, mac))
+            .flatten()
+        {
+            v.period = Some(period);
+            if period < newest {
+                older.get_or_insert(period.to_string());
+            }
         } else {
             let mut buf = [0u8; 20];
             let salary = row.salary.map(|s| {
-                let exact = mac(Field::Salary, pid, decimal(s, &mut buf));
+                let exact = mac(Field::Salary, pid, &[decimal(s, &mut buf)]);
                 (s, exact)
             });
             let days = row
                 .days
-                .map(|d| mac(Field::Days, pid, decimal(u64::from(d), &mut buf)));
+                .map(|d| mac(Field::Days, pid, &[decimal(u64::from(d), &mut buf)]));
             let mut rounded_forms: Option<Vec<(Field, Digest)>> = None;
             // The month matching most fields; among equals the latest.
             let mut best: Option<(usize, u32, bool)> = None;
-            for e in &months {
+            for e in months {
                 let mut hits = 0;
                 let mut rounded = false;
                 if let Some((s, exact)) = &salary {
@@ -495,7 +513,7 @@ fn judge(
                             salary_forms(*s)
                                 .iter()
                                 .skip(1)
-                                .map(|(f, _)| (*f, mac(*f, pid, value)))
+                                .map(|(f, _)| (*f, mac(*f, pid, &[value])))
                                 .collect()
                         });
                         if forms.iter().any(|(f, d)| matches(e.body, *f, d)) {
@@ -553,6 +571,68 @@ fn judge(
     v
 }
 
+/// Whether the row's CIN, name (`name`, normalised), birth date and RIB are, all four,
+/// what the person's latest record holds: one digest instead of four. `false` when one is
+/// missing or no latest record carries a whole-record digest; then each is checked on its
+/// own, as after a miss.
+fn holds_latest_record(
+    row: &LeakRow,
+    name: Option<&str>,
+    persons: &[Held<'_>],
+    latest: u64,
+    pid: &str,
+    mac: &dyn Fn(Field, &str, &[&str]) -> Digest,
+) -> bool {
+    let latest_wholes = || {
+        persons
+            .iter()
+            .filter(move |e| e.version == latest && has_field(e.body, Field::Record))
+    };
+    if latest_wholes().next().is_none() {
+        return false;
+    }
+    let (Some(cin), Some(name), Some(birth), Some(rib)) = (
+        row.cin.as_deref().and_then(|v| normal_form(Field::Cin, v)),
+        name,
+        row.birth
+            .as_deref()
+            .and_then(|v| normal_form(Field::Birth, v)),
+        row.rib.as_deref().and_then(|v| normal_form(Field::Rib, v)),
+    ) else {
+        return false;
+    };
+    let whole = WholeRecord {
+        cin: &cin,
+        name,
+        birth: &birth,
+        rib: &rib,
+    };
+    let d = mac(Field::Record, pid, &whole.values());
+    latest_wholes().any(|e| matches(e.body, Field::Record, &d))
+}
+
+/// The month of `months` (one person's declarations, sorted by month) whose salary and
+/// days the row repeats exactly, when it is the latest month and the first of its
+/// versions: then it is the month the field-by-field search would choose (every field
+/// matched, none later), found with one digest instead of two.
+fn holds_latest_declaration(
+    row: &LeakRow,
+    months: &[Held<'_>],
+    pid: &str,
+    mac: &dyn Fn(Field, &str, &[&str]) -> Digest,
+) -> Option<u32> {
+    let (salary, days) = (row.salary?, row.days?);
+    let last = months.last()?;
+    let first = months.get(months.partition_point(|e| e.period < last.period))?;
+    if !has_field(first.body, Field::Declaration) {
+        return None;
+    }
+    let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+    let values = [decimal(salary, &mut a), decimal(u64::from(days), &mut b)];
+    let d = mac(Field::Declaration, pid, &values);
+    matches(first.body, Field::Declaration, &d).then_some(first.period)
+}
+
 /// Classifies every row on `threads` threads; `located` is consumed (its record ids move
 /// into the verdicts rather than being copied).
 pub fn classify_all(
@@ -562,27 +642,42 @@ pub fn classify_all(
     resolver: &dyn Resolver,
     digester: &LeakDigester,
     threads: usize,
+    checking: Checking,
 ) -> Vec<Verdict> {
     in_owned_chunks(
         located,
         threads,
-        || std::cell::RefCell::new(digester.worker()),
+        || {
+            (
+                std::cell::RefCell::new(digester.worker()),
+                Vec::<Held<'_>>::new(),
+            )
+        },
         |block| {
             std::hint::black_box(
                 digests.warm(block.iter().map(|l| l.as_ref().and_then(|l| l.slot))),
             );
         },
-        |w, i, l| {
+        |(w, entries), i, l| {
             // The thread's own keyed state; borrowed for one digest at a time, so the
             // shared digester is only a fallback that never runs.
-            let mac = |f: Field, id: &str, v: &str| match w.try_borrow_mut() {
-                Ok(mut w) => w.digest(f, id, v),
-                Err(_) => digester.digest(f, id, v),
+            let mac = |f: Field, id: &str, v: &[&str]| match w.try_borrow_mut() {
+                Ok(mut w) => w.digest_of(f, id, v),
+                Err(_) => digester.digest_of(f, id, v),
             };
             let slot = l.as_ref().and_then(|l| l.slot);
-            let entries = digests.of(slot);
+            // One vector per thread, refilled for each row.
+            digests.fill(slot, entries);
             with_person(
-                judge(&rows[i], l.as_ref(), &entries, slot, resolver, &mac),
+                judge(
+                    &rows[i],
+                    l.as_ref(),
+                    entries,
+                    slot,
+                    resolver,
+                    checking,
+                    &mac,
+                ),
                 l,
             )
         },
@@ -645,6 +740,237 @@ fn in_owned_chunks<S, T: Send, U: Send>(
 mod tests {
     use super::*;
 
+    use ribat_crypto::leak_digest::encode_body;
+    use ribat_crypto::secret::SecretBytes;
+    use std::cell::Cell;
+
+    struct NoIndexes;
+
+    impl Resolver for NoIndexes {
+        fn by_cnss(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn by_cin(&self, _: &str) -> Result<Vec<String>, LeakError> {
+            Ok(Vec::new())
+        }
+        fn by_name_birth(&self, _: &str, _: &str) -> Result<Vec<String>, LeakError> {
+            Ok(Vec::new())
+        }
+        fn is_honey(&self, _: &str) -> bool {
+            false
+        }
+    }
+
+    const PID: &str = "p-1";
+
+    fn digester() -> LeakDigester {
+        LeakDigester::new(&SecretBytes::new([9u8; 32])).unwrap()
+    }
+
+    /// A person record's body as an import writes it, with or without its whole-record
+    /// digest.
+    fn person_body(l: &LeakDigester, cin: &str, rib: &str, whole: bool) -> Vec<u8> {
+        let name = normalise_field(Field::Name, "Youssef Mansouri").unwrap();
+        let mut pairs = vec![
+            (Field::Cin, l.digest(Field::Cin, PID, cin)),
+            (Field::Name, l.digest(Field::Name, PID, &name)),
+            (Field::Birth, l.digest(Field::Birth, PID, "1984-07-08")),
+            (Field::Rib, l.digest(Field::Rib, PID, rib)),
+        ];
+        if whole {
+            let w = WholeRecord {
+                cin,
+                name: &name,
+                birth: "1984-07-08",
+                rib,
+            };
+            pairs.push((Field::Record, l.digest_of(Field::Record, PID, &w.values())));
+        }
+        encode_body(&pairs)
+    }
+
+    fn month_body(l: &LeakDigester, salary: u64, days: u64, whole: bool) -> Vec<u8> {
+        let (s, d) = (salary.to_string(), days.to_string());
+        let mut pairs: Vec<(Field, Digest)> = salary_forms(salary)
+            .iter()
+            .map(|(f, v)| (*f, l.digest(*f, PID, &v.to_string())))
+            .collect();
+        pairs.push((Field::Days, l.digest(Field::Days, PID, &d)));
+        if whole {
+            pairs.push((
+                Field::Declaration,
+                l.digest_of(Field::Declaration, PID, &[&s, &d]),
+            ));
+        }
+        encode_body(&pairs)
+    }
+
+    /// Person v1 (an older RIB), person v2, January and February.
+    fn bodies(l: &LeakDigester, whole: bool) -> Vec<(u32, u64, Vec<u8>)> {
+        let mut v = vec![
+            (0, 1, person_body(l, "K890193", OLD_RIB, whole)),
+            (0, 2, person_body(l, "K890193", RIB, whole)),
+            (202_501, 1, month_body(l, 552_839, 26, whole)),
+            (202_502, 1, month_body(l, 601_037, 22, whole)),
+        ];
+        v.sort();
+        v
+    }
+
+    const RIB: &str = "007285557520054208582345";
+    const OLD_RIB: &str = "007285557520054208580000";
+
+    fn row() -> LeakRow {
+        LeakRow {
+            cnss: Some("152099839".into()),
+            cin: Some("K890193".into()),
+            name: Some("MANSOURI".into()),
+            name_extra: Some("Youssef".into()),
+            birth: Some("1984-07-08".into()),
+            rib: Some(RIB.into()),
+            salary: Some(601_037),
+            days: Some(22),
+            ..LeakRow::default()
+        }
+    }
+
+    /// The verdict on `row` and how many digests it took.
+    fn judged(row: &LeakRow, whole: bool, checking: Checking) -> (Verdict, usize) {
+        judged_over(row, bodies(&digester(), whole), checking)
+    }
+
+    fn judged_over(
+        row: &LeakRow,
+        stored: Vec<(u32, u64, Vec<u8>)>,
+        checking: Checking,
+    ) -> (Verdict, usize) {
+        let l = digester();
+        let entries: Vec<Held<'_>> = stored
+            .iter()
+            .map(|(period, version, body)| Held {
+                period: *period,
+                version: *version,
+                body,
+            })
+            .collect();
+        let located = Located {
+            id: PID.into(),
+            locator: l.locator(PID),
+            slot: Some(0),
+            by_cnss: true,
+        };
+        let count = Cell::new(0);
+        let mac = |f: Field, id: &str, v: &[&str]| {
+            count.set(count.get() + 1);
+            l.digest_of(f, id, v)
+        };
+        let v = judge(
+            row,
+            Some(&located),
+            &entries,
+            Some(0),
+            &NoIndexes,
+            checking,
+            &mac,
+        );
+        (v, count.get())
+    }
+
+    #[test]
+    fn a_row_repeating_the_latest_record_and_month_costs_two_digests() {
+        let (v, macs) = judged(&row(), true, Checking::Records);
+        assert_eq!(v.class, Class::GenuineCurrent);
+        assert_eq!(v.period, Some(202_502));
+        assert_eq!(macs, 2);
+        // Four identity fields, salary and days, and the rounded salary forms tried on
+        // January, whose exact salary differs.
+        let (by_fields, macs) = judged(&row(), true, Checking::Fields);
+        assert_eq!(by_fields, v);
+        assert_eq!(macs, 9);
+    }
+
+    #[test]
+    fn whole_digests_give_the_verdicts_fields_give() {
+        let older_rib = LeakRow {
+            rib: Some(OLD_RIB.into()),
+            ..row()
+        };
+        let january = LeakRow {
+            salary: Some(552_839),
+            days: Some(26),
+            ..row()
+        };
+        let january_named = LeakRow {
+            period: Some("202501".into()),
+            ..january.clone()
+        };
+        // Whole dirhams: the centimes dropped.
+        let rounded = LeakRow {
+            salary: Some(601_000),
+            ..row()
+        };
+        let altered = LeakRow {
+            cin: Some("K890194".into()),
+            days: Some(21),
+            ..row()
+        };
+        let partial = LeakRow {
+            rib: None,
+            days: None,
+            ..row()
+        };
+        let older = |v: &str| Class::GenuineOlder {
+            version: v.to_owned(),
+        };
+        let cases = [
+            (row(), Class::GenuineCurrent),
+            (older_rib, older("person v1")),
+            (january, older("202501")),
+            (january_named, older("202501")),
+            (rounded.clone(), Class::GenuineCurrent),
+            (
+                altered,
+                Class::Altered {
+                    fields: vec!["cin", "days"],
+                },
+            ),
+            (partial, Class::GenuineCurrent),
+        ];
+        for (r, class) in cases {
+            let (records, with_whole) = judged(&r, true, Checking::Records);
+            let (fields, by_fields) = judged(&r, true, Checking::Fields);
+            assert_eq!(records, fields, "{r:?}");
+            assert_eq!(records.class, class, "{r:?}: {records:?}");
+            // A miss costs one digest more than fields alone, never a different verdict.
+            assert!(with_whole <= by_fields + 2, "{r:?}");
+            // A store written before whole digests existed: the same verdict, and not one
+            // digest more than checking field by field.
+            let (old_store, old_macs) = judged(&r, false, Checking::Records);
+            assert_eq!(old_store, fields, "{r:?}");
+            assert_eq!(old_macs, judged(&r, false, Checking::Fields).1, "{r:?}");
+        }
+        assert!(judged(&rounded, true, Checking::Records).0.rounded);
+    }
+
+    #[test]
+    fn a_corrected_month_is_judged_on_its_first_version_as_fields_judge_it() {
+        // February declared at 6,010.37 then corrected to 6,010.00: a row saying 6,010.00
+        // matches the first version once rounded and the correction exactly. Field by
+        // field, the first version of the month wins (rounded); so must the whole digest.
+        let l = digester();
+        let mut stored = bodies(&l, true);
+        stored.push((202_502, 2, month_body(&l, 601_000, 22, true)));
+        stored.sort();
+        let r = LeakRow {
+            salary: Some(601_000),
+            ..row()
+        };
+        let (records, _) = judged_over(&r, stored.clone(), Checking::Records);
+        let (fields, _) = judged_over(&r, stored, Checking::Fields);
+        assert_eq!(records, fields);
+        assert!(records.rounded);
+    }
+
     #[test]
     fn owned_chunks_keep_order_and_indexes() {
         for (n, threads) in [(0, 2), (1, 2), (7, 2), (10, 3), (5, 8)] {
@@ -652,14 +978,6 @@ mod tests {
             let out = in_owned_chunks(items, threads, || (), |_| (), |_, i, s| (i, s));
             let want: Vec<(usize, String)> = (0..n).map(|i| (i, format!("r{i}"))).collect();
             assert_eq!(out, want, "{n} items on {threads} threads");
-        }
-    }
-
-    #[test]
-    fn decimal_writes_what_to_string_does() {
-        let mut buf = [0u8; 20];
-        for n in [0, 7, 10, 26, 700_003, 1_000_000, u64::MAX] {
-            assert_eq!(decimal(n, &mut buf), n.to_string());
         }
     }
 }

@@ -109,6 +109,7 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
                 threads,
                 attribute: false,
                 matching: leak_cmd::Matching::Auto,
+                checks: leak_cmd::Checks::Records,
             },
         )?;
         scan_samples.push(t.elapsed().as_secs_f64());

@@ -34,6 +34,8 @@ pub struct ScanOptions {
     pub attribute: bool,
     /// How rows meet the digests.
     pub matching: Matching,
+    /// How values are checked.
+    pub checks: Checks,
 }
 
 /// How a scan's rows meet the leak digests. Both give the same verdicts (tested); they
@@ -48,6 +50,27 @@ pub enum Matching {
     Walk,
     /// Always a lookup per person.
     Lookups,
+}
+
+/// How a scan checks a row's values (see [`classify::Checking`]). Both give the same
+/// verdicts (tested); they differ in cost only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Checks {
+    /// A whole record, or a whole declaration, with one digest first; field by field
+    /// where it differs or the store holds no such digest.
+    #[default]
+    Records,
+    /// Every field with its own digest.
+    Fields,
+}
+
+impl From<Checks> for classify::Checking {
+    fn from(c: Checks) -> Self {
+        match c {
+            Checks::Records => Self::Records,
+            Checks::Fields => Self::Fields,
+        }
+    }
 }
 
 /// A finished scan.
@@ -163,7 +186,7 @@ pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
     let (rows, reports, refused) = read_all(&opts.files, opts.encoding);
     timing("parse", t0);
     let (verdicts, latest_in_vault, scratch) =
-        match_rows(node, &rows, opts.threads, opts.matching)?;
+        match_rows(node, &rows, opts.threads, opts.matching, opts.checks)?;
     // Millions of small allocations are freed off the answer's path: on a thread of their
     // own, beside the summary and the attribution.
     let cleanup = std::thread::Builder::new()
@@ -219,6 +242,7 @@ pub fn match_rows(
     rows: &[LeakRow],
     threads: usize,
     matching: Matching,
+    checks: Checks,
 ) -> Result<(Vec<Verdict>, Option<String>, Scratch)> {
     let tt = Instant::now();
     let lap = |what: &str| timing(what, tt);
@@ -262,7 +286,15 @@ pub fn match_rows(
     )?;
     lap("relocate");
     let latest = digests.latest_period_held().map(|p| p.to_string());
-    let verdicts = classify::classify_all(rows, located, &digests, &resolver, &digester, threads);
+    let verdicts = classify::classify_all(
+        rows,
+        located,
+        &digests,
+        &resolver,
+        &digester,
+        threads,
+        checks.into(),
+    );
     lap("classify");
     Ok((verdicts, latest, Scratch { _digests: digests }))
 }

@@ -493,6 +493,11 @@ enum LeakCommand {
         /// few), `auto` chooses by the dump's size. The verdicts are the same.
         #[arg(long, value_enum, default_value = "auto")]
         matching: leak_cmd::Matching,
+        /// How values are checked: `records` tries one digest for a whole record (and one
+        /// for a whole declaration) before checking field by field, `fields` checks every
+        /// field on its own. The verdicts are the same.
+        #[arg(long, value_enum, default_value = "records")]
+        checks: leak_cmd::Checks,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -1024,6 +1029,7 @@ fn run(cli: Cli) -> Result<()> {
                     report,
                     encoding,
                     matching,
+                    checks,
                     pass,
                 },
         } => {
@@ -1044,6 +1050,7 @@ fn run(cli: Cli) -> Result<()> {
                     threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                     attribute: true,
                     matching,
+                    checks,
                 },
             )?;
             if let Some(dir) = &report {

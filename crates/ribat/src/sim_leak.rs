@@ -309,6 +309,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 attribute: false,
                 matching: leak_cmd::Matching::Auto,
+                checks: leak_cmd::Checks::Records,
             },
         )?;
         full.finish_cleanup();
