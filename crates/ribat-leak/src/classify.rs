@@ -5,8 +5,15 @@
 //!   row ─► person id (CNSS → id under k_idx; else CIN, else name + birth date, through
 //!          the blind indexes) ─► locator (k_leak) ─► that person's digests, every
 //!          version, and their declarations' digests, every month
-//!   each value of the row ─► digest(field, person id, value) ─► equal to which version?
+//!   CIN + name + birth date + RIB ─► one digest ─► what the latest version holds?
+//!   salary + days                 ─► one digest ─► what the latest month holds?
+//!   otherwise each value of the row ─► digest(field, person id, value) ─► equal to which
+//!          version, which month?
 //! ```
+//!
+//! The whole-record digests only decide the common case, a row that repeats the latest
+//! record and month; every other row is judged field by field, so that the verdict (and
+//! the fields it names as altered) is the one the single-field digests give.
 
 use crate::LeakError;
 use crate::digests::{Digests, Held};
@@ -152,11 +159,13 @@ pub fn locate(
     digester: &LeakDigester,
     threads: usize,
 ) -> Vec<Option<Located>> {
-    in_chunks(
-        rows.len(),
+    in_parts(
+        &mut vec![(); rows.len()],
         threads,
+        None,
         || digester.worker(),
-        |w, i| {
+        |_| (),
+        |w, i, ()| {
             let id = rows[i].cnss.as_deref().and_then(|c| resolver.by_cnss(c))?;
             let loc = w.locator(&id);
             Some(Located {
@@ -167,36 +176,6 @@ pub fn locate(
             })
         },
     )
-}
-
-/// `f(state, 0)`, …, `f(state, n - 1)`, in order, shared out among `threads` threads,
-/// each with a `state` of its own from `init`.
-fn in_chunks<S, T: Send>(
-    n: usize,
-    threads: usize,
-    init: impl Fn() -> S + Sync,
-    f: impl Fn(&mut S, usize) -> T + Sync,
-) -> Vec<T> {
-    let chunk = n.div_ceil(threads.max(1)).max(1);
-    let (f, init) = (&f, &init);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .step_by(chunk)
-            .map(|from| {
-                s.spawn(move || {
-                    let mut state = init();
-                    (from..(from + chunk).min(n))
-                        .map(|i| f(&mut state, i))
-                        .collect::<Vec<T>>()
-                })
-            })
-            .collect();
-        // A thread that panicked is a bug; its rows must not vanish.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }
 
 /// Rows whose CNSS number names nobody (or that have none) are looked up by CIN, then by
@@ -637,16 +616,28 @@ fn holds_latest_declaration(
 /// into the verdicts rather than being copied).
 pub fn classify_all(
     rows: &[LeakRow],
-    located: Vec<Option<Located>>,
+    mut located: Vec<Option<Located>>,
     digests: &Digests,
     resolver: &dyn Resolver,
     digester: &LeakDigester,
     threads: usize,
     checking: Checking,
 ) -> Vec<Verdict> {
-    in_owned_chunks(
-        located,
+    let blank = Verdict {
+        file: 0,
+        line: 0,
+        class: Class::Unmatched,
+        person: None,
+        slot: None,
+        period: None,
+        rounded: false,
+        unverified_salary: false,
+        control_sum_fails: false,
+    };
+    in_parts(
+        &mut located,
         threads,
+        blank,
         || {
             (
                 std::cell::RefCell::new(digester.worker()),
@@ -659,6 +650,7 @@ pub fn classify_all(
             );
         },
         |(w, entries), i, l| {
+            let l = l.take();
             // The thread's own keyed state; borrowed for one digest at a time, so the
             // shared digester is only a fallback that never runs.
             let mac = |f: Field, id: &str, v: &[&str]| match w.try_borrow_mut() {
@@ -687,53 +679,38 @@ pub fn classify_all(
 /// Items handed to `ahead` at a time, before any of them is processed.
 const BLOCK: usize = 32;
 
-/// `f(i, item)` for every item, in order, shared out among `threads` threads, each owning
-/// its share; `ahead` sees each block of items before `f` does.
-fn in_owned_chunks<S, T: Send, U: Send>(
-    mut items: Vec<T>,
+/// `f(state, i, &mut items[i])` for every item, shared out among `threads` threads in
+/// consecutive parts, each thread with a `state` of its own from `init`; `ahead` sees each
+/// block of a part's items before `f` does. The results are written in place into one
+/// vector made beforehand (of `blank`s): millions of them are neither collected per thread
+/// nor copied together after.
+fn in_parts<S, T: Send, U: Send + Clone>(
+    items: &mut [T],
     threads: usize,
+    blank: U,
     init: impl Fn() -> S + Sync,
     ahead: impl Fn(&[T]) + Sync,
-    f: impl Fn(&mut S, usize, T) -> U + Sync,
+    f: impl Fn(&mut S, usize, &mut T) -> U + Sync,
 ) -> Vec<U> {
-    let chunk = items.len().div_ceil(threads.max(1)).max(1);
-    // Split from the end, so that each element moves once.
-    let mut shares = Vec::new();
-    while !items.is_empty() {
-        let from = (items.len() - 1) / chunk * chunk;
-        shares.push((from, items.split_off(from)));
-    }
-    shares.reverse();
+    let mut out = vec![blank; items.len()];
+    let part = items.len().div_ceil(threads.max(1)).max(1);
     let (f, init, ahead) = (&f, &init, &ahead);
+    // A thread that panicked is a bug: the scope panics on (its rows must not vanish).
     std::thread::scope(|s| {
-        let handles: Vec<_> = shares
-            .into_iter()
-            .map(|(from, mut share)| {
-                s.spawn(move || {
-                    let mut state = init();
-                    let mut out = Vec::with_capacity(share.len());
-                    let mut k = from;
-                    // Drained from the front, a block at a time.
-                    share.reverse();
-                    while !share.is_empty() {
-                        let block = share.split_off(share.len().saturating_sub(BLOCK));
-                        let mut block: Vec<T> = block.into_iter().rev().collect();
-                        ahead(&block);
-                        for t in block.drain(..) {
-                            out.push(f(&mut state, k, t));
-                            k += 1;
-                        }
+        for (k, (ins, outs)) in items.chunks_mut(part).zip(out.chunks_mut(part)).enumerate() {
+            s.spawn(move || {
+                let mut state = init();
+                let blocks = ins.chunks_mut(BLOCK).zip(outs.chunks_mut(BLOCK));
+                for (b, (ins, outs)) in blocks.enumerate() {
+                    ahead(ins);
+                    for (j, (t, u)) in ins.iter_mut().zip(outs.iter_mut()).enumerate() {
+                        *u = f(&mut state, k * part + b * BLOCK + j, t);
                     }
-                    out
-                })
-            })
-            .collect();
-        // A thread that panicked is a bug; its rows must not vanish.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+                }
+            });
+        }
+    });
+    out
 }
 
 #[cfg(test)]
@@ -972,12 +949,25 @@ mod tests {
     }
 
     #[test]
-    fn owned_chunks_keep_order_and_indexes() {
-        for (n, threads) in [(0, 2), (1, 2), (7, 2), (10, 3), (5, 8)] {
-            let items: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
-            let out = in_owned_chunks(items, threads, || (), |_| (), |_, i, s| (i, s));
+    fn parts_keep_order_and_indexes_and_see_every_block_ahead() {
+        for (n, threads) in [(0, 2), (1, 2), (7, 2), (10, 3), (5, 8), (100, 2), (65, 1)] {
+            let mut items: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+            let seen = std::sync::Mutex::new(Vec::new());
+            let out = in_parts(
+                &mut items,
+                threads,
+                (0, String::new()),
+                || (),
+                |block| seen.lock().unwrap().extend(block.iter().cloned()),
+                |_, i, s| (i, std::mem::take(s)),
+            );
             let want: Vec<(usize, String)> = (0..n).map(|i| (i, format!("r{i}"))).collect();
             assert_eq!(out, want, "{n} items on {threads} threads");
+            let mut seen = seen.into_inner().unwrap();
+            seen.sort();
+            let mut all: Vec<String> = want.into_iter().map(|(_, s)| s).collect();
+            all.sort();
+            assert_eq!(seen, all, "every item seen ahead once");
         }
     }
 }
