@@ -473,24 +473,25 @@ impl Digests {
             for s in slots.clone() {
                 acc ^= u64::from(at(s).unwrap_or(0));
             }
+            let entries = |s: Option<u32>| {
+                let from = at(s).unwrap_or(0) as usize;
+                let to = s.and_then(|s| at(Some(s + 1))).unwrap_or(0) as usize;
+                sh.entries.get(from..to).unwrap_or(&[])
+            };
             for s in slots.clone() {
-                let e = at(s).and_then(|i| sh.entries.get(i as usize));
-                acc ^= e.map_or(0, |e| e.at as u64);
+                acc ^= entries(s).iter().map(|e| e.at as u64).fold(0, |a, b| a ^ b);
             }
+            // Both ends of every body: a person's sets span a few cache lines.
             for s in slots.clone() {
-                let e = at(s).and_then(|i| sh.entries.get(i as usize));
-                acc ^= u64::from(e.and_then(|e| sh.arena.get(e.at)).copied().unwrap_or(0));
+                for e in entries(s) {
+                    let last = e.at + usize::from(e.len).max(1) - 1;
+                    for i in [e.at, last] {
+                        acc ^= u64::from(sh.arena.get(i).copied().unwrap_or(0));
+                    }
+                }
             }
         }
         acc
-    }
-
-    /// The digest sets of `slot`, in no particular order.
-    pub fn chain(&self, slot: Option<u32>) -> impl Iterator<Item = Held<'_>> {
-        self.shelves
-            .iter()
-            .filter(move |_| slot.is_some())
-            .flat_map(move |sh| sh.chain(slot.unwrap_or(u32::MAX)))
     }
 
     /// The digest sets of `slot` by month, then version, then content: the same order
@@ -498,7 +499,12 @@ impl Digests {
     /// They go into `into`, emptied first: a scan reuses one vector for millions of rows.
     pub fn fill<'a>(&'a self, slot: Option<u32>, into: &mut Vec<Held<'a>>) {
         into.clear();
-        into.extend(self.chain(slot));
+        if let Some(s) = slot {
+            // Shelf by shelf: each gives a slice of known length, copied in one go.
+            for sh in &self.shelves {
+                into.extend(sh.chain(s));
+            }
+        }
         into.sort_unstable_by(|a, b| {
             (a.period, a.version, a.body).cmp(&(b.period, b.version, b.body))
         });
