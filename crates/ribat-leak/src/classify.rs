@@ -127,6 +127,23 @@ pub struct Verdict {
     pub control_sum_fails: bool,
 }
 
+impl Verdict {
+    /// `row` as unmatched, before anything is known of it.
+    fn unmatched(row: &LeakRow) -> Self {
+        Self {
+            file: row.file,
+            line: row.line,
+            class: Class::Unmatched,
+            person: None,
+            slot: None,
+            period: None,
+            rounded: false,
+            unverified_salary: false,
+            control_sum_fails: row.control_sum_fails,
+        }
+    }
+}
+
 /// How a row's values are checked against its person's digests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Checking {
@@ -271,17 +288,7 @@ fn judge(
     checking: Checking,
     mac: &dyn Fn(Field, &str, &[&str]) -> Digest,
 ) -> Verdict {
-    let mut v = Verdict {
-        file: row.file,
-        line: row.line,
-        class: Class::Unmatched,
-        person: None,
-        slot: None,
-        period: None,
-        rounded: false,
-        unverified_salary: false,
-        control_sum_fails: row.control_sum_fails,
-    };
+    let mut v = Verdict::unmatched(row);
     if !row.has_identifier() {
         return v;
     }
@@ -623,21 +630,10 @@ pub fn classify_all(
     threads: usize,
     checking: Checking,
 ) -> Vec<Verdict> {
-    let blank = Verdict {
-        file: 0,
-        line: 0,
-        class: Class::Unmatched,
-        person: None,
-        slot: None,
-        period: None,
-        rounded: false,
-        unverified_salary: false,
-        control_sum_fails: false,
-    };
     in_parts(
         &mut located,
         threads,
-        blank,
+        Verdict::unmatched(&LeakRow::default()),
         || {
             (
                 std::cell::RefCell::new(digester.worker()),

@@ -29,9 +29,10 @@ struct Report {
     parse_samples: Vec<f64>,
 }
 
-/// Timed runs of each: a shared 2-core VM varies by a third from one run to the next, and
+/// Timed runs of each, taking turns: a shared 2-core VM varies by a third from one minute to
+/// the next (two runs of this bench on one day gave ratios of 2.87 and 3.12), and
 /// one run would measure the neighbours as much as the code.
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
