@@ -224,7 +224,9 @@ const VARIANTS: &[(&str, &str)] = &[
 
 /// Latin names: strip accents, case-fold, drop `El`/`Al` articles, map variants, sort
 /// the words (records list surname and given name in either order). Arabic names: strip
-/// vowel marks (harakat) and tatweel, and fold alef forms.
+/// vowel marks (harakat) and tatweel, fold alef forms, and write the compounds of "عبد"
+/// apart ("عبدالإله" as "عبد الإله"), since registers and payroll files write them both
+/// ways.
 pub fn normalise_name(name: &str) -> String {
     let folded = if name.is_ascii() {
         fold_ascii(name)
@@ -233,23 +235,37 @@ pub fn normalise_name(name: &str) -> String {
     };
     let mut words: Vec<&str> = Vec::new();
     for w in folded.split_whitespace() {
-        if matches!(w, "el" | "al" | "ben" | "bin" | "ال") {
-            // Articles and "ben" are written attached, hyphenated or apart; dropping them
-            // makes "El Amrani", "Elamrani" differ less than keeping them would help.
-            continue;
+        match w.strip_prefix(ABD).filter(|rest| rest.chars().count() >= 2) {
+            Some(rest) => {
+                words.push(ABD);
+                push_word(&mut words, rest);
+            }
+            None => push_word(&mut words, w),
         }
-        let w = w
-            .strip_prefix("ال")
-            .filter(|r| r.chars().count() >= 2)
-            .unwrap_or(w);
-        let canon = VARIANTS
-            .iter()
-            .find(|(v, _)| *v == w)
-            .map_or(w, |(_, c)| *c);
-        words.extend(canon.split(' '));
     }
     words.sort_unstable();
     words.join(" ")
+}
+
+/// "عبد" (servant of), the first part of compound given names.
+const ABD: &str = "عبد";
+
+/// One folded word, without its article, in its canonical spelling.
+fn push_word<'a>(words: &mut Vec<&'a str>, w: &'a str) {
+    if matches!(w, "el" | "al" | "ben" | "bin" | "ال") {
+        // Articles and "ben" are written attached, hyphenated or apart; dropping them
+        // makes "El Amrani", "Elamrani" differ less than keeping them would help.
+        return;
+    }
+    let w = w
+        .strip_prefix("ال")
+        .filter(|r| r.chars().count() >= 2)
+        .unwrap_or(w);
+    let canon = VARIANTS
+        .iter()
+        .find(|(v, _)| *v == w)
+        .map_or(w, |(_, c)| *c);
+    words.extend(canon.split(' '));
 }
 
 /// Accents stripped, Arabic letter forms folded, lower case, anything but letters and
@@ -304,6 +320,21 @@ mod tests {
         let every: String = (0u8..128).map(char::from).collect();
         assert_eq!(fold_ascii(&every), fold_unicode(&every));
         assert_eq!(normalise_name("El Amrani  MOHAMED"), "amrani mohamed");
+    }
+
+    #[test]
+    fn compounds_of_abd_fold_whether_written_joined_or_apart() {
+        for (joined, apart) in [
+            ("عبدالإله", "عبد الإله"),
+            ("عبدالله العلوي", "عبد الله العلوي"),
+            ("عبدالرحيم بناني", "بناني عبد الرحيم"),
+            ("عبدالقادر", "عبد القادر"),
+        ] {
+            assert_eq!(normalise_name(joined), normalise_name(apart), "{joined}");
+        }
+        // "عبد" alone, or a name merely starting with its letters and one more, stays.
+        assert_eq!(normalise_name("عبد"), "عبد");
+        assert_ne!(normalise_name("عبدو"), normalise_name("عبد"));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub const SERVED_DIR: &str = "served";
 /// Most record ids in one entry (a batch of 10,000 is ten entries, well under the log's
 /// entry size limit).
 pub const RECORDS_PER_ENTRY: usize = 1_000;
+/// Bytes one entry is kept under, well below the log's entry limit (64 KiB).
+const ENTRY_BUDGET: usize = 60_000;
 /// The JSON-lines log of earlier versions, migrated at open.
 pub const LEGACY_FILE: &str = "served.log";
 
@@ -149,20 +151,36 @@ impl ServedLog {
     /// one group (all durable or none acknowledged). After a failed write or sync every
     /// later append fails too, until the custodian is reopened.
     pub fn append(&self, e: &ServedEntry) -> std::io::Result<()> {
-        let parts: Vec<Vec<u8>> = if e.records.len() <= RECORDS_PER_ENTRY {
-            vec![serde_json::to_vec(e).map_err(std::io::Error::other)?]
-        } else {
-            e.records
-                .chunks(RECORDS_PER_ENTRY)
-                .map(|chunk| {
-                    serde_json::to_vec(&ServedEntry {
-                        records: chunk.to_vec(),
-                        ..e.clone()
-                    })
-                })
-                .collect::<Result<_, _>>()
-                .map_err(std::io::Error::other)?
+        let encode = |records: &[String]| {
+            serde_json::to_vec(&ServedEntry {
+                records: records.to_vec(),
+                ..e.clone()
+            })
+            .map_err(std::io::Error::other)
         };
+        // Split by count and by size: record ids differ in length (a declaration's names
+        // its person and its employer), and an entry must stay under the log's limit.
+        let overhead = encode(&[])?.len();
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut from = 0;
+        let mut bytes = overhead;
+        for (i, id) in e.records.iter().enumerate() {
+            // A JSON string of an id, its quotes and a comma: plain ASCII is written as it
+            // is, anything else may be escaped up to six-fold.
+            let plain = id
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+            let cost = if plain { id.len() } else { id.len() * 6 } + 3;
+            if i > from && (i - from >= RECORDS_PER_ENTRY || bytes + cost > ENTRY_BUDGET) {
+                parts.push(encode(&e.records[from..i])?);
+                from = i;
+                bytes = overhead;
+            }
+            bytes += cost;
+        }
+        if from < e.records.len() || parts.is_empty() {
+            parts.push(encode(&e.records[from..])?);
+        }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         self.log
             .append_all(&refs)
@@ -336,6 +354,22 @@ mod tests {
         let records: Vec<String> = back.iter().flat_map(|e| e.records.clone()).collect();
         assert_eq!(records, big.records);
         assert!(back.iter().all(|e| e.request_id == big.request_id));
+    }
+
+    #[test]
+    fn long_record_ids_are_split_by_size_under_the_entry_limit() {
+        let d = tempfile::tempdir().unwrap();
+        let (log, _) = ServedLog::open_dir(d.path(), 1).unwrap();
+        let mut big = entry(8);
+        // Declaration ids name the person and the employer: 81 characters each.
+        big.records = (0..5_000)
+            .map(|i| format!("d-202501-p-{i:032}-e-{:032}", i % 7))
+            .collect();
+        log.append(&big).unwrap();
+        let back = ServedLog::read(d.path()).unwrap();
+        let records: Vec<String> = back.iter().flat_map(|e| e.records.clone()).collect();
+        assert_eq!(records, big.records);
+        assert!(back.len() >= 7, "{} entries", back.len());
     }
 
     #[test]

@@ -81,7 +81,9 @@ pub struct Access {
     pub table: String,
     /// Record read; `None` when the lookup found nothing.
     pub subject: Option<String>,
-    /// The number looked up (CNSS or affiliation), for the enumeration detector only.
+    /// What was looked up, as a number for the enumeration detector only: a CNSS or
+    /// affiliation number as it is, a CIN by [`cin_lookup`], a name and birth date by
+    /// [`name_lookup`].
     #[serde(skip)]
     pub lookup: Option<u64>,
     /// A case reference the caller gave (`case` on the request).
@@ -135,6 +137,37 @@ pub struct CustodianAnswer {
     pub outcome: String,
     /// A quarantine the custodian imposed with this answer, and why.
     pub quarantined: Option<String>,
+}
+
+/// Where lookups by CIN sit: above every CNSS and affiliation number, so that stepping
+/// through one kind of number never reads as a step through another.
+const CIN_SPACE: u64 = 1 << 40;
+
+/// A CIN in normal form (one or two capital letters, then digits) as a lookup number: the
+/// same letters and consecutive digits give consecutive numbers, so a walk through CINs
+/// is a walk through numbers. `None` for anything else.
+pub fn cin_lookup(cin: &str) -> Option<u64> {
+    let letters = cin.bytes().take_while(u8::is_ascii_uppercase).count();
+    let digits = &cin[letters..];
+    if !(1..=2).contains(&letters)
+        || digits.is_empty()
+        || digits.len() > 7
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let prefix = cin
+        .bytes()
+        .take(letters)
+        .fold(0u64, |acc, b| acc * 27 + u64::from(b - b'A' + 1));
+    Some(CIN_SPACE + prefix * 10_000_000 + digits.parse::<u64>().ok()?)
+}
+
+/// A search by name and birth date as a lookup number: a digest of the normal form (in
+/// the top half of the numbers, apart from CNSS numbers and CINs), so that repeating a
+/// search is recognised and its misses are counted; it can never look like a walk.
+pub fn name_lookup(digest: [u8; 8]) -> u64 {
+    u64::from_be_bytes(digest) | (1 << 63)
 }
 
 impl Event {
@@ -192,6 +225,25 @@ impl Event {
             }
             Kind::Tick => format!("{t} {} tick", self.component),
         }
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_cins_are_consecutive_lookups_in_their_own_space() {
+        let a = cin_lookup("BE123456").unwrap();
+        assert_eq!(cin_lookup("BE123457"), Some(a + 1));
+        assert!(a > 999_999_999, "above every CNSS number");
+        // Another prefix is far away: no step between them.
+        assert!(cin_lookup("BH123456").unwrap().abs_diff(a) > 1_000_000);
+        assert_eq!(cin_lookup("A1"), Some(CIN_SPACE + 10_000_000 + 1));
+        for bad in ["", "123456", "ABC123", "be123456", "BE", "BE12345678"] {
+            assert_eq!(cin_lookup(bad), None, "{bad}");
+        }
+        assert!(name_lookup([0; 8]) > cin_lookup("ZZ9999999").unwrap());
     }
 }
 

@@ -66,6 +66,8 @@ pub struct App {
     pub watch: Arc<Watch>,
     /// The node's export desk, where this gateway runs beside the vault.
     pub exports: Option<Arc<dyn crate::exports::ExportDesk>>,
+    /// Upload bodies that may be read at once ([`CONCURRENT_UPLOADS`]).
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for App {
@@ -88,7 +90,12 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/employers/{affiliation}", get(employer))
         .route(
             "/v1/declarations",
-            post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD)),
+            post(upload)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD))
+                .layer(axum::middleware::from_fn_with_state(
+                    app.clone(),
+                    one_of_few_uploads,
+                )),
         )
         .route("/v1/decisions", get(decisions_list))
         .route("/v1/decisions/{id}/release", post(decision_release))
@@ -103,8 +110,126 @@ pub fn router(app: Shared) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(within_limits))
+        .layer(axum::middleware::map_response(as_problem))
         .with_state(app)
 }
+
+/// Longest request target (path and query) answered; longer is 414.
+pub const MAX_URI: usize = 8 * 1024;
+/// Largest header block (names and values) answered; larger is 431.
+pub const MAX_HEADERS: usize = 16 * 1024;
+/// Uploads whose bodies may be read at once: each is up to [`MAX_UPLOAD`], so their
+/// memory is bounded in total, not only one by one.
+pub const CONCURRENT_UPLOADS: usize = 2;
+
+/// Requests beyond what any client of this API needs are answered here, as problems,
+/// before routing. (HTTP/1 header blocks beyond the listener's buffer, 64 KiB, and bytes
+/// that are not HTTP are answered by the HTTP layer itself, with an empty body.)
+async fn within_limits(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI {
+        return Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            "Request target too long",
+            format!("the path and query are {target} bytes, at most {MAX_URI}; send long inputs in a body (e.g. POST /v1/persons/search)"),
+        )
+        .into_response();
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if headers > MAX_HEADERS || req.headers().len() > 64 {
+        return Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+            format!(
+                "the headers are {headers} bytes in {} fields, at most {MAX_HEADERS} bytes in 64",
+                req.headers().len()
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Every error is `application/problem+json`, also those the framework answers itself
+/// (a body over its limit, a body that is not JSON, a missing content type).
+async fn as_problem(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return response;
+    }
+    let (slug, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "body-too-large",
+            format!(
+                "the body is larger than this route takes (uploads: {MAX_UPLOAD} bytes; other routes less); split it"
+            ),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported-media-type",
+            "this route takes a JSON body with `Content-Type: application/json`".to_owned(),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => (
+            "bad-body",
+            "the request could not be read; see /openapi.json for what this route takes".to_owned(),
+        ),
+        _ => (
+            "http-error",
+            "the request was refused by the HTTP layer; see /openapi.json".to_owned(),
+        ),
+    };
+    let title = status.canonical_reason().unwrap_or("Error");
+    let mut p = Problem::new(status, slug, title, detail).into_response();
+    for (k, v) in response.headers() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            p.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    p
+}
+
+/// At most [`CONCURRENT_UPLOADS`] upload bodies are read at a time; another is told to
+/// come back, before a byte of its body is read.
+async fn one_of_few_uploads(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = app.upload_slots.clone().try_acquire_owned() else {
+        return Problem::unavailable(
+            "uploads-busy",
+            format!("{CONCURRENT_UPLOADS} declaration files are being received; send this one again in a few seconds"),
+        )
+        .retry_after(5)
+        .into_response();
+    };
+    // A slot is not held forever by a body that trickles in.
+    match tokio::time::timeout(UPLOAD_DEADLINE, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "upload-too-slow",
+            "Upload too slow",
+            format!(
+                "the upload did not finish within {} s; send it again (lines already stored are not stored twice)",
+                UPLOAD_DEADLINE.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// How long an upload may take, body and import together.
+pub const UPLOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 
 async fn not_found(uri: Uri) -> Problem {
     Problem::not_found(format!(
@@ -394,6 +519,20 @@ fn read_query(uri: &Uri) -> Result<ReadQuery, Problem> {
 }
 
 /// Turns a vault error into the problem the caller sees; remembers quarantines.
+/// A number in a path is written as the fund writes it: exactly `len` digits. A program
+/// that sends spaces or separators has a bug that should surface, not be guessed around
+/// (the CLI, for people at a counter, is lenient).
+fn exact_digits(v: &str, len: usize, what: &str) -> Result<(), Problem> {
+    if v.len() == len && v.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Problem::bad_request(
+            "bad-value",
+            format!("a {what} in a path is exactly {len} digits, with no space or separator"),
+        ))
+    }
+}
+
 fn vault_problem(gate: &Gate, e: VaultError) -> Problem {
     match e {
         VaultError::Read(AuditFirstError::Quorum(q)) => match q {
@@ -529,6 +668,7 @@ async fn person(
     Path(cnss): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
+    exact_digits(&cnss, 9, "CNSS number")?;
     let q = read_query(&uri)?;
     let case = case_ref(q.case.as_deref())?;
     let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
@@ -563,6 +703,7 @@ async fn declarations(
     Path(cnss): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
+    exact_digits(&cnss, 9, "CNSS number")?;
     let q = read_query(&uri)?;
     if q.fields.is_some() {
         return Err(Problem::bad_request(
@@ -626,7 +767,12 @@ async fn search(
     let list = b.fields.as_ref().map(|f| f.join(","));
     let fields = person_fields(&app.gate, &claims.role, list.as_deref())?;
     let admitted = app.gate.admit(claims, b.purpose.as_deref(), &fields)?;
-    let seen = seen(&admitted, "persons", None, case_ref(b.case.as_deref())?);
+    let seen = seen(
+        &admitted,
+        "persons",
+        search_lookup(&b),
+        case_ref(b.case.as_deref())?,
+    );
     let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
     let a = app.clone();
     let result = blocking(move || {
@@ -671,12 +817,32 @@ async fn search(
     answered(result, seen)
 }
 
+/// A search as the enumeration detector sees it: a walk through CINs, or guesses at
+/// names and birth dates that mostly miss, are walks through the register like any other.
+fn search_lookup(b: &SearchBody) -> Option<u64> {
+    match (&b.cin, &b.name, &b.birth_date) {
+        (Some(cin), None, None) => ribat_crypto::blind_index::normalise_cin(cin)
+            .ok()
+            .and_then(|c| ribat_detect::event::cin_lookup(&c)),
+        (None, Some(n), Some(d)) => {
+            use sha2::Digest;
+            let normal = ribat_crypto::blind_index::normalise_name(n);
+            let h = sha2::Sha256::digest(format!("{normal}|{}", d.trim()).as_bytes());
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&h[..8]);
+            Some(ribat_detect::event::name_lookup(first))
+        }
+        _ => None,
+    }
+}
+
 async fn employer(
     State(app): State<Shared>,
     Authed { claims, token }: Authed,
     Path(affiliation): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
+    exact_digits(&affiliation, 7, "affiliation number")?;
     let q = read_query(&uri)?;
     let names: Vec<&'static str> =
         match q.fields.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
@@ -787,10 +953,7 @@ async fn upload(
             StatusCode::UNPROCESSABLE_ENTITY,
             "ebds-refused",
             "Declaration file refused",
-            format!(
-                "the e-BDS file was refused at line {}: {}",
-                e.line, e.reason
-            ),
+            format!("the e-BDS file was refused, nothing of it stored: {e}; correct the file and upload it again"),
         )
     })?;
     if parsed.header.affiliation != admitted.claims.inst {
@@ -824,6 +987,21 @@ async fn upload(
         })
     })
     .await?;
+    // The file parsed but names persons the fund does not know: refused whole, as the
+    // importer did (one file is one declaration).
+    if let Some(first) = summary.rejects.first() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ebds-refused",
+            "Declaration file refused",
+            format!(
+                "the e-BDS file was refused, nothing of it stored: line {}: {} ({} line(s) in all); register the persons first, then upload it again",
+                first.line,
+                first.reason.trim_start_matches("file refused: "),
+                summary.rejects.len()
+            ),
+        ));
+    }
     let rejected: Vec<serde_json::Value> = summary
         .rejects
         .iter()

@@ -4,23 +4,50 @@
 //!
 //! A connection without a valid certificate never reaches HTTP: rustls answers with the
 //! TLS alert that names the problem (certificate required, unknown CA, expired, revoked).
+//! A certificate revoked after its connection opened is refused at its next request
+//! (`certificate-revoked`, and the connection closed), whatever the connection's age.
+//!
+//! Bounded so that one valid certificate cannot hold the server: a handshake has 10 s, a
+//! request's headers 10 s from the moment the connection waits for them (also between
+//! keep-alive requests, so an idle connection is closed), one certificate holds at most
+//! [`MAX_CONNECTIONS_PER_CERTIFICATE`] connections (further ones are answered
+//! `too-many-connections`), and the server at most [`MAX_CONNECTIONS`].
 
+use crate::problem::Problem;
 use axum::Router;
 use axum::extract::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use ribat_identity::PeerIdentity;
 use ribat_identity::tls::ServerTls;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers, counted from when the
+/// connection waits for them (after the handshake, and after each response).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections one certificate may hold open at once.
+pub const MAX_CONNECTIONS_PER_CERTIFICATE: usize = 32;
+/// Connections the server holds open at once, handshakes included.
+pub const MAX_CONNECTIONS: usize = 2048;
+/// Largest HTTP/1 read buffer, and so header block, taken in: above the API's own limits
+/// (8 KiB of path and query, 16 KiB of headers), so that those are answered as problems.
+pub const MAX_HEADER_BYTES: usize = 256 * 1024;
+/// Most headers in an HTTP/1 request taken in (the API answers more than 64 itself).
+pub const MAX_HEADER_COUNT: usize = 256;
+/// Largest header list of an HTTP/2 request taken in.
+pub const MAX_H2_HEADER_LIST: u32 = 256 * 1024;
 
 /// Who is calling, as the TLS layer verified it.
 #[derive(Debug, Clone)]
@@ -40,6 +67,83 @@ pub struct TlsStats {
     pub accepted: AtomicU64,
 }
 
+/// Open connections per certificate serial.
+#[derive(Debug, Default)]
+struct PerCertificate {
+    open: Mutex<HashMap<String, usize>>,
+}
+
+/// One connection's place in [`PerCertificate`], given back when the connection ends.
+struct Held {
+    table: Arc<PerCertificate>,
+    serial: String,
+    within: bool,
+}
+
+impl PerCertificate {
+    fn hold(self: &Arc<Self>, serial: &str) -> Held {
+        let mut open = match self.open.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let n = open.entry(serial.to_owned()).or_insert(0);
+        *n += 1;
+        Held {
+            table: self.clone(),
+            serial: serial.to_owned(),
+            within: *n <= MAX_CONNECTIONS_PER_CERTIFICATE,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = match self.table.open.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(n) = open.get_mut(&self.serial) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.serial);
+            }
+        }
+    }
+}
+
+/// The answer to a request that does not reach the router, if any: the certificate was
+/// revoked since its connection opened, or it holds too many connections.
+fn refusal(tls: &ServerTls, caller: &Caller, within: bool, version: Version) -> Option<Response> {
+    let problem = if tls.is_revoked(&caller.peer.serial) {
+        Problem::unauthenticated(
+            "certificate-revoked",
+            format!(
+                "the certificate of `{}` was revoked; ask the deployment's administrators for a new one",
+                caller.peer.name
+            ),
+        )
+    } else if !within {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-connections",
+            "Too many connections",
+            format!(
+                "this certificate already holds {MAX_CONNECTIONS_PER_CERTIFICATE} connections; reuse one (keep-alive, or HTTP/2 streams) instead of opening more"
+            ),
+        )
+        .retry_after(1)
+    } else {
+        return None;
+    };
+    let mut r = problem.into_response();
+    // HTTP/1 says so in a header; HTTP/2 has no such header and is closed below.
+    if version < Version::HTTP_2 {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Some(r)
+}
+
 /// Serves `router` on `listener` until the task is dropped.
 pub async fn serve(
     listener: TcpListener,
@@ -47,6 +151,8 @@ pub async fn serve(
     router: Router,
     stats: Arc<TlsStats>,
 ) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_cert = Arc::new(PerCertificate::default());
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -57,11 +163,20 @@ pub async fn serve(
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Full: closing at once costs less than holding one more descriptor.
+            stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = TlsAcceptor::from(tls.config());
         let router = router.clone();
         let stats = stats.clone();
+        let tls = tls.clone();
+        let per_cert = per_cert.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 _ => {
@@ -81,14 +196,50 @@ pub async fn serve(
                 return;
             };
             stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let held = per_cert.hold(&peer.serial);
+            let within = held.within;
             let caller = Caller { peer, remote };
-            let svc = tower::ServiceExt::map_request(router, move |mut r: Request<_>| {
+            let closing = Arc::new(tokio::sync::Notify::new());
+            let closed = closing.clone();
+            let svc = tower::service_fn(move |mut r: Request<hyper::body::Incoming>| {
+                let router = router.clone();
+                let refused = refusal(&tls, &caller, within, r.version());
+                if refused.is_some() {
+                    closing.notify_one();
+                }
                 r.extensions_mut().insert(caller.clone());
-                r
+                async move {
+                    match refused {
+                        Some(response) => Ok(response),
+                        None => tower::ServiceExt::oneshot(router, r).await,
+                    }
+                }
             });
-            let _ = Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
-                .await;
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEADER_BYTES)
+                .max_headers(MAX_HEADER_COUNT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(MAX_H2_HEADER_LIST)
+                .keep_alive_interval(Some(Duration::from_secs(20)))
+                .keep_alive_timeout(Duration::from_secs(10));
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = closed.notified() => {
+                    // Let the refusal go out, then close (HTTP/2 with a GOAWAY).
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn.as_mut()).await;
+                }
+            }
+            drop(held);
         });
     }
 }

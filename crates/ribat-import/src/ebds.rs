@@ -14,12 +14,17 @@
 //! - B04 `S_Ctr = N_Num_Assure (0 if blank) + N_Jours_Declares + N_Salaire_Reel + N_Salaire_Plaf`
 //! - totals: `N_T_Num_Imma` = sum of insured numbers, `N_T_Ctr` = sum of the lines' `S_Ctr`.
 //!
-//! The parser rejects a single employee line (wrong control sum, non-digits in an amount,
-//! impossible days) and goes on with the others; it rejects the whole file when its
-//! structure is broken (wrong line length, wrong order, truncated, not ASCII, totals that
-//! do not match the lines as written). Every rejection names the file, the line and the
-//! field, never the value: the rejects report is a plaintext file on the node, and a
-//! salary or an insured number quoted in it would be plaintext at rest (I4).
+//! One file is one declaration: it is accepted whole or refused whole. A wrong employee
+//! line (wrong control sum, non-digits in an amount, impossible days, an insured number
+//! declared twice) refuses the file, as a broken structure does (wrong line length, wrong
+//! order, truncated, not ASCII, totals that do not match the lines as written): storing
+//! the other lines would leave the vault holding less than the file's B03/B06 totals say.
+//! The refusal names the first wrong line, and every other wrong line after it, so that
+//! the employer can correct them all at once; a totals line that disagrees because a line
+//! above it could not be read is reported after that line, which is the cause. Every
+//! rejection names the file, the line and the field, never the value: the rejects report
+//! is a plaintext file on the node, and a salary or an insured number quoted in it would
+//! be plaintext at rest (I4).
 
 use crate::model::DeclarationRow;
 use std::fmt::Write as _;
@@ -294,31 +299,68 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// A file that parsed; some employee lines may have been rejected.
+/// A file that parsed: every employee line is valid.
 #[derive(Debug, Clone)]
 pub struct Parsed {
     /// The employer header.
     pub header: Header,
-    /// Accepted employee lines.
+    /// The employee lines (B02, then B04).
     pub rows: Vec<DeclarationRow>,
-    /// Rejected employee lines.
-    pub rejected: Vec<Rejected>,
+    /// The 1-based line number of each row in `rows`.
+    pub lines: Vec<usize>,
 }
 
-/// Why a whole file was refused.
+/// Why a whole file was refused: the first wrong line, and the others after it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {reason}")]
+#[error("line {line}: {reason}{}", others(.more))]
 pub struct FileError {
-    /// 1-based line number (0 for the file as a whole).
+    /// 1-based line number of the first wrong line (0 for the file as a whole).
     pub line: usize,
     /// Why.
     pub reason: String,
+    /// Further wrong lines, in file order.
+    pub more: Vec<Rejected>,
+}
+
+fn others(more: &[Rejected]) -> String {
+    match more.len() {
+        0 => String::new(),
+        1 => format!(" (and line {}: {})", more[0].line, more[0].reason),
+        n => format!(" (and {n} other lines, the next at line {})", more[0].line),
+    }
+}
+
+impl FileError {
+    /// Every wrong line: the first, then the others.
+    pub fn problems(&self) -> impl Iterator<Item = Rejected> + '_ {
+        std::iter::once(Rejected {
+            line: self.line,
+            reason: self.reason.clone(),
+        })
+        .chain(self.more.iter().cloned())
+    }
+
+    /// A refusal naming `problems` (at least one) in file order.
+    fn of(mut problems: Vec<Rejected>) -> Self {
+        problems.sort_by_key(|r| r.line);
+        let mut it = problems.into_iter();
+        let first = it.next().unwrap_or(Rejected {
+            line: 0,
+            reason: "refused".into(),
+        });
+        Self {
+            line: first.line,
+            reason: first.reason,
+            more: it.collect(),
+        }
+    }
 }
 
 fn ferr(line: usize, reason: impl Into<String>) -> FileError {
     FileError {
         line,
         reason: reason.into(),
+        more: Vec::new(),
     }
 }
 
@@ -435,30 +477,36 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
     }
 
     let mut rows = Vec::new();
+    let mut row_lines = Vec::new();
     let mut rejected = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashMap::new();
     let mut i = 2;
     // B02 lines, with their totals as written.
     let mut written = Sums::default();
     while kind(i) == Some("B02") {
         let r = employee(lines[i], i + 1, &header, false, &mut written);
-        accept(r, i + 1, &mut rows, &mut rejected, &mut seen);
+        accept(
+            r,
+            i + 1,
+            &mut rows,
+            &mut row_lines,
+            &mut rejected,
+            &mut seen,
+        );
         i += 1;
     }
-    // A totals line that disagrees is reported with the lines rejected above it: they are
-    // usually the cause.
+    // A totals line that disagrees is reported after the lines rejected above it: they
+    // are usually the cause, and the first of them is the line to correct.
     let explain = |e: FileError, rejected: &[Rejected]| -> FileError {
         if rejected.is_empty() {
             return e;
         }
-        let causes: Vec<String> = rejected
-            .iter()
-            .map(|r| format!("line {}: {}", r.line, r.reason))
-            .collect();
-        ferr(
-            e.line,
-            format!("{} (rejected above: {})", e.reason, causes.join("; ")),
-        )
+        let mut all = rejected.to_vec();
+        all.push(Rejected {
+            line: e.line,
+            reason: format!("{} (the wrong lines above are the likely cause)", e.reason),
+        });
+        FileError::of(all)
     };
     match kind(i) {
         Some("B03") => {
@@ -489,7 +537,14 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
             continue;
         }
         let r = employee(lines[i], i + 1, &header, true, &mut written4);
-        accept(r, i + 1, &mut rows, &mut rejected, &mut seen);
+        accept(
+            r,
+            i + 1,
+            &mut rows,
+            &mut row_lines,
+            &mut rejected,
+            &mut seen,
+        );
         i += 1;
     }
     if !any_b04 {
@@ -538,12 +593,18 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
         }
     }
     if i + 1 != lines.len() {
-        return Err(ferr(i + 2, "lines after the B06 grand totals"));
+        rejected.push(Rejected {
+            line: i + 2,
+            reason: "lines after the B06 grand totals".into(),
+        });
+    }
+    if !rejected.is_empty() {
+        return Err(FileError::of(rejected));
     }
     Ok(Parsed {
         header,
         rows,
-        rejected,
+        lines: row_lines,
     })
 }
 
@@ -551,17 +612,25 @@ fn accept(
     r: Result<DeclarationRow, Rejected>,
     line: usize,
     rows: &mut Vec<DeclarationRow>,
+    row_lines: &mut Vec<usize>,
     rejected: &mut Vec<Rejected>,
-    seen: &mut std::collections::HashSet<String>,
+    seen: &mut std::collections::HashMap<String, usize>,
 ) {
     match r {
-        Ok(row) if !seen.insert(row.cnss.clone()) => {
-            rejected.push(Rejected {
-                line,
-                reason: "this insured number is declared twice in the file".into(),
-            });
+        Ok(row) => {
+            if let Some(first) = seen.get(&row.cnss) {
+                rejected.push(Rejected {
+                    line,
+                    reason: format!(
+                        "this insured number is already declared on line {first} of the file"
+                    ),
+                });
+            } else {
+                seen.insert(row.cnss.clone(), line);
+                rows.push(row);
+                row_lines.push(line);
+            }
         }
-        Ok(row) => rows.push(row),
         Err(e) => rejected.push(e),
     }
 }
@@ -788,7 +857,7 @@ mod tests {
         assert!(text.lines().all(|l| l.len() == LINE_LEN));
         assert_eq!(text.lines().count(), 2 + 2 + 1 + 1 + 1 + 1);
         let p = parse(&file_name("1234567", "202501"), text.as_bytes()).unwrap();
-        assert!(p.rejected.is_empty(), "{:?}", p.rejected);
+        assert_eq!(p.lines, [3, 4, 6]);
         assert_eq!(p.header, header());
         let mut want = rows.clone();
         want.sort_by(|a, b| (a.entrant, &a.cnss).cmp(&(b.entrant, &b.cnss)));
@@ -811,9 +880,14 @@ mod tests {
         // Wrong line length.
         let e = parse("x", &mutate(3, |l| l.push(' '))).unwrap_err();
         assert_eq!((e.line, e.reason.contains("261 characters")), (3, true));
-        // Non-digits in an amount: the line is rejected, and the totals no longer match it.
+        // Non-digits in an amount: the file is refused at that line (the one to correct),
+        // and the totals that no longer add up come after it.
         let e = parse("x", &mutate(3, |l| l.replace_range(112..115, "1O0"))).unwrap_err();
-        assert_eq!(e.line, 5, "{e}");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.reason.contains("N_Salaire_Reel"), "{e}");
+        assert_eq!(e.more.len(), 1, "{e}");
+        assert_eq!(e.more[0].line, 5, "{e}");
+        assert!(e.more[0].reason.contains("does not equal"), "{e}");
         // Truncated file.
         let (text, _) = sample();
         let cut: Vec<&str> = text.lines().take(6).collect();
@@ -840,7 +914,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_control_sum_rejects_the_line_and_keeps_the_others() {
+    fn a_bad_control_sum_refuses_the_whole_file_at_that_line() {
         // Change S_Ctr of one B02 line and the B03/B06 control totals with it, as a forger
         // who edits the amounts but does not know the sums would not.
         let rows = vec![
@@ -859,14 +933,25 @@ mod tests {
             let v: u64 = t[start..start + w].parse().unwrap();
             t.replace_range(start..start + w, &format!("{:0w$}", v + 1));
         }
-        let p = parse("x", (lines.join("\n") + "\n").as_bytes()).unwrap();
-        assert_eq!(p.rows.len(), 1);
-        assert_eq!(p.rejected.len(), 1);
-        assert_eq!(p.rejected[0].line, 3);
-        assert!(
-            p.rejected[0].reason.contains("control sum"),
-            "{:?}",
-            p.rejected
-        );
+        let e = parse("x", (lines.join("\n") + "\n").as_bytes()).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.reason.contains("control sum"), "{e}");
+        assert!(e.more.is_empty(), "the totals were made to match: {e}");
+    }
+
+    #[test]
+    fn every_wrong_line_is_named_in_file_order() {
+        // The writer does not judge days: two lines of 27, with sums that agree with them.
+        let rows = vec![
+            row("123456789", 26, 774_431, false),
+            row("100000001", 27, 320_000, false),
+            row("130000002", 27, 1_200_000, false),
+        ];
+        let text = write(&header(), &rows).unwrap();
+        let e = parse("x", text.as_bytes()).unwrap_err();
+        let lines: Vec<usize> = e.problems().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 5], "{e}");
+        assert!(e.reason.contains("27 days"), "{e}");
+        assert!(e.to_string().contains("and line 5"), "{e}");
     }
 }

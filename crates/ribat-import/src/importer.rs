@@ -379,22 +379,11 @@ impl<'a> Importer<'a> {
         let parsed = match ebds::parse(name, &bytes) {
             Ok(p) => p,
             Err(e) => {
-                sum.rejects.push(Reject {
-                    file: f.to_owned(),
-                    line: e.line,
-                    reason: format!("file refused: {}", e.reason),
-                });
+                refuse_declaration(f, e.problems(), sum);
                 st.done += lines;
                 return Ok(());
             }
         };
-        for r in parsed.rejected {
-            sum.rejects.push(Reject {
-                file: f.to_owned(),
-                line: r.line,
-                reason: r.reason,
-            });
-        }
         let employer = self.sealer.employer_id(&parsed.header.affiliation)?;
         if !st.known_employers.contains(&employer)
             && self.store.version(EMPLOYERS, &employer)?.is_none()
@@ -407,26 +396,34 @@ impl<'a> Importer<'a> {
             st.done += lines;
             return Ok(());
         }
-        st.known_employers.insert(employer.clone());
-        let accepted_before = pooled.len();
-        for (n, row) in parsed.rows.into_iter().enumerate() {
+        // One file is one declaration: a line whose person is unknown refuses all of it,
+        // so that the vault never holds less than the file's totals say.
+        let mut accepted = Vec::with_capacity(parsed.rows.len());
+        let mut unknown = Vec::new();
+        for (row, line) in parsed.rows.into_iter().zip(parsed.lines) {
             let person = self.sealer.person_id(&row.cnss)?;
             if !st.known_persons.contains(&person) {
                 if self.store.version(PERSONS, &person)?.is_none() {
-                    sum.rejects.push(Reject {
-                        file: f.to_owned(),
-                        line: 0,
-                        reason: format!(
-                            "employee line {} of this file: the insured number is not in the persons register; import persons.csv first",
-                            n + 1
-                        ),
+                    unknown.push(ebds::Rejected {
+                        line,
+                        reason: "the insured number is not in the persons register; import persons.csv first".into(),
                     });
                     continue;
                 }
                 st.known_persons.insert(person.clone());
             }
+            accepted.push((person, row));
+        }
+        if !unknown.is_empty() {
+            refuse_declaration(f, unknown.into_iter(), sum);
+            st.done += lines;
+            return Ok(());
+        }
+        st.known_employers.insert(employer.clone());
+        let accepted_before = pooled.len();
+        for (person, row) in accepted {
             pooled.push((
-                declaration_id(&row.period, &person),
+                declaration_id(&row.period, &person, &employer),
                 (person, employer.clone(), row),
             ));
         }
@@ -572,6 +569,15 @@ fn refuse_file(f: &Path, e: &CsvError, sum: &mut Summary) {
         line,
         reason,
     });
+}
+
+/// Every wrong line of a declaration file, each as a refusal of the whole file.
+fn refuse_declaration(f: &Path, problems: impl Iterator<Item = ebds::Rejected>, sum: &mut Summary) {
+    sum.rejects.extend(problems.map(|r| Reject {
+        file: f.to_owned(),
+        line: r.line,
+        reason: format!("file refused: {}", r.reason),
+    }));
 }
 
 fn reject_rows(f: &Path, bad: Vec<ebds::Rejected>, sum: &mut Summary) {

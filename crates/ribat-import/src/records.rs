@@ -4,7 +4,7 @@
 //! |---|---|---|---|---|
 //! | `persons` | `p-…` | cnss, cin, given, surname, name_ar, birth_date, city | rib | cnss, cin, name-birth |
 //! | `employers` | `e-…` | affiliation, ice, name, activity, address, city | — | affiliation |
-//! | `declarations` | `d-AAAAMM-p-…` | — | period, person, employer, days, salary_real, salary_capped, allowance, situation | decl-of(person) |
+//! | `declarations` | `d-AAAAMM-p-…-e-…` | — | period, person, employer, days, salary_real, salary_capped, allowance, situation | decl-of(person) |
 //!
 //! Record ids are opaque and carry no personal data: `p-` or `e-` and 32 letters `a`–`p`
 //! encoding a keyed tag of the CNSS or affiliation number (letters only, so that no digit
@@ -184,7 +184,7 @@ impl<'a> RecordSealer<'a> {
         employer_id: &str,
         version: u64,
     ) -> Result<StoredRecord> {
-        let record_id = declaration_id(&d.period, person_id);
+        let record_id = declaration_id(&d.period, person_id, employer_id);
         let children = d.children.to_string();
         let days = d.days.to_string();
         let real = d.salary_real.to_string();
@@ -310,9 +310,11 @@ fn opaque(prefix: &str, t: &BlindTag) -> String {
     s
 }
 
-/// The record id of a person's declaration for a period.
-pub fn declaration_id(period: &str, person_id: &str) -> String {
-    format!("d-{period}-{person_id}")
+/// The record id of a person's declaration for a period by one employer: a person may be
+/// declared by several employers in the same month (part-time work, a change of job), and
+/// each declaration is its own record.
+pub fn declaration_id(period: &str, person_id: &str, employer_id: &str) -> String {
+    format!("d-{period}-{person_id}-{employer_id}")
 }
 
 #[cfg(test)]

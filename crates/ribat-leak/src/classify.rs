@@ -406,16 +406,15 @@ fn judge(
             row.cin.is_some(),
             held_form(Field::Cin, row.cin.as_ref()),
         );
-        if let Some(name) = row.name.as_deref() {
-            // Else the name alone in either script, else one word alone as a surname or a
-            // given name.
+        if row.name.is_some() {
+            // Else the name alone in either script, else the column holds a surname or a
+            // given name alone, of one word or several ("EL HADDAD", "Fatima Zahra").
             let found = with_extra.and_then(|f| held(Field::Name, &f)).or_else(|| {
                 let n = alone()?;
-                let one_word = !name.trim().contains(' ');
                 held(Field::Name, &n)
                     .or_else(|| held(Field::NameAr, &n))
-                    .or_else(|| one_word.then(|| held(Field::Surname, &n)).flatten())
-                    .or_else(|| one_word.then(|| held(Field::Given, &n)).flatten())
+                    .or_else(|| held(Field::Surname, &n))
+                    .or_else(|| held(Field::Given, &n))
             });
             check("name", true, found);
         }

@@ -143,6 +143,8 @@ enum Hint {
     Capped,
     Days,
     Period,
+    /// An employer's number (affiliation, ICE): an identifier, never money.
+    Employer,
     Other,
 }
 
@@ -151,6 +153,10 @@ fn hint(header: &str) -> Option<Hint> {
     let has = |words: &[&str]| words.iter().any(|w| h.contains(w));
     Some(if has(&["plaf", "capped", "مسقف"]) {
         Hint::Capped
+    } else if has(&["affili", "employeur", "patron", "منخرط", "المشغل"])
+        || h.split(|c: char| !c.is_alphanumeric()).any(|w| w == "ice")
+    {
+        Hint::Employer
     } else if has(&["cnss", "assur", "immatric", "ضمان", "تسجيل"]) {
         Hint::Cnss
     } else if has(&["cin", "cnie", "carte", "بطاقة"]) {
@@ -192,7 +198,25 @@ struct Profile {
     same_length_zero_padded: bool,
     distinct: usize,
     amounts: Vec<u64>,
+    /// Digit counts of the whole numbers among the amounts.
+    whole_lengths: std::collections::HashSet<usize>,
     smalls: Vec<u8>,
+}
+
+impl Profile {
+    /// Whether the column holds numbers that identify rather than count: whole numbers
+    /// all of one length of seven digits or more (an affiliation number has seven, and
+    /// salaries, spread over a range, do not keep one length), or so few distinct values
+    /// that they are codes (a register's employer column), not the pay of each person.
+    fn identifier_like(&self) -> bool {
+        if self.decimals > 0 || self.amount < 5 {
+            return false;
+        }
+        let one_long_length =
+            self.whole_lengths.len() == 1 && self.whole_lengths.iter().all(|&n| n >= 7);
+        let codes = self.amount >= 8 && self.distinct * 3 < self.filled;
+        one_long_length || codes
+    }
 }
 
 fn profile(sample: &[Vec<&str>], col: usize) -> Profile {
@@ -212,6 +236,7 @@ fn profile(sample: &[Vec<&str>], col: usize) -> Profile {
         same_length_zero_padded: false,
         distinct: 0,
         amounts: Vec::new(),
+        whole_lengths: std::collections::HashSet::new(),
         smalls: Vec::new(),
     };
     let mut seen = std::collections::HashSet::new();
@@ -238,6 +263,9 @@ fn profile(sample: &[Vec<&str>], col: usize) -> Profile {
             p.amount += 1;
             p.decimals += usize::from(dec);
             p.amounts.push(a);
+            if !dec {
+                p.whole_lengths.insert(v.len());
+            }
         }
         if row::name_like(v) {
             p.name += 1;
@@ -319,13 +347,19 @@ pub fn detect(header: Option<&[String]>, sample: &[Vec<&str>]) -> Columns {
         Hint::Days,
         &mut taken,
     );
-    // Amounts: whole or decimal numbers of a salary's size; fixed-width zero-padded
-    // numbers are identifiers (affiliation numbers), not money. The real salary is the
-    // largest amount column (capped salaries and allowances are smaller), unless a header
-    // names it.
+    // Amounts: whole or decimal numbers of a salary's size. Numbers that identify
+    // (fixed-width zero-padded, one length of seven digits or more, a few codes repeated,
+    // a header naming an employer) are not money, whatever their size: a nominal list
+    // `affiliation;cnss;name` has no salary column. The real salary is the largest amount
+    // column (capped salaries and allowances are smaller), unless a header names it.
     let mut amounts: Vec<(usize, u64, bool)> = Vec::new();
     for (i, p) in profiles.iter().enumerate() {
-        if taken[i] || p.same_length_zero_padded || share(p.amount, p) < MIN_SHARE {
+        if taken[i]
+            || p.same_length_zero_padded
+            || p.identifier_like()
+            || hints[i] == Some(Hint::Employer)
+            || share(p.amount, p) < MIN_SHARE
+        {
             continue;
         }
         let Some(m) = median(&p.amounts) else {
@@ -461,6 +495,42 @@ mod tests {
         let c = detect(None, &refs(&dirhams));
         assert_eq!(c.salary, Some((1, Unit::Dirhams)));
         assert_eq!(c.extract(&refs(&dirhams)[0], 0, 1).salary, Some(543_200));
+    }
+
+    #[test]
+    fn an_affiliation_number_is_never_taken_for_a_salary() {
+        // The nominal list that leaked in 2025: one employer's staff.
+        let header: Vec<String> = ["N° affiliation", "N° immatriculation", "Nom et prénom"]
+            .map(str::to_owned)
+            .to_vec();
+        let mut list = String::new();
+        for k in 0..12 {
+            list.push_str(&format!("2456718;1234567{k:02};ALAMI Mohamed\n"));
+        }
+        let c = detect(Some(&header), &refs(&rows(&list, ';')));
+        assert_eq!((c.cnss, c.salary), (Some(1), None), "{}", c.describe(None));
+        // Without the header, and with several employers (a register as kept).
+        let mut register = String::new();
+        for k in 0..12 {
+            let employer = [2456718, 3018842, 1177305][k % 3];
+            register.push_str(&format!("1234567{k:02},ALAMI Mohamed,{employer}\n"));
+        }
+        let c = detect(None, &refs(&rows(&register, ',')));
+        assert_eq!(c.salary, None, "{}", c.describe(None));
+        // Every employer distinct, still seven digits each: an identifier.
+        let mut varied = String::new();
+        for k in 0..12u64 {
+            varied.push_str(&format!("1234567{k:02};{};ALAMI\n", 2_456_718 + k * 7_919));
+        }
+        let c = detect(None, &refs(&rows(&varied, ';')));
+        assert_eq!(c.salary, None, "{}", c.describe(None));
+        // Real salaries in centimes vary in length and are still found.
+        let pay = rows(
+            "123456789;ALAMI;543210\n123456790;TAZI;1200000\n123456791;FASSI;320000\n\
+             123456792;BENANI;874512\n123456793;IDRISSI;1450075",
+            ';',
+        );
+        assert_eq!(detect(None, &refs(&pay)).salary, Some((2, Unit::Centimes)));
     }
 
     #[test]

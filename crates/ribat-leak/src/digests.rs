@@ -283,7 +283,7 @@ pub(crate) fn period_of(table: &str, record_id: &str) -> u32 {
     if table != "declarations" {
         return 0;
     }
-    // Declaration ids are `d-AAAAMM-p-…`.
+    // Declaration ids are `d-AAAAMM-p-…-e-…`.
     record_id
         .get(2..8)
         .and_then(|p| p.parse().ok())

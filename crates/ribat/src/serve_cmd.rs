@@ -301,6 +301,9 @@ pub fn assemble(
             home.clone(),
             node.clone(),
         ))),
+        upload_slots: Arc::new(tokio::sync::Semaphore::new(
+            ribat_gateway::api::CONCURRENT_UPLOADS,
+        )),
     });
     Ok(Assembled {
         app,

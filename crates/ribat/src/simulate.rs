@@ -154,6 +154,8 @@ struct Tally {
     ok: u64,
     /// Failures by problem type (or HTTP status).
     failures: BTreeMap<String, u64>,
+    /// Failures by the caller's role (how much of a role the response held up).
+    failures_by_role: BTreeMap<String, u64>,
     /// Plaintext records received.
     records: u64,
     #[serde(skip)]
@@ -217,6 +219,9 @@ struct Report {
     requests_per_s: f64,
     legit_failures: u64,
     legit_failure_kinds: BTreeMap<String, u64>,
+    /// Legitimate failures by the caller's role: beside `records_exposed`, what the
+    /// response cost the honest members of the attacked role.
+    legit_failures_by_role: BTreeMap<String, u64>,
     false_quarantines: usize,
     legit_decisions: Vec<LegitDecision>,
     alerts_by_rule: BTreeMap<String, usize>,
@@ -1000,6 +1005,7 @@ async fn bulk(w: &Arc<World>, actor: usize) {
                 record(
                     &w,
                     true,
+                    Role::Partner,
                     sent,
                     r.as_ref().ok(),
                     r.as_ref().err().map(|e| e.to_string()),
@@ -1115,6 +1121,7 @@ fn bypass(w: &World) -> Result<()> {
 fn record(
     w: &World,
     hostile: bool,
+    role: Role,
     sent_ms: u64,
     r: Option<&ribat_gateway::client::Response>,
     error: Option<String>,
@@ -1141,9 +1148,15 @@ fn record(
                 .and_then(|s| s.rsplit('/').next())
                 .map_or_else(|| format!("http-{}", r.status), str::to_owned);
             *t.failures.entry(kind).or_default() += 1;
+            *t.failures_by_role
+                .entry(role.name().to_owned())
+                .or_default() += 1;
         }
         None => {
             t.refused_in_a_row += 1;
+            *t.failures_by_role
+                .entry(role.name().to_owned())
+                .or_default() += 1;
             *t.failures
                 .entry(format!("transport: {}", error.unwrap_or_default()))
                 .or_default() += 1;
@@ -1169,7 +1182,14 @@ async fn execute(w: &World, job: &Job) {
         match opened {
             Ok(s) => *slot = Some(s),
             Err(e) => {
-                record(w, a.hostile, w.clock.now_ms(), None, Some(format!("{e:#}")));
+                record(
+                    w,
+                    a.hostile,
+                    a.role,
+                    w.clock.now_ms(),
+                    None,
+                    Some(format!("{e:#}")),
+                );
                 return;
             }
         }
@@ -1256,6 +1276,7 @@ async fn execute(w: &World, job: &Job) {
     record(
         w,
         a.hostile,
+        a.role,
         sent,
         r.as_ref().ok(),
         r.as_ref().err().map(|e| e.to_string()),
@@ -1379,6 +1400,7 @@ fn report(
         requests_per_s: (legit.requests + bad.requests) as f64 / real.max(1e-9),
         legit_failures: legit.failures.values().sum(),
         legit_failure_kinds: legit.failures.clone(),
+        legit_failures_by_role: legit.failures_by_role.clone(),
         false_quarantines: false_quarantines.len(),
         legit_decisions,
         alerts_by_rule,
@@ -1395,8 +1417,8 @@ fn print_report(r: &Report) {
         r.scenario, r.requests, r.simulated_hours, r.real_seconds, r.requests_per_s
     );
     println!(
-        "legitimate failures: {} {:?}; false quarantines: {}",
-        r.legit_failures, r.legit_failure_kinds, r.false_quarantines
+        "legitimate failures: {} {:?} by role {:?}; false quarantines: {}",
+        r.legit_failures, r.legit_failure_kinds, r.legit_failures_by_role, r.false_quarantines
     );
     for d in &r.legit_decisions {
         println!(

@@ -92,7 +92,12 @@ fn i6_a_killed_import_finishes_on_rerun_without_loss_or_duplicates() {
     let decl_ids: Vec<String> = fund
         .declarations
         .iter()
-        .map(|d| declaration_id(&d.period, &ids[d.person]))
+        .map(|d| {
+            let employer = sealer
+                .employer_id(&fund.employers[d.employer].affiliation)
+                .unwrap();
+            declaration_id(&d.period, &ids[d.person], &employer)
+        })
         .collect();
     let decls = read_all(&node, DECLARATIONS, "financial", &decl_ids);
     for (d, f) in fund.declarations.iter().zip(&decls) {

@@ -1,5 +1,7 @@
 //! Malformed e-BDS and CSV files: each refused file or line is named with its reason in
-//! the report; everything valid is imported; nothing is dropped silently.
+//! the report; everything valid is imported; nothing is dropped silently. A declaration
+//! file is accepted or refused whole: a wrong line (a control sum that does not match,
+//! an amount that is not digits) refuses the file at that line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
 
@@ -32,13 +34,25 @@ fn every_malformed_file_and_line_is_reported_by_name_and_the_rest_imported() {
     let name = |i: usize| files[i].file_name().unwrap().to_str().unwrap().to_owned();
     // 0: a line one character too long.  1: truncated (no B05/B06).  2: a byte that is not
     // ASCII.  3: non-digits in an amount.  4: a line whose control sum is wrong while the
-    // totals were adjusted (a careless forger).
+    // totals were adjusted (a careless forger): the whole file is refused.
     edit(&files[0], |l| l[2].push(' '));
     edit(&files[1], |l| l.truncate(l.len() - 2));
     let mut raw = std::fs::read(&files[2]).unwrap();
     raw[300] = 0xe9;
     std::fs::write(&files[2], raw).unwrap();
     edit(&files[3], |l| l[2].replace_range(120..123, "1O0"));
+    edit(&files[4], |l| {
+        let b02 = l
+            .iter()
+            .position(|x| x.starts_with("B02"))
+            .expect("a B02 line");
+        let b03 = l.iter().position(|x| x.starts_with("B03")).unwrap();
+        let b06 = l.len() - 1;
+        for (i, at, w) in [(b02, 113, 13), (b03, 97, 15), (b06, 43, 15)] {
+            let v: u64 = l[i][at..at + w].parse().unwrap();
+            l[i].replace_range(at..at + w, &format!("{:0w$}", v + 1));
+        }
+    });
     // A persons.csv row with a broken RIB key, one with an impossible date, a duplicate.
     let persons = std::fs::read_to_string(src.join("persons.csv")).unwrap();
     let mut rows: Vec<String> = persons.lines().map(str::to_owned).collect();
@@ -71,8 +85,14 @@ fn every_malformed_file_and_line_is_reported_by_name_and_the_rest_imported() {
     assert!(has(&name(0), "3", "261 characters"), "{report}");
     assert!(has(&name(1), "", "truncated"), "{report}");
     assert!(has(&name(2), "2", "not ASCII"), "{report}");
+    // The line that is wrong is the one reported, the totals it upsets after it.
     assert!(
-        has(&name(3), "5", "rejected above: line 3: N_Salaire_Reel"),
+        has(&name(3), "3", "file refused: N_Salaire_Reel"),
+        "{report}"
+    );
+    assert!(has(&name(3), "", "likely cause"), "{report}");
+    assert!(
+        has(&name(4), "3", "file refused: control sum S_Ctr"),
         "{report}"
     );
     assert!(
@@ -107,7 +127,22 @@ fn every_malformed_file_and_line_is_reported_by_name_and_the_rest_imported() {
         store.count("persons").unwrap(),
         fund.persons.len() as u64 - 1
     );
-    assert!(store.count("declarations").unwrap() > 0);
+    // Declarations: every line of the untouched files, none of the five refused ones (a
+    // file is one declaration, accepted or refused whole).
+    let employee_lines: usize = files[5..]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| {
+                    l.starts_with("B02") || (l.starts_with("B04") && !l[16..25].trim().is_empty())
+                })
+                .count()
+        })
+        .sum();
+    assert!(employee_lines > 0);
+    assert_eq!(store.count("declarations").unwrap(), employee_lines as u64);
 }
 
 #[test]

@@ -72,17 +72,22 @@ fn enumeration_honey_and_insider_snooping_are_each_caught_by_their_rule() {
 }
 
 #[test]
-fn distributed_credentials_fall_back_to_essential_services_and_counters_go_on() {
+fn distributed_credentials_are_quarantined_one_by_one_and_honest_partners_go_on() {
     let r = simulate("distributed", &[]);
     no_harm_to_the_legitimate(&r);
     let a = &r["attack"];
     assert_eq!(a["rule"], "role-surge", "{r:#}");
-    assert_eq!(a["response"], "essential services only", "{r:#}");
+    // The identities that made the surge, not the whole role.
+    assert_eq!(a["response"], "quarantine", "{r:#}");
     // The role limit is 300 distinct subjects in 10 minutes; a few more were in flight.
     assert!(a["records_exposed"].as_u64().unwrap() <= 330, "{r:#}");
-    // Only partners (the suspended role) were refused; counters and employers went on.
-    let kinds = r["legit_failure_kinds"].as_object().unwrap();
-    assert!(kinds.keys().all(|k| k == "essential-only"), "{r:#}");
+    // Nobody honest was refused: not the partners, not the counters.
+    assert_eq!(r["legit_failures"], 0, "{r:#}");
+    assert_eq!(r["false_quarantines"], 0, "{r:#}");
+    assert!(
+        r["legit_failures_by_role"].as_object().unwrap().is_empty(),
+        "{r:#}"
+    );
 }
 
 #[test]
