@@ -47,9 +47,34 @@ fn with_ok(ok_schema: &str, errors: &[(&str, &str)]) -> Value {
     with_status("200", ok_schema, errors)
 }
 
+/// What the HTTP layer may answer on any route, before the route's own checks.
+const LAYER_ERRORS: &[(&str, &str)] = &[
+    (
+        "401",
+        "The client certificate was revoked after its connection opened",
+    ),
+    ("408", "An upload did not finish in time"),
+    ("413", "The body is larger than the route takes"),
+    ("414", "The path and query are longer than 8 KiB"),
+    ("429", "The certificate holds too many connections"),
+    (
+        "431",
+        "The headers are larger than 16 KiB or more than 64 fields",
+    ),
+    (
+        "503",
+        "Too many uploads are being received at once (see Retry-After)",
+    ),
+];
+
 fn with_status(status: &str, ok_schema: &str, errors: &[(&str, &str)]) -> Value {
     let mut r = problem_responses(errors);
     if let Value::Object(m) = &mut r {
+        for (code, why) in LAYER_ERRORS {
+            if !m.contains_key(*code) {
+                m.insert((*code).to_owned(), problem_ref(why));
+            }
+        }
         m.insert(
             status.into(),
             json!({

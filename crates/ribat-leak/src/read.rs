@@ -285,6 +285,12 @@ pub fn read_file(
         source,
     };
     let mut f = std::fs::File::open(path).map_err(io)?;
+    if f.metadata().map_err(io)?.len() == 0 {
+        return Err(unsupported(
+            path,
+            "the file is empty (0 bytes): nothing to scan; check that the dump was copied whole",
+        ));
+    }
     let mut sample = Vec::with_capacity(SNIFF);
     (&mut f)
         .take(SNIFF as u64)

@@ -475,6 +475,9 @@ enum LeakCommand {
     /// decrypting it: every row is classified, affected persons counted, and the audit log
     /// asked who read them. The custodians open the leak-digest key for the scan (each logs
     /// it).
+    #[command(
+        after_help = "Exit codes: 0 every file was read and scanned; 1 the scan could not run (node, passphrases, store) or no file could be read; 2 the scan ran but some files were refused (each listed with why: empty, binary, PDF, UTF-16, too large)."
+    )]
     Scan {
         /// The dumped files.
         #[arg(required = true)]
@@ -638,12 +641,32 @@ fn main() -> std::process::ExitCode {
     }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<PartialSuccess>().is_some() => {
+            let code = e.downcast_ref::<PartialSuccess>().map_or(1, |p| p.code);
+            eprintln!("warning: {e}");
+            std::process::ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
 }
+
+/// A command that did part of its work: its own exit code, documented in its `--help`.
+#[derive(Debug)]
+struct PartialSuccess {
+    code: u8,
+    what: String,
+}
+
+impl std::fmt::Display for PartialSuccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for PartialSuccess {}
 
 /// `ribat audit verify-proof`: its own exit codes, so that scripts can branch on them.
 fn verify_proof(file: &std::path::Path) -> std::process::ExitCode {
@@ -1064,11 +1087,26 @@ fn run(cli: Cli) -> Result<()> {
                     println!("report written to {}", dir.display());
                 }
             }
-            anyhow::ensure!(
-                scan.summary.files.len() + scan.summary.refused.len() > 0
-                    && !scan.summary.files.is_empty(),
-                "no file could be read"
-            );
+            if scan.summary.files.is_empty() {
+                let why: Vec<String> = scan
+                    .summary
+                    .refused
+                    .iter()
+                    .map(|(f, e)| format!("{f}: {e}"))
+                    .collect();
+                anyhow::bail!("no file could be read: {}", why.join("; "));
+            }
+            if !scan.summary.refused.is_empty() {
+                return Err(PartialSuccess {
+                    code: 2,
+                    what: format!(
+                        "{} of {} files were refused (listed above); the others were scanned",
+                        scan.summary.refused.len(),
+                        scan.summary.refused.len() + scan.summary.files.len()
+                    ),
+                }
+                .into());
+            }
             Ok(())
         }
         Command::Sim {

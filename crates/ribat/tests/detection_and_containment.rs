@@ -346,3 +346,64 @@ fn a_public_figure_read_without_a_case_makes_the_next_reads_need_a_supervisors_c
     let r = cosigned(&supervisor.token);
     assert_eq!(r.status, 200, "{r:?}");
 }
+
+/// Walks through CINs by `POST /v1/persons/search`: stepping +1 through numbers nobody
+/// holds, random guesses, and a clerk stepping +37 are each quarantined, as the same walks
+/// through CNSS numbers are; a clerk searching real persons by CIN and by name is not.
+#[test]
+fn walks_and_guesses_through_cin_searches_are_enumeration() {
+    let f = fixture();
+    let gw = serve(&f.home);
+    add(&f.home, "clerk.walker", "clerk", "agency-7");
+    add(&f.home, "clerk.guesser", "clerk", "agency-7");
+    add(&f.home, "clerk.stepper", "clerk", "agency-7");
+    let search = |who: &Caller, body: serde_json::Value| who.post("/v1/persons/search", body);
+    let cin = |n: u64| format!("ZX{n:06}");
+    let outcomes = |who: &str, cins: Vec<String>| -> (usize, String) {
+        let c = Caller::new(&f.home, &f.ca, &gw, who);
+        for (i, x) in cins.iter().enumerate() {
+            let r = search(
+                &c,
+                serde_json::json!({"purpose": "counter-service", "cin": x}),
+            );
+            if r.status == 403 {
+                return (i, problem(&r));
+            }
+            assert_eq!(r.status, 200, "{who} search {i}: {r:?}");
+        }
+        (cins.len(), String::new())
+    };
+    let (n, why) = outcomes("clerk.walker", (0..30).map(|k| cin(400_000 + k)).collect());
+    assert!(n < 30 && why == "quarantined", "+1 walk: {n} {why}");
+    let mut x = 0x9e37_79b9u64;
+    let guesses: Vec<String> = (0..30)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            cin((x >> 33) % 1_000_000)
+        })
+        .collect();
+    let (n, why) = outcomes("clerk.guesser", guesses);
+    assert!(n < 30 && why == "quarantined", "guesses: {n} {why}");
+    let (n, why) = outcomes(
+        "clerk.stepper",
+        (0..30).map(|k| cin(100_000 + 37 * k)).collect(),
+    );
+    assert!(n < 30 && why == "quarantined", "+37 steps: {n} {why}");
+
+    // The honest clerk: real persons, by CIN and by name and birth date.
+    let clerk = Caller::new(&f.home, &f.ca, &gw, "clerk.1");
+    for p in spread(&f.fund).into_iter().take(6) {
+        let r = search(
+            &clerk,
+            serde_json::json!({"purpose": "counter-service", "cin": p.cin}),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json()["matches"].as_array().unwrap().len(), 1, "{r:?}");
+        let name = format!("{} {}", p.given, p.surname);
+        let r = search(
+            &clerk,
+            serde_json::json!({"purpose": "counter-service", "name": name, "birth_date": p.birth_date}),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+}

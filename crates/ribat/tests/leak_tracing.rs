@@ -207,6 +207,14 @@ fn hostile_dumps_end_with_a_clear_error_or_a_partial_result_in_bounded_memory() 
         "{t}"
     );
 
+    // An empty file says so, and is not taken for a dump of nothing.
+    let empty = d.path().join("empty.csv");
+    std::fs::write(&empty, b"").unwrap();
+    let o = scan(&out, &[&empty], &[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("the file is empty"), "{t}");
+
     // A 2 GB line between genuine rows, and a line that is not UTF-8, in a process whose
     // address space is capped at 1 GiB: the rows around them are read, the rest reported.
     let big = d.path().join("big.csv");
@@ -254,7 +262,9 @@ fn hostile_dumps_end_with_a_clear_error_or_a_partial_result_in_bounded_memory() 
     let good = out.join("dumps/full/dump.csv");
     let o = scan(&out, &[&xlsx, &pdf, &good], &[]);
     let t = text(&o);
-    assert!(o.status.success(), "{t}");
+    // Exit 2: scanned, but some files were refused (documented in `leak scan --help`).
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("2 of 3 files were refused"), "{t}");
     assert!(
         t.contains("refused") && t.contains("dump.xlsx") && t.contains("damaged ZIP"),
         "{t}"
