@@ -19,9 +19,25 @@ use ribat_crypto::envelope::{Envelope, OpenedFields, Sealer};
 use ribat_crypto::group::GroupPublic;
 use ribat_crypto::secret::SecretBytes;
 use ribat_store::{Store, StoreError, StoredClass, StoredRecord};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use thiserror::Error;
+
+/// How long a custodian whose answer failed its proof is asked only as a last resort.
+pub const SET_ASIDE: Duration = Duration::from_secs(600);
+
+/// A custodian the reader set aside, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Its index.
+    pub custodian: u32,
+    /// Why (the proof or answer that failed; never a value).
+    pub reason: String,
+    /// Seconds left.
+    pub remaining_secs: u64,
+}
 
 /// The record holding the sealed blind-index key.
 pub const INDEX_KEY_RECORD: &str = "blind-index";
@@ -160,7 +176,10 @@ struct Asking {
     unchecked: Vec<ribat_crypto::combine::Partial>,
     /// Custodians that did not contribute, and why.
     faults: Vec<CustodianFault>,
-    /// The next custodian to ask.
+    /// The order custodians are asked in (indexes into the reader's list): those set
+    /// aside last.
+    order: Vec<usize>,
+    /// The next position in `order` to ask.
     next: usize,
 }
 
@@ -170,6 +189,8 @@ pub struct QuorumReader {
     custodians: Vec<Arc<dyn Custodian>>,
     store: Arc<dyn Store>,
     dleq: Dleq,
+    /// Custodians whose answers failed their proof: until when, and why.
+    aside: Mutex<HashMap<u32, (Instant, String)>>,
 }
 
 impl QuorumReader {
@@ -184,7 +205,58 @@ impl QuorumReader {
             custodians,
             store,
             dleq: Dleq::ribat(),
+            aside: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The custodians set aside now: a custodian whose answer failed its proof is asked
+    /// only when the others cannot make a quorum, for [`SET_ASIDE`], so that reads stop
+    /// paying for it (and stop failing over it) while its operators look.
+    pub fn set_aside(&self) -> Vec<SetAside> {
+        let now = Instant::now();
+        let Ok(aside) = self.aside.lock() else {
+            return Vec::new();
+        };
+        let mut v: Vec<SetAside> = aside
+            .iter()
+            .filter(|(_, (until, _))| *until > now)
+            .map(|(c, (until, reason))| SetAside {
+                custodian: *c,
+                reason: reason.clone(),
+                remaining_secs: until.duration_since(now).as_secs(),
+            })
+            .collect();
+        v.sort_by_key(|a| a.custodian);
+        v
+    }
+
+    fn put_aside(&self, custodian: u32, why: &CryptoError) {
+        if let Ok(mut aside) = self.aside.lock() {
+            aside.insert(
+                custodian,
+                (
+                    Instant::now() + SET_ASIDE,
+                    format!("its answer failed verification ({why}); asked only as a last resort"),
+                ),
+            );
+        }
+    }
+
+    /// Custodians in the order to ask them: those set aside last.
+    fn order(&self) -> Vec<usize> {
+        let now = Instant::now();
+        let aside: Vec<u32> = self.aside.lock().map_or_else(
+            |_| Vec::new(),
+            |a| {
+                a.iter()
+                    .filter(|(_, (until, _))| *until > now)
+                    .map(|(c, _)| *c)
+                    .collect()
+            },
+        );
+        let mut order: Vec<usize> = (0..self.custodians.len()).collect();
+        order.sort_by_key(|&k| aside.contains(&self.custodians[k].index()));
+        order
     }
 
     /// The group this reader trusts.
@@ -215,6 +287,7 @@ impl QuorumReader {
             good: Vec::with_capacity(self.group.threshold),
             unchecked: Vec::new(),
             faults: Vec::new(),
+            order: self.order(),
             next: 0,
         };
         self.collect(req, &points, &mut ask, true)?;
@@ -232,6 +305,7 @@ impl QuorumReader {
                         .public_share(&req.class, p.custodian)
                         .and_then(|y| verify_partial(&self.dleq, &req.class, y, &points, &p));
                     if let Err(e) = ok {
+                        self.put_aside(p.custodian, &e);
                         ask.good.retain(|v| v.custodian() != p.custodian);
                         ask.faults.push(CustodianFault {
                             custodian: p.custodian,
@@ -266,8 +340,13 @@ impl QuorumReader {
             // read waits for the slowest of them (each logs durably before it answers),
             // not for the sum; one that fails is replaced in a further round.
             let want = self.group.threshold - ask.good.len();
-            let batch: Vec<&Arc<dyn Custodian>> =
-                self.custodians.iter().skip(ask.next).take(want).collect();
+            let batch: Vec<&Arc<dyn Custodian>> = ask
+                .order
+                .iter()
+                .skip(ask.next)
+                .take(want)
+                .filter_map(|&k| self.custodians.get(k))
+                .collect();
             if batch.is_empty() {
                 break;
             }
@@ -352,6 +431,9 @@ impl QuorumReader {
             Err(CustodianError::Denied { denial, .. }) => Fault::Denied(denial),
             Err(e) => Fault::Failed(e),
         };
+        if let Fault::BadAnswer(e) = &fault {
+            self.put_aside(i, e);
+        }
         ask.faults.push(CustodianFault {
             custodian: i,
             fault,

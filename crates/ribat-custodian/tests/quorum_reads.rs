@@ -117,6 +117,47 @@ fn a_custodian_whose_proof_fails_is_named_and_replaced() {
     ));
 }
 
+/// A liar that counts how often it is asked.
+struct CountingLiar(Liar, Arc<std::sync::atomic::AtomicUsize>);
+impl Custodian for CountingLiar {
+    fn index(&self) -> u32 {
+        self.0.index()
+    }
+    fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.partial_decrypt(req)
+    }
+}
+
+#[test]
+fn a_custodian_whose_proof_fails_is_set_aside_and_asked_only_as_a_last_resort() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let v = Vault::new();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let liar = Arc::new(CountingLiar(Liar(v.custodian(3), 1), asked.clone())) as Arc<dyn Custodian>;
+    let reader = v.reader_over(vec![liar, v.custodian(2), v.custodian(3)]);
+    let req = || request("clerk-1", "clerk", "counter-service", "identity", &["p-1"]);
+    let first = reader.read(&req()).unwrap();
+    assert_eq!(first.faults.len(), 1);
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    let aside = reader.set_aside();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(aside[0].custodian, 1);
+    assert!(aside[0].reason.contains("failed verification"), "{aside:?}");
+    assert!(aside[0].remaining_secs > 500);
+    // The next reads go to the honest two without asking it, and pay nothing for it.
+    for _ in 0..3 {
+        let r = reader.read(&req()).unwrap();
+        assert!(r.faults.is_empty(), "{:?}", r.faults);
+        assert_eq!(r.served_by, vec![2, 3]);
+    }
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "not asked again while set aside"
+    );
+}
+
 #[test]
 fn reads_go_on_with_one_custodian_down_and_stop_cleanly_with_two() {
     let v = Vault::new();

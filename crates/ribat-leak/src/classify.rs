@@ -849,6 +849,39 @@ mod tests {
     }
 
     #[test]
+    fn a_surname_of_several_words_alone_in_its_column_is_the_persons_surname() {
+        // The person is "Youssef El Haddad"; the dump's one name column holds the surname.
+        let l = digester();
+        let full = normalise_field(Field::Name, "Youssef El Haddad").unwrap();
+        let surname = normalise_field(Field::Surname, "El Haddad").unwrap();
+        let body = encode_body(&[
+            (Field::Cin, l.digest(Field::Cin, PID, "K890193")),
+            (Field::Name, l.digest(Field::Name, PID, &full)),
+            (Field::Surname, l.digest(Field::Surname, PID, &surname)),
+            (Field::Given, l.digest(Field::Given, PID, "youssef")),
+        ]);
+        let row = |name: &str| LeakRow {
+            cnss: Some("152099839".into()),
+            cin: Some("K890193".into()),
+            name: Some(name.into()),
+            ..LeakRow::default()
+        };
+        for (written, class) in [
+            ("EL HADDAD", Class::GenuineCurrent),
+            ("Haddad", Class::GenuineCurrent),
+            (
+                "EL MANSOURI",
+                Class::Altered {
+                    fields: vec!["name"],
+                },
+            ),
+        ] {
+            let (v, _) = judged_over(&row(written), vec![(0, 1, body.clone())], Checking::Fields);
+            assert_eq!(v.class, class, "{written}");
+        }
+    }
+
+    #[test]
     fn a_row_repeating_the_latest_record_and_month_costs_two_digests() {
         let (v, macs) = judged(&row(), true, Checking::Records);
         assert_eq!(v.class, Class::GenuineCurrent);
