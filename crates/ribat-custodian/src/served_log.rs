@@ -151,42 +151,53 @@ impl ServedLog {
     /// one group (all durable or none acknowledged). After a failed write or sync every
     /// later append fails too, until the custodian is reopened.
     pub fn append(&self, e: &ServedEntry) -> std::io::Result<()> {
-        let encode = |records: &[String]| {
-            serde_json::to_vec(&ServedEntry {
-                records: records.to_vec(),
-                ..e.clone()
-            })
-            .map_err(std::io::Error::other)
+        let whole = serde_json::to_vec(e).map_err(std::io::Error::other)?;
+        // Most requests fit one entry: written as they are, with no copy.
+        let parts = if e.records.len() <= RECORDS_PER_ENTRY && whole.len() <= ENTRY_BUDGET {
+            vec![whole]
+        } else {
+            split(e)?
         };
-        // Split by count and by size: record ids differ in length (a declaration's names
-        // its person and its employer), and an entry must stay under the log's limit.
-        let overhead = encode(&[])?.len();
-        let mut parts: Vec<Vec<u8>> = Vec::new();
-        let mut from = 0;
-        let mut bytes = overhead;
-        for (i, id) in e.records.iter().enumerate() {
-            // A JSON string of an id, its quotes and a comma: plain ASCII is written as it
-            // is, anything else may be escaped up to six-fold.
-            let plain = id
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
-            let cost = if plain { id.len() } else { id.len() * 6 } + 3;
-            if i > from && (i - from >= RECORDS_PER_ENTRY || bytes + cost > ENTRY_BUDGET) {
-                parts.push(encode(&e.records[from..i])?);
-                from = i;
-                bytes = overhead;
-            }
-            bytes += cost;
-        }
-        if from < e.records.len() || parts.is_empty() {
-            parts.push(encode(&e.records[from..])?);
-        }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         self.log
             .append_all(&refs)
             .map(|_| ())
             .map_err(std::io::Error::other)
     }
+}
+
+/// A large batch as several entries, split by count and by size: record ids differ in
+/// length (a declaration's names its person and its employer), and each entry must stay
+/// under the log's limit.
+fn split(e: &ServedEntry) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut part = e.clone();
+    part.records.clear();
+    let overhead = serde_json::to_vec(&part)
+        .map_err(std::io::Error::other)?
+        .len();
+    let mut parts = Vec::new();
+    let mut bytes = overhead;
+    for id in &e.records {
+        // A JSON string of an id, its quotes and a comma: plain ASCII is written as it
+        // is, anything else may be escaped up to six-fold.
+        let plain = id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        let cost = if plain { id.len() } else { id.len() * 6 } + 3;
+        if !part.records.is_empty()
+            && (part.records.len() >= RECORDS_PER_ENTRY || bytes + cost > ENTRY_BUDGET)
+        {
+            parts.push(serde_json::to_vec(&part).map_err(std::io::Error::other)?);
+            part.records.clear();
+            bytes = overhead;
+        }
+        part.records.push(id.clone());
+        bytes += cost;
+    }
+    if !part.records.is_empty() {
+        parts.push(serde_json::to_vec(&part).map_err(std::io::Error::other)?);
+    }
+    Ok(parts)
 }
 
 /// Longest line the legacy reader accepts. Entries are a few hundred bytes; a longer line

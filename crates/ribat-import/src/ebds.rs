@@ -476,23 +476,13 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
         ));
     }
 
-    let mut rows = Vec::new();
-    let mut row_lines = Vec::new();
-    let mut rejected = Vec::new();
-    let mut seen = std::collections::HashMap::new();
+    let mut taken = Taken::default();
     let mut i = 2;
     // B02 lines, with their totals as written.
     let mut written = Sums::default();
     while kind(i) == Some("B02") {
         let r = employee(lines[i], i + 1, &header, false, &mut written);
-        accept(
-            r,
-            i + 1,
-            &mut rows,
-            &mut row_lines,
-            &mut rejected,
-            &mut seen,
-        );
+        taken.accept(r, i + 1);
         i += 1;
     }
     // A totals line that disagrees is reported after the lines rejected above it: they
@@ -509,9 +499,8 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
         FileError::of(all)
     };
     match kind(i) {
-        Some("B03") => {
-            check_totals(lines[i], i + 1, &written, true).map_err(|e| explain(e, &rejected))?
-        }
+        Some("B03") => check_totals(lines[i], i + 1, &written, true)
+            .map_err(|e| explain(e, &taken.rejected))?,
         Some(k) => {
             return Err(ferr(
                 i + 1,
@@ -537,14 +526,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
             continue;
         }
         let r = employee(lines[i], i + 1, &header, true, &mut written4);
-        accept(
-            r,
-            i + 1,
-            &mut rows,
-            &mut row_lines,
-            &mut rejected,
-            &mut seen,
-        );
+        taken.accept(r, i + 1);
         i += 1;
     }
     if !any_b04 {
@@ -554,9 +536,8 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
         ));
     }
     match kind(i) {
-        Some("B05") => {
-            check_totals(lines[i], i + 1, &written4, false).map_err(|e| explain(e, &rejected))?
-        }
+        Some("B05") => check_totals(lines[i], i + 1, &written4, false)
+            .map_err(|e| explain(e, &taken.rejected))?,
         Some(k) => {
             return Err(ferr(
                 i + 1,
@@ -582,7 +563,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
     };
     match kind(i) {
         Some("B06") => {
-            check_totals(lines[i], i + 1, &grand, false).map_err(|e| explain(e, &rejected))?
+            check_totals(lines[i], i + 1, &grand, false).map_err(|e| explain(e, &taken.rejected))?
         }
         Some(k) => return Err(ferr(i + 1, format!("expected B06 grand totals, found {k}"))),
         None => {
@@ -593,45 +574,50 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, FileError> {
         }
     }
     if i + 1 != lines.len() {
-        rejected.push(Rejected {
+        taken.rejected.push(Rejected {
             line: i + 2,
             reason: "lines after the B06 grand totals".into(),
         });
     }
-    if !rejected.is_empty() {
-        return Err(FileError::of(rejected));
+    if !taken.rejected.is_empty() {
+        return Err(FileError::of(taken.rejected));
     }
     Ok(Parsed {
         header,
-        rows,
-        lines: row_lines,
+        rows: taken.rows,
+        lines: taken.lines,
     })
 }
 
-fn accept(
-    r: Result<DeclarationRow, Rejected>,
-    line: usize,
-    rows: &mut Vec<DeclarationRow>,
-    row_lines: &mut Vec<usize>,
-    rejected: &mut Vec<Rejected>,
-    seen: &mut std::collections::HashMap<String, usize>,
-) {
-    match r {
-        Ok(row) => {
-            if let Some(first) = seen.get(&row.cnss) {
-                rejected.push(Rejected {
-                    line,
-                    reason: format!(
-                        "this insured number is already declared on line {first} of the file"
-                    ),
-                });
-            } else {
-                seen.insert(row.cnss.clone(), line);
-                rows.push(row);
-                row_lines.push(line);
+/// The employee lines read so far: the valid ones with their line numbers, the wrong
+/// ones with why, and the first line of each insured number.
+#[derive(Default)]
+struct Taken {
+    rows: Vec<DeclarationRow>,
+    lines: Vec<usize>,
+    rejected: Vec<Rejected>,
+    seen: std::collections::HashMap<String, usize>,
+}
+
+impl Taken {
+    fn accept(&mut self, r: Result<DeclarationRow, Rejected>, line: usize) {
+        match r {
+            Ok(row) => {
+                if let Some(first) = self.seen.get(&row.cnss) {
+                    self.rejected.push(Rejected {
+                        line,
+                        reason: format!(
+                            "this insured number is already declared on line {first} of the file"
+                        ),
+                    });
+                } else {
+                    self.seen.insert(row.cnss.clone(), line);
+                    self.rows.push(row);
+                    self.lines.push(line);
+                }
             }
+            Err(e) => self.rejected.push(e),
         }
-        Err(e) => rejected.push(e),
     }
 }
 

@@ -342,38 +342,30 @@ fn uploads_are_bounded_in_total_not_only_one_by_one() {
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         // The next is told to come back, before its body is read.
-        let mut c = Connection::open(cfg.clone(), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
-        let r = c
-            .send_raw(
-                "POST",
-                "/v1/declarations?purpose=declaration-upload",
-                Some(&tok),
-                vec![b'B'; 1_000_000],
-                "text/plain",
-            )
-            .await
-            .unwrap();
+        let upload = |body: Vec<u8>| {
+            let cfg = cfg.clone();
+            let (addr, tok) = (gw.addr.clone(), tok.clone());
+            async move {
+                let mut c = Connection::open(cfg, &addr, "127.0.0.1", false).await.unwrap();
+                c.send_raw(
+                    "POST",
+                    "/v1/declarations?purpose=declaration-upload",
+                    Some(&tok),
+                    body,
+                    "text/plain",
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let r = upload(vec![b'B'; 1_000_000]).await;
         assert_eq!((r.status, problem(&r).as_str()), (503, "uploads-busy"));
         assert!(r.retry_after.is_some());
         // Once the slow ones go away, uploads are taken again (this clerk's is then
         // refused by policy, which is what it should be).
         drop(slow);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut c = Connection::open(cfg.clone(), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
-        let r = c
-            .send_raw(
-                "POST",
-                "/v1/declarations?purpose=declaration-upload",
-                Some(&tok),
-                b"x".to_vec(),
-                "text/plain",
-            )
-            .await
-            .unwrap();
+        let r = upload(b"x".to_vec()).await;
         assert_ne!(problem(&r), "uploads-busy", "{r:?}");
     });
 }
