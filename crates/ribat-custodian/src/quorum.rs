@@ -230,6 +230,25 @@ impl QuorumReader {
         v
     }
 
+    /// Sets `custodian` aside for `how_long` with `reason` (a signed decision does: its
+    /// duration is the rule's), or longer if it already is.
+    pub fn set_aside_for(&self, custodian: u32, how_long: Duration, reason: String) {
+        if let Ok(mut aside) = self.aside.lock() {
+            let until = Instant::now() + how_long;
+            let e = aside.entry(custodian).or_insert((until, reason.clone()));
+            if e.0 <= until {
+                *e = (until, reason);
+            }
+        }
+    }
+
+    /// Asks `custodian` in its turn again (the decision that set it aside was released).
+    pub fn take_back(&self, custodian: u32) {
+        if let Ok(mut aside) = self.aside.lock() {
+            aside.remove(&custodian);
+        }
+    }
+
     fn put_aside(&self, custodian: u32, why: &CryptoError) {
         if let Ok(mut aside) = self.aside.lock() {
             aside.insert(
@@ -257,6 +276,11 @@ impl QuorumReader {
         let mut order: Vec<usize> = (0..self.custodians.len()).collect();
         order.sort_by_key(|&k| aside.contains(&self.custodians[k].index()));
         order
+    }
+
+    /// The custodians it asks.
+    pub fn custodians(&self) -> &[Arc<dyn Custodian>] {
+        &self.custodians
     }
 
     /// The group this reader trusts.

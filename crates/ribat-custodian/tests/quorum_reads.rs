@@ -159,6 +159,38 @@ fn a_custodian_whose_proof_fails_is_set_aside_and_asked_only_as_a_last_resort() 
 }
 
 #[test]
+fn a_decision_holds_a_custodian_aside_for_its_duration_and_its_release_takes_it_back() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let v = Vault::new();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let liar = Arc::new(CountingLiar(Liar(v.custodian(3), 1), asked.clone())) as Arc<dyn Custodian>;
+    let reader = v.reader_over(vec![liar, v.custodian(2), v.custodian(3)]);
+    let req = || request("clerk-1", "clerk", "counter-service", "identity", &["p-1"]);
+    reader.read(&req()).unwrap();
+    // The signed decision holds it aside for a day, with its reason.
+    reader.set_aside_for(
+        1,
+        std::time::Duration::from_secs(86_400),
+        "decision 0a1b: custodian 1's answer failed its proof".into(),
+    );
+    let aside = reader.set_aside();
+    assert_eq!(aside.len(), 1);
+    assert!(aside[0].remaining_secs > 80_000, "{aside:?}");
+    assert!(aside[0].reason.starts_with("decision 0a1b"), "{aside:?}");
+    // A shorter hold never shortens a longer one.
+    reader.set_aside_for(1, std::time::Duration::from_secs(5), "later".into());
+    assert!(reader.set_aside()[0].remaining_secs > 80_000);
+    reader.read(&req()).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "not asked while aside");
+    // Released by two administrators: asked in its turn again (and caught again).
+    reader.take_back(1);
+    assert!(reader.set_aside().is_empty());
+    let r = reader.read(&req()).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    assert_eq!(r.faults.len(), 1);
+}
+
+#[test]
 fn reads_go_on_with_one_custodian_down_and_stop_cleanly_with_two() {
     let v = Vault::new();
     let one_down = v.reader_over(vec![Arc::new(Down(1)), v.custodian(2), v.custodian(3)]);

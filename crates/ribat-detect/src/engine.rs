@@ -59,6 +59,7 @@ pub fn mode_of(r: &Rules, rule: &str) -> Mode {
         "new-source" => r.new_source.mode,
         "auth-failures" => r.auth_failures.mode,
         "disagreement" => r.disagreement.mode,
+        "proof-failure" => r.proof_failure.mode,
         _ => Mode::Off,
     }
 }

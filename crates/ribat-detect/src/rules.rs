@@ -193,6 +193,20 @@ rule!(
     }
 );
 
+rule!(
+    /// A custodian's answer failed its proof: it is set aside for reads.
+    ProofFailure {}
+);
+
+/// A rules file written before the rule existed gets its default.
+fn default_proof_failure() -> ProofFailure {
+    ProofFailure {
+        mode: Mode::Enforce,
+        action: Action::Quarantine,
+        duration_secs: 600,
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -232,6 +246,9 @@ pub struct Rules {
     pub auth_failures: AuthFailures,
     /// Custodian answers nobody audited.
     pub disagreement: Disagreement,
+    /// Custodian answers whose proof failed.
+    #[serde(default = "default_proof_failure")]
+    pub proof_failure: ProofFailure,
 }
 
 fn per_role(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
@@ -363,6 +380,7 @@ impl Default for Rules {
                 duration_secs: DAY,
                 grace_ms: 5_000,
             },
+            proof_failure: default_proof_failure(),
         }
     }
 }

@@ -129,6 +129,53 @@ impl Enforcer for crate::link::RemoteCustodian {
     }
 }
 
+/// The gateway's quorum reader, as the enforcer of `proof-failure` decisions: the reader
+/// set the custodian aside the moment its proof failed; the signed decision holds it aside
+/// for the rule's duration, and its release by two administrators takes it back at once.
+pub struct ReaderEnforcer(pub Arc<crate::vault::Vault>);
+
+/// The custodian among `asked` that decision `d` sets aside, if any.
+pub fn set_aside_by(d: &Decision, asked: impl IntoIterator<Item = u32>) -> Option<u32> {
+    let (Target::Node(node), ribat_detect::Action::Quarantine) = (&d.target, d.action) else {
+        return None;
+    };
+    asked
+        .into_iter()
+        .find(|i| ribat_detect::detectors::custodian_node(*i) == *node)
+}
+
+impl ReaderEnforcer {
+    fn custodian(&self, d: &Decision) -> Option<u32> {
+        set_aside_by(d, self.0.reader.custodians().iter().map(|c| c.index()))
+    }
+}
+
+impl Enforcer for ReaderEnforcer {
+    fn name(&self) -> String {
+        "gateway-reader".into()
+    }
+
+    fn enforce(&self, d: &Decision) -> Result<bool, String> {
+        let Some(c) = self.custodian(d) else {
+            return Ok(false);
+        };
+        let secs = d.until_ms.saturating_sub(d.time_ms) / 1000;
+        self.0.reader.set_aside_for(
+            c,
+            std::time::Duration::from_secs(secs),
+            format!("decision {}: {}", d.id, d.title),
+        );
+        Ok(true)
+    }
+
+    fn release(&self, d: &Decision) -> Result<(), String> {
+        if let Some(c) = self.custodian(d) {
+            self.0.reader.take_back(c);
+        }
+        Ok(())
+    }
+}
+
 /// Where events and decisions go besides the decision log.
 #[derive(Debug, Default, Clone)]
 pub struct Outputs {
@@ -608,6 +655,93 @@ mod tests {
                 area: None,
             }),
         }
+    }
+
+    /// Records what it is asked to set aside and take back, as the reader would.
+    #[derive(Default)]
+    struct Aside(Mutex<Vec<(u32, bool)>>);
+
+    impl Enforcer for Aside {
+        fn name(&self) -> String {
+            "reader".into()
+        }
+        fn enforce(&self, d: &Decision) -> Result<bool, String> {
+            let Some(c) = set_aside_by(d, [1, 2, 3]) else {
+                return Ok(false);
+            };
+            self.0.lock().unwrap().push((c, true));
+            Ok(true)
+        }
+        fn release(&self, d: &Decision) -> Result<(), String> {
+            if let Some(c) = set_aside_by(d, [1, 2, 3]) {
+                self.0.lock().unwrap().push((c, false));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_proof_becomes_a_signed_decision_that_sets_the_custodian_aside_until_two_release_it()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::at(1_800_000_000));
+        let w = Watch::open(
+            dir.path(),
+            "gw",
+            Rules::default(),
+            clock,
+            &Outputs {
+                ocsf: Some(dir.path().join("events.ocsf.jsonl")),
+                syslog: None,
+            },
+            HashSet::new(),
+        )
+        .unwrap();
+        let aside = Arc::new(Aside::default());
+        w.add_enforcer(aside.clone());
+        let failed = |t: u64| Event {
+            time_ms: t,
+            component: "gw".into(),
+            kind: Kind::ProofFailure {
+                custodian: 2,
+                reason: "the DLEQ proof does not verify".into(),
+            },
+        };
+        let t0 = 1_800_000_000_000;
+        let made = w.observe(&failed(t0));
+        assert_eq!(made.len(), 1, "{made:?}");
+        let d = &made[0];
+        assert_eq!(d.rule, "proof-failure");
+        assert_eq!(d.target, Target::Node("custodian-2".into()));
+        assert_eq!(d.until_ms - d.time_ms, 600_000);
+        assert!(
+            d.evidence[0].contains("proof of custodian 2 failed"),
+            "{d:?}"
+        );
+        assert!(d.enforced_by.contains(&"reader".to_owned()), "{d:?}");
+        d.verify(&verifying_key(dir.path()).unwrap()).unwrap();
+        // The same custodian failing again while set aside is one decision, not two.
+        assert!(w.observe(&failed(t0 + 1_000)).is_empty());
+        assert_eq!(*aside.0.lock().unwrap(), vec![(2, true)]);
+        w.approve_release(&d.id, "sec.amina", "share restored")
+            .unwrap();
+        w.approve_release(&d.id, "sec.youssef", "checked").unwrap();
+        assert_eq!(*aside.0.lock().unwrap(), vec![(2, true), (2, false)]);
+        // The OCSF writer is a thread of its own (detection never waits on a disk): its
+        // line is awaited, not assumed.
+        w.flush();
+        let path = dir.path().join("events.ocsf.jsonl");
+        let said = (0..250).any(|_| {
+            let ocsf = std::fs::read_to_string(&path).unwrap_or_default();
+            let found = ocsf
+                .lines()
+                .any(|l| l.contains("\"class_uid\":2004") && l.contains("proof-failure"));
+            if !found {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            found
+        });
+        assert!(said, "no decision in {}", path.display());
     }
 
     #[test]

@@ -111,19 +111,26 @@ pub struct Verdict {
     #[serde(flatten)]
     pub class: Class,
     /// The person's record id (opaque), when found.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub person: Option<String>,
     /// Where the person's digests were in the scan (counting distinct persons by it is
     /// cheaper than by record id).
     #[serde(skip)]
     pub slot: Option<u32>,
     /// The latest month (`AAAAMM`) of this person's declarations the row matched, if any.
-    #[serde(serialize_with = "period_as_text")]
+    #[serde(
+        serialize_with = "period_as_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub period: Option<u32>,
     /// The salary matched only once rounded (whole dirhams, hundreds or thousands).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rounded: bool,
     /// The row's salary could not be checked: no declaration digests for this person.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unverified_salary: bool,
     /// The row came from an e-BDS line whose control sum does not add up.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub control_sum_fails: bool,
 }
 

@@ -220,6 +220,35 @@ fn walk_part(
     })
 }
 
+/// The first `bits` bits of a locator (at most 32).
+fn prefix(l: &[u8; 16], bits: u32) -> usize {
+    let head = u32::from_be_bytes([l[0], l[1], l[2], l[3]]);
+    (head >> (32 - bits.clamp(1, 32))) as usize
+}
+
+/// Walks the `of` parts of the table side by side, each beside its share.
+fn walk_parts(
+    store: &dyn Store,
+    shares: Vec<Vec<([u8; 16], u32)>>,
+    of: u32,
+    per_part: usize,
+) -> Vec<Result<Walked, LeakError>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .zip(0u32..)
+            .map(|(share, index)| {
+                s.spawn(move || walk_part(store, Part { index, of }, share, per_part))
+            })
+            .collect();
+        // A thread that panicked is a bug; its rows must not vanish.
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// Digest sets packed by slot: slot `s`'s are `entries[first[s]..first[s + 1]]`, their
 /// bodies side by side in the same order.
 #[derive(Debug, Default)]
@@ -261,6 +290,11 @@ impl Shelf {
 pub struct Digests {
     /// The persons a walk of the table read, by locator, sorted: a slot is a rank here.
     walked: Vec<[u8; 16]>,
+    /// Where in `walked` the locators beginning with each prefix of `radix_bits` bits
+    /// begin (locators are MAC outputs, spread evenly): a lookup among millions searches
+    /// a handful instead of halving 80 MB.
+    radix: Vec<u32>,
+    radix_bits: u32,
     /// The persons looked up one by one; their slots follow the walked persons'.
     slots: LocatorTable,
     shelves: Vec<Shelf>,
@@ -341,6 +375,134 @@ impl Digests {
         Ok(d)
     }
 
+    /// The digests of every person under `locators` (sorted, each once): a dump too large
+    /// to hold is read twice, once for its locators and once to classify it, so that the
+    /// table is walked once whatever the dump's size. A slot is the locator's position.
+    pub fn fetch_locators(
+        store: &dyn Store,
+        locators: &[[u8; 16]],
+        threads: usize,
+        pass: Option<bool>,
+    ) -> Result<Self, LeakError> {
+        if locators.len() >= u32::MAX as usize {
+            return Err(too_many());
+        }
+        let estimate = store.digest_rows_estimate()?;
+        if pass.unwrap_or_else(|| worth_a_pass(locators.len() as u64, estimate)) {
+            return Self::walk_sorted(store, locators, threads, estimate);
+        }
+        let mut d = Self {
+            slots: LocatorTable::with_capacity(locators.len()),
+            ..Self::default()
+        };
+        let mut reading = Reading::default();
+        for (slot, l) in (0u32..).zip(locators) {
+            d.rows_read += look_up(store, l, slot, &mut reading)?;
+            d.slots.get_or_insert(*l, slot);
+        }
+        d.shelves.push(reading.pack(d.slots.len())?);
+        Ok(d)
+    }
+
+    /// A walk for `locators` (sorted, each once): each part's persons are a run of them.
+    fn walk_sorted(
+        store: &dyn Store,
+        locators: &[[u8; 16]],
+        threads: usize,
+        estimate: u64,
+    ) -> Result<Self, LeakError> {
+        let of = u32::try_from(threads.max(1))
+            .unwrap_or(1)
+            .min(store.digest_scan_parts().max(1));
+        let mut shares: Vec<Vec<([u8; 16], u32)>> = Vec::new();
+        let mut from = 0usize;
+        for index in 0..of {
+            let to = if index + 1 == of {
+                locators.len()
+            } else {
+                let hi = Part {
+                    index: index + 1,
+                    of,
+                }
+                .locator_bounds()
+                .0;
+                locators.partition_point(|l| *l < hi)
+            };
+            let share = locators
+                .get(from..to)
+                .unwrap_or(&[])
+                .iter()
+                .zip(0u32..)
+                .map(|(l, i)| (*l, i))
+                .collect();
+            shares.push(share);
+            from = to;
+        }
+        let per_part = (estimate / u64::from(of)).min(1 << 28) as usize;
+        let parts = walk_parts(store, shares, of, per_part);
+        let mut d = Self {
+            streamed: true,
+            ..Self::default()
+        };
+        for p in parts {
+            let mut p = p?;
+            p.shelf.base = u32::try_from(d.walked.len()).map_err(|_| too_many())?;
+            d.walked.extend(p.persons);
+            d.rows_read += p.read;
+            d.shelves.push(p.shelf);
+        }
+        d.index_walked();
+        Ok(d)
+    }
+
+    /// Builds the prefix index of `walked` (sorted) once it is large enough to need one:
+    /// about four locators per prefix.
+    fn index_walked(&mut self) {
+        let n = self.walked.len();
+        if n < 1 << 12 {
+            return;
+        }
+        let bits = (usize::BITS - (n / 4).leading_zeros()).min(24);
+        let mut radix = Vec::with_capacity((1 << bits) + 1);
+        let mut at = 0usize;
+        for p in 0..(1usize << bits) {
+            while self.walked.get(at).is_some_and(|l| prefix(l, bits) < p) {
+                at += 1;
+            }
+            radix.push(u32::try_from(at).unwrap_or(u32::MAX));
+        }
+        radix.push(u32::try_from(n).unwrap_or(u32::MAX));
+        self.radix = radix;
+        self.radix_bits = bits;
+    }
+
+    /// Slots for a further block of a scan whose persons were fetched by
+    /// [`Digests::fetch_locators`]; a person it does not hold (none, unless the file
+    /// changed between the two readings) is looked up.
+    pub fn fetch_block(
+        &mut self,
+        store: &dyn Store,
+        located: &mut [Option<Located>],
+    ) -> Result<(), LeakError> {
+        let mut fresh = HashSet::new();
+        for l in located.iter_mut().flatten() {
+            l.slot = self.slot(&l.locator);
+            if l.slot.is_none() {
+                fresh.insert(l.locator);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        self.fetch_more(store, &fresh)?;
+        for l in located.iter_mut().flatten() {
+            if l.slot.is_none() {
+                l.slot = self.slot(&l.locator);
+            }
+        }
+        Ok(())
+    }
+
     /// One walk of the whole table, in `threads` parts side by side where the store can:
     /// each part's persons sorted by locator, and its digest rows read in locator order
     /// beside them (the store's promise), so that what is kept arrives already grouped by
@@ -373,20 +535,7 @@ impl Digests {
         }
         // Sized once: growing vectors of millions of rows would copy them over and over.
         let per_part = (estimate / u64::from(of)).min(1 << 28) as usize;
-        let parts: Vec<Result<Walked, LeakError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = shares
-                .into_iter()
-                .zip(0u32..)
-                .map(|(share, index)| {
-                    s.spawn(move || walk_part(store, Part { index, of }, share, per_part))
-                })
-                .collect();
-            // A thread that panicked is a bug; its rows must not vanish.
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
+        let parts = walk_parts(store, shares, of, per_part);
         let mut d = Self {
             streamed: true,
             ..Self::default()
@@ -414,6 +563,7 @@ impl Digests {
         if d.walked.len() >= u32::MAX as usize {
             return Err(too_many());
         }
+        d.index_walked();
         Ok(d)
     }
 
@@ -447,9 +597,20 @@ impl Digests {
 
     /// Where the digests under `locator` are, if fetched.
     pub fn slot(&self, locator: &[u8; 16]) -> Option<u32> {
-        match self.walked.binary_search(locator) {
-            Ok(rank) => u32::try_from(rank).ok(),
-            Err(_) => self.slots.get(locator),
+        let (lo, hi) = if self.radix.is_empty() {
+            (0, self.walked.len())
+        } else {
+            let p = prefix(locator, self.radix_bits);
+            (
+                self.radix.get(p).map_or(0, |&x| x as usize),
+                self.radix
+                    .get(p + 1)
+                    .map_or(self.walked.len(), |&x| x as usize),
+            )
+        };
+        match self.walked.get(lo..hi).map(|w| w.binary_search(locator)) {
+            Some(Ok(rank)) => u32::try_from(lo + rank).ok(),
+            _ => self.slots.get(locator),
         }
     }
 

@@ -3,8 +3,8 @@
 //! Owns: reading dumped files of any shape as hostile input (`lines`, `encoding`, `table`,
 //! `ebds`, `text`), finding the identifying columns by their content (`columns`), the
 //! extracted rows (`row`), fetching the vault's leak digests for them (`digests`), classifying
-//! each one (`classify`), the attribution arithmetic (`attribute`) and the summary
-//! (`summary`).
+//! each one (`classify`), the attribution arithmetic (`attribute`), the summary
+//! (`summary`) and the verdicts file (`rows_file`).
 //!
 //! Must never: decrypt the vault (rows are checked against keyed digests only), hold a
 //! value longer than the scan needs, print a leaked value in an error, or let one bad
@@ -28,6 +28,7 @@ pub mod lines;
 pub mod mac_hash;
 pub mod read;
 pub mod row;
+pub mod rows_file;
 pub mod sheet;
 pub mod summary;
 pub mod table;

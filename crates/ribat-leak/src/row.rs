@@ -36,6 +36,27 @@ pub struct LeakRow {
 }
 
 impl LeakRow {
+    /// About what the row costs in memory: itself and its values' buffers (a scan holds a
+    /// block of rows at a time, sized by this).
+    pub fn footprint(&self) -> usize {
+        // An allocator keeps about a word beside each buffer.
+        let held = |s: &Option<String>| s.as_ref().map_or(0, |s| s.capacity() + 16);
+        std::mem::size_of::<Self>()
+            + [
+                &self.cnss,
+                &self.cin,
+                &self.name,
+                &self.name_ar,
+                &self.name_extra,
+                &self.birth,
+                &self.rib,
+                &self.period,
+            ]
+            .into_iter()
+            .map(held)
+            .sum::<usize>()
+    }
+
     /// Whether it carries anything that could identify a person of the fund.
     pub fn has_identifier(&self) -> bool {
         self.cnss.is_some()

@@ -1,11 +1,15 @@
 //! Spreadsheets (xlsx, xlsb, ods): every sheet is a table. The container is unpacked once,
 //! into nothing, to measure what it really holds before the spreadsheet reader sees it: a
 //! zip bomb (or a header that lies about sizes) is refused before it costs memory.
+//!
+//! xlsx and xlsb sheets are read cell by cell, a row at a time, so that a sheet of 250 MiB
+//! costs a row's memory, not a grid's. What a reader must hold whole is bounded on its own:
+//! an xlsx's shared strings, and an ods's content (its reader builds the whole grid).
 
 use crate::LeakError;
 use crate::read::{FileReport, Tabular};
 use crate::row::LeakRow;
-use calamine::{Data, Reader, open_workbook_auto_from_rs};
+use calamine::{Data, Reader, Sheets, open_workbook_auto_from_rs};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -16,6 +20,14 @@ pub const MAX_UNPACKED: u64 = 256 << 20;
 pub const MAX_PACKED: u64 = 128 << 20;
 /// The most entries a spreadsheet container may hold.
 const MAX_ENTRIES: usize = 10_000;
+/// The most an xlsx's shared strings may unpack to: they are held whole, at about three
+/// times their size once parsed.
+pub const MAX_SHARED_STRINGS: u64 = 64 << 20;
+/// The most an ods's content may unpack to: its reader builds the whole grid, at about
+/// five times the content's size.
+pub const MAX_ODS_CONTENT: u64 = 48 << 20;
+/// The widest row read: a cell far to the right would otherwise make every row that wide.
+const MAX_COLUMNS: u32 = 512;
 
 fn refuse(path: &Path, reason: String) -> LeakError {
     LeakError::Unsupported {
@@ -24,7 +36,8 @@ fn refuse(path: &Path, reason: String) -> LeakError {
     }
 }
 
-/// Measures the unpacked size of every entry, reading at most [`MAX_UNPACKED`] bytes in all.
+/// Measures the unpacked size of every entry, reading at most [`MAX_UNPACKED`] bytes in all;
+/// refuses shared strings or ods content larger than their readers can hold.
 fn measure(path: &Path, bytes: &[u8]) -> Result<u64, LeakError> {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| refuse(path, format!("a damaged ZIP container (xlsx/ods): {e}")))?;
@@ -42,9 +55,26 @@ fn measure(path: &Path, bytes: &[u8]) -> Result<u64, LeakError> {
         let mut e = z
             .by_index(i)
             .map_err(|e| refuse(path, format!("entry {i} of the ZIP container: {e}")))?;
+        let name = e.name().map(|n| n.to_ascii_lowercase()).unwrap_or_default();
+        let held = match name.as_str() {
+            "xl/sharedstrings.xml" => Some(MAX_SHARED_STRINGS),
+            "content.xml" => Some(MAX_ODS_CONTENT),
+            _ => None,
+        };
         let left = MAX_UNPACKED - total;
         let n = std::io::copy(&mut (&mut e).take(left + 1), &mut std::io::sink())
             .map_err(|e| refuse(path, format!("entry {i} of the ZIP container: {e}")))?;
+        if let Some(max) = held
+            && n > max
+        {
+            return Err(refuse(
+                path,
+                format!(
+                    "its {name} unpacks to more than {} MiB, which would be read whole; save the sheet as CSV and scan that",
+                    max >> 20
+                ),
+            ));
+        }
         total += n;
         if total > MAX_UNPACKED {
             return Err(refuse(
@@ -80,6 +110,59 @@ fn serial_date(serial: f64) -> String {
     time::Date::from_julian_day(2_415_019 + days)
         .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
         .unwrap_or_default()
+}
+
+/// A row being gathered from cells that come one at a time, in the sheet's order.
+#[derive(Default)]
+struct RowMaker {
+    row: Option<u32>,
+    cells: Vec<String>,
+}
+
+impl RowMaker {
+    /// One cell at `(row, col)`; `from` is where the sheet's used range begins. A cell of
+    /// a new row hands the one gathered so far on.
+    fn put(
+        &mut self,
+        row: u32,
+        col: u32,
+        from: (u32, u32),
+        value: String,
+        report: &mut FileReport,
+        hand_on: &mut dyn FnMut(Vec<String>, u64, &mut FileReport),
+    ) {
+        if self.row != Some(row) {
+            self.end(report, hand_on);
+            self.row = Some(row);
+        }
+        let at = col.saturating_sub(from.1);
+        if at >= MAX_COLUMNS {
+            if value.trim().is_empty() {
+                return;
+            }
+            report.skip(
+                u64::from(row) + 1,
+                &format!("cells beyond column {MAX_COLUMNS} not read"),
+            );
+            return;
+        }
+        let at = at as usize;
+        if self.cells.len() <= at {
+            self.cells.resize(at + 1, String::new());
+        }
+        self.cells[at] = value;
+    }
+
+    /// Hands the row gathered so far on, numbered as the sheet numbers it.
+    fn end(
+        &mut self,
+        report: &mut FileReport,
+        hand_on: &mut dyn FnMut(Vec<String>, u64, &mut FileReport),
+    ) {
+        if let Some(r) = self.row.take() {
+            hand_on(std::mem::take(&mut self.cells), u64::from(r) + 1, report);
+        }
+    }
 }
 
 /// Reads every sheet of a spreadsheet; each row's number is its row in its sheet.
@@ -124,22 +207,71 @@ pub fn read_sheets(
     };
     let mut described = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        let range = match book.worksheet_range_at(i) {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
-                report.skip(0, &format!("sheet {name:?} cannot be read: {e}"));
-                continue;
-            }
-            None => continue,
-        };
         let mut t = Tabular::cells_only();
-        for (n, row) in range.rows().enumerate() {
-            let cells: Vec<String> = row.iter().map(cell).collect();
+        let mut rows = RowMaker::default();
+        let mut hand_on = |cells: Vec<String>, n: u64, report: &mut FileReport| {
             if cells.iter().all(|c| c.trim().is_empty()) {
-                continue;
+                return;
             }
             report.lines += 1;
-            t.push_cells(cells, file, n as u64 + 1, &mut report, each);
+            t.push_cells(cells, file, n, report, each);
+        };
+        let streamed = match &mut book {
+            Sheets::Xlsx(x) => Some(
+                x.worksheet_cells_reader(name)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut r| {
+                        let from = r.dimensions().start;
+                        std::iter::from_fn(|| r.next_cell().transpose()).try_for_each(|c| {
+                            let c = c.map_err(|e| e.to_string())?;
+                            let (row, col) = c.get_position();
+                            let value = cell(&Data::from(c.get_value().clone()));
+                            rows.put(row, col, from, value, &mut report, &mut hand_on);
+                            Ok(())
+                        })
+                    }),
+            ),
+            Sheets::Xlsb(x) => Some(
+                x.worksheet_cells_reader(name)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut r| {
+                        let from = r.dimensions().start;
+                        std::iter::from_fn(|| r.next_cell().transpose()).try_for_each(|c| {
+                            let c = c.map_err(|e| e.to_string())?;
+                            let (row, col) = c.get_position();
+                            let value = cell(&Data::from(c.get_value().clone()));
+                            rows.put(row, col, from, value, &mut report, &mut hand_on);
+                            Ok(())
+                        })
+                    }),
+            ),
+            _ => None,
+        };
+        match streamed {
+            Some(done) => {
+                rows.end(&mut report, &mut hand_on);
+                if let Err(e) = done {
+                    report.skip(
+                        report.lines + 1,
+                        &format!("sheet {name:?} not read past here: {e}"),
+                    );
+                }
+            }
+            None => match book.worksheet_range_at(i) {
+                Some(Ok(range)) => {
+                    let top = u64::from(range.start().map_or(0, |(r, _)| r));
+                    for (n, row) in range.rows().enumerate() {
+                        let cells: Vec<String> =
+                            row.iter().take(MAX_COLUMNS as usize).map(cell).collect();
+                        hand_on(cells, top + n as u64 + 1, &mut report);
+                    }
+                }
+                Some(Err(e)) => {
+                    report.skip(0, &format!("sheet {name:?} cannot be read: {e}"));
+                    continue;
+                }
+                None => continue,
+            },
         }
         t.finish(file, &mut report, each);
         described.push(format!("{name}: {}", t.describe()));

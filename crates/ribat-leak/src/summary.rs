@@ -60,6 +60,78 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+/// The counts of a scan, verdict by verdict: a scan adds each block of rows as it is
+/// classified, and nothing of the verdicts is kept but these counts (and one bit per
+/// person slot, or the record id where a verdict has none).
+#[derive(Debug, Default)]
+pub struct Tally {
+    rows: u64,
+    classes: BTreeMap<String, u64>,
+    ours: u64,
+    altered_fields: BTreeMap<String, u64>,
+    months: BTreeMap<u32, u64>,
+    rounded_salaries: u64,
+    unverified_salaries: u64,
+    control_sum_failures: u64,
+    canaries: BTreeMap<String, u64>,
+    // Persons by their slot in the scan (one bit each): slots are the scan's for its whole
+    // length, so a person named in two blocks is one bit.
+    slots: Vec<u64>,
+    by_id: crate::mac_hash::MacSet<String>,
+}
+
+impl Tally {
+    /// Counts one more verdict.
+    pub fn add(&mut self, v: &Verdict) {
+        self.rows += 1;
+        bump(&mut self.classes, v.class.label());
+        self.ours += u64::from(v.class.ours());
+        self.rounded_salaries += u64::from(v.rounded);
+        self.unverified_salaries += u64::from(v.unverified_salary);
+        self.control_sum_failures += u64::from(v.control_sum_fails);
+        match &v.class {
+            Class::Altered { fields } => {
+                for f in fields {
+                    bump(&mut self.altered_fields, f);
+                }
+            }
+            Class::Canary { recipient } => bump(&mut self.canaries, recipient),
+            _ => {}
+        }
+        if matches!(v.class, Class::GenuineCurrent | Class::GenuineOlder { .. })
+            && let Some(p) = v.period
+        {
+            *self.months.entry(p).or_insert(0) += 1;
+        }
+        if !matches!(
+            v.class,
+            Class::GenuineCurrent | Class::GenuineOlder { .. } | Class::Altered { .. }
+        ) {
+            return;
+        }
+        match (v.slot, &v.person) {
+            (Some(slot), _) => {
+                let (word, bit) = (slot as usize / 64, slot % 64);
+                if self.slots.len() <= word {
+                    self.slots.resize(word + 1, 0);
+                }
+                self.slots[word] |= 1 << bit;
+            }
+            (None, Some(p)) => {
+                if !self.by_id.contains(p.as_str()) {
+                    self.by_id.insert(p.clone());
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Rows counted so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
 impl Summary {
     /// Counts the verdicts.
     pub fn new(
@@ -67,79 +139,47 @@ impl Summary {
         refused: Vec<(String, String)>,
         verdicts: &[Verdict],
     ) -> Self {
-        let mut s = Self {
-            files,
-            refused,
-            rows: verdicts.len() as u64,
-            classes: BTreeMap::new(),
-            ours: 0,
-            affected_persons: 0,
-            altered_fields: BTreeMap::new(),
-            months: BTreeMap::new(),
-            rounded_salaries: 0,
-            unverified_salaries: 0,
-            control_sum_failures: 0,
-            honey: Vec::new(),
-            canaries: BTreeMap::new(),
-            candidates: Vec::new(),
-            window: Window::default(),
-            seconds: 0.0,
-        };
-        // Millions of rows: counted without a new string each; persons by their slot in
-        // the scan (one bit each), or by record id where a verdict has no slot.
-        let mut slots: Vec<u64> = Vec::new();
-        let mut by_id = crate::mac_hash::MacSet::default();
-        let mut months: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut t = Tally::default();
         for v in verdicts {
-            bump(&mut s.classes, v.class.label());
-            s.ours += u64::from(v.class.ours());
-            s.rounded_salaries += u64::from(v.rounded);
-            s.unverified_salaries += u64::from(v.unverified_salary);
-            s.control_sum_failures += u64::from(v.control_sum_fails);
-            match &v.class {
-                Class::Altered { fields } => {
-                    for f in fields {
-                        *s.altered_fields.entry((*f).to_owned()).or_insert(0) += 1;
-                    }
-                }
-                Class::Canary { recipient } => {
-                    *s.canaries.entry(recipient.clone()).or_insert(0) += 1;
-                }
-                _ => {}
-            }
-            if matches!(v.class, Class::GenuineCurrent | Class::GenuineOlder { .. })
-                && let Some(p) = v.period
-            {
-                *months.entry(p).or_insert(0) += 1;
-            }
-            if !matches!(
-                v.class,
-                Class::GenuineCurrent | Class::GenuineOlder { .. } | Class::Altered { .. }
-            ) {
-                continue;
-            }
-            match (v.slot, &v.person) {
-                (Some(slot), _) => {
-                    let (word, bit) = (slot as usize / 64, slot % 64);
-                    if slots.len() <= word {
-                        slots.resize(word + 1, 0);
-                    }
-                    slots[word] |= 1 << bit;
-                }
-                (None, Some(p)) => {
-                    by_id.insert(p.as_str());
-                }
-                (None, None) => {}
-            }
+            t.add(v);
         }
-        s.months = months
+        Self::of(files, refused, t)
+    }
+
+    /// The summary of what `tally` counted.
+    pub fn of(files: Vec<FileReport>, refused: Vec<(String, String)>, tally: Tally) -> Self {
+        let affected_persons = tally
+            .slots
+            .iter()
+            .map(|w| u64::from(w.count_ones()))
+            .sum::<u64>()
+            + tally.by_id.len() as u64;
+        let months: BTreeMap<String, u64> = tally
+            .months
             .into_iter()
             .map(|(p, n)| (p.to_string(), n))
             .collect();
-        s.affected_persons =
-            slots.iter().map(|w| u64::from(w.count_ones())).sum::<u64>() + by_id.len() as u64;
-        s.window.latest_period_in_dump = s.months.keys().next_back().cloned();
-        s
+        Self {
+            files,
+            refused,
+            rows: tally.rows,
+            classes: tally.classes,
+            ours: tally.ours,
+            affected_persons,
+            altered_fields: tally.altered_fields,
+            window: Window {
+                latest_period_in_dump: months.keys().next_back().cloned(),
+                ..Window::default()
+            },
+            months,
+            rounded_salaries: tally.rounded_salaries,
+            unverified_salaries: tally.unverified_salaries,
+            control_sum_failures: tally.control_sum_failures,
+            honey: Vec::new(),
+            canaries: tally.canaries,
+            candidates: Vec::new(),
+            seconds: 0.0,
+        }
     }
 
     /// The sentence a reader wants first, on a terminal and atop the report.

@@ -102,7 +102,7 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
             "run {run} of {RUNS}: scanning it (parse, match, classify)…"
         ));
         let t = Instant::now();
-        let mut scan = leak_cmd::scan(
+        let mut scan = leak_cmd::scan_into(
             &node,
             &ScanOptions {
                 files: vec![file.clone()],
@@ -112,15 +112,17 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
                 matching: leak_cmd::Matching::Auto,
                 checks: leak_cmd::Checks::Records,
             },
+            None,
+            &mut |_| {},
         )?;
         scan_samples.push(t.elapsed().as_secs_f64());
         // Neither side's freeing of its rows is timed (the parse's happens after its
         // timer too), and neither may run under the other's next turn.
         scan.finish_cleanup();
         anyhow::ensure!(
-            scan.verdicts.len() == parsed_rows,
+            scan.summary.rows == parsed_rows as u64,
             "the scan classified {} rows of {parsed_rows}",
-            scan.verdicts.len()
+            scan.summary.rows
         );
         last = Some(scan);
     }
@@ -128,9 +130,9 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
     let seconds = median(&scan_samples);
     let parse_only_seconds = median(&parse_samples);
     let r = Report {
-        rows: scan.verdicts.len() as u64,
+        rows: scan.summary.rows,
         seconds,
-        rows_per_s: scan.verdicts.len() as f64 / seconds.max(1e-9),
+        rows_per_s: scan.summary.rows as f64 / seconds.max(1e-9),
         parse_only_seconds,
         ratio: seconds / parse_only_seconds.max(1e-9),
         ours: scan.summary.ours,

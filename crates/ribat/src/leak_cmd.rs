@@ -16,7 +16,8 @@ use ribat_leak::digests::Digests;
 use ribat_leak::encoding::TextEncoding;
 use ribat_leak::read::{FileReport, ReadOptions, read_file};
 use ribat_leak::row::LeakRow;
-use ribat_leak::summary::Summary;
+use ribat_leak::rows_file::RowsWriter;
+use ribat_leak::summary::{Summary, Tally};
 use ribat_store::Store;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub struct ScanOptions {
     pub encoding: Option<TextEncoding>,
     /// Classification threads.
     pub threads: usize,
-    /// Ask the audit log who read the leaked persons.
+    /// Keep the persons named and ask the audit log who read them.
     pub attribute: bool,
     /// How rows meet the digests.
     pub matching: Matching,
@@ -73,16 +74,39 @@ impl From<Checks> for classify::Checking {
     }
 }
 
-/// A finished scan.
+/// A finished scan. Its verdicts went to the caller one by one as each block of rows was
+/// classified; what is kept is what the report and the attribution need.
 pub struct Scan {
     /// The summary.
     pub summary: Summary,
-    /// One verdict per row.
-    pub verdicts: Vec<Verdict>,
-    /// The thread freeing the rows and scratch space, still at work when the scan
+    /// The thread freeing the last rows and scratch space, still at work when the scan
     /// returns (millions of small allocations: the answer need not wait for them).
     /// Joined by [`Scan::finish_cleanup`], or left to end on its own.
     pub cleanup: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The persons of a scan whose rows are the fund's: bounded by the vault's persons, not by
+/// the dump's rows.
+#[derive(Debug, Default)]
+struct Named {
+    /// Persons of genuine, older, altered, honey and canary rows (record ids).
+    leaked: HashSet<String>,
+    /// Honey persons in the dump.
+    honey: std::collections::BTreeSet<String>,
+}
+
+impl Named {
+    fn add(&mut self, v: &Verdict) {
+        let Some(p) = v.person.as_deref() else {
+            return;
+        };
+        if v.class.ours() && !self.leaked.contains(p) {
+            self.leaked.insert(p.to_owned());
+        }
+        if v.class == Class::Honey && !self.honey.contains(p) {
+            self.honey.insert(p.to_owned());
+        }
+    }
 }
 
 impl Scan {
@@ -158,53 +182,210 @@ fn persons(refs: Vec<ribat_store::RecordRef>) -> Result<Vec<String>, LeakError> 
 }
 
 /// Reads every file; a file that cannot be read is listed with why, the others go on.
+/// Every row is held: for parsing alone (the benchmark's baseline); a scan reads in blocks.
 pub fn read_all(
     files: &[PathBuf],
     encoding: Option<TextEncoding>,
 ) -> (Vec<LeakRow>, Vec<FileReport>, Vec<(String, String)>) {
+    let mut rows = Vec::new();
+    let (reports, refused) = read_each(files, encoding, &mut |r| rows.push(r));
+    (rows, reports, refused)
+}
+
+fn read_each(
+    files: &[PathBuf],
+    encoding: Option<TextEncoding>,
+    each: &mut dyn FnMut(LeakRow),
+) -> (Vec<FileReport>, Vec<(String, String)>) {
     let opts = ReadOptions {
         encoding,
         ..ReadOptions::default()
     };
-    let mut rows = Vec::new();
     let mut reports = Vec::new();
     let mut refused = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let idx = u32::try_from(i).unwrap_or(u32::MAX);
-        match read_file(f, idx, &opts, &mut |r| rows.push(r)) {
+        match read_file(f, idx, &opts, each) {
             Ok(rep) => reports.push(rep),
             Err(e) => refused.push((f.display().to_string(), e.to_string())),
         }
     }
-    (rows, reports, refused)
+    (reports, refused)
 }
 
-/// Scans files against the node.
-pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
+/// The memory a block of rows may take. A dump that fits in one block (a fund's dump of
+/// 200,000 full rows does) is read once and matched whole. A larger one is read twice: once
+/// for the persons it names (16 bytes each are kept), then, with their digests fetched in
+/// one walk of the table, again to classify it a block at a time. Either way one block of
+/// rows is alive at a time, whatever the dump's size.
+const BLOCK_BYTES: usize = 128 << 20;
+
+/// [`BLOCK_BYTES`], or `RIBAT_LEAK_BLOCK_KIB` KiB (at least 16): tests read small dumps in
+/// many blocks with it, to show that blocks change no verdict.
+fn block_bytes() -> usize {
+    std::env::var("RIBAT_LEAK_BLOCK_KIB")
+        .ok()
+        .and_then(|k| k.parse::<usize>().ok())
+        .map_or(BLOCK_BYTES, |k| k.max(16) << 10)
+}
+
+/// Scans files against the node. Each verdict goes to `each` as its block is classified,
+/// in file and line order; nothing of them is kept but the summary's counts and the
+/// persons named.
+pub fn scan(
+    node: &Embedded,
+    opts: &ScanOptions,
+    each: &mut dyn FnMut(&Verdict) -> Result<()>,
+) -> Result<Scan> {
     let t0 = Instant::now();
     timing("start", t0);
-    let (rows, reports, refused) = read_all(&opts.files, opts.encoding);
-    timing("parse", t0);
-    let (verdicts, latest_in_vault, scratch) =
-        match_rows(node, &rows, opts.threads, opts.matching, opts.checks)?;
+    let block_bytes = block_bytes();
+    let mut matcher = Matcher::new(node, opts)?;
+    let mut tally = Tally::default();
+    let mut named = Named::default();
+    let mut failed: Option<anyhow::Error> = None;
+    let mut emit = |verdicts: &[Verdict]| -> Result<()> {
+        for v in verdicts {
+            tally.add(v);
+            if opts.attribute {
+                named.add(v);
+            }
+            each(v)?;
+        }
+        Ok(())
+    };
+    // The first reading: the rows, up to one block; past it, only the persons they name.
+    let mut block: Vec<LeakRow> = Vec::new();
+    let mut bytes = 0usize;
+    let mut wanted: Option<Vec<[u8; 16]>> = None;
+    let (mut reports, mut refused) = read_each(&opts.files, opts.encoding, &mut |r| {
+        bytes += r.footprint();
+        block.push(r);
+        if bytes >= block_bytes && failed.is_none() {
+            bytes = 0;
+            let w = wanted.get_or_insert_with(Vec::new);
+            matcher.collect_locators(&std::mem::take(&mut block), w);
+        }
+    });
+    timing("read", t0);
+    let last = match wanted {
+        None => {
+            let verdicts = matcher.classify(&block)?;
+            emit(&verdicts)?;
+            Freed(Box::new((block, verdicts)))
+        }
+        Some(mut w) => {
+            matcher.collect_locators(&std::mem::take(&mut block), &mut w);
+            w.sort_unstable();
+            w.dedup();
+            timing("located", t0);
+            matcher.fetch_all(&w)?;
+            drop(w);
+            timing("fetched", t0);
+            // The second reading: a block at a time, each let go before the next is read.
+            let mut again = |block: Vec<LeakRow>, failed: &mut Option<anyhow::Error>| {
+                if failed.is_none()
+                    && let Err(e) = matcher.classify(&block).and_then(|v| emit(&v))
+                {
+                    *failed = Some(e);
+                }
+            };
+            bytes = 0;
+            (reports, refused) = read_each(&opts.files, opts.encoding, &mut |r| {
+                bytes += r.footprint();
+                block.push(r);
+                if bytes >= block_bytes {
+                    bytes = 0;
+                    again(std::mem::take(&mut block), &mut failed);
+                }
+            });
+            again(std::mem::take(&mut block), &mut failed);
+            Freed(Box::new(()))
+        }
+    };
+    timing("classified", t0);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let mut summary = Summary::of(reports, refused, tally);
+    summary.window.latest_period_in_vault = matcher.latest_period();
     // Millions of small allocations are freed off the answer's path: on a thread of their
-    // own, beside the summary and the attribution.
+    // own, beside the attribution.
+    let scratch = (last, matcher.into_scratch());
     let cleanup = std::thread::Builder::new()
         .name("leak-scan-free".into())
-        .spawn(move || drop((rows, scratch)))
+        .spawn(move || drop(scratch))
         .ok();
-    let mut summary = Summary::new(reports, refused, &verdicts);
-    summary.window.latest_period_in_vault = latest_in_vault;
-    timing("summary", t0);
     if opts.attribute {
-        attribute(node, &verdicts, &mut summary)?;
+        attribute(node, &named, &mut summary)?;
     }
     summary.seconds = t0.elapsed().as_secs_f64();
-    Ok(Scan {
-        summary,
-        verdicts,
-        cleanup,
-    })
+    timing("end", t0);
+    Ok(Scan { summary, cleanup })
+}
+
+/// What a block left behind, on its way to the freeing thread.
+struct Freed(#[allow(dead_code)] Box<dyn Send>);
+
+/// Scans, writing each verdict into `report/rows.jsonl` as it comes when a report is
+/// asked for (see [`ribat_leak::rows_file`]), and to `each`.
+pub fn scan_into(
+    node: &Embedded,
+    opts: &ScanOptions,
+    report: Option<&Path>,
+    each: &mut dyn FnMut(&Verdict),
+) -> Result<Scan> {
+    let Some(dir) = report else {
+        return scan(node, opts, &mut |v| {
+            each(v);
+            Ok(())
+        });
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("rows.jsonl");
+    let mut rows = RowsFile::create(&path)?;
+    let scan = scan(node, opts, &mut |v| {
+        each(v);
+        rows.writer
+            .push(v)
+            .with_context(|| format!("cannot write {}", path.display()))
+    })?;
+    rows.finish(&path)?;
+    Ok(scan)
+}
+
+/// `rows.jsonl` being written: under a temporary name, readable by its owner only (the
+/// record ids are the vault's), renamed when whole.
+struct RowsFile {
+    tmp: PathBuf,
+    writer: RowsWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl RowsFile {
+    fn create(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("jsonl.partial");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        Ok(Self {
+            tmp,
+            writer: RowsWriter::new(std::io::BufWriter::with_capacity(1 << 20, f)),
+        })
+    }
+
+    fn finish(self, path: &Path) -> Result<()> {
+        let io = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
+        let (buf, _) = self.writer.finish().map_err(io)?;
+        let f = buf.into_inner().map_err(|e| io(e.into_error()))?;
+        f.sync_all().map_err(io)?;
+        std::fs::rename(&self.tmp, path).map_err(io)?;
+        Ok(())
+    }
 }
 
 /// With `RIBAT_LEAK_TIMING` set, the seconds since `since` at each phase, and the
@@ -213,11 +394,19 @@ pub fn scan(node: &Embedded, opts: &ScanOptions) -> Result<Scan> {
 fn timing(what: &str, since: Instant) {
     if std::env::var_os("RIBAT_LEAK_TIMING").is_some() {
         eprintln!(
-            "{what}: {:.3} (cpu {:.2})",
+            "{what}: {:.3} (cpu {:.2}, peak rss {} MiB)",
             since.elapsed().as_secs_f64(),
-            cpu_seconds().unwrap_or(f64::NAN)
+            cpu_seconds().unwrap_or(f64::NAN),
+            peak_rss_kib().map_or_else(|| "?".into(), |k| (k >> 10).to_string())
         );
     }
+}
+
+/// The most memory this process has held resident so far (`VmHWM`, Linux), KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// User and system time of this process, from `/proc/self/stat` (Linux; ticks of 1/100 s).
@@ -232,71 +421,134 @@ fn cpu_seconds() -> Option<f64> {
 
 /// What matching used and no longer needs, to be freed off the main path.
 pub struct Scratch {
-    _digests: Digests,
+    _digests: Option<Digests>,
 }
 
-/// Matches and classifies rows; also returns the latest month the vault holds for the
-/// persons found.
-pub fn match_rows(
-    node: &Embedded,
-    rows: &[LeakRow],
+/// Matches blocks of one scan's rows: the digests fetched for one block stay for the
+/// next (a person named in both is fetched once and keeps one slot).
+struct Matcher<'a> {
+    digester: ribat_crypto::leak_digest::LeakDigester,
+    resolver: NodeResolver<'a>,
+    store: &'a dyn Store,
+    digests: Option<Digests>,
     threads: usize,
-    matching: Matching,
+    pass: Option<bool>,
     checks: Checks,
-) -> Result<(Vec<Verdict>, Option<String>, Scratch)> {
-    let tt = Instant::now();
-    let lap = |what: &str| timing(what, tt);
-    let digester = node.leak_digester("leak-scan")?;
-    lap("key");
-    let store = node.vault.store.as_ref();
-    let mut resolver = NodeResolver {
-        node,
-        recipients: std::sync::Mutex::new(std::collections::HashMap::new()),
-        index: &node.vault.index,
-        sealer: RecordSealer::new(&node.group, &node.vault.index)?,
-        store,
-        honey: HashSet::new(),
-    };
-    // The custodians' honey list (a handful of records), asked once.
-    if let Some(c) = node.custodians.first() {
-        resolver.honey = c
-            .honey_records()?
-            .into_iter()
-            .filter(|(t, _)| t == PERSONS)
-            .map(|(_, id)| id)
-            .collect();
+}
+
+impl<'a> Matcher<'a> {
+    fn new(node: &'a Embedded, opts: &ScanOptions) -> Result<Self> {
+        let digester = node.leak_digester("leak-scan")?;
+        let store = node.vault.store.as_ref();
+        let mut resolver = NodeResolver {
+            node,
+            recipients: std::sync::Mutex::new(std::collections::HashMap::new()),
+            index: &node.vault.index,
+            sealer: RecordSealer::new(&node.group, &node.vault.index)?,
+            store,
+            honey: HashSet::new(),
+        };
+        // The custodians' honey list (a handful of records), asked once.
+        if let Some(c) = node.custodians.first() {
+            resolver.honey = c
+                .honey_records()?
+                .into_iter()
+                .filter(|(t, _)| t == PERSONS)
+                .map(|(_, id)| id)
+                .collect();
+        }
+        Ok(Self {
+            digester,
+            resolver,
+            store,
+            digests: None,
+            threads: opts.threads,
+            pass: match opts.matching {
+                Matching::Auto => None,
+                Matching::Walk => Some(true),
+                Matching::Lookups => Some(false),
+            },
+            checks: opts.checks,
+        })
     }
-    let mut located = classify::locate(rows, &resolver, &digester, threads);
-    lap("locate");
-    let pass = match matching {
-        Matching::Auto => None,
-        Matching::Walk => Some(true),
-        Matching::Lookups => Some(false),
-    };
-    let mut digests = Digests::fetch_by(store, &mut located, threads, pass)
-        .context("reading the leak digests")?;
-    lap("fetch");
-    classify::relocate(
-        rows,
-        &mut located,
-        &mut digests,
-        store,
-        &resolver,
-        &digester,
-    )?;
-    lap("relocate");
-    let latest = digests.latest_period_held().map(|p| p.to_string());
-    let verdicts = classify::classify_all(
-        rows,
-        located,
-        &digests,
-        &resolver,
-        &digester,
-        threads,
-        checks.into(),
-    );
-    lap("classify");
-    Ok((verdicts, latest, Scratch { _digests: digests }))
+
+    /// Adds the locators of the persons `rows` name by CNSS number to `into` (16 bytes
+    /// a row at most; sorted and rid of repeats whenever a block more than doubles it).
+    fn collect_locators(&self, rows: &[LeakRow], into: &mut Vec<[u8; 16]>) {
+        let before = into.len();
+        let located = classify::locate(rows, &self.resolver, &self.digester, self.threads);
+        into.extend(located.into_iter().flatten().map(|l| l.locator));
+        if into.len() > 2 * before.max(1 << 16) {
+            into.sort_unstable();
+            into.dedup();
+        }
+    }
+
+    /// Fetches the digests of every person under `locators` (sorted, each once).
+    fn fetch_all(&mut self, locators: &[[u8; 16]]) -> Result<()> {
+        self.digests = Some(
+            Digests::fetch_locators(self.store, locators, self.threads, self.pass)
+                .context("reading the leak digests")?,
+        );
+        Ok(())
+    }
+
+    /// The verdicts on one block of rows, in its order.
+    fn classify(&mut self, rows: &[LeakRow]) -> Result<Vec<Verdict>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tt = Instant::now();
+        let lap = |what: &str| timing(what, tt);
+        let mut located = classify::locate(rows, &self.resolver, &self.digester, self.threads);
+        lap("locate");
+        let digests = match self.digests.as_mut() {
+            Some(d) => {
+                d.fetch_block(self.store, &mut located)
+                    .context("reading the leak digests")?;
+                d
+            }
+            None => self.digests.insert(
+                Digests::fetch_by(self.store, &mut located, self.threads, self.pass)
+                    .context("reading the leak digests")?,
+            ),
+        };
+        lap("fetch");
+        classify::relocate(
+            rows,
+            &mut located,
+            digests,
+            self.store,
+            &self.resolver,
+            &self.digester,
+        )?;
+        lap("relocate");
+        let verdicts = classify::classify_all(
+            rows,
+            located,
+            digests,
+            &self.resolver,
+            &self.digester,
+            self.threads,
+            self.checks.into(),
+        );
+        lap("classify");
+        Ok(verdicts)
+    }
+
+    /// The latest month the vault holds for the persons found so far.
+    fn latest_period(&self) -> Option<String> {
+        self.digests
+            .as_ref()
+            .and_then(Digests::latest_period_held)
+            .map(|p| p.to_string())
+    }
+
+    fn into_scratch(self) -> Scratch {
+        Scratch {
+            _digests: self.digests,
+        }
+    }
 }
 
 /// One access in this node's audit log, as attribution needs it.
@@ -335,27 +587,22 @@ pub fn read_accesses(node: &Embedded) -> Result<Vec<Read>> {
 }
 
 /// Who read the leaked persons; who asked for the honey ones.
-pub fn attribute(node: &Embedded, verdicts: &[Verdict], summary: &mut Summary) -> Result<()> {
+fn attribute(node: &Embedded, named: &Named, summary: &mut Summary) -> Result<()> {
     let reads = read_accesses(node)?;
     let persons = node.vault.store.count(PERSONS)?;
-    attribute_with(&reads, persons, verdicts, summary);
+    attribute_with(&reads, persons, named, summary);
     Ok(())
 }
 
 /// Same, over accesses already read.
-pub fn attribute_with(reads: &[Read], persons: u64, verdicts: &[Verdict], summary: &mut Summary) {
-    let leaked = verdicts
-        .iter()
-        .filter(|v| v.class.ours())
-        .filter_map(|v| v.person.as_deref());
+fn attribute_with(reads: &[Read], persons: u64, named: &Named, summary: &mut Summary) {
     let mut honey_readers: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-        verdicts
+        named
+            .honey
             .iter()
-            .filter(|v| v.class == Class::Honey)
-            .filter_map(|v| v.person.clone())
-            .map(|h| (h, Default::default()))
+            .map(|h| (h.clone(), Default::default()))
             .collect();
-    let mut att = Attribution::new(leaked);
+    let mut att = Attribution::new(named.leaked.iter().map(String::as_str));
     for r in reads {
         if let Some(who) = honey_readers.get_mut(&r.subject) {
             who.insert(r.identity.clone());
@@ -380,8 +627,8 @@ pub fn attribute_with(reads: &[Read], persons: u64, verdicts: &[Verdict], summar
     }
 }
 
-/// Writes `report.md`, `summary.json` and `rows.jsonl` (one verdict per row, persons as
-/// opaque record ids, no leaked value) into `dir`.
+/// Writes `report.md` and `summary.json` into `dir` (beside the `rows.jsonl` that
+/// [`scan_into`] wrote: persons as opaque record ids, no leaked value).
 pub fn write_report(dir: &Path, scan: &Scan) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| {
@@ -393,12 +640,6 @@ pub fn write_report(dir: &Path, scan: &Scan) -> Result<()> {
         "summary.json",
         serde_json::to_string_pretty(&scan.summary)?.as_bytes(),
     )?;
-    let mut rows = String::new();
-    for v in &scan.verdicts {
-        rows.push_str(&serde_json::to_string(v)?);
-        rows.push('\n');
-    }
-    write("rows.jsonl", rows.as_bytes())?;
     Ok(())
 }
 
@@ -477,7 +718,7 @@ pub fn notify(
         "{} exists; the list never overwrites a file",
         out.display()
     );
-    let rows = std::fs::read_to_string(report.join("rows.jsonl")).with_context(|| {
+    let rows = std::fs::File::open(report.join("rows.jsonl")).with_context(|| {
         format!(
             "no scan in {} (run `ribat leak scan … --report {}` first)",
             report.display(),
@@ -486,8 +727,10 @@ pub fn notify(
     })?;
     let mut persons: std::collections::BTreeMap<String, (u64, std::collections::BTreeSet<String>)> =
         Default::default();
-    for (i, line) in rows.lines().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line)
+    // Line by line: the file may be large; the list is as long as the persons it names.
+    for (i, line) in std::io::BufRead::lines(std::io::BufReader::new(rows)).enumerate() {
+        let line = line.with_context(|| format!("cannot read rows.jsonl line {}", i + 1))?;
+        let v: serde_json::Value = serde_json::from_str(&line)
             .with_context(|| format!("rows.jsonl line {} is damaged", i + 1))?;
         let class = v["class"].as_str().unwrap_or_default();
         if !matches!(class, "genuine-current" | "genuine-older" | "altered") {

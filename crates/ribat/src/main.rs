@@ -485,7 +485,8 @@ enum LeakCommand {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
-        /// Write report.md, summary.json and rows.jsonl (one verdict per row) here.
+        /// Write report.md, summary.json and rows.jsonl here: in rows.jsonl one line per row
+        /// that names a person, one line per run of rows that name nobody.
         #[arg(long)]
         report: Option<PathBuf>,
         /// Encoding of the files when the guess is wrong: utf-8, windows-1256, latin-1.
@@ -1065,7 +1066,7 @@ fn run(cli: Cli) -> Result<()> {
                 .transpose()?;
             let home = home::Home::resolve(cli.home)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
-            let scan = leak_cmd::scan(
+            let scan = leak_cmd::scan_into(
                 &node,
                 &leak_cmd::ScanOptions {
                     files,
@@ -1075,6 +1076,8 @@ fn run(cli: Cli) -> Result<()> {
                     matching,
                     checks,
                 },
+                report.as_deref(),
+                &mut |_| {},
             )?;
             if let Some(dir) = &report {
                 leak_cmd::write_report(dir, &scan)?;

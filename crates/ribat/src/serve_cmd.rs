@@ -280,6 +280,10 @@ pub fn assemble(
     for r in &remotes {
         watch.add_enforcer(r.clone());
     }
+    // A custodian whose proof failed is set aside by a signed decision.
+    watch.add_enforcer(Arc::new(ribat_gateway::watch::ReaderEnforcer(
+        node.vault.clone(),
+    )));
     for c in &node.custodians {
         watch.add_enforcer(c.clone());
         c.set_observer(Arc::new(CustodianEvents {

@@ -301,21 +301,31 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
             ));
             continue;
         }
-        let mut full = leak_cmd::scan(
+        let mut verdicts = Vec::new();
+        let mut full = leak_cmd::scan_into(
             &node,
             &ScanOptions {
                 files: files.clone(),
                 encoding: None,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                attribute: false,
+                attribute: true,
                 matching: leak_cmd::Matching::Auto,
                 checks: leak_cmd::Checks::Records,
             },
+            Some(&dir.join("scan")),
+            &mut |v| verdicts.push(v.clone()),
         )?;
         full.finish_cleanup();
-        leak_cmd::attribute_with(&accesses, persons, &full.verdicts, &mut full.summary);
         leak_cmd::write_report(&dir.join("scan"), &full)?;
-        let s = score(name, &dump, &files, &full, &ids, &accesses, persons);
+        let s = score(
+            name,
+            &dump,
+            &files,
+            &full,
+            &verdicts,
+            &ids,
+            (&accesses, persons),
+        );
         say(&format!(
             "{:<20} rows {:>6}  ours P {:.3} R {:.3}  affected R {:.3}  exact {:>6}  attribution {}  fewest rows {}",
             s.variant,
@@ -419,9 +429,10 @@ fn score(
     dump: &Dump,
     files: &[PathBuf],
     scan: &leak_cmd::Scan,
+    verdicts: &[Verdict],
     ids: &[String],
-    accesses: &[Read],
-    persons: u64,
+    // The node's audit log as attribution reads it, and its count of persons.
+    (accesses, persons): (&[Read], u64),
 ) -> Score {
     let names: Vec<String> = files
         .iter()
@@ -431,8 +442,7 @@ fn score(
                 .unwrap_or_default()
         })
         .collect();
-    let by_row: HashMap<(&str, u64), &Verdict> = scan
-        .verdicts
+    let by_row: HashMap<(&str, u64), &Verdict> = verdicts
         .iter()
         .filter_map(|v| Some(((names.get(v.file as usize)?.as_str(), v.line), v)))
         .collect();
@@ -476,8 +486,7 @@ fn score(
         .iter()
         .map(|t| (t.file.as_str(), t.line))
         .collect();
-    fp += scan
-        .verdicts
+    fp += verdicts
         .iter()
         .filter(|v| v.class.ours())
         .filter(|v| {
@@ -486,8 +495,7 @@ fn score(
                 .is_none_or(|n| !labelled.contains(&(n.as_str(), v.line)))
         })
         .count() as u64;
-    let found: HashSet<&str> = scan
-        .verdicts
+    let found: HashSet<&str> = verdicts
         .iter()
         .filter(|v| v.class.ours())
         .filter_map(|v| v.person.as_deref())

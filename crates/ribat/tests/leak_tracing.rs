@@ -30,8 +30,22 @@ fn sim(out: &Path, persons: &str, extra: &[&str]) -> String {
 
 /// `ribat leak scan` on the simulation's node, with its passphrase files.
 fn scan(out: &Path, files: &[&Path], extra: &[&str]) -> std::process::Output {
+    scan_in_blocks(out, files, extra, None)
+}
+
+/// The same, with blocks of rows of `block_kib` KiB: a dump larger than one block is read
+/// twice and classified a block at a time.
+fn scan_in_blocks(
+    out: &Path,
+    files: &[&Path],
+    extra: &[&str],
+    block_kib: Option<&str>,
+) -> std::process::Output {
     let pass = format!("dir:{}", out.join("passphrases").display());
     let mut c = Command::new(env!("CARGO_BIN_EXE_ribat"));
+    if let Some(k) = block_kib {
+        c.env("RIBAT_LEAK_BLOCK_KIB", k);
+    }
     c.arg("--home")
         .arg(out.join("node"))
         .args(["leak", "scan", "--passphrases", &pass])
@@ -43,9 +57,10 @@ fn scan(out: &Path, files: &[&Path], extra: &[&str]) -> std::process::Output {
 
 /// The walk of the whole digest table and the lookup per person are two ways to the same
 /// verdicts: every row's, the persons counted, the months, the attribution. So are
-/// checking whole records first and checking every field on its own.
+/// checking whole records first and checking every field on its own, and reading a dump
+/// larger than a block twice, a block at a time (blocks of 16 KiB here: tens of them).
 #[test]
-fn the_walk_the_lookups_and_field_by_field_checks_give_the_same_verdicts() {
+fn the_walk_the_lookups_field_by_field_checks_and_blocks_give_the_same_verdicts() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("leak");
     sim(&out, "300", &[]);
@@ -62,13 +77,19 @@ fn the_walk_the_lookups_and_field_by_field_checks_give_the_same_verdicts() {
             .collect();
         let files: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
         let mut seen = Vec::new();
-        for (how, checks) in [
-            ("walk", "records"),
-            ("lookups", "records"),
-            ("walk", "fields"),
+        for (how, checks, block) in [
+            ("walk", "records", None),
+            ("lookups", "records", None),
+            ("walk", "fields", None),
+            ("walk", "records", Some("16")),
+            ("lookups", "records", Some("16")),
         ] {
-            let report = d.path().join(format!("{}-{how}-{checks}", dir.display()));
-            let o = scan(
+            let report = d.path().join(format!(
+                "{}-{how}-{checks}-{}",
+                dir.display(),
+                block.unwrap_or("whole")
+            ));
+            let o = scan_in_blocks(
                 &out,
                 &files,
                 &[
@@ -79,6 +100,7 @@ fn the_walk_the_lookups_and_field_by_field_checks_give_the_same_verdicts() {
                     "--report",
                     report.to_str().unwrap(),
                 ],
+                block,
             );
             assert!(
                 o.status.success(),
@@ -182,6 +204,147 @@ fn every_leak_variant_is_told_apart_and_traced_to_its_recipient() {
     assert!(
         openings >= 3,
         "{openings} openings of the leak key in custodian 1's log"
+    );
+}
+
+/// The most memory `leak scan` held, from its own account (`RIBAT_LEAK_TIMING`), MiB.
+fn peak_rss_mib(stderr: &str) -> u64 {
+    let end = stderr
+        .lines()
+        .rfind(|l| l.starts_with("end:"))
+        .unwrap_or_else(|| panic!("no end line in {stderr}"));
+    let mib = end.split("peak rss ").nth(1).unwrap();
+    mib.trim_end_matches(" MiB)").parse().unwrap()
+}
+
+/// The smallest xlsx a spreadsheet program opens: `top` rows (a header, genuine rows),
+/// then `filler` rows holding only a number nobody holds, in one sheet of about 60 bytes a
+/// row (inline strings: no shared-strings table).
+fn spreadsheet(path: &Path, top: &[Vec<String>], filler: u32) {
+    const TYPES: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#;
+    const RELS: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+    const BOOK: &str = r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+    const BOOK_RELS: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
+    let f = std::fs::File::create(path).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, body) in [
+        ("[Content_Types].xml", TYPES),
+        ("_rels/.rels", RELS),
+        ("xl/workbook.xml", BOOK),
+        ("xl/_rels/workbook.xml.rels", BOOK_RELS),
+    ] {
+        z.start_file(name, opts).unwrap();
+        z.write_all(body.as_bytes()).unwrap();
+    }
+    z.start_file("xl/worksheets/sheet1.xml", opts).unwrap();
+    let mut w = std::io::BufWriter::new(&mut z);
+    w.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#).unwrap();
+    let mut r = 0u32;
+    let mut row = |w: &mut dyn Write, cells: &[String]| {
+        r += 1;
+        write!(w, r#"<row r="{r}">"#).unwrap();
+        for (c, v) in cells.iter().enumerate() {
+            let col = char::from(b'A' + c as u8);
+            write!(
+                w,
+                r#"<c r="{col}{r}" t="inlineStr"><is><t>{v}</t></is></c>"#
+            )
+            .unwrap();
+        }
+        w.write_all(b"</row>").unwrap();
+    };
+    for cells in top {
+        row(&mut w, cells);
+    }
+    for i in 1..=filler {
+        row(&mut w, &[format!("{}", 300_000_000 + i)]);
+    }
+    w.write_all(b"</sheetData></worksheet>").unwrap();
+    drop(w);
+    z.finish().unwrap();
+}
+
+/// Millions of rows, or a sheet that unpacks to over a hundred mebibytes, are scanned in at
+/// most 512 MiB, and the report says in a few lines what it has to say: each genuine row,
+/// and one line for each run of rows that name nobody.
+#[test]
+fn millions_of_rows_are_scanned_in_bounded_memory_with_a_report_that_grows_with_the_findings() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("leak");
+    sim(&out, "300", &["--variant", "full"]);
+    let genuine = std::fs::read_to_string(out.join("dumps/full/dump.csv")).unwrap();
+    // The header and up to 100 genuine rows, then 2,000,000 rows of numbers nobody holds.
+    let top: Vec<&str> = genuine.lines().take(101).collect();
+    let n = top.len() as u64 - 1;
+    assert!(n >= 50, "{n} genuine rows");
+    let delim = if top[0].contains(';') { ';' } else { ',' };
+    let columns = top[0].split(delim).count();
+    let empty = delim.to_string().repeat(columns - 1);
+    let csv = d.path().join("tiny.csv");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        for l in &top {
+            writeln!(f, "{l}").unwrap();
+        }
+        for i in 1..=2_000_000u32 {
+            writeln!(f, "{}{empty}", 300_000_000 + i).unwrap();
+        }
+    }
+    let pass = format!("dir:{}", out.join("passphrases").display());
+    let run = |file: &Path, report: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_ribat"))
+            .arg("--home")
+            .arg(out.join("node"))
+            .args(["leak", "scan", "--passphrases", &pass, "--json", "--report"])
+            .arg(report)
+            .arg(file)
+            .env("RIBAT_LEAK_TIMING", "1")
+            .env_remove("RIBAT_HOME")
+            .env_remove("RIBAT_LEAK_BLOCK_KIB")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let rows = std::fs::read_to_string(report.join("rows.jsonl")).unwrap();
+        (s, peak_rss_mib(&String::from_utf8_lossy(&o.stderr)), rows)
+    };
+    let (s, peak, rows) = run(&csv, &d.path().join("report-csv"));
+    assert_eq!(s["rows"], 2_000_000 + n, "{s}");
+    assert_eq!(s["ours"], n, "the genuine rows among them: {s}");
+    assert!(peak <= 512, "{peak} MiB for {} rows", 2_000_000 + n);
+    // The genuine rows, then one run of 2,000,000 rows naming nobody.
+    assert_eq!(
+        rows.lines().count() as u64,
+        n + 1,
+        "{}",
+        &rows[..rows.len().min(2000)]
+    );
+    let run_line: serde_json::Value = serde_json::from_str(rows.lines().last().unwrap()).unwrap();
+    assert_eq!(run_line["rows"], 2_000_000, "{run_line}");
+    assert_eq!(run_line["class"], "fabricated", "{run_line}");
+
+    // The same as a sheet (about 120 MiB unpacked).
+    let cells: Vec<Vec<String>> = top
+        .iter()
+        .map(|l| l.split(delim).map(str::to_owned).collect())
+        .collect();
+    let xlsx = d.path().join("big.xlsx");
+    spreadsheet(&xlsx, &cells, 2_000_000);
+    let (s, peak, rows) = run(&xlsx, &d.path().join("report-xlsx"));
+    assert_eq!(s["rows"], 2_000_000 + n, "{s}");
+    assert_eq!(s["ours"], n, "{s}");
+    assert!(
+        peak <= 512,
+        "{peak} MiB for a sheet of {} rows",
+        2_000_000 + n
+    );
+    assert_eq!(
+        rows.lines().count() as u64,
+        n + 1,
+        "{}",
+        &rows[..rows.len().min(2000)]
     );
 }
 

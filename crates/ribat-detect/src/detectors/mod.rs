@@ -10,11 +10,14 @@ mod enumeration;
 mod honey;
 mod new_source;
 mod off_hours;
+mod proof_failure;
 mod public_figure;
 mod quota_hammer;
 mod role_surge;
 mod sustained;
 mod velocity;
+
+pub use proof_failure::custodian_node;
 
 use crate::event::Event;
 use crate::response::{Finding, Severity, Target};
@@ -45,6 +48,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(new_source::NewSource::default()),
         Box::new(auth_failures::AuthFailures::default()),
         Box::new(disagreement::Disagreement::default()),
+        Box::new(proof_failure::ProofFailure),
     ]
 }
 
