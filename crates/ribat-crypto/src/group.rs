@@ -228,7 +228,7 @@ fn malformed(reason: impl Into<String>) -> CryptoError {
 }
 
 fn hex32(p: &RistrettoPoint) -> String {
-    encode_point(p).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(encode_point(p))
 }
 
 fn unhex_point(h: &str) -> Result<RistrettoPoint> {
@@ -237,12 +237,10 @@ fn unhex_point(h: &str) -> Result<RistrettoPoint> {
 }
 
 fn base16(h: &str) -> Option<Vec<u8>> {
-    if h.len() != 64 || !h.is_ascii() {
+    if h.len() != 64 {
         return None;
     }
-    (0..32)
-        .map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+    hex::decode(h).ok()
 }
 
 #[cfg(test)]

@@ -128,12 +128,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(h: &str) -> Option<Vec<u8>> {
-    if !h.len().is_multiple_of(2) || !h.is_ascii() {
-        return None;
-    }
-    (0..h.len() / 2)
-        .map(|i| u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+    hex::decode(h).ok()
 }
 
 #[cfg(test)]

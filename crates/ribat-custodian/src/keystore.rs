@@ -202,7 +202,7 @@ pub fn save_honey(
         format: HONEY_FORMAT.into(),
         custodian: keys.index,
         epoch: keys.epoch,
-        sealed: sealed.iter().map(|b| format!("{b:02x}")).collect(),
+        sealed: hex::encode(&sealed),
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|e| dir_err(dir, e.to_string()))?;
     write_atomic(&dir.join(HONEY_FILE), &json)
@@ -227,14 +227,8 @@ pub fn load_honey(
             "belongs to another custodian, epoch or format",
         ));
     }
-    let bytes: Vec<u8> = (0..file.sealed.len() / 2)
-        .map(|i| {
-            file.sealed
-                .get(2 * i..2 * i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(|| dir_err(&path, "sealed list is not hex"))?;
+    let bytes: Vec<u8> =
+        hex::decode(&file.sealed).map_err(|_| dir_err(&path, "sealed list is not hex"))?;
     let aad = format!(
         "{HONEY_FORMAT}|custodian={}|epoch={}",
         keys.index, keys.epoch

@@ -457,7 +457,7 @@ impl Rules {
     }
 
     /// Fills each role's daily quota from a policy (its largest window of a day or more).
-    pub fn with_policy(mut self, policy: &ribat_custodian::policy::Policy) -> Self {
+    pub fn with_policy(mut self, policy: &ribat_policy::policy::Policy) -> Self {
         for (name, role) in &policy.roles {
             let daily = role
                 .quota
@@ -513,7 +513,7 @@ mod tests {
 
     #[test]
     fn daily_quotas_come_from_the_policy() {
-        let r = Rules::default().with_policy(&ribat_custodian::policy::Policy::embedded_default());
+        let r = Rules::default().with_policy(&ribat_policy::policy::Policy::embedded_default());
         assert_eq!(r.sustained.daily_quota.get("clerk"), Some(&200));
         assert_eq!(r.sustained.daily_quota.get("partner"), Some(&500));
     }

@@ -446,18 +446,11 @@ impl Ca {
 
 /// Lowercase hex.
 pub fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn hex_decode(s: &str) -> Result<Vec<u8>, IdentityError> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| {
-            s.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| IdentityError::Invalid(format!("serial `{s}` is not hex")))
-        })
-        .collect()
+    hex::decode(s).map_err(|_| IdentityError::Invalid(format!("serial `{s}` is not hex")))
 }
 
 #[cfg(test)]

@@ -46,7 +46,5 @@ pub fn keyed_node(dir: &std::path::Path) -> Result<(Home, Source)> {
 /// 32 random bytes as hex (a benchmark's throwaway key).
 pub fn random_hex() -> Result<zeroize::Zeroizing<String>> {
     let raw = SecretBytes::<32>::random()?;
-    Ok(zeroize::Zeroizing::new(
-        raw.expose().iter().map(|b| format!("{b:02x}")).collect(),
-    ))
+    Ok(zeroize::Zeroizing::new(hex::encode(raw.expose())))
 }

@@ -203,13 +203,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         bytes.len() + wal.len()
     );
     println!("row {first} / identity, first 48 bytes of its envelope:");
-    println!(
-        "  {}",
-        env.iter()
-            .take(48)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    println!("  {}", hex::encode(env.get(..48).unwrap_or(&env)));
 
     section("5. a clerk at a counter finds a person by CNSS number");
     let clerk = Requester {

@@ -235,7 +235,7 @@ pub fn request_numbers(
         )));
     }
     let raw = ribat_crypto::secret::SecretBytes::<8>::random()?;
-    let id: String = raw.expose().iter().map(|b| format!("{b:02x}")).collect();
+    let id: String = hex::encode(raw.expose());
     std::fs::create_dir_all(home.root().join("exports"))?;
     let r = Request {
         id,

@@ -110,8 +110,7 @@ pub fn random_files(dir: &std::path::Path, n: usize) -> Result<Source> {
     crate::home::restrict(dir)?;
     for i in 1..=n {
         let raw = ribat_crypto::secret::SecretBytes::<18>::random()?;
-        let pass: zeroize::Zeroizing<String> =
-            zeroize::Zeroizing::new(raw.expose().iter().map(|b| format!("{b:02x}")).collect());
+        let pass: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(hex::encode(raw.expose()));
         std::fs::OpenOptions::new()
             .create_new(true)
             .write(true)

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 const RULE: &str = "disagreement";
 
 /// Service tables (the node's own key openings) are not user reads and not audited as such.
-const SERVICE_TABLE: &str = ribat_custodian::policy::KEYS_TABLE;
+const SERVICE_TABLE: &str = ribat_policy::policy::KEYS_TABLE;
 
 #[derive(Default)]
 pub struct Disagreement {

@@ -20,7 +20,7 @@ use super::{Detector, Trail, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Action, Finding, Severity, Target};
 use crate::rules::Rules;
-use ribat_custodian::window::DistinctWindow;
+use ribat_policy::window::DistinctWindow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 const RULE: &str = "role-surge";

@@ -102,7 +102,7 @@ mod tests {
     }
 
     fn rules() -> Rules {
-        Rules::default().with_policy(&ribat_custodian::policy::Policy::embedded_default())
+        Rules::default().with_policy(&ribat_policy::policy::Policy::embedded_default())
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::{Detector, Trail, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
 use crate::rules::{Rules, limit_for};
-use ribat_custodian::window::DistinctWindow;
+use ribat_policy::window::DistinctWindow;
 use std::collections::HashMap;
 
 const RULE: &str = "velocity";
