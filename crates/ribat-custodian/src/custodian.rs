@@ -23,7 +23,7 @@ use ribat_store::PointSource;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// Anything that answers partial decryptions: in-process now, over mTLS in issue 5.
+/// Anything that answers partial decryptions: in this process, or another over mTLS.
 pub trait Custodian: Send + Sync {
     /// Custodian index `i`.
     fn index(&self) -> u32;

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashSet};
 ///
 /// It sees the request and the time and answers allow or deny; it must be pure and fast
 /// (it runs under the custodian's lock). Examples: office hours for counter roles, a case
-/// reference required for public figures (issue 6 brings the detectors).
+/// reference required for public figures.
 pub trait PolicyHook: Send + Sync {
     /// A short name, shown in denials.
     fn name(&self) -> &str;
@@ -252,7 +252,7 @@ impl Guard {
         }
     }
 
-    /// Lifts a quarantine (an operator's decision; issue 6 makes it two-person).
+    /// Lifts a quarantine (the release of a decision two administrators approved).
     pub fn release(&mut self, identity: &str) {
         self.quarantined.remove(identity);
     }

@@ -2,8 +2,9 @@
 //!
 //! Owns: audit before plaintext (I2, `audit_first`): a read's plaintext leaves the gateway
 //! only after one entry per subject is durable in the node's audit log, and the node's
-//! checkpoints, signed with its key and cosigned by the custodians as witnesses (`node_log`).
-//! The network API, tokens and masking of issue 5 will live here as well.
+//! checkpoints, signed with its key and cosigned by the custodians as witnesses (`node_log`);
+//! the mTLS JSON API (`listener`, `api`, `gate`), the link to networked custodians (`link`)
+//! and the watch that turns events into signed decisions (`watch`).
 //!
 //! Must never: return plaintext whose access is not durably logged, put plaintext in an
 //! entry, or keep serving once its log has failed.

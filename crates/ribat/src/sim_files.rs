@@ -7,7 +7,7 @@
 //!   OUT/ribat-only/honey.csv         CNSS numbers of honey persons: for custodians only,
 //!                                    never part of the fund's own files
 //!   OUT/ribat-only/sensitive.csv     CNSS numbers of public figures, whose reads will need a
-//!                                    case reference (detection, issue 6)
+//!                                    case reference (the public-figure rule)
 //! ```
 
 use anyhow::{Context, Result};
