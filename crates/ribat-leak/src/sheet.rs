@@ -112,6 +112,23 @@ fn serial_date(serial: f64) -> String {
         .unwrap_or_default()
 }
 
+/// Hands on the rows of a sheet whose cells `next` gives one at a time (`from`: where its
+/// used range begins); the first error stops it.
+fn stream<'a, E: std::fmt::Display>(
+    from: (u32, u32),
+    mut next: impl FnMut() -> Result<Option<calamine::Cell<calamine::DataRef<'a>>>, E>,
+    rows: &mut RowMaker,
+    report: &mut FileReport,
+    hand_on: &mut dyn FnMut(Vec<String>, u64, &mut FileReport),
+) -> Result<(), String> {
+    while let Some(c) = next().map_err(|e| e.to_string())? {
+        let (row, col) = c.get_position();
+        let value = cell(&Data::from(c.get_value().clone()));
+        rows.put(row, col, from, value, report, hand_on);
+    }
+    Ok(())
+}
+
 /// A row being gathered from cells that come one at a time, in the sheet's order.
 #[derive(Default)]
 struct RowMaker {
@@ -222,13 +239,7 @@ pub fn read_sheets(
                     .map_err(|e| e.to_string())
                     .and_then(|mut r| {
                         let from = r.dimensions().start;
-                        std::iter::from_fn(|| r.next_cell().transpose()).try_for_each(|c| {
-                            let c = c.map_err(|e| e.to_string())?;
-                            let (row, col) = c.get_position();
-                            let value = cell(&Data::from(c.get_value().clone()));
-                            rows.put(row, col, from, value, &mut report, &mut hand_on);
-                            Ok(())
-                        })
+                        stream(from, || r.next_cell(), &mut rows, &mut report, &mut hand_on)
                     }),
             ),
             Sheets::Xlsb(x) => Some(
@@ -236,13 +247,7 @@ pub fn read_sheets(
                     .map_err(|e| e.to_string())
                     .and_then(|mut r| {
                         let from = r.dimensions().start;
-                        std::iter::from_fn(|| r.next_cell().transpose()).try_for_each(|c| {
-                            let c = c.map_err(|e| e.to_string())?;
-                            let (row, col) = c.get_position();
-                            let value = cell(&Data::from(c.get_value().clone()));
-                            rows.put(row, col, from, value, &mut report, &mut hand_on);
-                            Ok(())
-                        })
+                        stream(from, || r.next_cell(), &mut rows, &mut report, &mut hand_on)
                     }),
             ),
             _ => None,
