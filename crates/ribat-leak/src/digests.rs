@@ -439,17 +439,30 @@ impl Digests {
             from = to;
         }
         let per_part = (estimate / u64::from(of)).min(1 << 28) as usize;
-        let parts = walk_parts(store, shares, of, per_part);
+        Self::gathered(walk_parts(store, shares, of, per_part), |_, _| {})
+    }
+
+    /// The digests a walk's parts read, in locator order: a part's ranks continue from the
+    /// one before (`each` learns each part and its first rank).
+    fn gathered(
+        parts: Vec<Result<Walked, LeakError>>,
+        mut each: impl FnMut(&Walked, u32),
+    ) -> Result<Self, LeakError> {
         let mut d = Self {
             streamed: true,
             ..Self::default()
         };
         for p in parts {
             let mut p = p?;
-            p.shelf.base = u32::try_from(d.walked.len()).map_err(|_| too_many())?;
+            let base = u32::try_from(d.walked.len()).map_err(|_| too_many())?;
+            each(&p, base);
+            p.shelf.base = base;
             d.walked.extend(p.persons);
             d.rows_read += p.read;
             d.shelves.push(p.shelf);
+        }
+        if d.walked.len() >= u32::MAX as usize {
+            return Err(too_many());
         }
         d.index_walked();
         Ok(d)
@@ -535,15 +548,7 @@ impl Digests {
         }
         // Sized once: growing vectors of millions of rows would copy them over and over.
         let per_part = (estimate / u64::from(of)).min(1 << 28) as usize;
-        let parts = walk_parts(store, shares, of, per_part);
-        let mut d = Self {
-            streamed: true,
-            ..Self::default()
-        };
-        for p in parts {
-            let mut p = p?;
-            // Parts come in locator order: ranks continue from one to the next.
-            let base = u32::try_from(d.walked.len()).map_err(|_| too_many())?;
+        Self::gathered(walk_parts(store, shares, of, per_part), |p, base| {
             let mut rank = base;
             let mut last = None;
             for (l, row) in &p.share {
@@ -555,16 +560,7 @@ impl Digests {
                     at.slot = Some(rank);
                 }
             }
-            d.walked.extend(p.persons);
-            p.shelf.base = base;
-            d.rows_read += p.read;
-            d.shelves.push(p.shelf);
-        }
-        if d.walked.len() >= u32::MAX as usize {
-            return Err(too_many());
-        }
-        d.index_walked();
-        Ok(d)
+        })
     }
 
     /// Adds the digests under more locators (persons found in a second round), one
