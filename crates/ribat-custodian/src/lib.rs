@@ -2,7 +2,9 @@
 //!
 //! Owns: a custodian's directory (sealed shares, policy, honey list, log), the key
 //! ceremony that fills those directories, the custodian's own checks (`guard`, a pure state
-//! machine), partial decryption with proofs, and the quorum reader that combines answers.
+//! machine), partial decryption with proofs, the quorum reader that combines answers, and
+//! the custodian's network service (`serve`, with the wire types in `wire` that the
+//! gateway's client shares).
 //!
 //! Must never: take a point `R` from a caller (it resolves records itself, I3), answer
 //! before its log entry is durable (I2), hold another custodian's share or a class key
@@ -24,7 +26,9 @@ pub mod guard;
 pub mod keystore;
 pub mod quorum;
 pub mod request;
+pub mod serve;
 pub mod served_log;
+pub mod wire;
 
 // The policy and its windows live in their own leaf crate (detectors use them without a
 // store); the paths through this crate stay.

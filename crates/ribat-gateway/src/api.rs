@@ -20,9 +20,7 @@
 
 use crate::AuditFirstError;
 use crate::gate::{Admitted, Gate};
-use crate::listener::{Caller, TlsStats};
 use crate::metrics::Metrics;
-use crate::problem::{Problem, ProblemType};
 use crate::vault::{
     DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, Vault, VaultError,
     person_field_class,
@@ -41,6 +39,8 @@ use ribat_custodian::request::Bearer;
 use ribat_custodian::{Denial, Requester};
 use ribat_detect::event::{Access, Actor, AuthFailure, Denied, Event, Kind};
 use ribat_identity::TokenIssuer;
+use ribat_net::listener::{Caller, TlsStats};
+use ribat_net::problem::{Problem, ProblemType};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,9 +2,9 @@
 //! certificates and addresses, throttles, step-up, and the essential-services fallback.
 //! Checked on every authenticated request, before the gate's own checks.
 
-use crate::problem::Problem;
 use ribat_detect::event::Actor;
 use ribat_detect::{Action, Decision, Target};
+use ribat_net::problem::Problem;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// A decision in force here.

@@ -15,11 +15,11 @@
 //! gateway reaches it through [`ExportDesk`], which the node binary provides.
 
 use crate::api::{Authed, require_role};
-use crate::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ribat_net::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

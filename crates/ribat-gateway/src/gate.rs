@@ -5,12 +5,12 @@
 //! gateway checks first so that a refused request costs no custodian work and gets the
 //! most precise message.
 
-use crate::listener::Caller;
-use crate::problem::Problem;
 use ribat_custodian::clock::Clock;
 use ribat_custodian::policy::{Mask, Policy, RolePolicy};
 use ribat_custodian::window::{QuotaBook, Scope};
 use ribat_identity::{TokenClaims, TokenVerifier};
+use ribat_net::listener::Caller;
+use ribat_net::problem::Problem;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 

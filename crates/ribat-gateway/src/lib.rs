@@ -12,16 +12,13 @@
 
 pub mod api;
 pub mod audit_first;
-pub mod client;
 pub mod containment;
 pub mod exports;
 pub mod gate;
 pub mod link;
-pub mod listener;
 pub mod metrics;
 pub mod node_log;
 pub mod openapi;
-pub mod problem;
 pub mod vault;
 pub mod watch;
 

@@ -55,7 +55,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, tls: &crate::listener::TlsStats) -> String {
+    pub fn render(&self, tls: &ribat_net::listener::TlsStats) -> String {
         let mut s = String::new();
         let _ = writeln!(
             s,

@@ -7,11 +7,11 @@
 //! A decision ends when its time is up or when two distinct administrators release it.
 
 use crate::containment::Containment;
-use crate::problem::Problem;
 use ribat_custodian::clock::Clock;
 use ribat_detect::decision::{ReleaseState, key_id};
 use ribat_detect::event::{Actor, CustodianAnswer, Event, Kind};
 use ribat_detect::{Decision, DecisionSigner, Engine, Release, ReleaseBook, Rules, Target};
+use ribat_net::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::io::Write;
@@ -126,6 +126,24 @@ impl Enforcer for crate::link::RemoteCustodian {
             (Target::Identity(_), ribat_detect::Action::Quarantine) => self.send_decision(d, true),
             _ => Ok(()),
         }
+    }
+}
+
+/// A networked custodian's detectors are the watch of the node that runs it.
+impl ribat_custodian::serve::Observer for Watch {
+    fn observe(&self, component: &str, kind: Kind) {
+        Watch::observe(
+            self,
+            &Event {
+                time_ms: self.clock().now_ms(),
+                component: component.to_owned(),
+                kind,
+            },
+        );
+    }
+
+    fn node_held(&self, name: &str) -> Option<(u64, String)> {
+        self.node_quarantined(name)
     }
 }
 

@@ -7,6 +7,7 @@
 //! Must never: use real personal data, or be linked into the read path of a node.
 #![forbid(unsafe_code)]
 
+pub mod files;
 pub mod fund;
 pub mod leak;
 pub mod names;

@@ -5,11 +5,11 @@
 
 use crate::bench_node::{fresh_dir, keyed_node};
 use crate::embedded::Embedded;
-use crate::identity_cmd::{add_client_quiet, init_quiet};
+use crate::identity::{add_client_quiet, init_quiet};
 use anyhow::{Context, Result, bail};
-use ribat_gateway::client::Connection;
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
+use ribat_net::client::Connection;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,7 +74,7 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     let dir = fresh_dir(home, "bench-api")?;
     say(&format!("generating {} persons…", o.persons));
     let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(1), 1, 2025);
-    let fund = crate::sim_files::write(&spec, &dir.join("source"))?;
+    let fund = ribat_sim::files::write(&spec, &dir.join("source"))?;
     let cnss: Vec<String> = fund
         .persons
         .iter()
@@ -110,7 +110,7 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     )?;
 
     say("starting the gateway (ribat serve)…");
-    let gw = crate::serve_cmd::spawn_gateway(&node_home, &dir.join("passphrases"))?;
+    let gw = crate::serve::spawn_gateway(&node_home, &dir.join("passphrases"))?;
     let addr = gw.addr.clone();
 
     let cfg = crate::api_client::config_in(&client_dir)?;

@@ -58,7 +58,7 @@ pub fn run(home: &Home, persons: usize, seed: u64, threads: usize, json: bool) -
     ));
     let t = Instant::now();
     let spec = ribat_sim::FundSpec::new(persons, (persons / 12).max(1), 1, seed);
-    let fund = crate::sim_files::write(&spec, &src)?;
+    let fund = ribat_sim::files::write(&spec, &src)?;
     let generate_seconds = t.elapsed().as_secs_f64();
     drop(fund);
 

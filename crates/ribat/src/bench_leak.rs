@@ -4,7 +4,7 @@
 
 use crate::embedded::Embedded;
 use crate::home::Home;
-use crate::leak_cmd::{self, ScanOptions};
+use crate::leak::{self, ScanOptions};
 use anyhow::{Context, Result};
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
@@ -53,7 +53,7 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
         "generating {rows} persons with one month of declarations…"
     ));
     let spec = ribat_sim::FundSpec::new(rows, (rows / 12).max(1), 1, seed);
-    let fund = crate::sim_files::write(&spec, &src)?;
+    let fund = ribat_sim::files::write(&spec, &src)?;
     let (node_home, pass) = crate::bench_node::keyed_node(&dir)?;
     let node = Embedded::open(&node_home, &pass)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -93,7 +93,7 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
     for run in 1..=RUNS {
         say(&format!("run {run} of {RUNS}: parsing the dump alone…"));
         let t = Instant::now();
-        let (parsed, _, refused) = leak_cmd::read_all(std::slice::from_ref(&file), None);
+        let (parsed, _, refused) = leak::read_all(std::slice::from_ref(&file), None);
         parse_samples.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(refused.is_empty(), "the dump was refused: {refused:?}");
         let parsed_rows = parsed.len();
@@ -102,15 +102,15 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
             "run {run} of {RUNS}: scanning it (parse, match, classify)…"
         ));
         let t = Instant::now();
-        let mut scan = leak_cmd::scan_into(
+        let mut scan = leak::scan_into(
             &node,
             &ScanOptions {
                 files: vec![file.clone()],
                 encoding: None,
                 threads,
                 attribute: false,
-                matching: leak_cmd::Matching::Auto,
-                checks: leak_cmd::Checks::Records,
+                matching: leak::Matching::Auto,
+                checks: leak::Checks::Records,
             },
             None,
             &mut |_| {},

@@ -32,7 +32,7 @@ pub fn fresh_dir(home: &Home, name: &str) -> Result<PathBuf> {
 pub fn keyed_node(dir: &std::path::Path) -> Result<(Home, Source)> {
     let node_home = Home::at(dir.join("node"));
     let source = passphrases::random_files(&dir.join("passphrases"), 3)?;
-    crate::keys::init_quiet(
+    crate::ceremony::init_quiet(
         &node_home,
         2,
         3,

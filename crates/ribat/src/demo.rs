@@ -65,7 +65,7 @@ fn audited(
     node: &Embedded,
     req: &PartialRequest,
 ) -> Result<ribat_custodian::QuorumRead, AuditFirstError> {
-    let fields: Vec<&str> = crate::read_cmd::PERSON_FIELDS
+    let fields: Vec<&str> = crate::read::PERSON_FIELDS
         .iter()
         .filter(|(_, c)| *c == req.class)
         .map(|(f, _)| *f)
@@ -127,8 +127,8 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     section("1. a synthetic fund and the files it would hold");
     let spec = FundSpec::new(opts.persons, (opts.persons / 12).max(3), 2, opts.seed);
     let source = home.root().join("source");
-    let fund = crate::sim_files::write(&spec, &source)?;
-    crate::sim_files::describe(&fund, &source);
+    let fund = ribat_sim::files::write(&spec, &source)?;
+    crate::describe_fund(&fund, &source);
     println!(
         "({} honey persons, listed apart in ribat-only/honey.csv for the custodians)",
         fund.persons.iter().filter(|p| p.honey).count()
@@ -136,7 +136,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
 
     section("2. key ceremony: 2 of 3 custodians, classes identity and financial");
     let pass = passphrases::random_files(&home.root().join("passphrases"), 3)?;
-    crate::keys::init(
+    crate::ceremony::init(
         &home,
         2,
         3,
@@ -150,10 +150,10 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     );
 
     section("3. import: validated, sealed with the public keys only, stored");
-    let summary = crate::import_cmd::run(
+    let summary = crate::import::run(
         &home,
         &pass,
-        &crate::import_cmd::ImportOptions {
+        &crate::import::ImportOptions {
             inputs: vec![
                 source.join("employers.csv"),
                 source.join("persons.csv"),
@@ -215,10 +215,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         .iter()
         .find(|p| !p.honey && !p.sensitive)
         .context("empty fund")?;
-    let rid = crate::read_cmd::one(
-        crate::read_cmd::by_cnss(&node, &target.cnss)?,
-        "CNSS number",
-    )?;
+    let rid = crate::read::one(crate::read::by_cnss(&node, &target.cnss)?, "CNSS number")?;
     let read = audited(
         &node.vault.reader,
         &node,
@@ -257,13 +254,13 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         &request(&sup, "investigation", PERSONS, "financial", &[&rid], 3),
     )?;
     println!("RIB {}", text(&read.records[0].1, "rib"));
-    let r = crate::read_cmd::Reader {
+    let r = crate::read::Reader {
         who: sup.clone(),
         institution: institution(&sup.identity).into(),
         purpose: "investigation".into(),
         token: None,
     };
-    for d in crate::read_cmd::history(&node, &r, &rid)? {
+    for d in crate::read::history(&node, &r, &rid)? {
         println!(
             "declared {}: {} days, real salary {}, capped {}",
             d.period,
@@ -431,16 +428,11 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
 
 /// Section 12: the gateway as its own process, called as a partner system would.
 fn api_story(home: &Home, cnss: &str) -> Result<()> {
-    use ribat_gateway::client::Connection;
-    let ca = crate::identity_cmd::init_quiet(home, &["localhost".into(), "127.0.0.1".into()])?;
-    let partner = crate::identity_cmd::add_client_quiet(
-        &ca,
-        home,
-        "partner.insurer-y",
-        "partner",
-        "insurer-y",
-    )?;
-    let clerk = crate::identity_cmd::add_client_quiet(
+    use ribat_net::client::Connection;
+    let ca = crate::identity::init_quiet(home, &["localhost".into(), "127.0.0.1".into()])?;
+    let partner =
+        crate::identity::add_client_quiet(&ca, home, "partner.insurer-y", "partner", "insurer-y")?;
+    let clerk = crate::identity::add_client_quiet(
         &ca,
         home,
         "clerk.casa-anfa.0042",
@@ -451,7 +443,7 @@ fn api_story(home: &Home, cnss: &str) -> Result<()> {
         "identity CA and certificates in {}/identity",
         home.root().display()
     );
-    let gw = crate::serve_cmd::spawn_gateway(home, &home.root().join("passphrases"))?;
+    let gw = crate::serve::spawn_gateway(home, &home.root().join("passphrases"))?;
     println!(
         "ribat serve listening on https://{} (client certificate required)",
         gw.addr
@@ -512,19 +504,18 @@ fn api_story(home: &Home, cnss: &str) -> Result<()> {
 
 /// Section 13: `cnss-bulk` against the demo fund through the running gateway.
 fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
-    use ribat_gateway::client::Connection;
+    use ribat_net::client::Connection;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let ca = crate::identity_cmd::open_ca(home)?;
-    let leaked = crate::identity_cmd::add_client_quiet(
+    let ca = crate::identity::open_ca(home)?;
+    let leaked = crate::identity::add_client_quiet(
         &ca,
         home,
         "partner.third-party-x",
         "partner",
         "third-party-x",
     )?;
-    let amina =
-        crate::identity_cmd::add_client_quiet(&ca, home, "sec.amina", "security", "cnss-soc")?;
-    let gw = crate::serve_cmd::spawn_gateway(home, &home.root().join("passphrases"))?;
+    let amina = crate::identity::add_client_quiet(&ca, home, "sec.amina", "security", "cnss-soc")?;
+    let gw = crate::serve::spawn_gateway(home, &home.root().join("passphrases"))?;
     let cnss: Vec<String> = fund
         .persons
         .iter()

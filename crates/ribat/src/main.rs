@@ -4,31 +4,21 @@
 //! crates together. Must never: print a secret, or hide an error's cause from the user.
 #![forbid(unsafe_code)]
 
-mod api_client;
-mod audit_cmd;
 mod bench;
 mod bench_api;
 mod bench_import;
 mod bench_leak;
 mod bench_node;
-mod decisions_cmd;
 mod demo;
-mod embedded;
-mod export_cmd;
-mod home;
-mod identity_cmd;
-mod import_cmd;
-mod keys;
-mod leak_cmd;
-mod passphrases;
-mod read_cmd;
-mod serve_cmd;
-mod sim_files;
 mod sim_leak;
 mod simulate;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use ribat_node::{
+    api_client, audit, ceremony, decisions, embedded, exports, home, identity, import, leak,
+    passphrases, read, serve,
+};
 use std::path::PathBuf;
 
 /// Ribat keeps a social-security fund's records readable only by a quorum of custodians.
@@ -193,7 +183,7 @@ enum Command {
         listen: String,
         /// A custodian running as its own process (`ribat custodian`): INDEX=HOST:PORT. Repeatable.
         #[arg(long = "remote-custodian")]
-        remote: Vec<serve_cmd::RemoteSpec>,
+        remote: Vec<serve::RemoteSpec>,
         /// How long a custodian may take before it is skipped for that read, in milliseconds.
         #[arg(long, default_value_t = 1_000)]
         deadline_ms: u64,
@@ -260,8 +250,8 @@ struct WhoArg {
 }
 
 impl WhoArg {
-    fn reader(self, purpose: String) -> read_cmd::Reader {
-        read_cmd::Reader {
+    fn reader(self, purpose: String) -> read::Reader {
+        read::Reader {
             who: ribat_custodian::Requester {
                 identity: self.identity,
                 role: self.role,
@@ -496,12 +486,12 @@ enum LeakCommand {
         /// (cheapest for a large dump), `lookups` asks for each person (cheapest for a
         /// few), `auto` chooses by the dump's size. The verdicts are the same.
         #[arg(long, value_enum, default_value = "auto")]
-        matching: leak_cmd::Matching,
+        matching: leak::Matching,
         /// How values are checked: `records` tries one digest for a whole record (and one
         /// for a whole declaration) before checking field by field, `fields` checks every
         /// field on its own. The verdicts are the same.
         #[arg(long, value_enum, default_value = "records")]
-        checks: leak_cmd::Checks,
+        checks: leak::Checks,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -637,7 +627,7 @@ fn main() -> std::process::ExitCode {
         } => return verify_proof(file),
         Command::Audit {
             command: AuditCommand::Verify { dir, trust },
-        } => return audit_cmd::verify(dir, trust.as_deref()),
+        } => return audit::verify(dir, trust.as_deref()),
         _ => {}
     }
     match run(cli) {
@@ -691,20 +681,20 @@ fn verify_proof(file: &std::path::Path) -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    embedded::set_store(embedded::StoreSpec::parse(&cli.store, &cli.store_schema)?);
+    let store = ribat_node::StoreSpec::parse(&cli.store, &cli.store_schema)?;
     match cli.command {
         Command::Demo { persons, seed } => {
             anyhow::ensure!(
                 cli.store == "sqlite",
                 "the demo runs on the embedded SQLite store; drop --store (or RIBAT_STORE)"
             );
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             demo::run(&home, &demo::DemoOptions { persons, seed })
         }
         Command::Identity { command } => {
-            let home = home::Home::resolve(cli.home)?;
-            match command {
-                IdentityCommand::Init { hosts } => identity_cmd::init(&home, &hosts),
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            Ok(match command {
+                IdentityCommand::Init { hosts } => identity::init(&home, &hosts),
                 IdentityCommand::Add {
                     name,
                     role,
@@ -712,10 +702,10 @@ fn run(cli: Cli) -> Result<()> {
                     days,
                     hosts,
                     out,
-                } => identity_cmd::add(&home, &name, &role, &institution, days, &hosts, out),
-                IdentityCommand::Revoke { name } => identity_cmd::revoke(&home, &name),
-                IdentityCommand::List => identity_cmd::list(&home),
-            }
+                } => identity::add(&home, &name, &role, &institution, days, &hosts, out),
+                IdentityCommand::Revoke { name } => identity::revoke(&home, &name),
+                IdentityCommand::List => identity::list(&home),
+            }?)
         }
         Command::Token {
             command:
@@ -725,8 +715,13 @@ fn run(cli: Cli) -> Result<()> {
                     audience,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?;
-            identity_cmd::issue_token(&home, &cert, ttl, audience.as_deref())
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            Ok(identity::issue_token(
+                &home,
+                &cert,
+                ttl,
+                audience.as_deref(),
+            )?)
         }
         Command::Simulate {
             scenario,
@@ -736,7 +731,7 @@ fn run(cli: Cli) -> Result<()> {
             in_flight,
             json,
         } => {
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             simulate::run(
                 &home,
                 &simulate::Options {
@@ -750,17 +745,19 @@ fn run(cli: Cli) -> Result<()> {
             )
         }
         Command::Decisions { command } => {
-            let home = home::Home::resolve(cli.home)?;
-            match command.unwrap_or(DecisionsCommand::List { json: false }) {
-                DecisionsCommand::List { json } => decisions_cmd::list(&home, json),
-                DecisionsCommand::Show { id } => decisions_cmd::show(&home, &id),
-                DecisionsCommand::Release {
-                    id,
-                    admin,
-                    reason,
-                    gateway,
-                } => decisions_cmd::release(&home, &id, &admin, &reason, gateway.as_deref()),
-            }
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            Ok(
+                match command.unwrap_or(DecisionsCommand::List { json: false }) {
+                    DecisionsCommand::List { json } => decisions::list(&home, json),
+                    DecisionsCommand::Show { id } => decisions::show(&home, &id),
+                    DecisionsCommand::Release {
+                        id,
+                        admin,
+                        reason,
+                        gateway,
+                    } => decisions::release(&home, &id, &admin, &reason, gateway.as_deref()),
+                }?,
+            )
         }
         Command::Serve {
             listen,
@@ -770,17 +767,17 @@ fn run(cli: Cli) -> Result<()> {
             syslog,
             pass,
         } => {
-            let home = home::Home::resolve(cli.home)?;
-            serve_cmd::gateway(
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            Ok(serve::gateway(
                 &home,
                 &pass.passphrases,
                 &listen,
-                &serve_cmd::ServeOptions {
+                &serve::ServeOptions {
                     remotes: remote,
                     deadline: std::time::Duration::from_millis(deadline_ms),
                     outputs: ribat_gateway::watch::Outputs { ocsf, syslog },
                 },
-            )
+            )?)
         }
         Command::Custodian {
             index,
@@ -788,8 +785,14 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             pass,
         } => {
-            let home = home::Home::resolve(cli.home)?;
-            serve_cmd::custodian(&home, &pass.passphrases, index, dir.as_deref(), &listen)
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            Ok(serve::custodian(
+                &home,
+                &pass.passphrases,
+                index,
+                dir.as_deref(),
+                &listen,
+            )?)
         }
         Command::Keys {
             command:
@@ -800,15 +803,15 @@ fn run(cli: Cli) -> Result<()> {
                     passphrases,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?;
-            keys::init(
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            Ok(ceremony::init(
                 &home,
                 threshold,
                 custodians,
                 &classes,
                 &passphrases,
                 ribat_crypto::passphrase::KdfParams::default(),
-            )
+            )?)
         }
         Command::Sim {
             command:
@@ -824,11 +827,11 @@ fn run(cli: Cli) -> Result<()> {
                 employers >= 1 && persons >= 1 && months >= 1,
                 "--persons, --employers and --months must be at least 1"
             );
-            let fund = sim_files::write(
+            let fund = ribat_sim::files::write(
                 &ribat_sim::FundSpec::new(persons, employers, months, seed),
                 &out,
             )?;
-            sim_files::describe(&fund, &out);
+            crate::describe_fund(&fund, &out);
             Ok(())
         }
         Command::Import {
@@ -839,13 +842,13 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             pass,
         } => {
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            import_cmd::run(
+            import::run(
                 &home,
                 &pass.passphrases,
-                &import_cmd::ImportOptions {
+                &import::ImportOptions {
                     inputs,
                     honey,
                     public_figures,
@@ -864,18 +867,18 @@ fn run(cli: Cli) -> Result<()> {
             who,
             pass,
         } => {
-            read_cmd::check_fields(&fields)?;
-            let home = home::Home::resolve(cli.home)?;
+            read::check_fields(&fields)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
             let r = who.reader(purpose);
-            let id = read_cmd::one(read_cmd::by_cnss(&node, &cnss)?, "CNSS number")?;
-            let f = read_cmd::person(&node, &r, &id, &fields)?;
+            let id = read::one(read::by_cnss(&node, &cnss)?, "CNSS number")?;
+            let f = read::person(&node, &r, &id, &fields)?;
             let h = if history {
-                Some(read_cmd::history(&node, &r, &id)?)
+                Some(read::history(&node, &r, &id)?)
             } else {
                 None
             };
-            read_cmd::print(&id, &f, h.as_deref(), json)?;
+            read::print(&id, &f, h.as_deref(), json)?;
             node.checkpoint()?;
             Ok(())
         }
@@ -888,20 +891,20 @@ fn run(cli: Cli) -> Result<()> {
             who,
             pass,
         } => {
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
             let r = who.reader(purpose);
             let ids = match (cin, name, birth_date) {
-                (Some(c), _, _) => read_cmd::by_cin(&node, &c)?,
-                (None, Some(n), Some(b)) => read_cmd::by_name(&node, &n, &b)?,
+                (Some(c), _, _) => read::by_cin(&node, &c)?,
+                (None, Some(n), Some(b)) => read::by_name(&node, &n, &b)?,
                 _ => anyhow::bail!("give --cin, or --name with --birth-date"),
             };
             if ids.is_empty() {
                 anyhow::bail!("no person matches");
             }
             for id in ids {
-                let f = read_cmd::person(&node, &r, &id, &[])?;
-                read_cmd::print(&id, &f, None, json)?;
+                let f = read::person(&node, &r, &id, &[])?;
+                read::print(&id, &f, None, json)?;
             }
             node.checkpoint()?;
             Ok(())
@@ -915,9 +918,9 @@ fn run(cli: Cli) -> Result<()> {
                     pass,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
-            audit_cmd::subject(&node, &cnss, authority, json)
+            Ok(audit::subject(&node, &cnss, authority, json)?)
         }
         // Handled in `main`, which owns their exit codes.
         Command::Audit { .. } => Ok(()),
@@ -931,7 +934,7 @@ fn run(cli: Cli) -> Result<()> {
                     json,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             home.create()?;
             bench_api::run(
                 &home,
@@ -957,9 +960,9 @@ fn run(cli: Cli) -> Result<()> {
                 (1..=4096).contains(&threads),
                 "--threads must be between 1 and 4096"
             );
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             home.create()?;
-            audit_cmd::bench(home.root(), entries, threads, json)
+            Ok(audit::bench(home.root(), entries, threads, json)?)
         }
         Command::Bench {
             command:
@@ -975,7 +978,7 @@ fn run(cli: Cli) -> Result<()> {
                 "bench import measures the embedded SQLite store"
             );
             anyhow::ensure!(persons >= 12, "--persons must be at least 12");
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             bench_import::run(&home, persons, seed, threads, json)
@@ -988,11 +991,11 @@ fn run(cli: Cli) -> Result<()> {
                 cli.store == "sqlite",
                 "bench leak measures the embedded SQLite store"
             );
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             bench_leak::run(&home, rows, seed, json)
         }
         Command::Export { command } => {
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             match command {
                 ExportCommand::Request {
                     recipient,
@@ -1000,22 +1003,22 @@ fn run(cli: Cli) -> Result<()> {
                     query,
                     by,
                 } => {
-                    let id = export_cmd::request(&home, &recipient, &purpose, &query, &by)?;
+                    let id = exports::request(&home, &recipient, &purpose, &query, &by)?;
                     println!(
                         "export {id} requested for {recipient}; two security administrators approve it with `ribat export approve {id} --as NAME`"
                     );
                 }
                 ExportCommand::Approve { id, admin } => {
-                    let r = export_cmd::approve(&home, &id, &admin)?;
+                    let r = exports::approve(&home, &id, &admin)?;
                     println!(
                         "export {id}: {} of {} approvals",
                         r.approvals.len(),
-                        export_cmd::APPROVALS
+                        exports::APPROVALS
                     );
                 }
                 ExportCommand::Run { id, out, pass } => {
                     let node = embedded::Embedded::open(&home, &pass.passphrases)?;
-                    let (_, m) = export_cmd::run(&home, &node, &id, &out)?;
+                    let (_, m) = exports::run(&home, &node, &id, &out)?;
                     println!(
                         "export {id} for {}: {} rows ({} canaries) written to {}; manifest sealed in the vault",
                         m.recipient,
@@ -1036,9 +1039,9 @@ fn run(cli: Cli) -> Result<()> {
                     pass,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
-            let n = leak_cmd::notify(&home, &node, &report, &out, &approvers)?;
+            let n = leak::notify(&home, &node, &report, &out, &approvers)?;
             println!(
                 "{n} affected persons written to {} (owner-only); each read is in the custodians' and the audit log under purpose breach-notification",
                 out.display()
@@ -1064,11 +1067,11 @@ fn run(cli: Cli) -> Result<()> {
                     })
                 })
                 .transpose()?;
-            let home = home::Home::resolve(cli.home)?;
+            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
-            let scan = leak_cmd::scan_into(
+            let scan = leak::scan_into(
                 &node,
-                &leak_cmd::ScanOptions {
+                &leak::ScanOptions {
                     files,
                     encoding,
                     threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -1080,12 +1083,12 @@ fn run(cli: Cli) -> Result<()> {
                 &mut |_| {},
             )?;
             if let Some(dir) = &report {
-                leak_cmd::write_report(dir, &scan)?;
+                leak::write_report(dir, &scan)?;
             }
             if json {
                 println!("{}", serde_json::to_string_pretty(&scan.summary)?);
             } else {
-                leak_cmd::print_human(&scan.summary);
+                leak::print_human(&scan.summary);
                 if let Some(dir) = &report {
                     println!("report written to {}", dir.display());
                 }
@@ -1161,4 +1164,15 @@ fn run(cli: Cli) -> Result<()> {
             bench::crypto(batch, json)
         }
     }
+}
+/// Prints what was written.
+pub(crate) fn describe_fund(fund: &ribat_sim::Fund, out: &std::path::Path) {
+    println!(
+        "wrote {} persons, {} employers, {} declaration lines in {} e-BDS files under {}",
+        fund.persons.len(),
+        fund.employers.len(),
+        fund.declarations.len(),
+        fund.periods().len() * fund.employers.len(),
+        out.display()
+    );
 }

@@ -11,7 +11,7 @@
 //! ```
 
 use crate::embedded::Embedded;
-use crate::leak_cmd::{self, Read, ScanOptions};
+use crate::leak::{self, Read, ScanOptions};
 use anyhow::{Context, Result};
 use ribat_custodian::LocalCustodian;
 use ribat_custodian::policy::{Policy, Quota};
@@ -74,7 +74,7 @@ fn export_dumps(
         persons.shuffle(&mut rng);
         persons.truncate((fund.persons.len() / 8).max(10));
         // The simulation plays the two approvers; `ribat export` checks them.
-        let req = crate::export_cmd::Request {
+        let req = crate::exports::Request {
             id: format!("{:016x}", o.seed.wrapping_add(k as u64 + 1)),
             recipient: recipient.into(),
             purpose: "partner-export".into(),
@@ -92,7 +92,7 @@ fn export_dumps(
             fetched: Vec::new(),
         };
         let out = o.out.join("exports").join(format!("{recipient}.csv"));
-        let m = crate::export_cmd::execute(node, &req, &out)?;
+        let m = crate::exports::execute(node, &req, &out)?;
         let text = std::fs::read_to_string(&out)?;
         let rows: Vec<String> = text.lines().skip(1).map(str::to_owned).collect();
         files.push((recipient, rows, m.canaries.into_iter().collect()));
@@ -115,7 +115,7 @@ fn export_dumps(
         merged.extend(rows.iter().map(|r| (r, canaries)));
     }
     merged.shuffle(&mut rng);
-    let header = crate::export_cmd::FIELDS.join(",");
+    let header = crate::exports::FIELDS.join(",");
     let mut out = Vec::new();
     for (name, file, header, rows, sources) in [
         (
@@ -227,7 +227,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
         o.persons
     ));
     let spec = FundSpec::new(o.persons, (o.persons / 12).max(1), 3, o.seed);
-    let fund = crate::sim_files::write(&spec, &source)?;
+    let fund = ribat_sim::files::write(&spec, &source)?;
     let (home, pass) = crate::bench_node::keyed_node(&o.out)?;
     let policy = open_policy();
     for i in 1..=3 {
@@ -255,7 +255,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
                 summary.rejects.first()
             );
         }
-        crate::import_cmd::install_honey(&node, &sealer, &source.join("ribat-only/honey.csv"))?;
+        crate::import::install_honey(&node, &sealer, &source.join("ribat-only/honey.csv"))?;
     }
     let reads = plan_reads(&fund, o.seed);
     let total: usize = reads.by.iter().map(|(_, v)| v.len()).sum();
@@ -284,7 +284,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
         dumps.extend(export_dumps(&node, &fund, &ids, o)?);
     }
     let accesses = if o.evaluate {
-        leak_cmd::read_accesses(&node)?
+        leak::read_accesses(&node)?
     } else {
         Vec::new()
     };
@@ -302,21 +302,21 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
             continue;
         }
         let mut verdicts = Vec::new();
-        let mut full = leak_cmd::scan_into(
+        let mut full = leak::scan_into(
             &node,
             &ScanOptions {
                 files: files.clone(),
                 encoding: None,
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 attribute: true,
-                matching: leak_cmd::Matching::Auto,
-                checks: leak_cmd::Checks::Records,
+                matching: leak::Matching::Auto,
+                checks: leak::Checks::Records,
             },
             Some(&dir.join("scan")),
             &mut |v| verdicts.push(v.clone()),
         )?;
         full.finish_cleanup();
-        leak_cmd::write_report(&dir.join("scan"), &full)?;
+        leak::write_report(&dir.join("scan"), &full)?;
         let s = score(
             name,
             &dump,
@@ -428,7 +428,7 @@ fn score(
     variant: &'static str,
     dump: &Dump,
     files: &[PathBuf],
-    scan: &leak_cmd::Scan,
+    scan: &leak::Scan,
     verdicts: &[Verdict],
     ids: &[String],
     // The node's audit log as attribution reads it, and its count of persons.

@@ -16,9 +16,9 @@ use rand_chacha::ChaCha12Rng;
 use rand_distr::{Distribution, Exp};
 use ribat_custodian::clock::{Clock, SimClock};
 use ribat_detect::{Decision, Target};
-use ribat_gateway::client::Connection;
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
+use ribat_net::client::Connection;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -184,7 +184,7 @@ struct World {
     vault: Arc<ribat_gateway::vault::Vault>,
     /// Networked custodians: (index, address), and their processes.
     remotes: Vec<(u32, String)>,
-    _processes: Vec<crate::serve_cmd::GatewayProcess>,
+    _processes: Vec<crate::serve::GatewayProcess>,
 }
 
 #[derive(Serialize)]
@@ -303,7 +303,7 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
     say(&format!("generating a fund of {} persons…", o.persons));
     let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(3), 2, o.seed);
     let source = dir.join("source");
-    let fund = crate::sim_files::write(&spec, &source)?;
+    let fund = ribat_sim::files::write(&spec, &source)?;
     let periods: BTreeSet<String> = fund.declarations.iter().map(|d| d.period.clone()).collect();
     let mut periods = periods.into_iter();
     let (first, second) = (
@@ -340,8 +340,8 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
                 summary.rejects.first()
             );
         }
-        crate::import_cmd::install_honey(&node, &sealer, &source.join("ribat-only/honey.csv"))?;
-        crate::import_cmd::write_public_figures(
+        crate::import::install_honey(&node, &sealer, &source.join("ribat-only/honey.csv"))?;
+        crate::import::write_public_figures(
             &node_home,
             &sealer,
             &source.join("ribat-only/sensitive.csv"),
@@ -351,7 +351,7 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
     let (scale, window) = plan(o, &fund, wall);
     let uploads = ebds_of(&second);
     say("issuing identities…");
-    let ca = crate::identity_cmd::init_quiet(&node_home, &["127.0.0.1".into()])?;
+    let ca = crate::identity::init_quiet(&node_home, &["127.0.0.1".into()])?;
     let mut specs: Vec<(String, Role, String, bool)> = Vec::new();
     for i in 0..scale.clerks {
         specs.push((
@@ -401,7 +401,7 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
     specs.extend(attackers(o.scenario, &fund));
     let mut actors = Vec::with_capacity(specs.len());
     for (name, role, inst, hostile) in specs {
-        let d = crate::identity_cmd::add_client_quiet(&ca, &node_home, &name, role.name(), &inst)?;
+        let d = crate::identity::add_client_quiet(&ca, &node_home, &name, role.name(), &inst)?;
         actors.push(Actor {
             name,
             role,
@@ -416,14 +416,14 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
         say("starting custodians 2 and 3 as their own processes (`ribat custodian`)…");
         for i in [2u32, 3] {
             let name = format!("custodian-{i}");
-            crate::identity_cmd::add_server_quiet(
+            crate::identity::add_server_quiet(
                 &ca,
                 &node_home,
                 &name,
                 "custodian",
                 &["127.0.0.1".into()],
             )?;
-            let p = crate::serve_cmd::spawn_custodian(&node_home, &dir.join("passphrases"), i)?;
+            let p = crate::serve::spawn_custodian(&node_home, &dir.join("passphrases"), i)?;
             remotes.push((i, p.addr.clone()));
             processes.push(p);
         }
@@ -437,30 +437,28 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
     } else {
         SimClock::at_ms(wall)
     });
-    let opts = crate::serve_cmd::ServeOptions {
+    let opts = crate::serve::ServeOptions {
         outputs: ribat_gateway::watch::Outputs {
             ocsf: Some(node_home.root().join("events.ocsf.jsonl")),
             syslog: None,
         },
         remotes: remotes
             .iter()
-            .map(|(index, addr)| crate::serve_cmd::RemoteSpec {
+            .map(|(index, addr)| crate::serve::RemoteSpec {
                 index: *index,
                 addr: addr.clone(),
             })
             .collect(),
         deadline: std::time::Duration::from_secs(2),
     };
-    let a = crate::serve_cmd::assemble(&node_home, &pass, &opts, rt.handle(), clock.clone())?;
+    let a = crate::serve::assemble(&node_home, &pass, &opts, rt.handle(), clock.clone())?;
     let watch = a.app.watch.clone();
     let vault = a.app.vault.clone();
     let addr = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?.to_string();
         let router = ribat_gateway::api::router(a.app.clone());
-        tokio::spawn(ribat_gateway::listener::serve(
-            listener, a.tls, router, a.stats,
-        ));
+        tokio::spawn(ribat_net::listener::serve(listener, a.tls, router, a.stats));
         Ok::<_, anyhow::Error>(addr)
     })?;
     Ok((
@@ -1023,7 +1021,7 @@ async fn bulk(w: &Arc<World>, actor: usize) {
 /// real partner, and combines their answers with the store's envelopes itself.
 fn bypass(w: &World) -> Result<()> {
     use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
-    let ids = crate::identity_cmd::issued_dir(&w.node_home, STOLEN);
+    let ids = crate::identity::issued_dir(&w.node_home, STOLEN);
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
     };
@@ -1054,12 +1052,12 @@ fn bypass(w: &World) -> Result<()> {
         .first()
         .map(|&a| w.actors[a].name.clone())
         .context("no partner identity to impersonate")?;
-    let pem = read(&crate::identity_cmd::issued_dir(&w.node_home, &victim).join("cert.pem"))?;
+    let pem = read(&crate::identity::issued_dir(&w.node_home, &victim).join("cert.pem"))?;
     let der = ribat_identity::tls::certs_from_pem(&pem, "partner certificate")?;
     let peer =
         ribat_identity::PeerIdentity::from_der(der.first().context("no certificate")?.as_ref())?;
     let token_key = zeroize::Zeroizing::new(read(
-        &crate::identity_cmd::dir(&w.node_home).join(ribat_identity::ca::TOKEN_KEY),
+        &crate::identity::dir(&w.node_home).join(ribat_identity::ca::TOKEN_KEY),
     )?);
     let issuer = ribat_identity::TokenIssuer::from_paserk(crate::embedded::DEPLOYMENT, &token_key)?;
     let (token, _) = issuer.issue(
@@ -1123,7 +1121,7 @@ fn record(
     hostile: bool,
     role: Role,
     sent_ms: u64,
-    r: Option<&ribat_gateway::client::Response>,
+    r: Option<&ribat_net::client::Response>,
     error: Option<String>,
 ) {
     let tally = if hostile { &w.hostile } else { &w.legit };
@@ -1296,7 +1294,7 @@ fn targets(d: &Decision, name: &str, role: &str) -> bool {
 }
 
 /// The stolen certificate in the compromised-gateway scenario.
-const STOLEN: &str = crate::identity_cmd::GATEWAY_NAME;
+const STOLEN: &str = crate::identity::GATEWAY_NAME;
 
 fn report(
     w: &World,

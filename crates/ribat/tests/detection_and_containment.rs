@@ -323,7 +323,7 @@ fn a_public_figure_read_without_a_case_makes_the_next_reads_need_a_supervisors_c
         .unwrap();
     let cosigned = |cosign: &str| {
         rt.block_on(async {
-            let mut c = ribat_gateway::client::Connection::open(
+            let mut c = ribat_net::client::Connection::open(
                 clerk.cfg.clone(),
                 &clerk.addr,
                 "127.0.0.1",

@@ -55,7 +55,7 @@ fn an_employer_uploads_its_own_declarations_and_nobody_elses() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let mut c = ribat_gateway::client::Connection::open(
+            let mut c = ribat_net::client::Connection::open(
                 config(&ca, Some(&emp)),
                 &gw.addr,
                 "127.0.0.1",

@@ -9,7 +9,7 @@ mod common;
 
 use common::api::*;
 use common::*;
-use ribat_gateway::client::Connection;
+use ribat_net::client::Connection;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -252,7 +252,7 @@ fn slow_headers_are_cut_off_and_one_certificate_cannot_hold_the_server() {
     let gw = serve(&f);
     let clerk = identity(&f.home, "clerk.1");
     let cfg = config(&f.ca, Some(&clerk));
-    let cap = ribat_gateway::listener::MAX_CONNECTIONS_PER_CERTIFICATE;
+    let cap = ribat_net::listener::MAX_CONNECTIONS_PER_CERTIFICATE;
     rt().block_on(async {
         // As many connections as one certificate may hold, each trickling its headers.
         let mut trickling = Vec::new();
@@ -286,7 +286,7 @@ fn slow_headers_are_cut_off_and_one_certificate_cannot_hold_the_server() {
         );
         // Within the header timeout (and a margin) the server closes every trickler,
         // however it keeps sending a byte now and then.
-        let limit = ribat_gateway::listener::HEADER_READ_TIMEOUT + Duration::from_secs(3);
+        let limit = ribat_net::listener::HEADER_READ_TIMEOUT + Duration::from_secs(3);
         let mut closed = 0;
         for s in &mut trickling {
             let _ = s.write_all(b"b").await;

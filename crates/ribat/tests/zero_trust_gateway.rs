@@ -95,9 +95,7 @@ fn networked_custodian(home: &Path, i: u32) -> Server {
     )
 }
 
-fn tls_error(
-    r: Result<ribat_gateway::client::Response, ribat_gateway::client::ClientError>,
-) -> String {
+fn tls_error(r: Result<ribat_net::client::Response, ribat_net::client::ClientError>) -> String {
     match r {
         Err(e) => e.to_string(),
         Ok(r) => panic!("expected a TLS refusal, got HTTP {}", r.status),

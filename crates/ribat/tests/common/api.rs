@@ -2,7 +2,7 @@
 //! partner system or an attacker would make them.
 
 use super::{command, ok, ribat};
-use ribat_gateway::client::{ClientConfig, ClientError, Connection, Response};
+use ribat_net::client::{ClientConfig, ClientError, Connection, Response};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};

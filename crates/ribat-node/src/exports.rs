@@ -15,8 +15,9 @@
 //! `leak-attribution`, each custodian logs it) and names the recipient.
 
 use crate::embedded::Embedded;
+use crate::ensure;
+use crate::error::{Context, Result};
 use crate::home::Home;
-use anyhow::{Context, Result, ensure};
 use rand::{RngExt, SeedableRng};
 use ribat_crypto::envelope::Sealer;
 use ribat_custodian::request::{PartialRequest, Requester};
@@ -91,11 +92,11 @@ impl Request {
 /// Approvals an export needs.
 pub const APPROVALS: usize = 2;
 
-fn refused(m: impl Into<String>) -> anyhow::Error {
+fn refused(m: impl Into<String>) -> crate::NodeError {
     ExportError::Refused(m.into()).into()
 }
 
-fn invalid(m: impl Into<String>) -> anyhow::Error {
+fn invalid(m: impl Into<String>) -> crate::NodeError {
     ExportError::Invalid(m.into()).into()
 }
 
@@ -160,7 +161,7 @@ fn save(home: &Home, r: &Request) -> Result<()> {
 
 /// The role of an issued, unrevoked identity.
 fn role_of(home: &Home, name: &str) -> Result<String> {
-    let ca = crate::identity_cmd::open_ca(home)?;
+    let ca = crate::identity::open_ca(home)?;
     let e = ca
         .register()?
         .into_iter()
@@ -287,7 +288,7 @@ pub fn canaries_for(rows: usize) -> usize {
 fn synthetic(rng: &mut impl rand::Rng, node: &Embedded) -> Result<PersonRow> {
     let spec = ribat_sim::FundSpec::new(1, 1, 1, rng.random());
     let fund = ribat_sim::generate(&spec);
-    let mut p = crate::sim_files::person_row(&fund, 0);
+    let mut p = ribat_sim::files::person_row(&fund, 0);
     // A number nobody holds, of the shape real ones have.
     loop {
         let n = format!("{:09}", rng.random_range(100_000_000u64..199_999_999));
@@ -352,9 +353,9 @@ impl NodeDesk {
             .lock
             .lock()
             .map_err(|_| ExportError::Failed("the export desk failed earlier".into()))?;
-        f().map_err(|e| match e.downcast::<ExportError>() {
-            Ok(typed) => typed,
-            Err(other) => ExportError::Failed(format!("{other:#}")),
+        f().map_err(|e| match e {
+            crate::NodeError::Export(typed) => typed,
+            other => ExportError::Failed(other.chain()),
         })
     }
 }
@@ -462,7 +463,10 @@ pub fn execute(node: &Embedded, req: &Request, out: &Path) -> Result<Manifest> {
     for r in &rows {
         w.write_record(r)?;
     }
-    let bytes = w.into_inner().context("writing the export")?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("writing the export")?;
     let manifest = Manifest {
         id: id.into(),
         recipient: req.recipient.clone(),

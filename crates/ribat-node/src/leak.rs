@@ -5,7 +5,7 @@
 //! (each logs it). Attribution reads this node's audit log.
 
 use crate::embedded::Embedded;
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use ribat_audit::AuditEntry;
 use ribat_crypto::blind_index::BlindIndexer;
 use ribat_import::records::{PERSONS, RecordSealer};
@@ -160,7 +160,7 @@ impl Resolver for NodeResolver<'_> {
         {
             return r.clone();
         }
-        let r = match crate::export_cmd::recipient_of_canary(self.node, person_id) {
+        let r = match crate::exports::recipient_of_canary(self.node, person_id) {
             Ok(r) => r,
             Err(e) => Some(format!(
                 "an export whose manifest could not be opened: {e:#}"
@@ -243,7 +243,7 @@ pub fn scan(
     let mut matcher = Matcher::new(node, opts)?;
     let mut tally = Tally::default();
     let mut named = Named::default();
-    let mut failed: Option<anyhow::Error> = None;
+    let mut failed: Option<crate::NodeError> = None;
     let mut emit = |verdicts: &[Verdict]| -> Result<()> {
         for v in verdicts {
             tally.add(v);
@@ -283,7 +283,7 @@ pub fn scan(
             drop(w);
             timing("fetched", t0);
             // The second reading: a block at a time, each let go before the next is read.
-            let mut again = |block: Vec<LeakRow>, failed: &mut Option<anyhow::Error>| {
+            let mut again = |block: Vec<LeakRow>, failed: &mut Option<crate::NodeError>| {
                 if failed.is_none()
                     && let Err(e) = matcher.classify(&block).and_then(|v| emit(&v))
                 {
@@ -379,7 +379,7 @@ impl RowsFile {
     }
 
     fn finish(self, path: &Path) -> Result<()> {
-        let io = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
+        let io = |e: std::io::Error| crate::err!("cannot write {}: {e}", path.display());
         let (buf, _) = self.writer.finish().map_err(io)?;
         let f = buf.into_inner().map_err(|e| io(e.into_error()))?;
         f.sync_all().map_err(io)?;
@@ -699,21 +699,21 @@ pub fn notify(
     out: &Path,
     approvers: &[String],
 ) -> Result<usize> {
-    anyhow::ensure!(
+    crate::ensure!(
         approvers.len() == 2 && approvers[0] != approvers[1],
         "the notification list needs two distinct security administrators (--as A --as B)"
     );
-    let ca = crate::identity_cmd::open_ca(home)?;
+    let ca = crate::identity::open_ca(home)?;
     let register = ca.register()?;
     for a in approvers {
-        anyhow::ensure!(
+        crate::ensure!(
             register
                 .iter()
                 .any(|e| &e.name == a && e.role == "security" && e.revoked_at.is_none()),
             "{a} is not a security administrator of this deployment"
         );
     }
-    anyhow::ensure!(
+    crate::ensure!(
         !out.exists(),
         "{} exists; the list never overwrites a file",
         out.display()
@@ -780,7 +780,10 @@ pub fn notify(
             w.write_record(&rec)?;
         }
     }
-    let bytes = w.into_inner().context("writing the notification list")?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("writing the notification list")?;
     ribat_identity::ca::write_file(out, &bytes, true)
         .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(ids.len())

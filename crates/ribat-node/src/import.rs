@@ -1,9 +1,10 @@
 //! `ribat import`: the fund's files into the embedded node, with progress and a report.
 
+use crate::bail;
 use crate::embedded::Embedded;
+use crate::error::{Context, Result};
 use crate::home::Home;
 use crate::passphrases::Source;
-use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ribat_import::importer::{Importer, Progress, Summary};
 use ribat_import::records::{PERSONS, RecordSealer};
@@ -120,7 +121,7 @@ pub fn write_public_figures(
     csv_path: &Path,
 ) -> Result<(usize, PathBuf)> {
     let ids = person_ids(sealer, csv_path, "public-figure list")?;
-    let path = home.root().join(crate::serve_cmd::PUBLIC_FIGURES_FILE);
+    let path = home.root().join(crate::serve::PUBLIC_FIGURES_FILE);
     let mut text = String::from("# record ids of public figures (opaque), one per line\n");
     for (_, id) in &ids {
         text.push_str(id);

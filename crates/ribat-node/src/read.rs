@@ -1,7 +1,8 @@
 //! `ribat get` and `ribat find`: reads through the quorum of local custodians.
 
+use crate::bail;
 use crate::embedded::Embedded;
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result};
 use std::collections::BTreeMap;
 
 pub use ribat_gateway::vault::{Declaration, PERSON_FIELDS, Reader};

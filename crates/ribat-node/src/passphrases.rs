@@ -8,7 +8,8 @@
 //! In production each custodian's passphrase is held by a different person on a different
 //! machine; the embedded shape holds all of them in one process, which is what it is for.
 
-use anyhow::{Context, Result, bail};
+use crate::bail;
+use crate::error::{Context, Result};
 use ribat_crypto::secret::Passphrase;
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -1,8 +1,9 @@
 //! `ribat keys init`: the key ceremony of an embedded node.
 
+use crate::bail;
+use crate::error::{Context, Result};
 use crate::home::{Home, restrict};
 use crate::passphrases::Source;
-use anyhow::{Context, Result, bail};
 use ribat_crypto::passphrase::KdfParams;
 use ribat_custodian::ceremony::{self, CeremonySpec};
 use ribat_custodian::policy::Policy;
@@ -76,7 +77,7 @@ pub fn init_quiet(
     LocalCustodian::write_policy(home.root(), &Policy::embedded_default())?;
     // The detectors' thresholds, beside the policy they are tuned to.
     std::fs::write(
-        home.root().join(crate::serve_cmd::RULES_FILE),
+        home.root().join(crate::serve::RULES_FILE),
         ribat_detect::Rules::default().to_json(),
     )
     .context("cannot write the rules file")?;

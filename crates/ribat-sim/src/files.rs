@@ -1,4 +1,5 @@
-//! `ribat sim generate`: the plaintext files a fund would hold, from a synthetic fund.
+//! The plaintext files a fund would hold, from a synthetic fund (`ribat sim generate`, the
+//! benchmarks, and the synthetic persons an export's canaries are made of).
 //!
 //! ```text
 //!   OUT/employers.csv                the employers register
@@ -10,13 +11,58 @@
 //!                                    case reference (the public-figure rule)
 //! ```
 
-use anyhow::{Context, Result};
+use crate::{Fund, FundSpec, generate};
 use ribat_import::csv_files::{write_employers, write_persons};
 use ribat_import::ebds::{self, Header};
 use ribat_import::model::{DeclarationRow, EmployerRow, PersonRow};
-use ribat_sim::{Fund, FundSpec, generate};
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why the fund's files could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilesError {
+    /// A file or directory.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A register.
+    #[error("cannot write {path}: {source}")]
+    Csv {
+        /// Where.
+        path: PathBuf,
+        /// Cause.
+        source: csv::Error,
+    },
+    /// A generated declaration that the e-BDS writer refuses (a bug in the generator).
+    #[error("{path}: {source}")]
+    Ebds {
+        /// Where.
+        path: PathBuf,
+        /// Cause.
+        source: ebds::FileError,
+    },
+}
+
+type Result<T> = std::result::Result<T, FilesError>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
+    move |source| FilesError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> FilesError + '_ {
+    move |source| FilesError::Csv {
+        path: path.to_owned(),
+        source,
+    }
+}
 
 /// Writes the fund's files under `out`; returns the fund.
 pub fn write(spec: &FundSpec, out: &Path) -> Result<Fund> {
@@ -26,9 +72,9 @@ pub fn write(spec: &FundSpec, out: &Path) -> Result<Fund> {
 }
 
 fn file(path: &Path) -> Result<BufWriter<std::fs::File>> {
-    Ok(BufWriter::new(std::fs::File::create(path).with_context(
-        || format!("cannot create {}", path.display()),
-    )?))
+    Ok(BufWriter::new(
+        std::fs::File::create(path).map_err(io(path))?,
+    ))
 }
 
 /// The import's view of a generated person.
@@ -68,32 +114,37 @@ pub fn employer_row(f: &Fund, i: usize) -> EmployerRow {
 
 /// Writes the files of an already generated fund.
 pub fn write_fund(fund: &Fund, out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out.join("ebds"))
-        .with_context(|| format!("cannot create {}", out.display()))?;
-    std::fs::create_dir_all(out.join("ribat-only"))?;
-    let mut w = file(&out.join("employers.csv"))?;
+    for d in [out.join("ebds"), out.join("ribat-only")] {
+        std::fs::create_dir_all(&d).map_err(io(&d))?;
+    }
+    let path = out.join("employers.csv");
+    let mut w = file(&path)?;
     let employers: Vec<EmployerRow> = (0..fund.employers.len())
         .map(|i| employer_row(fund, i))
         .collect();
-    write_employers(&mut w, &employers)?;
-    w.flush()?;
-    let mut w = file(&out.join("persons.csv"))?;
+    write_employers(&mut w, &employers).map_err(csv_err(&path))?;
+    w.flush().map_err(io(&path))?;
+    let path = out.join("persons.csv");
+    let mut w = file(&path)?;
     let persons: Vec<PersonRow> = (0..fund.persons.len())
         .map(|i| person_row(fund, i))
         .collect();
-    write_persons(&mut w, &persons)?;
-    w.flush()?;
+    write_persons(&mut w, &persons).map_err(csv_err(&path))?;
+    w.flush().map_err(io(&path))?;
     for (name, pick) in [("honey.csv", true), ("sensitive.csv", false)] {
-        let mut w = file(&out.join("ribat-only").join(name))?;
-        writeln!(w, "cnss")?;
-        for p in fund
-            .persons
-            .iter()
-            .filter(|p| if pick { p.honey } else { p.sensitive })
-        {
-            writeln!(w, "{}", p.cnss)?;
+        let path = out.join("ribat-only").join(name);
+        let mut w = file(&path)?;
+        let mut lines = vec!["cnss"];
+        lines.extend(
+            fund.persons
+                .iter()
+                .filter(|p| if pick { p.honey } else { p.sensitive })
+                .map(|p| p.cnss.as_str()),
+        );
+        for l in lines {
+            writeln!(w, "{l}").map_err(io(&path))?;
         }
-        w.flush()?;
+        w.flush().map_err(io(&path))?;
     }
 
     // Group declarations by (period, employer).
@@ -137,9 +188,11 @@ pub fn write_fund(fund: &Fund, out: &Path) -> Result<()> {
         let path = out
             .join("ebds")
             .join(ebds::file_name(&emp.affiliation, &period));
-        let text =
-            ebds::write(&header, &rows).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        let text = ebds::write(&header, &rows).map_err(|source| FilesError::Ebds {
+            path: path.clone(),
+            source,
+        })?;
+        std::fs::write(&path, text).map_err(io(&path))?;
     }
     Ok(())
 }
@@ -157,16 +210,4 @@ fn ascii_upper(s: &str) -> String {
             c => c.to_ascii_uppercase(),
         })
         .collect()
-}
-
-/// Prints what was written.
-pub fn describe(fund: &Fund, out: &Path) {
-    println!(
-        "wrote {} persons, {} employers, {} declaration lines in {} e-BDS files under {}",
-        fund.persons.len(),
-        fund.employers.len(),
-        fund.declarations.len(),
-        fund.periods().len() * fund.employers.len(),
-        out.display()
-    );
 }

@@ -1,8 +1,9 @@
 //! The embedded shape: one process holding the store, every custodian and the reader.
 
-use crate::home::Home;
+use crate::bail;
+use crate::error::{Context, Result};
+use crate::home::{Home, StoreSpec};
 use crate::passphrases::Source;
-use anyhow::{Context, Result, bail};
 use ribat_crypto::group::GroupPublic;
 use ribat_custodian::clock::{Clock, SystemClock};
 use ribat_custodian::{Custodian, LocalCustodian, QuorumReader, Requester};
@@ -20,48 +21,9 @@ pub fn service_identity() -> Requester {
     }
 }
 
-/// Where a node keeps its sealed records: `sqlite` (default, `HOME/store.sqlite`) or
-/// `postgres:<conninfo>` with `RIBAT_STORE_SCHEMA` (default `ribat`), both set by the
-/// global `--store` and `--store-schema` options.
-#[derive(Debug, Clone)]
-pub enum StoreSpec {
-    /// The embedded SQLite file.
-    Sqlite,
-    /// A PostgreSQL schema.
-    Postgres {
-        /// libpq connection string or URL.
-        conninfo: String,
-        /// Schema.
-        schema: String,
-    },
-}
-
-impl StoreSpec {
-    /// Parses the `--store` value.
-    pub fn parse(spec: &str, schema: &str) -> Result<Self> {
-        match spec {
-            "sqlite" | "" => Ok(Self::Sqlite),
-            _ => match spec.strip_prefix("postgres:") {
-                Some(c) if !c.is_empty() => Ok(Self::Postgres {
-                    conninfo: c.to_owned(),
-                    schema: schema.to_owned(),
-                }),
-                _ => bail!("--store `{spec}`: expected `sqlite` or `postgres:<connection string>`"),
-            },
-        }
-    }
-}
-
-static STORE: std::sync::OnceLock<StoreSpec> = std::sync::OnceLock::new();
-
-/// Chooses the store for this process (called once from `main`).
-pub fn set_store(spec: StoreSpec) {
-    let _ = STORE.set(spec);
-}
-
 /// Opens the node's store.
 pub fn open_store(home: &Home) -> Result<Arc<dyn Store>> {
-    Ok(match STORE.get().cloned().unwrap_or(StoreSpec::Sqlite) {
+    Ok(match home.store().clone() {
         StoreSpec::Sqlite => Arc::new(SqliteStore::open(&home.store_file())?),
         StoreSpec::Postgres { conninfo, schema } => Arc::new(
             PostgresStore::connect(&conninfo, &schema)

@@ -1,8 +1,9 @@
 //! `ribat identity …` and `ribat token issue`: the deployment's CA in HOME/identity.
 
+use crate::bail;
 use crate::embedded::DEPLOYMENT;
+use crate::error::{Context, Result};
 use crate::home::Home;
-use anyhow::{Context, Result, bail};
 use ribat_identity::ca::write_file;
 use ribat_identity::tls::TlsFiles;
 use ribat_identity::{Ca, CertKind, PeerIdentity};

@@ -1,8 +1,8 @@
 //! Calling a running gateway as one of this home's issued identities (the demo, the
 //! simulator, `ribat decisions release`, the API benchmark).
 
-use anyhow::{Context, Result};
-use ribat_gateway::client::Connection;
+use crate::error::{Context, Result};
+use ribat_net::client::Connection;
 use rustls::ClientConfig;
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub async fn token(c: &mut Connection, ttl_secs: u64) -> Result<String> {
             Some(format!("{{\"ttl_secs\": {ttl_secs}}}").into_bytes()),
         )
         .await?;
-    anyhow::ensure!(
+    crate::ensure!(
         r.status == 200,
         "the gateway refused a token: HTTP {} {}",
         r.status,

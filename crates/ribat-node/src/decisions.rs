@@ -2,11 +2,12 @@
 //! signature checked), and the two-person release of a decision through the running
 //! gateway.
 
+use crate::bail;
+use crate::error::{Context, Result};
 use crate::home::Home;
-use anyhow::{Context, Result, bail};
 use ribat_detect::Decision;
-use ribat_gateway::client::Connection;
 use ribat_gateway::watch::{Record, read_log, verifying_key};
+use ribat_net::client::Connection;
 use std::collections::BTreeMap;
 
 fn dir(home: &Home) -> std::path::PathBuf {
@@ -174,11 +175,11 @@ pub fn release(
 ) -> Result<()> {
     let addr = match gateway {
         Some(a) => a.to_owned(),
-        None => std::fs::read_to_string(home.root().join(crate::serve_cmd::GATEWAY_ADDR_FILE))
+        None => std::fs::read_to_string(home.root().join(crate::serve::GATEWAY_ADDR_FILE))
             .map(|s| s.trim().to_owned())
             .context("no --gateway given and no running gateway recorded its address in HOME/gateway.addr")?,
     };
-    let cfg = crate::api_client::config_in(&crate::identity_cmd::issued_dir(home, admin))?;
+    let cfg = crate::api_client::config_in(&crate::identity::issued_dir(home, admin))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -186,7 +187,7 @@ pub fn release(
         let mut c = Connection::open(cfg, &addr, "127.0.0.1", false).await?;
         let token = crate::api_client::token(&mut c, 60).await?;
         let body = serde_json::to_vec(&serde_json::json!({"reason": reason}))?;
-        Ok::<_, anyhow::Error>(
+        Ok::<_, crate::NodeError>(
             c.send(
                 "POST",
                 &format!("/v1/decisions/{id}/release"),

@@ -9,13 +9,15 @@
 //!   HOME/custodians/custodian-<i>/     one directory per custodian (see ribat-custodian)
 //! ```
 
-use anyhow::{Context, Result, bail};
+use crate::bail;
+use crate::error::{Context, Result};
 use std::path::{Path, PathBuf};
 
 /// A node directory.
 #[derive(Debug, Clone)]
 pub struct Home {
     root: PathBuf,
+    store: StoreSpec,
 }
 
 impl Home {
@@ -31,12 +33,29 @@ impl Home {
                 },
             },
         };
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            store: StoreSpec::Sqlite,
+        })
     }
 
     /// A home at a given path.
     pub fn at(root: PathBuf) -> Self {
-        Self { root }
+        Self {
+            root,
+            store: StoreSpec::Sqlite,
+        }
+    }
+
+    /// The same node with its records in `store` (the embedded SQLite file by default).
+    pub fn with_store(mut self, store: StoreSpec) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Where the node keeps its sealed records.
+    pub fn store(&self) -> &StoreSpec {
+        &self.store
     }
 
     /// The directory itself.
@@ -82,4 +101,36 @@ pub fn restrict(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot restrict permissions of {}", path.display()))
+}
+
+/// Where a node keeps its sealed records: `sqlite` (default, `HOME/store.sqlite`) or
+/// `postgres:<conninfo>` with `RIBAT_STORE_SCHEMA` (default `ribat`), both set by the
+/// global `--store` and `--store-schema` options.
+#[derive(Debug, Clone)]
+pub enum StoreSpec {
+    /// The embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL schema.
+    Postgres {
+        /// libpq connection string or URL.
+        conninfo: String,
+        /// Schema.
+        schema: String,
+    },
+}
+
+impl StoreSpec {
+    /// Parses the `--store` value.
+    pub fn parse(spec: &str, schema: &str) -> Result<Self> {
+        match spec {
+            "sqlite" | "" => Ok(Self::Sqlite),
+            _ => match spec.strip_prefix("postgres:") {
+                Some(c) if !c.is_empty() => Ok(Self::Postgres {
+                    conninfo: c.to_owned(),
+                    schema: schema.to_owned(),
+                }),
+                _ => bail!("--store `{spec}`: expected `sqlite` or `postgres:<connection string>`"),
+            },
+        }
+    }
 }

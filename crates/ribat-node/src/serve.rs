@@ -1,22 +1,24 @@
 //! `ribat serve` (the gateway over mTLS, with the embedded custodians and any networked
 //! ones) and `ribat custodian` (one custodian as its own process).
 
+use crate::bail;
 use crate::embedded::{DEPLOYMENT, Embedded, open_store};
+use crate::error::{Context, Result};
 use crate::home::Home;
-use crate::identity_cmd::{GATEWAY_NAME, dir as identity_dir, open_ca, tls_files};
+use crate::identity::{GATEWAY_NAME, dir as identity_dir, open_ca, tls_files};
 use crate::passphrases::Source;
-use anyhow::{Context, Result, bail};
 use ribat_custodian::clock::{Clock, SystemClock};
 use ribat_custodian::policy::Policy;
+use ribat_custodian::serve::{CustodianService, router as custodian_router};
 use ribat_custodian::{Custodian, LocalCustodian};
 use ribat_gateway::api::{App, router};
 use ribat_gateway::gate::Gate;
-use ribat_gateway::link::{CustodianService, RemoteCustodian, custodian_router};
-use ribat_gateway::listener::{TlsStats, serve};
+use ribat_gateway::link::RemoteCustodian;
 use ribat_gateway::metrics::Metrics;
 use ribat_gateway::watch::{CustodianEvents, Watch};
 use ribat_identity::TokenVerifier;
 use ribat_identity::tls::{ServerTls, client_config};
+use ribat_net::listener::{TlsStats, serve};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -57,7 +59,7 @@ fn read_policy(path: &Path) -> Result<Policy> {
             path.display()
         )
     })?;
-    Policy::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    Policy::from_json(&text).map_err(|e| crate::err!("{}: {e}", path.display()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -95,7 +97,7 @@ pub fn read_rules(home: &Home, policy: &Policy) -> Result<ribat_detect::Rules> {
     let path = home.root().join(RULES_FILE);
     let rules = match std::fs::read_to_string(&path) {
         Ok(text) => ribat_detect::Rules::from_json(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            .map_err(|e| crate::err!("{}: {e}", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             eprintln!(
                 "warning: no {}; the detectors run on the default rules",
@@ -103,7 +105,7 @@ pub fn read_rules(home: &Home, policy: &Policy) -> Result<ribat_detect::Rules> {
             );
             ribat_detect::Rules::default()
         }
-        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(crate::err!("cannot read {}: {e}", path.display())),
     };
     Ok(rules.with_policy(policy))
 }
@@ -118,7 +120,7 @@ fn read_public_figures(home: &Home) -> Result<std::collections::HashSet<String>>
             .map(str::to_owned)
             .collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        Err(e) => Err(crate::err!("cannot read {}: {e}", path.display())),
     }
 }
 
@@ -301,7 +303,7 @@ pub fn assemble(
         tls: stats.clone(),
         uploads: home.root().join("uploads"),
         watch,
-        exports: Some(Arc::new(crate::export_cmd::NodeDesk::new(
+        exports: Some(Arc::new(crate::exports::NodeDesk::new(
             home.clone(),
             node.clone(),
         ))),
@@ -459,7 +461,7 @@ pub fn custodian(
         custodian,
         tokens: token_verifier(home)?,
         tls: tls.clone(),
-        watch: Some(watch.clone()),
+        observer: Some(watch.clone()),
     });
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)

@@ -1,7 +1,7 @@
 //! `ribat audit verify`, `ribat audit subject` and `ribat bench audit`.
 
 use crate::embedded::Embedded;
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 use base64ct::{Base64, Encoding};
 use ribat_audit::AuditEntry;
 use ribat_audit::hash::leaf;
@@ -74,7 +74,7 @@ pub fn verify(dir: &Path, trust: Option<&Path>) -> std::process::ExitCode {
 /// `ribat audit subject --cnss N`: every access to one person, each with an inclusion
 /// proof against the latest cosigned checkpoint.
 pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Result<()> {
-    let rid = crate::read_cmd::one(crate::read_cmd::by_cnss(node, cnss)?, "CNSS number")?;
+    let rid = crate::read::one(crate::read::by_cnss(node, cnss)?, "CNSS number")?;
     let cp = node.checkpoint()?;
     let log = node.vault.audit.log();
     let (size, root) = if cp.quorum_met {
@@ -256,7 +256,7 @@ fn bench_in(work: &Path, entries: u64, threads: u64, json: bool) -> Result<()> {
     for h in handles {
         lat.extend(
             h.join()
-                .map_err(|_| anyhow::anyhow!("an appender thread panicked"))??,
+                .map_err(|_| crate::err!("an appender thread panicked"))??,
         );
     }
     let seconds = t0.elapsed().as_secs_f64();

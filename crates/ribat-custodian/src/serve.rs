@@ -1,0 +1,228 @@
+//! A custodian as its own network service: the routes a gateway calls over mTLS.
+//!
+//! ```text
+//!   gateway ── POST /v1/partial {PartialRequest + end user's token} ──►
+//!   caller certificate role = gateway? token signature, audience, expiry, bound
+//!   certificate not revoked, names the requester? gateway not held by a decision?
+//!   ─► LocalCustodian (guard: purpose, class, quota, quarantine, honey; log)
+//!   ─► {points, proof} or {denial}
+//! ```
+//!
+//! A custodian trusts nothing the gateway says about who acts: the token is signed by the
+//! deployment's token service, which the gateway's certificate cannot forge. What it cannot
+//! tell is whether the end user is still on the line: a compromised gateway can replay a
+//! token it saw until that token expires (minutes), within that identity's quotas.
+//!
+//! The custodian's own detectors are reached through [`Observer`], which the node that runs
+//! the custodian provides (the gateway crate's watch): this crate serves, it does not decide.
+
+use crate::wire::{
+    AUDITED_PATH, DECISION_PATH, PARTIAL_PATH, WireAudited, WireDecision, WirePartial, WireRefusal,
+};
+use crate::{Custodian, CustodianError, Denial, LocalCustodian, PartialRequest};
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use ribat_detect::event::{CustodianAnswer, Kind};
+use ribat_detect::{Action, Target};
+use ribat_identity::TokenVerifier;
+use ribat_identity::tls::ServerTls;
+use ribat_net::Caller;
+use std::sync::Arc;
+
+/// The custodian's own detectors, as its server sees them.
+pub trait Observer: Send + Sync {
+    /// Feeds what `component` saw to the detectors.
+    fn observe(&self, component: &str, kind: Kind);
+    /// When a decision holds the node (gateway certificate) `name`: until when (ms since
+    /// the epoch) and the decision's id. Such a node's requests are refused.
+    fn node_held(&self, name: &str) -> Option<(u64, String)>;
+}
+
+/// What a networked custodian needs to check its callers.
+pub struct CustodianService {
+    /// The custodian.
+    pub custodian: Arc<LocalCustodian>,
+    /// Verifies end users' tokens.
+    pub tokens: TokenVerifier,
+    /// Its TLS settings (for the revocation list).
+    pub tls: Arc<ServerTls>,
+    /// The custodian's own detectors: it compares what it answered each gateway with what
+    /// that gateway says it audited, and stops answering a gateway certificate whose
+    /// answers nobody audited.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for CustodianService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CustodianService({})", self.custodian.index())
+    }
+}
+
+/// A failure that is not a policy refusal, as the gateway's link reads it.
+fn wire_error(status: StatusCode, error: String) -> Response {
+    (
+        status,
+        Json(WireRefusal {
+            denial: None,
+            error: Some(error),
+        }),
+    )
+        .into_response()
+}
+
+fn refuse(status: StatusCode, denial: Denial) -> Response {
+    (
+        status,
+        Json(WireRefusal {
+            denial: Some(denial),
+            error: None,
+        }),
+    )
+        .into_response()
+}
+
+/// The custodian's router (mount it on [`ribat_net::listener::serve`]).
+pub fn router(service: Arc<CustodianService>) -> Router {
+    Router::new()
+        .route(PARTIAL_PATH, post(partial))
+        .route(AUDITED_PATH, post(audited))
+        .route(DECISION_PATH, post(decision))
+        .with_state(service)
+}
+
+/// A gateway's decision about an identity: a quarantine only restricts, so a custodian
+/// carries it out on its gateway's word (it could refuse that identity anyway), durably in
+/// its own log.
+async fn decision(
+    State(s): State<Arc<CustodianService>>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<WireDecision>,
+) -> Response {
+    if caller.peer.role != "gateway" {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let d = body.decision;
+    let (Target::Identity(identity), Action::Quarantine) = (&d.target, d.action) else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    if !d.enforces() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let (c, identity) = (s.custodian.clone(), identity.clone());
+    let why = format!("decision {} of {}: {}", d.id, caller.peer.name, d.rule);
+    let done = tokio::task::spawn_blocking(move || {
+        if body.release {
+            c.lift(&identity, &format!("{why} released"))
+        } else {
+            c.impose(&identity, d.until_ms / 1000, &why)
+        }
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => wire_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => wire_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        ),
+    }
+}
+
+async fn audited(
+    State(s): State<Arc<CustodianService>>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<WireAudited>,
+) -> Response {
+    if caller.peer.role != "gateway" {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    if let Some(o) = s.observer.clone() {
+        let node = caller.peer.name.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for request_id in body.request_ids {
+                o.observe(&node, Kind::Audited { request_id });
+            }
+        })
+        .await;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn partial(
+    State(s): State<Arc<CustodianService>>,
+    Extension(caller): Extension<Caller>,
+    Json(req): Json<PartialRequest>,
+) -> Response {
+    let unauth =
+        |reason: String| refuse(StatusCode::UNAUTHORIZED, Denial::Unauthenticated { reason });
+    if caller.peer.role != "gateway" {
+        return unauth(format!(
+            "custodians answer gateways only; this certificate is `{}` with role `{}`",
+            caller.peer.name, caller.peer.role
+        ));
+    }
+    let Some(token) = req.token.as_ref() else {
+        return unauth("no end-user token came with the request; a custodian does not take the gateway's word for who acts".into());
+    };
+    let claims = match s.tokens.verify(&token.0, time::OffsetDateTime::now_utc()) {
+        Ok(c) => c,
+        Err(e) => return unauth(e.to_string()),
+    };
+    if claims.sub != req.requester.identity || claims.role != req.requester.role {
+        return unauth(format!(
+            "the request says `{}` ({}) but the token is for `{}` ({})",
+            req.requester.identity, req.requester.role, claims.sub, claims.role
+        ));
+    }
+    if s.tls.is_revoked(&claims.serial) {
+        return unauth(ribat_identity::TokenError::Revoked.to_string());
+    }
+    if let Some((until, id)) = s
+        .observer
+        .as_ref()
+        .and_then(|o| o.node_held(&caller.peer.name))
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            Denial::Quarantined {
+                identity: format!("{} (decision {id})", caller.peer.name),
+                until: until / 1000,
+            },
+        );
+    }
+    let c = s.custodian.clone();
+    let answered = req.clone();
+    let result = tokio::task::spawn_blocking(move || c.partial_decrypt(&req)).await;
+    if let (Some(o), Ok(Ok(_))) = (s.observer.clone(), &result) {
+        let node = caller.peer.name.clone();
+        let index = s.custodian.index();
+        let _ = tokio::task::spawn_blocking(move || {
+            o.observe(
+                &format!("custodian-{index}"),
+                Kind::CustodianAnswer(CustodianAnswer {
+                    custodian: index,
+                    request_id: answered.request_id,
+                    node,
+                    table: answered.table,
+                    identity: answered.requester.identity,
+                    records: answered.record_ids.len(),
+                    outcome: "served".into(),
+                    quarantined: None,
+                }),
+            )
+        })
+        .await;
+    }
+    match result {
+        Ok(Ok(p)) => Json(WirePartial::from_partial(&p)).into_response(),
+        Ok(Err(CustodianError::Denied { denial, .. })) => refuse(StatusCode::FORBIDDEN, denial),
+        Ok(Err(e)) => wire_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e) => wire_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("task failed: {e}"),
+        ),
+    }
+}

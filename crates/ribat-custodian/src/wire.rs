@@ -1,0 +1,148 @@
+//! What travels between a gateway and a networked custodian, as JSON over mTLS: the paths a
+//! custodian serves, its answers and refusals, and what a gateway tells it (the request ids
+//! it audited, the decisions to carry out). Shared by the custodian's server (`serve`) and
+//! the gateway's client, so that the two ends cannot drift apart.
+//!
+//! The request itself is [`crate::PartialRequest`] (with the end user's token).
+
+use crate::Denial;
+use base64ct::{Base64, Encoding};
+use ribat_crypto::combine::Partial;
+use ribat_crypto::dleq::Proof;
+use ribat_crypto::point::{decode_point, encode_point};
+use serde::{Deserialize, Serialize};
+
+/// The path custodians serve.
+pub const PARTIAL_PATH: &str = "/v1/partial";
+/// Where a gateway tells a custodian which request ids it audited.
+pub const AUDITED_PATH: &str = "/v1/audited";
+/// Where a gateway hands a custodian a decision to carry out (or lift).
+pub const DECISION_PATH: &str = "/v1/decision";
+
+/// A decision on the wire: carry it out, or lift it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireDecision {
+    /// The signed decision.
+    pub decision: ribat_detect::Decision,
+    /// Lift it instead.
+    #[serde(default)]
+    pub release: bool,
+}
+
+/// Request ids a gateway made durable in its audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireAudited {
+    /// Request ids.
+    pub request_ids: Vec<String>,
+}
+
+/// A partial decryption on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WirePartial {
+    /// Custodian index.
+    pub custodian: u32,
+    /// Class.
+    pub class: String,
+    /// Points, base64 of 32-byte encodings.
+    pub points: Vec<String>,
+    /// Composite DLEQ proof, base64.
+    pub proof: String,
+}
+
+/// A custodian's refusal on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireRefusal {
+    /// A policy refusal, when it is one.
+    #[serde(default)]
+    pub denial: Option<Denial>,
+    /// Otherwise what failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Why an answer read off the wire is not a partial decryption.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// A point is not base64 or not a ristretto255 encoding.
+    #[error("point {index}: {reason}")]
+    Point {
+        /// Which point of the answer.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The proof is not base64 or not a proof's encoding.
+    #[error("proof: {0}")]
+    Proof(String),
+}
+
+impl WirePartial {
+    /// The wire form of `p`.
+    pub fn from_partial(p: &Partial) -> Self {
+        Self {
+            custodian: p.custodian,
+            class: p.class.clone(),
+            points: p
+                .points
+                .iter()
+                .map(|x| Base64::encode_string(&encode_point(x)))
+                .collect(),
+            proof: Base64::encode_string(&p.proof.to_bytes()),
+        }
+    }
+
+    /// Decodes the answer; the caller still verifies its proof.
+    pub fn into_partial(self) -> Result<Partial, WireError> {
+        let points = self
+            .points
+            .iter()
+            .enumerate()
+            .map(|(index, s)| {
+                let point = |reason: String| WireError::Point { index, reason };
+                let b = Base64::decode_vec(s).map_err(|e| point(e.to_string()))?;
+                decode_point(&b, "answered point").map_err(|e| point(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let proof = Base64::decode_vec(&self.proof).map_err(|e| WireError::Proof(e.to_string()))?;
+        Ok(Partial {
+            custodian: self.custodian,
+            class: self.class,
+            points,
+            proof: Proof::from_bytes(&proof).map_err(|e| WireError::Proof(e.to_string()))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_that_is_not_a_point_or_a_proof_is_named_as_such() {
+        let bad_point = WirePartial {
+            custodian: 1,
+            class: "identity".into(),
+            points: vec![
+                Base64::encode_string(&encode_point(
+                    &curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT,
+                )),
+                "%%".into(),
+            ],
+            proof: String::new(),
+        };
+        assert!(matches!(
+            bad_point.into_partial(),
+            Err(WireError::Point { index: 1, .. })
+        ));
+        let bad_proof = WirePartial {
+            custodian: 1,
+            class: "identity".into(),
+            points: vec![],
+            proof: Base64::encode_string(&[1u8; 5]),
+        };
+        assert!(matches!(bad_proof.into_partial(), Err(WireError::Proof(_))));
+    }
+}
