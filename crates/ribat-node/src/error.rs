@@ -95,12 +95,18 @@ pub enum NodeError {
     /// A time out of range.
     #[error(transparent)]
     Time(#[from] time::error::ComponentRange),
+    /// A number that does not parse.
+    #[error(transparent)]
+    Int(#[from] std::num::ParseIntError),
     /// A number out of range.
     #[error(transparent)]
     Number(#[from] std::num::TryFromIntError),
     /// A task of the async runtime failed (it panicked or was cancelled).
     #[error(transparent)]
     Task(#[from] tokio::task::JoinError),
+    /// The async runtime's semaphore was closed (the runtime is stopping).
+    #[error(transparent)]
+    Semaphore(#[from] tokio::sync::AcquireError),
     /// A progress bar's template.
     #[error(transparent)]
     Progress(#[from] indicatif::style::TemplateError),
@@ -182,7 +188,7 @@ macro_rules! err {
 /// Returns a [`NodeError::Message`] from a format string.
 #[macro_export]
 macro_rules! bail {
-    ($($t:tt)*) => { return Err($crate::err!($($t)*)) };
+    ($($t:tt)*) => { return Err($crate::err!($($t)*).into()) };
 }
 
 /// Returns a [`NodeError::Message`] unless `cond` holds.

@@ -4,20 +4,12 @@
 //! crates together. Must never: print a secret, or hide an error's cause from the user.
 #![forbid(unsafe_code)]
 
-mod bench;
-mod bench_api;
-mod bench_import;
-mod bench_leak;
-mod bench_node;
-mod demo;
-mod sim_leak;
-mod simulate;
-
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use ribat_lab::{bench, demo, sim_leak, simulate};
 use ribat_node::{
-    api_client, audit, ceremony, decisions, embedded, exports, home, identity, import, leak,
-    passphrases, read, serve,
+    audit, ceremony, decisions, embedded, exports, home, identity, import, leak, passphrases, read,
+    serve,
 };
 use std::path::PathBuf;
 
@@ -689,7 +681,7 @@ fn run(cli: Cli) -> Result<()> {
                 "the demo runs on the embedded SQLite store; drop --store (or RIBAT_STORE)"
             );
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
-            demo::run(&home, &demo::DemoOptions { persons, seed })
+            Ok(demo::run(&home, &demo::DemoOptions { persons, seed })?)
         }
         Command::Identity { command } => {
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
@@ -732,7 +724,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
-            simulate::run(
+            Ok(simulate::run(
                 &home,
                 &simulate::Options {
                     scenario,
@@ -742,7 +734,7 @@ fn run(cli: Cli) -> Result<()> {
                     in_flight,
                     json,
                 },
-            )
+            )?)
         }
         Command::Decisions { command } => {
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
@@ -831,7 +823,7 @@ fn run(cli: Cli) -> Result<()> {
                 &ribat_sim::FundSpec::new(persons, employers, months, seed),
                 &out,
             )?;
-            crate::describe_fund(&fund, &out);
+            ribat_lab::describe_fund(&fund, &out);
             Ok(())
         }
         Command::Import {
@@ -936,16 +928,16 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             home.create()?;
-            bench_api::run(
+            Ok(bench::api::run(
                 &home,
-                &bench_api::Options {
+                &bench::api::Options {
                     persons,
                     requests,
                     clients,
                     pg,
                     json,
                 },
-            )
+            )?)
         }
         Command::Bench {
             command:
@@ -962,7 +954,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             home.create()?;
-            Ok(audit::bench(home.root(), entries, threads, json)?)
+            Ok(bench::audit::run(home.root(), entries, threads, json)?)
         }
         Command::Bench {
             command:
@@ -981,7 +973,7 @@ fn run(cli: Cli) -> Result<()> {
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            bench_import::run(&home, persons, seed, threads, json)
+            Ok(bench::import::run(&home, persons, seed, threads, json)?)
         }
         Command::Bench {
             command: BenchCommand::Leak { rows, seed, json },
@@ -992,7 +984,7 @@ fn run(cli: Cli) -> Result<()> {
                 "bench leak measures the embedded SQLite store"
             );
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
-            bench_leak::run(&home, rows, seed, json)
+            Ok(bench::leak::run(&home, rows, seed, json)?)
         }
         Command::Export { command } => {
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
@@ -1161,18 +1153,7 @@ fn run(cli: Cli) -> Result<()> {
                 (1..=ribat_crypto::dleq::MAX_BATCH).contains(&batch),
                 "--batch must be between 1 and 65535"
             );
-            bench::crypto(batch, json)
+            Ok(bench::crypto::run(batch, json)?)
         }
     }
-}
-/// Prints what was written.
-pub(crate) fn describe_fund(fund: &ribat_sim::Fund, out: &std::path::Path) {
-    println!(
-        "wrote {} persons, {} employers, {} declaration lines in {} e-BDS files under {}",
-        fund.persons.len(),
-        fund.employers.len(),
-        fund.declarations.len(),
-        fund.periods().len() * fund.employers.len(),
-        out.display()
-    );
 }

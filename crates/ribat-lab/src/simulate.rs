@@ -7,10 +7,9 @@
 //! The gateway runs in this process (not `ribat serve`) so that it can share the simulated
 //! clock; everything between the simulated callers and the custodians is the real thing.
 
-use crate::bench_node::{fresh_dir, keyed_node};
+use crate::bench::node::{fresh_dir, keyed_node};
 use crate::embedded::Embedded;
 use crate::home::Home;
-use anyhow::{Context, Result, bail};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 use rand_distr::{Distribution, Exp};
@@ -19,6 +18,8 @@ use ribat_detect::{Decision, Target};
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
 use ribat_net::client::Connection;
+use ribat_node::bail;
+use ribat_node::{Context, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -459,7 +460,7 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
         let addr = listener.local_addr()?.to_string();
         let router = ribat_gateway::api::router(a.app.clone());
         tokio::spawn(ribat_net::listener::serve(listener, a.tls, router, a.stats));
-        Ok::<_, anyhow::Error>(addr)
+        Ok::<_, ribat_node::NodeError>(addr)
     })?;
     Ok((
         World {
@@ -1174,7 +1175,7 @@ async fn execute(w: &World, job: &Job) {
         let opened = async {
             let mut c = Connection::open(a.cfg.clone(), &w.addr, "127.0.0.1", false).await?;
             let t = crate::api_client::token(&mut c, TOKEN_TTL).await?;
-            Ok::<_, anyhow::Error>((c, t, w.clock.now()))
+            Ok::<_, ribat_node::NodeError>((c, t, w.clock.now()))
         }
         .await;
         match opened {

@@ -14,12 +14,12 @@
 //! Sealing costs 2 fixed-base multiplications per record and class (`r·G`, and `r·Y_c` on
 //! a table precomputed for `Y_c`).
 
-use anyhow::Result;
 use ribat_crypto::combine::{answer, combine, verify_partial};
 use ribat_crypto::dleq::Dleq;
 use ribat_crypto::envelope::{Envelope, Sealer};
 use ribat_crypto::group::GroupPublic;
 use ribat_crypto::shamir::deal;
+use ribat_node::Result;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -64,7 +64,7 @@ fn time<T>(
 }
 
 /// Runs the crypto benchmark.
-pub fn crypto(batch: usize, json: bool) -> Result<()> {
+pub fn run(batch: usize, json: bool) -> Result<()> {
     use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
     let dealings = vec![deal("identity", 2, 3)?];
     let group = GroupPublic::from_dealings(2, 3, 1, &dealings)?;
@@ -92,7 +92,7 @@ pub fn crypto(batch: usize, json: bool) -> Result<()> {
                         aad: b"persons/p-00000001",
                     },
                 )
-                .map_err(|_| anyhow::anyhow!("baseline encryption failed"))?;
+                .map_err(|_| ribat_node::err!("baseline encryption failed"))?;
             }
             Ok(())
         },

@@ -3,13 +3,15 @@
 //! fields encrypted by pgcrypto (`pgp_sym_encrypt`, the key in the query, as a DBA would
 //! do it), with the same number of concurrent clients, measured in the same run.
 
-use crate::bench_node::{fresh_dir, keyed_node};
+use crate::bench::node::{fresh_dir, keyed_node};
 use crate::embedded::Embedded;
 use crate::identity::{add_client_quiet, init_quiet};
-use anyhow::{Context, Result, bail};
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
 use ribat_net::client::Connection;
+use ribat_node::bail;
+
+type Result<T, E = super::BenchError> = std::result::Result<T, E>;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +60,7 @@ fn summarise(mut lat: Vec<f64>, seconds: f64, errors: usize) -> (f64, Vec<f64>, 
     (seconds, lat, errors)
 }
 
+/// Runs the bench: the pgcrypto baseline first, then the same reads through the gateway.
 pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     let say = |m: &str| {
         if !o.json {
@@ -68,9 +71,11 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
         bail!("--persons, --requests and --clients must be at least 1");
     }
     // The baseline first: if PostgreSQL is not there, nothing else is worth doing.
-    let mut pg = postgres::Client::connect(&o.pg, postgres::NoTls).with_context(
-        || "cannot connect to PostgreSQL for the pgcrypto baseline (--pg or RIBAT_TEST_PG)",
-    )?;
+    let mut pg = postgres::Client::connect(&o.pg, postgres::NoTls).map_err(|e| {
+        ribat_node::err!(
+            "cannot connect to PostgreSQL for the pgcrypto baseline (--pg or RIBAT_TEST_PG): {e}"
+        )
+    })?;
     let dir = fresh_dir(home, "bench-api")?;
     say(&format!("generating {} persons…", o.persons));
     let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(1), 1, 2025);
@@ -151,7 +156,7 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
                             errors += 1;
                         }
                     }
-                    Ok::<_, anyhow::Error>((lat, errors))
+                    Ok::<_, ribat_node::NodeError>((lat, errors))
                 }));
             }
             let mut all = Vec::new();
@@ -174,7 +179,7 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     drop(gw);
 
     say("pgcrypto baseline: loading the same persons encrypted with pgp_sym_encrypt…");
-    let pg_key = crate::bench_node::random_hex()?;
+    let pg_key = crate::bench::node::random_hex()?;
     load_pgcrypto(&mut pg, &fund, pg_key.as_str())?;
     drop(pg);
     say(&format!(
@@ -306,7 +311,7 @@ fn pgcrypto_reads(
                     let t = Instant::now();
                     let rows = c.query(&stmt, &[&cnss[(w * per + k) % cnss.len()], &key])?;
                     lat.push(t.elapsed().as_secs_f64() * 1e3);
-                    anyhow::ensure!(rows.len() == 1, "pgcrypto baseline: person not found");
+                    ribat_node::ensure!(rows.len() == 1, "pgcrypto baseline: person not found");
                 }
                 Ok(lat)
             })
@@ -316,7 +321,7 @@ fn pgcrypto_reads(
     for h in handles {
         all.extend(
             h.join()
-                .map_err(|_| anyhow::anyhow!("a baseline client panicked"))??,
+                .map_err(|_| ribat_node::err!("a baseline client panicked"))??,
         );
     }
     let secs = start

@@ -5,9 +5,9 @@
 use crate::embedded::Embedded;
 use crate::home::Home;
 use crate::leak::{self, ScanOptions};
-use anyhow::{Context, Result};
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
+use ribat_node::{Context, Result};
 use ribat_sim::leak::{Reads, Variant, make};
 use serde::Serialize;
 use std::time::Instant;
@@ -47,14 +47,14 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
             println!("{m}");
         }
     };
-    let dir = crate::bench_node::fresh_dir(home, "bench-leak")?;
+    let dir = crate::bench::node::fresh_dir(home, "bench-leak")?;
     let src = dir.join("source");
     say(&format!(
         "generating {rows} persons with one month of declarations…"
     ));
     let spec = ribat_sim::FundSpec::new(rows, (rows / 12).max(1), 1, seed);
     let fund = ribat_sim::files::write(&spec, &src)?;
-    let (node_home, pass) = crate::bench_node::keyed_node(&dir)?;
+    let (node_home, pass) = crate::bench::node::keyed_node(&dir)?;
     let node = Embedded::open(&node_home, &pass)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     say("importing it sealed, with leak digests…");
@@ -95,7 +95,7 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
         let t = Instant::now();
         let (parsed, _, refused) = leak::read_all(std::slice::from_ref(&file), None);
         parse_samples.push(t.elapsed().as_secs_f64());
-        anyhow::ensure!(refused.is_empty(), "the dump was refused: {refused:?}");
+        ribat_node::ensure!(refused.is_empty(), "the dump was refused: {refused:?}");
         let parsed_rows = parsed.len();
         drop(parsed);
         say(&format!(
@@ -119,7 +119,7 @@ pub fn run(home: &Home, rows: usize, seed: u64, json: bool) -> Result<()> {
         // Neither side's freeing of its rows is timed (the parse's happens after its
         // timer too), and neither may run under the other's next turn.
         scan.finish_cleanup();
-        anyhow::ensure!(
+        ribat_node::ensure!(
             scan.summary.rows == parsed_rows as u64,
             "the scan classified {} rows of {parsed_rows}",
             scan.summary.rows

@@ -4,9 +4,10 @@
 
 use crate::home::Home;
 use crate::passphrases::{self, Source};
-use anyhow::{Context, Result, bail};
 use ribat_crypto::passphrase::KdfParams;
 use ribat_crypto::secret::SecretBytes;
+use ribat_node::bail;
+use ribat_node::{Context, Result};
 use std::path::PathBuf;
 
 const MARKER: &str = ".ribat-bench";

@@ -12,7 +12,6 @@
 
 use crate::embedded::Embedded;
 use crate::leak::{self, Read, ScanOptions};
-use anyhow::{Context, Result};
 use ribat_custodian::LocalCustodian;
 use ribat_custodian::policy::{Policy, Quota};
 use ribat_custodian::request::Requester;
@@ -21,6 +20,7 @@ use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
 use ribat_leak::attribute::{Access, Attribution, SIGNIFICANT_LOG10};
 use ribat_leak::classify::Verdict;
+use ribat_node::{Context, Result};
 use ribat_sim::FundSpec;
 use ribat_sim::fund::Fund;
 use ribat_sim::leak::{Dump, TruthRow, Variant, make, plan_reads};
@@ -216,7 +216,7 @@ fn role_of(identity: &str) -> (&'static str, &'static str) {
 /// Builds the node, makes the reads and the dumps; scores them if asked.
 pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
     if o.out.exists() && std::fs::read_dir(&o.out)?.next().is_some() {
-        anyhow::bail!(
+        ribat_node::bail!(
             "{} is not empty: a leak simulation writes a fresh node there",
             o.out.display()
         );
@@ -228,7 +228,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
     ));
     let spec = FundSpec::new(o.persons, (o.persons / 12).max(1), 3, o.seed);
     let fund = ribat_sim::files::write(&spec, &source)?;
-    let (home, pass) = crate::bench_node::keyed_node(&o.out)?;
+    let (home, pass) = crate::bench::node::keyed_node(&o.out)?;
     let policy = open_policy();
     for i in 1..=3 {
         LocalCustodian::write_policy(&home.custodian_dir(i), &policy)?;
@@ -250,7 +250,7 @@ pub fn run(o: &LeakSimOptions) -> Result<Vec<Score>> {
             &mut |_| {},
         )?;
         if !summary.rejects.is_empty() {
-            anyhow::bail!(
+            ribat_node::bail!(
                 "the generated files were rejected: {:?}",
                 summary.rejects.first()
             );

@@ -5,11 +5,12 @@
 use crate::embedded::Embedded;
 use crate::home::Home;
 use crate::passphrases;
-use anyhow::{Context, Result, bail};
 use ribat_crypto::passphrase::KdfParams;
 use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
 use ribat_gateway::{Access, AuditFirstError, read_audited};
 use ribat_import::records::{PERSONS, RecordSealer};
+use ribat_node::bail;
+use ribat_node::{Context, Result};
 use ribat_sim::FundSpec;
 use std::sync::Arc;
 
@@ -492,7 +493,7 @@ fn api_story(home: &Home, cnss: &str) -> Result<()> {
             },
             Err(e) => println!("no client certificate → refused before HTTP: {e}"),
         }
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, ribat_node::NodeError>(())
     })?;
     println!(
         "try it: curl --cacert {d}/ca.pem --cert {d}/cert.pem --key {d}/key.pem -X POST https://127.0.0.1:8443/v1/token   (after `ribat --home {h} serve --passphrases dir:{h}/passphrases`)",
@@ -551,7 +552,7 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= cnss.len() || refused.load(Ordering::SeqCst) >= 20 {
-                        return Ok::<_, anyhow::Error>((got, first_no));
+                        return Ok::<_, ribat_node::NodeError>((got, first_no));
                     }
                     let path = format!("/v1/persons/{}?purpose=partner-verification", cnss[i]);
                     let r = c.send("GET", &path, Some(&token), None).await?;
@@ -580,7 +581,7 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
                 first = Some(f);
             }
         }
-        Ok::<_, anyhow::Error>((got, first))
+        Ok::<_, ribat_node::NodeError>((got, first))
     })?;
     println!(
         "what the attacker got: {got} records of {} (in 2025: about two million)",
@@ -602,7 +603,7 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
         )
         .await?;
         let token = crate::api_client::token(&mut c, 60).await?;
-        Ok::<_, anyhow::Error>(
+        Ok::<_, ribat_node::NodeError>(
             c.send("GET", "/v1/decisions", Some(&token), None)
                 .await?
                 .json(),
@@ -650,7 +651,7 @@ fn attack_story(home: &Home, fund: &ribat_sim::Fund) -> Result<()> {
             Ok(())
         },
     )
-    .map_err(|d| anyhow::anyhow!("reading the audit log: {d}"))?;
+    .map_err(|d| ribat_node::err!("reading the audit log: {d}"))?;
     println!(
         "what the audit log shows: {} releases to partner.third-party-x, each recorded before its plaintext left — the fund knows exactly whom to notify",
         reads.len()

@@ -7,11 +7,12 @@
 
 use crate::embedded::Embedded;
 use crate::home::Home;
-use anyhow::{Result, bail};
 use ribat_import::csv_files::{read_employers, read_persons};
 use ribat_import::ebds;
 use ribat_import::importer::Importer;
 use ribat_import::records::RecordSealer;
+type Result<T, E = super::BenchError> = std::result::Result<T, E>;
+use ribat_node::bail;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ fn size(paths: &[PathBuf]) -> u64 {
 
 /// Runs the benchmark.
 pub fn run(home: &Home, persons: usize, seed: u64, threads: usize, json: bool) -> Result<()> {
-    let dir = crate::bench_node::fresh_dir(home, "bench-import")?;
+    let dir = crate::bench::node::fresh_dir(home, "bench-import")?;
     let src = dir.join("source");
     let say = |m: &str| {
         if !json {
@@ -63,7 +64,7 @@ pub fn run(home: &Home, persons: usize, seed: u64, threads: usize, json: bool) -
     drop(fund);
 
     // Keys for the bench node, passphrases drawn at random and kept beside it (owner-only).
-    let (node_home, source) = crate::bench_node::keyed_node(&dir)?;
+    let (node_home, source) = crate::bench::node::keyed_node(&dir)?;
     let node = Embedded::open(&node_home, &source)?;
     let leak = node.leak_digester("import")?;
     let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
@@ -201,7 +202,7 @@ fn plaintext_import(db: &Path, src: &Path) -> Result<()> {
             .unwrap_or_default()
             .to_owned();
         let parsed =
-            ebds::parse(&name, &std::fs::read(&f)?).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            ebds::parse(&name, &std::fs::read(&f)?).map_err(|e| ribat_node::err!("{name}: {e}"))?;
         rows.extend(parsed.rows);
     }
     for chunk in rows.chunks(BATCH) {
