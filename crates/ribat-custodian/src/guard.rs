@@ -10,8 +10,10 @@
 //! log, so a restart does not reset quotas or lift quarantines.
 
 use crate::error::Denial;
-use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, PURPOSE_OPEN_LEAK_KEY, Policy};
-use crate::quorum::{INDEX_KEY_RECORD, LEAK_KEY_RECORD};
+use crate::policy::{
+    INDEX_KEY_RECORD, KEYS_TABLE, LEAK_KEY_RECORD, PURPOSE_OPEN_INDEX_KEY, PURPOSE_OPEN_LEAK_KEY,
+    Policy,
+};
 use crate::request::{MAX_RECORDS_PER_REQUEST, PartialRequest};
 use crate::window::{QuotaBook, Scope};
 use std::collections::{BTreeMap, HashSet};

@@ -39,12 +39,9 @@ pub struct SetAside {
     pub remaining_secs: u64,
 }
 
-/// The record holding the sealed blind-index key.
-pub const INDEX_KEY_RECORD: &str = "blind-index";
+pub use crate::policy::{INDEX_KEY_RECORD, LEAK_KEY_RECORD};
 /// Class the blind-index key is sealed to.
 pub const INDEX_KEY_CLASS: &str = "identity";
-/// The record holding the sealed leak-digest key `k_leak`.
-pub const LEAK_KEY_RECORD: &str = "leak-digest";
 /// Class the leak-digest key is sealed to: it opens digests of salaries, so it needs the
 /// class that guards salaries.
 pub const LEAK_KEY_CLASS: &str = "financial";

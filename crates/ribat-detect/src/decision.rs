@@ -99,7 +99,7 @@ impl Decision {
     pub fn from_finding(node: &str, f: &Finding, mode: Mode, time_ms: u64, seq: u64) -> Self {
         let id = {
             let mut h = Sha256::new();
-            for part in [node, &f.rule, &f.target.to_string()] {
+            for part in [node, f.rule.as_str(), &f.target.to_string()] {
                 h.update(part.as_bytes());
                 h.update([0]);
             }
@@ -112,7 +112,7 @@ impl Decision {
             id,
             time_ms,
             node: node.into(),
-            rule: f.rule.clone(),
+            rule: f.rule.as_str().to_owned(),
             mode,
             severity: f.severity,
             title: f.title.clone(),
@@ -297,7 +297,7 @@ mod tests {
 
     fn decision(signer: &DecisionSigner) -> Decision {
         let f = Finding {
-            rule: "velocity".into(),
+            rule: crate::RuleId::Velocity,
             title: "partner-x read 9 distinct subjects within 10 s".into(),
             severity: Severity::High,
             target: Target::Identity("partner-x".into()),

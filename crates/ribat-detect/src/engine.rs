@@ -5,6 +5,7 @@
 use crate::detectors::{self, Detector};
 use crate::event::Event;
 use crate::response::{Action, Finding, Target};
+use crate::rule_id::RuleId;
 use crate::rules::{Mode, Rules};
 use std::collections::HashMap;
 
@@ -44,23 +45,22 @@ fn kind(a: Action) -> &'static str {
 }
 
 /// The mode a rule has in `rules` (`Off` for a name no rule has).
-pub fn mode_of(r: &Rules, rule: &str) -> Mode {
+pub fn mode_of(r: &Rules, rule: RuleId) -> Mode {
     match rule {
-        "velocity" => r.velocity.mode,
-        "quota-hammer" => r.quota_hammer.mode,
-        "role-surge" => r.role_surge.mode,
-        "sustained" => r.sustained.mode,
-        "baseline" => r.baseline.mode,
-        "breadth" => r.breadth.mode,
-        "enumeration" => r.enumeration.mode,
-        "honey" => r.honey.mode,
-        "public-figure" => r.public_figure.mode,
-        "off-hours" => r.off_hours.mode,
-        "new-source" => r.new_source.mode,
-        "auth-failures" => r.auth_failures.mode,
-        "disagreement" => r.disagreement.mode,
-        "proof-failure" => r.proof_failure.mode,
-        _ => Mode::Off,
+        RuleId::Velocity => r.velocity.mode,
+        RuleId::QuotaHammer => r.quota_hammer.mode,
+        RuleId::RoleSurge => r.role_surge.mode,
+        RuleId::Sustained => r.sustained.mode,
+        RuleId::Baseline => r.baseline.mode,
+        RuleId::Breadth => r.breadth.mode,
+        RuleId::Enumeration => r.enumeration.mode,
+        RuleId::Honey => r.honey.mode,
+        RuleId::PublicFigure => r.public_figure.mode,
+        RuleId::OffHours => r.off_hours.mode,
+        RuleId::NewSource => r.new_source.mode,
+        RuleId::AuthFailures => r.auth_failures.mode,
+        RuleId::Disagreement => r.disagreement.mode,
+        RuleId::ProofFailure => r.proof_failure.mode,
     }
 }
 
@@ -89,7 +89,7 @@ impl Engine {
         }
         let mut out = Vec::new();
         for f in found {
-            let mode = mode_of(&self.rules, &f.rule);
+            let mode = mode_of(&self.rules, f.rule);
             if mode == Mode::Off {
                 continue;
             }
@@ -143,7 +143,7 @@ mod tests {
         let j = scrape(&mut e, MONDAY_9AM, 30);
         assert_eq!(j.len(), 1, "{j:?}");
         assert_eq!(j[0].mode, Mode::Enforce);
-        assert_eq!(j[0].finding.rule, "velocity");
+        assert_eq!(j[0].finding.rule, RuleId::Velocity);
         // Released by the administrators: the next scrape is a new decision.
         e.forget(&Target::Identity("partner-x".into()));
         assert_eq!(scrape(&mut e, MONDAY_9AM + 60_000, 30).len(), 1);

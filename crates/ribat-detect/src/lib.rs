@@ -27,10 +27,12 @@ pub mod engine;
 pub mod event;
 pub mod ocsf;
 pub mod response;
+pub mod rule_id;
 pub mod rules;
 
 pub use decision::{Decision, DecisionSigner, Release, ReleaseBook};
 pub use engine::Engine;
 pub use event::{Actor, Event, Kind};
 pub use response::{Action, Finding, Severity, Target};
+pub use rule_id::RuleId;
 pub use rules::{Mode, Rules};

@@ -1,5 +1,6 @@
 //! What a detector concludes (a finding) and the graded, reversible responses to it.
 
+use crate::rule_id::RuleId;
 use serde::{Deserialize, Serialize};
 
 /// What a response applies to.
@@ -91,8 +92,8 @@ impl Severity {
 /// A detector's conclusion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Rule name (`velocity`, `honey`, …).
-    pub rule: String,
+    /// The rule that found it.
+    pub rule: RuleId,
     /// One line for people.
     pub title: String,
     /// How bad.

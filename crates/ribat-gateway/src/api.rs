@@ -19,16 +19,14 @@
 //! the response that triggered it leaves.
 
 use crate::AuditFirstError;
+pub use crate::app::{App, Authed, COSIGN_HEADER};
+use crate::app::{Shared, actor_of, require_role};
 use crate::gate::{Admitted, Gate};
-use crate::metrics::Metrics;
 use crate::vault::{
-    DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, Vault, VaultError,
-    person_field_class,
+    DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, VaultError, person_field_class,
 };
-use crate::watch::Watch;
 use axum::body::Bytes;
-use axum::extract::{Extension, FromRequestParts, MatchedPath, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Extension, MatchedPath, Path, Query, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,47 +36,11 @@ use ribat_custodian::quorum::QuorumError;
 use ribat_custodian::request::Bearer;
 use ribat_custodian::{Denial, Requester};
 use ribat_detect::event::{Access, Actor, AuthFailure, Denied, Event, Kind};
-use ribat_identity::TokenIssuer;
-use ribat_net::listener::{Caller, TlsStats};
+use ribat_net::listener::Caller;
 use ribat_net::problem::{Problem, ProblemType};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
-
-/// Everything the handlers share.
-pub struct App {
-    /// The reading side.
-    pub vault: Arc<Vault>,
-    /// The gateway's checks.
-    pub gate: Gate,
-    /// Token issuing, when this gateway runs the token service.
-    pub issuer: Option<TokenIssuer>,
-    /// Audience tokens are issued for.
-    pub audience: String,
-    /// Counters.
-    pub metrics: Metrics,
-    /// TLS counters.
-    pub tls: Arc<TlsStats>,
-    /// Where uploaded declaration files are kept (durably, before they are imported).
-    pub uploads: std::path::PathBuf,
-    /// Detectors and decisions.
-    pub watch: Arc<Watch>,
-    /// The node's export desk, where this gateway runs beside the vault.
-    pub exports: Option<Arc<dyn crate::exports::ExportDesk>>,
-    /// Upload bodies that may be read at once ([`CONCURRENT_UPLOADS`]).
-    pub upload_slots: Arc<tokio::sync::Semaphore>,
-}
-
-impl std::fmt::Debug for App {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App")
-            .field("audience", &self.audience)
-            .finish_non_exhaustive()
-    }
-}
-
-type Shared = Arc<App>;
 
 /// The router.
 pub fn router(app: Shared) -> Router {
@@ -288,17 +250,6 @@ async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Respons
     response
 }
 
-/// The actor of a connection: its certificate and address.
-fn actor_of(c: &Caller) -> Actor {
-    Actor {
-        identity: c.peer.name.clone(),
-        role: c.peer.role.clone(),
-        institution: c.peer.institution.clone(),
-        serial: c.peer.serial.clone(),
-        addr: c.remote.ip().to_string(),
-    }
-}
-
 /// What a data handler read, for the watch (in the response's extensions).
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -386,55 +337,6 @@ fn events_of(
         reason,
     }))]
 }
-
-impl App {
-    fn watch_component(&self) -> String {
-        self.watch.node().to_owned()
-    }
-}
-
-/// The caller of a data route: the token, verified and bound to the connection's
-/// certificate. Handlers that take it never run for an unauthenticated request.
-pub struct Authed {
-    /// Verified claims.
-    pub claims: ribat_identity::TokenClaims,
-    /// The token itself, carried to networked custodians.
-    pub token: String,
-}
-
-impl FromRequestParts<Shared> for Authed {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Shared) -> Result<Self, Problem> {
-        let caller = parts
-            .extensions
-            .get::<Caller>()
-            .ok_or_else(|| Problem::internal("a request arrived without its TLS identity"))?;
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let claims = app.gate.authenticate(caller, header)?;
-        let token = crate::gate::bearer(header).unwrap_or_default().to_owned();
-        let cosign = parts
-            .headers
-            .get(COSIGN_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| crate::gate::bearer(Some(v)).unwrap_or(v).trim().to_owned());
-        let cosigned = match cosign {
-            Some(t) => {
-                app.gate.cosigner(&t, &claims.sub)?;
-                true
-            }
-            None => false,
-        };
-        app.watch.check(&actor_of(caller), cosigned)?;
-        Ok(Self { claims, token })
-    }
-}
-
-/// Header carrying a supervisor's token that co-signs a request under step-up.
-pub const COSIGN_HEADER: &str = "ribat-cosign";
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -1078,25 +980,6 @@ async fn token(
 pub const DECISION_READERS: &[&str] = &["security", "auditor"];
 /// Roles that approve releasing a decision.
 pub const DECISION_RELEASERS: &[&str] = &["security"];
-
-pub(crate) fn require_role(
-    claims: &ribat_identity::TokenClaims,
-    roles: &[&str],
-    what: &str,
-) -> Result<(), Problem> {
-    if roles.contains(&claims.role.as_str()) {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(
-            "role-not-allowed",
-            format!(
-                "{what} is for role {}, not `{}`",
-                roles.join(" or "),
-                claims.role
-            ),
-        ))
-    }
-}
 
 async fn decisions_list(
     State(app): State<Shared>,

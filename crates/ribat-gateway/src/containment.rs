@@ -200,7 +200,7 @@ mod tests {
 
     fn decision(target: Target, action: Action) -> Decision {
         let f = Finding {
-            rule: "test".into(),
+            rule: ribat_detect::RuleId::Velocity,
             title: "t".into(),
             severity: Severity::High,
             target,

@@ -3,16 +3,20 @@
 //! Owns: audit before plaintext (I2, `audit_first`): a read's plaintext leaves the gateway
 //! only after one entry per subject is durable in the node's audit log, and the node's
 //! checkpoints, signed with its key and cosigned by the custodians as witnesses (`node_log`);
-//! the mTLS JSON API (`listener`, `api`, `gate`), the link to networked custodians (`link`)
-//! and the watch that turns events into signed decisions (`watch`).
+//! the JSON API over `ribat_net`'s mTLS listener (`api`, `gate`), the gateway's end of the
+//! link to networked custodians (`link`; the custodian's end is `ribat_custodian::serve`)
+//! and the watch that turns events into signed decisions (`watch`), which is also the
+//! networked custodian's `Observer`.
 //!
 //! Must never: return plaintext whose access is not durably logged, put plaintext in an
 //! entry, or keep serving once its log has failed.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app;
 pub mod audit_first;
 pub mod containment;
+pub mod desk;
 pub mod exports;
 pub mod gate;
 pub mod link;

@@ -336,7 +336,7 @@ impl Ca {
             name: name.to_owned(),
             role: role.to_owned(),
             institution: institution.to_owned(),
-            serial: hex_lower(&serial),
+            serial: hex::encode(serial),
             not_after: not_after.unix_timestamp(),
             thumbprint: crate::peer::thumbprint(cert.der()),
             revoked_at: None,
@@ -442,11 +442,6 @@ impl Ca {
         TokenIssuer::from_paserk(&self.deployment, &Zeroizing::new(read(&path)?))
             .map_err(|e| IdentityError::file(&path, e))
     }
-}
-
-/// Lowercase hex.
-pub fn hex_lower(bytes: &[u8]) -> String {
-    hex::encode(bytes)
 }
 
 fn hex_decode(s: &str) -> Result<Vec<u8>, IdentityError> {

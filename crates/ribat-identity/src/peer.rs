@@ -43,7 +43,7 @@ impl PeerIdentity {
         let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| IdentityError::Certificate(e.to_string()))?;
         let subject = cert.subject();
-        let serial = crate::ca::hex_lower(cert.raw_serial());
+        let serial = hex::encode(cert.raw_serial());
         Ok(Self {
             name: one(subject.iter_common_name().next(), "identity (CN)")?,
             role: one(subject.iter_organizational_unit().next(), "role (OU)")?,

@@ -129,7 +129,7 @@ impl ServerTls {
                 .map_err(|e| IdentityError::file(&files.crl, e))?;
             revoked.extend(
                 crl.iter_revoked_certificates()
-                    .map(|r| crate::ca::hex_lower(r.raw_serial())),
+                    .map(|r| hex::encode(r.raw_serial())),
             );
         }
         let verifier = WebPkiClientVerifier::builder_with_provider(roots(&ca)?, provider())

@@ -215,7 +215,7 @@ impl TokenIssuer {
             iat: rfc3339(now)?,
             nbf: rfc3339(now)?,
             exp: rfc3339(now + time::Duration::seconds(ttl))?,
-            jti: crate::ca::hex_lower(&jti),
+            jti: hex::encode(jti),
             serial: peer.serial.clone(),
             cnf: Confirmation {
                 x5t_s256: peer.thumbprint.clone(),

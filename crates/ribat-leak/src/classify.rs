@@ -16,6 +16,7 @@
 //! the fields it names as altered) is the one the single-field digests give.
 
 use crate::LeakError;
+pub use crate::digests::Located;
 use crate::digests::{Digests, Held};
 use crate::row::LeakRow;
 use ribat_crypto::leak_digest::{
@@ -161,19 +162,6 @@ pub enum Checking {
     /// Every field with its own digest only: the same verdicts with more digests per row
     /// (for comparing the two).
     Fields,
-}
-
-/// The person a row names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    /// The person's record id.
-    pub id: String,
-    /// Its leak-digest locator.
-    pub locator: [u8; 16],
-    /// Where its digests are in the fetched [`Digests`], once fetched.
-    pub slot: Option<u32>,
-    /// Found through the row's CNSS number (rather than its CIN or name).
-    pub by_cnss: bool,
 }
 
 /// Which person each row names through its CNSS number, or `None`; on `threads` threads.

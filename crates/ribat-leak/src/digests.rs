@@ -9,11 +9,23 @@
 //! what they read by slot (a counting sort), which for a few persons costs nothing.
 
 use crate::LeakError;
-use crate::classify::Located;
 use crate::mac_hash::LocatorTable;
 use ribat_crypto::leak_digest::check_body;
 use ribat_store::{Part, Store};
 use std::collections::HashSet;
+
+/// The person a row names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The person's record id.
+    pub id: String,
+    /// Its leak-digest locator.
+    pub locator: [u8; 16],
+    /// Where its digests are in the fetched [`Digests`], once fetched.
+    pub slot: Option<u32>,
+    /// Found through the row's CNSS number (rather than its CIN or name).
+    pub by_cnss: bool,
+}
 
 /// A digest set held for a scan: the month it describes (0 for the person record), the
 /// version of the record it was computed from, and its body (`(field code, digest)`

@@ -13,6 +13,10 @@ pub const PURPOSE_OPEN_INDEX_KEY: &str = "open-index-key";
 pub const PURPOSE_OPEN_LEAK_KEY: &str = "open-leak-key";
 /// The table holding sealed service keys.
 pub const KEYS_TABLE: &str = "keys";
+/// The record of [`KEYS_TABLE`] holding the sealed blind-index key.
+pub const INDEX_KEY_RECORD: &str = "blind-index";
+/// The record of [`KEYS_TABLE`] holding the sealed leak-digest key `k_leak`.
+pub const LEAK_KEY_RECORD: &str = "leak-digest";
 
 /// What one role may do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

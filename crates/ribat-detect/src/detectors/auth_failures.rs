@@ -5,10 +5,11 @@
 use super::{Burst, Detector, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use std::collections::HashMap;
 
-const RULE: &str = "auth-failures";
+const RULE: RuleId = RuleId::AuthFailures;
 
 #[derive(Default)]
 pub struct AuthFailures {
@@ -16,7 +17,7 @@ pub struct AuthFailures {
 }
 
 impl Detector for AuthFailures {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

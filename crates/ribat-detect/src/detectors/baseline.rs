@@ -5,10 +5,11 @@
 use super::{Detector, finding, local, weekday};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use std::collections::{HashMap, HashSet};
 
-const RULE: &str = "baseline";
+const RULE: RuleId = RuleId::Baseline;
 
 /// Weight of the newest hour in the learned mean.
 const ALPHA: f64 = 0.3;
@@ -59,7 +60,7 @@ impl RoleHours {
 }
 
 impl Detector for Baseline {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

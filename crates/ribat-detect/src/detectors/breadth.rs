@@ -4,11 +4,12 @@
 use super::{Detector, Trail, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::{Rules, limit_for};
 use ribat_policy::window::DistinctWindow;
 use std::collections::HashMap;
 
-const RULE: &str = "breadth";
+const RULE: RuleId = RuleId::Breadth;
 
 #[derive(Default)]
 pub struct Breadth {
@@ -16,7 +17,7 @@ pub struct Breadth {
 }
 
 impl Detector for Breadth {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

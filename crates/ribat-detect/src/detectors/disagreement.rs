@@ -6,10 +6,11 @@
 use super::{Detector, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use std::collections::{HashMap, VecDeque};
 
-const RULE: &str = "disagreement";
+const RULE: RuleId = RuleId::Disagreement;
 
 /// Service tables (the node's own key openings) are not user reads and not audited as such.
 const SERVICE_TABLE: &str = ribat_policy::policy::KEYS_TABLE;
@@ -24,7 +25,7 @@ pub struct Disagreement {
 }
 
 impl Detector for Disagreement {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

@@ -10,10 +10,11 @@
 use super::{Detector, Trail, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use std::collections::{HashMap, VecDeque};
 
-const RULE: &str = "enumeration";
+const RULE: RuleId = RuleId::Enumeration;
 
 /// Lookups older than this are forgotten: enumeration is a burst, not a career.
 const HORIZON_MS: u64 = 3_600_000;
@@ -27,7 +28,7 @@ pub struct Enumeration {
 }
 
 impl Detector for Enumeration {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

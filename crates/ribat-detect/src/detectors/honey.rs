@@ -5,14 +5,15 @@
 use super::{Detector, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 
-const RULE: &str = "honey";
+const RULE: RuleId = RuleId::Honey;
 
 pub struct Honey;
 
 impl Detector for Honey {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

@@ -21,13 +21,14 @@ pub use proof_failure::custodian_node;
 
 use crate::event::Event;
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::{Common, Rules};
 use std::collections::VecDeque;
 
 /// One detector.
 pub trait Detector: Send {
     /// The rule it implements (the key in the rules file).
-    fn rule(&self) -> &'static str;
+    fn rule(&self) -> RuleId;
     /// Feeds one event; appends what it concludes.
     fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>);
 }
@@ -101,7 +102,7 @@ impl Burst {
 }
 
 pub(crate) fn finding(
-    rule: &str,
+    rule: RuleId,
     c: Common,
     severity: Severity,
     target: Target,
@@ -109,7 +110,7 @@ pub(crate) fn finding(
     evidence: Vec<String>,
 ) -> Finding {
     Finding {
-        rule: rule.to_owned(),
+        rule,
         title,
         severity,
         target,
@@ -217,6 +218,15 @@ pub(crate) mod test_events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_rule_has_exactly_one_detector() {
+        let mut rules: Vec<RuleId> = all().iter().map(|d| d.rule()).collect();
+        rules.sort_unstable();
+        let mut expected = RuleId::ALL.to_vec();
+        expected.sort_unstable();
+        assert_eq!(rules, expected);
+    }
 
     #[test]
     fn local_time_and_weekday() {

@@ -4,10 +4,11 @@
 use super::{Detector, finding};
 use crate::event::Event;
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use std::collections::{HashMap, HashSet};
 
-const RULE: &str = "new-source";
+const RULE: RuleId = RuleId::NewSource;
 
 #[derive(Default)]
 pub struct NewSource {
@@ -15,7 +16,7 @@ pub struct NewSource {
 }
 
 impl Detector for NewSource {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

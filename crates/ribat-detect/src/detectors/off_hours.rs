@@ -3,10 +3,11 @@
 use super::{Detector, Trail, finding, local, weekday};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use std::collections::{HashMap, HashSet};
 
-const RULE: &str = "off-hours";
+const RULE: RuleId = RuleId::OffHours;
 
 #[derive(Default)]
 pub struct OffHours {
@@ -14,7 +15,7 @@ pub struct OffHours {
 }
 
 impl Detector for OffHours {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

@@ -7,9 +7,10 @@
 use super::{Detector, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 
-const RULE: &str = "proof-failure";
+const RULE: RuleId = RuleId::ProofFailure;
 
 /// The node name of custodian `index`, as decisions name it.
 pub fn custodian_node(index: u32) -> String {
@@ -20,7 +21,7 @@ pub fn custodian_node(index: u32) -> String {
 pub struct ProofFailure;
 
 impl Detector for ProofFailure {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

@@ -4,14 +4,15 @@
 use super::{Detector, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 
-const RULE: &str = "public-figure";
+const RULE: RuleId = RuleId::PublicFigure;
 
 pub struct PublicFigure;
 
 impl Detector for PublicFigure {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

@@ -4,10 +4,11 @@
 use super::{Burst, Detector, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use std::collections::HashMap;
 
-const RULE: &str = "quota-hammer";
+const RULE: RuleId = RuleId::QuotaHammer;
 
 #[derive(Default)]
 pub struct QuotaHammer {
@@ -15,7 +16,7 @@ pub struct QuotaHammer {
 }
 
 impl Detector for QuotaHammer {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

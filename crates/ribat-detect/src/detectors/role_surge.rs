@@ -19,11 +19,12 @@
 use super::{Detector, Trail, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Action, Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use ribat_policy::window::DistinctWindow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-const RULE: &str = "role-surge";
+const RULE: RuleId = RuleId::RoleSurge;
 
 /// How far back an identity's own history goes.
 const HISTORY_MS: u64 = 24 * 3_600_000;
@@ -93,7 +94,7 @@ pub struct RoleSurge {
 }
 
 impl Detector for RoleSurge {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

@@ -4,10 +4,11 @@
 use super::{Detector, Trail, finding, local};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::Rules;
 use std::collections::{HashMap, HashSet};
 
-const RULE: &str = "sustained";
+const RULE: RuleId = RuleId::Sustained;
 
 #[derive(Default)]
 struct Streak {
@@ -25,7 +26,7 @@ pub struct Sustained {
 }
 
 impl Detector for Sustained {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

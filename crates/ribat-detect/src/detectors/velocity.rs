@@ -7,11 +7,12 @@
 use super::{Detector, Trail, finding};
 use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
+use crate::rule_id::RuleId;
 use crate::rules::{Rules, limit_for};
 use ribat_policy::window::DistinctWindow;
 use std::collections::HashMap;
 
-const RULE: &str = "velocity";
+const RULE: RuleId = RuleId::Velocity;
 
 #[derive(Default)]
 pub struct Velocity {
@@ -19,7 +20,7 @@ pub struct Velocity {
 }
 
 impl Detector for Velocity {
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> RuleId {
         RULE
     }
 

@@ -1,0 +1,129 @@
+//! What every handler shares: the gateway's state ([`App`]), the authenticated caller of a
+//! data route ([`Authed`]: a token bound to the connection's certificate, an optional
+//! supervisor's co-signature, the watch's verdict on the caller) and the role check.
+
+use crate::gate::Gate;
+use crate::metrics::Metrics;
+use crate::vault::Vault;
+use crate::watch::Watch;
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use ribat_detect::event::Actor;
+use ribat_identity::TokenIssuer;
+use ribat_net::listener::{Caller, TlsStats};
+use ribat_net::problem::Problem;
+use std::sync::Arc;
+
+/// Everything the handlers share.
+pub struct App {
+    /// The reading side.
+    pub vault: Arc<Vault>,
+    /// The gateway's checks.
+    pub gate: Gate,
+    /// Token issuing, when this gateway runs the token service.
+    pub issuer: Option<TokenIssuer>,
+    /// Audience tokens are issued for.
+    pub audience: String,
+    /// Counters.
+    pub metrics: Metrics,
+    /// TLS counters.
+    pub tls: Arc<TlsStats>,
+    /// Where uploaded declaration files are kept (durably, before they are imported).
+    pub uploads: std::path::PathBuf,
+    /// Detectors and decisions.
+    pub watch: Arc<Watch>,
+    /// The node's export desk, where this gateway runs beside the vault.
+    pub exports: Option<Arc<dyn crate::desk::ExportDesk>>,
+    /// Upload bodies that may be read at once ([`crate::api::CONCURRENT_UPLOADS`]).
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) type Shared = Arc<App>;
+
+/// The actor of a connection: its certificate and address.
+pub(crate) fn actor_of(c: &Caller) -> Actor {
+    Actor {
+        identity: c.peer.name.clone(),
+        role: c.peer.role.clone(),
+        institution: c.peer.institution.clone(),
+        serial: c.peer.serial.clone(),
+        addr: c.remote.ip().to_string(),
+    }
+}
+
+impl App {
+    pub(crate) fn watch_component(&self) -> String {
+        self.watch.node().to_owned()
+    }
+}
+
+/// The caller of a data route: the token, verified and bound to the connection's
+/// certificate. Handlers that take it never run for an unauthenticated request.
+pub struct Authed {
+    /// Verified claims.
+    pub claims: ribat_identity::TokenClaims,
+    /// The token itself, carried to networked custodians.
+    pub token: String,
+}
+
+impl FromRequestParts<Shared> for Authed {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Shared) -> Result<Self, Problem> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .ok_or_else(|| Problem::internal("a request arrived without its TLS identity"))?;
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let claims = app.gate.authenticate(caller, header)?;
+        let token = crate::gate::bearer(header).unwrap_or_default().to_owned();
+        let cosign = parts
+            .headers
+            .get(COSIGN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| crate::gate::bearer(Some(v)).unwrap_or(v).trim().to_owned());
+        let cosigned = match cosign {
+            Some(t) => {
+                app.gate.cosigner(&t, &claims.sub)?;
+                true
+            }
+            None => false,
+        };
+        app.watch.check(&actor_of(caller), cosigned)?;
+        Ok(Self { claims, token })
+    }
+}
+
+/// Header carrying a supervisor's token that co-signs a request under step-up.
+pub const COSIGN_HEADER: &str = "ribat-cosign";
+
+pub(crate) fn require_role(
+    claims: &ribat_identity::TokenClaims,
+    roles: &[&str],
+    what: &str,
+) -> Result<(), Problem> {
+    if roles.contains(&claims.role.as_str()) {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(
+            "role-not-allowed",
+            format!(
+                "{what} is for role {}, not `{}`",
+                roles.join(" or "),
+                claims.role
+            ),
+        ))
+    }
+}
