@@ -17,33 +17,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Fields of a person and the class that holds each.
-pub const PERSON_FIELDS: &[(&str, &str)] = &[
-    ("cnss", "identity"),
-    ("cin", "identity"),
-    ("given", "identity"),
-    ("surname", "identity"),
-    ("name_ar", "identity"),
-    ("birth_date", "identity"),
-    ("city", "identity"),
-    ("employer", "identity"),
-    ("rib", "financial"),
-];
-
-/// Fields of an employer (all in class `identity`).
-pub const EMPLOYER_FIELDS: &[&str] = &[
-    "affiliation",
-    "ice",
-    "name",
-    "activity",
-    "address",
-    "city",
-    "postal_code",
-    "agency",
-];
-
-/// Fields of a declaration (class `financial`) released in a person's history.
-pub const DECLARATION_FIELDS: &[&str] = &["period", "days", "salary_real", "salary_capped"];
+// The layout of each table is the importer's: what it seals is what the gateway releases.
+pub use ribat_import::records::{DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS};
 
 /// Why a vault read returned nothing.
 #[derive(Debug, thiserror::Error)]

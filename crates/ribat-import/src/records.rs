@@ -2,9 +2,13 @@
 //!
 //! | table | record id | class `identity` | class `financial` | blind indexes |
 //! |---|---|---|---|---|
-//! | `persons` | `p-…` | cnss, cin, given, surname, name_ar, birth_date, city | rib | cnss, cin, name-birth |
-//! | `employers` | `e-…` | affiliation, ice, name, activity, address, city | — | affiliation |
+//! | `persons` | `p-…` | cnss, cin, given, surname, name_ar, birth_date, city, employer | rib | cnss, cin, name-birth |
+//! | `employers` | `e-…` | affiliation, ice, name, activity, address, city, postal_code, agency | — | affiliation |
 //! | `declarations` | `d-AAAAMM-p-…-e-…` | — | period, person, employer, days, salary_real, salary_capped, allowance, situation | decl-of(person) |
+//!
+//! The layouts below ([`PERSON_FIELDS`], [`EMPLOYER_FIELDS`], [`DECLARATION_FIELDS`]) are
+//! the one place that says it: the sealer seals what they list, and the gateway releases
+//! and masks by them.
 //!
 //! Record ids are opaque and carry no personal data: `p-` or `e-` and 32 letters `a`–`p`
 //! encoding a keyed tag of the CNSS or affiliation number (letters only, so that no digit
@@ -32,6 +36,83 @@ pub const DECLARATIONS: &str = "declarations";
 /// Blind-index kind for a person's declarations.
 pub const DECL_OF: &str = "decl-of";
 
+/// Class of names, identifiers, addresses.
+pub const IDENTITY: &str = "identity";
+/// Class of salaries and bank details.
+pub const FINANCIAL: &str = "financial";
+
+/// A person's fields, each with the class that seals it, in the order the API lists them.
+pub const PERSON_FIELDS: &[(&str, &str)] = &[
+    ("cnss", IDENTITY),
+    ("cin", IDENTITY),
+    ("given", IDENTITY),
+    ("surname", IDENTITY),
+    ("name_ar", IDENTITY),
+    ("birth_date", IDENTITY),
+    ("city", IDENTITY),
+    ("employer", IDENTITY),
+    ("rib", FINANCIAL),
+];
+
+/// An employer's fields, all sealed in class [`IDENTITY`].
+pub const EMPLOYER_FIELDS: &[&str] = &[
+    "affiliation",
+    "ice",
+    "name",
+    "activity",
+    "address",
+    "city",
+    "postal_code",
+    "agency",
+];
+
+/// The fields of a declaration (class [`FINANCIAL`]) released in a person's history; the
+/// others (its person, employer, line kind, children, allowance, situation) stay sealed.
+pub const DECLARATION_FIELDS: &[&str] = &["period", "days", "salary_real", "salary_capped"];
+
+/// The value of a person's field named in [`PERSON_FIELDS`].
+fn person_value<'a>(p: &'a PersonRow, field: &str) -> Option<&'a str> {
+    Some(match field {
+        "cnss" => &p.cnss,
+        "cin" => &p.cin,
+        "given" => &p.given,
+        "surname" => &p.surname,
+        "name_ar" => &p.name_ar,
+        "birth_date" => &p.birth_date,
+        "city" => &p.city,
+        "employer" => &p.employer,
+        "rib" => &p.rib,
+        _ => return None,
+    })
+}
+
+/// The value of an employer's field named in [`EMPLOYER_FIELDS`].
+fn employer_value<'a>(e: &'a EmployerRow, field: &str) -> Option<&'a str> {
+    Some(match field {
+        "affiliation" => &e.affiliation,
+        "ice" => &e.ice,
+        "name" => &e.name,
+        "activity" => &e.activity,
+        "address" => &e.address,
+        "city" => &e.city,
+        "postal_code" => &e.postal_code,
+        "agency" => &e.agency,
+        _ => return None,
+    })
+}
+
+/// The fields of `class` in a layout, with their values.
+fn of_class<'a>(
+    p: &'a PersonRow,
+    class: &str,
+) -> impl Iterator<Item = (&'static str, &'a [u8])> + use<'a> {
+    let class = class.to_owned();
+    PERSON_FIELDS
+        .iter()
+        .filter(move |(_, c)| *c == class)
+        .filter_map(move |(f, _)| person_value(p, f).map(|v| (*f, v.as_bytes())))
+}
+
 /// Seals records with the group's public keys and tags them with the blind-index key
 /// (and, when given the opened leak key, files their leak digests).
 pub struct RecordSealer<'a> {
@@ -58,8 +139,8 @@ impl<'a> RecordSealer<'a> {
     /// A sealer for the group's current epoch.
     pub fn new(group: &GroupPublic, index: &'a BlindIndexer) -> Result<Self> {
         Ok(Self {
-            identity: Sealer::new("identity", group.class("identity")?, group.epoch),
-            financial: Sealer::new("financial", group.class("financial")?, group.epoch),
+            identity: Sealer::new(IDENTITY, group.class(IDENTITY)?, group.epoch),
+            financial: Sealer::new(FINANCIAL, group.class(FINANCIAL)?, group.epoch),
             index,
             leak: None,
         })
@@ -104,23 +185,10 @@ impl<'a> RecordSealer<'a> {
 
     /// A person: identity and bank details sealed, three blind indexes.
     pub fn person(&self, record_id: &str, p: &PersonRow, version: u64) -> Result<StoredRecord> {
-        let id = self.identity.seal(
-            PERSONS,
-            record_id,
-            &[
-                ("cnss", p.cnss.as_bytes()),
-                ("cin", p.cin.as_bytes()),
-                ("given", p.given.as_bytes()),
-                ("surname", p.surname.as_bytes()),
-                ("name_ar", p.name_ar.as_bytes()),
-                ("birth_date", p.birth_date.as_bytes()),
-                ("city", p.city.as_bytes()),
-                ("employer", p.employer.as_bytes()),
-            ],
-        )?;
-        let fin = self
-            .financial
-            .seal(PERSONS, record_id, &[("rib", p.rib.as_bytes())])?;
+        let identity: Vec<_> = of_class(p, IDENTITY).collect();
+        let id = self.identity.seal(PERSONS, record_id, &identity)?;
+        let financial: Vec<_> = of_class(p, FINANCIAL).collect();
+        let fin = self.financial.seal(PERSONS, record_id, &financial)?;
         let full_name = format!("{} {}", p.given, p.surname);
         let mut index = vec![
             tag("cnss", self.index.cnss(&p.cnss)?),
@@ -152,20 +220,11 @@ impl<'a> RecordSealer<'a> {
 
     /// An employer.
     pub fn employer(&self, record_id: &str, e: &EmployerRow, version: u64) -> Result<StoredRecord> {
-        let id = self.identity.seal(
-            EMPLOYERS,
-            record_id,
-            &[
-                ("affiliation", e.affiliation.as_bytes()),
-                ("ice", e.ice.as_bytes()),
-                ("name", e.name.as_bytes()),
-                ("activity", e.activity.as_bytes()),
-                ("address", e.address.as_bytes()),
-                ("city", e.city.as_bytes()),
-                ("postal_code", e.postal_code.as_bytes()),
-                ("agency", e.agency.as_bytes()),
-            ],
-        )?;
+        let fields: Vec<_> = EMPLOYER_FIELDS
+            .iter()
+            .filter_map(|f| employer_value(e, f).map(|v| (*f, v.as_bytes())))
+            .collect();
+        let id = self.identity.seal(EMPLOYERS, record_id, &fields)?;
         Ok(StoredRecord {
             table: EMPLOYERS.into(),
             record_id: record_id.to_owned(),
@@ -343,6 +402,36 @@ mod tests {
             .into_iter()
             .find(|(g, _)| *g == f)
             .map(|(_, d)| d)
+    }
+
+    #[test]
+    fn every_field_of_a_layout_is_sealed_in_its_class_and_no_other() {
+        let p = person();
+        for class in [IDENTITY, FINANCIAL] {
+            let sealed: Vec<&str> = of_class(&p, class).map(|(f, _)| f).collect();
+            let listed: Vec<&str> = PERSON_FIELDS
+                .iter()
+                .filter(|(_, c)| *c == class)
+                .map(|(f, _)| *f)
+                .collect();
+            assert_eq!(sealed, listed, "class {class}");
+        }
+        assert!(of_class(&p, "no-such-class").next().is_none());
+        let e = EmployerRow {
+            affiliation: "1234567".into(),
+            ice: "001234567000089".into(),
+            name: "Atlas".into(),
+            activity: "textile".into(),
+            address: "1 rue".into(),
+            city: "Fes".into(),
+            postal_code: "30000".into(),
+            agency: "12".into(),
+        };
+        for f in EMPLOYER_FIELDS {
+            assert!(employer_value(&e, f).is_some_and(|v| !v.is_empty()), "{f}");
+        }
+        assert_eq!(person_value(&p, "rib"), Some(p.rib.as_str()));
+        assert_eq!(person_value(&p, "no-such-field"), None);
     }
 
     #[test]
