@@ -13,16 +13,16 @@ use ribat_store::{SqliteStore, Store, StoredClass, StoredRecord};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub const NAMES: [&str; 4] = [
+pub(crate) const NAMES: [&str; 4] = [
     "Fatima Zahra Benali",
     "Mohammed El Amrani",
     "Khadija Ait Ouahmane",
     "Youssef Tazi",
 ];
-pub const SALARIES: [&str; 4] = ["1234500", "987600", "45000000", "320000"];
-pub const HONEY: &str = "p-honey";
+pub(crate) const SALARIES: [&str; 4] = ["1234500", "987600", "45000000", "320000"];
+pub(crate) const HONEY: &str = "p-honey";
 
-pub struct Vault {
+pub(crate) struct Vault {
     pub dir: tempfile::TempDir,
     pub group: GroupPublic,
     pub store: Arc<SqliteStore>,
@@ -34,12 +34,12 @@ pub struct Vault {
     pub live: std::sync::Mutex<Vec<std::sync::Weak<LocalCustodian>>>,
 }
 
-pub fn pass(i: usize) -> Passphrase {
+pub(crate) fn pass(i: usize) -> Passphrase {
     Passphrase::new(format!("custodian-{i}-passphrase"))
 }
 
 impl Vault {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let custodian_dirs: Vec<PathBuf> = (1..=3)
             .map(|i| dir.path().join(format!("custodian-{i}")))
@@ -124,7 +124,7 @@ impl Vault {
     }
 
     /// Custodian `i`: the one open now, or freshly opened (a restart when none is).
-    pub fn custodian(&self, i: usize) -> Arc<LocalCustodian> {
+    pub(crate) fn custodian(&self, i: usize) -> Arc<LocalCustodian> {
         let mut live = self.live.lock().unwrap();
         if let Some(c) = live[i - 1].upgrade() {
             return c;
@@ -142,11 +142,11 @@ impl Vault {
         c
     }
 
-    pub fn reader_over(&self, custodians: Vec<Arc<dyn Custodian>>) -> QuorumReader {
+    pub(crate) fn reader_over(&self, custodians: Vec<Arc<dyn Custodian>>) -> QuorumReader {
         QuorumReader::new(self.group.clone(), custodians, self.store.clone())
     }
 
-    pub fn reader(&self) -> QuorumReader {
+    pub(crate) fn reader(&self) -> QuorumReader {
         self.reader_over(
             (1..=3)
                 .map(|i| self.custodian(i) as Arc<dyn Custodian>)
@@ -155,7 +155,7 @@ impl Vault {
     }
 }
 
-pub fn request(
+pub(crate) fn request(
     identity: &str,
     role: &str,
     purpose: &str,
@@ -177,7 +177,7 @@ pub fn request(
 }
 
 /// Every file under `dir`, recursively, as bytes.
-pub fn all_bytes(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn all_bytes(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -190,6 +190,6 @@ pub fn all_bytes(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }

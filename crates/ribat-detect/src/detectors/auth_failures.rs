@@ -12,7 +12,7 @@ use std::collections::HashMap;
 const RULE: RuleId = RuleId::AuthFailures;
 
 #[derive(Default)]
-pub struct AuthFailures {
+pub(super) struct AuthFailures {
     certs: HashMap<String, Burst>,
 }
 

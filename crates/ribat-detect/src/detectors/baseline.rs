@@ -25,7 +25,7 @@ struct RoleHours {
 }
 
 #[derive(Default)]
-pub struct Baseline {
+pub(super) struct Baseline {
     /// Per role, and per identity.
     roles: HashMap<String, RoleHours>,
     identities: HashMap<String, RoleHours>,

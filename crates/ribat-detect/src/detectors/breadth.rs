@@ -12,7 +12,7 @@ use std::collections::HashMap;
 const RULE: RuleId = RuleId::Breadth;
 
 #[derive(Default)]
-pub struct Breadth {
+pub(super) struct Breadth {
     ids: HashMap<String, (DistinctWindow, Trail, bool)>,
 }
 

@@ -16,7 +16,7 @@ const RULE: RuleId = RuleId::Disagreement;
 const SERVICE_TABLE: &str = ribat_policy::policy::KEYS_TABLE;
 
 #[derive(Default)]
-pub struct Disagreement {
+pub(super) struct Disagreement {
     /// Request id → (time, node, summary) of custodian answers not yet matched.
     waiting: HashMap<String, (u64, String, String)>,
     /// Request ids the gateway audited recently, oldest first.

@@ -23,7 +23,7 @@ const HORIZON_MS: u64 = 3_600_000;
 type Lookup = (u64, u64, bool);
 
 #[derive(Default)]
-pub struct Enumeration {
+pub(super) struct Enumeration {
     lookups: HashMap<String, (VecDeque<Lookup>, Trail)>,
 }
 

@@ -10,7 +10,7 @@ use crate::rules::Rules;
 
 const RULE: RuleId = RuleId::Honey;
 
-pub struct Honey;
+pub(super) struct Honey;
 
 impl Detector for Honey {
     fn rule(&self) -> RuleId {

@@ -140,9 +140,9 @@ pub(crate) mod test_events {
     use crate::event::{Access, Actor, AuthFailure, Denied, Event, Kind};
 
     /// 2026-11-23 (a Monday) 09:00 in Morocco (UTC+1), in ms.
-    pub const MONDAY_9AM: u64 = 1_795_420_800_000;
+    pub(crate) const MONDAY_9AM: u64 = 1_795_420_800_000;
 
-    pub fn actor(identity: &str, role: &str) -> Actor {
+    pub(crate) fn actor(identity: &str, role: &str) -> Actor {
         Actor {
             identity: identity.into(),
             role: role.into(),
@@ -152,7 +152,7 @@ pub(crate) mod test_events {
         }
     }
 
-    pub fn read(t: u64, identity: &str, role: &str, purpose: &str, subject: &str) -> Event {
+    pub(crate) fn read(t: u64, identity: &str, role: &str, purpose: &str, subject: &str) -> Event {
         Event {
             time_ms: t,
             component: "gateway".into(),
@@ -170,14 +170,14 @@ pub(crate) mod test_events {
         }
     }
 
-    pub fn with(mut e: Event, f: impl FnOnce(&mut Access)) -> Event {
+    pub(crate) fn with(mut e: Event, f: impl FnOnce(&mut Access)) -> Event {
         if let Kind::Access(a) = &mut e.kind {
             f(a);
         }
         e
     }
 
-    pub fn denied(t: u64, identity: &str, role: &str, reason: &str) -> Event {
+    pub(crate) fn denied(t: u64, identity: &str, role: &str, reason: &str) -> Event {
         Event {
             time_ms: t,
             component: "gateway".into(),
@@ -190,7 +190,7 @@ pub(crate) mod test_events {
         }
     }
 
-    pub fn auth_failure(t: u64, identity: &str, reason: &str) -> Event {
+    pub(crate) fn auth_failure(t: u64, identity: &str, reason: &str) -> Event {
         Event {
             time_ms: t,
             component: "gateway".into(),
@@ -202,7 +202,7 @@ pub(crate) mod test_events {
     }
 
     /// Runs one detector over events; returns every finding.
-    pub fn run(
+    pub(crate) fn run(
         d: &mut dyn super::Detector,
         rules: &crate::rules::Rules,
         events: &[Event],

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 const RULE: RuleId = RuleId::NewSource;
 
 #[derive(Default)]
-pub struct NewSource {
+pub(super) struct NewSource {
     ids: HashMap<String, (HashSet<String>, usize)>,
 }
 

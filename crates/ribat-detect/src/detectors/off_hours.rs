@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 const RULE: RuleId = RuleId::OffHours;
 
 #[derive(Default)]
-pub struct OffHours {
+pub(super) struct OffHours {
     ids: HashMap<String, (i64, HashSet<String>, Trail, bool)>,
 }
 

@@ -18,7 +18,7 @@ pub fn custodian_node(index: u32) -> String {
 }
 
 #[derive(Default)]
-pub struct ProofFailure;
+pub(super) struct ProofFailure;
 
 impl Detector for ProofFailure {
     fn rule(&self) -> RuleId {

@@ -9,7 +9,7 @@ use crate::rules::Rules;
 
 const RULE: RuleId = RuleId::PublicFigure;
 
-pub struct PublicFigure;
+pub(super) struct PublicFigure;
 
 impl Detector for PublicFigure {
     fn rule(&self) -> RuleId {

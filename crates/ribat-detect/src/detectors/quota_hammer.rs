@@ -11,7 +11,7 @@ use std::collections::HashMap;
 const RULE: RuleId = RuleId::QuotaHammer;
 
 #[derive(Default)]
-pub struct QuotaHammer {
+pub(super) struct QuotaHammer {
     refusals: HashMap<String, Burst>,
 }
 

@@ -89,7 +89,7 @@ struct Role {
 }
 
 #[derive(Default)]
-pub struct RoleSurge {
+pub(super) struct RoleSurge {
     roles: HashMap<String, Role>,
 }
 

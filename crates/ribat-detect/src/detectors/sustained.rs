@@ -21,7 +21,7 @@ struct Streak {
 }
 
 #[derive(Default)]
-pub struct Sustained {
+pub(super) struct Sustained {
     ids: HashMap<String, Streak>,
 }
 

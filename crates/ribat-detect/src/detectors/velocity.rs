@@ -15,7 +15,7 @@ use std::collections::HashMap;
 const RULE: RuleId = RuleId::Velocity;
 
 #[derive(Default)]
-pub struct Velocity {
+pub(super) struct Velocity {
     seen: HashMap<String, (DistinctWindow, Trail)>,
 }
 

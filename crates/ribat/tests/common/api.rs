@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 /// A server process, killed when dropped.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub addr: String,
 }
@@ -21,7 +21,7 @@ impl Drop for Server {
 }
 
 /// Starts `ribat ARGS…` and waits for its "listening on https://ADDR" line.
-pub fn start(home: &Path, args: &[&str], env_remove: &[&str]) -> Server {
+pub(crate) fn start(home: &Path, args: &[&str], env_remove: &[&str]) -> Server {
     let mut c = command(home, args);
     for k in env_remove {
         c.env_remove(k);
@@ -44,12 +44,12 @@ pub fn start(home: &Path, args: &[&str], env_remove: &[&str]) -> Server {
 }
 
 /// The files of an identity issued in `home`.
-pub fn identity(home: &Path, name: &str) -> PathBuf {
+pub(crate) fn identity(home: &Path, name: &str) -> PathBuf {
     home.join("identity/issued").join(name)
 }
 
 /// Issues an identity with the CLI.
-pub fn add(home: &Path, name: &str, role: &str, institution: &str) {
+pub(crate) fn add(home: &Path, name: &str, role: &str, institution: &str) {
     ok(ribat(
         home,
         &[
@@ -66,7 +66,7 @@ pub fn add(home: &Path, name: &str, role: &str, institution: &str) {
 }
 
 /// Client TLS settings from an identity directory (`None`: no client certificate).
-pub fn config(ca: &Path, who: Option<&Path>) -> std::sync::Arc<ClientConfig> {
+pub(crate) fn config(ca: &Path, who: Option<&Path>) -> std::sync::Arc<ClientConfig> {
     let ca = std::fs::read_to_string(ca).unwrap();
     let pair = who.map(|d| {
         (
@@ -83,7 +83,7 @@ pub fn config(ca: &Path, who: Option<&Path>) -> std::sync::Arc<ClientConfig> {
 }
 
 /// One request on a fresh connection (HTTP/1.1).
-pub fn call(
+pub(crate) fn call(
     addr: &str,
     cfg: std::sync::Arc<ClientConfig>,
     method: &str,
@@ -108,14 +108,14 @@ pub fn call(
 }
 
 /// A token from POST /v1/token for the holder of `who`.
-pub fn token(addr: &str, ca: &Path, who: &Path) -> String {
+pub(crate) fn token(addr: &str, ca: &Path, who: &Path) -> String {
     let r = call(addr, config(ca, Some(who)), "POST", "/v1/token", None, None).unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()["token"].as_str().unwrap().to_owned()
 }
 
 /// The problem type's last segment of a problem+json response.
-pub fn problem(r: &Response) -> String {
+pub(crate) fn problem(r: &Response) -> String {
     assert_eq!(r.content_type, "application/problem+json", "{r:?}");
     r.json()["type"]
         .as_str()
@@ -127,7 +127,7 @@ pub fn problem(r: &Response) -> String {
 }
 
 /// An identity calling a running gateway with its own certificate and a token bound to it.
-pub struct Caller {
+pub(crate) struct Caller {
     pub addr: String,
     pub cfg: std::sync::Arc<ClientConfig>,
     pub token: String,
@@ -135,7 +135,7 @@ pub struct Caller {
 
 impl Caller {
     /// `name`'s certificate (issued in `home`, trusting `ca`) and a fresh token.
-    pub fn new(home: &Path, ca: &Path, gw: &Server, name: &str) -> Self {
+    pub(crate) fn new(home: &Path, ca: &Path, gw: &Server, name: &str) -> Self {
         let who = identity(home, name);
         Self {
             addr: gw.addr.clone(),
@@ -145,7 +145,7 @@ impl Caller {
     }
 
     /// `GET path`.
-    pub fn get(&self, path: &str) -> Response {
+    pub(crate) fn get(&self, path: &str) -> Response {
         call(
             &self.addr,
             self.cfg.clone(),
@@ -158,7 +158,7 @@ impl Caller {
     }
 
     /// `POST path` with a JSON body.
-    pub fn post(&self, path: &str, body: serde_json::Value) -> Response {
+    pub(crate) fn post(&self, path: &str, body: serde_json::Value) -> Response {
         call(
             &self.addr,
             self.cfg.clone(),

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-pub mod api;
+pub(crate) mod api;
 
-pub const PASSES: [(&str, &str); 3] = [
+pub(crate) const PASSES: [(&str, &str); 3] = [
     (
         "RIBAT_CUSTODIAN_1_PASSPHRASE",
         "first custodian's long passphrase",
@@ -27,7 +27,7 @@ pub const PASSES: [(&str, &str); 3] = [
     ),
 ];
 
-pub fn command(home: &Path, args: &[&str]) -> Command {
+pub(crate) fn command(home: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ribat"));
     c.arg("--home")
         .arg(home)
@@ -39,11 +39,11 @@ pub fn command(home: &Path, args: &[&str]) -> Command {
     c
 }
 
-pub fn ribat(home: &Path, args: &[&str]) -> Output {
+pub(crate) fn ribat(home: &Path, args: &[&str]) -> Output {
     command(home, args).output().unwrap()
 }
 
-pub fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -51,14 +51,14 @@ pub fn text(o: &Output) -> String {
     )
 }
 
-pub fn ok(o: Output) -> String {
+pub(crate) fn ok(o: Output) -> String {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     t
 }
 
 /// Generates a fund's files with the CLI and initialises keys in `home`.
-pub fn fund_and_keys(
+pub(crate) fn fund_and_keys(
     dir: &Path,
     persons: usize,
     employers: usize,
@@ -96,7 +96,7 @@ pub fn fund_and_keys(
 }
 
 /// Sets one detector rule's mode in HOME/rules.json.
-pub fn set_rule_mode(home: &Path, rule: &str, mode: &str) {
+pub(crate) fn set_rule_mode(home: &Path, rule: &str, mode: &str) {
     let path = home.join("rules.json");
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -105,14 +105,14 @@ pub fn set_rule_mode(home: &Path, rule: &str, mode: &str) {
 }
 
 /// The node opened in this process: a reader over its three custodians.
-pub struct Node {
+pub(crate) struct Node {
     pub reader: QuorumReader,
     pub store: Arc<SqliteStore>,
     pub index: ribat_crypto::blind_index::BlindIndexer,
     pub group: ribat_crypto::group::GroupPublic,
 }
 
-pub fn open(home: &Path) -> Node {
+pub(crate) fn open(home: &Path) -> Node {
     let group = ribat_crypto::group::GroupPublic::from_json(
         &std::fs::read_to_string(home.join("group.json")).unwrap(),
     )
@@ -151,7 +151,7 @@ pub fn open(home: &Path) -> Node {
 }
 
 /// Reads `class` of records in batches, as the pension run would.
-pub fn read_all(
+pub(crate) fn read_all(
     node: &Node,
     table: &str,
     class: &str,
@@ -180,6 +180,6 @@ pub fn read_all(
     out
 }
 
-pub fn field(f: &ribat_crypto::envelope::OpenedFields, name: &str) -> String {
+pub(crate) fn field(f: &ribat_crypto::envelope::OpenedFields, name: &str) -> String {
     String::from_utf8(f.get(name).unwrap().to_vec()).unwrap()
 }
