@@ -95,56 +95,21 @@ fn every_acknowledged_append_survives_kill_9() {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
-
-/// Makes `dir` and its files unwritable even for an open descriptor (as root, with the
-/// immutable attribute; otherwise by permissions, which bind at the next open).
-fn make_unwritable(dir: &std::path::Path, on: bool) {
-    let mut paths = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir).unwrap() {
-        paths.push(e.unwrap().path());
-    }
-    if is_root() {
-        let st = Command::new("chattr")
-            .arg(if on { "+i" } else { "-i" })
-            .args(&paths)
-            .status()
-            .unwrap();
-        assert!(st.success(), "chattr failed");
-    } else {
-        use std::os::unix::fs::PermissionsExt;
-        for p in paths.iter().rev() {
-            let mode = if p.is_dir() {
-                if on { 0o500 } else { 0o700 }
-            } else if on {
-                0o400
-            } else {
-                0o600
-            };
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-    }
-}
-
 #[test]
 fn an_unwritable_log_refuses_appends_and_stays_refusing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let (log, _) = Log::open(&dir, "ribat.test/ro").unwrap();
     log.append(b"{\"v\":1}").unwrap();
-    make_unwritable(&dir, true);
-    if is_root() {
+    ribat_testkit::fs::make_unwritable(&dir, true);
+    if ribat_testkit::fs::is_root() {
         // The descriptor is open: the write itself fails.
         let e = log.append(b"{\"v\":1,\"n\":2}").unwrap_err();
         assert!(matches!(e, LogError::Failed { .. }), "{e}");
         assert!(e.to_string().contains("cannot write"), "{e}");
     }
-    make_unwritable(&dir, false);
-    if is_root() {
+    ribat_testkit::fs::make_unwritable(&dir, false);
+    if ribat_testkit::fs::is_root() {
         // Writable again, but the open log stays failed: nothing after a failed sync is trusted.
         let e = log.append(b"{\"v\":1,\"n\":3}").unwrap_err();
         assert!(matches!(e, LogError::Failed { .. }), "{e}");
@@ -154,10 +119,10 @@ fn an_unwritable_log_refuses_appends_and_stays_refusing() {
     assert!(e.to_string().contains("another process"), "{e}");
     drop(log);
     // Reopening an unwritable log fails with a clear error.
-    make_unwritable(&dir, true);
+    ribat_testkit::fs::make_unwritable(&dir, true);
     let e = Log::open(&dir, "ribat.test/ro").unwrap_err();
     assert!(e.to_string().contains("audit log"), "{e}");
-    make_unwritable(&dir, false);
+    ribat_testkit::fs::make_unwritable(&dir, false);
     let (log, _) = Log::open(&dir, "ribat.test/ro").unwrap();
     assert_eq!(log.size().unwrap(), 1);
 }

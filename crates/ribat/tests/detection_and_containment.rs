@@ -10,51 +10,23 @@ mod common;
 
 use common::api::*;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    fund: ribat_sim::Fund,
-    ca: PathBuf,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (src, home, fund) = fund_and_keys(dir.path(), 600, 20, 1, 41);
-    let only = src.join("ribat-only");
-    ok(ribat(
-        &home,
+fn fixture() -> Served {
+    served(
+        600,
+        20,
+        41,
+        Marks::HoneyAndPublicFigures,
         &[
-            "import",
-            src.join("persons.csv").to_str().unwrap(),
-            src.join("employers.csv").to_str().unwrap(),
-            "--honey",
-            only.join("honey.csv").to_str().unwrap(),
-            "--public-figures",
-            only.join("sensitive.csv").to_str().unwrap(),
-            "--passphrases",
-            "env",
+            ("partner.scraper", "partner", "insurer-x"),
+            ("partner.bank", "partner", "bank-y"),
+            ("clerk.1", "clerk", "agency-casa-anfa"),
+            ("supervisor.1", "supervisor", "agency-casa-anfa"),
+            ("sec.amina", "security", "cnss-soc"),
+            ("sec.youssef", "security", "cnss-soc"),
         ],
-    ));
-    ok(ribat(&home, &["identity", "init"]));
-    for (name, role, inst) in [
-        ("partner.scraper", "partner", "insurer-x"),
-        ("partner.bank", "partner", "bank-y"),
-        ("clerk.1", "clerk", "agency-casa-anfa"),
-        ("supervisor.1", "supervisor", "agency-casa-anfa"),
-        ("sec.amina", "security", "cnss-soc"),
-        ("sec.youssef", "security", "cnss-soc"),
-    ] {
-        add(&home, name, role, inst);
-    }
-    let ca = identity(&home, "gateway.embedded").join("ca.pem");
-    Fixture {
-        _dir: dir,
-        home,
-        fund,
-        ca,
-    }
+    )
 }
 
 /// Ordinary persons, every 8th: far enough apart in the CNSS number space that reading

@@ -10,43 +10,24 @@ mod common;
 use common::api::*;
 use common::*;
 use ribat_net::client::Connection;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    fund: ribat_sim::Fund,
-    ca: PathBuf,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (src, home, fund) = fund_and_keys(dir.path(), 60, 4, 1, 77);
-    ok(ribat(
-        &home,
+fn fixture() -> Served {
+    served(
+        60,
+        4,
+        77,
+        Marks::Nothing,
         &[
-            "import",
-            src.join("persons.csv").to_str().unwrap(),
-            src.join("employers.csv").to_str().unwrap(),
-            "--passphrases",
-            "env",
+            ("clerk.1", "clerk", "agency-casa-anfa"),
+            ("clerk.2", "clerk", "agency-casa-anfa"),
         ],
-    ));
-    ok(ribat(&home, &["identity", "init"]));
-    add(&home, "clerk.1", "clerk", "agency-casa-anfa");
-    add(&home, "clerk.2", "clerk", "agency-casa-anfa");
-    let ca = identity(&home, "gateway.embedded").join("ca.pem");
-    Fixture {
-        _dir: dir,
-        home,
-        fund,
-        ca,
-    }
+    )
 }
 
-fn serve(f: &Fixture) -> Server {
+fn serve(f: &Served) -> Server {
     start(
         &f.home,
         &["serve", "--listen", "127.0.0.1:0", "--passphrases", "env"],

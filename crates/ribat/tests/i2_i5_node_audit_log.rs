@@ -7,42 +7,6 @@
 mod common;
 
 use common::*;
-use std::path::Path;
-use std::process::Command;
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
-
-/// Makes the audit directory and its files unwritable (root: immutable attribute;
-/// otherwise permissions), or writable again.
-fn unwritable(dir: &Path, on: bool) {
-    let mut paths = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir).unwrap() {
-        paths.push(e.unwrap().path());
-    }
-    if is_root() {
-        let st = Command::new("chattr")
-            .arg(if on { "+i" } else { "-i" })
-            .args(&paths)
-            .status()
-            .unwrap();
-        assert!(st.success(), "chattr failed");
-    } else {
-        use std::os::unix::fs::PermissionsExt;
-        for p in paths.iter().rev() {
-            let mode = match (p.is_dir(), on) {
-                (true, true) => 0o500,
-                (true, false) => 0o700,
-                (false, true) => 0o400,
-                (false, false) => 0o600,
-            };
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-    }
-}
 
 #[test]
 fn i2_with_the_audit_log_unwritable_a_read_is_refused_and_releases_nothing() {
@@ -76,9 +40,9 @@ fn i2_with_the_audit_log_unwritable_a_read_is_refused_and_releases_nothing() {
     assert!(out.contains(&p.surname), "{out}");
 
     let audit = home.join("audit");
-    unwritable(&audit, true);
+    ribat_testkit::fs::make_unwritable(&audit, true);
     let refused = get();
-    unwritable(&audit, false);
+    ribat_testkit::fs::make_unwritable(&audit, false);
     let msg = text(&refused);
     assert!(
         !refused.status.success(),

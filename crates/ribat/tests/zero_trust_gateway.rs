@@ -11,49 +11,28 @@ use common::api::*;
 use common::*;
 use ribat_identity::{Ca, CertKind, PeerIdentity, TokenIssuer};
 use ribat_store::Store;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const DEPLOYMENT: &str = "ribat.local";
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    fund: ribat_sim::Fund,
-    ca: PathBuf,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let (src, home, fund) = fund_and_keys(dir.path(), 200, 8, 1, 7);
+fn fixture() -> Served {
+    let f = served(
+        200,
+        8,
+        7,
+        Marks::Honey,
+        &[
+            ("clerk.1", "clerk", "agency-casa-anfa"),
+            ("clerk.2", "clerk", "agency-casa-anfa"),
+            ("partner.insurer-x", "partner", "insurer-x"),
+        ],
+    );
     // This file is about the gate's own reasons. In a fund of 200 persons every CNSS
     // number is within a few dozen of another, so any dozen reads look like walking the
     // number space: the enumeration detector only alerts here (its own tests and the
     // simulator show it acting).
-    set_rule_mode(&home, "enumeration", "shadow");
-    let honey = src.join("ribat-only/honey.csv");
-    ok(ribat(
-        &home,
-        &[
-            "import",
-            src.join("persons.csv").to_str().unwrap(),
-            src.join("employers.csv").to_str().unwrap(),
-            "--honey",
-            honey.to_str().unwrap(),
-            "--passphrases",
-            "env",
-        ],
-    ));
-    ok(ribat(&home, &["identity", "init"]));
-    add(&home, "clerk.1", "clerk", "agency-casa-anfa");
-    add(&home, "clerk.2", "clerk", "agency-casa-anfa");
-    add(&home, "partner.insurer-x", "partner", "insurer-x");
-    let ca = identity(&home, "gateway.embedded").join("ca.pem");
-    Fixture {
-        _dir: dir,
-        home,
-        fund,
-        ca,
-    }
+    set_rule_mode(&f.home, "enumeration", "shadow");
+    f
 }
 
 fn persons(fund: &ribat_sim::Fund) -> Vec<&ribat_sim::fund::Person> {

@@ -1,7 +1,7 @@
 //! A running `ribat serve` (or `ribat custodian`) process and mTLS calls to it, as a
 //! partner system or an attacker would make them.
 
-use super::{command, ok, ribat};
+use super::{command, fund_and_keys, ok, ribat};
 use ribat_net::client::{ClientConfig, ClientError, Connection, Response};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -63,6 +63,63 @@ pub(crate) fn add(home: &Path, name: &str, role: &str, institution: &str) {
             institution,
         ],
     ));
+}
+
+/// What an import of a generated fund also marks, from the generator's `ribat-only` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marks {
+    /// Nothing: every person is ordinary.
+    Nothing,
+    /// The honey persons.
+    Honey,
+    /// The honey persons and the public figures.
+    HoneyAndPublicFigures,
+}
+
+/// A node holding a generated fund (one month) imported, with the deployment's CA made and
+/// each `(name, role, institution)` issued: where the gateway's tests start.
+pub(crate) struct Served {
+    pub(crate) _dir: tempfile::TempDir,
+    pub(crate) home: PathBuf,
+    pub(crate) fund: ribat_sim::Fund,
+    /// The deployment CA's certificate, as clients pin it.
+    pub(crate) ca: PathBuf,
+}
+
+/// Builds a [`Served`] node of `persons` and `employers` from `seed`.
+pub(crate) fn served(
+    persons: usize,
+    employers: usize,
+    seed: u64,
+    marks: Marks,
+    identities: &[(&str, &str, &str)],
+) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, home, fund) = fund_and_keys(dir.path(), persons, employers, 1, seed);
+    let only = src.join("ribat-only");
+    let files = [src.join("persons.csv"), src.join("employers.csv")];
+    let (honey, figures) = (only.join("honey.csv"), only.join("sensitive.csv"));
+    let mut args: Vec<&str> = vec!["import"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    if marks != Marks::Nothing {
+        args.extend(["--honey", honey.to_str().unwrap()]);
+    }
+    if marks == Marks::HoneyAndPublicFigures {
+        args.extend(["--public-figures", figures.to_str().unwrap()]);
+    }
+    args.extend(["--passphrases", "env"]);
+    ok(ribat(&home, &args));
+    ok(ribat(&home, &["identity", "init"]));
+    for (name, role, institution) in identities {
+        add(&home, name, role, institution);
+    }
+    let ca = identity(&home, "gateway.embedded").join("ca.pem");
+    Served {
+        _dir: dir,
+        home,
+        fund,
+        ca,
+    }
 }
 
 /// Client TLS settings from an identity directory (`None`: no client certificate).
