@@ -59,7 +59,7 @@ pub fn event(ev: &Event) -> Option<String> {
                 ("suser", d.actor.identity.clone()),
                 ("src", d.actor.addr.clone()),
                 ("request", d.route.clone()),
-                ("reason", d.reason.clone()),
+                ("reason", d.reason.to_string()),
                 ("outcome", "failure".into()),
             ],
         )),

@@ -105,8 +105,90 @@ pub struct Denied {
     pub purpose: Option<String>,
     /// Route template or custodian table.
     pub route: String,
-    /// Problem type or denial slug (`quota-exceeded`, `honey`, …).
-    pub reason: String,
+    /// Why it was refused.
+    pub reason: Refusal,
+}
+
+/// Why a request was refused: the kinds detectors act on, by name; any other problem type
+/// or denial slug as it was given. On the wire and in alerts it is the slug itself
+/// (`quota-exceeded`, `honey`, …), so the event format does not change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Over a quota of distinct records.
+    QuotaExceeded,
+    /// A honey record was asked for.
+    Honey,
+    /// The caller is quarantined.
+    Quarantined,
+    /// The caller's role is limited to essential purposes.
+    EssentialOnly,
+    /// A supervisor's co-signature is needed first.
+    StepUpRequired,
+    /// The caller is slowed down.
+    Throttled,
+    /// Another problem type or denial slug.
+    Other(String),
+}
+
+impl Refusal {
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::QuotaExceeded => "quota-exceeded",
+            Self::Honey => "honey",
+            Self::Quarantined => "quarantined",
+            Self::EssentialOnly => "essential-only",
+            Self::StepUpRequired => "step-up-required",
+            Self::Throttled => "throttled",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// A refusal that is a decision of the watch at work (quarantine, essential-only,
+    /// step-up, throttling), not new evidence about the caller.
+    pub fn is_a_decision_at_work(&self) -> bool {
+        matches!(
+            self,
+            Self::Quarantined | Self::EssentialOnly | Self::StepUpRequired | Self::Throttled
+        )
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "quota-exceeded" => Self::QuotaExceeded,
+            "honey" => Self::Honey,
+            "quarantined" => Self::Quarantined,
+            "essential-only" => Self::EssentialOnly,
+            "step-up-required" => Self::StepUpRequired,
+            "throttled" => Self::Throttled,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<Refusal> for String {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Other(s) => s,
+            known => known.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A failed authentication.
@@ -250,6 +332,31 @@ mod lookup_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_is_its_slug_on_the_wire_and_known_slugs_are_typed() {
+        for (slug, typed) in [
+            ("quota-exceeded", Refusal::QuotaExceeded),
+            ("honey", Refusal::Honey),
+            ("quarantined", Refusal::Quarantined),
+            ("essential-only", Refusal::EssentialOnly),
+            ("step-up-required", Refusal::StepUpRequired),
+            ("throttled", Refusal::Throttled),
+            (
+                "purpose-not-allowed",
+                Refusal::Other("purpose-not-allowed".into()),
+            ),
+        ] {
+            assert_eq!(Refusal::from(slug), typed);
+            assert_eq!(typed.as_str(), slug);
+            let json = serde_json::to_string(&typed).unwrap();
+            assert_eq!(json, format!("\"{slug}\""));
+            assert_eq!(serde_json::from_str::<Refusal>(&json).unwrap(), typed);
+        }
+        assert!(Refusal::Throttled.is_a_decision_at_work());
+        assert!(!Refusal::QuotaExceeded.is_a_decision_at_work());
+        assert!(!Refusal::Other("quarantined-ish".into()).is_a_decision_at_work());
+    }
 
     #[test]
     fn a_looked_up_number_is_never_serialised() {

@@ -67,7 +67,7 @@ pub fn event(ev: &Event) -> Option<Value> {
                 "Read",
                 2,
                 "Failure",
-                d.reason.clone(),
+                d.reason.to_string(),
                 actor(&d.actor),
                 d.actor.addr.clone(),
                 String::new(),

@@ -35,7 +35,7 @@ use axum::{Json, Router};
 use ribat_custodian::quorum::QuorumError;
 use ribat_custodian::request::Bearer;
 use ribat_custodian::{Denial, Requester};
-use ribat_detect::event::{Access, Actor, AuthFailure, Denied, Event, Kind};
+use ribat_detect::event::{Access, Actor, AuthFailure, Denied, Event, Kind, Refusal};
 use ribat_net::listener::Caller;
 use ribat_net::problem::{Problem, ProblemType};
 use serde::Deserialize;
@@ -323,11 +323,9 @@ fn events_of(
     if status == StatusCode::UNAUTHORIZED {
         return vec![event(Kind::AuthFailure(AuthFailure { actor, reason }))];
     }
+    let reason = Refusal::from(reason);
     // Refusals by the watch itself are its own decisions at work, not new evidence.
-    if matches!(
-        reason.as_str(),
-        "quarantined" | "essential-only" | "step-up-required" | "throttled"
-    ) {
+    if reason.is_a_decision_at_work() {
         return Vec::new();
     }
     vec![event(Kind::Denied(Denied {

@@ -3,7 +3,7 @@
 //! decision everywhere.
 
 use super::{Detector, finding};
-use crate::event::{Event, Kind};
+use crate::event::{Event, Kind, Refusal};
 use crate::response::{Finding, Severity, Target};
 use crate::rule_id::RuleId;
 use crate::rules::Rules;
@@ -19,7 +19,7 @@ impl Detector for Honey {
 
     fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
         let who = match &ev.kind {
-            Kind::Denied(d) if d.reason == "honey" => d.actor.identity.clone(),
+            Kind::Denied(d) if d.reason == Refusal::Honey => d.actor.identity.clone(),
             Kind::CustodianAnswer(c)
                 if c.quarantined
                     .as_deref()

@@ -2,7 +2,7 @@
 //! the first refusal; a script keeps pushing.
 
 use super::{Burst, Detector, finding};
-use crate::event::{Event, Kind};
+use crate::event::{Event, Kind, Refusal};
 use crate::response::{Finding, Severity, Target};
 use crate::rule_id::RuleId;
 use crate::rules::Rules;
@@ -23,7 +23,7 @@ impl Detector for QuotaHammer {
     fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
         let r = &rules.quota_hammer;
         let Kind::Denied(d) = &ev.kind else { return };
-        if d.reason != "quota-exceeded" {
+        if d.reason != Refusal::QuotaExceeded {
             return;
         }
         let burst = self.refusals.entry(d.actor.identity.clone()).or_default();
