@@ -32,6 +32,7 @@ pub mod rows_file;
 pub mod sheet;
 pub mod summary;
 pub mod table;
+mod tabular;
 pub mod text;
 
 pub use error::LeakError;

@@ -7,8 +7,8 @@
 //! an xlsx's shared strings, and an ods's content (its reader builds the whole grid).
 
 use crate::LeakError;
-use crate::read::{FileReport, Tabular};
 use crate::row::LeakRow;
+use crate::tabular::{FileReport, Tabular};
 use calamine::{Data, Reader, Sheets, open_workbook_auto_from_rs};
 use std::collections::BTreeMap;
 use std::io::Read;
