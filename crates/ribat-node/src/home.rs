@@ -134,3 +134,50 @@ impl StoreSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_option_is_sqlite_or_postgres_with_a_connection_string() {
+        assert!(matches!(
+            StoreSpec::parse("sqlite", "s"),
+            Ok(StoreSpec::Sqlite)
+        ));
+        assert!(matches!(StoreSpec::parse("", "s"), Ok(StoreSpec::Sqlite)));
+        assert!(matches!(
+            StoreSpec::parse("postgres:host=/run/pg dbname=ribat", "fund"),
+            Ok(StoreSpec::Postgres { conninfo, schema })
+                if conninfo == "host=/run/pg dbname=ribat" && schema == "fund"
+        ));
+        for bad in ["postgres:", "mysql:x", "postgres"] {
+            let e = StoreSpec::parse(bad, "s").unwrap_err().to_string();
+            assert!(
+                e.contains("expected `sqlite` or `postgres:<connection string>`"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_directory_carries_its_store_and_lays_out_its_files() {
+        let home = Home::at(PathBuf::from("/n"));
+        assert!(matches!(home.store(), StoreSpec::Sqlite));
+        assert_eq!(home.store_file(), PathBuf::from("/n/store.sqlite"));
+        assert_eq!(home.group_file(), PathBuf::from("/n/group.json"));
+        assert_eq!(
+            home.custodian_dir(2),
+            PathBuf::from("/n/custodians/custodian-2")
+        );
+        let pg = home.with_store(StoreSpec::Postgres {
+            conninfo: "dbname=x".into(),
+            schema: "ribat".into(),
+        });
+        assert!(matches!(pg.store(), StoreSpec::Postgres { .. }));
+        assert_eq!(
+            Home::resolve(Some(PathBuf::from("/flag"))).unwrap().root(),
+            Path::new("/flag")
+        );
+    }
+}

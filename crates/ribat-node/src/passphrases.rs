@@ -121,3 +121,63 @@ pub fn random_files(dir: &std::path::Path, n: usize) -> Result<Source> {
     }
     Ok(Source::Dir(dir.to_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_source_is_prompt_env_or_a_directory_and_anything_else_says_so() {
+        assert!(matches!("prompt".parse::<Source>(), Ok(Source::Prompt)));
+        assert!(matches!("env".parse::<Source>(), Ok(Source::Env)));
+        assert!(
+            matches!("dir:/x".parse::<Source>(), Ok(Source::Dir(p)) if p.as_path() == std::path::Path::new("/x"))
+        );
+        for bad in ["", "dir:", "file:/x", "Prompt"] {
+            let e = bad.parse::<Source>().unwrap_err();
+            assert!(e.contains("expected prompt, env or dir:PATH"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_passphrase_file_must_be_owner_only_and_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(1));
+        std::fs::write(&path, "correct horse battery staple\n").unwrap();
+        let source = Source::Dir(dir.path().to_owned());
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = source.get(1, false).unwrap_err().chain();
+        assert!(
+            e.contains("readable by other users") && e.contains("chmod 600"),
+            "{e}"
+        );
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let p = source.get(1, false).unwrap();
+        assert_eq!(format!("{p:?}"), "Passphrase([redacted])");
+
+        std::fs::write(&path, "short\n").unwrap();
+        let e = source.get(1, false).unwrap_err().chain();
+        assert!(e.contains("shorter than 12 characters"), "{e}");
+
+        let e = source.get(2, false).unwrap_err().chain();
+        assert!(e.contains(&file_name(2)), "a missing file is named: {e}");
+    }
+
+    #[test]
+    fn random_passphrase_files_are_owner_only_and_open_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join("passphrases");
+        let source = random_files(&at, 3).unwrap();
+        for i in 1..=3 {
+            let mode = std::fs::metadata(at.join(file_name(i)))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "custodian {i}'s file is owner-only");
+            assert!(source.get(i, false).is_ok());
+        }
+    }
+}

@@ -559,3 +559,22 @@ fn spawn_server(home: &Home, pass_dir: &Path, command: &[&str]) -> Result<Gatewa
         .to_owned();
     Ok(gw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_custodian_is_an_index_and_an_address_with_a_port() {
+        let r: RemoteSpec = "3=127.0.0.1:7443".parse().unwrap();
+        assert_eq!((r.index, r.addr.as_str()), (3, "127.0.0.1:7443"));
+        for (bad, says) in [
+            ("127.0.0.1:7443", "expected INDEX=HOST:PORT"),
+            ("x=127.0.0.1:7443", "is not a number"),
+            ("3=localhost", "has no port"),
+        ] {
+            let e = bad.parse::<RemoteSpec>().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}
