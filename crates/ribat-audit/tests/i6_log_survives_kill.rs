@@ -101,14 +101,14 @@ fn an_unwritable_log_refuses_appends_and_stays_refusing() {
     let dir = tmp.path().join("log");
     let (log, _) = Log::open(&dir, "ribat.test/ro").unwrap();
     log.append(b"{\"v\":1}").unwrap();
-    ribat_testkit::fs::make_unwritable(&dir, true);
+    ribat_testkit::fs::make_unwritable(&dir, true).unwrap();
     if ribat_testkit::fs::is_root() {
         // The descriptor is open: the write itself fails.
         let e = log.append(b"{\"v\":1,\"n\":2}").unwrap_err();
         assert!(matches!(e, LogError::Failed { .. }), "{e}");
         assert!(e.to_string().contains("cannot write"), "{e}");
     }
-    ribat_testkit::fs::make_unwritable(&dir, false);
+    ribat_testkit::fs::make_unwritable(&dir, false).unwrap();
     if ribat_testkit::fs::is_root() {
         // Writable again, but the open log stays failed: nothing after a failed sync is trusted.
         let e = log.append(b"{\"v\":1,\"n\":3}").unwrap_err();
@@ -119,10 +119,10 @@ fn an_unwritable_log_refuses_appends_and_stays_refusing() {
     assert!(e.to_string().contains("another process"), "{e}");
     drop(log);
     // Reopening an unwritable log fails with a clear error.
-    ribat_testkit::fs::make_unwritable(&dir, true);
+    ribat_testkit::fs::make_unwritable(&dir, true).unwrap();
     let e = Log::open(&dir, "ribat.test/ro").unwrap_err();
     assert!(e.to_string().contains("audit log"), "{e}");
-    ribat_testkit::fs::make_unwritable(&dir, false);
+    ribat_testkit::fs::make_unwritable(&dir, false).unwrap();
     let (log, _) = Log::open(&dir, "ribat.test/ro").unwrap();
     assert_eq!(log.size().unwrap(), 1);
 }

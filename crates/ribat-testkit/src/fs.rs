@@ -13,19 +13,25 @@ pub fn is_root() -> bool {
 
 /// Makes `dir` and the files directly in it unwritable (`on`), or writable again. As root,
 /// with the immutable attribute, which binds even a descriptor opened before; otherwise by
-/// permissions, which bind at the next open.
-pub fn make_unwritable(dir: &Path, on: bool) {
+/// permissions, which bind at the next open. Fails with the file it could not change, or
+/// with chattr's status.
+pub fn make_unwritable(dir: &Path, on: bool) -> std::io::Result<()> {
     let mut paths: Vec<PathBuf> = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir).unwrap() {
-        paths.push(e.unwrap().path());
+    for e in std::fs::read_dir(dir)? {
+        paths.push(e?.path());
     }
     if is_root() {
         let st = Command::new("chattr")
             .arg(if on { "+i" } else { "-i" })
             .args(&paths)
-            .status()
-            .unwrap();
-        assert!(st.success(), "chattr failed");
+            .status()?;
+        if !st.success() {
+            return Err(std::io::Error::other(format!(
+                "chattr {} on {} failed: {st}",
+                if on { "+i" } else { "-i" },
+                dir.display()
+            )));
+        }
     } else {
         use std::os::unix::fs::PermissionsExt;
         for p in paths.iter().rev() {
@@ -35,9 +41,10 @@ pub fn make_unwritable(dir: &Path, on: bool) {
                 (false, true) => 0o400,
                 (false, false) => 0o600,
             };
-            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -49,13 +56,13 @@ mod tests {
         let tmp = std::env::temp_dir().join(format!("ribat-testkit-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).unwrap();
         std::fs::write(tmp.join("a"), b"1").unwrap();
-        make_unwritable(&tmp, true);
+        make_unwritable(&tmp, true).unwrap();
         let refused = std::fs::write(tmp.join("b"), b"2").is_err();
         let appended = std::fs::OpenOptions::new()
             .append(true)
             .open(tmp.join("a"))
             .is_ok();
-        make_unwritable(&tmp, false);
+        make_unwritable(&tmp, false).unwrap();
         assert!(refused, "a new file was created in an unwritable directory");
         assert!(!appended, "an unwritable file was opened for appending");
         std::fs::write(tmp.join("b"), b"2").unwrap();

@@ -40,9 +40,9 @@ fn i2_with_the_audit_log_unwritable_a_read_is_refused_and_releases_nothing() {
     assert!(out.contains(&p.surname), "{out}");
 
     let audit = home.join("audit");
-    ribat_testkit::fs::make_unwritable(&audit, true);
+    ribat_testkit::fs::make_unwritable(&audit, true).unwrap();
     let refused = get();
-    ribat_testkit::fs::make_unwritable(&audit, false);
+    ribat_testkit::fs::make_unwritable(&audit, false).unwrap();
     let msg = text(&refused);
     assert!(
         !refused.status.success(),
