@@ -112,7 +112,7 @@ impl Embedded {
             });
             match opened {
                 Ok(c) => custodians.push(Arc::new(c)),
-                Err(e) => closed.push(format!("custodian {i}: {e:#}")),
+                Err(e) => closed.push(format!("custodian {i}: {}", e.chain())),
             }
         }
         if custodians.len() + remote.len() < group.threshold {

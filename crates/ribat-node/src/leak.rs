@@ -163,7 +163,8 @@ impl Resolver for NodeResolver<'_> {
         let r = match crate::exports::recipient_of_canary(self.node, person_id) {
             Ok(r) => r,
             Err(e) => Some(format!(
-                "an export whose manifest could not be opened: {e:#}"
+                "an export whose manifest could not be opened: {}",
+                e.chain()
             )),
         };
         if let Ok(mut cache) = self.recipients.lock() {

@@ -494,7 +494,7 @@ async fn dispatch(w: Arc<World>, jobs: Vec<Job>, in_flight: usize) -> Result<()>
             tokio::spawn(async move {
                 let w3 = w2.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || bypass(&w3)).await {
-                    eprintln!("the bypass attack could not run: {e:#}");
+                    eprintln!("the bypass attack could not run: {}", e.chain());
                 }
                 w2.attacking.fetch_sub(1, Ordering::SeqCst);
             });
@@ -594,7 +594,7 @@ async fn execute(w: &World, job: &Job) {
                     a.role,
                     w.clock.now_ms(),
                     None,
-                    Some(format!("{e:#}")),
+                    Some(e.chain()),
                 );
                 return;
             }
