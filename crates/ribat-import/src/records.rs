@@ -101,12 +101,12 @@ fn employer_value<'a>(e: &'a EmployerRow, field: &str) -> Option<&'a str> {
     })
 }
 
-/// The fields of `class` in a layout, with their values.
+/// A person's fields of `class`, in layout order, with their values (no allocation but the
+/// caller's: this runs for every imported person).
 fn of_class<'a>(
     p: &'a PersonRow,
-    class: &str,
-) -> impl Iterator<Item = (&'static str, &'a [u8])> + use<'a> {
-    let class = class.to_owned();
+    class: &'static str,
+) -> impl Iterator<Item = (&'static str, &'a [u8])> {
     PERSON_FIELDS
         .iter()
         .filter(move |(_, c)| *c == class)
