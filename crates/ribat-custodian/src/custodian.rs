@@ -282,10 +282,10 @@ impl LocalCustodian {
             custodian: self.keys.index,
             request_id: req.request_id.clone(),
             identity: req.requester.identity.clone(),
-            role: req.requester.role.clone(),
-            purpose: req.purpose.clone(),
-            table: req.table.clone(),
-            class: req.class.clone(),
+            role: req.requester.role.to_string(),
+            purpose: req.purpose.to_string(),
+            table: req.table.to_string(),
+            class: req.class.to_string(),
             records: req.record_ids.clone(),
             outcome: word.into(),
             reason,
@@ -326,24 +326,22 @@ impl LocalCustodian {
     /// Resolves every `R` from the store and answers with a proof.
     fn compute(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
         let index = self.keys.index;
-        let share =
-            self.keys
-                .shares
-                .get(&req.class)
-                .ok_or_else(|| CustodianError::UnknownClass {
-                    custodian: index,
-                    class: req.class.clone(),
-                })?;
+        let share = self.keys.shares.get(req.class.as_str()).ok_or_else(|| {
+            CustodianError::UnknownClass {
+                custodian: index,
+                class: req.class.to_string(),
+            }
+        })?;
         let mut points = Vec::with_capacity(req.record_ids.len());
         for id in &req.record_ids {
             let sp = self
                 .store
-                .point(&req.table, id, &req.class)?
+                .point(req.table.as_str(), id, &req.class)?
                 .ok_or_else(|| CustodianError::UnknownRecord {
                     custodian: index,
-                    table: req.table.clone(),
+                    table: req.table.to_string(),
                     record_id: id.clone(),
-                    class: req.class.clone(),
+                    class: req.class.to_string(),
                 })?;
             if sp.epoch != self.keys.epoch {
                 return Err(CustodianError::WrongEpoch {

@@ -1,6 +1,7 @@
 //! Custodian errors and denials.
 
 use ribat_crypto::CryptoError;
+use ribat_policy::{Class, Purpose, Role, Table};
 use ribat_store::StoreError;
 use thiserror::Error;
 
@@ -14,23 +15,23 @@ pub enum Denial {
     #[error("role `{role}` is not known to this custodian's policy")]
     UnknownRole {
         /// Role.
-        role: String,
+        role: Role,
     },
     /// The role may not read this class.
     #[error("role `{role}` may not read class `{class}`")]
     ClassNotAllowed {
         /// Role.
-        role: String,
+        role: Role,
         /// Class.
-        class: String,
+        class: Class,
     },
     /// The purpose is missing, unknown, or not allowed for the role.
     #[error("purpose `{purpose}` is not allowed for role `{role}` (allowed: {allowed})")]
     PurposeNotAllowed {
         /// Role.
-        role: String,
+        role: Role,
         /// Purpose given.
-        purpose: String,
+        purpose: Purpose,
         /// Purposes the role may use.
         allowed: String,
     },
@@ -38,9 +39,9 @@ pub enum Denial {
     #[error("table `{table}` cannot be read for purpose `{purpose}`")]
     TableNotAllowed {
         /// Table.
-        table: String,
+        table: Table,
         /// Purpose.
-        purpose: String,
+        purpose: Purpose,
     },
     /// The identity has read its quota of distinct records for the window.
     #[error(

@@ -10,12 +10,10 @@
 //! log, so a restart does not reset quotas or lift quarantines.
 
 use crate::error::Denial;
-use crate::policy::{
-    INDEX_KEY_RECORD, KEYS_TABLE, LEAK_KEY_RECORD, PURPOSE_OPEN_INDEX_KEY, PURPOSE_OPEN_LEAK_KEY,
-    Policy,
-};
+use crate::policy::{INDEX_KEY_RECORD, LEAK_KEY_RECORD, Policy};
 use crate::request::{MAX_RECORDS_PER_REQUEST, PartialRequest};
 use crate::window::{QuotaBook, Scope};
+use ribat_policy::{Purpose, Table};
 use std::collections::{BTreeMap, HashSet};
 
 /// An extra check a deployment plugs into every custodian, run after the built-in ones.
@@ -125,7 +123,7 @@ impl Guard {
             self.record_served(
                 &req.requester.identity,
                 &req.requester.role,
-                &req.table,
+                req.table.as_str(),
                 &req.record_ids,
                 now,
             );
@@ -162,7 +160,7 @@ impl Guard {
         if req
             .record_ids
             .iter()
-            .any(|id| self.honey.contains(&(req.table.clone(), id.clone())))
+            .any(|id| self.honey.contains(&(req.table.to_string(), id.clone())))
         {
             // Hostile by definition. The requester is told only that it is quarantined.
             let until = now.saturating_add(self.policy.honey_quarantine_secs);
@@ -198,16 +196,18 @@ impl Guard {
         }
         // Service keys are opened only under their own purpose, and that purpose opens
         // nothing else: a service identity cannot read persons.
-        let key_record = match req.purpose.as_str() {
-            PURPOSE_OPEN_INDEX_KEY => Some(INDEX_KEY_RECORD),
-            PURPOSE_OPEN_LEAK_KEY => Some(LEAK_KEY_RECORD),
-            _ => None,
+        let key_record = if req.purpose == Purpose::OPEN_INDEX_KEY {
+            Some(INDEX_KEY_RECORD)
+        } else if req.purpose == Purpose::OPEN_LEAK_KEY {
+            Some(LEAK_KEY_RECORD)
+        } else {
+            None
         };
         let only_that_key = key_record
-            .is_some_and(|k| req.table == KEYS_TABLE && req.record_ids.iter().all(|r| r == k));
-        if (req.table == KEYS_TABLE || key_record.is_some()) && !only_that_key {
+            .is_some_and(|k| req.table == Table::Keys && req.record_ids.iter().all(|r| r == k));
+        if (req.table == Table::Keys || key_record.is_some()) && !only_that_key {
             return Err(Denial::TableNotAllowed {
-                table: req.table.clone(),
+                table: req.table,
                 purpose: req.purpose.clone(),
             });
         }
@@ -226,7 +226,7 @@ impl Guard {
         let keys: Vec<String> = req
             .record_ids
             .iter()
-            .map(|id| key(&req.table, id))
+            .map(|id| key(req.table.as_str(), id))
             .collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         self.quotas
@@ -294,11 +294,11 @@ mod tests {
             request_id: "r".into(),
             requester: Requester {
                 identity: identity.into(),
-                role: role.into(),
+                role: role.parse().unwrap(),
             },
-            purpose: purpose.into(),
-            table: "persons".into(),
-            class: class.into(),
+            purpose: purpose.parse().unwrap(),
+            table: Table::Persons,
+            class: class.parse().unwrap(),
             record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
             token: None,
         }
@@ -404,7 +404,7 @@ mod tests {
                 &req(
                     "svc",
                     "service",
-                    PURPOSE_OPEN_INDEX_KEY,
+                    &Purpose::OPEN_INDEX_KEY,
                     "identity",
                     &["p-1"]
                 ),
@@ -416,31 +416,35 @@ mod tests {
         let mut k = req(
             "svc",
             "service",
-            PURPOSE_OPEN_INDEX_KEY,
+            &Purpose::OPEN_INDEX_KEY,
             "identity",
             &["blind-index"],
         );
-        k.table = KEYS_TABLE.into();
+        k.table = Table::Keys;
         assert_eq!(g.decide(&k, 0).outcome, Ok(()));
         // Each key's purpose opens that key only: the leak key's purpose neither opens
         // the index key nor reads salaries, and the other way round.
         let mut leak = req(
             "svc",
             "service",
-            PURPOSE_OPEN_LEAK_KEY,
+            &Purpose::OPEN_LEAK_KEY,
             "financial",
             &["leak-digest"],
         );
-        leak.table = KEYS_TABLE.into();
+        leak.table = Table::Keys;
         assert_eq!(g.decide(&leak, 0).outcome, Ok(()));
         for (purpose, record, table) in [
-            (PURPOSE_OPEN_LEAK_KEY, "blind-index", KEYS_TABLE),
-            (PURPOSE_OPEN_INDEX_KEY, "leak-digest", KEYS_TABLE),
-            (PURPOSE_OPEN_LEAK_KEY, "p-1", "persons"),
-            ("counter-service", "leak-digest", KEYS_TABLE),
+            (Purpose::OPEN_LEAK_KEY, "blind-index", Table::Keys),
+            (Purpose::OPEN_INDEX_KEY, "leak-digest", Table::Keys),
+            (Purpose::OPEN_LEAK_KEY, "p-1", Table::Persons),
+            (
+                "counter-service".parse().unwrap(),
+                "leak-digest",
+                Table::Keys,
+            ),
         ] {
-            let mut r = req("svc", "service", purpose, "financial", &[record]);
-            r.table = table.into();
+            let mut r = req("svc", "service", &purpose, "financial", &[record]);
+            r.table = table;
             assert!(
                 matches!(
                     g.decide(&r, 0).outcome,

@@ -9,7 +9,6 @@
 
 use crate::custodian::Custodian;
 use crate::error::{CustodianError, Denial};
-use crate::policy::{KEYS_TABLE, PURPOSE_OPEN_INDEX_KEY, PURPOSE_OPEN_LEAK_KEY};
 use crate::request::{PartialRequest, Requester};
 use ribat_crypto::CryptoError;
 use ribat_crypto::blind_index::BlindIndexer;
@@ -18,6 +17,7 @@ use ribat_crypto::dleq::Dleq;
 use ribat_crypto::envelope::{Envelope, OpenedFields, Sealer};
 use ribat_crypto::group::GroupPublic;
 use ribat_crypto::secret::SecretBytes;
+use ribat_policy::{Class, Purpose, Table};
 use ribat_store::{Store, StoreError, StoredClass, StoredRecord};
 use std::collections::HashMap;
 use std::fmt;
@@ -41,32 +41,32 @@ pub struct SetAside {
 
 pub use crate::policy::{INDEX_KEY_RECORD, LEAK_KEY_RECORD};
 /// Class the blind-index key is sealed to.
-pub const INDEX_KEY_CLASS: &str = "identity";
+pub const INDEX_KEY_CLASS: Class = Class::IDENTITY;
 /// Class the leak-digest key is sealed to: it opens digests of salaries, so it needs the
 /// class that guards salaries.
-pub const LEAK_KEY_CLASS: &str = "financial";
+pub const LEAK_KEY_CLASS: Class = Class::FINANCIAL;
 
 /// A service key kept sealed in the `keys` table.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct ServiceKey {
     record: &'static str,
-    class: &'static str,
+    class: Class,
     field: &'static str,
-    purpose: &'static str,
+    purpose: Purpose,
 }
 
 const INDEX_KEY: ServiceKey = ServiceKey {
     record: INDEX_KEY_RECORD,
     class: INDEX_KEY_CLASS,
     field: "k_idx",
-    purpose: PURPOSE_OPEN_INDEX_KEY,
+    purpose: Purpose::OPEN_INDEX_KEY,
 };
 
 const LEAK_KEY: ServiceKey = ServiceKey {
     record: LEAK_KEY_RECORD,
     class: LEAK_KEY_CLASS,
     field: "k_leak",
-    purpose: PURPOSE_OPEN_LEAK_KEY,
+    purpose: Purpose::OPEN_LEAK_KEY,
 };
 
 /// Why one custodian did not contribute.
@@ -292,11 +292,11 @@ impl QuorumReader {
         for id in &req.record_ids {
             let bytes = self
                 .store
-                .envelope(&req.table, id, &req.class)?
+                .envelope(req.table.as_str(), id, &req.class)?
                 .ok_or_else(|| QuorumError::UnknownRecord {
-                    table: req.table.clone(),
+                    table: req.table.to_string(),
                     record_id: id.clone(),
-                    class: req.class.clone(),
+                    class: req.class.to_string(),
                 })?;
             envelopes.push(Envelope::from_bytes(&bytes)?);
         }
@@ -471,7 +471,14 @@ impl QuorumReader {
         let shared = combine(&req.class, self.group.threshold, good)?;
         let mut records = Vec::with_capacity(envelopes.len());
         for ((env, s), id) in envelopes.iter().zip(&shared).zip(&req.record_ids) {
-            let fields = env.open(&req.table, id, &req.class, keys, self.group.epoch, s)?;
+            let fields = env.open(
+                req.table.as_str(),
+                id,
+                &req.class,
+                keys,
+                self.group.epoch,
+                s,
+            )?;
             records.push((id.clone(), fields));
         }
         Ok(records)
@@ -487,7 +494,10 @@ impl QuorumReader {
     /// store holds one already (a home made before leak digests existed gets one when it
     /// is first needed; an existing key is never replaced, or its digests would be lost).
     pub fn create_leak_key(group: &GroupPublic, store: &dyn Store) -> Result<(), QuorumError> {
-        if store.version(KEYS_TABLE, LEAK_KEY_RECORD)?.is_some() {
+        if store
+            .version(Table::Keys.as_str(), LEAK_KEY_RECORD)?
+            .is_some()
+        {
             return Ok(());
         }
         create_service_key(LEAK_KEY, group, store)
@@ -534,9 +544,9 @@ impl QuorumReader {
         let read = self.read(&PartialRequest {
             request_id: request_id.to_owned(),
             requester: who.clone(),
-            purpose: key.purpose.into(),
-            table: KEYS_TABLE.into(),
-            class: key.class.into(),
+            purpose: key.purpose.clone(),
+            table: Table::Keys,
+            class: key.class.clone(),
             record_ids: vec![key.record.into()],
             token,
         })?;
@@ -562,13 +572,13 @@ fn create_service_key(
     store: &dyn Store,
 ) -> Result<(), QuorumError> {
     let secret = SecretBytes::<32>::random()?;
-    let env = Sealer::new(key.class, group.class(key.class)?, group.epoch).seal(
-        KEYS_TABLE,
+    let env = Sealer::new(&key.class, group.class(&key.class)?, group.epoch).seal(
+        Table::Keys.as_str(),
         key.record,
         &[(key.field, secret.expose())],
     )?;
     store.put_records(&[StoredRecord {
-        table: KEYS_TABLE.into(),
+        table: Table::Keys.to_string(),
         record_id: key.record.into(),
         version: 1,
         classes: vec![StoredClass {

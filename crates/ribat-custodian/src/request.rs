@@ -1,5 +1,6 @@
 //! What a reader asks a custodian.
 
+use ribat_policy::{Class, Purpose, Role, Table};
 use serde::{Deserialize, Serialize};
 
 /// Who asks: the end user's identity (from the mTLS certificate and token) and role.
@@ -8,7 +9,7 @@ pub struct Requester {
     /// Stable identity name, e.g. `clerk.casa-anfa.0042` or `partner.insurer-x`.
     pub identity: String,
     /// Role in the policy, e.g. `clerk`, `partner`.
-    pub role: String,
+    pub role: Role,
 }
 
 /// A request for partial decryptions of one class of a batch of records.
@@ -21,11 +22,11 @@ pub struct PartialRequest {
     /// Who asks.
     pub requester: Requester,
     /// Why; required.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Table.
-    pub table: String,
+    pub table: Table,
     /// Class.
-    pub class: String,
+    pub class: Class,
     /// Records, in the order the answers will come back.
     pub record_ids: Vec<String>,
     /// The end user's signed token, carried to custodians in other processes so that each

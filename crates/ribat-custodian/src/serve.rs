@@ -206,7 +206,7 @@ async fn partial(
                     custodian: index,
                     request_id: answered.request_id,
                     node,
-                    table: answered.table,
+                    table: answered.table.to_string(),
                     identity: answered.requester.identity,
                     records: answered.record_ids.len(),
                     outcome: "served".into(),

@@ -236,14 +236,14 @@ fn the_blind_index_key_opens_through_the_quorum_for_the_service_only() {
     let reader = v.reader();
     let svc = ribat_custodian::Requester {
         identity: "gateway-1".into(),
-        role: "service".into(),
+        role: ribat_policy::Role::SERVICE,
     };
     let a = reader.open_index_key(&svc, "start-1").unwrap();
     let b = reader.open_index_key(&svc, "start-2").unwrap();
     assert_eq!(a.cin("BE123456").unwrap(), b.cin("be 123456").unwrap());
     let clerk = ribat_custodian::Requester {
         identity: "clerk-1".into(),
-        role: "clerk".into(),
+        role: "clerk".parse().unwrap(),
     };
     assert!(matches!(
         reader.open_index_key(&clerk, "x"),

@@ -44,7 +44,7 @@ pub fn event(ev: &Event) -> Option<String> {
                 ("suser", a.actor.identity.clone()),
                 ("src", a.actor.addr.clone()),
                 ("cs1Label", "purpose".into()),
-                ("cs1", a.purpose.clone()),
+                ("cs1", a.purpose.to_string()),
                 ("request", a.route.clone()),
                 ("duid", a.subject.clone().unwrap_or_default()),
                 ("outcome", "success".into()),

@@ -5,6 +5,7 @@
 //! somebody looked up (`Access::lookup`), is kept for the enumeration detector in memory
 //! only and is never serialised.
 
+use ribat_policy::{Purpose, Table};
 use serde::{Deserialize, Serialize};
 
 /// Who made a request: the certificate's holder and where it connected from.
@@ -74,11 +75,11 @@ pub struct Access {
     /// Who.
     pub actor: Actor,
     /// Declared purpose.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Route template (`/v1/persons/{cnss}`).
     pub route: String,
-    /// Table read (`persons`, `employers`, `declarations`).
-    pub table: String,
+    /// Table read.
+    pub table: Table,
     /// Record read; `None` when the lookup found nothing.
     pub subject: Option<String>,
     /// What was looked up, as a number for the enumeration detector only: a CNSS or
@@ -101,7 +102,8 @@ pub struct Access {
 pub struct Denied {
     /// Who.
     pub actor: Actor,
-    /// Declared purpose, when it was read.
+    /// Declared purpose, when it was read: as the client sent it, since a malformed
+    /// purpose is itself a reason for refusal and worth seeing.
     pub purpose: Option<String>,
     /// Route template or custodian table.
     pub route: String,
@@ -209,7 +211,7 @@ pub struct CustodianAnswer {
     pub request_id: String,
     /// The node that asked (the gateway's certificate name).
     pub node: String,
-    /// Table.
+    /// Table, as the custodian's log wrote it.
     pub table: String,
     /// End user named in the request.
     pub identity: String,
@@ -365,9 +367,9 @@ mod tests {
             component: "gateway".into(),
             kind: Kind::Access(Access {
                 actor: Actor::default(),
-                purpose: "p".into(),
+                purpose: "p".parse().unwrap(),
                 route: "/v1/persons/{cnss}".into(),
-                table: "persons".into(),
+                table: Table::Persons,
                 subject: None,
                 lookup: Some(123_456_789),
                 case_ref: None,

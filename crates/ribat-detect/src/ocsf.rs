@@ -54,7 +54,7 @@ pub fn event(ev: &Event) -> Option<Value> {
                 .to_owned(),
                 actor(&a.actor),
                 a.actor.addr.clone(),
-                a.table.clone(),
+                a.table.to_string(),
                 json!({
                     "purpose": a.purpose,
                     "route": a.route,

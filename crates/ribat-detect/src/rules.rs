@@ -3,6 +3,7 @@
 //! rule on live traffic before it acts) or `off`.
 
 use crate::response::Action;
+use ribat_policy::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -95,7 +96,7 @@ rule!(
         /// Consecutive days.
         days: u32,
         /// Daily quota per role (filled from the policy when absent).
-        daily_quota: BTreeMap<String, usize>,
+        daily_quota: BTreeMap<Role, usize>,
     }
 );
 

@@ -38,6 +38,7 @@ use ribat_custodian::{Denial, Requester};
 use ribat_detect::event::{Access, Actor, AuthFailure, Denied, Event, Kind, Refusal};
 use ribat_net::listener::Caller;
 use ribat_net::problem::{Problem, ProblemType};
+use ribat_policy::{Class, Purpose, Table};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -254,9 +255,9 @@ async fn observe(State(app): State<Shared>, req: Request, next: Next) -> Respons
 #[derive(Debug, Clone)]
 pub struct Seen {
     /// Declared purpose.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Table.
-    pub table: &'static str,
+    pub table: Table,
     /// Records read (empty: the lookup found nobody).
     pub subjects: Vec<String>,
     /// The number looked up, when it was one.
@@ -299,7 +300,7 @@ fn events_of(
                 actor: actor.clone(),
                 purpose: s.purpose.clone(),
                 route: route.to_owned(),
-                table: s.table.to_owned(),
+                table: s.table,
                 subject,
                 lookup: s.lookup,
                 case_ref: s.case_ref.clone(),
@@ -393,12 +394,7 @@ fn answered(result: Result<ReadOutcome, Problem>, mut seen: Seen) -> Result<Resp
     }
 }
 
-fn seen(
-    admitted: &Admitted,
-    table: &'static str,
-    lookup: Option<u64>,
-    case: Option<String>,
-) -> Seen {
+fn seen(admitted: &Admitted, table: Table, lookup: Option<u64>, case: Option<String>) -> Seen {
     Seen {
         purpose: admitted.purpose.clone(),
         table,
@@ -496,7 +492,7 @@ fn person_fields(
     gate: &Gate,
     role: &str,
     list: Option<&str>,
-) -> Result<Vec<(&'static str, &'static str)>, Problem> {
+) -> Result<Vec<(&'static str, &'static Class)>, Problem> {
     match list.map(str::trim).filter(|l| !l.is_empty()) {
         Some(l) => l
             .split(',')
@@ -516,9 +512,9 @@ fn person_fields(
             let allowed = gate.policy().roles.get(role).and_then(|r| r.fields.clone());
             Ok(PERSON_FIELDS
                 .iter()
-                .filter(|(_, c)| *c == "identity")
+                .filter(|(_, c)| *c == Class::IDENTITY)
                 .filter(|(n, _)| allowed.as_ref().is_none_or(|a| a.contains(*n)))
-                .copied()
+                .map(|(n, c)| (*n, c))
                 .collect())
         }
     }
@@ -573,7 +569,7 @@ async fn person(
     let case = case_ref(q.case.as_deref())?;
     let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
     let admitted = app.gate.admit(claims, q.purpose.as_deref(), &fields)?;
-    let seen = seen(&admitted, "persons", cnss.parse().ok(), case);
+    let seen = seen(&admitted, Table::Persons, cnss.parse().ok(), case);
     let a = app.clone();
     let names: Vec<&'static str> = fields.iter().map(|(n, _)| *n).collect();
     let result = blocking(move || {
@@ -614,14 +610,15 @@ async fn declarations(
             ),
         ));
     }
-    let fields: Vec<(&str, &str)> = DECLARATION_FIELDS
+    let financial = Class::FINANCIAL;
+    let fields: Vec<(&str, &Class)> = DECLARATION_FIELDS
         .iter()
-        .map(|f| (*f, "financial"))
+        .map(|f| (*f, &financial))
         .collect();
     let admitted = app.gate.admit(claims, q.purpose.as_deref(), &fields)?;
     let seen = seen(
         &admitted,
-        "persons",
+        Table::Persons,
         cnss.parse().ok(),
         case_ref(q.case.as_deref())?,
     );
@@ -669,7 +666,7 @@ async fn search(
     let admitted = app.gate.admit(claims, b.purpose.as_deref(), &fields)?;
     let seen = seen(
         &admitted,
-        "persons",
+        Table::Persons,
         search_lookup(&b),
         case_ref(b.case.as_deref())?,
     );
@@ -784,7 +781,7 @@ async fn employer(
     admitted.masks.clear();
     let seen = seen(
         &admitted,
-        "employers",
+        Table::Employers,
         affiliation.parse().ok(),
         case_ref(q.case.as_deref())?,
     );
@@ -1060,7 +1057,7 @@ async fn openapi(State(app): State<Shared>) -> Response {
         .policy()
         .roles
         .values()
-        .flat_map(|r| r.purposes.iter().map(String::as_str))
+        .flat_map(|r| r.purposes.iter().map(Purpose::as_str))
         .collect();
     let purposes: Vec<&str> = purposes.into_iter().collect();
     (
@@ -1080,5 +1077,8 @@ async fn metrics(State(app): State<Shared>) -> Response {
 
 /// Field names per class, for the OpenAPI document.
 pub fn person_field_names() -> BTreeMap<&'static str, &'static str> {
-    PERSON_FIELDS.iter().copied().collect()
+    PERSON_FIELDS
+        .iter()
+        .map(|(n, c)| (*n, c.as_str()))
+        .collect()
 }

@@ -53,7 +53,7 @@ pub(crate) type Shared = Arc<App>;
 pub(crate) fn actor_of(c: &Caller) -> Actor {
     Actor {
         identity: c.peer.name.clone(),
-        role: c.peer.role.clone(),
+        role: c.peer.role.to_string(),
         institution: c.peer.institution.clone(),
         serial: c.peer.serial.clone(),
         addr: c.remote.ip().to_string(),

@@ -11,6 +11,7 @@ use ribat_custodian::window::{QuotaBook, Scope};
 use ribat_identity::{TokenClaims, TokenVerifier};
 use ribat_net::listener::Caller;
 use ribat_net::problem::Problem;
+use ribat_policy::{Class, Purpose};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +21,7 @@ pub struct Admitted {
     /// The verified claims.
     pub claims: TokenClaims,
     /// The purpose.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Masks for the released fields.
     pub masks: BTreeMap<String, Mask>,
 }
@@ -189,7 +190,7 @@ impl Gate {
         &self,
         claims: TokenClaims,
         purpose: Option<&str>,
-        fields: &[(&str, &str)],
+        fields: &[(&str, &Class)],
     ) -> Result<Admitted, Problem> {
         if let Some(until) = self.quarantined_until(&claims.sub) {
             return Err(Problem::forbidden(
@@ -215,7 +216,9 @@ impl Gate {
             }
             Some(p) => p,
         };
-        if !role.purposes.contains(purpose) {
+        // The policy's purposes were checked when it was read, so the one that matches is
+        // the typed purpose the rest of the read carries.
+        let Some(purpose) = role.purposes.get(purpose).cloned() else {
             return Err(Problem::forbidden(
                 "purpose-not-allowed",
                 format!(
@@ -224,7 +227,7 @@ impl Gate {
                     list(role.purposes.iter())
                 ),
             ));
-        }
+        };
         let mut masks = BTreeMap::new();
         for (field, class) in fields {
             if !role.classes.contains(*class) {
@@ -255,7 +258,7 @@ impl Gate {
         }
         Ok(Admitted {
             claims,
-            purpose: purpose.to_owned(),
+            purpose,
             masks,
         })
     }
@@ -300,8 +303,8 @@ impl Gate {
     }
 }
 
-fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
-    let v: Vec<&str> = items.map(String::as_str).collect();
+fn list<'a, T: AsRef<str> + 'a>(items: impl Iterator<Item = &'a T>) -> String {
+    let v: Vec<&str> = items.map(AsRef::as_ref).collect();
     if v.is_empty() {
         "nothing".into()
     } else {

@@ -11,7 +11,8 @@ use ribat_crypto::envelope::OpenedFields;
 use ribat_custodian::quorum::{QuorumRead, QuorumReader};
 use ribat_custodian::request::Bearer;
 use ribat_custodian::{PartialRequest, Requester};
-use ribat_import::records::{DECL_OF, DECLARATIONS, EMPLOYERS, PERSONS};
+use ribat_import::records::DECL_OF;
+use ribat_policy::{Class, Purpose, Table};
 use ribat_store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,7 +57,7 @@ pub struct Reader {
     /// Institution of the requester, as the audit log records it.
     pub institution: String,
     /// Purpose.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// The end user's token, for custodians in other processes.
     pub token: Option<Bearer>,
 }
@@ -117,11 +118,11 @@ fn bad(what: &'static str) -> impl Fn(CryptoError) -> VaultError {
 }
 
 /// The class of a person field.
-pub fn person_field_class(field: &str) -> Result<&'static str, VaultError> {
+pub fn person_field_class(field: &str) -> Result<&'static Class, VaultError> {
     PERSON_FIELDS
         .iter()
         .find(|(n, _)| *n == field)
-        .map(|(_, c)| *c)
+        .map(|(_, c)| c)
         .ok_or_else(|| VaultError::UnknownField {
             field: field.to_owned(),
             known: PERSON_FIELDS
@@ -155,8 +156,8 @@ impl Vault {
     pub fn request(
         &self,
         r: &Reader,
-        table: &str,
-        class: &str,
+        table: Table,
+        class: &Class,
         ids: Vec<String>,
     ) -> PartialRequest {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -164,8 +165,8 @@ impl Vault {
             request_id: format!("{}-{:x}-{n}", self.audit.node(), self.boot),
             requester: r.who.clone(),
             purpose: r.purpose.clone(),
-            table: table.into(),
-            class: class.into(),
+            table,
+            class: class.clone(),
             record_ids: ids,
             token: r.token.clone(),
         }
@@ -232,19 +233,19 @@ impl Vault {
         let wanted: Vec<&str> = if fields.is_empty() {
             PERSON_FIELDS
                 .iter()
-                .filter(|(_, c)| *c == "identity")
+                .filter(|(_, c)| *c == Class::IDENTITY)
                 .map(|(f, _)| *f)
                 .collect()
         } else {
             fields.to_vec()
         };
-        let mut by_class: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut by_class: BTreeMap<&Class, Vec<&str>> = BTreeMap::new();
         for f in &wanted {
             by_class.entry(person_field_class(f)?).or_default().push(f);
         }
         let mut out = BTreeMap::new();
         for (class, names) in by_class {
-            let req = self.request(r, PERSONS, class, vec![record_id.to_owned()]);
+            let req = self.request(r, Table::Persons, class, vec![record_id.to_owned()]);
             let read = self.audited(r, &req, &names, None)?;
             if let Some((_, f)) = read.records.first() {
                 for n in names {
@@ -270,7 +271,7 @@ impl Vault {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let req = self.request(r, DECLARATIONS, "financial", ids);
+        let req = self.request(r, Table::Declarations, &Class::FINANCIAL, ids);
         let read = self.audited(r, &req, DECLARATION_FIELDS, Some(record_id))?;
         let mut rows: Vec<Declaration> = read
             .records
@@ -306,7 +307,12 @@ impl Vault {
             }
             fields.to_vec()
         };
-        let req = self.request(r, EMPLOYERS, "identity", vec![record_id.to_owned()]);
+        let req = self.request(
+            r,
+            Table::Employers,
+            &Class::IDENTITY,
+            vec![record_id.to_owned()],
+        );
         let read = self.audited(r, &req, &names, None)?;
         Ok(read
             .records
@@ -333,13 +339,13 @@ impl Vault {
     /// Persons with this CNSS number.
     pub fn by_cnss(&self, cnss: &str) -> Result<Vec<String>, VaultError> {
         let tag = self.index.cnss(cnss).map_err(bad("CNSS number"))?;
-        self.tagged(PERSONS, "cnss", tag)
+        self.tagged(Table::Persons.as_str(), "cnss", tag)
     }
 
     /// Persons with this CIN.
     pub fn by_cin(&self, cin: &str) -> Result<Vec<String>, VaultError> {
         let tag = self.index.cin(cin).map_err(bad("CIN"))?;
-        self.tagged(PERSONS, "cin", tag)
+        self.tagged(Table::Persons.as_str(), "cin", tag)
     }
 
     /// Persons with this name and birth date.
@@ -348,7 +354,7 @@ impl Vault {
             .index
             .name_birth(name, birth)
             .map_err(bad("name and birth date"))?;
-        self.tagged(PERSONS, "name-birth", tag)
+        self.tagged(Table::Persons.as_str(), "name-birth", tag)
     }
 
     /// Employers with this affiliation number.
@@ -357,6 +363,6 @@ impl Vault {
             .index
             .affiliation(affiliation)
             .map_err(bad("affiliation number"))?;
-        self.tagged(EMPLOYERS, "affiliation", tag)
+        self.tagged(Table::Employers.as_str(), "affiliation", tag)
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::error::IdentityError;
 use base64ct::{Base64UrlUnpadded, Encoding};
+use ribat_policy::Role;
 use sha2::{Digest, Sha256};
 
 /// Who is on the other end of a TLS connection whose certificate chain was verified.
@@ -10,7 +11,7 @@ pub struct PeerIdentity {
     /// Identity name (subject CN).
     pub name: String,
     /// Role (subject OU).
-    pub role: String,
+    pub role: Role,
     /// Institution (subject O).
     pub institution: String,
     /// Serial number, lowercase hex.
@@ -46,7 +47,8 @@ impl PeerIdentity {
         let serial = hex::encode(cert.raw_serial());
         Ok(Self {
             name: one(subject.iter_common_name().next(), "identity (CN)")?,
-            role: one(subject.iter_organizational_unit().next(), "role (OU)")?,
+            role: Role::new(one(subject.iter_organizational_unit().next(), "role (OU)")?)
+                .map_err(|e| IdentityError::Certificate(format!("the certificate's {e}")))?,
             institution: one(subject.iter_organization().next(), "institution (O)")?,
             serial,
             thumbprint: thumbprint(der),

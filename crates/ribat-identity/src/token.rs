@@ -15,6 +15,7 @@ use pasetors::keys::{AsymmetricKeyPair, AsymmetricPublicKey, AsymmetricSecretKey
 use pasetors::paserk::FormatAsPaserk;
 use pasetors::token::UntrustedToken;
 use pasetors::version4::{PublicToken, V4};
+use ribat_policy::Role;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -99,7 +100,7 @@ pub struct TokenClaims {
     /// Identity.
     pub sub: String,
     /// Role.
-    pub role: String,
+    pub role: Role,
     /// Institution.
     pub inst: String,
     /// Audience.
@@ -331,7 +332,7 @@ mod tests {
     fn peer(name: &str, thumb: &str) -> PeerIdentity {
         PeerIdentity {
             name: name.into(),
-            role: "clerk".into(),
+            role: "clerk".parse().unwrap(),
             institution: "agency".into(),
             serial: "01".into(),
             thumbprint: thumb.into(),

@@ -14,9 +14,10 @@
 use crate::csv_files::{CsvError, read_employers, read_persons};
 use crate::ebds;
 use crate::model::{DeclarationRow, EmployerRow, PersonRow};
-use crate::records::{DECLARATIONS, EMPLOYERS, PERSONS, RecordSealer, declaration_id};
+use crate::records::{RecordSealer, declaration_id};
 use ribat_crypto::CryptoError;
 use ribat_crypto::blind_index::normalise_cin;
+use ribat_policy::Table;
 use ribat_store::{Store, StoreError, StoredRecord};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -206,9 +207,9 @@ impl<'a> Importer<'a> {
         }
         // An import into empty tables is a bulk load: the store may build its secondary
         // indexes once at the end. Random-keyed index updates otherwise dominate at scale.
-        let bulk = [EMPLOYERS, PERSONS, DECLARATIONS]
+        let bulk = [Table::Employers, Table::Persons, Table::Declarations]
             .iter()
-            .map(|t| self.store.count(t))
+            .map(|t| self.store.count(t.as_str()))
             .collect::<Result<Vec<_>, _>>()?
             .iter()
             .all(|&n| n == 0);
@@ -258,7 +259,7 @@ impl<'a> Importer<'a> {
             self.declarations(f, sum, &mut state, &mut pooled)?;
         }
         let counts = self.store_all(
-            DECLARATIONS,
+            Table::Declarations.as_str(),
             pooled,
             |(_, (person, employer, d))| self.sealer.declaration(d, person, employer, 1),
             &mut state,
@@ -317,7 +318,7 @@ impl<'a> Importer<'a> {
             todo.push((id, e));
         }
         let counts = self.store_all(
-            EMPLOYERS,
+            Table::Employers.as_str(),
             todo,
             |(id, e)| self.sealer.employer(id, e, 1),
             st,
@@ -353,7 +354,7 @@ impl<'a> Importer<'a> {
             todo.push((id, p));
         }
         let counts = self.store_all(
-            PERSONS,
+            Table::Persons.as_str(),
             todo,
             |(id, p)| self.sealer.person(id, p, 1),
             st,
@@ -386,7 +387,10 @@ impl<'a> Importer<'a> {
         };
         let employer = self.sealer.employer_id(&parsed.header.affiliation)?;
         if !st.known_employers.contains(&employer)
-            && self.store.version(EMPLOYERS, &employer)?.is_none()
+            && self
+                .store
+                .version(Table::Employers.as_str(), &employer)?
+                .is_none()
         {
             sum.rejects.push(Reject {
                 file: f.to_owned(),
@@ -403,7 +407,11 @@ impl<'a> Importer<'a> {
         for (row, line) in parsed.rows.into_iter().zip(parsed.lines) {
             let person = self.sealer.person_id(&row.cnss)?;
             if !st.known_persons.contains(&person) {
-                if self.store.version(PERSONS, &person)?.is_none() {
+                if self
+                    .store
+                    .version(Table::Persons.as_str(), &person)?
+                    .is_none()
+                {
                     unknown.push(ebds::Rejected {
                         line,
                         reason: "the insured number is not in the persons register; import persons.csv first".into(),

@@ -25,36 +25,26 @@ use ribat_crypto::group::GroupPublic;
 use ribat_crypto::leak_digest::{
     CANARY, Digest, Field, LeakDigester, WholeRecord, encode_body, normalise_field, salary_forms,
 };
+use ribat_policy::{Class, Table};
 use ribat_store::{StoredClass, StoredRecord};
 
-/// Table of insured persons.
-pub const PERSONS: &str = "persons";
-/// Table of employers.
-pub const EMPLOYERS: &str = "employers";
-/// Table of monthly declarations.
-pub const DECLARATIONS: &str = "declarations";
 /// Blind-index kind for a person's declarations.
 pub const DECL_OF: &str = "decl-of";
 
-/// Class of names, identifiers, addresses.
-pub const IDENTITY: &str = "identity";
-/// Class of salaries and bank details.
-pub const FINANCIAL: &str = "financial";
-
 /// A person's fields, each with the class that seals it, in the order the API lists them.
-pub const PERSON_FIELDS: &[(&str, &str)] = &[
-    ("cnss", IDENTITY),
-    ("cin", IDENTITY),
-    ("given", IDENTITY),
-    ("surname", IDENTITY),
-    ("name_ar", IDENTITY),
-    ("birth_date", IDENTITY),
-    ("city", IDENTITY),
-    ("employer", IDENTITY),
-    ("rib", FINANCIAL),
+pub const PERSON_FIELDS: &[(&str, Class)] = &[
+    ("cnss", Class::IDENTITY),
+    ("cin", Class::IDENTITY),
+    ("given", Class::IDENTITY),
+    ("surname", Class::IDENTITY),
+    ("name_ar", Class::IDENTITY),
+    ("birth_date", Class::IDENTITY),
+    ("city", Class::IDENTITY),
+    ("employer", Class::IDENTITY),
+    ("rib", Class::FINANCIAL),
 ];
 
-/// An employer's fields, all sealed in class [`IDENTITY`].
+/// An employer's fields, all sealed in class [`Class::IDENTITY`].
 pub const EMPLOYER_FIELDS: &[&str] = &[
     "affiliation",
     "ice",
@@ -66,7 +56,7 @@ pub const EMPLOYER_FIELDS: &[&str] = &[
     "agency",
 ];
 
-/// The fields of a declaration (class [`FINANCIAL`]) released in a person's history; the
+/// The fields of a declaration (class [`Class::FINANCIAL`]) released in a person's history; the
 /// others (its person, employer, line kind, children, allowance, situation) stay sealed.
 pub const DECLARATION_FIELDS: &[&str] = &["period", "days", "salary_real", "salary_capped"];
 
@@ -103,13 +93,13 @@ fn employer_value<'a>(e: &'a EmployerRow, field: &str) -> Option<&'a str> {
 
 /// A person's fields of `class`, in layout order, with their values (no allocation but the
 /// caller's: this runs for every imported person).
-fn of_class<'a>(
+fn of_class<'a, 'c>(
     p: &'a PersonRow,
-    class: &'static str,
-) -> impl Iterator<Item = (&'static str, &'a [u8])> {
+    class: &'c Class,
+) -> impl Iterator<Item = (&'static str, &'a [u8])> + use<'a, 'c> {
     PERSON_FIELDS
         .iter()
-        .filter(move |(_, c)| *c == class)
+        .filter(move |(_, c)| c == class)
         .filter_map(move |(f, _)| person_value(p, f).map(|v| (*f, v.as_bytes())))
 }
 
@@ -139,8 +129,16 @@ impl<'a> RecordSealer<'a> {
     /// A sealer for the group's current epoch.
     pub fn new(group: &GroupPublic, index: &'a BlindIndexer) -> Result<Self> {
         Ok(Self {
-            identity: Sealer::new(IDENTITY, group.class(IDENTITY)?, group.epoch),
-            financial: Sealer::new(FINANCIAL, group.class(FINANCIAL)?, group.epoch),
+            identity: Sealer::new(
+                &Class::IDENTITY,
+                group.class(&Class::IDENTITY)?,
+                group.epoch,
+            ),
+            financial: Sealer::new(
+                &Class::FINANCIAL,
+                group.class(&Class::FINANCIAL)?,
+                group.epoch,
+            ),
             index,
             leak: None,
         })
@@ -185,10 +183,14 @@ impl<'a> RecordSealer<'a> {
 
     /// A person: identity and bank details sealed, three blind indexes.
     pub fn person(&self, record_id: &str, p: &PersonRow, version: u64) -> Result<StoredRecord> {
-        let identity: Vec<_> = of_class(p, IDENTITY).collect();
-        let id = self.identity.seal(PERSONS, record_id, &identity)?;
-        let financial: Vec<_> = of_class(p, FINANCIAL).collect();
-        let fin = self.financial.seal(PERSONS, record_id, &financial)?;
+        let identity: Vec<_> = of_class(p, &Class::IDENTITY).collect();
+        let id = self
+            .identity
+            .seal(Table::Persons.as_str(), record_id, &identity)?;
+        let financial: Vec<_> = of_class(p, &Class::FINANCIAL).collect();
+        let fin = self
+            .financial
+            .seal(Table::Persons.as_str(), record_id, &financial)?;
         let full_name = format!("{} {}", p.given, p.surname);
         let mut index = vec![
             tag("cnss", self.index.cnss(&p.cnss)?),
@@ -209,7 +211,7 @@ impl<'a> RecordSealer<'a> {
             .map(|l| person_digests(l, record_id, p))
             .unwrap_or_default();
         Ok(StoredRecord {
-            table: PERSONS.into(),
+            table: Table::Persons.to_string(),
             record_id: record_id.to_owned(),
             version,
             classes: vec![stored(&id)?, stored(&fin)?],
@@ -224,9 +226,11 @@ impl<'a> RecordSealer<'a> {
             .iter()
             .filter_map(|f| employer_value(e, f).map(|v| (*f, v.as_bytes())))
             .collect();
-        let id = self.identity.seal(EMPLOYERS, record_id, &fields)?;
+        let id = self
+            .identity
+            .seal(Table::Employers.as_str(), record_id, &fields)?;
         Ok(StoredRecord {
-            table: EMPLOYERS.into(),
+            table: Table::Employers.to_string(),
             record_id: record_id.to_owned(),
             version,
             classes: vec![stored(&id)?],
@@ -251,7 +255,7 @@ impl<'a> RecordSealer<'a> {
         let allowance = d.allowance.to_string();
         let kind = if d.entrant { "B04" } else { "B02" };
         let fin = self.financial.seal(
-            DECLARATIONS,
+            Table::Declarations.as_str(),
             &record_id,
             &[
                 ("period", d.period.as_bytes()),
@@ -267,7 +271,7 @@ impl<'a> RecordSealer<'a> {
             ],
         )?;
         Ok(StoredRecord {
-            table: DECLARATIONS.into(),
+            table: Table::Declarations.to_string(),
             record_id,
             version,
             classes: vec![stored(&fin)?],
@@ -407,8 +411,8 @@ mod tests {
     #[test]
     fn every_field_of_a_layout_is_sealed_in_its_class_and_no_other() {
         let p = person();
-        for class in [IDENTITY, FINANCIAL] {
-            let sealed: Vec<&str> = of_class(&p, class).map(|(f, _)| f).collect();
+        for class in [Class::IDENTITY, Class::FINANCIAL] {
+            let sealed: Vec<&str> = of_class(&p, &class).map(|(f, _)| f).collect();
             let listed: Vec<&str> = PERSON_FIELDS
                 .iter()
                 .filter(|(_, c)| *c == class)
@@ -416,7 +420,11 @@ mod tests {
                 .collect();
             assert_eq!(sealed, listed, "class {class}");
         }
-        assert!(of_class(&p, "no-such-class").next().is_none());
+        assert!(
+            of_class(&p, &"no-such-class".parse().unwrap())
+                .next()
+                .is_none()
+        );
         let e = EmployerRow {
             affiliation: "1234567".into(),
             ice: "001234567000089".into(),

@@ -8,9 +8,10 @@ use crate::passphrases;
 use ribat_crypto::passphrase::KdfParams;
 use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
 use ribat_gateway::{Access, AuditFirstError, read_audited};
-use ribat_import::records::{PERSONS, RecordSealer};
+use ribat_import::records::RecordSealer;
 use ribat_node::bail;
 use ribat_node::{Context, Result};
+use ribat_policy::{Class, Purpose, Role, Table};
 use ribat_sim::FundSpec;
 use std::sync::Arc;
 
@@ -31,20 +32,27 @@ fn section(title: &str) {
     );
 }
 
+const CLERK: Role = Role::constant("clerk");
+const SUPERVISOR: Role = Role::constant("supervisor");
+const PARTNER: Role = Role::constant("partner");
+const COUNTER_SERVICE: Purpose = Purpose::constant("counter-service");
+const INVESTIGATION: Purpose = Purpose::constant("investigation");
+const PARTNER_VERIFICATION: Purpose = Purpose::constant("partner-verification");
+
 fn request(
     who: &Requester,
-    purpose: &str,
-    table: &str,
-    class: &str,
+    purpose: Purpose,
+    table: Table,
+    class: Class,
     ids: &[&str],
     n: usize,
 ) -> PartialRequest {
     PartialRequest {
         request_id: format!("demo-{n}"),
         requester: who.clone(),
-        purpose: purpose.into(),
-        table: table.into(),
-        class: class.into(),
+        purpose,
+        table,
+        class,
         record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
         token: None,
     }
@@ -197,7 +205,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let env = node
         .vault
         .store
-        .envelope(PERSONS, &first, "identity")?
+        .envelope(Table::Persons.as_str(), &first, "identity")?
         .unwrap_or_default();
     println!(
         "store.sqlite + WAL: {} bytes; searching them for 5 persons' surname, CIN, CNSS, RIB and salary: {found} of 25 found",
@@ -209,7 +217,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     section("5. a clerk at a counter finds a person by CNSS number");
     let clerk = Requester {
         identity: "clerk.casa-anfa.0042".into(),
-        role: "clerk".into(),
+        role: CLERK,
     };
     let target = fund
         .persons
@@ -220,7 +228,14 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let read = audited(
         &node.vault.reader,
         &node,
-        &request(&clerk, "counter-service", PERSONS, "identity", &[&rid], 1),
+        &request(
+            &clerk,
+            COUNTER_SERVICE,
+            Table::Persons,
+            Class::IDENTITY,
+            &[&rid],
+            1,
+        ),
     )?;
     let f = &read.records[0].1;
     println!(
@@ -238,7 +253,14 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     match audited(
         &node.vault.reader,
         &node,
-        &request(&clerk, "counter-service", PERSONS, "financial", &[&rid], 2),
+        &request(
+            &clerk,
+            COUNTER_SERVICE,
+            Table::Persons,
+            Class::FINANCIAL,
+            &[&rid],
+            2,
+        ),
     ) {
         Err(e) => println!("the same clerk asks for the bank account: {e}"),
         Ok(_) => bail!("a clerk read the financial class; the policy is broken"),
@@ -247,18 +269,25 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     section("6. a supervisor reads the bank account and salaries for an investigation");
     let sup = Requester {
         identity: "supervisor.casa.007".into(),
-        role: "supervisor".into(),
+        role: SUPERVISOR,
     };
     let read = audited(
         &node.vault.reader,
         &node,
-        &request(&sup, "investigation", PERSONS, "financial", &[&rid], 3),
+        &request(
+            &sup,
+            INVESTIGATION,
+            Table::Persons,
+            Class::FINANCIAL,
+            &[&rid],
+            3,
+        ),
     )?;
     println!("RIB {}", text(&read.records[0].1, "rib"));
     let r = crate::read::Reader {
         who: sup.clone(),
         institution: institution(&sup.identity).into(),
-        purpose: "investigation".into(),
+        purpose: INVESTIGATION,
         token: None,
     };
     for d in crate::read::history(&node, &r, &rid)? {
@@ -278,7 +307,14 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     let read = audited(
         &degraded,
         &node,
-        &request(&clerk, "counter-service", PERSONS, "identity", &[&rid], 4),
+        &request(
+            &clerk,
+            COUNTER_SERVICE,
+            Table::Persons,
+            Class::IDENTITY,
+            &[&rid],
+            4,
+        ),
     )?;
     println!(
         "read {rid} again, served by custodians {:?}",
@@ -292,7 +328,14 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     match audited(
         &alone,
         &node,
-        &request(&clerk, "counter-service", PERSONS, "identity", &[&rid], 5),
+        &request(
+            &clerk,
+            COUNTER_SERVICE,
+            Table::Persons,
+            Class::IDENTITY,
+            &[&rid],
+            5,
+        ),
     ) {
         Err(e) => println!("with custodian 1 alone: {e}"),
         Ok(_) => bail!("one custodian decrypted alone; I1 is broken"),
@@ -301,7 +344,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     section("8. the 2025 case: a partner's valid credentials used to read everything");
     let partner = Requester {
         identity: "partner.insurer-x".into(),
-        role: "partner".into(),
+        role: PARTNER,
     };
     let mut exposed = 0usize;
     let mut stop = None;
@@ -312,9 +355,9 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
             &node,
             &request(
                 &partner,
-                "partner-verification",
-                PERSONS,
-                "identity",
+                PARTNER_VERIFICATION,
+                Table::Persons,
+                Class::IDENTITY,
                 &[&id],
                 100 + n,
             ),
@@ -335,7 +378,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     section("9. a honey record is touched");
     let scraper = Requester {
         identity: "partner.broker-y".into(),
-        role: "partner".into(),
+        role: PARTNER,
     };
     let bait = sealer.person_id(
         &fund
@@ -350,9 +393,9 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         &node,
         &request(
             &scraper,
-            "partner-verification",
-            PERSONS,
-            "identity",
+            PARTNER_VERIFICATION,
+            Table::Persons,
+            Class::IDENTITY,
             &[&bait],
             9000,
         ),

@@ -21,6 +21,7 @@ use ribat_import::records::RecordSealer;
 use ribat_leak::attribute::{Access, Attribution, SIGNIFICANT_LOG10};
 use ribat_leak::classify::Verdict;
 use ribat_node::{Context, Result};
+use ribat_policy::{Purpose, Role};
 use ribat_sim::FundSpec;
 use ribat_sim::fund::Fund;
 use ribat_sim::leak::{Dump, TruthRow, Variant, make, plan_reads};
@@ -77,7 +78,7 @@ fn export_dumps(
         let req = crate::exports::Request {
             id: format!("{:016x}", o.seed.wrapping_add(k as u64 + 1)),
             recipient: recipient.into(),
-            purpose: "partner-export".into(),
+            purpose: Purpose::PARTNER_EXPORT,
             cnss: persons
                 .iter()
                 .map(|&i| fund.persons[i].cnss.clone())
@@ -205,11 +206,20 @@ fn open_policy() -> Policy {
     p
 }
 
-fn role_of(identity: &str) -> (&'static str, &'static str) {
+fn role_of(identity: &str) -> (Role, Purpose) {
     match identity.split('.').next() {
-        Some("partner") => ("partner", "partner-verification"),
-        Some("clerk") => ("clerk", "counter-service"),
-        _ => ("pension-batch", "pension-run"),
+        Some("partner") => (
+            Role::constant("partner"),
+            Purpose::constant("partner-verification"),
+        ),
+        Some("clerk") => (
+            Role::constant("clerk"),
+            Purpose::constant("counter-service"),
+        ),
+        _ => (
+            Role::constant("pension-batch"),
+            Purpose::constant("pension-run"),
+        ),
     }
 }
 
@@ -366,10 +376,10 @@ fn read_through(node: &Embedded, fund: &Fund, by: &[(String, Vec<usize>)]) -> Re
         let r = Reader {
             who: Requester {
                 identity: by[k].0.clone(),
-                role: role.into(),
+                role,
             },
             institution: "sim".into(),
-            purpose: purpose.into(),
+            purpose,
             token: None,
         };
         if node.vault.person(&r, id, &["cnss"]).is_err() {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub fn service_identity() -> Requester {
     Requester {
         identity: "node.embedded".into(),
-        role: "service".into(),
+        role: ribat_policy::Role::SERVICE,
     }
 }
 

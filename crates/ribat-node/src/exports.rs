@@ -25,13 +25,14 @@ use ribat_gateway::exports::{ExportDesk, ExportError, ExportState};
 use ribat_gateway::vault::Reader;
 use ribat_import::model::PersonRow;
 use ribat_import::records::RecordSealer;
+use ribat_policy::{Class, Purpose, Role, Table};
 use ribat_store::{StoredClass, StoredRecord};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The table holding sealed export manifests.
-pub const EXPORTS: &str = "exports";
+pub const EXPORTS: Table = Table::Exports;
 /// Blind-index kind tying a canary to its export.
 pub const CANARY_KIND: &str = "canary";
 /// Fields a partner export carries.
@@ -45,7 +46,7 @@ pub struct Request {
     /// The partner it goes to (an issued identity).
     pub recipient: String,
     /// Why.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// CNSS numbers asked for.
     pub cnss: Vec<String>,
     /// Who asked.
@@ -76,7 +77,7 @@ impl Request {
         ExportState {
             id: self.id.clone(),
             recipient: self.recipient.clone(),
-            purpose: self.purpose.clone(),
+            purpose: self.purpose.to_string(),
             persons: self.cnss.len(),
             requested_by: self.requested_by.clone(),
             approvals: self.approvals.clone(),
@@ -108,7 +109,7 @@ pub struct Manifest {
     /// Recipient.
     pub recipient: String,
     /// Purpose.
-    pub purpose: String,
+    pub purpose: Purpose,
     /// Rows of the file, canaries included.
     pub rows: usize,
     /// Canaries' record ids.
@@ -226,6 +227,9 @@ pub fn request_numbers(
         )));
     }
     role_of(home, by)?;
+    let purpose: Purpose = purpose
+        .parse()
+        .map_err(|e: ribat_policy::NameError| invalid(e.to_string()))?;
     if cnss.is_empty() {
         return Err(invalid("the export asks for nobody"));
     }
@@ -241,7 +245,7 @@ pub fn request_numbers(
     let r = Request {
         id,
         recipient: recipient.into(),
-        purpose: purpose.into(),
+        purpose,
         cnss,
         requested_by: by.into(),
         requested_at: now(),
@@ -408,7 +412,7 @@ pub fn execute(node: &Embedded, req: &Request, out: &Path) -> Result<Manifest> {
     let reader = Reader {
         who: Requester {
             identity: format!("export/{}", req.recipient),
-            role: "export".into(),
+            role: Role::EXPORT,
         },
         institution: req.recipient.clone(),
         purpose: req.purpose.clone(),
@@ -478,7 +482,7 @@ pub fn execute(node: &Embedded, req: &Request, out: &Path) -> Result<Manifest> {
         file_sha256: hex::encode(Sha256::digest(&bytes)),
     };
     let env = Sealer::new("identity", node.group.class("identity")?, node.group.epoch).seal(
-        EXPORTS,
+        EXPORTS.as_str(),
         &format!("x-{id}"),
         &[("manifest", serde_json::to_vec(&manifest)?.as_slice())],
     )?;
@@ -490,7 +494,7 @@ pub fn execute(node: &Embedded, req: &Request, out: &Path) -> Result<Manifest> {
         ));
     }
     records.push(StoredRecord {
-        table: EXPORTS.into(),
+        table: EXPORTS.to_string(),
         record_id: format!("x-{id}"),
         version: 1,
         classes: vec![StoredClass {
@@ -518,7 +522,7 @@ pub fn recipient_of_canary(node: &Embedded, person_id: &str) -> Result<Option<St
         .store
         .lookup(CANARY_KIND, &tag.0)?
         .into_iter()
-        .find(|r| r.table == EXPORTS)
+        .find(|r| r.table == EXPORTS.as_str())
     else {
         return Ok(None);
     };
@@ -526,11 +530,11 @@ pub fn recipient_of_canary(node: &Embedded, person_id: &str) -> Result<Option<St
         request_id: format!("leak-attribution-{}", x.record_id),
         requester: Requester {
             identity: "leak-scan".into(),
-            role: "security".into(),
+            role: Role::SECURITY,
         },
-        purpose: "leak-attribution".into(),
-        table: EXPORTS.into(),
-        class: "identity".into(),
+        purpose: Purpose::LEAK_ATTRIBUTION,
+        table: EXPORTS,
+        class: Class::IDENTITY,
         record_ids: vec![x.record_id.clone()],
         token: None,
     })?;

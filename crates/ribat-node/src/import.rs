@@ -7,7 +7,8 @@ use crate::home::Home;
 use crate::passphrases::Source;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ribat_import::importer::{Importer, Progress, Summary};
-use ribat_import::records::{PERSONS, RecordSealer};
+use ribat_import::records::RecordSealer;
+use ribat_policy::Table;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -142,7 +143,7 @@ fn person_ids(sealer: &RecordSealer<'_>, path: &Path, what: &str) -> Result<Vec<
     for (n, rec) in rd.records().enumerate() {
         let rec = rec.with_context(|| format!("{} line {}", path.display(), n + 2))?;
         let cnss = rec.get(0).unwrap_or_default();
-        ids.push((PERSONS.to_owned(), sealer.person_id(cnss)?));
+        ids.push((Table::Persons.as_str().to_owned(), sealer.person_id(cnss)?));
     }
     Ok(ids)
 }

@@ -8,7 +8,7 @@ use crate::embedded::Embedded;
 use crate::error::{Context, Result};
 use ribat_audit::AuditEntry;
 use ribat_crypto::blind_index::BlindIndexer;
-use ribat_import::records::{PERSONS, RecordSealer};
+use ribat_import::records::RecordSealer;
 use ribat_leak::LeakError;
 use ribat_leak::attribute::{Access, Attribution};
 use ribat_leak::classify::{self, Class, Resolver, Verdict};
@@ -18,6 +18,7 @@ use ribat_leak::read::{FileReport, ReadOptions, read_file};
 use ribat_leak::row::LeakRow;
 use ribat_leak::rows_file::RowsWriter;
 use ribat_leak::summary::{Summary, Tally};
+use ribat_policy::{Purpose, Role, Table};
 use ribat_store::Store;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -177,7 +178,7 @@ impl Resolver for NodeResolver<'_> {
 fn persons(refs: Vec<ribat_store::RecordRef>) -> Result<Vec<String>, LeakError> {
     Ok(refs
         .into_iter()
-        .filter(|r| r.table == PERSONS)
+        .filter(|r| r.table == Table::Persons.as_str())
         .map(|r| r.record_id)
         .collect())
 }
@@ -454,7 +455,7 @@ impl<'a> Matcher<'a> {
             resolver.honey = c
                 .honey_records()?
                 .into_iter()
-                .filter(|(t, _)| t == PERSONS)
+                .filter(|(t, _)| t == Table::Persons.as_str())
                 .map(|(_, id)| id)
                 .collect();
         }
@@ -573,7 +574,7 @@ pub fn read_accesses(node: &Embedded) -> Result<Vec<Read>> {
     let mut out = Vec::new();
     for i in 0..log.size()? {
         let e = AuditEntry::decode(&log.entry(i)?)?;
-        if e.table != PERSONS {
+        if e.table != Table::Persons.as_str() {
             continue;
         }
         out.push(Read {
@@ -590,7 +591,7 @@ pub fn read_accesses(node: &Embedded) -> Result<Vec<Read>> {
 /// Who read the leaked persons; who asked for the honey ones.
 fn attribute(node: &Embedded, named: &Named, summary: &mut Summary) -> Result<()> {
     let reads = read_accesses(node)?;
-    let persons = node.vault.store.count(PERSONS)?;
+    let persons = node.vault.store.count(Table::Persons.as_str())?;
     attribute_with(&reads, persons, named, summary);
     Ok(())
 }
@@ -746,10 +747,10 @@ pub fn notify(
     let reader = ribat_gateway::vault::Reader {
         who: ribat_custodian::request::Requester {
             identity: format!("notify/{}+{}", approvers[0], approvers[1]),
-            role: "security".into(),
+            role: Role::SECURITY,
         },
         institution: "cnss".into(),
-        purpose: "breach-notification".into(),
+        purpose: Purpose::BREACH_NOTIFICATION,
         token: None,
     };
     let ids: Vec<String> = persons.keys().cloned().collect();
@@ -758,9 +759,12 @@ pub fn notify(
     header.extend(["rows_in_dump", "classes"]);
     w.write_record(&header)?;
     for batch in ids.chunks(500) {
-        let req = node
-            .vault
-            .request(&reader, PERSONS, "identity", batch.to_vec());
+        let req = node.vault.request(
+            &reader,
+            Table::Persons,
+            &ribat_policy::Class::IDENTITY,
+            batch.to_vec(),
+        );
         let read = node
             .vault
             .audited(&reader, &req, &NOTIFY_FIELDS, None)

@@ -3,19 +3,13 @@
 //! Every custodian loads its own copy and enforces it itself (I3). JSON, format
 //! `ribat-policy/v1`; [`Policy::embedded_default`] is the policy of the embedded demo.
 
+use crate::vocab::{Class, Purpose, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The purpose under which the blind-index key (table `keys`) is opened, and nothing else.
-pub const PURPOSE_OPEN_INDEX_KEY: &str = "open-index-key";
-/// The purpose under which the leak-digest key is opened (an import writing digests, a
-/// leak scan checking them), and nothing else.
-pub const PURPOSE_OPEN_LEAK_KEY: &str = "open-leak-key";
-/// The table holding sealed service keys.
-pub const KEYS_TABLE: &str = "keys";
-/// The record of [`KEYS_TABLE`] holding the sealed blind-index key.
+/// The record of table `keys` holding the sealed blind-index key.
 pub const INDEX_KEY_RECORD: &str = "blind-index";
-/// The record of [`KEYS_TABLE`] holding the sealed leak-digest key `k_leak`.
+/// The record of table `keys` holding the sealed leak-digest key `k_leak`.
 pub const LEAK_KEY_RECORD: &str = "leak-digest";
 
 /// What one role may do.
@@ -23,9 +17,9 @@ pub const LEAK_KEY_RECORD: &str = "leak-digest";
 #[serde(deny_unknown_fields)]
 pub struct RolePolicy {
     /// Classes the role may have decrypted.
-    pub classes: BTreeSet<String>,
+    pub classes: BTreeSet<Class>,
     /// Purposes the role may declare.
-    pub purposes: BTreeSet<String>,
+    pub purposes: BTreeSet<Purpose>,
     /// Distinct records per window, overriding the default.
     #[serde(default)]
     pub quota: Option<Quota>,
@@ -91,7 +85,7 @@ pub struct Policy {
     /// Always `ribat-policy/v1`.
     pub format: String,
     /// Per role.
-    pub roles: BTreeMap<String, RolePolicy>,
+    pub roles: BTreeMap<Role, RolePolicy>,
     /// Default quota per identity.
     pub quota: Quota,
     /// How long touching a honey record quarantines an identity.
@@ -105,13 +99,20 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// Names written in this file; the default policy's test parses them back.
+fn names<T: Ord>(items: &[&'static str], known: fn(&'static str) -> T) -> BTreeSet<T> {
+    items.iter().map(|s| known(s)).collect()
+}
+
 impl Policy {
     /// The embedded demo's policy: counters see identity, supervisors and the pension run
     /// see salaries, partners verify identity at a low rate.
     pub fn embedded_default() -> Self {
-        let role = |classes: &[&str], purposes: &[&str], quota: Option<(usize, u64)>| RolePolicy {
-            classes: set(classes),
-            purposes: set(purposes),
+        let role = |classes: &[&'static str],
+                    purposes: &[&'static str],
+                    quota: Option<(usize, u64)>| RolePolicy {
+            classes: names(classes, Class::constant),
+            purposes: names(purposes, Purpose::constant),
             quota: quota.map(|(distinct_records, window_secs)| Quota {
                 distinct_records,
                 window_secs,
@@ -133,9 +134,9 @@ impl Policy {
         );
         clerk.limits = vec![per(10, 60), per(200, 86_400)];
         clerk.role_limits = vec![per(50_000, 3600)];
-        roles.insert("clerk".into(), clerk);
+        roles.insert(Role::constant("clerk"), clerk);
         roles.insert(
-            "supervisor".into(),
+            Role::constant("supervisor"),
             role(
                 &["identity", "financial"],
                 &["counter-service", "benefit-claim", "investigation"],
@@ -143,7 +144,7 @@ impl Policy {
             ),
         );
         roles.insert(
-            "pension-batch".into(),
+            Role::constant("pension-batch"),
             role(
                 &["identity", "financial"],
                 &["pension-run"],
@@ -165,7 +166,7 @@ impl Policy {
             ("cin".into(), Mask::Partial),
             ("birth_date".into(), Mask::Year),
         ]);
-        roles.insert("partner".into(), partner);
+        roles.insert(Role::constant("partner"), partner);
         let mut employer = role(
             &["identity"],
             &["employee-check", "declaration-upload"],
@@ -176,12 +177,15 @@ impl Policy {
             ("cin".into(), Mask::Partial),
             ("birth_date".into(), Mask::Year),
         ]);
-        roles.insert("employer".into(), employer);
-        roles.insert("auditor".into(), role(&[], &["audit"], Some((0, 3600))));
+        roles.insert(Role::constant("employer"), employer);
+        roles.insert(
+            Role::constant("auditor"),
+            role(&[], &["audit"], Some((0, 3600))),
+        );
         // Bulk exports to partners, each approved by two administrators beforehand; the
         // identity is `export/RECIPIENT`, so the audit log names the recipient.
         roles.insert(
-            "export".into(),
+            Role::constant("export"),
             role(
                 &["identity"],
                 &["partner-export"],
@@ -191,7 +195,7 @@ impl Policy {
         // The security team: opens export manifests when a leak carries canaries, and
         // writes the data-protection authority's notification list (every affected person).
         roles.insert(
-            "security".into(),
+            Role::constant("security"),
             role(
                 &["identity"],
                 &["leak-attribution", "breach-notification"],
@@ -199,10 +203,10 @@ impl Policy {
             ),
         );
         roles.insert(
-            "service".into(),
+            Role::constant("service"),
             role(
                 &["identity", "financial"],
-                &[PURPOSE_OPEN_INDEX_KEY, PURPOSE_OPEN_LEAK_KEY],
+                &["open-index-key", "open-leak-key"],
                 Some((10, 60)),
             ),
         );
@@ -261,5 +265,29 @@ impl Policy {
             .get(role)
             .and_then(|r| r.quota)
             .unwrap_or(self.quota)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_reads_back_from_its_own_json_every_name_checked() {
+        let p = Policy::embedded_default();
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(Policy::from_json(&text), Ok(p));
+    }
+
+    #[test]
+    fn a_policy_naming_a_malformed_role_or_purpose_is_refused_with_the_name() {
+        let mut v = serde_json::to_value(Policy::embedded_default()).unwrap();
+        v["roles"]["Clerk Desk"] = v["roles"]["clerk"].clone();
+        let e = Policy::from_json(&v.to_string()).unwrap_err();
+        assert!(e.contains("role name `Clerk Desk`"), "{e}");
+        let mut v = serde_json::to_value(Policy::embedded_default()).unwrap();
+        v["roles"]["clerk"]["purposes"] = serde_json::json!(["counter service"]);
+        let e = Policy::from_json(&v.to_string()).unwrap_err();
+        assert!(e.contains("purpose name `counter service`"), "{e}");
     }
 }

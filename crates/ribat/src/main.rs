@@ -11,6 +11,7 @@ use ribat_node::{
     audit, ceremony, decisions, embedded, exports, home, identity, import, leak, passphrases, read,
     serve,
 };
+use ribat_policy::{Purpose, Role};
 use std::path::PathBuf;
 
 /// Ribat keeps a social-security fund's records readable only by a quorum of custodians.
@@ -87,7 +88,7 @@ enum Command {
         cnss: String,
         /// Why (required): counter-service, benefit-claim, investigation, pension-run, …
         #[arg(long)]
-        purpose: String,
+        purpose: Purpose,
         /// Fields to read, comma-separated (default: the identity fields).
         #[arg(long, value_delimiter = ',')]
         fields: Vec<String>,
@@ -115,7 +116,7 @@ enum Command {
         birth_date: Option<String>,
         /// Why (required).
         #[arg(long)]
-        purpose: String,
+        purpose: Purpose,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -235,14 +236,14 @@ struct WhoArg {
     identity: String,
     /// Role of the reader in the custodians' policy.
     #[arg(long, default_value = "clerk")]
-    role: String,
+    role: Role,
     /// Institution of the reader, as the audit log records it.
     #[arg(long, default_value = "cnss.operations")]
     institution: String,
 }
 
 impl WhoArg {
-    fn reader(self, purpose: String) -> read::Reader {
+    fn reader(self, purpose: Purpose) -> read::Reader {
         read::Reader {
             who: ribat_custodian::Requester {
                 identity: self.identity,

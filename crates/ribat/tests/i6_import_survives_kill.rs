@@ -6,7 +6,8 @@
 mod common;
 
 use common::*;
-use ribat_import::records::{DECLARATIONS, EMPLOYERS, PERSONS, RecordSealer, declaration_id};
+use ribat_import::records::{RecordSealer, declaration_id};
+use ribat_policy::Table;
 use ribat_store::Store;
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ fn i6_a_killed_import_finishes_on_rerun_without_loss_or_duplicates() {
                 "the import finished ({status}) before it could be killed; make the fund larger"
             );
         }
-        let persons = store.count(PERSONS).unwrap();
+        let persons = store.count(Table::Persons.as_str()).unwrap();
         if persons >= 4_000 {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
@@ -42,7 +43,7 @@ fn i6_a_killed_import_finishes_on_rerun_without_loss_or_duplicates() {
         std::thread::sleep(Duration::from_millis(10));
     };
     // What was acknowledged (committed) before the kill is still there.
-    let after_kill = store.count(PERSONS).unwrap();
+    let after_kill = store.count(Table::Persons.as_str()).unwrap();
     assert!(
         after_kill >= seen_at_kill && after_kill < fund.persons.len() as u64,
         "{seen_at_kill} {after_kill}"
@@ -56,10 +57,16 @@ fn i6_a_killed_import_finishes_on_rerun_without_loss_or_duplicates() {
         out.contains(&format!("{after_kill} already there")),
         "{out}"
     );
-    assert_eq!(store.count(PERSONS).unwrap(), fund.persons.len() as u64);
-    assert_eq!(store.count(EMPLOYERS).unwrap(), fund.employers.len() as u64);
     assert_eq!(
-        store.count(DECLARATIONS).unwrap(),
+        store.count(Table::Persons.as_str()).unwrap(),
+        fund.persons.len() as u64
+    );
+    assert_eq!(
+        store.count(Table::Employers.as_str()).unwrap(),
+        fund.employers.len() as u64
+    );
+    assert_eq!(
+        store.count(Table::Declarations.as_str()).unwrap(),
         fund.declarations.len() as u64
     );
 
@@ -71,7 +78,7 @@ fn i6_a_killed_import_finishes_on_rerun_without_loss_or_duplicates() {
         .iter()
         .map(|p| sealer.person_id(&p.cnss).unwrap())
         .collect();
-    let identity = read_all(&node, PERSONS, "identity", &ids);
+    let identity = read_all(&node, Table::Persons, "identity", &ids);
     for (p, f) in fund.persons.iter().zip(&identity) {
         assert_eq!(field(f, "cnss"), p.cnss);
         assert_eq!(field(f, "cin"), p.cin);
@@ -82,7 +89,7 @@ fn i6_a_killed_import_finishes_on_rerun_without_loss_or_duplicates() {
         assert_eq!(field(f, "name_ar"), p.name_arabic);
         assert_eq!(field(f, "birth_date"), p.birth_date);
     }
-    let ribs = read_all(&node, PERSONS, "financial", &ids);
+    let ribs = read_all(&node, Table::Persons, "financial", &ids);
     assert!(
         fund.persons
             .iter()
@@ -99,7 +106,7 @@ fn i6_a_killed_import_finishes_on_rerun_without_loss_or_duplicates() {
             declaration_id(&d.period, &ids[d.person], &employer)
         })
         .collect();
-    let decls = read_all(&node, DECLARATIONS, "financial", &decl_ids);
+    let decls = read_all(&node, Table::Declarations, "financial", &decl_ids);
     for (d, f) in fund.declarations.iter().zip(&decls) {
         assert_eq!(field(f, "salary_real"), d.salary_real.to_string());
         assert_eq!(field(f, "days"), d.days.to_string());

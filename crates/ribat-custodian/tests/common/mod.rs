@@ -166,11 +166,11 @@ pub(crate) fn request(
         request_id: format!("req-{identity}-{}", ids.join("+")),
         requester: Requester {
             identity: identity.into(),
-            role: role.into(),
+            role: role.parse().unwrap(),
         },
-        purpose: purpose.into(),
-        table: "persons".into(),
-        class: class.into(),
+        purpose: purpose.parse().unwrap(),
+        table: ribat_policy::Table::Persons,
+        class: class.parse().unwrap(),
         record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
         token: None,
     }

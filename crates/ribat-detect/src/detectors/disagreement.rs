@@ -8,12 +8,13 @@ use crate::event::{Event, Kind};
 use crate::response::{Finding, Severity, Target};
 use crate::rule_id::RuleId;
 use crate::rules::Rules;
+use ribat_policy::Table;
 use std::collections::{HashMap, VecDeque};
 
 const RULE: RuleId = RuleId::Disagreement;
 
 /// Service tables (the node's own key openings) are not user reads and not audited as such.
-const SERVICE_TABLE: &str = ribat_policy::policy::KEYS_TABLE;
+const SERVICE_TABLE: Table = Table::Keys;
 
 #[derive(Default)]
 pub(super) struct Disagreement {
@@ -40,7 +41,7 @@ impl Detector for Disagreement {
             }
             Kind::CustodianAnswer(c)
                 if c.outcome == "served"
-                    && c.table != SERVICE_TABLE
+                    && c.table != SERVICE_TABLE.as_str()
                     && !self.audited_set.contains(&c.request_id) =>
             {
                 self.waiting.insert(

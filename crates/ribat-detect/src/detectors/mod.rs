@@ -138,6 +138,7 @@ pub(crate) fn weekday(day: i64) -> u8 {
 pub(crate) mod test_events {
     //! Event builders for the detectors' tests.
     use crate::event::{Access, Actor, AuthFailure, Denied, Event, Kind};
+    use ribat_policy::Table;
 
     /// 2026-11-23 (a Monday) 09:00 in Morocco (UTC+1), in ms.
     pub(crate) const MONDAY_9AM: u64 = 1_795_420_800_000;
@@ -158,9 +159,9 @@ pub(crate) mod test_events {
             component: "gateway".into(),
             kind: Kind::Access(Access {
                 actor: actor(identity, role),
-                purpose: purpose.into(),
+                purpose: purpose.parse().unwrap(),
                 route: "/v1/persons/{cnss}".into(),
-                table: "persons".into(),
+                table: Table::Persons,
                 subject: Some(subject.into()),
                 lookup: None,
                 case_ref: None,

@@ -34,7 +34,7 @@ impl Detector for Sustained {
         let r = &rules.sustained;
         let Kind::Access(a) = &ev.kind else { return };
         let Some(subject) = &a.subject else { return };
-        let Some(&quota) = r.daily_quota.get(&a.actor.role) else {
+        let Some(&quota) = r.daily_quota.get(a.actor.role.as_str()) else {
             return;
         };
         let near = ((quota as f64) * r.share).ceil() as usize;

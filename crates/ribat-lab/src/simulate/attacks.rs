@@ -2,6 +2,7 @@
 //! bypasses the gateway with its stolen certificate.
 
 use super::*;
+use ribat_policy::{Class, Purpose, Table};
 
 /// The attack's identities: (name, role, institution, hostile).
 pub(super) fn attackers(s: Scenario, fund: &ribat_sim::Fund) -> Vec<(String, Role, String, bool)> {
@@ -264,11 +265,11 @@ pub(super) fn bypass(w: &World) -> Result<()> {
             request_id: format!("bypass-{n}"),
             requester: Requester {
                 identity: victim.clone(),
-                role: "partner".into(),
+                role: ribat_policy::Role::constant("partner"),
             },
-            purpose: "partner-verification".into(),
-            table: ribat_import::records::PERSONS.into(),
-            class: "identity".into(),
+            purpose: Purpose::constant("partner-verification"),
+            table: Table::Persons,
+            class: Class::IDENTITY,
             record_ids: vec![id],
             token: Some(ribat_custodian::request::Bearer(token.clone())),
         };

@@ -137,7 +137,7 @@ pub(crate) fn open(home: &Path) -> Node {
         .open_index_key(
             &Requester {
                 identity: "test".into(),
-                role: "service".into(),
+                role: ribat_policy::Role::SERVICE,
             },
             "test-start",
         )
@@ -153,13 +153,13 @@ pub(crate) fn open(home: &Path) -> Node {
 /// Reads `class` of records in batches, as the pension run would.
 pub(crate) fn read_all(
     node: &Node,
-    table: &str,
+    table: ribat_policy::Table,
     class: &str,
     ids: &[String],
 ) -> Vec<ribat_crypto::envelope::OpenedFields> {
     let who = Requester {
         identity: "batch.pension-run".into(),
-        role: "pension-batch".into(),
+        role: "pension-batch".parse().unwrap(),
     };
     let mut out = Vec::new();
     for (n, chunk) in ids.chunks(5_000).enumerate() {
@@ -168,9 +168,9 @@ pub(crate) fn read_all(
             .read(&PartialRequest {
                 request_id: format!("check-{table}-{class}-{n}"),
                 requester: who.clone(),
-                purpose: "pension-run".into(),
-                table: table.into(),
-                class: class.into(),
+                purpose: "pension-run".parse().unwrap(),
+                table,
+                class: class.parse().unwrap(),
                 record_ids: chunk.to_vec(),
                 token: None,
             })
