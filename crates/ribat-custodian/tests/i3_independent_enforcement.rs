@@ -45,10 +45,36 @@ fn a_compromised_gateway_calling_custodians_directly_meets_class_rules_and_purpo
             Denial::PurposeNotAllowed { .. }
         ));
         assert!(matches!(
-            denial(c.partial_decrypt(&request("clerk-1", "clerk", " ", "identity", &["p-0"]))),
+            denial(c.partial_decrypt(&request(
+                "clerk-1",
+                "clerk",
+                "counter-service",
+                "identity",
+                &[]
+            ))),
             Denial::Malformed { .. }
         ));
     }
+    // A blank or missing purpose does not even make a request: what a gateway sends is
+    // read into typed fields first, and refused saying which field is wrong.
+    let mut wire = serde_json::to_value(request(
+        "clerk-1",
+        "clerk",
+        "counter-service",
+        "identity",
+        &["p-0"],
+    ))
+    .unwrap();
+    wire["purpose"] = serde_json::json!(" ");
+    let e = serde_json::from_value::<ribat_custodian::PartialRequest>(wire.clone()).unwrap_err();
+    assert!(e.to_string().contains("purpose name ` `"), "{e}");
+    wire.as_object_mut().unwrap().remove("purpose");
+    let e = serde_json::from_value::<ribat_custodian::PartialRequest>(wire.clone()).unwrap_err();
+    assert!(e.to_string().contains("missing field `purpose`"), "{e}");
+    wire["purpose"] = serde_json::json!("counter-service");
+    wire["table"] = serde_json::json!("salaries");
+    let e = serde_json::from_value::<ribat_custodian::PartialRequest>(wire).unwrap_err();
+    assert!(e.to_string().contains("unknown table `salaries`"), "{e}");
 }
 
 #[test]
