@@ -21,7 +21,14 @@
 use crate::AuditFirstError;
 pub use crate::app::{App, Authed, COSIGN_HEADER};
 use crate::app::{Shared, actor_of, require_role};
+use crate::body::{
+    CosignHeader, DecisionsBody, DeclarationsBody, DeclarationsQuery, EmployerBody, EmployerQuery,
+    HealthBody, PersonBody, PersonQuery, RejectedLine, ReleaseBody, ReleaseBodyState, ReleaseWord,
+    SearchBody, SearchMatch, SearchResultBody, TokenBody, TokenIssued, TokenType, UploadBody,
+    UploadQuery,
+};
 use crate::gate::{Admitted, Gate};
+use crate::openapi::{ReadErrors, TokenErrors};
 use crate::vault::{
     DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, VaultError, person_field_class,
 };
@@ -39,9 +46,28 @@ use ribat_detect::event::{Access, Actor, AuthFailure, Denied, Event, Kind, Refus
 use ribat_net::listener::Caller;
 use ribat_net::problem::{Problem, ProblemType};
 use ribat_policy::{Class, Purpose, Table};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
+
+/// Every route the router answers, in the OpenAPI document (`/openapi.json` serves the
+/// document itself and is not in it).
+pub const DOCUMENTED_ROUTES: &[&str] = &[
+    "/v1/token",
+    "/v1/persons/search",
+    "/v1/persons/{cnss}",
+    "/v1/persons/{cnss}/declarations",
+    "/v1/employers/{affiliation}",
+    "/v1/declarations",
+    "/v1/decisions",
+    "/v1/decisions/{id}/release",
+    "/v1/exports",
+    "/v1/exports/{id}",
+    "/v1/exports/{id}/approve",
+    "/v1/exports/{id}/run",
+    "/v1/exports/{id}/file",
+    "/healthz",
+    "/metrics",
+];
 
 /// The router.
 pub fn router(app: Shared) -> Router {
@@ -337,14 +363,6 @@ fn events_of(
     }))]
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ReadQuery {
-    purpose: Option<String>,
-    fields: Option<String>,
-    case: Option<String>,
-}
-
 /// Longest case reference accepted.
 const MAX_CASE: usize = 64;
 
@@ -405,11 +423,11 @@ fn seen(admitted: &Admitted, table: Table, lookup: Option<u64>, case: Option<Str
     }
 }
 
-fn read_query(uri: &Uri) -> Result<ReadQuery, Problem> {
+fn read_query<Q: serde::de::DeserializeOwned + Default>(uri: &Uri) -> Result<Q, Problem> {
     if uri.query().is_none() {
-        return Ok(ReadQuery::default());
+        return Ok(Q::default());
     }
-    Query::<ReadQuery>::try_from_uri(uri)
+    Query::<Q>::try_from_uri(uri)
         .map(|q| q.0)
         .map_err(|e| Problem::bad_request("bad-query", format!("query string: {}", e.body_text())))
 }
@@ -558,14 +576,26 @@ fn one_counted(
     }
 }
 
-async fn person(
+#[utoipa::path(
+    get,
+    path = "/v1/persons/{cnss}",
+    summary = "A person's fields",
+    security(("bearer" = [])),
+    params(
+        ("cnss" = String, Path, pattern = "^[0-9]{9}$", description = "CNSS number"),
+        PersonQuery,
+        CosignHeader
+    ),
+    responses((status = 200, description = "OK", body = PersonBody), ReadErrors)
+)]
+pub(crate) async fn person(
     State(app): State<Shared>,
     Authed { claims, token }: Authed,
     Path(cnss): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
     exact_digits(&cnss, 9, "CNSS number")?;
-    let q = read_query(&uri)?;
+    let q: PersonQuery = read_query(&uri)?;
     let case = case_ref(q.case.as_deref())?;
     let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
     let admitted = app.gate.admit(claims, q.purpose.as_deref(), &fields)?;
@@ -586,21 +616,37 @@ async fn person(
         let area = area_of(&out);
         admitted.mask(&mut out);
         let masked: Vec<String> = admitted.masks.keys().cloned().collect();
-        let body = Json(serde_json::json!({"record_id": id, "fields": out, "masked": masked}));
+        let body = Json(PersonBody {
+            record_id: id.clone(),
+            fields: out,
+            masked,
+        });
         Ok((body.into_response(), vec![id], vec![area]))
     })
     .await;
     answered(result, seen)
 }
 
-async fn declarations(
+#[utoipa::path(
+    get,
+    path = "/v1/persons/{cnss}/declarations",
+    summary = "A person's salary declarations, oldest first",
+    security(("bearer" = [])),
+    params(
+        ("cnss" = String, Path, pattern = "^[0-9]{9}$", description = "CNSS number"),
+        DeclarationsQuery,
+        CosignHeader
+    ),
+    responses((status = 200, description = "OK", body = DeclarationsBody), ReadErrors)
+)]
+pub(crate) async fn declarations(
     State(app): State<Shared>,
     Authed { claims, token }: Authed,
     Path(cnss): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
     exact_digits(&cnss, 9, "CNSS number")?;
-    let q = read_query(&uri)?;
+    let q: DeclarationsQuery = read_query(&uri)?;
     if q.fields.is_some() {
         return Err(Problem::bad_request(
             "bad-query",
@@ -633,28 +679,28 @@ async fn declarations(
             .vault
             .history(&reader(&admitted, &token), &id)
             .map_err(|e| vault_problem(&a.gate, e))?;
-        let body = Json(serde_json::json!({"record_id": id, "declarations": rows}));
+        let body = Json(DeclarationsBody {
+            record_id: id.clone(),
+            declarations: rows,
+        });
         Ok((body.into_response(), vec![id], vec![None]))
     })
     .await;
     answered(result, seen)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchBody {
-    purpose: Option<String>,
-    cin: Option<String>,
-    name: Option<String>,
-    birth_date: Option<String>,
-    fields: Option<Vec<String>>,
-    case: Option<String>,
-}
-
 /// Most matches a search returns (a name and birth date are nearly unique).
 const MAX_MATCHES: usize = 10;
 
-async fn search(
+#[utoipa::path(
+    post,
+    path = "/v1/persons/search",
+    summary = "Persons by CIN, or by name and birth date (through blind indexes)",
+    security(("bearer" = [])),
+    request_body = SearchBody,
+    responses((status = 200, description = "OK", body = SearchResultBody), ReadErrors)
+)]
+pub(crate) async fn search(
     State(app): State<Shared>,
     Authed { claims, token }: Authed,
     body: Bytes,
@@ -700,14 +746,14 @@ async fn search(
         let masked: Vec<String> = admitted.masks.keys().cloned().collect();
         let ids: Vec<String> = out.iter().map(|(id, _)| id.clone()).collect();
         let areas: Vec<Option<String>> = out.iter().map(|(_, f)| area_of(f)).collect();
-        let matches: Vec<serde_json::Value> = out
+        let matches: Vec<SearchMatch> = out
             .into_iter()
-            .map(|(id, mut f)| {
-                admitted.mask(&mut f);
-                serde_json::json!({"record_id": id, "fields": f})
+            .map(|(record_id, mut fields)| {
+                admitted.mask(&mut fields);
+                SearchMatch { record_id, fields }
             })
             .collect();
-        let body = Json(serde_json::json!({"matches": matches, "masked": masked}));
+        let body = Json(SearchResultBody { matches, masked });
         Ok((body.into_response(), ids, areas))
     })
     .await;
@@ -733,14 +779,26 @@ fn search_lookup(b: &SearchBody) -> Option<u64> {
     }
 }
 
-async fn employer(
+#[utoipa::path(
+    get,
+    path = "/v1/employers/{affiliation}",
+    summary = "An employer's fields",
+    security(("bearer" = [])),
+    params(
+        ("affiliation" = String, Path, pattern = "^[0-9]{7}$", description = "Affiliation number"),
+        EmployerQuery,
+        CosignHeader
+    ),
+    responses((status = 200, description = "OK", body = EmployerBody), ReadErrors)
+)]
+pub(crate) async fn employer(
     State(app): State<Shared>,
     Authed { claims, token }: Authed,
     Path(affiliation): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
     exact_digits(&affiliation, 7, "affiliation number")?;
-    let q = read_query(&uri)?;
+    let q: EmployerQuery = read_query(&uri)?;
     let names: Vec<&'static str> =
         match q.fields.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
             None => EMPLOYER_FIELDS.to_vec(),
@@ -803,7 +861,10 @@ async fn employer(
             .employer(&reader(&admitted, &token), &id, &names)
             .map_err(|e| vault_problem(&a.gate, e))?;
         let area = Some(area_tag(&id));
-        let body = Json(serde_json::json!({"record_id": id, "fields": out}));
+        let body = Json(EmployerBody {
+            record_id: id.clone(),
+            fields: out,
+        });
         Ok((body.into_response(), vec![id], vec![area]))
     })
     .await;
@@ -820,13 +881,30 @@ pub const PURPOSE_UPLOAD: &str = "declaration-upload";
 /// monthly salary declaration. Only for the employer the certificate names (its
 /// institution is its affiliation number); stored durably, then validated, sealed and
 /// stored like an import. Rejected lines are named by number and reason, never by value.
-async fn upload(
+#[utoipa::path(
+    post,
+    path = "/v1/declarations",
+    summary = "An employer uploads its monthly e-BDS declaration file (its own affiliation only)",
+    security(("bearer" = [])),
+    params(UploadQuery),
+    request_body(content = String, content_type = "text/plain"),
+    responses(
+        (status = 201, description = "Stored (lines refused are listed by number and reason)", body = UploadBody),
+        TokenErrors,
+        (status = 400, description = "Missing or wrong purpose, malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an employer, or the file declares another employer", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "File larger than 64 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid e-BDS file (line and reason given)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The store or the upload directory failed", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn upload(
     State(app): State<Shared>,
     Authed { claims, .. }: Authed,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let q = read_query(&uri)?;
+    let q: UploadQuery = read_query(&uri)?;
     if q.fields.is_some() {
         return Err(Problem::bad_request(
             "bad-query",
@@ -899,37 +977,38 @@ async fn upload(
             ),
         ));
     }
-    let rejected: Vec<serde_json::Value> = summary
+    let rejected: Vec<RejectedLine> = summary
         .rejects
         .iter()
-        .map(|r| serde_json::json!({"line": r.line, "reason": r.reason}))
+        .map(|r| RejectedLine {
+            line: r.line,
+            reason: r.reason.clone(),
+        })
         .collect();
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({
-            "file": file,
-            "stored": summary.declarations.stored,
-            "already_stored": summary.declarations.already,
-            "rejected": rejected,
-        })),
+        Json(UploadBody {
+            file,
+            stored: summary.declarations.stored,
+            already_stored: summary.declarations.already,
+            rejected,
+        }),
     )
         .into_response())
 }
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct TokenBody {
-    /// Absent means the default; `null` or any non-integer is refused.
-    #[serde(default, deserialize_with = "present")]
-    ttl_secs: Option<serde_json::Value>,
-}
-
-/// A field that, when present, is kept as given (so that `null` is told apart from absent).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
-    serde_json::Value::deserialize(d).map(Some)
-}
-
-async fn token(
+#[utoipa::path(
+    post,
+    path = "/v1/token",
+    summary = "A token for the holder of the client certificate",
+    request_body(content = Option<TokenBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "OK", body = TokenIssued),
+        (status = 400, description = "Malformed body or lifetime out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This gateway does not issue tokens", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn token(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
@@ -946,28 +1025,19 @@ async fn token(
         serde_json::from_slice(&body)
             .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?
     };
-    let ttl = match b.ttl_secs {
-        None => ribat_identity::token::DEFAULT_TTL_SECS,
-        Some(v) => v.as_u64().ok_or_else(|| {
-            Problem::bad_request("bad-body", "ttl_secs: a whole number of seconds")
-        })?,
-    };
-    if ttl == 0 || ttl > ribat_identity::token::MAX_TTL_SECS {
-        return Err(Problem::bad_request(
-            "bad-body",
-            format!("ttl_secs: 1 to {}", ribat_identity::token::MAX_TTL_SECS),
-        ));
-    }
+    let ttl = b
+        .ttl()
+        .map_err(|why| Problem::bad_request("bad-body", why))?;
     let (token, claims) = issuer
         .issue(&caller.peer, &app.audience, app.gate.now_utc(), ttl)
         .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?;
-    Ok(Json(serde_json::json!({
-        "token": token,
-        "token_type": "Bearer",
-        "expires_at": claims.exp,
-        "identity": claims.sub,
-        "role": claims.role,
-    }))
+    Ok(Json(TokenIssued {
+        token,
+        token_type: TokenType::Bearer,
+        expires_at: claims.exp,
+        identity: claims.sub,
+        role: claims.role.to_string(),
+    })
     .into_response())
 }
 
@@ -976,27 +1046,50 @@ pub const DECISION_READERS: &[&str] = &["security", "auditor"];
 /// Roles that approve releasing a decision.
 pub const DECISION_RELEASERS: &[&str] = &["security"];
 
-async fn decisions_list(
+#[utoipa::path(
+    get,
+    path = "/v1/decisions",
+    summary = "The detectors' signed decisions and those in force (security team, auditors)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "OK", body = DecisionsBody),
+        TokenErrors,
+        (status = 403, description = "Not a security or auditor role; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn decisions_list(
     State(app): State<Shared>,
     Authed { claims, .. }: Authed,
 ) -> Result<Response, Problem> {
     require_role(&claims, DECISION_READERS, "reading decisions")?;
     let in_force = app.watch.in_force();
-    Ok(Json(serde_json::json!({
-        "key_id": app.watch.key_id(),
-        "in_force": in_force,
-        "decisions": app.watch.decisions(),
-    }))
+    Ok(Json(DecisionsBody {
+        key_id: app.watch.key_id(),
+        in_force,
+        decisions: app.watch.decisions(),
+    })
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReleaseBody {
-    reason: String,
-}
-
-async fn decision_release(
+#[utoipa::path(
+    post,
+    path = "/v1/decisions/{id}/release",
+    summary = "One administrator's approval to lift a decision early; two distinct administrators release it",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{16}$", description = "Decision id")),
+    request_body = ReleaseBody,
+    responses(
+        (status = 200, description = "OK", body = ReleaseBodyState),
+        TokenErrors,
+        (status = 400, description = "Malformed body or no reason given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a security role; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such decision in force", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same administrator again, or the target approving its own release", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn decision_release(
     State(app): State<Shared>,
     Authed { claims, .. }: Authed,
     Path(id): Path<String>,
@@ -1029,26 +1122,43 @@ async fn decision_release(
             })
     })
     .await?;
-    let (word, approvals) = match state {
-        ribat_detect::decision::ReleaseState::Pending { approvals } => ("pending", approvals),
-        ribat_detect::decision::ReleaseState::Released { approvals } => ("released", approvals),
+    let (state, approvals) = match state {
+        ribat_detect::decision::ReleaseState::Pending { approvals } => {
+            (ReleaseWord::Pending, approvals)
+        }
+        ribat_detect::decision::ReleaseState::Released { approvals } => {
+            (ReleaseWord::Released, approvals)
+        }
     };
-    Ok(Json(serde_json::json!({
-        "state": word,
-        "approvals": approvals,
-        "needed": ribat_detect::decision::RELEASE_APPROVALS,
-    }))
+    Ok(Json(ReleaseBodyState {
+        state,
+        approvals,
+        needed: ribat_detect::decision::RELEASE_APPROVALS,
+    })
     .into_response())
 }
 
-async fn healthz(State(app): State<Shared>) -> Result<Response, Problem> {
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    summary = "Liveness: the audit log can record",
+    responses(
+        (status = 200, description = "OK", body = HealthBody),
+        (status = 503, description = "The audit log has failed; no read is served", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn healthz(State(app): State<Shared>) -> Result<Response, Problem> {
     let n = app.vault.audit.log().size().map_err(|e| {
         Problem::unavailable(
             "audit-unavailable",
             format!("the audit log has failed: {e}"),
         )
     })?;
-    Ok(Json(serde_json::json!({"status": "ok", "audit_entries": n})).into_response())
+    Ok(Json(HealthBody {
+        status: "ok",
+        audit_entries: n,
+    })
+    .into_response())
 }
 
 async fn openapi(State(app): State<Shared>) -> Response {
@@ -1067,18 +1177,16 @@ async fn openapi(State(app): State<Shared>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(app): State<Shared>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    summary = "Prometheus metrics (no personal data in labels)",
+    responses((status = 200, description = "OK", body = String, content_type = "text/plain"))
+)]
+pub(crate) async fn metrics(State(app): State<Shared>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(&app.tls),
     )
         .into_response()
-}
-
-/// Field names per class, for the OpenAPI document.
-pub fn person_field_names() -> BTreeMap<&'static str, &'static str> {
-    PERSON_FIELDS
-        .iter()
-        .map(|(n, c)| (*n, c.as_str()))
-        .collect()
 }

@@ -14,7 +14,7 @@ pub const EXPORT_READERS: &[&str] = &["security", "auditor"];
 pub const MAX_EXPORT_PERSONS: usize = 3_000_000;
 
 /// Where an export stands; never the persons it names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExportState {
     /// Export id (16 hex digits).
     pub id: String,
@@ -37,6 +37,7 @@ pub struct ExportState {
     /// SHA-256 of the file, hex, once it ran.
     pub file_sha256: Option<String>,
     /// Each fetch of the file: who, when (Unix seconds).
+    #[schema(value_type = Vec<Vec<Object>>)]
     pub fetched: Vec<(String, i64)>,
 }
 

@@ -15,12 +15,13 @@
 //! gateway reaches it through [`ExportDesk`], which the node binary provides.
 
 use crate::app::{Authed, require_role};
+use crate::body::{ExportBody, ExportId};
+use crate::openapi::TokenErrors;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ribat_net::problem::Problem;
-use serde::Deserialize;
 use std::sync::Arc;
 
 pub use crate::desk::{
@@ -56,20 +57,28 @@ async fn blocking<T: Send + 'static>(
         .map_err(Problem::from)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestBody {
-    recipient: String,
-    purpose: String,
-    cnss: Vec<String>,
-}
-
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Problem> {
     serde_json::from_slice(body)
         .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))
 }
 
 /// `POST /v1/exports`.
+#[utoipa::path(
+    post,
+    path = "/v1/exports",
+    summary = "Files a bulk export to a partner (security administrators); it runs after two distinct administrators approve it",
+    security(("bearer" = [])),
+    request_body = ExportBody,
+    responses(
+        (status = 201, description = "Filed", body = ExportState),
+        TokenErrors,
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a security role; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "This gateway has no export desk", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The recipient is not a partner identity, or a number is not a CNSS number", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only, or the node failed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub(crate) async fn file_request(
     State(app): State<Shared>,
     Authed { claims, .. }: Authed,
@@ -77,7 +86,7 @@ pub(crate) async fn file_request(
 ) -> Result<Response, Problem> {
     require_role(&claims, EXPORT_ADMINS, "filing an export")?;
     let desk = desk(&app)?;
-    let b: RequestBody = json_body(&body)?;
+    let b: ExportBody = json_body(&body)?;
     let short = |s: &str| !s.trim().is_empty() && s.chars().count() <= 200;
     if !short(&b.recipient) || !short(&b.purpose) {
         return Err(Problem::bad_request(
@@ -97,6 +106,20 @@ pub(crate) async fn file_request(
 }
 
 /// `GET /v1/exports/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}",
+    summary = "Where an export stands (security, auditors, and its recipient); never the persons it names",
+    security(("bearer" = [])),
+    params(ExportId),
+    responses(
+        (status = 200, description = "OK", body = ExportState),
+        TokenErrors,
+        (status = 403, description = "This identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such export (or not yours to see)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub(crate) async fn show(
     State(app): State<Shared>,
     Authed { claims, .. }: Authed,
@@ -114,6 +137,21 @@ pub(crate) async fn show(
 }
 
 /// `POST /v1/exports/{id}/approve`.
+#[utoipa::path(
+    post,
+    path = "/v1/exports/{id}/approve",
+    summary = "One security administrator's approval, made with their own certificate; two distinct ones, neither the recipient",
+    security(("bearer" = [])),
+    params(ExportId),
+    responses(
+        (status = 200, description = "OK", body = ExportState),
+        TokenErrors,
+        (status = 403, description = "Not a security role; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such export", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already ran, or this administrator already approved", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub(crate) async fn approve(
     State(app): State<Shared>,
     Authed { claims, .. }: Authed,
@@ -128,6 +166,21 @@ pub(crate) async fn approve(
 }
 
 /// `POST /v1/exports/{id}/run`.
+#[utoipa::path(
+    post,
+    path = "/v1/exports/{id}/run",
+    summary = "Runs an approved export: every person read through the custodians as export/RECIPIENT (audited), canaries added, the manifest sealed",
+    security(("bearer" = [])),
+    params(ExportId),
+    responses(
+        (status = 200, description = "OK", body = ExportState),
+        TokenErrors,
+        (status = 403, description = "Not a security role; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such export", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Fewer than two approvals, or it already ran", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only, or the custodians or the store failed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub(crate) async fn run(
     State(app): State<Shared>,
     Authed { claims, .. }: Authed,
@@ -141,6 +194,21 @@ pub(crate) async fn run(
 }
 
 /// `GET /v1/exports/{id}/file`.
+#[utoipa::path(
+    get,
+    path = "/v1/exports/{id}/file",
+    summary = "The export's CSV, for its recipient only; every fetch is recorded",
+    security(("bearer" = [])),
+    params(ExportId),
+    responses(
+        (status = 200, description = "OK", body = String, content_type = "text/csv"),
+        TokenErrors,
+        (status = 403, description = "An administrator, not the recipient; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such export (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It has not run yet", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only", body = Problem, content_type = "application/problem+json")
+    )
+)]
 pub(crate) async fn fetch(
     State(app): State<Shared>,
     Authed { claims, .. }: Authed,

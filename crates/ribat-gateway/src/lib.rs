@@ -15,6 +15,7 @@
 pub mod api;
 pub mod app;
 pub mod audit_first;
+mod body;
 pub mod containment;
 pub mod desk;
 pub mod exports;

@@ -63,7 +63,7 @@ pub struct Reader {
 }
 
 /// One declaration in a person's history.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Declaration {
     /// `AAAAMM`.
     pub period: String,

@@ -10,7 +10,7 @@ use serde::Serialize;
 pub const TYPE_BASE: &str = "https://ribat.invalid/problems/";
 
 /// One problem.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// URI naming the kind of problem.
     #[serde(rename = "type")]
