@@ -13,17 +13,7 @@ use ribat_audit::proof_file::verify_text;
 use ribat_audit::tree::{consistency_proof, inclusion_proof, root};
 
 fn files(kind: &str) -> Vec<std::path::PathBuf> {
-    let base = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
-        .join("../../../shared/testdata/merkle")
-        .join(kind);
-    let mut out = Vec::new();
-    for dir in std::fs::read_dir(&base).unwrap() {
-        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            out.push(f.unwrap().path());
-        }
-    }
-    out.sort();
-    out
+    ribat_testkit::vectors::merkle(kind).unwrap()
 }
 
 #[test]

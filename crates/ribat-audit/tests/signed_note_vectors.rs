@@ -68,10 +68,10 @@ fn malformed_notes_are_refused_with_a_reason() {
 
 #[test]
 fn ed25519_verify_strict_meets_wycheproof() {
-    let path = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
-        .join("../../../shared/testdata/wycheproof/ed25519_test.json");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(
+        &ribat_testkit::vectors::read("wycheproof/ed25519_test.json").unwrap(),
+    )
+    .unwrap();
     let (mut valid, mut invalid) = (0, 0);
     for g in v["testGroups"].as_array().unwrap() {
         let pk: [u8; 32] = hex::decode(g["publicKey"]["pk"].as_str().unwrap())

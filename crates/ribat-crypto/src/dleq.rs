@@ -289,12 +289,8 @@ mod tests {
     use serde_json::Value;
 
     fn vectors() -> (Value, Vec<Value>) {
-        // Read at run time: a build cache shared between clones keeps a compile-time path.
-        let path = format!(
-            "{}/../../../shared/testdata/rfc9497/allVectors.json",
-            std::env::var("CARGO_MANIFEST_DIR").unwrap()
-        );
-        let all: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let text = ribat_testkit::vectors::read("rfc9497/allVectors.json").unwrap();
+        let all: Value = serde_json::from_str(&text).unwrap();
         let suite = all
             .as_array()
             .unwrap()

@@ -14,13 +14,9 @@ use serde_json::Value;
 use sha2::Sha256;
 
 fn load(name: &str) -> Value {
-    let path = format!(
-        "{}/../../../shared/testdata/wycheproof/{name}",
-        // Read at run time: a build cache shared between clones keeps a compile-time path.
-        std::env::var("CARGO_MANIFEST_DIR").unwrap()
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
-        .unwrap()
+    let text = ribat_testkit::vectors::read(&format!("wycheproof/{name}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_str(&text).unwrap()
 }
 
 fn h(v: &Value) -> Vec<u8> {

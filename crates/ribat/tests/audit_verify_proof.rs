@@ -7,38 +7,32 @@ use std::process::Command;
 
 #[test]
 fn every_vector_file_gives_its_expected_exit_status_and_a_reason() {
-    let base = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
-        .join("../../../shared/testdata/merkle");
     let mut checked = 0;
     for kind in ["inclusion", "consistency"] {
-        for dir in std::fs::read_dir(base.join(kind)).unwrap() {
-            for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-                let f = f.unwrap().path();
-                let want_err = serde_json::from_str::<serde_json::Value>(
-                    &std::fs::read_to_string(&f).unwrap(),
-                )
-                .unwrap()["wantErr"]
+        for f in ribat_testkit::vectors::merkle(kind).unwrap() {
+            let want_err =
+                serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&f).unwrap())
+                    .unwrap()["wantErr"]
                     .as_bool()
                     .unwrap();
-                let o = Command::new(env!("CARGO_BIN_EXE_ribat"))
-                    .args(["audit", "verify-proof"])
-                    .arg(&f)
-                    .output()
-                    .unwrap();
-                let out = String::from_utf8_lossy(&o.stdout);
-                assert_eq!(
-                    o.status.code(),
-                    Some(i32::from(want_err)),
-                    "{}: {out}",
-                    f.display()
-                );
-                assert!(
-                    out.starts_with(if want_err { "invalid: " } else { "valid: " }),
-                    "{}: {out}",
-                    f.display()
-                );
-                checked += 1;
-            }
+            let o = Command::new(env!("CARGO_BIN_EXE_ribat"))
+                .args(["audit", "verify-proof"])
+                .arg(&f)
+                .output()
+                .unwrap();
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert_eq!(
+                o.status.code(),
+                Some(i32::from(want_err)),
+                "{}: {out}",
+                f.display()
+            );
+            assert!(
+                out.starts_with(if want_err { "invalid: " } else { "valid: " }),
+                "{}: {out}",
+                f.display()
+            );
+            checked += 1;
         }
     }
     assert!(checked >= 170, "{checked}");
