@@ -31,6 +31,10 @@ use ribat_store::{StoredClass, StoredRecord};
 /// Blind-index kind for a person's declarations.
 pub const DECL_OF: &str = "decl-of";
 
+/// Every class the fund's tables seal a field in: a key ceremony must draw a key for each
+/// (the service keys are sealed to them too).
+pub static SEALED_CLASSES: [Class; 2] = [Class::IDENTITY, Class::FINANCIAL];
+
 /// A person's fields, each with the class that seals it, in the order the API lists them.
 pub const PERSON_FIELDS: &[(&str, Class)] = &[
     ("cnss", Class::IDENTITY),
@@ -406,6 +410,14 @@ mod tests {
             .into_iter()
             .find(|(g, _)| *g == f)
             .map(|(_, d)| d)
+    }
+
+    #[test]
+    fn the_classes_a_ceremony_must_draw_are_those_the_layouts_seal() {
+        let used: std::collections::BTreeSet<&Class> =
+            PERSON_FIELDS.iter().map(|(_, c)| c).collect();
+        let listed: std::collections::BTreeSet<&Class> = SEALED_CLASSES.iter().collect();
+        assert_eq!(used, listed);
     }
 
     #[test]

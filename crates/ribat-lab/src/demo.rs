@@ -149,7 +149,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         &home,
         2,
         3,
-        &["identity".into(), "financial".into()],
+        &ribat_import::records::SEALED_CLASSES,
         &pass,
         KdfParams::default(),
     )?;

@@ -8,6 +8,8 @@ use ribat_crypto::passphrase::KdfParams;
 use ribat_custodian::ceremony::{self, CeremonySpec};
 use ribat_custodian::policy::Policy;
 use ribat_custodian::{LocalCustodian, QuorumReader};
+use ribat_import::records::SEALED_CLASSES;
+use ribat_policy::Class;
 use std::path::PathBuf;
 
 /// Runs the ceremony in `home`, printing what it made.
@@ -15,7 +17,7 @@ pub fn init(
     home: &Home,
     threshold: usize,
     custodians: usize,
-    classes: &[String],
+    classes: &[Class],
     passphrases: &Source,
     kdf: KdfParams,
 ) -> Result<()> {
@@ -25,7 +27,11 @@ pub fn init(
         home.root().display(),
         threshold,
         custodians,
-        classes.join(", ")
+        classes
+            .iter()
+            .map(Class::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!("group file (public): {}", home.group_file().display());
     for (i, d) in dirs.iter().enumerate() {
@@ -43,7 +49,7 @@ pub fn init_quiet(
     home: &Home,
     threshold: usize,
     custodians: usize,
-    classes: &[String],
+    classes: &[Class],
     passphrases: &Source,
     kdf: KdfParams,
 ) -> Result<Vec<PathBuf>> {
@@ -53,8 +59,30 @@ pub fn init_quiet(
             home.root().display()
         );
     }
-    if !classes.iter().any(|c| c == "identity") {
-        bail!("the class `identity` is required: the blind-index key is sealed to it");
+    // Checked before anything is written: a ceremony that stops halfway leaves a home that
+    // refuses a second ceremony and cannot import.
+    let missing: Vec<&str> = SEALED_CLASSES
+        .iter()
+        .filter(|c| !classes.contains(c))
+        .map(Class::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "the classes {} are required: the fund's tables seal fields in them, and the service keys are sealed to them (missing: {})",
+            SEALED_CLASSES
+                .iter()
+                .map(Class::as_str)
+                .collect::<Vec<_>>()
+                .join(" and "),
+            missing.join(", ")
+        );
+    }
+    if let Some(twice) = classes
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| classes[..i].contains(c).then_some(c))
+    {
+        bail!("class `{twice}` is named twice");
     }
     home.create()?;
     let passes = (1..=custodians)
@@ -63,7 +91,7 @@ pub fn init_quiet(
     let dirs: Vec<_> = (1..=custodians).map(|i| home.custodian_dir(i)).collect();
     let spec = CeremonySpec {
         threshold,
-        classes: classes.to_vec(),
+        classes: classes.iter().map(Class::to_string).collect(),
         epoch: 1,
         kdf,
     };

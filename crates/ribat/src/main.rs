@@ -11,7 +11,7 @@ use ribat_node::{
     audit, ceremony, decisions, embedded, exports, home, identity, import, leak, passphrases, read,
     serve,
 };
-use ribat_policy::{Purpose, Role};
+use ribat_policy::{Class, Purpose, Role};
 use std::path::PathBuf;
 
 /// Ribat keeps a social-security fund's records readable only by a quorum of custodians.
@@ -531,9 +531,9 @@ enum KeysCommand {
         /// Custodians (n).
         #[arg(long, default_value_t = 3)]
         custodians: usize,
-        /// Sensitivity classes, comma-separated; `identity` is required.
+        /// Sensitivity classes, comma-separated; `identity` and `financial` are required (the fund's tables seal fields in them), others may be added.
         #[arg(long, value_delimiter = ',', default_value = "identity,financial")]
-        classes: Vec<String>,
+        classes: Vec<Class>,
         /// Where custodians' passphrases come from: prompt, env (RIBAT_CUSTODIAN_N_PASSPHRASE for custodian N) or dir:PATH (files custodian-N.pass).
         #[arg(long, default_value = "prompt")]
         passphrases: passphrases::Source,

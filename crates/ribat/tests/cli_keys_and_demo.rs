@@ -106,6 +106,47 @@ fn keys_init_refuses_missing_or_short_passphrases_with_a_clear_message() {
 }
 
 #[test]
+fn keys_init_refuses_classes_the_fund_cannot_live_with_before_writing_anything() {
+    let d = tempfile::tempdir().unwrap();
+    let init = |home: &str, classes: &str| {
+        let home = d.path().join(home);
+        let o = ribat(
+            &home,
+            &["keys", "init", "--classes", classes, "--passphrases", "env"],
+            &PASSES,
+        );
+        (o, home)
+    };
+    // Without `financial` the salaries and the leak-digest key have nowhere to go.
+    let (o, home) = init("a", "identity");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("missing: financial"), "{}", text(&o));
+    assert!(
+        !home.join("group.json").exists(),
+        "a refused ceremony wrote keys"
+    );
+    let (o, home) = init("b", "identity,Financial");
+    assert!(!o.status.success());
+    assert!(text(&o).contains("class name `Financial`"), "{}", text(&o));
+    assert!(!home.exists());
+    let (o, _) = init("c", "identity,financial,identity");
+    assert!(
+        text(&o).contains("class `identity` is named twice"),
+        "{}",
+        text(&o)
+    );
+    // A further class is welcome.
+    let (o, home) = init("d", "identity,financial,medical");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("classes identity, financial, medical"),
+        "{}",
+        text(&o)
+    );
+    assert!(home.join("group.json").exists());
+}
+
+#[test]
 fn the_demo_runs_unattended_and_tells_the_story() {
     let d = tempfile::tempdir().unwrap();
     let o = ribat(d.path(), &["demo", "--persons", "300"], &[]);

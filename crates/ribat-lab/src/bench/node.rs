@@ -37,7 +37,7 @@ pub fn keyed_node(dir: &std::path::Path) -> Result<(Home, Source)> {
         &node_home,
         2,
         3,
-        &["identity".into(), "financial".into()],
+        &ribat_import::records::SEALED_CLASSES,
         &source,
         KdfParams::default(),
     )?;
