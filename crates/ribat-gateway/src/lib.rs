@@ -24,6 +24,10 @@ pub mod link;
 pub mod metrics;
 pub mod node_log;
 pub mod openapi;
+mod reads;
+mod seen;
+mod service;
+mod upload;
 pub mod vault;
 pub mod watch;
 

@@ -1,0 +1,213 @@
+//! The gateway's own routes: tokens for a certificate's holder, the watch's decisions and
+//! their two-person release, liveness, the OpenAPI document, metrics.
+
+use crate::app::Authed;
+use crate::app::{Shared, require_role};
+use crate::body::{
+    DecisionsBody, HealthBody, ReleaseBody, ReleaseBodyState, ReleaseWord, TokenBody, TokenIssued,
+    TokenType,
+};
+use crate::openapi::TokenErrors;
+use crate::reads::blocking;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ribat_net::listener::Caller;
+use ribat_net::problem::Problem;
+use ribat_policy::Purpose;
+
+#[utoipa::path(
+    post,
+    path = "/v1/token",
+    summary = "A token for the holder of the client certificate",
+    request_body(content = Option<TokenBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "OK", body = TokenIssued),
+        (status = 400, description = "Malformed body or lifetime out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This gateway does not issue tokens", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn token(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let issuer = app.issuer.as_ref().ok_or_else(|| {
+        Problem::unavailable(
+            "token-service-off",
+            "this gateway does not issue tokens; ask the deployment's token service",
+        )
+    })?;
+    let b: TokenBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TokenBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?
+    };
+    let ttl = b
+        .ttl()
+        .map_err(|why| Problem::bad_request("bad-body", why))?;
+    let (token, claims) = issuer
+        .issue(&caller.peer, &app.audience, app.gate.now_utc(), ttl)
+        .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?;
+    Ok(Json(TokenIssued {
+        token,
+        token_type: TokenType::Bearer,
+        expires_at: claims.exp,
+        identity: claims.sub,
+        role: claims.role.to_string(),
+    })
+    .into_response())
+}
+
+/// Roles that see the decisions.
+pub(crate) const DECISION_READERS: &[&str] = &["security", "auditor"];
+/// Roles that approve releasing a decision.
+pub(crate) const DECISION_RELEASERS: &[&str] = &["security"];
+
+#[utoipa::path(
+    get,
+    path = "/v1/decisions",
+    summary = "The detectors' signed decisions and those in force (security team, auditors)",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "OK", body = DecisionsBody),
+        TokenErrors,
+        (status = 403, description = "Not a security or auditor role; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn decisions_list(
+    State(app): State<Shared>,
+    Authed { claims, .. }: Authed,
+) -> Result<Response, Problem> {
+    require_role(&claims, DECISION_READERS, "reading decisions")?;
+    let in_force = app.watch.in_force();
+    Ok(Json(DecisionsBody {
+        key_id: app.watch.key_id(),
+        in_force,
+        decisions: app.watch.decisions(),
+    })
+    .into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/decisions/{id}/release",
+    summary = "One administrator's approval to lift a decision early; two distinct administrators release it",
+    security(("bearer" = [])),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{16}$", description = "Decision id")),
+    request_body = ReleaseBody,
+    responses(
+        (status = 200, description = "OK", body = ReleaseBodyState),
+        TokenErrors,
+        (status = 400, description = "Malformed body or no reason given", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a security role; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such decision in force", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same administrator again, or the target approving its own release", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Essential services only", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn decision_release(
+    State(app): State<Shared>,
+    Authed { claims, .. }: Authed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    require_role(&claims, DECISION_RELEASERS, "releasing a decision")?;
+    let b: ReleaseBody = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?;
+    if b.reason.trim().is_empty() || b.reason.len() > 500 {
+        return Err(Problem::bad_request(
+            "bad-body",
+            "reason: say why the decision is lifted (1 to 500 characters)",
+        ));
+    }
+    let watch = app.watch.clone();
+    let admin = claims.sub.clone();
+    let state = blocking(move || {
+        watch
+            .approve_release(&id, &admin, b.reason.trim())
+            .map_err(|e| match e {
+                ribat_detect::decision::DecisionError::Unknown(_) => {
+                    Problem::not_found(e.to_string())
+                }
+                other => Problem::new(
+                    StatusCode::CONFLICT,
+                    "release-refused",
+                    "Release refused",
+                    other.to_string(),
+                ),
+            })
+    })
+    .await?;
+    let (state, approvals) = match state {
+        ribat_detect::decision::ReleaseState::Pending { approvals } => {
+            (ReleaseWord::Pending, approvals)
+        }
+        ribat_detect::decision::ReleaseState::Released { approvals } => {
+            (ReleaseWord::Released, approvals)
+        }
+    };
+    Ok(Json(ReleaseBodyState {
+        state,
+        approvals,
+        needed: ribat_detect::decision::RELEASE_APPROVALS,
+    })
+    .into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    summary = "Liveness: the audit log can record",
+    responses(
+        (status = 200, description = "OK", body = HealthBody),
+        (status = 503, description = "The audit log has failed; no read is served", body = Problem, content_type = "application/problem+json")
+    )
+)]
+pub(crate) async fn healthz(State(app): State<Shared>) -> Result<Response, Problem> {
+    let n = app.vault.audit.log().size().map_err(|e| {
+        Problem::unavailable(
+            "audit-unavailable",
+            format!("the audit log has failed: {e}"),
+        )
+    })?;
+    Ok(Json(HealthBody {
+        status: "ok",
+        audit_entries: n,
+    })
+    .into_response())
+}
+
+pub(crate) async fn openapi(State(app): State<Shared>) -> Response {
+    let purposes: std::collections::BTreeSet<&str> = app
+        .gate
+        .policy()
+        .roles
+        .values()
+        .flat_map(|r| r.purposes.iter().map(Purpose::as_str))
+        .collect();
+    let purposes: Vec<&str> = purposes.into_iter().collect();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document(&purposes).to_string(),
+    )
+        .into_response()
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    summary = "Prometheus metrics (no personal data in labels)",
+    responses((status = 200, description = "OK", body = String, content_type = "text/plain"))
+)]
+pub(crate) async fn metrics(State(app): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(&app.tls),
+    )
+        .into_response()
+}
