@@ -1,0 +1,164 @@
+//! What the mesh's log carries. Raft orders and replicates these; the signatures inside
+//! make them authentic, and every node checks them when it applies an entry
+//! ([`crate::state::SecurityState::apply`]), so a leader can reorder or delay entries but
+//! cannot forge one.
+//!
+//! | entry | restricts or relaxes | signatures it needs |
+//! |---|---|---|
+//! | `Restrict` | restricts | the member that decided |
+//! | `Endorse` | restricts (counts towards mesh-wide) | another member, over the same decision |
+//! | `Revoke` | restricts | one administrator |
+//! | `Release` | relaxes | two distinct administrators, neither the decision's target |
+//! | `SetPolicy` | either | two distinct administrators |
+//! | `AddMember`, `RemoveMember` | either | two distinct administrators |
+
+use crate::sign::{PublicKey, Sig};
+use ribat_detect::response::{Action, Target};
+use serde::{Deserialize, Serialize};
+
+/// A node of the mesh: its name (its certificate's) and the key it signs with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Unique name, e.g. `node-a`.
+    pub name: String,
+    /// Its Ed25519 node key.
+    pub key: PublicKey,
+}
+
+/// A security administrator: whose two signatures relax anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admin {
+    /// Identity name (as in the certificate register).
+    pub name: String,
+    /// Their signing key.
+    pub key: PublicKey,
+}
+
+/// A decision to restrict, as the node whose detectors fired made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restriction {
+    /// Id, unique in the mesh (the deciding node's name is part of it).
+    pub id: String,
+    /// The rule that fired.
+    pub rule: String,
+    /// Who or what.
+    pub target: Target,
+    /// The response.
+    pub action: Action,
+    /// When it ends, ms since the epoch: each node compares it with its own clock, so the
+    /// log never has to carry time (a leader cannot make a restriction end early).
+    pub until_ms: u64,
+    /// Hex SHA-256 of the evidence (the events are kept where they were seen).
+    pub evidence: String,
+}
+
+/// One administrator's signature on a statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The administrator.
+    pub admin: String,
+    /// Their signature over the statement.
+    pub sig: Sig,
+}
+
+/// The statement administrators sign to lift a restriction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseStatement {
+    /// The restriction.
+    pub id: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The statement administrators sign to revoke a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeStatement {
+    /// Certificate serial, lowercase hex.
+    pub serial: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The statement administrators sign to put a policy in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatement {
+    /// Strictly greater than the one in force.
+    pub version: u64,
+    /// Hex SHA-256 of the policy file.
+    pub digest: String,
+}
+
+/// The statement administrators sign to change who is a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipStatement {
+    /// A node joins.
+    Add(Member),
+    /// A node leaves; its signatures count no more.
+    Remove(String),
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A member restricts (enforced by every node at once).
+    Restrict {
+        /// The decision.
+        restriction: Restriction,
+        /// The member that decided.
+        by: String,
+        /// Its signature over the decision.
+        sig: Sig,
+    },
+    /// Another member signs the same decision; at `threshold` signers it is in force
+    /// mesh-wide.
+    Endorse {
+        /// The decision's id.
+        id: String,
+        /// The member.
+        by: String,
+        /// Its signature over the decision as first logged.
+        sig: Sig,
+    },
+    /// Two administrators lift a restriction.
+    Release {
+        /// What they signed.
+        statement: ReleaseStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
+    /// An administrator revokes a certificate, for good.
+    Revoke {
+        /// What they signed.
+        statement: RevokeStatement,
+        /// Their signatures (one suffices).
+        approvals: Vec<Approval>,
+    },
+    /// Two administrators put a policy in force.
+    SetPolicy {
+        /// What they signed.
+        statement: PolicyStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
+    /// Two administrators change the membership.
+    Membership {
+        /// What they signed.
+        statement: MembershipStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
+}
+
+/// The kinds statements are signed as (see [`crate::sign::digest`]).
+pub mod kind {
+    /// A restriction (by its decider and its endorsers).
+    pub const RESTRICT: &str = "restrict";
+    /// A release.
+    pub const RELEASE: &str = "release";
+    /// A revocation.
+    pub const REVOKE: &str = "revoke";
+    /// A policy.
+    pub const POLICY: &str = "policy";
+    /// A membership change.
+    pub const MEMBERSHIP: &str = "membership";
+}

@@ -1,0 +1,610 @@
+//! The security state every node holds, and the one function that changes it.
+//!
+//! `apply` is deterministic (no clock, no I/O, no randomness): two nodes that apply the same
+//! entries in the same order hold the same state, byte for byte ([`SecurityState::snapshot`]).
+//! An entry whose signatures do not justify it is [`Rejected`] and changes nothing; the
+//! caller still counts it as applied, so every node stays at the same index.
+
+use crate::command::{
+    Admin, Approval, Command, Member, MembershipStatement, PolicyStatement, ReleaseStatement,
+    Restriction, RevokeStatement, kind,
+};
+use crate::sign::{PublicKey, verifies};
+use ribat_detect::response::Target;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Administrators' signatures a relaxation needs.
+pub const ADMINS_TO_RELAX: usize = 2;
+
+/// Where the state starts: the bootstrap ceremony's members and administrators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// The nodes.
+    pub members: Vec<Member>,
+    /// The security administrators.
+    pub admins: Vec<Admin>,
+    /// Distinct members whose signatures put a decision in force mesh-wide (`t`).
+    pub threshold: usize,
+}
+
+/// A restriction as the state holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    /// The decision.
+    pub restriction: Restriction,
+    /// Members that signed it, with their signatures checked.
+    pub signers: BTreeSet<String>,
+    /// Administrators who released it, once two did.
+    pub released_by: Option<BTreeSet<String>>,
+}
+
+/// What an entry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A new restriction, enforced at once.
+    Restricted {
+        /// Its id.
+        id: String,
+    },
+    /// One more signer; `mesh_wide` once `threshold` members have signed.
+    Endorsed {
+        /// The decision.
+        id: String,
+        /// Signers now.
+        signers: usize,
+        /// Whether it is now in force mesh-wide.
+        mesh_wide: bool,
+    },
+    /// Lifted.
+    Released {
+        /// The decision.
+        id: String,
+    },
+    /// A certificate that never authenticates again.
+    Revoked {
+        /// Its serial.
+        serial: String,
+    },
+    /// A policy in force.
+    Policy {
+        /// Its version.
+        version: u64,
+    },
+    /// The membership changed.
+    Membership,
+}
+
+/// Why an entry changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    /// Signed by a node that is not a member.
+    #[error("`{0}` is not a member of the mesh")]
+    NotAMember(String),
+    /// A signature that does not verify.
+    #[error("the signature of `{0}` does not verify")]
+    BadSignature(String),
+    /// An administrator the state does not know.
+    #[error("`{0}` is not a security administrator")]
+    NotAnAdmin(String),
+    /// Too few distinct administrators signed.
+    #[error("{got} distinct administrator signature(s) where {needed} are needed")]
+    TooFewAdmins {
+        /// Valid, distinct.
+        got: usize,
+        /// Needed.
+        needed: usize,
+    },
+    /// The target of a decision approved its own release.
+    #[error("`{0}` is the decision's target and cannot approve its release")]
+    TargetApproves(String),
+    /// No such decision.
+    #[error("no decision `{0}`")]
+    Unknown(String),
+    /// A decision id reused for a different decision.
+    #[error("decision `{0}` already exists with other contents")]
+    Conflicting(String),
+    /// Already released.
+    #[error("decision `{0}` is already released")]
+    AlreadyReleased(String),
+    /// The same member twice.
+    #[error("`{0}` already signed decision `{1}`")]
+    AlreadySigned(String, String),
+    /// A policy version not above the one in force.
+    #[error("policy version {got} is not above {current}")]
+    StalePolicy {
+        /// Proposed.
+        got: u64,
+        /// In force.
+        current: u64,
+    },
+    /// A membership change that cannot be made.
+    #[error("membership: {0}")]
+    Membership(String),
+}
+
+/// The replicated security state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityState {
+    members: BTreeMap<String, PublicKey>,
+    admins: BTreeMap<String, PublicKey>,
+    threshold: usize,
+    restrictions: BTreeMap<String, Held>,
+    revoked: BTreeSet<String>,
+    policy: Option<PolicyStatement>,
+    /// Entries applied, rejected ones included.
+    applied: u64,
+}
+
+impl SecurityState {
+    /// The state before any entry.
+    pub fn new(g: &Genesis) -> Self {
+        Self {
+            members: g.members.iter().map(|m| (m.name.clone(), m.key)).collect(),
+            admins: g.admins.iter().map(|a| (a.name.clone(), a.key)).collect(),
+            threshold: g.threshold.max(1),
+            restrictions: BTreeMap::new(),
+            revoked: BTreeSet::new(),
+            policy: None,
+            applied: 0,
+        }
+    }
+
+    /// Applies one entry: checks its signatures against this state, then changes it, or
+    /// changes nothing and says why.
+    pub fn apply(&mut self, c: &Command) -> Result<Applied, Rejected> {
+        self.applied += 1;
+        match c {
+            Command::Restrict {
+                restriction,
+                by,
+                sig,
+            } => {
+                self.member_signed(by, restriction, sig)?;
+                if let Some(held) = self.restrictions.get_mut(&restriction.id) {
+                    // Two nodes that saw the same thing and decided the same: one decision
+                    // with two signers.
+                    if held.restriction != *restriction {
+                        return Err(Rejected::Conflicting(restriction.id.clone()));
+                    }
+                    if !held.signers.insert(by.clone()) {
+                        return Err(Rejected::AlreadySigned(by.clone(), restriction.id.clone()));
+                    }
+                    return Ok(Applied::Endorsed {
+                        id: restriction.id.clone(),
+                        signers: held.signers.len(),
+                        mesh_wide: held.signers.len() >= self.threshold,
+                    });
+                }
+                self.restrictions.insert(
+                    restriction.id.clone(),
+                    Held {
+                        restriction: restriction.clone(),
+                        signers: BTreeSet::from([by.clone()]),
+                        released_by: None,
+                    },
+                );
+                Ok(Applied::Restricted {
+                    id: restriction.id.clone(),
+                })
+            }
+            Command::Endorse { id, by, sig } => {
+                let held = self
+                    .restrictions
+                    .get(id)
+                    .ok_or_else(|| Rejected::Unknown(id.clone()))?;
+                self.member_signed(by, &held.restriction, sig)?;
+                if held.signers.contains(by) {
+                    return Err(Rejected::AlreadySigned(by.clone(), id.clone()));
+                }
+                let threshold = self.threshold;
+                let held = self
+                    .restrictions
+                    .get_mut(id)
+                    .ok_or_else(|| Rejected::Unknown(id.clone()))?;
+                held.signers.insert(by.clone());
+                Ok(Applied::Endorsed {
+                    id: id.clone(),
+                    signers: held.signers.len(),
+                    mesh_wide: held.signers.len() >= threshold,
+                })
+            }
+            Command::Release {
+                statement,
+                approvals,
+            } => self.release(statement, approvals),
+            Command::Revoke {
+                statement,
+                approvals,
+            } => self.revoke(statement, approvals),
+            Command::SetPolicy {
+                statement,
+                approvals,
+            } => {
+                self.admins_signed(kind::POLICY, statement, approvals, ADMINS_TO_RELAX, None)?;
+                let current = self.policy.as_ref().map_or(0, |p| p.version);
+                if statement.version <= current {
+                    return Err(Rejected::StalePolicy {
+                        got: statement.version,
+                        current,
+                    });
+                }
+                self.policy = Some(statement.clone());
+                Ok(Applied::Policy {
+                    version: statement.version,
+                })
+            }
+            Command::Membership {
+                statement,
+                approvals,
+            } => {
+                self.admins_signed(
+                    kind::MEMBERSHIP,
+                    statement,
+                    approvals,
+                    ADMINS_TO_RELAX,
+                    None,
+                )?;
+                match statement {
+                    MembershipStatement::Add(m) => {
+                        if self.members.contains_key(&m.name) {
+                            return Err(Rejected::Membership(format!(
+                                "`{}` is already a member",
+                                m.name
+                            )));
+                        }
+                        self.members.insert(m.name.clone(), m.key);
+                    }
+                    MembershipStatement::Remove(name) => {
+                        if self.members.len() <= self.threshold {
+                            return Err(Rejected::Membership(format!(
+                                "removing `{name}` would leave fewer members than the threshold {}",
+                                self.threshold
+                            )));
+                        }
+                        self.members
+                            .remove(name)
+                            .ok_or_else(|| Rejected::NotAMember(name.clone()))?;
+                    }
+                }
+                Ok(Applied::Membership)
+            }
+        }
+    }
+
+    fn release(
+        &mut self,
+        statement: &ReleaseStatement,
+        approvals: &[Approval],
+    ) -> Result<Applied, Rejected> {
+        let held = self
+            .restrictions
+            .get(&statement.id)
+            .ok_or_else(|| Rejected::Unknown(statement.id.clone()))?;
+        if held.released_by.is_some() {
+            return Err(Rejected::AlreadyReleased(statement.id.clone()));
+        }
+        let target = match &held.restriction.target {
+            Target::Identity(name) => Some(name.clone()),
+            _ => None,
+        };
+        let by = self.admins_signed(
+            kind::RELEASE,
+            statement,
+            approvals,
+            ADMINS_TO_RELAX,
+            target.as_deref(),
+        )?;
+        if let Some(h) = self.restrictions.get_mut(&statement.id) {
+            h.released_by = Some(by);
+        }
+        Ok(Applied::Released {
+            id: statement.id.clone(),
+        })
+    }
+
+    fn revoke(
+        &mut self,
+        statement: &RevokeStatement,
+        approvals: &[Approval],
+    ) -> Result<Applied, Rejected> {
+        // Revoking restricts: one administrator is enough, and nothing ever undoes it.
+        self.admins_signed(kind::REVOKE, statement, approvals, 1, None)?;
+        self.revoked.insert(statement.serial.clone());
+        Ok(Applied::Revoked {
+            serial: statement.serial.clone(),
+        })
+    }
+
+    fn member_signed(
+        &self,
+        by: &str,
+        restriction: &Restriction,
+        sig: &crate::sign::Sig,
+    ) -> Result<(), Rejected> {
+        let key = self
+            .members
+            .get(by)
+            .ok_or_else(|| Rejected::NotAMember(by.to_owned()))?;
+        if verifies(key, kind::RESTRICT, restriction, sig) {
+            Ok(())
+        } else {
+            Err(Rejected::BadSignature(by.to_owned()))
+        }
+    }
+
+    /// The distinct administrators whose signatures verify; refused when fewer than
+    /// `needed`, when one is unknown or does not verify, or when `not` signed.
+    fn admins_signed<T: Serialize>(
+        &self,
+        kind: &str,
+        statement: &T,
+        approvals: &[Approval],
+        needed: usize,
+        not: Option<&str>,
+    ) -> Result<BTreeSet<String>, Rejected> {
+        let mut by = BTreeSet::new();
+        for a in approvals {
+            if Some(a.admin.as_str()) == not {
+                return Err(Rejected::TargetApproves(a.admin.clone()));
+            }
+            let key = self
+                .admins
+                .get(&a.admin)
+                .ok_or_else(|| Rejected::NotAnAdmin(a.admin.clone()))?;
+            if !verifies(key, kind, statement, &a.sig) {
+                return Err(Rejected::BadSignature(a.admin.clone()));
+            }
+            by.insert(a.admin.clone());
+        }
+        if by.len() < needed {
+            return Err(Rejected::TooFewAdmins {
+                got: by.len(),
+                needed,
+            });
+        }
+        Ok(by)
+    }
+
+    /// Restrictions not released whose end is after `now_ms` (the asking node's clock).
+    pub fn in_force(&self, now_ms: u64) -> impl Iterator<Item = &Held> {
+        self.restrictions
+            .values()
+            .filter(move |h| h.released_by.is_none() && h.restriction.until_ms > now_ms)
+    }
+
+    /// Whether `threshold` distinct members have signed the decision.
+    pub fn mesh_wide(&self, id: &str) -> bool {
+        self.restrictions
+            .get(id)
+            .is_some_and(|h| h.signers.len() >= self.threshold)
+    }
+
+    /// A decision, released or not.
+    pub fn restriction(&self, id: &str) -> Option<&Held> {
+        self.restrictions.get(id)
+    }
+
+    /// Whether a certificate was revoked.
+    pub fn is_revoked(&self, serial: &str) -> bool {
+        self.revoked.contains(serial)
+    }
+
+    /// The policy in force, if any was set through the log.
+    pub fn policy(&self) -> Option<&PolicyStatement> {
+        self.policy.as_ref()
+    }
+
+    /// Whether `name` is a member.
+    pub fn is_member(&self, name: &str) -> bool {
+        self.members.contains_key(name)
+    }
+
+    /// Entries applied so far, rejected ones included.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The whole state as bytes (a Raft snapshot); equal states give equal bytes.
+    pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// A state back from [`Self::snapshot`]'s bytes.
+    pub fn restore(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Approval, Restriction};
+    use crate::sign::KeyPair;
+    use ribat_detect::response::Action;
+
+    fn kp(seed: u8) -> KeyPair {
+        KeyPair::from_seed(&[seed; 32])
+    }
+
+    fn state() -> SecurityState {
+        SecurityState::new(&Genesis {
+            members: ["node-a", "node-b", "node-c"]
+                .iter()
+                .zip(1..)
+                .map(|(n, s)| Member {
+                    name: (*n).into(),
+                    key: kp(s).public(),
+                })
+                .collect(),
+            admins: ["sec.1", "sec.2"]
+                .iter()
+                .zip(11..)
+                .map(|(n, s)| Admin {
+                    name: (*n).into(),
+                    key: kp(s).public(),
+                })
+                .collect(),
+            threshold: 2,
+        })
+    }
+
+    fn approve<T: Serialize>(kind: &str, body: &T, who: &[(&str, u8)]) -> Vec<Approval> {
+        who.iter()
+            .map(|(name, seed)| Approval {
+                admin: (*name).into(),
+                sig: kp(*seed).sign(kind, body).unwrap(),
+            })
+            .collect()
+    }
+
+    fn restrict(by: &str, seed: u8, id: &str) -> Command {
+        let restriction = Restriction {
+            id: id.into(),
+            rule: "honey".into(),
+            target: Target::Identity("clerk.9".into()),
+            action: Action::Quarantine,
+            until_ms: 1_000,
+            evidence: String::new(),
+        };
+        let sig = kp(seed).sign(kind::RESTRICT, &restriction).unwrap();
+        Command::Restrict {
+            restriction,
+            by: by.into(),
+            sig,
+        }
+    }
+
+    #[test]
+    fn a_policy_needs_two_administrators_and_a_higher_version() {
+        let mut s = state();
+        let p1 = PolicyStatement {
+            version: 1,
+            digest: "ab".into(),
+        };
+        let one = approve(kind::POLICY, &p1, &[("sec.1", 11)]);
+        let e = s.apply(&Command::SetPolicy {
+            statement: p1.clone(),
+            approvals: one,
+        });
+        assert_eq!(e, Err(Rejected::TooFewAdmins { got: 1, needed: 2 }));
+        assert_eq!(s.policy(), None);
+        let two = approve(kind::POLICY, &p1, &[("sec.1", 11), ("sec.2", 12)]);
+        let cmd = Command::SetPolicy {
+            statement: p1.clone(),
+            approvals: two,
+        };
+        assert_eq!(s.apply(&cmd), Ok(Applied::Policy { version: 1 }));
+        assert_eq!(s.policy(), Some(&p1));
+        assert_eq!(
+            s.apply(&cmd),
+            Err(Rejected::StalePolicy { got: 1, current: 1 })
+        );
+        // Signed as a release, the same signatures prove nothing about a policy.
+        let wrong_kind = approve(kind::RELEASE, &p1, &[("sec.1", 11), ("sec.2", 12)]);
+        let e = s.apply(&Command::SetPolicy {
+            statement: PolicyStatement {
+                version: 2,
+                digest: "cd".into(),
+            },
+            approvals: wrong_kind,
+        });
+        assert_eq!(e, Err(Rejected::BadSignature("sec.1".into())));
+        assert_eq!(s.applied(), 4);
+    }
+
+    #[test]
+    fn members_join_and_leave_by_two_administrators_and_a_removed_node_signs_nothing() {
+        let mut s = state();
+        let add = MembershipStatement::Add(Member {
+            name: "node-d".into(),
+            key: kp(4).public(),
+        });
+        assert_eq!(
+            s.apply(&restrict("node-d", 4, "d-1")),
+            Err(Rejected::NotAMember("node-d".into()))
+        );
+        let approvals = approve(kind::MEMBERSHIP, &add, &[("sec.1", 11), ("sec.2", 12)]);
+        assert_eq!(
+            s.apply(&Command::Membership {
+                statement: add,
+                approvals
+            }),
+            Ok(Applied::Membership)
+        );
+        assert_eq!(
+            s.apply(&restrict("node-d", 4, "d-1")),
+            Ok(Applied::Restricted { id: "d-1".into() })
+        );
+        assert!(!s.mesh_wide("d-1"));
+        assert!(matches!(
+            s.apply(&restrict("node-a", 1, "d-1")),
+            Ok(Applied::Endorsed {
+                signers: 2,
+                mesh_wide: true,
+                ..
+            })
+        ));
+        let remove = MembershipStatement::Remove("node-d".into());
+        let approvals = approve(kind::MEMBERSHIP, &remove, &[("sec.1", 11), ("sec.2", 12)]);
+        assert_eq!(
+            s.apply(&Command::Membership {
+                statement: remove,
+                approvals
+            }),
+            Ok(Applied::Membership)
+        );
+        assert_eq!(
+            s.apply(&restrict("node-d", 4, "d-2")),
+            Err(Rejected::NotAMember("node-d".into()))
+        );
+        // The mesh never keeps fewer members than its threshold: of three, one more may
+        // leave, not two.
+        let remove = MembershipStatement::Remove("node-c".into());
+        let approvals = approve(kind::MEMBERSHIP, &remove, &[("sec.1", 11), ("sec.2", 12)]);
+        assert_eq!(
+            s.apply(&Command::Membership {
+                statement: remove,
+                approvals
+            }),
+            Ok(Applied::Membership)
+        );
+        let remove = MembershipStatement::Remove("node-b".into());
+        let approvals = approve(kind::MEMBERSHIP, &remove, &[("sec.1", 11), ("sec.2", 12)]);
+        assert!(matches!(
+            s.apply(&Command::Membership {
+                statement: remove,
+                approvals
+            }),
+            Err(Rejected::Membership(_))
+        ));
+    }
+
+    #[test]
+    fn a_restriction_ends_by_each_nodes_clock_and_a_conflicting_reuse_of_its_id_is_refused() {
+        let mut s = state();
+        s.apply(&restrict("node-a", 1, "d-1")).unwrap();
+        assert_eq!(s.in_force(999).count(), 1);
+        assert_eq!(s.in_force(1_000).count(), 0);
+        let mut other = Restriction {
+            id: "d-1".into(),
+            rule: "honey".into(),
+            target: Target::Identity("clerk.1".into()),
+            action: Action::Quarantine,
+            until_ms: 1_000,
+            evidence: String::new(),
+        };
+        other.until_ms = 1;
+        let sig = kp(2).sign(kind::RESTRICT, &other).unwrap();
+        assert_eq!(
+            s.apply(&Command::Restrict {
+                restriction: other,
+                by: "node-b".into(),
+                sig
+            }),
+            Err(Rejected::Conflicting("d-1".into()))
+        );
+        let back = SecurityState::restore(&s.snapshot().unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}
