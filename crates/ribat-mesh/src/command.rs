@@ -162,3 +162,58 @@ pub mod kind {
     /// A membership change.
     pub const MEMBERSHIP: &str = "membership";
 }
+
+/// One line for logs: what the entry does and who signed, never a signature.
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let admins = |a: &[Approval]| {
+            a.iter()
+                .map(|x| x.admin.as_str())
+                .collect::<Vec<_>>()
+                .join("+")
+        };
+        match self {
+            Self::Restrict {
+                restriction, by, ..
+            } => write!(
+                f,
+                "restrict {} ({} on {}, rule {}) by {by}",
+                restriction.id, restriction.action, restriction.target, restriction.rule
+            ),
+            Self::Endorse { id, by, .. } => write!(f, "endorse {id} by {by}"),
+            Self::Release {
+                statement,
+                approvals,
+            } => write!(f, "release {} by {}", statement.id, admins(approvals)),
+            Self::Revoke {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "revoke certificate {} by {}",
+                statement.serial,
+                admins(approvals)
+            ),
+            Self::SetPolicy {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "policy version {} by {}",
+                statement.version,
+                admins(approvals)
+            ),
+            Self::Membership {
+                statement,
+                approvals,
+            } => match statement {
+                MembershipStatement::Add(m) => {
+                    write!(f, "add member {} by {}", m.name, admins(approvals))
+                }
+                MembershipStatement::Remove(n) => {
+                    write!(f, "remove member {n} by {}", admins(approvals))
+                }
+            },
+        }
+    }
+}

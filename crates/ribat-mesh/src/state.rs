@@ -40,7 +40,7 @@ pub struct Held {
 }
 
 /// What an entry did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {
     /// A new restriction, enforced at once.
     Restricted {
@@ -76,7 +76,7 @@ pub enum Applied {
 }
 
 /// Why an entry changed nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum Rejected {
     /// Signed by a node that is not a member.
     #[error("`{0}` is not a member of the mesh")]
