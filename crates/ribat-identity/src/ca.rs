@@ -52,6 +52,8 @@ pub const ROLES: &[&str] = &[
     "service",
     "gateway",
     "custodian",
+    // A member of the mesh: its certificate serves and calls the mesh's Raft routes.
+    "node",
 ];
 
 /// What a certificate is for.

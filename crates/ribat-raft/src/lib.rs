@@ -14,7 +14,14 @@
 #![forbid(unsafe_code)]
 
 pub mod log_store;
+pub mod network;
+pub mod serve;
 pub mod state_machine;
+
+pub use state_machine::MeshStateMachine;
+
+/// A node's Raft over the mesh's security state.
+pub type MeshRaft = openraft::Raft<MeshConfig, MeshStateMachine>;
 
 use ribat_mesh::{Applied, Command, Rejected};
 use serde::{Deserialize, Serialize};
