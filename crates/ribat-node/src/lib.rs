@@ -28,6 +28,7 @@ pub mod home;
 pub mod identity;
 pub mod import;
 pub mod leak;
+pub mod mesh;
 pub mod passphrases;
 pub mod read;
 pub mod serve;

@@ -62,7 +62,7 @@ fn read_policy(path: &Path) -> Result<Policy> {
     Policy::from_json(&text).map_err(|e| crate::err!("{}: {e}", path.display()))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,6 +13,8 @@
 //! 0.10 line is the one its maintainers ship in Databend. Every re-pin reads the change log.
 #![forbid(unsafe_code)]
 
+pub use openraft;
+
 pub mod log_store;
 pub mod network;
 pub mod serve;

@@ -1,12 +1,12 @@
 //! The mesh's Raft routes on a node's listener. Only a certificate of role `node` from the
 //! deployment's CA reaches them (mTLS verified the chain; this checks the role).
 
-use crate::{MeshConfig, MeshRaft};
+use crate::{MeshConfig, MeshRaft, MeshStateMachine};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use openraft::alias::{SnapshotMetaOf, VoteOf};
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
@@ -34,14 +34,68 @@ pub struct SnapshotBody {
     pub data: Vec<u8>,
 }
 
+/// Where a node stands.
+pub const STATUS: &str = "/mesh/status";
+
+/// A node's answer to [`STATUS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Raft id.
+    pub id: u64,
+    /// `Leader`, `Follower`, `Candidate` or `Learner`.
+    pub state: String,
+    /// The leader it follows, if it knows one.
+    pub leader: Option<u64>,
+    /// Current term.
+    pub term: u64,
+    /// Last index in its log.
+    pub last_log_index: Option<u64>,
+    /// Last index it applied to the security state.
+    pub last_applied_index: Option<u64>,
+    /// Voters of the membership it holds.
+    pub voters: Vec<u64>,
+    /// Restrictions in force by its clock.
+    pub in_force: usize,
+}
+
+#[derive(Clone)]
+struct Served {
+    raft: MeshRaft,
+    sm: MeshStateMachine,
+}
+
 /// The routes, for a node's router.
-pub fn router(raft: MeshRaft) -> Router {
+pub fn router(raft: MeshRaft, sm: MeshStateMachine) -> Router {
     Router::new()
         .route(APPEND, post(append))
         .route(VOTE, post(vote))
         .route(SNAPSHOT, post(snapshot))
+        .route(STATUS, get(status))
         .route_layer(axum::middleware::from_fn(only_nodes))
-        .with_state(raft)
+        .with_state(Served { raft, sm })
+}
+
+async fn status(State(s): State<Served>) -> Response {
+    use openraft::async_runtime::WatchReceiver;
+    let m = s.raft.metrics().borrow_watched().clone();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let in_force = match s.sm.read(|st| st.in_force(now_ms).count()) {
+        Ok(n) => n,
+        Err(e) => return Problem::internal(e.to_string()).into_response(),
+    };
+    Json(NodeStatus {
+        id: m.id,
+        state: format!("{:?}", m.state),
+        leader: m.current_leader,
+        term: m.current_term,
+        last_log_index: m.last_log_index,
+        last_applied_index: m.last_applied.map(|l| l.index),
+        voters: m.membership_config.voter_ids().collect(),
+        in_force,
+    })
+    .into_response()
 }
 
 /// Before any body is read: the caller's certificate must be a node's.
@@ -71,17 +125,23 @@ fn answer<T: Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Response {
 }
 
 async fn append(
-    State(raft): State<MeshRaft>,
+    State(Served { raft, .. }): State<Served>,
     Json(req): Json<AppendEntriesRequest<C>>,
 ) -> Response {
     answer(raft.append_entries(req).await)
 }
 
-async fn vote(State(raft): State<MeshRaft>, Json(req): Json<VoteRequest<C>>) -> Response {
+async fn vote(
+    State(Served { raft, .. }): State<Served>,
+    Json(req): Json<VoteRequest<C>>,
+) -> Response {
     answer(raft.vote(req).await)
 }
 
-async fn snapshot(State(raft): State<MeshRaft>, Json(b): Json<SnapshotBody>) -> Response {
+async fn snapshot(
+    State(Served { raft, .. }): State<Served>,
+    Json(b): Json<SnapshotBody>,
+) -> Response {
     answer(
         raft.install_full_snapshot(
             b.vote,

@@ -100,7 +100,7 @@ async fn start(ca: &Ca, root: &Path, id: u64) -> Node {
     let server = tokio::spawn(ribat_net::listener::serve(
         listener,
         server_tls,
-        ribat_raft::serve::router(raft.clone()),
+        ribat_raft::serve::router(raft.clone(), sm.clone()),
         Arc::new(TlsStats::default()),
     ));
     Node {

@@ -210,6 +210,18 @@ enum Command {
         #[command(subcommand)]
         command: ExportCommand,
     },
+    /// The mesh: bootstrap its nodes' directories, ask where its members stand.
+    Mesh {
+        #[command(subcommand)]
+        command: MeshCommand,
+    },
+    /// Run one mesh node from its directory (made by `ribat mesh init`): the replicated
+    /// security state over mTLS with the other nodes.
+    Node {
+        /// The node's directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Leak tracing: is a dumped file ours, who is affected, what is genuine, who leaked it.
     Leak {
         #[command(subcommand)]
@@ -393,6 +405,43 @@ enum SimCommand {
         #[arg(long = "exports")]
         include_exports: bool,
         /// Print the scores as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MeshCommand {
+    /// Bootstrap ceremony: one directory per node (node certificate and key, node signing
+    /// key, the members and administrators), the CA and the administrators' keys beside them.
+    Init {
+        /// Nodes in the mesh.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Distinct nodes whose signatures make a decision mesh-wide.
+        #[arg(long, default_value_t = 2)]
+        threshold: usize,
+        /// Where the directories go (must be new or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// Each node's HOST:PORT, comma-separated (default 127.0.0.1 from --base-port + 1).
+        #[arg(long, value_delimiter = ',')]
+        addrs: Vec<String>,
+        /// With no --addrs: node N listens on 127.0.0.1:(BASE_PORT + N).
+        #[arg(long, default_value_t = 7600)]
+        base_port: u16,
+        /// The security administrators (at least two), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "sec.admin-1,sec.admin-2")]
+        admins: Vec<String>,
+    },
+    /// Every member: its Raft state, the leader it follows, term, log and applied index,
+    /// restrictions in force; or why it does not answer. Exit status 0 when a majority
+    /// answers and agrees on a leader, 1 otherwise.
+    Status {
+        /// A node's directory (its certificate is used to ask the others).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -987,6 +1036,8 @@ fn run(cli: Cli) -> Result<()> {
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             Ok(bench::leak::run(&home, rows, seed, json)?)
         }
+        Command::Mesh { command } => mesh_command(command),
+        Command::Node { dir } => Ok(ribat_node::mesh::run(&dir)?),
         Command::Export { command } => {
             let home = home::Home::resolve(cli.home)?.with_store(store.clone());
             match command {
@@ -1155,6 +1206,108 @@ fn run(cli: Cli) -> Result<()> {
                 "--batch must be between 1 and 65535"
             );
             Ok(bench::crypto::run(batch, json)?)
+        }
+    }
+}
+
+fn mesh_command(command: MeshCommand) -> Result<()> {
+    match command {
+        MeshCommand::Init {
+            nodes,
+            threshold,
+            out,
+            addrs,
+            base_port,
+            admins,
+        } => {
+            let addrs = if addrs.is_empty() {
+                (1..=nodes)
+                    .map(|i| {
+                        let port = u16::try_from(i)
+                            .ok()
+                            .and_then(|i| base_port.checked_add(i))
+                            .context("--base-port + --nodes is beyond port 65535")?;
+                        Ok(format!("127.0.0.1:{port}"))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            } else {
+                anyhow::ensure!(
+                    addrs.len() == nodes,
+                    "--addrs names {} nodes, --nodes says {nodes}",
+                    addrs.len()
+                );
+                addrs
+            };
+            let dirs = ribat_node::mesh::init(&ribat_node::mesh::InitSpec {
+                out: out.clone(),
+                addrs: addrs.clone(),
+                threshold,
+                admins: admins.clone(),
+            })?;
+            println!(
+                "mesh of {nodes} nodes, threshold {threshold}, in {}",
+                out.display()
+            );
+            for (d, a) in dirs.iter().zip(&addrs) {
+                println!(
+                    "  {} -> {a} (carry to its host; run `ribat node --dir DIR`)",
+                    d.display()
+                );
+            }
+            println!(
+                "  administrators' signing keys in {}/admins: give each to its holder, then delete them here",
+                out.display()
+            );
+            println!("  the CA's key is in {}/ca: keep it offline", out.display());
+            Ok(())
+        }
+        MeshCommand::Status { dir, json } => {
+            let members = ribat_node::mesh::status(&dir)?;
+            let mut leaders = std::collections::BTreeMap::<u64, usize>::new();
+            for m in &members {
+                if let Some(l) = m.status.as_ref().and_then(|s| s.leader) {
+                    *leaders.entry(l).or_default() += 1;
+                }
+            }
+            let agreed = leaders.values().max().copied().unwrap_or(0);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&members)?);
+            } else {
+                println!(
+                    "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>8}",
+                    "member", "address", "state", "leader", "term", "log", "applied", "in force"
+                );
+                for m in &members {
+                    match (&m.status, &m.error) {
+                        (Some(s), _) => println!(
+                            "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>8}",
+                            m.name,
+                            m.addr,
+                            s.state,
+                            s.leader.map_or("-".into(), |l| format!("node-{l}")),
+                            s.term,
+                            s.last_log_index.map_or("-".into(), |i| i.to_string()),
+                            s.last_applied_index.map_or("-".into(), |i| i.to_string()),
+                            s.in_force
+                        ),
+                        (None, e) => println!(
+                            "{:<8} {:<22} unreachable: {}",
+                            m.name,
+                            m.addr,
+                            e.as_deref().unwrap_or("no answer")
+                        ),
+                    }
+                }
+            }
+            if agreed * 2 > members.len() {
+                Ok(())
+            } else {
+                eprintln!(
+                    "no leader agreed by a majority of the {} members",
+                    members.len()
+                );
+                std::process::exit(1)
+            }
         }
     }
 }

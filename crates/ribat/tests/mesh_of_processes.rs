@@ -1,0 +1,173 @@
+//! The mesh as real processes on loopback: `ribat mesh init` writes three node directories,
+//! three `ribat node` processes elect a leader over mTLS, the leader is killed with SIGKILL
+//! and the two left elect another, the killed node comes back from its directory and
+//! catches up, and `ribat mesh status` says all of it (exit 1 when no majority agrees).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ribat(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ribat"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A node process, killed with SIGKILL when dropped.
+struct NodeProcess(Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path) -> NodeProcess {
+    NodeProcess(
+        Command::new(env!("CARGO_BIN_EXE_ribat"))
+            .args(["node", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ribat mesh status --json` from `dir`: each member's leader, state and applied index.
+fn status(dir: &Path) -> Vec<serde_json::Value> {
+    let o = ribat(&["mesh", "status", "--json", "--dir", dir.to_str().unwrap()]);
+    serde_json::from_slice(&o.stdout).unwrap_or_default()
+}
+
+/// Waits until every member in `live` answers and all name the same leader among `live`.
+fn agreed_leader(dir: &Path, live: &[u64]) -> (u64, Vec<serde_json::Value>) {
+    let start = Instant::now();
+    loop {
+        let s = status(dir);
+        let leaders: Vec<Option<u64>> = live
+            .iter()
+            .map(|id| {
+                s.get((*id - 1) as usize)
+                    .and_then(|m| m["status"]["leader"].as_u64())
+            })
+            .collect();
+        if let Some(Some(l)) = leaders.first()
+            && leaders.iter().all(|x| *x == Some(*l))
+            && live.contains(l)
+        {
+            return (*l, s);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no agreed leader among {live:?}: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_mesh_of_three_processes_outlives_its_leader_and_takes_it_back() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let o = ribat(&[
+        "mesh",
+        "init",
+        "--nodes",
+        "3",
+        "--threshold",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--addrs",
+        &addrs.join(","),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dirs: Vec<PathBuf> = (1..=3).map(|i| out.join(format!("node-{i}"))).collect();
+    let mut nodes: Vec<Option<NodeProcess>> = dirs.iter().map(|d| Some(start(d))).collect();
+
+    let (leader, s) = agreed_leader(&dirs[1], &[1, 2, 3]);
+    for m in &s {
+        assert!(m["error"].is_null(), "{m}");
+    }
+
+    // SIGKILL: no goodbye, no flush beyond what was acknowledged.
+    nodes[(leader - 1) as usize] = None;
+    let live: Vec<u64> = (1..=3).filter(|i| *i != leader).collect();
+    let asker = &dirs[(live[0] - 1) as usize];
+    let (second, s) = agreed_leader(asker, &live);
+    assert_ne!(second, leader);
+    assert!(
+        s[(leader - 1) as usize]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{s:?}"
+    );
+
+    // The killed node comes back from its directory, follows the new leader and catches up.
+    nodes[(leader - 1) as usize] = Some(start(&dirs[(leader - 1) as usize]));
+    let start_wait = Instant::now();
+    loop {
+        let s = status(asker);
+        let back = &s[(leader - 1) as usize]["status"];
+        let lead = &s[(second - 1) as usize]["status"];
+        if back["leader"].as_u64() == Some(second)
+            && back["state"] == "Follower"
+            && back["last_applied_index"] == lead["last_applied_index"]
+        {
+            break;
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(30),
+            "the restarted node did not catch up: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // With every node gone, status says so and fails.
+    nodes.clear();
+    let o = ribat(&["mesh", "status", "--dir", asker.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no leader agreed by a majority"), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("unreachable"));
+}
+
+#[test]
+fn a_node_started_without_its_directory_says_what_is_missing() {
+    let d = tempfile::tempdir().unwrap();
+    let o = ribat(&["node", "--dir", d.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("a node directory made by `ribat mesh init`"),
+        "{err}"
+    );
+    let o = ribat(&[
+        "mesh",
+        "init",
+        "--nodes",
+        "3",
+        "--threshold",
+        "4",
+        "--out",
+        d.path().join("m").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--threshold 4 with 3 nodes"));
+}
