@@ -21,7 +21,7 @@ use ribat_mesh::{Admin, Genesis, KeyPair, Member, PublicKey};
 use ribat_net::listener::TlsStats;
 use ribat_raft::log_store::LogStore;
 use ribat_raft::network::MeshNetwork;
-use ribat_raft::serve::{NodeStatus, STATUS};
+use ribat_raft::serve::{NodeStatus, PROPOSE, Proposed, STATUS};
 use ribat_raft::{MeshRaft, MeshStateMachine};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -151,7 +151,7 @@ fn write_seed(path: &Path, seed: &[u8; 32]) -> Result<()> {
     Ok(())
 }
 
-/// Reads a key seed written by [`write_seed`].
+/// Reads a key seed as `mesh init` writes it (hex, owner-only).
 pub fn read_seed(path: &Path) -> Result<KeyPair> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
@@ -412,6 +412,137 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
         }
         out
     }))
+}
+
+/// Proposes `command` to the mesh through its leader (found by asking the members) with
+/// this node's certificate; returns what it became once committed and applied.
+pub fn propose(dir: &Path, command: &ribat_mesh::Command) -> Result<Proposed> {
+    let body = serde_json::to_vec(command)?;
+    let tls = client_tls(dir)?;
+    for attempt in 0..3 {
+        let members = status(dir)?;
+        let leader = members
+            .iter()
+            .filter_map(|m| m.status.as_ref().and_then(|s| s.leader))
+            .next()
+            .and_then(|l| {
+                members
+                    .iter()
+                    .find(|m| m.status.as_ref().is_some_and(|s| s.id == l))
+            });
+        let Some(leader) = leader else {
+            if attempt < 2 {
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            bail!(
+                "no member knows a leader: is a majority of the mesh running? (`ribat mesh status`)"
+            );
+        };
+        let addr = leader.addr.clone();
+        let rt = crate::serve::runtime()?;
+        let tls = tls.clone();
+        let body = body.clone();
+        let r = rt.block_on(async move {
+            let host = addr.rsplit_once(':').map_or("", |(h, _)| h).to_owned();
+            let mut c = ribat_net::client::Connection::open(tls, &addr, &host, true)
+                .await
+                .map_err(|e| crate::err!("cannot reach the leader at {addr}: {e}"))?;
+            c.send("POST", PROPOSE, None, Some(body))
+                .await
+                .map_err(|e| crate::err!("the leader at {addr}: {e}"))
+        })?;
+        match r.status {
+            200 => return Ok(serde_json::from_slice(&r.body)?),
+            409 if attempt < 2 => {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            _ => bail!(
+                "the mesh refused the proposal ({}): {}",
+                r.status,
+                r.json()["detail"].as_str().unwrap_or("no detail")
+            ),
+        }
+    }
+    bail!("the leader kept changing; try again")
+}
+
+/// A restriction this node decides and signs with its node key.
+pub fn restrict(
+    dir: &Path,
+    target: ribat_detect::response::Target,
+    action: ribat_detect::response::Action,
+    minutes: u64,
+    rule: &str,
+    reason: &str,
+) -> Result<(String, Proposed)> {
+    let mesh = MeshFile::read(dir)?;
+    let me = mesh.me()?.clone();
+    let key = read_seed(&dir.join(NODE_KEY))?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let nonce = ribat_crypto::secret::SecretBytes::<4>::random()?;
+    let id = format!("{}/{now_ms:x}-{}", me.name, hex::encode(nonce.expose()));
+    let evidence = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(reason.as_bytes()))
+    };
+    let restriction = ribat_mesh::Restriction {
+        id: id.clone(),
+        rule: rule.to_owned(),
+        target,
+        action,
+        until_ms: now_ms.saturating_add(minutes.saturating_mul(60_000)),
+        evidence,
+    };
+    let sig = key.sign(ribat_mesh::command::kind::RESTRICT, &restriction)?;
+    let proposed = propose(
+        dir,
+        &ribat_mesh::Command::Restrict {
+            restriction,
+            by: me.name,
+            sig,
+        },
+    )?;
+    Ok((id, proposed))
+}
+
+/// One administrator's approval of a release, made offline with their key.
+pub fn approve_release(
+    key: &Path,
+    admin: &str,
+    id: &str,
+    reason: &str,
+) -> Result<ribat_mesh::Approval> {
+    let kp = read_seed(key)?;
+    let statement = ribat_mesh::command::ReleaseStatement {
+        id: id.to_owned(),
+        reason: reason.to_owned(),
+    };
+    Ok(ribat_mesh::Approval {
+        admin: admin.to_owned(),
+        sig: kp.sign(ribat_mesh::command::kind::RELEASE, &statement)?,
+    })
+}
+
+/// Proposes a release carrying administrators' approvals (each checked by every node).
+pub fn release(
+    dir: &Path,
+    id: &str,
+    reason: &str,
+    approvals: Vec<ribat_mesh::Approval>,
+) -> Result<Proposed> {
+    propose(
+        dir,
+        &ribat_mesh::Command::Release {
+            statement: ribat_mesh::command::ReleaseStatement {
+                id: id.to_owned(),
+                reason: reason.to_owned(),
+            },
+            approvals,
+        },
+    )
 }
 
 #[cfg(test)]

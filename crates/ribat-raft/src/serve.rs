@@ -36,6 +36,17 @@ pub struct SnapshotBody {
 
 /// Where a node stands.
 pub const STATUS: &str = "/mesh/status";
+/// Proposing an entry (the leader takes it; another node says who leads).
+pub const PROPOSE: &str = "/mesh/propose";
+
+/// What a proposal became once committed and applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposed {
+    /// Its index in the log.
+    pub index: u64,
+    /// What the state machine made of it.
+    pub outcome: crate::Outcome,
+}
 
 /// A node's answer to [`STATUS`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +82,7 @@ pub fn router(raft: MeshRaft, sm: MeshStateMachine) -> Router {
         .route(VOTE, post(vote))
         .route(SNAPSHOT, post(snapshot))
         .route(STATUS, get(status))
+        .route(PROPOSE, post(propose))
         .route_layer(axum::middleware::from_fn(only_nodes))
         .with_state(Served { raft, sm })
 }
@@ -152,4 +164,32 @@ async fn snapshot(
         )
         .await,
     )
+}
+
+async fn propose(
+    State(Served { raft, .. }): State<Served>,
+    Json(command): Json<ribat_mesh::Command>,
+) -> Response {
+    use openraft::error::{ClientWriteError, RaftError};
+    match raft.client_write(command).await {
+        Ok(w) => Json(Proposed {
+            index: w.log_id.index,
+            outcome: w.data,
+        })
+        .into_response(),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Problem::new(
+            StatusCode::CONFLICT,
+            "not-the-leader",
+            "Not the leader",
+            match f.leader_node {
+                Some(n) => format!(
+                    "propose to the leader, node {:?} at {}",
+                    f.leader_id, n.addr
+                ),
+                None => "no leader is known yet; try again in a second".into(),
+            },
+        )
+        .into_response(),
+        Err(e) => Problem::unavailable("mesh-unavailable", e.to_string()).into_response(),
+    }
 }

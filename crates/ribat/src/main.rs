@@ -434,6 +434,54 @@ enum MeshCommand {
         #[arg(long, value_delimiter = ',', default_value = "sec.admin-1,sec.admin-2")]
         admins: Vec<String>,
     },
+    /// This node decides a restriction of an identity, signs it with its node key and
+    /// proposes it; every node enforces it once committed.
+    Restrict {
+        /// A node's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The identity restricted.
+        #[arg(long)]
+        identity: String,
+        /// How long, in minutes.
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+        /// Why (its digest is the decision's evidence).
+        #[arg(long)]
+        reason: String,
+    },
+    /// One administrator's approval of a release, signed offline with their key; prints it
+    /// as one JSON line to hand to whoever proposes the release.
+    Approve {
+        /// The administrator's signing key (from `mesh init`'s admins/).
+        #[arg(long)]
+        key: PathBuf,
+        /// The administrator's name.
+        #[arg(long = "as")]
+        admin: String,
+        /// The restriction.
+        #[arg(long)]
+        id: String,
+        /// Why it is lifted (the same words every approver signs).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Proposes a release with administrators' approvals (two distinct ones, neither the
+    /// target, or every node refuses it). Exit status 1 when refused.
+    Release {
+        /// A node's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The restriction.
+        #[arg(long)]
+        id: String,
+        /// Why (as the approvers signed it).
+        #[arg(long)]
+        reason: String,
+        /// An approval printed by `mesh approve` (repeat for each administrator).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
+    },
     /// Every member: its Raft state, the leader it follows, term, log and applied index,
     /// restrictions in force; or why it does not answer. Exit status 0 when a majority
     /// answers and agrees on a leader, 1 otherwise.
@@ -1261,6 +1309,50 @@ fn mesh_command(command: MeshCommand) -> Result<()> {
             println!("  the CA's key is in {}/ca: keep it offline", out.display());
             Ok(())
         }
+        MeshCommand::Restrict {
+            dir,
+            identity,
+            minutes,
+            reason,
+        } => {
+            let (id, p) = ribat_node::mesh::restrict(
+                &dir,
+                ribat_detect::response::Target::Identity(identity),
+                ribat_detect::response::Action::Quarantine,
+                minutes,
+                "manual",
+                &reason,
+            )?;
+            report_proposed(&p)?;
+            println!("restriction {id}");
+            Ok(())
+        }
+        MeshCommand::Approve {
+            key,
+            admin,
+            id,
+            reason,
+        } => {
+            let a = ribat_node::mesh::approve_release(&key, &admin, &id, &reason)?;
+            println!("{}", serde_json::to_string(&a)?);
+            Ok(())
+        }
+        MeshCommand::Release {
+            dir,
+            id,
+            reason,
+            approvals,
+        } => {
+            let approvals = approvals
+                .iter()
+                .map(|a| {
+                    serde_json::from_str(a)
+                        .with_context(|| "--approval: not an approval printed by `mesh approve`")
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let p = ribat_node::mesh::release(&dir, &id, &reason, approvals)?;
+            report_proposed(&p)
+        }
         MeshCommand::Status { dir, json } => {
             let members = ribat_node::mesh::status(&dir)?;
             let mut leaders = std::collections::BTreeMap::<u64, usize>::new();
@@ -1308,6 +1400,26 @@ fn mesh_command(command: MeshCommand) -> Result<()> {
                 );
                 std::process::exit(1)
             }
+        }
+    }
+}
+
+/// What a committed proposal became; a refusal by the state machine is an error.
+fn report_proposed(p: &ribat_raft::serve::Proposed) -> Result<()> {
+    match &p.outcome {
+        ribat_raft::Outcome::Applied(a) => {
+            println!("committed at index {}: {a:?}", p.index);
+            Ok(())
+        }
+        ribat_raft::Outcome::Rejected(r) => {
+            anyhow::bail!(
+                "committed at index {} and refused by every node: {r}",
+                p.index
+            )
+        }
+        ribat_raft::Outcome::Raft => {
+            println!("committed at index {}", p.index);
+            Ok(())
         }
     }
 }

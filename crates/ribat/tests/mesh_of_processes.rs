@@ -171,3 +171,116 @@ fn a_node_started_without_its_directory_says_what_is_missing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--threshold 4 with 3 nodes"));
 }
+
+fn in_force_everywhere(dir: &Path, want: u64) {
+    let start = Instant::now();
+    loop {
+        let s = status(dir);
+        if s.len() == 3
+            && s.iter()
+                .all(|m| m["status"]["in_force"].as_u64() == Some(want))
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not {want} in force on every node: {s:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_restriction_proposed_from_any_node_binds_all_and_only_two_administrators_lift_it() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let o = ribat(&[
+        "mesh",
+        "init",
+        "--out",
+        out.to_str().unwrap(),
+        "--addrs",
+        &addrs.join(","),
+        "--admins",
+        "sec.amina,sec.youssef",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dirs: Vec<PathBuf> = (1..=3).map(|i| out.join(format!("node-{i}"))).collect();
+    let _nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let dir = |i: usize| dirs[i].to_str().unwrap().to_owned();
+
+    // Node 3 decides (whoever leads); every node enforces once it is committed.
+    let o = ribat(&[
+        "mesh",
+        "restrict",
+        "--dir",
+        &dir(2),
+        "--identity",
+        "partner.broker-y",
+        "--reason",
+        "cnss-bulk from the broker's certificate",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("restriction "))
+        .unwrap()
+        .to_owned();
+    assert!(id.starts_with("node-3/"), "{id}");
+    in_force_everywhere(&dirs[0], 1);
+
+    let approve = |who: &str| {
+        let o = ribat(&[
+            "mesh",
+            "approve",
+            "--key",
+            out.join(format!("admins/{who}.key")).to_str().unwrap(),
+            "--as",
+            who,
+            "--id",
+            &id,
+            "--reason",
+            "the broker's contract was checked",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let (a1, a2) = (approve("sec.amina"), approve("sec.youssef"));
+    let release = |approvals: &[&str]| {
+        let mut args = vec![
+            "mesh".to_owned(),
+            "release".into(),
+            "--dir".into(),
+            dir(1),
+            "--id".into(),
+            id.clone(),
+            "--reason".into(),
+            "the broker's contract was checked".into(),
+        ];
+        for a in approvals {
+            args.push("--approval".into());
+            args.push((*a).into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ribat(&args)
+    };
+    // One administrator twice is still one.
+    let o = release(&[&a1, &a1]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("1 distinct administrator signature(s) where 2 are needed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    in_force_everywhere(&dirs[0], 1);
+    let o = release(&[&a1, &a2]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Released"));
+    in_force_everywhere(&dirs[2], 0);
+}
