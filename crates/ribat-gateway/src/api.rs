@@ -25,7 +25,7 @@ use crate::app::Shared;
 pub use crate::app::{App, Authed, COSIGN_HEADER};
 use crate::reads::{declarations, employer, person, search};
 use crate::seen::observe;
-use crate::service::{decision_release, decisions_list, healthz, metrics, openapi, token};
+use crate::service::{decision_release, decisions_list, healthz, metrics, token};
 use crate::upload::upload;
 pub use crate::upload::{MAX_UPLOAD, PURPOSE_UPLOAD};
 use axum::Router;
@@ -81,7 +81,7 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/exports/{id}/run", post(crate::exports::run))
         .route("/v1/exports/{id}/file", get(crate::exports::fetch))
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
+        .route("/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .fallback(not_found)

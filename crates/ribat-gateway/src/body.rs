@@ -6,11 +6,12 @@
 //! that a malformed body gets a problem document naming what is wrong; their schemas carry
 //! the limits the handlers enforce.
 
+use ribat_net::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 /// Query of `GET /v1/persons/{cnss}`.
 #[derive(Debug, Deserialize, Default, IntoParams)]
@@ -396,6 +397,81 @@ pub(crate) struct HealthBody {
     pub(crate) status: &'static str,
     /// Entries in the audit log.
     pub(crate) audit_entries: u64,
+}
+
+/// What a read route may answer besides its data.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a list of responses for the document, never built
+pub(crate) enum ReadErrors {
+    /// 400.
+    #[response(
+        status = 400,
+        description = "Missing purpose, unknown field, malformed number or query",
+        content_type = "application/problem+json"
+    )]
+    BadRequest(Problem),
+    /// 401.
+    #[response(
+        status = 401,
+        description = "No token, or a token expired, forged, for another audience or bound to another certificate",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    /// 403.
+    #[response(
+        status = 403,
+        description = "Purpose, class or field not allowed for the role; identity, certificate or address quarantined; a supervisor's co-signature required (step-up) or refused",
+        content_type = "application/problem+json"
+    )]
+    Forbidden(Problem),
+    /// 404.
+    #[response(
+        status = 404,
+        description = "No such person or employer",
+        content_type = "application/problem+json"
+    )]
+    NotFound(Problem),
+    /// 409.
+    #[response(
+        status = 409,
+        description = "The register holds a duplicate for this number",
+        content_type = "application/problem+json"
+    )]
+    Conflict(Problem),
+    /// 429.
+    #[response(
+        status = 429,
+        description = "Quota of distinct subjects exceeded, or the identity is throttled (see Retry-After)",
+        content_type = "application/problem+json"
+    )]
+    TooMany(Problem),
+    /// 503.
+    #[response(
+        status = 503,
+        description = "Too few custodians answered, the audit log cannot record the access, or the fund serves essential services only",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Problem),
+}
+
+/// What any route behind a token (uploads, decisions, exports) may answer whoever calls it.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a list of responses for the document, never built
+pub(crate) enum TokenErrors {
+    /// 401.
+    #[response(
+        status = 401,
+        description = "No valid token bound to this certificate",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    /// 429.
+    #[response(
+        status = 429,
+        description = "This identity is throttled",
+        content_type = "application/problem+json"
+    )]
+    TooMany(Problem),
 }
 
 #[cfg(test)]

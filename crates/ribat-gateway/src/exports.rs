@@ -15,8 +15,7 @@
 //! gateway reaches it through [`ExportDesk`], which the node binary provides.
 
 use crate::app::{Authed, require_role};
-use crate::body::{ExportBody, ExportId};
-use crate::openapi::TokenErrors;
+use crate::body::{ExportBody, ExportId, TokenErrors};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};

@@ -7,86 +7,16 @@
 //! knows (as examples, so that a client or a fuzzer knows which exist), and that a search
 //! takes either a CIN or a name and a birth date, never both.
 
+use crate::app::Shared;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use ribat_net::problem::Problem;
+use ribat_policy::Purpose;
 use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi};
-
-/// What a read route may answer besides its data.
-#[derive(IntoResponses)]
-#[allow(dead_code)] // a list of responses for the document, never built
-pub(crate) enum ReadErrors {
-    /// 400.
-    #[response(
-        status = 400,
-        description = "Missing purpose, unknown field, malformed number or query",
-        content_type = "application/problem+json"
-    )]
-    BadRequest(Problem),
-    /// 401.
-    #[response(
-        status = 401,
-        description = "No token, or a token expired, forged, for another audience or bound to another certificate",
-        content_type = "application/problem+json"
-    )]
-    Unauthorized(Problem),
-    /// 403.
-    #[response(
-        status = 403,
-        description = "Purpose, class or field not allowed for the role; identity, certificate or address quarantined; a supervisor's co-signature required (step-up) or refused",
-        content_type = "application/problem+json"
-    )]
-    Forbidden(Problem),
-    /// 404.
-    #[response(
-        status = 404,
-        description = "No such person or employer",
-        content_type = "application/problem+json"
-    )]
-    NotFound(Problem),
-    /// 409.
-    #[response(
-        status = 409,
-        description = "The register holds a duplicate for this number",
-        content_type = "application/problem+json"
-    )]
-    Conflict(Problem),
-    /// 429.
-    #[response(
-        status = 429,
-        description = "Quota of distinct subjects exceeded, or the identity is throttled (see Retry-After)",
-        content_type = "application/problem+json"
-    )]
-    TooMany(Problem),
-    /// 503.
-    #[response(
-        status = 503,
-        description = "Too few custodians answered, the audit log cannot record the access, or the fund serves essential services only",
-        content_type = "application/problem+json"
-    )]
-    Unavailable(Problem),
-}
-
-/// What any route behind a token (uploads, decisions, exports) may answer whoever calls it.
-#[derive(IntoResponses)]
-#[allow(dead_code)] // a list of responses for the document, never built
-pub(crate) enum TokenErrors {
-    /// 401.
-    #[response(
-        status = 401,
-        description = "No valid token bound to this certificate",
-        content_type = "application/problem+json"
-    )]
-    Unauthorized(Problem),
-    /// 429.
-    #[response(
-        status = 429,
-        description = "This identity is throttled",
-        content_type = "application/problem+json"
-    )]
-    TooMany(Problem),
-}
+use utoipa::{Modify, OpenApi};
 
 /// What the HTTP layer may answer on any route, before the route's own checks; added to
 /// every operation that does not say otherwise.
@@ -226,6 +156,23 @@ pub fn document(purposes: &[&str]) -> Value {
         ]);
     }
     doc
+}
+
+/// `GET /openapi.json`: the document, with this deployment's purposes.
+pub(crate) async fn serve(State(app): State<Shared>) -> Response {
+    let purposes: std::collections::BTreeSet<&str> = app
+        .gate
+        .policy()
+        .roles
+        .values()
+        .flat_map(|r| r.purposes.iter().map(Purpose::as_str))
+        .collect();
+    let purposes: Vec<&str> = purposes.into_iter().collect();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document(&purposes).to_string(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

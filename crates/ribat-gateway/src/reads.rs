@@ -8,10 +8,9 @@ use crate::app::Authed;
 use crate::app::Shared;
 use crate::body::{
     CosignHeader, DeclarationsBody, DeclarationsQuery, EmployerBody, EmployerQuery, PersonBody,
-    PersonQuery, SearchBody, SearchMatch, SearchResultBody,
+    PersonQuery, ReadErrors, SearchBody, SearchMatch, SearchResultBody,
 };
 use crate::gate::{Admitted, Gate};
-use crate::openapi::ReadErrors;
 use crate::seen::{answered, area_of, area_tag, seen};
 use crate::vault::{
     DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, VaultError, person_field_class,

@@ -4,10 +4,9 @@
 use crate::app::Authed;
 use crate::app::{Shared, require_role};
 use crate::body::{
-    DecisionsBody, HealthBody, ReleaseBody, ReleaseBodyState, ReleaseWord, TokenBody, TokenIssued,
-    TokenType,
+    DecisionsBody, HealthBody, ReleaseBody, ReleaseBodyState, ReleaseWord, TokenBody, TokenErrors,
+    TokenIssued, TokenType,
 };
-use crate::openapi::TokenErrors;
 use crate::reads::blocking;
 use axum::Json;
 use axum::body::Bytes;
@@ -16,7 +15,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ribat_net::listener::Caller;
 use ribat_net::problem::Problem;
-use ribat_policy::Purpose;
 
 #[utoipa::path(
     post,
@@ -180,22 +178,6 @@ pub(crate) async fn healthz(State(app): State<Shared>) -> Result<Response, Probl
         audit_entries: n,
     })
     .into_response())
-}
-
-pub(crate) async fn openapi(State(app): State<Shared>) -> Response {
-    let purposes: std::collections::BTreeSet<&str> = app
-        .gate
-        .policy()
-        .roles
-        .values()
-        .flat_map(|r| r.purposes.iter().map(Purpose::as_str))
-        .collect();
-    let purposes: Vec<&str> = purposes.into_iter().collect();
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi::document(&purposes).to_string(),
-    )
-        .into_response()
 }
 
 #[utoipa::path(

@@ -2,8 +2,7 @@
 
 use crate::app::Authed;
 use crate::app::Shared;
-use crate::body::{RejectedLine, UploadBody, UploadQuery};
-use crate::openapi::TokenErrors;
+use crate::body::{RejectedLine, TokenErrors, UploadBody, UploadQuery};
 use crate::reads::{blocking, read_query};
 use axum::Json;
 use axum::body::Bytes;

@@ -414,6 +414,55 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
     }))
 }
 
+/// The leader a majority of the members name, if any.
+pub fn majority_leader(members: &[MemberStatus]) -> Option<u64> {
+    let mut named = BTreeMap::<u64, usize>::new();
+    for l in members
+        .iter()
+        .filter_map(|m| m.status.as_ref().and_then(|s| s.leader))
+    {
+        *named.entry(l).or_default() += 1;
+    }
+    named
+        .into_iter()
+        .find(|(_, n)| n * 2 > members.len())
+        .map(|(l, _)| l)
+}
+
+/// The members as a table, one line each.
+pub fn render(members: &[MemberStatus]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>8}\n",
+        "member", "address", "state", "leader", "term", "log", "applied", "in force"
+    );
+    let or_dash = |v: Option<u64>| v.map_or("-".into(), |i| i.to_string());
+    for m in members {
+        let _ = match (&m.status, &m.error) {
+            (Some(s), _) => writeln!(
+                out,
+                "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>8}",
+                m.name,
+                m.addr,
+                s.state,
+                s.leader.map_or("-".into(), |l| format!("node-{l}")),
+                s.term,
+                or_dash(s.last_log_index),
+                or_dash(s.last_applied_index),
+                s.in_force
+            ),
+            (None, e) => writeln!(
+                out,
+                "{:<8} {:<22} unreachable: {}",
+                m.name,
+                m.addr,
+                e.as_deref().unwrap_or("no answer")
+            ),
+        };
+    }
+    out
+}
+
 /// Proposes `command` to the mesh through its leader (found by asking the members) with
 /// this node's certificate; returns what it became once committed and applied.
 pub fn propose(dir: &Path, command: &ribat_mesh::Command) -> Result<Proposed> {
@@ -465,6 +514,20 @@ pub fn propose(dir: &Path, command: &ribat_mesh::Command) -> Result<Proposed> {
         }
     }
     bail!("the leader kept changing; try again")
+}
+
+/// What a committed proposal became, in a line; an error when every node refused it.
+pub fn describe(p: &Proposed) -> Result<String> {
+    match &p.outcome {
+        ribat_raft::Outcome::Applied(a) => Ok(format!("committed at index {}: {a:?}", p.index)),
+        ribat_raft::Outcome::Rejected(r) => {
+            bail!(
+                "committed at index {} and refused by every node: {r}",
+                p.index
+            )
+        }
+        ribat_raft::Outcome::Raft => Ok(format!("committed at index {}", p.index)),
+    }
 }
 
 /// A restriction this node decides and signs with its node key.
@@ -585,6 +648,29 @@ mod tests {
         // A second ceremony never writes over the first.
         let e = init(&spec(&out)).unwrap_err();
         assert!(e.to_string().contains("is not empty"), "{e}");
+    }
+
+    #[test]
+    fn a_leader_counts_only_when_a_majority_names_it() {
+        let m = |leader: Option<u64>| MemberStatus {
+            name: "n".into(),
+            addr: "a".into(),
+            status: leader.map(|l| NodeStatus {
+                id: 1,
+                state: "Follower".into(),
+                leader: Some(l),
+                term: 1,
+                last_log_index: None,
+                last_applied_index: None,
+                voters: vec![],
+                in_force: 0,
+            }),
+            error: leader.is_none().then(|| "refused".to_owned()),
+        };
+        assert_eq!(majority_leader(&[m(Some(2)), m(Some(2)), m(None)]), Some(2));
+        assert_eq!(majority_leader(&[m(Some(2)), m(None), m(None)]), None);
+        assert_eq!(majority_leader(&[m(Some(1)), m(Some(2)), m(Some(3))]), None);
+        assert!(render(&[m(Some(2)), m(None)]).contains("unreachable: refused"));
     }
 
     #[test]

@@ -1323,7 +1323,7 @@ fn mesh_command(command: MeshCommand) -> Result<()> {
                 "manual",
                 &reason,
             )?;
-            report_proposed(&p)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
             println!("restriction {id}");
             Ok(())
         }
@@ -1351,74 +1351,21 @@ fn mesh_command(command: MeshCommand) -> Result<()> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let p = ribat_node::mesh::release(&dir, &id, &reason, approvals)?;
-            report_proposed(&p)
+            println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
         }
         MeshCommand::Status { dir, json } => {
             let members = ribat_node::mesh::status(&dir)?;
-            let mut leaders = std::collections::BTreeMap::<u64, usize>::new();
-            for m in &members {
-                if let Some(l) = m.status.as_ref().and_then(|s| s.leader) {
-                    *leaders.entry(l).or_default() += 1;
-                }
-            }
-            let agreed = leaders.values().max().copied().unwrap_or(0);
             if json {
                 println!("{}", serde_json::to_string_pretty(&members)?);
             } else {
-                println!(
-                    "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>8}",
-                    "member", "address", "state", "leader", "term", "log", "applied", "in force"
-                );
-                for m in &members {
-                    match (&m.status, &m.error) {
-                        (Some(s), _) => println!(
-                            "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>8}",
-                            m.name,
-                            m.addr,
-                            s.state,
-                            s.leader.map_or("-".into(), |l| format!("node-{l}")),
-                            s.term,
-                            s.last_log_index.map_or("-".into(), |i| i.to_string()),
-                            s.last_applied_index.map_or("-".into(), |i| i.to_string()),
-                            s.in_force
-                        ),
-                        (None, e) => println!(
-                            "{:<8} {:<22} unreachable: {}",
-                            m.name,
-                            m.addr,
-                            e.as_deref().unwrap_or("no answer")
-                        ),
-                    }
-                }
+                print!("{}", ribat_node::mesh::render(&members));
             }
-            if agreed * 2 > members.len() {
-                Ok(())
-            } else {
-                eprintln!(
-                    "no leader agreed by a majority of the {} members",
-                    members.len()
-                );
-                std::process::exit(1)
-            }
-        }
-    }
-}
-
-/// What a committed proposal became; a refusal by the state machine is an error.
-fn report_proposed(p: &ribat_raft::serve::Proposed) -> Result<()> {
-    match &p.outcome {
-        ribat_raft::Outcome::Applied(a) => {
-            println!("committed at index {}: {a:?}", p.index);
-            Ok(())
-        }
-        ribat_raft::Outcome::Rejected(r) => {
-            anyhow::bail!(
-                "committed at index {} and refused by every node: {r}",
-                p.index
-            )
-        }
-        ribat_raft::Outcome::Raft => {
-            println!("committed at index {}", p.index);
+            anyhow::ensure!(
+                ribat_node::mesh::majority_leader(&members).is_some(),
+                "no leader agreed by a majority of the {} members",
+                members.len()
+            );
             Ok(())
         }
     }
