@@ -458,6 +458,19 @@ mod tests {
             .collect()
     }
 
+    /// A membership change signed by both administrators, applied.
+    fn by_two(s: &mut SecurityState, statement: MembershipStatement) -> Result<Applied, Rejected> {
+        let approvals = approve(
+            kind::MEMBERSHIP,
+            &statement,
+            &[("sec.1", 11), ("sec.2", 12)],
+        );
+        s.apply(&Command::Membership {
+            statement,
+            approvals,
+        })
+    }
+
     fn restrict(by: &str, seed: u8, id: &str) -> Command {
         let restriction = Restriction {
             id: id.into(),
@@ -524,14 +537,7 @@ mod tests {
             s.apply(&restrict("node-d", 4, "d-1")),
             Err(Rejected::NotAMember("node-d".into()))
         );
-        let approvals = approve(kind::MEMBERSHIP, &add, &[("sec.1", 11), ("sec.2", 12)]);
-        assert_eq!(
-            s.apply(&Command::Membership {
-                statement: add,
-                approvals
-            }),
-            Ok(Applied::Membership)
-        );
+        assert_eq!(by_two(&mut s, add), Ok(Applied::Membership));
         assert_eq!(
             s.apply(&restrict("node-d", 4, "d-1")),
             Ok(Applied::Restricted { id: "d-1".into() })
@@ -546,14 +552,7 @@ mod tests {
             })
         ));
         let remove = MembershipStatement::Remove("node-d".into());
-        let approvals = approve(kind::MEMBERSHIP, &remove, &[("sec.1", 11), ("sec.2", 12)]);
-        assert_eq!(
-            s.apply(&Command::Membership {
-                statement: remove,
-                approvals
-            }),
-            Ok(Applied::Membership)
-        );
+        assert_eq!(by_two(&mut s, remove), Ok(Applied::Membership));
         assert_eq!(
             s.apply(&restrict("node-d", 4, "d-2")),
             Err(Rejected::NotAMember("node-d".into()))
@@ -561,21 +560,10 @@ mod tests {
         // The mesh never keeps fewer members than its threshold: of three, one more may
         // leave, not two.
         let remove = MembershipStatement::Remove("node-c".into());
-        let approvals = approve(kind::MEMBERSHIP, &remove, &[("sec.1", 11), ("sec.2", 12)]);
-        assert_eq!(
-            s.apply(&Command::Membership {
-                statement: remove,
-                approvals
-            }),
-            Ok(Applied::Membership)
-        );
+        assert_eq!(by_two(&mut s, remove), Ok(Applied::Membership));
         let remove = MembershipStatement::Remove("node-b".into());
-        let approvals = approve(kind::MEMBERSHIP, &remove, &[("sec.1", 11), ("sec.2", 12)]);
         assert!(matches!(
-            s.apply(&Command::Membership {
-                statement: remove,
-                approvals
-            }),
+            by_two(&mut s, remove),
             Err(Rejected::Membership(_))
         ));
     }

@@ -46,6 +46,30 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `ribat mesh init` of three nodes on free loopback ports, administrators sec.amina and
+/// sec.youssef; the node directories.
+fn three_node_mesh(out: &Path) -> Vec<PathBuf> {
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let o = ribat(&[
+        "mesh",
+        "init",
+        "--nodes",
+        "3",
+        "--threshold",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--addrs",
+        &addrs.join(","),
+        "--admins",
+        "sec.amina,sec.youssef",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (1..=3).map(|i| out.join(format!("node-{i}"))).collect()
+}
+
 /// `ribat mesh status --json` from `dir`: each member's leader, state and applied index.
 fn status(dir: &Path) -> Vec<serde_json::Value> {
     let o = ribat(&["mesh", "status", "--json", "--dir", dir.to_str().unwrap()]);
@@ -82,23 +106,7 @@ fn agreed_leader(dir: &Path, live: &[u64]) -> (u64, Vec<serde_json::Value>) {
 fn a_mesh_of_three_processes_outlives_its_leader_and_takes_it_back() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
-    let addrs: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let o = ribat(&[
-        "mesh",
-        "init",
-        "--nodes",
-        "3",
-        "--threshold",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--addrs",
-        &addrs.join(","),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let dirs: Vec<PathBuf> = (1..=3).map(|i| out.join(format!("node-{i}"))).collect();
+    let dirs = three_node_mesh(&out);
     let mut nodes: Vec<Option<NodeProcess>> = dirs.iter().map(|d| Some(start(d))).collect();
 
     let (leader, s) = agreed_leader(&dirs[1], &[1, 2, 3]);
@@ -194,21 +202,7 @@ fn in_force_everywhere(dir: &Path, want: u64) {
 fn a_restriction_proposed_from_any_node_binds_all_and_only_two_administrators_lift_it() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
-    let addrs: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let o = ribat(&[
-        "mesh",
-        "init",
-        "--out",
-        out.to_str().unwrap(),
-        "--addrs",
-        &addrs.join(","),
-        "--admins",
-        "sec.amina,sec.youssef",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let dirs: Vec<PathBuf> = (1..=3).map(|i| out.join(format!("node-{i}"))).collect();
+    let dirs = three_node_mesh(&out);
     let _nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let dir = |i: usize| dirs[i].to_str().unwrap().to_owned();
