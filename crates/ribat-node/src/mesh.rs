@@ -358,6 +358,83 @@ pub fn run(dir: &Path) -> Result<()> {
     })
 }
 
+/// The node directories under `out`, in id order (`node-1`, `node-2`, …).
+pub fn node_dirs(out: &Path) -> Vec<PathBuf> {
+    (1..)
+        .map(|i| out.join(format!("node-{i}")))
+        .take_while(|d| d.join(MESH_FILE).exists())
+        .collect()
+}
+
+/// `ribat mesh up`: every node of the mesh in `spec.out` (made first when it is not there)
+/// as a child process of `program` (`ribat node --dir …`, output in each directory's
+/// `node.log`), until Ctrl-C; a node that stops is reported and the others are stopped.
+pub fn up(program: &Path, spec: &InitSpec) -> Result<()> {
+    let mut dirs = node_dirs(&spec.out);
+    if dirs.is_empty() {
+        dirs = init(spec)?;
+        println!(
+            "made a mesh of {} nodes in {}",
+            dirs.len(),
+            spec.out.display()
+        );
+    }
+    let mut children = Vec::new();
+    for d in &dirs {
+        let log = std::fs::File::create(d.join("node.log"))?;
+        let child = std::process::Command::new(program)
+            .arg("node")
+            .arg("--dir")
+            .arg(d)
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start the node in {}", d.display()))?;
+        children.push(Stopped(child));
+    }
+    let start = std::time::Instant::now();
+    let members = loop {
+        let members = status(&dirs[0])?;
+        if majority_leader(&members).is_some() {
+            break members;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            print!("{}", render(&members));
+            bail!("no leader within 30 s; see each node's node.log");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    print!("{}", render(&members));
+    println!("mesh up: {} nodes; Ctrl-C stops them", dirs.len());
+    std::io::stdout().flush()?;
+    let rt = crate::serve::runtime()?;
+    rt.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = tick.tick() => {
+                    for (c, d) in children.iter_mut().zip(&dirs) {
+                        if let Ok(Some(st)) = c.0.try_wait() {
+                            bail!("the node in {} stopped ({st}); see its node.log", d.display());
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A child node process, stopped when dropped.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One member's answer, or why there is none.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberStatus {

@@ -482,6 +482,28 @@ enum MeshCommand {
         #[arg(long = "approval")]
         approvals: Vec<String>,
     },
+    /// Every node of a mesh on this machine as child processes (the mesh is made first when
+    /// DIR holds none), until Ctrl-C: for trying the mesh and for tests.
+    Up {
+        /// Nodes in the mesh (when it is made).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Distinct nodes whose signatures make a decision mesh-wide (when it is made).
+        #[arg(long, default_value_t = 2)]
+        threshold: usize,
+        /// The mesh's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Each node's HOST:PORT, comma-separated (default 127.0.0.1 from --base-port + 1).
+        #[arg(long, value_delimiter = ',')]
+        addrs: Vec<String>,
+        /// With no --addrs: node N listens on 127.0.0.1:(BASE_PORT + N).
+        #[arg(long, default_value_t = 7600)]
+        base_port: u16,
+        /// The security administrators (when it is made), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "sec.admin-1,sec.admin-2")]
+        admins: Vec<String>,
+    },
     /// Every member: its Raft state, the leader it follows, term, log and applied index,
     /// restrictions in force; or why it does not answer. Exit status 0 when a majority
     /// answers and agrees on a leader, 1 otherwise.
@@ -1260,6 +1282,23 @@ fn run(cli: Cli) -> Result<()> {
 
 fn mesh_command(command: MeshCommand) -> Result<()> {
     match command {
+        MeshCommand::Up {
+            nodes,
+            threshold,
+            dir,
+            addrs,
+            base_port,
+            admins,
+        } => {
+            let spec = ribat_node::mesh::InitSpec {
+                out: dir,
+                addrs: node_addrs(nodes, addrs, base_port)?,
+                threshold,
+                admins,
+            };
+            let me = std::env::current_exe().context("cannot find this program to start nodes")?;
+            Ok(ribat_node::mesh::up(&me, &spec)?)
+        }
         MeshCommand::Init {
             nodes,
             threshold,
@@ -1268,24 +1307,7 @@ fn mesh_command(command: MeshCommand) -> Result<()> {
             base_port,
             admins,
         } => {
-            let addrs = if addrs.is_empty() {
-                (1..=nodes)
-                    .map(|i| {
-                        let port = u16::try_from(i)
-                            .ok()
-                            .and_then(|i| base_port.checked_add(i))
-                            .context("--base-port + --nodes is beyond port 65535")?;
-                        Ok(format!("127.0.0.1:{port}"))
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            } else {
-                anyhow::ensure!(
-                    addrs.len() == nodes,
-                    "--addrs names {} nodes, --nodes says {nodes}",
-                    addrs.len()
-                );
-                addrs
-            };
+            let addrs = node_addrs(nodes, addrs, base_port)?;
             let dirs = ribat_node::mesh::init(&ribat_node::mesh::InitSpec {
                 out: out.clone(),
                 addrs: addrs.clone(),
@@ -1368,5 +1390,27 @@ fn mesh_command(command: MeshCommand) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// The nodes' addresses: as given, or 127.0.0.1 from `base_port + 1`.
+fn node_addrs(nodes: usize, addrs: Vec<String>, base_port: u16) -> Result<Vec<String>> {
+    if addrs.is_empty() {
+        (1..=nodes)
+            .map(|i| {
+                let port = u16::try_from(i)
+                    .ok()
+                    .and_then(|i| base_port.checked_add(i))
+                    .context("--base-port + --nodes is beyond port 65535")?;
+                Ok(format!("127.0.0.1:{port}"))
+            })
+            .collect()
+    } else {
+        anyhow::ensure!(
+            addrs.len() == nodes,
+            "--addrs names {} nodes, --nodes says {nodes}",
+            addrs.len()
+        );
+        Ok(addrs)
     }
 }

@@ -278,3 +278,51 @@ fn a_restriction_proposed_from_any_node_binds_all_and_only_two_administrators_li
     assert!(String::from_utf8_lossy(&o.stdout).contains("Released"));
     in_force_everywhere(&dirs[2], 0);
 }
+
+#[test]
+fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
+    use std::io::BufRead;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("mesh");
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut up = NodeProcess(
+        Command::new(env!("CARGO_BIN_EXE_ribat"))
+            .args(["mesh", "up", "--dir", dir.to_str().unwrap(), "--addrs"])
+            .arg(addrs.join(","))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = std::io::BufReader::new(up.0.stdout.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("mesh up: 3 nodes"));
+    assert!(ready.is_some(), "mesh up never said it was up");
+    let node2 = dir.join("node-2");
+    let (_, s) = agreed_leader(&node2, &[1, 2, 3]);
+    assert_eq!(s.len(), 3);
+
+    // One node dies: `mesh up` says which and stops the others.
+    let killed = Command::new("pkill")
+        .args(["-9", "-f"])
+        .arg(format!("node --dir {}", node2.display()))
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = up.0.wait().unwrap();
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut up.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("node-2") && err.contains("stopped"), "{err}");
+    let o = ribat(&[
+        "mesh",
+        "status",
+        "--dir",
+        dir.join("node-1").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "the other nodes still run");
+}
