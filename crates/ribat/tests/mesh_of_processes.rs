@@ -326,3 +326,30 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
     ]);
     assert_eq!(o.status.code(), Some(1), "the other nodes still run");
 }
+
+#[test]
+fn a_node_certified_by_another_ca_cannot_speak_to_the_mesh() {
+    let d = tempfile::tempdir().unwrap();
+    let dirs = three_node_mesh(&d.path().join("ours"));
+    let _nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    // Another ceremony's node, handed our mesh's addresses: same names, same role, another
+    // CA. The handshake fails both ways; it learns nothing and changes nothing.
+    let theirs = three_node_mesh(&d.path().join("theirs"));
+    std::fs::copy(dirs[0].join("mesh.json"), theirs[0].join("mesh.json")).unwrap();
+    let o = ribat(&[
+        "mesh",
+        "status",
+        "--json",
+        "--dir",
+        theirs[0].to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let s: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    for m in &s {
+        let e = m["error"].as_str().unwrap_or_default();
+        assert!(m["status"].is_null() && e.contains("TLS"), "{m}");
+    }
+    let (_, s) = agreed_leader(&dirs[0], &[1, 2, 3]);
+    assert!(s.iter().all(|m| m["error"].is_null()));
+}
