@@ -510,15 +510,26 @@ pub fn majority_leader(members: &[MemberStatus]) -> Option<u64> {
 pub fn render(members: &[MemberStatus]) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>8}\n",
-        "member", "address", "state", "leader", "term", "log", "applied", "in force"
+        "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8}\n",
+        "member", "address", "state", "leader", "term", "log", "applied", "lag", "in force"
     );
     let or_dash = |v: Option<u64>| v.map_or("-".into(), |i| i.to_string());
+    // The leader knows how far behind each member is: its log against what each acknowledged.
+    let leader = members
+        .iter()
+        .filter_map(|m| m.status.as_ref())
+        .find(|s| !s.matched.is_empty());
+    let lag = |id: u64| {
+        leader.and_then(|l| {
+            let matched = l.matched.get(&id)?.unwrap_or(0);
+            Some(l.last_log_index?.saturating_sub(matched))
+        })
+    };
     for m in members {
         let _ = match (&m.status, &m.error) {
             (Some(s), _) => writeln!(
                 out,
-                "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>8}",
+                "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8}",
                 m.name,
                 m.addr,
                 s.state,
@@ -526,6 +537,7 @@ pub fn render(members: &[MemberStatus]) -> String {
                 s.term,
                 or_dash(s.last_log_index),
                 or_dash(s.last_applied_index),
+                or_dash(lag(s.id)),
                 s.in_force
             ),
             (None, e) => writeln!(
@@ -741,6 +753,7 @@ mod tests {
                 last_applied_index: None,
                 voters: vec![],
                 in_force: 0,
+                matched: BTreeMap::new(),
             }),
             error: leader.is_none().then(|| "refused".to_owned()),
         };

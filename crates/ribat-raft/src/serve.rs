@@ -13,6 +13,7 @@ use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use ribat_net::listener::Caller;
 use ribat_net::problem::Problem;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 type C = MeshConfig;
 
@@ -67,6 +68,9 @@ pub struct NodeStatus {
     pub voters: Vec<u64>,
     /// Restrictions in force by its clock.
     pub in_force: usize,
+    /// On the leader: the last index each member has acknowledged (lag = log − this).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matched: BTreeMap<u64, Option<u64>>,
 }
 
 #[derive(Clone)]
@@ -106,6 +110,12 @@ async fn status(State(s): State<Served>) -> Response {
         last_applied_index: m.last_applied.map(|l| l.index),
         voters: m.membership_config.voter_ids().collect(),
         in_force,
+        matched: m
+            .replication
+            .iter()
+            .flatten()
+            .map(|(id, l)| (*id, l.map(|l| l.index)))
+            .collect(),
     })
     .into_response()
 }

@@ -113,6 +113,15 @@ fn a_mesh_of_three_processes_outlives_its_leader_and_takes_it_back() {
     for m in &s {
         assert!(m["error"].is_null(), "{m}");
     }
+    // The leader reports what each member acknowledged; the others report nothing of it.
+    let lead = &s[(leader - 1) as usize]["status"];
+    assert_eq!(
+        lead["matched"].as_object().map(|m| m.len()),
+        Some(3),
+        "{lead}"
+    );
+    let o = ribat(&["mesh", "status", "--dir", dirs[0].to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("lag"));
 
     // SIGKILL: no goodbye, no flush beyond what was acknowledged.
     nodes[(leader - 1) as usize] = None;
