@@ -16,25 +16,39 @@ fn ribat(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// A node process, killed with SIGKILL when dropped.
-struct NodeProcess(Child);
+/// A node process, killed with SIGKILL when dropped; its output is in `DIR/node.log`, shown
+/// when the test fails.
+struct NodeProcess(Child, Option<PathBuf>);
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if std::thread::panicking()
+            && let Some(log) = &self.1
+        {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            eprintln!("--- {} ---\n{text}", log.display());
+        }
     }
 }
 
 fn start(dir: &Path) -> NodeProcess {
+    let log = dir.join("node.log");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
     NodeProcess(
         Command::new(env!("CARGO_BIN_EXE_ribat"))
             .args(["node", "--dir"])
             .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
             .spawn()
             .unwrap(),
+        Some(log),
     )
 }
 
@@ -304,6 +318,7 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
+        None,
     );
     let mut lines = std::io::BufReader::new(up.0.stdout.take().unwrap()).lines();
     let ready = lines
