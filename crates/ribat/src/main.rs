@@ -410,29 +410,48 @@ enum SimCommand {
     },
 }
 
+/// A mesh's size, addresses, threshold and administrators, for `mesh init` and `mesh up`.
+#[derive(clap::Args)]
+struct MeshShape {
+    /// Nodes in the mesh.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Distinct nodes whose signatures make a decision mesh-wide.
+    #[arg(long, default_value_t = 2)]
+    threshold: usize,
+    /// Each node's HOST:PORT, comma-separated (default 127.0.0.1 from --base-port + 1).
+    #[arg(long, value_delimiter = ',')]
+    addrs: Vec<String>,
+    /// With no --addrs: node N listens on 127.0.0.1:(BASE_PORT + N).
+    #[arg(long, default_value_t = 7600)]
+    base_port: u16,
+    /// The security administrators (at least two), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "sec.admin-1,sec.admin-2")]
+    admins: Vec<String>,
+}
+
+impl MeshShape {
+    /// What `mesh init` is asked for, into `out`.
+    fn spec(self, out: PathBuf) -> Result<ribat_node::mesh::InitSpec> {
+        Ok(ribat_node::mesh::InitSpec {
+            out,
+            addrs: node_addrs(self.nodes, self.addrs, self.base_port)?,
+            threshold: self.threshold,
+            admins: self.admins,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum MeshCommand {
     /// Bootstrap ceremony: one directory per node (node certificate and key, node signing
     /// key, the members and administrators), the CA and the administrators' keys beside them.
     Init {
-        /// Nodes in the mesh.
-        #[arg(long, default_value_t = 3)]
-        nodes: usize,
-        /// Distinct nodes whose signatures make a decision mesh-wide.
-        #[arg(long, default_value_t = 2)]
-        threshold: usize,
+        #[command(flatten)]
+        shape: MeshShape,
         /// Where the directories go (must be new or empty).
         #[arg(long)]
         out: PathBuf,
-        /// Each node's HOST:PORT, comma-separated (default 127.0.0.1 from --base-port + 1).
-        #[arg(long, value_delimiter = ',')]
-        addrs: Vec<String>,
-        /// With no --addrs: node N listens on 127.0.0.1:(BASE_PORT + N).
-        #[arg(long, default_value_t = 7600)]
-        base_port: u16,
-        /// The security administrators (at least two), comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "sec.admin-1,sec.admin-2")]
-        admins: Vec<String>,
     },
     /// This node decides a restriction of an identity, signs it with its node key and
     /// proposes it; every node enforces it once committed.
@@ -485,24 +504,11 @@ enum MeshCommand {
     /// Every node of a mesh on this machine as child processes (the mesh is made first when
     /// DIR holds none), until Ctrl-C: for trying the mesh and for tests.
     Up {
-        /// Nodes in the mesh (when it is made).
-        #[arg(long, default_value_t = 3)]
-        nodes: usize,
-        /// Distinct nodes whose signatures make a decision mesh-wide (when it is made).
-        #[arg(long, default_value_t = 2)]
-        threshold: usize,
+        #[command(flatten)]
+        shape: MeshShape,
         /// The mesh's directory.
         #[arg(long)]
         dir: PathBuf,
-        /// Each node's HOST:PORT, comma-separated (default 127.0.0.1 from --base-port + 1).
-        #[arg(long, value_delimiter = ',')]
-        addrs: Vec<String>,
-        /// With no --addrs: node N listens on 127.0.0.1:(BASE_PORT + N).
-        #[arg(long, default_value_t = 7600)]
-        base_port: u16,
-        /// The security administrators (when it is made), comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "sec.admin-1,sec.admin-2")]
-        admins: Vec<String>,
     },
     /// Every member: its Raft state, the leader it follows, term, log and applied index,
     /// restrictions in force; or why it does not answer. Exit status 0 when a majority
@@ -1282,38 +1288,16 @@ fn run(cli: Cli) -> Result<()> {
 
 fn mesh_command(command: MeshCommand) -> Result<()> {
     match command {
-        MeshCommand::Up {
-            nodes,
-            threshold,
-            dir,
-            addrs,
-            base_port,
-            admins,
-        } => {
-            let spec = ribat_node::mesh::InitSpec {
-                out: dir,
-                addrs: node_addrs(nodes, addrs, base_port)?,
-                threshold,
-                admins,
-            };
+        MeshCommand::Up { shape, dir } => {
+            let spec = shape.spec(dir)?;
             let me = std::env::current_exe().context("cannot find this program to start nodes")?;
             Ok(ribat_node::mesh::up(&me, &spec)?)
         }
-        MeshCommand::Init {
-            nodes,
-            threshold,
-            out,
-            addrs,
-            base_port,
-            admins,
-        } => {
-            let addrs = node_addrs(nodes, addrs, base_port)?;
-            let dirs = ribat_node::mesh::init(&ribat_node::mesh::InitSpec {
-                out: out.clone(),
-                addrs: addrs.clone(),
-                threshold,
-                admins: admins.clone(),
-            })?;
+        MeshCommand::Init { shape, out } => {
+            let spec = shape.spec(out)?;
+            let dirs = ribat_node::mesh::init(&spec)?;
+            let (nodes, threshold, out, addrs) =
+                (spec.addrs.len(), spec.threshold, spec.out, spec.addrs);
             println!(
                 "mesh of {nodes} nodes, threshold {threshold}, in {}",
                 out.display()
