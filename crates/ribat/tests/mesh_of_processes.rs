@@ -226,7 +226,7 @@ fn a_restriction_proposed_from_any_node_binds_all_and_only_two_administrators_li
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = three_node_mesh(&out);
-    let _nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
+    let nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let dir = |i: usize| dirs[i].to_str().unwrap().to_owned();
 
@@ -249,6 +249,13 @@ fn a_restriction_proposed_from_any_node_binds_all_and_only_two_administrators_li
         .unwrap()
         .to_owned();
     assert!(id.starts_with("node-3/"), "{id}");
+    in_force_everywhere(&dirs[0], 1);
+
+    // I6: every node killed with SIGKILL at once; restarted from their directories, each
+    // holds the committed restriction again (from its own log and snapshot on disk).
+    drop(nodes);
+    let _nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
+    agreed_leader(&dirs[0], &[1, 2, 3]);
     in_force_everywhere(&dirs[0], 1);
 
     let approve = |who: &str| {
