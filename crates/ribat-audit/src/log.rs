@@ -156,6 +156,8 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> LogError {
 pub trait Cosigner: Send + Sync {
     /// The witness's key name.
     fn name(&self) -> String;
+    /// The key its cosignatures verify under (pinned in the log's trust file).
+    fn verifier(&self) -> crate::VerifierKey;
     /// Asks for a cosignature of `note`, proving consistency from `old_size` (the size the
     /// log believes the witness last cosigned). Returns the cosignature line.
     fn cosign(&self, old_size: u64, proof: &[Hash], note: &str) -> Result<String, CosignError>;

@@ -135,6 +135,10 @@ impl Cosigner for Witness {
         self.signer.name().to_owned()
     }
 
+    fn verifier(&self) -> VerifierKey {
+        self.signer.verifier()
+    }
+
     fn cosign(&self, old_size: u64, proof: &[Hash], note: &str) -> Result<String, CosignError> {
         let opened =
             open_checkpoint(note, &self.log).map_err(|e| CosignError::Refused(e.to_string()))?;

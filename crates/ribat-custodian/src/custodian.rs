@@ -136,17 +136,7 @@ impl LocalCustodian {
         deployment: &str,
         log: ribat_audit::VerifierKey,
     ) -> Result<ribat_audit::Witness, CustodianError> {
-        let seed = keystore::witness_seed(&self.keys)?;
-        let name = format!("custodian-{}.{deployment}/witness", self.keys.index);
-        let signer = ribat_audit::NoteSigner::from_seed(
-            &name,
-            ribat_audit::note::COSIGNATURE_V1,
-            seed.expose(),
-        )
-        .map_err(|e| CustodianError::Directory {
-            path: self.dir.display().to_string(),
-            reason: format!("witness key: {e}"),
-        })?;
+        let signer = self.witness_signer(deployment)?;
         let clock = self.clock.clone();
         ribat_audit::Witness::open(&self.dir, signer, log, Box::new(move || clock.now())).map_err(
             |e| CustodianError::Directory {
@@ -154,6 +144,24 @@ impl LocalCustodian {
                 reason: e.reason,
             },
         )
+    }
+
+    /// The key this custodian's witness cosigns with in `deployment`, as gateways pin it.
+    pub fn witness_key(
+        &self,
+        deployment: &str,
+    ) -> Result<ribat_audit::VerifierKey, CustodianError> {
+        Ok(self.witness_signer(deployment)?.verifier())
+    }
+
+    fn witness_signer(&self, deployment: &str) -> Result<ribat_audit::NoteSigner, CustodianError> {
+        let seed = keystore::witness_seed(&self.keys)?;
+        let name = format!("custodian-{}.{deployment}/witness", self.keys.index);
+        ribat_audit::NoteSigner::from_seed(&name, ribat_audit::note::COSIGNATURE_V1, seed.expose())
+            .map_err(|e| CustodianError::Directory {
+                path: self.dir.display().to_string(),
+                reason: format!("witness key: {e}"),
+            })
     }
 
     /// Registers honey records: from now on any request for one quarantines the requester.

@@ -510,7 +510,17 @@ impl QuorumReader {
         who: &Requester,
         request_id: &str,
     ) -> Result<SecretBytes<32>, QuorumError> {
-        self.open_service_key(LEAK_KEY, who, request_id, None)
+        self.open_leak_key_with(who, request_id, None)
+    }
+
+    /// Same, carrying the service identity's token to networked custodians.
+    pub fn open_leak_key_with(
+        &self,
+        who: &Requester,
+        request_id: &str,
+        token: Option<crate::request::Bearer>,
+    ) -> Result<SecretBytes<32>, QuorumError> {
+        self.open_service_key(LEAK_KEY, who, request_id, token)
     }
 
     /// Opens the blind-index key through the quorum, as the service identity `who`.

@@ -6,6 +6,7 @@
 //!   certificate not revoked, names the requester? gateway not held by a decision?
 //!   ─► LocalCustodian (guard: purpose, class, quota, quarantine, honey; log)
 //!   ─► {points, proof} or {denial}
+//!   gateway ── POST /v1/cosign {origin, old_size, proof, checkpoint} ──► its witness
 //! ```
 //!
 //! A custodian trusts nothing the gateway says about who acts: the token is signed by the
@@ -17,7 +18,8 @@
 //! the custodian provides (the gateway crate's watch): this crate serves, it does not decide.
 
 use crate::wire::{
-    AUDITED_PATH, DECISION_PATH, PARTIAL_PATH, WireAudited, WireDecision, WirePartial, WireRefusal,
+    AUDITED_PATH, COSIGN_PATH, DECISION_PATH, PARTIAL_PATH, WireAudited, WireCosign, WireCosigned,
+    WireDecision, WirePartial, WireRefusal,
 };
 use crate::{Custodian, CustodianError, Denial, LocalCustodian, PartialRequest};
 use axum::extract::{Extension, State};
@@ -25,6 +27,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use base64ct::{Base64, Encoding};
 use ribat_detect::event::{CustodianAnswer, Kind};
 use ribat_detect::{Action, Target};
 use ribat_identity::TokenVerifier;
@@ -53,6 +56,9 @@ pub struct CustodianService {
     /// that gateway says it audited, and stops answering a gateway certificate whose
     /// answers nobody audited.
     pub observer: Option<Arc<dyn Observer>>,
+    /// The gateways' audit logs this custodian witnesses, by origin (in a mesh, each
+    /// gateway node's log key is pinned at the ceremony); a log not here is refused.
+    pub witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
 }
 
 impl std::fmt::Debug for CustodianService {
@@ -90,7 +96,52 @@ pub fn router(service: Arc<CustodianService>) -> Router {
         .route(PARTIAL_PATH, post(partial))
         .route(AUDITED_PATH, post(audited))
         .route(DECISION_PATH, post(decision))
+        .route(COSIGN_PATH, post(cosign))
         .with_state(service)
+}
+
+/// A gateway's checkpoint, cosigned only when it extends what this custodian's witness
+/// cosigned before for that log (a fork is refused and kept as an alert in its directory).
+async fn cosign(
+    State(s): State<Arc<CustodianService>>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<WireCosign>,
+) -> Response {
+    if caller.peer.role != "gateway" {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let proof: Result<Vec<ribat_audit::Hash>, String> = body
+        .proof
+        .iter()
+        .map(|h| {
+            Base64::decode_vec(h)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .map(ribat_audit::Hash)
+                .ok_or_else(|| "a proof hash is not 32 bytes of base64".to_owned())
+        })
+        .collect();
+    let answer = match proof {
+        Err(e) => WireCosigned::Refused(e),
+        Ok(proof) => {
+            let s = s.clone();
+            let done = tokio::task::spawn_blocking(move || match s.witnesses.get(&body.origin) {
+                None => WireCosigned::Refused(format!(
+                    "this custodian witnesses no log named `{}`",
+                    body.origin
+                )),
+                Some(w) => WireCosigned::from_result(ribat_audit::Cosigner::cosign(
+                    w,
+                    body.old_size,
+                    &proof,
+                    &body.note,
+                )),
+            })
+            .await;
+            done.unwrap_or_else(|e| WireCosigned::Unavailable(format!("task failed: {e}")))
+        }
+    };
+    Json(answer).into_response()
 }
 
 /// A gateway's decision about an identity: a quarantine only restricts, so a custodian

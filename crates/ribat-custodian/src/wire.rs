@@ -19,6 +19,66 @@ pub const AUDITED_PATH: &str = "/v1/audited";
 /// Where a gateway hands a custodian a decision to carry out (or lift).
 pub const DECISION_PATH: &str = "/v1/decision";
 
+/// Where a gateway asks a custodian's witness to cosign its audit log's checkpoint.
+pub const COSIGN_PATH: &str = "/v1/cosign";
+
+/// A checkpoint to cosign: the log's signed note and the consistency proof from the size
+/// the gateway believes the witness last cosigned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireCosign {
+    /// The log's origin (its key's name): which log the custodian witnesses.
+    pub origin: String,
+    /// The size the gateway believes the witness last cosigned.
+    pub old_size: u64,
+    /// Consistency proof hashes, base64.
+    pub proof: Vec<String>,
+    /// The signed checkpoint.
+    pub note: String,
+}
+
+/// A witness's answer, one variant per [`ribat_audit::CosignError`] and the cosignature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireCosigned {
+    /// The cosignature line.
+    Cosigned(String),
+    /// It last cosigned this size: retry with a proof from it.
+    Conflict(u64),
+    /// The checkpoint does not extend what it cosigned: a fork.
+    Fork(String),
+    /// Malformed, or a log it does not witness.
+    Refused(String),
+    /// It could not persist its state.
+    Unavailable(String),
+}
+
+impl WireCosigned {
+    /// The answer to a cosign call.
+    pub fn from_result(r: Result<String, ribat_audit::CosignError>) -> Self {
+        use ribat_audit::CosignError as E;
+        match r {
+            Ok(line) => Self::Cosigned(line),
+            Err(E::Conflict(n)) => Self::Conflict(n),
+            Err(E::Inconsistent(why)) => Self::Fork(why),
+            Err(E::Refused(why)) => Self::Refused(why),
+            Err(E::Unavailable(why)) => Self::Unavailable(why),
+            Err(other) => Self::Unavailable(other.to_string()),
+        }
+    }
+
+    /// Back to what the log expects of a witness.
+    pub fn into_result(self) -> Result<String, ribat_audit::CosignError> {
+        use ribat_audit::CosignError as E;
+        match self {
+            Self::Cosigned(line) => Ok(line),
+            Self::Conflict(n) => Err(E::Conflict(n)),
+            Self::Fork(why) => Err(E::Inconsistent(why)),
+            Self::Refused(why) => Err(E::Refused(why)),
+            Self::Unavailable(why) => Err(E::Unavailable(why)),
+        }
+    }
+}
+
 /// A decision on the wire: carry it out, or lift it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +179,23 @@ impl WirePartial {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_witness_answer_crosses_the_wire_unchanged() {
+        use ribat_audit::CosignError as E;
+        for r in [
+            Ok("— custodian-1 abc".to_owned()),
+            Err(E::Conflict(7)),
+            Err(E::Inconsistent("root differs".into())),
+            Err(E::Refused("unknown log".into())),
+            Err(E::Unavailable("disk".into())),
+        ] {
+            let wire = WireCosigned::from_result(r.clone());
+            let back: WireCosigned =
+                serde_json::from_slice(&serde_json::to_vec(&wire).unwrap()).unwrap();
+            assert_eq!(back.into_result(), r);
+        }
+    }
 
     #[test]
     fn an_answer_that_is_not_a_point_or_a_proof_is_named_as_such() {

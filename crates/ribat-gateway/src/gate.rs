@@ -297,6 +297,14 @@ impl Gate {
         }
     }
 
+    /// Forgets a quarantine once it is released (by two administrators, checked by
+    /// whoever released it).
+    pub fn forget_quarantine(&self, identity: &str) {
+        if let Ok(mut q) = self.quarantined.lock() {
+            q.remove(identity);
+        }
+    }
+
     fn quarantined_until(&self, identity: &str) -> Option<u64> {
         let q = self.quarantined.lock().ok()?;
         q.get(identity).copied().filter(|&u| u > self.clock.now())

@@ -5,9 +5,11 @@
 //! Every answer that comes back is a claim: the quorum reader verifies its proof before it
 //! is combined, and a refusal is read as the custodian's own (policy) or as its absence.
 
+use ribat_audit::{CosignError, Cosigner, Hash, VerifierKey};
 use ribat_crypto::combine::Partial;
 use ribat_custodian::wire::{
-    AUDITED_PATH, DECISION_PATH, PARTIAL_PATH, WireAudited, WireDecision, WirePartial, WireRefusal,
+    AUDITED_PATH, COSIGN_PATH, DECISION_PATH, PARTIAL_PATH, WireAudited, WireCosign, WireCosigned,
+    WireDecision, WirePartial, WireRefusal,
 };
 use ribat_custodian::{Custodian, CustodianError, PartialRequest};
 use ribat_net::client::{ClientError, Connection};
@@ -151,5 +153,73 @@ impl Custodian for RemoteCustodian {
             (None, Some(e)) => Err(self.unavailable(e)),
             (None, None) => Err(self.unavailable(format!("HTTP {}", r.status))),
         }
+    }
+}
+
+/// A networked custodian's witness, asked over the same link to cosign the gateway's audit
+/// checkpoints. Its key is pinned where the gateway learnt it (a mesh's ceremony), never
+/// taken from the answer.
+pub struct RemoteWitness {
+    custodian: Arc<RemoteCustodian>,
+    key: VerifierKey,
+    origin: String,
+}
+
+impl std::fmt::Debug for RemoteWitness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RemoteWitness({} at {})",
+            self.key.name(),
+            self.custodian.addr
+        )
+    }
+}
+
+impl RemoteWitness {
+    /// The witness of `custodian`, whose cosignatures verify under `key`, for the log
+    /// named `origin`.
+    pub fn new(custodian: Arc<RemoteCustodian>, key: VerifierKey, origin: &str) -> Self {
+        Self {
+            custodian,
+            key,
+            origin: origin.to_owned(),
+        }
+    }
+}
+
+impl Cosigner for RemoteWitness {
+    fn name(&self) -> String {
+        self.key.name().to_owned()
+    }
+
+    fn verifier(&self) -> VerifierKey {
+        self.key.clone()
+    }
+
+    /// Must be called from a blocking thread (checkpoints are signed in `spawn_blocking`).
+    fn cosign(&self, old_size: u64, proof: &[Hash], note: &str) -> Result<String, CosignError> {
+        use base64ct::{Base64, Encoding};
+        let body = serde_json::to_vec(&WireCosign {
+            origin: self.origin.clone(),
+            old_size,
+            proof: proof.iter().map(|h| Base64::encode_string(&h.0)).collect(),
+            note: note.to_owned(),
+        })
+        .map_err(|e| CosignError::Unavailable(e.to_string()))?;
+        let c = &self.custodian;
+        let r = c
+            .runtime
+            .block_on(async { tokio::time::timeout(c.deadline, c.post(COSIGN_PATH, body)).await })
+            .map_err(|_| {
+                CosignError::Unavailable(format!("no answer within {} ms", c.deadline.as_millis()))
+            })?
+            .map_err(|e| CosignError::Unavailable(e.to_string()))?;
+        if r.status != 200 {
+            return Err(CosignError::Unavailable(format!("HTTP {}", r.status)));
+        }
+        serde_json::from_slice::<WireCosigned>(&r.body)
+            .map_err(|e| CosignError::Unavailable(format!("unreadable answer: {e}")))?
+            .into_result()
     }
 }

@@ -13,8 +13,8 @@
 use ribat_audit::log::{CheckpointReport, Cosigner, Log, LogError, OpenReport};
 use ribat_audit::note::{ED25519, NoteError, NoteSigner};
 use ribat_audit::verify::Trust;
-use ribat_audit::witness::Witness;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why the node log cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub enum NodeLogError {
 pub struct NodeLog {
     log: Log,
     signer: NoteSigner,
-    witnesses: Vec<Witness>,
+    witnesses: Vec<Arc<dyn Cosigner>>,
     quorum: usize,
     node: String,
     opened: OpenReport,
@@ -102,14 +102,14 @@ impl NodeLog {
         dir: &Path,
         deployment: &str,
         node: &str,
-        witnesses: Vec<Witness>,
+        witnesses: Vec<Arc<dyn Cosigner>>,
         quorum: usize,
     ) -> Result<Self, NodeLogError> {
         let origin = origin(deployment, node);
         let signer = log_key(dir, &origin)?;
         let trust = Trust {
             log: signer.verifier(),
-            witnesses: witnesses.iter().map(Witness::verifier).collect(),
+            witnesses: witnesses.iter().map(|w| w.verifier()).collect(),
             quorum,
         };
         let trust_path = dir.join("trust");
@@ -177,7 +177,7 @@ impl NodeLog {
 
     /// Signs a checkpoint of everything durable and asks the witnesses to cosign it.
     pub fn checkpoint(&self) -> Result<CheckpointReport, LogError> {
-        let ws: Vec<&dyn Cosigner> = self.witnesses.iter().map(|w| w as &dyn Cosigner).collect();
+        let ws: Vec<&dyn Cosigner> = self.witnesses.iter().map(AsRef::as_ref).collect();
         self.log.checkpoint(&self.signer, &ws, self.quorum)
     }
 }

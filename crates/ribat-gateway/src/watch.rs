@@ -519,28 +519,43 @@ impl Watch {
             .approve(&r)?;
         self.append(&Record::Approval(r));
         if let ReleaseState::Released { approvals } = &state {
-            let d = self.decisions().into_iter().find(|d| d.id == id);
-            if let Ok(mut c) = self.containment.lock() {
-                c.release(id);
-            }
-            if let Some(d) = &d {
-                if let Ok(mut e) = self.engine.lock() {
-                    e.forget(&d.target);
-                }
-                let enforcers = self.enforcers.lock().map(|v| v.clone()).unwrap_or_default();
-                for e in enforcers {
-                    if let Err(err) = e.release(d) {
-                        eprintln!("warning: {} could not lift decision {id}: {err}", e.name());
-                    }
-                }
-            }
-            self.append(&Record::Released {
-                decision: id.to_owned(),
-                approvals: approvals.clone(),
-                time_ms: self.clock.now_ms(),
-            });
+            self.lift(id, approvals.clone());
         }
         Ok(state)
+    }
+
+    /// Lifts decision `id`, released elsewhere by the administrators `approvals` (in a
+    /// mesh: a release committed with their signatures, which every node checked). Returns
+    /// whether this watch held such a decision.
+    pub fn released_elsewhere(&self, id: &str, approvals: Vec<String>) -> bool {
+        let held = self.decisions().iter().any(|d| d.id == id);
+        if held {
+            self.lift(id, approvals);
+        }
+        held
+    }
+
+    fn lift(&self, id: &str, approvals: Vec<String>) {
+        let d = self.decisions().into_iter().find(|d| d.id == id);
+        if let Ok(mut c) = self.containment.lock() {
+            c.release(id);
+        }
+        if let Some(d) = &d {
+            if let Ok(mut e) = self.engine.lock() {
+                e.forget(&d.target);
+            }
+            let enforcers = self.enforcers.lock().map(|v| v.clone()).unwrap_or_default();
+            for e in enforcers {
+                if let Err(err) = e.release(d) {
+                    eprintln!("warning: {} could not lift decision {id}: {err}", e.name());
+                }
+            }
+        }
+        self.append(&Record::Released {
+            decision: id.to_owned(),
+            approvals,
+            time_ms: self.clock.now_ms(),
+        });
     }
 
     /// Flushes the outputs (at stop).

@@ -227,9 +227,11 @@ impl Ca {
         Ok(ca)
     }
 
-    /// Opens an existing CA directory.
+    /// Opens an existing CA directory. A mesh gateway node holds a copy without the CA's
+    /// key (it verifies and issues tokens, it issues no certificate): such a copy opens, and
+    /// issuing a certificate from it fails saying so.
     pub fn open(dir: &Path, deployment: &str) -> Result<Self, IdentityError> {
-        for f in [CA_CERT, CA_KEY, REGISTER] {
+        for f in [CA_CERT, REGISTER] {
             if !dir.join(f).exists() {
                 return Err(IdentityError::file(
                     &dir.join(f),
@@ -255,6 +257,12 @@ impl Ca {
 
     fn issuer(&self) -> Result<Issuer<'static, KeyPair>, IdentityError> {
         let key_path = self.dir.join(CA_KEY);
+        if !key_path.exists() {
+            return Err(IdentityError::file(
+                &key_path,
+                "missing: this copy of the CA issues no certificate (a mesh node's); issue where the CA's key is kept",
+            ));
+        }
         let key_pem = Zeroizing::new(read(&key_path)?);
         let key = KeyPair::from_pem(&key_pem).map_err(|e| IdentityError::file(&key_path, e))?;
         Issuer::from_ca_cert_pem(&self.cert_pem()?, key)
@@ -395,8 +403,10 @@ impl Ca {
                 "no unrevoked certificate named `{name}` in the register"
             )));
         }
-        self.save_register(&register)?;
+        // The list is signed before the register changes: a copy without the CA's key
+        // refuses here and leaves both as they were.
         self.write_crl(&register)?;
+        self.save_register(&register)?;
         Ok(n)
     }
 
@@ -453,6 +463,27 @@ fn hex_decode(s: &str) -> Result<Vec<u8>, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_without_the_ca_key_issues_and_revokes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let ca = Ca::init(d.path(), "ribat.test").unwrap();
+        ca.issue("clerk.1", "clerk", "agency-1", &CertKind::Client, 30)
+            .unwrap();
+        std::fs::remove_file(d.path().join(CA_KEY)).unwrap();
+        let copy = Ca::open(d.path(), "ribat.test").unwrap();
+        assert!(copy.token_issuer().is_ok(), "a gateway node issues tokens");
+        let e = copy
+            .issue("clerk.2", "clerk", "agency-1", &CertKind::Client, 30)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("issues no certificate"), "{e}");
+        assert!(copy.revoke("clerk.1").is_err());
+        assert!(
+            copy.register().unwrap()[0].revoked_at.is_none(),
+            "a refused revocation leaves the register as it was"
+        );
+    }
 
     #[test]
     fn issue_revoke_and_register() {

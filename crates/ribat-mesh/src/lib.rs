@@ -2,8 +2,9 @@
 //! restrictions in force and their releases, revoked certificates, the policy version — and
 //! the rules by which every node applies an entry of the log.
 //!
-//! Owns: the entries ([`command`]), their signatures ([`sign`]) and the state machine
-//! ([`state`]) that Raft (openraft, in the node) feeds in commit order. Raft orders and
+//! Owns: the entries ([`command`]), their signatures ([`sign`]), the state machine
+//! ([`state`]) that Raft (openraft, in the node) feeds in commit order, and what a node's
+//! custodian must do to match that state ([`enforce`]). Raft orders and
 //! replicates; signatures make entries authentic: an entry that grants or relaxes anything
 //! carries the signatures that justify it, checked by every node as it applies it.
 //!
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod enforce;
 pub mod sign;
 pub mod state;
 

@@ -380,6 +380,11 @@ impl SecurityState {
             .is_some_and(|h| h.signers.len() >= self.threshold)
     }
 
+    /// Every restriction the state holds, released or not, in id order.
+    pub fn restrictions(&self) -> impl Iterator<Item = &Held> {
+        self.restrictions.values()
+    }
+
     /// A decision, released or not.
     pub fn restriction(&self, id: &str) -> Option<&Held> {
         self.restrictions.get(id)

@@ -24,13 +24,19 @@ pub fn service_identity() -> Requester {
 /// Opens the node's store.
 pub fn open_store(home: &Home) -> Result<Arc<dyn Store>> {
     Ok(match home.store().clone() {
-        StoreSpec::Sqlite => Arc::new(SqliteStore::open(&home.store_file())?),
+        StoreSpec::Sqlite | StoreSpec::SqliteAt(_) => {
+            Arc::new(SqliteStore::open(&home.store_file())?)
+        }
         StoreSpec::Postgres { conninfo, schema } => Arc::new(
             PostgresStore::connect(&conninfo, &schema)
                 .context("cannot open the PostgreSQL store")?,
         ),
     })
 }
+
+/// Mints a token for the node's service identity (networked custodians check who opens
+/// the service keys like any other read; each token lives a minute).
+pub type ServiceTokens = Arc<dyn Fn() -> Result<ribat_custodian::request::Bearer> + Send + Sync>;
 
 /// An opened embedded node.
 pub struct Embedded {
@@ -41,6 +47,10 @@ pub struct Embedded {
     /// The reading side: quorum reader over the open custodians, the audit log they
     /// cosign, the blind-index key opened through them, and the store.
     pub vault: Arc<Vault>,
+    /// Tokens for the service identity, when custodians are networked.
+    service_tokens: Option<ServiceTokens>,
+    /// On a mesh node, the runtime its networked custodians are reached on (dropped last).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// The deployment name in key names and checkpoint origins.
@@ -54,13 +64,39 @@ impl Embedded {
         Self::open_with_clock(home, passphrases, Arc::new(SystemClock))
     }
 
-    /// Same, with a given clock.
+    /// Same, with a given clock. In a mesh node's directory every custodian is on a mesh
+    /// node, asked over mTLS with the node's gateway certificate.
     pub fn open_with_clock(
         home: &Home,
         passphrases: &Source,
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
-        Self::open_with(home, passphrases, clock, Vec::new())
+        if !crate::mesh::is_node(home) {
+            return Self::open_with(home, passphrases, clock, Vec::new());
+        }
+        let rt = crate::serve::runtime()?;
+        let n = crate::serve::networked(
+            home,
+            &[],
+            rt.handle(),
+            std::time::Duration::from_secs(5),
+            &clock,
+        )?;
+        let remote = n
+            .remotes
+            .into_iter()
+            .map(|r| r as Arc<dyn Custodian>)
+            .collect();
+        let mut node = Self::open_with_token(
+            home,
+            passphrases,
+            clock,
+            remote,
+            Some(n.service_tokens),
+            n.witnesses,
+        )?;
+        node.runtime = Some(rt);
+        Ok(node)
     }
 
     /// Opens the custodians of `home` in this process, except those given as `remote`
@@ -71,17 +107,19 @@ impl Embedded {
         clock: Arc<dyn Clock>,
         remote: Vec<Arc<dyn Custodian>>,
     ) -> Result<Self> {
-        Self::open_with_token(home, passphrases, clock, remote, None)
+        Self::open_with_token(home, passphrases, clock, remote, None, Vec::new())
     }
 
     /// Same, with the service identity's token for networked custodians (they check who
-    /// opens the blind-index key like any other read).
+    /// opens the blind-index key like any other read) and the witnesses of networked
+    /// custodians (cosigning the audit log beside the local ones).
     pub fn open_with_token(
         home: &Home,
         passphrases: &Source,
         clock: Arc<dyn Clock>,
         remote: Vec<Arc<dyn Custodian>>,
-        service_token: Option<ribat_custodian::request::Bearer>,
+        service_tokens: Option<ServiceTokens>,
+        remote_witnesses: Vec<Arc<dyn ribat_audit::Cosigner>>,
     ) -> Result<Self> {
         if !home.has_keys() {
             bail!(
@@ -148,26 +186,40 @@ impl Embedded {
         let reader = QuorumReader::new(group.clone(), all, store.clone());
         // The audit log opens before any read: a node that cannot record does not read.
         let audit_dir = home.root().join("audit");
-        let log_key = log_key(&audit_dir, &origin(DEPLOYMENT, NODE))?.verifier();
-        let witnesses = custodians
+        let node_name = crate::mesh::audit_node(home)?;
+        let log_key = log_key(&audit_dir, &origin(DEPLOYMENT, &node_name))?.verifier();
+        let mut witnesses = custodians
             .iter()
-            .map(|c| c.witness(DEPLOYMENT, log_key.clone()))
+            .map(|c| {
+                c.witness(DEPLOYMENT, log_key.clone())
+                    .map(|w| Arc::new(w) as Arc<dyn ribat_audit::Cosigner>)
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let audit = NodeLog::open(&audit_dir, DEPLOYMENT, NODE, witnesses, group.threshold)
-            .context("the audit log cannot be opened, so this node serves no read")?;
+        witnesses.extend(remote_witnesses);
+        let audit = NodeLog::open(
+            &audit_dir,
+            DEPLOYMENT,
+            &node_name,
+            witnesses,
+            group.threshold,
+        )
+        .context("the audit log cannot be opened, so this node serves no read")?;
         if audit.opened().torn_bytes > 0 {
             eprintln!(
                 "note: the audit log ended in an unfinished append ({} bytes, a crash); it was cut, no acknowledged entry is affected",
                 audit.opened().torn_bytes
             );
         }
+        let token = service_tokens.as_ref().map(|mint| mint()).transpose()?;
         let index = reader
-            .open_index_key_with(&service_identity(), "node-start", service_token)
+            .open_index_key_with(&service_identity(), "node-start", token)
             .context("cannot open the blind-index key through the custodians")?;
         Ok(Self {
             group,
             custodians,
             vault: Arc::new(Vault::new(reader, audit, index, store)),
+            service_tokens,
+            runtime: None,
         })
     }
 
@@ -177,10 +229,15 @@ impl Embedded {
     pub fn leak_digester(&self, why: &str) -> Result<ribat_crypto::leak_digest::LeakDigester> {
         QuorumReader::create_leak_key(&self.group, self.vault.store.as_ref())
             .context("cannot create the leak-digest key")?;
+        let token = self
+            .service_tokens
+            .as_ref()
+            .map(|mint| mint())
+            .transpose()?;
         let key = self
             .vault
             .reader
-            .open_leak_key(&service_identity(), why)
+            .open_leak_key_with(&service_identity(), why, token)
             .context("the custodians did not open the leak-digest key")?;
         Ok(ribat_crypto::leak_digest::LeakDigester::new(&key)?)
     }

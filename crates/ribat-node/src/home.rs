@@ -76,9 +76,13 @@ impl Home {
         self.root.join("group.json")
     }
 
-    /// The store.
+    /// The SQLite store's file: HOME/store.sqlite, or the file a `sqlite:PATH` store names
+    /// (a mesh's nodes on one host share one).
     pub fn store_file(&self) -> PathBuf {
-        self.root.join("store.sqlite")
+        match &self.store {
+            StoreSpec::SqliteAt(p) => p.clone(),
+            _ => self.root.join("store.sqlite"),
+        }
     }
 
     fn custodians_root(&self) -> PathBuf {
@@ -103,13 +107,15 @@ pub fn restrict(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot restrict permissions of {}", path.display()))
 }
 
-/// Where a node keeps its sealed records: `sqlite` (default, `HOME/store.sqlite`) or
-/// `postgres:<conninfo>` with `RIBAT_STORE_SCHEMA` (default `ribat`), both set by the
-/// global `--store` and `--store-schema` options.
-#[derive(Debug, Clone)]
+/// Where a node keeps its sealed records: `sqlite` (default, `HOME/store.sqlite`),
+/// `sqlite:PATH` (another SQLite file), or `postgres:<conninfo>` with `RIBAT_STORE_SCHEMA`
+/// (default `ribat`), set by the global `--store` and `--store-schema` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     /// The embedded SQLite file.
     Sqlite,
+    /// A SQLite file elsewhere.
+    SqliteAt(PathBuf),
     /// A PostgreSQL schema.
     Postgres {
         /// libpq connection string or URL.
@@ -124,13 +130,25 @@ impl StoreSpec {
     pub fn parse(spec: &str, schema: &str) -> Result<Self> {
         match spec {
             "sqlite" | "" => Ok(Self::Sqlite),
-            _ => match spec.strip_prefix("postgres:") {
-                Some(c) if !c.is_empty() => Ok(Self::Postgres {
+            _ => match (spec.strip_prefix("postgres:"), spec.strip_prefix("sqlite:")) {
+                (Some(c), _) if !c.is_empty() => Ok(Self::Postgres {
                     conninfo: c.to_owned(),
                     schema: schema.to_owned(),
                 }),
-                _ => bail!("--store `{spec}`: expected `sqlite` or `postgres:<connection string>`"),
+                (_, Some(p)) if !p.is_empty() => Ok(Self::SqliteAt(PathBuf::from(p))),
+                _ => bail!(
+                    "--store `{spec}`: expected `sqlite`, `sqlite:PATH` or `postgres:<connection string>`"
+                ),
             },
+        }
+    }
+
+    /// The spec as `--store` takes it (the schema apart).
+    pub fn to_arg(&self) -> String {
+        match self {
+            Self::Sqlite => "sqlite".into(),
+            Self::SqliteAt(p) => format!("sqlite:{}", p.display()),
+            Self::Postgres { conninfo, .. } => format!("postgres:{conninfo}"),
         }
     }
 }
@@ -151,10 +169,17 @@ mod tests {
             Ok(StoreSpec::Postgres { conninfo, schema })
                 if conninfo == "host=/run/pg dbname=ribat" && schema == "fund"
         ));
-        for bad in ["postgres:", "mysql:x", "postgres"] {
+        assert_eq!(
+            StoreSpec::parse("sqlite:/m/store.sqlite", "s").unwrap(),
+            StoreSpec::SqliteAt(PathBuf::from("/m/store.sqlite"))
+        );
+        for good in ["sqlite", "sqlite:/m/s.sqlite", "postgres:dbname=x"] {
+            assert_eq!(StoreSpec::parse(good, "s").unwrap().to_arg(), good);
+        }
+        for bad in ["postgres:", "mysql:x", "postgres", "sqlite:"] {
             let e = StoreSpec::parse(bad, "s").unwrap_err().to_string();
             assert!(
-                e.contains("expected `sqlite` or `postgres:<connection string>`"),
+                e.contains("expected `sqlite`, `sqlite:PATH` or `postgres:<connection string>`"),
                 "{bad}: {e}"
             );
         }
@@ -170,6 +195,10 @@ mod tests {
             home.custodian_dir(2),
             PathBuf::from("/n/custodians/custodian-2")
         );
+        let shared = home
+            .clone()
+            .with_store(StoreSpec::SqliteAt(PathBuf::from("/m/store.sqlite")));
+        assert_eq!(shared.store_file(), PathBuf::from("/m/store.sqlite"));
         let pg = home.with_store(StoreSpec::Postgres {
             conninfo: "dbname=x".into(),
             schema: "ribat".into(),

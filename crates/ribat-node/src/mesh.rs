@@ -1,20 +1,29 @@
 //! The mesh shape: `ribat mesh init` writes one directory per node to carry to its host,
 //! `ribat node --dir` runs one node, `ribat mesh status` asks every member where it stands.
 //!
-//! A node directory holds:
+//! A node directory is also a node HOME (every `ribat --home DIR …` command works in it,
+//! reading through the mesh's custodians over mTLS) and holds:
 //!
 //! | file | what |
 //! |---|---|
-//! | `mesh.json` | this node's id and name, where it listens, every member (address, node key), the administrators' keys, the threshold |
+//! | `mesh.json` | this node's id and name, where it listens (and its gateway, if it runs one), every member (address, node key, the custodian it holds), the administrators' keys, the threshold, the shared store |
 //! | `node.key` | the node's Ed25519 signing key (owner-only) |
 //! | `cert.pem`, `key.pem`, `ca.pem`, `crl.pem` | its node certificate (role `node`), its TLS key (owner-only), the deployment's CA and revocation list |
+//! | `custodians/custodian-<i>/` | the one custodian it holds, its shares sealed under that custodian's passphrase |
+//! | `group.json`, `policy.json`, `rules.json` | the public group keys, the policy, the detectors' rules |
+//! | `identity/` | the CA certificate, the revocation list and the token-verifying key; on a gateway node also the token-signing key and the gateway's certificate (never the CA's key) |
 //! | `raft-log.sqlite`, `raft-state.sqlite` | the Raft log and the security state's snapshots |
 //!
-//! Today a node runs the replicated security state only: custodians, gateways and
-//! detectors on mesh nodes come next.
+//! Beside the node directories the ceremony leaves `deployment/` (the CA with its key, the
+//! administrators' identity register; a HOME without custodians, where `ribat identity add`
+//! issues certificates and, on one host, the shared SQLite store) and `admins/` (the
+//! administrators' signing keys): both belong offline.
 
 use crate::error::{Context, Result};
+use crate::home::{Home, StoreSpec};
+use crate::passphrases::Source;
 use crate::{bail, ensure};
+use ribat_crypto::passphrase::KdfParams;
 use ribat_identity::ca::{Ca, CertKind, write_file};
 use ribat_identity::tls::{ServerTls, TlsFiles, client_config};
 use ribat_mesh::{Admin, Genesis, KeyPair, Member, PublicKey};
@@ -49,6 +58,17 @@ pub struct Peer {
     pub addr: String,
     /// Its node key.
     pub key: PublicKey,
+    /// The custodian it holds (served on its address to gateways), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custodian: Option<u32>,
+    /// The key its custodian's witness cosigns audit checkpoints with (pinned by every
+    /// gateway of the mesh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<String>,
+    /// On a gateway node: the key its audit log signs checkpoints with (every custodian
+    /// witnesses that log, and only the logs named here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<String>,
 }
 
 /// `mesh.json`.
@@ -65,6 +85,13 @@ pub struct MeshFile {
     pub admins: Vec<Admin>,
     /// Members whose signatures put a decision in force mesh-wide.
     pub threshold: usize,
+    /// Where this node's gateway listens for clients, when it runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// The records' store as `--store` takes it (`sqlite:PATH` for nodes on one host,
+    /// `postgres:…` across hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 impl MeshFile {
@@ -125,6 +152,74 @@ impl MeshFile {
             threshold: self.threshold,
         }
     }
+
+    /// The members that hold a custodian: (custodian index, address).
+    pub fn custodians(&self) -> Vec<(u32, String)> {
+        self.peers
+            .iter()
+            .filter_map(|p| p.custodian.map(|c| (c, p.addr.clone())))
+            .collect()
+    }
+
+    /// The custodians' witness keys, by custodian index.
+    pub fn witness_keys(&self) -> Result<Vec<(u32, ribat_audit::VerifierKey)>> {
+        self.peers
+            .iter()
+            .filter_map(|p| Some((p.custodian?, p.witness.as_deref()?)))
+            .map(|(c, text)| {
+                let key = ribat_audit::VerifierKey::parse(text)
+                    .map_err(|e| crate::err!("mesh.json: custodian {c}'s witness key: {e}"))?;
+                Ok((c, key))
+            })
+            .collect()
+    }
+
+    /// The gateway nodes' audit log keys.
+    pub fn audit_logs(&self) -> Result<Vec<ribat_audit::VerifierKey>> {
+        self.peers
+            .iter()
+            .filter_map(|p| Some((&p.name, p.audit_log.as_deref()?)))
+            .map(|(name, text)| {
+                ribat_audit::VerifierKey::parse(text)
+                    .map_err(|e| crate::err!("mesh.json: {name}'s audit log key: {e}"))
+            })
+            .collect()
+    }
+}
+
+/// The name a node's audit log carries in its entries and origin: the mesh member's name
+/// on a mesh node, the embedded node's otherwise.
+pub fn audit_node(home: &Home) -> Result<String> {
+    if is_node(home) {
+        Ok(MeshFile::read(home.root())?.me()?.name.clone())
+    } else {
+        Ok(crate::embedded::NODE.to_owned())
+    }
+}
+
+/// The host part of `HOST:PORT` (what a peer's certificate names).
+pub fn host_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or("", |(h, _)| h)
+}
+
+/// Whether `home` is a mesh node's directory.
+pub fn is_node(home: &Home) -> bool {
+    home.root().join(MESH_FILE).exists()
+}
+
+/// In a mesh node's directory, the records are where `mesh.json` says unless `--store`
+/// named another place.
+pub fn adopt_store(home: Home) -> Result<Home> {
+    if !is_node(&home) || home.store() != &StoreSpec::Sqlite {
+        return Ok(home);
+    }
+    match MeshFile::read(home.root())?.store {
+        Some(s) => {
+            let spec = StoreSpec::parse(&s, "ribat")?;
+            Ok(home.with_store(spec))
+        }
+        None => Ok(home),
+    }
 }
 
 /// What `ribat mesh init` is asked for.
@@ -134,10 +229,21 @@ pub struct InitSpec {
     pub out: PathBuf,
     /// Each node's address, `HOST:PORT`; their number is the mesh's size.
     pub addrs: Vec<String>,
-    /// Distinct members whose signatures make a decision mesh-wide.
+    /// Distinct members whose signatures make a decision mesh-wide, and custodians whose
+    /// answers open a record.
     pub threshold: usize,
     /// The security administrators (at least two: a release needs two).
     pub admins: Vec<String>,
+    /// Nodes that run a gateway, and where each listens for clients.
+    pub gateways: Vec<(u64, String)>,
+    /// The custodians' passphrases: custodian `i` (on node `i`) seals its shares under the
+    /// `i`-th.
+    pub passphrases: Source,
+    /// Where the records are kept: the default SQLite store goes in OUT/deployment, shared
+    /// by nodes on this host; nodes on several hosts share PostgreSQL.
+    pub store: StoreSpec,
+    /// What sealing a custodian's shares under its passphrase costs.
+    pub kdf: KdfParams,
 }
 
 fn random_seed() -> Result<Zeroizing<[u8; 32]>> {
@@ -168,9 +274,12 @@ pub fn read_seed(path: &Path) -> Result<KeyPair> {
     Ok(KeyPair::from_seed(&seed))
 }
 
-/// Writes one directory per node (and the CA and the administrators' keys beside them);
-/// returns the node directories.
-pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
+/// The deployment's HOME beside the node directories.
+pub fn deployment_home(out: &Path) -> Home {
+    Home::at(out.join("deployment"))
+}
+
+fn check_spec(spec: &InitSpec) -> Result<()> {
     let n = spec.addrs.len();
     ensure!(n >= 1, "a mesh has at least one node (--nodes)");
     ensure!(
@@ -185,23 +294,82 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
     for a in &spec.admins {
         ribat_identity::ca::check_name(a)?;
     }
+    let is_addr = |a: &str| {
+        a.rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    };
     for a in &spec.addrs {
+        ensure!(is_addr(a), "node address `{a}`: expected HOST:PORT");
+    }
+    for (id, a) in &spec.gateways {
         ensure!(
-            a.rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
-            "node address `{a}`: expected HOST:PORT"
+            (1..=n as u64).contains(id),
+            "--gateway {id}={a}: there is no node {id} in a mesh of {n}"
+        );
+        ensure!(is_addr(a), "--gateway {id}={a}: expected ID=HOST:PORT");
+        ensure!(
+            !spec.addrs.contains(a),
+            "--gateway {id}={a}: that address is a node's mesh address"
         );
     }
-    if spec.out.exists() && std::fs::read_dir(&spec.out)?.next().is_some() {
+    // Only the passphrases `mesh up` made for this ceremony may be there already.
+    if spec.out.exists()
+        && std::fs::read_dir(&spec.out)?
+            .any(|e| e.map_or(true, |e| e.file_name() != PASSPHRASES_DIR))
+    {
         bail!(
             "{} is not empty: a mesh ceremony writes fresh directories",
             spec.out.display()
         );
     }
+    Ok(())
+}
+
+/// Copies `name` from directory `from` to directory `to`.
+fn copy_into(from: &Path, to: &Path, name: &str) -> Result<()> {
+    std::fs::copy(from.join(name), to.join(name)).with_context(|| {
+        format!(
+            "cannot copy {} into {}",
+            from.join(name).display(),
+            to.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// Writes one directory per node (and, beside them, the deployment's HOME with the CA and
+/// the administrators' keys); returns the node directories.
+///
+/// The key ceremony deals one custodian's shares to each node and forgets the class keys
+/// (as `ribat keys init` does); the deployment's HOME keeps no share.
+pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
+    check_spec(spec)?;
     std::fs::create_dir_all(&spec.out)?;
-    let ca = Ca::init(&spec.out.join("ca"), "ribat.mesh")?;
+    let store = match &spec.store {
+        StoreSpec::Sqlite => {
+            let file = std::path::absolute(deployment_home(&spec.out).store_file())
+                .context("cannot make the store's path absolute")?;
+            StoreSpec::SqliteAt(file)
+        }
+        other => other.clone(),
+    };
+    let deployment = deployment_home(&spec.out).with_store(store.clone());
+    deployment.create()?;
+    let ca = Ca::init(
+        &crate::identity::dir(&deployment),
+        crate::embedded::DEPLOYMENT,
+    )?;
+    crate::ceremony::init_quiet(
+        &deployment,
+        spec.threshold,
+        spec.addrs.len(),
+        &ribat_import::records::SEALED_CLASSES,
+        &spec.passphrases,
+        spec.kdf,
+    )?;
     let admins_dir = spec.out.join("admins");
     std::fs::create_dir_all(&admins_dir)?;
+    crate::home::restrict(&admins_dir)?;
     let mut admins = Vec::new();
     for name in &spec.admins {
         let seed = random_seed()?;
@@ -216,38 +384,111 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
     for (i, addr) in spec.addrs.iter().enumerate() {
         let id = i as u64 + 1;
         let seed = random_seed()?;
+        let name = format!("node-{id}");
+        // Each custodian's witness key, read once with its passphrase, for the gateways to
+        // pin; each gateway's audit log key, made now, for the custodians to witness.
+        let custodian = u32::try_from(id)?;
+        let witness = {
+            let pass = spec.passphrases.get(id as usize, false)?;
+            let c = ribat_custodian::LocalCustodian::open(
+                &deployment.custodian_dir(id as usize),
+                &pass,
+                crate::embedded::open_store(&deployment)?,
+                Arc::new(ribat_custodian::clock::SystemClock),
+            )?;
+            c.witness_key(crate::embedded::DEPLOYMENT)?.to_string()
+        };
+        let audit_log = match spec.gateways.iter().any(|(g, _)| *g == id) {
+            true => {
+                let audit_dir = spec.out.join(&name).join("audit");
+                let origin = ribat_gateway::node_log::origin(crate::embedded::DEPLOYMENT, &name);
+                Some(
+                    ribat_gateway::node_log::log_key(&audit_dir, &origin)?
+                        .verifier()
+                        .to_string(),
+                )
+            }
+            false => None,
+        };
         peers.push(Peer {
             id,
-            name: format!("node-{id}"),
+            name,
             addr: addr.clone(),
             key: KeyPair::from_seed(&seed).public(),
+            custodian: Some(custodian),
+            witness: Some(witness),
+            audit_log,
         });
         seeds.push(seed);
     }
+    let ca_dir = crate::identity::dir(&deployment);
     let mut dirs = Vec::new();
     for (p, seed) in peers.iter().zip(&seeds) {
         let dir = spec.out.join(&p.name);
-        std::fs::create_dir_all(&dir)?;
-        crate::home::restrict(&dir)?;
-        let host = p.addr.rsplit_once(':').map_or("", |(h, _)| h).to_owned();
+        let node = Home::at(dir.clone());
+        node.create()?;
         let issued = ca.issue(
             &p.name,
             "node",
             "mesh",
-            &CertKind::Server { hosts: vec![host] },
+            &CertKind::Server {
+                hosts: vec![host_of(&p.addr).to_owned()],
+            },
             365,
         )?;
         write_file(&dir.join("cert.pem"), issued.cert_pem.as_bytes(), false)?;
         write_file(&dir.join("key.pem"), issued.key_pem.as_bytes(), true)?;
         write_file(&dir.join("ca.pem"), ca.cert_pem()?.as_bytes(), false)?;
-        std::fs::copy(ca.dir().join(ribat_identity::ca::CRL), dir.join("crl.pem"))?;
+        std::fs::copy(ca_dir.join(ribat_identity::ca::CRL), dir.join("crl.pem"))?;
         write_seed(&dir.join(NODE_KEY), seed)?;
+        // Its custodian moves here: the deployment's HOME keeps no share.
+        let index = p.custodian.map_or(0, |c| c as usize);
+        std::fs::rename(deployment.custodian_dir(index), node.custodian_dir(index))
+            .with_context(|| format!("cannot move custodian {index} into {}", dir.display()))?;
+        for f in ["group.json", "policy.json", crate::serve::RULES_FILE] {
+            copy_into(deployment.root(), &dir, f)?;
+        }
+        let id_dir = crate::identity::dir(&node);
+        std::fs::create_dir_all(&id_dir)?;
+        use ribat_identity::ca::{CA_CERT, CRL, REGISTER, TOKEN_KEY, TOKEN_PUB};
+        for f in [CA_CERT, CRL, TOKEN_PUB] {
+            copy_into(&ca_dir, &id_dir, f)?;
+        }
+        let gateway = spec
+            .gateways
+            .iter()
+            .find(|(id, _)| *id == p.id)
+            .map(|(_, a)| a.clone());
+        if let Some(addr) = &gateway {
+            // A gateway issues tokens bound to its clients' certificates; it issues no
+            // certificate, so the CA's key stays in the deployment's HOME.
+            for f in [TOKEN_KEY, REGISTER] {
+                copy_into(&ca_dir, &id_dir, f)?;
+            }
+            let gw = ca.issue(
+                &format!("gateway.{}", p.name),
+                "gateway",
+                "mesh",
+                &CertKind::Server {
+                    hosts: vec![host_of(addr).to_owned()],
+                },
+                365,
+            )?;
+            let gw_dir = crate::identity::issued_dir(&node, crate::identity::GATEWAY_NAME);
+            std::fs::create_dir_all(&gw_dir)?;
+            crate::home::restrict(&gw_dir)?;
+            write_file(&gw_dir.join("cert.pem"), gw.cert_pem.as_bytes(), false)?;
+            write_file(&gw_dir.join("key.pem"), gw.key_pem.as_bytes(), true)?;
+            write_file(&gw_dir.join("ca.pem"), ca.cert_pem()?.as_bytes(), false)?;
+        }
         let file = MeshFile {
             format: MESH_FORMAT.into(),
             id: p.id,
             peers: peers.clone(),
             admins: admins.clone(),
             threshold: spec.threshold,
+            gateway,
+            store: Some(store.to_arg()),
         };
         write_file(
             &dir.join(MESH_FILE),
@@ -286,16 +527,409 @@ fn client_tls(dir: &Path) -> Result<Arc<ribat_net::client::ClientConfig>> {
     )?)
 }
 
-/// Runs the node in `dir` until it is stopped. The first node starts the mesh when its log
-/// is empty; the others wait to be reached.
-pub fn run(dir: &Path) -> Result<()> {
+/// The custodians whose shares are in `home` (indexes, from `custodians/custodian-<i>`).
+pub fn held_custodians(home: &Home) -> Result<Vec<u32>> {
+    let root = home.root().join("custodians");
+    let mut held = Vec::new();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(held),
+        Err(e) => return Err(crate::err!("cannot list {}: {e}", root.display())),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        match name
+            .strip_prefix("custodian-")
+            .and_then(|i| i.parse::<u32>().ok())
+        {
+            Some(i) => held.push(i),
+            None => bail!(
+                "{}: `{name}` is not a custodian's directory (custodian-<i>)",
+                root.display()
+            ),
+        }
+    }
+    held.sort_unstable();
+    Ok(held)
+}
+
+/// The one custodian a node may hold: none, or the one `mesh.json` gives it. A node never
+/// holds two custodians' shares (whoever owns it would hold two of the `t` needed).
+fn own_custodian(home: &Home, me: &Peer) -> Result<Option<u32>> {
+    let held = held_custodians(home)?;
+    match held.as_slice() {
+        [] => Ok(None),
+        [one] if me.custodian == Some(*one) => Ok(Some(*one)),
+        [one] => bail!(
+            "{} holds custodian {one}'s shares but mesh.json gives {} {}: refusing to start",
+            home.root().display(),
+            me.name,
+            me.custodian
+                .map_or("no custodian".to_owned(), |c| format!("custodian {c}"))
+        ),
+        many => bail!(
+            "{} holds the shares of {} custodians ({}): a node holds at most one, or whoever owns it holds {} of the shares a read needs; move all but custodian {} to their own nodes",
+            home.root().display(),
+            many.len(),
+            many.iter()
+                .map(|i| format!("custodian-{i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            many.len(),
+            me.custodian.map_or("-".to_owned(), |c| c.to_string())
+        ),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A part of this node that refuses whom the security state restricts.
+trait Carrier: Send + Sync {
+    /// Refuses `identity` until `until_ms` (restriction `id`).
+    fn impose(&self, id: &str, identity: &str, until_ms: u64) -> Result<()>;
+    /// Answers `identity` again: restriction `id` was released by the administrators `by`.
+    fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()>;
+}
+
+/// The node's custodian: durably, in its own log.
+struct CustodianCarrier(Arc<ribat_custodian::LocalCustodian>);
+
+impl Carrier for CustodianCarrier {
+    fn impose(&self, id: &str, identity: &str, until_ms: u64) -> Result<()> {
+        Ok(self
+            .0
+            .impose(identity, until_ms / 1000, &format!("mesh restriction {id}"))?)
+    }
+
+    fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()> {
+        Ok(self.0.lift(
+            identity,
+            &format!("mesh restriction {id} released by {}", by.join(" and ")),
+        )?)
+    }
+}
+
+/// The node's gateway: its gate stops the identity before any custodian is asked; a
+/// release lifts what the gate learnt and, for a decision this node's own detectors took,
+/// the decision itself.
+struct GatewayCarrier {
+    app: Arc<ribat_gateway::api::App>,
+    me: String,
+}
+
+impl Carrier for GatewayCarrier {
+    fn impose(&self, _: &str, identity: &str, until_ms: u64) -> Result<()> {
+        self.app.gate.note_quarantine(identity, until_ms / 1000);
+        Ok(())
+    }
+
+    fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()> {
+        self.app.gate.forget_quarantine(identity);
+        if let Some(decision) = id
+            .strip_prefix(&self.me)
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            self.app.watch.released_elsewhere(decision, by.to_vec());
+        }
+        Ok(())
+    }
+}
+
+/// Keeps `carrier` refusing exactly whom the security state restricts: every 100 ms, the
+/// acts owed ([`ribat_mesh::enforce`]) are carried out.
+async fn enforce_state(sm: MeshStateMachine, carrier: Arc<dyn Carrier>, what: String) {
+    use ribat_mesh::enforce::{Act, Enforcement};
+    let mut done = Enforcement::default();
+    loop {
+        let owed = match sm.read(|st| done.owed(st, now_ms())) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("warning: cannot read the security state: {e}");
+                Vec::new()
+            }
+        };
+        for act in owed {
+            let (c, a) = (carrier.clone(), act.clone());
+            let r = tokio::task::spawn_blocking(move || match &a {
+                Act::Impose {
+                    id,
+                    identity,
+                    until_ms,
+                } => c.impose(id, identity, *until_ms),
+                Act::Lift { id, identity, by } => c.lift(id, identity, by),
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => {
+                    eprintln!("{what} enforced: {act:?}");
+                    done.done(&act);
+                }
+                Ok(Err(e)) => eprintln!("warning: {what} could not carry out {act:?}: {e}"),
+                Err(e) => eprintln!("warning: {what} could not carry out {act:?}: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Proposes a command to the mesh from inside a node: to its own Raft when it leads, else
+/// to the leader it knows, over mTLS with the node's certificate.
+async fn propose_from_node(
+    raft: &MeshRaft,
+    peers: &[Peer],
+    tls: Arc<ribat_net::client::ClientConfig>,
+    command: ribat_mesh::Command,
+) -> Result<Proposed> {
+    use ribat_raft::openraft::error::{ClientWriteError, RaftError};
+    for _ in 0..20 {
+        match raft.client_write(command.clone()).await {
+            Ok(w) => {
+                return Ok(Proposed {
+                    index: w.log_id.index,
+                    outcome: w.data,
+                });
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let Some(addr) = f
+                    .leader_id
+                    .and_then(|l| peers.iter().find(|p| p.id == l))
+                    .map(|p| p.addr.clone())
+                else {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                };
+                let body = serde_json::to_vec(&command)?;
+                let sent = async {
+                    let mut c = ribat_net::client::Connection::open(
+                        tls.clone(),
+                        &addr,
+                        host_of(&addr),
+                        true,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    c.send("POST", PROPOSE, None, Some(body))
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await;
+                match sent {
+                    Ok(r) if r.status == 200 => return Ok(serde_json::from_slice(&r.body)?),
+                    Ok(r) if r.status == 409 => {}
+                    Ok(r) => bail!(
+                        "the leader at {addr} refused the proposal ({}): {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    ),
+                    Err(e) => eprintln!("warning: cannot reach the leader at {addr}: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => bail!("the mesh cannot take the proposal: {e}"),
+        }
+    }
+    bail!("no leader took the proposal within 5 s")
+}
+
+/// Carries a gateway's decisions to the mesh: each quarantine of an identity that this
+/// node's detectors decide is signed with the node key and proposed, so that every node's
+/// custodian refuses that identity once it is committed (the gateway has already enforced
+/// it here, and handed it to each custodian directly).
+struct ToMesh {
+    raft: MeshRaft,
+    peers: Vec<Peer>,
+    me: String,
+    key: Arc<KeyPair>,
+    tls: Arc<ribat_net::client::ClientConfig>,
+    rt: tokio::runtime::Handle,
+}
+
+impl ribat_gateway::watch::Enforcer for ToMesh {
+    fn name(&self) -> String {
+        format!("mesh via {}", self.me)
+    }
+
+    fn enforce(&self, d: &ribat_detect::Decision) -> Result<bool, String> {
+        use ribat_detect::response::{Action, Target};
+        if !matches!(
+            (&d.target, d.action),
+            (Target::Identity(_), Action::Quarantine)
+        ) || !d.enforces()
+        {
+            return Ok(false);
+        }
+        let evidence = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for e in &d.evidence {
+                h.update(e.as_bytes());
+                h.update([0]);
+            }
+            hex::encode(h.finalize())
+        };
+        let restriction = ribat_mesh::Restriction {
+            id: format!("{}/{}", self.me, d.id),
+            rule: d.rule.clone(),
+            target: d.target.clone(),
+            action: d.action,
+            until_ms: d.until_ms,
+            evidence,
+        };
+        let sig = self
+            .key
+            .sign(ribat_mesh::command::kind::RESTRICT, &restriction)
+            .map_err(|e| e.to_string())?;
+        let command = ribat_mesh::Command::Restrict {
+            restriction,
+            by: self.me.clone(),
+            sig,
+        };
+        let (raft, peers, tls) = (self.raft.clone(), self.peers.clone(), self.tls.clone());
+        // Proposed in the background: the detector's thread never waits on a quorum.
+        self.rt.spawn(async move {
+            match propose_from_node(&raft, &peers, tls, command).await {
+                Ok(p) => eprintln!("mesh: restriction proposed, committed at index {}", p.index),
+                Err(e) => eprintln!("warning: the restriction did not reach the mesh: {e}"),
+            }
+        });
+        Ok(true)
+    }
+
+    fn release(&self, _: &ribat_detect::Decision) -> Result<(), String> {
+        // A committed restriction is lifted through the mesh only, by a release carrying
+        // two administrators' signed approvals (`ribat mesh approve`, `mesh release`).
+        Ok(())
+    }
+}
+
+/// Starts this node's gateway once `t` custodians of the mesh answer (they start with it),
+/// then serves clients on `addr` until the process stops.
+async fn run_gateway(
+    home: Home,
+    addr: String,
+    to_mesh: Arc<ToMesh>,
+    sm: MeshStateMachine,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    let o = crate::serve::ServeOptions {
+        remotes: Vec::new(),
+        deadline: Duration::from_secs(2),
+        outputs: Default::default(),
+    };
+    let rt = tokio::runtime::Handle::current();
+    let assembled = loop {
+        let (h, o, rt) = (home.clone(), o.clone(), rt.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            crate::serve::assemble(
+                &h,
+                &Source::Env,
+                &o,
+                &rt,
+                Arc::new(ribat_custodian::clock::SystemClock),
+            )
+        })
+        .await
+        .map_err(|e| crate::err!("gateway start: {e}"))?;
+        match r {
+            Ok(a) => break a,
+            Err(e) if started.elapsed() < Duration::from_secs(120) => {
+                eprintln!("gateway: waiting for the mesh's custodians ({})", e.chain());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let me = to_mesh.me.clone();
+    assembled.app.watch.add_enforcer(to_mesh);
+    // What the mesh restricts, this gateway refuses before asking any custodian; what it
+    // releases, this gateway lifts.
+    let carrier = tokio::spawn(enforce_state(
+        sm,
+        Arc::new(GatewayCarrier {
+            app: assembled.app.clone(),
+            me: me.clone(),
+        }),
+        format!("gateway.{me}"),
+    ));
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (the gateway)"))?;
+    println!(
+        "gateway listening on https://{} (mTLS; reads through the mesh's custodians)",
+        listener.local_addr()?
+    );
+    std::io::stdout().flush()?;
+    let _ = std::fs::write(
+        home.root().join(crate::serve::GATEWAY_ADDR_FILE),
+        format!("{addr}\n"),
+    );
+    // Checkpoints cosigned by the other nodes' custodians over the network: a gateway node
+    // cannot rewrite what it served without t custodians noticing the fork.
+    let checkpoints = crate::serve::spawn_checkpoints(assembled.node.clone(), CHECKPOINT_EVERY);
+    let served = ribat_net::listener::serve(
+        listener,
+        assembled.tls,
+        ribat_gateway::api::router(assembled.app),
+        assembled.stats,
+    )
+    .await;
+    checkpoints.abort();
+    carrier.abort();
+    served?;
+    Ok(())
+}
+
+/// How often a mesh gateway checkpoints its audit log when it grew.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs the node in `dir` until it is stopped: its Raft member, its custodian (if it holds
+/// one; `passphrases` opens it) on the same mTLS address, and its gateway (if it runs one).
+/// The first node starts the mesh when its log is empty; the others wait to be reached.
+pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
     let mesh = MeshFile::read(dir)?;
     let me = mesh.me()?.clone();
     // The key is read now, so that a missing or malformed key stops the node at once.
-    let _key = read_seed(&dir.join(NODE_KEY))?;
+    let key = Arc::new(read_seed(&dir.join(NODE_KEY))?);
+    let home = adopt_store(Home::at(dir.to_owned()))?;
+    let own = own_custodian(&home, &me)?;
     let files = TlsFiles::in_dir(dir, &dir.join("crl.pem"));
     let server_tls = Arc::new(ServerTls::new(files).context("node TLS")?);
     let tls = client_tls(dir)?;
+    let custodian = match own {
+        Some(index) => {
+            let pass = passphrases.get(index as usize, false)?;
+            let c = Arc::new(ribat_custodian::LocalCustodian::open(
+                &home.custodian_dir(index as usize),
+                &pass,
+                crate::embedded::open_store(&home)?,
+                Arc::new(ribat_custodian::clock::SystemClock),
+            )?);
+            drop(pass);
+            let name = format!("custodian-{index}");
+            // It witnesses the audit log of every gateway node the ceremony named, and no
+            // other log.
+            let mut witnesses = BTreeMap::new();
+            for log in mesh.audit_logs()? {
+                let origin = log.name().to_owned();
+                witnesses.insert(origin, c.witness(crate::embedded::DEPLOYMENT, log)?);
+            }
+            let (service, watch) = crate::serve::custodian_service(
+                &home,
+                &home.custodian_dir(index as usize),
+                &name,
+                c.clone(),
+                server_tls.clone(),
+                witnesses,
+            )?;
+            Some((c, service, watch, name))
+        }
+        None => None,
+    };
     let rt = crate::serve::runtime()?;
     rt.block_on(async move {
         let log = LogStore::open(&dir.join("raft-log.sqlite"))?;
@@ -303,19 +937,30 @@ pub fn run(dir: &Path) -> Result<()> {
         let raft = MeshRaft::new(
             me.id,
             raft_config()?,
-            MeshNetwork::new(tls),
+            MeshNetwork::new(tls.clone()),
             log,
             sm.clone(),
         )
         .await
         .map_err(|e| crate::err!("raft: {e}"))?;
+        let mut router = ribat_raft::serve::router(raft.clone(), sm.clone());
+        let mut tasks = Vec::new();
+        if let Some((c, service, watch, name)) = &custodian {
+            router = router.merge(ribat_custodian::serve::router(service.clone()));
+            tasks.push(crate::serve::spawn_ticker(watch.clone(), name.clone()));
+            tasks.push(tokio::spawn(enforce_state(
+                sm.clone(),
+                Arc::new(CustodianCarrier(c.clone())),
+                name.clone(),
+            )));
+        }
         let listener = tokio::net::TcpListener::bind(&me.addr)
             .await
             .with_context(|| format!("cannot listen on {}", me.addr))?;
         let server = tokio::spawn(ribat_net::listener::serve(
             listener,
             server_tls,
-            ribat_raft::serve::router(raft.clone(), sm.clone()),
+            router,
             Arc::new(TlsStats::default()),
         ));
         let initialized = raft
@@ -338,24 +983,68 @@ pub fn run(dir: &Path) -> Result<()> {
                 .map_err(|e| crate::err!("cannot start the mesh: {e}"))?;
         }
         println!(
-            "{} listening on https://{} (mesh of {}, threshold {})",
+            "{} listening on https://{} (mesh of {}, threshold {}{})",
             me.name,
             me.addr,
             mesh.peers.len(),
-            mesh.threshold
+            mesh.threshold,
+            own.map_or(String::new(), |c| format!(", custodian {c}"))
         );
         std::io::stdout().flush()?;
+        let gateway = match mesh.gateway.clone() {
+            Some(addr) => {
+                let to_mesh = Arc::new(ToMesh {
+                    raft: raft.clone(),
+                    peers: mesh.peers.clone(),
+                    me: me.name.clone(),
+                    key: key.clone(),
+                    tls: tls.clone(),
+                    rt: tokio::runtime::Handle::current(),
+                });
+                tokio::spawn(run_gateway(home.clone(), addr, to_mesh, sm.clone()))
+            }
+            None => tokio::spawn(std::future::pending()),
+        };
         tokio::select! {
             r = server => {
                 r.map_err(|e| crate::err!("the listener stopped: {e}"))??;
             }
+            r = gateway => {
+                r.map_err(|e| crate::err!("the gateway stopped: {e}"))??;
+            }
             _ = tokio::signal::ctrl_c() => {}
+        }
+        for t in tasks {
+            t.abort();
         }
         raft.shutdown()
             .await
             .map_err(|e| crate::err!("raft: {e}"))?;
         Ok(())
     })
+}
+
+/// Where `mesh up` keeps the passphrases it made up for the custodians of a mesh on one
+/// machine.
+pub const PASSPHRASES_DIR: &str = "passphrases";
+
+/// Random passphrases for custodians 1…n in `dir` (owner-only files, as `dir:` reads them).
+fn make_up_passphrases(dir: &Path, n: usize) -> Result<()> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        bail!("{} already holds passphrases", dir.display());
+    }
+    std::fs::create_dir_all(dir)?;
+    crate::home::restrict(dir)?;
+    for i in 1..=n {
+        let secret = ribat_crypto::secret::SecretBytes::<24>::random()?;
+        let text = Zeroizing::new(hex::encode(secret.expose()));
+        write_file(
+            &dir.join(crate::passphrases::file_name(i)),
+            text.as_bytes(),
+            true,
+        )?;
+    }
+    Ok(())
 }
 
 /// The node directories under `out`, in id order (`node-1`, `node-2`, …).
@@ -371,14 +1060,27 @@ pub fn node_dirs(out: &Path) -> Vec<PathBuf> {
 /// `node.log`), until Ctrl-C; a node that stops is reported and the others are stopped.
 pub fn up(program: &Path, spec: &InitSpec) -> Result<()> {
     let mut dirs = node_dirs(&spec.out);
+    let pass_dir = spec.out.join(PASSPHRASES_DIR);
     if dirs.is_empty() {
-        dirs = init(spec)?;
+        check_spec(spec)?;
+        make_up_passphrases(&pass_dir, spec.addrs.len())?;
+        let spec = InitSpec {
+            passphrases: Source::Dir(pass_dir.clone()),
+            ..spec.clone()
+        };
+        dirs = init(&spec)?;
         println!(
-            "made a mesh of {} nodes in {}",
+            "made a mesh of {} nodes in {} (custodians' passphrases in {}, owner-only)",
             dirs.len(),
-            spec.out.display()
+            spec.out.display(),
+            pass_dir.display()
         );
     }
+    ensure!(
+        pass_dir.is_dir(),
+        "{} is missing: `mesh up` starts a mesh it made itself (its custodians' passphrases are kept there); start nodes made by `mesh init` with `ribat node --dir DIR`",
+        pass_dir.display()
+    );
     let mut children = Vec::new();
     for d in &dirs {
         let log = std::fs::File::create(d.join("node.log"))?;
@@ -386,6 +1088,8 @@ pub fn up(program: &Path, spec: &InitSpec) -> Result<()> {
             .arg("node")
             .arg("--dir")
             .arg(d)
+            .arg("--passphrases")
+            .arg(format!("dir:{}", pass_dir.display()))
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -711,6 +1415,10 @@ mod tests {
             ],
             threshold: 2,
             admins: vec!["sec.amina".into(), "sec.youssef".into()],
+            gateways: vec![(1, "127.0.0.1:17701".into())],
+            passphrases: Source::Dir(out.with_extension("passes")),
+            store: StoreSpec::Sqlite,
+            kdf: KdfParams::insecure_for_tests(),
         }
     }
 
@@ -718,12 +1426,40 @@ mod tests {
     fn the_ceremony_writes_one_directory_per_node_that_reads_back() {
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("mesh");
+        make_up_passphrases(&out.with_extension("passes"), 3).unwrap();
         let dirs = init(&spec(&out)).unwrap();
         assert_eq!(dirs.len(), 3);
+        let first = MeshFile::read(&dirs[0]).unwrap();
         for (i, dir) in dirs.iter().enumerate() {
             let m = MeshFile::read(dir).unwrap();
             assert_eq!(m.id, i as u64 + 1);
             assert_eq!(m.genesis().members.len(), 3);
+            assert_eq!(m.peers, first.peers, "every node knows the same members");
+            // One custodian each, its own; the gateway only where asked, with its log key
+            // pinned for the witnesses.
+            let home = Home::at(dir.clone());
+            assert_eq!(held_custodians(&home).unwrap(), vec![i as u32 + 1]);
+            assert_eq!(m.me().unwrap().custodian, Some(i as u32 + 1));
+            assert_eq!(m.gateway.is_some(), i == 0);
+            assert_eq!(m.me().unwrap().audit_log.is_some(), i == 0);
+            assert_eq!(m.witness_keys().unwrap().len(), 3);
+            assert_eq!(m.audit_logs().unwrap().len(), 1);
+            let id = crate::identity::dir(&home);
+            assert!(id.join(ribat_identity::ca::TOKEN_PUB).exists());
+            assert!(
+                !id.join(ribat_identity::ca::CA_KEY).exists(),
+                "no node holds the CA's key"
+            );
+            assert_eq!(
+                id.join(ribat_identity::ca::TOKEN_KEY).exists(),
+                i == 0,
+                "only a gateway node signs tokens"
+            );
+            let store = adopt_store(home).unwrap();
+            assert_eq!(
+                store.store_file(),
+                std::path::absolute(out.join("deployment/store.sqlite")).unwrap()
+            );
             let key = read_seed(&dir.join(NODE_KEY)).unwrap();
             assert_eq!(key.public(), m.me().unwrap().key);
             use std::os::unix::fs::PermissionsExt;
@@ -734,6 +1470,11 @@ mod tests {
             assert_eq!(mode & 0o077, 0, "node.key is readable by others");
         }
         assert!(out.join("admins/sec.amina.key").exists());
+        let deployment = deployment_home(&out);
+        assert!(
+            held_custodians(&deployment).unwrap().is_empty(),
+            "the dealer keeps no share"
+        );
         // A second ceremony never writes over the first.
         let e = init(&spec(&out)).unwrap_err();
         assert!(e.to_string().contains("is not empty"), "{e}");

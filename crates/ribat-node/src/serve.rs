@@ -147,41 +147,66 @@ pub struct Assembled {
     pub stats: Arc<TlsStats>,
 }
 
-/// Opens the node in `home` as a gateway: custodians (in process and networked), the
-/// audit log, the policy, the detectors and their decision log, all on `clock`.
-pub fn assemble(
+/// What a gateway needs to read through custodians in other processes.
+pub(crate) struct Networked {
+    /// The custodians, reached over mTLS with the gateway's certificate.
+    pub remotes: Vec<Arc<RemoteCustodian>>,
+    /// Signs tokens bound to clients' certificates.
+    pub issuer: ribat_identity::TokenIssuer,
+    /// Mints the node's service identity's tokens (it opens the blind-index and
+    /// leak-digest keys), bound to the gateway's certificate.
+    pub service_tokens: crate::embedded::ServiceTokens,
+    /// On a mesh node, the custodians' witnesses of this gateway's audit log, over the same
+    /// links, with the keys the ceremony pinned.
+    pub witnesses: Vec<Arc<dyn ribat_audit::Cosigner>>,
+}
+
+/// The custodians in other processes: `remotes` as given, or on a mesh node every
+/// custodian of the mesh (its own node's included, over its node address).
+pub(crate) fn networked(
     home: &Home,
-    passphrases: &Source,
-    o: &ServeOptions,
+    remotes: &[RemoteSpec],
     rt: &tokio::runtime::Handle,
-    clock: Arc<dyn Clock>,
-) -> Result<Assembled> {
-    let ca = open_ca(home)?;
+    deadline: Duration,
+    clock: &Arc<dyn Clock>,
+) -> Result<Networked> {
     let files = tls_files(home, GATEWAY_NAME);
-    let tls = Arc::new(ServerTls::new(files.clone()).context("gateway TLS")?);
+    if crate::mesh::is_node(home) && !files.cert.exists() {
+        bail!(
+            "{} is a mesh node without a gateway: reads and imports go through a node that runs one (`gateway` in its mesh.json; `ribat mesh init --gateway ID=HOST:PORT`)",
+            home.root().display()
+        );
+    }
+    let ca = open_ca(home)?;
     let read = |p: &Path| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
     };
     let key = zeroize::Zeroizing::new(read(&files.key)?);
     let to_custodians = client_config(&ca.cert_pem()?, Some((&read(&files.cert)?, &key)), true)?;
-    let remotes: Vec<Arc<RemoteCustodian>> = o
-        .remotes
+    let mesh = match remotes.is_empty() && crate::mesh::is_node(home) {
+        true => Some(crate::mesh::MeshFile::read(home.root())?),
+        false => None,
+    };
+    let specs = match &mesh {
+        Some(m) => m
+            .custodians()
+            .into_iter()
+            .map(|(index, addr)| RemoteSpec { index, addr })
+            .collect(),
+        None => remotes.to_vec(),
+    };
+    let remotes: Vec<Arc<RemoteCustodian>> = specs
         .iter()
         .map(|r| {
-            let host = r.addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
             Arc::new(RemoteCustodian::new(
                 r.index,
                 &r.addr,
-                host,
+                crate::mesh::host_of(&r.addr),
                 to_custodians.clone(),
                 rt.clone(),
-                o.deadline,
+                deadline,
             ))
         })
-        .collect();
-    let remote: Vec<Arc<dyn Custodian>> = remotes
-        .iter()
-        .map(|r| r.clone() as Arc<dyn Custodian>)
         .collect();
     // The node opens its blind-index key as its service identity; a networked custodian
     // wants a token for that too, bound to the gateway's certificate.
@@ -194,24 +219,73 @@ pub fn assemble(
             .context("gateway certificate file holds no certificate")?;
         ribat_identity::PeerIdentity::from_der(first.as_ref())?
     };
-    let service = crate::embedded::service_identity();
-    let now = time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock.now())?)?;
-    let (service_token, _) = issuer.issue(
-        &ribat_identity::PeerIdentity {
-            name: service.identity,
-            role: service.role,
-            ..gateway_peer
-        },
-        DEPLOYMENT,
-        now,
-        60,
-    )?;
+    let service_tokens: crate::embedded::ServiceTokens = {
+        let (issuer, clock) = (ca.token_issuer()?, clock.clone());
+        Arc::new(move || {
+            let service = crate::embedded::service_identity();
+            let now = time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock.now())?)?;
+            let (token, _) = issuer.issue(
+                &ribat_identity::PeerIdentity {
+                    name: service.identity,
+                    role: service.role,
+                    ..gateway_peer.clone()
+                },
+                DEPLOYMENT,
+                now,
+                60,
+            )?;
+            Ok(ribat_custodian::request::Bearer(token))
+        })
+    };
+    let mut witnesses: Vec<Arc<dyn ribat_audit::Cosigner>> = Vec::new();
+    if let Some(m) = &mesh {
+        let origin = ribat_gateway::node_log::origin(DEPLOYMENT, &crate::mesh::audit_node(home)?);
+        for (index, key) in m.witness_keys()? {
+            if let Some(r) = remotes.iter().find(|r| r.index() == index) {
+                witnesses.push(Arc::new(ribat_gateway::link::RemoteWitness::new(
+                    r.clone(),
+                    key,
+                    &origin,
+                )));
+            }
+        }
+    }
+    Ok(Networked {
+        remotes,
+        issuer,
+        service_tokens,
+        witnesses,
+    })
+}
+
+/// Opens the node in `home` as a gateway: custodians (in process and networked), the
+/// audit log, the policy, the detectors and their decision log, all on `clock`.
+pub fn assemble(
+    home: &Home,
+    passphrases: &Source,
+    o: &ServeOptions,
+    rt: &tokio::runtime::Handle,
+    clock: Arc<dyn Clock>,
+) -> Result<Assembled> {
+    let files = tls_files(home, GATEWAY_NAME);
+    let tls = Arc::new(ServerTls::new(files.clone()).context("gateway TLS")?);
+    let Networked {
+        remotes,
+        issuer,
+        service_tokens,
+        witnesses,
+    } = networked(home, &o.remotes, rt, o.deadline, &clock)?;
+    let remote: Vec<Arc<dyn Custodian>> = remotes
+        .iter()
+        .map(|r| r.clone() as Arc<dyn Custodian>)
+        .collect();
     let node = Arc::new(Embedded::open_with_token(
         home,
         passphrases,
         clock.clone(),
         remote,
-        Some(ribat_custodian::request::Bearer(service_token)),
+        Some(service_tokens),
+        witnesses,
     )?);
     let policy = read_policy(&home.root().join("policy.json"))?;
     for c in &node.custodians {
@@ -382,21 +456,7 @@ pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions
         std::io::stdout().flush()?;
         // Where `ribat decisions release` finds this gateway.
         let _ = std::fs::write(home.root().join(GATEWAY_ADDR_FILE), format!("{addr}\n"));
-        let checkpoints = {
-            let node = node.clone();
-            tokio::spawn(async move {
-                let mut last = u64::MAX;
-                loop {
-                    tokio::time::sleep(Duration::from_secs(10)).await;
-                    let n = node.clone();
-                    let size = node.vault.audit.log().size().unwrap_or(0);
-                    if size != last {
-                        last = size;
-                        let _ = tokio::task::spawn_blocking(move || n.checkpoint()).await;
-                    }
-                }
-            })
-        };
+        let checkpoints = spawn_checkpoints(node.clone(), Duration::from_secs(10));
         tokio::select! {
             r = serve(listener, tls, router(app), stats) => r?,
             r = stop_signal() => r?,
@@ -407,6 +467,26 @@ pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions
         let n = node.clone();
         tokio::task::spawn_blocking(move || n.checkpoint()).await??;
         Ok(())
+    })
+}
+
+/// Every `every`, when the audit log grew, signs a checkpoint and has the witnesses
+/// cosign it.
+pub(crate) fn spawn_checkpoints(
+    node: Arc<Embedded>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = u64::MAX;
+        loop {
+            tokio::time::sleep(every).await;
+            let n = node.clone();
+            let size = node.vault.audit.log().size().unwrap_or(0);
+            if size != last {
+                last = size;
+                let _ = tokio::task::spawn_blocking(move || n.checkpoint()).await;
+            }
+        }
     })
 }
 
@@ -445,54 +525,79 @@ pub fn custodian(
         Arc::new(SystemClock),
     )?);
     drop(pass);
-    // The custodian's own detectors and decision log: it compares what it answered each
-    // gateway with the request ids that gateway says it audited.
-    let policy = read_policy(&dir.join(ribat_custodian::keystore::POLICY_FILE))?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let watch = Arc::new(Watch::open(
-        &dir.join("decisions"),
+    let (service, watch) = custodian_service(
+        home,
+        &dir,
         &name,
-        read_rules(home, &policy)?,
-        clock.clone(),
-        &ribat_gateway::watch::Outputs::default(),
-        Default::default(),
-    )?);
-    let service = Arc::new(CustodianService {
         custodian,
-        tokens: token_verifier(home)?,
-        tls: tls.clone(),
-        observer: Some(watch.clone()),
-    });
+        tls.clone(),
+        Default::default(),
+    )?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         println!("custodian {index} listening on https://{} (gateways only)", listener.local_addr()?);
         std::io::stdout().flush()?;
-        // Time passes even when nobody calls: answers left unaudited past the grace act.
-        let ticker = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let w = watch.clone();
-                let component = name.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    for d in w.observe(&ribat_detect::Event {
-                        time_ms: w.clock().now_ms(),
-                        component,
-                        kind: ribat_detect::Kind::Tick,
-                    }) {
-                        eprintln!("ALERT: decision {} ({}): {}", d.id, d.rule, d.title);
-                    }
-                })
-                .await;
-            }
-        });
+        let ticker = spawn_ticker(watch, name);
         tokio::select! {
             r = serve(listener, tls, custodian_router(service), Arc::new(TlsStats::default())) => r?,
             r = stop_signal() => r?,
         }
         ticker.abort();
         Ok(())
+    })
+}
+
+/// A custodian as a network service, with its own detectors and decision log in its
+/// directory: it compares what it answered each gateway with the request ids that gateway
+/// says it audited.
+pub(crate) fn custodian_service(
+    home: &Home,
+    dir: &Path,
+    name: &str,
+    custodian: Arc<LocalCustodian>,
+    tls: Arc<ServerTls>,
+    witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
+) -> Result<(Arc<CustodianService>, Arc<Watch>)> {
+    let policy = read_policy(&dir.join(ribat_custodian::keystore::POLICY_FILE))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let watch = Arc::new(Watch::open(
+        &dir.join("decisions"),
+        name,
+        read_rules(home, &policy)?,
+        clock,
+        &ribat_gateway::watch::Outputs::default(),
+        Default::default(),
+    )?);
+    let service = Arc::new(CustodianService {
+        custodian,
+        tokens: token_verifier(home)?,
+        tls,
+        observer: Some(watch.clone()),
+        witnesses,
+    });
+    Ok((service, watch))
+}
+
+/// Time passes even when nobody calls: answers left unaudited past the grace act.
+pub(crate) fn spawn_ticker(watch: Arc<Watch>, name: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let w = watch.clone();
+            let component = name.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for d in w.observe(&ribat_detect::Event {
+                    time_ms: w.clock().now_ms(),
+                    component,
+                    kind: ribat_detect::Kind::Tick,
+                }) {
+                    eprintln!("ALERT: decision {} ({}): {}", d.id, d.rule, d.title);
+                }
+            })
+            .await;
+        }
     })
 }
 

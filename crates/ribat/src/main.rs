@@ -216,11 +216,14 @@ enum Command {
         command: MeshCommand,
     },
     /// Run one mesh node from its directory (made by `ribat mesh init`): the replicated
-    /// security state over mTLS with the other nodes.
+    /// security state over mTLS with the other nodes, the node's custodian on the same
+    /// address (opened with its passphrase) and, on a gateway node, the gateway.
     Node {
         /// The node's directory.
         #[arg(long)]
         dir: PathBuf,
+        #[command(flatten)]
+        pass: PassArg,
     },
     /// Leak tracing: is a dumped file ours, who is affected, what is genuine, who leaked it.
     Leak {
@@ -428,16 +431,43 @@ struct MeshShape {
     /// The security administrators (at least two), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "sec.admin-1,sec.admin-2")]
     admins: Vec<String>,
+    /// A node that runs a gateway for clients, and where it listens: ID=HOST:PORT
+    /// (repeatable; default node 1, on its mesh port + 100).
+    #[arg(long = "gateway")]
+    gateways: Vec<serve::RemoteSpec>,
 }
 
 impl MeshShape {
     /// What `mesh init` is asked for, into `out`.
-    fn spec(self, out: PathBuf) -> Result<ribat_node::mesh::InitSpec> {
+    fn spec(
+        self,
+        out: PathBuf,
+        passphrases: passphrases::Source,
+        store: ribat_node::StoreSpec,
+    ) -> Result<ribat_node::mesh::InitSpec> {
+        let addrs = node_addrs(self.nodes, self.addrs, self.base_port)?;
+        let gateways = if self.gateways.is_empty() {
+            let first = addrs.first().context("a mesh has at least one node")?;
+            let (host, port) = first
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?.checked_add(100)?)))
+                .with_context(|| format!("node 1's address `{first}`: expected HOST:PORT below 65436 (or give --gateway 1=HOST:PORT)"))?;
+            vec![(1, format!("{host}:{port}"))]
+        } else {
+            self.gateways
+                .into_iter()
+                .map(|g| (u64::from(g.index), g.addr))
+                .collect()
+        };
         Ok(ribat_node::mesh::InitSpec {
             out,
-            addrs: node_addrs(self.nodes, self.addrs, self.base_port)?,
+            addrs,
             threshold: self.threshold,
             admins: self.admins,
+            gateways,
+            passphrases,
+            store,
+            kdf: ribat_crypto::passphrase::KdfParams::default(),
         })
     }
 }
@@ -452,6 +482,8 @@ enum MeshCommand {
         /// Where the directories go (must be new or empty).
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        pass: PassArg,
     },
     /// This node decides a restriction of an identity, signs it with its node key and
     /// proposes it; every node enforces it once committed.
@@ -806,11 +838,11 @@ fn run(cli: Cli) -> Result<()> {
                 cli.store == "sqlite",
                 "the demo runs on the embedded SQLite store; drop --store (or RIBAT_STORE)"
             );
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(demo::run(&home, &demo::DemoOptions { persons, seed })?)
         }
         Command::Identity { command } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(match command {
                 IdentityCommand::Init { hosts } => identity::init(&home, &hosts),
                 IdentityCommand::Add {
@@ -833,7 +865,7 @@ fn run(cli: Cli) -> Result<()> {
                     audience,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(identity::issue_token(
                 &home,
                 &cert,
@@ -849,7 +881,7 @@ fn run(cli: Cli) -> Result<()> {
             in_flight,
             json,
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(simulate::run(
                 &home,
                 &simulate::Options {
@@ -863,7 +895,7 @@ fn run(cli: Cli) -> Result<()> {
             )?)
         }
         Command::Decisions { command } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(
                 match command.unwrap_or(DecisionsCommand::List { json: false }) {
                     DecisionsCommand::List { json } => decisions::list(&home, json),
@@ -885,7 +917,7 @@ fn run(cli: Cli) -> Result<()> {
             syslog,
             pass,
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(serve::gateway(
                 &home,
                 &pass.passphrases,
@@ -903,7 +935,7 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             pass,
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(serve::custodian(
                 &home,
                 &pass.passphrases,
@@ -921,7 +953,7 @@ fn run(cli: Cli) -> Result<()> {
                     passphrases,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(ceremony::init(
                 &home,
                 threshold,
@@ -960,7 +992,7 @@ fn run(cli: Cli) -> Result<()> {
             threads,
             pass,
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             import::run(
@@ -986,7 +1018,7 @@ fn run(cli: Cli) -> Result<()> {
             pass,
         } => {
             read::check_fields(&fields)?;
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
             let r = who.reader(purpose);
             let id = read::one(read::by_cnss(&node, &cnss)?, "CNSS number")?;
@@ -1009,7 +1041,7 @@ fn run(cli: Cli) -> Result<()> {
             who,
             pass,
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
             let r = who.reader(purpose);
             let ids = match (cin, name, birth_date) {
@@ -1036,7 +1068,7 @@ fn run(cli: Cli) -> Result<()> {
                     pass,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
             Ok(audit::subject(&node, &cnss, authority, json)?)
         }
@@ -1052,7 +1084,7 @@ fn run(cli: Cli) -> Result<()> {
                     json,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             home.create()?;
             Ok(bench::api::run(
                 &home,
@@ -1078,7 +1110,7 @@ fn run(cli: Cli) -> Result<()> {
                 (1..=4096).contains(&threads),
                 "--threads must be between 1 and 4096"
             );
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             home.create()?;
             Ok(bench::audit::run(home.root(), entries, threads, json)?)
         }
@@ -1096,7 +1128,7 @@ fn run(cli: Cli) -> Result<()> {
                 "bench import measures the embedded SQLite store"
             );
             anyhow::ensure!(persons >= 12, "--persons must be at least 12");
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             Ok(bench::import::run(&home, persons, seed, threads, json)?)
@@ -1109,13 +1141,13 @@ fn run(cli: Cli) -> Result<()> {
                 cli.store == "sqlite",
                 "bench leak measures the embedded SQLite store"
             );
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             Ok(bench::leak::run(&home, rows, seed, json)?)
         }
-        Command::Mesh { command } => mesh_command(command),
-        Command::Node { dir } => Ok(ribat_node::mesh::run(&dir)?),
+        Command::Mesh { command } => mesh_command(command, store),
+        Command::Node { dir, pass } => Ok(ribat_node::mesh::run(&dir, &pass.passphrases)?),
         Command::Export { command } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             match command {
                 ExportCommand::Request {
                     recipient,
@@ -1159,7 +1191,7 @@ fn run(cli: Cli) -> Result<()> {
                     pass,
                 },
         } => {
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
             let n = leak::notify(&home, &node, &report, &out, &approvers)?;
             println!(
@@ -1187,7 +1219,7 @@ fn run(cli: Cli) -> Result<()> {
                     })
                 })
                 .transpose()?;
-            let home = home::Home::resolve(cli.home)?.with_store(store.clone());
+            let home = node_home(cli.home, &store)?;
             let node = embedded::Embedded::open(&home, &pass.passphrases)?;
             let scan = leak::scan_into(
                 &node,
@@ -1286,33 +1318,49 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn mesh_command(command: MeshCommand) -> Result<()> {
+fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()> {
     match command {
         MeshCommand::Up { shape, dir } => {
-            let spec = shape.spec(dir)?;
+            // Passphrases made up for a mesh on one machine (kept beside it, owner-only).
+            let pass = passphrases::Source::Dir(dir.join(ribat_node::mesh::PASSPHRASES_DIR));
+            let spec = shape.spec(dir, pass, store)?;
             let me = std::env::current_exe().context("cannot find this program to start nodes")?;
             Ok(ribat_node::mesh::up(&me, &spec)?)
         }
-        MeshCommand::Init { shape, out } => {
-            let spec = shape.spec(out)?;
+        MeshCommand::Init { shape, out, pass } => {
+            let spec = shape.spec(out, pass.passphrases, store)?;
             let dirs = ribat_node::mesh::init(&spec)?;
-            let (nodes, threshold, out, addrs) =
-                (spec.addrs.len(), spec.threshold, spec.out, spec.addrs);
+            let (nodes, threshold, out, addrs, gateways) = (
+                spec.addrs.len(),
+                spec.threshold,
+                spec.out,
+                spec.addrs,
+                spec.gateways,
+            );
             println!(
                 "mesh of {nodes} nodes, threshold {threshold}, in {}",
                 out.display()
             );
-            for (d, a) in dirs.iter().zip(&addrs) {
+            for (i, (d, a)) in dirs.iter().zip(&addrs).enumerate() {
+                let gateway = gateways
+                    .iter()
+                    .find(|(id, _)| *id == i as u64 + 1)
+                    .map_or(String::new(), |(_, g)| format!(", gateway on {g}"));
                 println!(
-                    "  {} -> {a} (carry to its host; run `ribat node --dir DIR`)",
-                    d.display()
+                    "  {} -> {a}: custodian {}{gateway} (carry to its host; run `ribat node --dir DIR`)",
+                    d.display(),
+                    i + 1
                 );
             }
             println!(
                 "  administrators' signing keys in {}/admins: give each to its holder, then delete them here",
                 out.display()
             );
-            println!("  the CA's key is in {}/ca: keep it offline", out.display());
+            println!(
+                "  the CA's key is in {}: issue identities there (`ribat --home {} identity add …`), keep it offline",
+                ribat_node::identity::dir(&ribat_node::mesh::deployment_home(&out)).display(),
+                ribat_node::mesh::deployment_home(&out).root().display()
+            );
             Ok(())
         }
         MeshCommand::Restrict {
@@ -1378,6 +1426,13 @@ fn mesh_command(command: MeshCommand) -> Result<()> {
 }
 
 /// The nodes' addresses: as given, or 127.0.0.1 from `base_port + 1`.
+/// The node's HOME with its store: `--store`, else in a mesh node's directory the store
+/// its mesh.json names, else HOME/store.sqlite.
+fn node_home(flag: Option<PathBuf>, store: &ribat_node::StoreSpec) -> Result<home::Home> {
+    let home = home::Home::resolve(flag)?.with_store(store.clone());
+    Ok(ribat_node::mesh::adopt_store(home)?)
+}
+
 fn node_addrs(nodes: usize, addrs: Vec<String>, base_port: u16) -> Result<Vec<String>> {
     if addrs.is_empty() {
         (1..=nodes)

@@ -5,15 +5,39 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The custodians' passphrases, as every node and ceremony of these tests reads them.
+const PASSES: [(&str, &str); 3] = [
+    (
+        "RIBAT_CUSTODIAN_1_PASSPHRASE",
+        "node one's custodian passphrase",
+    ),
+    (
+        "RIBAT_CUSTODIAN_2_PASSPHRASE",
+        "node two's custodian passphrase",
+    ),
+    (
+        "RIBAT_CUSTODIAN_3_PASSPHRASE",
+        "node three's custodian passphrase",
+    ),
+];
+
+fn ribat_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ribat"));
+    c.args(args).env_remove("RIBAT_HOME");
+    for (k, v) in PASSES {
+        c.env(k, v);
+    }
+    c
+}
+
 fn ribat(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ribat"))
-        .args(args)
-        .output()
-        .unwrap()
+    ribat_cmd(args).output().unwrap()
 }
 
 /// A node process, killed with SIGKILL when dropped; its output is in `DIR/node.log`, shown
@@ -41,8 +65,7 @@ fn start(dir: &Path) -> NodeProcess {
         .open(&log)
         .unwrap();
     NodeProcess(
-        Command::new(env!("CARGO_BIN_EXE_ribat"))
-            .args(["node", "--dir"])
+        ribat_cmd(&["node", "--passphrases", "env", "--dir"])
             .arg(dir)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -63,10 +86,25 @@ fn free_port() -> u16 {
 /// `ribat mesh init` of three nodes on free loopback ports, administrators sec.amina and
 /// sec.youssef; the node directories.
 fn three_node_mesh(out: &Path) -> Vec<PathBuf> {
+    mesh_with_gateways(out, &[1])
+}
+
+/// Same, with a gateway on each node of `gateways`.
+fn mesh_with_gateways(out: &Path, gateways: &[u64]) -> Vec<PathBuf> {
     let addrs: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
-    let o = ribat(&[
+    let mut args: Vec<String> = gateways
+        .iter()
+        .flat_map(|g| {
+            [
+                "--gateway".to_owned(),
+                format!("{g}=127.0.0.1:{}", free_port()),
+            ]
+        })
+        .collect();
+    args.extend(["--passphrases".to_owned(), "env".to_owned()]);
+    let mut o = ribat_cmd(&[
         "mesh",
         "init",
         "--nodes",
@@ -80,6 +118,7 @@ fn three_node_mesh(out: &Path) -> Vec<PathBuf> {
         "--admins",
         "sec.amina,sec.youssef",
     ]);
+    let o = o.args(&args).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     (1..=3).map(|i| out.join(format!("node-{i}"))).collect()
 }
@@ -321,6 +360,8 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
         Command::new(env!("CARGO_BIN_EXE_ribat"))
             .args(["mesh", "up", "--dir", dir.to_str().unwrap(), "--addrs"])
             .arg(addrs.join(","))
+            .arg("--gateway")
+            .arg(format!("1=127.0.0.1:{}", free_port()))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -383,4 +424,454 @@ fn a_node_certified_by_another_ca_cannot_speak_to_the_mesh() {
     }
     let (_, s) = agreed_leader(&dirs[0], &[1, 2, 3]);
     assert!(s.iter().all(|m| m["error"].is_null()));
+}
+
+/// Waits for the gateway of the node in `dir` to say where it listens (in its node.log).
+fn gateway_addr(dir: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+        if let Some(addr) = log
+            .lines()
+            .find_map(|l| l.strip_prefix("gateway listening on https://"))
+            .and_then(|s| s.split_whitespace().next())
+        {
+            return addr.to_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the gateway in {} did not start:\n{log}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A clerk's reads through a mesh gateway.
+struct Clerk {
+    cfg: std::sync::Arc<ribat_net::client::ClientConfig>,
+    ca: PathBuf,
+    who: PathBuf,
+}
+
+impl Clerk {
+    fn read(&self, gateway: &str, cnss: &str) -> ribat_net::client::Response {
+        let token = common::api::token(gateway, &self.ca, &self.who);
+        common::api::call(
+            gateway,
+            self.cfg.clone(),
+            "GET",
+            &format!("/v1/persons/{cnss}?purpose=counter-service"),
+            Some(&token),
+            None,
+        )
+        .unwrap()
+    }
+}
+
+fn custodians_in(dir: &Path) -> Vec<String> {
+    let mut held: Vec<String> = std::fs::read_dir(dir.join("custodians"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    held.sort();
+    held
+}
+
+#[test]
+fn reads_go_on_while_any_two_of_three_custodians_answer_and_are_refused_clearly_below() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    // A2 ends here: each node holds its own custodian's shares and no other's, and the
+    // ceremony's own directory keeps none.
+    for (i, dir) in dirs.iter().enumerate() {
+        assert_eq!(custodians_in(dir), vec![format!("custodian-{}", i + 1)]);
+    }
+    assert!(custodians_in(&out.join("deployment")).is_empty());
+
+    // A fund imported through node 1's directory while custodians 2 and 3 answer (node 1's
+    // own process, not yet started, would hold its audit log).
+    let mut nodes: Vec<Option<NodeProcess>> =
+        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
+    let src = d.path().join("source");
+    let o = ribat(&[
+        "sim",
+        "generate",
+        "--persons",
+        "40",
+        "--employers",
+        "4",
+        "--months",
+        "1",
+        "--seed",
+        "11",
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let start_import = Instant::now();
+    let imported = loop {
+        let o = ribat(&[
+            "--home",
+            dirs[0].to_str().unwrap(),
+            "import",
+            src.join("persons.csv").to_str().unwrap(),
+            src.join("employers.csv").to_str().unwrap(),
+        ]);
+        if o.status.success() || start_import.elapsed() > Duration::from_secs(30) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(imported.status.success(), "{}", common::text(&imported));
+    nodes[0] = Some(start(&dirs[0]));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+
+    // A clerk, issued where the CA's key is kept.
+    let deployment = out.join("deployment");
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        "clerk.amal",
+        "--role",
+        "clerk",
+        "--institution",
+        "agency-casa-anfa",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let who = deployment.join("identity/issued/clerk.amal");
+    let ca = dirs[0].join("ca.pem");
+    let clerk = Clerk {
+        cfg: common::api::config(&ca, Some(&who)),
+        ca,
+        who,
+    };
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(40, 4, 1, 11));
+    let cnss: Vec<&str> = fund.persons.iter().map(|p| p.cnss.as_str()).collect();
+    let ok_read = |gw: &str, c: &str| {
+        let r = clerk.read(gw, c);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let person = fund.persons.iter().find(|p| p.cnss == c).unwrap();
+        assert_eq!(r.json()["fields"]["cin"], person.cin.as_str());
+    };
+    ok_read(&gw1, cnss[0]);
+    ok_read(&gw2, cnss[1]);
+    // Each gateway's audit log is cosigned over the network by the other nodes' custodians.
+    for dir in &dirs[..2] {
+        let started = Instant::now();
+        loop {
+            let note = std::fs::read_to_string(dir.join("audit/checkpoint")).unwrap_or_default();
+            let cosigners: Vec<&str> = note
+                .lines()
+                .filter_map(|l| l.strip_prefix("— custodian-"))
+                .collect();
+            if cosigners.len() >= 2 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no checkpoint cosigned by two custodians in {}: {note}",
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    // Any n − t = 1 node killed with SIGKILL: reads go on through a gateway still up.
+    nodes[2] = None;
+    ok_read(&gw1, cnss[2]);
+    ok_read(&gw2, cnss[3]);
+    nodes[2] = Some(start(&dirs[2]));
+    nodes[0] = None;
+    let back = Instant::now();
+    loop {
+        let r = clerk.read(&gw2, cnss[4]);
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "node 3 came back but reads through node 2 did not resume: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    ok_read(&gw2, cnss[5]);
+
+    // Two of three down: refused, saying why, with no plaintext.
+    nodes[2] = None;
+    let r = clerk.read(&gw2, cnss[6]);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(common::api::problem(&r), "custodians-unavailable");
+    assert!(!String::from_utf8_lossy(&r.body).contains(&fund.persons[6].surname));
+
+    // Back from its directory: reads resume.
+    nodes[2] = Some(start(&dirs[2]));
+    let back = Instant::now();
+    loop {
+        let r = clerk.read(&gw2, cnss[6]);
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "reads did not resume: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_node_directory_holding_two_custodians_refuses_to_start() {
+    let d = tempfile::tempdir().unwrap();
+    let dirs = three_node_mesh(&d.path().join("mesh"));
+    // Someone copies custodian 2's directory onto node 1.
+    let from = dirs[1].join("custodians/custodian-2");
+    let to = dirs[0].join("custodians/custodian-2");
+    std::fs::create_dir_all(&to).unwrap();
+    for f in std::fs::read_dir(&from).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+    let o = ribat(&[
+        "node",
+        "--passphrases",
+        "env",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("holds the shares of 2 custodians (custodian-1, custodian-2)")
+            && err.contains("a node holds at most one"),
+        "{err}"
+    );
+    // And a node given another node's custodian instead of its own.
+    std::fs::remove_dir_all(dirs[0].join("custodians/custodian-1")).unwrap();
+    let o = ribat(&[
+        "node",
+        "--passphrases",
+        "env",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("holds custodian 2's shares but mesh.json gives node-1 custodian 1"),
+        "{err}"
+    );
+}
+
+/// The custodian log entries of the custodian in node directory `dir` about `identity`.
+fn custodian_acts(dir: &Path, index: usize, identity: &str) -> Vec<(String, String)> {
+    ribat_custodian::served_log::ServedLog::read(&dir.join(format!("custodians/custodian-{index}")))
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.identity == identity && (e.outcome == "quarantined" || e.outcome == "released")
+        })
+        .map(|e| (e.outcome, e.reason.unwrap_or_default()))
+        .collect()
+}
+
+#[test]
+fn the_2025_attack_on_one_gateway_binds_every_node_even_one_down_through_it_and_two_administrators_lift_it()
+ {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let mut nodes: Vec<Option<NodeProcess>> =
+        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
+    let src = d.path().join("source");
+    let o = ribat(&[
+        "sim",
+        "generate",
+        "--persons",
+        "200",
+        "--employers",
+        "8",
+        "--months",
+        "1",
+        "--seed",
+        "41",
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let started = Instant::now();
+    let imported = loop {
+        let o = ribat(&[
+            "--home",
+            dirs[0].to_str().unwrap(),
+            "import",
+            src.join("persons.csv").to_str().unwrap(),
+            src.join("employers.csv").to_str().unwrap(),
+        ]);
+        if o.status.success() || started.elapsed() > Duration::from_secs(30) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(imported.status.success(), "{}", common::text(&imported));
+    nodes[0] = Some(start(&dirs[0]));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+    let deployment = out.join("deployment");
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        "partner.scraper",
+        "--role",
+        "partner",
+        "--institution",
+        "insurer-x",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let who = deployment.join("identity/issued/partner.scraper");
+    let ca = dirs[0].join("ca.pem");
+    let cfg = common::api::config(&ca, Some(&who));
+    let read = |gw: &str, cnss: &str| {
+        let token = common::api::token(gw, &ca, &who);
+        common::api::call(
+            gw,
+            cfg.clone(),
+            "GET",
+            &format!("/v1/persons/{cnss}?purpose=partner-verification"),
+            Some(&token),
+            None,
+        )
+        .unwrap()
+    };
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(200, 8, 1, 41));
+    let spread: Vec<&str> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .step_by(8)
+        .map(|p| p.cnss.as_str())
+        .collect();
+
+    // Node 3 is down (SIGKILL) when the partner's certificate scrapes the register
+    // through node 1's gateway: no direct word from that gateway can reach it.
+    nodes[2] = None;
+    let mut exposed = 0;
+    let mut refused = None;
+    for c in &spread[..20] {
+        let r = read(&gw1, c);
+        if r.status == 200 {
+            assert!(refused.is_none(), "served after a refusal");
+            exposed += 1;
+        } else {
+            refused.get_or_insert_with(|| common::api::problem(&r));
+        }
+    }
+    assert_eq!(refused.as_deref(), Some("quarantined"));
+    assert!(exposed <= 9, "{exposed} records exposed");
+
+    // Back from its directory, node 3's custodian imposes the quarantine from the mesh's
+    // log (signed by node 1), durably in its own log.
+    nodes[2] = Some(start(&dirs[2]));
+    let started = Instant::now();
+    let id = loop {
+        let acts = custodian_acts(&dirs[2], 3, "partner.scraper");
+        if let Some(id) = acts
+            .iter()
+            .find(|(o, _)| o == "quarantined")
+            .and_then(|(_, why)| why.strip_prefix("mesh restriction "))
+        {
+            break id.to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node 3 never enforced the mesh's restriction: {acts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(id.starts_with("node-1/"), "{id}");
+    in_force_everywhere(&dirs[0], 1);
+    // Node 2's gateway never saw the attack; its custodians refuse the partner anyway.
+    let r = read(&gw2, spread[21]);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(common::api::problem(&r), "quarantined");
+
+    // Two administrators' signed approvals release it through the mesh; every custodian
+    // lifts it, node 3's included, and node 2's gateway serves the partner again.
+    let approve = |admin: &str| {
+        let o = ribat(&[
+            "mesh",
+            "approve",
+            "--key",
+            out.join(format!("admins/{admin}.key")).to_str().unwrap(),
+            "--as",
+            admin,
+            "--id",
+            &id,
+            "--reason",
+            "insurer-x's integration was fixed",
+        ]);
+        assert!(o.status.success(), "{}", common::text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let (a1, a2) = (approve("sec.amina"), approve("sec.youssef"));
+    let o = ribat(&[
+        "mesh",
+        "release",
+        "--dir",
+        dirs[1].to_str().unwrap(),
+        "--id",
+        &id,
+        "--reason",
+        "insurer-x's integration was fixed",
+        "--approval",
+        &a1,
+        "--approval",
+        &a2,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    in_force_everywhere(&dirs[0], 0);
+    for (i, dir) in dirs.iter().enumerate() {
+        let started = Instant::now();
+        while !custodian_acts(dir, i + 1, "partner.scraper")
+            .iter()
+            .any(|(o, _)| o == "released")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "never lifted on node {}",
+                i + 1
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Each gateway lifts what it held once it applied the release (node 1's own decision
+    // included, by the same signatures): a bounded wait, as every node applies the
+    // committed release on its own.
+    for (gw, c) in [(&gw2, spread[22]), (&gw1, spread[23])] {
+        let started = Instant::now();
+        loop {
+            let r = read(gw, c);
+            if r.status == 200 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the gateway at {gw} still refuses: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }

@@ -1,0 +1,260 @@
+//! What a node's custodian must do so that it refuses exactly whom the security state
+//! restricts: a pure step from the state (and the node's clock) to the acts still owed.
+//!
+//! Restricting is always safe, so a quarantine is imposed as soon as its entry is applied
+//! (one member's signature); a release is carried out only once it is in the state, which
+//! means two administrators signed it. An identity held by two restrictions stays held
+//! until both are released. A node that restarts has forgotten what it did: it owes every
+//! act again, and imposing or lifting twice is harmless.
+
+use crate::state::{Held, SecurityState};
+use ribat_detect::response::{Action, Target};
+use std::collections::BTreeSet;
+
+/// One act owed by a custodian.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Act {
+    /// Refuse `identity` until `until_ms`.
+    Impose {
+        /// The restriction.
+        id: String,
+        /// Who.
+        identity: String,
+        /// Until, ms since the epoch.
+        until_ms: u64,
+    },
+    /// Answer `identity` again.
+    Lift {
+        /// The restriction released.
+        id: String,
+        /// Who.
+        identity: String,
+        /// The administrators whose signatures released it.
+        by: Vec<String>,
+    },
+}
+
+/// What has been carried out on this node since it started.
+#[derive(Debug, Default)]
+pub struct Enforcement {
+    imposed: BTreeSet<String>,
+    lifted: BTreeSet<String>,
+}
+
+fn quarantined(h: &Held) -> Option<&str> {
+    match (&h.restriction.target, h.restriction.action) {
+        (Target::Identity(who), Action::Quarantine) => Some(who),
+        _ => None,
+    }
+}
+
+impl Enforcement {
+    /// The acts owed by the state at `now_ms` that were not yet carried out.
+    pub fn owed(&self, state: &SecurityState, now_ms: u64) -> Vec<Act> {
+        let held: BTreeSet<&str> = state.in_force(now_ms).filter_map(quarantined).collect();
+        let mut acts = Vec::new();
+        for h in state.restrictions() {
+            let Some(who) = quarantined(h) else { continue };
+            let id = &h.restriction.id;
+            if let Some(by) = &h.released_by {
+                if !self.lifted.contains(id) && !held.contains(who) {
+                    acts.push(Act::Lift {
+                        id: id.clone(),
+                        identity: who.to_owned(),
+                        by: by.iter().cloned().collect(),
+                    });
+                }
+            } else if h.restriction.until_ms > now_ms && !self.imposed.contains(id) {
+                acts.push(Act::Impose {
+                    id: id.clone(),
+                    identity: who.to_owned(),
+                    until_ms: h.restriction.until_ms,
+                });
+            }
+        }
+        acts
+    }
+
+    /// Records that `act` was carried out (a failed act stays owed).
+    pub fn done(&mut self, act: &Act) {
+        match act {
+            Act::Impose { id, .. } => self.imposed.insert(id.clone()),
+            Act::Lift { id, .. } => self.lifted.insert(id.clone()),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Approval, Command, ReleaseStatement, Restriction, kind};
+    use crate::sign::KeyPair;
+    use crate::state::Genesis;
+    use crate::{Admin, Member};
+
+    struct World {
+        state: SecurityState,
+        node: KeyPair,
+        admins: [KeyPair; 2],
+    }
+
+    fn world() -> World {
+        let node = KeyPair::from_seed(&[1; 32]);
+        let admins = [KeyPair::from_seed(&[2; 32]), KeyPair::from_seed(&[3; 32])];
+        let g = Genesis {
+            members: vec![Member {
+                name: "node-1".into(),
+                key: node.public(),
+            }],
+            admins: vec![
+                Admin {
+                    name: "sec.a".into(),
+                    key: admins[0].public(),
+                },
+                Admin {
+                    name: "sec.b".into(),
+                    key: admins[1].public(),
+                },
+            ],
+            threshold: 1,
+        };
+        World {
+            state: SecurityState::new(&g),
+            node,
+            admins,
+        }
+    }
+
+    impl World {
+        fn restrict(&mut self, id: &str, who: &str, until_ms: u64) {
+            let restriction = Restriction {
+                id: id.into(),
+                rule: "bulk-read".into(),
+                target: Target::Identity(who.into()),
+                action: Action::Quarantine,
+                until_ms,
+                evidence: "00".into(),
+            };
+            let sig = self.node.sign(kind::RESTRICT, &restriction).unwrap();
+            self.state
+                .apply(&Command::Restrict {
+                    restriction,
+                    by: "node-1".into(),
+                    sig,
+                })
+                .unwrap();
+        }
+
+        fn release(&mut self, id: &str, admins: usize) {
+            let statement = ReleaseStatement {
+                id: id.into(),
+                reason: "checked".into(),
+            };
+            let approvals = self.admins[..admins]
+                .iter()
+                .zip(["sec.a", "sec.b"])
+                .map(|(k, name)| Approval {
+                    admin: name.into(),
+                    sig: k.sign(kind::RELEASE, &statement).unwrap(),
+                })
+                .collect();
+            let _ = self.state.apply(&Command::Release {
+                statement,
+                approvals,
+            });
+        }
+    }
+
+    fn carry_out(e: &mut Enforcement, acts: &[Act]) {
+        for a in acts {
+            e.done(a);
+        }
+    }
+
+    #[test]
+    fn a_quarantine_is_imposed_once_and_lifted_only_after_two_administrators() {
+        let mut w = world();
+        let mut e = Enforcement::default();
+        assert!(e.owed(&w.state, 0).is_empty());
+        w.restrict("node-1/a", "partner.x", 10_000);
+        let acts = e.owed(&w.state, 0);
+        assert_eq!(
+            acts,
+            vec![Act::Impose {
+                id: "node-1/a".into(),
+                identity: "partner.x".into(),
+                until_ms: 10_000
+            }]
+        );
+        carry_out(&mut e, &acts);
+        assert!(e.owed(&w.state, 1).is_empty(), "imposed once");
+        w.release("node-1/a", 1);
+        assert!(
+            e.owed(&w.state, 2).is_empty(),
+            "one administrator lifts nothing"
+        );
+        w.release("node-1/a", 2);
+        let acts = e.owed(&w.state, 3);
+        assert_eq!(
+            acts,
+            vec![Act::Lift {
+                id: "node-1/a".into(),
+                identity: "partner.x".into(),
+                by: vec!["sec.a".into(), "sec.b".into()]
+            }]
+        );
+        carry_out(&mut e, &acts);
+        assert!(e.owed(&w.state, 4).is_empty(), "lifted once");
+    }
+
+    #[test]
+    fn an_identity_held_twice_stays_held_until_both_are_released() {
+        let mut w = world();
+        let mut e = Enforcement::default();
+        w.restrict("node-1/a", "partner.x", 10_000);
+        w.restrict("node-1/b", "partner.x", 20_000);
+        let acts = e.owed(&w.state, 0);
+        assert_eq!(acts.len(), 2);
+        carry_out(&mut e, &acts);
+        w.release("node-1/a", 2);
+        assert!(e.owed(&w.state, 1).is_empty(), "b still holds partner.x");
+        w.release("node-1/b", 2);
+        assert_eq!(e.owed(&w.state, 2).len(), 2, "both lifts owed now");
+    }
+
+    #[test]
+    fn a_restarted_node_owes_what_is_in_force_and_what_was_released() {
+        let mut w = world();
+        w.restrict("node-1/a", "partner.x", 10_000);
+        w.restrict("node-1/b", "clerk.y", 10_000);
+        w.restrict("node-1/old", "clerk.z", 5_000);
+        w.release("node-1/b", 2);
+        // A fresh start at 6 s: a is owed, b's release is owed (the custodian may still
+        // hold clerk.y from before), the expired one is not imposed again.
+        let acts = Enforcement::default().owed(&w.state, 6_000);
+        assert_eq!(
+            acts,
+            vec![
+                Act::Impose {
+                    id: "node-1/a".into(),
+                    identity: "partner.x".into(),
+                    until_ms: 10_000
+                },
+                Act::Lift {
+                    id: "node-1/b".into(),
+                    identity: "clerk.y".into(),
+                    by: vec!["sec.a".into(), "sec.b".into()]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_act_stays_owed() {
+        let mut w = world();
+        let e = Enforcement::default();
+        w.restrict("node-1/a", "partner.x", 10_000);
+        assert_eq!(e.owed(&w.state, 0).len(), 1);
+        assert_eq!(e.owed(&w.state, 1).len(), 1, "not marked done");
+    }
+}
