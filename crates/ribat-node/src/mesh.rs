@@ -1012,7 +1012,7 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
             r = gateway => {
                 r.map_err(|e| crate::err!("the gateway stopped: {e}"))??;
             }
-            _ = tokio::signal::ctrl_c() => {}
+            r = crate::serve::stop_signal() => r?,
         }
         for t in tasks {
             t.abort();
@@ -1058,7 +1058,8 @@ pub fn node_dirs(out: &Path) -> Vec<PathBuf> {
 /// `ribat mesh up`: every node of the mesh in `spec.out` (made first when it is not there)
 /// as a child process of `program` (`ribat node --dir …`, output in each directory's
 /// `node.log`), until Ctrl-C; a node that stops is reported and the others are stopped.
-pub fn up(program: &Path, spec: &InitSpec) -> Result<()> {
+/// Files in `import` are imported through the first gateway node first.
+pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
     let mut dirs = node_dirs(&spec.out);
     let pass_dir = spec.out.join(PASSPHRASES_DIR);
     if dirs.is_empty() {
@@ -1081,8 +1082,7 @@ pub fn up(program: &Path, spec: &InitSpec) -> Result<()> {
         "{} is missing: `mesh up` starts a mesh it made itself (its custodians' passphrases are kept there); start nodes made by `mesh init` with `ribat node --dir DIR`",
         pass_dir.display()
     );
-    let mut children = Vec::new();
-    for d in &dirs {
+    let spawn = |d: &Path| -> Result<Stopped> {
         let log = std::fs::File::create(d.join("node.log"))?;
         let child = std::process::Command::new(program)
             .arg("node")
@@ -1094,8 +1094,48 @@ pub fn up(program: &Path, spec: &InitSpec) -> Result<()> {
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start the node in {}", d.display()))?;
-        children.push(Stopped(child));
+        Ok(Stopped(child))
+    };
+    // A gateway node's process holds its audit log: files to import go in through that
+    // node's directory before its process starts, the other nodes' custodians answering.
+    let importer = match import {
+        [] => None,
+        _ => Some(
+            dirs.iter()
+                .position(|d| MeshFile::read(d).is_ok_and(|m| m.gateway.is_some()))
+                .context("no node of this mesh runs a gateway to import through")?,
+        ),
+    };
+    let mut children: Vec<Option<Stopped>> = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        children.push(match importer == Some(i) {
+            true => None,
+            false => Some(spawn(d)?),
+        });
     }
+    if let Some(i) = importer {
+        let home = adopt_store(Home::at(dirs[i].clone()))?;
+        let opts = crate::import::ImportOptions {
+            inputs: import.to_vec(),
+            honey: None,
+            public_figures: None,
+            report: None,
+            threads: std::thread::available_parallelism().map_or(2, usize::from),
+        };
+        let started = std::time::Instant::now();
+        loop {
+            match crate::import::run(&home, &Source::Dir(pass_dir.clone()), &opts) {
+                Ok(_) => break,
+                Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                    eprintln!("import: waiting for the custodians ({})", e.chain());
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        children[i] = Some(spawn(&dirs[i])?);
+    }
+    let mut children: Vec<Stopped> = children.into_iter().flatten().collect();
     let start = std::time::Instant::now();
     let members = loop {
         let members = status(&dirs[0])?;
@@ -1116,7 +1156,9 @@ pub fn up(program: &Path, spec: &InitSpec) -> Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(()),
+                // Ctrl-C or SIGTERM (a service manager, `timeout`): the children stop
+                // with it (dropped), never left running on their own.
+                r = crate::serve::stop_signal() => return r,
                 _ = tick.tick() => {
                     for (c, d) in children.iter_mut().zip(&dirs) {
                         if let Ok(Some(st)) = c.0.try_wait() {
@@ -1150,6 +1192,12 @@ pub struct MemberStatus {
     pub status: Option<NodeStatus>,
     /// Why it did not answer.
     pub error: Option<String>,
+    /// The custodian it holds (from the mesh's description).
+    #[serde(default)]
+    pub custodian: Option<u32>,
+    /// Whether it runs a gateway (its audit log key is in the mesh's description).
+    #[serde(default)]
+    pub gateway: bool,
 }
 
 /// Asks every member (with this node's certificate) where it stands.
@@ -1189,6 +1237,8 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
                 addr: p.addr.clone(),
                 status,
                 error,
+                custodian: p.custodian,
+                gateway: p.audit_log.is_some(),
             });
         }
         out
@@ -1214,9 +1264,29 @@ pub fn majority_leader(members: &[MemberStatus]) -> Option<u64> {
 pub fn render(members: &[MemberStatus]) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8}\n",
-        "member", "address", "state", "leader", "term", "log", "applied", "lag", "in force"
+        "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8}  {}\n",
+        "member",
+        "address",
+        "state",
+        "leader",
+        "term",
+        "log",
+        "applied",
+        "lag",
+        "in force",
+        "holds"
     );
+    let holds = |m: &MemberStatus| {
+        let mut h: Vec<String> = m
+            .custodian
+            .map(|c| format!("custodian {c}"))
+            .into_iter()
+            .collect();
+        if m.gateway {
+            h.push("gateway".into());
+        }
+        h.join(", ")
+    };
     let or_dash = |v: Option<u64>| v.map_or("-".into(), |i| i.to_string());
     // The leader knows how far behind each member is: its log against what each acknowledged.
     let leader = members
@@ -1233,7 +1303,7 @@ pub fn render(members: &[MemberStatus]) -> String {
         let _ = match (&m.status, &m.error) {
             (Some(s), _) => writeln!(
                 out,
-                "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8}",
+                "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8}  {}",
                 m.name,
                 m.addr,
                 s.state,
@@ -1242,13 +1312,15 @@ pub fn render(members: &[MemberStatus]) -> String {
                 or_dash(s.last_log_index),
                 or_dash(s.last_applied_index),
                 or_dash(lag(s.id)),
-                s.in_force
+                s.in_force,
+                holds(m)
             ),
             (None, e) => writeln!(
                 out,
-                "{:<8} {:<22} unreachable: {}",
+                "{:<8} {:<22} unreachable ({}): {}",
                 m.name,
                 m.addr,
+                holds(m),
                 e.as_deref().unwrap_or("no answer")
             ),
         };
@@ -1497,11 +1569,24 @@ mod tests {
                 matched: BTreeMap::new(),
             }),
             error: leader.is_none().then(|| "refused".to_owned()),
+            custodian: Some(2),
+            gateway: true,
         };
         assert_eq!(majority_leader(&[m(Some(2)), m(Some(2)), m(None)]), Some(2));
         assert_eq!(majority_leader(&[m(Some(2)), m(None), m(None)]), None);
         assert_eq!(majority_leader(&[m(Some(1)), m(Some(2)), m(Some(3))]), None);
-        assert!(render(&[m(Some(2)), m(None)]).contains("unreachable: refused"));
+        let table = render(&[m(Some(2)), m(None)]);
+        assert!(
+            table.contains("unreachable (custodian 2, gateway): refused"),
+            "{table}"
+        );
+        assert!(
+            table
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("custodian 2, gateway")
+        );
     }
 
     #[test]

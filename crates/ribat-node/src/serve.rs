@@ -70,7 +70,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Resolves at SIGINT (Ctrl-C) or SIGTERM (a service manager stopping the node).
-async fn stop_signal() -> Result<()> {
+pub(crate) async fn stop_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     tokio::select! {

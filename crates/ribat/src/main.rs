@@ -541,6 +541,10 @@ enum MeshCommand {
         /// The mesh's directory.
         #[arg(long)]
         dir: PathBuf,
+        /// The fund's files (or directories) to import through the first gateway node
+        /// before it starts (the others' custodians answering).
+        #[arg(long, value_delimiter = ',')]
+        import: Vec<PathBuf>,
     },
     /// Every member: its Raft state, the leader it follows, term, log and applied index,
     /// restrictions in force; or why it does not answer. Exit status 0 when a majority
@@ -1320,12 +1324,12 @@ fn run(cli: Cli) -> Result<()> {
 
 fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()> {
     match command {
-        MeshCommand::Up { shape, dir } => {
+        MeshCommand::Up { shape, dir, import } => {
             // Passphrases made up for a mesh on one machine (kept beside it, owner-only).
             let pass = passphrases::Source::Dir(dir.join(ribat_node::mesh::PASSPHRASES_DIR));
             let spec = shape.spec(dir, pass, store)?;
             let me = std::env::current_exe().context("cannot find this program to start nodes")?;
-            Ok(ribat_node::mesh::up(&me, &spec)?)
+            Ok(ribat_node::mesh::up(&me, &spec, &import)?)
         }
         MeshCommand::Init { shape, out, pass } => {
             let spec = shape.spec(out, pass.passphrases, store)?;

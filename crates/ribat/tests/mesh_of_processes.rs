@@ -356,12 +356,35 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
     let addrs: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
+    let src = d.path().join("source");
+    let o = ribat(&[
+        "sim",
+        "generate",
+        "--persons",
+        "30",
+        "--employers",
+        "3",
+        "--months",
+        "1",
+        "--seed",
+        "5",
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let gw = format!("127.0.0.1:{}", free_port());
     let mut up = NodeProcess(
         Command::new(env!("CARGO_BIN_EXE_ribat"))
             .args(["mesh", "up", "--dir", dir.to_str().unwrap(), "--addrs"])
             .arg(addrs.join(","))
             .arg("--gateway")
-            .arg(format!("1=127.0.0.1:{}", free_port()))
+            .arg(format!("1={gw}"))
+            .arg("--import")
+            .arg(format!(
+                "{},{}",
+                src.join("persons.csv").display(),
+                src.join("employers.csv").display()
+            ))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -377,6 +400,34 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
     let node2 = dir.join("node-2");
     let (_, s) = agreed_leader(&node2, &[1, 2, 3]);
     assert_eq!(s.len(), 3);
+
+    // What it imported is read through node 1's gateway, which it made and started.
+    let deployment = dir.join("deployment");
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        "clerk.amal",
+        "--role",
+        "clerk",
+        "--institution",
+        "agency-casa-anfa",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let who = deployment.join("identity/issued/clerk.amal");
+    let ca = dir.join("node-1/ca.pem");
+    let clerk = Clerk {
+        cfg: common::api::config(&ca, Some(&who)),
+        ca,
+        who,
+    };
+    assert_eq!(gateway_addr(&dir.join("node-1")), gw);
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 5));
+    let r = clerk.read(&gw, &fund.persons[3].cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["fields"]["cin"], fund.persons[3].cin.as_str());
 
     // One node dies: `mesh up` says which and stops the others.
     let killed = Command::new("pkill")
@@ -874,4 +925,51 @@ fn the_2025_attack_on_one_gateway_binds_every_node_even_one_down_through_it_and_
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+#[test]
+fn mesh_up_stopped_by_sigterm_leaves_no_node_running() {
+    use std::io::BufRead;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("mesh");
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut up = NodeProcess(
+        Command::new(env!("CARGO_BIN_EXE_ribat"))
+            .args(["mesh", "up", "--dir", dir.to_str().unwrap(), "--addrs"])
+            .arg(addrs.join(","))
+            .arg("--gateway")
+            .arg(format!("1=127.0.0.1:{}", free_port()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        None,
+    );
+    let ready = std::io::BufReader::new(up.0.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("mesh up: 3 nodes"));
+    assert!(ready.is_some(), "mesh up never said it was up");
+    let pattern = format!("node --dir {}", dir.display());
+    let running = || {
+        Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output()
+            .unwrap()
+            .stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+    };
+    assert_eq!(running(), 3);
+    let term = Command::new("kill")
+        .args(["-TERM", &up.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = up.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(running(), 0, "nodes left running after mesh up stopped");
 }
