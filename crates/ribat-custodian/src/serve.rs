@@ -59,6 +59,10 @@ pub struct CustodianService {
     /// The gateways' audit logs this custodian witnesses, by origin (in a mesh, each
     /// gateway node's log key is pinned at the ceremony); a log not here is refused.
     pub witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
+    /// Whether the node may answer now (in a mesh: it has applied the security state as of
+    /// a recent word from the leader); `Err` says why not, and the request is refused as
+    /// unavailable, not denied.
+    pub ready: Option<Arc<dyn Fn() -> Result<(), String> + Send + Sync>>,
 }
 
 impl std::fmt::Debug for CustodianService {
@@ -214,6 +218,9 @@ async fn partial(
             "custodians answer gateways only; this certificate is `{}` with role `{}`",
             caller.peer.name, caller.peer.role
         ));
+    }
+    if let Some(Err(why)) = s.ready.as_ref().map(|ready| ready()) {
+        return wire_error(StatusCode::SERVICE_UNAVAILABLE, why);
     }
     let Some(token) = req.token.as_ref() else {
         return unauth("no end-user token came with the request; a custodian does not take the gateway's word for who acts".into());

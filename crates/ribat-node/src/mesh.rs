@@ -640,15 +640,155 @@ impl Carrier for GatewayCarrier {
     }
 }
 
+/// How long a custodian answers after it last confirmed with the leader that it carried
+/// out the security state: above an election (1.5 s at most) and a confirmation round, so
+/// that losing a leader does not stop reads; a node paused or cut off for longer refuses
+/// until it has applied what it missed.
+pub const FRESH_FOR_MS: u64 = 3_000;
+
+/// Where this node stands against the mesh's security state.
+#[derive(Debug, Default)]
+struct Freshness {
+    /// When it last confirmed with the leader that it carried out everything committed
+    /// (ms since the epoch).
+    synced_ms: std::sync::atomic::AtomicU64,
+    /// The Raft index through which its custodian carried out what it owes.
+    enforced_index: std::sync::atomic::AtomicU64,
+}
+
+impl Freshness {
+    /// Whether the custodian may answer now, or why not.
+    fn ready(&self, me: &str) -> std::result::Result<(), String> {
+        use std::sync::atomic::Ordering;
+        let synced = self.synced_ms.load(Ordering::Acquire);
+        let age = now_ms().saturating_sub(synced);
+        if synced > 0 && age <= FRESH_FOR_MS {
+            return Ok(());
+        }
+        let since = match synced {
+            0 => "since it started".to_owned(),
+            _ => format!("for {age} ms"),
+        };
+        Err(format!(
+            "{me} has not confirmed the mesh's security state with its leader {since} (starting, cut off, paused, or catching up); it answers again once it has applied what it missed"
+        ))
+    }
+}
+
+/// The index a node must have applied before it serves: its own, its leadership confirmed
+/// by a quorum, when it leads; else the leader's, asked over mTLS.
+async fn read_index(
+    raft: &MeshRaft,
+    peers: &[Peer],
+    tls: &Arc<ribat_net::client::ClientConfig>,
+) -> std::result::Result<u64, String> {
+    use ribat_raft::openraft::async_runtime::WatchReceiver;
+    let (id, leader) = {
+        let m = raft.metrics().borrow_watched().clone();
+        (m.id, m.current_leader)
+    };
+    match leader {
+        None => Err("no leader known".into()),
+        Some(l) if l == id => raft
+            .ensure_linearizable(ribat_raft::openraft::ReadPolicy::ReadIndex)
+            .await
+            .map(|r| r.index())
+            .map_err(|e| e.to_string()),
+        Some(l) => {
+            let addr = peers
+                .iter()
+                .find(|p| p.id == l)
+                .map(|p| p.addr.clone())
+                .ok_or_else(|| format!("leader {l} is not a member"))?;
+            let asked = tokio::time::timeout(Duration::from_secs(1), async {
+                let mut c =
+                    ribat_net::client::Connection::open(tls.clone(), &addr, host_of(&addr), true)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                c.send("GET", ribat_raft::serve::READ_INDEX, None, None)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|_| format!("the leader at {addr} did not answer within 1 s"))??;
+            if asked.status != 200 {
+                return Err(format!("the leader at {addr} answered {}", asked.status));
+            }
+            serde_json::from_slice::<ribat_raft::serve::ReadIndex>(&asked.body)
+                .map(|r| r.index)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Every 200 ms, asks the leader up to where the state is committed and, once this node's
+/// custodian carried out the state through there, marks the node fresh.
+async fn keep_fresh(
+    raft: MeshRaft,
+    peers: Vec<Peer>,
+    tls: Arc<ribat_net::client::ClientConfig>,
+    fresh: Arc<Freshness>,
+) {
+    use std::sync::atomic::Ordering;
+    // Said once per change, not every 200 ms.
+    let mut stale = true;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let asked_at = now_ms();
+        let index = match read_index(&raft, &peers, &tls).await {
+            Ok(i) => i,
+            Err(e) => {
+                if !stale
+                    && now_ms().saturating_sub(fresh.synced_ms.load(Ordering::Acquire))
+                        > FRESH_FOR_MS
+                {
+                    stale = true;
+                    eprintln!("custodian paused: cannot confirm the security state ({e})");
+                }
+                continue;
+            }
+        };
+        for _ in 0..20 {
+            if fresh.enforced_index.load(Ordering::Acquire) >= index {
+                fresh.synced_ms.fetch_max(asked_at, Ordering::AcqRel);
+                if std::mem::take(&mut stale) {
+                    eprintln!(
+                        "custodian answering: security state carried out through index {index}"
+                    );
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Keeps `carrier` refusing exactly whom the security state restricts: every 100 ms, the
-/// acts owed ([`ribat_mesh::enforce`]) are carried out.
-async fn enforce_state(sm: MeshStateMachine, carrier: Arc<dyn Carrier>, what: String) {
+/// acts owed ([`ribat_mesh::enforce`]) are carried out; with `progress`, records the Raft
+/// index through which they were.
+async fn enforce_state(
+    sm: MeshStateMachine,
+    carrier: Arc<dyn Carrier>,
+    what: String,
+    progress: Option<(MeshRaft, Arc<Freshness>)>,
+) {
     use ribat_mesh::enforce::{Act, Enforcement};
+    use ribat_raft::openraft::async_runtime::WatchReceiver;
     let mut done = Enforcement::default();
     loop {
+        // Read before the state: the state read next holds at least this much.
+        let applied = progress.as_ref().map(|(raft, _)| {
+            raft.metrics()
+                .borrow_watched()
+                .last_applied
+                .as_ref()
+                .map_or(0, |l| l.index)
+        });
+        let mut all_done = true;
         let owed = match sm.read(|st| done.owed(st, now_ms())) {
             Ok(o) => o,
             Err(e) => {
+                all_done = false;
                 eprintln!("warning: cannot read the security state: {e}");
                 Vec::new()
             }
@@ -669,9 +809,20 @@ async fn enforce_state(sm: MeshStateMachine, carrier: Arc<dyn Carrier>, what: St
                     eprintln!("{what} enforced: {act:?}");
                     done.done(&act);
                 }
-                Ok(Err(e)) => eprintln!("warning: {what} could not carry out {act:?}: {e}"),
-                Err(e) => eprintln!("warning: {what} could not carry out {act:?}: {e}"),
+                Ok(Err(e)) => {
+                    all_done = false;
+                    eprintln!("warning: {what} could not carry out {act:?}: {e}");
+                }
+                Err(e) => {
+                    all_done = false;
+                    eprintln!("warning: {what} could not carry out {act:?}: {e}");
+                }
             }
+        }
+        if let (Some((_, fresh)), Some(applied), true) = (&progress, applied, all_done) {
+            fresh
+                .enforced_index
+                .fetch_max(applied, std::sync::atomic::Ordering::AcqRel);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -855,6 +1006,7 @@ async fn run_gateway(
             me: me.clone(),
         }),
         format!("gateway.{me}"),
+        None,
     ));
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -900,6 +1052,7 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
     let files = TlsFiles::in_dir(dir, &dir.join("crl.pem"));
     let server_tls = Arc::new(ServerTls::new(files).context("node TLS")?);
     let tls = client_tls(dir)?;
+    let fresh = Arc::new(Freshness::default());
     let custodian = match own {
         Some(index) => {
             let pass = passphrases.get(index as usize, false)?;
@@ -925,6 +1078,10 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
                 c.clone(),
                 server_tls.clone(),
                 witnesses,
+                Some({
+                    let (fresh, me) = (fresh.clone(), me.name.clone());
+                    Arc::new(move || fresh.ready(&me))
+                }),
             )?;
             Some((c, service, watch, name))
         }
@@ -943,7 +1100,11 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
         )
         .await
         .map_err(|e| crate::err!("raft: {e}"))?;
-        let mut router = ribat_raft::serve::router(raft.clone(), sm.clone());
+        let waiting: Option<ribat_raft::serve::Waiting> = custodian.as_ref().map(|_| {
+            let (fresh, me) = (fresh.clone(), me.name.clone());
+            Arc::new(move || fresh.ready(&me).err()) as ribat_raft::serve::Waiting
+        });
+        let mut router = ribat_raft::serve::router_with(raft.clone(), sm.clone(), waiting);
         let mut tasks = Vec::new();
         if let Some((c, service, watch, name)) = &custodian {
             router = router.merge(ribat_custodian::serve::router(service.clone()));
@@ -952,6 +1113,13 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
                 sm.clone(),
                 Arc::new(CustodianCarrier(c.clone())),
                 name.clone(),
+                Some((raft.clone(), fresh.clone())),
+            )));
+            tasks.push(tokio::spawn(keep_fresh(
+                raft.clone(),
+                mesh.peers.clone(),
+                tls.clone(),
+                fresh.clone(),
             )));
         }
         let listener = tokio::net::TcpListener::bind(&me.addr)
@@ -967,7 +1135,11 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
             .is_initialized()
             .await
             .map_err(|e| crate::err!("raft: {e}"))?;
-        if me.id == 1 && !initialized {
+        // Every member starts the mesh from the same membership (mesh.json's) when its log
+        // is empty: openraft's voting makes that safe, and any majority can form the mesh
+        // without waiting for node 1. (Once membership changes go through the log, only a
+        // pristine ceremony may do this.)
+        if !initialized {
             let members: BTreeMap<u64, ribat_raft::openraft::impls::BasicNode> = mesh
                 .peers
                 .iter()
@@ -978,9 +1150,10 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
                     )
                 })
                 .collect();
-            raft.initialize(members)
-                .await
-                .map_err(|e| crate::err!("cannot start the mesh: {e}"))?;
+            if let Err(e) = raft.initialize(members).await {
+                // Another member's initialization reached this node first.
+                eprintln!("note: {e}");
+            }
         }
         println!(
             "{} listening on https://{} (mesh of {}, threshold {}{})",
@@ -1313,7 +1486,10 @@ pub fn render(members: &[MemberStatus]) -> String {
                 or_dash(s.last_applied_index),
                 or_dash(lag(s.id)),
                 s.in_force,
-                holds(m)
+                match &s.waiting {
+                    Some(_) => format!("{} (not answering yet: catching up)", holds(m)),
+                    None => holds(m),
+                }
             ),
             (None, e) => writeln!(
                 out,
@@ -1567,6 +1743,7 @@ mod tests {
                 voters: vec![],
                 in_force: 0,
                 matched: BTreeMap::new(),
+                waiting: Some("catching up".into()),
             }),
             error: leader.is_none().then(|| "refused".to_owned()),
             custodian: Some(2),
@@ -1585,7 +1762,7 @@ mod tests {
                 .lines()
                 .nth(1)
                 .unwrap()
-                .ends_with("custodian 2, gateway")
+                .ends_with("custodian 2, gateway (not answering yet: catching up)")
         );
     }
 

@@ -532,6 +532,7 @@ pub fn custodian(
         custodian,
         tls.clone(),
         Default::default(),
+        None,
     )?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -559,6 +560,7 @@ pub(crate) fn custodian_service(
     custodian: Arc<LocalCustodian>,
     tls: Arc<ServerTls>,
     witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
+    ready: Option<Arc<dyn Fn() -> Result<(), String> + Send + Sync>>,
 ) -> Result<(Arc<CustodianService>, Arc<Watch>)> {
     let policy = read_policy(&dir.join(ribat_custodian::keystore::POLICY_FILE))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -576,6 +578,7 @@ pub(crate) fn custodian_service(
         tls,
         observer: Some(watch.clone()),
         witnesses,
+        ready,
     });
     Ok((service, watch))
 }

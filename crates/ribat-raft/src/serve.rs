@@ -39,6 +39,15 @@ pub struct SnapshotBody {
 pub const STATUS: &str = "/mesh/status";
 /// Proposing an entry (the leader takes it; another node says who leads).
 pub const PROPOSE: &str = "/mesh/propose";
+/// The leader's read index: what a node must have applied before it serves.
+pub const READ_INDEX: &str = "/mesh/read-index";
+
+/// The leader's committed index, its leadership confirmed by a quorum just now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndex {
+    /// Apply up to here before serving.
+    pub index: u64,
+}
 
 /// What a proposal became once committed and applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,24 +80,37 @@ pub struct NodeStatus {
     /// On the leader: the last index each member has acknowledged (lag = log − this).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matched: BTreeMap<u64, Option<u64>>,
+    /// Why the node's services do not answer yet (catching up with the state), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
+
+/// Says why a node's services do not answer yet, or `None` when they do.
+pub type Waiting = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 #[derive(Clone)]
 struct Served {
     raft: MeshRaft,
     sm: MeshStateMachine,
+    waiting: Option<Waiting>,
 }
 
 /// The routes, for a node's router.
 pub fn router(raft: MeshRaft, sm: MeshStateMachine) -> Router {
+    router_with(raft, sm, None)
+}
+
+/// Same, with `waiting` reported in the node's status.
+pub fn router_with(raft: MeshRaft, sm: MeshStateMachine, waiting: Option<Waiting>) -> Router {
     Router::new()
         .route(APPEND, post(append))
         .route(VOTE, post(vote))
         .route(SNAPSHOT, post(snapshot))
         .route(STATUS, get(status))
         .route(PROPOSE, post(propose))
+        .route(READ_INDEX, get(read_index))
         .route_layer(axum::middleware::from_fn(only_nodes))
-        .with_state(Served { raft, sm })
+        .with_state(Served { raft, sm, waiting })
 }
 
 async fn status(State(s): State<Served>) -> Response {
@@ -116,6 +138,7 @@ async fn status(State(s): State<Served>) -> Response {
             .flatten()
             .map(|(id, l)| (*id, l.map(|l| l.index)))
             .collect(),
+        waiting: s.waiting.as_ref().and_then(|w| w()),
     })
     .into_response()
 }
@@ -174,6 +197,26 @@ async fn snapshot(
         )
         .await,
     )
+}
+
+/// The leader's answer to "up to which index must I apply before I serve": leadership
+/// confirmed by a round of heartbeats to a quorum (ReadIndex), then its committed index.
+async fn read_index(State(Served { raft, .. }): State<Served>) -> Response {
+    use openraft::error::{LinearizableReadError, RaftError};
+    match raft
+        .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+        .await
+    {
+        Ok(id) => Json(ReadIndex { index: id.index() }).into_response(),
+        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => Problem::new(
+            StatusCode::CONFLICT,
+            "not-the-leader",
+            "Not the leader",
+            "ask the leader for the read index",
+        )
+        .into_response(),
+        Err(e) => Problem::unavailable("mesh-unavailable", e.to_string()).into_response(),
+    }
 }
 
 async fn propose(

@@ -129,7 +129,8 @@ fn status(dir: &Path) -> Vec<serde_json::Value> {
     serde_json::from_slice(&o.stdout).unwrap_or_default()
 }
 
-/// Waits until every member in `live` answers and all name the same leader among `live`.
+/// Waits until every member in `live` answers, all name the same leader among `live`, and
+/// each one's custodian answers (it confirmed the security state with that leader).
 fn agreed_leader(dir: &Path, live: &[u64]) -> (u64, Vec<serde_json::Value>) {
     let start = Instant::now();
     loop {
@@ -141,9 +142,15 @@ fn agreed_leader(dir: &Path, live: &[u64]) -> (u64, Vec<serde_json::Value>) {
                     .and_then(|m| m["status"]["leader"].as_u64())
             })
             .collect();
+        // Agreed, and every live node's custodian answering (it confirmed the state).
+        let serving = live.iter().all(|id| {
+            s.get((*id - 1) as usize)
+                .is_some_and(|m| m["status"]["waiting"].is_null())
+        });
         if let Some(Some(l)) = leaders.first()
             && leaders.iter().all(|x| *x == Some(*l))
             && live.contains(l)
+            && serving
         {
             return (*l, s);
         }
@@ -498,6 +505,30 @@ fn gateway_addr(dir: &Path) -> String {
     }
 }
 
+/// Imports the generated fund in `src` through the node directory `dir` (its own process not
+/// running), once the other nodes' custodians answer.
+fn import_through(dir: &Path, src: &Path) {
+    let started = Instant::now();
+    loop {
+        let o = ribat(&[
+            "--home",
+            dir.to_str().unwrap(),
+            "import",
+            src.join("persons.csv").to_str().unwrap(),
+            src.join("employers.csv").to_str().unwrap(),
+        ]);
+        if o.status.success() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            common::text(&o)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// A clerk's reads through a mesh gateway.
 struct Clerk {
     cfg: std::sync::Arc<ribat_net::client::ClientConfig>,
@@ -561,21 +592,7 @@ fn reads_go_on_while_any_two_of_three_custodians_answer_and_are_refused_clearly_
         src.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::text(&o));
-    let start_import = Instant::now();
-    let imported = loop {
-        let o = ribat(&[
-            "--home",
-            dirs[0].to_str().unwrap(),
-            "import",
-            src.join("persons.csv").to_str().unwrap(),
-            src.join("employers.csv").to_str().unwrap(),
-        ]);
-        if o.status.success() || start_import.elapsed() > Duration::from_secs(30) {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert!(imported.status.success(), "{}", common::text(&imported));
+    import_through(&dirs[0], &src);
     nodes[0] = Some(start(&dirs[0]));
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
@@ -759,21 +776,7 @@ fn the_2025_attack_on_one_gateway_binds_every_node_even_one_down_through_it_and_
         src.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::text(&o));
-    let started = Instant::now();
-    let imported = loop {
-        let o = ribat(&[
-            "--home",
-            dirs[0].to_str().unwrap(),
-            "import",
-            src.join("persons.csv").to_str().unwrap(),
-            src.join("employers.csv").to_str().unwrap(),
-        ]);
-        if o.status.success() || started.elapsed() > Duration::from_secs(30) {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert!(imported.status.success(), "{}", common::text(&imported));
+    import_through(&dirs[0], &src);
     nodes[0] = Some(start(&dirs[0]));
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
@@ -972,4 +975,233 @@ fn mesh_up_stopped_by_sigterm_leaves_no_node_running() {
     let status = up.0.wait().unwrap();
     assert!(status.success(), "{status}");
     assert_eq!(running(), 0, "nodes left running after mesh up stopped");
+}
+
+fn signal(p: &NodeProcess, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &p.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill {sig}");
+}
+
+#[test]
+fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_and_lifts_it_only_once_released()
+ {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let mut nodes: Vec<Option<NodeProcess>> =
+        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
+    let src = d.path().join("source");
+    let o = ribat(&[
+        "sim",
+        "generate",
+        "--persons",
+        "30",
+        "--employers",
+        "3",
+        "--months",
+        "1",
+        "--seed",
+        "9",
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start(&dirs[0]));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let gw2 = gateway_addr(&dirs[1]);
+    let deployment = out.join("deployment");
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        "partner.x",
+        "--role",
+        "partner",
+        "--institution",
+        "insurer-x",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let ca = dirs[0].join("ca.pem");
+    let token = common::api::token(&gw2, &ca, &deployment.join("identity/issued/partner.x"));
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 9));
+    // The record's id in the vault, as the gateway names it to the partner.
+    let record = {
+        let who = deployment.join("identity/issued/partner.x");
+        let r = common::api::call(
+            &gw2,
+            common::api::config(&ca, Some(&who)),
+            "GET",
+            &format!(
+                "/v1/persons/{}?purpose=partner-verification",
+                fund.persons[2].cnss
+            ),
+            Some(&token),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["record_id"].as_str().unwrap().to_owned()
+    };
+    // Custodian 3 asked directly with node 2's gateway certificate and the partner's token:
+    // exactly what any gateway forwards for this partner.
+    let mesh: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dirs[2].join("mesh.json")).unwrap()).unwrap();
+    let node3 = mesh["peers"][2]["addr"].as_str().unwrap().to_owned();
+    let gateway_cert = dirs[1].join("identity/issued/gateway.embedded");
+    let calls = std::cell::Cell::new(0);
+    let ask = || {
+        calls.set(calls.get() + 1);
+        let id = format!("direct-{}", calls.get());
+        let r = common::api::call(
+            &node3,
+            common::api::config(&ca, Some(&gateway_cert)),
+            "POST",
+            "/v1/partial",
+            None,
+            Some(serde_json::json!({
+                "request_id": id,
+                "requester": {"identity": "partner.x", "role": "partner"},
+                "purpose": "partner-verification",
+                "table": "persons",
+                "class": "identity",
+                "record_ids": [record],
+                "token": token,
+            })),
+        )
+        .unwrap();
+        if r.status == 200 {
+            // Reported as audited, as a gateway does, so that custodian 3's own
+            // detectors have nothing to say about node 2's gateway.
+            let _ = common::api::call(
+                &node3,
+                common::api::config(&ca, Some(&gateway_cert)),
+                "POST",
+                "/v1/audited",
+                None,
+                Some(serde_json::json!({"request_ids": [id]})),
+            );
+        }
+        let v = r.json();
+        let why = v["denial"]["denial"]
+            .as_str()
+            .or(v["error"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        (r.status, why)
+    };
+    let eventually = |want: u16, within: Duration| {
+        let started = Instant::now();
+        loop {
+            let (status, why) = ask();
+            if status == want {
+                return why;
+            }
+            assert!(
+                started.elapsed() < within,
+                "never {want}: last {status} {why}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    eventually(200, Duration::from_secs(15));
+
+    // Paused through the restriction (longer than a node may go without confirming).
+    signal(nodes[2].as_ref().unwrap(), "-STOP");
+    let o = ribat(&[
+        "mesh",
+        "restrict",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--identity",
+        "partner.x",
+        "--reason",
+        "seen scraping through node 1",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let id = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("restriction "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(3_500));
+    signal(nodes[2].as_ref().unwrap(), "-CONT");
+    // From its first answer on, custodian 3 never serves the partner: unavailable while it
+    // catches up, then quarantined.
+    let started = Instant::now();
+    let mut unavailable = 0;
+    loop {
+        let (status, why) = ask();
+        assert_ne!(
+            status, 200,
+            "custodian 3 served a restricted identity after its pause"
+        );
+        if status == 503 {
+            assert!(
+                why.contains("has not confirmed the mesh's security state"),
+                "{why}"
+            );
+            unavailable += 1;
+        }
+        if status == 403 && why == "quarantined" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{status} {why}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("custodian 3 said it was catching up {unavailable} times before refusing");
+
+    // Paused again through the release: it lifts only once it applied the committed release.
+    signal(nodes[2].as_ref().unwrap(), "-STOP");
+    let approve = |admin: &str| {
+        let o = ribat(&[
+            "mesh",
+            "approve",
+            "--key",
+            out.join(format!("admins/{admin}.key")).to_str().unwrap(),
+            "--as",
+            admin,
+            "--id",
+            &id,
+            "--reason",
+            "checked with insurer-x",
+        ]);
+        assert!(o.status.success(), "{}", common::text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let (a1, a2) = (approve("sec.amina"), approve("sec.youssef"));
+    let o = ribat(&[
+        "mesh",
+        "release",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--id",
+        &id,
+        "--reason",
+        "checked with insurer-x",
+        "--approval",
+        &a1,
+        "--approval",
+        &a2,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    signal(nodes[2].as_ref().unwrap(), "-CONT");
+    eventually(200, Duration::from_secs(15));
+    let acts = custodian_acts(&dirs[2], 3, "partner.x");
+    assert_eq!(
+        acts.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(),
+        ["quarantined", "released"],
+        "{acts:?}"
+    );
 }
