@@ -1201,25 +1201,6 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
 /// machine.
 pub const PASSPHRASES_DIR: &str = "passphrases";
 
-/// Random passphrases for custodians 1…n in `dir` (owner-only files, as `dir:` reads them).
-fn make_up_passphrases(dir: &Path, n: usize) -> Result<()> {
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        bail!("{} already holds passphrases", dir.display());
-    }
-    std::fs::create_dir_all(dir)?;
-    crate::home::restrict(dir)?;
-    for i in 1..=n {
-        let secret = ribat_crypto::secret::SecretBytes::<24>::random()?;
-        let text = Zeroizing::new(hex::encode(secret.expose()));
-        write_file(
-            &dir.join(crate::passphrases::file_name(i)),
-            text.as_bytes(),
-            true,
-        )?;
-    }
-    Ok(())
-}
-
 /// The node directories under `out`, in id order (`node-1`, `node-2`, …).
 pub fn node_dirs(out: &Path) -> Vec<PathBuf> {
     (1..)
@@ -1237,7 +1218,10 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
     let pass_dir = spec.out.join(PASSPHRASES_DIR);
     if dirs.is_empty() {
         check_spec(spec)?;
-        make_up_passphrases(&pass_dir, spec.addrs.len())?;
+        if pass_dir.exists() && std::fs::read_dir(&pass_dir)?.next().is_some() {
+            bail!("{} already holds passphrases", pass_dir.display());
+        }
+        crate::passphrases::random_files(&pass_dir, spec.addrs.len())?;
         let spec = InitSpec {
             passphrases: Source::Dir(pass_dir.clone()),
             ..spec.clone()
@@ -1674,7 +1658,7 @@ mod tests {
     fn the_ceremony_writes_one_directory_per_node_that_reads_back() {
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("mesh");
-        make_up_passphrases(&out.with_extension("passes"), 3).unwrap();
+        crate::passphrases::random_files(&out.with_extension("passes"), 3).unwrap();
         let dirs = init(&spec(&out)).unwrap();
         assert_eq!(dirs.len(), 3);
         let first = MeshFile::read(&dirs[0]).unwrap();

@@ -762,6 +762,30 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A mesh of N node processes on loopback (one custodian each, a gateway on every
+    /// node): reads through custodians on other nodes against the embedded node in the same
+    /// run, detection to enforcement on every node over many decisions, and reads while the
+    /// leader is killed.
+    Mesh {
+        /// Node processes (the threshold is a majority).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Persons in the generated fund.
+        #[arg(long, default_value_t = 2_000)]
+        persons: usize,
+        /// Reads to time on each side.
+        #[arg(long, default_value_t = 5_000)]
+        requests: usize,
+        /// Concurrent clients, each with its own connection.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Decisions to time (each a partner quarantined by node 1's detectors).
+        #[arg(long, default_value_t = 100)]
+        decisions: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sealing, partial decryption, proofs, combination, and batches.
     Crypto {
         /// Records per batch.
@@ -1078,6 +1102,31 @@ fn run(cli: Cli) -> Result<()> {
         }
         // Handled in `main`, which owns their exit codes.
         Command::Audit { .. } => Ok(()),
+        Command::Bench {
+            command:
+                BenchCommand::Mesh {
+                    nodes,
+                    persons,
+                    requests,
+                    clients,
+                    decisions,
+                    json,
+                },
+        } => {
+            let home = node_home(cli.home, &store)?;
+            home.create()?;
+            Ok(bench::mesh::run(
+                &home,
+                &bench::mesh::Options {
+                    nodes,
+                    persons,
+                    requests,
+                    clients,
+                    decisions,
+                    json,
+                },
+            )?)
+        }
         Command::Bench {
             command:
                 BenchCommand::Api {

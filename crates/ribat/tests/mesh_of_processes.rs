@@ -349,6 +349,33 @@ fn a_restriction_proposed_from_any_node_binds_all_and_only_two_administrators_li
         String::from_utf8_lossy(&o.stderr)
     );
     in_force_everywhere(&dirs[0], 1);
+    // A second approval forged in sec.youssef's name with sec.amina's key: committed, and
+    // refused by every node's state machine (whoever carried it, the leader included).
+    let forged = {
+        let o = ribat(&[
+            "mesh",
+            "approve",
+            "--key",
+            out.join("admins/sec.amina.key").to_str().unwrap(),
+            "--as",
+            "sec.youssef",
+            "--id",
+            &id,
+            "--reason",
+            "the broker's contract was checked",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let o = release(&[&a1, &forged]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("the signature of `sec.youssef` does not verify"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    in_force_everywhere(&dirs[0], 1);
     let o = release(&[&a1, &a2]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("Released"));
@@ -1204,4 +1231,135 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
         ["quarantined", "released"],
         "{acts:?}"
     );
+}
+
+/// `ribat mesh init` of `n` nodes with a gateway on each of `gateways`, the custodians'
+/// passphrases in owner-only files under `passes`; the node directories.
+fn mesh_of(out: &Path, n: usize, gateways: &[u64], passes: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(passes).unwrap();
+    std::fs::set_permissions(passes, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for i in 1..=n {
+        let f = passes.join(format!("custodian-{i}.pass"));
+        std::fs::write(&f, format!("custodian {i} of a mesh of {n}")).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let addrs: Vec<String> = (0..n)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut c = ribat_cmd(&["mesh", "init", "--out", out.to_str().unwrap()]);
+    c.args([
+        "--nodes",
+        &n.to_string(),
+        "--threshold",
+        &(n / 2 + 1).to_string(),
+    ])
+    .args(["--addrs", &addrs.join(",")])
+    .args(["--admins", "sec.amina,sec.youssef"])
+    .arg("--passphrases")
+    .arg(format!("dir:{}", passes.display()));
+    for g in gateways {
+        c.arg("--gateway")
+            .arg(format!("{g}=127.0.0.1:{}", free_port()));
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    (1..=n).map(|i| out.join(format!("node-{i}"))).collect()
+}
+
+/// A node started with its custodian's passphrase read from `passes`.
+fn start_from(dir: &Path, passes: &Path) -> NodeProcess {
+    let log = dir.join("node.log");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    NodeProcess(
+        ribat_cmd(&["node", "--dir", dir.to_str().unwrap(), "--passphrases"])
+            .arg(format!("dir:{}", passes.display()))
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+        Some(log),
+    )
+}
+
+#[test]
+fn a_mesh_of_five_reads_on_with_any_two_nodes_killed_the_leader_among_them() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let passes = d.path().join("passes");
+    let dirs = mesh_of(&out, 5, &[1, 2, 3], &passes);
+    let mut nodes: Vec<Option<NodeProcess>> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i > 0).then(|| start_from(d, &passes)))
+        .collect();
+    let src = d.path().join("source");
+    let o = ribat(&[
+        "sim",
+        "generate",
+        "--persons",
+        "30",
+        "--employers",
+        "3",
+        "--months",
+        "1",
+        "--seed",
+        "13",
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start_from(&dirs[0], &passes));
+    let (leader, _) = agreed_leader(&dirs[0], &[1, 2, 3, 4, 5]);
+    let deployment = out.join("deployment");
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        "clerk.amal",
+        "--role",
+        "clerk",
+        "--institution",
+        "agency-casa-anfa",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let who = deployment.join("identity/issued/clerk.amal");
+    let ca = dirs[0].join("ca.pem");
+    let clerk = Clerk {
+        cfg: common::api::config(&ca, Some(&who)),
+        ca,
+        who,
+    };
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 13));
+    // Two nodes killed with SIGKILL: the leader and another that is not the gateway read
+    // through; n − t = 2 of 5.
+    let gateway = (1..=3u64).find(|g| *g != leader).unwrap();
+    let other = (1..=5u64).find(|i| *i != leader && *i != gateway).unwrap();
+    let gw = gateway_addr(&dirs[(gateway - 1) as usize]);
+    let r = clerk.read(&gw, &fund.persons[0].cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    nodes[(leader - 1) as usize] = None;
+    nodes[(other - 1) as usize] = None;
+    // Reads go on (a new leader is elected among the three left well within the time a
+    // custodian keeps answering without a fresh word from one).
+    for p in &fund.persons[1..6] {
+        let r = clerk.read(&gw, &p.cnss);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["fields"]["cin"], p.cin.as_str());
+    }
+    let live: Vec<u64> = (1..=5u64).filter(|i| *i != leader && *i != other).collect();
+    agreed_leader(&dirs[(gateway - 1) as usize], &live);
+    // A third one down: two custodians answer where three are needed.
+    let third = live.iter().copied().find(|i| *i != gateway).unwrap();
+    nodes[(third - 1) as usize] = None;
+    let r = clerk.read(&gw, &fund.persons[7].cnss);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(common::api::problem(&r), "custodians-unavailable");
 }

@@ -3,12 +3,10 @@
 //! fields encrypted by pgcrypto (`pgp_sym_encrypt`, the key in the query, as a DBA would
 //! do it), with the same number of concurrent clients, measured in the same run.
 
-use crate::bench::node::{fresh_dir, keyed_node};
+use crate::bench::node::{fresh_dir, import_fund, keyed_node};
+use crate::bench::reads::{Latencies, percentile, time_reads};
 use crate::embedded::Embedded;
 use crate::identity::{add_client_quiet, init_quiet};
-use ribat_import::importer::Importer;
-use ribat_import::records::RecordSealer;
-use ribat_net::client::Connection;
 use ribat_node::bail;
 
 type Result<T, E = super::BenchError> = std::result::Result<T, E>;
@@ -46,20 +44,6 @@ struct Report {
     ratio: f64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-/// (seconds, latencies in ms sorted, errors).
-fn summarise(mut lat: Vec<f64>, seconds: f64, errors: usize) -> (f64, Vec<f64>, usize) {
-    lat.sort_by(f64::total_cmp);
-    (seconds, lat, errors)
-}
-
 /// Runs the bench: the pgcrypto baseline first, then the same reads through the gateway.
 pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     let say = |m: &str| {
@@ -89,21 +73,9 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     let (node_home, source) = keyed_node(&dir)?;
     {
         let node = Embedded::open(&node_home, &source)?;
-        let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let importer = Importer::new(node.vault.store.as_ref(), &sealer, threads, 5_000);
         say("importing (sealed)…");
         let src = dir.join("source");
-        let summary = importer.run(
-            &[src.join("employers.csv"), src.join("persons.csv")],
-            &mut |_| {},
-        )?;
-        if !summary.rejects.is_empty() {
-            bail!(
-                "the generated files were rejected: {:?}",
-                summary.rejects.first()
-            );
-        }
+        import_fund(&node, &[src.join("employers.csv"), src.join("persons.csv")])?;
     }
     let ca = init_quiet(&node_home, &["127.0.0.1".into()])?;
     let client_dir = add_client_quiet(
@@ -122,60 +94,16 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let token = rt.block_on(async {
-        let mut c = Connection::open(cfg.clone(), &addr, "127.0.0.1", false).await?;
-        crate::api_client::token(&mut c, 900).await
-    })?;
-
     let cnss = Arc::new(cnss);
-    let api = |requests: usize| -> Result<(f64, Vec<f64>, usize)> {
-        rt.block_on(async {
-            let per = requests.div_ceil(o.clients);
-            let start = Instant::now();
-            let mut tasks = Vec::new();
-            for w in 0..o.clients {
-                let (cfg, addr, token, cnss) =
-                    (cfg.clone(), addr.clone(), token.clone(), cnss.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut lat = Vec::with_capacity(per);
-                    let mut errors = 0;
-                    let mut c = Connection::open(cfg, &addr, "127.0.0.1", false).await?;
-                    for k in 0..per {
-                        let n = &cnss[(w * per + k) % cnss.len()];
-                        let t = Instant::now();
-                        let r = c
-                            .send(
-                                "GET",
-                                &format!("/v1/persons/{n}?purpose=pension-run"),
-                                Some(&token),
-                                None,
-                            )
-                            .await?;
-                        lat.push(t.elapsed().as_secs_f64() * 1e3);
-                        if r.status != 200 {
-                            errors += 1;
-                        }
-                    }
-                    Ok::<_, ribat_node::NodeError>((lat, errors))
-                }));
-            }
-            let mut all = Vec::new();
-            let mut errors = 0;
-            for t in tasks {
-                let (lat, e) = t.await??;
-                all.extend(lat);
-                errors += e;
-            }
-            Ok(summarise(all, start.elapsed().as_secs_f64(), errors))
-        })
-    };
-    say("warming up…");
-    api((o.clients * 20).min(2_000))?;
     say(&format!(
-        "timing {} reads over mTLS with {} clients…",
+        "timing {} reads over mTLS with {} clients (after a warm-up)…",
         o.requests, o.clients
     ));
-    let (secs, lat, errors) = api(o.requests)?;
+    let Latencies {
+        seconds: secs,
+        ms: lat,
+        errors,
+    } = time_reads(&rt, &cfg, &addr, &cnss, o.requests, o.clients)?;
     drop(gw);
 
     say("pgcrypto baseline: loading the same persons encrypted with pgp_sym_encrypt…");

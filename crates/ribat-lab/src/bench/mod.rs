@@ -8,13 +8,16 @@
 //! | `import` | the same files parsed the same way and inserted in clear into SQLite |
 //! | `api` | the same reads from PostgreSQL with fields encrypted by pgcrypto |
 //! | `leak` | parsing the same dump alone |
+//! | `mesh` | the embedded node serving the same fund to the same clients |
 
 pub mod api;
 pub mod audit;
 pub mod crypto;
 pub mod import;
 pub mod leak;
+pub mod mesh;
 pub mod node;
+pub mod reads;
 
 /// What a benchmark with a database baseline fails with: the node's errors, or the
 /// baseline database's own.

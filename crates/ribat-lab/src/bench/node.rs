@@ -49,3 +49,20 @@ pub fn random_hex() -> Result<zeroize::Zeroizing<String>> {
     let raw = SecretBytes::<32>::random()?;
     Ok(zeroize::Zeroizing::new(hex::encode(raw.expose())))
 }
+
+/// Imports the generated files `files` sealed into `node` (the bench's fund); a rejected
+/// file or line is an error.
+pub fn import_fund(
+    node: &crate::embedded::Embedded,
+    files: &[PathBuf],
+) -> std::result::Result<(), super::BenchError> {
+    let sealer = ribat_import::records::RecordSealer::new(&node.group, &node.vault.index)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let importer =
+        ribat_import::importer::Importer::new(node.vault.store.as_ref(), &sealer, threads, 5_000);
+    let summary = importer.run(files, &mut |_| {})?;
+    if let Some(r) = summary.rejects.first() {
+        bail!("the generated files were rejected: {r:?}");
+    }
+    Ok(())
+}

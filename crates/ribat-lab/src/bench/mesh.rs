@@ -1,0 +1,603 @@
+//! `ribat bench mesh`: a mesh of N node processes on loopback (one custodian each, a gateway
+//! on every node), against the embedded node serving the same fund in the same run.
+//!
+//! | figure | how |
+//! |---|---|
+//! | reads/s, p50, p99 through custodians on other nodes | the same single-person reads as `bench api`, through node 1's gateway, beside the same reads from an embedded `ribat serve` |
+//! | detection → enforced on every node | a partner's certificate scrapes through node 1's gateway until its detectors quarantine it; from that first refusal until every other node's gateway and every custodian refuse the partner (whichever path reaches it first: node 1's word to each custodian, or the mesh's log) |
+//! | detection → committed on every node | from the same refusal until every node's replicated state holds the restriction |
+//! | reads after the leader is killed | a reader on a gateway that does not lead, the leader killed with SIGKILL: the longest time without a successful read, and the reads that failed |
+
+use crate::bench::node::{fresh_dir, import_fund, keyed_node};
+use crate::bench::reads::{Latencies, percentile, time_reads};
+use crate::home::Home;
+use crate::identity::{add_client_quiet, init_quiet};
+use ribat_net::client::Connection;
+use ribat_node::mesh::{InitSpec, MeshFile};
+use ribat_node::{Context, bail};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Result<T, E = super::BenchError> = std::result::Result<T, E>;
+
+/// What the benchmark is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Node processes (threshold: a majority).
+    pub nodes: usize,
+    /// Persons in the generated fund.
+    pub persons: usize,
+    /// Reads to time on each side.
+    pub requests: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Decisions to time (each a partner quarantined by node 1's detectors).
+    pub decisions: usize,
+    /// Print one JSON object.
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Side {
+    reads_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+}
+
+impl Side {
+    fn of(l: &Latencies) -> Self {
+        Self {
+            reads_per_s: l.ms.len() as f64 / l.seconds.max(1e-9),
+            p50_ms: percentile(&l.ms, 0.50),
+            p99_ms: percentile(&l.ms, 0.99),
+            errors: l.errors,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Spread {
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl Spread {
+    fn of(mut ms: Vec<f64>) -> Self {
+        ms.sort_by(f64::total_cmp);
+        Self {
+            p50_ms: percentile(&ms, 0.50),
+            p99_ms: percentile(&ms, 0.99),
+            max_ms: ms.last().copied().unwrap_or(0.0),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LeaderKilled {
+    leader: String,
+    reads_through: String,
+    longest_gap_ms: f64,
+    failed_reads: usize,
+    reads: usize,
+}
+
+#[derive(Serialize)]
+struct Report {
+    nodes: usize,
+    threshold: usize,
+    persons: usize,
+    clients: usize,
+    mesh_reads: Side,
+    embedded_reads: Side,
+    /// Mesh reads/s over embedded reads/s.
+    ratio: f64,
+    decisions: usize,
+    enforced_everywhere: Spread,
+    committed_everywhere: Spread,
+    leader_killed: LeaderKilled,
+}
+
+/// A node process of the bench, killed when dropped.
+struct NodeProc(std::process::Child);
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_node(dir: &Path, passes: &Path) -> Result<NodeProc> {
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let log = std::fs::File::create(dir.join("node.log"))?;
+    let child = std::process::Command::new(exe)
+        .arg("node")
+        .arg("--dir")
+        .arg(dir)
+        .arg("--passphrases")
+        .arg(format!("dir:{}", passes.display()))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start the node in {}", dir.display()))?;
+    Ok(NodeProc(child))
+}
+
+fn free_addr() -> Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.to_string())
+}
+
+/// Waits until every member names one leader and each one's custodian answers.
+fn wait_ready(dir: &Path, within: Duration) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let members = ribat_node::mesh::status(dir)?;
+        let leader = ribat_node::mesh::majority_leader(&members);
+        let all = members.iter().all(|m| {
+            m.status
+                .as_ref()
+                .is_some_and(|s| s.leader == leader && s.waiting.is_none())
+        });
+        if leader.is_some() && all {
+            return Ok(());
+        }
+        if started.elapsed() > within {
+            bail!(
+                "the mesh was not ready within {} s:\n{}",
+                within.as_secs(),
+                ribat_node::mesh::render(&members)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until a TLS connection to `addr` opens (a gateway listening).
+fn wait_listening(
+    rt: &tokio::runtime::Runtime,
+    cfg: &Arc<rustls::ClientConfig>,
+    addr: &str,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let ok = rt.block_on(Connection::open(cfg.clone(), addr, "127.0.0.1", false));
+        if ok.is_ok() {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            bail!("no gateway listening at {addr} after 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One call on a fresh connection; the status and the problem type (or denial) it names.
+fn ask(
+    rt: &tokio::runtime::Runtime,
+    cfg: &Arc<rustls::ClientConfig>,
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<(u16, String)> {
+    let r = rt.block_on(async {
+        let mut c = Connection::open(cfg.clone(), addr, "127.0.0.1", false).await?;
+        c.send(method, path, token, body).await
+    });
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => return Ok((0, e.to_string())),
+    };
+    let v = r.json();
+    let why = v["type"]
+        .as_str()
+        .and_then(|t| t.rsplit('/').next())
+        .or(v["denial"]["denial"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Ok((r.status, why))
+}
+
+/// Runs the bench.
+pub fn run(home: &Home, o: &Options) -> Result<()> {
+    let say = |m: &str| {
+        if !o.json {
+            eprintln!("{m}");
+        }
+    };
+    if o.nodes < 3 || o.persons < 100 || o.requests == 0 || o.clients == 0 || o.decisions == 0 {
+        bail!(
+            "--nodes at least 3, --persons at least 100, --requests, --clients and --decisions at least 1"
+        );
+    }
+    let threshold = o.nodes / 2 + 1;
+    let dir = fresh_dir(home, "bench-mesh")?;
+    say(&format!("generating {} persons…", o.persons));
+    let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(1), 1, 2025);
+    let fund = ribat_sim::files::write(&spec, &dir.join("source"))?;
+    let cnss: Arc<Vec<String>> = Arc::new(
+        fund.persons
+            .iter()
+            .filter(|p| !p.honey)
+            .map(|p| p.cnss.clone())
+            .collect(),
+    );
+    let src = dir.join("source");
+    let files = [src.join("employers.csv"), src.join("persons.csv")];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+
+    // The baseline: the embedded node (every custodian in one process) behind `ribat serve`.
+    say("embedded baseline: key ceremony, sealed import, gateway…");
+    let embedded_reads = {
+        let (node_home, source) = keyed_node(&dir)?;
+        {
+            let node = crate::embedded::Embedded::open(&node_home, &source)?;
+            import_fund(&node, &files)?;
+        }
+        let ca = init_quiet(&node_home, &["127.0.0.1".into()])?;
+        let client = add_client_quiet(
+            &ca,
+            &node_home,
+            "bench.pension-run",
+            "pension-batch",
+            "cnss.pensions",
+        )?;
+        let gw = crate::serve::spawn_gateway(&node_home, &dir.join("passphrases"))?;
+        let cfg = crate::api_client::config_in(&client)?;
+        say(&format!(
+            "timing {} reads through the embedded gateway…",
+            o.requests
+        ));
+        let l = time_reads(&rt, &cfg, &gw.addr, &cnss, o.requests, o.clients)?;
+        drop(gw);
+        l
+    };
+
+    // The mesh: N node directories, a gateway on each node.
+    say(&format!(
+        "mesh: ceremony for {} nodes (threshold {threshold})…",
+        o.nodes
+    ));
+    let out = dir.join("mesh");
+    let passes = dir.join("mesh-passphrases");
+    let source = crate::passphrases::random_files(&passes, o.nodes)?;
+    let addrs = (0..o.nodes)
+        .map(|_| free_addr())
+        .collect::<Result<Vec<_>>>()?;
+    let gateways = (1..=o.nodes as u64)
+        .map(|i| Ok((i, free_addr()?)))
+        .collect::<Result<Vec<_>>>()?;
+    let dirs = ribat_node::mesh::init(&InitSpec {
+        out: out.clone(),
+        addrs,
+        threshold,
+        admins: vec!["sec.bench-1".into(), "sec.bench-2".into()],
+        gateways: gateways.clone(),
+        passphrases: source.clone(),
+        store: ribat_node::StoreSpec::Sqlite,
+        kdf: ribat_crypto::passphrase::KdfParams::default(),
+    })?;
+    // Node 1's directory holds its audit log while its process runs: the fund goes in
+    // through it first, the other nodes' custodians answering.
+    let mut procs: Vec<Option<NodeProc>> = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        procs.push(match i {
+            0 => None,
+            _ => Some(spawn_node(d, &passes)?),
+        });
+    }
+    say("mesh: sealed import through node 1's directory…");
+    let node1 = ribat_node::mesh::adopt_store(Home::at(dirs[0].clone()))?;
+    let started = Instant::now();
+    loop {
+        let opened = crate::embedded::Embedded::open(&node1, &source);
+        match opened {
+            Ok(node) => {
+                import_fund(&node, &files)?;
+                break;
+            }
+            Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    procs[0] = Some(spawn_node(&dirs[0], &passes)?);
+    say("mesh: waiting for a leader and every custodian…");
+    wait_ready(&dirs[0], Duration::from_secs(60))?;
+
+    let deployment = ribat_node::mesh::deployment_home(&out);
+    let ca = crate::identity::open_ca(&deployment)?;
+    let client = add_client_quiet(
+        &ca,
+        &deployment,
+        "bench.pension-run",
+        "pension-batch",
+        "cnss.pensions",
+    )?;
+    let cfg = crate::api_client::config_in(&client)?;
+    let gw_addr = |id: u64| {
+        gateways
+            .iter()
+            .find(|(g, _)| *g == id)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    };
+    for (_, a) in &gateways {
+        wait_listening(&rt, &cfg, a)?;
+    }
+    say(&format!(
+        "timing {} reads through node 1's gateway (custodians on every node)…",
+        o.requests
+    ));
+    let mesh_reads = time_reads(&rt, &cfg, &gw_addr(1), &cnss, o.requests, o.clients)?;
+
+    // Decisions: each partner scrapes through node 1's gateway until quarantined.
+    say(&format!(
+        "timing {} decisions from detection to every node…",
+        o.decisions
+    ));
+    let gateway_cert =
+        crate::identity::issued_dir(&Home::at(dirs[0].clone()), crate::identity::GATEWAY_NAME);
+    let gw_cfg = crate::api_client::config_in(&gateway_cert)?;
+    // The same persons for every partner: the partner role's window counts distinct records.
+    let targets: Vec<String> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .step_by(8)
+        .take(12)
+        .map(|p| p.cnss.clone())
+        .collect();
+    let record = record_id(&rt, &cfg, &gw_addr(1), &targets[0])?;
+    let mut enforced = Vec::new();
+    let mut committed = Vec::new();
+    for k in 0..o.decisions {
+        let name = format!("bench.partner-{k}");
+        let dir_k = add_client_quiet(&ca, &deployment, &name, "partner", "bench-insurer")?;
+        let pcfg = crate::api_client::config_in(&dir_k)?;
+        let token = rt.block_on(async {
+            let mut c = Connection::open(pcfg.clone(), &gw_addr(1), "127.0.0.1", false).await?;
+            crate::api_client::token(&mut c, 900).await
+        })?;
+        let before = in_force_everywhere(&dirs[0])?;
+        let mut t0 = None;
+        for cnss in &targets {
+            let (status, why) = ask(
+                &rt,
+                &pcfg,
+                &gw_addr(1),
+                "GET",
+                &format!("/v1/persons/{cnss}?purpose=partner-verification"),
+                Some(&token),
+                None,
+            )?;
+            if status == 403 && why == "quarantined" {
+                t0 = Some(Instant::now());
+                break;
+            }
+            if status != 200 {
+                bail!("partner read answered {status} {why}");
+            }
+        }
+        let Some(t0) = t0 else {
+            bail!("node 1's detectors did not quarantine a scraping partner");
+        };
+        // Every other gateway and every custodian refuse the partner.
+        let partial = |index: usize| {
+            serde_json::to_vec(&serde_json::json!({
+                "request_id": format!("bench-{k}-{index}"),
+                "requester": {"identity": name, "role": "partner"},
+                "purpose": "partner-verification",
+                "table": "persons",
+                "class": "identity",
+                "record_ids": [record],
+                "token": token,
+            }))
+        };
+        let mut pending_gw: Vec<u64> = (2..=o.nodes as u64).collect();
+        let mut pending_custodian: Vec<usize> = (0..o.nodes).collect();
+        let mut pending_state = true;
+        let mut enforced_at = None;
+        while enforced_at.is_none() || pending_state {
+            if t0.elapsed() > Duration::from_secs(30) {
+                bail!("decision {k} did not reach every node within 30 s");
+            }
+            let mut still = Vec::new();
+            for g in pending_gw {
+                let (status, why) = ask(
+                    &rt,
+                    &pcfg,
+                    &gw_addr(g),
+                    "GET",
+                    &format!("/v1/persons/{}?purpose=partner-verification", targets[0]),
+                    Some(&token),
+                    None,
+                )?;
+                if !(status == 403 && why == "quarantined") {
+                    still.push(g);
+                }
+            }
+            pending_gw = still;
+            let mut still = Vec::new();
+            for c in pending_custodian {
+                let mesh = MeshFile::read(&dirs[c])?;
+                let addr = mesh.me()?.addr.clone();
+                let (status, why) = ask(
+                    &rt,
+                    &gw_cfg,
+                    &addr,
+                    "POST",
+                    "/v1/partial",
+                    None,
+                    Some(partial(c)?),
+                )?;
+                if !(status == 403 && why == "quarantined") {
+                    still.push(c);
+                }
+            }
+            pending_custodian = still;
+            if enforced_at.is_none() && pending_gw.is_empty() && pending_custodian.is_empty() {
+                enforced_at = Some(t0.elapsed());
+            }
+            if pending_state && in_force_everywhere(&dirs[0])? > before {
+                committed.push(t0.elapsed().as_secs_f64() * 1e3);
+                pending_state = false;
+            }
+        }
+        if let Some(e) = enforced_at {
+            enforced.push(e.as_secs_f64() * 1e3);
+        }
+    }
+
+    // The leader killed: reads through a gateway on a node that does not lead.
+    let members = ribat_node::mesh::status(&dirs[0])?;
+    let leader = ribat_node::mesh::majority_leader(&members).context("no leader")?;
+    let reader_node = (1..=o.nodes as u64)
+        .find(|i| *i != leader)
+        .context("no node other than the leader")?;
+    say(&format!(
+        "killing the leader (node-{leader}) while reading through node-{reader_node}'s gateway…"
+    ));
+    let reader = gw_addr(reader_node);
+    let token = rt.block_on(async {
+        let mut c = Connection::open(cfg.clone(), &reader, "127.0.0.1", false).await?;
+        crate::api_client::token(&mut c, 900).await
+    })?;
+    let mut outcomes: Vec<(Instant, bool)> = Vec::new();
+    let start = Instant::now();
+    let mut killed = false;
+    let mut k = 0usize;
+    while start.elapsed() < Duration::from_secs(8) {
+        if !killed && start.elapsed() > Duration::from_secs(1) {
+            let idx = usize::try_from(leader - 1).unwrap_or(0);
+            procs[idx] = None;
+            killed = true;
+        }
+        let (status, _) = ask(
+            &rt,
+            &cfg,
+            &reader,
+            "GET",
+            &format!("/v1/persons/{}?purpose=pension-run", cnss[k % cnss.len()]),
+            Some(&token),
+            None,
+        )?;
+        outcomes.push((Instant::now(), status == 200));
+        k += 1;
+    }
+    let mut longest = Duration::ZERO;
+    let mut last_ok = start;
+    for (t, ok) in &outcomes {
+        if *ok {
+            longest = longest.max(t.duration_since(last_ok));
+            last_ok = *t;
+        }
+    }
+    longest = longest.max(
+        start
+            .elapsed()
+            .saturating_sub(last_ok.duration_since(start)),
+    );
+    let leader_killed = LeaderKilled {
+        leader: format!("node-{leader}"),
+        reads_through: format!("node-{reader_node}"),
+        longest_gap_ms: longest.as_secs_f64() * 1e3,
+        failed_reads: outcomes.iter().filter(|(_, ok)| !ok).count(),
+        reads: outcomes.len(),
+    };
+    drop(procs);
+
+    let report = Report {
+        nodes: o.nodes,
+        threshold,
+        persons: o.persons,
+        clients: o.clients,
+        ratio: Side::of(&mesh_reads).reads_per_s / Side::of(&embedded_reads).reads_per_s.max(1e-9),
+        mesh_reads: Side::of(&mesh_reads),
+        embedded_reads: Side::of(&embedded_reads),
+        decisions: enforced.len(),
+        enforced_everywhere: Spread::of(enforced),
+        committed_everywhere: Spread::of(committed),
+        leader_killed,
+    };
+    if o.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let (m, e) = (&report.mesh_reads, &report.embedded_reads);
+        println!(
+            "reads through custodians on {} nodes: {:.0} reads/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            report.nodes, m.reads_per_s, m.p50_ms, m.p99_ms, m.errors
+        );
+        println!(
+            "embedded node (same fund, same clients): {:.0} reads/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            e.reads_per_s, e.p50_ms, e.p99_ms, e.errors
+        );
+        println!("ratio (mesh / embedded): {:.2}", report.ratio);
+        println!(
+            "detection → refused by every node's gateway and custodian, {} decisions: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            report.decisions,
+            report.enforced_everywhere.p50_ms,
+            report.enforced_everywhere.p99_ms,
+            report.enforced_everywhere.max_ms
+        );
+        println!(
+            "detection → committed in every node's replicated state: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            report.committed_everywhere.p50_ms,
+            report.committed_everywhere.p99_ms,
+            report.committed_everywhere.max_ms
+        );
+        let l = &report.leader_killed;
+        println!(
+            "leader {} killed, reading through {}: longest gap between successful reads {:.0} ms, {} of {} reads failed",
+            l.leader, l.reads_through, l.longest_gap_ms, l.failed_reads, l.reads
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The smallest count of restrictions in force among the members (every one answering).
+fn in_force_everywhere(dir: &Path) -> Result<usize> {
+    let members = ribat_node::mesh::status(dir)?;
+    Ok(members
+        .iter()
+        .map(|m| m.status.as_ref().map_or(0, |s| s.in_force))
+        .min()
+        .unwrap_or(0))
+}
+
+/// The vault's record id of the person `cnss`, as the gateway names it.
+fn record_id(
+    rt: &tokio::runtime::Runtime,
+    cfg: &Arc<rustls::ClientConfig>,
+    addr: &str,
+    cnss: &str,
+) -> Result<String> {
+    let r = rt.block_on(async {
+        let mut c = Connection::open(cfg.clone(), addr, "127.0.0.1", false).await?;
+        let token = crate::api_client::token(&mut c, 900).await?;
+        Ok::<_, ribat_node::NodeError>(
+            c.send(
+                "GET",
+                &format!("/v1/persons/{cnss}?purpose=pension-run"),
+                Some(&token),
+                None,
+            )
+            .await?,
+        )
+    })?;
+    Ok(r.json()["record_id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("no record id in the gateway's answer")?)
+}
