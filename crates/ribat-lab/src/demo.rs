@@ -462,6 +462,8 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
     api_story(&home, &target.cnss)?;
     section("13. the 2025 attack, replayed: a partner's credentials read everything they can");
     attack_story(&home, &fund)?;
+    section("14. the mesh: three nodes, one custodian each, the security state replicated");
+    crate::mesh_story::run(&home, &fund, &source)?;
     println!(
         "\nDone. Try: ribat --home {h} get --cnss {c} --purpose counter-service --passphrases dir:{h}/passphrases",
         h = home.root().display(),

@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod demo;
+mod mesh_story;
 pub mod sim_leak;
 pub mod simulate;
 

@@ -1239,20 +1239,7 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
         "{} is missing: `mesh up` starts a mesh it made itself (its custodians' passphrases are kept there); start nodes made by `mesh init` with `ribat node --dir DIR`",
         pass_dir.display()
     );
-    let spawn = |d: &Path| -> Result<Stopped> {
-        let log = std::fs::File::create(d.join("node.log"))?;
-        let child = std::process::Command::new(program)
-            .arg("node")
-            .arg("--dir")
-            .arg(d)
-            .arg("--passphrases")
-            .arg(format!("dir:{}", pass_dir.display()))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start the node in {}", d.display()))?;
-        Ok(Stopped(child))
-    };
+    let spawn = |d: &Path| NodeChild::start(program, d, &pass_dir);
     // A gateway node's process holds its audit log: files to import go in through that
     // node's directory before its process starts, the other nodes' custodians answering.
     let importer = match import {
@@ -1263,7 +1250,7 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
                 .context("no node of this mesh runs a gateway to import through")?,
         ),
     };
-    let mut children: Vec<Option<Stopped>> = Vec::new();
+    let mut children: Vec<Option<NodeChild>> = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
         children.push(match importer == Some(i) {
             true => None,
@@ -1292,19 +1279,8 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
         }
         children[i] = Some(spawn(&dirs[i])?);
     }
-    let mut children: Vec<Stopped> = children.into_iter().flatten().collect();
-    let start = std::time::Instant::now();
-    let members = loop {
-        let members = status(&dirs[0])?;
-        if majority_leader(&members).is_some() {
-            break members;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            print!("{}", render(&members));
-            bail!("no leader within 30 s; see each node's node.log");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut children: Vec<NodeChild> = children.into_iter().flatten().collect();
+    let members = wait_ready(&dirs[0], Duration::from_secs(60))?;
     print!("{}", render(&members));
     println!("mesh up: {} nodes; Ctrl-C stops them", dirs.len());
     std::io::stdout().flush()?;
@@ -1318,7 +1294,7 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
                 r = crate::serve::stop_signal() => return r,
                 _ = tick.tick() => {
                     for (c, d) in children.iter_mut().zip(&dirs) {
-                        if let Ok(Some(st)) = c.0.try_wait() {
+                        if let Some(st) = c.exited() {
                             bail!("the node in {} stopped ({st}); see its node.log", d.display());
                         }
                     }
@@ -1328,13 +1304,63 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
     })
 }
 
-/// A child node process, stopped when dropped.
-struct Stopped(std::process::Child);
+/// A node process started by this one (`mesh up`, the demo, a benchmark): `program node
+/// --dir DIR --passphrases dir:PASSES`, its output in `DIR/node.log`; killed when dropped.
+pub struct NodeChild(std::process::Child);
 
-impl Drop for Stopped {
+impl NodeChild {
+    /// Starts the node in `dir`, its custodian's passphrase read from the files in `passes`.
+    pub fn start(program: &Path, dir: &Path, passes: &Path) -> Result<Self> {
+        let log = std::fs::File::create(dir.join("node.log"))?;
+        let child = std::process::Command::new(program)
+            .arg("node")
+            .arg("--dir")
+            .arg(dir)
+            .arg("--passphrases")
+            .arg(format!("dir:{}", passes.display()))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start the node in {}", dir.display()))?;
+        Ok(Self(child))
+    }
+
+    /// How it ended, if it did.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for NodeChild {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Waits until a majority names one leader and every member answers it, its custodian
+/// answering (it confirmed the security state); the members as they then stand.
+pub fn wait_ready(dir: &Path, within: Duration) -> Result<Vec<MemberStatus>> {
+    let started = std::time::Instant::now();
+    loop {
+        let members = status(dir)?;
+        let leader = majority_leader(&members);
+        let all = members.iter().all(|m| {
+            m.status
+                .as_ref()
+                .is_some_and(|s| s.leader == leader && s.waiting.is_none())
+        });
+        if leader.is_some() && all {
+            return Ok(members);
+        }
+        if started.elapsed() > within {
+            print!("{}", render(&members));
+            bail!(
+                "the mesh was not ready within {} s; see each node's node.log",
+                within.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -169,6 +169,27 @@ fn the_demo_runs_unattended_and_tells_the_story() {
         "{out}"
     );
     assert!(out.contains("CertificateRequired"), "{out}");
+    // Section 14, three node processes: one custodian each, a node killed and reads going
+    // on, the attack on node 1 refused at node 2's gateway through the replicated state.
+    assert!(out.contains("node-3: custodian 3 only"), "{out}");
+    let after_kill = out.split("node-3 killed (SIGKILL)").nth(1).unwrap_or("");
+    assert!(
+        after_kill
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("through node-1's gateway → 200")),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "which saw nothing of the attack → 403: identity `partner.third-party-x` is quarantined"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("node-3's custodian carried it out from the log"),
+        "{out}"
+    );
     // A second run replaces the previous demo and nothing else.
     std::fs::write(d.path().join("keep.txt"), b"mine").unwrap();
     assert!(

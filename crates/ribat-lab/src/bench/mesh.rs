@@ -13,7 +13,7 @@ use crate::bench::reads::{Latencies, percentile, time_reads};
 use crate::home::Home;
 use crate::identity::{add_client_quiet, init_quiet};
 use ribat_net::client::Connection;
-use ribat_node::mesh::{InitSpec, MeshFile};
+use ribat_node::mesh::{InitSpec, MeshFile, NodeChild};
 use ribat_node::{Context, bail};
 use serde::Serialize;
 use std::path::Path;
@@ -101,60 +101,9 @@ struct Report {
     leader_killed: LeaderKilled,
 }
 
-/// A node process of the bench, killed when dropped.
-struct NodeProc(std::process::Child);
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_node(dir: &Path, passes: &Path) -> Result<NodeProc> {
-    let exe = std::env::current_exe().context("cannot find this executable")?;
-    let log = std::fs::File::create(dir.join("node.log"))?;
-    let child = std::process::Command::new(exe)
-        .arg("node")
-        .arg("--dir")
-        .arg(dir)
-        .arg("--passphrases")
-        .arg(format!("dir:{}", passes.display()))
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start the node in {}", dir.display()))?;
-    Ok(NodeProc(child))
-}
-
 fn free_addr() -> Result<String> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.to_string())
-}
-
-/// Waits until every member names one leader and each one's custodian answers.
-fn wait_ready(dir: &Path, within: Duration) -> Result<()> {
-    let started = Instant::now();
-    loop {
-        let members = ribat_node::mesh::status(dir)?;
-        let leader = ribat_node::mesh::majority_leader(&members);
-        let all = members.iter().all(|m| {
-            m.status
-                .as_ref()
-                .is_some_and(|s| s.leader == leader && s.waiting.is_none())
-        });
-        if leader.is_some() && all {
-            return Ok(());
-        }
-        if started.elapsed() > within {
-            bail!(
-                "the mesh was not ready within {} s:\n{}",
-                within.as_secs(),
-                ribat_node::mesh::render(&members)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Waits until a TLS connection to `addr` opens (a gateway listening).
@@ -287,11 +236,12 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     })?;
     // Node 1's directory holds its audit log while its process runs: the fund goes in
     // through it first, the other nodes' custodians answering.
-    let mut procs: Vec<Option<NodeProc>> = Vec::new();
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let mut procs: Vec<Option<NodeChild>> = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
         procs.push(match i {
             0 => None,
-            _ => Some(spawn_node(d, &passes)?),
+            _ => Some(NodeChild::start(&exe, d, &passes)?),
         });
     }
     say("mesh: sealed import through node 1's directory…");
@@ -311,9 +261,9 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    procs[0] = Some(spawn_node(&dirs[0], &passes)?);
+    procs[0] = Some(NodeChild::start(&exe, &dirs[0], &passes)?);
     say("mesh: waiting for a leader and every custodian…");
-    wait_ready(&dirs[0], Duration::from_secs(60))?;
+    ribat_node::mesh::wait_ready(&dirs[0], Duration::from_secs(60))?;
 
     let deployment = ribat_node::mesh::deployment_home(&out);
     let ca = crate::identity::open_ca(&deployment)?;
