@@ -86,7 +86,12 @@ impl TlsFiles {
 pub struct ServerTls {
     files: TlsFiles,
     current: RwLock<Loaded>,
+    /// Revocations from elsewhere than the list (a mesh's replicated state).
+    also: std::sync::OnceLock<RevokedBy>,
 }
+
+/// Says whether a certificate serial (lowercase hex) is revoked.
+pub type RevokedBy = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// One load of the files: the revocation list's time stamp, the settings built from it,
 /// and the serials it revokes (custodians check a token's certificate against them).
@@ -113,6 +118,7 @@ impl ServerTls {
         Ok(Self {
             files,
             current: RwLock::new(loaded),
+            also: std::sync::OnceLock::new(),
         })
     }
 
@@ -158,13 +164,24 @@ impl ServerTls {
         })
     }
 
-    /// Whether the revocation list (reloaded first if it changed) revokes this serial.
+    /// Whether the revocation list (reloaded first if it changed), or the second source if
+    /// one was set, revokes this serial.
     pub fn is_revoked(&self, serial_hex: &str) -> bool {
         self.refresh();
-        self.current
+        let listed = self
+            .current
             .read()
             .map(|c| c.revoked.contains(serial_hex))
-            .unwrap_or(true)
+            .unwrap_or(true);
+        listed || self.also.get().is_some_and(|also| also(serial_hex))
+    }
+
+    /// Adds a second source of revocations (once; a second call is refused): every request
+    /// whose certificate or token it revokes is refused as if the list named it.
+    pub fn also_revoked_by(&self, source: RevokedBy) -> Result<(), IdentityError> {
+        self.also
+            .set(source)
+            .map_err(|_| IdentityError::Invalid("a second source of revocations".into()))
     }
 
     /// The settings for a new connection, reloaded first if the revocation list changed.

@@ -958,6 +958,12 @@ impl ribat_gateway::watch::Enforcer for ToMesh {
     }
 }
 
+/// Whether the security state revokes a serial (a state that cannot be read revokes all).
+fn revoked_in(sm: &MeshStateMachine) -> ribat_identity::tls::RevokedBy {
+    let sm = sm.clone();
+    Arc::new(move |serial: &str| sm.read(|st| st.is_revoked(serial)).unwrap_or(true))
+}
+
 /// Starts this node's gateway once `t` custodians of the mesh answer (they start with it),
 /// then serves clients on `addr` until the process stops.
 async fn run_gateway(
@@ -996,6 +1002,7 @@ async fn run_gateway(
         }
     };
     let me = to_mesh.me.clone();
+    assembled.tls.also_revoked_by(revoked_in(&sm))?;
     assembled.app.watch.add_enforcer(to_mesh);
     // What the mesh restricts, this gateway refuses before asking any custodian; what it
     // releases, this gateway lifts.
@@ -1104,6 +1111,9 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
             let (fresh, me) = (fresh.clone(), me.name.clone());
             Arc::new(move || fresh.ready(&me).err()) as ribat_raft::serve::Waiting
         });
+        // Certificates revoked through the log are refused at every request, as if the
+        // revocation list named them (the node's own listener, its custodian's token check).
+        server_tls.also_revoked_by(revoked_in(&sm))?;
         let mut router = ribat_raft::serve::router_with(raft.clone(), sm.clone(), waiting);
         let mut tasks = Vec::new();
         if let Some((c, service, watch, name)) = &custodian {
@@ -1620,6 +1630,33 @@ pub fn restrict(
         },
     )?;
     Ok((id, proposed))
+}
+
+/// One administrator revokes a certificate through the log: signed with their key, proposed
+/// through the node in `dir`; every node refuses the certificate and its tokens once
+/// committed.
+pub fn revoke(dir: &Path, key: &Path, admin: &str, serial: &str, reason: &str) -> Result<Proposed> {
+    let serial = serial.trim().to_ascii_lowercase();
+    ensure!(
+        !serial.is_empty() && serial.chars().all(|c| c.is_ascii_hexdigit()),
+        "--serial `{serial}`: a certificate serial in hex, as `ribat identity list` shows it"
+    );
+    let kp = read_seed(key)?;
+    let statement = ribat_mesh::command::RevokeStatement {
+        serial,
+        reason: reason.to_owned(),
+    };
+    let approval = ribat_mesh::Approval {
+        admin: admin.to_owned(),
+        sig: kp.sign(ribat_mesh::command::kind::REVOKE, &statement)?,
+    };
+    propose(
+        dir,
+        &ribat_mesh::Command::Revoke {
+            statement,
+            approvals: vec![approval],
+        },
+    )
 }
 
 /// One administrator's approval of a release, made offline with their key.

@@ -501,6 +501,26 @@ enum MeshCommand {
         #[arg(long)]
         reason: String,
     },
+    /// One administrator revokes a certificate through the log (signed with their key):
+    /// once committed every node refuses it, and the tokens bound to it, at their next
+    /// request. Exit status 1 when refused.
+    Revoke {
+        /// A node's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The administrator's signing key (from `mesh init`'s admins/).
+        #[arg(long)]
+        key: PathBuf,
+        /// The administrator's name.
+        #[arg(long = "as")]
+        admin: String,
+        /// The certificate's serial, hex (`ribat identity list` shows it).
+        #[arg(long)]
+        serial: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
     /// One administrator's approval of a release, signed offline with their key; prints it
     /// as one JSON line to hand to whoever proposes the release.
     Approve {
@@ -1432,6 +1452,17 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             )?;
             println!("{}", ribat_node::mesh::describe(&p)?);
             println!("restriction {id}");
+            Ok(())
+        }
+        MeshCommand::Revoke {
+            dir,
+            key,
+            admin,
+            serial,
+            reason,
+        } => {
+            let p = ribat_node::mesh::revoke(&dir, &key, &admin, &serial, &reason)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
         }
         MeshCommand::Approve {

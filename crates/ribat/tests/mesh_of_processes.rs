@@ -1363,3 +1363,166 @@ fn a_mesh_of_five_reads_on_with_any_two_nodes_killed_the_leader_among_them() {
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(common::api::problem(&r), "custodians-unavailable");
 }
+
+#[test]
+fn a_certificate_revoked_through_the_log_is_refused_by_every_gateway_and_custodian() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let mut nodes: Vec<Option<NodeProcess>> =
+        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
+    let src = d.path().join("source");
+    let o = ribat(&[
+        "sim",
+        "generate",
+        "--persons",
+        "30",
+        "--employers",
+        "3",
+        "--months",
+        "1",
+        "--seed",
+        "17",
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start(&dirs[0]));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+    let deployment = out.join("deployment");
+    let issue = |name: &str| {
+        let o = ribat(&[
+            "--home",
+            deployment.to_str().unwrap(),
+            "identity",
+            "add",
+            "--name",
+            name,
+            "--role",
+            "clerk",
+            "--institution",
+            "agency-casa-anfa",
+        ]);
+        assert!(o.status.success(), "{}", common::text(&o));
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let serial = text
+            .split("serial ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap()
+            .trim()
+            .to_owned();
+        let who = deployment.join("identity/issued").join(name);
+        let ca = dirs[0].join("ca.pem");
+        (
+            Clerk {
+                cfg: common::api::config(&ca, Some(&who)),
+                ca,
+                who,
+            },
+            serial,
+        )
+    };
+    let (amal, serial) = issue("clerk.amal");
+    let (omar, _) = issue("clerk.omar");
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 17));
+    let cnss = |i: usize| fund.persons[i].cnss.clone();
+    assert_eq!(amal.read(&gw1, &cnss(0)).status, 200);
+    // A token minted before the revocation, and the record's id, for the direct call below.
+    let token = common::api::token(&gw2, &amal.ca, &amal.who);
+    let record = {
+        let r = common::api::call(
+            &gw2,
+            amal.cfg.clone(),
+            "GET",
+            &format!("/v1/persons/{}?purpose=counter-service", cnss(1)),
+            Some(&token),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["record_id"].as_str().unwrap().to_owned()
+    };
+
+    // One administrator revokes the clerk's certificate through the log (its laptop was
+    // stolen); no revocation list is copied anywhere.
+    let o = ribat(&[
+        "mesh",
+        "revoke",
+        "--dir",
+        dirs[2].to_str().unwrap(),
+        "--key",
+        out.join("admins/sec.amina.key").to_str().unwrap(),
+        "--as",
+        "sec.amina",
+        "--serial",
+        &serial,
+        "--reason",
+        "laptop stolen",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    // Every gateway refuses the certificate at its next request.
+    for gw in [&gw1, &gw2] {
+        let started = Instant::now();
+        loop {
+            let r = common::api::call(
+                gw,
+                amal.cfg.clone(),
+                "GET",
+                &format!("/v1/persons/{}?purpose=counter-service", cnss(2)),
+                Some(&token),
+                None,
+            );
+            if let Ok(r) = &r
+                && r.status != 200
+            {
+                assert_eq!(common::api::problem(r), "certificate-revoked", "{r:?}");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{gw} still serves a revoked certificate"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // A gateway's certificate forwarding the clerk's earlier token to each custodian
+    // directly (a compromised gateway): every custodian refuses it.
+    let gateway_cert = dirs[1].join("identity/issued/gateway.embedded");
+    for (i, dir) in dirs.iter().enumerate() {
+        let mesh: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("mesh.json")).unwrap()).unwrap();
+        let addr = mesh["peers"][i]["addr"].as_str().unwrap().to_owned();
+        let r = common::api::call(
+            &addr,
+            common::api::config(&amal.ca, Some(&gateway_cert)),
+            "POST",
+            "/v1/partial",
+            None,
+            Some(serde_json::json!({
+                "request_id": format!("direct-{i}"),
+                "requester": {"identity": "clerk.amal", "role": "clerk"},
+                "purpose": "counter-service",
+                "table": "persons",
+                "class": "identity",
+                "record_ids": [record],
+                "token": token,
+            })),
+        )
+        .unwrap();
+        assert_eq!(r.status, 401, "custodian {}: {:?}", i + 1, r.json());
+        assert!(
+            r.json()["denial"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("revoked"),
+            "custodian {}: {}",
+            i + 1,
+            r.json()
+        );
+    }
+    // Everyone else goes on.
+    assert_eq!(omar.read(&gw2, &cnss(3)).status, 200);
+}
