@@ -92,6 +92,9 @@ pub struct MeshFile {
     /// `postgres:…` across hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<String>,
+    /// The PostgreSQL schema, when the store is PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_schema: Option<String>,
 }
 
 impl MeshFile {
@@ -213,9 +216,10 @@ pub fn adopt_store(home: Home) -> Result<Home> {
     if !is_node(&home) || home.store() != &StoreSpec::Sqlite {
         return Ok(home);
     }
-    match MeshFile::read(home.root())?.store {
+    let m = MeshFile::read(home.root())?;
+    match m.store {
         Some(s) => {
-            let spec = StoreSpec::parse(&s, "ribat")?;
+            let spec = StoreSpec::parse(&s, m.store_schema.as_deref().unwrap_or("ribat"))?;
             Ok(home.with_store(spec))
         }
         None => Ok(home),
@@ -323,6 +327,25 @@ fn check_spec(spec: &InitSpec) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The store as node `name` reaches it, and its schema: on PostgreSQL, under a role of its
+/// own (made now, by the ceremony's owner connection), so that the database tells the nodes
+/// apart and none of them can alter the schema.
+fn node_store(store: &StoreSpec, name: &str) -> Result<(String, Option<String>)> {
+    let StoreSpec::Postgres { conninfo, schema } = store else {
+        return Ok((store.to_arg(), None));
+    };
+    ensure!(
+        !conninfo.contains("://"),
+        "--store postgres:{conninfo}: a mesh needs the key=value form (host=… dbname=…), to give each node its own user"
+    );
+    let role = format!("{schema}_{}", name.replace('-', "_"));
+    ribat_store::PostgresStore::grant_node_role(conninfo, schema, &role)?;
+    Ok((
+        format!("postgres:{conninfo} user={role}"),
+        Some(schema.clone()),
+    ))
 }
 
 /// Copies `name` from directory `from` to directory `to`.
@@ -481,6 +504,7 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
             write_file(&gw_dir.join("key.pem"), gw.key_pem.as_bytes(), true)?;
             write_file(&gw_dir.join("ca.pem"), ca.cert_pem()?.as_bytes(), false)?;
         }
+        let (node_store, store_schema) = node_store(&store, &p.name)?;
         let file = MeshFile {
             format: MESH_FORMAT.into(),
             id: p.id,
@@ -488,7 +512,8 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
             admins: admins.clone(),
             threshold: spec.threshold,
             gateway,
-            store: Some(store.to_arg()),
+            store: Some(node_store),
+            store_schema,
         };
         write_file(
             &dir.join(MESH_FILE),

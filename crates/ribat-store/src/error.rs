@@ -16,7 +16,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// PostgreSQL refused an operation.
-    #[error("PostgreSQL error in {operation}: {source}")]
+    #[error("PostgreSQL error in {operation}: {}", pg_reason(source))]
     Postgres {
         /// What was being done.
         operation: &'static str,
@@ -57,4 +57,12 @@ pub enum StoreError {
     /// A lock protecting the connection was poisoned by a panic in another thread.
     #[error("the store's connection lock was poisoned; restart the process")]
     Poisoned,
+}
+
+/// The server's own words when there are some (the driver alone says only "db error").
+fn pg_reason(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        None => e.to_string(),
+    }
 }

@@ -71,12 +71,55 @@ impl PostgresStore {
             });
         }
         let mut client = Client::connect(conninfo, NoTls).map_err(pg("connect"))?;
-        client
-            .batch_execute(&schema_sql(schema))
-            .map_err(pg("create schema"))?;
+        // A mesh node connects under a role of its own that may not create anything: the
+        // schema is made once, by its owner.
+        let made: bool = client
+            .query_one(
+                "SELECT count(*) = 4 FROM pg_tables WHERE schemaname = $1
+                   AND tablename IN ('records', 'sealed', 'blind_index', 'digests')",
+                &[&schema],
+            )
+            .map_err(pg("look for the schema"))?
+            .get(0);
+        let sql = match made {
+            true => format!("SET search_path TO {schema}"),
+            false => schema_sql(schema),
+        };
+        client.batch_execute(&sql).map_err(pg("create schema"))?;
         Ok(Self {
             client: Mutex::new(client),
         })
+    }
+
+    /// Makes (if missing) the login role `role` for one mesh node: it may read, add, change
+    /// and replace the rows of `schema` (a record rewritten replaces its sealed fields and
+    /// index tags), and nothing else — it owns nothing, creates, alters, drops or truncates
+    /// nothing, and sees no other schema. Run by the schema's owner.
+    pub fn grant_node_role(conninfo: &str, schema: &str, role: &str) -> Result<(), StoreError> {
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if !plain(schema) || !plain(role) {
+            return Err(StoreError::InvalidWrite {
+                table: "-".into(),
+                record_id: "-".into(),
+                reason: "schema and role names are lowercase letters, digits and underscores",
+            });
+        }
+        let mut client = Client::connect(conninfo, NoTls).map_err(pg("connect"))?;
+        client
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+                     CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+                   END IF;
+                 END $$;
+                 GRANT USAGE ON SCHEMA {schema} TO {role};
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};"
+            ))
+            .map_err(pg("grant the node's role"))
     }
 
     fn with<T>(

@@ -69,3 +69,31 @@ fn a_bad_connection_or_schema_name_is_a_clear_error() {
         .unwrap();
     assert!(e.to_string().contains("schema names"), "{e}");
 }
+
+#[test]
+fn a_node_role_opens_a_made_schema_without_creating_anything_and_names_are_checked() {
+    use ribat_store::Store;
+    let Some(conninfo) = conninfo() else { return };
+    let schema = format!("roles_{}", std::process::id());
+    let role = format!("{schema}_node_1");
+    // The owner makes the schema and the node's role.
+    drop(PostgresStore::connect(&conninfo, &schema).unwrap());
+    PostgresStore::grant_node_role(&conninfo, &schema, &role).unwrap();
+    // Granting twice is harmless (a ceremony re-run on the same database).
+    PostgresStore::grant_node_role(&conninfo, &schema, &role).unwrap();
+    // The node connects as its role: the schema is there, so nothing is created, and it
+    // reads what the store holds.
+    let node = PostgresStore::connect(&format!("{conninfo} user={role}"), &schema).unwrap();
+    assert_eq!(node.version("persons", "p-none").unwrap(), None);
+    // A schema its role may not create is refused with the database's reason.
+    let e = PostgresStore::connect(&format!("{conninfo} user={role}"), &format!("{schema}_x"))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("permission denied"), "{e}");
+    for (s, r) in [("Bad", "ok_role"), ("ok_schema", "x; DROP ROLE ribat")] {
+        let e = PostgresStore::grant_node_role(&conninfo, s, r)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("lowercase letters"), "{e}");
+    }
+}

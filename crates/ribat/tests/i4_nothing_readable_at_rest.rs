@@ -8,27 +8,6 @@ mod common;
 use aho_corasick::AhoCorasick;
 use common::*;
 
-/// Every identifying or financial value of the fund, as it would be written in clear.
-pub fn needles(fund: &ribat_sim::Fund) -> Vec<String> {
-    let mut v = Vec::new();
-    for p in &fund.persons {
-        v.push(format!("{} {}", p.given, p.surname));
-        v.push(p.nom_prenom());
-        v.push(p.name_arabic.clone());
-        v.push(p.cin.clone());
-        v.push(p.cnss.clone());
-        v.push(p.rib.clone());
-    }
-    for d in &fund.declarations {
-        if d.salary_real > 0 {
-            v.push(d.salary_real.to_string());
-        }
-    }
-    v.sort();
-    v.dedup();
-    v
-}
-
 #[test]
 fn i4_no_personal_value_of_an_imported_fund_is_in_the_sqlite_files() {
     let d = tempfile::tempdir().unwrap();
@@ -62,31 +41,6 @@ fn i4_no_personal_value_of_an_imported_fund_is_in_the_sqlite_files() {
     // The search is able to fail: the fund's own plaintext files are full of these values.
     let persons_csv = std::fs::read(src.join("persons.csv")).unwrap();
     assert!(ac.find(&persons_csv).is_some());
-}
-
-/// The dump with every `\x…` BYTEA field replaced by its bytes; fields and lines are kept
-/// apart by newlines so that no match spans two of them.
-fn decode_bytea(dump: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(dump.len());
-    for line in dump.split(|&b| b == b'\n') {
-        for field in line.split(|&b| b == b'\t') {
-            // COPY text format doubles the backslash of BYTEA's `\\x` prefix.
-            match field.strip_prefix(b"\\\\x") {
-                Some(hex_digits)
-                    if hex_digits.len() % 2 == 0
-                        && hex_digits.iter().all(u8::is_ascii_hexdigit) =>
-                {
-                    for pair in hex_digits.chunks(2) {
-                        let s = std::str::from_utf8(pair).unwrap();
-                        out.push(u8::from_str_radix(s, 16).unwrap());
-                    }
-                }
-                _ => out.extend_from_slice(field),
-            }
-            out.push(b'\n');
-        }
-    }
-    out
 }
 
 #[test]

@@ -1526,3 +1526,156 @@ fn a_certificate_revoked_through_the_log_is_refused_by_every_gateway_and_custodi
     // Everyone else goes on.
     assert_eq!(omar.read(&gw2, &cnss(3)).status, 200);
 }
+
+/// The test cluster's connection string (from `.ci/run`), or `None` when the caller chose
+/// to skip PostgreSQL (`RIBAT_SKIP_PG=1`).
+fn pg_conninfo() -> Option<String> {
+    match std::env::var("RIBAT_TEST_PG") {
+        Ok(c) => Some(c),
+        Err(_) if std::env::var("RIBAT_SKIP_PG").is_ok_and(|v| v == "1") => None,
+        Err(_) => panic!(
+            "RIBAT_TEST_PG is not set: run the tests through .ci/run, or set RIBAT_SKIP_PG=1"
+        ),
+    }
+}
+
+fn pg_tool(tool: &str) -> String {
+    std::env::var("RIBAT_PG_BIN").map_or(tool.to_owned(), |b| format!("{b}/{tool}"))
+}
+
+#[test]
+fn i1_a_mesh_on_postgresql_gives_each_node_its_own_role_and_the_database_decrypts_nothing() {
+    let Some(conninfo) = pg_conninfo() else {
+        return;
+    };
+    let schema = format!("mesh_{}", std::process::id());
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let addrs: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let store = format!("postgres:{conninfo}");
+    let o = ribat_cmd(&["--store", &store, "--store-schema", &schema, "mesh", "init"])
+        .args(["--out", out.to_str().unwrap(), "--addrs", &addrs.join(",")])
+        .args(["--admins", "sec.amina,sec.youssef", "--passphrases", "env"])
+        .arg("--gateway")
+        .arg(format!("1=127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", common::text(&o));
+    let dirs: Vec<PathBuf> = (1..=3).map(|i| out.join(format!("node-{i}"))).collect();
+    // Each node reaches the database as a role of its own.
+    for (i, dir) in dirs.iter().enumerate() {
+        let mesh: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("mesh.json")).unwrap()).unwrap();
+        let role = format!("{schema}_node_{}", i + 1);
+        assert!(
+            mesh["store"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("user={role}")),
+            "{mesh}"
+        );
+        assert_eq!(mesh["store_schema"], schema.as_str());
+    }
+    let mut nodes: Vec<Option<NodeProcess>> =
+        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
+    let src = d.path().join("source");
+    let o = ribat(&[
+        "sim",
+        "generate",
+        "--persons",
+        "60",
+        "--employers",
+        "4",
+        "--months",
+        "2",
+        "--seed",
+        "21",
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start(&dirs[0]));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let gw = gateway_addr(&dirs[0]);
+    let deployment = out.join("deployment");
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        "clerk.amal",
+        "--role",
+        "clerk",
+        "--institution",
+        "agency-casa-anfa",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let who = deployment.join("identity/issued/clerk.amal");
+    let ca = dirs[0].join("ca.pem");
+    let clerk = Clerk {
+        cfg: common::api::config(&ca, Some(&who)),
+        ca,
+        who,
+    };
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(60, 4, 2, 21));
+    let p = fund.persons.iter().find(|p| !p.honey).unwrap();
+    let r = clerk.read(&gw, &p.cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["fields"]["cin"], p.cin.as_str());
+
+    // A node's role reads and writes rows, and may not drop, truncate or alter the schema.
+    let as_node = |sql: &str| {
+        std::process::Command::new(pg_tool("psql"))
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(format!("{conninfo} user={schema}_node_2"))
+            .args(["-c", sql])
+            .output()
+            .unwrap()
+    };
+    let o = as_node(&format!("SELECT count(*) FROM {schema}.sealed"));
+    assert!(o.status.success(), "{}", common::text(&o));
+    for (sql, says) in [
+        (format!("DROP TABLE {schema}.sealed"), "must be owner"),
+        (format!("TRUNCATE {schema}.records"), "permission denied"),
+        (
+            format!("ALTER TABLE {schema}.records ADD COLUMN x int"),
+            "must be owner",
+        ),
+        (
+            format!("CREATE TABLE {schema}.mine (x int)"),
+            "permission denied",
+        ),
+    ] {
+        let o = as_node(&sql);
+        assert!(!o.status.success(), "{sql} was allowed");
+        assert!(
+            common::text(&o).contains(says),
+            "{sql}: {}",
+            common::text(&o)
+        );
+    }
+
+    // I1: the whole schema, as its owner dumps it, holds no personal value in clear.
+    let dump = std::process::Command::new(pg_tool("pg_dump"))
+        .args(["-d", &conninfo, "-n", &schema, "--no-owner"])
+        .output()
+        .unwrap();
+    assert!(dump.status.success(), "{}", common::text(&dump));
+    let needles = common::needles(&fund);
+    let ac = aho_corasick::AhoCorasick::new(&needles).unwrap();
+    let decoded = common::decode_bytea(&dump.stdout);
+    if let Some(m) = ac.find(&decoded) {
+        panic!(
+            "pg_dump holds `{}` in clear",
+            needles[m.pattern().as_usize()]
+        );
+    }
+    assert!(
+        ac.find(format!("\n{}\n", p.cin).as_bytes()).is_some(),
+        "the search can fail"
+    );
+}

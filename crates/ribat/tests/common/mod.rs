@@ -183,3 +183,49 @@ pub(crate) fn read_all(
 pub(crate) fn field(f: &ribat_crypto::envelope::OpenedFields, name: &str) -> String {
     String::from_utf8(f.get(name).unwrap().to_vec()).unwrap()
 }
+
+/// Every identifying or financial value of the fund, as it would be written in clear.
+pub(crate) fn needles(fund: &ribat_sim::Fund) -> Vec<String> {
+    let mut v = Vec::new();
+    for p in &fund.persons {
+        v.push(format!("{} {}", p.given, p.surname));
+        v.push(p.nom_prenom());
+        v.push(p.name_arabic.clone());
+        v.push(p.cin.clone());
+        v.push(p.cnss.clone());
+        v.push(p.rib.clone());
+    }
+    for d in &fund.declarations {
+        if d.salary_real > 0 {
+            v.push(d.salary_real.to_string());
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The dump with every `\x…` BYTEA field replaced by its bytes; fields and lines are kept
+/// apart by newlines so that no match spans two of them.
+pub(crate) fn decode_bytea(dump: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(dump.len());
+    for line in dump.split(|&b| b == b'\n') {
+        for field in line.split(|&b| b == b'\t') {
+            // COPY text format doubles the backslash of BYTEA's `\\x` prefix.
+            match field.strip_prefix(b"\\\\x") {
+                Some(hex_digits)
+                    if hex_digits.len() % 2 == 0
+                        && hex_digits.iter().all(u8::is_ascii_hexdigit) =>
+                {
+                    for pair in hex_digits.chunks(2) {
+                        let s = std::str::from_utf8(pair).unwrap();
+                        out.push(u8::from_str_radix(s, 16).unwrap());
+                    }
+                }
+                _ => out.extend_from_slice(field),
+            }
+            out.push(b'\n');
+        }
+    }
+    out
+}
