@@ -33,7 +33,7 @@ use ribat_raft::network::MeshNetwork;
 use ribat_raft::serve::{NodeStatus, PROPOSE, Proposed, STATUS};
 use ribat_raft::{MeshRaft, MeshStateMachine};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -622,17 +622,24 @@ trait Carrier: Send + Sync {
 }
 
 /// The node's custodian: durably, in its own log.
-struct CustodianCarrier(Arc<ribat_custodian::LocalCustodian>);
+struct CustodianCarrier {
+    custodian: Arc<ribat_custodian::LocalCustodian>,
+    /// Restrictions it carried out, for the node to endorse.
+    imposed: Arc<std::sync::Mutex<BTreeSet<String>>>,
+}
 
 impl Carrier for CustodianCarrier {
     fn impose(&self, id: &str, identity: &str, until_ms: u64) -> Result<()> {
-        Ok(self
-            .0
-            .impose(identity, until_ms / 1000, &format!("mesh restriction {id}"))?)
+        self.custodian
+            .impose(identity, until_ms / 1000, &format!("mesh restriction {id}"))?;
+        if let Ok(mut i) = self.imposed.lock() {
+            i.insert(id.to_owned());
+        }
+        Ok(())
     }
 
     fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()> {
-        Ok(self.0.lift(
+        Ok(self.custodian.lift(
             identity,
             &format!("mesh restriction {id} released by {}", by.join(" and ")),
         )?)
@@ -850,6 +857,66 @@ async fn enforce_state(
                 .fetch_max(applied, std::sync::atomic::Ordering::AcqRel);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What a node needs to endorse the restrictions its custodian carried out.
+struct Endorser {
+    sm: MeshStateMachine,
+    raft: MeshRaft,
+    peers: Vec<Peer>,
+    tls: Arc<ribat_net::client::ClientConfig>,
+    key: Arc<KeyPair>,
+    me: String,
+    imposed: Arc<std::sync::Mutex<BTreeSet<String>>>,
+}
+
+/// Every 200 ms, signs with the node key each restriction this node's custodian carried out
+/// and has not yet signed, and proposes the endorsement: a restriction is mesh-wide once
+/// `t` members signed it, the deciding one included.
+async fn endorse(e: Endorser) {
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let owed: Vec<String> = e
+            .imposed
+            .lock()
+            .map(|i| i.difference(&done).cloned().collect())
+            .unwrap_or_default();
+        for id in owed {
+            let held = match e.sm.read(|st| st.restriction(&id).cloned()) {
+                Ok(Some(h)) => h,
+                _ => continue,
+            };
+            if held.signers.contains(&e.me) || held.released_by.is_some() {
+                done.insert(id);
+                continue;
+            }
+            let sig = match e
+                .key
+                .sign(ribat_mesh::command::kind::RESTRICT, &held.restriction)
+            {
+                Ok(s) => s,
+                Err(err) => {
+                    eprintln!("warning: cannot sign an endorsement of {id}: {err}");
+                    continue;
+                }
+            };
+            let command = ribat_mesh::Command::Endorse {
+                id: id.clone(),
+                by: e.me.clone(),
+                sig,
+            };
+            match propose_from_node(&e.raft, &e.peers, e.tls.clone(), command).await {
+                Ok(p) => {
+                    eprintln!("endorsed {id} (committed at index {})", p.index);
+                    done.insert(id);
+                }
+                Err(err) => {
+                    eprintln!("warning: the endorsement of {id} did not reach the mesh: {err}")
+                }
+            }
+        }
     }
 }
 
@@ -1141,15 +1208,28 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
         server_tls.also_revoked_by(revoked_in(&sm))?;
         let mut router = ribat_raft::serve::router_with(raft.clone(), sm.clone(), waiting);
         let mut tasks = Vec::new();
+        let imposed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
         if let Some((c, service, watch, name)) = &custodian {
             router = router.merge(ribat_custodian::serve::router(service.clone()));
             tasks.push(crate::serve::spawn_ticker(watch.clone(), name.clone()));
             tasks.push(tokio::spawn(enforce_state(
                 sm.clone(),
-                Arc::new(CustodianCarrier(c.clone())),
+                Arc::new(CustodianCarrier {
+                    custodian: c.clone(),
+                    imposed: imposed.clone(),
+                }),
                 name.clone(),
                 Some((raft.clone(), fresh.clone())),
             )));
+            tasks.push(tokio::spawn(endorse(Endorser {
+                sm: sm.clone(),
+                raft: raft.clone(),
+                peers: mesh.peers.clone(),
+                tls: tls.clone(),
+                key: key.clone(),
+                me: me.name.clone(),
+                imposed: imposed.clone(),
+            })));
             tasks.push(tokio::spawn(keep_fresh(
                 raft.clone(),
                 mesh.peers.clone(),
@@ -1491,7 +1571,7 @@ pub fn render(members: &[MemberStatus]) -> String {
         "log",
         "applied",
         "lag",
-        "in force",
+        "in force/wide",
         "holds"
     );
     let holds = |m: &MemberStatus| {
@@ -1530,7 +1610,7 @@ pub fn render(members: &[MemberStatus]) -> String {
                 or_dash(s.last_log_index),
                 or_dash(s.last_applied_index),
                 or_dash(lag(s.id)),
-                s.in_force,
+                format!("{}/{}", s.in_force, s.mesh_wide),
                 match &s.waiting {
                     Some(_) => format!("{} (not answering yet: catching up)", holds(m)),
                     None => holds(m),
@@ -1814,6 +1894,7 @@ mod tests {
                 last_applied_index: None,
                 voters: vec![],
                 in_force: 0,
+                mesh_wide: 0,
                 matched: BTreeMap::new(),
                 waiting: Some("catching up".into()),
             }),

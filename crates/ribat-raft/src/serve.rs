@@ -77,6 +77,9 @@ pub struct NodeStatus {
     pub voters: Vec<u64>,
     /// Restrictions in force by its clock.
     pub in_force: usize,
+    /// Of those, the ones `t` members signed (mesh-wide).
+    #[serde(default)]
+    pub mesh_wide: usize,
     /// On the leader: the last index each member has acknowledged (lag = log − this).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matched: BTreeMap<u64, Option<u64>>,
@@ -119,7 +122,15 @@ async fn status(State(s): State<Served>) -> Response {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let in_force = match s.sm.read(|st| st.in_force(now_ms).count()) {
+    let counted = s.sm.read(|st| {
+        let held: Vec<&ribat_mesh::state::Held> = st.in_force(now_ms).collect();
+        let wide = held
+            .iter()
+            .filter(|h| st.mesh_wide(&h.restriction.id))
+            .count();
+        (held.len(), wide)
+    });
+    let (in_force, mesh_wide) = match counted {
         Ok(n) => n,
         Err(e) => return Problem::internal(e.to_string()).into_response(),
     };
@@ -132,6 +143,7 @@ async fn status(State(s): State<Served>) -> Response {
         last_applied_index: m.last_applied.map(|l| l.index),
         voters: m.membership_config.voter_ids().collect(),
         in_force,
+        mesh_wide,
         matched: m
             .replication
             .iter()

@@ -250,18 +250,20 @@ fn a_node_started_without_its_directory_says_what_is_missing() {
 }
 
 fn in_force_everywhere(dir: &Path, want: u64) {
+    every_member_says(dir, "in_force", want);
+}
+
+/// Waits until each of the three members reports `field` = `want` in its status.
+fn every_member_says(dir: &Path, field: &str, want: u64) {
     let start = Instant::now();
     loop {
         let s = status(dir);
-        if s.len() == 3
-            && s.iter()
-                .all(|m| m["status"]["in_force"].as_u64() == Some(want))
-        {
+        if s.len() == 3 && s.iter().all(|m| m["status"][field].as_u64() == Some(want)) {
             return;
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "not {want} in force on every node: {s:?}"
+            "not {field} = {want} on every node: {s:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -883,6 +885,9 @@ fn the_2025_attack_on_one_gateway_binds_every_node_even_one_down_through_it_and_
     };
     assert!(id.starts_with("node-1/"), "{id}");
     in_force_everywhere(&dirs[0], 1);
+    // The other nodes endorse it once their custodians carried it out: signed by t = 2
+    // members (node 1 and an endorser), it is mesh-wide on every node.
+    every_member_says(&dirs[0], "mesh_wide", 1);
     // Node 2's gateway never saw the attack; its custodians refuse the partner anyway.
     let r = read(&gw2, spread[21]);
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
