@@ -83,6 +83,8 @@ struct LeaderKilled {
     longest_gap_ms: f64,
     failed_reads: usize,
     reads: usize,
+    /// What the first failed read answered, if one failed.
+    first_failure: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -424,6 +426,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         crate::api_client::token(&mut c, 900).await
     })?;
     let mut outcomes: Vec<(Instant, bool)> = Vec::new();
+    let mut first_failure = None;
     let start = Instant::now();
     let mut killed = false;
     let mut k = 0usize;
@@ -433,7 +436,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
             procs[idx] = None;
             killed = true;
         }
-        let (status, _) = ask(
+        let (status, why) = ask(
             &rt,
             &cfg,
             &reader,
@@ -442,6 +445,12 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
             Some(&token),
             None,
         )?;
+        if status != 200 && first_failure.is_none() {
+            first_failure = Some(format!(
+                "{status} {why} at {} ms after the kill",
+                start.elapsed().as_millis().saturating_sub(1_000)
+            ));
+        }
         outcomes.push((Instant::now(), status == 200));
         k += 1;
     }
@@ -464,6 +473,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         longest_gap_ms: longest.as_secs_f64() * 1e3,
         failed_reads: outcomes.iter().filter(|(_, ok)| !ok).count(),
         reads: outcomes.len(),
+        first_failure,
     };
     drop(procs);
 
@@ -508,8 +518,15 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         );
         let l = &report.leader_killed;
         println!(
-            "leader {} killed, reading through {}: longest gap between successful reads {:.0} ms, {} of {} reads failed",
-            l.leader, l.reads_through, l.longest_gap_ms, l.failed_reads, l.reads
+            "leader {} killed, reading through {}: longest gap between successful reads {:.0} ms, {} of {} reads failed{}",
+            l.leader,
+            l.reads_through,
+            l.longest_gap_ms,
+            l.failed_reads,
+            l.reads,
+            l.first_failure
+                .as_ref()
+                .map_or(String::new(), |f| format!(" (first: {f})"))
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
