@@ -29,6 +29,11 @@ pub struct ImportOptions {
 /// Runs an import; returns its summary.
 pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Summary> {
     let node = Embedded::open(home, passphrases)?;
+    if opts.honey.is_some() && node.custodians.is_empty() {
+        bail!(
+            "--honey: this node reaches every custodian over the network (a mesh node), and a honey list is registered in each custodian's own directory; that is not built for the mesh yet, so nothing was imported — import without --honey"
+        );
+    }
     let leak = node.leak_digester("import")?;
     let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
     let importer = Importer::new(node.vault.store.as_ref(), &sealer, opts.threads, 5_000);

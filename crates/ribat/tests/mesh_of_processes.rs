@@ -622,6 +622,21 @@ fn reads_go_on_while_any_two_of_three_custodians_answer_and_are_refused_clearly_
     ]);
     assert!(o.status.success(), "{}", common::text(&o));
     import_through(&dirs[0], &src);
+    // A honey list cannot reach networked custodians yet: refused, saying so.
+    let o = ribat(&[
+        "--home",
+        dirs[0].to_str().unwrap(),
+        "import",
+        src.join("persons.csv").to_str().unwrap(),
+        "--honey",
+        src.join("ribat-only/honey.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("not built for the mesh yet, so nothing was imported"),
+        "{}",
+        common::text(&o)
+    );
     nodes[0] = Some(start(&dirs[0]));
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
