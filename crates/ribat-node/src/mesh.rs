@@ -1562,7 +1562,7 @@ pub fn majority_leader(members: &[MemberStatus]) -> Option<u64> {
 pub fn render(members: &[MemberStatus]) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8}  {}\n",
+        "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8} {:>13}  {}\n",
         "member",
         "address",
         "state",
@@ -1571,6 +1571,7 @@ pub fn render(members: &[MemberStatus]) -> String {
         "log",
         "applied",
         "lag",
+        "contact",
         "in force/wide",
         "holds"
     );
@@ -1597,11 +1598,22 @@ pub fn render(members: &[MemberStatus]) -> String {
             Some(l.last_log_index?.saturating_sub(matched))
         })
     };
+    // And when each member last acknowledged it.
+    let contact = |id: u64| match leader {
+        Some(l) if l.id == id => "leader".to_owned(),
+        Some(l) => l
+            .contact_ms
+            .get(&id)
+            .copied()
+            .flatten()
+            .map_or("-".into(), |ms| format!("{ms} ms")),
+        None => "-".into(),
+    };
     for m in members {
         let _ = match (&m.status, &m.error) {
             (Some(s), _) => writeln!(
                 out,
-                "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8}  {}",
+                "{:<8} {:<22} {:<10} {:>6} {:>5} {:>8} {:>8} {:>5} {:>8} {:>13}  {}",
                 m.name,
                 m.addr,
                 s.state,
@@ -1610,6 +1622,7 @@ pub fn render(members: &[MemberStatus]) -> String {
                 or_dash(s.last_log_index),
                 or_dash(s.last_applied_index),
                 or_dash(lag(s.id)),
+                contact(s.id),
                 format!("{}/{}", s.in_force, s.mesh_wide),
                 match &s.waiting {
                     Some(_) => format!("{} (not answering yet: catching up)", holds(m)),
@@ -1896,6 +1909,7 @@ mod tests {
                 in_force: 0,
                 mesh_wide: 0,
                 matched: BTreeMap::new(),
+                contact_ms: BTreeMap::new(),
                 waiting: Some("catching up".into()),
             }),
             error: leader.is_none().then(|| "refused".to_owned()),

@@ -83,6 +83,9 @@ pub struct NodeStatus {
     /// On the leader: the last index each member has acknowledged (lag = log − this).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub matched: BTreeMap<u64, Option<u64>>,
+    /// On the leader: ms since each member last acknowledged it (its last contact).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contact_ms: BTreeMap<u64, Option<u64>>,
     /// Why the node's services do not answer yet (catching up with the state), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
@@ -149,6 +152,18 @@ async fn status(State(s): State<Served>) -> Response {
             .iter()
             .flatten()
             .map(|(id, l)| (*id, l.map(|l| l.index)))
+            .collect(),
+        contact_ms: m
+            .heartbeat
+            .iter()
+            .flatten()
+            .map(|(id, at)| {
+                use openraft::Instant as _;
+                let ms = at
+                    .as_ref()
+                    .map(|t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX));
+                (*id, ms)
+            })
             .collect(),
         waiting: s.waiting.as_ref().and_then(|w| w()),
     })

@@ -180,8 +180,17 @@ fn a_mesh_of_three_processes_outlives_its_leader_and_takes_it_back() {
         Some(3),
         "{lead}"
     );
+    // And when each other member last acknowledged it: within a few heartbeats.
+    for id in (1..=3u64).filter(|i| *i != leader) {
+        let ms = lead["contact_ms"][id.to_string()].as_u64();
+        assert!(ms.is_some_and(|ms| ms < 3_000), "node {id}: {lead}");
+    }
     let o = ribat(&["mesh", "status", "--dir", dirs[0].to_str().unwrap()]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("lag"));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("lag") && table.contains("contact"),
+        "{table}"
+    );
 
     // SIGKILL: no goodbye, no flush beyond what was acknowledged.
     nodes[(leader - 1) as usize] = None;
