@@ -2,17 +2,13 @@
 //! killed and reads going on; the 2025 attack on node 1's gateway refused by the other
 //! nodes through the replicated security state.
 
+use crate::bench::node::{free_addr, wait_listening};
 use crate::home::Home;
 use ribat_net::client::Connection;
 use ribat_node::mesh::{InitSpec, NodeChild};
 use ribat_node::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-fn free_addr() -> Result<String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.to_string())
-}
 
 /// One GET on a fresh connection: status and the problem's detail (or a field).
 fn get(
@@ -135,16 +131,7 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
         .build()?;
     let (gw1, gw2) = (gateways[0].1.clone(), gateways[1].1.clone());
     for a in [&gw1, &gw2] {
-        let started = Instant::now();
-        while rt
-            .block_on(Connection::open(clerk.clone(), a, "127.0.0.1", false))
-            .is_err()
-        {
-            if started.elapsed() > Duration::from_secs(60) {
-                ribat_node::bail!("no gateway listening at {a}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_listening(&rt, &clerk, a)?;
     }
     let ordinary: Vec<&str> = fund
         .persons

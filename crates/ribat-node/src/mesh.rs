@@ -205,6 +205,28 @@ pub fn host_of(addr: &str) -> &str {
     addr.rsplit_once(':').map_or("", |(h, _)| h)
 }
 
+/// One request to a member over mTLS with this node's certificate, answered within
+/// `within`; what failed, in words, otherwise.
+async fn call_peer(
+    tls: &Arc<ribat_net::client::ClientConfig>,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    within: Duration,
+) -> std::result::Result<ribat_net::client::Response, String> {
+    tokio::time::timeout(within, async {
+        let mut c = ribat_net::client::Connection::open(tls.clone(), addr, host_of(addr), true)
+            .await
+            .map_err(|e| e.to_string())?;
+        c.send(method, path, None, body)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("no answer within {} ms", within.as_millis())))
+}
+
 /// Whether `home` is a mesh node's directory.
 pub fn is_node(home: &Home) -> bool {
     home.root().join(MESH_FILE).exists()
@@ -732,17 +754,16 @@ async fn read_index(
                 .find(|p| p.id == l)
                 .map(|p| p.addr.clone())
                 .ok_or_else(|| format!("leader {l} is not a member"))?;
-            let asked = tokio::time::timeout(Duration::from_secs(1), async {
-                let mut c =
-                    ribat_net::client::Connection::open(tls.clone(), &addr, host_of(&addr), true)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                c.send("GET", ribat_raft::serve::READ_INDEX, None, None)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
+            let asked = call_peer(
+                tls,
+                &addr,
+                "GET",
+                ribat_raft::serve::READ_INDEX,
+                None,
+                Duration::from_secs(1),
+            )
             .await
-            .map_err(|_| format!("the leader at {addr} did not answer within 1 s"))??;
+            .map_err(|e| format!("the leader at {addr}: {e}"))?;
             if asked.status != 200 {
                 return Err(format!("the leader at {addr} answered {}", asked.status));
             }
@@ -947,19 +968,14 @@ async fn propose_from_node(
                     continue;
                 };
                 let body = serde_json::to_vec(&command)?;
-                let sent = async {
-                    let mut c = ribat_net::client::Connection::open(
-                        tls.clone(),
-                        &addr,
-                        host_of(&addr),
-                        true,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    c.send("POST", PROPOSE, None, Some(body))
-                        .await
-                        .map_err(|e| e.to_string())
-                }
+                let sent = call_peer(
+                    &tls,
+                    &addr,
+                    "POST",
+                    PROPOSE,
+                    Some(body),
+                    Duration::from_secs(5),
+                )
                 .await;
                 match sent {
                     Ok(r) if r.status == 200 => return Ok(serde_json::from_slice(&r.body)?),
@@ -1506,26 +1522,15 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
     Ok(rt.block_on(async move {
         let mut out = Vec::new();
         for p in &mesh.peers {
-            let host = p.addr.rsplit_once(':').map_or("", |(h, _)| h);
-            let asked = tokio::time::timeout(Duration::from_secs(3), async {
-                let mut c = ribat_net::client::Connection::open(tls.clone(), &p.addr, host, true)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let r = c
-                    .send("GET", STATUS, None, None)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if r.status != 200 {
-                    return Err(format!(
-                        "answered {}: {}",
-                        r.status,
+            let asked = call_peer(&tls, &p.addr, "GET", STATUS, None, Duration::from_secs(3))
+                .await
+                .and_then(|r| match r.status {
+                    200 => serde_json::from_slice::<NodeStatus>(&r.body).map_err(|e| e.to_string()),
+                    s => Err(format!(
+                        "answered {s}: {}",
                         String::from_utf8_lossy(&r.body)
-                    ));
-                }
-                serde_json::from_slice::<NodeStatus>(&r.body).map_err(|e| e.to_string())
-            })
-            .await
-            .unwrap_or_else(|_| Err("no answer within 3 s".into()));
+                    )),
+                });
             let (status, error) = match asked {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),
@@ -1669,17 +1674,17 @@ pub fn propose(dir: &Path, command: &ribat_mesh::Command) -> Result<Proposed> {
         };
         let addr = leader.addr.clone();
         let rt = crate::serve::runtime()?;
-        let tls = tls.clone();
         let body = body.clone();
-        let r = rt.block_on(async move {
-            let host = addr.rsplit_once(':').map_or("", |(h, _)| h).to_owned();
-            let mut c = ribat_net::client::Connection::open(tls, &addr, &host, true)
-                .await
-                .map_err(|e| crate::err!("cannot reach the leader at {addr}: {e}"))?;
-            c.send("POST", PROPOSE, None, Some(body))
-                .await
-                .map_err(|e| crate::err!("the leader at {addr}: {e}"))
-        })?;
+        let r = rt
+            .block_on(call_peer(
+                &tls,
+                &addr,
+                "POST",
+                PROPOSE,
+                Some(body),
+                Duration::from_secs(10),
+            ))
+            .map_err(|e| crate::err!("the leader at {addr}: {e}"))?;
         match r.status {
             200 => return Ok(serde_json::from_slice(&r.body)?),
             409 if attempt < 2 => {

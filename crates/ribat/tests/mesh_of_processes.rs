@@ -402,21 +402,7 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
     let src = d.path().join("source");
-    let o = ribat(&[
-        "sim",
-        "generate",
-        "--persons",
-        "30",
-        "--employers",
-        "3",
-        "--months",
-        "1",
-        "--seed",
-        "5",
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    generate(&src, 30, 3, 1, 5);
     let gw = format!("127.0.0.1:{}", free_port());
     let mut up = NodeProcess(
         Command::new(env!("CARGO_BIN_EXE_ribat"))
@@ -448,26 +434,11 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
 
     // What it imported is read through node 1's gateway, which it made and started.
     let deployment = dir.join("deployment");
-    let o = ribat(&[
-        "--home",
-        deployment.to_str().unwrap(),
-        "identity",
-        "add",
-        "--name",
-        "clerk.amal",
-        "--role",
-        "clerk",
-        "--institution",
-        "agency-casa-anfa",
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
-    let who = deployment.join("identity/issued/clerk.amal");
-    let ca = dir.join("node-1/ca.pem");
-    let clerk = Clerk {
-        cfg: common::api::config(&ca, Some(&who)),
-        ca,
-        who,
-    };
+    issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
+    let clerk = Clerk::new(
+        dir.join("node-1/ca.pem"),
+        deployment.join("identity/issued/clerk.amal"),
+    );
     assert_eq!(gateway_addr(&dir.join("node-1")), gw);
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 5));
     let r = clerk.read(&gw, &fund.persons[3].cnss);
@@ -567,6 +538,57 @@ fn import_through(dir: &Path, src: &Path) {
     }
 }
 
+/// `ribat sim generate` of a fund into `src`.
+fn generate(src: &Path, persons: u32, employers: u32, months: u32, seed: u64) {
+    let (p, e, m, s) = (
+        persons.to_string(),
+        employers.to_string(),
+        months.to_string(),
+        seed.to_string(),
+    );
+    let o = ribat(&[
+        "sim",
+        "generate",
+        "--persons",
+        &p,
+        "--employers",
+        &e,
+        "--months",
+        &m,
+        "--seed",
+        &s,
+        "--out",
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+}
+
+/// Issues an identity where the CA's key is kept (the mesh's deployment HOME); its files'
+/// directory and its certificate's serial.
+fn issue(deployment: &Path, name: &str, role: &str, institution: &str) -> (PathBuf, String) {
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        name,
+        "--role",
+        role,
+        "--institution",
+        institution,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let serial = String::from_utf8_lossy(&o.stdout)
+        .split("serial ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    (deployment.join("identity/issued").join(name), serial)
+}
+
 /// A clerk's reads through a mesh gateway.
 struct Clerk {
     cfg: std::sync::Arc<ribat_net::client::ClientConfig>,
@@ -575,6 +597,15 @@ struct Clerk {
 }
 
 impl Clerk {
+    /// The holder of the identity files in `who`, trusting the CA in `ca`.
+    fn new(ca: PathBuf, who: PathBuf) -> Self {
+        Self {
+            cfg: common::api::config(&ca, Some(&who)),
+            ca,
+            who,
+        }
+    }
+
     fn read(&self, gateway: &str, cnss: &str) -> ribat_net::client::Response {
         let token = common::api::token(gateway, &self.ca, &self.who);
         common::api::call(
@@ -615,21 +646,7 @@ fn reads_go_on_while_any_two_of_three_custodians_answer_and_are_refused_clearly_
     let mut nodes: Vec<Option<NodeProcess>> =
         vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
     let src = d.path().join("source");
-    let o = ribat(&[
-        "sim",
-        "generate",
-        "--persons",
-        "40",
-        "--employers",
-        "4",
-        "--months",
-        "1",
-        "--seed",
-        "11",
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    generate(&src, 40, 4, 1, 11);
     import_through(&dirs[0], &src);
     // A honey list cannot reach networked custodians yet: refused, saying so.
     let o = ribat(&[
@@ -652,26 +669,11 @@ fn reads_go_on_while_any_two_of_three_custodians_answer_and_are_refused_clearly_
 
     // A clerk, issued where the CA's key is kept.
     let deployment = out.join("deployment");
-    let o = ribat(&[
-        "--home",
-        deployment.to_str().unwrap(),
-        "identity",
-        "add",
-        "--name",
-        "clerk.amal",
-        "--role",
-        "clerk",
-        "--institution",
-        "agency-casa-anfa",
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
-    let who = deployment.join("identity/issued/clerk.amal");
-    let ca = dirs[0].join("ca.pem");
-    let clerk = Clerk {
-        cfg: common::api::config(&ca, Some(&who)),
-        ca,
-        who,
-    };
+    issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
+    let clerk = Clerk::new(
+        dirs[0].join("ca.pem"),
+        deployment.join("identity/issued/clerk.amal"),
+    );
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(40, 4, 1, 11));
     let cnss: Vec<&str> = fund.persons.iter().map(|p| p.cnss.as_str()).collect();
     let ok_read = |gw: &str, c: &str| {
@@ -814,39 +816,13 @@ fn the_2025_attack_on_one_gateway_binds_every_node_even_one_down_through_it_and_
     let mut nodes: Vec<Option<NodeProcess>> =
         vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
     let src = d.path().join("source");
-    let o = ribat(&[
-        "sim",
-        "generate",
-        "--persons",
-        "200",
-        "--employers",
-        "8",
-        "--months",
-        "1",
-        "--seed",
-        "41",
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    generate(&src, 200, 8, 1, 41);
     import_through(&dirs[0], &src);
     nodes[0] = Some(start(&dirs[0]));
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
     let deployment = out.join("deployment");
-    let o = ribat(&[
-        "--home",
-        deployment.to_str().unwrap(),
-        "identity",
-        "add",
-        "--name",
-        "partner.scraper",
-        "--role",
-        "partner",
-        "--institution",
-        "insurer-x",
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    issue(&deployment, "partner.scraper", "partner", "insurer-x");
     let who = deployment.join("identity/issued/partner.scraper");
     let ca = dirs[0].join("ca.pem");
     let cfg = common::api::config(&ca, Some(&who));
@@ -1050,39 +1026,13 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
     let mut nodes: Vec<Option<NodeProcess>> =
         vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
     let src = d.path().join("source");
-    let o = ribat(&[
-        "sim",
-        "generate",
-        "--persons",
-        "30",
-        "--employers",
-        "3",
-        "--months",
-        "1",
-        "--seed",
-        "9",
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    generate(&src, 30, 3, 1, 9);
     import_through(&dirs[0], &src);
     nodes[0] = Some(start(&dirs[0]));
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let gw2 = gateway_addr(&dirs[1]);
     let deployment = out.join("deployment");
-    let o = ribat(&[
-        "--home",
-        deployment.to_str().unwrap(),
-        "identity",
-        "add",
-        "--name",
-        "partner.x",
-        "--role",
-        "partner",
-        "--institution",
-        "insurer-x",
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    issue(&deployment, "partner.x", "partner", "insurer-x");
     let ca = dirs[0].join("ca.pem");
     let token = common::api::token(&gw2, &ca, &deployment.join("identity/issued/partner.x"));
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 9));
@@ -1327,45 +1277,16 @@ fn a_mesh_of_five_reads_on_with_any_two_nodes_killed_the_leader_among_them() {
         .map(|(i, d)| (i > 0).then(|| start_from(d, &passes)))
         .collect();
     let src = d.path().join("source");
-    let o = ribat(&[
-        "sim",
-        "generate",
-        "--persons",
-        "30",
-        "--employers",
-        "3",
-        "--months",
-        "1",
-        "--seed",
-        "13",
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    generate(&src, 30, 3, 1, 13);
     import_through(&dirs[0], &src);
     nodes[0] = Some(start_from(&dirs[0], &passes));
     let (leader, _) = agreed_leader(&dirs[0], &[1, 2, 3, 4, 5]);
     let deployment = out.join("deployment");
-    let o = ribat(&[
-        "--home",
-        deployment.to_str().unwrap(),
-        "identity",
-        "add",
-        "--name",
-        "clerk.amal",
-        "--role",
-        "clerk",
-        "--institution",
-        "agency-casa-anfa",
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
-    let who = deployment.join("identity/issued/clerk.amal");
-    let ca = dirs[0].join("ca.pem");
-    let clerk = Clerk {
-        cfg: common::api::config(&ca, Some(&who)),
-        ca,
-        who,
-    };
+    issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
+    let clerk = Clerk::new(
+        dirs[0].join("ca.pem"),
+        deployment.join("identity/issued/clerk.amal"),
+    );
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 13));
     // Two nodes killed with SIGKILL: the leader and another that is not the gateway read
     // through; n − t = 2 of 5.
@@ -1401,61 +1322,19 @@ fn a_certificate_revoked_through_the_log_is_refused_by_every_gateway_and_custodi
     let mut nodes: Vec<Option<NodeProcess>> =
         vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
     let src = d.path().join("source");
-    let o = ribat(&[
-        "sim",
-        "generate",
-        "--persons",
-        "30",
-        "--employers",
-        "3",
-        "--months",
-        "1",
-        "--seed",
-        "17",
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    generate(&src, 30, 3, 1, 17);
     import_through(&dirs[0], &src);
     nodes[0] = Some(start(&dirs[0]));
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
     let deployment = out.join("deployment");
-    let issue = |name: &str| {
-        let o = ribat(&[
-            "--home",
-            deployment.to_str().unwrap(),
-            "identity",
-            "add",
-            "--name",
-            name,
-            "--role",
-            "clerk",
-            "--institution",
-            "agency-casa-anfa",
-        ]);
-        assert!(o.status.success(), "{}", common::text(&o));
-        let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        let serial = text
-            .split("serial ")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .unwrap()
-            .trim()
-            .to_owned();
-        let who = deployment.join("identity/issued").join(name);
-        let ca = dirs[0].join("ca.pem");
-        (
-            Clerk {
-                cfg: common::api::config(&ca, Some(&who)),
-                ca,
-                who,
-            },
-            serial,
-        )
+    let clerk = |name: &str| {
+        let (who, serial) = issue(&deployment, name, "clerk", "agency-casa-anfa");
+        assert!(!serial.is_empty(), "no serial printed for {name}");
+        (Clerk::new(dirs[0].join("ca.pem"), who), serial)
     };
-    let (amal, serial) = issue("clerk.amal");
-    let (omar, _) = issue("clerk.omar");
+    let (amal, serial) = clerk("clerk.amal");
+    let (omar, _) = clerk("clerk.omar");
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 17));
     let cnss = |i: usize| fund.persons[i].cnss.clone();
     assert_eq!(amal.read(&gw1, &cnss(0)).status, 200);
@@ -1573,7 +1452,7 @@ fn pg_tool(tool: &str) -> String {
 }
 
 #[test]
-fn i1_a_mesh_on_postgresql_gives_each_node_its_own_role_and_the_database_decrypts_nothing() {
+fn i4_a_mesh_on_postgresql_gives_each_node_its_own_role_and_its_dump_holds_nothing_readable() {
     let Some(conninfo) = pg_conninfo() else {
         return;
     };
@@ -1610,46 +1489,17 @@ fn i1_a_mesh_on_postgresql_gives_each_node_its_own_role_and_the_database_decrypt
     let mut nodes: Vec<Option<NodeProcess>> =
         vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
     let src = d.path().join("source");
-    let o = ribat(&[
-        "sim",
-        "generate",
-        "--persons",
-        "60",
-        "--employers",
-        "4",
-        "--months",
-        "2",
-        "--seed",
-        "21",
-        "--out",
-        src.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    generate(&src, 60, 4, 2, 21);
     import_through(&dirs[0], &src);
     nodes[0] = Some(start(&dirs[0]));
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let gw = gateway_addr(&dirs[0]);
     let deployment = out.join("deployment");
-    let o = ribat(&[
-        "--home",
-        deployment.to_str().unwrap(),
-        "identity",
-        "add",
-        "--name",
-        "clerk.amal",
-        "--role",
-        "clerk",
-        "--institution",
-        "agency-casa-anfa",
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
-    let who = deployment.join("identity/issued/clerk.amal");
-    let ca = dirs[0].join("ca.pem");
-    let clerk = Clerk {
-        cfg: common::api::config(&ca, Some(&who)),
-        ca,
-        who,
-    };
+    issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
+    let clerk = Clerk::new(
+        dirs[0].join("ca.pem"),
+        deployment.join("identity/issued/clerk.amal"),
+    );
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(60, 4, 2, 21));
     let p = fund.persons.iter().find(|p| !p.honey).unwrap();
     let r = clerk.read(&gw, &p.cnss);
@@ -1688,7 +1538,7 @@ fn i1_a_mesh_on_postgresql_gives_each_node_its_own_role_and_the_database_decrypt
         );
     }
 
-    // I1: the whole schema, as its owner dumps it, holds no personal value in clear.
+    // I4: the whole schema, as its owner dumps it, holds no personal value in clear.
     let dump = std::process::Command::new(pg_tool("pg_dump"))
         .args(["-d", &conninfo, "-n", &schema, "--no-owner"])
         .output()

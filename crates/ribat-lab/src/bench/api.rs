@@ -3,10 +3,8 @@
 //! fields encrypted by pgcrypto (`pgp_sym_encrypt`, the key in the query, as a DBA would
 //! do it), with the same number of concurrent clients, measured in the same run.
 
-use crate::bench::node::{fresh_dir, import_fund, keyed_node};
+use crate::bench::node::{embedded_gateway, fresh_dir, generated_fund};
 use crate::bench::reads::{Latencies, percentile, time_reads};
-use crate::embedded::Embedded;
-use crate::identity::{add_client_quiet, init_quiet};
 use ribat_node::bail;
 
 type Result<T, E = super::BenchError> = std::result::Result<T, E>;
@@ -62,39 +60,15 @@ pub fn run(home: &crate::home::Home, o: &Options) -> Result<()> {
     })?;
     let dir = fresh_dir(home, "bench-api")?;
     say(&format!("generating {} persons…", o.persons));
-    let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(1), 1, 2025);
-    let fund = ribat_sim::files::write(&spec, &dir.join("source"))?;
-    let cnss: Vec<String> = fund
-        .persons
-        .iter()
-        .filter(|p| !p.honey)
-        .map(|p| p.cnss.clone())
-        .collect();
-    let (node_home, source) = keyed_node(&dir)?;
-    {
-        let node = Embedded::open(&node_home, &source)?;
-        say("importing (sealed)…");
-        let src = dir.join("source");
-        import_fund(&node, &[src.join("employers.csv"), src.join("persons.csv")])?;
-    }
-    let ca = init_quiet(&node_home, &["127.0.0.1".into()])?;
-    let client_dir = add_client_quiet(
-        &ca,
-        &node_home,
-        "bench.pension-run",
-        "pension-batch",
-        "cnss.pensions",
-    )?;
-
-    say("starting the gateway (ribat serve)…");
-    let gw = crate::serve::spawn_gateway(&node_home, &dir.join("passphrases"))?;
+    let (fund, cnss) = generated_fund(&dir, o.persons)?;
+    say("key ceremony, sealed import, starting the gateway (ribat serve)…");
+    let (gw, client_dir) = embedded_gateway(&dir)?;
     let addr = gw.addr.clone();
 
     let cfg = crate::api_client::config_in(&client_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let cnss = Arc::new(cnss);
     say(&format!(
         "timing {} reads over mTLS with {} clients (after a warm-up)…",
         o.requests, o.clients

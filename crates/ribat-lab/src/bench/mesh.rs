@@ -8,12 +8,14 @@
 //! | detection → committed on every node | from the same refusal until every node's replicated state holds the restriction |
 //! | reads after the leader is killed | a reader on a gateway that does not lead, the leader killed with SIGKILL: the longest time without a successful read, and the reads that failed |
 
-use crate::bench::node::{fresh_dir, import_fund, keyed_node};
+use crate::bench::node::{
+    embedded_gateway, free_addr, fresh_dir, generated_fund, import_fund, wait_listening,
+};
 use crate::bench::reads::{Latencies, percentile, time_reads};
 use crate::home::Home;
-use crate::identity::{add_client_quiet, init_quiet};
+use crate::identity::add_client_quiet;
 use ribat_net::client::Connection;
-use ribat_node::mesh::{InitSpec, MeshFile, NodeChild};
+use ribat_node::mesh::{InitSpec, NodeChild};
 use ribat_node::{Context, bail};
 use serde::Serialize;
 use std::path::Path;
@@ -103,30 +105,6 @@ struct Report {
     leader_killed: LeaderKilled,
 }
 
-fn free_addr() -> Result<String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.to_string())
-}
-
-/// Waits until a TLS connection to `addr` opens (a gateway listening).
-fn wait_listening(
-    rt: &tokio::runtime::Runtime,
-    cfg: &Arc<rustls::ClientConfig>,
-    addr: &str,
-) -> Result<()> {
-    let started = Instant::now();
-    loop {
-        let ok = rt.block_on(Connection::open(cfg.clone(), addr, "127.0.0.1", false));
-        if ok.is_ok() {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            bail!("no gateway listening at {addr} after 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// One call on a fresh connection; the status and the problem type (or denial) it names.
 fn ask(
     rt: &tokio::runtime::Runtime,
@@ -170,15 +148,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     let threshold = o.nodes / 2 + 1;
     let dir = fresh_dir(home, "bench-mesh")?;
     say(&format!("generating {} persons…", o.persons));
-    let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(1), 1, 2025);
-    let fund = ribat_sim::files::write(&spec, &dir.join("source"))?;
-    let cnss: Arc<Vec<String>> = Arc::new(
-        fund.persons
-            .iter()
-            .filter(|p| !p.honey)
-            .map(|p| p.cnss.clone())
-            .collect(),
-    );
+    let (fund, cnss) = generated_fund(&dir, o.persons)?;
     let src = dir.join("source");
     let files = [src.join("employers.csv"), src.join("persons.csv")];
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -188,20 +158,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     // The baseline: the embedded node (every custodian in one process) behind `ribat serve`.
     say("embedded baseline: key ceremony, sealed import, gateway…");
     let embedded_reads = {
-        let (node_home, source) = keyed_node(&dir)?;
-        {
-            let node = crate::embedded::Embedded::open(&node_home, &source)?;
-            import_fund(&node, &files)?;
-        }
-        let ca = init_quiet(&node_home, &["127.0.0.1".into()])?;
-        let client = add_client_quiet(
-            &ca,
-            &node_home,
-            "bench.pension-run",
-            "pension-batch",
-            "cnss.pensions",
-        )?;
-        let gw = crate::serve::spawn_gateway(&node_home, &dir.join("passphrases"))?;
+        let (gw, client) = embedded_gateway(&dir)?;
         let cfg = crate::api_client::config_in(&client)?;
         say(&format!(
             "timing {} reads through the embedded gateway…",
@@ -222,13 +179,13 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     let source = crate::passphrases::random_files(&passes, o.nodes)?;
     let addrs = (0..o.nodes)
         .map(|_| free_addr())
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<ribat_node::Result<Vec<_>>>()?;
     let gateways = (1..=o.nodes as u64)
         .map(|i| Ok((i, free_addr()?)))
         .collect::<Result<Vec<_>>>()?;
     let dirs = ribat_node::mesh::init(&InitSpec {
         out: out.clone(),
-        addrs,
+        addrs: addrs.clone(),
         threshold,
         admins: vec!["sec.bench-1".into(), "sec.bench-2".into()],
         gateways: gateways.clone(),
@@ -382,12 +339,10 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
             pending_gw = still;
             let mut still = Vec::new();
             for c in pending_custodian {
-                let mesh = MeshFile::read(&dirs[c])?;
-                let addr = mesh.me()?.addr.clone();
                 let (status, why) = ask(
                     &rt,
                     &gw_cfg,
-                    &addr,
+                    &addrs[c],
                     "POST",
                     "/v1/partial",
                     None,

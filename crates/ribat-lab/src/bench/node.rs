@@ -66,3 +66,74 @@ pub fn import_fund(
     }
     Ok(())
 }
+
+/// A free TCP address on loopback, for a process to listen on.
+pub fn free_addr() -> Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.to_string())
+}
+
+/// Waits (up to 90 s) until a TLS connection to `addr` opens: a gateway listening.
+pub fn wait_listening(
+    rt: &tokio::runtime::Runtime,
+    cfg: &std::sync::Arc<rustls::ClientConfig>,
+    addr: &str,
+) -> Result<()> {
+    let started = std::time::Instant::now();
+    while rt
+        .block_on(ribat_net::client::Connection::open(
+            cfg.clone(),
+            addr,
+            "127.0.0.1",
+            false,
+        ))
+        .is_err()
+    {
+        if started.elapsed() > std::time::Duration::from_secs(90) {
+            bail!("no gateway listening at {addr} after 90 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// A generated fund of `persons` written to `dir/source`, and the CNSS numbers of its
+/// ordinary persons (what the read benches ask for).
+pub fn generated_fund(
+    dir: &std::path::Path,
+    persons: usize,
+) -> std::result::Result<(ribat_sim::Fund, std::sync::Arc<Vec<String>>), super::BenchError> {
+    let spec = ribat_sim::FundSpec::new(persons, (persons / 12).max(1), 1, 2025);
+    let fund = ribat_sim::files::write(&spec, &dir.join("source"))?;
+    let cnss = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey)
+        .map(|p| p.cnss.clone())
+        .collect();
+    Ok((fund, std::sync::Arc::new(cnss)))
+}
+
+/// The embedded node serving `dir/source` (2 of 3 custodians in one process, the fund
+/// imported sealed) behind `ribat serve`, and the directory of a pension batch's identity
+/// to read it with.
+pub fn embedded_gateway(
+    dir: &std::path::Path,
+) -> std::result::Result<(crate::serve::GatewayProcess, PathBuf), super::BenchError> {
+    let (node_home, source) = keyed_node(dir)?;
+    {
+        let node = crate::embedded::Embedded::open(&node_home, &source)?;
+        let src = dir.join("source");
+        import_fund(&node, &[src.join("employers.csv"), src.join("persons.csv")])?;
+    }
+    let ca = crate::identity::init_quiet(&node_home, &["127.0.0.1".into()])?;
+    let client = crate::identity::add_client_quiet(
+        &ca,
+        &node_home,
+        "bench.pension-run",
+        "pension-batch",
+        "cnss.pensions",
+    )?;
+    let gw = crate::serve::spawn_gateway(&node_home, &dir.join("passphrases"))?;
+    Ok((gw, client))
+}
