@@ -88,12 +88,29 @@ pub struct PolicyStatement {
     pub digest: String,
 }
 
+/// Where a member sits in Raft: its id and the address its peers reach it at. The
+/// ceremony's members have theirs in every node's `mesh.json`; a member that joins later
+/// carries its seat in the statement the administrators sign, so that no node learns an
+/// address from anyone but them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seat {
+    /// Raft id, unique in the mesh for good (a removed member's id is not given again).
+    pub raft_id: u64,
+    /// `HOST:PORT`.
+    pub addr: String,
+}
+
 /// The statement administrators sign to change who is a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MembershipStatement {
     /// A node joins.
-    Add(Member),
-    /// A node leaves; its signatures count no more.
+    Add {
+        /// Its name and key.
+        member: Member,
+        /// Where it sits in Raft.
+        seat: Seat,
+    },
+    /// A node leaves; its signatures count no more, and the leader takes it out of Raft.
     Remove(String),
 }
 
@@ -207,9 +224,14 @@ impl std::fmt::Display for Command {
                 statement,
                 approvals,
             } => match statement {
-                MembershipStatement::Add(m) => {
-                    write!(f, "add member {} by {}", m.name, admins(approvals))
-                }
+                MembershipStatement::Add { member, seat } => write!(
+                    f,
+                    "add member {} (raft id {} at {}) by {}",
+                    member.name,
+                    seat.raft_id,
+                    seat.addr,
+                    admins(approvals)
+                ),
                 MembershipStatement::Remove(n) => {
                     write!(f, "remove member {n} by {}", admins(approvals))
                 }

@@ -117,6 +117,7 @@ mod tests {
                 },
             ],
             threshold: 1,
+            seats: Default::default(),
         };
         World {
             state: SecurityState::new(&g),

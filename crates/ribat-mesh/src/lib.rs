@@ -18,6 +18,6 @@ pub mod enforce;
 pub mod sign;
 pub mod state;
 
-pub use command::{Admin, Approval, Command, Member, Restriction};
+pub use command::{Admin, Approval, Command, Member, Restriction, Seat};
 pub use sign::{KeyPair, PublicKey, Sig};
 pub use state::{Applied, Genesis, Rejected, SecurityState};

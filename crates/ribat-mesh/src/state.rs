@@ -7,7 +7,7 @@
 
 use crate::command::{
     Admin, Approval, Command, Member, MembershipStatement, PolicyStatement, ReleaseStatement,
-    Restriction, RevokeStatement, kind,
+    Restriction, RevokeStatement, Seat, kind,
 };
 use crate::sign::{PublicKey, verifies};
 use ribat_detect::response::Target;
@@ -26,6 +26,8 @@ pub struct Genesis {
     pub admins: Vec<Admin>,
     /// Distinct members whose signatures put a decision in force mesh-wide (`t`).
     pub threshold: usize,
+    /// Where the members sit in Raft (from `mesh.json`), by name.
+    pub seats: BTreeMap<String, Seat>,
 }
 
 /// A restriction as the state holds it.
@@ -134,6 +136,13 @@ pub struct SecurityState {
     policy: Option<PolicyStatement>,
     /// Entries applied, rejected ones included.
     applied: u64,
+    /// Where each member sits in Raft (the leader makes Raft's voters match).
+    #[serde(default)]
+    seats: BTreeMap<String, Seat>,
+    /// Raft ids that were ever given: never given again, so that an old member's log
+    /// position can never be taken for a new one's.
+    #[serde(default)]
+    raft_ids: BTreeSet<u64>,
 }
 
 impl SecurityState {
@@ -147,6 +156,8 @@ impl SecurityState {
             revoked: BTreeSet::new(),
             policy: None,
             applied: 0,
+            seats: g.seats.clone(),
+            raft_ids: g.seats.values().map(|s| s.raft_id).collect(),
         }
     }
 
@@ -246,15 +257,7 @@ impl SecurityState {
                     None,
                 )?;
                 match statement {
-                    MembershipStatement::Add(m) => {
-                        if self.members.contains_key(&m.name) {
-                            return Err(Rejected::Membership(format!(
-                                "`{}` is already a member",
-                                m.name
-                            )));
-                        }
-                        self.members.insert(m.name.clone(), m.key);
-                    }
+                    MembershipStatement::Add { member, seat } => self.add_member(member, seat)?,
                     MembershipStatement::Remove(name) => {
                         if self.members.len() <= self.threshold {
                             return Err(Rejected::Membership(format!(
@@ -265,11 +268,32 @@ impl SecurityState {
                         self.members
                             .remove(name)
                             .ok_or_else(|| Rejected::NotAMember(name.clone()))?;
+                        self.seats.remove(name);
                     }
                 }
                 Ok(Applied::Membership)
             }
         }
+    }
+
+    fn add_member(&mut self, member: &Member, seat: &Seat) -> Result<(), Rejected> {
+        let taken = |what: String| Err(Rejected::Membership(what));
+        if self.members.contains_key(&member.name) {
+            return taken(format!("`{}` is already a member", member.name));
+        }
+        if let Some((other, _)) = self.members.iter().find(|(_, k)| **k == member.key) {
+            return taken(format!("`{other}` already signs with that key"));
+        }
+        if self.raft_ids.contains(&seat.raft_id) {
+            return taken(format!("raft id {} was given before", seat.raft_id));
+        }
+        if let Some((other, _)) = self.seats.iter().find(|(_, s)| s.addr == seat.addr) {
+            return taken(format!("`{other}` already listens at {}", seat.addr));
+        }
+        self.members.insert(member.name.clone(), member.key);
+        self.seats.insert(member.name.clone(), seat.clone());
+        self.raft_ids.insert(seat.raft_id);
+        Ok(())
     }
 
     fn release(
@@ -405,6 +429,11 @@ impl SecurityState {
         self.members.contains_key(name)
     }
 
+    /// Where the members sit in Raft, by name: the voters the leader keeps Raft at.
+    pub fn seats(&self) -> &BTreeMap<String, Seat> {
+        &self.seats
+    }
+
     /// Entries applied so far, rejected ones included.
     pub fn applied(&self) -> u64 {
         self.applied
@@ -451,7 +480,19 @@ mod tests {
                 })
                 .collect(),
             threshold: 2,
+            seats: ["node-a", "node-b", "node-c"]
+                .iter()
+                .zip(1..)
+                .map(|(n, id)| ((*n).into(), seat(id)))
+                .collect(),
         })
+    }
+
+    fn seat(raft_id: u64) -> Seat {
+        Seat {
+            raft_id,
+            addr: format!("127.0.0.1:{}", 7000 + raft_id),
+        }
     }
 
     fn approve<T: Serialize>(kind: &str, body: &T, who: &[(&str, u8)]) -> Vec<Approval> {
@@ -534,15 +575,20 @@ mod tests {
     #[test]
     fn members_join_and_leave_by_two_administrators_and_a_removed_node_signs_nothing() {
         let mut s = state();
-        let add = MembershipStatement::Add(Member {
-            name: "node-d".into(),
-            key: kp(4).public(),
-        });
+        let add = MembershipStatement::Add {
+            member: Member {
+                name: "node-d".into(),
+                key: kp(4).public(),
+            },
+            seat: seat(4),
+        };
         assert_eq!(
             s.apply(&restrict("node-d", 4, "d-1")),
             Err(Rejected::NotAMember("node-d".into()))
         );
-        assert_eq!(by_two(&mut s, add), Ok(Applied::Membership));
+        assert_eq!(by_two(&mut s, add.clone()), Ok(Applied::Membership));
+        assert_eq!(s.seats().get("node-d"), Some(&seat(4)));
+        assert!(matches!(by_two(&mut s, add), Err(Rejected::Membership(_))));
         assert_eq!(
             s.apply(&restrict("node-d", 4, "d-1")),
             Ok(Applied::Restricted { id: "d-1".into() })
@@ -562,6 +608,32 @@ mod tests {
             s.apply(&restrict("node-d", 4, "d-2")),
             Err(Rejected::NotAMember("node-d".into()))
         );
+        assert_eq!(s.seats().get("node-d"), None);
+        // Its Raft id is never given again, even with a new name and key.
+        let again = |raft_id: u64, addr: &str, key: u8| MembershipStatement::Add {
+            member: Member {
+                name: "node-e".into(),
+                key: kp(key).public(),
+            },
+            seat: Seat {
+                raft_id,
+                addr: addr.into(),
+            },
+        };
+        for (statement, why) in [
+            (again(4, "127.0.0.1:9999", 5), "raft id 4 was given before"),
+            (again(2, "127.0.0.1:9999", 5), "raft id 2 was given before"),
+            (again(5, &seat(1).addr, 5), "`node-a` already listens at"),
+            (
+                again(5, "127.0.0.1:9999", 1),
+                "`node-a` already signs with that key",
+            ),
+        ] {
+            match by_two(&mut s, statement) {
+                Err(Rejected::Membership(m)) => assert!(m.starts_with(why), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
         // The mesh never keeps fewer members than its threshold: of three, one more may
         // leave, not two.
         let remove = MembershipStatement::Remove("node-c".into());

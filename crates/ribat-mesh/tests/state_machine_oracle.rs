@@ -57,6 +57,7 @@ fn genesis(k: &Keys) -> Genesis {
             })
             .collect(),
         threshold: 2,
+        seats: Default::default(),
     }
 }
 

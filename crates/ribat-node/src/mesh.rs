@@ -40,6 +40,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+pub use ribat_mesh::Approval;
+pub use ribat_mesh::command::MembershipStatement;
+
 /// A node's description of the mesh.
 pub const MESH_FILE: &str = "mesh.json";
 /// The node's signing key.
@@ -95,6 +98,11 @@ pub struct MeshFile {
     /// The PostgreSQL schema, when the store is PostgreSQL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_schema: Option<String>,
+    /// This node, when it joins after the ceremony (`ribat mesh prepare-node`): it is not
+    /// among `peers` (the ceremony's members, every node's genesis), starts no mesh of its
+    /// own, and waits until two administrators add it through the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<Peer>,
 }
 
 impl MeshFile {
@@ -117,11 +125,20 @@ impl MeshFile {
             m.format
         );
         ensure!(
-            m.peers.iter().any(|p| p.id == m.id),
+            m.peers.iter().any(|p| p.id == m.id) || m.joined.as_ref().is_some_and(|j| j.id == m.id),
             "{}: this node's id {} is not among its peers",
             path.display(),
             m.id
         );
+        if let Some(j) = &m.joined {
+            ensure!(
+                !m.peers.iter().any(|p| p.id == j.id || p.name == j.name),
+                "{}: the joining node {} (raft id {}) is also a founding peer",
+                path.display(),
+                j.name,
+                j.id
+            );
+        }
         ensure!(
             (1..=m.peers.len()).contains(&m.threshold),
             "{}: threshold {} with {} members",
@@ -136,6 +153,7 @@ impl MeshFile {
     pub fn me(&self) -> Result<&Peer> {
         self.peers
             .iter()
+            .chain(self.joined.iter())
             .find(|p| p.id == self.id)
             .ok_or_else(|| crate::err!("node {} is not among its peers", self.id))
     }
@@ -153,6 +171,17 @@ impl MeshFile {
                 .collect(),
             admins: self.admins.clone(),
             threshold: self.threshold,
+            seats: self
+                .peers
+                .iter()
+                .map(|p| {
+                    let seat = ribat_mesh::Seat {
+                        raft_id: p.id,
+                        addr: p.addr.clone(),
+                    };
+                    (p.name.clone(), seat)
+                })
+                .collect(),
         }
     }
 
@@ -536,6 +565,7 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
             gateway,
             store: Some(node_store),
             store_schema,
+            joined: None,
         };
         write_file(
             &dir.join(MESH_FILE),
@@ -729,11 +759,90 @@ impl Freshness {
     }
 }
 
+/// How far behind its leader a learner may be and still be made a voter: promoting one
+/// further behind would stall commits until it caught up.
+const PROMOTE_WITHIN: u64 = 16;
+
+/// On the leader, every 500 ms: makes Raft's voters the members the security state seats.
+/// Raft cannot tell who may vote; two administrators can, through the log: a member they
+/// add is taken on as a learner and made a voter once it has caught up, a member they
+/// remove is taken out of Raft. Every other node does nothing here.
+async fn keep_membership(raft: MeshRaft, sm: MeshStateMachine) {
+    use ribat_raft::openraft::async_runtime::WatchReceiver;
+    use ribat_raft::openraft::impls::BasicNode;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let m = raft.metrics().borrow_watched().clone();
+        if m.current_leader != Some(m.id) {
+            continue;
+        }
+        let seats: BTreeMap<u64, String> = match sm.read(|st| {
+            st.seats()
+                .values()
+                .map(|s| (s.raft_id, s.addr.clone()))
+                .collect()
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("warning: cannot read the security state: {e}");
+                continue;
+            }
+        };
+        let membership = m.membership_config.membership();
+        // An empty seating is a state from before seats were kept: nothing to match.
+        if seats.is_empty() || membership.get_joint_config().len() > 1 {
+            continue;
+        }
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let want: BTreeSet<u64> = seats.keys().copied().collect();
+        if voters == want {
+            continue;
+        }
+        let mut ready = true;
+        for (id, addr) in seats.iter().filter(|(id, _)| !voters.contains(id)) {
+            if membership.get_node(id).is_none() {
+                eprintln!("membership: taking on raft id {id} at {addr} as a learner");
+                if let Err(e) = raft
+                    .add_learner(*id, BasicNode::new(addr.clone()), false)
+                    .await
+                {
+                    eprintln!("warning: cannot take on raft id {id}: {e}");
+                }
+                ready = false;
+                continue;
+            }
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).copied().flatten())
+                .map(|l| l.index);
+            let last = m.last_log_index.unwrap_or(0);
+            if matched.is_none_or(|i| i + PROMOTE_WITHIN < last) {
+                ready = false;
+            }
+        }
+        if !ready {
+            continue;
+        }
+        eprintln!("membership: voters {voters:?} -> {want:?}, as two administrators decided");
+        if let Err(e) = raft.change_membership(want, false).await {
+            eprintln!("warning: the membership change did not commit: {e}");
+        }
+    }
+}
+
+/// Where Raft member `id` listens, as the membership this node holds says (the ceremony's
+/// members and those two administrators added since).
+fn member_addr(raft: &MeshRaft, id: u64) -> Option<String> {
+    use ribat_raft::openraft::async_runtime::WatchReceiver;
+    let m = raft.metrics().borrow_watched().membership_config.clone();
+    m.get_node(&id).map(|n| n.addr.clone())
+}
+
 /// The index a node must have applied before it serves: its own, its leadership confirmed
 /// by a quorum, when it leads; else the leader's, asked over mTLS.
 async fn read_index(
     raft: &MeshRaft,
-    peers: &[Peer],
     tls: &Arc<ribat_net::client::ClientConfig>,
 ) -> std::result::Result<u64, String> {
     use ribat_raft::openraft::async_runtime::WatchReceiver;
@@ -749,11 +858,7 @@ async fn read_index(
             .map(|r| r.index())
             .map_err(|e| e.to_string()),
         Some(l) => {
-            let addr = peers
-                .iter()
-                .find(|p| p.id == l)
-                .map(|p| p.addr.clone())
-                .ok_or_else(|| format!("leader {l} is not a member"))?;
+            let addr = member_addr(raft, l).ok_or_else(|| format!("leader {l} is not a member"))?;
             let asked = call_peer(
                 tls,
                 &addr,
@@ -778,7 +883,6 @@ async fn read_index(
 /// custodian carried out the state through there, marks the node fresh.
 async fn keep_fresh(
     raft: MeshRaft,
-    peers: Vec<Peer>,
     tls: Arc<ribat_net::client::ClientConfig>,
     fresh: Arc<Freshness>,
 ) {
@@ -788,7 +892,7 @@ async fn keep_fresh(
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let asked_at = now_ms();
-        let index = match read_index(&raft, &peers, &tls).await {
+        let index = match read_index(&raft, &tls).await {
             Ok(i) => i,
             Err(e) => {
                 if !stale
@@ -885,7 +989,6 @@ async fn enforce_state(
 struct Endorser {
     sm: MeshStateMachine,
     raft: MeshRaft,
-    peers: Vec<Peer>,
     tls: Arc<ribat_net::client::ClientConfig>,
     key: Arc<KeyPair>,
     me: String,
@@ -928,7 +1031,7 @@ async fn endorse(e: Endorser) {
                 by: e.me.clone(),
                 sig,
             };
-            match propose_from_node(&e.raft, &e.peers, e.tls.clone(), command).await {
+            match propose_from_node(&e.raft, e.tls.clone(), command).await {
                 Ok(p) => {
                     eprintln!("endorsed {id} (committed at index {})", p.index);
                     done.insert(id);
@@ -945,7 +1048,6 @@ async fn endorse(e: Endorser) {
 /// to the leader it knows, over mTLS with the node's certificate.
 async fn propose_from_node(
     raft: &MeshRaft,
-    peers: &[Peer],
     tls: Arc<ribat_net::client::ClientConfig>,
     command: ribat_mesh::Command,
 ) -> Result<Proposed> {
@@ -959,11 +1061,7 @@ async fn propose_from_node(
                 });
             }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                let Some(addr) = f
-                    .leader_id
-                    .and_then(|l| peers.iter().find(|p| p.id == l))
-                    .map(|p| p.addr.clone())
-                else {
+                let Some(addr) = f.leader_id.and_then(|l| member_addr(raft, l)) else {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                     continue;
                 };
@@ -1001,7 +1099,6 @@ async fn propose_from_node(
 /// it here, and handed it to each custodian directly).
 struct ToMesh {
     raft: MeshRaft,
-    peers: Vec<Peer>,
     me: String,
     key: Arc<KeyPair>,
     tls: Arc<ribat_net::client::ClientConfig>,
@@ -1048,10 +1145,10 @@ impl ribat_gateway::watch::Enforcer for ToMesh {
             by: self.me.clone(),
             sig,
         };
-        let (raft, peers, tls) = (self.raft.clone(), self.peers.clone(), self.tls.clone());
+        let (raft, tls) = (self.raft.clone(), self.tls.clone());
         // Proposed in the background: the detector's thread never waits on a quorum.
         self.rt.spawn(async move {
-            match propose_from_node(&raft, &peers, tls, command).await {
+            match propose_from_node(&raft, tls, command).await {
                 Ok(p) => eprintln!("mesh: restriction proposed, committed at index {}", p.index),
                 Err(e) => eprintln!("warning: the restriction did not reach the mesh: {e}"),
             }
@@ -1240,7 +1337,6 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
             tasks.push(tokio::spawn(endorse(Endorser {
                 sm: sm.clone(),
                 raft: raft.clone(),
-                peers: mesh.peers.clone(),
                 tls: tls.clone(),
                 key: key.clone(),
                 me: me.name.clone(),
@@ -1248,7 +1344,6 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
             })));
             tasks.push(tokio::spawn(keep_fresh(
                 raft.clone(),
-                mesh.peers.clone(),
                 tls.clone(),
                 fresh.clone(),
             )));
@@ -1262,15 +1357,18 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
             router,
             Arc::new(TlsStats::default()),
         ));
+        tasks.push(tokio::spawn(keep_membership(raft.clone(), sm.clone())));
         let initialized = raft
             .is_initialized()
             .await
             .map_err(|e| crate::err!("raft: {e}"))?;
-        // Every member starts the mesh from the same membership (mesh.json's) when its log
-        // is empty: openraft's voting makes that safe, and any majority can form the mesh
-        // without waiting for node 1. (Once membership changes go through the log, only a
-        // pristine ceremony may do this.)
-        if !initialized {
+        // Every founding member starts the mesh from the same membership (mesh.json's) when
+        // its log is empty: openraft's voting makes that safe, and any majority can form the
+        // mesh without waiting for node 1. A founding member that lost its log after the
+        // membership changed cannot take the mesh back with the old one: its log is behind
+        // every member's, so none votes for it. A node that joins later starts nothing: it
+        // waits for the leader to add it once two administrators did.
+        if !initialized && mesh.joined.is_none() {
             let members: BTreeMap<u64, ribat_raft::openraft::impls::BasicNode> = mesh
                 .peers
                 .iter()
@@ -1299,7 +1397,6 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
             Some(addr) => {
                 let to_mesh = Arc::new(ToMesh {
                     raft: raft.clone(),
-                    peers: mesh.peers.clone(),
                     me: me.name.clone(),
                     key: key.clone(),
                     tls: tls.clone(),
@@ -1476,7 +1573,7 @@ pub fn wait_ready(dir: &Path, within: Duration) -> Result<Vec<MemberStatus>> {
     loop {
         let members = status(dir)?;
         let leader = majority_leader(&members);
-        let all = members.iter().all(|m| {
+        let all = members.iter().filter(|m| !m.removed).all(|m| {
             m.status
                 .as_ref()
                 .is_some_and(|s| s.leader == leader && s.waiting.is_none())
@@ -1512,26 +1609,39 @@ pub struct MemberStatus {
     /// Whether it runs a gateway (its audit log key is in the mesh's description).
     #[serde(default)]
     pub gateway: bool,
+    /// Whether two administrators removed it (or never added it): the members' security
+    /// state seats it no more.
+    #[serde(default)]
+    pub removed: bool,
 }
 
-/// Asks every member (with this node's certificate) where it stands.
+/// Asks every member (with this node's certificate) where it stands: the founding members,
+/// this node, and every member the answers seat (those two administrators added since).
 pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
     let mesh = MeshFile::read(dir)?;
     let tls = client_tls(dir)?;
     let rt = crate::serve::runtime()?;
-    Ok(rt.block_on(async move {
-        let mut out = Vec::new();
-        for p in &mesh.peers {
-            let asked = call_peer(&tls, &p.addr, "GET", STATUS, None, Duration::from_secs(3))
+    let ask = |addr: String| {
+        let tls = tls.clone();
+        async move {
+            call_peer(&tls, &addr, "GET", STATUS, None, Duration::from_secs(3))
                 .await
                 .and_then(|r| match r.status {
                     200 => serde_json::from_slice::<NodeStatus>(&r.body).map_err(|e| e.to_string()),
                     s => Err(format!(
                         "answered {s}: {}",
-                        String::from_utf8_lossy(&r.body)
+                        r.json()["detail"].as_str().map_or_else(
+                            || String::from_utf8_lossy(&r.body).into_owned(),
+                            str::to_owned
+                        )
                     )),
-                });
-            let (status, error) = match asked {
+                })
+        }
+    };
+    Ok(rt.block_on(async move {
+        let mut out: Vec<MemberStatus> = Vec::new();
+        for p in mesh.peers.iter().chain(mesh.joined.iter()) {
+            let (status, error) = match ask(p.addr.clone()).await {
                 Ok(s) => (Some(s), None),
                 Err(e) => (None, Some(e)),
             };
@@ -1542,7 +1652,38 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
                 error,
                 custodian: p.custodian,
                 gateway: p.audit_log.is_some(),
+                removed: false,
             });
+        }
+        // The seats of the most advanced answer: who the members are now.
+        let seats = out
+            .iter()
+            .filter_map(|m| m.status.as_ref())
+            .max_by_key(|s| s.last_applied_index)
+            .map(|s| s.seats.clone())
+            .unwrap_or_default();
+        for (name, seat) in &seats {
+            if out.iter().any(|m| &m.name == name) {
+                continue;
+            }
+            let (status, error) = match ask(seat.addr.clone()).await {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            };
+            out.push(MemberStatus {
+                name: name.clone(),
+                addr: seat.addr.clone(),
+                status,
+                error,
+                custodian: None,
+                gateway: false,
+                removed: false,
+            });
+        }
+        if !seats.is_empty() {
+            for m in &mut out {
+                m.removed = !seats.contains_key(&m.name);
+            }
         }
         out
     }))
@@ -1550,8 +1691,9 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
 
 /// The leader a majority of the members name, if any.
 pub fn majority_leader(members: &[MemberStatus]) -> Option<u64> {
+    let current: Vec<&MemberStatus> = members.iter().filter(|m| !m.removed).collect();
     let mut named = BTreeMap::<u64, usize>::new();
-    for l in members
+    for l in current
         .iter()
         .filter_map(|m| m.status.as_ref().and_then(|s| s.leader))
     {
@@ -1559,7 +1701,7 @@ pub fn majority_leader(members: &[MemberStatus]) -> Option<u64> {
     }
     named
         .into_iter()
-        .find(|(_, n)| n * 2 > members.len())
+        .find(|(_, n)| n * 2 > current.len())
         .map(|(l, _)| l)
 }
 
@@ -1588,6 +1730,9 @@ pub fn render(members: &[MemberStatus]) -> String {
             .collect();
         if m.gateway {
             h.push("gateway".into());
+        }
+        if m.removed {
+            h.push("NOT A MEMBER (removed or never added)".into());
         }
         h.join(", ")
     };
@@ -1819,6 +1964,155 @@ pub fn release(
     )
 }
 
+/// `ribat mesh prepare-node`: on the host that keeps the ceremony's CA (`out/deployment`),
+/// writes the directory of a node that will join the mesh at `addr`: a node certificate and
+/// key, a node signing key, the founding members and administrators (from `out/node-1`),
+/// and itself as `joined`. It holds no custodian (custodians move by resharing) and runs no
+/// gateway. It takes part only once two administrators add it (`ribat mesh add-node`).
+pub fn prepare_node(out: &Path, addr: &str, id: Option<u64>) -> Result<PathBuf> {
+    ensure!(
+        addr.rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
+        "--addr `{addr}`: expected HOST:PORT"
+    );
+    let dirs = node_dirs(out);
+    let first = dirs.first().ok_or_else(|| {
+        crate::err!(
+            "{} holds no node-1/mesh.json: prepare a node in the directory `ribat mesh init --out` made",
+            out.display()
+        )
+    })?;
+    let template = MeshFile::read(first)?;
+    // Every node directory made here so far (founding or prepared), so that no id or
+    // address is given twice from this host; the mesh refuses a reused id in any case.
+    let mut known: Vec<Peer> = template.peers.clone();
+    for d in &dirs {
+        if let Some(j) = MeshFile::read(d)?.joined {
+            known.push(j);
+        }
+    }
+    let id = id.unwrap_or_else(|| known.iter().map(|p| p.id).max().unwrap_or(0) + 1);
+    if let Some(p) = known.iter().find(|p| p.id == id || p.addr == addr) {
+        bail!(
+            "{} (raft id {}) is already at {}: a joining node needs an id and an address of its own",
+            p.name,
+            p.id,
+            p.addr
+        );
+    }
+    let name = format!("node-{id}");
+    let dir = out.join(&name);
+    ensure!(!dir.exists(), "{} exists already", dir.display());
+    let deployment = deployment_home(out);
+    let ca_dir = crate::identity::dir(&deployment);
+    let ca = Ca::open(&ca_dir, crate::embedded::DEPLOYMENT).with_context(|| {
+        format!(
+            "{} is where the ceremony's CA lives: prepare a node on the host that keeps it",
+            deployment.root().display()
+        )
+    })?;
+    let node = Home::at(dir.clone());
+    node.create()?;
+    let issued = ca.issue(
+        &name,
+        "node",
+        "mesh",
+        &CertKind::Server {
+            hosts: vec![host_of(addr).to_owned()],
+        },
+        365,
+    )?;
+    write_file(&dir.join("cert.pem"), issued.cert_pem.as_bytes(), false)?;
+    write_file(&dir.join("key.pem"), issued.key_pem.as_bytes(), true)?;
+    write_file(&dir.join("ca.pem"), ca.cert_pem()?.as_bytes(), false)?;
+    std::fs::copy(ca_dir.join(ribat_identity::ca::CRL), dir.join("crl.pem"))?;
+    let seed = random_seed()?;
+    write_seed(&dir.join(NODE_KEY), &seed)?;
+    for f in ["group.json", "policy.json", crate::serve::RULES_FILE] {
+        copy_into(deployment.root(), &dir, f)?;
+    }
+    let id_dir = crate::identity::dir(&node);
+    std::fs::create_dir_all(&id_dir)?;
+    use ribat_identity::ca::{CA_CERT, CRL, TOKEN_PUB};
+    for f in [CA_CERT, CRL, TOKEN_PUB] {
+        copy_into(&ca_dir, &id_dir, f)?;
+    }
+    let file = MeshFile {
+        id,
+        gateway: None,
+        // It holds no custodian and runs no gateway: it never touches the records.
+        store: None,
+        store_schema: None,
+        joined: Some(Peer {
+            id,
+            name,
+            addr: addr.to_owned(),
+            key: KeyPair::from_seed(&seed).public(),
+            custodian: None,
+            witness: None,
+            audit_log: None,
+        }),
+        ..template
+    };
+    write_file(
+        &dir.join(MESH_FILE),
+        serde_json::to_string_pretty(&file)?.as_bytes(),
+        false,
+    )?;
+    Ok(dir)
+}
+
+/// What administrators sign to add the node prepared in `dir`: its name, key and seat,
+/// read from its `mesh.json`.
+pub fn joining(dir: &Path) -> Result<ribat_mesh::command::MembershipStatement> {
+    let m = MeshFile::read(dir)?;
+    let j = m.joined.ok_or_else(|| {
+        crate::err!(
+            "{} is a founding member's directory, not one made by `ribat mesh prepare-node`",
+            dir.display()
+        )
+    })?;
+    Ok(ribat_mesh::command::MembershipStatement::Add {
+        member: Member {
+            name: j.name,
+            key: j.key,
+        },
+        seat: ribat_mesh::Seat {
+            raft_id: j.id,
+            addr: j.addr,
+        },
+    })
+}
+
+/// One administrator's approval of a membership change, made offline with their key.
+pub fn approve_membership(
+    key: &Path,
+    admin: &str,
+    statement: &ribat_mesh::command::MembershipStatement,
+) -> Result<ribat_mesh::Approval> {
+    let kp = read_seed(key)?;
+    Ok(ribat_mesh::Approval {
+        admin: admin.to_owned(),
+        sig: kp.sign(ribat_mesh::command::kind::MEMBERSHIP, statement)?,
+    })
+}
+
+/// Proposes a membership change with administrators' approvals (two distinct ones, or every
+/// node refuses it); once committed, the leader makes Raft's voters match.
+pub fn change_membership(
+    dir: &Path,
+    statement: ribat_mesh::command::MembershipStatement,
+    approvals: Vec<ribat_mesh::Approval>,
+) -> Result<Proposed> {
+    propose(
+        dir,
+        &ribat_mesh::Command::Membership {
+            statement,
+            approvals,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1911,6 +2205,8 @@ mod tests {
                 last_log_index: None,
                 last_applied_index: None,
                 voters: vec![],
+                learners: vec![],
+                seats: BTreeMap::new(),
                 in_force: 0,
                 mesh_wide: 0,
                 matched: BTreeMap::new(),
@@ -1920,8 +2216,18 @@ mod tests {
             error: leader.is_none().then(|| "refused".to_owned()),
             custodian: Some(2),
             gateway: true,
+            removed: false,
         };
         assert_eq!(majority_leader(&[m(Some(2)), m(Some(2)), m(None)]), Some(2));
+        // A removed member's answer and silence count for nothing: two of the three
+        // current members name node 2.
+        let gone = MemberStatus {
+            removed: true,
+            ..m(None)
+        };
+        let four = [m(Some(2)), m(Some(2)), m(None), gone.clone()];
+        assert_eq!(majority_leader(&four), Some(2));
+        assert!(render(&[gone]).contains("NOT A MEMBER"));
         assert_eq!(majority_leader(&[m(Some(2)), m(None), m(None)]), None);
         assert_eq!(majority_leader(&[m(Some(1)), m(Some(2)), m(Some(3))]), None);
         let table = render(&[m(Some(2)), m(None)]);

@@ -1,5 +1,7 @@
 //! The mesh's Raft routes on a node's listener. Only a certificate of role `node` from the
-//! deployment's CA reaches them (mTLS verified the chain; this checks the role).
+//! deployment's CA, named after a current member of the security state, reaches them (mTLS
+//! verified the chain; this checks the role and the membership): a node the administrators
+//! never added, or removed, cannot vote, append, propose or ask.
 
 use crate::{MeshConfig, MeshRaft, MeshStateMachine};
 use axum::extract::{Request, State};
@@ -75,6 +77,13 @@ pub struct NodeStatus {
     pub last_applied_index: Option<u64>,
     /// Voters of the membership it holds.
     pub voters: Vec<u64>,
+    /// Learners of that membership: nodes added and still catching up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learners: Vec<u64>,
+    /// Where the members of its security state sit in Raft, by name (what the leader makes
+    /// Raft's voters match).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub seats: BTreeMap<String, ribat_mesh::Seat>,
     /// Restrictions in force by its clock.
     pub in_force: usize,
     /// Of those, the ones `t` members signed (mesh-wide).
@@ -115,7 +124,10 @@ pub fn router_with(raft: MeshRaft, sm: MeshStateMachine, waiting: Option<Waiting
         .route(STATUS, get(status))
         .route(PROPOSE, post(propose))
         .route(READ_INDEX, get(read_index))
-        .route_layer(axum::middleware::from_fn(only_nodes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            sm.clone(),
+            only_members,
+        ))
         .with_state(Served { raft, sm, waiting })
 }
 
@@ -131,9 +143,9 @@ async fn status(State(s): State<Served>) -> Response {
             .iter()
             .filter(|h| st.mesh_wide(&h.restriction.id))
             .count();
-        (held.len(), wide)
+        (held.len(), wide, st.seats().clone())
     });
-    let (in_force, mesh_wide) = match counted {
+    let (in_force, mesh_wide, seats) = match counted {
         Ok(n) => n,
         Err(e) => return Problem::internal(e.to_string()).into_response(),
     };
@@ -145,6 +157,8 @@ async fn status(State(s): State<Served>) -> Response {
         last_log_index: m.last_log_index,
         last_applied_index: m.last_applied.map(|l| l.index),
         voters: m.membership_config.voter_ids().collect(),
+        learners: m.membership_config.membership().learner_ids().collect(),
+        seats,
         in_force,
         mesh_wide,
         matched: m
@@ -170,10 +184,21 @@ async fn status(State(s): State<Served>) -> Response {
     .into_response()
 }
 
-/// Before any body is read: the caller's certificate must be a node's.
-async fn only_nodes(req: Request, next: Next) -> Response {
+/// Before any body is read: the caller's certificate must be a current member's.
+async fn only_members(State(sm): State<MeshStateMachine>, req: Request, next: Next) -> Response {
     match req.extensions().get::<Caller>() {
-        Some(c) if c.peer.role == "node" => next.run(req).await,
+        Some(c) if c.peer.role == "node" => match sm.read(|st| st.is_member(&c.peer.name)) {
+            Ok(true) => next.run(req).await,
+            Ok(false) => Problem::forbidden(
+                "not-a-member",
+                format!(
+                    "`{}` is not a member of this mesh: two administrators add a node through the log (`ribat mesh add-node`) before it takes part",
+                    c.peer.name
+                ),
+            )
+            .into_response(),
+            Err(e) => Problem::internal(e.to_string()).into_response(),
+        },
         Some(c) => Problem::forbidden(
             "not-a-node",
             format!(

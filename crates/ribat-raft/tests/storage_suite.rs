@@ -21,6 +21,7 @@ fn genesis() -> Genesis {
         }],
         admins: Vec::new(),
         threshold: 1,
+        seats: Default::default(),
     }
 }
 

@@ -48,6 +48,7 @@ fn genesis() -> Genesis {
             })
             .collect(),
         threshold: 2,
+        seats: Default::default(),
     }
 }
 

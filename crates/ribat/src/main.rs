@@ -148,6 +148,11 @@ enum Command {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 16)]
         in_flight: usize,
+        /// Against a mesh of N `ribat node` processes on loopback (a custodian and a
+        /// gateway on each; real time, `cnss-bulk` only), measuring when every node
+        /// refuses the attacker.
+        #[arg(long, value_name = "N")]
+        mesh: Option<usize>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -521,8 +526,10 @@ enum MeshCommand {
         #[arg(long)]
         reason: String,
     },
-    /// One administrator's approval of a release, signed offline with their key; prints it
-    /// as one JSON line to hand to whoever proposes the release.
+    /// One administrator's approval, signed offline with their key, of a release
+    /// (`--id`, `--reason`) or of a membership change (`--add-node`, `--remove-node`);
+    /// prints it as one JSON line to hand to whoever proposes the change.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "add_node", "remove_node"])))]
     Approve {
         /// The administrator's signing key (from `mesh init`'s admins/).
         #[arg(long)]
@@ -530,12 +537,19 @@ enum MeshCommand {
         /// The administrator's name.
         #[arg(long = "as")]
         admin: String,
-        /// The restriction.
-        #[arg(long)]
-        id: String,
+        /// The restriction to release.
+        #[arg(long, requires = "reason")]
+        id: Option<String>,
         /// Why it is lifted (the same words every approver signs).
         #[arg(long)]
-        reason: String,
+        reason: Option<String>,
+        /// The directory `mesh prepare-node` wrote for the node to add (its name, key and
+        /// address are what is signed).
+        #[arg(long)]
+        add_node: Option<PathBuf>,
+        /// The member to remove, e.g. `node-3`.
+        #[arg(long)]
+        remove_node: Option<String>,
     },
     /// Proposes a release with administrators' approvals (two distinct ones, neither the
     /// target, or every node refuses it). Exit status 1 when refused.
@@ -549,6 +563,48 @@ enum MeshCommand {
         /// Why (as the approvers signed it).
         #[arg(long)]
         reason: String,
+        /// An approval printed by `mesh approve` (repeat for each administrator).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
+    },
+    /// On the host that keeps the ceremony's CA: writes the directory of a node that will
+    /// join the mesh (certificate, keys, the members), to carry to its host. It holds no
+    /// custodian and runs no gateway, and takes part once two administrators add it.
+    PrepareNode {
+        /// The directory `mesh init --out` made.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the new node will listen, HOST:PORT.
+        #[arg(long)]
+        addr: String,
+        /// Its Raft id (default: one above every id known here).
+        #[arg(long)]
+        id: Option<u64>,
+    },
+    /// Proposes adding the node `mesh prepare-node` wrote, with two administrators'
+    /// approvals (`mesh approve --add-node`); once committed the leader takes it on and
+    /// makes it a voter when it has caught up. Exit status 1 when refused.
+    AddNode {
+        /// A member's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The new node's directory.
+        #[arg(long)]
+        node: PathBuf,
+        /// An approval printed by `mesh approve` (repeat for each administrator).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
+    },
+    /// Proposes removing a member, with two administrators' approvals (`mesh approve
+    /// --remove-node`); once committed its signatures count no more, every node refuses its
+    /// requests, and the leader takes it out of Raft. Exit status 1 when refused.
+    RemoveNode {
+        /// A member's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The member, e.g. `node-3`.
+        #[arg(long)]
+        node: String,
         /// An approval printed by `mesh approve` (repeat for each administrator).
         #[arg(long = "approval")]
         approvals: Vec<String>,
@@ -927,20 +983,22 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             requests,
             in_flight,
+            mesh,
             json,
         } => {
             let home = node_home(cli.home, &store)?;
-            Ok(simulate::run(
-                &home,
-                &simulate::Options {
-                    scenario,
-                    persons,
-                    seed,
-                    requests,
-                    in_flight,
-                    json,
-                },
-            )?)
+            let o = simulate::Options {
+                scenario,
+                persons,
+                seed,
+                requests,
+                in_flight,
+                json,
+            };
+            match mesh {
+                Some(n) => Ok(simulate::mesh::run(&home, &o, n)?),
+                None => Ok(simulate::run(&home, &o)?),
+            }
         }
         Command::Decisions { command } => {
             let home = node_home(cli.home, &store)?;
@@ -1470,9 +1528,65 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             admin,
             id,
             reason,
+            add_node,
+            remove_node,
         } => {
-            let a = ribat_node::mesh::approve_release(&key, &admin, &id, &reason)?;
+            let a = match (id, add_node, remove_node) {
+                (Some(id), _, _) => {
+                    let reason = reason.context("--reason: why the restriction is lifted")?;
+                    ribat_node::mesh::approve_release(&key, &admin, &id, &reason)?
+                }
+                (None, Some(dir), _) => ribat_node::mesh::approve_membership(
+                    &key,
+                    &admin,
+                    &ribat_node::mesh::joining(&dir)?,
+                )?,
+                (None, None, Some(name)) => ribat_node::mesh::approve_membership(
+                    &key,
+                    &admin,
+                    &ribat_node::mesh::MembershipStatement::Remove(name),
+                )?,
+                (None, None, None) => {
+                    anyhow::bail!("--id, --add-node or --remove-node: what is approved")
+                }
+            };
             println!("{}", serde_json::to_string(&a)?);
+            Ok(())
+        }
+        MeshCommand::PrepareNode { out, addr, id } => {
+            let dir = ribat_node::mesh::prepare_node(&out, &addr, id)?;
+            let show = dir.display();
+            println!("node directory: {show}");
+            println!("next:");
+            println!("  1. carry {show} to its host and start it: ribat node --dir {show}");
+            println!(
+                "  2. two administrators each run: ribat mesh approve --key KEY --as NAME --add-node {show}"
+            );
+            println!(
+                "  3. ribat mesh add-node --dir A_MEMBER_DIR --node {show} --approval '…' --approval '…'"
+            );
+            Ok(())
+        }
+        MeshCommand::AddNode {
+            dir,
+            node,
+            approvals,
+        } => {
+            let statement = ribat_node::mesh::joining(&node)?;
+            let p =
+                ribat_node::mesh::change_membership(&dir, statement, parse_approvals(&approvals)?)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
+        }
+        MeshCommand::RemoveNode {
+            dir,
+            node,
+            approvals,
+        } => {
+            let statement = ribat_node::mesh::MembershipStatement::Remove(node);
+            let p =
+                ribat_node::mesh::change_membership(&dir, statement, parse_approvals(&approvals)?)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
         }
         MeshCommand::Release {
@@ -1481,14 +1595,7 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             reason,
             approvals,
         } => {
-            let approvals = approvals
-                .iter()
-                .map(|a| {
-                    serde_json::from_str(a)
-                        .with_context(|| "--approval: not an approval printed by `mesh approve`")
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let p = ribat_node::mesh::release(&dir, &id, &reason, approvals)?;
+            let p = ribat_node::mesh::release(&dir, &id, &reason, parse_approvals(&approvals)?)?;
             println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
         }
@@ -1507,6 +1614,17 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             Ok(())
         }
     }
+}
+
+/// Approvals as `mesh approve` printed them.
+fn parse_approvals(approvals: &[String]) -> Result<Vec<ribat_node::mesh::Approval>> {
+    approvals
+        .iter()
+        .map(|a| {
+            serde_json::from_str(a)
+                .with_context(|| "--approval: not an approval printed by `mesh approve`")
+        })
+        .collect()
 }
 
 /// The nodes' addresses: as given, or 127.0.0.1 from `base_port + 1`.

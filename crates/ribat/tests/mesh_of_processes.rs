@@ -1558,3 +1558,264 @@ fn i4_a_mesh_on_postgresql_gives_each_node_its_own_role_and_its_dump_holds_nothi
         "the search can fail"
     );
 }
+
+/// Waits until each member in `ids` (asked from `dir`) holds exactly `want` as Raft voters
+/// and has applied as far as the leader; the last status.
+fn voters_everywhere(dir: &Path, ids: &[u64], want: &[u64]) -> Vec<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let s = status(dir);
+        let of = |id: u64| s.iter().find(|m| m["status"]["id"].as_u64() == Some(id));
+        let applied: Vec<Option<u64>> = ids
+            .iter()
+            .map(|id| of(*id).and_then(|m| m["status"]["last_applied_index"].as_u64()))
+            .collect();
+        let agreed = ids.iter().all(|id| {
+            of(*id).is_some_and(|m| {
+                let v: Vec<u64> = m["status"]["voters"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+                    .unwrap_or_default();
+                v == want
+            })
+        }) && applied.windows(2).all(|w| w[0] == w[1] && w[0].is_some());
+        if agreed {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "members {ids:?} never held voters {want:?}: {s:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_node_joins_and_leaves_only_by_two_administrators_and_one_never_added_takes_no_part() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[]);
+    let mut nodes: Vec<Option<NodeProcess>> = dirs.iter().map(|d| Some(start(d))).collect();
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let prepare = || {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let o = ribat(&[
+            "mesh",
+            "prepare-node",
+            "--out",
+            out.to_str().unwrap(),
+            "--addr",
+            &addr,
+        ]);
+        assert!(o.status.success(), "{}", common::text(&o));
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let dir = text
+            .lines()
+            .find_map(|l| l.strip_prefix("node directory: "))
+            .unwrap()
+            .to_owned();
+        PathBuf::from(dir)
+    };
+    let n4 = prepare();
+    let n5 = prepare();
+    assert_eq!(n4, out.join("node-4"));
+    assert_eq!(n5, out.join("node-5"));
+    let _p4 = start(&n4);
+    let _p5 = start(&n5);
+    let approve = |who: &str, what: &[&str]| {
+        let mut args = vec![
+            "mesh".to_owned(),
+            "approve".into(),
+            "--key".into(),
+            out.join(format!("admins/{who}.key"))
+                .to_string_lossy()
+                .into(),
+            "--as".into(),
+            who.into(),
+        ];
+        args.extend(what.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = ribat(&args);
+        assert!(o.status.success(), "{}", common::text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let change = |verb: &str, via: &Path, node: &str, approvals: &[&str]| {
+        let mut args = vec!["mesh", verb, "--dir", via.to_str().unwrap(), "--node", node];
+        for a in approvals {
+            args.extend(["--approval", a]);
+        }
+        ribat(&args)
+    };
+    let add4 = ["--add-node", n4.to_str().unwrap()];
+    // One administrator is not enough: every node refuses the entry.
+    let amina = approve("sec.amina", &add4);
+    let o = change("add-node", &dirs[0], n4.to_str().unwrap(), &[&amina]);
+    assert!(!o.status.success());
+    assert!(
+        common::text(&o).contains("1 distinct administrator signature(s) where 2 are needed"),
+        "{}",
+        common::text(&o)
+    );
+    // Nor is one administrator signing twice, as both.
+    let forged = amina.replace("sec.amina", "sec.youssef");
+    let o = change(
+        "add-node",
+        &dirs[0],
+        n4.to_str().unwrap(),
+        &[&amina, &forged],
+    );
+    assert!(!o.status.success());
+    assert!(
+        common::text(&o).contains("the signature of `sec.youssef` does not verify"),
+        "{}",
+        common::text(&o)
+    );
+    // Until it is added, node-4's requests are refused by every member.
+    let s = status(&n4);
+    for m in &s[..3] {
+        let e = m["error"].as_str().unwrap_or_default();
+        assert!(e.contains("not a member of this mesh"), "{m}");
+    }
+    let youssef = approve("sec.youssef", &add4);
+    let o = change(
+        "add-node",
+        &dirs[0],
+        n4.to_str().unwrap(),
+        &[&amina, &youssef],
+    );
+    assert!(o.status.success(), "{}", common::text(&o));
+    // The leader takes node-4 on and makes it a voter; every member agrees.
+    voters_everywhere(&dirs[0], &[1, 2, 3, 4], &[1, 2, 3, 4]);
+    // node-5, prepared from the same CA with a valid node certificate but never added,
+    // takes no part: every member refuses it, and no membership names it.
+    let s = status(&n5);
+    for m in s.iter().filter(|m| m["name"] != "node-5") {
+        let e = m["error"].as_str().unwrap_or_default();
+        assert!(e.contains("not a member of this mesh"), "{m}");
+    }
+    let o = ribat(&["mesh", "status", "--dir", n5.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", common::text(&o));
+    // node-2 leaves by two administrators: its signatures count no more, every member
+    // refuses it, and the leader takes it out of Raft.
+    let remove2 = ["--remove-node", "node-2"];
+    let o = change(
+        "remove-node",
+        &dirs[0],
+        "node-2",
+        &[
+            &approve("sec.amina", &remove2),
+            &approve("sec.youssef", &remove2),
+        ],
+    );
+    assert!(o.status.success(), "{}", common::text(&o));
+    let s = voters_everywhere(&dirs[0], &[1, 3, 4], &[1, 3, 4]);
+    let two = s.iter().find(|m| m["name"] == "node-2").unwrap();
+    assert_eq!(two["removed"], true, "{two}");
+    let s = status(&dirs[1]);
+    let e = s[0]["error"].as_str().unwrap_or_default();
+    assert!(e.contains("`node-2` is not a member"), "{s:?}");
+    // node-4 votes: with node-2 gone and node-3 killed, node-4 and node-1 are a majority of
+    // the voters {1, 3, 4}, and they still elect and commit.
+    nodes[1] = None;
+    nodes[2] = None;
+    agreed_leader(&dirs[0], &[1, 4]);
+    let o = ribat(&[
+        "mesh",
+        "restrict",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--identity",
+        "clerk.amal",
+        "--reason",
+        "committed by a founding member and the one two administrators added",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+}
+
+/// The serial of `name`'s certificate, from the ceremony's identity register.
+fn serial_of(deployment: &Path, name: &str) -> String {
+    let text = std::fs::read_to_string(deployment.join("identity/register.json")).unwrap();
+    let register: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    register
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["serial"].as_str())
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_revoked_node_is_refused_by_every_member_its_custodian_stops_answering_and_two_administrators_remove_it()
+ {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[]);
+    let _nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let serial = serial_of(&out.join("deployment"), "node-3");
+    let o = ribat(&[
+        "mesh",
+        "revoke",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--key",
+        out.join("admins/sec.amina.key").to_str().unwrap(),
+        "--as",
+        "sec.amina",
+        "--serial",
+        &serial,
+        "--reason",
+        "node-3's host is owned",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    // node-3 can no longer confirm the security state with anyone: its custodian stops
+    // answering (it says so in its status), and its own requests are refused.
+    let start_wait = Instant::now();
+    loop {
+        let s = status(&dirs[0]);
+        if s[2]["status"]["waiting"].is_string() {
+            break;
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(15),
+            "node-3's custodian still answers: {:?}",
+            s[2]
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let s = status(&dirs[2]);
+    for m in &s[..2] {
+        let e = m["error"].as_str().unwrap_or_default();
+        assert!(e.contains("revoked"), "{m}");
+    }
+    // The two others still form the mesh and, by two administrators, take node-3 out.
+    let approve = |who: &str| {
+        let o = ribat(&[
+            "mesh",
+            "approve",
+            "--key",
+            out.join(format!("admins/{who}.key")).to_str().unwrap(),
+            "--as",
+            who,
+            "--remove-node",
+            "node-3",
+        ]);
+        assert!(o.status.success(), "{}", common::text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let (a, b) = (approve("sec.amina"), approve("sec.youssef"));
+    let o = ribat(&[
+        "mesh",
+        "remove-node",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--node",
+        "node-3",
+        "--approval",
+        &a,
+        "--approval",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    voters_everywhere(&dirs[0], &[1, 2], &[1, 2]);
+}

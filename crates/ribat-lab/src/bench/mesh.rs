@@ -106,7 +106,7 @@ struct Report {
 }
 
 /// One call on a fresh connection; the status and the problem type (or denial) it names.
-fn ask(
+pub(crate) fn ask(
     rt: &tokio::runtime::Runtime,
     cfg: &Arc<rustls::ClientConfig>,
     addr: &str,
@@ -499,7 +499,7 @@ fn in_force_everywhere(dir: &Path) -> Result<usize> {
 }
 
 /// The vault's record id of the person `cnss`, as the gateway names it.
-fn record_id(
+pub(crate) fn record_id(
     rt: &tokio::runtime::Runtime,
     cfg: &Arc<rustls::ClientConfig>,
     addr: &str,

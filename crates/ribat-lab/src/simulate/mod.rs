@@ -15,6 +15,7 @@
 //! ```
 
 mod attacks;
+pub mod mesh;
 mod scoring;
 mod workload;
 

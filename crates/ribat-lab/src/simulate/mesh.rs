@@ -1,0 +1,514 @@
+//! `ribat simulate --mesh N`: the 2025 attack (`cnss-bulk`) against N `ribat node` processes
+//! on loopback — one custodian and one gateway on every node — while honest clerks,
+//! supervisors and partners keep reading through every node's gateway.
+//!
+//! Unlike the embedded simulation there is no simulated clock: the nodes are processes with
+//! the real one, so the run is real time (a minute of honest traffic with the attack in
+//! it), and only the scenarios that happen within a minute run here. What it measures:
+//! records the attacker received, when the attacked gateway first refused it, and when
+//! *every* node refused it — each node's gateway and each node's custodian, asked
+//! directly with the attacked gateway's certificate — from the attack's first request.
+
+use super::{Role, Scenario, TOKEN_TTL, Tally};
+use crate::bench::BenchError;
+use crate::bench::mesh::{ask, record_id};
+use crate::bench::node::{free_addr, fresh_dir, import_fund, wait_listening};
+use crate::home::Home;
+use crate::identity::add_client_quiet;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha12Rng;
+use rand_distr::{Distribution, Exp};
+use ribat_net::client::Connection;
+use ribat_node::mesh::{InitSpec, NodeChild};
+use ribat_node::{Context, bail};
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+type Result<T, E = BenchError> = std::result::Result<T, E>;
+
+/// Honest traffic before the attack starts.
+const WARM_UP: Duration = Duration::from_secs(10);
+/// Honest traffic after every node refuses the attacker.
+const COOL_DOWN: Duration = Duration::from_secs(15);
+
+/// One node's containment.
+#[derive(Debug, Serialize)]
+struct NodeContainment {
+    node: String,
+    /// Its gateway refused the attacker, seconds after the attack's first request.
+    gateway_s: f64,
+    /// Its custodian refused the attacker's partial decryption, same origin.
+    custodian_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct MeshReport {
+    scenario: Scenario,
+    nodes: usize,
+    threshold: usize,
+    persons: usize,
+    real_seconds: f64,
+    legit_requests: u64,
+    legit_failures: u64,
+    legit_failure_kinds: std::collections::BTreeMap<String, u64>,
+    attack_requests: u64,
+    records_exposed: u64,
+    /// The attacked gateway's first refusal, from the attack's first request.
+    seconds_to_detect: Option<f64>,
+    /// The last node to refuse (gateway and custodian), from the attack's first request.
+    seconds_to_contain_everywhere: Option<f64>,
+    /// Same, from the attacked gateway's first refusal: the mesh's part.
+    seconds_from_detection_to_everywhere: Option<f64>,
+    per_node: Vec<NodeContainment>,
+}
+
+/// A caller of the simulation.
+struct Caller {
+    name: String,
+    role: Role,
+    cfg: Arc<rustls::ClientConfig>,
+    /// The gateway it calls.
+    gateway: String,
+}
+
+/// Runs `o.scenario` against a mesh of `nodes` node processes.
+pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
+    if o.scenario != Scenario::CnssBulk {
+        bail!(
+            "--mesh runs in real time (the nodes keep the real clock): only --scenario cnss-bulk happens within the minute it simulates; the other scenarios run on the embedded node's simulated clock (without --mesh)"
+        );
+    }
+    if nodes < 3 {
+        bail!("--mesh: at least 3 nodes (a threshold of 2 needs a third to survive a loss)");
+    }
+    if o.persons < 1_000 {
+        bail!("--persons: at least 1000");
+    }
+    let say = |m: &str| eprintln!("{m}");
+    let threshold = nodes / 2 + 1;
+    let dir = fresh_dir(home, "simulate-mesh")?;
+    say(&format!("generating a fund of {} persons…", o.persons));
+    let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(3), 1, o.seed);
+    let source = dir.join("source");
+    let fund = ribat_sim::files::write(&spec, &source)?;
+    say(&format!(
+        "mesh: ceremony for {nodes} nodes (threshold {threshold}), a gateway on each…"
+    ));
+    let out = dir.join("mesh");
+    let passes = dir.join("mesh-passphrases");
+    let pass = crate::passphrases::random_files(&passes, nodes)?;
+    let addrs = (0..nodes)
+        .map(|_| free_addr())
+        .collect::<ribat_node::Result<Vec<_>>>()?;
+    let gateways = (1..=nodes as u64)
+        .map(|i| Ok((i, free_addr()?)))
+        .collect::<Result<Vec<_>>>()?;
+    let dirs = ribat_node::mesh::init(&InitSpec {
+        out: out.clone(),
+        addrs: addrs.clone(),
+        threshold,
+        admins: vec!["sec.sim-1".into(), "sec.sim-2".into()],
+        gateways: gateways.clone(),
+        passphrases: pass.clone(),
+        store: ribat_node::StoreSpec::Sqlite,
+        kdf: ribat_crypto::passphrase::KdfParams::default(),
+    })?;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let mut procs: Vec<Option<NodeChild>> = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        procs.push(match i {
+            0 => None,
+            _ => Some(NodeChild::start(&exe, d, &passes)?),
+        });
+    }
+    say("mesh: sealed import through node 1's directory (the other nodes' custodians up)…");
+    let node1 = ribat_node::mesh::adopt_store(Home::at(dirs[0].clone()))?;
+    let files = [source.join("employers.csv"), source.join("persons.csv")];
+    let started = Instant::now();
+    loop {
+        match crate::embedded::Embedded::open(&node1, &pass) {
+            Ok(node) => {
+                import_fund(&node, &files)?;
+                break;
+            }
+            Err(_) if started.elapsed() < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    procs[0] = Some(NodeChild::start(&exe, &dirs[0], &passes)?);
+    say("mesh: waiting for a leader and every custodian…");
+    ribat_node::mesh::wait_ready(&dirs[0], Duration::from_secs(90))?;
+
+    say("issuing identities (40 clerks, 4 supervisors, 10 partners, the leaked partner)…");
+    let deployment = ribat_node::mesh::deployment_home(&out);
+    let ca = crate::identity::open_ca(&deployment)?;
+    let gw = |i: usize| gateways[i % gateways.len()].1.clone();
+    let mut honest = Vec::new();
+    let kinds = [
+        (40, Role::Clerk, "clerk"),
+        (4, Role::Supervisor, "supervisor"),
+        (10, Role::Partner, "partner"),
+    ];
+    for (count, role, prefix) in kinds {
+        for i in 0..count {
+            let name = format!("{prefix}.{i:03}");
+            let inst = match role {
+                Role::Partner => format!("partner-{i}"),
+                _ => format!("agency-{}", i % 40),
+            };
+            let d = add_client_quiet(&ca, &deployment, &name, role.name(), &inst)?;
+            honest.push(Arc::new(Caller {
+                name,
+                role,
+                cfg: crate::api_client::config_in(&d)?,
+                gateway: gw(honest.len()),
+            }));
+        }
+    }
+    let leaked = {
+        let d = add_client_quiet(
+            &ca,
+            &deployment,
+            "partner.leaked",
+            Role::Partner.name(),
+            "third-party-x",
+        )?;
+        Caller {
+            name: "partner.leaked".into(),
+            role: Role::Partner,
+            cfg: crate::api_client::config_in(&d)?,
+            gateway: gw(0),
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    for (_, a) in &gateways {
+        wait_listening(&rt, &leaked.cfg, a)?;
+    }
+    // A record the custodians are asked about directly (any will do: the question is
+    // whether they answer the attacker at all).
+    let probe = fund
+        .persons
+        .iter()
+        .find(|p| !p.honey && !p.sensitive)
+        .context("the fund has no ordinary person")?;
+    let record = {
+        let d = add_client_quiet(
+            &ca,
+            &deployment,
+            "batch.pensions",
+            Role::Pension.name(),
+            "cnss-pensions",
+        )?;
+        record_id(&rt, &crate::api_client::config_in(&d)?, &gw(0), &probe.cnss)?
+    };
+
+    let people: Arc<Vec<String>> = Arc::new(
+        fund.persons
+            .iter()
+            .filter(|p| !p.honey && !p.sensitive)
+            .map(|p| p.cnss.clone())
+            .collect(),
+    );
+    let legit = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run_started = Instant::now();
+    say(&format!(
+        "honest traffic on all {nodes} gateways; the leaked partner starts in {} s on node-1's…",
+        WARM_UP.as_secs()
+    ));
+    let mut tasks = Vec::new();
+    for (k, c) in honest.iter().enumerate() {
+        let (c, people, legit, stop) = (c.clone(), people.clone(), legit.clone(), stop.clone());
+        let seed = o.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        tasks.push(rt.spawn(async move { honest_caller(c, people, legit, stop, seed).await }));
+    }
+    std::thread::sleep(WARM_UP);
+
+    // The attack: eight connections reading every person in order, as in 2025.
+    let attack_started = Instant::now();
+    let hostile = Arc::new(Mutex::new(Tally::default()));
+    let refused_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let token = rt.block_on(async {
+        let mut c =
+            Connection::open(leaked.cfg.clone(), &leaked.gateway, "127.0.0.1", false).await?;
+        crate::api_client::token(&mut c, TOKEN_TTL).await
+    })?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut attack = Vec::new();
+    for _ in 0..8 {
+        let (cfg, addr, token) = (leaked.cfg.clone(), leaked.gateway.clone(), token.clone());
+        let (next, people, hostile, refused_at) = (
+            next.clone(),
+            people.clone(),
+            hostile.clone(),
+            refused_at.clone(),
+        );
+        attack.push(rt.spawn(async move {
+            let Ok(mut c) = Connection::open(cfg, &addr, "127.0.0.1", false).await else {
+                return;
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let give_up = hostile.lock().map_or(true, |h| h.refused_in_a_row >= 20);
+                if give_up || i >= people.len() {
+                    return;
+                }
+                let path = format!("/v1/persons/{}?purpose=partner-verification", people[i]);
+                let r = c.send("GET", &path, Some(&token), None).await;
+                if r.as_ref().is_ok_and(|r| r.status == 403)
+                    && let Ok(mut at) = refused_at.lock()
+                {
+                    at.get_or_insert_with(Instant::now);
+                }
+                let e = r.as_ref().err().map(ToString::to_string);
+                tally(&hostile, Role::Partner, r.as_ref().ok(), e);
+            }
+        }));
+    }
+    // Meanwhile: when does each node refuse the attacker? Its gateway (the leaked partner's
+    // token) and its custodian (a partial decryption in the partner's name, with node 1's
+    // gateway certificate, as that gateway would forward it).
+    let gateway_cert = crate::api_client::config_in(&crate::identity::issued_dir(
+        &Home::at(dirs[0].clone()),
+        crate::identity::GATEWAY_NAME,
+    ))?;
+    let mut per_node: Vec<(Option<f64>, Option<f64>)> = vec![(None, None); nodes];
+    let deadline = Duration::from_secs(60);
+    let mut n = 0u64;
+    while per_node.iter().any(|(g, c)| g.is_none() || c.is_none()) {
+        if attack_started.elapsed() > deadline {
+            break;
+        }
+        for (i, slot) in per_node.iter_mut().enumerate() {
+            if slot.0.is_none() {
+                let (status, why) = ask(
+                    &rt,
+                    &leaked.cfg,
+                    &gateways[i].1,
+                    "GET",
+                    &format!("/v1/persons/{}?purpose=partner-verification", probe.cnss),
+                    Some(&token),
+                    None,
+                )?;
+                if status == 403 && why == "quarantined" {
+                    slot.0 = Some(attack_started.elapsed().as_secs_f64());
+                }
+            }
+            if slot.1.is_none() {
+                n += 1;
+                let body = serde_json::to_vec(&serde_json::json!({
+                    "request_id": format!("simulate-mesh-probe-{n}"),
+                    "requester": {"identity": leaked.name, "role": leaked.role.name()},
+                    "purpose": "partner-verification",
+                    "table": "persons",
+                    "class": "identity",
+                    "record_ids": [record],
+                    "token": token,
+                }))?;
+                let (status, why) = ask(
+                    &rt,
+                    &gateway_cert,
+                    &addrs[i],
+                    "POST",
+                    "/v1/partial",
+                    None,
+                    Some(body),
+                )?;
+                if status == 403 && why == "quarantined" {
+                    slot.1 = Some(attack_started.elapsed().as_secs_f64());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for t in attack {
+        let _ = rt.block_on(t);
+    }
+    say(&format!(
+        "attack over; {} s more of honest traffic…",
+        COOL_DOWN.as_secs()
+    ));
+    std::thread::sleep(COOL_DOWN);
+    stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        let _ = rt.block_on(t);
+    }
+    let real = run_started.elapsed().as_secs_f64();
+    drop(procs);
+
+    let legit = legit.lock().map(|t| t.clone()).unwrap_or_default();
+    let bad = hostile.lock().map(|t| t.clone()).unwrap_or_default();
+    let detect = refused_at
+        .lock()
+        .ok()
+        .and_then(|t| *t)
+        .map(|t| t.duration_since(attack_started).as_secs_f64());
+    let everywhere = per_node
+        .iter()
+        .map(|(g, c)| Some(g.as_ref()?.max(*c.as_ref()?)))
+        .collect::<Option<Vec<f64>>>()
+        .map(|v| v.into_iter().fold(0.0, f64::max));
+    let report = MeshReport {
+        scenario: o.scenario,
+        nodes,
+        threshold,
+        persons: o.persons,
+        real_seconds: real,
+        legit_requests: legit.requests,
+        legit_failures: legit.requests - legit.ok,
+        legit_failure_kinds: legit.failures.clone(),
+        attack_requests: bad.requests,
+        records_exposed: bad.records,
+        seconds_to_detect: detect,
+        seconds_to_contain_everywhere: everywhere,
+        seconds_from_detection_to_everywhere: everywhere.zip(detect).map(|(e, d)| e - d),
+        per_node: per_node
+            .iter()
+            .enumerate()
+            .map(|(i, (g, c))| NodeContainment {
+                node: format!("node-{}", i + 1),
+                gateway_s: g.unwrap_or(f64::NAN),
+                custodian_s: c.unwrap_or(f64::NAN),
+            })
+            .collect(),
+    };
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if report.seconds_to_contain_everywhere.is_none() {
+        bail!(
+            "the attacker was not refused by every node within {} s",
+            deadline.as_secs()
+        );
+    }
+    Ok(())
+}
+
+/// One honest caller: a read every few seconds (exponential gaps), through its gateway,
+/// until told to stop.
+async fn honest_caller(
+    c: Arc<Caller>,
+    people: Arc<Vec<String>>,
+    legit: Arc<Mutex<Tally>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    seed: u64,
+) {
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let mean_ms = match c.role {
+        Role::Clerk => 4_000.0,
+        Role::Supervisor => 8_000.0,
+        _ => 6_000.0,
+    };
+    let Ok(gap) = Exp::new(1.0 / mean_ms) else {
+        return;
+    };
+    let mut session: Option<(Connection, String)> = None;
+    let mut k = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        let wait: f64 = gap.sample(&mut rng);
+        tokio::time::sleep(Duration::from_millis(wait.min(30_000.0) as u64)).await;
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        if !session.as_ref().is_some_and(|(c, _)| c.is_open()) {
+            let opened = async {
+                let mut conn =
+                    Connection::open(c.cfg.clone(), &c.gateway, "127.0.0.1", false).await?;
+                let t = crate::api_client::token(&mut conn, TOKEN_TTL).await?;
+                Ok::<_, ribat_node::NodeError>((conn, t))
+            }
+            .await;
+            match opened {
+                Ok(s) => session = Some(s),
+                Err(e) => {
+                    tally(&legit, c.role, None, Some(e.chain()));
+                    continue;
+                }
+            }
+        }
+        let Some((conn, token)) = session.as_mut() else {
+            continue;
+        };
+        k += 1;
+        let person = &people[rng.random_range(0..people.len())];
+        let case = match c.role {
+            Role::Partner => String::new(),
+            _ => format!("&case={}-{k}", c.name),
+        };
+        let path = format!("/v1/persons/{person}?purpose={}{case}", c.role.purpose());
+        let r = conn.send("GET", &path, Some(token), None).await;
+        let e = r.as_ref().err().map(ToString::to_string);
+        tally(&legit, c.role, r.as_ref().ok(), e);
+    }
+}
+
+/// Counts one answer (or transport failure) as `record` does for the embedded run.
+fn tally(t: &Mutex<Tally>, role: Role, r: Option<&ribat_net::client::Response>, e: Option<String>) {
+    let Ok(mut t) = t.lock() else { return };
+    t.requests += 1;
+    match r {
+        Some(r) if (200..300).contains(&r.status) => {
+            t.ok += 1;
+            t.refused_in_a_row = 0;
+            if r.json().get("fields").is_some() {
+                t.records += 1;
+            }
+        }
+        Some(r) => {
+            t.refused_in_a_row += 1;
+            let kind = r.json()["type"]
+                .as_str()
+                .and_then(|s| s.rsplit('/').next())
+                .map_or_else(|| format!("http-{}", r.status), str::to_owned);
+            *t.failures.entry(kind).or_default() += 1;
+            *t.failures_by_role
+                .entry(role.name().to_owned())
+                .or_default() += 1;
+        }
+        None => {
+            t.refused_in_a_row += 1;
+            *t.failures
+                .entry(format!("transport: {}", e.unwrap_or_default()))
+                .or_default() += 1;
+        }
+    }
+}
+
+fn print_report(r: &MeshReport) {
+    let s = |v: Option<f64>| v.map_or("never".to_owned(), |s| format!("{s:.3} s"));
+    println!(
+        "{:?} against a mesh of {} nodes (threshold {}), {} persons, {:.0} s of real time",
+        r.scenario, r.nodes, r.threshold, r.persons, r.real_seconds
+    );
+    println!(
+        "  honest callers: {} requests, {} failed {:?}",
+        r.legit_requests, r.legit_failures, r.legit_failure_kinds
+    );
+    println!(
+        "  attacker: {} requests, {} records exposed",
+        r.attack_requests, r.records_exposed
+    );
+    println!(
+        "  refused by the attacked gateway after {}",
+        s(r.seconds_to_detect)
+    );
+    println!(
+        "  refused by every gateway and custodian after {} ({} after detection)",
+        s(r.seconds_to_contain_everywhere),
+        s(r.seconds_from_detection_to_everywhere)
+    );
+    for n in &r.per_node {
+        println!(
+            "    {}: gateway {:.3} s, custodian {:.3} s",
+            n.node, n.gateway_s, n.custodian_s
+        );
+    }
+}
