@@ -189,6 +189,18 @@ impl LocalCustodian {
         keystore::write_atomic(&dir.join(POLICY_FILE), &json)
     }
 
+    /// Decides by `policy` from the next request on (the mesh put it in force, signed by two
+    /// administrators), and keeps it in the custodian's directory, so that a restart starts
+    /// from it rather than from an older one.
+    pub fn set_policy(&self, policy: Policy) -> Result<(), CustodianError> {
+        Self::write_policy(&self.dir, &policy)?;
+        self.guard
+            .lock()
+            .map_err(|_| CustodianError::Poisoned)?
+            .set_policy(policy);
+        Ok(())
+    }
+
     /// The group file this custodian verified its shares against when it opened.
     pub fn group(&self) -> &ribat_crypto::group::GroupPublic {
         &self.keys.group

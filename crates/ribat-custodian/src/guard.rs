@@ -90,6 +90,11 @@ impl Guard {
         }
     }
 
+    /// Decides by `policy` from now on; the quotas already counted stay counted.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
     /// Adds honey records; returns how many were new.
     pub fn add_honey(&mut self, records: &[(String, String)]) -> usize {
         records

@@ -39,7 +39,9 @@ impl Admitted {
 
 /// The gate's state.
 pub struct Gate {
-    policy: Policy,
+    /// Replaced whole when the mesh puts a new version in force; a request decides by the
+    /// one it read first.
+    policy: std::sync::RwLock<Arc<Policy>>,
     tokens: TokenVerifier,
     /// Distinct subjects per window, per identity and per role.
     quotas: Mutex<QuotaBook>,
@@ -77,7 +79,7 @@ impl Gate {
     /// A gate enforcing `policy`, trusting tokens `tokens` verifies, at the time `clock` says.
     pub fn new(policy: Policy, tokens: TokenVerifier, clock: Arc<dyn Clock>) -> Self {
         Self {
-            policy,
+            policy: std::sync::RwLock::new(Arc::new(policy)),
             tokens,
             quotas: Mutex::new(QuotaBook::default()),
             quarantined: Mutex::new(HashMap::new()),
@@ -119,9 +121,21 @@ impl Gate {
         Ok(claims)
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &Policy {
-        &self.policy
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Decides by `policy` from the next request on (the mesh put it in force).
+    pub fn set_policy(&self, policy: Policy) {
+        let mut slot = match self.policy.write() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Arc::new(policy);
     }
 
     /// Checks the token against the connection's certificate.
@@ -175,8 +189,8 @@ impl Gate {
         Ok(claims)
     }
 
-    fn role(&self, role: &str) -> Result<&RolePolicy, Problem> {
-        self.policy.roles.get(role).ok_or_else(|| {
+    fn role<'p>(policy: &'p Policy, role: &str) -> Result<&'p RolePolicy, Problem> {
+        policy.roles.get(role).ok_or_else(|| {
             Problem::forbidden(
                 "role-unknown",
                 format!("role `{role}` is not in the policy; nothing may be read under it"),
@@ -202,7 +216,8 @@ impl Gate {
                 ),
             ));
         }
-        let role = self.role(&claims.role)?;
+        let policy = self.policy();
+        let role = Self::role(&policy, &claims.role)?;
         let purpose = match purpose.map(str::trim) {
             None | Some("") => {
                 return Err(Problem::bad_request(
@@ -272,7 +287,8 @@ impl Gate {
             .lock()
             .map_err(|_| Problem::internal("the gateway's quota state is poisoned; restart it"))?;
         let (id, role) = (claims.sub.as_str(), claims.role.as_str());
-        if let Err(o) = book.check(&self.policy, id, role, &[subject], now) {
+        let policy = self.policy();
+        if let Err(o) = book.check(&policy, id, role, &[subject], now) {
             let who = match o.scope {
                 Scope::Identity => format!("`{id}` may read"),
                 Scope::Role => format!("role `{role}` together may read"),
@@ -285,7 +301,7 @@ impl Gate {
                 o.quota.window_secs.min(3600),
             ));
         }
-        book.add(&self.policy, id, role, &[subject], now);
+        book.add(&policy, id, role, &[subject], now);
         Ok(())
     }
 

@@ -160,9 +160,8 @@ pub fn document(purposes: &[&str]) -> Value {
 
 /// `GET /openapi.json`: the document, with this deployment's purposes.
 pub(crate) async fn serve(State(app): State<Shared>) -> Response {
-    let purposes: std::collections::BTreeSet<&str> = app
-        .gate
-        .policy()
+    let policy = app.gate.policy();
+    let purposes: std::collections::BTreeSet<&str> = policy
         .roles
         .values()
         .flat_map(|r| r.purposes.iter().map(Purpose::as_str))

@@ -79,13 +79,29 @@ pub struct RevokeStatement {
     pub reason: String,
 }
 
-/// The statement administrators sign to put a policy in force.
+/// The statement administrators sign to put a policy in force: the policy itself travels
+/// in the log, so every node's gateway and custodian apply the same one, and none reads it
+/// from a file somebody could swap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyStatement {
     /// Strictly greater than the one in force.
     pub version: u64,
-    /// Hex SHA-256 of the policy file.
+    /// Hex SHA-256 of `document` (what logs and `mesh status` show).
     pub digest: String,
+    /// The policy, as `policy.json` holds it.
+    pub document: String,
+}
+
+impl PolicyStatement {
+    /// The statement for `document` at `version`, its digest computed.
+    pub fn new(version: u64, document: String) -> Self {
+        use sha2::Digest;
+        Self {
+            version,
+            digest: hex::encode(sha2::Sha256::digest(document.as_bytes())),
+            document,
+        }
+    }
 }
 
 /// Where a member sits in Raft: its id and the address its peers reach it at. The

@@ -32,6 +32,13 @@ pub enum Act {
         /// The administrators whose signatures released it.
         by: Vec<String>,
     },
+    /// Decide by this policy from now on (two administrators put it in force).
+    SetPolicy {
+        /// Its version.
+        version: u64,
+        /// The policy, as `policy.json` holds it.
+        document: String,
+    },
 }
 
 /// What has been carried out on this node since it started.
@@ -39,6 +46,8 @@ pub enum Act {
 pub struct Enforcement {
     imposed: BTreeSet<String>,
     lifted: BTreeSet<String>,
+    /// The policy version carried out (0: the one the node started with).
+    policy: u64,
 }
 
 fn quarantined(h: &Held) -> Option<&str> {
@@ -53,6 +62,14 @@ impl Enforcement {
     pub fn owed(&self, state: &SecurityState, now_ms: u64) -> Vec<Act> {
         let held: BTreeSet<&str> = state.in_force(now_ms).filter_map(quarantined).collect();
         let mut acts = Vec::new();
+        if let Some(p) = state.policy()
+            && p.version > self.policy
+        {
+            acts.push(Act::SetPolicy {
+                version: p.version,
+                document: p.document.clone(),
+            });
+        }
         for h in state.restrictions() {
             let Some(who) = quarantined(h) else { continue };
             let id = &h.restriction.id;
@@ -78,9 +95,14 @@ impl Enforcement {
     /// Records that `act` was carried out (a failed act stays owed).
     pub fn done(&mut self, act: &Act) {
         match act {
-            Act::Impose { id, .. } => self.imposed.insert(id.clone()),
-            Act::Lift { id, .. } => self.lifted.insert(id.clone()),
-        };
+            Act::Impose { id, .. } => {
+                self.imposed.insert(id.clone());
+            }
+            Act::Lift { id, .. } => {
+                self.lifted.insert(id.clone());
+            }
+            Act::SetPolicy { version, .. } => self.policy = self.policy.max(*version),
+        }
     }
 }
 
@@ -164,6 +186,48 @@ mod tests {
                 approvals,
             });
         }
+    }
+
+    impl World {
+        fn set_policy(&mut self, version: u64, document: &str) {
+            let statement = crate::command::PolicyStatement::new(version, document.into());
+            let approvals = self
+                .admins
+                .iter()
+                .zip(["sec.a", "sec.b"])
+                .map(|(k, name)| Approval {
+                    admin: name.into(),
+                    sig: k.sign(kind::POLICY, &statement).unwrap(),
+                })
+                .collect();
+            self.state
+                .apply(&Command::SetPolicy {
+                    statement,
+                    approvals,
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_policy_in_force_is_owed_once_and_only_the_latest() {
+        let mut w = world();
+        let mut e = Enforcement::default();
+        assert!(e.owed(&w.state, 0).is_empty(), "the start-up policy stands");
+        w.set_policy(1, "{\"v\":1}");
+        w.set_policy(2, "{\"v\":2}");
+        let acts = e.owed(&w.state, 0);
+        assert_eq!(
+            acts,
+            vec![Act::SetPolicy {
+                version: 2,
+                document: "{\"v\":2}".into()
+            }]
+        );
+        carry_out(&mut e, &acts);
+        assert!(e.owed(&w.state, 0).is_empty());
+        // A node that restarts owes it again (it starts from its file's policy).
+        assert_eq!(Enforcement::default().owed(&w.state, 0).len(), 1);
     }
 
     fn carry_out(e: &mut Enforcement, acts: &[Act]) {

@@ -123,6 +123,9 @@ pub enum Rejected {
     /// A membership change that cannot be made.
     #[error("membership: {0}")]
     Membership(String),
+    /// A policy whose digest is not its document's.
+    #[error("policy version {0}: its digest is not its document's")]
+    PolicyDigest(u64),
 }
 
 /// The replicated security state.
@@ -233,6 +236,11 @@ impl SecurityState {
                 approvals,
             } => {
                 self.admins_signed(kind::POLICY, statement, approvals, ADMINS_TO_RELAX, None)?;
+                if PolicyStatement::new(statement.version, statement.document.clone()).digest
+                    != statement.digest
+                {
+                    return Err(Rejected::PolicyDigest(statement.version));
+                }
                 let current = self.policy.as_ref().map_or(0, |p| p.version);
                 if statement.version <= current {
                     return Err(Rejected::StalePolicy {
@@ -537,10 +545,7 @@ mod tests {
     #[test]
     fn a_policy_needs_two_administrators_and_a_higher_version() {
         let mut s = state();
-        let p1 = PolicyStatement {
-            version: 1,
-            digest: "ab".into(),
-        };
+        let p1 = PolicyStatement::new(1, "{}".into());
         let one = approve(kind::POLICY, &p1, &[("sec.1", 11)]);
         let e = s.apply(&Command::SetPolicy {
             statement: p1.clone(),
@@ -562,14 +567,21 @@ mod tests {
         // Signed as a release, the same signatures prove nothing about a policy.
         let wrong_kind = approve(kind::RELEASE, &p1, &[("sec.1", 11), ("sec.2", 12)]);
         let e = s.apply(&Command::SetPolicy {
-            statement: PolicyStatement {
-                version: 2,
-                digest: "cd".into(),
-            },
+            statement: PolicyStatement::new(2, "{}".into()),
             approvals: wrong_kind,
         });
         assert_eq!(e, Err(Rejected::BadSignature("sec.1".into())));
-        assert_eq!(s.applied(), 4);
+        // Signed by both, but its digest names another document: refused.
+        let mut lying = PolicyStatement::new(2, "{\"roles\":{}}".into());
+        lying.digest = p1.digest.clone();
+        let both = approve(kind::POLICY, &lying, &[("sec.1", 11), ("sec.2", 12)]);
+        let e = s.apply(&Command::SetPolicy {
+            statement: lying,
+            approvals: both,
+        });
+        assert_eq!(e, Err(Rejected::PolicyDigest(2)));
+        assert_eq!(s.policy(), Some(&p1));
+        assert_eq!(s.applied(), 5);
     }
 
     #[test]

@@ -671,6 +671,8 @@ trait Carrier: Send + Sync {
     fn impose(&self, id: &str, identity: &str, until_ms: u64) -> Result<()>;
     /// Answers `identity` again: restriction `id` was released by the administrators `by`.
     fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()>;
+    /// Decides by `policy` (version `version`, put in force by two administrators).
+    fn set_policy(&self, version: u64, policy: ribat_custodian::policy::Policy) -> Result<()>;
 }
 
 /// The node's custodian: durably, in its own log.
@@ -696,6 +698,10 @@ impl Carrier for CustodianCarrier {
             &format!("mesh restriction {id} released by {}", by.join(" and ")),
         )?)
     }
+
+    fn set_policy(&self, _: u64, policy: ribat_custodian::policy::Policy) -> Result<()> {
+        Ok(self.custodian.set_policy(policy)?)
+    }
 }
 
 /// The node's gateway: its gate stops the identity before any custodian is asked; a
@@ -720,6 +726,11 @@ impl Carrier for GatewayCarrier {
         {
             self.app.watch.released_elsewhere(decision, by.to_vec());
         }
+        Ok(())
+    }
+
+    fn set_policy(&self, _: u64, policy: ribat_custodian::policy::Policy) -> Result<()> {
+        self.app.gate.set_policy(policy);
         Ok(())
     }
 }
@@ -959,11 +970,24 @@ async fn enforce_state(
                     until_ms,
                 } => c.impose(id, identity, *until_ms),
                 Act::Lift { id, identity, by } => c.lift(id, identity, by),
+                // A document two administrators signed that this build cannot read: the
+                // act stays owed, so the custodian stops answering (it cannot confirm it
+                // carried out the state) rather than decide by an older policy.
+                Act::SetPolicy { version, document } => {
+                    let policy = ribat_custodian::policy::Policy::from_json(document)
+                        .map_err(|e| crate::err!("policy version {version}: {e}"))?;
+                    c.set_policy(*version, policy)
+                }
             })
             .await;
             match r {
                 Ok(Ok(())) => {
-                    eprintln!("{what} enforced: {act:?}");
+                    match &act {
+                        Act::SetPolicy { version, .. } => {
+                            eprintln!("{what} decides by policy version {version}")
+                        }
+                        other => eprintln!("{what} enforced: {other:?}"),
+                    }
                     done.done(&act);
                 }
                 Ok(Err(e)) => {
@@ -2097,6 +2121,49 @@ pub fn approve_membership(
     })
 }
 
+/// The statement that puts the policy in `file` in force as `version`; the file is read
+/// as every node will read it, so a policy no node could apply is refused here.
+pub fn policy_statement(file: &Path, version: u64) -> Result<ribat_mesh::command::PolicyStatement> {
+    ensure!(
+        version >= 1,
+        "--version: 1 or above, above the one in force"
+    );
+    let document =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    ribat_custodian::policy::Policy::from_json(&document)
+        .map_err(|e| crate::err!("{}: {e}", file.display()))?;
+    Ok(ribat_mesh::command::PolicyStatement::new(version, document))
+}
+
+/// One administrator's approval of a policy, made offline with their key.
+pub fn approve_policy(
+    key: &Path,
+    admin: &str,
+    statement: &ribat_mesh::command::PolicyStatement,
+) -> Result<ribat_mesh::Approval> {
+    let kp = read_seed(key)?;
+    Ok(ribat_mesh::Approval {
+        admin: admin.to_owned(),
+        sig: kp.sign(ribat_mesh::command::kind::POLICY, statement)?,
+    })
+}
+
+/// Proposes a policy with administrators' approvals; once committed every node's gateway
+/// and custodian decide by it.
+pub fn set_policy(
+    dir: &Path,
+    statement: ribat_mesh::command::PolicyStatement,
+    approvals: Vec<ribat_mesh::Approval>,
+) -> Result<Proposed> {
+    propose(
+        dir,
+        &ribat_mesh::Command::SetPolicy {
+            statement,
+            approvals,
+        },
+    )
+}
+
 /// Proposes a membership change with administrators' approvals (two distinct ones, or every
 /// node refuses it); once committed, the leader makes Raft's voters match.
 pub fn change_membership(
@@ -2211,6 +2278,7 @@ mod tests {
                 mesh_wide: 0,
                 matched: BTreeMap::new(),
                 contact_ms: BTreeMap::new(),
+                policy: None,
                 waiting: Some("catching up".into()),
             }),
             error: leader.is_none().then(|| "refused".to_owned()),

@@ -95,6 +95,10 @@ pub struct NodeStatus {
     /// On the leader: ms since each member last acknowledged it (its last contact).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub contact_ms: BTreeMap<u64, Option<u64>>,
+    /// The policy version in force through the log, and its digest (none: each node's
+    /// start-up file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<(u64, String)>,
     /// Why the node's services do not answer yet (catching up with the state), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
@@ -143,9 +147,10 @@ async fn status(State(s): State<Served>) -> Response {
             .iter()
             .filter(|h| st.mesh_wide(&h.restriction.id))
             .count();
-        (held.len(), wide, st.seats().clone())
+        let policy = st.policy().map(|p| (p.version, p.digest.clone()));
+        (held.len(), wide, st.seats().clone(), policy)
     });
-    let (in_force, mesh_wide, seats) = match counted {
+    let (in_force, mesh_wide, seats, policy) = match counted {
         Ok(n) => n,
         Err(e) => return Problem::internal(e.to_string()).into_response(),
     };
@@ -179,6 +184,7 @@ async fn status(State(s): State<Served>) -> Response {
                 (*id, ms)
             })
             .collect(),
+        policy,
         waiting: s.waiting.as_ref().and_then(|w| w()),
     })
     .into_response()

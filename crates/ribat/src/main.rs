@@ -529,7 +529,7 @@ enum MeshCommand {
     /// One administrator's approval, signed offline with their key, of a release
     /// (`--id`, `--reason`) or of a membership change (`--add-node`, `--remove-node`);
     /// prints it as one JSON line to hand to whoever proposes the change.
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "add_node", "remove_node"])))]
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "add_node", "remove_node", "policy"])))]
     Approve {
         /// The administrator's signing key (from `mesh init`'s admins/).
         #[arg(long)]
@@ -550,6 +550,29 @@ enum MeshCommand {
         /// The member to remove, e.g. `node-3`.
         #[arg(long)]
         remove_node: Option<String>,
+        /// A policy file to put in force (with `--version`; its whole text is signed).
+        #[arg(long, requires = "version")]
+        policy: Option<PathBuf>,
+        /// The policy's version: above the one in force.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Proposes a policy with two administrators' approvals (`mesh approve --policy FILE
+    /// --version V`); once committed every node's gateway and custodian decide by it.
+    /// Exit status 1 when refused.
+    SetPolicy {
+        /// A member's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The policy file, as the administrators approved it.
+        #[arg(long)]
+        file: PathBuf,
+        /// Its version.
+        #[arg(long)]
+        version: u64,
+        /// An approval printed by `mesh approve` (repeat for each administrator).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
     },
     /// Proposes a release with administrators' approvals (two distinct ones, neither the
     /// target, or every node refuses it). Exit status 1 when refused.
@@ -1530,7 +1553,16 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             reason,
             add_node,
             remove_node,
+            policy,
+            version,
         } => {
+            if let Some(file) = policy {
+                let version = version.context("--version: the policy's version")?;
+                let statement = ribat_node::mesh::policy_statement(&file, version)?;
+                let a = ribat_node::mesh::approve_policy(&key, &admin, &statement)?;
+                println!("{}", serde_json::to_string(&a)?);
+                return Ok(());
+            }
             let a = match (id, add_node, remove_node) {
                 (Some(id), _, _) => {
                     let reason = reason.context("--reason: why the restriction is lifted")?;
@@ -1551,6 +1583,17 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                 }
             };
             println!("{}", serde_json::to_string(&a)?);
+            Ok(())
+        }
+        MeshCommand::SetPolicy {
+            dir,
+            file,
+            version,
+            approvals,
+        } => {
+            let statement = ribat_node::mesh::policy_statement(&file, version)?;
+            let p = ribat_node::mesh::set_policy(&dir, statement, parse_approvals(&approvals)?)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
         }
         MeshCommand::PrepareNode { out, addr, id } => {

@@ -1819,3 +1819,162 @@ fn a_revoked_node_is_refused_by_every_member_its_custodian_stops_answering_and_t
     assert!(o.status.success(), "{}", common::text(&o));
     voters_everywhere(&dirs[0], &[1, 2], &[1, 2]);
 }
+
+#[test]
+fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_custodian_decides_by_it()
+ {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let _later: Vec<NodeProcess> = dirs[1..].iter().map(|d| start(d)).collect();
+    let src = d.path().join("source");
+    generate(&src, 30, 3, 1, 19);
+    import_through(&dirs[0], &src);
+    let _first = start(&dirs[0]);
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+    let (who, _) = issue(
+        &out.join("deployment"),
+        "clerk.amal",
+        "clerk",
+        "agency-casa-anfa",
+    );
+    let clerk = Clerk::new(dirs[0].join("ca.pem"), who);
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 19));
+    let cnss = |i: usize| fund.persons[i].cnss.clone();
+    assert_eq!(clerk.read(&gw1, &cnss(0)).status, 200);
+    assert_eq!(clerk.read(&gw2, &cnss(1)).status, 200);
+    // Version 1: the counters no longer read at all (the clerk role is gone).
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dirs[0].join("policy.json")).unwrap())
+            .unwrap();
+    policy["roles"].as_object_mut().unwrap().remove("clerk");
+    let file = d.path().join("policy-v1.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&policy).unwrap()).unwrap();
+    let approve = |who: &str, f: &Path| {
+        let o = ribat(&[
+            "mesh",
+            "approve",
+            "--key",
+            out.join(format!("admins/{who}.key")).to_str().unwrap(),
+            "--as",
+            who,
+            "--policy",
+            f.to_str().unwrap(),
+            "--version",
+            "1",
+        ]);
+        assert!(o.status.success(), "{}", common::text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let set = |f: &Path, approvals: &[&str]| {
+        let mut args = vec![
+            "mesh",
+            "set-policy",
+            "--dir",
+            dirs[2].to_str().unwrap(),
+            "--file",
+            f.to_str().unwrap(),
+            "--version",
+            "1",
+        ];
+        for a in approvals {
+            args.extend(["--approval", a]);
+        }
+        ribat(&args)
+    };
+    let amina = approve("sec.amina", &file);
+    let o = set(&file, &[&amina]);
+    assert!(
+        !o.status.success(),
+        "one administrator put a policy in force"
+    );
+    assert!(
+        common::text(&o).contains("where 2 are needed"),
+        "{}",
+        common::text(&o)
+    );
+    // Approvals of one file do not carry another (its text is what they signed).
+    let youssef = approve("sec.youssef", &file);
+    let other = d.path().join("policy-other.json");
+    let mut changed = policy.clone();
+    changed["roles"].as_object_mut().unwrap().remove("partner");
+    std::fs::write(&other, serde_json::to_vec_pretty(&changed).unwrap()).unwrap();
+    let o = set(&other, &[&amina, &youssef]);
+    assert!(!o.status.success());
+    assert!(
+        common::text(&o).contains("does not verify"),
+        "{}",
+        common::text(&o)
+    );
+    assert_eq!(clerk.read(&gw1, &cnss(2)).status, 200);
+    // A file no node could read is refused before anything is signed.
+    let broken = d.path().join("policy-broken.json");
+    std::fs::write(&broken, b"{\"roles\": 3}").unwrap();
+    let o = ribat(&[
+        "mesh",
+        "approve",
+        "--key",
+        out.join("admins/sec.amina.key").to_str().unwrap(),
+        "--as",
+        "sec.amina",
+        "--policy",
+        broken.to_str().unwrap(),
+        "--version",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        common::text(&o).contains("policy-broken.json"),
+        "{}",
+        common::text(&o)
+    );
+    let o = set(&file, &[&amina, &youssef]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    // Every gateway refuses the clerk by the new policy, and every custodian decides by it
+    // (and keeps it in its directory for its next start).
+    let started = Instant::now();
+    loop {
+        let (a, b) = (clerk.read(&gw1, &cnss(3)), clerk.read(&gw2, &cnss(4)));
+        if a.status == 403 && b.status == 403 {
+            assert_eq!(common::api::problem(&a), "role-unknown");
+            assert_eq!(common::api::problem(&b), "role-unknown");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the clerk still reads: {} {}",
+            a.status,
+            b.status
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (i, dir) in dirs.iter().enumerate() {
+        let kept = dir.join(format!("custodians/custodian-{}/policy.json", i + 1));
+        let started = Instant::now();
+        loop {
+            let p: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&kept).unwrap()).unwrap();
+            if p["roles"].get("clerk").is_none() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "custodian {} still decides by the old policy",
+                i + 1
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    for m in status(&dirs[0]) {
+        assert_eq!(m["status"]["policy"][0], 1, "{m}");
+    }
+    // The same version again is stale.
+    let o = set(&file, &[&amina, &youssef]);
+    assert!(!o.status.success());
+    assert!(
+        common::text(&o).contains("policy version 1 is not above 1"),
+        "{}",
+        common::text(&o)
+    );
+}

@@ -53,6 +53,9 @@ struct MeshReport {
     legit_requests: u64,
     legit_failures: u64,
     legit_failure_kinds: std::collections::BTreeMap<String, u64>,
+    legit_failures_by_role: std::collections::BTreeMap<String, u64>,
+    /// The first refusal of each kind an honest caller got, as the gateway explained it.
+    legit_failure_examples: std::collections::BTreeMap<String, String>,
     attack_requests: u64,
     records_exposed: u64,
     /// The attacked gateway's first refusal, from the attack's first request.
@@ -216,6 +219,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
             .collect(),
     );
     let legit = Arc::new(Mutex::new(Tally::default()));
+    let examples: Examples = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let run_started = Instant::now();
     say(&format!(
@@ -225,8 +229,11 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     let mut tasks = Vec::new();
     for (k, c) in honest.iter().enumerate() {
         let (c, people, legit, stop) = (c.clone(), people.clone(), legit.clone(), stop.clone());
+        let examples = examples.clone();
         let seed = o.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        tasks.push(rt.spawn(async move { honest_caller(c, people, legit, stop, seed).await }));
+        tasks.push(
+            rt.spawn(async move { honest_caller(c, people, (legit, examples), stop, seed).await }),
+        );
     }
     std::thread::sleep(WARM_UP);
 
@@ -274,10 +281,18 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     // Meanwhile: when does each node refuse the attacker? Its gateway (the leaked partner's
     // token) and its custodian (a partial decryption in the partner's name, with node 1's
     // gateway certificate, as that gateway would forward it).
-    let gateway_cert = crate::api_client::config_in(&crate::identity::issued_dir(
-        &Home::at(dirs[0].clone()),
-        crate::identity::GATEWAY_NAME,
-    ))?;
+    // The probe holds a gateway certificate of its own, not node 1's gateway's: asking
+    // custodians directly for what no gateway audited is what a stolen gateway certificate
+    // does, and each custodian's disagreement detector quarantines that certificate's
+    // identity once its grace has passed (5 s, long after the probe is done). With node
+    // 1's own certificate the probe would take node 1's honest readers down with it.
+    let gateway_cert = crate::api_client::config_in(&add_client_quiet(
+        &ca,
+        &deployment,
+        "gateway.containment-probe",
+        "gateway",
+        "mesh",
+    )?)?;
     let mut per_node: Vec<(Option<f64>, Option<f64>)> = vec![(None, None); nodes];
     let deadline = Duration::from_secs(60);
     let mut n = 0u64;
@@ -363,6 +378,8 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
         legit_requests: legit.requests,
         legit_failures: legit.requests - legit.ok,
         legit_failure_kinds: legit.failures.clone(),
+        legit_failures_by_role: legit.failures_by_role.clone(),
+        legit_failure_examples: examples.lock().map(|e| e.clone()).unwrap_or_default(),
         attack_requests: bad.requests,
         records_exposed: bad.records,
         seconds_to_detect: detect,
@@ -397,15 +414,16 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
 async fn honest_caller(
     c: Arc<Caller>,
     people: Arc<Vec<String>>,
-    legit: Arc<Mutex<Tally>>,
+    (legit, examples): (Arc<Mutex<Tally>>, Examples),
     stop: Arc<std::sync::atomic::AtomicBool>,
     seed: u64,
 ) {
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    // Under each role's quota (a clerk: 10 distinct persons a minute) with room to spare.
     let mean_ms = match c.role {
-        Role::Clerk => 4_000.0,
-        Role::Supervisor => 8_000.0,
-        _ => 6_000.0,
+        Role::Clerk => 9_000.0,
+        Role::Supervisor => 12_000.0,
+        _ => 8_000.0,
     };
     let Ok(gap) = Exp::new(1.0 / mean_ms) else {
         return;
@@ -445,10 +463,24 @@ async fn honest_caller(
         };
         let path = format!("/v1/persons/{person}?purpose={}{case}", c.role.purpose());
         let r = conn.send("GET", &path, Some(token), None).await;
+        if let Ok(r) = &r
+            && r.status >= 300
+            && let Ok(mut ex) = examples.lock()
+        {
+            let v = r.json();
+            let kind = v["type"].as_str().unwrap_or_default().rsplit('/').next();
+            let kind = kind.unwrap_or_default().to_owned();
+            let detail = v["detail"].as_str().unwrap_or_default();
+            ex.entry(kind)
+                .or_insert_with(|| format!("{} ({}): {detail}", c.name, c.gateway));
+        }
         let e = r.as_ref().err().map(ToString::to_string);
         tally(&legit, c.role, r.as_ref().ok(), e);
     }
 }
+
+/// The first refusal of each kind an honest caller got.
+type Examples = Arc<Mutex<std::collections::BTreeMap<String, String>>>;
 
 /// Counts one answer (or transport failure) as `record` does for the embedded run.
 fn tally(t: &Mutex<Tally>, role: Role, r: Option<&ribat_net::client::Response>, e: Option<String>) {
