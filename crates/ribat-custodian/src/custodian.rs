@@ -201,6 +201,16 @@ impl LocalCustodian {
         Ok(())
     }
 
+    /// The policy it decides by now.
+    pub fn policy(&self) -> Result<Policy, CustodianError> {
+        Ok(self
+            .guard
+            .lock()
+            .map_err(|_| CustodianError::Poisoned)?
+            .policy()
+            .clone())
+    }
+
     /// The group file this custodian verified its shares against when it opened.
     pub fn group(&self) -> &ribat_crypto::group::GroupPublic {
         &self.keys.group

@@ -90,6 +90,11 @@ impl Guard {
         }
     }
 
+    /// The policy it decides by.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// Decides by `policy` from now on; the quotas already counted stay counted.
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;

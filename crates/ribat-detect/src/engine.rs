@@ -79,6 +79,12 @@ impl Engine {
         &self.rules
     }
 
+    /// Detects by `rules` from the next event on; what the detectors have seen so far, and
+    /// the responses in force, stay.
+    pub fn set_rules(&mut self, rules: Rules) {
+        self.rules = rules;
+    }
+
     /// Feeds one event to every detector that is on.
     pub fn observe(&mut self, ev: &Event) -> Vec<Judged> {
         let mut found = Vec::new();

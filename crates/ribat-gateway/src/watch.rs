@@ -310,6 +310,14 @@ pub fn verifying_key(dir: &Path) -> Result<ed25519_dalek::VerifyingKey, WatchErr
 }
 
 impl Watch {
+    /// Detects by `rules` from the next event on (the mesh put them in force).
+    pub fn set_rules(&self, rules: Rules) {
+        match self.engine.lock() {
+            Ok(mut e) => e.set_rules(rules),
+            Err(poisoned) => poisoned.into_inner().set_rules(rules),
+        }
+    }
+
     /// Opens the decision directory `dir` (key and log; created when new) and replays the
     /// decisions still in force.
     pub fn open(

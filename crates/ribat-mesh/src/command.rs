@@ -9,7 +9,7 @@
 //! | `Endorse` | restricts (counts towards mesh-wide) | another member, over the same decision |
 //! | `Revoke` | restricts | one administrator |
 //! | `Release` | relaxes | two distinct administrators, neither the decision's target |
-//! | `SetPolicy` | either | two distinct administrators |
+//! | `SetPolicy`, `SetRules` | either | two distinct administrators |
 //! | `AddMember`, `RemoveMember` | either | two distinct administrators |
 
 use crate::sign::{PublicKey, Sig};
@@ -79,9 +79,10 @@ pub struct RevokeStatement {
     pub reason: String,
 }
 
-/// The statement administrators sign to put a policy in force: the policy itself travels
-/// in the log, so every node's gateway and custodian apply the same one, and none reads it
-/// from a file somebody could swap.
+/// The statement administrators sign to put a policy (or the detection rules) in force: the
+/// document itself travels in the log, so every node's gateway and custodian apply the same
+/// one, and none reads it from a file somebody could swap. Signed as [`kind::POLICY`] or
+/// [`kind::RULES`], so approvals of one never pass for the other.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyStatement {
     /// Strictly greater than the one in force.
@@ -173,6 +174,13 @@ pub enum Command {
         /// Their signatures.
         approvals: Vec<Approval>,
     },
+    /// Two administrators put detection rules in force (`rules.json`'s document).
+    SetRules {
+        /// What they signed.
+        statement: PolicyStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
     /// Two administrators change the membership.
     Membership {
         /// What they signed.
@@ -192,6 +200,8 @@ pub mod kind {
     pub const REVOKE: &str = "revoke";
     /// A policy.
     pub const POLICY: &str = "policy";
+    /// Detection rules.
+    pub const RULES: &str = "rules";
     /// A membership change.
     pub const MEMBERSHIP: &str = "membership";
 }
@@ -233,6 +243,15 @@ impl std::fmt::Display for Command {
             } => write!(
                 f,
                 "policy version {} by {}",
+                statement.version,
+                admins(approvals)
+            ),
+            Self::SetRules {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "rules version {} by {}",
                 statement.version,
                 admins(approvals)
             ),

@@ -39,6 +39,13 @@ pub enum Act {
         /// The policy, as `policy.json` holds it.
         document: String,
     },
+    /// Detect by these rules from now on (two administrators put them in force).
+    SetRules {
+        /// Their version.
+        version: u64,
+        /// The rules, as `rules.json` holds them.
+        document: String,
+    },
 }
 
 /// What has been carried out on this node since it started.
@@ -48,6 +55,8 @@ pub struct Enforcement {
     lifted: BTreeSet<String>,
     /// The policy version carried out (0: the one the node started with).
     policy: u64,
+    /// Same for the detection rules.
+    rules: u64,
 }
 
 fn quarantined(h: &Held) -> Option<&str> {
@@ -68,6 +77,14 @@ impl Enforcement {
             acts.push(Act::SetPolicy {
                 version: p.version,
                 document: p.document.clone(),
+            });
+        }
+        if let Some(r) = state.rules()
+            && r.version > self.rules
+        {
+            acts.push(Act::SetRules {
+                version: r.version,
+                document: r.document.clone(),
             });
         }
         for h in state.restrictions() {
@@ -102,6 +119,7 @@ impl Enforcement {
                 self.lifted.insert(id.clone());
             }
             Act::SetPolicy { version, .. } => self.policy = self.policy.max(*version),
+            Act::SetRules { version, .. } => self.rules = self.rules.max(*version),
         }
     }
 }

@@ -73,6 +73,11 @@ pub enum Applied {
         /// Its version.
         version: u64,
     },
+    /// Detection rules in force.
+    Rules {
+        /// Their version.
+        version: u64,
+    },
     /// The membership changed.
     Membership,
 }
@@ -113,7 +118,7 @@ pub enum Rejected {
     #[error("`{0}` already signed decision `{1}`")]
     AlreadySigned(String, String),
     /// A policy version not above the one in force.
-    #[error("policy version {got} is not above {current}")]
+    #[error("version {got} is not above {current}, the one in force")]
     StalePolicy {
         /// Proposed.
         got: u64,
@@ -124,7 +129,7 @@ pub enum Rejected {
     #[error("membership: {0}")]
     Membership(String),
     /// A policy whose digest is not its document's.
-    #[error("policy version {0}: its digest is not its document's")]
+    #[error("version {0}: its digest is not its document's")]
     PolicyDigest(u64),
 }
 
@@ -137,6 +142,9 @@ pub struct SecurityState {
     restrictions: BTreeMap<String, Held>,
     revoked: BTreeSet<String>,
     policy: Option<PolicyStatement>,
+    /// The detection rules in force through the log.
+    #[serde(default)]
+    rules: Option<PolicyStatement>,
     /// Entries applied, rejected ones included.
     applied: u64,
     /// Where each member sits in Raft (the leader makes Raft's voters match).
@@ -158,6 +166,7 @@ impl SecurityState {
             restrictions: BTreeMap::new(),
             revoked: BTreeSet::new(),
             policy: None,
+            rules: None,
             applied: 0,
             seats: g.seats.clone(),
             raft_ids: g.seats.values().map(|s| s.raft_id).collect(),
@@ -235,23 +244,17 @@ impl SecurityState {
                 statement,
                 approvals,
             } => {
-                self.admins_signed(kind::POLICY, statement, approvals, ADMINS_TO_RELAX, None)?;
-                if PolicyStatement::new(statement.version, statement.document.clone()).digest
-                    != statement.digest
-                {
-                    return Err(Rejected::PolicyDigest(statement.version));
-                }
-                let current = self.policy.as_ref().map_or(0, |p| p.version);
-                if statement.version <= current {
-                    return Err(Rejected::StalePolicy {
-                        got: statement.version,
-                        current,
-                    });
-                }
+                let version = self.put_in_force(kind::POLICY, statement, approvals)?;
                 self.policy = Some(statement.clone());
-                Ok(Applied::Policy {
-                    version: statement.version,
-                })
+                Ok(Applied::Policy { version })
+            }
+            Command::SetRules {
+                statement,
+                approvals,
+            } => {
+                let version = self.put_in_force(kind::RULES, statement, approvals)?;
+                self.rules = Some(statement.clone());
+                Ok(Applied::Rules { version })
             }
             Command::Membership {
                 statement,
@@ -282,6 +285,34 @@ impl SecurityState {
                 Ok(Applied::Membership)
             }
         }
+    }
+
+    /// Checks a policy or rules statement against the one of its kind in force: two
+    /// administrators, a higher version, a digest that is its document's.
+    fn put_in_force(
+        &self,
+        kind: &str,
+        statement: &PolicyStatement,
+        approvals: &[Approval],
+    ) -> Result<u64, Rejected> {
+        self.admins_signed(kind, statement, approvals, ADMINS_TO_RELAX, None)?;
+        let current = match kind {
+            kind::RULES => self.rules.as_ref(),
+            _ => self.policy.as_ref(),
+        }
+        .map_or(0, |p| p.version);
+        if statement.version <= current {
+            return Err(Rejected::StalePolicy {
+                got: statement.version,
+                current,
+            });
+        }
+        if PolicyStatement::new(statement.version, statement.document.clone()).digest
+            != statement.digest
+        {
+            return Err(Rejected::PolicyDigest(statement.version));
+        }
+        Ok(statement.version)
     }
 
     fn add_member(&mut self, member: &Member, seat: &Seat) -> Result<(), Rejected> {
@@ -430,6 +461,11 @@ impl SecurityState {
     /// The policy in force, if any was set through the log.
     pub fn policy(&self) -> Option<&PolicyStatement> {
         self.policy.as_ref()
+    }
+
+    /// The detection rules in force, if any were set through the log.
+    pub fn rules(&self) -> Option<&PolicyStatement> {
+        self.rules.as_ref()
     }
 
     /// Whether `name` is a member.
@@ -582,6 +618,26 @@ mod tests {
         assert_eq!(e, Err(Rejected::PolicyDigest(2)));
         assert_eq!(s.policy(), Some(&p1));
         assert_eq!(s.applied(), 5);
+        // Rules have versions of their own, and a policy's approvals are not theirs.
+        let r1 = PolicyStatement::new(1, "{}".into());
+        let as_policy = approve(kind::POLICY, &r1, &[("sec.1", 11), ("sec.2", 12)]);
+        let e = s.apply(&Command::SetRules {
+            statement: r1.clone(),
+            approvals: as_policy,
+        });
+        assert_eq!(e, Err(Rejected::BadSignature("sec.1".into())));
+        let as_rules = approve(kind::RULES, &r1, &[("sec.1", 11), ("sec.2", 12)]);
+        let cmd = Command::SetRules {
+            statement: r1.clone(),
+            approvals: as_rules,
+        };
+        assert_eq!(s.apply(&cmd), Ok(Applied::Rules { version: 1 }));
+        assert_eq!(s.rules(), Some(&r1));
+        assert_eq!(s.policy(), Some(&p1));
+        assert_eq!(
+            s.apply(&cmd),
+            Err(Rejected::StalePolicy { got: 1, current: 1 })
+        );
     }
 
     #[test]

@@ -673,11 +673,16 @@ trait Carrier: Send + Sync {
     fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()>;
     /// Decides by `policy` (version `version`, put in force by two administrators).
     fn set_policy(&self, version: u64, policy: ribat_custodian::policy::Policy) -> Result<()>;
+    /// Detects by `rules` (put in force by two administrators), merged with the policy it
+    /// decides by, as at start.
+    fn set_rules(&self, rules: ribat_detect::Rules) -> Result<()>;
 }
 
 /// The node's custodian: durably, in its own log.
 struct CustodianCarrier {
     custodian: Arc<ribat_custodian::LocalCustodian>,
+    /// Its detectors (a gateway certificate asking for what no gateway audited, …).
+    watch: Arc<ribat_gateway::watch::Watch>,
     /// Restrictions it carried out, for the node to endorse.
     imposed: Arc<std::sync::Mutex<BTreeSet<String>>>,
 }
@@ -701,6 +706,12 @@ impl Carrier for CustodianCarrier {
 
     fn set_policy(&self, _: u64, policy: ribat_custodian::policy::Policy) -> Result<()> {
         Ok(self.custodian.set_policy(policy)?)
+    }
+
+    fn set_rules(&self, rules: ribat_detect::Rules) -> Result<()> {
+        self.watch
+            .set_rules(rules.with_policy(&self.custodian.policy()?));
+        Ok(())
     }
 }
 
@@ -731,6 +742,13 @@ impl Carrier for GatewayCarrier {
 
     fn set_policy(&self, _: u64, policy: ribat_custodian::policy::Policy) -> Result<()> {
         self.app.gate.set_policy(policy);
+        Ok(())
+    }
+
+    fn set_rules(&self, rules: ribat_detect::Rules) -> Result<()> {
+        self.app
+            .watch
+            .set_rules(rules.with_policy(&self.app.gate.policy()));
         Ok(())
     }
 }
@@ -978,6 +996,11 @@ async fn enforce_state(
                         .map_err(|e| crate::err!("policy version {version}: {e}"))?;
                     c.set_policy(*version, policy)
                 }
+                Act::SetRules { version, document } => {
+                    let rules = ribat_detect::Rules::from_json(document)
+                        .map_err(|e| crate::err!("rules version {version}: {e}"))?;
+                    c.set_rules(rules)
+                }
             })
             .await;
             match r {
@@ -985,6 +1008,9 @@ async fn enforce_state(
                     match &act {
                         Act::SetPolicy { version, .. } => {
                             eprintln!("{what} decides by policy version {version}")
+                        }
+                        Act::SetRules { version, .. } => {
+                            eprintln!("{what} detects by rules version {version}")
                         }
                         other => eprintln!("{what} enforced: {other:?}"),
                     }
@@ -1353,6 +1379,7 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
                 sm.clone(),
                 Arc::new(CustodianCarrier {
                     custodian: c.clone(),
+                    watch: watch.clone(),
                     imposed: imposed.clone(),
                 }),
                 name.clone(),
@@ -2121,22 +2148,54 @@ pub fn approve_membership(
     })
 }
 
-/// The statement that puts the policy in `file` in force as `version`; the file is read
-/// as every node will read it, so a policy no node could apply is refused here.
-pub fn policy_statement(file: &Path, version: u64) -> Result<ribat_mesh::command::PolicyStatement> {
+/// A document two administrators put in force through the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// The access policy (`policy.json`): gateways and custodians decide by it.
+    Policy,
+    /// The detection rules (`rules.json`): gateways' and custodians' detectors run on them.
+    Rules,
+}
+
+impl Document {
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Policy => ribat_mesh::command::kind::POLICY,
+            Self::Rules => ribat_mesh::command::kind::RULES,
+        }
+    }
+
+    /// Reads `text` as every node will, so that a document no node could apply is refused
+    /// before anybody signs it.
+    fn check(self, text: &str) -> std::result::Result<(), String> {
+        match self {
+            Self::Policy => ribat_custodian::policy::Policy::from_json(text).map(|_| ()),
+            Self::Rules => ribat_detect::Rules::from_json(text).map(|_| ()),
+        }
+    }
+}
+
+/// The statement that puts `file` in force as version `version` of `doc`.
+pub fn document_statement(
+    doc: Document,
+    file: &Path,
+    version: u64,
+) -> Result<ribat_mesh::command::PolicyStatement> {
     ensure!(
         version >= 1,
         "--version: 1 or above, above the one in force"
     );
     let document =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    ribat_custodian::policy::Policy::from_json(&document)
+    doc.check(&document)
         .map_err(|e| crate::err!("{}: {e}", file.display()))?;
     Ok(ribat_mesh::command::PolicyStatement::new(version, document))
 }
 
-/// One administrator's approval of a policy, made offline with their key.
-pub fn approve_policy(
+/// One administrator's approval of a policy or rules statement, made offline with their
+/// key (signed as what it is, so it never passes for the other).
+pub fn approve_document(
+    doc: Document,
     key: &Path,
     admin: &str,
     statement: &ribat_mesh::command::PolicyStatement,
@@ -2144,24 +2203,29 @@ pub fn approve_policy(
     let kp = read_seed(key)?;
     Ok(ribat_mesh::Approval {
         admin: admin.to_owned(),
-        sig: kp.sign(ribat_mesh::command::kind::POLICY, statement)?,
+        sig: kp.sign(doc.kind(), statement)?,
     })
 }
 
-/// Proposes a policy with administrators' approvals; once committed every node's gateway
-/// and custodian decide by it.
-pub fn set_policy(
+/// Proposes a policy or rules with administrators' approvals; once committed every node's
+/// gateway and custodian decide (or detect) by it.
+pub fn put_in_force(
+    doc: Document,
     dir: &Path,
     statement: ribat_mesh::command::PolicyStatement,
     approvals: Vec<ribat_mesh::Approval>,
 ) -> Result<Proposed> {
-    propose(
-        dir,
-        &ribat_mesh::Command::SetPolicy {
+    let command = match doc {
+        Document::Policy => ribat_mesh::Command::SetPolicy {
             statement,
             approvals,
         },
-    )
+        Document::Rules => ribat_mesh::Command::SetRules {
+            statement,
+            approvals,
+        },
+    };
+    propose(dir, &command)
 }
 
 /// Proposes a membership change with administrators' approvals (two distinct ones, or every
@@ -2279,6 +2343,7 @@ mod tests {
                 matched: BTreeMap::new(),
                 contact_ms: BTreeMap::new(),
                 policy: None,
+                rules: None,
                 waiting: Some("catching up".into()),
             }),
             error: leader.is_none().then(|| "refused".to_owned()),

@@ -99,6 +99,9 @@ pub struct NodeStatus {
     /// start-up file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<(u64, String)>,
+    /// The detection rules' version in force through the log, and their digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<(u64, String)>,
     /// Why the node's services do not answer yet (catching up with the state), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
@@ -147,10 +150,11 @@ async fn status(State(s): State<Served>) -> Response {
             .iter()
             .filter(|h| st.mesh_wide(&h.restriction.id))
             .count();
-        let policy = st.policy().map(|p| (p.version, p.digest.clone()));
-        (held.len(), wide, st.seats().clone(), policy)
+        let version = |p: &ribat_mesh::command::PolicyStatement| (p.version, p.digest.clone());
+        let documents = (st.policy().map(version), st.rules().map(version));
+        (held.len(), wide, st.seats().clone(), documents)
     });
-    let (in_force, mesh_wide, seats, policy) = match counted {
+    let (in_force, mesh_wide, seats, (policy, rules)) = match counted {
         Ok(n) => n,
         Err(e) => return Problem::internal(e.to_string()).into_response(),
     };
@@ -185,6 +189,7 @@ async fn status(State(s): State<Served>) -> Response {
             })
             .collect(),
         policy,
+        rules,
         waiting: s.waiting.as_ref().and_then(|w| w()),
     })
     .into_response()

@@ -477,6 +477,23 @@ impl MeshShape {
     }
 }
 
+/// A policy or rules file proposed with its approvals.
+#[derive(clap::Args)]
+struct DocumentArgs {
+    /// A member's directory (the proposal goes through it).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The file, as the administrators approved it.
+    #[arg(long)]
+    file: PathBuf,
+    /// Its version.
+    #[arg(long)]
+    version: u64,
+    /// An approval printed by `mesh approve` (repeat for each administrator).
+    #[arg(long = "approval")]
+    approvals: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum MeshCommand {
     /// Bootstrap ceremony: one directory per node (node certificate and key, node signing
@@ -529,7 +546,7 @@ enum MeshCommand {
     /// One administrator's approval, signed offline with their key, of a release
     /// (`--id`, `--reason`) or of a membership change (`--add-node`, `--remove-node`);
     /// prints it as one JSON line to hand to whoever proposes the change.
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "add_node", "remove_node", "policy"])))]
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "add_node", "remove_node", "policy", "rules"])))]
     Approve {
         /// The administrator's signing key (from `mesh init`'s admins/).
         #[arg(long)]
@@ -553,27 +570,21 @@ enum MeshCommand {
         /// A policy file to put in force (with `--version`; its whole text is signed).
         #[arg(long, requires = "version")]
         policy: Option<PathBuf>,
-        /// The policy's version: above the one in force.
+        /// A detection rules file to put in force (with `--version`).
+        #[arg(long, requires = "version")]
+        rules: Option<PathBuf>,
+        /// The policy's or the rules' version: above the one in force.
         #[arg(long)]
         version: Option<u64>,
     },
     /// Proposes a policy with two administrators' approvals (`mesh approve --policy FILE
     /// --version V`); once committed every node's gateway and custodian decide by it.
     /// Exit status 1 when refused.
-    SetPolicy {
-        /// A member's directory (the proposal goes through it).
-        #[arg(long)]
-        dir: PathBuf,
-        /// The policy file, as the administrators approved it.
-        #[arg(long)]
-        file: PathBuf,
-        /// Its version.
-        #[arg(long)]
-        version: u64,
-        /// An approval printed by `mesh approve` (repeat for each administrator).
-        #[arg(long = "approval")]
-        approvals: Vec<String>,
-    },
+    SetPolicy(DocumentArgs),
+    /// Proposes detection rules with two administrators' approvals (`mesh approve --rules
+    /// FILE --version V`); once committed every node's detectors run on them. Exit status
+    /// 1 when refused.
+    SetRules(DocumentArgs),
     /// Proposes a release with administrators' approvals (two distinct ones, neither the
     /// target, or every node refuses it). Exit status 1 when refused.
     Release {
@@ -1554,12 +1565,19 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             add_node,
             remove_node,
             policy,
+            rules,
             version,
         } => {
-            if let Some(file) = policy {
-                let version = version.context("--version: the policy's version")?;
-                let statement = ribat_node::mesh::policy_statement(&file, version)?;
-                let a = ribat_node::mesh::approve_policy(&key, &admin, &statement)?;
+            use ribat_node::mesh::Document;
+            let document = match (policy, rules) {
+                (Some(f), _) => Some((Document::Policy, f)),
+                (None, Some(f)) => Some((Document::Rules, f)),
+                (None, None) => None,
+            };
+            if let Some((doc, file)) = document {
+                let version = version.context("--version: the document's version")?;
+                let statement = ribat_node::mesh::document_statement(doc, &file, version)?;
+                let a = ribat_node::mesh::approve_document(doc, &key, &admin, &statement)?;
                 println!("{}", serde_json::to_string(&a)?);
                 return Ok(());
             }
@@ -1585,17 +1603,8 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             println!("{}", serde_json::to_string(&a)?);
             Ok(())
         }
-        MeshCommand::SetPolicy {
-            dir,
-            file,
-            version,
-            approvals,
-        } => {
-            let statement = ribat_node::mesh::policy_statement(&file, version)?;
-            let p = ribat_node::mesh::set_policy(&dir, statement, parse_approvals(&approvals)?)?;
-            println!("{}", ribat_node::mesh::describe(&p)?);
-            Ok(())
-        }
+        MeshCommand::SetPolicy(a) => put_in_force(ribat_node::mesh::Document::Policy, a),
+        MeshCommand::SetRules(a) => put_in_force(ribat_node::mesh::Document::Rules, a),
         MeshCommand::PrepareNode { out, addr, id } => {
             let dir = ribat_node::mesh::prepare_node(&out, &addr, id)?;
             let show = dir.display();
@@ -1657,6 +1666,14 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             Ok(())
         }
     }
+}
+
+/// `mesh set-policy` and `mesh set-rules`.
+fn put_in_force(doc: ribat_node::mesh::Document, a: DocumentArgs) -> Result<()> {
+    let statement = ribat_node::mesh::document_statement(doc, &a.file, a.version)?;
+    let p = ribat_node::mesh::put_in_force(doc, &a.dir, statement, parse_approvals(&a.approvals)?)?;
+    println!("{}", ribat_node::mesh::describe(&p)?);
+    Ok(())
 }
 
 /// Approvals as `mesh approve` printed them.

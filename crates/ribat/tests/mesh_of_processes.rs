@@ -1973,8 +1973,172 @@ fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_
     let o = set(&file, &[&amina, &youssef]);
     assert!(!o.status.success());
     assert!(
-        common::text(&o).contains("policy version 1 is not above 1"),
+        common::text(&o).contains("version 1 is not above 1, the one in force"),
         "{}",
         common::text(&o)
     );
+}
+
+/// A partner's reads of `persons` through `gateway` until one is refused; the statuses.
+fn partner_reads(gateway: &str, partner: &Clerk, persons: &[String]) -> Vec<u16> {
+    let token = common::api::token(gateway, &partner.ca, &partner.who);
+    let mut statuses = Vec::new();
+    for cnss in persons {
+        let r = common::api::call(
+            gateway,
+            partner.cfg.clone(),
+            "GET",
+            &format!("/v1/persons/{cnss}?purpose=partner-verification"),
+            Some(&token),
+            None,
+        )
+        .unwrap();
+        statuses.push(r.status);
+        if r.status != 200 {
+            assert_eq!(
+                common::api::problem(&r),
+                "quarantined",
+                "{}",
+                String::from_utf8_lossy(&r.body)
+            );
+            break;
+        }
+    }
+    statuses
+}
+
+#[test]
+fn detection_rules_travel_through_the_log_by_two_administrators_and_every_gateway_detects_by_them()
+{
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let _later: Vec<NodeProcess> = dirs[1..].iter().map(|d| start(d)).collect();
+    let src = d.path().join("source");
+    generate(&src, 40, 3, 1, 23);
+    import_through(&dirs[0], &src);
+    let _first = start(&dirs[0]);
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+    let deployment = out.join("deployment");
+    let partner = |name: &str| {
+        let (who, _) = issue(&deployment, name, "partner", "insurer-atlas");
+        Clerk::new(dirs[0].join("ca.pem"), who)
+    };
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(40, 3, 1, 23));
+    let ordered: Vec<String> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .take(12)
+        .map(|p| p.cnss.clone())
+        .collect();
+    assert_eq!(ordered.len(), 12);
+    // From both ends in turn: no walk through the number space (another rule's business).
+    let persons: Vec<String> = (0..6)
+        .flat_map(|i| [ordered[i].clone(), ordered[11 - i].clone()])
+        .collect();
+    // By the ceremony's rules, a partner reading 9 persons within 10 s is quarantined.
+    let reads = partner_reads(&gw1, &partner("partner.before"), &persons);
+    assert_eq!(reads.last(), Some(&403), "{reads:?}");
+    let decided = ribat(&["--home", dirs[0].to_str().unwrap(), "decisions", "list"]);
+    assert!(
+        common::text(&decided).contains("velocity"),
+        "{}",
+        common::text(&decided)
+    );
+    // Version 1: the velocity rule off (say, while a partner's yearly reconciliation runs).
+    let mut rules: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dirs[0].join("rules.json")).unwrap())
+            .unwrap();
+    rules["velocity"]["mode"] = "off".into();
+    let file = d.path().join("rules-v1.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&rules).unwrap()).unwrap();
+    let approve = |who: &str, what: &str| {
+        let o = ribat(&[
+            "mesh",
+            "approve",
+            "--key",
+            out.join(format!("admins/{who}.key")).to_str().unwrap(),
+            "--as",
+            who,
+            what,
+            file.to_str().unwrap(),
+            "--version",
+            "1",
+        ]);
+        assert!(o.status.success(), "{}", common::text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let set = |approvals: &[&str]| {
+        let mut args = vec![
+            "mesh",
+            "set-rules",
+            "--dir",
+            dirs[1].to_str().unwrap(),
+            "--file",
+            file.to_str().unwrap(),
+            "--version",
+            "1",
+        ];
+        for a in approvals {
+            args.extend(["--approval", a]);
+        }
+        ribat(&args)
+    };
+    // Rules are not a policy: nobody is asked to sign them as one.
+    let o = ribat(&[
+        "mesh",
+        "approve",
+        "--key",
+        out.join("admins/sec.amina.key").to_str().unwrap(),
+        "--as",
+        "sec.amina",
+        "--policy",
+        file.to_str().unwrap(),
+        "--version",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        common::text(&o).contains("rules-v1.json"),
+        "{}",
+        common::text(&o)
+    );
+    let (ra, rb) = (
+        approve("sec.amina", "--rules"),
+        approve("sec.youssef", "--rules"),
+    );
+    let o = set(&[&ra]);
+    assert!(!o.status.success());
+    assert!(
+        common::text(&o).contains("where 2 are needed"),
+        "{}",
+        common::text(&o)
+    );
+    let o = set(&[&ra, &rb]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let started = Instant::now();
+    while status(&dirs[0])
+        .iter()
+        .any(|m| m["status"]["rules"][0] != 1)
+    {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Every gateway now detects by them: a partner reads the twelve on either gateway.
+    std::thread::sleep(Duration::from_millis(500));
+    for (gw, name, dir) in [
+        (&gw1, "partner.after-1", &dirs[0]),
+        (&gw2, "partner.after-2", &dirs[1]),
+    ] {
+        let reads = partner_reads(gw, &partner(name), &persons);
+        let decided = ribat(&["--home", dir.to_str().unwrap(), "decisions", "list"]);
+        assert_eq!(
+            reads,
+            vec![200; 12],
+            "{name} on {gw}; its node decided:\n{}",
+            common::text(&decided)
+        );
+    }
 }
