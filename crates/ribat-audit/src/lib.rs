@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod entry;
+pub mod frontier;
 pub mod hash;
 pub mod journal;
 pub mod log;

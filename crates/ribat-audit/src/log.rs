@@ -161,6 +161,23 @@ pub trait Cosigner: Send + Sync {
     /// Asks for a cosignature of `note`, proving consistency from `old_size` (the size the
     /// log believes the witness last cosigned). Returns the cosignature line.
     fn cosign(&self, old_size: u64, proof: &[Hash], note: &str) -> Result<String, CosignError>;
+    /// Whether it checks the entries themselves ([`Self::cosign_entries`]): a witness on
+    /// another host that believes only what it cosigned.
+    fn wants_entries(&self) -> bool {
+        false
+    }
+    /// Same, shown the tree's right edge at `old_size` and the entries from there to the
+    /// checkpoint's size, from which the witness computes the new root itself.
+    fn cosign_entries(
+        &self,
+        old_size: u64,
+        proof: &[Hash],
+        note: &str,
+        _edge: &[Hash],
+        _entries: &[Vec<u8>],
+    ) -> Result<String, CosignError> {
+        self.cosign(old_size, proof, note)
+    }
 }
 
 /// Why a witness did not cosign.
@@ -457,6 +474,16 @@ impl Log {
         })
     }
 
+    /// The right edge of the tree at `size` ([`crate::frontier::Frontier`]).
+    pub fn frontier(&self, size: u64) -> Result<Vec<Hash>, LogError> {
+        let st = self.state()?;
+        st.tree.frontier(size).ok_or(LogError::OutOfRange {
+            what: "size",
+            value: size,
+            size: st.tree.size(),
+        })
+    }
+
     /// The leaf hash of entry `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, LogError> {
         let st = self.state()?;
@@ -569,7 +596,14 @@ impl Log {
             let mut answer = Err(CosignError::Unavailable("not asked".into()));
             for _ in 0..2 {
                 let proof = self.consistency_proof(old, size)?;
-                answer = w.cosign(old, &proof, &log_signed);
+                answer = if w.wants_entries() {
+                    let entries = (old..size)
+                        .map(|i| self.entry(i))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    w.cosign_entries(old, &proof, &log_signed, &self.frontier(old)?, &entries)
+                } else {
+                    w.cosign(old, &proof, &log_signed)
+                };
                 match &answer {
                     Err(CosignError::Conflict(s)) if *s <= size && *s != old => old = *s,
                     _ => break,

@@ -72,6 +72,23 @@ impl MemTree {
         node(&self.mth(lo, lo + k), &self.mth(lo + k, hi))
     }
 
+    /// The right edge of the tree of `size` leaves: its complete subtrees, largest first
+    /// ([`crate::frontier::Frontier`]).
+    pub fn frontier(&self, size: u64) -> Option<Vec<Hash>> {
+        if size > self.size() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        for h in (0..64usize).rev() {
+            if size & (1u64 << h) != 0 {
+                out.push(self.complete(h, offset >> h)?);
+                offset += 1u64 << h;
+            }
+        }
+        Some(out)
+    }
+
     /// The root at `size` (any size up to the current one).
     pub fn root(&self, size: u64) -> Option<Hash> {
         if size > self.size() {

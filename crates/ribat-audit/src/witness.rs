@@ -8,6 +8,7 @@
 //! cosigns two incompatible views even across a crash. A refused fork is kept as evidence
 //! in `witness-alerts.jsonl` (the checkpoint, the proof and the state it contradicts).
 
+use crate::frontier::Frontier;
 use crate::hash::{Hash, empty};
 use crate::log::{CosignError, Cosigner, write_atomic};
 use crate::note::{COSIGNATURE_V1, NoteSigner, VerifierKey, open_checkpoint};
@@ -130,6 +131,90 @@ impl Witness {
     }
 }
 
+impl Witness {
+    /// Cosigns `note` after computing its root from the tree's right edge at the size last
+    /// cosigned (checked against the root cosigned then) and the `entries` appended since;
+    /// returns the cosignature and the request ids of those entries — now known to be in
+    /// the log exactly as the checkpoint says, so a custodian may count them as audited.
+    pub fn cosign_entries(
+        &self,
+        old_size: u64,
+        note: &str,
+        edge: &[Hash],
+        entries: &[Vec<u8>],
+    ) -> Result<(String, Vec<String>), CosignError> {
+        let opened =
+            open_checkpoint(note, &self.log).map_err(|e| CosignError::Refused(e.to_string()))?;
+        let cp = opened.checkpoint;
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| CosignError::Unavailable("witness state poisoned".into()))?;
+        if old_size != st.0 {
+            return Err(CosignError::Conflict(st.0));
+        }
+        let mut f = Frontier::from_hashes(old_size, edge.to_vec()).ok_or_else(|| {
+            CosignError::Refused(format!(
+                "the edge of a tree of {old_size} has {} hashes, not {}",
+                old_size.count_ones(),
+                edge.len()
+            ))
+        })?;
+        if !f.root().ct_eq(&st.1) {
+            let why = format!(
+                "the edge shown for size {old_size} does not fold to the root cosigned then"
+            );
+            self.alert(note, *st, edge, &why);
+            return Err(CosignError::Inconsistent(why));
+        }
+        let mut ids = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let entry = crate::AuditEntry::decode(e).map_err(|err| {
+                CosignError::Refused(format!("entry {}: {err}", old_size + i as u64))
+            })?;
+            ids.push(entry.request_id);
+            f.push_entry(e);
+        }
+        if f.size() != cp.size || !f.root().ct_eq(&cp.root) {
+            let why = format!(
+                "the {} entries shown after size {old_size} make size {} root {}, not the checkpoint's size {} root {}",
+                entries.len(),
+                f.size(),
+                f.root().to_hex(),
+                cp.size,
+                cp.root.to_hex()
+            );
+            self.alert(note, *st, edge, &why);
+            return Err(CosignError::Inconsistent(why));
+        }
+        self.commit(&mut st, &cp)?;
+        Ok((
+            self.signer.sign_line(&opened.note.text, (self.clock)()),
+            ids,
+        ))
+    }
+
+    /// Keeps `cp` as the last cosigned, durably, before any cosignature of it leaves.
+    fn commit(
+        &self,
+        st: &mut (u64, Hash),
+        cp: &crate::note::Checkpoint,
+    ) -> Result<(), CosignError> {
+        let file = StateFile {
+            format: FORMAT.into(),
+            origin: cp.origin.clone(),
+            size: cp.size,
+            root: Base64::encode_string(&cp.root.0),
+        };
+        let json =
+            serde_json::to_vec(&file).map_err(|e| CosignError::Unavailable(e.to_string()))?;
+        write_atomic(&self.state_path, &json)
+            .map_err(|e| CosignError::Unavailable(e.to_string()))?;
+        *st = (cp.size, cp.root);
+        Ok(())
+    }
+}
+
 impl Cosigner for Witness {
     fn name(&self) -> String {
         self.signer.name().to_owned()
@@ -175,17 +260,7 @@ impl Cosigner for Witness {
                 "a proof from the empty tree is empty".into(),
             ));
         }
-        let file = StateFile {
-            format: FORMAT.into(),
-            origin: cp.origin.clone(),
-            size: cp.size,
-            root: Base64::encode_string(&cp.root.0),
-        };
-        let json =
-            serde_json::to_vec(&file).map_err(|e| CosignError::Unavailable(e.to_string()))?;
-        write_atomic(&self.state_path, &json)
-            .map_err(|e| CosignError::Unavailable(e.to_string()))?;
-        *st = (cp.size, cp.root);
+        self.commit(&mut st, &cp)?;
         Ok(self.signer.sign_line(&opened.note.text, (self.clock)()))
     }
 }

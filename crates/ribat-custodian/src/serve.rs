@@ -100,9 +100,17 @@ pub fn router(service: Arc<CustodianService>) -> Router {
         .route(PARTIAL_PATH, post(partial))
         .route(AUDITED_PATH, post(audited))
         .route(DECISION_PATH, post(decision))
-        .route(COSIGN_PATH, post(cosign))
+        // A checkpoint carries the entries since the witness's last one: a witness that was
+        // away a few minutes catches up in one request.
+        .route(
+            COSIGN_PATH,
+            post(cosign).layer(axum::extract::DefaultBodyLimit::max(COSIGN_BODY_MAX)),
+        )
         .with_state(service)
 }
+
+/// Largest cosign request: about 120,000 audit entries.
+const COSIGN_BODY_MAX: usize = 64 << 20;
 
 /// A gateway's checkpoint, cosigned only when it extends what this custodian's witness
 /// cosigned before for that log (a fork is refused and kept as an alert in its directory).
@@ -114,32 +122,63 @@ async fn cosign(
     if caller.peer.role != "gateway" {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let proof: Result<Vec<ribat_audit::Hash>, String> = body
-        .proof
-        .iter()
-        .map(|h| {
-            Base64::decode_vec(h)
-                .ok()
-                .and_then(|v| <[u8; 32]>::try_from(v).ok())
-                .map(ribat_audit::Hash)
-                .ok_or_else(|| "a proof hash is not 32 bytes of base64".to_owned())
-        })
-        .collect();
-    let answer = match proof {
-        Err(e) => WireCosigned::Refused(e),
-        Ok(proof) => {
+    let hashes = |list: &[String]| -> Result<Vec<ribat_audit::Hash>, String> {
+        list.iter()
+            .map(|h| {
+                Base64::decode_vec(h)
+                    .ok()
+                    .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                    .map(ribat_audit::Hash)
+                    .ok_or_else(|| "a hash is not 32 bytes of base64".to_owned())
+            })
+            .collect()
+    };
+    let shown = match (&body.edge, &body.entries) {
+        (Some(edge), Some(entries)) => {
+            let entries: Result<Vec<Vec<u8>>, String> = entries
+                .iter()
+                .map(|e| Base64::decode_vec(e).map_err(|_| "an entry is not base64".to_owned()))
+                .collect();
+            Some(hashes(edge).and_then(|edge| Ok((edge, entries?))))
+        }
+        (None, None) => None,
+        _ => Some(Err(
+            "an edge comes with entries, and entries with an edge".into()
+        )),
+    };
+    let answer = match (hashes(&body.proof), shown) {
+        (Err(e), _) | (_, Some(Err(e))) => WireCosigned::Refused(e),
+        (Ok(proof), shown) => {
             let s = s.clone();
+            let gateway = caller.peer.name.clone();
             let done = tokio::task::spawn_blocking(move || match s.witnesses.get(&body.origin) {
                 None => WireCosigned::Refused(format!(
                     "this custodian witnesses no log named `{}`",
                     body.origin
                 )),
-                Some(w) => WireCosigned::from_result(ribat_audit::Cosigner::cosign(
-                    w,
-                    body.old_size,
-                    &proof,
-                    &body.note,
-                )),
+                Some(w) => match shown {
+                    Some(Ok((edge, entries))) => {
+                        match w.cosign_entries(body.old_size, &body.note, &edge, &entries) {
+                            Ok((line, ids)) => {
+                                // Audited as far as this custodian is concerned: in the log,
+                                // exactly as the checkpoint it just cosigned covers it.
+                                if let Some(o) = &s.observer {
+                                    for request_id in ids {
+                                        o.observe(&gateway, Kind::Audited { request_id });
+                                    }
+                                }
+                                WireCosigned::from_result(Ok(line))
+                            }
+                            Err(e) => WireCosigned::from_result(Err(e)),
+                        }
+                    }
+                    _ => WireCosigned::from_result(ribat_audit::Cosigner::cosign(
+                        w,
+                        body.old_size,
+                        &proof,
+                        &body.note,
+                    )),
+                },
             })
             .await;
             done.unwrap_or_else(|e| WireCosigned::Unavailable(format!("task failed: {e}")))
@@ -193,6 +232,17 @@ async fn audited(
 ) -> Response {
     if caller.peer.role != "gateway" {
         return StatusCode::FORBIDDEN.into_response();
+    }
+    // A custodian that witnesses the gateways' logs believes only the entries it cosigned:
+    // a gateway's word is what a stolen gateway certificate would give too.
+    if !s.witnesses.is_empty() {
+        return ribat_net::problem::Problem::new(
+            StatusCode::CONFLICT,
+            "audited-by-log",
+            "Audited requests come from the log",
+            "this custodian learns what a gateway audited from the log entries its witness cosigns (POST /v1/cosign with the entries), not from a list of request ids",
+        )
+        .into_response();
     }
     if let Some(o) = s.observer.clone() {
         let node = caller.peer.name.clone();

@@ -35,6 +35,14 @@ pub struct WireCosign {
     pub proof: Vec<String>,
     /// The signed checkpoint.
     pub note: String,
+    /// The tree's right edge at `old_size`, base64 hashes, largest subtree first: with
+    /// `entries`, the witness computes the checkpoint's root itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<Vec<String>>,
+    /// The entries from `old_size` to the checkpoint's size, base64: what the witness then
+    /// knows was audited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Vec<String>>,
 }
 
 /// A witness's answer, one variant per [`ribat_audit::CosignError`] and the cosignature.

@@ -199,12 +199,45 @@ impl Cosigner for RemoteWitness {
 
     /// Must be called from a blocking thread (checkpoints are signed in `spawn_blocking`).
     fn cosign(&self, old_size: u64, proof: &[Hash], note: &str) -> Result<String, CosignError> {
+        self.ask(old_size, proof, note, None)
+    }
+
+    /// A custodian's witness believes only the entries it is shown: it counts them as
+    /// audited once it has computed the checkpoint's root from them.
+    fn wants_entries(&self) -> bool {
+        true
+    }
+
+    fn cosign_entries(
+        &self,
+        old_size: u64,
+        proof: &[Hash],
+        note: &str,
+        edge: &[Hash],
+        entries: &[Vec<u8>],
+    ) -> Result<String, CosignError> {
+        self.ask(old_size, proof, note, Some((edge, entries)))
+    }
+}
+
+impl RemoteWitness {
+    fn ask(
+        &self,
+        old_size: u64,
+        proof: &[Hash],
+        note: &str,
+        shown: Option<(&[Hash], &[Vec<u8>])>,
+    ) -> Result<String, CosignError> {
         use base64ct::{Base64, Encoding};
+        let b64 = |hs: &[Hash]| hs.iter().map(|h| Base64::encode_string(&h.0)).collect();
         let body = serde_json::to_vec(&WireCosign {
             origin: self.origin.clone(),
             old_size,
-            proof: proof.iter().map(|h| Base64::encode_string(&h.0)).collect(),
+            proof: b64(proof),
             note: note.to_owned(),
+            edge: shown.map(|(edge, _)| b64(edge)),
+            entries: shown
+                .map(|(_, entries)| entries.iter().map(|e| Base64::encode_string(e)).collect()),
         })
         .map_err(|e| CosignError::Unavailable(e.to_string()))?;
         let c = &self.custodian;

@@ -1232,6 +1232,8 @@ async fn run_gateway(
         remotes: Vec::new(),
         deadline: Duration::from_secs(2),
         outputs: Default::default(),
+        // Every custodian learns what was audited from the entries it cosigns.
+        audited_by_log: true,
     };
     let rt = tokio::runtime::Handle::current();
     let assembled = loop {

@@ -133,6 +133,9 @@ pub struct ServeOptions {
     pub deadline: Duration,
     /// Where events and decisions go besides the decision log.
     pub outputs: ribat_gateway::watch::Outputs,
+    /// The networked custodians learn what this gateway audited from the entries their
+    /// witnesses cosign (a mesh), not from its word (`POST /v1/audited`).
+    pub audited_by_log: bool,
 }
 
 /// A gateway ready to serve: the app, the node under it, and its TLS.
@@ -310,7 +313,10 @@ pub fn assemble(
     )?);
     {
         let w = Arc::downgrade(&watch);
-        let pending = audited_to_remotes(&remotes, rt);
+        let pending = match o.audited_by_log {
+            true => None,
+            false => audited_to_remotes(&remotes, rt),
+        };
         node.vault
             .on_audited(Box::new(move |id: &str, liars: &[(u32, String)]| {
                 if let Some(p) = &pending

@@ -1065,6 +1065,7 @@ fn run(cli: Cli) -> Result<()> {
                 &serve::ServeOptions {
                     remotes: remote,
                     deadline: std::time::Duration::from_millis(deadline_ms),
+                    audited_by_log: false,
                     outputs: ribat_gateway::watch::Outputs { ocsf, syslog },
                 },
             )?)

@@ -2142,3 +2142,101 @@ fn detection_rules_travel_through_the_log_by_two_administrators_and_every_gatewa
         );
     }
 }
+
+#[test]
+fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_word_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1]);
+    let _later: Vec<NodeProcess> = dirs[1..].iter().map(|d| start(d)).collect();
+    let src = d.path().join("source");
+    generate(&src, 30, 3, 1, 29);
+    import_through(&dirs[0], &src);
+    let _first = start(&dirs[0]);
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let gw = gateway_addr(&dirs[0]);
+    let (who, _) = issue(
+        &out.join("deployment"),
+        "clerk.amal",
+        "clerk",
+        "agency-casa-anfa",
+    );
+    let clerk = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 29));
+    let cnss = |i: usize| fund.persons[i].cnss.clone();
+    let first = clerk.read(&gw, &cnss(0));
+    assert_eq!(first.status, 200);
+    let record = first.json()["record_id"].as_str().unwrap().to_owned();
+    // Past the custodians' grace (5 s) and a checkpoint (every 2 s): had the entries the
+    // witnesses cosigned not counted as audited, every custodian would now refuse node 1's
+    // gateway as one whose answers nobody audited.
+    std::thread::sleep(Duration::from_secs(8));
+    for i in 1..4 {
+        let r = clerk.read(&gw, &cnss(i));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    // Somebody holding node 1's gateway certificate goes to custodian 2 directly.
+    let thief = common::api::config(
+        &dirs[0].join("ca.pem"),
+        Some(&dirs[0].join("identity/issued/gateway.embedded")),
+    );
+    let mesh: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dirs[1].join("mesh.json")).unwrap()).unwrap();
+    let custodian2 = mesh["peers"][1]["addr"].as_str().unwrap().to_owned();
+    // Its word that something was audited counts for nothing.
+    let r = common::api::call(
+        &custodian2,
+        thief.clone(),
+        "POST",
+        "/v1/audited",
+        None,
+        Some(serde_json::json!({"request_ids": ["stolen-1"]})),
+    )
+    .unwrap();
+    assert_eq!(r.status, 409, "{:?}", r.json());
+    assert_eq!(common::api::problem(&r), "audited-by-log");
+    // A partial decryption it asks for in the clerk's name is answered — the custodian
+    // cannot know yet — but never appears in a log the custodian cosigns, so once the grace
+    // has passed the custodian stops answering that certificate.
+    let token = common::api::token(&gw, &clerk.ca, &who);
+    let ask = |n: usize| {
+        common::api::call(
+            &custodian2,
+            thief.clone(),
+            "POST",
+            "/v1/partial",
+            None,
+            Some(serde_json::json!({
+                "request_id": format!("stolen-{n}"),
+                "requester": {"identity": "clerk.amal", "role": "clerk"},
+                "purpose": "counter-service",
+                "table": "persons",
+                "class": "identity",
+                "record_ids": [record],
+                "token": token,
+            })),
+        )
+        .unwrap()
+    };
+    assert_eq!(ask(1).status, 200);
+    let started = Instant::now();
+    let mut n = 2;
+    loop {
+        let r = ask(n);
+        if r.status == 403 {
+            let why = r.json().to_string();
+            assert!(why.contains("gateway.node-1"), "{why}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "custodian 2 still answers the stolen certificate: {}",
+            r.json()
+        );
+        n += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The two other custodians still answer node 1's gateway: honest reads go on.
+    let r = clerk.read(&gw, &cnss(5));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}

@@ -419,6 +419,7 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
             })
             .collect(),
         deadline: std::time::Duration::from_secs(2),
+        audited_by_log: false,
     };
     let a = crate::serve::assemble(&node_home, &pass, &opts, rt.handle(), clock.clone())?;
     let watch = a.app.watch.clone();
