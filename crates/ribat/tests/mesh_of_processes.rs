@@ -1081,18 +1081,6 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
             })),
         )
         .unwrap();
-        if r.status == 200 {
-            // Reported as audited, as a gateway does, so that custodian 3's own
-            // detectors have nothing to say about node 2's gateway.
-            let _ = common::api::call(
-                &node3,
-                common::api::config(&ca, Some(&gateway_cert)),
-                "POST",
-                "/v1/audited",
-                None,
-                Some(serde_json::json!({"request_ids": [id]})),
-            );
-        }
         let v = r.json();
         let why = v["denial"]["denial"]
             .as_str()
@@ -1115,6 +1103,12 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
             std::thread::sleep(Duration::from_millis(100));
         }
     };
+    // These direct requests are audited by no gateway: custodian 3's disagreement detector
+    // would rightly stop answering node 2's gateway certificate after its grace. Two
+    // administrators set that rule to alert only, through the log, for this test.
+    rules_in_force(&out, &dirs[0], 1, |r| {
+        r["disagreement"]["mode"] = "shadow".into()
+    });
     eventually(200, Duration::from_secs(15));
 
     // Paused through the restriction (longer than a node may go without confirming).
@@ -1979,6 +1973,63 @@ fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_
     );
 }
 
+/// Two administrators put `dir`'s rules, edited by `edit`, in force as `version` through
+/// the log; returns once every member detects by them.
+fn rules_in_force(out: &Path, dir: &Path, version: u64, edit: impl Fn(&mut serde_json::Value)) {
+    let mut rules: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rules.json")).unwrap()).unwrap();
+    edit(&mut rules);
+    let file = out.join(format!("rules-v{version}.json"));
+    std::fs::write(&file, serde_json::to_vec_pretty(&rules).unwrap()).unwrap();
+    let v = version.to_string();
+    let approvals: Vec<String> = ["sec.amina", "sec.youssef"]
+        .iter()
+        .map(|who| {
+            let key = out.join(format!("admins/{who}.key"));
+            let o = ribat(&[
+                "mesh",
+                "approve",
+                "--key",
+                key.to_str().unwrap(),
+                "--as",
+                who,
+                "--rules",
+                file.to_str().unwrap(),
+                "--version",
+                &v,
+            ]);
+            assert!(o.status.success(), "{}", common::text(&o));
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        })
+        .collect();
+    let o = ribat(&[
+        "mesh",
+        "set-rules",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--file",
+        file.to_str().unwrap(),
+        "--version",
+        &v,
+        "--approval",
+        &approvals[0],
+        "--approval",
+        &approvals[1],
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let started = Instant::now();
+    while status(dir)
+        .iter()
+        .any(|m| m["status"]["rules"][0] != version)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "rules not in force"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A partner's reads of `persons` through `gateway` until one is refused; the statuses.
 fn partner_reads(gateway: &str, partner: &Clerk, persons: &[String]) -> Vec<u16> {
     let token = common::api::token(gateway, &partner.ca, &partner.who);
@@ -2239,4 +2290,106 @@ fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_wor
     // The two other custodians still answer node 1's gateway: honest reads go on.
     let r = clerk.read(&gw, &cnss(5));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn the_leader_killed_in_the_middle_of_an_attack_the_quarantine_still_reaches_every_live_node() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2, 3]);
+    let mut nodes: Vec<Option<NodeProcess>> =
+        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
+    let src = d.path().join("source");
+    generate(&src, 200, 8, 1, 43);
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start(&dirs[0]));
+    let (leader, _) = agreed_leader(&dirs[0], &[1, 2, 3]);
+    // The attacked gateway is on a node that does not lead; the third node neither leads
+    // nor sees the attack.
+    let attacked = (1..=3u64).find(|i| *i != leader).unwrap();
+    let third = (1..=3u64).find(|i| *i != leader && *i != attacked).unwrap();
+    let dir = |i: u64| dirs[(i - 1) as usize].clone();
+    let gw = gateway_addr(&dir(attacked));
+    let deployment = out.join("deployment");
+    let (who, _) = issue(&deployment, "partner.scraper", "partner", "insurer-x");
+    let ca = dirs[0].join("ca.pem");
+    let cfg = common::api::config(&ca, Some(&who));
+    let read = |gw: &str, cnss: &str| {
+        let token = common::api::token(gw, &ca, &who);
+        common::api::call(
+            gw,
+            cfg.clone(),
+            "GET",
+            &format!("/v1/persons/{cnss}?purpose=partner-verification"),
+            Some(&token),
+            None,
+        )
+        .unwrap()
+    };
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(200, 8, 1, 43));
+    let spread: Vec<&str> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .step_by(8)
+        .map(|p| p.cnss.as_str())
+        .collect();
+    let mut exposed = 0;
+    let mut refused = None;
+    for (k, c) in spread[..20].iter().enumerate() {
+        if k == 3 {
+            // SIGKILL to the leader, three reads into the attack.
+            nodes[(leader - 1) as usize] = None;
+        }
+        let r = read(&gw, c);
+        if r.status == 200 {
+            assert!(refused.is_none(), "served after a refusal");
+            exposed += 1;
+        } else {
+            refused.get_or_insert_with(|| common::api::problem(&r));
+        }
+    }
+    assert_eq!(refused.as_deref(), Some("quarantined"));
+    assert!(exposed <= 9, "{exposed} records exposed");
+    // The two live nodes elect a new leader, commit the attacked gateway's restriction,
+    // and the third node's custodian carries it out from the log (its reason names the
+    // mesh's restriction, not only the attacked gateway's direct word).
+    let started = Instant::now();
+    loop {
+        let acts = custodian_acts(&dir(third), third as usize, "partner.scraper");
+        if acts.iter().any(|(o, why)| {
+            o == "quarantined" && why.starts_with(&format!("mesh restriction node-{attacked}/"))
+        }) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node-{third} never carried out the mesh's restriction: {acts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // On both live nodes it is in force and mesh-wide (the attacked node decided, the
+    // third endorsed: t = 2), and the third node's gateway refuses the partner too.
+    let started = Instant::now();
+    loop {
+        let s = status(&dir(attacked));
+        let live: Vec<&serde_json::Value> = [attacked, third]
+            .iter()
+            .map(|i| &s[(*i - 1) as usize])
+            .collect();
+        if live
+            .iter()
+            .all(|m| m["status"]["in_force"] == 1 && m["status"]["mesh_wide"] == 1)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not in force mesh-wide on both live nodes: {live:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = read(&gateway_addr(&dir(third)), spread[21]);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(common::api::problem(&r), "quarantined");
 }

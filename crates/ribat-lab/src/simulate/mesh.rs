@@ -335,7 +335,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
                     None,
                     Some(body),
                 )?;
-                if status == 403 && why == "quarantined" {
+                if status == 403 && why == format!("quarantined {}", leaked.name) {
                     slot.1 = Some(attack_started.elapsed().as_secs_f64());
                 }
             }
