@@ -1087,6 +1087,11 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
             .or(v["error"].as_str())
             .unwrap_or("")
             .to_owned();
+        // Whom a quarantine refuses: the partner, or the gateway asking.
+        let why = match v["denial"]["identity"].as_str() {
+            Some(who) => format!("{why} {who}"),
+            None => why,
+        };
         (r.status, why)
     };
     let eventually = |want: u16, within: Duration| {
@@ -1109,6 +1114,19 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
     rules_in_force(&out, &dirs[0], 1, |r| {
         r["disagreement"]["mode"] = "shadow".into()
     });
+    // Committed is not yet carried out: custodian 3's detectors must run on them before it
+    // is asked (and paused), or its first tick after the pause could judge by the old ones.
+    let started = Instant::now();
+    while !std::fs::read_to_string(dirs[2].join("node.log"))
+        .unwrap_or_default()
+        .contains("custodian-3 detects by rules version 1")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "custodian 3 never took the rules"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     eventually(200, Duration::from_secs(15));
 
     // Paused through the restriction (longer than a node may go without confirming).
@@ -1151,7 +1169,7 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
             );
             unavailable += 1;
         }
-        if status == 403 && why == "quarantined" {
+        if status == 403 && why == "quarantined partner.x" {
             break;
         }
         assert!(
@@ -1197,7 +1215,19 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
     ]);
     assert!(o.status.success(), "{}", common::text(&o));
     signal(nodes[2].as_ref().unwrap(), "-CONT");
-    eventually(200, Duration::from_secs(15));
+    let started = Instant::now();
+    loop {
+        let (status, why) = ask();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never 200 after the release: last {status} {why}; custodian 3's log about partner.x: {:?}",
+            custodian_acts(&dirs[2], 3, "partner.x")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let acts = custodian_acts(&dirs[2], 3, "partner.x");
     assert_eq!(
         acts.iter().map(|(o, _)| o.as_str()).collect::<Vec<_>>(),
@@ -2177,8 +2207,19 @@ fn detection_rules_travel_through_the_log_by_two_administrators_and_every_gatewa
         assert!(started.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Every gateway now detects by them: a partner reads the twelve on either gateway.
-    std::thread::sleep(Duration::from_millis(500));
+    // Every gateway now detects by them (once it says it carried them out): a partner reads
+    // the twelve on either gateway.
+    for (i, dir) in dirs[..2].iter().enumerate() {
+        let started = Instant::now();
+        let said = format!("gateway.node-{} detects by rules version 1", i + 1);
+        while !std::fs::read_to_string(dir.join("node.log"))
+            .unwrap_or_default()
+            .contains(&said)
+        {
+            assert!(started.elapsed() < Duration::from_secs(10), "{said}: never");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     for (gw, name, dir) in [
         (&gw1, "partner.after-1", &dirs[0]),
         (&gw2, "partner.after-2", &dirs[1]),
@@ -2392,4 +2433,309 @@ fn the_leader_killed_in_the_middle_of_an_attack_the_quarantine_still_reaches_eve
     let r = read(&gateway_addr(&dir(third)), spread[21]);
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(common::api::problem(&r), "quarantined");
+}
+
+/// Network namespaces this test made: three nodes' and a switch joining them (and the
+/// test's own namespace) on one bridge; deleted when dropped.
+struct Lan {
+    prefix: String,
+    nodes: usize,
+}
+
+/// The nodes' network: `10.213.77.0/24`, node N at `.N`, the test at `.100`.
+const LAN: &str = "10.213.77";
+
+fn ip(args: &[&str]) -> std::process::Output {
+    Command::new("ip").args(args).output().unwrap()
+}
+
+fn must(args: &[&str]) {
+    let o = ip(args);
+    assert!(
+        o.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        common::text(&o)
+    );
+}
+
+impl Lan {
+    /// The namespaces, or `None` (said on stderr) where this process may not make them.
+    fn new(nodes: usize) -> Option<Self> {
+        let prefix = format!("rb{}", std::process::id() % 100_000);
+        let probe = ip(&["netns", "add", &format!("{prefix}sw")]);
+        if !probe.status.success() {
+            eprintln!(
+                "SKIPPED: cannot create network namespaces here ({}); .ci/run runs as root",
+                common::text(&probe).trim()
+            );
+            return None;
+        }
+        let lan = Self { prefix, nodes };
+        let sw = lan.ns("sw");
+        must(&["-n", &sw, "link", "add", "br0", "type", "bridge"]);
+        must(&["-n", &sw, "link", "set", "br0", "up"]);
+        for i in 1..=nodes {
+            let ns = lan.ns(&format!("n{i}"));
+            must(&["netns", "add", &ns]);
+            let (inner, outer) = (format!("{}v{i}", lan.prefix), format!("{}b{i}", lan.prefix));
+            must(&[
+                "link", "add", &inner, "netns", &ns, "type", "veth", "peer", "name", &outer,
+                "netns", &sw,
+            ]);
+            must(&["-n", &sw, "link", "set", &outer, "master", "br0", "up"]);
+            must(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{LAN}.{i}/24"),
+                "dev",
+                &inner,
+            ]);
+            must(&["-n", &ns, "link", "set", &inner, "up"]);
+            must(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        // The test itself reaches the gateway from its own namespace.
+        let (host, outer) = (format!("{}h", lan.prefix), format!("{}bh", lan.prefix));
+        must(&[
+            "link", "add", &host, "type", "veth", "peer", "name", &outer, "netns", &sw,
+        ]);
+        must(&["-n", &sw, "link", "set", &outer, "master", "br0", "up"]);
+        must(&["addr", "add", &format!("{LAN}.100/24"), "dev", &host]);
+        must(&["link", "set", &host, "up"]);
+        Some(lan)
+    }
+
+    fn ns(&self, what: &str) -> String {
+        format!("{}{what}", self.prefix)
+    }
+
+    /// Cuts node `i` off from every other (its port on the switch down), or joins it back.
+    fn cut(&self, i: usize, off: bool) {
+        let port = format!("{}b{i}", self.prefix);
+        must(&[
+            "-n",
+            &self.ns("sw"),
+            "link",
+            "set",
+            &port,
+            if off { "down" } else { "up" },
+        ]);
+    }
+
+    /// `ribat ARGS` run inside node `i`'s namespace.
+    fn ribat(&self, i: usize, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.ns(&format!("n{i}")),
+            env!("CARGO_BIN_EXE_ribat"),
+        ])
+        .args(args)
+        .env_remove("RIBAT_HOME");
+        for (k, v) in PASSES {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    /// Node `i`'s process in its namespace (killed when dropped).
+    fn start(&self, i: usize, dir: &Path) -> NodeProcess {
+        let log = dir.join("node.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.ns(&format!("n{i}")),
+            env!("CARGO_BIN_EXE_ribat"),
+        ])
+        .args(["node", "--passphrases", "env", "--dir"])
+        .arg(dir)
+        .env_remove("RIBAT_HOME")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+        for (k, v) in PASSES {
+            c.env(k, v);
+        }
+        NodeProcess(c.spawn().unwrap(), Some(log))
+    }
+
+    /// `mesh status --json` as node `i` sees it.
+    fn status(&self, i: usize, dir: &Path) -> Vec<serde_json::Value> {
+        let o = self.ribat(
+            i,
+            &["mesh", "status", "--json", "--dir", dir.to_str().unwrap()],
+        );
+        serde_json::from_slice(&o.stdout).unwrap_or_default()
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &format!("{}h", self.prefix)]);
+        for i in 1..=self.nodes {
+            let _ = ip(&["netns", "del", &self.ns(&format!("n{i}"))]);
+        }
+        let _ = ip(&["netns", "del", &self.ns("sw")]);
+    }
+}
+
+/// A read of `cnss` by the holder of `who` through the gateway at `addr` (a LAN address,
+/// which its certificate names).
+fn read_over_lan(addr: &str, ca: &Path, who: &Path, cnss: &str) -> ribat_net::client::Response {
+    let host = addr.rsplit_once(':').unwrap().0.to_owned();
+    let cfg = common::api::config(ca, Some(who));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = ribat_net::client::Connection::open(cfg.clone(), addr, &host, false)
+            .await
+            .unwrap();
+        let t = c.send("POST", "/v1/token", None, None).await.unwrap();
+        assert_eq!(t.status, 200, "{}", String::from_utf8_lossy(&t.body));
+        let token = t.json()["token"].as_str().unwrap().to_owned();
+        c.send(
+            "GET",
+            &format!("/v1/persons/{cnss}?purpose=counter-service"),
+            Some(&token),
+            None,
+        )
+        .await
+        .unwrap()
+    })
+}
+
+#[test]
+fn a_node_cut_off_by_a_partition_stops_answering_while_the_majority_reads_and_decides_and_catches_up_when_joined_back()
+ {
+    let Some(lan) = Lan::new(3) else { return };
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let addrs: Vec<String> = (1..=3).map(|i| format!("{LAN}.{i}:7601")).collect();
+    let o = ribat(&[
+        "mesh",
+        "init",
+        "--nodes",
+        "3",
+        "--threshold",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--addrs",
+        &addrs.join(","),
+        "--gateway",
+        &format!("1={LAN}.1:7701"),
+        "--admins",
+        "sec.amina,sec.youssef",
+        "--passphrases",
+        "env",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let dirs: Vec<PathBuf> = (1..=3).map(|i| out.join(format!("node-{i}"))).collect();
+    let mut nodes: Vec<Option<NodeProcess>> = vec![
+        None,
+        Some(lan.start(2, &dirs[1])),
+        Some(lan.start(3, &dirs[2])),
+    ];
+    let src = d.path().join("source");
+    generate(&src, 30, 3, 1, 31);
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(lan.start(1, &dirs[0]));
+    let agreed = |seen_by: usize, live: &[usize]| {
+        let started = Instant::now();
+        loop {
+            let s = lan.status(seen_by, &dirs[seen_by - 1]);
+            let ok = live.iter().all(|i| {
+                s.get(i - 1).is_some_and(|m| {
+                    m["status"]["waiting"].is_null() && m["status"]["leader"].is_u64()
+                })
+            });
+            if ok {
+                return s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "{live:?} never all served, as node-{seen_by} sees it: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    agreed(1, &[1, 2, 3]);
+    let (who, _) = issue(
+        &out.join("deployment"),
+        "clerk.amal",
+        "clerk",
+        "agency-casa-anfa",
+    );
+    let ca = dirs[0].join("ca.pem");
+    let gw = format!("{LAN}.1:7701");
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 31));
+    let cnss = |i: usize| fund.persons[i].cnss.clone();
+    let started = Instant::now();
+    while read_over_lan(&gw, &ca, &who, &cnss(0)).status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the gateway never served"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Node 3 cut off from the others (and from the test).
+    lan.cut(3, true);
+    // The majority goes on: reads through node 1's gateway (custodians 1 and 2), and a
+    // restriction committed by the two of them.
+    let r = read_over_lan(&gw, &ca, &who, &cnss(1));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let o = lan.ribat(
+        1,
+        &[
+            "mesh",
+            "restrict",
+            "--dir",
+            dirs[0].to_str().unwrap(),
+            "--identity",
+            "partner.during-the-cut",
+            "--reason",
+            "decided while node 3 was cut off",
+        ],
+    );
+    assert!(o.status.success(), "{}", common::text(&o));
+    // Node 3, alone, cannot confirm the security state: its custodian stops answering and
+    // says why (as node 3 itself reports it).
+    let started = Instant::now();
+    loop {
+        let s = lan.status(3, &dirs[2]);
+        let me = s.get(2).map(|m| m["status"].clone()).unwrap_or_default();
+        if me["waiting"].is_string() {
+            assert_eq!(
+                me["in_force"], 0,
+                "node 3 cannot know of the restriction yet"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "node 3's custodian still answers, cut off: {me}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let s = lan.status(3, &dirs[2]);
+    assert!(
+        s[0]["error"].is_string() && s[1]["error"].is_string(),
+        "{s:?}"
+    );
+
+    // Joined back: node 3 applies what it missed before its custodian answers again.
+    lan.cut(3, false);
+    let s = agreed(1, &[1, 2, 3]);
+    for m in &s {
+        assert_eq!(m["status"]["in_force"], 1, "{m}");
+    }
+    let r = read_over_lan(&gw, &ca, &who, &cnss(2));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
