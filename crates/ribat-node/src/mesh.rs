@@ -353,10 +353,14 @@ fn check_spec(spec: &InitSpec) -> Result<()> {
         a.rsplit_once(':')
             .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
     };
-    for a in &spec.addrs {
+    for (i, a) in spec.addrs.iter().enumerate() {
         ensure!(is_addr(a), "node address `{a}`: expected HOST:PORT");
+        ensure!(
+            !spec.addrs[..i].contains(a),
+            "node address `{a}` is given twice: each node listens on its own"
+        );
     }
-    for (id, a) in &spec.gateways {
+    for (k, (id, a)) in spec.gateways.iter().enumerate() {
         ensure!(
             (1..=n as u64).contains(id),
             "--gateway {id}={a}: there is no node {id} in a mesh of {n}"
@@ -366,6 +370,11 @@ fn check_spec(spec: &InitSpec) -> Result<()> {
             !spec.addrs.contains(a),
             "--gateway {id}={a}: that address is a node's mesh address"
         );
+        if let Some((other, _)) = spec.gateways[..k].iter().find(|(o, b)| o == id || b == a) {
+            bail!(
+                "--gateway {id}={a}: node {other} already has a gateway there, or node {id} one already; one gateway per node, each on its own address"
+            );
+        }
     }
     // Only the passphrases `mesh up` made for this ceremony may be there already.
     if spec.out.exists()
@@ -2385,6 +2394,15 @@ mod tests {
         let mut s = spec(&d.path().join("a"));
         s.threshold = 4;
         assert!(init(&s).unwrap_err().to_string().contains("--threshold 4"));
+        let mut s = spec(&d.path().join("g"));
+        s.gateways = vec![(1, "127.0.0.1:17701".into()), (2, "127.0.0.1:17701".into())];
+        let e = init(&s).unwrap_err().to_string();
+        assert!(e.contains("one gateway per node"), "{e}");
+        let mut s = spec(&d.path().join("n"));
+        s.addrs[2] = s.addrs[0].clone();
+        let e = init(&s).unwrap_err().to_string();
+        assert!(e.contains("is given twice"), "{e}");
+        assert!(!d.path().join("g").exists() && !d.path().join("n").exists());
         let mut s = spec(&d.path().join("b"));
         s.admins.truncate(1);
         assert!(

@@ -75,12 +75,22 @@ fn start(dir: &Path) -> NodeProcess {
     )
 }
 
+/// A free loopback port, never one handed out before in this process (a port is free when
+/// asked, not reserved: the next ask may get the same one back).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// `ribat mesh init` of three nodes on free loopback ports, administrators sec.amina and

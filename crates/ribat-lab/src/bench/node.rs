@@ -69,8 +69,20 @@ pub fn import_fund(
 
 /// A free TCP address on loopback, for a process to listen on.
 pub fn free_addr() -> Result<String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.to_string())
+    // The port is free when asked, not reserved: a second ask may get the same one back.
+    // Never hand out a port twice in this process.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = l.local_addr()?;
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return Ok(addr.to_string());
+        }
+    }
 }
 
 /// Waits (up to 90 s) until a TLS connection to `addr` opens: a gateway listening.
