@@ -240,14 +240,28 @@ async fn a_restriction_reaches_every_node_a_lone_release_is_refused_and_the_mesh
         .map(|(_, n)| n)
         .collect();
     let live_ids: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
-    let new_leader = leader_among(&nodes, &live_ids).await;
-    assert_ne!(new_leader, leader);
-    let lead = &nodes[(new_leader - 1) as usize];
-    let w = lead
-        .raft
-        .client_write(release(&[("sec.amina", 11), ("sec.youssef", 12)]))
-        .await
-        .unwrap();
+    // As any client of a fresh leader: on a busy host its lease can lapse before the first
+    // write (`ForwardToLeader`), and the write goes to whoever leads then.
+    let mut tries = 0;
+    let (w, lead) = loop {
+        let new_leader = leader_among(&nodes, &live_ids).await;
+        assert_ne!(new_leader, leader);
+        let lead = &nodes[(new_leader - 1) as usize];
+        match lead
+            .raft
+            .client_write(release(&[("sec.amina", 11), ("sec.youssef", 12)]))
+            .await
+        {
+            Ok(w) => break (w, lead),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(_),
+            )) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the release was not written: {e}"),
+        }
+    };
     assert_eq!(
         w.data,
         Outcome::Applied(Applied::Released { id: r.id.clone() })
