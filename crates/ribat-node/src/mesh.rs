@@ -687,6 +687,9 @@ trait Carrier: Send + Sync {
     fn set_rules(&self, rules: ribat_detect::Rules) -> Result<()>;
 }
 
+/// What each part of the node carried out: (policy version, rules version), by part.
+type CarriedBook = Arc<std::sync::Mutex<BTreeMap<String, (u64, u64)>>>;
+
 /// The node's custodian: durably, in its own log.
 struct CustodianCarrier {
     custodian: Arc<ribat_custodian::LocalCustodian>,
@@ -966,10 +969,17 @@ async fn enforce_state(
     carrier: Arc<dyn Carrier>,
     what: String,
     progress: Option<(MeshRaft, Arc<Freshness>)>,
+    carried: CarriedBook,
 ) {
     use ribat_mesh::enforce::{Act, Enforcement};
     use ribat_raft::openraft::async_runtime::WatchReceiver;
     let mut done = Enforcement::default();
+    let note = |f: &dyn Fn(&mut (u64, u64))| {
+        if let Ok(mut c) = carried.lock() {
+            f(c.entry(what.clone()).or_default());
+        }
+    };
+    note(&|_| {});
     loop {
         // Read before the state: the state read next holds at least this much.
         let applied = progress.as_ref().map(|(raft, _)| {
@@ -1016,9 +1026,11 @@ async fn enforce_state(
                 Ok(Ok(())) => {
                     match &act {
                         Act::SetPolicy { version, .. } => {
+                            note(&|c| c.0 = c.0.max(*version));
                             eprintln!("{what} decides by policy version {version}")
                         }
                         Act::SetRules { version, .. } => {
+                            note(&|c| c.1 = c.1.max(*version));
                             eprintln!("{what} detects by rules version {version}")
                         }
                         other => eprintln!("{what} enforced: {other:?}"),
@@ -1235,6 +1247,7 @@ async fn run_gateway(
     addr: String,
     to_mesh: Arc<ToMesh>,
     sm: MeshStateMachine,
+    carried: CarriedBook,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let o = crate::serve::ServeOptions {
@@ -1280,6 +1293,7 @@ async fn run_gateway(
         }),
         format!("gateway.{me}"),
         None,
+        carried,
     ));
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -1380,7 +1394,13 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
         // Certificates revoked through the log are refused at every request, as if the
         // revocation list named them (the node's own listener, its custodian's token check).
         server_tls.also_revoked_by(revoked_in(&sm))?;
-        let mut router = ribat_raft::serve::router_with(raft.clone(), sm.clone(), waiting);
+        let carried: CarriedBook = Arc::default();
+        let report: ribat_raft::serve::Carried = {
+            let c = carried.clone();
+            Arc::new(move || c.lock().map(|m| m.clone()).unwrap_or_default())
+        };
+        let mut router =
+            ribat_raft::serve::router_with(raft.clone(), sm.clone(), waiting, Some(report));
         let mut tasks = Vec::new();
         let imposed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
         if let Some((c, service, watch, name)) = &custodian {
@@ -1395,6 +1415,7 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
                 }),
                 name.clone(),
                 Some((raft.clone(), fresh.clone())),
+                carried.clone(),
             )));
             tasks.push(tokio::spawn(endorse(Endorser {
                 sm: sm.clone(),
@@ -1464,7 +1485,13 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
                     tls: tls.clone(),
                     rt: tokio::runtime::Handle::current(),
                 });
-                tokio::spawn(run_gateway(home.clone(), addr, to_mesh, sm.clone()))
+                tokio::spawn(run_gateway(
+                    home.clone(),
+                    addr,
+                    to_mesh,
+                    sm.clone(),
+                    carried.clone(),
+                ))
             }
             None => tokio::spawn(std::future::pending()),
         };
@@ -2356,6 +2383,7 @@ mod tests {
                 policy: None,
                 rules: None,
                 waiting: Some("catching up".into()),
+                carried: BTreeMap::new(),
             }),
             error: leader.is_none().then(|| "refused".to_owned()),
             custodian: Some(2),

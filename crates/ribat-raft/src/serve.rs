@@ -105,25 +105,39 @@ pub struct NodeStatus {
     /// Why the node's services do not answer yet (catching up with the state), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// What each of the node's parts (its custodian, its gateway) has carried out: the
+    /// policy and rules versions it decides and detects by (0: its start-up files). The
+    /// state can be ahead of these for a moment; they are what the part acts on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub carried: BTreeMap<String, (u64, u64)>,
 }
 
 /// Says why a node's services do not answer yet, or `None` when they do.
 pub type Waiting = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// Says what each part of the node has carried out: (policy version, rules version).
+pub type Carried = std::sync::Arc<dyn Fn() -> BTreeMap<String, (u64, u64)> + Send + Sync>;
 
 #[derive(Clone)]
 struct Served {
     raft: MeshRaft,
     sm: MeshStateMachine,
     waiting: Option<Waiting>,
+    carried: Option<Carried>,
 }
 
 /// The routes, for a node's router.
 pub fn router(raft: MeshRaft, sm: MeshStateMachine) -> Router {
-    router_with(raft, sm, None)
+    router_with(raft, sm, None, None)
 }
 
-/// Same, with `waiting` reported in the node's status.
-pub fn router_with(raft: MeshRaft, sm: MeshStateMachine, waiting: Option<Waiting>) -> Router {
+/// Same, with `waiting` and `carried` reported in the node's status.
+pub fn router_with(
+    raft: MeshRaft,
+    sm: MeshStateMachine,
+    waiting: Option<Waiting>,
+    carried: Option<Carried>,
+) -> Router {
     Router::new()
         .route(APPEND, post(append))
         .route(VOTE, post(vote))
@@ -135,7 +149,12 @@ pub fn router_with(raft: MeshRaft, sm: MeshStateMachine, waiting: Option<Waiting
             sm.clone(),
             only_members,
         ))
-        .with_state(Served { raft, sm, waiting })
+        .with_state(Served {
+            raft,
+            sm,
+            waiting,
+            carried,
+        })
 }
 
 async fn status(State(s): State<Served>) -> Response {
@@ -191,6 +210,7 @@ async fn status(State(s): State<Served>) -> Response {
         policy,
         rules,
         waiting: s.waiting.as_ref().and_then(|w| w()),
+        carried: s.carried.as_ref().map(|c| c()).unwrap_or_default(),
     })
     .into_response()
 }

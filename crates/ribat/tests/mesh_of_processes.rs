@@ -1126,17 +1126,7 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
     });
     // Committed is not yet carried out: custodian 3's detectors must run on them before it
     // is asked (and paused), or its first tick after the pause could judge by the old ones.
-    let started = Instant::now();
-    while !std::fs::read_to_string(dirs[2].join("node.log"))
-        .unwrap_or_default()
-        .contains("custodian-3 detects by rules version 1")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "custodian 3 never took the rules"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    carried_out(&dirs[0], 3, "custodian-3", (0, 1));
     eventually(200, Duration::from_secs(15));
 
     // Paused through the restriction (longer than a node may go without confirming).
@@ -2003,6 +1993,12 @@ fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_
     for m in status(&dirs[0]) {
         assert_eq!(m["status"]["policy"][0], 1, "{m}");
     }
+    for i in 1..=3 {
+        carried_out(&dirs[0], i, &format!("custodian-{i}"), (1, 0));
+    }
+    for i in 1..=2 {
+        carried_out(&dirs[0], i, &format!("gateway.node-{i}"), (1, 0));
+    }
     // The same version again is stale.
     let o = set(&file, &[&amina, &youssef]);
     assert!(!o.status.success());
@@ -2011,6 +2007,24 @@ fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_
         "{}",
         common::text(&o)
     );
+}
+
+/// Waits until node `id` (asked from `dir`) says its `part` carried out `want` (policy
+/// version, rules version): committed is not yet carried out.
+fn carried_out(dir: &Path, id: usize, part: &str, want: (u64, u64)) {
+    let started = Instant::now();
+    loop {
+        let s = status(dir);
+        let got = &s[id - 1]["status"]["carried"][part];
+        if got[0] == want.0 && got[1] == want.1 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "node-{id}'s {part} carried out {got}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Two administrators put `dir`'s rules, edited by `edit`, in force as `version` through
@@ -2219,16 +2233,8 @@ fn detection_rules_travel_through_the_log_by_two_administrators_and_every_gatewa
     }
     // Every gateway now detects by them (once it says it carried them out): a partner reads
     // the twelve on either gateway.
-    for (i, dir) in dirs[..2].iter().enumerate() {
-        let started = Instant::now();
-        let said = format!("gateway.node-{} detects by rules version 1", i + 1);
-        while !std::fs::read_to_string(dir.join("node.log"))
-            .unwrap_or_default()
-            .contains(&said)
-        {
-            assert!(started.elapsed() < Duration::from_secs(10), "{said}: never");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    for i in 1..=2 {
+        carried_out(&dirs[0], i, &format!("gateway.node-{i}"), (0, 1));
     }
     for (gw, name, dir) in [
         (&gw1, "partner.after-1", &dirs[0]),
