@@ -544,8 +544,9 @@ enum MeshCommand {
         reason: String,
     },
     /// One administrator's approval, signed offline with their key, of a release
-    /// (`--id`, `--reason`) or of a membership change (`--add-node`, `--remove-node`);
-    /// prints it as one JSON line to hand to whoever proposes the change.
+    /// (`--id`, `--reason`), a membership change (`--add-node`, `--remove-node`), or a
+    /// policy or rules file (`--policy` or `--rules`, with `--version`); prints it as one
+    /// JSON line to hand to whoever proposes the change.
     #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "add_node", "remove_node", "policy", "rules"])))]
     Approve {
         /// The administrator's signing key (from `mesh init`'s admins/).
