@@ -591,16 +591,27 @@ impl Log {
             .map_or(0, |c| c.size.min(size));
         // Each witness sees the note as the log signed it.
         let log_signed = note.to_text();
+        // The edge and entries shown to witnesses that check them, read once per starting
+        // size (witnesses are usually all at the same one).
+        let mut shown: Vec<(u64, Vec<Hash>, Vec<Vec<u8>>)> = Vec::new();
         for w in witnesses {
             let mut old = last;
             let mut answer = Err(CosignError::Unavailable("not asked".into()));
             for _ in 0..2 {
                 let proof = self.consistency_proof(old, size)?;
                 answer = if w.wants_entries() {
-                    let entries = (old..size)
-                        .map(|i| self.entry(i))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    w.cosign_entries(old, &proof, &log_signed, &self.frontier(old)?, &entries)
+                    let k = match shown.iter().position(|(o, _, _)| *o == old) {
+                        Some(k) => k,
+                        None => {
+                            let entries = (old..size)
+                                .map(|i| self.entry(i))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            shown.push((old, self.frontier(old)?, entries));
+                            shown.len() - 1
+                        }
+                    };
+                    let (_, edge, entries) = &shown[k];
+                    w.cosign_entries(old, &proof, &log_signed, edge, entries)
                 } else {
                     w.cosign(old, &proof, &log_signed)
                 };

@@ -143,16 +143,8 @@ impl Witness {
         edge: &[Hash],
         entries: &[Vec<u8>],
     ) -> Result<(String, Vec<String>), CosignError> {
-        let opened =
-            open_checkpoint(note, &self.log).map_err(|e| CosignError::Refused(e.to_string()))?;
+        let (opened, mut st) = self.begin(old_size, note)?;
         let cp = opened.checkpoint;
-        let mut st = self
-            .state
-            .lock()
-            .map_err(|_| CosignError::Unavailable("witness state poisoned".into()))?;
-        if old_size != st.0 {
-            return Err(CosignError::Conflict(st.0));
-        }
         let mut f = Frontier::from_hashes(old_size, edge.to_vec()).ok_or_else(|| {
             CosignError::Refused(format!(
                 "the edge of a tree of {old_size} has {} hashes, not {}",
@@ -194,6 +186,31 @@ impl Witness {
         ))
     }
 
+    /// The checkpoint `note`, signed by the log, and the witness's state held while it is
+    /// judged: refused unless the caller starts from the size last cosigned.
+    fn begin(
+        &self,
+        old_size: u64,
+        note: &str,
+    ) -> Result<
+        (
+            crate::note::OpenedCheckpoint,
+            std::sync::MutexGuard<'_, (u64, Hash)>,
+        ),
+        CosignError,
+    > {
+        let opened =
+            open_checkpoint(note, &self.log).map_err(|e| CosignError::Refused(e.to_string()))?;
+        let st = self
+            .state
+            .lock()
+            .map_err(|_| CosignError::Unavailable("witness state poisoned".into()))?;
+        if old_size != st.0 {
+            return Err(CosignError::Conflict(st.0));
+        }
+        Ok((opened, st))
+    }
+
     /// Keeps `cp` as the last cosigned, durably, before any cosignature of it leaves.
     fn commit(
         &self,
@@ -225,16 +242,8 @@ impl Cosigner for Witness {
     }
 
     fn cosign(&self, old_size: u64, proof: &[Hash], note: &str) -> Result<String, CosignError> {
-        let opened =
-            open_checkpoint(note, &self.log).map_err(|e| CosignError::Refused(e.to_string()))?;
+        let (opened, mut st) = self.begin(old_size, note)?;
         let cp = opened.checkpoint;
-        let mut st = self
-            .state
-            .lock()
-            .map_err(|_| CosignError::Unavailable("witness state poisoned".into()))?;
-        if old_size != st.0 {
-            return Err(CosignError::Conflict(st.0));
-        }
         if cp.size < st.0 {
             let why = format!(
                 "size {} is smaller than the size {} already cosigned",

@@ -168,3 +168,61 @@ fn an_edge_that_does_not_fold_to_the_cosigned_root_or_bytes_that_are_no_entry_ar
     );
     assert_eq!(fx.witness.last_size(), 5);
 }
+
+/// A witness on another host, as the log sees it: it asks for the entries and believes
+/// only them (what a gateway's remote witness does over the network).
+struct Remote<'a>(&'a Witness, std::sync::Mutex<Vec<String>>);
+
+impl ribat_audit::Cosigner for Remote<'_> {
+    fn name(&self) -> String {
+        ribat_audit::Cosigner::name(self.0)
+    }
+    fn verifier(&self) -> ribat_audit::VerifierKey {
+        self.0.verifier()
+    }
+    fn cosign(&self, _: u64, _: &[Hash], _: &str) -> Result<String, CosignError> {
+        Err(CosignError::Refused(
+            "this witness is always shown the entries".into(),
+        ))
+    }
+    fn wants_entries(&self) -> bool {
+        true
+    }
+    fn cosign_entries(
+        &self,
+        old_size: u64,
+        _: &[Hash],
+        note: &str,
+        edge: &[Hash],
+        entries: &[Vec<u8>],
+    ) -> Result<String, CosignError> {
+        let (line, ids) = self.0.cosign_entries(old_size, note, edge, entries)?;
+        self.1.lock().unwrap().extend(ids);
+        Ok(line)
+    }
+}
+
+#[test]
+fn the_log_shows_each_witness_the_entries_since_its_own_size() {
+    let fx = fixture(5);
+    let other = {
+        let key = NoteSigner::generate("custodian-3.ribat.test/witness", COSIGNATURE_V1).unwrap();
+        let dir = fx._tmp.path().join("w3");
+        std::fs::create_dir_all(&dir).unwrap();
+        Witness::open(&dir, key, fx.signer.verifier(), Box::new(|| 1_763_900_000)).unwrap()
+    };
+    let (a, b) = (
+        Remote(&fx.witness, Default::default()),
+        Remote(&other, Default::default()),
+    );
+    let r = fx.log.checkpoint(&fx.signer, &[&a, &b], 2).unwrap();
+    assert!(r.quorum_met && r.refused.is_empty(), "{r:?}");
+    for i in 5..12 {
+        fx.log.append(&entry(i)).unwrap();
+    }
+    let r = fx.log.checkpoint(&fx.signer, &[&a, &b], 2).unwrap();
+    assert!(r.quorum_met && r.refused.is_empty(), "{r:?}");
+    for w in [&a, &b] {
+        assert_eq!(*w.1.lock().unwrap(), ids(0..12));
+    }
+}

@@ -420,6 +420,47 @@ fn copy_into(from: &Path, to: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What every node's directory holds from the ceremony's CA and deployment, whether it is a
+/// founding node or joins later: its node certificate for `addr`'s host and TLS key, the
+/// CA and its revocation list, its node signing key (from `seed`), the group, policy and
+/// rules, and the identity files a node checks tokens with.
+fn node_dir(
+    ca: &Ca,
+    deployment: &Home,
+    dir: &Path,
+    name: &str,
+    addr: &str,
+    seed: &[u8; 32],
+) -> Result<Home> {
+    use ribat_identity::ca::{CA_CERT, CRL, TOKEN_PUB};
+    let node = Home::at(dir.to_owned());
+    node.create()?;
+    let issued = ca.issue(
+        name,
+        "node",
+        "mesh",
+        &CertKind::Server {
+            hosts: vec![host_of(addr).to_owned()],
+        },
+        365,
+    )?;
+    let ca_dir = crate::identity::dir(deployment);
+    write_file(&dir.join("cert.pem"), issued.cert_pem.as_bytes(), false)?;
+    write_file(&dir.join("key.pem"), issued.key_pem.as_bytes(), true)?;
+    write_file(&dir.join("ca.pem"), ca.cert_pem()?.as_bytes(), false)?;
+    std::fs::copy(ca_dir.join(CRL), dir.join("crl.pem"))?;
+    write_seed(&dir.join(NODE_KEY), seed)?;
+    for f in ["group.json", "policy.json", crate::serve::RULES_FILE] {
+        copy_into(deployment.root(), dir, f)?;
+    }
+    let id_dir = crate::identity::dir(&node);
+    std::fs::create_dir_all(&id_dir)?;
+    for f in [CA_CERT, CRL, TOKEN_PUB] {
+        copy_into(&ca_dir, &id_dir, f)?;
+    }
+    Ok(node)
+}
+
 /// Writes one directory per node (and, beside them, the deployment's HOME with the CA and
 /// the administrators' keys); returns the node directories.
 ///
@@ -508,35 +549,13 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for (p, seed) in peers.iter().zip(&seeds) {
         let dir = spec.out.join(&p.name);
-        let node = Home::at(dir.clone());
-        node.create()?;
-        let issued = ca.issue(
-            &p.name,
-            "node",
-            "mesh",
-            &CertKind::Server {
-                hosts: vec![host_of(&p.addr).to_owned()],
-            },
-            365,
-        )?;
-        write_file(&dir.join("cert.pem"), issued.cert_pem.as_bytes(), false)?;
-        write_file(&dir.join("key.pem"), issued.key_pem.as_bytes(), true)?;
-        write_file(&dir.join("ca.pem"), ca.cert_pem()?.as_bytes(), false)?;
-        std::fs::copy(ca_dir.join(ribat_identity::ca::CRL), dir.join("crl.pem"))?;
-        write_seed(&dir.join(NODE_KEY), seed)?;
+        let node = node_dir(&ca, &deployment, &dir, &p.name, &p.addr, seed)?;
         // Its custodian moves here: the deployment's HOME keeps no share.
         let index = p.custodian.map_or(0, |c| c as usize);
         std::fs::rename(deployment.custodian_dir(index), node.custodian_dir(index))
             .with_context(|| format!("cannot move custodian {index} into {}", dir.display()))?;
-        for f in ["group.json", "policy.json", crate::serve::RULES_FILE] {
-            copy_into(deployment.root(), &dir, f)?;
-        }
         let id_dir = crate::identity::dir(&node);
-        std::fs::create_dir_all(&id_dir)?;
-        use ribat_identity::ca::{CA_CERT, CRL, REGISTER, TOKEN_KEY, TOKEN_PUB};
-        for f in [CA_CERT, CRL, TOKEN_PUB] {
-            copy_into(&ca_dir, &id_dir, f)?;
-        }
+        use ribat_identity::ca::{REGISTER, TOKEN_KEY};
         let gateway = spec
             .gateways
             .iter()
@@ -2100,32 +2119,8 @@ pub fn prepare_node(out: &Path, addr: &str, id: Option<u64>) -> Result<PathBuf> 
             deployment.root().display()
         )
     })?;
-    let node = Home::at(dir.clone());
-    node.create()?;
-    let issued = ca.issue(
-        &name,
-        "node",
-        "mesh",
-        &CertKind::Server {
-            hosts: vec![host_of(addr).to_owned()],
-        },
-        365,
-    )?;
-    write_file(&dir.join("cert.pem"), issued.cert_pem.as_bytes(), false)?;
-    write_file(&dir.join("key.pem"), issued.key_pem.as_bytes(), true)?;
-    write_file(&dir.join("ca.pem"), ca.cert_pem()?.as_bytes(), false)?;
-    std::fs::copy(ca_dir.join(ribat_identity::ca::CRL), dir.join("crl.pem"))?;
     let seed = random_seed()?;
-    write_seed(&dir.join(NODE_KEY), &seed)?;
-    for f in ["group.json", "policy.json", crate::serve::RULES_FILE] {
-        copy_into(deployment.root(), &dir, f)?;
-    }
-    let id_dir = crate::identity::dir(&node);
-    std::fs::create_dir_all(&id_dir)?;
-    use ribat_identity::ca::{CA_CERT, CRL, TOKEN_PUB};
-    for f in [CA_CERT, CRL, TOKEN_PUB] {
-        copy_into(&ca_dir, &id_dir, f)?;
-    }
+    node_dir(&ca, &deployment, &dir, &name, addr, &seed)?;
     let file = MeshFile {
         id,
         gateway: None,

@@ -133,6 +133,33 @@ fn mesh_with_gateways(out: &Path, gateways: &[u64]) -> Vec<PathBuf> {
     (1..=3).map(|i| out.join(format!("node-{i}"))).collect()
 }
 
+/// `ribat mesh approve WHAT` signed with `key_of`'s key, as `who`.
+fn approve_with(key_of: &str, out: &Path, who: &str, what: &[&str]) -> std::process::Output {
+    let key = out.join(format!("admins/{key_of}.key"));
+    let mut args = vec![
+        "mesh",
+        "approve",
+        "--key",
+        key.to_str().unwrap(),
+        "--as",
+        who,
+    ];
+    args.extend_from_slice(what);
+    ribat(&args)
+}
+
+/// Same, signed with `key_of`'s key as `who`, which must succeed: the approval's line.
+fn approval_with_key_of(out: &Path, key_of: &str, who: &str, what: &[&str]) -> String {
+    let o = approve_with(key_of, out, who, what);
+    assert!(o.status.success(), "{}", common::text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// Administrator `who`'s approval of `what`, signed with their own key.
+fn approval(out: &Path, who: &str, what: &[&str]) -> String {
+    approval_with_key_of(out, who, who, what)
+}
+
 /// `ribat mesh status --json` from `dir`: each member's leader, state and applied index.
 fn status(dir: &Path) -> Vec<serde_json::Value> {
     let o = ribat(&["mesh", "status", "--json", "--dir", dir.to_str().unwrap()]);
@@ -326,20 +353,11 @@ fn a_restriction_proposed_from_any_node_binds_all_and_only_two_administrators_li
     in_force_everywhere(&dirs[0], 1);
 
     let approve = |who: &str| {
-        let o = ribat(&[
-            "mesh",
-            "approve",
-            "--key",
-            out.join(format!("admins/{who}.key")).to_str().unwrap(),
-            "--as",
+        approval(
+            &out,
             who,
-            "--id",
-            &id,
-            "--reason",
-            "the broker's contract was checked",
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+            &["--id", &id, "--reason", "the broker's contract was checked"],
+        )
     };
     let (a1, a2) = (approve("sec.amina"), approve("sec.youssef"));
     let release = |approvals: &[&str]| {
@@ -372,22 +390,12 @@ fn a_restriction_proposed_from_any_node_binds_all_and_only_two_administrators_li
     in_force_everywhere(&dirs[0], 1);
     // A second approval forged in sec.youssef's name with sec.amina's key: committed, and
     // refused by every node's state machine (whoever carried it, the leader included).
-    let forged = {
-        let o = ribat(&[
-            "mesh",
-            "approve",
-            "--key",
-            out.join("admins/sec.amina.key").to_str().unwrap(),
-            "--as",
-            "sec.youssef",
-            "--id",
-            &id,
-            "--reason",
-            "the broker's contract was checked",
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
-    };
+    let forged = approval_with_key_of(
+        &out,
+        "sec.amina",
+        "sec.youssef",
+        &["--id", &id, "--reason", "the broker's contract was checked"],
+    );
     let o = release(&[&a1, &forged]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
@@ -546,6 +554,24 @@ fn import_through(dir: &Path, src: &Path) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Nodes 2 and 3 started, a generated fund (persons, employers, months, seed) imported
+/// through node 1's directory while their custodians answer, then node 1 started and a
+/// leader agreed by all three, each custodian answering.
+fn running_with_fund(
+    tmp: &Path,
+    dirs: &[PathBuf],
+    (persons, employers, months, seed): (u32, u32, u32, u64),
+) -> Vec<Option<NodeProcess>> {
+    let mut nodes: Vec<Option<NodeProcess>> =
+        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
+    let src = tmp.join("source");
+    generate(&src, persons, employers, months, seed);
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start(&dirs[0]));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    nodes
 }
 
 /// `ribat sim generate` of a fund into `src`.
@@ -823,13 +849,7 @@ fn the_2025_attack_on_one_gateway_binds_every_node_even_one_down_through_it_and_
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = mesh_with_gateways(&out, &[1, 2]);
-    let mut nodes: Vec<Option<NodeProcess>> =
-        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
-    let src = d.path().join("source");
-    generate(&src, 200, 8, 1, 41);
-    import_through(&dirs[0], &src);
-    nodes[0] = Some(start(&dirs[0]));
-    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let mut nodes = running_with_fund(d.path(), &dirs, (200, 8, 1, 41));
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
     let deployment = out.join("deployment");
     issue(&deployment, "partner.scraper", "partner", "insurer-x");
@@ -906,20 +926,11 @@ fn the_2025_attack_on_one_gateway_binds_every_node_even_one_down_through_it_and_
     // Two administrators' signed approvals release it through the mesh; every custodian
     // lifts it, node 3's included, and node 2's gateway serves the partner again.
     let approve = |admin: &str| {
-        let o = ribat(&[
-            "mesh",
-            "approve",
-            "--key",
-            out.join(format!("admins/{admin}.key")).to_str().unwrap(),
-            "--as",
+        approval(
+            &out,
             admin,
-            "--id",
-            &id,
-            "--reason",
-            "insurer-x's integration was fixed",
-        ]);
-        assert!(o.status.success(), "{}", common::text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+            &["--id", &id, "--reason", "insurer-x's integration was fixed"],
+        )
     };
     let (a1, a2) = (approve("sec.amina"), approve("sec.youssef"));
     let o = ribat(&[
@@ -1033,13 +1044,7 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = mesh_with_gateways(&out, &[1, 2]);
-    let mut nodes: Vec<Option<NodeProcess>> =
-        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
-    let src = d.path().join("source");
-    generate(&src, 30, 3, 1, 9);
-    import_through(&dirs[0], &src);
-    nodes[0] = Some(start(&dirs[0]));
-    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 9));
     let gw2 = gateway_addr(&dirs[1]);
     let deployment = out.join("deployment");
     issue(&deployment, "partner.x", "partner", "insurer-x");
@@ -1183,20 +1188,11 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
     // Paused again through the release: it lifts only once it applied the committed release.
     signal(nodes[2].as_ref().unwrap(), "-STOP");
     let approve = |admin: &str| {
-        let o = ribat(&[
-            "mesh",
-            "approve",
-            "--key",
-            out.join(format!("admins/{admin}.key")).to_str().unwrap(),
-            "--as",
+        approval(
+            &out,
             admin,
-            "--id",
-            &id,
-            "--reason",
-            "checked with insurer-x",
-        ]);
-        assert!(o.status.success(), "{}", common::text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+            &["--id", &id, "--reason", "checked with insurer-x"],
+        )
     };
     let (a1, a2) = (approve("sec.amina"), approve("sec.youssef"));
     let o = ribat(&[
@@ -1343,13 +1339,7 @@ fn a_certificate_revoked_through_the_log_is_refused_by_every_gateway_and_custodi
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = mesh_with_gateways(&out, &[1, 2]);
-    let mut nodes: Vec<Option<NodeProcess>> =
-        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
-    let src = d.path().join("source");
-    generate(&src, 30, 3, 1, 17);
-    import_through(&dirs[0], &src);
-    nodes[0] = Some(start(&dirs[0]));
-    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 17));
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
     let deployment = out.join("deployment");
     let clerk = |name: &str| {
@@ -1518,13 +1508,7 @@ fn i4_a_mesh_on_postgresql_gives_each_node_its_own_role_and_its_dump_holds_nothi
         );
         assert_eq!(mesh["store_schema"], schema.as_str());
     }
-    let mut nodes: Vec<Option<NodeProcess>> =
-        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
-    let src = d.path().join("source");
-    generate(&src, 60, 4, 2, 21);
-    import_through(&dirs[0], &src);
-    nodes[0] = Some(start(&dirs[0]));
-    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let _nodes = running_with_fund(d.path(), &dirs, (60, 4, 2, 21));
     let gw = gateway_addr(&dirs[0]);
     let deployment = out.join("deployment");
     issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
@@ -1654,23 +1638,7 @@ fn a_node_joins_and_leaves_only_by_two_administrators_and_one_never_added_takes_
     assert_eq!(n5, out.join("node-5"));
     let _p4 = start(&n4);
     let _p5 = start(&n5);
-    let approve = |who: &str, what: &[&str]| {
-        let mut args = vec![
-            "mesh".to_owned(),
-            "approve".into(),
-            "--key".into(),
-            out.join(format!("admins/{who}.key"))
-                .to_string_lossy()
-                .into(),
-            "--as".into(),
-            who.into(),
-        ];
-        args.extend(what.iter().map(|s| s.to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = ribat(&args);
-        assert!(o.status.success(), "{}", common::text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
-    };
+    let approve = |who: &str, what: &[&str]| approval(&out, who, what);
     let change = |verb: &str, via: &Path, node: &str, approvals: &[&str]| {
         let mut args = vec!["mesh", verb, "--dir", via.to_str().unwrap(), "--node", node];
         for a in approvals {
@@ -1821,20 +1789,7 @@ fn a_revoked_node_is_refused_by_every_member_its_custodian_stops_answering_and_t
         assert!(e.contains("revoked"), "{m}");
     }
     // The two others still form the mesh and, by two administrators, take node-3 out.
-    let approve = |who: &str| {
-        let o = ribat(&[
-            "mesh",
-            "approve",
-            "--key",
-            out.join(format!("admins/{who}.key")).to_str().unwrap(),
-            "--as",
-            who,
-            "--remove-node",
-            "node-3",
-        ]);
-        assert!(o.status.success(), "{}", common::text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
-    };
+    let approve = |who: &str| approval(&out, who, &["--remove-node", "node-3"]);
     let (a, b) = (approve("sec.amina"), approve("sec.youssef"));
     let o = ribat(&[
         "mesh",
@@ -1858,12 +1813,7 @@ fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = mesh_with_gateways(&out, &[1, 2]);
-    let _later: Vec<NodeProcess> = dirs[1..].iter().map(|d| start(d)).collect();
-    let src = d.path().join("source");
-    generate(&src, 30, 3, 1, 19);
-    import_through(&dirs[0], &src);
-    let _first = start(&dirs[0]);
-    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 19));
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
     let (who, _) = issue(
         &out.join("deployment"),
@@ -1884,20 +1834,11 @@ fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_
     let file = d.path().join("policy-v1.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&policy).unwrap()).unwrap();
     let approve = |who: &str, f: &Path| {
-        let o = ribat(&[
-            "mesh",
-            "approve",
-            "--key",
-            out.join(format!("admins/{who}.key")).to_str().unwrap(),
-            "--as",
+        approval(
+            &out,
             who,
-            "--policy",
-            f.to_str().unwrap(),
-            "--version",
-            "1",
-        ]);
-        assert!(o.status.success(), "{}", common::text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+            &["--policy", f.to_str().unwrap(), "--version", "1"],
+        )
     };
     let set = |f: &Path, approvals: &[&str]| {
         let mut args = vec![
@@ -1943,18 +1884,12 @@ fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_
     // A file no node could read is refused before anything is signed.
     let broken = d.path().join("policy-broken.json");
     std::fs::write(&broken, b"{\"roles\": 3}").unwrap();
-    let o = ribat(&[
-        "mesh",
-        "approve",
-        "--key",
-        out.join("admins/sec.amina.key").to_str().unwrap(),
-        "--as",
+    let o = approve_with(
         "sec.amina",
-        "--policy",
-        broken.to_str().unwrap(),
-        "--version",
-        "1",
-    ]);
+        &out,
+        "sec.amina",
+        &["--policy", broken.to_str().unwrap(), "--version", "1"],
+    );
     assert!(!o.status.success());
     assert!(
         common::text(&o).contains("policy-broken.json"),
@@ -2047,21 +1982,11 @@ fn rules_in_force(out: &Path, dir: &Path, version: u64, edit: impl Fn(&mut serde
     let approvals: Vec<String> = ["sec.amina", "sec.youssef"]
         .iter()
         .map(|who| {
-            let key = out.join(format!("admins/{who}.key"));
-            let o = ribat(&[
-                "mesh",
-                "approve",
-                "--key",
-                key.to_str().unwrap(),
-                "--as",
+            approval(
+                out,
                 who,
-                "--rules",
-                file.to_str().unwrap(),
-                "--version",
-                &v,
-            ]);
-            assert!(o.status.success(), "{}", common::text(&o));
-            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+                &["--rules", file.to_str().unwrap(), "--version", &v],
+            )
         })
         .collect();
     let o = ribat(&[
@@ -2126,12 +2051,7 @@ fn detection_rules_travel_through_the_log_by_two_administrators_and_every_gatewa
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = mesh_with_gateways(&out, &[1, 2]);
-    let _later: Vec<NodeProcess> = dirs[1..].iter().map(|d| start(d)).collect();
-    let src = d.path().join("source");
-    generate(&src, 40, 3, 1, 23);
-    import_through(&dirs[0], &src);
-    let _first = start(&dirs[0]);
-    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let _nodes = running_with_fund(d.path(), &dirs, (40, 3, 1, 23));
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
     let deployment = out.join("deployment");
     let partner = |name: &str| {
@@ -2168,20 +2088,7 @@ fn detection_rules_travel_through_the_log_by_two_administrators_and_every_gatewa
     let file = d.path().join("rules-v1.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&rules).unwrap()).unwrap();
     let approve = |who: &str, what: &str| {
-        let o = ribat(&[
-            "mesh",
-            "approve",
-            "--key",
-            out.join(format!("admins/{who}.key")).to_str().unwrap(),
-            "--as",
-            who,
-            what,
-            file.to_str().unwrap(),
-            "--version",
-            "1",
-        ]);
-        assert!(o.status.success(), "{}", common::text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        approval(&out, who, &[what, file.to_str().unwrap(), "--version", "1"])
     };
     let set = |approvals: &[&str]| {
         let mut args = vec![
@@ -2200,18 +2107,12 @@ fn detection_rules_travel_through_the_log_by_two_administrators_and_every_gatewa
         ribat(&args)
     };
     // Rules are not a policy: nobody is asked to sign them as one.
-    let o = ribat(&[
-        "mesh",
-        "approve",
-        "--key",
-        out.join("admins/sec.amina.key").to_str().unwrap(),
-        "--as",
+    let o = approve_with(
         "sec.amina",
-        "--policy",
-        file.to_str().unwrap(),
-        "--version",
-        "1",
-    ]);
+        &out,
+        "sec.amina",
+        &["--policy", file.to_str().unwrap(), "--version", "1"],
+    );
     assert!(!o.status.success());
     assert!(
         common::text(&o).contains("rules-v1.json"),
@@ -2264,12 +2165,7 @@ fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_wor
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = mesh_with_gateways(&out, &[1]);
-    let _later: Vec<NodeProcess> = dirs[1..].iter().map(|d| start(d)).collect();
-    let src = d.path().join("source");
-    generate(&src, 30, 3, 1, 29);
-    import_through(&dirs[0], &src);
-    let _first = start(&dirs[0]);
-    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 29));
     let gw = gateway_addr(&dirs[0]);
     let (who, _) = issue(
         &out.join("deployment"),
@@ -2362,12 +2258,7 @@ fn the_leader_killed_in_the_middle_of_an_attack_the_quarantine_still_reaches_eve
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = mesh_with_gateways(&out, &[1, 2, 3]);
-    let mut nodes: Vec<Option<NodeProcess>> =
-        vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
-    let src = d.path().join("source");
-    generate(&src, 200, 8, 1, 43);
-    import_through(&dirs[0], &src);
-    nodes[0] = Some(start(&dirs[0]));
+    let mut nodes = running_with_fund(d.path(), &dirs, (200, 8, 1, 43));
     let (leader, _) = agreed_leader(&dirs[0], &[1, 2, 3]);
     // The attacked gateway is on a node that does not lead; the third node neither leads
     // nor sees the attack.

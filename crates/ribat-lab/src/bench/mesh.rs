@@ -9,13 +9,12 @@
 //! | reads after the leader is killed | a reader on a gateway that does not lead, the leader killed with SIGKILL: the longest time without a successful read, and the reads that failed |
 
 use crate::bench::node::{
-    embedded_gateway, free_addr, fresh_dir, generated_fund, import_fund, wait_listening,
+    embedded_gateway, fresh_dir, generated_fund, running_mesh, wait_listening,
 };
 use crate::bench::reads::{Latencies, percentile, time_reads};
 use crate::home::Home;
 use crate::identity::add_client_quiet;
 use ribat_net::client::Connection;
-use ribat_node::mesh::{InitSpec, NodeChild};
 use ribat_node::{Context, bail};
 use serde::Serialize;
 use std::path::Path;
@@ -175,60 +174,13 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     };
 
     // The mesh: N node directories, a gateway on each node.
-    say(&format!(
-        "mesh: ceremony for {} nodes (threshold {threshold})…",
-        o.nodes
-    ));
-    let out = dir.join("mesh");
-    let passes = dir.join("mesh-passphrases");
-    let source = crate::passphrases::random_files(&passes, o.nodes)?;
-    let addrs = (0..o.nodes)
-        .map(|_| free_addr())
-        .collect::<ribat_node::Result<Vec<_>>>()?;
-    let gateways = (1..=o.nodes as u64)
-        .map(|i| Ok((i, free_addr()?)))
-        .collect::<Result<Vec<_>>>()?;
-    let dirs = ribat_node::mesh::init(&InitSpec {
-        out: out.clone(),
-        addrs: addrs.clone(),
-        threshold,
-        admins: vec!["sec.bench-1".into(), "sec.bench-2".into()],
-        gateways: gateways.clone(),
-        passphrases: source.clone(),
-        store: ribat_node::StoreSpec::Sqlite,
-        kdf: ribat_crypto::passphrase::KdfParams::default(),
-    })?;
-    // Node 1's directory holds its audit log while its process runs: the fund goes in
-    // through it first, the other nodes' custodians answering.
-    let exe = std::env::current_exe().context("cannot find this executable")?;
-    let mut procs: Vec<Option<NodeChild>> = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        procs.push(match i {
-            0 => None,
-            _ => Some(NodeChild::start(&exe, d, &passes)?),
-        });
-    }
-    say("mesh: sealed import through node 1's directory…");
-    let node1 = ribat_node::mesh::adopt_store(Home::at(dirs[0].clone()))?;
-    let started = Instant::now();
-    loop {
-        let opened = crate::embedded::Embedded::open(&node1, &source);
-        match opened {
-            Ok(node) => {
-                import_fund(&node, &files)?;
-                break;
-            }
-            Err(e) if started.elapsed() < Duration::from_secs(60) => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    procs[0] = Some(NodeChild::start(&exe, &dirs[0], &passes)?);
-    say("mesh: waiting for a leader and every custodian…");
-    ribat_node::mesh::wait_ready(&dirs[0], Duration::from_secs(60))?;
-
+    let mut mesh = running_mesh(&dir, o.nodes, "sec.bench", &files, &say)?;
+    let (out, dirs, addrs, gateways) = (
+        mesh.out.clone(),
+        mesh.dirs.clone(),
+        mesh.addrs.clone(),
+        mesh.gateways.clone(),
+    );
     let deployment = ribat_node::mesh::deployment_home(&out);
     let ca = crate::identity::open_ca(&deployment)?;
     let client = add_client_quiet(
@@ -239,13 +191,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         "cnss.pensions",
     )?;
     let cfg = crate::api_client::config_in(&client)?;
-    let gw_addr = |id: u64| {
-        gateways
-            .iter()
-            .find(|(g, _)| *g == id)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_default()
-    };
+    let gw_addr = |id: u64| mesh.gateway(id);
     for (_, a) in &gateways {
         wait_listening(&rt, &cfg, a)?;
     }
@@ -396,7 +342,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     while start.elapsed() < Duration::from_secs(8) {
         if !killed && start.elapsed() > Duration::from_secs(1) {
             let idx = usize::try_from(leader - 1).unwrap_or(0);
-            procs[idx] = None;
+            mesh.procs[idx] = None;
             killed = true;
         }
         let (status, why) = ask(
@@ -438,7 +384,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         reads: outcomes.len(),
         first_failure,
     };
-    drop(procs);
+    drop(mesh);
 
     let report = Report {
         nodes: o.nodes,

@@ -149,3 +149,99 @@ pub fn embedded_gateway(
     let gw = crate::serve::spawn_gateway(&node_home, &dir.join("passphrases"))?;
     Ok((gw, client))
 }
+
+/// A mesh of node processes on loopback for a bench or a simulation, stopped when dropped.
+pub struct RunningMesh {
+    /// Where `mesh init` wrote the node directories and the deployment.
+    pub out: PathBuf,
+    /// The node directories, in id order.
+    pub dirs: Vec<PathBuf>,
+    /// Each node's mesh address (its custodian's too), in id order.
+    pub addrs: Vec<String>,
+    /// Each node's gateway: (node id, address).
+    pub gateways: Vec<(u64, String)>,
+    /// The node processes, in id order (`None` once killed).
+    pub procs: Vec<Option<ribat_node::mesh::NodeChild>>,
+}
+
+impl RunningMesh {
+    /// Node `id`'s gateway address.
+    pub fn gateway(&self, id: u64) -> String {
+        self.gateways
+            .iter()
+            .find(|(g, _)| *g == id)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The ceremony for `nodes` nodes under `dir` (a custodian and a gateway on each, threshold
+/// a majority, administrators `{admins}-1` and `{admins}-2`), `files` imported sealed
+/// through node 1's directory while the others' custodians answer (node 1's process holds
+/// its audit log once it runs), then node 1 started and every node ready.
+pub fn running_mesh(
+    dir: &std::path::Path,
+    nodes: usize,
+    admins: &str,
+    files: &[PathBuf],
+    say: &dyn Fn(&str),
+) -> std::result::Result<RunningMesh, super::BenchError> {
+    use ribat_node::mesh::{InitSpec, NodeChild};
+    use std::time::{Duration, Instant};
+    let threshold = nodes / 2 + 1;
+    say(&format!(
+        "mesh: ceremony for {nodes} nodes (threshold {threshold}), a gateway on each…"
+    ));
+    let out = dir.join("mesh");
+    let passes = dir.join("mesh-passphrases");
+    let source = passphrases::random_files(&passes, nodes)?;
+    let addrs = (0..nodes)
+        .map(|_| free_addr())
+        .collect::<Result<Vec<_>>>()?;
+    let gateways = (1..=nodes as u64)
+        .map(|i| Ok((i, free_addr()?)))
+        .collect::<Result<Vec<_>>>()?;
+    let dirs = ribat_node::mesh::init(&InitSpec {
+        out: out.clone(),
+        addrs: addrs.clone(),
+        threshold,
+        admins: vec![format!("{admins}-1"), format!("{admins}-2")],
+        gateways: gateways.clone(),
+        passphrases: source.clone(),
+        store: ribat_node::StoreSpec::Sqlite,
+        kdf: KdfParams::default(),
+    })?;
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let mut procs: Vec<Option<NodeChild>> = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        procs.push(match i {
+            0 => None,
+            _ => Some(NodeChild::start(&exe, d, &passes)?),
+        });
+    }
+    say("mesh: sealed import through node 1's directory (the other nodes' custodians up)…");
+    let node1 = ribat_node::mesh::adopt_store(Home::at(dirs[0].clone()))?;
+    let started = Instant::now();
+    loop {
+        match crate::embedded::Embedded::open(&node1, &source) {
+            Ok(node) => {
+                import_fund(&node, files)?;
+                break;
+            }
+            Err(_) if started.elapsed() < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    procs[0] = Some(NodeChild::start(&exe, &dirs[0], &passes)?);
+    say("mesh: waiting for a leader and every custodian…");
+    ribat_node::mesh::wait_ready(&dirs[0], Duration::from_secs(90))?;
+    Ok(RunningMesh {
+        out,
+        dirs,
+        addrs,
+        gateways,
+        procs,
+    })
+}

@@ -12,14 +12,13 @@
 use super::{Role, Scenario, TOKEN_TTL, Tally};
 use crate::bench::BenchError;
 use crate::bench::mesh::{ask, record_id};
-use crate::bench::node::{free_addr, fresh_dir, import_fund, wait_listening};
+use crate::bench::node::{fresh_dir, running_mesh, wait_listening};
 use crate::home::Home;
 use crate::identity::add_client_quiet;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 use rand_distr::{Distribution, Exp};
 use ribat_net::client::Connection;
-use ribat_node::mesh::{InitSpec, NodeChild};
 use ribat_node::{Context, bail};
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -96,58 +95,12 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(3), 1, o.seed);
     let source = dir.join("source");
     let fund = ribat_sim::files::write(&spec, &source)?;
-    say(&format!(
-        "mesh: ceremony for {nodes} nodes (threshold {threshold}), a gateway on each…"
-    ));
-    let out = dir.join("mesh");
-    let passes = dir.join("mesh-passphrases");
-    let pass = crate::passphrases::random_files(&passes, nodes)?;
-    let addrs = (0..nodes)
-        .map(|_| free_addr())
-        .collect::<ribat_node::Result<Vec<_>>>()?;
-    let gateways = (1..=nodes as u64)
-        .map(|i| Ok((i, free_addr()?)))
-        .collect::<Result<Vec<_>>>()?;
-    let dirs = ribat_node::mesh::init(&InitSpec {
-        out: out.clone(),
-        addrs: addrs.clone(),
-        threshold,
-        admins: vec!["sec.sim-1".into(), "sec.sim-2".into()],
-        gateways: gateways.clone(),
-        passphrases: pass.clone(),
-        store: ribat_node::StoreSpec::Sqlite,
-        kdf: ribat_crypto::passphrase::KdfParams::default(),
-    })?;
-    let exe = std::env::current_exe().context("cannot find this executable")?;
-    let mut procs: Vec<Option<NodeChild>> = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        procs.push(match i {
-            0 => None,
-            _ => Some(NodeChild::start(&exe, d, &passes)?),
-        });
-    }
-    say("mesh: sealed import through node 1's directory (the other nodes' custodians up)…");
-    let node1 = ribat_node::mesh::adopt_store(Home::at(dirs[0].clone()))?;
     let files = [source.join("employers.csv"), source.join("persons.csv")];
-    let started = Instant::now();
-    loop {
-        match crate::embedded::Embedded::open(&node1, &pass) {
-            Ok(node) => {
-                import_fund(&node, &files)?;
-                break;
-            }
-            Err(_) if started.elapsed() < Duration::from_secs(60) => {
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    procs[0] = Some(NodeChild::start(&exe, &dirs[0], &passes)?);
-    say("mesh: waiting for a leader and every custodian…");
-    ribat_node::mesh::wait_ready(&dirs[0], Duration::from_secs(90))?;
+    let mesh = running_mesh(&dir, nodes, "sec.sim", &files, &say)?;
+    let (out, addrs, gateways) = (&mesh.out, &mesh.addrs, &mesh.gateways);
 
     say("issuing identities (40 clerks, 4 supervisors, 10 partners, the leaked partner)…");
-    let deployment = ribat_node::mesh::deployment_home(&out);
+    let deployment = ribat_node::mesh::deployment_home(out);
     let ca = crate::identity::open_ca(&deployment)?;
     let gw = |i: usize| gateways[i % gateways.len()].1.clone();
     let mut honest = Vec::new();
@@ -190,7 +143,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    for (_, a) in &gateways {
+    for (_, a) in gateways {
         wait_listening(&rt, &leaked.cfg, a)?;
     }
     // A record the custodians are asked about directly (any will do: the question is
@@ -355,7 +308,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
         let _ = rt.block_on(t);
     }
     let real = run_started.elapsed().as_secs_f64();
-    drop(procs);
+    drop(mesh);
 
     let legit = legit.lock().map(|t| t.clone()).unwrap_or_default();
     let bad = hostile.lock().map(|t| t.clone()).unwrap_or_default();
@@ -482,35 +435,10 @@ async fn honest_caller(
 /// The first refusal of each kind an honest caller got.
 type Examples = Arc<Mutex<std::collections::BTreeMap<String, String>>>;
 
-/// Counts one answer (or transport failure) as `record` does for the embedded run.
+/// Counts one answer (or transport failure) as the embedded run does.
 fn tally(t: &Mutex<Tally>, role: Role, r: Option<&ribat_net::client::Response>, e: Option<String>) {
-    let Ok(mut t) = t.lock() else { return };
-    t.requests += 1;
-    match r {
-        Some(r) if (200..300).contains(&r.status) => {
-            t.ok += 1;
-            t.refused_in_a_row = 0;
-            if r.json().get("fields").is_some() {
-                t.records += 1;
-            }
-        }
-        Some(r) => {
-            t.refused_in_a_row += 1;
-            let kind = r.json()["type"]
-                .as_str()
-                .and_then(|s| s.rsplit('/').next())
-                .map_or_else(|| format!("http-{}", r.status), str::to_owned);
-            *t.failures.entry(kind).or_default() += 1;
-            *t.failures_by_role
-                .entry(role.name().to_owned())
-                .or_default() += 1;
-        }
-        None => {
-            t.refused_in_a_row += 1;
-            *t.failures
-                .entry(format!("transport: {}", e.unwrap_or_default()))
-                .or_default() += 1;
-        }
+    if let Ok(mut t) = t.lock() {
+        t.count(role, r, e);
     }
 }
 

@@ -536,38 +536,53 @@ fn record(
 ) {
     let tally = if hostile { &w.hostile } else { &w.legit };
     let Ok(mut t) = tally.lock() else { return };
-    t.requests += 1;
     t.first_ms = Some(t.first_ms.map_or(sent_ms, |f| f.min(sent_ms)));
-    match r {
-        Some(r) if (200..300).contains(&r.status) => {
-            t.ok += 1;
-            t.refused_in_a_row = 0;
-            let v = r.json();
-            t.records += match v.get("matches").and_then(|m| m.as_array()) {
-                Some(m) => m.len() as u64,
-                None if v.get("fields").is_some() || v.get("declarations").is_some() => 1,
-                None => 0,
-            };
-        }
-        Some(r) => {
-            t.refused_in_a_row += 1;
-            let kind = r.json()["type"]
-                .as_str()
-                .and_then(|s| s.rsplit('/').next())
-                .map_or_else(|| format!("http-{}", r.status), str::to_owned);
-            *t.failures.entry(kind).or_default() += 1;
-            *t.failures_by_role
-                .entry(role.name().to_owned())
-                .or_default() += 1;
-        }
-        None => {
-            t.refused_in_a_row += 1;
-            *t.failures_by_role
-                .entry(role.name().to_owned())
-                .or_default() += 1;
-            *t.failures
-                .entry(format!("transport: {}", error.unwrap_or_default()))
-                .or_default() += 1;
+    t.count(role, r, error);
+}
+
+impl Tally {
+    /// Counts one answer (or a transport failure, `error`) to a caller of `role`.
+    fn count(
+        &mut self,
+        role: Role,
+        r: Option<&ribat_net::client::Response>,
+        error: Option<String>,
+    ) {
+        self.requests += 1;
+        match r {
+            Some(r) if (200..300).contains(&r.status) => {
+                self.ok += 1;
+                self.refused_in_a_row = 0;
+                let v = r.json();
+                self.records += match v.get("matches").and_then(|m| m.as_array()) {
+                    Some(m) => m.len() as u64,
+                    None if v.get("fields").is_some() || v.get("declarations").is_some() => 1,
+                    None => 0,
+                };
+            }
+            Some(r) => {
+                self.refused_in_a_row += 1;
+                let kind = r.json()["type"]
+                    .as_str()
+                    .and_then(|s| s.rsplit('/').next())
+                    .map_or_else(|| format!("http-{}", r.status), str::to_owned);
+                *self.failures.entry(kind).or_default() += 1;
+                *self
+                    .failures_by_role
+                    .entry(role.name().to_owned())
+                    .or_default() += 1;
+            }
+            None => {
+                self.refused_in_a_row += 1;
+                *self
+                    .failures_by_role
+                    .entry(role.name().to_owned())
+                    .or_default() += 1;
+                *self
+                    .failures
+                    .entry(format!("transport: {}", error.unwrap_or_default()))
+                    .or_default() += 1;
+            }
         }
     }
 }
