@@ -285,8 +285,22 @@ async fn partial(
             req.requester.identity, req.requester.role, claims.sub, claims.role
         ));
     }
-    if s.tls.is_revoked(&claims.serial) {
-        return unauth(ribat_identity::TokenError::Revoked.to_string());
+    let bound = ribat_identity::tls::CertRef {
+        serial: &claims.serial,
+        thumbprint: &claims.cnf.x5t_s256,
+        role: claims.role.as_str(),
+    };
+    match s.tls.refused(&bound) {
+        Some(ribat_identity::tls::Refused::Revoked) => {
+            return unauth(ribat_identity::TokenError::Revoked.to_string());
+        }
+        Some(ribat_identity::tls::Refused::NotGranted) => {
+            return unauth(format!(
+                "the token of `{}` is bound to a certificate the mesh's identity register does not hold (serial {}): never granted by two administrators",
+                claims.sub, claims.serial
+            ));
+        }
+        None => {}
     }
     if let Some((until, id)) = s
         .observer

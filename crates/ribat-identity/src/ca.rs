@@ -90,6 +90,25 @@ pub struct RegisterEntry {
     pub revoked_at: Option<i64>,
 }
 
+impl RegisterEntry {
+    /// The entry a certificate (DER) makes, read from the certificate alone: for a register
+    /// kept elsewhere than this CA's file (a mesh's, granted through its log).
+    pub fn of_certificate(der: &[u8]) -> Result<Self, IdentityError> {
+        let peer = crate::peer::PeerIdentity::from_der(der)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| IdentityError::Certificate(e.to_string()))?;
+        Ok(Self {
+            name: peer.name,
+            role: peer.role.as_str().to_owned(),
+            institution: peer.institution,
+            serial: peer.serial,
+            not_after: cert.validity().not_after.timestamp(),
+            thumbprint: peer.thumbprint,
+            revoked_at: None,
+        })
+    }
+}
+
 /// A freshly issued certificate and its key.
 pub struct Issued {
     /// The certificate, PEM.
@@ -483,6 +502,21 @@ mod tests {
             copy.register().unwrap()[0].revoked_at.is_none(),
             "a refused revocation leaves the register as it was"
         );
+    }
+
+    #[test]
+    fn a_certificate_alone_gives_the_entry_its_issuing_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::init(dir.path(), "test").unwrap();
+        let issued = ca
+            .issue("clerk.amal", "clerk", "agency-1", &CertKind::Client, 30)
+            .unwrap();
+        let der = crate::tls::certs_from_pem(&issued.cert_pem, "cert").unwrap();
+        assert_eq!(
+            RegisterEntry::of_certificate(der[0].as_ref()).unwrap(),
+            issued.entry
+        );
+        assert!(RegisterEntry::of_certificate(b"not a certificate").is_err());
     }
 
     #[test]

@@ -86,12 +86,33 @@ impl TlsFiles {
 pub struct ServerTls {
     files: TlsFiles,
     current: RwLock<Loaded>,
-    /// Revocations from elsewhere than the list (a mesh's replicated state).
-    also: std::sync::OnceLock<RevokedBy>,
+    /// Refusals from elsewhere than the list (a mesh's replicated state).
+    also: std::sync::OnceLock<VettedBy>,
 }
 
-/// Says whether a certificate serial (lowercase hex) is revoked.
-pub type RevokedBy = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// A certificate as a request names it: the one its connection presented, or the one a
+/// token is bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct CertRef<'a> {
+    /// Serial, lowercase hex.
+    pub serial: &'a str,
+    /// SHA-256 of the DER certificate, base64url.
+    pub thumbprint: &'a str,
+    /// Its role (OU).
+    pub role: &'a str,
+}
+
+/// Why a certificate is refused although its chain verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Revoked (by the list, or by the mesh's administrators).
+    Revoked,
+    /// Not in the mesh's identity register: issued, never granted.
+    NotGranted,
+}
+
+/// Says whether a certificate is refused, and why (a mesh's identity register).
+pub type VettedBy = Arc<dyn Fn(&CertRef<'_>) -> Option<Refused> + Send + Sync>;
 
 /// One load of the files: the revocation list's time stamp, the settings built from it,
 /// and the serials it revokes (custodians check a token's certificate against them).
@@ -165,23 +186,26 @@ impl ServerTls {
     }
 
     /// Whether the revocation list (reloaded first if it changed), or the second source if
-    /// one was set, revokes this serial.
-    pub fn is_revoked(&self, serial_hex: &str) -> bool {
+    /// one was set, refuses this certificate.
+    pub fn refused(&self, cert: &CertRef<'_>) -> Option<Refused> {
         self.refresh();
         let listed = self
             .current
             .read()
-            .map(|c| c.revoked.contains(serial_hex))
+            .map(|c| c.revoked.contains(cert.serial))
             .unwrap_or(true);
-        listed || self.also.get().is_some_and(|also| also(serial_hex))
+        if listed {
+            return Some(Refused::Revoked);
+        }
+        self.also.get().and_then(|also| also(cert))
     }
 
-    /// Adds a second source of revocations (once; a second call is refused): every request
-    /// whose certificate or token it revokes is refused as if the list named it.
-    pub fn also_revoked_by(&self, source: RevokedBy) -> Result<(), IdentityError> {
+    /// Adds a second source of refusals (once; a second call is refused): every request
+    /// whose certificate or token it refuses is refused as if the list revoked it.
+    pub fn also_vetted_by(&self, source: VettedBy) -> Result<(), IdentityError> {
         self.also
             .set(source)
-            .map_err(|_| IdentityError::Invalid("a second source of revocations".into()))
+            .map_err(|_| IdentityError::Invalid("a second source of refusals".into()))
     }
 
     /// The settings for a new connection, reloaded first if the revocation list changed.

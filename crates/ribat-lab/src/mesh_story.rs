@@ -133,6 +133,32 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
     for a in [&gw1, &gw2] {
         wait_listening(&rt, &clerk, a)?;
     }
+    // The CA made the two certificates; no node answers them until two administrators
+    // grant them through the log.
+    let (status, v) = rt.block_on(async {
+        let mut c = Connection::open(clerk.clone(), &gw1, "127.0.0.1", false).await?;
+        let r = c.send("POST", "/v1/token", None, None).await?;
+        Ok::<_, ribat_node::NodeError>((r.status, r.json()))
+    })?;
+    println!(
+        "clerk.casa-anfa.0042's certificate, fresh from the CA, asks node-1's gateway for a token → {status} {}",
+        v["type"]
+            .as_str()
+            .unwrap_or_default()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+    );
+    let p = ribat_node::grants::grant_by_ceremony_admins(
+        &out,
+        &dirs[0],
+        &[clerk_dir.clone(), partner_dir.clone()],
+        "demo: a counter clerk and a partner",
+    )?;
+    println!(
+        "sec.amina and sec.youssef each sign a grant of both certificates; {}",
+        ribat_node::mesh::describe(&p)?
+    );
     let ordinary: Vec<&str> = fund
         .persons
         .iter()

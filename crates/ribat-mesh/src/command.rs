@@ -8,6 +8,7 @@
 //! | `Restrict` | restricts | the member that decided |
 //! | `Endorse` | restricts (counts towards mesh-wide) | another member, over the same decision |
 //! | `Revoke` | restricts | one administrator |
+//! | `Grant` | relaxes (a certificate may act) | two distinct administrators, neither its holder |
 //! | `Release` | relaxes | two distinct administrators, neither the decision's target |
 //! | `SetPolicy`, `SetRules` | either | two distinct administrators |
 //! | `AddMember`, `RemoveMember` | either | two distinct administrators |
@@ -105,6 +106,36 @@ impl PolicyStatement {
     }
 }
 
+/// A certificate in the identity register: what two administrators granted. The
+/// thumbprint binds the very certificate, so that whoever holds the CA's key cannot mint
+/// another one with a granted serial and be let in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// Identity name (the certificate's CN).
+    pub name: String,
+    /// Role (OU).
+    pub role: String,
+    /// Institution (O).
+    pub institution: String,
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// SHA-256 of the DER certificate, base64url (the tokens' `cnf` binding).
+    pub thumbprint: String,
+    /// When the certificate expires, Unix seconds (shown; TLS refuses it after).
+    pub not_after: i64,
+}
+
+/// The statement administrators sign to let certificates act in the mesh: issuing a
+/// certificate only makes it; granting it, by two administrators through the log, is
+/// what lets it in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantStatement {
+    /// The certificates, one or more.
+    pub certificates: Vec<Registration>,
+    /// Why (a ticket, a contract).
+    pub reason: String,
+}
+
 /// Where a member sits in Raft: its id and the address its peers reach it at. The
 /// ceremony's members have theirs in every node's `mesh.json`; a member that joins later
 /// carries its seat in the statement the administrators sign, so that no node learns an
@@ -167,6 +198,13 @@ pub enum Command {
         /// Their signatures (one suffices).
         approvals: Vec<Approval>,
     },
+    /// Two administrators grant certificates: from then on they may act in the mesh.
+    Grant {
+        /// What they signed.
+        statement: GrantStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
     /// Two administrators put a policy in force.
     SetPolicy {
         /// What they signed.
@@ -198,6 +236,8 @@ pub mod kind {
     pub const RELEASE: &str = "release";
     /// A revocation.
     pub const REVOKE: &str = "revoke";
+    /// A grant of certificates.
+    pub const GRANT: &str = "grant";
     /// A policy.
     pub const POLICY: &str = "policy";
     /// Detection rules.
@@ -235,6 +275,27 @@ impl std::fmt::Display for Command {
                 f,
                 "revoke certificate {} by {}",
                 statement.serial,
+                admins(approvals)
+            ),
+            Self::Grant {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "grant {} certificate(s) ({}) by {}",
+                statement.certificates.len(),
+                {
+                    let mut names: Vec<String> = statement
+                        .certificates
+                        .iter()
+                        .take(3)
+                        .map(|c| format!("{} as {}", c.name, c.role))
+                        .collect();
+                    if statement.certificates.len() > 3 {
+                        names.push(format!("{} more", statement.certificates.len() - 3));
+                    }
+                    names.join(", ")
+                },
                 admins(approvals)
             ),
             Self::SetPolicy {

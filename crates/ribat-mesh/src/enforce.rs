@@ -158,6 +158,7 @@ mod tests {
             ],
             threshold: 1,
             seats: Default::default(),
+            granted: Vec::new(),
         };
         World {
             state: SecurityState::new(&g),

@@ -1,6 +1,7 @@
 //! The mesh's replicated security state: who the members and administrators are, the
-//! restrictions in force and their releases, revoked certificates, the policy version — and
-//! the rules by which every node applies an entry of the log.
+//! restrictions in force and their releases, the identity register (certificates granted
+//! and revoked), the policy and detection rules in force — and the rules by which every
+//! node applies an entry of the log.
 //!
 //! Owns: the entries ([`command`]), their signatures ([`sign`]), the state machine
 //! ([`state`]) that Raft (openraft, in the node) feeds in commit order, and what a node's
@@ -18,6 +19,6 @@ pub mod enforce;
 pub mod sign;
 pub mod state;
 
-pub use command::{Admin, Approval, Command, Member, Restriction, Seat};
+pub use command::{Admin, Approval, Command, Member, Registration, Restriction, Seat};
 pub use sign::{KeyPair, PublicKey, Sig};
-pub use state::{Applied, Genesis, Rejected, SecurityState};
+pub use state::{Applied, Genesis, Rejected, SecurityState, Standing};

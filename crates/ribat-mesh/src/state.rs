@@ -6,8 +6,8 @@
 //! caller still counts it as applied, so every node stays at the same index.
 
 use crate::command::{
-    Admin, Approval, Command, Member, MembershipStatement, PolicyStatement, ReleaseStatement,
-    Restriction, RevokeStatement, Seat, kind,
+    Admin, Approval, Command, GrantStatement, Member, MembershipStatement, PolicyStatement,
+    Registration, ReleaseStatement, Restriction, RevokeStatement, Seat, kind,
 };
 use crate::sign::{PublicKey, verifies};
 use ribat_detect::response::Target;
@@ -28,6 +28,32 @@ pub struct Genesis {
     pub threshold: usize,
     /// Where the members sit in Raft (from `mesh.json`), by name.
     pub seats: BTreeMap<String, Seat>,
+    /// The certificates the ceremony issued to act in the mesh (its gateways'): granted
+    /// from the start, by the ceremony.
+    pub granted: Vec<Registration>,
+}
+
+/// Who granted the ceremony's certificates.
+pub const CEREMONY: &str = "ceremony";
+
+/// A certificate in the register, and who let it in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Granted {
+    /// The certificate.
+    pub registration: Registration,
+    /// The administrators whose signatures granted it ([`CEREMONY`] for the ceremony's).
+    pub by: BTreeSet<String>,
+}
+
+/// What the register says of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Granted and not revoked: it may act.
+    Granted,
+    /// Revoked, for good.
+    Revoked,
+    /// Never granted, or granted for another certificate with the same serial.
+    NotGranted,
 }
 
 /// A restriction as the state holds it.
@@ -77,6 +103,11 @@ pub enum Applied {
     Rules {
         /// Their version.
         version: u64,
+    },
+    /// Certificates that may act from now on.
+    Granted {
+        /// Their serials (those already granted as they are included).
+        serials: Vec<String>,
     },
     /// The membership changed.
     Membership,
@@ -131,6 +162,9 @@ pub enum Rejected {
     /// A policy whose digest is not its document's.
     #[error("version {0}: its digest is not its document's")]
     PolicyDigest(u64),
+    /// A grant that cannot be made.
+    #[error("grant: {0}")]
+    Grant(String),
 }
 
 /// The replicated security state.
@@ -154,6 +188,9 @@ pub struct SecurityState {
     /// position can never be taken for a new one's.
     #[serde(default)]
     raft_ids: BTreeSet<u64>,
+    /// The identity register, by serial: the certificates that may act in the mesh.
+    #[serde(default)]
+    granted: BTreeMap<String, Granted>,
 }
 
 impl SecurityState {
@@ -170,6 +207,17 @@ impl SecurityState {
             applied: 0,
             seats: g.seats.clone(),
             raft_ids: g.seats.values().map(|s| s.raft_id).collect(),
+            granted: g
+                .granted
+                .iter()
+                .map(|r| {
+                    let g = Granted {
+                        registration: r.clone(),
+                        by: BTreeSet::from([CEREMONY.to_owned()]),
+                    };
+                    (r.serial.clone(), g)
+                })
+                .collect(),
         }
     }
 
@@ -240,6 +288,10 @@ impl SecurityState {
                 statement,
                 approvals,
             } => self.revoke(statement, approvals),
+            Command::Grant {
+                statement,
+                approvals,
+            } => self.grant(statement, approvals),
             Command::SetPolicy {
                 statement,
                 approvals,
@@ -379,6 +431,73 @@ impl SecurityState {
         })
     }
 
+    fn grant(
+        &mut self,
+        statement: &GrantStatement,
+        approvals: &[Approval],
+    ) -> Result<Applied, Rejected> {
+        let refuse = |why: String| Err(Rejected::Grant(why));
+        if statement.certificates.is_empty() {
+            return refuse("no certificate to grant".into());
+        }
+        let by = self.admins_signed(kind::GRANT, statement, approvals, ADMINS_TO_RELAX, None)?;
+        // Nobody lets their own certificate in, as nobody releases their own quarantine.
+        if let Some(c) = statement.certificates.iter().find(|c| by.contains(&c.name)) {
+            return Err(Rejected::TargetApproves(c.name.clone()));
+        }
+        let mut fresh = BTreeMap::new();
+        for c in &statement.certificates {
+            if c.serial.is_empty()
+                || !c
+                    .serial
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return refuse(format!(
+                    "`{}`: serial `{}` is not lowercase hex",
+                    c.name, c.serial
+                ));
+            }
+            if c.role == "node" {
+                return refuse(format!(
+                    "`{}` is a node certificate: nodes come in as members (mesh add-node), not by grant",
+                    c.name
+                ));
+            }
+            if self.revoked.contains(&c.serial) {
+                return refuse(format!(
+                    "`{}` (serial {}) was revoked, for good: issue a new certificate",
+                    c.name, c.serial
+                ));
+            }
+            let prior = self.granted.get(&c.serial).or_else(|| fresh.get(&c.serial));
+            match prior {
+                Some(g) if g.registration == *c => continue,
+                Some(g) => {
+                    return refuse(format!(
+                        "serial {} is granted already to another certificate (`{}`)",
+                        c.serial, g.registration.name
+                    ));
+                }
+                None => {}
+            }
+            fresh.insert(
+                c.serial.clone(),
+                Granted {
+                    registration: c.clone(),
+                    by: by.clone(),
+                },
+            );
+        }
+        let serials = statement
+            .certificates
+            .iter()
+            .map(|c| c.serial.clone())
+            .collect();
+        self.granted.extend(fresh);
+        Ok(Applied::Granted { serials })
+    }
+
     fn member_signed(
         &self,
         by: &str,
@@ -458,6 +577,23 @@ impl SecurityState {
         self.revoked.contains(serial)
     }
 
+    /// What the register says of the certificate with this serial and thumbprint.
+    pub fn standing(&self, serial: &str, thumbprint: &str) -> Standing {
+        if self.revoked.contains(serial) {
+            return Standing::Revoked;
+        }
+        match self.granted.get(serial) {
+            Some(g) if g.registration.thumbprint == thumbprint => Standing::Granted,
+            _ => Standing::NotGranted,
+        }
+    }
+
+    /// The identity register, in serial order (revoked certificates included:
+    /// [`Self::is_revoked`] says which).
+    pub fn granted(&self) -> impl Iterator<Item = &Granted> {
+        self.granted.values()
+    }
+
     /// The policy in force, if any was set through the log.
     pub fn policy(&self) -> Option<&PolicyStatement> {
         self.policy.as_ref()
@@ -529,6 +665,34 @@ mod tests {
                 .zip(1..)
                 .map(|(n, id)| ((*n).into(), seat(id)))
                 .collect(),
+            granted: vec![cert("gateway.node-a", "gateway", "0a")],
+        })
+    }
+
+    fn cert(name: &str, role: &str, serial: &str) -> Registration {
+        Registration {
+            name: name.into(),
+            role: role.into(),
+            institution: "agency-1".into(),
+            serial: serial.into(),
+            thumbprint: format!("thumb-{serial}"),
+            not_after: 2_000_000_000,
+        }
+    }
+
+    fn grant(
+        s: &mut SecurityState,
+        certificates: Vec<Registration>,
+        who: &[(&str, u8)],
+    ) -> Result<Applied, Rejected> {
+        let statement = GrantStatement {
+            certificates,
+            reason: "ticket 7".into(),
+        };
+        let approvals = approve(kind::GRANT, &statement, who);
+        s.apply(&Command::Grant {
+            statement,
+            approvals,
         })
     }
 
@@ -576,6 +740,99 @@ mod tests {
             by: by.into(),
             sig,
         }
+    }
+
+    #[test]
+    fn a_certificate_acts_once_two_administrators_granted_it_and_never_after_its_revocation() {
+        let mut s = state();
+        let both = [("sec.1", 11), ("sec.2", 12)];
+        // The ceremony's gateway is in from the start; a clerk's new certificate is not.
+        assert_eq!(s.standing("0a", "thumb-0a"), Standing::Granted);
+        let clerk = cert("clerk.1", "clerk", "1b");
+        assert_eq!(s.standing("1b", "thumb-1b"), Standing::NotGranted);
+        assert_eq!(
+            grant(&mut s, vec![clerk.clone()], &[("sec.1", 11)]),
+            Err(Rejected::TooFewAdmins { got: 1, needed: 2 })
+        );
+        assert_eq!(
+            grant(&mut s, vec![clerk.clone()], &[("sec.1", 11), ("sec.1", 11)]),
+            Err(Rejected::TooFewAdmins { got: 1, needed: 2 })
+        );
+        // sec.2's key signing as sec.1: refused.
+        assert_eq!(
+            grant(&mut s, vec![clerk.clone()], &[("sec.1", 12), ("sec.2", 12)]),
+            Err(Rejected::BadSignature("sec.1".into()))
+        );
+        // Signed as a release, the same statement grants nothing.
+        let statement = GrantStatement {
+            certificates: vec![clerk.clone()],
+            reason: "ticket 7".into(),
+        };
+        let approvals = approve(kind::RELEASE, &statement, &both);
+        assert_eq!(
+            s.apply(&Command::Grant {
+                statement,
+                approvals
+            }),
+            Err(Rejected::BadSignature("sec.1".into()))
+        );
+        assert_eq!(s.standing("1b", "thumb-1b"), Standing::NotGranted);
+        assert_eq!(
+            grant(&mut s, vec![clerk.clone()], &both),
+            Ok(Applied::Granted {
+                serials: vec!["1b".into()]
+            })
+        );
+        assert_eq!(s.standing("1b", "thumb-1b"), Standing::Granted);
+        // The serial alone is not the certificate: another one minted with it is not let in.
+        assert_eq!(s.standing("1b", "thumb-other"), Standing::NotGranted);
+        let mut forged = clerk.clone();
+        forged.thumbprint = "thumb-other".into();
+        assert!(matches!(
+            grant(&mut s, vec![forged], &both),
+            Err(Rejected::Grant(m)) if m.contains("granted already to another certificate")
+        ));
+        // The same grant again changes nothing and is not an error (a retried proposal).
+        assert!(grant(&mut s, vec![clerk.clone()], &both).is_ok());
+        // Nobody grants their own certificate; node certificates come in as members; a
+        // grant is all or nothing.
+        assert_eq!(
+            grant(&mut s, vec![cert("sec.1", "security", "2c")], &both),
+            Err(Rejected::TargetApproves("sec.1".into()))
+        );
+        assert!(matches!(
+            grant(&mut s, vec![cert("clerk.2", "clerk", "3d"), cert("node-z", "node", "4e")], &both),
+            Err(Rejected::Grant(m)) if m.contains("node certificate")
+        ));
+        assert_eq!(s.standing("3d", "thumb-3d"), Standing::NotGranted);
+        assert!(matches!(
+            grant(&mut s, vec![cert("clerk.2", "clerk", "3D")], &both),
+            Err(Rejected::Grant(m)) if m.contains("not lowercase hex")
+        ));
+        assert!(matches!(
+            grant(&mut s, vec![], &both),
+            Err(Rejected::Grant(_))
+        ));
+        // Revoked: refused for good, and never granted again.
+        let statement = RevokeStatement {
+            serial: "1b".into(),
+            reason: "lost laptop".into(),
+        };
+        let approvals = approve(kind::REVOKE, &statement, &[("sec.2", 12)]);
+        s.apply(&Command::Revoke {
+            statement,
+            approvals,
+        })
+        .unwrap();
+        assert_eq!(s.standing("1b", "thumb-1b"), Standing::Revoked);
+        assert!(matches!(
+            grant(&mut s, vec![clerk], &both),
+            Err(Rejected::Grant(m)) if m.contains("revoked, for good")
+        ));
+        assert_eq!(s.standing("1b", "thumb-1b"), Standing::Revoked);
+        assert_eq!(s.granted().count(), 2);
+        let back = SecurityState::restore(&s.snapshot().unwrap()).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]

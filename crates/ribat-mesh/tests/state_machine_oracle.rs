@@ -7,7 +7,8 @@
 //! - every replica holds the same bytes, however often it restarted (determinism);
 //! - a restriction once applied is never lost;
 //! - nothing is released without two genuine administrators other than the target;
-//! - a revoked certificate stays revoked;
+//! - a revoked certificate stays revoked, and is never let in again;
+//! - a certificate acts only once two genuine administrators other than its holder granted it;
 //! - a forged or unknown signature never changes anything.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
@@ -15,9 +16,9 @@
 use proptest::prelude::*;
 use ribat_detect::response::{Action, Target};
 use ribat_mesh::command::{
-    Approval, Command, ReleaseStatement, Restriction, RevokeStatement, kind,
+    Approval, Command, GrantStatement, ReleaseStatement, Restriction, RevokeStatement, kind,
 };
-use ribat_mesh::{Admin, Applied, Genesis, KeyPair, Member, SecurityState};
+use ribat_mesh::{Admin, Applied, Genesis, KeyPair, Member, Registration, SecurityState, Standing};
 use std::collections::{BTreeMap, BTreeSet};
 
 const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -58,6 +59,7 @@ fn genesis(k: &Keys) -> Genesis {
             .collect(),
         threshold: 2,
         seats: Default::default(),
+        granted: Vec::new(),
     }
 }
 
@@ -117,6 +119,13 @@ enum Op {
         admin: usize,
         forged: bool,
     },
+    /// `holder` 3 is an administrator asking for their own certificate.
+    Grant {
+        serial: usize,
+        holder: usize,
+        admins: Vec<usize>,
+        forged: bool,
+    },
     /// The replica under test crashes and restarts from its last snapshot.
     Crash,
 }
@@ -132,6 +141,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(id, admins, forged)| Op::Release { id, admins, forged }),
         2 => (0..3usize, 0..4usize, prop::bool::weighted(0.2))
             .prop_map(|(serial, admin, forged)| Op::Revoke { serial, admin, forged }),
+        3 => (0..3usize, 0..4usize, prop::collection::vec(0..4usize, 0..4), prop::bool::weighted(0.2))
+            .prop_map(|(serial, holder, admins, forged)| Op::Grant { serial, holder, admins, forged }),
         1 => Just(Op::Crash),
     ]
 }
@@ -143,6 +154,53 @@ struct Built {
     command: Option<Command>,
     forged: bool,
     genuine_admins: BTreeSet<String>,
+}
+
+fn serial(i: usize) -> String {
+    format!("{i:02x}")
+}
+
+fn thumbprint(serial: &str) -> String {
+    format!("thumb-{serial}")
+}
+
+fn holder(h: usize) -> String {
+    match h {
+        3 => ADMINS[0].into(),
+        _ => format!("clerk.{h}"),
+    }
+}
+
+/// Administrators' approvals of `statement` signed as `kind`; the first is forged (signed
+/// by an outsider's key) when `forged`. Returns them with the genuine signers.
+fn approvals<T: serde::Serialize>(
+    k: &Keys,
+    kind: &str,
+    statement: &T,
+    admins: &[usize],
+    forged: bool,
+) -> (Vec<Approval>, BTreeSet<String>) {
+    let mut genuine = BTreeSet::new();
+    let approvals = admins
+        .iter()
+        .enumerate()
+        .map(|(j, a)| {
+            let fake = forged && j == 0;
+            let kp = if fake {
+                &k.admins[OUTSIDER]
+            } else {
+                &k.admins[*a]
+            };
+            if !fake && *a != OUTSIDER {
+                genuine.insert(admin_name(*a));
+            }
+            Approval {
+                admin: admin_name(*a),
+                sig: kp.sign(kind, statement).unwrap(),
+            }
+        })
+        .collect();
+    (approvals, genuine)
 }
 
 fn build(k: &Keys, first: &BTreeMap<usize, Restriction>, op: &Op) -> Built {
@@ -196,29 +254,37 @@ fn build(k: &Keys, first: &BTreeMap<usize, Restriction>, op: &Op) -> Built {
                 id: format!("d-{id}"),
                 reason: "reviewed: a false positive".into(),
             };
-            let mut genuine = BTreeSet::new();
-            let approvals = admins
-                .iter()
-                .enumerate()
-                .map(|(j, a)| {
-                    // The first approval is the forged one, when there is a forgery.
-                    let fake = *forged && j == 0;
-                    let kp = if fake {
-                        &k.admins[OUTSIDER]
-                    } else {
-                        &k.admins[*a]
-                    };
-                    if !fake && *a != OUTSIDER {
-                        genuine.insert(admin_name(*a));
-                    }
-                    Approval {
-                        admin: admin_name(*a),
-                        sig: kp.sign(kind::RELEASE, &statement).unwrap(),
-                    }
-                })
-                .collect();
+            let (approvals, genuine) = approvals(k, kind::RELEASE, &statement, admins, *forged);
             Built {
                 command: Some(Command::Release {
+                    statement,
+                    approvals,
+                }),
+                forged: (*forged && !admins.is_empty()) || admins.contains(&OUTSIDER),
+                genuine_admins: genuine,
+            }
+        }
+        Op::Grant {
+            serial: n,
+            holder: h,
+            admins,
+            forged,
+        } => {
+            let s = serial(*n);
+            let statement = GrantStatement {
+                certificates: vec![Registration {
+                    name: holder(*h),
+                    role: "clerk".into(),
+                    institution: "agency-1".into(),
+                    thumbprint: thumbprint(&s),
+                    serial: s,
+                    not_after: 2_000_000_000,
+                }],
+                reason: "new counter clerk".into(),
+            };
+            let (approvals, genuine) = approvals(k, kind::GRANT, &statement, admins, *forged);
+            Built {
+                command: Some(Command::Grant {
                     statement,
                     approvals,
                 }),
@@ -232,7 +298,7 @@ fn build(k: &Keys, first: &BTreeMap<usize, Restriction>, op: &Op) -> Built {
             forged,
         } => {
             let statement = RevokeStatement {
-                serial: format!("{serial:02x}"),
+                serial: self::serial(*serial),
                 reason: "laptop stolen".into(),
             };
             let kp = if *forged {
@@ -270,6 +336,8 @@ fn check(ops: &[Op]) {
     let mut first: BTreeMap<usize, Restriction> = BTreeMap::new();
     let mut restricted: BTreeSet<String> = BTreeSet::new();
     let mut revoked: BTreeSet<String> = BTreeSet::new();
+    // Serials some grant with two genuine administrators, neither the holder, let in.
+    let mut justly_granted: BTreeSet<String> = BTreeSet::new();
     for op in ops {
         let b = build(&k, &first, op);
         let Some(c) = b.command else {
@@ -308,6 +376,22 @@ fn check(ops: &[Op]) {
             (Ok(Applied::Revoked { serial }), _) => {
                 revoked.insert(serial.clone());
             }
+            (Ok(Applied::Granted { serials }), Command::Grant { statement, .. }) => {
+                for cert in &statement.certificates {
+                    assert!(
+                        !b.genuine_admins.contains(&cert.name),
+                        "{} granted their own certificate",
+                        cert.name
+                    );
+                    assert!(!revoked.contains(&cert.serial), "a revoked serial let in");
+                }
+                assert!(
+                    b.genuine_admins.len() >= 2,
+                    "granted with {:?}: {c:?}",
+                    b.genuine_admins
+                );
+                justly_granted.extend(serials.iter().cloned());
+            }
             _ => {}
         }
         log.push(c);
@@ -331,6 +415,20 @@ fn check(ops: &[Op]) {
     }
     for s in &revoked {
         assert!(steady.is_revoked(s), "{s} un-revoked");
+    }
+    // A certificate acts only if justly granted and never revoked.
+    for n in 0..3 {
+        let s = serial(n);
+        let standing = steady.standing(&s, &thumbprint(&s));
+        if revoked.contains(&s) {
+            assert_eq!(standing, Standing::Revoked, "{s}");
+        } else if standing == Standing::Granted {
+            assert!(justly_granted.contains(&s), "{s} acts without a just grant");
+        }
+        assert_ne!(
+            steady.standing(&s, "another certificate"),
+            Standing::Granted
+        );
     }
     assert_eq!(steady.applied(), log.len() as u64);
 }

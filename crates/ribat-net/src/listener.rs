@@ -5,7 +5,9 @@
 //! A connection without a valid certificate never reaches HTTP: rustls answers with the
 //! TLS alert that names the problem (certificate required, unknown CA, expired, revoked).
 //! A certificate revoked after its connection opened is refused at its next request
-//! (`certificate-revoked`, and the connection closed), whatever the connection's age.
+//! (`certificate-revoked`, and the connection closed), whatever the connection's age; in a
+//! mesh, a certificate not in the identity register is refused the same way
+//! (`certificate-not-granted`).
 //!
 //! Bounded so that one valid certificate cannot hold the server: a handshake has 10 s, a
 //! request's headers 10 s from the moment the connection waits for them (also between
@@ -22,7 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use ribat_identity::PeerIdentity;
-use ribat_identity::tls::ServerTls;
+use ribat_identity::tls::{CertRef, Refused, ServerTls};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,17 +114,37 @@ impl Drop for Held {
 }
 
 /// The answer to a request that does not reach the router, if any: the certificate was
-/// revoked since its connection opened, or it holds too many connections.
+/// revoked since its connection opened (or, in a mesh, is not or no longer granted), or it
+/// holds too many connections.
 fn refusal(tls: &ServerTls, caller: &Caller, within: bool, version: Version) -> Option<Response> {
-    let problem = if tls.is_revoked(&caller.peer.serial) {
-        Problem::unauthenticated(
+    let cert = CertRef {
+        serial: &caller.peer.serial,
+        thumbprint: &caller.peer.thumbprint,
+        role: caller.peer.role.as_str(),
+    };
+    let problem = match tls.refused(&cert) {
+        Some(Refused::Revoked) => Problem::unauthenticated(
             "certificate-revoked",
             format!(
                 "the certificate of `{}` was revoked; ask the deployment's administrators for a new one",
                 caller.peer.name
             ),
-        )
-    } else if !within {
+        ),
+        Some(Refused::NotGranted) => Problem::forbidden(
+            "certificate-not-granted",
+            format!(
+                "the certificate of `{}` (serial {}) is not in the mesh's identity register: issuing a certificate does not let it in; two security administrators grant it (`ribat mesh approve --grant CERT`, then `ribat mesh grant`)",
+                caller.peer.name, caller.peer.serial
+            ),
+        ),
+        None => return within_limit(within, version),
+    };
+    Some(close_after(problem.into_response(), version))
+}
+
+/// The answer when a certificate holds too many connections, if it does.
+fn within_limit(within: bool, version: Version) -> Option<Response> {
+    let problem = if !within {
         Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too-many-connections",
@@ -135,13 +157,16 @@ fn refusal(tls: &ServerTls, caller: &Caller, within: bool, version: Version) -> 
     } else {
         return None;
     };
-    let mut r = problem.into_response();
+    Some(close_after(problem.into_response(), version))
+}
+
+fn close_after(mut r: Response, version: Version) -> Response {
     // HTTP/1 says so in a header; HTTP/2 has no such header and is closed below.
     if version < Version::HTTP_2 {
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    Some(r)
+    r
 }
 
 /// Serves `router` on `listener` until the task is dropped.

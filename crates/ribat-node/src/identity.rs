@@ -148,6 +148,19 @@ pub fn add(
         "  {}/cert.pem, key.pem (keep it secret), ca.pem",
         out.display()
     );
+    // A mesh's deployment HOME sits beside its node directories: there a certificate is
+    // refused by every node until two administrators grant it.
+    if let Some(mesh) = home.root().parent()
+        && crate::mesh::is_node(&Home::at(mesh.join("node-1")))
+    {
+        println!(
+            "  in the mesh of {} it acts once two administrators grant it: each runs `ribat mesh approve --key KEY --as NAME --grant {} --reason R`, then `ribat mesh grant --dir {} --cert {} --reason R --approval … --approval …`",
+            mesh.display(),
+            out.display(),
+            mesh.join("node-1").display(),
+            out.display()
+        );
+    }
     Ok(())
 }
 

@@ -3,8 +3,9 @@
 //! a global), the key ceremony that fills it (`ceremony`), the embedded assembly of
 //! custodians, reader and audit log (`embedded`), the gateway and networked custodian
 //! processes (`serve`), and the operations the `ribat` binary dispatches to: identities,
-//! import, reads, the audit trail, decisions, the two-person export desk (`exports`) and
-//! leak tracing with the notification list (`leak`).
+//! import, reads, the audit trail, decisions, the two-person export desk (`exports`),
+//! leak tracing with the notification list (`leak`), and a mesh's nodes (`mesh`) and
+//! identity register (`grants`).
 //!
 //! Must never: print a secret, keep a class key, serve a read whose access is not durably
 //! logged (it reads through `ribat_gateway::read_audited`), or start a custodian from a
@@ -24,6 +25,7 @@ pub mod decisions;
 pub mod embedded;
 pub mod error;
 pub mod exports;
+pub mod grants;
 pub mod home;
 pub mod identity;
 pub mod import;

@@ -30,7 +30,8 @@ use ribat_mesh::{Admin, Genesis, KeyPair, Member, PublicKey};
 use ribat_net::listener::TlsStats;
 use ribat_raft::log_store::LogStore;
 use ribat_raft::network::MeshNetwork;
-use ribat_raft::serve::{NodeStatus, PROPOSE, Proposed, STATUS};
+pub use ribat_raft::serve::Proposed;
+use ribat_raft::serve::{NodeStatus, PROPOSE, STATUS};
 use ribat_raft::{MeshRaft, MeshStateMachine};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,8 +48,8 @@ pub use ribat_mesh::command::MembershipStatement;
 pub const MESH_FILE: &str = "mesh.json";
 /// The node's signing key.
 pub const NODE_KEY: &str = "node.key";
-/// `mesh.json`'s format.
-pub const MESH_FORMAT: &str = "ribat-mesh/v1";
+/// `mesh.json`'s format (v2: the ceremony's gateway certificates, granted from the start).
+pub const MESH_FORMAT: &str = "ribat-mesh/v2";
 
 /// One member as every node knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +104,11 @@ pub struct MeshFile {
     /// own, and waits until two administrators add it through the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joined: Option<Peer>,
+    /// The certificates the ceremony issued to act in the mesh (its gateways'): in the
+    /// identity register from the start. Every other certificate acts once two
+    /// administrators grant it through the log.
+    #[serde(default)]
+    pub granted: Vec<ribat_mesh::Registration>,
 }
 
 impl MeshFile {
@@ -120,7 +126,7 @@ impl MeshFile {
             .with_context(|| format!("{} is not a valid mesh file", path.display()))?;
         ensure!(
             m.format == MESH_FORMAT,
-            "{}: format `{}`, expected `{MESH_FORMAT}`",
+            "{}: format `{}`, expected `{MESH_FORMAT}` (a mesh made by an older ribat: make it again with `ribat mesh init`)",
             path.display(),
             m.format
         );
@@ -182,6 +188,7 @@ impl MeshFile {
                     (p.name.clone(), seat)
                 })
                 .collect(),
+            granted: self.granted.clone(),
         }
     }
 
@@ -236,7 +243,7 @@ pub fn host_of(addr: &str) -> &str {
 
 /// One request to a member over mTLS with this node's certificate, answered within
 /// `within`; what failed, in words, otherwise.
-async fn call_peer(
+pub(crate) async fn call_peer(
     tls: &Arc<ribat_net::client::ClientConfig>,
     addr: &str,
     method: &str,
@@ -546,6 +553,25 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
         seeds.push(seed);
     }
     let ca_dir = crate::identity::dir(&deployment);
+    // The gateways' certificates first: every node's genesis lists them as granted.
+    let mut gateway_certs = BTreeMap::new();
+    for (id, addr) in &spec.gateways {
+        let name = format!("gateway.node-{id}");
+        let gw = ca.issue(
+            &name,
+            "gateway",
+            "mesh",
+            &CertKind::Server {
+                hosts: vec![host_of(addr).to_owned()],
+            },
+            365,
+        )?;
+        gateway_certs.insert(*id, gw);
+    }
+    let granted: Vec<ribat_mesh::Registration> = gateway_certs
+        .values()
+        .map(|gw| registration(&gw.entry))
+        .collect();
     let mut dirs = Vec::new();
     for (p, seed) in peers.iter().zip(&seeds) {
         let dir = spec.out.join(&p.name);
@@ -561,21 +587,12 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
             .iter()
             .find(|(id, _)| *id == p.id)
             .map(|(_, a)| a.clone());
-        if let Some(addr) = &gateway {
+        if let Some(gw) = gateway_certs.get(&p.id) {
             // A gateway issues tokens bound to its clients' certificates; it issues no
             // certificate, so the CA's key stays in the deployment's HOME.
             for f in [TOKEN_KEY, REGISTER] {
                 copy_into(&ca_dir, &id_dir, f)?;
             }
-            let gw = ca.issue(
-                &format!("gateway.{}", p.name),
-                "gateway",
-                "mesh",
-                &CertKind::Server {
-                    hosts: vec![host_of(addr).to_owned()],
-                },
-                365,
-            )?;
             let gw_dir = crate::identity::issued_dir(&node, crate::identity::GATEWAY_NAME);
             std::fs::create_dir_all(&gw_dir)?;
             crate::home::restrict(&gw_dir)?;
@@ -594,6 +611,7 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
             store: Some(node_store),
             store_schema,
             joined: None,
+            granted: granted.clone(),
         };
         write_file(
             &dir.join(MESH_FILE),
@@ -619,7 +637,7 @@ fn raft_config() -> Result<Arc<ribat_raft::openraft::Config>> {
     Ok(Arc::new(c))
 }
 
-fn client_tls(dir: &Path) -> Result<Arc<ribat_net::client::ClientConfig>> {
+pub(crate) fn client_tls(dir: &Path) -> Result<Arc<ribat_net::client::ClientConfig>> {
     let read = |f: &str| {
         std::fs::read_to_string(dir.join(f))
             .with_context(|| format!("cannot read {}", dir.join(f).display()))
@@ -1253,10 +1271,37 @@ impl ribat_gateway::watch::Enforcer for ToMesh {
     }
 }
 
-/// Whether the security state revokes a serial (a state that cannot be read revokes all).
-fn revoked_in(sm: &MeshStateMachine) -> ribat_identity::tls::RevokedBy {
+/// What the security state says of a certificate: revoked, or not in the identity
+/// register. Node certificates are the members' (the Raft routes admit members only), so
+/// only their revocation counts here. A state that cannot be read refuses all.
+fn vetted_in(sm: &MeshStateMachine) -> ribat_identity::tls::VettedBy {
+    use ribat_identity::tls::Refused;
+    use ribat_mesh::Standing;
     let sm = sm.clone();
-    Arc::new(move |serial: &str| sm.read(|st| st.is_revoked(serial)).unwrap_or(true))
+    Arc::new(move |c: &ribat_identity::tls::CertRef<'_>| {
+        let standing = sm.read(|st| match c.role {
+            "node" if st.is_revoked(c.serial) => Standing::Revoked,
+            "node" => Standing::Granted,
+            _ => st.standing(c.serial, c.thumbprint),
+        });
+        match standing {
+            Ok(Standing::Granted) => None,
+            Ok(Standing::NotGranted) => Some(Refused::NotGranted),
+            Ok(Standing::Revoked) | Err(_) => Some(Refused::Revoked),
+        }
+    })
+}
+
+/// A register entry as the mesh's identity register holds it.
+pub fn registration(e: &ribat_identity::ca::RegisterEntry) -> ribat_mesh::Registration {
+    ribat_mesh::Registration {
+        name: e.name.clone(),
+        role: e.role.clone(),
+        institution: e.institution.clone(),
+        serial: e.serial.clone(),
+        thumbprint: e.thumbprint.clone(),
+        not_after: e.not_after,
+    }
 }
 
 /// Starts this node's gateway once `t` custodians of the mesh answer (they start with it),
@@ -1300,7 +1345,7 @@ async fn run_gateway(
         }
     };
     let me = to_mesh.me.clone();
-    assembled.tls.also_revoked_by(revoked_in(&sm))?;
+    assembled.tls.also_vetted_by(vetted_in(&sm))?;
     assembled.app.watch.add_enforcer(to_mesh);
     // What the mesh restricts, this gateway refuses before asking any custodian; what it
     // releases, this gateway lifts.
@@ -1410,9 +1455,10 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
             let (fresh, me) = (fresh.clone(), me.name.clone());
             Arc::new(move || fresh.ready(&me).err()) as ribat_raft::serve::Waiting
         });
-        // Certificates revoked through the log are refused at every request, as if the
-        // revocation list named them (the node's own listener, its custodian's token check).
-        server_tls.also_revoked_by(revoked_in(&sm))?;
+        // Certificates revoked through the log, or never granted through it, are refused at
+        // every request, as if the revocation list named them (the node's own listener, its
+        // custodian's token check).
+        server_tls.also_vetted_by(vetted_in(&sm))?;
         let carried: CarriedBook = Arc::default();
         let report: ribat_raft::serve::Carried = {
             let c = carried.clone();
@@ -1619,6 +1665,12 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
     let members = wait_ready(&dirs[0], Duration::from_secs(60))?;
     print!("{}", render(&members));
     println!("mesh up: {} nodes; Ctrl-C stops them", dirs.len());
+    println!(
+        "  a client: `ribat --home {} identity add --name N --role R --institution I`, then two administrators grant it (keys in {}): `ribat mesh approve --grant CERT --reason R` each, `ribat mesh grant --dir {} --cert CERT --reason R --approval … --approval …`",
+        deployment_home(&spec.out).root().display(),
+        spec.out.join("admins").display(),
+        dirs[0].display()
+    );
     std::io::stdout().flush()?;
     let rt = crate::serve::runtime()?;
     rt.block_on(async {

@@ -43,6 +43,20 @@ pub const STATUS: &str = "/mesh/status";
 pub const PROPOSE: &str = "/mesh/propose";
 /// The leader's read index: what a node must have applied before it serves.
 pub const READ_INDEX: &str = "/mesh/read-index";
+/// The identity register as this node's state holds it.
+pub const IDENTITIES: &str = "/mesh/identities";
+
+/// One certificate of the identity register, as [`IDENTITIES`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The certificate.
+    #[serde(flatten)]
+    pub registration: ribat_mesh::Registration,
+    /// Who granted it (`ceremony` for the ceremony's gateways).
+    pub granted_by: Vec<String>,
+    /// Revoked through the log since.
+    pub revoked: bool,
+}
 
 /// The leader's committed index, its leadership confirmed by a quorum just now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +159,7 @@ pub fn router_with(
         .route(STATUS, get(status))
         .route(PROPOSE, post(propose))
         .route(READ_INDEX, get(read_index))
+        .route(IDENTITIES, get(identities))
         .route_layer(axum::middleware::from_fn_with_state(
             sm.clone(),
             only_members,
@@ -155,6 +170,22 @@ pub fn router_with(
             waiting,
             carried,
         })
+}
+
+async fn identities(State(s): State<Served>) -> Response {
+    let listed = s.sm.read(|st| {
+        st.granted()
+            .map(|g| Identity {
+                registration: g.registration.clone(),
+                granted_by: g.by.iter().cloned().collect(),
+                revoked: st.is_revoked(&g.registration.serial),
+            })
+            .collect::<Vec<_>>()
+    });
+    match listed {
+        Ok(l) => Json(l).into_response(),
+        Err(e) => Problem::internal(e.to_string()).into_response(),
+    }
 }
 
 async fn status(State(s): State<Served>) -> Response {

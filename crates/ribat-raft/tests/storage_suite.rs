@@ -22,6 +22,7 @@ fn genesis() -> Genesis {
         admins: Vec::new(),
         threshold: 1,
         seats: Default::default(),
+        granted: Vec::new(),
     }
 }
 

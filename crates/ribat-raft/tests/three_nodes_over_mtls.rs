@@ -49,6 +49,7 @@ fn genesis() -> Genesis {
             .collect(),
         threshold: 2,
         seats: Default::default(),
+        granted: Vec::new(),
     }
 }
 

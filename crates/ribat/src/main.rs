@@ -544,10 +544,11 @@ enum MeshCommand {
         reason: String,
     },
     /// One administrator's approval, signed offline with their key, of a release
-    /// (`--id`, `--reason`), a membership change (`--add-node`, `--remove-node`), or a
-    /// policy or rules file (`--policy` or `--rules`, with `--version`); prints it as one
-    /// JSON line to hand to whoever proposes the change.
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "add_node", "remove_node", "policy", "rules"])))]
+    /// (`--id`, `--reason`), a grant of certificates (`--grant`, `--reason`), a membership
+    /// change (`--add-node`, `--remove-node`), or a policy or rules file (`--policy` or
+    /// `--rules`, with `--version`); prints it as one JSON line to hand to whoever proposes
+    /// the change.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "grant", "add_node", "remove_node", "policy", "rules"])))]
     Approve {
         /// The administrator's signing key (from `mesh init`'s admins/).
         #[arg(long)]
@@ -558,7 +559,11 @@ enum MeshCommand {
         /// The restriction to release.
         #[arg(long, requires = "reason")]
         id: Option<String>,
-        /// Why it is lifted (the same words every approver signs).
+        /// A certificate to let act in the mesh (its `cert.pem`, or the directory `identity
+        /// add` wrote; repeatable: one approval for all).
+        #[arg(long, requires = "reason")]
+        grant: Vec<PathBuf>,
+        /// Why it is lifted, or granted (the same words every approver signs).
         #[arg(long)]
         reason: Option<String>,
         /// The directory `mesh prepare-node` wrote for the node to add (its name, key and
@@ -586,6 +591,34 @@ enum MeshCommand {
     /// FILE --version V`); once committed every node's detectors run on them. Exit status
     /// 1 when refused.
     SetRules(DocumentArgs),
+    /// Proposes a grant of certificates with two administrators' approvals (`mesh approve
+    /// --grant CERT --reason R`): once committed every gateway and custodian of the mesh
+    /// answers them. A certificate the CA issued is refused everywhere until then. Exit
+    /// status 1 when refused.
+    Grant {
+        /// A member's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The certificates, as the administrators approved them (repeatable).
+        #[arg(long = "cert", required = true)]
+        certs: Vec<PathBuf>,
+        /// Why (as the approvers signed it).
+        #[arg(long)]
+        reason: String,
+        /// An approval printed by `mesh approve` (repeat for each administrator).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
+    },
+    /// The identity register as a member holds it: every certificate granted through the
+    /// log (and the ceremony's gateways), who granted it, and whether it was revoked.
+    Identities {
+        /// A member's directory (asks that node).
+        #[arg(long)]
+        dir: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Proposes a release with administrators' approvals (two distinct ones, neither the
     /// target, or every node refuses it). Exit status 1 when refused.
     Release {
@@ -1528,6 +1561,9 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                 ribat_node::identity::dir(&ribat_node::mesh::deployment_home(&out)).display(),
                 ribat_node::mesh::deployment_home(&out).root().display()
             );
+            println!(
+                "  a certificate acts in the mesh once two administrators grant it: `ribat mesh approve --grant CERT --reason R` each, then `ribat mesh grant`"
+            );
             Ok(())
         }
         MeshCommand::Restrict {
@@ -1563,6 +1599,7 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             key,
             admin,
             id,
+            grant,
             reason,
             add_node,
             remove_node,
@@ -1583,6 +1620,13 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                 println!("{}", serde_json::to_string(&a)?);
                 return Ok(());
             }
+            if !grant.is_empty() {
+                let reason = reason.context("--reason: why these certificates are let in")?;
+                let statement = ribat_node::grants::statement(&grant, &reason)?;
+                let a = ribat_node::grants::approve(&key, &admin, &statement)?;
+                println!("{}", serde_json::to_string(&a)?);
+                return Ok(());
+            }
             let a = match (id, add_node, remove_node) {
                 (Some(id), _, _) => {
                     let reason = reason.context("--reason: why the restriction is lifted")?;
@@ -1599,7 +1643,9 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                     &ribat_node::mesh::MembershipStatement::Remove(name),
                 )?,
                 (None, None, None) => {
-                    anyhow::bail!("--id, --add-node or --remove-node: what is approved")
+                    anyhow::bail!(
+                        "--id, --grant, --add-node, --remove-node, --policy or --rules: what is approved"
+                    )
                 }
             };
             println!("{}", serde_json::to_string(&a)?);
@@ -1641,6 +1687,26 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             let p =
                 ribat_node::mesh::change_membership(&dir, statement, parse_approvals(&approvals)?)?;
             println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
+        }
+        MeshCommand::Grant {
+            dir,
+            certs,
+            reason,
+            approvals,
+        } => {
+            let statement = ribat_node::grants::statement(&certs, &reason)?;
+            let p = ribat_node::grants::grant(&dir, statement, parse_approvals(&approvals)?)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
+        }
+        MeshCommand::Identities { dir, json } => {
+            let list = ribat_node::grants::list(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{}", ribat_node::grants::render(&list));
+            }
             Ok(())
         }
         MeshCommand::Release {

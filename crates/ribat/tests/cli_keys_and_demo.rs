@@ -172,6 +172,17 @@ fn the_demo_runs_unattended_and_tells_the_story() {
     // Section 14, three node processes: one custodian each, a node killed and reads going
     // on, the attack on node 1 refused at node 2's gateway through the replicated state.
     assert!(out.contains("node-3: custodian 3 only"), "{out}");
+    // A certificate fresh from the CA is refused until two administrators grant it.
+    assert!(
+        out.contains("asks node-1's gateway for a token → 403 certificate-not-granted"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "sec.amina and sec.youssef each sign a grant of both certificates; committed at index"
+        ),
+        "{out}"
+    );
     let after_kill = out.split("node-3 killed (SIGKILL)").nth(1).unwrap_or("");
     assert!(
         after_kill

@@ -599,9 +599,87 @@ fn generate(src: &Path, persons: u32, employers: u32, months: u32, seed: u64) {
     assert!(o.status.success(), "{}", common::text(&o));
 }
 
-/// Issues an identity where the CA's key is kept (the mesh's deployment HOME); its files'
+/// Issues an identity where the CA's key is kept (the mesh's deployment HOME) and has two
+/// administrators grant it through the log (a running mesh beside `deployment`); its files'
 /// directory and its certificate's serial.
 fn issue(deployment: &Path, name: &str, role: &str, institution: &str) -> (PathBuf, String) {
+    let (who, serial) = issue_only(deployment, name, role, institution);
+    grant(deployment.parent().unwrap(), &[&who]);
+    (who, serial)
+}
+
+/// `mesh approve --grant` by the mesh's first two administrators, then `mesh grant` through
+/// node 1, which must succeed; returns once every node of the mesh in `out` holds the grant.
+fn grant(out: &Path, who: &[&Path]) {
+    let mut what: Vec<&str> = who
+        .iter()
+        .flat_map(|w| ["--grant", w.to_str().unwrap()])
+        .collect();
+    what.extend(["--reason", "ticket 7"]);
+    let node1 = out.join("node-1");
+    let mesh: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(node1.join("mesh.json")).unwrap()).unwrap();
+    let admin = |i: usize| mesh["admins"][i]["name"].as_str().unwrap().to_owned();
+    let (a1, a2) = (
+        approval(out, &admin(0), &what),
+        approval(out, &admin(1), &what),
+    );
+    let mut args = vec![
+        "mesh",
+        "grant",
+        "--dir",
+        node1.to_str().unwrap(),
+        "--reason",
+        "ticket 7",
+        "--approval",
+        &a1,
+        "--approval",
+        &a2,
+    ];
+    args.extend(who.iter().flat_map(|w| ["--cert", w.to_str().unwrap()]));
+    let o = ribat(&args);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let names: Vec<String> = who
+        .iter()
+        .map(|w| w.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for dir in (1..)
+        .map(|i| out.join(format!("node-{i}")))
+        .take_while(|d| d.join("mesh.json").exists())
+    {
+        let started = Instant::now();
+        while !names.iter().all(|n| granted_in(&dir, n)) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{} never held the grant of {names:?}",
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Whether the node in `dir` holds `name`'s certificate as granted and not revoked.
+fn granted_in(dir: &Path, name: &str) -> bool {
+    let o = ribat(&[
+        "mesh",
+        "identities",
+        "--json",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    listed
+        .iter()
+        .any(|i| i["name"] == name && i["revoked"] == false)
+}
+
+/// Issues an identity where the CA's key is kept, and nothing more: no node answers it yet.
+fn issue_only(deployment: &Path, name: &str, role: &str, institution: &str) -> (PathBuf, String) {
     let o = ribat(&[
         "--home",
         deployment.to_str().unwrap(),
@@ -1455,6 +1533,239 @@ fn a_certificate_revoked_through_the_log_is_refused_by_every_gateway_and_custodi
     }
     // Everyone else goes on.
     assert_eq!(omar.read(&gw2, &cnss(3)).status, 200);
+}
+
+#[test]
+fn a_certificate_the_ca_issued_acts_only_once_two_administrators_grant_it_through_the_log() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 37));
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+    let deployment = out.join("deployment");
+    let ca = dirs[0].join("ca.pem");
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 37));
+    let cnss = |i: usize| fund.persons[i].cnss.clone();
+    // Whoever holds the CA's key makes a clerk's certificate: the CLI says what it still
+    // needs, and every gateway refuses it before any token.
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        "clerk.amal",
+        "--role",
+        "clerk",
+        "--institution",
+        "agency-casa-anfa",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("mesh approve --key KEY --as NAME --grant"),
+        "{}",
+        common::text(&o)
+    );
+    let who = deployment.join("identity/issued/clerk.amal");
+    let cfg = common::api::config(&ca, Some(&who));
+    for gw in [&gw1, &gw2] {
+        let r = common::api::call(gw, cfg.clone(), "POST", "/v1/token", None, None).unwrap();
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(common::api::problem(&r), "certificate-not-granted");
+        assert!(
+            r.json()["detail"]
+                .as_str()
+                .unwrap()
+                .contains("two security administrators grant it"),
+            "{}",
+            r.json()
+        );
+    }
+    // A gateway that mints a token for it anyway (the token key is on every gateway node)
+    // and forwards it: every custodian refuses a token bound to a certificate never granted.
+    let o = ribat(&[
+        "--home",
+        deployment.to_str().unwrap(),
+        "token",
+        "issue",
+        "--cert",
+        who.join("cert.pem").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let minted = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let (omar_dir, _) = issue(&deployment, "clerk.omar", "clerk", "agency-casa-anfa");
+    let omar = Clerk::new(ca.clone(), omar_dir.clone());
+    let record = {
+        let r = omar.read(&gw2, &cnss(1));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["record_id"].as_str().unwrap().to_owned()
+    };
+    let gateway_cert = dirs[1].join("identity/issued/gateway.embedded");
+    for (i, dir) in dirs.iter().enumerate() {
+        let mesh: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("mesh.json")).unwrap()).unwrap();
+        let addr = mesh["peers"][i]["addr"].as_str().unwrap().to_owned();
+        let r = common::api::call(
+            &addr,
+            common::api::config(&ca, Some(&gateway_cert)),
+            "POST",
+            "/v1/partial",
+            None,
+            Some(serde_json::json!({
+                "request_id": format!("minted-{i}"),
+                "requester": {"identity": "clerk.amal", "role": "clerk"},
+                "purpose": "counter-service",
+                "table": "persons",
+                "class": "identity",
+                "record_ids": [record],
+                "token": minted,
+            })),
+        )
+        .unwrap();
+        assert_eq!(r.status, 401, "custodian {}: {:?}", i + 1, r.json());
+        assert!(
+            r.json()["denial"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("never granted by two administrators"),
+            "custodian {}: {}",
+            i + 1,
+            r.json()
+        );
+    }
+    // One administrator is not a grant, nor one administrator twice, nor an approval of
+    // another certificate passed off for this one: every node refuses the entry.
+    let what = |w: &Path| {
+        vec![
+            "--grant".to_owned(),
+            w.to_str().unwrap().to_owned(),
+            "--reason".to_owned(),
+            "ticket 9".to_owned(),
+        ]
+    };
+    let amal_what = what(&who);
+    let a1 = approval(&out, "sec.amina", &strs(&amal_what));
+    let other = approval(&out, "sec.youssef", &strs(&what(&omar_dir)));
+    for (approvals, why) in [
+        (
+            vec![&a1],
+            "1 distinct administrator signature(s) where 2 are needed",
+        ),
+        (
+            vec![&a1, &a1],
+            "1 distinct administrator signature(s) where 2 are needed",
+        ),
+        (
+            vec![&a1, &other],
+            "the signature of `sec.youssef` does not verify",
+        ),
+    ] {
+        let mut args = vec![
+            "mesh",
+            "grant",
+            "--dir",
+            dirs[2].to_str().unwrap(),
+            "--cert",
+            who.to_str().unwrap(),
+            "--reason",
+            "ticket 9",
+        ];
+        for a in &approvals {
+            args.extend(["--approval", a.as_str()]);
+        }
+        let o = ribat(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+        assert!(common::text(&o).contains(why), "{}", common::text(&o));
+    }
+    assert!(!granted_in(&dirs[0], "clerk.amal"));
+    // Two administrators: every gateway answers it.
+    grant(&out, &[&who]);
+    let amal = Clerk::new(ca.clone(), who.clone());
+    for (gw, i) in [(&gw1, 2), (&gw2, 3)] {
+        let r = amal.read(gw, &cnss(i));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    // The register as every node holds it: who granted what; the ceremony's gateways.
+    let o = ribat(&[
+        "mesh",
+        "identities",
+        "--json",
+        "--dir",
+        dirs[1].to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let entry = |name: &str| listed.iter().find(|i| i["name"] == name).cloned();
+    let amal_entry = entry("clerk.amal").unwrap();
+    assert_eq!(
+        amal_entry["granted_by"],
+        serde_json::json!(["sec.amina", "sec.youssef"])
+    );
+    let serial = amal_entry["serial"].as_str().unwrap().to_owned();
+    for g in ["gateway.node-1", "gateway.node-2"] {
+        assert_eq!(
+            entry(g).unwrap()["granted_by"],
+            serde_json::json!(["ceremony"])
+        );
+    }
+    // Revoked, it is refused again, and no grant lets it back in.
+    let o = ribat(&[
+        "mesh",
+        "revoke",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--key",
+        out.join("admins/sec.youssef.key").to_str().unwrap(),
+        "--as",
+        "sec.youssef",
+        "--serial",
+        &serial,
+        "--reason",
+        "left the agency",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let a1 = approval(&out, "sec.amina", &strs(&amal_what));
+    let a2 = approval(&out, "sec.youssef", &strs(&amal_what));
+    let o = ribat(&[
+        "mesh",
+        "grant",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--cert",
+        who.to_str().unwrap(),
+        "--reason",
+        "ticket 9",
+        "--approval",
+        &a1,
+        "--approval",
+        &a2,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("was revoked, for good"),
+        "{}",
+        common::text(&o)
+    );
+    let o = ribat(&["mesh", "identities", "--dir", dirs[2].to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.starts_with("clerk.amal") && l.contains(" revoked ")),
+        "{}",
+        common::text(&o)
+    );
+    let started = Instant::now();
+    loop {
+        let r = common::api::call(&gw1, amal.cfg.clone(), "POST", "/v1/token", None, None);
+        if r.as_ref()
+            .is_ok_and(|r| common::api::problem(r) == "certificate-revoked")
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(omar.read(&gw1, &cnss(5)).status, 200);
 }
 
 /// The test cluster's connection string (from `.ci/run`), or `None` when the caller chose

@@ -190,6 +190,25 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         "pension-batch",
         "cnss.pensions",
     )?;
+    // The custodians are asked directly with a gateway certificate of the bench's own: what
+    // it asks is audited by no gateway, and each custodian's disagreement detector cuts that
+    // certificate off after its grace — it must not be node 1's gateway's.
+    let gateway_cert =
+        add_client_quiet(&ca, &deployment, "gateway.bench-probe", "gateway", "mesh")?;
+    // One partner per decision, each quarantined in turn.
+    let mut partners = Vec::new();
+    for k in 0..o.decisions {
+        let name = format!("bench.partner-{k}");
+        let d = add_client_quiet(&ca, &deployment, &name, "partner", "bench-insurer")?;
+        partners.push(d);
+    }
+    say(&format!(
+        "two administrators grant the bench's {} certificates through the log…",
+        partners.len() + 2
+    ));
+    let mut issued = vec![client.clone(), gateway_cert.clone()];
+    issued.extend(partners.iter().cloned());
+    ribat_node::grants::grant_by_ceremony_admins(&out, &dirs[0], &issued, "the bench's callers")?;
     let cfg = crate::api_client::config_in(&client)?;
     let gw_addr = |id: u64| mesh.gateway(id);
     for (_, a) in &gateways {
@@ -206,11 +225,6 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         "timing {} decisions from detection to every node…",
         o.decisions
     ));
-    // The custodians are asked directly with a gateway certificate of the bench's own: what
-    // it asks is audited by no gateway, and each custodian's disagreement detector cuts that
-    // certificate off after its grace — it must not be node 1's gateway's.
-    let gateway_cert =
-        add_client_quiet(&ca, &deployment, "gateway.bench-probe", "gateway", "mesh")?;
     let gw_cfg = crate::api_client::config_in(&gateway_cert)?;
     // The same persons for every partner: the partner role's window counts distinct records.
     let targets: Vec<String> = fund
@@ -224,10 +238,9 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     let record = record_id(&rt, &cfg, &gw_addr(1), &targets[0])?;
     let mut enforced = Vec::new();
     let mut committed = Vec::new();
-    for k in 0..o.decisions {
+    for (k, dir_k) in partners.iter().enumerate() {
         let name = format!("bench.partner-{k}");
-        let dir_k = add_client_quiet(&ca, &deployment, &name, "partner", "bench-insurer")?;
-        let pcfg = crate::api_client::config_in(&dir_k)?;
+        let pcfg = crate::api_client::config_in(dir_k)?;
         let token = rt.block_on(async {
             let mut c = Connection::open(pcfg.clone(), &gw_addr(1), "127.0.0.1", false).await?;
             crate::api_client::token(&mut c, 900).await

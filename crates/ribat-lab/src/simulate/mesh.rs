@@ -104,6 +104,9 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     let ca = crate::identity::open_ca(&deployment)?;
     let gw = |i: usize| gateways[i % gateways.len()].1.clone();
     let mut honest = Vec::new();
+    // Every certificate issued here is refused by every node until two administrators
+    // grant it through the log: one grant for all of them.
+    let mut issued = Vec::new();
     let kinds = [
         (40, Role::Clerk, "clerk"),
         (4, Role::Supervisor, "supervisor"),
@@ -117,6 +120,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
                 _ => format!("agency-{}", i % 40),
             };
             let d = add_client_quiet(&ca, &deployment, &name, role.name(), &inst)?;
+            issued.push(d.clone());
             honest.push(Arc::new(Caller {
                 name,
                 role,
@@ -133,6 +137,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
             Role::Partner.name(),
             "third-party-x",
         )?;
+        issued.push(d.clone());
         Caller {
             name: "partner.leaked".into(),
             role: Role::Partner,
@@ -140,6 +145,36 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
             gateway: gw(0),
         }
     };
+    let batch = add_client_quiet(
+        &ca,
+        &deployment,
+        "batch.pensions",
+        Role::Pension.name(),
+        "cnss-pensions",
+    )?;
+    // The probe holds a gateway certificate of its own, not node 1's gateway's: asking
+    // custodians directly for what no gateway audited is what a stolen gateway certificate
+    // does, and each custodian's disagreement detector quarantines that certificate's
+    // identity once its grace has passed (5 s, long after the probe is done). With node
+    // 1's own certificate the probe would take node 1's honest readers down with it.
+    let probe_cert = add_client_quiet(
+        &ca,
+        &deployment,
+        "gateway.containment-probe",
+        "gateway",
+        "mesh",
+    )?;
+    issued.extend([batch.clone(), probe_cert.clone()]);
+    say(&format!(
+        "two administrators grant the {} certificates through the log…",
+        issued.len()
+    ));
+    ribat_node::grants::grant_by_ceremony_admins(
+        out,
+        &mesh.dirs[0],
+        &issued,
+        "the simulation's callers",
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -153,16 +188,12 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
         .iter()
         .find(|p| !p.honey && !p.sensitive)
         .context("the fund has no ordinary person")?;
-    let record = {
-        let d = add_client_quiet(
-            &ca,
-            &deployment,
-            "batch.pensions",
-            Role::Pension.name(),
-            "cnss-pensions",
-        )?;
-        record_id(&rt, &crate::api_client::config_in(&d)?, &gw(0), &probe.cnss)?
-    };
+    let record = record_id(
+        &rt,
+        &crate::api_client::config_in(&batch)?,
+        &gw(0),
+        &probe.cnss,
+    )?;
 
     let people: Arc<Vec<String>> = Arc::new(
         fund.persons
@@ -234,18 +265,8 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     // Meanwhile: when does each node refuse the attacker? Its gateway (the leaked partner's
     // token) and its custodian (a partial decryption in the partner's name, with node 1's
     // gateway certificate, as that gateway would forward it).
-    // The probe holds a gateway certificate of its own, not node 1's gateway's: asking
-    // custodians directly for what no gateway audited is what a stolen gateway certificate
-    // does, and each custodian's disagreement detector quarantines that certificate's
-    // identity once its grace has passed (5 s, long after the probe is done). With node
-    // 1's own certificate the probe would take node 1's honest readers down with it.
-    let gateway_cert = crate::api_client::config_in(&add_client_quiet(
-        &ca,
-        &deployment,
-        "gateway.containment-probe",
-        "gateway",
-        "mesh",
-    )?)?;
+    // (with the probe's own gateway certificate, issued and granted above).
+    let gateway_cert = crate::api_client::config_in(&probe_cert)?;
     let mut per_node: Vec<(Option<f64>, Option<f64>)> = vec![(None, None); nodes];
     let deadline = Duration::from_secs(60);
     let mut n = 0u64;

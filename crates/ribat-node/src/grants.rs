@@ -1,0 +1,203 @@
+//! The mesh's identity register: `ribat mesh approve --grant`, `mesh grant` and
+//! `mesh identities`.
+//!
+//! In a mesh, the CA's key makes a certificate but does not let it in: every gateway and
+//! custodian refuses a certificate (and a token bound to one) until two security
+//! administrators have granted that very certificate (its thumbprint) through the log. So
+//! whoever takes the CA's key alone, or a clerk who issues themselves a supervisor's
+//! certificate, holds a certificate that no node answers.
+
+use crate::bail;
+use crate::error::{Context, Result};
+use crate::mesh::{Proposed, propose, read_seed, registration};
+use ribat_mesh::command::{GrantStatement, kind};
+use ribat_mesh::{Approval, Command};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use ribat_raft::serve::Identity;
+
+/// The register entry of the certificate in `cert` (a `cert.pem`, or the directory
+/// `identity add` wrote it into).
+pub fn registration_of(cert: &Path) -> Result<ribat_mesh::Registration> {
+    let file = if cert.is_dir() {
+        cert.join("cert.pem")
+    } else {
+        cert.to_owned()
+    };
+    let pem = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read the certificate {}", file.display()))?;
+    let der = ribat_identity::tls::certs_from_pem(&pem, &file.display().to_string())?;
+    let first = der
+        .first()
+        .with_context(|| format!("{}: no certificate", file.display()))?;
+    let entry = ribat_identity::ca::RegisterEntry::of_certificate(first.as_ref())
+        .with_context(|| format!("{} is not a certificate of this deployment", file.display()))?;
+    if entry.role == "node" {
+        bail!(
+            "{}: `{}` is a node certificate; nodes come in as members (`ribat mesh add-node`), not by grant",
+            file.display(),
+            entry.name
+        );
+    }
+    Ok(registration(&entry))
+}
+
+/// What administrators sign to let the certificates in `certs` act in the mesh.
+pub fn statement(certs: &[PathBuf], reason: &str) -> Result<GrantStatement> {
+    if certs.is_empty() {
+        bail!("--grant / --cert: at least one certificate to grant");
+    }
+    if reason.trim().is_empty() {
+        bail!("--reason: why these certificates are let in (a ticket, a contract)");
+    }
+    Ok(GrantStatement {
+        certificates: certs
+            .iter()
+            .map(|c| registration_of(c))
+            .collect::<Result<_>>()?,
+        reason: reason.to_owned(),
+    })
+}
+
+/// One administrator's approval of a grant, made offline with their key.
+pub fn approve(key: &Path, admin: &str, statement: &GrantStatement) -> Result<Approval> {
+    let kp = read_seed(key)?;
+    Ok(Approval {
+        admin: admin.to_owned(),
+        sig: kp.sign(kind::GRANT, statement)?,
+    })
+}
+
+/// Proposes a grant with administrators' approvals (two distinct ones, neither a holder, or
+/// every node refuses it).
+pub fn grant(dir: &Path, statement: GrantStatement, approvals: Vec<Approval>) -> Result<Proposed> {
+    propose(
+        dir,
+        &Command::Grant {
+            statement,
+            approvals,
+        },
+    )
+}
+
+/// For a mesh on one machine whose ceremony's `admins/` directory is still beside the node
+/// directories (`mesh up`, the demo, the simulation and the bench): grants `certs` with the
+/// first two administrators' keys found there, through `via`. On real hosts each
+/// administrator signs with their own key (`mesh approve --grant`).
+pub fn grant_by_ceremony_admins(
+    out: &Path,
+    via: &Path,
+    certs: &[PathBuf],
+    reason: &str,
+) -> Result<Proposed> {
+    let st = statement(certs, reason)?;
+    let admins = crate::mesh::MeshFile::read(via)?.admins;
+    let mut approvals = Vec::new();
+    for a in admins.iter().take(2) {
+        let key = out.join("admins").join(format!("{}.key", a.name));
+        approvals.push(approve(&key, &a.name, &st).with_context(|| {
+            format!(
+                "administrator {}'s key is not in {}/admins (on real hosts, each administrator runs `ribat mesh approve --grant`)",
+                a.name,
+                out.display()
+            )
+        })?);
+    }
+    grant(via, st, approvals)
+}
+
+/// The identity register as the node in `dir` holds it.
+pub fn list(dir: &Path) -> Result<Vec<Identity>> {
+    let me = crate::mesh::MeshFile::read(dir)?;
+    let addr = me.me()?.addr.clone();
+    let tls = crate::mesh::client_tls(dir)?;
+    let rt = crate::serve::runtime()?;
+    let r = rt
+        .block_on(crate::mesh::call_peer(
+            &tls,
+            &addr,
+            "GET",
+            ribat_raft::serve::IDENTITIES,
+            None,
+            Duration::from_secs(5),
+        ))
+        .map_err(|e| crate::err!("the node at {addr} (is it running?): {e}"))?;
+    if r.status != 200 {
+        bail!(
+            "the node at {addr} answered {}: {}",
+            r.status,
+            r.json()["detail"].as_str().unwrap_or("no detail")
+        );
+    }
+    Ok(serde_json::from_slice(&r.body)?)
+}
+
+/// The register as a table.
+pub fn render(identities: &[Identity]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<28} {:<12} {:<20} {:<34} {:<8} GRANTED BY",
+        "NAME", "ROLE", "INSTITUTION", "SERIAL", "STATE"
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for i in identities {
+        let r = &i.registration;
+        let state = match (i.revoked, r.not_after <= now) {
+            (true, _) => "revoked",
+            (false, true) => "expired",
+            (false, false) => "granted",
+        };
+        let _ = writeln!(
+            out,
+            "{:<28} {:<12} {:<20} {:<34} {:<8} {}",
+            r.name,
+            r.role,
+            r.institution,
+            r.serial,
+            state,
+            i.granted_by.join("+")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_names_its_certificates_and_refuses_node_ones_and_no_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let ca = ribat_identity::Ca::init(d.path(), "test").unwrap();
+        let write = |name: &str, role: &str| {
+            let issued = ca
+                .issue(
+                    name,
+                    role,
+                    "agency-1",
+                    &ribat_identity::CertKind::Client,
+                    30,
+                )
+                .unwrap();
+            let dir = d.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cert.pem"), &issued.cert_pem).unwrap();
+            (dir, issued.entry)
+        };
+        let (clerk, entry) = write("clerk.amal", "clerk");
+        let st = statement(std::slice::from_ref(&clerk), "ticket 12").unwrap();
+        assert_eq!(st.certificates, vec![registration(&entry)]);
+        let (node, _) = write("node-9", "node");
+        let e = statement(&[clerk.clone(), node], "ticket 12").unwrap_err();
+        assert!(e.to_string().contains("node certificate"), "{e}");
+        let e = statement(std::slice::from_ref(&clerk), " ").unwrap_err();
+        assert!(e.to_string().contains("--reason"), "{e}");
+        let e = statement(&[], "ticket 12").unwrap_err();
+        assert!(e.to_string().contains("at least one"), "{e}");
+        std::fs::write(clerk.join("cert.pem"), "garbage").unwrap();
+        assert!(statement(&[clerk], "ticket 12").is_err());
+    }
+}
