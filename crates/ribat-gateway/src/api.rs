@@ -52,6 +52,8 @@ pub const DOCUMENTED_ROUTES: &[&str] = &[
     "/v1/exports/{id}/approve",
     "/v1/exports/{id}/run",
     "/v1/exports/{id}/file",
+    "/v1/intake",
+    "/v1/intake/{id}",
     "/healthz",
     "/metrics",
 ];
@@ -80,6 +82,12 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/exports/{id}/approve", post(crate::exports::approve))
         .route("/v1/exports/{id}/run", post(crate::exports::run))
         .route("/v1/exports/{id}/file", get(crate::exports::fetch))
+        .route(
+            "/v1/intake",
+            // The route streams its body to disk and counts it against its own limit.
+            post(crate::intake::send).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/v1/intake/{id}", get(crate::intake::show))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(metrics))

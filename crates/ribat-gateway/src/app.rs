@@ -35,6 +35,9 @@ pub struct App {
     pub watch: Arc<Watch>,
     /// The node's export desk, where this gateway runs beside the vault.
     pub exports: Option<Arc<dyn crate::desk::ExportDesk>>,
+    /// The node's intake (register and declaration files imported in the background),
+    /// where this gateway runs beside the store.
+    pub intake: Option<Arc<dyn crate::intake::IntakeDesk>>,
     /// Upload bodies that may be read at once ([`crate::api::CONCURRENT_UPLOADS`]).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
 }

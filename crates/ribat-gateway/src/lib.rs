@@ -20,6 +20,7 @@ pub mod containment;
 pub mod desk;
 pub mod exports;
 pub mod gate;
+pub mod intake;
 pub mod link;
 pub mod metrics;
 pub mod node_log;

@@ -102,6 +102,8 @@ impl Modify for Layer {
         crate::exports::approve,
         crate::exports::run,
         crate::exports::fetch,
+        crate::intake::send,
+        crate::intake::show,
         crate::service::healthz,
         crate::service::metrics,
     ),

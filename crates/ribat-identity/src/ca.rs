@@ -50,6 +50,8 @@ pub const ROLES: &[&str] = &[
     "security",
     "citizen-portal",
     "service",
+    // The fund's intake system: sends the register and declaration files to a running node.
+    "intake",
     "gateway",
     "custodian",
     // A member of the mesh: its certificate serves and calls the mesh's Raft routes.

@@ -28,7 +28,15 @@ pub struct ImportOptions {
 
 /// Runs an import; returns its summary.
 pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Summary> {
-    let node = Embedded::open(home, passphrases)?;
+    let node = match Embedded::open(home, passphrases) {
+        Ok(n) => n,
+        Err(e) if crate::mesh::is_node(home) => {
+            return Err(e).context(
+                "a mesh node's directory imports only while its process is stopped; while it runs, send the files to its gateway: `ribat import --gateway HOST:PORT --identity DIR FILES` (an identity with role `intake`)",
+            );
+        }
+        Err(e) => return Err(e),
+    };
     if opts.honey.is_some() && node.custodians.is_empty() {
         bail!(
             "--honey: this node reaches every custodian over the network (a mesh node), and a honey list is registered in each custodian's own directory; that is not built for the mesh yet, so nothing was imported — import without --honey"

@@ -29,6 +29,7 @@ pub mod grants;
 pub mod home;
 pub mod identity;
 pub mod import;
+pub mod intake;
 pub mod leak;
 pub mod mesh;
 pub mod passphrases;

@@ -1663,6 +1663,12 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
     }
     let mut children: Vec<NodeChild> = children.into_iter().flatten().collect();
     let members = wait_ready(&dirs[0], Duration::from_secs(60))?;
+    let rt = crate::serve::runtime()?;
+    // Watched before the mesh says it is up: whoever stops it right then stops its nodes.
+    let stop = {
+        let _in = rt.enter();
+        crate::serve::StopSignal::watch()?
+    };
     print!("{}", render(&members));
     println!("mesh up: {} nodes; Ctrl-C stops them", dirs.len());
     println!(
@@ -1672,14 +1678,15 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
         dirs[0].display()
     );
     std::io::stdout().flush()?;
-    let rt = crate::serve::runtime()?;
     rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let stop = stop.wait();
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 // Ctrl-C or SIGTERM (a service manager, `timeout`): the children stop
                 // with it (dropped), never left running on their own.
-                r = crate::serve::stop_signal() => return r,
+                r = &mut stop => return r,
                 _ = tick.tick() => {
                     for (c, d) in children.iter_mut().zip(&dirs) {
                         if let Some(st) = c.exited() {

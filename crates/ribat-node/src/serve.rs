@@ -71,13 +71,35 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Resolves at SIGINT (Ctrl-C) or SIGTERM (a service manager stopping the node).
 pub(crate) async fn stop_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot watch for Ctrl-C")?,
-        _ = term.recv() => {}
+    StopSignal::watch()?.wait().await
+}
+
+/// SIGINT and SIGTERM, watched from the moment it is made: made before a process says it
+/// is ready, so that a signal sent as soon as it says so is not the default's (death
+/// without stopping its children).
+pub(crate) struct StopSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    /// Starts watching (inside a runtime: `Runtime::enter` first).
+    pub(crate) fn watch() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?,
+        })
     }
-    Ok(())
+
+    /// Resolves at the first of them.
+    pub(crate) async fn wait(mut self) -> Result<()> {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        Ok(())
+    }
 }
 
 fn token_verifier(home: &Home) -> Result<TokenVerifier> {
@@ -387,6 +409,7 @@ pub fn assemble(
             home.clone(),
             node.clone(),
         ))),
+        intake: Some(crate::intake::NodeIntake::start(home, node.clone())?),
         upload_slots: Arc::new(tokio::sync::Semaphore::new(
             ribat_gateway::api::CONCURRENT_UPLOADS,
         )),

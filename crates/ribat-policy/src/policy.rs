@@ -202,6 +202,12 @@ impl Policy {
                 Some((3_000_000, 86_400)),
             ),
         );
+        // The fund's intake system sends register and declaration files (`POST
+        // /v1/intake`); it writes with the public keys and reads nothing.
+        roles.insert(
+            Role::constant("intake"),
+            role(&[], &["register-intake"], Some((0, 3600))),
+        );
         roles.insert(
             Role::constant("service"),
             role(

@@ -59,7 +59,9 @@ enum Command {
         command: SimCommand,
     },
     /// Import the fund's files (employers.csv, persons.csv, DS_*.txt e-BDS) into this node:
-    /// validated, sealed, stored. Resumable: re-run after a crash to finish.
+    /// validated, sealed, stored. Resumable: re-run after a crash to finish. With
+    /// `--gateway`, the files go to a running gateway's intake instead (a running node or
+    /// mesh takes them without stopping).
     Import {
         /// Files or directories to import.
         #[arg(required = true)]
@@ -78,6 +80,15 @@ enum Command {
         /// Sealing threads (default: every core).
         #[arg(long)]
         threads: Option<usize>,
+        /// Send the files to this running gateway's intake (`HOST:PORT`) instead of
+        /// importing here: how a running node, a mesh's included, takes the monthly
+        /// intake. Needs `--identity`.
+        #[arg(long, requires = "identity", conflicts_with_all = ["honey", "public_figures", "report", "threads"])]
+        gateway: Option<String>,
+        /// With `--gateway`: the directory of the sending identity's files (`cert.pem`,
+        /// `key.pem`, `ca.pem`; role `intake`).
+        #[arg(long)]
+        identity: Option<PathBuf>,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -1165,8 +1176,15 @@ fn run(cli: Cli) -> Result<()> {
             public_figures,
             report,
             threads,
+            gateway,
+            identity,
             pass,
         } => {
+            if let Some(gateway) = gateway {
+                let identity = identity.context("--identity: the sending identity's directory")?;
+                ribat_node::intake::send(&gateway, &identity, &inputs)?;
+                return Ok(());
+            }
             let home = node_home(cli.home, &store)?;
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -1768,6 +1768,184 @@ fn a_certificate_the_ca_issued_acts_only_once_two_administrators_grant_it_throug
     assert_eq!(omar.read(&gw1, &cnss(5)).status, 200);
 }
 
+#[test]
+fn the_monthly_intake_goes_into_a_running_mesh_through_a_gateway_and_a_node_killed_after_acknowledging_imports_it_when_back()
+ {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let mut nodes = running_with_fund(d.path(), &dirs, (20, 2, 1, 51));
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+    let deployment = out.join("deployment");
+    let ca = dirs[0].join("ca.pem");
+    let (sender, _) = issue(&deployment, "intake.cnss", "intake", "cnss-intake");
+    let (clerk_dir, _) = issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
+    let clerk = Clerk::new(ca.clone(), clerk_dir);
+    // The month's files, sent to node 1's gateway while all three nodes run: employers,
+    // persons, then the e-BDS files, each once the one before is imported.
+    let src = d.path().join("month");
+    generate(&src, 60, 4, 2, 52);
+    let o = ribat(&[
+        "import",
+        "--gateway",
+        &gw1,
+        "--identity",
+        sender.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let said = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        said.contains("employers.csv: 4 records stored, 0 already stored, 0 line(s) refused"),
+        "{said}"
+    );
+    assert!(
+        said.contains("persons.csv: 60 records stored, 0 already stored, 0 line(s) refused"),
+        "{said}"
+    );
+    let declared: u64 = said
+        .lines()
+        .filter(|l| l.contains("/ebds/DS_"))
+        .map(|l| {
+            assert!(l.contains(", 0 line(s) refused"), "{l}");
+            l.split(": ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(60, 4, 2, 52));
+    assert_eq!(declared, fund.declarations.len() as u64, "{said}");
+    // Read through the other node's gateway, its custodians on every node.
+    let p = fund
+        .persons
+        .iter()
+        .find(|p| !p.honey && !p.sensitive)
+        .unwrap();
+    let r = clerk.read(&gw2, &p.cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["fields"]["surname"], p.surname.as_str());
+    // Sent again: nothing is stored twice.
+    let o = ribat(&[
+        "import",
+        "--gateway",
+        &gw2,
+        "--identity",
+        sender.to_str().unwrap(),
+        src.join("persons.csv").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("persons.csv: 0 records stored, 60 already stored"),
+        "{}",
+        common::text(&o)
+    );
+    // Only the intake role sends, and only files the importer knows.
+    let clerk_token = common::api::token(&gw1, &ca, &clerk.who);
+    let sender_token = common::api::token(&gw1, &ca, &sender);
+    let sender_cfg = common::api::config(&ca, Some(&sender));
+    for (cfg, token, path, status, problem) in [
+        (
+            clerk.cfg.clone(),
+            &clerk_token,
+            "/v1/intake?purpose=register-intake&file=persons.csv",
+            403,
+            "purpose-not-allowed",
+        ),
+        (
+            sender_cfg.clone(),
+            &sender_token,
+            "/v1/intake?purpose=register-intake&file=notes.txt",
+            400,
+            "bad-file-name",
+        ),
+        (
+            sender_cfg.clone(),
+            &sender_token,
+            "/v1/intake?file=persons.csv",
+            400,
+            "purpose-required",
+        ),
+    ] {
+        let r = common::api::call(
+            &gw1,
+            cfg,
+            "POST",
+            path,
+            Some(token),
+            Some(serde_json::json!("cnss,cin")),
+        )
+        .unwrap();
+        assert_eq!(
+            r.status,
+            status,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(common::api::problem(&r), problem, "{path}");
+    }
+    // Node 1 killed after it acknowledged a file and began importing it (the state a crash
+    // leaves): started again, it imports that file before anything else.
+    nodes[0] = None;
+    let late = d.path().join("late");
+    generate(&late, 30, 2, 1, 53);
+    let id = "00000000000a0001";
+    let kept = dirs[0].join("intake").join(id);
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::copy(late.join("persons.csv"), kept.join("persons.csv")).unwrap();
+    std::fs::write(
+        dirs[0].join("intake").join(format!("{id}.json")),
+        serde_json::to_vec(&serde_json::json!({
+            "id": id, "file": "persons.csv", "bytes": 1, "sha256": "00", "by": "intake.cnss",
+            "state": "importing", "done": 12, "total": 31, "stored": 0, "already": 0,
+            "rejected": 0, "rejects": []
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    nodes[0] = Some(start(&dirs[0]));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let started = Instant::now();
+    let state = loop {
+        let r = common::api::call(
+            &gw1,
+            sender_cfg.clone(),
+            "GET",
+            &format!("/v1/intake/{id}"),
+            Some(&common::api::token(&gw1, &ca, &sender)),
+            None,
+        );
+        if let Ok(r) = r
+            && r.status == 200
+            && r.json()["state"] == "done"
+        {
+            break r.json();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "intake {id} never finished after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 2, 1, 53));
+    assert_eq!(
+        state["stored"].as_u64().unwrap(),
+        fund.persons.len() as u64,
+        "{state}"
+    );
+    let p = fund
+        .persons
+        .iter()
+        .find(|p| !p.honey && !p.sensitive)
+        .unwrap();
+    let r = clerk.read(&gw2, &p.cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
 /// The test cluster's connection string (from `.ci/run`), or `None` when the caller chose
 /// to skip PostgreSQL (`RIBAT_SKIP_PG=1`).
 fn pg_conninfo() -> Option<String> {
