@@ -18,6 +18,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod allowance;
 pub mod ceremony;
 pub mod clock;
 pub mod custodian;

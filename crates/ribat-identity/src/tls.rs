@@ -109,6 +109,8 @@ pub enum Refused {
     Revoked,
     /// Not in the mesh's identity register: issued, never granted.
     NotGranted,
+    /// A node certificate that is not the one a current member of the mesh holds.
+    NotAMember,
 }
 
 /// Says whether a certificate is refused, and why (a mesh's identity register).

@@ -9,6 +9,7 @@
 //! | `Endorse` | restricts (counts towards mesh-wide) | another member, over the same decision |
 //! | `Revoke` | restricts | one administrator |
 //! | `Grant` | relaxes (a certificate may act) | two distinct administrators, neither its holder |
+//! | `AllowExport` | relaxes (a bulk read) | two distinct administrators, neither the recipient |
 //! | `Release` | relaxes | two distinct administrators, neither the decision's target |
 //! | `SetPolicy`, `SetRules` | either | two distinct administrators |
 //! | `AddMember`, `RemoveMember` | either | two distinct administrators |
@@ -24,6 +25,10 @@ pub struct Member {
     pub name: String,
     /// Its Ed25519 node key.
     pub key: PublicKey,
+    /// SHA-256 of its node certificate, base64url: the one certificate the mesh answers in
+    /// its name (whoever holds the CA's key cannot mint another with the member's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
 }
 
 /// A security administrator: whose two signatures relax anything.
@@ -136,6 +141,23 @@ pub struct GrantStatement {
     pub reason: String,
 }
 
+/// The statement administrators sign to let one bulk export be read: in a mesh, every
+/// custodian answers reads under the `export` role only within what such statements allow
+/// (so many distinct persons for that recipient, until then), whatever a gateway says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportStatement {
+    /// The export's id (as the export desk filed it).
+    pub id: String,
+    /// The partner it goes to (the reads are made as `export/RECIPIENT`).
+    pub recipient: String,
+    /// Why.
+    pub purpose: String,
+    /// How many distinct persons may be read for it.
+    pub persons: u64,
+    /// Until when it may be read, ms since the epoch (each node's clock decides).
+    pub until_ms: u64,
+}
+
 /// Where a member sits in Raft: its id and the address its peers reach it at. The
 /// ceremony's members have theirs in every node's `mesh.json`; a member that joins later
 /// carries its seat in the statement the administrators sign, so that no node learns an
@@ -205,6 +227,13 @@ pub enum Command {
         /// Their signatures.
         approvals: Vec<Approval>,
     },
+    /// Two administrators let one bulk export be read.
+    AllowExport {
+        /// What they signed.
+        statement: ExportStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
     /// Two administrators put a policy in force.
     SetPolicy {
         /// What they signed.
@@ -238,6 +267,8 @@ pub mod kind {
     pub const REVOKE: &str = "revoke";
     /// A grant of certificates.
     pub const GRANT: &str = "grant";
+    /// A bulk export allowed.
+    pub const EXPORT: &str = "export";
     /// A policy.
     pub const POLICY: &str = "policy";
     /// Detection rules.
@@ -296,6 +327,17 @@ impl std::fmt::Display for Command {
                     }
                     names.join(", ")
                 },
+                admins(approvals)
+            ),
+            Self::AllowExport {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "allow export {} ({} persons to {}) by {}",
+                statement.id,
+                statement.persons,
+                statement.recipient,
                 admins(approvals)
             ),
             Self::SetPolicy {

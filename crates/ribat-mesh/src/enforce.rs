@@ -46,6 +46,18 @@ pub enum Act {
         /// The rules, as `rules.json` holds them.
         document: String,
     },
+    /// Answer reads under the `export` role for `identity`: so many more distinct persons,
+    /// until `until_ms` (two administrators allowed the export).
+    AllowExport {
+        /// The export.
+        id: String,
+        /// Who reads (`export/RECIPIENT`).
+        identity: String,
+        /// Distinct persons.
+        persons: u64,
+        /// Until, ms since the epoch.
+        until_ms: u64,
+    },
 }
 
 /// What has been carried out on this node since it started.
@@ -57,6 +69,8 @@ pub struct Enforcement {
     policy: u64,
     /// Same for the detection rules.
     rules: u64,
+    /// Exports whose allowance was handed on.
+    allowed: BTreeSet<String>,
 }
 
 fn quarantined(h: &Held) -> Option<&str> {
@@ -86,6 +100,16 @@ impl Enforcement {
                 version: r.version,
                 document: r.document.clone(),
             });
+        }
+        for e in state.exports() {
+            if e.until_ms > now_ms && !self.allowed.contains(&e.id) {
+                acts.push(Act::AllowExport {
+                    id: e.id.clone(),
+                    identity: format!("export/{}", e.recipient),
+                    persons: e.persons,
+                    until_ms: e.until_ms,
+                });
+            }
         }
         for h in state.restrictions() {
             let Some(who) = quarantined(h) else { continue };
@@ -120,6 +144,9 @@ impl Enforcement {
             }
             Act::SetPolicy { version, .. } => self.policy = self.policy.max(*version),
             Act::SetRules { version, .. } => self.rules = self.rules.max(*version),
+            Act::AllowExport { id, .. } => {
+                self.allowed.insert(id.clone());
+            }
         }
     }
 }
@@ -127,7 +154,7 @@ impl Enforcement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{Approval, Command, ReleaseStatement, Restriction, kind};
+    use crate::command::{Approval, Command, ExportStatement, ReleaseStatement, Restriction, kind};
     use crate::sign::KeyPair;
     use crate::state::Genesis;
     use crate::{Admin, Member};
@@ -145,6 +172,7 @@ mod tests {
             members: vec![Member {
                 name: "node-1".into(),
                 key: node.public(),
+                cert: None,
             }],
             admins: vec![
                 Admin {
@@ -247,6 +275,49 @@ mod tests {
         assert!(e.owed(&w.state, 0).is_empty());
         // A node that restarts owes it again (it starts from its file's policy).
         assert_eq!(Enforcement::default().owed(&w.state, 0).len(), 1);
+    }
+
+    #[test]
+    fn an_allowed_export_is_owed_once_while_it_lasts_and_again_after_a_restart() {
+        let mut w = world();
+        let statement = ExportStatement {
+            id: "00000000000000e1".into(),
+            recipient: "partner.y".into(),
+            purpose: "partner-export".into(),
+            persons: 12,
+            until_ms: 9_000,
+        };
+        let approvals = w
+            .admins
+            .iter()
+            .zip(["sec.a", "sec.b"])
+            .map(|(k, name)| Approval {
+                admin: name.into(),
+                sig: k.sign(kind::EXPORT, &statement).unwrap(),
+            })
+            .collect();
+        w.state
+            .apply(&Command::AllowExport {
+                statement,
+                approvals,
+            })
+            .unwrap();
+        let mut e = Enforcement::default();
+        let acts = e.owed(&w.state, 1_000);
+        assert_eq!(
+            acts,
+            vec![Act::AllowExport {
+                id: "00000000000000e1".into(),
+                identity: "export/partner.y".into(),
+                persons: 12,
+                until_ms: 9_000,
+            }]
+        );
+        carry_out(&mut e, &acts);
+        assert!(e.owed(&w.state, 1_000).is_empty());
+        assert_eq!(Enforcement::default().owed(&w.state, 1_000).len(), 1);
+        // Ended: nothing owed to a node that starts after.
+        assert!(Enforcement::default().owed(&w.state, 9_000).is_empty());
     }
 
     fn carry_out(e: &mut Enforcement, acts: &[Act]) {

@@ -6,8 +6,8 @@
 //! caller still counts it as applied, so every node stays at the same index.
 
 use crate::command::{
-    Admin, Approval, Command, GrantStatement, Member, MembershipStatement, PolicyStatement,
-    Registration, ReleaseStatement, Restriction, RevokeStatement, Seat, kind,
+    Admin, Approval, Command, ExportStatement, GrantStatement, Member, MembershipStatement,
+    PolicyStatement, Registration, ReleaseStatement, Restriction, RevokeStatement, Seat, kind,
 };
 use crate::sign::{PublicKey, verifies};
 use ribat_detect::response::Target;
@@ -104,6 +104,11 @@ pub enum Applied {
         /// Their version.
         version: u64,
     },
+    /// A bulk export that may be read.
+    ExportAllowed {
+        /// Its id.
+        id: String,
+    },
     /// Certificates that may act from now on.
     Granted {
         /// Their serials (those already granted as they are included).
@@ -165,6 +170,9 @@ pub enum Rejected {
     /// A grant that cannot be made.
     #[error("grant: {0}")]
     Grant(String),
+    /// An export that cannot be allowed.
+    #[error("export: {0}")]
+    Export(String),
 }
 
 /// The replicated security state.
@@ -191,6 +199,12 @@ pub struct SecurityState {
     /// The identity register, by serial: the certificates that may act in the mesh.
     #[serde(default)]
     granted: BTreeMap<String, Granted>,
+    /// Bulk exports two administrators allowed, by id.
+    #[serde(default)]
+    exports: BTreeMap<String, ExportStatement>,
+    /// Each member's node certificate (its thumbprint), by name.
+    #[serde(default)]
+    member_certs: BTreeMap<String, String>,
 }
 
 impl SecurityState {
@@ -217,6 +231,12 @@ impl SecurityState {
                     };
                     (r.serial.clone(), g)
                 })
+                .collect(),
+            exports: BTreeMap::new(),
+            member_certs: g
+                .members
+                .iter()
+                .filter_map(|m| Some((m.name.clone(), m.cert.clone()?)))
                 .collect(),
         }
     }
@@ -292,6 +312,10 @@ impl SecurityState {
                 statement,
                 approvals,
             } => self.grant(statement, approvals),
+            Command::AllowExport {
+                statement,
+                approvals,
+            } => self.allow_export(statement, approvals),
             Command::SetPolicy {
                 statement,
                 approvals,
@@ -332,6 +356,7 @@ impl SecurityState {
                             .remove(name)
                             .ok_or_else(|| Rejected::NotAMember(name.clone()))?;
                         self.seats.remove(name);
+                        self.member_certs.remove(name);
                     }
                 }
                 Ok(Applied::Membership)
@@ -381,7 +406,15 @@ impl SecurityState {
         if let Some((other, _)) = self.seats.iter().find(|(_, s)| s.addr == seat.addr) {
             return taken(format!("`{other}` already listens at {}", seat.addr));
         }
+        if let Some(cert) = &member.cert
+            && let Some((other, _)) = self.member_certs.iter().find(|(_, c)| *c == cert)
+        {
+            return taken(format!("`{other}` already holds that node certificate"));
+        }
         self.members.insert(member.name.clone(), member.key);
+        if let Some(cert) = &member.cert {
+            self.member_certs.insert(member.name.clone(), cert.clone());
+        }
         self.seats.insert(member.name.clone(), seat.clone());
         self.raft_ids.insert(seat.raft_id);
         Ok(())
@@ -498,6 +531,42 @@ impl SecurityState {
         Ok(Applied::Granted { serials })
     }
 
+    fn allow_export(
+        &mut self,
+        statement: &ExportStatement,
+        approvals: &[Approval],
+    ) -> Result<Applied, Rejected> {
+        let refuse = |why: String| Err(Rejected::Export(why));
+        self.admins_signed(
+            kind::EXPORT,
+            statement,
+            approvals,
+            ADMINS_TO_RELAX,
+            Some(&statement.recipient),
+        )?;
+        if statement.id.is_empty() || statement.recipient.is_empty() {
+            return refuse("an export names its id and its recipient".into());
+        }
+        if statement.persons == 0 {
+            return refuse(format!("export {} allows no person", statement.id));
+        }
+        match self.exports.get(&statement.id) {
+            Some(e) if e == statement => {}
+            Some(_) => {
+                return refuse(format!(
+                    "export {} was allowed before with other terms",
+                    statement.id
+                ));
+            }
+            None => {
+                self.exports.insert(statement.id.clone(), statement.clone());
+            }
+        }
+        Ok(Applied::ExportAllowed {
+            id: statement.id.clone(),
+        })
+    }
+
     fn member_signed(
         &self,
         by: &str,
@@ -588,6 +657,11 @@ impl SecurityState {
         }
     }
 
+    /// The bulk exports two administrators allowed, in id order (ended ones included).
+    pub fn exports(&self) -> impl Iterator<Item = &ExportStatement> {
+        self.exports.values()
+    }
+
     /// The identity register, in serial order (revoked certificates included:
     /// [`Self::is_revoked`] says which).
     pub fn granted(&self) -> impl Iterator<Item = &Granted> {
@@ -602,6 +676,11 @@ impl SecurityState {
     /// The detection rules in force, if any were set through the log.
     pub fn rules(&self) -> Option<&PolicyStatement> {
         self.rules.as_ref()
+    }
+
+    /// Whether the node certificate with this thumbprint is a current member's.
+    pub fn is_member_cert(&self, thumbprint: &str) -> bool {
+        self.member_certs.values().any(|c| c == thumbprint)
     }
 
     /// Whether `name` is a member.
@@ -649,6 +728,7 @@ mod tests {
                 .map(|(n, s)| Member {
                     name: (*n).into(),
                     key: kp(s).public(),
+                    cert: None,
                 })
                 .collect(),
             admins: ["sec.1", "sec.2"]
@@ -836,6 +916,67 @@ mod tests {
     }
 
     #[test]
+    fn an_export_is_allowed_by_two_administrators_other_than_its_recipient_and_never_rewritten() {
+        let mut s = state();
+        let st = ExportStatement {
+            id: "0123456789abcdef".into(),
+            recipient: "partner.insurer-y".into(),
+            purpose: "partner-export".into(),
+            persons: 40,
+            until_ms: 5_000,
+        };
+        let allow = |s: &mut SecurityState, st: &ExportStatement, who: &[(&str, u8)]| {
+            let approvals = approve(kind::EXPORT, st, who);
+            s.apply(&Command::AllowExport {
+                statement: st.clone(),
+                approvals,
+            })
+        };
+        assert_eq!(
+            allow(&mut s, &st, &[("sec.1", 11)]),
+            Err(Rejected::TooFewAdmins { got: 1, needed: 2 })
+        );
+        let as_grant = approve(kind::GRANT, &st, &[("sec.1", 11), ("sec.2", 12)]);
+        assert_eq!(
+            s.apply(&Command::AllowExport {
+                statement: st.clone(),
+                approvals: as_grant,
+            }),
+            Err(Rejected::BadSignature("sec.1".into()))
+        );
+        assert_eq!(s.exports().count(), 0);
+        let both = [("sec.1", 11), ("sec.2", 12)];
+        assert_eq!(
+            allow(&mut s, &st, &both),
+            Ok(Applied::ExportAllowed { id: st.id.clone() })
+        );
+        // The same again changes nothing; other terms under the same id are refused.
+        assert!(allow(&mut s, &st, &both).is_ok());
+        let mut more = st.clone();
+        more.persons = 4_000;
+        assert!(matches!(
+            allow(&mut s, &more, &both),
+            Err(Rejected::Export(m)) if m.contains("other terms")
+        ));
+        assert_eq!(s.exports().collect::<Vec<_>>(), vec![&st]);
+        // An administrator who is the recipient does not approve it.
+        let mut own = st.clone();
+        own.id = "fedcba9876543210".into();
+        own.recipient = "sec.2".into();
+        assert_eq!(
+            allow(&mut s, &own, &both),
+            Err(Rejected::TargetApproves("sec.2".into()))
+        );
+        let mut none = st.clone();
+        none.id = "00000000000000aa".into();
+        none.persons = 0;
+        assert!(matches!(
+            allow(&mut s, &none, &both),
+            Err(Rejected::Export(_))
+        ));
+    }
+
+    #[test]
     fn a_policy_needs_two_administrators_and_a_higher_version() {
         let mut s = state();
         let p1 = PolicyStatement::new(1, "{}".into());
@@ -904,6 +1045,7 @@ mod tests {
             member: Member {
                 name: "node-d".into(),
                 key: kp(4).public(),
+                cert: Some("cert-d".into()),
             },
             seat: seat(4),
         };
@@ -911,8 +1053,23 @@ mod tests {
             s.apply(&restrict("node-d", 4, "d-1")),
             Err(Rejected::NotAMember("node-d".into()))
         );
+        assert!(!s.is_member_cert("cert-d"));
         assert_eq!(by_two(&mut s, add.clone()), Ok(Applied::Membership));
         assert_eq!(s.seats().get("node-d"), Some(&seat(4)));
+        // Its node certificate is the one the mesh answers in its name, and nobody else's.
+        assert!(s.is_member_cert("cert-d"));
+        let same_cert = MembershipStatement::Add {
+            member: Member {
+                name: "node-f".into(),
+                key: kp(6).public(),
+                cert: Some("cert-d".into()),
+            },
+            seat: seat(6),
+        };
+        assert!(matches!(
+            by_two(&mut s, same_cert),
+            Err(Rejected::Membership(m)) if m.contains("already holds that node certificate")
+        ));
         assert!(matches!(by_two(&mut s, add), Err(Rejected::Membership(_))));
         assert_eq!(
             s.apply(&restrict("node-d", 4, "d-1")),
@@ -934,11 +1091,13 @@ mod tests {
             Err(Rejected::NotAMember("node-d".into()))
         );
         assert_eq!(s.seats().get("node-d"), None);
+        assert!(!s.is_member_cert("cert-d"));
         // Its Raft id is never given again, even with a new name and key.
         let again = |raft_id: u64, addr: &str, key: u8| MembershipStatement::Add {
             member: Member {
                 name: "node-e".into(),
                 key: kp(key).public(),
+                cert: None,
             },
             seat: Seat {
                 raft_id,

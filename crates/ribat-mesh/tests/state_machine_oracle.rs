@@ -9,6 +9,7 @@
 //! - nothing is released without two genuine administrators other than the target;
 //! - a revoked certificate stays revoked, and is never let in again;
 //! - a certificate acts only once two genuine administrators other than its holder granted it;
+//! - an export is allowed only by two genuine administrators other than its recipient;
 //! - a forged or unknown signature never changes anything.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
@@ -16,7 +17,8 @@
 use proptest::prelude::*;
 use ribat_detect::response::{Action, Target};
 use ribat_mesh::command::{
-    Approval, Command, GrantStatement, ReleaseStatement, Restriction, RevokeStatement, kind,
+    Approval, Command, ExportStatement, GrantStatement, ReleaseStatement, Restriction,
+    RevokeStatement, kind,
 };
 use ribat_mesh::{Admin, Applied, Genesis, KeyPair, Member, Registration, SecurityState, Standing};
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,6 +49,7 @@ fn genesis(k: &Keys) -> Genesis {
             .map(|(n, kp)| Member {
                 name: (*n).into(),
                 key: kp.public(),
+                cert: None,
             })
             .collect(),
         admins: ADMINS
@@ -126,6 +129,13 @@ enum Op {
         admins: Vec<usize>,
         forged: bool,
     },
+    /// `recipient` 3 is an administrator.
+    AllowExport {
+        id: usize,
+        recipient: usize,
+        admins: Vec<usize>,
+        forged: bool,
+    },
     /// The replica under test crashes and restarts from its last snapshot.
     Crash,
 }
@@ -143,6 +153,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(serial, admin, forged)| Op::Revoke { serial, admin, forged }),
         3 => (0..3usize, 0..4usize, prop::collection::vec(0..4usize, 0..4), prop::bool::weighted(0.2))
             .prop_map(|(serial, holder, admins, forged)| Op::Grant { serial, holder, admins, forged }),
+        2 => (0..3usize, 0..4usize, prop::collection::vec(0..4usize, 0..4), prop::bool::weighted(0.2))
+            .prop_map(|(id, recipient, admins, forged)| Op::AllowExport { id, recipient, admins, forged }),
         1 => Just(Op::Crash),
     ]
 }
@@ -318,6 +330,29 @@ fn build(k: &Keys, first: &BTreeMap<usize, Restriction>, op: &Op) -> Built {
                 genuine_admins: BTreeSet::new(),
             }
         }
+        Op::AllowExport {
+            id,
+            recipient,
+            admins,
+            forged,
+        } => {
+            let statement = ExportStatement {
+                id: format!("{id:016x}"),
+                recipient: holder(*recipient),
+                purpose: "partner-export".into(),
+                persons: 40,
+                until_ms: u64::MAX,
+            };
+            let (approvals, genuine) = approvals(k, kind::EXPORT, &statement, admins, *forged);
+            Built {
+                command: Some(Command::AllowExport {
+                    statement,
+                    approvals,
+                }),
+                forged: (*forged && !admins.is_empty()) || admins.contains(&OUTSIDER),
+                genuine_admins: genuine,
+            }
+        }
         Op::Crash => Built {
             command: None,
             forged: false,
@@ -338,6 +373,7 @@ fn check(ops: &[Op]) {
     let mut revoked: BTreeSet<String> = BTreeSet::new();
     // Serials some grant with two genuine administrators, neither the holder, let in.
     let mut justly_granted: BTreeSet<String> = BTreeSet::new();
+    let mut justly_allowed: BTreeSet<String> = BTreeSet::new();
     for op in ops {
         let b = build(&k, &first, op);
         let Some(c) = b.command else {
@@ -392,6 +428,19 @@ fn check(ops: &[Op]) {
                 );
                 justly_granted.extend(serials.iter().cloned());
             }
+            (Ok(Applied::ExportAllowed { id }), Command::AllowExport { statement, .. }) => {
+                assert!(
+                    !b.genuine_admins.contains(&statement.recipient),
+                    "{} allowed their own export",
+                    statement.recipient
+                );
+                assert!(
+                    b.genuine_admins.len() >= 2,
+                    "export {id} allowed with {:?}",
+                    b.genuine_admins
+                );
+                justly_allowed.insert(id.clone());
+            }
             _ => {}
         }
         log.push(c);
@@ -415,6 +464,13 @@ fn check(ops: &[Op]) {
     }
     for s in &revoked {
         assert!(steady.is_revoked(s), "{s} un-revoked");
+    }
+    for e in steady.exports() {
+        assert!(
+            justly_allowed.contains(&e.id),
+            "export {} allowed unjustly",
+            e.id
+        );
     }
     // A certificate acts only if justly granted and never revoked.
     for n in 0..3 {

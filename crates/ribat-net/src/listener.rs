@@ -137,6 +137,13 @@ fn refusal(tls: &ServerTls, caller: &Caller, within: bool, version: Version) -> 
                 caller.peer.name, caller.peer.serial
             ),
         ),
+        Some(Refused::NotAMember) => Problem::forbidden(
+            "not-a-member",
+            format!(
+                "`{}` is not a member of this mesh (or not with this certificate): two administrators add a node through the log (`ribat mesh add-node`) before it takes part",
+                caller.peer.name
+            ),
+        ),
         None => return within_limit(within, version),
     };
     Some(close_after(problem.into_response(), version))

@@ -18,6 +18,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod allowances;
 pub mod api_client;
 pub mod audit;
 pub mod ceremony;

@@ -579,6 +579,14 @@ pub fn custodian(
     })
 }
 
+/// What a custodian of a mesh node answers by, besides its own directory.
+pub(crate) struct InMesh {
+    /// Whether the node has carried out the security state recently (else it answers 503).
+    pub ready: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
+    /// The bulk reads allowed through the log.
+    pub allowances: Arc<ribat_custodian::allowance::Allowances>,
+}
+
 /// A custodian as a network service, with its own detectors and decision log in its
 /// directory: it compares what it answered each gateway with the request ids that gateway
 /// says it audited.
@@ -589,8 +597,12 @@ pub(crate) fn custodian_service(
     custodian: Arc<LocalCustodian>,
     tls: Arc<ServerTls>,
     witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
-    ready: Option<Arc<dyn Fn() -> Result<(), String> + Send + Sync>>,
+    mesh: Option<InMesh>,
 ) -> Result<(Arc<CustodianService>, Arc<Watch>)> {
+    let (ready, allowances) = match mesh {
+        Some(m) => (Some(m.ready), Some(m.allowances)),
+        None => (None, None),
+    };
     let policy = read_policy(&dir.join(ribat_custodian::keystore::POLICY_FILE))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let watch = Arc::new(Watch::open(
@@ -608,6 +620,7 @@ pub(crate) fn custodian_service(
         observer: Some(watch.clone()),
         witnesses,
         ready,
+        allowances,
     });
     Ok((service, watch))
 }

@@ -18,6 +18,7 @@ fn genesis() -> Genesis {
         members: vec![Member {
             name: "node-a".into(),
             key: KeyPair::from_seed(&[1; 32]).public(),
+            cert: None,
         }],
         admins: Vec::new(),
         threshold: 1,

@@ -37,6 +37,7 @@ fn genesis() -> Genesis {
             .map(|i| Member {
                 name: format!("node-{i}"),
                 key: KeyPair::from_seed(&[i; 32]).public(),
+                cert: None,
             })
             .collect(),
         admins: ["sec.amina", "sec.youssef"]

@@ -488,6 +488,35 @@ impl MeshShape {
     }
 }
 
+/// The terms of an export allowed through the log: what each administrator signs.
+#[derive(clap::Args)]
+struct ExportTerms {
+    /// The partner it goes to (as filed).
+    #[arg(long)]
+    recipient: Option<String>,
+    /// Its purpose (as filed).
+    #[arg(long)]
+    purpose: Option<String>,
+    /// How many distinct persons it reads.
+    #[arg(long)]
+    persons: Option<u64>,
+    /// Until when it may be read, RFC 3339 (at most a week ahead).
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl ExportTerms {
+    fn statement(&self, id: &str) -> Result<ribat_node::allowances::ExportStatement> {
+        Ok(ribat_node::allowances::statement(
+            id,
+            self.recipient.as_deref().context("--recipient")?,
+            self.purpose.as_deref().context("--purpose")?,
+            self.persons.context("--persons")?,
+            self.until.as_deref().context("--until")?,
+        )?)
+    }
+}
+
 /// A policy or rules file proposed with its approvals.
 #[derive(clap::Args)]
 struct DocumentArgs {
@@ -555,11 +584,12 @@ enum MeshCommand {
         reason: String,
     },
     /// One administrator's approval, signed offline with their key, of a release
-    /// (`--id`, `--reason`), a grant of certificates (`--grant`, `--reason`), a membership
+    /// (`--id`, `--reason`), a grant of certificates (`--grant`, `--reason`), a bulk export
+    /// (`--export` with its terms), a membership
     /// change (`--add-node`, `--remove-node`), or a policy or rules file (`--policy` or
     /// `--rules`, with `--version`); prints it as one JSON line to hand to whoever proposes
     /// the change.
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "grant", "add_node", "remove_node", "policy", "rules"])))]
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "grant", "export", "add_node", "remove_node", "policy", "rules"])))]
     Approve {
         /// The administrator's signing key (from `mesh init`'s admins/).
         #[arg(long)]
@@ -577,6 +607,12 @@ enum MeshCommand {
         /// Why it is lifted, or granted (the same words every approver signs).
         #[arg(long)]
         reason: Option<String>,
+        /// An export to allow (its id, as the export desk filed it), with `--recipient`,
+        /// `--purpose`, `--persons` and `--until`.
+        #[arg(long, requires_all = ["recipient", "purpose", "persons", "until"])]
+        export: Option<String>,
+        #[command(flatten)]
+        terms: ExportTerms,
         /// The directory `mesh prepare-node` wrote for the node to add (its name, key and
         /// address are what is signed).
         #[arg(long)]
@@ -616,6 +652,23 @@ enum MeshCommand {
         /// Why (as the approvers signed it).
         #[arg(long)]
         reason: String,
+        /// An approval printed by `mesh approve` (repeat for each administrator).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
+    },
+    /// Proposes a bulk export's allowance with two administrators' approvals (`mesh
+    /// approve --export ID` with the same terms): once committed, every custodian answers
+    /// that recipient's export reads, up to so many distinct persons, until then. Exit
+    /// status 1 when refused.
+    AllowExport {
+        /// A member's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The export's id.
+        #[arg(long)]
+        export: String,
+        #[command(flatten)]
+        terms: ExportTerms,
         /// An approval printed by `mesh approve` (repeat for each administrator).
         #[arg(long = "approval")]
         approvals: Vec<String>,
@@ -1619,6 +1672,8 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             id,
             grant,
             reason,
+            export,
+            terms,
             add_node,
             remove_node,
             policy,
@@ -1635,6 +1690,12 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                 let version = version.context("--version: the document's version")?;
                 let statement = ribat_node::mesh::document_statement(doc, &file, version)?;
                 let a = ribat_node::mesh::approve_document(doc, &key, &admin, &statement)?;
+                println!("{}", serde_json::to_string(&a)?);
+                return Ok(());
+            }
+            if let Some(export) = export {
+                let statement = terms.statement(&export)?;
+                let a = ribat_node::allowances::approve(&key, &admin, &statement)?;
                 println!("{}", serde_json::to_string(&a)?);
                 return Ok(());
             }
@@ -1662,7 +1723,7 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                 )?,
                 (None, None, None) => {
                     anyhow::bail!(
-                        "--id, --grant, --add-node, --remove-node, --policy or --rules: what is approved"
+                        "--id, --grant, --export, --add-node, --remove-node, --policy or --rules: what is approved"
                     )
                 }
             };
@@ -1715,6 +1776,17 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
         } => {
             let statement = ribat_node::grants::statement(&certs, &reason)?;
             let p = ribat_node::grants::grant(&dir, statement, parse_approvals(&approvals)?)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
+        }
+        MeshCommand::AllowExport {
+            dir,
+            export,
+            terms,
+            approvals,
+        } => {
+            let statement = terms.statement(&export)?;
+            let p = ribat_node::allowances::allow(&dir, statement, parse_approvals(&approvals)?)?;
             println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
         }

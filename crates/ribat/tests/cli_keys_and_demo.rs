@@ -209,11 +209,8 @@ fn the_demo_runs_unattended_and_tells_the_story() {
     );
     // A second run replaces the previous demo and nothing else.
     std::fs::write(d.path().join("keep.txt"), b"mine").unwrap();
-    assert!(
-        ribat(d.path(), &["demo", "--persons", "300"], &[])
-            .status
-            .success()
-    );
+    let again = ribat(d.path(), &["demo", "--persons", "300"], &[]);
+    assert!(again.status.success(), "{}", text(&again));
     assert_eq!(std::fs::read(d.path().join("keep.txt")).unwrap(), b"mine");
 }
 

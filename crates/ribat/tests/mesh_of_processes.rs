@@ -511,6 +511,67 @@ fn a_node_certified_by_another_ca_cannot_speak_to_the_mesh() {
     assert!(s.iter().all(|m| m["error"].is_null()));
 }
 
+#[test]
+fn a_node_certificate_minted_with_the_ca_key_in_a_members_name_is_refused_by_every_member() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = three_node_mesh(&out);
+    let _nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    // Whoever holds the CA's key mints a second node certificate named node-2 (its own
+    // copy of the CA, without the register that would refuse the name).
+    let thief = d.path().join("thief");
+    std::fs::create_dir_all(thief.join("identity")).unwrap();
+    for e in std::fs::read_dir(out.join("deployment/identity")).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), thief.join("identity").join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::write(thief.join("identity/register.json"), "[]").unwrap();
+    let minted = d.path().join("minted");
+    let o = ribat(&[
+        "--home",
+        thief.to_str().unwrap(),
+        "identity",
+        "add",
+        "--name",
+        "node-2",
+        "--role",
+        "node",
+        "--institution",
+        "mesh",
+        "--host",
+        "127.0.0.1",
+        "--out",
+        minted.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    // A directory like node-2's, with the minted certificate: every member refuses it.
+    let fake = d.path().join("fake-node-2");
+    std::fs::create_dir_all(&fake).unwrap();
+    for f in ["mesh.json", "node.key", "ca.pem", "crl.pem"] {
+        std::fs::copy(dirs[1].join(f), fake.join(f)).unwrap();
+    }
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(minted.join(f), fake.join(f)).unwrap();
+    }
+    let o = ribat(&["mesh", "status", "--json", "--dir", fake.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    let s: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s.len(), 3);
+    for m in &s {
+        let e = m["error"].as_str().unwrap_or_default();
+        assert!(
+            m["status"].is_null() && e.contains("not a member of this mesh"),
+            "{m}"
+        );
+    }
+    // The genuine node-2 still speaks.
+    let (_, s) = agreed_leader(&dirs[1], &[1, 2, 3]);
+    assert!(s.iter().all(|m| m["error"].is_null()));
+}
+
 /// Waits for the gateway of the node in `dir` to say where it listens (in its node.log).
 fn gateway_addr(dir: &Path) -> String {
     let start = Instant::now();
@@ -1233,7 +1294,7 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
         .next()
         .unwrap()
         .to_owned();
-    std::thread::sleep(Duration::from_millis(3_500));
+    std::thread::sleep(Duration::from_millis(ribat_node::mesh::FRESH_FOR_MS + 500));
     signal(nodes[2].as_ref().unwrap(), "-CONT");
     // From its first answer on, custodian 3 never serves the partner: unavailable while it
     // catches up, then quarantined.
@@ -1944,6 +2005,199 @@ fn the_monthly_intake_goes_into_a_running_mesh_through_a_gateway_and_a_node_kill
         .unwrap();
     let r = clerk.read(&gw2, &p.cnss);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn in_a_mesh_an_export_is_read_only_within_what_two_administrators_allowed_through_the_log() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1]);
+    let _nodes = running_with_fund(d.path(), &dirs, (60, 4, 1, 61));
+    let gw = gateway_addr(&dirs[0]);
+    let deployment = out.join("deployment");
+    let ca = dirs[0].join("ca.pem");
+    let mut who = std::collections::BTreeMap::new();
+    for (name, role) in [
+        ("sec.karim", "security"),
+        ("sec.hind", "security"),
+        ("partner.delta", "partner"),
+        ("clerk.amal", "clerk"),
+    ] {
+        who.insert(name, issue(&deployment, name, role, "x").0);
+    }
+    let call = |name: &str, method: &str, path: &str, body: Option<serde_json::Value>| {
+        let token = common::api::token(&gw, &ca, &who[name]);
+        common::api::call(
+            &gw,
+            common::api::config(&ca, Some(&who[name])),
+            method,
+            path,
+            Some(&token),
+            body,
+        )
+        .unwrap()
+    };
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(60, 4, 1, 61));
+    let ordinary: Vec<&ribat_sim::Person> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .collect();
+    let numbers: Vec<String> = ordinary.iter().take(20).map(|p| p.cnss.clone()).collect();
+    // Filed and approved at node 1's export desk by two security officers, as in one node.
+    let r = call(
+        "sec.karim",
+        "POST",
+        "/v1/exports",
+        Some(
+            serde_json::json!({"recipient": "partner.delta", "purpose": "partner-export", "cnss": numbers}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    for officer in ["sec.karim", "sec.hind"] {
+        let r = call(
+            officer,
+            "POST",
+            &format!("/v1/exports/{id}/approve"),
+            Some(serde_json::json!({})),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    // The desk's approvals are the node's own word: without the log's allowance every
+    // custodian refuses the bulk read, and nothing is written.
+    let run = || {
+        call(
+            "sec.karim",
+            "POST",
+            &format!("/v1/exports/{id}/run"),
+            Some(serde_json::json!({})),
+        )
+    };
+    let r = run();
+    assert_ne!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("custodians refused"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // Two administrators allow it through the log (one is not enough).
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::hours(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let terms = [
+        "--export",
+        id.as_str(),
+        "--recipient",
+        "partner.delta",
+        "--purpose",
+        "partner-export",
+        "--persons",
+        "20",
+        "--until",
+        until.as_str(),
+    ];
+    let (a1, a2) = (
+        approval(&out, "sec.amina", &terms),
+        approval(&out, "sec.youssef", &terms),
+    );
+    let allow = |approvals: &[&str]| {
+        let mut args = vec!["mesh", "allow-export", "--dir", dirs[1].to_str().unwrap()];
+        args.extend_from_slice(&terms);
+        for a in approvals {
+            args.extend(["--approval", a]);
+        }
+        ribat(&args)
+    };
+    let o = allow(&[&a1]);
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("where 2 are needed"),
+        "{}",
+        common::text(&o)
+    );
+    let o = allow(&[&a1, &a2]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let started = Instant::now();
+    let ran = loop {
+        let r = run();
+        if r.status == 200 {
+            break r.json();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        ran["rows"].as_u64().unwrap() > 20,
+        "20 persons and canaries: {ran}"
+    );
+    let r = call(
+        "partner.delta",
+        "GET",
+        &format!("/v1/exports/{id}/file"),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Holding node 1's gateway certificate, somebody asks each custodian for 21 persons
+    // under the export's name (a custodian the run did not ask has counted fewer than 20,
+    // so the ask is past the allowance however many it answered): refused. Another
+    // recipient, never allowed, needs an end user's token like any read.
+    let other = call(
+        "clerk.amal",
+        "GET",
+        &format!("/v1/persons/{}?purpose=counter-service", ordinary[30].cnss),
+        None,
+    );
+    assert_eq!(
+        other.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&other.body)
+    );
+    let record = other.json()["record_id"].as_str().unwrap().to_owned();
+    let gateway_cert = dirs[0].join("identity/issued/gateway.embedded");
+    for (i, dir) in dirs.iter().enumerate() {
+        let mesh: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("mesh.json")).unwrap()).unwrap();
+        let addr = mesh["peers"][i]["addr"].as_str().unwrap().to_owned();
+        let ask = |identity: &str| {
+            common::api::call(
+                &addr,
+                common::api::config(&ca, Some(&gateway_cert)),
+                "POST",
+                "/v1/partial",
+                None,
+                Some(serde_json::json!({
+                    "request_id": format!("bulk-{i}-{identity}"),
+                    "requester": {"identity": identity, "role": "export"},
+                    "purpose": "partner-export",
+                    "table": "persons",
+                    "class": "identity",
+                    "record_ids": (0..21)
+                        .map(|n| if n == 0 { record.clone() } else { format!("{record}-{n}") })
+                        .collect::<Vec<_>>(),
+                })),
+            )
+            .unwrap()
+        };
+        let r = ask("export/partner.delta");
+        assert_eq!(r.status, 403, "custodian {}: {}", i + 1, r.json());
+        assert!(
+            r.json()["denial"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("may read 20 distinct records"),
+            "custodian {}: {}",
+            i + 1,
+            r.json()
+        );
+        let r = ask("export/partner.other");
+        assert_eq!(r.status, 401, "custodian {}: {}", i + 1, r.json());
+    }
 }
 
 /// The test cluster's connection string (from `.ci/run`), or `None` when the caller chose
