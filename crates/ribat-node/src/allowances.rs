@@ -10,7 +10,7 @@
 
 use crate::bail;
 use crate::error::Result;
-use crate::mesh::{Proposed, propose, read_seed};
+use crate::mesh::{Proposed, propose};
 pub use ribat_mesh::command::ExportStatement;
 use ribat_mesh::command::kind;
 use ribat_mesh::{Approval, Command};
@@ -58,11 +58,7 @@ pub fn statement(
 
 /// One administrator's approval of an export, made offline with their key.
 pub fn approve(key: &Path, admin: &str, statement: &ExportStatement) -> Result<Approval> {
-    let kp = read_seed(key)?;
-    Ok(Approval {
-        admin: admin.to_owned(),
-        sig: kp.sign(kind::EXPORT, statement)?,
-    })
+    crate::mesh::approve_as(key, admin, kind::EXPORT, statement)
 }
 
 /// Proposes the allowance with administrators' approvals (two distinct ones, neither the

@@ -9,7 +9,7 @@
 
 use crate::bail;
 use crate::error::{Context, Result};
-use crate::mesh::{Proposed, propose, read_seed, registration};
+use crate::mesh::{Proposed, propose, registration};
 use ribat_mesh::command::{GrantStatement, kind};
 use ribat_mesh::{Approval, Command};
 use std::path::{Path, PathBuf};
@@ -62,11 +62,7 @@ pub fn statement(certs: &[PathBuf], reason: &str) -> Result<GrantStatement> {
 
 /// One administrator's approval of a grant, made offline with their key.
 pub fn approve(key: &Path, admin: &str, statement: &GrantStatement) -> Result<Approval> {
-    let kp = read_seed(key)?;
-    Ok(Approval {
-        admin: admin.to_owned(),
-        sig: kp.sign(kind::GRANT, statement)?,
-    })
+    crate::mesh::approve_as(key, admin, kind::GRANT, statement)
 }
 
 /// Proposes a grant with administrators' approvals (two distinct ones, neither a holder, or

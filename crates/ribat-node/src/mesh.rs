@@ -1778,13 +1778,14 @@ pub fn up(program: &Path, spec: &InitSpec, import: &[PathBuf]) -> Result<()> {
         crate::serve::StopSignal::watch()?
     };
     print!("{}", render(&members));
-    println!("mesh up: {} nodes; Ctrl-C stops them", dirs.len());
     println!(
         "  a client: `ribat --home {} identity add --name N --role R --institution I`, then two administrators grant it (keys in {}): `ribat mesh approve --grant CERT --reason R` each, `ribat mesh grant --dir {} --cert CERT --reason R --approval … --approval …`",
         deployment_home(&spec.out).root().display(),
         spec.out.join("admins").display(),
         dirs[0].display()
     );
+    // Last: whoever waits for this line may stop reading here.
+    println!("mesh up: {} nodes; Ctrl-C stops them", dirs.len());
     std::io::stdout().flush()?;
     rt.block_on(async {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -2186,15 +2187,11 @@ pub fn revoke(dir: &Path, key: &Path, admin: &str, serial: &str, reason: &str) -
         !serial.is_empty() && serial.chars().all(|c| c.is_ascii_hexdigit()),
         "--serial `{serial}`: a certificate serial in hex, as `ribat identity list` shows it"
     );
-    let kp = read_seed(key)?;
     let statement = ribat_mesh::command::RevokeStatement {
         serial,
         reason: reason.to_owned(),
     };
-    let approval = ribat_mesh::Approval {
-        admin: admin.to_owned(),
-        sig: kp.sign(ribat_mesh::command::kind::REVOKE, &statement)?,
-    };
+    let approval = approve_as(key, admin, ribat_mesh::command::kind::REVOKE, &statement)?;
     propose(
         dir,
         &ribat_mesh::Command::Revoke {
@@ -2211,14 +2208,25 @@ pub fn approve_release(
     id: &str,
     reason: &str,
 ) -> Result<ribat_mesh::Approval> {
-    let kp = read_seed(key)?;
     let statement = ribat_mesh::command::ReleaseStatement {
         id: id.to_owned(),
         reason: reason.to_owned(),
     };
+    approve_as(key, admin, ribat_mesh::command::kind::RELEASE, &statement)
+}
+
+/// One administrator's approval of `statement`, signed as `kind` offline with the key in
+/// `key` (a statement signed as one kind never passes for another).
+pub fn approve_as<T: Serialize>(
+    key: &Path,
+    admin: &str,
+    kind: &str,
+    statement: &T,
+) -> Result<ribat_mesh::Approval> {
+    let kp = read_seed(key)?;
     Ok(ribat_mesh::Approval {
         admin: admin.to_owned(),
-        sig: kp.sign(ribat_mesh::command::kind::RELEASE, &statement)?,
+        sig: kp.sign(kind, statement)?,
     })
 }
 
@@ -2346,11 +2354,7 @@ pub fn approve_membership(
     admin: &str,
     statement: &ribat_mesh::command::MembershipStatement,
 ) -> Result<ribat_mesh::Approval> {
-    let kp = read_seed(key)?;
-    Ok(ribat_mesh::Approval {
-        admin: admin.to_owned(),
-        sig: kp.sign(ribat_mesh::command::kind::MEMBERSHIP, statement)?,
-    })
+    approve_as(key, admin, ribat_mesh::command::kind::MEMBERSHIP, statement)
 }
 
 /// A document two administrators put in force through the log.
@@ -2405,11 +2409,7 @@ pub fn approve_document(
     admin: &str,
     statement: &ribat_mesh::command::PolicyStatement,
 ) -> Result<ribat_mesh::Approval> {
-    let kp = read_seed(key)?;
-    Ok(ribat_mesh::Approval {
-        admin: admin.to_owned(),
-        sig: kp.sign(doc.kind(), statement)?,
-    })
+    approve_as(key, admin, doc.kind(), statement)
 }
 
 /// Proposes a policy or rules with administrators' approvals; once committed every node's

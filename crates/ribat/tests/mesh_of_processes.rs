@@ -160,6 +160,25 @@ fn approval(out: &Path, who: &str, what: &[&str]) -> String {
     approval_with_key_of(out, who, who, what)
 }
 
+/// `ribat mesh revoke` through the node in `dir`, signed by administrator `admin` alone.
+fn revoke(out: &Path, dir: &Path, admin: &str, serial: &str, reason: &str) -> std::process::Output {
+    let key = out.join(format!("admins/{admin}.key"));
+    ribat(&[
+        "mesh",
+        "revoke",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--as",
+        admin,
+        "--serial",
+        serial,
+        "--reason",
+        reason,
+    ])
+}
+
 /// `ribat mesh status --json` from `dir`: each member's leader, state and applied index.
 fn status(dir: &Path) -> Vec<serde_json::Value> {
     let o = ribat(&["mesh", "status", "--json", "--dir", dir.to_str().unwrap()]);
@@ -1210,31 +1229,18 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
     };
     // Custodian 3 asked directly with node 2's gateway certificate and the partner's token:
     // exactly what any gateway forwards for this partner.
-    let mesh: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dirs[2].join("mesh.json")).unwrap()).unwrap();
-    let node3 = mesh["peers"][2]["addr"].as_str().unwrap().to_owned();
     let gateway_cert = dirs[1].join("identity/issued/gateway.embedded");
+    let node3 = Direct::every(&dirs, &ca, &gateway_cert).remove(2);
     let calls = std::cell::Cell::new(0);
     let ask = || {
         calls.set(calls.get() + 1);
-        let id = format!("direct-{}", calls.get());
-        let r = common::api::call(
-            &node3,
-            common::api::config(&ca, Some(&gateway_cert)),
-            "POST",
-            "/v1/partial",
-            None,
-            Some(serde_json::json!({
-                "request_id": id,
-                "requester": {"identity": "partner.x", "role": "partner"},
-                "purpose": "partner-verification",
-                "table": "persons",
-                "class": "identity",
-                "record_ids": [record],
-                "token": token,
-            })),
-        )
-        .unwrap();
+        let r = node3.ask(
+            &format!("direct-{}", calls.get()),
+            ("partner.x", "partner"),
+            "partner-verification",
+            std::slice::from_ref(&record),
+            Some(&token),
+        );
         let v = r.json();
         let why = v["denial"]["denial"]
             .as_str()
@@ -1509,20 +1515,7 @@ fn a_certificate_revoked_through_the_log_is_refused_by_every_gateway_and_custodi
 
     // One administrator revokes the clerk's certificate through the log (its laptop was
     // stolen); no revocation list is copied anywhere.
-    let o = ribat(&[
-        "mesh",
-        "revoke",
-        "--dir",
-        dirs[2].to_str().unwrap(),
-        "--key",
-        out.join("admins/sec.amina.key").to_str().unwrap(),
-        "--as",
-        "sec.amina",
-        "--serial",
-        &serial,
-        "--reason",
-        "laptop stolen",
-    ]);
+    let o = revoke(&out, &dirs[2], "sec.amina", &serial, "laptop stolen");
     assert!(o.status.success(), "{}", common::text(&o));
     // Every gateway refuses the certificate at its next request.
     for gw in [&gw1, &gw2] {
@@ -1560,37 +1553,18 @@ fn a_certificate_revoked_through_the_log_is_refused_by_every_gateway_and_custodi
     // A gateway's certificate forwarding the clerk's earlier token to each custodian
     // directly (a compromised gateway): every custodian refuses it.
     let gateway_cert = dirs[1].join("identity/issued/gateway.embedded");
-    for (i, dir) in dirs.iter().enumerate() {
-        let mesh: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("mesh.json")).unwrap()).unwrap();
-        let addr = mesh["peers"][i]["addr"].as_str().unwrap().to_owned();
-        let r = common::api::call(
-            &addr,
-            common::api::config(&amal.ca, Some(&gateway_cert)),
-            "POST",
-            "/v1/partial",
-            None,
-            Some(serde_json::json!({
-                "request_id": format!("direct-{i}"),
-                "requester": {"identity": "clerk.amal", "role": "clerk"},
-                "purpose": "counter-service",
-                "table": "persons",
-                "class": "identity",
-                "record_ids": [record],
-                "token": token,
-            })),
-        )
-        .unwrap();
-        assert_eq!(r.status, 401, "custodian {}: {:?}", i + 1, r.json());
-        assert!(
-            r.json()["denial"]["reason"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("revoked"),
-            "custodian {}: {}",
-            i + 1,
-            r.json()
+    for (i, c) in Direct::every(&dirs, &amal.ca, &gateway_cert)
+        .iter()
+        .enumerate()
+    {
+        let r = c.ask(
+            &format!("direct-{i}"),
+            ("clerk.amal", "clerk"),
+            "counter-service",
+            std::slice::from_ref(&record),
+            Some(&token),
         );
+        refused_with(&r, 401, "revoked", &format!("custodian {}", i + 1));
     }
     // Everyone else goes on.
     assert_eq!(omar.read(&gw2, &cnss(3)).status, 200);
@@ -1662,37 +1636,16 @@ fn a_certificate_the_ca_issued_acts_only_once_two_administrators_grant_it_throug
         r.json()["record_id"].as_str().unwrap().to_owned()
     };
     let gateway_cert = dirs[1].join("identity/issued/gateway.embedded");
-    for (i, dir) in dirs.iter().enumerate() {
-        let mesh: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("mesh.json")).unwrap()).unwrap();
-        let addr = mesh["peers"][i]["addr"].as_str().unwrap().to_owned();
-        let r = common::api::call(
-            &addr,
-            common::api::config(&ca, Some(&gateway_cert)),
-            "POST",
-            "/v1/partial",
-            None,
-            Some(serde_json::json!({
-                "request_id": format!("minted-{i}"),
-                "requester": {"identity": "clerk.amal", "role": "clerk"},
-                "purpose": "counter-service",
-                "table": "persons",
-                "class": "identity",
-                "record_ids": [record],
-                "token": minted,
-            })),
-        )
-        .unwrap();
-        assert_eq!(r.status, 401, "custodian {}: {:?}", i + 1, r.json());
-        assert!(
-            r.json()["denial"]["reason"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("never granted by two administrators"),
-            "custodian {}: {}",
-            i + 1,
-            r.json()
+    for (i, c) in Direct::every(&dirs, &ca, &gateway_cert).iter().enumerate() {
+        let r = c.ask(
+            &format!("minted-{i}"),
+            ("clerk.amal", "clerk"),
+            "counter-service",
+            std::slice::from_ref(&record),
+            Some(&minted),
         );
+        let who = format!("custodian {}", i + 1);
+        refused_with(&r, 401, "never granted by two administrators", &who);
     }
     // One administrator is not a grant, nor one administrator twice, nor an approval of
     // another certificate passed off for this one: every node refuses the entry.
@@ -1770,20 +1723,7 @@ fn a_certificate_the_ca_issued_acts_only_once_two_administrators_grant_it_throug
         );
     }
     // Revoked, it is refused again, and no grant lets it back in.
-    let o = ribat(&[
-        "mesh",
-        "revoke",
-        "--dir",
-        dirs[0].to_str().unwrap(),
-        "--key",
-        out.join("admins/sec.youssef.key").to_str().unwrap(),
-        "--as",
-        "sec.youssef",
-        "--serial",
-        &serial,
-        "--reason",
-        "left the agency",
-    ]);
+    let o = revoke(&out, &dirs[0], "sec.youssef", &serial, "left the agency");
     assert!(o.status.success(), "{}", common::text(&o));
     let a1 = approval(&out, "sec.amina", &strs(&amal_what));
     let a2 = approval(&out, "sec.youssef", &strs(&amal_what));
@@ -2160,44 +2100,100 @@ fn in_a_mesh_an_export_is_read_only_within_what_two_administrators_allowed_throu
     );
     let record = other.json()["record_id"].as_str().unwrap().to_owned();
     let gateway_cert = dirs[0].join("identity/issued/gateway.embedded");
-    for (i, dir) in dirs.iter().enumerate() {
-        let mesh: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("mesh.json")).unwrap()).unwrap();
-        let addr = mesh["peers"][i]["addr"].as_str().unwrap().to_owned();
-        let ask = |identity: &str| {
-            common::api::call(
-                &addr,
-                common::api::config(&ca, Some(&gateway_cert)),
-                "POST",
-                "/v1/partial",
-                None,
-                Some(serde_json::json!({
-                    "request_id": format!("bulk-{i}-{identity}"),
-                    "requester": {"identity": identity, "role": "export"},
-                    "purpose": "partner-export",
-                    "table": "persons",
-                    "class": "identity",
-                    "record_ids": (0..21)
-                        .map(|n| if n == 0 { record.clone() } else { format!("{record}-{n}") })
-                        .collect::<Vec<_>>(),
-                })),
-            )
-            .unwrap()
-        };
-        let r = ask("export/partner.delta");
-        assert_eq!(r.status, 403, "custodian {}: {}", i + 1, r.json());
-        assert!(
-            r.json()["denial"]["reason"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("may read 20 distinct records"),
-            "custodian {}: {}",
-            i + 1,
-            r.json()
+    let persons: Vec<String> = (0..21)
+        .map(|n| match n {
+            0 => record.clone(),
+            _ => format!("{record}-{n}"),
+        })
+        .collect();
+    for (i, c) in Direct::every(&dirs, &ca, &gateway_cert).iter().enumerate() {
+        let who = format!("custodian {}", i + 1);
+        let r = c.ask(
+            &format!("bulk-{i}"),
+            ("export/partner.delta", "export"),
+            "partner-export",
+            &persons,
+            None,
         );
-        let r = ask("export/partner.other");
-        assert_eq!(r.status, 401, "custodian {}: {}", i + 1, r.json());
+        refused_with(&r, 403, "may read 20 distinct records", &who);
+        let r = c.ask(
+            &format!("bulk-other-{i}"),
+            ("export/partner.other", "export"),
+            "partner-export",
+            &persons,
+            None,
+        );
+        refused_with(&r, 401, "no end-user token", &who);
     }
+}
+
+/// A node's custodian asked directly, as a gateway holding the certificate in `cert` would
+/// forward a request: the way a stolen gateway certificate is used.
+struct Direct {
+    addr: String,
+    cfg: std::sync::Arc<ribat_net::client::ClientConfig>,
+}
+
+impl Direct {
+    /// Every node's custodian in `dirs`, asked with `cert` (trusting `ca`).
+    fn every(dirs: &[PathBuf], ca: &Path, cert: &Path) -> Vec<Self> {
+        dirs.iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let mesh: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(dir.join("mesh.json")).unwrap())
+                        .unwrap();
+                Self {
+                    addr: mesh["peers"][i]["addr"].as_str().unwrap().to_owned(),
+                    cfg: common::api::config(ca, Some(cert)),
+                }
+            })
+            .collect()
+    }
+
+    /// A partial decryption of `records`' identity class for `(identity, role)`.
+    fn ask(
+        &self,
+        request_id: &str,
+        (identity, role): (&str, &str),
+        purpose: &str,
+        records: &[String],
+        token: Option<&str>,
+    ) -> ribat_net::client::Response {
+        let mut body = serde_json::json!({
+            "request_id": request_id,
+            "requester": {"identity": identity, "role": role},
+            "purpose": purpose,
+            "table": "persons",
+            "class": "identity",
+            "record_ids": records,
+        });
+        if let Some(t) = token {
+            body["token"] = t.into();
+        }
+        common::api::call(
+            &self.addr,
+            self.cfg.clone(),
+            "POST",
+            "/v1/partial",
+            None,
+            Some(body),
+        )
+        .unwrap()
+    }
+}
+
+/// The custodian refused with `status`, its reason naming `words`.
+fn refused_with(r: &ribat_net::client::Response, status: u16, words: &str, who: &str) {
+    assert_eq!(r.status, status, "{who}: {}", r.json());
+    assert!(
+        r.json()["denial"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(words),
+        "{who}: {}",
+        r.json()
+    );
 }
 
 /// The test cluster's connection string (from `.ci/run`), or `None` when the caller chose
@@ -2496,20 +2492,13 @@ fn a_revoked_node_is_refused_by_every_member_its_custodian_stops_answering_and_t
     let _nodes: Vec<NodeProcess> = dirs.iter().map(|d| start(d)).collect();
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let serial = serial_of(&out.join("deployment"), "node-3");
-    let o = ribat(&[
-        "mesh",
-        "revoke",
-        "--dir",
-        dirs[0].to_str().unwrap(),
-        "--key",
-        out.join("admins/sec.amina.key").to_str().unwrap(),
-        "--as",
+    let o = revoke(
+        &out,
+        &dirs[0],
         "sec.amina",
-        "--serial",
         &serial,
-        "--reason",
         "node-3's host is owned",
-    ]);
+    );
     assert!(o.status.success(), "{}", common::text(&o));
     // node-3 can no longer confirm the security state with anyone: its custodian stops
     // answering (it says so in its status), and its own requests are refused.
@@ -2931,17 +2920,16 @@ fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_wor
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     }
     // Somebody holding node 1's gateway certificate goes to custodian 2 directly.
-    let thief = common::api::config(
+    let custodian2 = Direct::every(
+        &dirs,
         &dirs[0].join("ca.pem"),
-        Some(&dirs[0].join("identity/issued/gateway.embedded")),
-    );
-    let mesh: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dirs[1].join("mesh.json")).unwrap()).unwrap();
-    let custodian2 = mesh["peers"][1]["addr"].as_str().unwrap().to_owned();
+        &dirs[0].join("identity/issued/gateway.embedded"),
+    )
+    .remove(1);
     // Its word that something was audited counts for nothing.
     let r = common::api::call(
-        &custodian2,
-        thief.clone(),
+        &custodian2.addr,
+        custodian2.cfg.clone(),
         "POST",
         "/v1/audited",
         None,
@@ -2955,23 +2943,13 @@ fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_wor
     // has passed the custodian stops answering that certificate.
     let token = common::api::token(&gw, &clerk.ca, &who);
     let ask = |n: usize| {
-        common::api::call(
-            &custodian2,
-            thief.clone(),
-            "POST",
-            "/v1/partial",
-            None,
-            Some(serde_json::json!({
-                "request_id": format!("stolen-{n}"),
-                "requester": {"identity": "clerk.amal", "role": "clerk"},
-                "purpose": "counter-service",
-                "table": "persons",
-                "class": "identity",
-                "record_ids": [record],
-                "token": token,
-            })),
+        custodian2.ask(
+            &format!("stolen-{n}"),
+            ("clerk.amal", "clerk"),
+            "counter-service",
+            std::slice::from_ref(&record),
+            Some(&token),
         )
-        .unwrap()
     };
     assert_eq!(ask(1).status, 200);
     let started = Instant::now();
