@@ -342,6 +342,10 @@ fn check_token(
             "the token of `{}` is bound to a certificate the mesh's identity register does not hold (serial {}): never granted by two administrators",
             claims.sub, claims.serial
         )),
+        Some(ribat_identity::tls::Refused::Lapsed) => Err(format!(
+            "the access of `{}` passed its review date without being re-certified",
+            claims.sub
+        )),
         None => Ok(()),
     }
 }

@@ -60,6 +60,18 @@ pub enum Kind {
         /// Why.
         reason: String,
     },
+    /// A third party's access nears (or passed) its review date in a mesh's identity
+    /// register: a finding a week ahead, so that someone re-certifies or lets it lapse.
+    ReviewDue {
+        /// The certificate's holder.
+        identity: String,
+        /// Its role.
+        role: String,
+        /// Its serial.
+        serial: String,
+        /// The review date, Unix seconds.
+        due_s: i64,
+    },
     /// A policy or rules file loaded or changed.
     PolicyChange {
         /// Which file.
@@ -304,6 +316,14 @@ impl Event {
                 format!("{t} proof of custodian {custodian} failed: {reason}")
             }
             Kind::PolicyChange { what, digest } => format!("{t} {what} loaded ({digest})"),
+            Kind::ReviewDue {
+                identity,
+                role,
+                due_s,
+                ..
+            } => {
+                format!("{t} review due: {identity} ({role}) lapses at {due_s} unless re-certified")
+            }
             Kind::Audited { request_id } => {
                 format!("{t} {} audited request {request_id}", self.component)
             }

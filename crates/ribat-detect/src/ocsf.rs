@@ -95,6 +95,24 @@ pub fn event(ev: &Event) -> Option<Value> {
                 String::new(),
                 json!({"custodian": custodian}),
             ),
+            Kind::ReviewDue {
+                identity,
+                role,
+                serial,
+                due_s,
+            } => (
+                99,
+                "Other",
+                1,
+                "Success",
+                format!(
+                    "review-due: the access of {identity} lapses at {due_s} unless re-certified"
+                ),
+                json!({"user": {"name": identity, "type": role}}),
+                String::new(),
+                String::new(),
+                json!({"serial": serial, "review_by": due_s}),
+            ),
             Kind::PolicyChange { what, digest } => (
                 2,
                 "Update",

@@ -111,6 +111,8 @@ pub enum Refused {
     NotGranted,
     /// A node certificate that is not the one a current member of the mesh holds.
     NotAMember,
+    /// A third party's access past its review date, not re-certified.
+    Lapsed,
 }
 
 /// Says whether a certificate is refused, and why (a mesh's identity register).

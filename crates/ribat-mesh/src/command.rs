@@ -9,6 +9,7 @@
 //! | `Endorse` | restricts (counts towards mesh-wide) | another member, over the same decision |
 //! | `Revoke` | restricts | one administrator |
 //! | `Grant` | relaxes (a certificate may act) | two distinct administrators, neither its holder |
+//! | `Recertify` | relaxes (a third party's access goes on) | one administrator, not its holder |
 //! | `AllowExport` | relaxes (a bulk read) | two distinct administrators, neither the recipient |
 //! | `Release` | relaxes | two distinct administrators, neither the decision's target |
 //! | `SetPolicy`, `SetRules` | either | two distinct administrators |
@@ -128,6 +129,26 @@ pub struct Registration {
     pub thumbprint: String,
     /// When the certificate expires, Unix seconds (shown; TLS refuses it after).
     pub not_after: i64,
+    /// When its access lapses unless an administrator re-certifies it, Unix seconds:
+    /// required for third parties ([`REVIEWED_ROLES`]), each node's clock decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<i64>,
+}
+
+/// Roles whose certificates carry a review date: the partners and batch systems outside
+/// the fund's own staff, the door of 2025.
+pub const REVIEWED_ROLES: &[&str] = &["partner", "pension-batch"];
+
+/// The statement an administrator signs to keep a third party's access beyond its review
+/// date, after reviewing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecertifyStatement {
+    /// The certificate's serial, lowercase hex.
+    pub serial: String,
+    /// The next review date, Unix seconds (later than the one in force).
+    pub review_by: i64,
+    /// What was reviewed (a contract, a ticket).
+    pub reason: String,
 }
 
 /// The statement administrators sign to let certificates act in the mesh: issuing a
@@ -227,6 +248,13 @@ pub enum Command {
         /// Their signatures.
         approvals: Vec<Approval>,
     },
+    /// An administrator re-certifies a third party's access until a later review date.
+    Recertify {
+        /// What they signed.
+        statement: RecertifyStatement,
+        /// Their signatures (one suffices).
+        approvals: Vec<Approval>,
+    },
     /// Two administrators let one bulk export be read.
     AllowExport {
         /// What they signed.
@@ -269,6 +297,8 @@ pub mod kind {
     pub const GRANT: &str = "grant";
     /// A bulk export allowed.
     pub const EXPORT: &str = "export";
+    /// A third party's access re-certified.
+    pub const RECERTIFY: &str = "recertify";
     /// A policy.
     pub const POLICY: &str = "policy";
     /// Detection rules.
@@ -327,6 +357,16 @@ impl std::fmt::Display for Command {
                     }
                     names.join(", ")
                 },
+                admins(approvals)
+            ),
+            Self::Recertify {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "recertify {} until {} by {}",
+                statement.serial,
+                statement.review_by,
                 admins(approvals)
             ),
             Self::AllowExport {

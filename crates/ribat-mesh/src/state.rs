@@ -7,7 +7,8 @@
 
 use crate::command::{
     Admin, Approval, Command, ExportStatement, GrantStatement, Member, MembershipStatement,
-    PolicyStatement, Registration, ReleaseStatement, Restriction, RevokeStatement, Seat, kind,
+    PolicyStatement, REVIEWED_ROLES, RecertifyStatement, Registration, ReleaseStatement,
+    Restriction, RevokeStatement, Seat, kind,
 };
 use crate::sign::{PublicKey, verifies};
 use ribat_detect::response::Target;
@@ -43,6 +44,9 @@ pub struct Granted {
     pub registration: Registration,
     /// The administrators whose signatures granted it ([`CEREMONY`] for the ceremony's).
     pub by: BTreeSet<String>,
+    /// The administrator who last re-certified it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recertified_by: Option<String>,
 }
 
 /// What the register says of a certificate.
@@ -52,6 +56,8 @@ pub enum Standing {
     Granted,
     /// Revoked, for good.
     Revoked,
+    /// A third party's access past its review date, until an administrator re-certifies it.
+    Lapsed,
     /// Never granted, or granted for another certificate with the same serial.
     NotGranted,
 }
@@ -108,6 +114,13 @@ pub enum Applied {
     ExportAllowed {
         /// Its id.
         id: String,
+    },
+    /// A third party's access goes on until a later review date.
+    Recertified {
+        /// The certificate.
+        serial: String,
+        /// Its next review date, Unix seconds.
+        review_by: i64,
     },
     /// Certificates that may act from now on.
     Granted {
@@ -228,6 +241,7 @@ impl SecurityState {
                     let g = Granted {
                         registration: r.clone(),
                         by: BTreeSet::from([CEREMONY.to_owned()]),
+                        recertified_by: None,
                     };
                     (r.serial.clone(), g)
                 })
@@ -316,6 +330,10 @@ impl SecurityState {
                 statement,
                 approvals,
             } => self.allow_export(statement, approvals),
+            Command::Recertify {
+                statement,
+                approvals,
+            } => self.recertify(statement, approvals),
             Command::SetPolicy {
                 statement,
                 approvals,
@@ -503,6 +521,12 @@ impl SecurityState {
                     c.name, c.serial
                 ));
             }
+            if REVIEWED_ROLES.contains(&c.role.as_str()) && c.review_by.is_none() {
+                return refuse(format!(
+                    "`{}` is a {} certificate, a third party's: its grant carries a review date",
+                    c.name, c.role
+                ));
+            }
             let prior = self.granted.get(&c.serial).or_else(|| fresh.get(&c.serial));
             match prior {
                 Some(g) if g.registration == *c => continue,
@@ -519,6 +543,7 @@ impl SecurityState {
                 Granted {
                     registration: c.clone(),
                     by: by.clone(),
+                    recertified_by: None,
                 },
             );
         }
@@ -529,6 +554,42 @@ impl SecurityState {
             .collect();
         self.granted.extend(fresh);
         Ok(Applied::Granted { serials })
+    }
+
+    fn recertify(
+        &mut self,
+        statement: &RecertifyStatement,
+        approvals: &[Approval],
+    ) -> Result<Applied, Rejected> {
+        let refuse = |why: String| Err(Rejected::Grant(why));
+        let Some(g) = self.granted.get(&statement.serial) else {
+            return refuse(format!(
+                "no certificate {} in the register",
+                statement.serial
+            ));
+        };
+        let holder = g.registration.name.clone();
+        let current = g.registration.review_by;
+        let by = self.admins_signed(kind::RECERTIFY, statement, approvals, 1, Some(&holder))?;
+        if self.revoked.contains(&statement.serial) {
+            return refuse(format!(
+                "`{holder}` (serial {}) was revoked, for good",
+                statement.serial
+            ));
+        }
+        if current.is_some_and(|c| statement.review_by <= c) {
+            return refuse(format!(
+                "`{holder}`: the new review date is not later than the one in force"
+            ));
+        }
+        if let Some(g) = self.granted.get_mut(&statement.serial) {
+            g.registration.review_by = Some(statement.review_by);
+            g.recertified_by = by.into_iter().next();
+        }
+        Ok(Applied::Recertified {
+            serial: statement.serial.clone(),
+            review_by: statement.review_by,
+        })
     }
 
     fn allow_export(
@@ -646,13 +707,17 @@ impl SecurityState {
         self.revoked.contains(serial)
     }
 
-    /// What the register says of the certificate with this serial and thumbprint.
-    pub fn standing(&self, serial: &str, thumbprint: &str) -> Standing {
+    /// What the register says of the certificate with this serial and thumbprint at
+    /// `now_s` (the asking node's clock, Unix seconds).
+    pub fn standing(&self, serial: &str, thumbprint: &str, now_s: i64) -> Standing {
         if self.revoked.contains(serial) {
             return Standing::Revoked;
         }
         match self.granted.get(serial) {
-            Some(g) if g.registration.thumbprint == thumbprint => Standing::Granted,
+            Some(g) if g.registration.thumbprint == thumbprint => match g.registration.review_by {
+                Some(due) if due <= now_s => Standing::Lapsed,
+                _ => Standing::Granted,
+            },
             _ => Standing::NotGranted,
         }
     }
@@ -757,6 +822,7 @@ mod tests {
             serial: serial.into(),
             thumbprint: format!("thumb-{serial}"),
             not_after: 2_000_000_000,
+            review_by: None,
         }
     }
 
@@ -827,9 +893,9 @@ mod tests {
         let mut s = state();
         let both = [("sec.1", 11), ("sec.2", 12)];
         // The ceremony's gateway is in from the start; a clerk's new certificate is not.
-        assert_eq!(s.standing("0a", "thumb-0a"), Standing::Granted);
+        assert_eq!(s.standing("0a", "thumb-0a", 0), Standing::Granted);
         let clerk = cert("clerk.1", "clerk", "1b");
-        assert_eq!(s.standing("1b", "thumb-1b"), Standing::NotGranted);
+        assert_eq!(s.standing("1b", "thumb-1b", 0), Standing::NotGranted);
         assert_eq!(
             grant(&mut s, vec![clerk.clone()], &[("sec.1", 11)]),
             Err(Rejected::TooFewAdmins { got: 1, needed: 2 })
@@ -856,16 +922,16 @@ mod tests {
             }),
             Err(Rejected::BadSignature("sec.1".into()))
         );
-        assert_eq!(s.standing("1b", "thumb-1b"), Standing::NotGranted);
+        assert_eq!(s.standing("1b", "thumb-1b", 0), Standing::NotGranted);
         assert_eq!(
             grant(&mut s, vec![clerk.clone()], &both),
             Ok(Applied::Granted {
                 serials: vec!["1b".into()]
             })
         );
-        assert_eq!(s.standing("1b", "thumb-1b"), Standing::Granted);
+        assert_eq!(s.standing("1b", "thumb-1b", 0), Standing::Granted);
         // The serial alone is not the certificate: another one minted with it is not let in.
-        assert_eq!(s.standing("1b", "thumb-other"), Standing::NotGranted);
+        assert_eq!(s.standing("1b", "thumb-other", 0), Standing::NotGranted);
         let mut forged = clerk.clone();
         forged.thumbprint = "thumb-other".into();
         assert!(matches!(
@@ -884,7 +950,7 @@ mod tests {
             grant(&mut s, vec![cert("clerk.2", "clerk", "3d"), cert("node-z", "node", "4e")], &both),
             Err(Rejected::Grant(m)) if m.contains("node certificate")
         ));
-        assert_eq!(s.standing("3d", "thumb-3d"), Standing::NotGranted);
+        assert_eq!(s.standing("3d", "thumb-3d", 0), Standing::NotGranted);
         assert!(matches!(
             grant(&mut s, vec![cert("clerk.2", "clerk", "3D")], &both),
             Err(Rejected::Grant(m)) if m.contains("not lowercase hex")
@@ -904,15 +970,94 @@ mod tests {
             approvals,
         })
         .unwrap();
-        assert_eq!(s.standing("1b", "thumb-1b"), Standing::Revoked);
+        assert_eq!(s.standing("1b", "thumb-1b", 0), Standing::Revoked);
         assert!(matches!(
             grant(&mut s, vec![clerk], &both),
             Err(Rejected::Grant(m)) if m.contains("revoked, for good")
         ));
-        assert_eq!(s.standing("1b", "thumb-1b"), Standing::Revoked);
+        assert_eq!(s.standing("1b", "thumb-1b", 0), Standing::Revoked);
         assert_eq!(s.granted().count(), 2);
         let back = SecurityState::restore(&s.snapshot().unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn a_third_partys_access_lapses_at_its_review_date_until_one_administrator_recertifies_it() {
+        let mut s = state();
+        let both = [("sec.1", 11), ("sec.2", 12)];
+        let mut partner = cert("partner.x", "partner", "5e");
+        assert!(matches!(
+            grant(&mut s, vec![partner.clone()], &both),
+            Err(Rejected::Grant(m)) if m.contains("carries a review date")
+        ));
+        partner.review_by = Some(1_000);
+        assert!(grant(&mut s, vec![partner.clone()], &both).is_ok());
+        assert_eq!(s.standing("5e", "thumb-5e", 999), Standing::Granted);
+        assert_eq!(s.standing("5e", "thumb-5e", 1_000), Standing::Lapsed);
+        let recertify = |s: &mut SecurityState, review_by: i64, who: &[(&str, u8)]| {
+            let statement = RecertifyStatement {
+                serial: "5e".into(),
+                review_by,
+                reason: "contract renewed".into(),
+            };
+            let approvals = approve(kind::RECERTIFY, &statement, who);
+            s.apply(&Command::Recertify {
+                statement,
+                approvals,
+            })
+        };
+        // Signed as a grant, it proves nothing; a date not later is refused.
+        let statement = RecertifyStatement {
+            serial: "5e".into(),
+            review_by: 5_000,
+            reason: "contract renewed".into(),
+        };
+        let approvals = approve(kind::GRANT, &statement, &[("sec.1", 11)]);
+        assert_eq!(
+            s.apply(&Command::Recertify {
+                statement,
+                approvals
+            }),
+            Err(Rejected::BadSignature("sec.1".into()))
+        );
+        assert!(matches!(
+            recertify(&mut s, 1_000, &[("sec.1", 11)]),
+            Err(Rejected::Grant(m)) if m.contains("not later")
+        ));
+        assert_eq!(
+            recertify(&mut s, 5_000, &[("sec.2", 12)]),
+            Ok(Applied::Recertified {
+                serial: "5e".into(),
+                review_by: 5_000
+            })
+        );
+        assert_eq!(s.standing("5e", "thumb-5e", 1_000), Standing::Granted);
+        assert_eq!(s.standing("5e", "thumb-5e", 5_000), Standing::Lapsed);
+        // Unknown serials, and a holder re-certifying their own access, are refused.
+        assert!(matches!(
+            s.apply(&Command::Recertify {
+                statement: RecertifyStatement {
+                    serial: "77".into(),
+                    review_by: 9_000,
+                    reason: "x".into()
+                },
+                approvals: vec![]
+            }),
+            Err(Rejected::Grant(_))
+        ));
+        let mut own = cert("sec.1", "partner", "6f");
+        own.review_by = Some(1_000);
+        let st = GrantStatement {
+            certificates: vec![own],
+            reason: "odd".into(),
+        };
+        assert!(
+            s.apply(&Command::Grant {
+                approvals: approve(kind::GRANT, &st, &both),
+                statement: st,
+            })
+            .is_err()
+        );
     }
 
     #[test]

@@ -291,6 +291,7 @@ fn build(k: &Keys, first: &BTreeMap<usize, Restriction>, op: &Op) -> Built {
                     thumbprint: thumbprint(&s),
                     serial: s,
                     not_after: 2_000_000_000,
+                    review_by: None,
                 }],
                 reason: "new counter clerk".into(),
             };
@@ -475,14 +476,14 @@ fn check(ops: &[Op]) {
     // A certificate acts only if justly granted and never revoked.
     for n in 0..3 {
         let s = serial(n);
-        let standing = steady.standing(&s, &thumbprint(&s));
+        let standing = steady.standing(&s, &thumbprint(&s), 0);
         if revoked.contains(&s) {
             assert_eq!(standing, Standing::Revoked, "{s}");
         } else if standing == Standing::Granted {
             assert!(justly_granted.contains(&s), "{s} acts without a just grant");
         }
         assert_ne!(
-            steady.standing(&s, "another certificate"),
+            steady.standing(&s, "another certificate", 0),
             Standing::Granted
         );
     }

@@ -144,6 +144,13 @@ fn refusal(tls: &ServerTls, caller: &Caller, within: bool, version: Version) -> 
                 caller.peer.name
             ),
         ),
+        Some(Refused::Lapsed) => Problem::forbidden(
+            "certificate-review-lapsed",
+            format!(
+                "the access of `{}` passed its review date without being re-certified; a security administrator re-certifies it (`ribat mesh recertify`)",
+                caller.peer.name
+            ),
+        ),
         None => return within_limit(within, version),
     };
     Some(close_after(problem.into_response(), version))

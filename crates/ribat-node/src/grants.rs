@@ -17,6 +17,10 @@ use std::time::Duration;
 
 pub use ribat_raft::serve::Identity;
 
+/// How long before a third party's review date every gateway node raises a finding
+/// (`review-due`, once a day) and `mesh identities` says `due`: a week.
+pub const REVIEW_NOTICE_S: i64 = 7 * 86_400;
+
 /// The register entry of the certificate in `cert` (a `cert.pem`, or the directory
 /// `identity add` wrote it into).
 pub fn registration_of(cert: &Path) -> Result<ribat_mesh::Registration> {
@@ -43,19 +47,51 @@ pub fn registration_of(cert: &Path) -> Result<ribat_mesh::Registration> {
     Ok(registration(&entry))
 }
 
-/// What administrators sign to let the certificates in `certs` act in the mesh.
-pub fn statement(certs: &[PathBuf], reason: &str) -> Result<GrantStatement> {
+/// Parses a review date (RFC 3339) into Unix seconds; it must be ahead, within a year.
+pub fn review_date(text: &str) -> Result<i64> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            crate::err!("--review-by `{text}`: a time in RFC 3339, e.g. 2027-03-31T00:00:00Z ({e})")
+        })?;
+    let now = time::OffsetDateTime::now_utc();
+    if at <= now {
+        bail!("--review-by `{text}` has passed already");
+    }
+    if at - now > time::Duration::days(366) {
+        bail!("--review-by `{text}`: a third party's access is reviewed within a year");
+    }
+    Ok(at.unix_timestamp())
+}
+
+/// What administrators sign to let the certificates in `certs` act in the mesh; the
+/// third parties' among them (partners, batch systems) lapse at `review_by` unless
+/// re-certified, and are refused without one.
+pub fn statement(
+    certs: &[PathBuf],
+    reason: &str,
+    review_by: Option<i64>,
+) -> Result<GrantStatement> {
     if certs.is_empty() {
         bail!("--grant / --cert: at least one certificate to grant");
     }
     if reason.trim().is_empty() {
         bail!("--reason: why these certificates are let in (a ticket, a contract)");
     }
+    let mut certificates = Vec::new();
+    for c in certs {
+        let mut r = registration_of(c)?;
+        if ribat_mesh::command::REVIEWED_ROLES.contains(&r.role.as_str()) {
+            r.review_by = Some(review_by.with_context(|| {
+                format!(
+                    "`{}` is a {} certificate, a third party's: give --review-by, the date its access lapses unless re-certified",
+                    r.name, r.role
+                )
+            })?);
+        }
+        certificates.push(r);
+    }
     Ok(GrantStatement {
-        certificates: certs
-            .iter()
-            .map(|c| registration_of(c))
-            .collect::<Result<_>>()?,
+        certificates,
         reason: reason.to_owned(),
     })
 }
@@ -87,7 +123,9 @@ pub fn grant_by_ceremony_admins(
     certs: &[PathBuf],
     reason: &str,
 ) -> Result<Proposed> {
-    let st = statement(certs, reason)?;
+    // Third parties come back for review in 90 days.
+    let review = time::OffsetDateTime::now_utc() + time::Duration::days(90);
+    let st = statement(certs, reason, Some(review.unix_timestamp()))?;
     let admins = crate::mesh::MeshFile::read(via)?.admins;
     let mut approvals = Vec::new();
     for a in admins.iter().take(2) {
@@ -101,6 +139,40 @@ pub fn grant_by_ceremony_admins(
         })?);
     }
     grant(via, st, approvals)
+}
+
+/// One administrator re-certifies the third party's certificate with serial `serial`
+/// until `review_by` (after reviewing its access), through the node in `dir`.
+pub fn recertify(
+    dir: &Path,
+    key: &Path,
+    admin: &str,
+    serial: &str,
+    review_by: i64,
+    reason: &str,
+) -> Result<Proposed> {
+    let serial = serial.trim().to_ascii_lowercase();
+    if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "--serial `{serial}`: a certificate serial in hex, as `ribat mesh identities` shows it"
+        );
+    }
+    if reason.trim().is_empty() {
+        bail!("--reason: what was reviewed (a contract, a ticket)");
+    }
+    let statement = ribat_mesh::command::RecertifyStatement {
+        serial,
+        review_by,
+        reason: reason.to_owned(),
+    };
+    let approval = crate::mesh::approve_as(key, admin, kind::RECERTIFY, &statement)?;
+    propose(
+        dir,
+        &Command::Recertify {
+            statement,
+            approvals: vec![approval],
+        },
+    )
 }
 
 /// The identity register as the node in `dir` holds it.
@@ -135,25 +207,34 @@ pub fn render(identities: &[Identity]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<28} {:<12} {:<20} {:<34} {:<8} GRANTED BY",
-        "NAME", "ROLE", "INSTITUTION", "SERIAL", "STATE"
+        "{:<28} {:<14} {:<20} {:<34} {:<8} {:<12} GRANTED BY",
+        "NAME", "ROLE", "INSTITUTION", "SERIAL", "STATE", "REVIEW BY"
     );
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     for i in identities {
         let r = &i.registration;
-        let state = match (i.revoked, r.not_after <= now) {
-            (true, _) => "revoked",
-            (false, true) => "expired",
-            (false, false) => "granted",
+        let state = match (i.revoked, r.not_after <= now, r.review_by) {
+            (true, _, _) => "revoked",
+            (false, true, _) => "expired",
+            (false, false, Some(due)) if due <= now => "lapsed",
+            (false, false, Some(due)) if due - now <= REVIEW_NOTICE_S => "due",
+            _ => "granted",
         };
+        let review = r.review_by.map_or("-".to_owned(), |d| {
+            ribat_custodian::error_utc(u64::try_from(d).unwrap_or(0))
+                .chars()
+                .take(10)
+                .collect()
+        });
         let _ = writeln!(
             out,
-            "{:<28} {:<12} {:<20} {:<34} {:<8} {}",
+            "{:<28} {:<14} {:<20} {:<34} {:<8} {:<12} {}",
             r.name,
             r.role,
             r.institution,
             r.serial,
             state,
+            review,
             i.granted_by.join("+")
         );
     }
@@ -184,16 +265,22 @@ mod tests {
             (dir, issued.entry)
         };
         let (clerk, entry) = write("clerk.amal", "clerk");
-        let st = statement(std::slice::from_ref(&clerk), "ticket 12").unwrap();
+        let st = statement(std::slice::from_ref(&clerk), "ticket 12", None).unwrap();
         assert_eq!(st.certificates, vec![registration(&entry)]);
         let (node, _) = write("node-9", "node");
-        let e = statement(&[clerk.clone(), node], "ticket 12").unwrap_err();
+        let e = statement(&[clerk.clone(), node], "ticket 12", None).unwrap_err();
         assert!(e.to_string().contains("node certificate"), "{e}");
-        let e = statement(std::slice::from_ref(&clerk), " ").unwrap_err();
+        let e = statement(std::slice::from_ref(&clerk), " ", None).unwrap_err();
         assert!(e.to_string().contains("--reason"), "{e}");
-        let e = statement(&[], "ticket 12").unwrap_err();
+        let (partner, _) = write("partner.delta", "partner");
+        let e = statement(std::slice::from_ref(&partner), "ticket 12", None).unwrap_err();
+        assert!(e.to_string().contains("--review-by"), "{e}");
+        let st = statement(&[partner, clerk.clone()], "ticket 12", Some(99)).unwrap();
+        assert_eq!(st.certificates[0].review_by, Some(99));
+        assert_eq!(st.certificates[1].review_by, None, "staff are not reviewed");
+        let e = statement(&[], "ticket 12", None).unwrap_err();
         assert!(e.to_string().contains("at least one"), "{e}");
         std::fs::write(clerk.join("cert.pem"), "garbage").unwrap();
-        assert!(statement(&[clerk], "ticket 12").is_err());
+        assert!(statement(&[clerk], "ticket 12", None).is_err());
     }
 }

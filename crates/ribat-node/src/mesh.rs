@@ -728,6 +728,10 @@ fn own_custodian(home: &Home, me: &Peer) -> Result<Option<u32>> {
     }
 }
 
+fn now_s() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1334,14 +1338,68 @@ fn vetted_in(sm: &MeshStateMachine) -> ribat_identity::tls::VettedBy {
             "node" if st.is_revoked(c.serial) => Some(Refused::Revoked),
             "node" if st.is_member_cert(c.thumbprint) => None,
             "node" => Some(Refused::NotAMember),
-            _ => match st.standing(c.serial, c.thumbprint) {
+            _ => match st.standing(c.serial, c.thumbprint, now_s()) {
                 Standing::Granted => None,
                 Standing::NotGranted => Some(Refused::NotGranted),
                 Standing::Revoked => Some(Refused::Revoked),
+                Standing::Lapsed => Some(Refused::Lapsed),
             },
         });
         standing.unwrap_or(Some(Refused::Revoked))
     })
+}
+
+/// Raises a `review-due` finding (the gateway's event stream and the node's log) once a day
+/// for each third party's certificate whose review date is a week away or past, until it
+/// is re-certified or revoked.
+async fn review_findings(
+    sm: MeshStateMachine,
+    watch: Arc<ribat_gateway::watch::Watch>,
+    component: String,
+) {
+    let mut said: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    loop {
+        let now = now_s();
+        let due = sm
+            .read(|st| {
+                st.granted()
+                    .filter(|g| !st.is_revoked(&g.registration.serial))
+                    .filter_map(|g| {
+                        let r = &g.registration;
+                        let due = r.review_by?;
+                        (due - now <= crate::grants::REVIEW_NOTICE_S)
+                            .then(|| (r.name.clone(), r.role.clone(), r.serial.clone(), due))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        for (identity, role, serial, due_s) in due {
+            let key = (serial.clone(), due_s);
+            if said.get(&key).is_some_and(|t| now - t < 86_400) {
+                continue;
+            }
+            said.insert(key, now);
+            eprintln!(
+                "finding: review due — the access of {identity} ({role}, serial {serial}) lapses at {} unless a security administrator re-certifies it (`ribat mesh recertify`)",
+                ribat_custodian::error_utc(u64::try_from(due_s).unwrap_or(0))
+            );
+            let (w, component) = (watch.clone(), component.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                w.observe(&ribat_detect::Event {
+                    time_ms: w.clock().now_ms(),
+                    component,
+                    kind: ribat_detect::Kind::ReviewDue {
+                        identity,
+                        role,
+                        serial,
+                        due_s,
+                    },
+                })
+            })
+            .await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 /// Keeps the node's `identity/register.json` equal to the replicated identity register
@@ -1395,6 +1453,7 @@ pub fn registration(e: &ribat_identity::ca::RegisterEntry) -> ribat_mesh::Regist
         serial: e.serial.clone(),
         thumbprint: e.thumbprint.clone(),
         not_after: e.not_after,
+        review_by: None,
     }
 }
 
@@ -1443,6 +1502,7 @@ async fn run_gateway(
     assembled.app.watch.add_enforcer(to_mesh);
     // What the mesh restricts, this gateway refuses before asking any custodian; what it
     // releases, this gateway lifts.
+    let sm_for_reviews = sm.clone();
     let carrier = tokio::spawn(enforce_state(
         sm,
         Arc::new(GatewayCarrier {
@@ -1452,6 +1512,11 @@ async fn run_gateway(
         format!("gateway.{me}"),
         None,
         carried,
+    ));
+    let reviews = tokio::spawn(review_findings(
+        sm_for_reviews,
+        assembled.app.watch.clone(),
+        format!("gateway.{me}"),
     ));
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -1477,6 +1542,7 @@ async fn run_gateway(
     .await;
     checkpoints.abort();
     carrier.abort();
+    reviews.abort();
     served?;
     Ok(())
 }

@@ -604,6 +604,10 @@ enum MeshCommand {
         /// add` wrote; repeatable: one approval for all).
         #[arg(long, requires = "reason")]
         grant: Vec<PathBuf>,
+        /// With `--grant`: when a third party's access (partners, batch systems) lapses
+        /// unless re-certified, RFC 3339, within a year (required for them).
+        #[arg(long)]
+        review_by: Option<String>,
         /// Why it is lifted, or granted (the same words every approver signs).
         #[arg(long)]
         reason: Option<String>,
@@ -612,7 +616,7 @@ enum MeshCommand {
         #[arg(long, requires_all = ["recipient", "purpose", "persons", "until"])]
         export: Option<String>,
         #[command(flatten)]
-        terms: ExportTerms,
+        terms: Box<ExportTerms>,
         /// The directory `mesh prepare-node` wrote for the node to add (its name, key and
         /// address are what is signed).
         #[arg(long)]
@@ -652,6 +656,9 @@ enum MeshCommand {
         /// Why (as the approvers signed it).
         #[arg(long)]
         reason: String,
+        /// The third parties' review date, as the approvers signed it.
+        #[arg(long)]
+        review_by: Option<String>,
         /// An approval printed by `mesh approve` (repeat for each administrator).
         #[arg(long = "approval")]
         approvals: Vec<String>,
@@ -672,6 +679,29 @@ enum MeshCommand {
         /// An approval printed by `mesh approve` (repeat for each administrator).
         #[arg(long = "approval")]
         approvals: Vec<String>,
+    },
+    /// One administrator re-certifies a third party's access (signed with their key) until
+    /// a later review date, after reviewing it; without it the access lapses at its review
+    /// date (`certificate-review-lapsed`). Exit status 1 when refused.
+    Recertify {
+        /// A member's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The administrator's signing key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The administrator's name.
+        #[arg(long = "as")]
+        admin: String,
+        /// The certificate's serial (`ribat mesh identities` shows it).
+        #[arg(long)]
+        serial: String,
+        /// The next review date, RFC 3339, within a year.
+        #[arg(long)]
+        review_by: String,
+        /// What was reviewed (a contract, a ticket).
+        #[arg(long)]
+        reason: String,
     },
     /// The identity register as a member holds it: every certificate granted through the
     /// log (and the ceremony's gateways), who granted it, and whether it was revoked.
@@ -1671,6 +1701,7 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             admin,
             id,
             grant,
+            review_by,
             reason,
             export,
             terms,
@@ -1701,7 +1732,11 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             }
             if !grant.is_empty() {
                 let reason = reason.context("--reason: why these certificates are let in")?;
-                let statement = ribat_node::grants::statement(&grant, &reason)?;
+                let review = review_by
+                    .as_deref()
+                    .map(ribat_node::grants::review_date)
+                    .transpose()?;
+                let statement = ribat_node::grants::statement(&grant, &reason, review)?;
                 let a = ribat_node::grants::approve(&key, &admin, &statement)?;
                 println!("{}", serde_json::to_string(&a)?);
                 return Ok(());
@@ -1772,9 +1807,20 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             dir,
             certs,
             reason,
+            review_by,
             approvals,
         } => {
-            let statement = ribat_node::grants::statement(&certs, &reason)?;
+            // The date as signed: parsed, not checked against the clock again (an
+            // approval made yesterday for a date a year ahead stays valid).
+            let review = review_by
+                .as_deref()
+                .map(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .map(|d| d.unix_timestamp())
+                        .with_context(|| format!("--review-by `{t}`: a time in RFC 3339"))
+                })
+                .transpose()?;
+            let statement = ribat_node::grants::statement(&certs, &reason, review)?;
             let p = ribat_node::grants::grant(&dir, statement, parse_approvals(&approvals)?)?;
             println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
@@ -1787,6 +1833,19 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
         } => {
             let statement = terms.statement(&export)?;
             let p = ribat_node::allowances::allow(&dir, statement, parse_approvals(&approvals)?)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
+        }
+        MeshCommand::Recertify {
+            dir,
+            key,
+            admin,
+            serial,
+            review_by,
+            reason,
+        } => {
+            let review = ribat_node::grants::review_date(&review_by)?;
+            let p = ribat_node::grants::recertify(&dir, &key, &admin, &serial, review, &reason)?;
             println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
         }

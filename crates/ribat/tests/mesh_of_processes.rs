@@ -691,11 +691,12 @@ fn issue(deployment: &Path, name: &str, role: &str, institution: &str) -> (PathB
 /// `mesh approve --grant` by the mesh's first two administrators, then `mesh grant` through
 /// node 1, which must succeed; returns once every node of the mesh in `out` holds the grant.
 fn grant(out: &Path, who: &[&Path]) {
+    let review = in_days(30);
     let mut what: Vec<&str> = who
         .iter()
         .flat_map(|w| ["--grant", w.to_str().unwrap()])
         .collect();
-    what.extend(["--reason", "ticket 7"]);
+    what.extend(["--reason", "ticket 7", "--review-by", &review]);
     let node1 = out.join("node-1");
     let mesh: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(node1.join("mesh.json")).unwrap()).unwrap();
@@ -711,6 +712,8 @@ fn grant(out: &Path, who: &[&Path]) {
         node1.to_str().unwrap(),
         "--reason",
         "ticket 7",
+        "--review-by",
+        &review,
         "--approval",
         &a1,
         "--approval",
@@ -737,6 +740,20 @@ fn grant(out: &Path, who: &[&Path]) {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Now plus `days` days, RFC 3339.
+fn in_days(days: i64) -> String {
+    in_seconds(days * 86_400)
+}
+
+/// Now plus `secs` seconds, RFC 3339.
+fn in_seconds(secs: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -2124,6 +2141,170 @@ fn in_a_mesh_an_export_is_read_only_within_what_two_administrators_allowed_throu
             None,
         );
         refused_with(&r, 401, "no end-user token", &who);
+    }
+}
+
+#[test]
+fn a_third_partys_access_lapses_at_its_review_date_with_a_finding_before_and_one_administrator_recertifies_it()
+ {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1]);
+    let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 71));
+    let gw = gateway_addr(&dirs[0]);
+    let deployment = out.join("deployment");
+    let (who, _) = issue_only(&deployment, "partner.insurer-z", "partner", "insurer-z");
+    // Without a review date, a partner's certificate is not granted.
+    let what = |review: Option<&str>| {
+        let mut w = vec![
+            "--grant".to_owned(),
+            who.to_str().unwrap().to_owned(),
+            "--reason".to_owned(),
+            "contract 2026-114".to_owned(),
+        ];
+        if let Some(r) = review {
+            w.extend(["--review-by".to_owned(), r.to_owned()]);
+        }
+        w
+    };
+    let o = approve_with("sec.amina", &out, "sec.amina", &strs(&what(None)));
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("--review-by"),
+        "{}",
+        common::text(&o)
+    );
+    // Granted until a review 12 s from now: the finding comes at once (within a week).
+    let review = in_seconds(12);
+    let signed = what(Some(&review));
+    let (a1, a2) = (
+        approval(&out, "sec.amina", &strs(&signed)),
+        approval(&out, "sec.youssef", &strs(&signed)),
+    );
+    let o = ribat(&[
+        "mesh",
+        "grant",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--cert",
+        who.to_str().unwrap(),
+        "--reason",
+        "contract 2026-114",
+        "--review-by",
+        &review,
+        "--approval",
+        &a1,
+        "--approval",
+        &a2,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let partner = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 71));
+    let p = fund
+        .persons
+        .iter()
+        .find(|p| !p.honey && !p.sensitive)
+        .unwrap();
+    let path = format!("/v1/persons/{}?purpose=partner-verification", p.cnss);
+    let read = || {
+        common::api::call(&gw, partner.cfg.clone(), "POST", "/v1/token", None, None)
+            .map(|r| {
+                let problem = match r.status {
+                    200 => String::new(),
+                    _ => common::api::problem(&r),
+                };
+                (r.status, problem)
+            })
+            .unwrap()
+    };
+    let started = Instant::now();
+    while read().0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never granted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = common::api::call(
+        &gw,
+        partner.cfg.clone(),
+        "GET",
+        &path,
+        Some(&common::api::token(&gw, &partner.ca, &partner.who)),
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let o = ribat(&["mesh", "identities", "--dir", dirs[0].to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.starts_with("partner.insurer-z") && l.contains(" due ")),
+        "{}",
+        common::text(&o)
+    );
+    let log = dirs[0].join("node.log");
+    let started = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("finding: review due — the access of partner.insurer-z")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no finding in node-1's log"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past its date: refused by the gateway, before any token.
+    let started = Instant::now();
+    loop {
+        let (status, problem) = read();
+        if status == 403 && problem == "certificate-review-lapsed" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{status} {problem}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // One administrator re-certifies it after the review: it reads again.
+    let serial = {
+        let o = ribat(&[
+            "mesh",
+            "identities",
+            "--json",
+            "--dir",
+            dirs[0].to_str().unwrap(),
+        ]);
+        let l: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+        l.iter().find(|i| i["name"] == "partner.insurer-z").unwrap()["serial"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let next = in_days(90);
+    let o = ribat(&[
+        "mesh",
+        "recertify",
+        "--dir",
+        dirs[1].to_str().unwrap(),
+        "--key",
+        out.join("admins/sec.youssef.key").to_str().unwrap(),
+        "--as",
+        "sec.youssef",
+        "--serial",
+        &serial,
+        "--review-by",
+        &next,
+        "--reason",
+        "contract renewed",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let started = Instant::now();
+    while read().0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still lapsed after recertify"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
