@@ -1465,12 +1465,13 @@ async fn run_gateway(
     to_mesh: Arc<ToMesh>,
     sm: MeshStateMachine,
     carried: CarriedBook,
+    outputs: ribat_gateway::watch::Outputs,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let o = crate::serve::ServeOptions {
         remotes: Vec::new(),
         deadline: Duration::from_secs(2),
-        outputs: Default::default(),
+        outputs,
         // Every custodian learns what was audited from the entries it cosigns.
         audited_by_log: true,
     };
@@ -1553,7 +1554,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// Runs the node in `dir` until it is stopped: its Raft member, its custodian (if it holds
 /// one; `passphrases` opens it) on the same mTLS address, and its gateway (if it runs one).
 /// The first node starts the mesh when its log is empty; the others wait to be reached.
-pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
+pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outputs) -> Result<()> {
     let mesh = MeshFile::read(dir)?;
     let me = mesh.me()?.clone();
     // The key is read now, so that a missing or malformed key stops the node at once.
@@ -1730,9 +1731,17 @@ pub fn run(dir: &Path, passphrases: &Source) -> Result<()> {
                     to_mesh,
                     sm.clone(),
                     carried.clone(),
+                    outputs,
                 ))
             }
-            None => tokio::spawn(std::future::pending()),
+            None => {
+                if outputs.ocsf.is_some() || outputs.syslog.is_some() {
+                    eprintln!(
+                        "note: this node runs no gateway, so --ocsf and --syslog have nothing to write"
+                    );
+                }
+                tokio::spawn(std::future::pending())
+            }
         };
         tokio::select! {
             r = server => {

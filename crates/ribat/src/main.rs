@@ -238,6 +238,13 @@ enum Command {
         /// The node's directory.
         #[arg(long)]
         dir: PathBuf,
+        /// Also write its gateway's events, decisions and findings as OCSF JSON lines to
+        /// this file (appended); a node without a gateway has none to write.
+        #[arg(long)]
+        ocsf: Option<PathBuf>,
+        /// Also send them as CEF over syslog (UDP) to HOST:PORT.
+        #[arg(long)]
+        syslog: Option<String>,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -1446,7 +1453,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(bench::leak::run(&home, rows, seed, json)?)
         }
         Command::Mesh { command } => mesh_command(command, store),
-        Command::Node { dir, pass } => Ok(ribat_node::mesh::run(&dir, &pass.passphrases)?),
+        Command::Node {
+            dir,
+            ocsf,
+            syslog,
+            pass,
+        } => Ok(ribat_node::mesh::run(
+            &dir,
+            &pass.passphrases,
+            ribat_gateway::watch::Outputs { ocsf, syslog },
+        )?),
         Command::Export { command } => {
             let home = node_home(cli.home, &store)?;
             match command {

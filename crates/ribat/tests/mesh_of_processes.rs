@@ -58,6 +58,11 @@ impl Drop for NodeProcess {
 }
 
 fn start(dir: &Path) -> NodeProcess {
+    start_with(dir, &[])
+}
+
+/// `ribat node` for `dir` with `extra` arguments, its output in `dir/node.log`.
+fn start_with(dir: &Path, extra: &[&str]) -> NodeProcess {
     let log = dir.join("node.log");
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -67,6 +72,7 @@ fn start(dir: &Path) -> NodeProcess {
     NodeProcess(
         ribat_cmd(&["node", "--passphrases", "env", "--dir"])
             .arg(dir)
+            .args(extra)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
@@ -642,14 +648,24 @@ fn import_through(dir: &Path, src: &Path) {
 fn running_with_fund(
     tmp: &Path,
     dirs: &[PathBuf],
+    fund: (u32, u32, u32, u64),
+) -> Vec<Option<NodeProcess>> {
+    running_with_fund_and(tmp, dirs, fund, &[])
+}
+
+/// Same, node 1 started with `node1` arguments besides.
+fn running_with_fund_and(
+    tmp: &Path,
+    dirs: &[PathBuf],
     (persons, employers, months, seed): (u32, u32, u32, u64),
+    node1: &[&str],
 ) -> Vec<Option<NodeProcess>> {
     let mut nodes: Vec<Option<NodeProcess>> =
         vec![None, Some(start(&dirs[1])), Some(start(&dirs[2]))];
     let src = tmp.join("source");
     generate(&src, persons, employers, months, seed);
     import_through(&dirs[0], &src);
-    nodes[0] = Some(start(&dirs[0]));
+    nodes[0] = Some(start_with(&dirs[0], node1));
     agreed_leader(&dirs[0], &[1, 2, 3]);
     nodes
 }
@@ -2150,7 +2166,13 @@ fn a_third_partys_access_lapses_at_its_review_date_with_a_finding_before_and_one
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let dirs = mesh_with_gateways(&out, &[1]);
-    let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 71));
+    let ocsf = d.path().join("node-1.ocsf.jsonl");
+    let _nodes = running_with_fund_and(
+        d.path(),
+        &dirs,
+        (30, 3, 1, 71),
+        &["--ocsf", ocsf.to_str().unwrap()],
+    );
     let gw = gateway_addr(&dirs[0]);
     let deployment = out.join("deployment");
     let (who, _) = issue_only(&deployment, "partner.insurer-z", "partner", "insurer-z");
@@ -2249,6 +2271,21 @@ fn a_third_partys_access_lapses_at_its_review_date_with_a_finding_before_and_one
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "no finding in node-1's log"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // And in its OCSF stream, for the SIEM.
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&ocsf).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("review-due")) {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["actor"]["user"]["name"], "partner.insurer-z", "{v}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no review-due in {text}"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
