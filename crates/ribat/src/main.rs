@@ -495,6 +495,21 @@ impl MeshShape {
     }
 }
 
+/// One administrator acting alone through a member (restricting, or re-certifying after
+/// a review): where the proposal goes, and the key and name it is signed with.
+#[derive(clap::Args)]
+struct OneAdmin {
+    /// A member's directory (the proposal goes through it).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The administrator's signing key (from `mesh init`'s admins/).
+    #[arg(long)]
+    key: PathBuf,
+    /// The administrator's name.
+    #[arg(long = "as")]
+    admin: String,
+}
+
 /// The terms of an export allowed through the log: what each administrator signs.
 #[derive(clap::Args)]
 struct ExportTerms {
@@ -574,15 +589,8 @@ enum MeshCommand {
     /// once committed every node refuses it, and the tokens bound to it, at their next
     /// request. Exit status 1 when refused.
     Revoke {
-        /// A node's directory (the proposal goes through it).
-        #[arg(long)]
-        dir: PathBuf,
-        /// The administrator's signing key (from `mesh init`'s admins/).
-        #[arg(long)]
-        key: PathBuf,
-        /// The administrator's name.
-        #[arg(long = "as")]
-        admin: String,
+        #[command(flatten)]
+        by: OneAdmin,
         /// The certificate's serial, hex (`ribat identity list` shows it).
         #[arg(long)]
         serial: String,
@@ -691,15 +699,8 @@ enum MeshCommand {
     /// a later review date, after reviewing it; without it the access lapses at its review
     /// date (`certificate-review-lapsed`). Exit status 1 when refused.
     Recertify {
-        /// A member's directory (the proposal goes through it).
-        #[arg(long)]
-        dir: PathBuf,
-        /// The administrator's signing key.
-        #[arg(long)]
-        key: PathBuf,
-        /// The administrator's name.
-        #[arg(long = "as")]
-        admin: String,
+        #[command(flatten)]
+        by: OneAdmin,
         /// The certificate's serial (`ribat mesh identities` shows it).
         #[arg(long)]
         serial: String,
@@ -1701,14 +1702,8 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             println!("restriction {id}");
             Ok(())
         }
-        MeshCommand::Revoke {
-            dir,
-            key,
-            admin,
-            serial,
-            reason,
-        } => {
-            let p = ribat_node::mesh::revoke(&dir, &key, &admin, &serial, &reason)?;
+        MeshCommand::Revoke { by, serial, reason } => {
+            let p = ribat_node::mesh::revoke(&by.dir, &by.key, &by.admin, &serial, &reason)?;
             println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
         }
@@ -1853,15 +1848,15 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             Ok(())
         }
         MeshCommand::Recertify {
-            dir,
-            key,
-            admin,
+            by,
             serial,
             review_by,
             reason,
         } => {
             let review = ribat_node::grants::review_date(&review_by)?;
-            let p = ribat_node::grants::recertify(&dir, &key, &admin, &serial, review, &reason)?;
+            let p = ribat_node::grants::recertify(
+                &by.dir, &by.key, &by.admin, &serial, review, &reason,
+            )?;
             println!("{}", ribat_node::mesh::describe(&p)?);
             Ok(())
         }

@@ -746,15 +746,30 @@ fn grant(out: &Path, who: &[&Path]) {
         .map(|i| out.join(format!("node-{i}")))
         .take_while(|d| d.join("mesh.json").exists())
     {
-        let started = Instant::now();
-        while !names.iter().all(|n| granted_in(&dir, n)) {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "{} never held the grant of {names:?}",
-                dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        poll_until(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || match names.iter().all(|n| granted_in(&dir, n)) {
+                true => Ok(()),
+                false => Err(format!(
+                    "{} never held the grant of {names:?}",
+                    dir.display()
+                )),
+            },
+        );
+    }
+}
+
+/// Asks `f` every `every` until it answers `Ok`, for at most `within`; past that, fails
+/// with its last `Err` (what was awaited, and what was seen).
+fn poll_until<T>(within: Duration, every: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let started = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) => assert!(started.elapsed() < within, "{e}"),
         }
+        std::thread::sleep(every);
     }
 }
 
@@ -1788,17 +1803,13 @@ fn a_certificate_the_ca_issued_acts_only_once_two_administrators_grant_it_throug
         "{}",
         common::text(&o)
     );
-    let started = Instant::now();
-    loop {
+    poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
         let r = common::api::call(&gw1, amal.cfg.clone(), "POST", "/v1/token", None, None);
-        if r.as_ref()
-            .is_ok_and(|r| common::api::problem(r) == "certificate-revoked")
-        {
-            break;
+        match r {
+            Ok(r) if common::api::problem(&r) == "certificate-revoked" => Ok(()),
+            _ => Err("still served".to_owned()),
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "still served");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     assert_eq!(omar.read(&gw1, &cnss(5)).status, 200);
 }
 
@@ -1943,8 +1954,7 @@ fn the_monthly_intake_goes_into_a_running_mesh_through_a_gateway_and_a_node_kill
     .unwrap();
     nodes[0] = Some(start(&dirs[0]));
     agreed_leader(&dirs[0], &[1, 2, 3]);
-    let started = Instant::now();
-    let state = loop {
+    let state = poll_until(Duration::from_secs(60), Duration::from_millis(300), || {
         let r = common::api::call(
             &gw1,
             sender_cfg.clone(),
@@ -1953,18 +1963,14 @@ fn the_monthly_intake_goes_into_a_running_mesh_through_a_gateway_and_a_node_kill
             Some(&common::api::token(&gw1, &ca, &sender)),
             None,
         );
-        if let Ok(r) = r
-            && r.status == 200
-            && r.json()["state"] == "done"
-        {
-            break r.json();
+        match r {
+            Ok(r) if r.status == 200 && r.json()["state"] == "done" => Ok(r.json()),
+            other => Err(format!(
+                "intake {id} never finished after the restart: {:?}",
+                other.map(|r| r.json())
+            )),
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "intake {id} never finished after the restart"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    });
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 2, 1, 53));
     assert_eq!(
         state["stored"].as_u64().unwrap(),
@@ -2091,19 +2097,13 @@ fn in_a_mesh_an_export_is_read_only_within_what_two_administrators_allowed_throu
     );
     let o = allow(&[&a1, &a2]);
     assert!(o.status.success(), "{}", common::text(&o));
-    let started = Instant::now();
-    let ran = loop {
+    let ran = poll_until(Duration::from_secs(15), Duration::from_millis(200), || {
         let r = run();
-        if r.status == 200 {
-            break r.json();
+        match r.status {
+            200 => Ok(r.json()),
+            _ => Err(String::from_utf8_lossy(&r.body).into_owned()),
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{}",
-            String::from_utf8_lossy(&r.body)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    });
     assert!(
         ran["rows"].as_u64().unwrap() > 20,
         "20 persons and canaries: {ran}"
@@ -2239,11 +2239,14 @@ fn a_third_partys_access_lapses_at_its_review_date_with_a_finding_before_and_one
             })
             .unwrap()
     };
-    let started = Instant::now();
-    while read().0 != 200 {
-        assert!(started.elapsed() < Duration::from_secs(10), "never granted");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || match read() {
+            (200, _) => Ok(()),
+            other => Err(format!("never granted: {other:?}")),
+        },
+    );
     let r = common::api::call(
         &gw,
         partner.cfg.clone(),
@@ -2263,45 +2266,34 @@ fn a_third_partys_access_lapses_at_its_review_date_with_a_finding_before_and_one
         common::text(&o)
     );
     let log = dirs[0].join("node.log");
-    let started = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("finding: review due — the access of partner.insurer-z")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no finding in node-1's log"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        match text.contains("finding: review due — the access of partner.insurer-z") {
+            true => Ok(()),
+            false => Err("no finding in node-1's log".to_owned()),
+        }
+    });
     // And in its OCSF stream, for the SIEM.
-    let started = Instant::now();
-    loop {
+    let finding = poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
         let text = std::fs::read_to_string(&ocsf).unwrap_or_default();
-        if let Some(l) = text.lines().find(|l| l.contains("review-due")) {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            assert_eq!(v["actor"]["user"]["name"], "partner.insurer-z", "{v}");
-            break;
+        match text.lines().find(|l| l.contains("review-due")) {
+            Some(l) => Ok(serde_json::from_str::<serde_json::Value>(l).unwrap()),
+            None => Err(format!("no review-due in {text}")),
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no review-due in {text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
+    assert_eq!(
+        finding["actor"]["user"]["name"], "partner.insurer-z",
+        "{finding}"
+    );
     // Past its date: refused by the gateway, before any token.
-    let started = Instant::now();
-    loop {
-        let (status, problem) = read();
-        if status == 403 && problem == "certificate-review-lapsed" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{status} {problem}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || match read() {
+            (403, p) if p == "certificate-review-lapsed" => Ok(()),
+            other => Err(format!("not lapsed: {other:?}")),
+        },
+    );
     // One administrator re-certifies it after the review: it reads again.
     let serial = {
         let o = ribat(&[
@@ -2335,14 +2327,14 @@ fn a_third_partys_access_lapses_at_its_review_date_with_a_finding_before_and_one
         "contract renewed",
     ]);
     assert!(o.status.success(), "{}", common::text(&o));
-    let started = Instant::now();
-    while read().0 != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still lapsed after recertify"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || match read() {
+            (200, _) => Ok(()),
+            other => Err(format!("still lapsed after recertify: {other:?}")),
+        },
+    );
 }
 
 /// A node's custodian asked directly, as a gateway holding the certificate in `cert` would
