@@ -2337,6 +2337,50 @@ fn a_third_partys_access_lapses_at_its_review_date_with_a_finding_before_and_one
     );
 }
 
+#[test]
+fn the_2025_attack_simulated_against_three_node_processes_is_refused_everywhere_and_honest_readers_go_on()
+ {
+    let d = tempfile::tempdir().unwrap();
+    let o = ribat(&[
+        "--home",
+        d.path().to_str().unwrap(),
+        "simulate",
+        "--scenario",
+        "cnss-bulk",
+        "--mesh",
+        "3",
+        "--persons",
+        "2000",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["nodes"], 3, "{r}");
+    let exposed = r["records_exposed"].as_u64().unwrap();
+    assert!(exposed > 0 && exposed <= 25, "{r}");
+    assert_eq!(r["legit_failures"], 0, "{r}");
+    assert!(r["legit_requests"].as_u64().unwrap() > 0, "{r}");
+    // Every node's gateway and custodian refused the attacker (how fast is the bench's
+    // and the release build's to say: `simulate --mesh` in the README).
+    let nodes = r["per_node"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{r}");
+    for n in nodes {
+        for part in ["gateway_s", "custodian_s"] {
+            assert!(n[part].as_f64().is_some(), "{part} of {}: {r}", n["node"]);
+        }
+    }
+    // Its node processes are gone with it.
+    let left = Command::new("pgrep")
+        .args(["-f", &format!("node --dir {}", d.path().display())])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
 /// A node's custodian asked directly, as a gateway holding the certificate in `cert` would
 /// forward a request: the way a stolen gateway certificate is used.
 struct Direct {
