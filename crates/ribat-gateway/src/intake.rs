@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use ribat_net::problem::Problem;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
@@ -208,24 +207,63 @@ pub(crate) async fn send(
         ));
     }
     let desk = desk(&app)?;
-    let (id, path) = desk.place(&file)?;
+    // Disk work (directories, fsync) off the async threads; the body itself is written
+    // through tokio's file, which does the same.
+    let placed = {
+        let (desk, file) = (desk.clone(), file.clone());
+        tokio::task::spawn_blocking(move || desk.place(&file))
+            .await
+            .map_err(|e| Problem::internal(format!("the intake task failed: {e}")))??
+    };
+    let (id, path) = placed;
     // The body goes to disk as it arrives: a 2 GiB file never sits in memory.
     let partial = path.with_extension("partial");
-    let mut out = std::fs::File::create(&partial).map_err(unavailable)?;
+    let received = receive(body, &partial).await;
+    let (bytes, sha256) = match received {
+        Ok(r) => r,
+        Err(p) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(p);
+        }
+    };
+    let by = admitted.claims.sub.clone();
+    let state = tokio::task::spawn_blocking(move || -> Result<IntakeState, Problem> {
+        std::fs::rename(&partial, &path).map_err(unavailable)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(unavailable)?;
+        }
+        Ok(desk.queue(&id, &file, bytes, &sha256, &by)?)
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("the intake task failed: {e}")))??;
+    let location = format!("/v1/intake/{}", state.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        axum::Json(state),
+    )
+        .into_response())
+}
+
+/// Writes the body to `partial` and syncs it: its size and SHA-256, or why not (the
+/// caller deletes what was written).
+async fn receive(mut body: Body, partial: &std::path::Path) -> Result<(u64, String), Problem> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = tokio::fs::File::create(partial)
+        .await
+        .map_err(unavailable)?;
     let mut hash = <sha2::Sha256 as sha2::Digest>::new();
     let mut bytes = 0u64;
-    let mut body = body;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            let _ = std::fs::remove_file(&partial);
-            Problem::bad_request("bad-body", format!("the body broke off: {e}"))
-        })?;
+        let frame = frame
+            .map_err(|e| Problem::bad_request("bad-body", format!("the body broke off: {e}")))?;
         let Ok(chunk) = frame.into_data() else {
             continue; // trailers
         };
         bytes += chunk.len() as u64;
         if bytes > MAX_INTAKE {
-            let _ = std::fs::remove_file(&partial);
             return Err(Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
@@ -234,36 +272,13 @@ pub(crate) async fn send(
             ));
         }
         sha2::Digest::update(&mut hash, &chunk);
-        // Small blocking writes on a runtime thread: the kernel buffers them; the one
-        // fsync below waits in a blocking task.
-        out.write_all(&chunk).map_err(unavailable)?;
+        out.write_all(&chunk).await.map_err(unavailable)?;
     }
     if bytes == 0 {
-        let _ = std::fs::remove_file(&partial);
         return Err(Problem::bad_request("empty-file", "the file is empty"));
     }
-    let sha256 = hex::encode(sha2::Digest::finalize(hash));
-    let by = admitted.claims.sub.clone();
-    let (p, f) = (partial.clone(), path.clone());
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        out.sync_all()?;
-        std::fs::rename(&p, &f)?;
-        if let Some(dir) = f.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| Problem::internal(format!("the intake task failed: {e}")))?
-    .map_err(unavailable)?;
-    let state = desk.queue(&id, &file, bytes, &sha256, &by)?;
-    let location = format!("/v1/intake/{id}");
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        axum::Json(state),
-    )
-        .into_response())
+    out.sync_all().await.map_err(unavailable)?;
+    Ok((bytes, hex::encode(sha2::Digest::finalize(hash))))
 }
 
 /// `GET /v1/intake/{id}`.

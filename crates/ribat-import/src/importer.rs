@@ -156,6 +156,48 @@ fn count_lines(p: &Path) -> Result<u64, ImportError> {
     Ok(bytes.iter().filter(|&&b| b == b'\n').count() as u64)
 }
 
+/// The files under some inputs, by kind, as an import reads them (directories walked in
+/// name order).
+#[derive(Debug, Default)]
+pub struct Ordered {
+    /// `employers.csv` files.
+    pub employers: Vec<PathBuf>,
+    /// `persons.csv` files.
+    pub persons: Vec<PathBuf>,
+    /// e-BDS declaration files.
+    pub declarations: Vec<PathBuf>,
+    /// Files that are none of those (not read).
+    pub skipped: Vec<PathBuf>,
+}
+
+impl Ordered {
+    /// Every file read, in the import's order: employers, persons, then declarations.
+    pub fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.employers
+            .iter()
+            .chain(&self.persons)
+            .chain(&self.declarations)
+    }
+}
+
+/// The files under `inputs`, as an import reads them.
+pub fn in_import_order(inputs: &[PathBuf]) -> Result<Ordered, ImportError> {
+    let mut found = Vec::new();
+    for i in inputs {
+        walk(i, &mut found)?;
+    }
+    let mut o = Ordered::default();
+    for f in found {
+        match classify(&f) {
+            Some(Kind::Employers) => o.employers.push(f),
+            Some(Kind::Persons) => o.persons.push(f),
+            Some(Kind::Ebds) => o.declarations.push(f),
+            None => o.skipped.push(f),
+        }
+    }
+    Ok(o)
+}
+
 impl<'a> Importer<'a> {
     /// An importer sealing on `threads` cores and committing `batch` records at a time.
     pub fn new(
@@ -179,23 +221,19 @@ impl<'a> Importer<'a> {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Summary, ImportError> {
         let t0 = Instant::now();
-        let mut files = Vec::new();
-        for i in inputs {
-            walk(i, &mut files)?;
-        }
+        let Ordered {
+            employers,
+            persons,
+            declarations: ebds,
+            skipped,
+        } = in_import_order(inputs)?;
         let mut sum = Summary::default();
-        let (mut employers, mut persons, mut ebds) = (Vec::new(), Vec::new(), Vec::new());
-        for f in files {
-            match classify(&f) {
-                Some(Kind::Employers) => employers.push(f),
-                Some(Kind::Persons) => persons.push(f),
-                Some(Kind::Ebds) => ebds.push(f),
-                None => sum.rejects.push(Reject {
-                    file: f,
-                    line: 0,
-                    reason: "not a file ribat imports (employers.csv, persons.csv, DS_<affiliation>_<MMAAAA>.txt); skipped".into(),
-                }),
-            }
+        for f in skipped {
+            sum.rejects.push(Reject {
+                file: f,
+                line: 0,
+                reason: "not a file ribat imports (employers.csv, persons.csv, DS_<affiliation>_<MMAAAA>.txt); skipped".into(),
+            });
         }
         if employers.is_empty() && persons.is_empty() && ebds.is_empty() {
             let shown: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();

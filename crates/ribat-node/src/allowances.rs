@@ -34,25 +34,18 @@ pub fn statement(
     if persons == 0 {
         bail!("--persons: how many persons the export reads, at least one");
     }
-    let at = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| {
-            crate::err!("--until `{until}`: a time in RFC 3339, e.g. 2026-12-08T18:00:00Z ({e})")
-        })?;
-    let now = time::OffsetDateTime::now_utc();
-    if at <= now {
-        bail!("--until `{until}` has passed already");
-    }
-    if at - now > time::Duration::days(7) {
-        bail!("--until `{until}`: an export is allowed for a week at most; allow it again later");
-    }
+    let at = crate::mesh::time_ahead(
+        "--until",
+        until,
+        7,
+        "an export is allowed for a week at most; allow it again later",
+    )?;
     Ok(ExportStatement {
         id: id.to_lowercase(),
         recipient: recipient.to_owned(),
         purpose: purpose.to_owned(),
         persons,
-        until_ms: u64::try_from(at.unix_timestamp())
-            .unwrap_or(0)
-            .saturating_mul(1000),
+        until_ms: u64::try_from(at).unwrap_or(0).saturating_mul(1000),
     })
 }
 

@@ -49,18 +49,12 @@ pub fn registration_of(cert: &Path) -> Result<ribat_mesh::Registration> {
 
 /// Parses a review date (RFC 3339) into Unix seconds; it must be ahead, within a year.
 pub fn review_date(text: &str) -> Result<i64> {
-    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| {
-            crate::err!("--review-by `{text}`: a time in RFC 3339, e.g. 2027-03-31T00:00:00Z ({e})")
-        })?;
-    let now = time::OffsetDateTime::now_utc();
-    if at <= now {
-        bail!("--review-by `{text}` has passed already");
-    }
-    if at - now > time::Duration::days(366) {
-        bail!("--review-by `{text}`: a third party's access is reviewed within a year");
-    }
-    Ok(at.unix_timestamp())
+    crate::mesh::time_ahead(
+        "--review-by",
+        text,
+        366,
+        "a third party's access is reviewed within a year",
+    )
 }
 
 /// What administrators sign to let the certificates in `certs` act in the mesh; the

@@ -4,7 +4,8 @@
 //! A file is acknowledged (`202`) only once it is on disk and synced, and its state file
 //! says `queued`; a node killed while files wait or import takes them up again at its next
 //! start, in arrival order (the importer stores nothing twice, so a file cut off halfway is
-//! finished, not doubled).
+//! finished, not doubled). Once imported (or failed) the file is deleted: the register in
+//! plaintext does not stay on the node's disk (I4); its state file names no person.
 
 use crate::embedded::Embedded;
 use crate::error::Result;
@@ -57,6 +58,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
+/// Deletes an intake's file (its directory), saying so when it cannot.
+fn forget(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        eprintln!(
+            "warning: cannot delete {} ({e}); it holds an intake file in plaintext: delete it by hand",
+            dir.display()
+        );
+    }
+}
+
 /// A new id: the time in ms, then randomness; ids sort in arrival order.
 fn new_id() -> std::result::Result<String, IntakeError> {
     let ms = std::time::SystemTime::now()
@@ -98,6 +109,18 @@ impl NodeIntake {
             .filter(|s| s.state == "queued" || s.state == "importing")
             .map(|s| s.id.clone())
             .collect();
+        // A file whose import ended, or that never finished arriving (no state file: a
+        // crash mid-upload, never acknowledged), holds plaintext nobody will import.
+        for e in std::fs::read_dir(&dir)? {
+            let path = e?.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if path.is_dir() && !unfinished.iter().any(|u| u == id) {
+                forget(&path);
+            }
+        }
         let (tx, rx) = mpsc::channel::<String>();
         let desk = Arc::new(Self {
             dir: dir.clone(),
@@ -211,7 +234,11 @@ impl Worker {
             s.error = None;
         });
         let path = self.dir.join(id).join(&file);
-        match self.run(id, &path) {
+        let result = self.run(id, &path);
+        // Imported, or to be sent again: either way the plaintext goes, before anyone is
+        // told the import ended.
+        forget(&self.dir.join(id));
+        match result {
             Ok(summary) => self.update(id, true, |s| {
                 let c = [summary.employers, summary.persons, summary.declarations];
                 s.state = "done".into();
@@ -265,43 +292,19 @@ impl Worker {
 /// The files under `inputs` in the order the importer needs them: employers, persons,
 /// then declarations (sorted); other files are refused before anything is sent.
 pub fn files_to_send(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        if p.is_dir() {
-            let mut entries = std::fs::read_dir(p)
-                .map_err(|e| crate::err!("cannot read {}: {e}", p.display()))?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<std::io::Result<Vec<_>>>()?;
-            entries.sort();
-            for e in entries {
-                walk(&e, out)?;
-            }
-        } else {
-            std::fs::metadata(p).map_err(|e| crate::err!("cannot read {}: {e}", p.display()))?;
-            out.push(p.to_owned());
-        }
-        Ok(())
-    }
-    let mut all = Vec::new();
-    for i in inputs {
-        walk(i, &mut all)?;
-    }
-    let name = |p: &PathBuf| {
+    let ordered = ribat_import::importer::in_import_order(inputs)?;
+    let name = |p: &Path| {
         p.file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned()
     };
-    let rank = |p: &PathBuf| match name(p).as_str() {
-        "employers.csv" => 0,
-        "persons.csv" => 1,
-        _ => 2,
-    };
-    // Files the gateway would refuse by name are named here, in directories too (the
-    // fund's generated `ribat-only/` files, say): sent are those it takes.
-    let (mut take, skip): (Vec<PathBuf>, Vec<PathBuf>) = all
-        .into_iter()
+    // The gateway takes files by their exact names (`old-persons.csv` is not one): those
+    // it would refuse are named here, before anything is sent.
+    let (take, refused): (Vec<&PathBuf>, Vec<&PathBuf>) = ordered
+        .files()
         .partition(|p| ribat_gateway::intake::valid_file_name(&name(p)));
-    for s in &skip {
+    for s in refused.into_iter().chain(&ordered.skipped) {
         eprintln!(
             "skipped {}: the intake takes employers.csv, persons.csv and DS_<affiliation>_<MMAAAA>.txt",
             s.display()
@@ -312,8 +315,7 @@ pub fn files_to_send(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             "nothing to send: no employers.csv, persons.csv or DS_<affiliation>_<MMAAAA>.txt under the inputs"
         );
     }
-    take.sort_by_key(|p| (rank(p), p.clone()));
-    Ok(take)
+    Ok(take.into_iter().cloned().collect())
 }
 
 /// `ribat import --gateway ADDR --identity DIR FILES…`: each file sent to the running

@@ -1408,11 +1408,19 @@ async fn review_findings(
 /// otherwise stay as it was on the day it was made.
 async fn mirror_register(sm: MeshStateMachine, path: PathBuf) {
     let mut written: Option<Vec<ribat_identity::ca::RegisterEntry>> = None;
+    // The state's applied index when the file last matched it: nothing to look at until
+    // another entry is applied.
+    let mut matched_at: Option<u64> = None;
     let mut revoked_at: BTreeMap<String, i64> = BTreeMap::new();
     loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let entries = sm.read(|st| {
-            st.granted()
+        let read = sm.read(|st| {
+            if matched_at == Some(st.applied()) {
+                return None;
+            }
+            let entries = st
+                .granted()
                 .map(|g| {
                     let r = &g.registration;
                     ribat_identity::ca::RegisterEntry {
@@ -1427,20 +1435,31 @@ async fn mirror_register(sm: MeshStateMachine, path: PathBuf) {
                             .then(|| *revoked_at.entry(r.serial.clone()).or_insert(now)),
                     }
                 })
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            Some((st.applied(), entries))
         });
-        if let Ok(entries) = entries
-            && written.as_ref() != Some(&entries)
-        {
-            let written_now = serde_json::to_vec_pretty(&entries)
-                .map_err(|e| e.to_string())
-                .and_then(|text| write_file(&path, &text, false).map_err(|e| e.to_string()));
-            match written_now {
-                Ok(()) => written = Some(entries),
-                Err(e) => eprintln!("warning: cannot mirror the identity register: {e}"),
-            }
+        let Ok(Some((applied, entries))) = read else {
+            continue;
+        };
+        if written.as_ref() == Some(&entries) {
+            matched_at = Some(applied);
+            continue;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (p, e) = (path.clone(), entries.clone());
+        let saved = tokio::task::spawn_blocking(move || {
+            let text = serde_json::to_vec_pretty(&e).map_err(|e| e.to_string())?;
+            write_file(&p, &text, false).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match saved {
+            Ok(()) => {
+                written = Some(entries);
+                matched_at = Some(applied);
+            }
+            Err(e) => eprintln!("warning: cannot mirror the identity register: {e}"),
+        }
     }
 }
 
@@ -2288,6 +2307,24 @@ pub fn approve_release(
         reason: reason.to_owned(),
     };
     approve_as(key, admin, ribat_mesh::command::kind::RELEASE, &statement)
+}
+
+/// A time given on the command line in RFC 3339 (`2027-03-31T00:00:00Z`), in Unix seconds.
+pub fn parse_time(flag: &str, text: &str) -> Result<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|e| {
+            crate::err!("{flag} `{text}`: a time in RFC 3339, e.g. 2027-03-31T00:00:00Z ({e})")
+        })
+}
+
+/// Same, for a time that must be ahead of now by at most `days` days (`beyond` says why).
+pub fn time_ahead(flag: &str, text: &str, days: i64, beyond: &str) -> Result<i64> {
+    let at = parse_time(flag, text)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    ensure!(at > now, "{flag} `{text}` has passed already");
+    ensure!(at - now <= days * 86_400, "{flag} `{text}`: {beyond}");
+    Ok(at)
 }
 
 /// One administrator's approval of `statement`, signed as `kind` offline with the key in

@@ -1825,11 +1825,7 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             // approval made yesterday for a date a year ahead stays valid).
             let review = review_by
                 .as_deref()
-                .map(|t| {
-                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-                        .map(|d| d.unix_timestamp())
-                        .with_context(|| format!("--review-by `{t}`: a time in RFC 3339"))
-                })
+                .map(|t| ribat_node::mesh::parse_time("--review-by", t))
                 .transpose()?;
             let statement = ribat_node::grants::statement(&certs, &reason, review)?;
             let p = ribat_node::grants::grant(&dir, statement, parse_approvals(&approvals)?)?;

@@ -760,6 +760,27 @@ fn grant(out: &Path, who: &[&Path]) {
     }
 }
 
+/// Every file under `dir` whose text holds one of `values` (none must: I4).
+fn files_holding(dir: &Path, values: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let text =
+                    String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned();
+                if values.iter().any(|v| text.contains(v)) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
 /// Asks `f` every `every` until it answers `Ok`, for at most `within`; past that, fails
 /// with its last `Err` (what was awaited, and what was seen).
 fn poll_until<T>(within: Duration, every: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
@@ -1865,6 +1886,15 @@ fn the_monthly_intake_goes_into_a_running_mesh_through_a_gateway_and_a_node_kill
         .sum();
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(60, 4, 2, 52));
     assert_eq!(declared, fund.declarations.len() as u64, "{said}");
+    // Imported, the files are gone from node 1's disk: no person's number or CIN stays
+    // there in plaintext (I4).
+    let values: Vec<&str> = fund
+        .persons
+        .iter()
+        .flat_map(|p| [p.cnss.as_str(), p.cin.as_str()])
+        .collect();
+    let intake = dirs[0].join("intake");
+    assert_eq!(files_holding(&intake, &values), Vec::<PathBuf>::new());
     // Read through the other node's gateway, its custodians on every node.
     let p = fund
         .persons
@@ -1977,6 +2007,12 @@ fn the_monthly_intake_goes_into_a_running_mesh_through_a_gateway_and_a_node_kill
         fund.persons.len() as u64,
         "{state}"
     );
+    let values: Vec<&str> = fund
+        .persons
+        .iter()
+        .flat_map(|p| [p.cnss.as_str(), p.cin.as_str()])
+        .collect();
+    assert_eq!(files_holding(&intake, &values), Vec::<PathBuf>::new());
     let p = fund
         .persons
         .iter()
