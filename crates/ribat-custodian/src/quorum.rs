@@ -188,6 +188,8 @@ pub struct QuorumReader {
     dleq: Dleq,
     /// Custodians whose answers failed their proof: until when, and why.
     aside: Mutex<HashMap<u32, (Instant, String)>>,
+    /// Custodians never asked, and why (in a mesh: their node is isolated).
+    cut_off: Mutex<HashMap<u32, String>>,
 }
 
 impl QuorumReader {
@@ -203,7 +205,35 @@ impl QuorumReader {
             store,
             dleq: Dleq::ribat(),
             aside: Mutex::new(HashMap::new()),
+            cut_off: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Never asks `custodian` until [`Self::ask_again`]: unlike a custodian set aside, it is
+    /// not asked even when the others cannot make a quorum (in a mesh, its node's
+    /// attestation is missing, stale or outside the allowed set; its answers cannot be
+    /// trusted to come from what the mesh allowed).
+    pub fn cut_off(&self, custodian: u32, why: String) {
+        if let Ok(mut c) = self.cut_off.lock() {
+            c.insert(custodian, why);
+        }
+    }
+
+    /// Asks `custodian` again.
+    pub fn ask_again(&self, custodian: u32) {
+        if let Ok(mut c) = self.cut_off.lock() {
+            c.remove(&custodian);
+        }
+    }
+
+    /// The custodians never asked now, and why, in index order.
+    pub fn cut_off_now(&self) -> Vec<(u32, String)> {
+        let mut v: Vec<(u32, String)> = self.cut_off.lock().map_or_else(
+            |_| Vec::new(),
+            |c| c.iter().map(|(i, w)| (*i, w.clone())).collect(),
+        );
+        v.sort();
+        v
     }
 
     /// The custodians set aside now: a custodian whose answer failed its proof is asked
@@ -258,9 +288,10 @@ impl QuorumReader {
         }
     }
 
-    /// Custodians in the order to ask them: those set aside last.
+    /// Custodians in the order to ask them: those set aside last, those cut off never.
     fn order(&self) -> Vec<usize> {
         let now = Instant::now();
+        let cut: Vec<u32> = self.cut_off_now().into_iter().map(|(c, _)| c).collect();
         let aside: Vec<u32> = self.aside.lock().map_or_else(
             |_| Vec::new(),
             |a| {
@@ -270,7 +301,9 @@ impl QuorumReader {
                     .collect()
             },
         );
-        let mut order: Vec<usize> = (0..self.custodians.len()).collect();
+        let mut order: Vec<usize> = (0..self.custodians.len())
+            .filter(|&k| !cut.contains(&self.custodians[k].index()))
+            .collect();
         order.sort_by_key(|&k| aside.contains(&self.custodians[k].index()));
         order
     }
@@ -398,6 +431,18 @@ impl QuorumReader {
             }
         }
         if ask.good.len() < self.group.threshold {
+            // Say why the custodians not asked were not.
+            for (custodian, why) in self.cut_off_now() {
+                if ask.faults.iter().all(|f| f.custodian != custodian) {
+                    ask.faults.push(CustodianFault {
+                        custodian,
+                        fault: Fault::Failed(CustodianError::Unavailable {
+                            custodian,
+                            reason: format!("not asked: {why}"),
+                        }),
+                    });
+                }
+            }
             let denial = ask.faults.iter().find_map(|f| match &f.fault {
                 Fault::Denied(d) => Some(d.clone()),
                 _ => None,

@@ -67,7 +67,13 @@ pub struct CustodianService {
     /// their role whose identity holds a running allowance needs no end user's token (the
     /// allowance is its authority, and the custodian's guard counts it against it).
     pub allowances: Option<Arc<crate::allowance::Allowances>>,
+    /// In a mesh: why the node a gateway certificate (by name) runs on is cut off, if it
+    /// is (its attestation is missing, stale or outside the allowed set).
+    pub cut_off: Option<CutOff>,
 }
+
+/// Says why the node behind a caller's certificate (by name) is cut off, or `None`.
+pub type CutOff = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl std::fmt::Debug for CustodianService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -275,6 +281,9 @@ async fn partial(
     }
     if let Some(Err(why)) = s.ready.as_ref().map(|ready| ready()) {
         return wire_error(StatusCode::SERVICE_UNAVAILABLE, why);
+    }
+    if let Some(why) = s.cut_off.as_ref().and_then(|c| c(&caller.peer.name)) {
+        return wire_error(StatusCode::FORBIDDEN, why);
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -269,3 +269,48 @@ fn an_unknown_record_is_named() {
         "no record persons/p-404 with class `identity` in the store"
     );
 }
+
+/// A custodian that answers truly and counts how often it was asked.
+struct Counted(Arc<dyn Custodian>, Arc<std::sync::atomic::AtomicUsize>);
+impl Custodian for Counted {
+    fn index(&self) -> u32 {
+        self.0.index()
+    }
+    fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.partial_decrypt(req)
+    }
+}
+
+#[test]
+fn a_custodian_cut_off_is_never_asked_even_when_the_others_cannot_make_a_quorum() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let v = Vault::new();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let first = Arc::new(Counted(v.custodian(1), asked.clone())) as Arc<dyn Custodian>;
+    let reader = v.reader_over(vec![first, v.custodian(2), Arc::new(Down(3))]);
+    let req = || request("clerk-1", "clerk", "counter-service", "identity", &["p-1"]);
+    reader.read(&req()).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    reader.cut_off(
+        1,
+        "node-1 is isolated: it runs 0.1.0 (binary 0a1b), not in the allowed set".into(),
+    );
+    // Custodians 2 and 3 cannot make two answers (3 is down), yet 1 is not asked: its
+    // answer is not trusted whatever the others do; the refusal names why.
+    let e = reader.read(&req()).unwrap_err();
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "a custodian cut off was asked"
+    );
+    let said = e.to_string();
+    assert!(said.contains("only 1 of the 2"), "{said}");
+    assert!(said.contains("not asked: node-1 is isolated"), "{said}");
+    assert_eq!(reader.cut_off_now().len(), 1);
+    reader.ask_again(1);
+    assert!(reader.cut_off_now().is_empty());
+    let r = reader.read(&req()).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    assert_eq!(r.served_by.len(), 2);
+}

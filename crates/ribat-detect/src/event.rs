@@ -72,6 +72,16 @@ pub enum Kind {
         /// The review date, Unix seconds.
         due_s: i64,
     },
+    /// A mesh member's attestation judged otherwise than before: cut off (missing, stale,
+    /// outside the allowed set), drifting on a retired build, or attested again.
+    NodeAttestation {
+        /// The member.
+        node: String,
+        /// Whether it is cut off now.
+        isolated: bool,
+        /// The verdict, for people (`isolated: it runs …`).
+        verdict: String,
+    },
     /// A policy or rules file loaded or changed.
     PolicyChange {
         /// Which file.
@@ -323,6 +333,9 @@ impl Event {
                 ..
             } => {
                 format!("{t} review due: {identity} ({role}) lapses at {due_s} unless re-certified")
+            }
+            Kind::NodeAttestation { node, verdict, .. } => {
+                format!("{t} {} judges {node} {verdict}", self.component)
             }
             Kind::Audited { request_id } => {
                 format!("{t} {} audited request {request_id}", self.component)

@@ -113,6 +113,21 @@ pub fn event(ev: &Event) -> Option<Value> {
                 String::new(),
                 json!({"serial": serial, "review_by": due_s}),
             ),
+            Kind::NodeAttestation {
+                node,
+                isolated,
+                verdict,
+            } => (
+                99,
+                "Other",
+                if *isolated { 2 } else { 1 },
+                if *isolated { "Failure" } else { "Success" },
+                format!("node-attestation: {node} {verdict}"),
+                json!({"user": {"name": node, "type": "node"}}),
+                String::new(),
+                String::new(),
+                json!({"node": node, "isolated": isolated}),
+            ),
             Kind::PolicyChange { what, digest } => (
                 2,
                 "Update",
@@ -215,5 +230,36 @@ mod tests {
             (Some(600_510), Some(2))
         );
         assert_eq!(p["actor"]["user"]["name"], "custodian-2");
+    }
+
+    #[test]
+    fn a_node_cut_off_is_a_failure_naming_the_node_and_its_return_a_success() {
+        let judged = |isolated: bool, verdict: &str| {
+            event(&Event {
+                time_ms: MONDAY_9AM,
+                component: "gateway.node-1".into(),
+                kind: Kind::NodeAttestation {
+                    node: "node-3".into(),
+                    isolated,
+                    verdict: verdict.into(),
+                },
+            })
+            .unwrap()
+        };
+        let cut = judged(
+            true,
+            "isolated: it runs 0.1.0 (binary 0a1b2c3d4e5f), not in the allowed set",
+        );
+        assert_eq!(cut["status_id"], 2);
+        assert_eq!(cut["actor"]["user"]["name"], "node-3");
+        assert_eq!(cut["unmapped"]["isolated"], true);
+        assert!(
+            cut["status_detail"]
+                .as_str()
+                .unwrap()
+                .contains("not in the allowed set")
+        );
+        let back = judged(false, "attested: 0.1.0 (binary 0a1b2c3d4e5f)");
+        assert_eq!(back["status_id"], 1);
     }
 }

@@ -250,6 +250,27 @@ pub struct Rules {
     /// Custodian answers whose proof failed.
     #[serde(default = "default_proof_failure")]
     pub proof_failure: ProofFailure,
+    /// In a mesh: how long a node may stay on a retired build before it is isolated.
+    #[serde(default)]
+    pub patch_drift: PatchDrift,
+}
+
+/// Patch drift: a release two administrators retired (an advisory against it) is listed on
+/// every node still running it, and those nodes are cut off after the grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PatchDrift {
+    /// Seconds from the retirement to the isolation of nodes still on it.
+    pub grace_secs: u64,
+}
+
+impl Default for PatchDrift {
+    fn default() -> Self {
+        // A week: time to roll a fixed build out, short enough for a known weakness.
+        Self {
+            grace_secs: 7 * DAY,
+        }
+    }
 }
 
 fn per_role(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
@@ -382,6 +403,7 @@ impl Default for Rules {
                 grace_ms: 5_000,
             },
             proof_failure: default_proof_failure(),
+            patch_drift: PatchDrift::default(),
         }
     }
 }

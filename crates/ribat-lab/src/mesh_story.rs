@@ -55,6 +55,7 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
         passphrases: passes,
         store: ribat_node::StoreSpec::Sqlite,
         kdf: ribat_crypto::passphrase::KdfParams::default(),
+        attest_every: ribat_node::mesh::ATTEST_EVERY,
     })?;
     println!(
         "ribat mesh init: three node directories in {}, to carry to three hosts:",

@@ -14,7 +14,11 @@
 //! | `Release` | relaxes | two distinct administrators, neither the decision's target |
 //! | `SetPolicy`, `SetRules` | either | two distinct administrators |
 //! | `AddMember`, `RemoveMember` | either | two distinct administrators |
+//! | `Attest` | neither (judged by each node against the allowed set) | the member itself |
+//! | `AllowRelease` | relaxes (a build may run) | two distinct administrators |
+//! | `RetireRelease` | restricts (nodes on it drift, then are isolated) | two distinct administrators |
 
+use crate::attest::{AllowReleaseStatement, Attestation, RetireStatement};
 use crate::sign::{PublicKey, Sig};
 use ribat_detect::response::{Action, Target};
 use serde::{Deserialize, Serialize};
@@ -283,6 +287,27 @@ pub enum Command {
         /// Their signatures.
         approvals: Vec<Approval>,
     },
+    /// A member says what it runs (every node judges it against the allowed set).
+    Attest {
+        /// The statement (it names the member).
+        attestation: Attestation,
+        /// The member's signature over it.
+        sig: Sig,
+    },
+    /// Two administrators allow a release.
+    AllowRelease {
+        /// What they signed.
+        statement: AllowReleaseStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
+    /// Two administrators retire a release.
+    RetireRelease {
+        /// What they signed.
+        statement: RetireStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
 }
 
 /// The kinds statements are signed as (see [`crate::sign::digest`]).
@@ -305,6 +330,12 @@ pub mod kind {
     pub const RULES: &str = "rules";
     /// A membership change.
     pub const MEMBERSHIP: &str = "membership";
+    /// A member's attestation.
+    pub const ATTEST: &str = "attest";
+    /// A release allowed.
+    pub const ALLOW_RELEASE: &str = "allow-release";
+    /// A release retired.
+    pub const RETIRE_RELEASE: &str = "retire-release";
 }
 
 /// One line for logs: what the entry does and who signed, never a signature.
@@ -414,6 +445,30 @@ impl std::fmt::Display for Command {
                     write!(f, "remove member {n} by {}", admins(approvals))
                 }
             },
+            Self::Attest { attestation, .. } => write!(
+                f,
+                "attestation of {} ({})",
+                attestation.node, attestation.measurement.release
+            ),
+            Self::AllowRelease {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "allow release {} by {}",
+                statement.release,
+                admins(approvals)
+            ),
+            Self::RetireRelease {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "retire binary {} for {} by {}",
+                crate::attest::short(&statement.binary),
+                statement.advisory,
+                admins(approvals)
+            ),
         }
     }
 }

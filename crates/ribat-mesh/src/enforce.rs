@@ -187,6 +187,7 @@ mod tests {
             threshold: 1,
             seats: Default::default(),
             granted: Vec::new(),
+            attestation: Default::default(),
         };
         World {
             state: SecurityState::new(&g),

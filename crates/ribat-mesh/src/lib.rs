@@ -14,6 +14,7 @@
 //! let an entry through because the leader sent it.
 #![forbid(unsafe_code)]
 
+pub mod attest;
 pub mod command;
 pub mod enforce;
 pub mod sign;

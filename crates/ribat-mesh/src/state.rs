@@ -5,6 +5,10 @@
 //! An entry whose signatures do not justify it is [`Rejected`] and changes nothing; the
 //! caller still counts it as applied, so every node stays at the same index.
 
+use crate::attest::{
+    AllowReleaseStatement, Allowed, AllowedSet, AttestGenesis, Attestation, Judging,
+    MAX_ATTESTATION_BYTES, RetireStatement, Retired, Verdict, is_digest, judge, short,
+};
 use crate::command::{
     Admin, Approval, Command, ExportStatement, GrantStatement, Member, MembershipStatement,
     PolicyStatement, REVIEWED_ROLES, RecertifyStatement, Registration, ReleaseStatement,
@@ -32,6 +36,8 @@ pub struct Genesis {
     /// The certificates the ceremony issued to act in the mesh (its gateways'): granted
     /// from the start, by the ceremony.
     pub granted: Vec<Registration>,
+    /// The ceremony's allowed set and the attestation interval.
+    pub attestation: AttestGenesis,
 }
 
 /// Who granted the ceremony's certificates.
@@ -129,6 +135,23 @@ pub enum Applied {
     },
     /// The membership changed.
     Membership,
+    /// A member's statement of what it runs, kept as its latest.
+    Attested {
+        /// The member.
+        node: String,
+    },
+    /// A release added to the allowed set.
+    ReleaseAllowed {
+        /// Its version.
+        version: String,
+    },
+    /// A release retired.
+    ReleaseRetired {
+        /// Its version.
+        version: String,
+        /// Why.
+        advisory: String,
+    },
 }
 
 /// Why an entry changed nothing.
@@ -186,6 +209,9 @@ pub enum Rejected {
     /// An export that cannot be allowed.
     #[error("export: {0}")]
     Export(String),
+    /// An attestation or a release that cannot be taken.
+    #[error("attestation: {0}")]
+    Attestation(String),
 }
 
 /// The replicated security state.
@@ -218,6 +244,21 @@ pub struct SecurityState {
     /// Each member's node certificate (its thumbprint), by name.
     #[serde(default)]
     member_certs: BTreeMap<String, String>,
+    /// How often members attest, ms.
+    #[serde(default)]
+    attest_every_ms: u64,
+    /// The allowed set's releases, by binary digest.
+    #[serde(default)]
+    releases: BTreeMap<String, Allowed>,
+    /// Digests of every policy the ceremony or the log put in force.
+    #[serde(default)]
+    policy_digests: BTreeSet<String>,
+    /// Digests of every set of rules the ceremony or the log put in force.
+    #[serde(default)]
+    rules_digests: BTreeSet<String>,
+    /// Each member's latest attestation.
+    #[serde(default)]
+    attestations: BTreeMap<String, Attestation>,
 }
 
 impl SecurityState {
@@ -252,6 +293,23 @@ impl SecurityState {
                 .iter()
                 .filter_map(|m| Some((m.name.clone(), m.cert.clone()?)))
                 .collect(),
+            attest_every_ms: g.attestation.every_ms,
+            releases: g
+                .attestation
+                .releases
+                .iter()
+                .map(|r| {
+                    let a = Allowed {
+                        release: r.clone(),
+                        by: BTreeSet::from([CEREMONY.to_owned()]),
+                        retired: None,
+                    };
+                    (r.binary.clone(), a)
+                })
+                .collect(),
+            policy_digests: g.attestation.policy.clone(),
+            rules_digests: g.attestation.rules.clone(),
+            attestations: BTreeMap::new(),
         }
     }
 
@@ -339,6 +397,7 @@ impl SecurityState {
                 approvals,
             } => {
                 let version = self.put_in_force(kind::POLICY, statement, approvals)?;
+                self.policy_digests.insert(statement.digest.clone());
                 self.policy = Some(statement.clone());
                 Ok(Applied::Policy { version })
             }
@@ -347,6 +406,7 @@ impl SecurityState {
                 approvals,
             } => {
                 let version = self.put_in_force(kind::RULES, statement, approvals)?;
+                self.rules_digests.insert(statement.digest.clone());
                 self.rules = Some(statement.clone());
                 Ok(Applied::Rules { version })
             }
@@ -375,11 +435,181 @@ impl SecurityState {
                             .ok_or_else(|| Rejected::NotAMember(name.clone()))?;
                         self.seats.remove(name);
                         self.member_certs.remove(name);
+                        self.attestations.remove(name);
                     }
                 }
                 Ok(Applied::Membership)
             }
+            Command::Attest { attestation, sig } => self.attest(attestation, sig),
+            Command::AllowRelease {
+                statement,
+                approvals,
+            } => self.allow_release(statement, approvals),
+            Command::RetireRelease {
+                statement,
+                approvals,
+            } => self.retire_release(statement, approvals),
         }
+    }
+
+    /// Keeps a member's statement as its latest: signed by that member, later than the
+    /// one it replaces (an old statement cannot be replayed), of a bounded size. What it
+    /// says is judged by each node ([`Self::judge`]), not here.
+    fn attest(&mut self, a: &Attestation, sig: &crate::sign::Sig) -> Result<Applied, Rejected> {
+        let key = self
+            .members
+            .get(&a.node)
+            .ok_or_else(|| Rejected::NotAMember(a.node.clone()))?;
+        if !verifies(key, kind::ATTEST, a, sig) {
+            return Err(Rejected::BadSignature(a.node.clone()));
+        }
+        let size = serde_json::to_vec(a).map_or(usize::MAX, |v| v.len());
+        if size > MAX_ATTESTATION_BYTES {
+            return Err(Rejected::Attestation(format!(
+                "{}'s statement is {size} bytes, above {MAX_ATTESTATION_BYTES}",
+                a.node
+            )));
+        }
+        if let Some(last) = self.attestations.get(&a.node)
+            && last.at_ms >= a.at_ms
+        {
+            return Err(Rejected::Attestation(format!(
+                "{}'s statement at {} ms is not later than its last, at {} ms",
+                a.node, a.at_ms, last.at_ms
+            )));
+        }
+        self.attestations.insert(a.node.clone(), a.clone());
+        Ok(Applied::Attested {
+            node: a.node.clone(),
+        })
+    }
+
+    fn allow_release(
+        &mut self,
+        statement: &AllowReleaseStatement,
+        approvals: &[Approval],
+    ) -> Result<Applied, Rejected> {
+        let by = self.admins_signed(
+            kind::ALLOW_RELEASE,
+            statement,
+            approvals,
+            ADMINS_TO_RELAX,
+            None,
+        )?;
+        let r = &statement.release;
+        if !is_digest(&r.binary) || !is_digest(&r.lock) || r.version.is_empty() {
+            return Err(Rejected::Attestation(
+                "a release names its version and the hex SHA-256 of its binary and of its Cargo.lock".into(),
+            ));
+        }
+        match self.releases.get(&r.binary) {
+            Some(a) if a.retired.is_some() => Err(Rejected::Attestation(format!(
+                "binary {} was retired; a retired build is never allowed again",
+                short(&r.binary)
+            ))),
+            Some(a) if a.release != *r => Err(Rejected::Attestation(format!(
+                "binary {} is allowed already as {}",
+                short(&r.binary),
+                a.release
+            ))),
+            Some(_) => Ok(Applied::ReleaseAllowed {
+                version: r.version.clone(),
+            }),
+            None => {
+                self.releases.insert(
+                    r.binary.clone(),
+                    Allowed {
+                        release: r.clone(),
+                        by,
+                        retired: None,
+                    },
+                );
+                Ok(Applied::ReleaseAllowed {
+                    version: r.version.clone(),
+                })
+            }
+        }
+    }
+
+    fn retire_release(
+        &mut self,
+        statement: &RetireStatement,
+        approvals: &[Approval],
+    ) -> Result<Applied, Rejected> {
+        let by = self.admins_signed(
+            kind::RETIRE_RELEASE,
+            statement,
+            approvals,
+            ADMINS_TO_RELAX,
+            None,
+        )?;
+        if statement.advisory.trim().is_empty() {
+            return Err(Rejected::Attestation(
+                "a retirement names its advisory".into(),
+            ));
+        }
+        let live = self
+            .releases
+            .values()
+            .filter(|a| a.retired.is_none() && a.release.binary != statement.binary)
+            .count();
+        let Some(allowed) = self.releases.get_mut(&statement.binary) else {
+            return Err(Rejected::Attestation(format!(
+                "binary {} is not in the allowed set",
+                short(&statement.binary)
+            )));
+        };
+        if allowed.retired.is_some() {
+            return Err(Rejected::Attestation(format!(
+                "{} is retired already",
+                allowed.release
+            )));
+        }
+        if live == 0 {
+            return Err(Rejected::Attestation(format!(
+                "retiring {} would leave no build allowed: allow its successor first",
+                allowed.release
+            )));
+        }
+        allowed.retired = Some(Retired {
+            advisory: statement.advisory.clone(),
+            at_ms: statement.at_ms,
+            by,
+        });
+        Ok(Applied::ReleaseRetired {
+            version: allowed.release.version.clone(),
+            advisory: statement.advisory.clone(),
+        })
+    }
+
+    /// How this node judges member `node` now ([`crate::attest::judge`]).
+    pub fn judge(&self, node: &str, at: Judging) -> Verdict {
+        judge(self.attestations.get(node), &self.allowed_set(), at)
+    }
+
+    /// The allowed set.
+    pub fn allowed_set(&self) -> AllowedSet<'_> {
+        AllowedSet {
+            releases: &self.releases,
+            policy: &self.policy_digests,
+            rules: &self.rules_digests,
+            every_ms: self.attest_every_ms,
+        }
+    }
+
+    /// Each member's latest attestation, by name.
+    pub fn attestations(&self) -> &BTreeMap<String, Attestation> {
+        &self.attestations
+    }
+
+    /// The members, by name.
+    pub fn members(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
+    }
+
+    /// How often members attest, ms.
+    pub fn attest_every_ms(&self) -> u64 {
+        self.attest_every_ms
     }
 
     /// Checks a policy or rules statement against the one of its kind in force: two
@@ -811,6 +1041,12 @@ mod tests {
                 .map(|(n, id)| ((*n).into(), seat(id)))
                 .collect(),
             granted: vec![cert("gateway.node-a", "gateway", "0a")],
+            attestation: AttestGenesis {
+                every_ms: 1_000,
+                releases: vec![release('a')],
+                policy: BTreeSet::from(["p".repeat(64)]),
+                rules: BTreeSet::from(["r".repeat(64)]),
+            },
         })
     }
 
@@ -1300,5 +1536,184 @@ mod tests {
         );
         let back = SecurityState::restore(&s.snapshot().unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    fn release(b: char) -> crate::attest::Release {
+        crate::attest::Release {
+            version: format!("0.1.{b}"),
+            binary: b.to_string().repeat(64),
+            lock: "1".repeat(64),
+        }
+    }
+
+    fn attest(node: &str, seed: u8, at_ms: u64, r: &crate::attest::Release) -> Command {
+        let attestation = Attestation {
+            node: node.into(),
+            at_ms,
+            measurement: crate::attest::Measurement {
+                release: r.clone(),
+                documents: BTreeMap::from([
+                    ("policy".into(), "p".repeat(64)),
+                    ("rules".into(), "r".repeat(64)),
+                ]),
+                config: "c".repeat(64),
+                deps: BTreeMap::new(),
+                kernel: "6.1".into(),
+                started_ms: 0,
+            },
+        };
+        let sig = kp(seed).sign(kind::ATTEST, &attestation).unwrap();
+        Command::Attest { attestation, sig }
+    }
+
+    fn at(now_ms: u64) -> Judging {
+        Judging {
+            now_ms,
+            known_since_ms: 0,
+            grace_ms: 10_000,
+        }
+    }
+
+    #[test]
+    fn a_member_attests_for_itself_only_and_never_with_an_older_statement() {
+        let mut s = state();
+        let a = release('a');
+        assert_eq!(
+            s.apply(&attest("node-b", 2, 5_000, &a)),
+            Ok(Applied::Attested {
+                node: "node-b".into()
+            })
+        );
+        assert!(matches!(
+            s.judge("node-b", at(5_500)),
+            Verdict::Attested { .. }
+        ));
+        // Signed by another member's key: refused.
+        assert_eq!(
+            s.apply(&attest("node-c", 2, 6_000, &a)),
+            Err(Rejected::BadSignature("node-c".into()))
+        );
+        // Its own statement replayed, or an older one: refused, the latest kept.
+        let replay = s.apply(&attest("node-b", 2, 5_000, &a)).unwrap_err();
+        assert!(
+            replay.to_string().contains("not later than its last"),
+            "{replay}"
+        );
+        assert_eq!(s.attestations()["node-b"].at_ms, 5_000);
+        assert_eq!(
+            s.apply(&attest("node-z", 9, 6_000, &a)),
+            Err(Rejected::NotAMember("node-z".into()))
+        );
+        // A member never heard from is isolated once three intervals have passed.
+        assert!(s.judge("node-c", at(3_000)).is_isolated());
+        // A removed member's statement goes with it.
+        by_two(&mut s, MembershipStatement::Remove("node-b".into())).unwrap();
+        assert!(!s.attestations().contains_key("node-b"));
+    }
+
+    #[test]
+    fn releases_are_allowed_and_retired_by_two_administrators_and_never_all_retired() {
+        let mut s = state();
+        let (a, b) = (release('a'), release('b'));
+        let allow = |r: &crate::attest::Release, who: &[(&str, u8)]| {
+            let statement = AllowReleaseStatement {
+                release: r.clone(),
+                reason: "CHG-7".into(),
+            };
+            let approvals = approve(kind::ALLOW_RELEASE, &statement, who);
+            Command::AllowRelease {
+                statement,
+                approvals,
+            }
+        };
+        let retire = |r: &crate::attest::Release, who: &[(&str, u8)]| {
+            let statement = RetireStatement {
+                binary: r.binary.clone(),
+                advisory: "RUSTSEC-2026-0042".into(),
+                at_ms: 20_000,
+            };
+            let approvals = approve(kind::RETIRE_RELEASE, &statement, who);
+            Command::RetireRelease {
+                statement,
+                approvals,
+            }
+        };
+        // The only build cannot be retired: every node would be cut off.
+        let e = s
+            .apply(&retire(&a, &[("sec.1", 11), ("sec.2", 12)]))
+            .unwrap_err();
+        assert!(e.to_string().contains("allow its successor first"), "{e}");
+        assert_eq!(
+            s.apply(&allow(&b, &[("sec.1", 11)])),
+            Err(Rejected::TooFewAdmins { got: 1, needed: 2 })
+        );
+        // Approvals of an allowance do not pass for a retirement.
+        let statement = RetireStatement {
+            binary: a.binary.clone(),
+            advisory: "X".into(),
+            at_ms: 1,
+        };
+        let forged = Command::RetireRelease {
+            approvals: approve(
+                kind::ALLOW_RELEASE,
+                &statement,
+                &[("sec.1", 11), ("sec.2", 12)],
+            ),
+            statement,
+        };
+        assert_eq!(
+            s.apply(&forged),
+            Err(Rejected::BadSignature("sec.1".into()))
+        );
+        assert!(s.apply(&allow(&b, &[("sec.1", 11), ("sec.2", 12)])).is_ok());
+        assert_eq!(
+            s.apply(&retire(&a, &[("sec.1", 11), ("sec.2", 12)])),
+            Ok(Applied::ReleaseRetired {
+                version: "0.1.a".into(),
+                advisory: "RUSTSEC-2026-0042".into()
+            })
+        );
+        // A node on the retired build drifts for the grace period, then is cut off.
+        s.apply(&attest("node-a", 1, 25_000, &a)).unwrap();
+        s.apply(&attest("node-b", 2, 25_000, &b)).unwrap();
+        assert!(matches!(
+            s.judge("node-a", at(25_500)),
+            Verdict::Drifting { .. }
+        ));
+        assert!(matches!(
+            s.judge("node-b", at(25_500)),
+            Verdict::Attested { .. }
+        ));
+        s.apply(&attest("node-a", 1, 30_000, &a)).unwrap();
+        let v = s.judge("node-a", at(30_000));
+        assert!(
+            v.to_string().contains("retired for RUSTSEC-2026-0042"),
+            "{v}"
+        );
+        assert!(v.is_isolated());
+        // A retired build is never allowed back.
+        let e = s
+            .apply(&allow(&a, &[("sec.1", 11), ("sec.2", 12)]))
+            .unwrap_err();
+        assert!(e.to_string().contains("never allowed again"), "{e}");
+        let back = SecurityState::restore(&s.snapshot().unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn rules_put_in_force_through_the_log_join_the_allowed_documents() {
+        let mut s = state();
+        let statement = PolicyStatement::new(1, "{\"format\":\"x\"}".into());
+        let digest = statement.digest.clone();
+        let approvals = approve(kind::RULES, &statement, &[("sec.1", 11), ("sec.2", 12)]);
+        s.apply(&Command::SetRules {
+            statement,
+            approvals,
+        })
+        .unwrap();
+        assert!(s.allowed_set().rules.contains(&digest));
+        // The ceremony's stay allowed: a node that has not carried the new ones yet is
+        // not cut off for it (the freshness check covers a node that lags).
+        assert!(s.allowed_set().rules.contains(&"r".repeat(64)));
     }
 }

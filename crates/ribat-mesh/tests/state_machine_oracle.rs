@@ -63,6 +63,7 @@ fn genesis(k: &Keys) -> Genesis {
         threshold: 2,
         seats: Default::default(),
         granted: Vec::new(),
+        attestation: Default::default(),
     }
 }
 

@@ -20,6 +20,7 @@
 
 pub mod allowances;
 pub mod api_client;
+pub mod attest;
 pub mod audit;
 pub mod ceremony;
 pub mod decisions;

@@ -48,8 +48,12 @@ pub use ribat_mesh::command::MembershipStatement;
 pub const MESH_FILE: &str = "mesh.json";
 /// The node's signing key.
 pub const NODE_KEY: &str = "node.key";
-/// `mesh.json`'s format (v2: the ceremony's gateway certificates, granted from the start).
-pub const MESH_FORMAT: &str = "ribat-mesh/v2";
+/// `mesh.json`'s format (v3: the ceremony's allowed set of builds and documents, and the
+/// attestation interval; v2 added the ceremony's gateway certificates).
+pub const MESH_FORMAT: &str = "ribat-mesh/v3";
+
+/// How often a node attests unless `mesh init --attest-every` says otherwise.
+pub const ATTEST_EVERY: Duration = Duration::from_secs(60);
 
 /// One member as every node knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +117,9 @@ pub struct MeshFile {
     /// administrators grant it through the log.
     #[serde(default)]
     pub granted: Vec<ribat_mesh::Registration>,
+    /// What the ceremony allowed nodes to run (its own build) and decide by (the documents
+    /// it wrote), and how often nodes attest.
+    pub attestation: ribat_mesh::attest::AttestGenesis,
 }
 
 impl MeshFile {
@@ -206,6 +213,7 @@ impl MeshFile {
                 })
                 .collect(),
             granted: self.granted.clone(),
+            attestation: self.attestation.clone(),
         }
     }
 
@@ -323,6 +331,8 @@ pub struct InitSpec {
     pub store: StoreSpec,
     /// What sealing a custodian's shares under its passphrase costs.
     pub kdf: KdfParams,
+    /// How often each node attests what it runs.
+    pub attest_every: Duration,
 }
 
 fn random_seed() -> Result<Zeroizing<[u8; 32]>> {
@@ -595,6 +605,25 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
         .values()
         .map(|gw| registration(&gw.entry))
         .collect();
+    // The allowed set starts with the ceremony's own build and the documents it wrote.
+    let mut attestation = ribat_mesh::attest::AttestGenesis {
+        every_ms: u64::try_from(spec.attest_every.as_millis()).unwrap_or(u64::MAX),
+        releases: vec![crate::attest::this_release()?],
+        policy: BTreeSet::from([crate::attest::digest_file(
+            &deployment.root().join("policy.json"),
+        )?]),
+        rules: BTreeSet::from([crate::attest::digest_file(
+            &deployment.root().join(crate::serve::RULES_FILE),
+        )?]),
+    };
+    for p in &peers {
+        let index = p.custodian.map_or(0, |c| c as usize);
+        attestation.policy.insert(crate::attest::digest_file(
+            &deployment
+                .custodian_dir(index)
+                .join(ribat_custodian::keystore::POLICY_FILE),
+        )?);
+    }
     let mut dirs = Vec::new();
     for (p, (seed, issued)) in peers.iter().zip(&seeds) {
         let dir = spec.out.join(&p.name);
@@ -635,6 +664,7 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
             store_schema,
             joined: None,
             granted: granted.clone(),
+            attestation: attestation.clone(),
         };
         write_file(
             &dir.join(MESH_FILE),
@@ -732,7 +762,7 @@ fn now_s() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -1056,6 +1086,7 @@ async fn enforce_state(
     what: String,
     progress: Option<(MeshRaft, Arc<Freshness>)>,
     carried: CarriedBook,
+    (documents, policy_doc): (Arc<crate::attest::Documents>, &'static str),
 ) {
     use ribat_mesh::enforce::{Act, Enforcement};
     use ribat_raft::openraft::async_runtime::WatchReceiver;
@@ -1117,11 +1148,17 @@ async fn enforce_state(
             match r {
                 Ok(Ok(())) => {
                     match &act {
-                        Act::SetPolicy { version, .. } => {
+                        Act::SetPolicy { version, document } => {
+                            documents
+                                .set(policy_doc, crate::attest::digest_bytes(document.as_bytes()));
                             note(&|c| c.0 = c.0.max(*version));
                             eprintln!("{what} decides by policy version {version}")
                         }
-                        Act::SetRules { version, .. } => {
+                        Act::SetRules { version, document } => {
+                            documents.set(
+                                crate::attest::RULES,
+                                crate::attest::digest_bytes(document.as_bytes()),
+                            );
                             note(&|c| c.1 = c.1.max(*version));
                             eprintln!("{what} detects by rules version {version}")
                         }
@@ -1209,7 +1246,7 @@ async fn endorse(e: Endorser) {
 
 /// Proposes a command to the mesh from inside a node: to its own Raft when it leads, else
 /// to the leader it knows, over mTLS with the node's certificate.
-async fn propose_from_node(
+pub(crate) async fn propose_from_node(
     raft: &MeshRaft,
     tls: Arc<ribat_net::client::ClientConfig>,
     command: ribat_mesh::Command,
@@ -1478,6 +1515,24 @@ pub fn registration(e: &ribat_identity::ca::RegisterEntry) -> ribat_mesh::Regist
 
 /// Starts this node's gateway once `t` custodians of the mesh answer (they start with it),
 /// then serves clients on `addr` until the process stops.
+/// What a gateway part attests and judges with.
+struct Attesting {
+    documents: Arc<crate::attest::Documents>,
+    verdicts: Arc<crate::attest::Verdicts>,
+    /// The custodian each member holds, by name.
+    custodian_of: BTreeMap<String, u32>,
+}
+
+/// The grace period for a retired build in the node's start-up rules (the default's when
+/// they cannot be read: the node's attestation names that file, and peers judge it).
+fn start_up_grace_ms(dir: &Path) -> u64 {
+    let rules = std::fs::read_to_string(dir.join(crate::serve::RULES_FILE))
+        .ok()
+        .and_then(|t| ribat_detect::Rules::from_json(&t).ok())
+        .unwrap_or_default();
+    rules.patch_drift.grace_secs.saturating_mul(1000)
+}
+
 async fn run_gateway(
     home: Home,
     addr: String,
@@ -1485,6 +1540,7 @@ async fn run_gateway(
     sm: MeshStateMachine,
     carried: CarriedBook,
     outputs: ribat_gateway::watch::Outputs,
+    attesting: Attesting,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let o = crate::serve::ServeOptions {
@@ -1518,6 +1574,13 @@ async fn run_gateway(
         }
     };
     let me = to_mesh.me.clone();
+    attesting
+        .documents
+        .set_file(crate::attest::POLICY, &home.root().join("policy.json"));
+    attesting.documents.set_file(
+        crate::attest::RULES,
+        &home.root().join(crate::serve::RULES_FILE),
+    );
     assembled.tls.also_vetted_by(vetted_in(&sm))?;
     assembled.app.watch.add_enforcer(to_mesh);
     // What the mesh restricts, this gateway refuses before asking any custodian; what it
@@ -1532,6 +1595,13 @@ async fn run_gateway(
         format!("gateway.{me}"),
         None,
         carried,
+        (attesting.documents.clone(), crate::attest::POLICY),
+    ));
+    let routing = tokio::spawn(crate::attest::route_around(
+        attesting.verdicts.clone(),
+        assembled.app.clone(),
+        attesting.custodian_of.clone(),
+        format!("gateway.{me}"),
     ));
     let reviews = tokio::spawn(review_findings(
         sm_for_reviews,
@@ -1563,6 +1633,7 @@ async fn run_gateway(
     checkpoints.abort();
     carrier.abort();
     reviews.abort();
+    routing.abort();
     served?;
     Ok(())
 }
@@ -1584,8 +1655,19 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
     let server_tls = Arc::new(ServerTls::new(files).context("node TLS")?);
     let tls = client_tls(dir)?;
     let fresh = Arc::new(Freshness::default());
+    let started_ms = now_ms();
+    // What the node's parts act on, for its statements; how it judges every member's.
+    let documents = Arc::new(crate::attest::Documents::default());
+    let verdicts = Arc::new(crate::attest::Verdicts::default());
     let custodian = match own {
         Some(index) => {
+            documents.set_file(
+                crate::attest::CUSTODIAN_POLICY,
+                &home
+                    .custodian_dir(index as usize)
+                    .join(ribat_custodian::keystore::POLICY_FILE),
+            );
+            documents.set_file(crate::attest::RULES, &dir.join(crate::serve::RULES_FILE));
             let pass = passphrases.get(index as usize, false)?;
             let c = Arc::new(ribat_custodian::LocalCustodian::open(
                 &home.custodian_dir(index as usize),
@@ -1617,10 +1699,30 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
                 witnesses,
                 Some(crate::serve::InMesh {
                     ready: {
-                        let (fresh, me) = (fresh.clone(), me.name.clone());
-                        Arc::new(move || fresh.ready(&me))
+                        let (fresh, me, verdicts) =
+                            (fresh.clone(), me.name.clone(), verdicts.clone());
+                        Arc::new(move || {
+                            fresh.ready(&me)?;
+                            // An honest node cut off stops answering of its own accord
+                            // (a dishonest one is not asked: gateways route around it).
+                            match verdicts.cut_off(&me) {
+                                Some(why) => Err(format!(
+                                    "{why}; this node answers no one until it attests within the allowed set"
+                                )),
+                                None => Ok(()),
+                            }
+                        })
                     },
                     allowances: allowances.clone(),
+                    cut_off: {
+                        let verdicts = verdicts.clone();
+                        Arc::new(move |cert: &str| {
+                            let node = crate::attest::node_of_gateway(cert)?;
+                            verdicts
+                                .cut_off(node)
+                                .map(|why| format!("{cert} is refused: {why}"))
+                        })
+                    },
                 }),
             )?;
             Some((c, service, watch, name, allowances))
@@ -1653,8 +1755,19 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
             let c = carried.clone();
             Arc::new(move || c.lock().map(|m| m.clone()).unwrap_or_default())
         };
-        let mut router =
-            ribat_raft::serve::router_with(raft.clone(), sm.clone(), waiting, Some(report));
+        let judged: ribat_raft::serve::Judged = {
+            let v = verdicts.clone();
+            Arc::new(move || v.all())
+        };
+        let mut router = ribat_raft::serve::router_with(
+            raft.clone(),
+            sm.clone(),
+            ribat_raft::serve::Reports {
+                waiting,
+                carried: Some(report),
+                judged: Some(judged),
+            },
+        );
         let mut tasks = Vec::new();
         let imposed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
         if let Some((c, service, watch, name, allowances)) = &custodian {
@@ -1671,6 +1784,7 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
                 name.clone(),
                 Some((raft.clone(), fresh.clone())),
                 carried.clone(),
+                (documents.clone(), crate::attest::CUSTODIAN_POLICY),
             )));
             tasks.push(tokio::spawn(endorse(Endorser {
                 sm: sm.clone(),
@@ -1696,6 +1810,31 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
             Arc::new(TlsStats::default()),
         ));
         tasks.push(tokio::spawn(keep_membership(raft.clone(), sm.clone())));
+        tasks.push(tokio::spawn(crate::attest::judge_members(
+            sm.clone(),
+            verdicts.clone(),
+            start_up_grace_ms(dir),
+        )));
+        {
+            // The executable is digested once, off the async threads: it cannot change
+            // under a running process.
+            let d = dir.to_owned();
+            let fixed = tokio::task::spawn_blocking(move || {
+                crate::attest::measure_once(&d, started_ms)
+            })
+            .await
+            .map_err(|e| crate::err!("measuring this node: {e}"))??;
+            tasks.push(tokio::spawn(crate::attest::attest(crate::attest::Attester {
+                sm: sm.clone(),
+                raft: raft.clone(),
+                tls: tls.clone(),
+                key: key.clone(),
+                me: me.name.clone(),
+                fixed,
+                documents: documents.clone(),
+                every: Duration::from_millis(mesh.attestation.every_ms.max(100)),
+            })));
+        }
         tasks.push(tokio::spawn(mirror_register(
             sm.clone(),
             crate::identity::dir(&home).join(ribat_identity::ca::REGISTER),
@@ -1751,6 +1890,15 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
                     sm.clone(),
                     carried.clone(),
                     outputs,
+                    Attesting {
+                        documents: documents.clone(),
+                        verdicts: verdicts.clone(),
+                        custodian_of: mesh
+                            .peers
+                            .iter()
+                            .filter_map(|p| Some((p.name.clone(), p.custodian?)))
+                            .collect(),
+                    },
                 ))
             }
             None => {
@@ -2158,6 +2306,38 @@ pub fn render(members: &[MemberStatus]) -> String {
                 e.as_deref().unwrap_or("no answer")
             ),
         };
+    }
+    let _ = write!(out, "{}", render_attestation(members));
+    out
+}
+
+/// Each member's attestation as its peers judge it (a member's word on itself only when
+/// no peer answered): what it runs, or why it is cut off.
+fn render_attestation(members: &[MemberStatus]) -> String {
+    use std::fmt::Write as _;
+    let judges: Vec<&NodeStatus> = members
+        .iter()
+        .filter_map(|m| m.status.as_ref())
+        .filter(|s| !s.attestation.is_empty())
+        .collect();
+    let mut out = String::new();
+    if judges.is_empty() {
+        return out;
+    }
+    out.push_str("attestation (as a peer judges it):\n");
+    for m in members {
+        let own = m.status.as_ref().map(|s| s.id);
+        let view = judges
+            .iter()
+            .find(|s| Some(s.id) != own && s.attestation.contains_key(&m.name))
+            .or_else(|| judges.iter().find(|s| s.attestation.contains_key(&m.name)));
+        if let Some(s) = view {
+            let _ = writeln!(
+                out,
+                "  {:<8} {} (by node-{})",
+                m.name, s.attestation[&m.name], s.id
+            );
+        }
     }
     out
 }
@@ -2579,6 +2759,7 @@ mod tests {
             passphrases: Source::Dir(out.with_extension("passes")),
             store: StoreSpec::Sqlite,
             kdf: KdfParams::insecure_for_tests(),
+            attest_every: ATTEST_EVERY,
         }
     }
 
@@ -2663,6 +2844,7 @@ mod tests {
                 rules: None,
                 waiting: Some("catching up".into()),
                 carried: BTreeMap::new(),
+                attestation: BTreeMap::new(),
             }),
             error: leader.is_none().then(|| "refused".to_owned()),
             custodian: Some(2),

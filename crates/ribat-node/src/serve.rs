@@ -585,6 +585,8 @@ pub(crate) struct InMesh {
     pub ready: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
     /// The bulk reads allowed through the log.
     pub allowances: Arc<ribat_custodian::allowance::Allowances>,
+    /// Why a calling gateway's node is cut off (its attestation), if it is.
+    pub cut_off: ribat_custodian::serve::CutOff,
 }
 
 /// A custodian as a network service, with its own detectors and decision log in its
@@ -599,9 +601,9 @@ pub(crate) fn custodian_service(
     witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
     mesh: Option<InMesh>,
 ) -> Result<(Arc<CustodianService>, Arc<Watch>)> {
-    let (ready, allowances) = match mesh {
-        Some(m) => (Some(m.ready), Some(m.allowances)),
-        None => (None, None),
+    let (ready, allowances, cut_off) = match mesh {
+        Some(m) => (Some(m.ready), Some(m.allowances), Some(m.cut_off)),
+        None => (None, None, None),
     };
     let policy = read_policy(&dir.join(ribat_custodian::keystore::POLICY_FILE))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -621,6 +623,7 @@ pub(crate) fn custodian_service(
         witnesses,
         ready,
         allowances,
+        cut_off,
     });
     Ok((service, watch))
 }

@@ -46,6 +46,22 @@ pub const READ_INDEX: &str = "/mesh/read-index";
 /// The identity register as this node's state holds it.
 pub const IDENTITIES: &str = "/mesh/identities";
 
+/// The allowed set, every member's latest attestation and this node's verdicts.
+pub const ATTESTATIONS: &str = "/mesh/attestations";
+
+/// What [`ATTESTATIONS`] answers: patch drift as one node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestations {
+    /// The builds two administrators (or the ceremony) allowed, retired ones included.
+    pub allowed: Vec<ribat_mesh::attest::Allowed>,
+    /// Each member's latest statement, by name.
+    pub latest: BTreeMap<String, ribat_mesh::attest::Attestation>,
+    /// How the answering node judges each member now, by name.
+    pub verdicts: BTreeMap<String, ribat_mesh::attest::Verdict>,
+    /// The interval members attest at, ms.
+    pub every_ms: u64,
+}
+
 /// One certificate of the identity register, as [`IDENTITIES`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -124,6 +140,9 @@ pub struct NodeStatus {
     /// state can be ahead of these for a moment; they are what the part acts on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub carried: BTreeMap<String, (u64, u64)>,
+    /// How this node judges each member's attestation now, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attestation: BTreeMap<String, ribat_mesh::attest::Verdict>,
 }
 
 /// Says why a node's services do not answer yet, or `None` when they do.
@@ -132,26 +151,35 @@ pub type Waiting = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
 /// Says what each part of the node has carried out: (policy version, rules version).
 pub type Carried = std::sync::Arc<dyn Fn() -> BTreeMap<String, (u64, u64)> + Send + Sync>;
 
+/// Says how the node judges each member's attestation now.
+pub type Judged =
+    std::sync::Arc<dyn Fn() -> BTreeMap<String, ribat_mesh::attest::Verdict> + Send + Sync>;
+
+/// What a node reports in its status besides Raft's and the state's own figures.
+#[derive(Clone, Default)]
+pub struct Reports {
+    /// Why its services do not answer yet.
+    pub waiting: Option<Waiting>,
+    /// What its parts carried out.
+    pub carried: Option<Carried>,
+    /// How it judges the members' attestations.
+    pub judged: Option<Judged>,
+}
+
 #[derive(Clone)]
 struct Served {
     raft: MeshRaft,
     sm: MeshStateMachine,
-    waiting: Option<Waiting>,
-    carried: Option<Carried>,
+    reports: Reports,
 }
 
 /// The routes, for a node's router.
 pub fn router(raft: MeshRaft, sm: MeshStateMachine) -> Router {
-    router_with(raft, sm, None, None)
+    router_with(raft, sm, Reports::default())
 }
 
-/// Same, with `waiting` and `carried` reported in the node's status.
-pub fn router_with(
-    raft: MeshRaft,
-    sm: MeshStateMachine,
-    waiting: Option<Waiting>,
-    carried: Option<Carried>,
-) -> Router {
+/// Same, with `reports` in the node's status.
+pub fn router_with(raft: MeshRaft, sm: MeshStateMachine, reports: Reports) -> Router {
     Router::new()
         .route(APPEND, post(append))
         .route(VOTE, post(vote))
@@ -160,16 +188,12 @@ pub fn router_with(
         .route(PROPOSE, post(propose))
         .route(READ_INDEX, get(read_index))
         .route(IDENTITIES, get(identities))
+        .route(ATTESTATIONS, get(attestations))
         .route_layer(axum::middleware::from_fn_with_state(
             sm.clone(),
             only_members,
         ))
-        .with_state(Served {
-            raft,
-            sm,
-            waiting,
-            carried,
-        })
+        .with_state(Served { raft, sm, reports })
 }
 
 async fn identities(State(s): State<Served>) -> Response {
@@ -184,6 +208,27 @@ async fn identities(State(s): State<Served>) -> Response {
     });
     match listed {
         Ok(l) => Json(l).into_response(),
+        Err(e) => Problem::internal(e.to_string()).into_response(),
+    }
+}
+
+async fn attestations(State(s): State<Served>) -> Response {
+    let listed = s.sm.read(|st| {
+        let set = st.allowed_set();
+        (
+            set.releases.values().cloned().collect::<Vec<_>>(),
+            st.attestations().clone(),
+            set.every_ms,
+        )
+    });
+    match listed {
+        Ok((allowed, latest, every_ms)) => Json(Attestations {
+            allowed,
+            latest,
+            verdicts: s.reports.judged.as_ref().map(|j| j()).unwrap_or_default(),
+            every_ms,
+        })
+        .into_response(),
         Err(e) => Problem::internal(e.to_string()).into_response(),
     }
 }
@@ -240,8 +285,9 @@ async fn status(State(s): State<Served>) -> Response {
             .collect(),
         policy,
         rules,
-        waiting: s.waiting.as_ref().and_then(|w| w()),
-        carried: s.carried.as_ref().map(|c| c()).unwrap_or_default(),
+        waiting: s.reports.waiting.as_ref().and_then(|w| w()),
+        carried: s.reports.carried.as_ref().map(|c| c()).unwrap_or_default(),
+        attestation: s.reports.judged.as_ref().map(|j| j()).unwrap_or_default(),
     })
     .into_response()
 }

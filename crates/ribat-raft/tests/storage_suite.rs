@@ -24,6 +24,7 @@ fn genesis() -> Genesis {
         threshold: 1,
         seats: Default::default(),
         granted: Vec::new(),
+        attestation: Default::default(),
     }
 }
 

@@ -51,6 +51,7 @@ fn genesis() -> Genesis {
         threshold: 2,
         seats: Default::default(),
         granted: Vec::new(),
+        attestation: Default::default(),
     }
 }
 

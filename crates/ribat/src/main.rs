@@ -458,6 +458,10 @@ struct MeshShape {
     /// (repeatable; default node 1, on its mesh port + 100).
     #[arg(long = "gateway")]
     gateways: Vec<serve::RemoteSpec>,
+    /// How often each node signs what it runs, in seconds (a node silent for three
+    /// intervals is cut off).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    attest_every: u64,
 }
 
 impl MeshShape {
@@ -491,6 +495,7 @@ impl MeshShape {
             passphrases,
             store,
             kdf: ribat_crypto::passphrase::KdfParams::default(),
+            attest_every: std::time::Duration::from_secs(self.attest_every),
         })
     }
 }
@@ -535,6 +540,39 @@ impl ExportTerms {
             self.purpose.as_deref().context("--purpose")?,
             self.persons.context("--persons")?,
             self.until.as_deref().context("--until")?,
+        )?)
+    }
+}
+
+/// What a build is besides its executable.
+#[derive(clap::Args)]
+struct BuildArgs {
+    /// The `Cargo.lock` it was built from (default: this ribat's).
+    #[arg(long)]
+    lock: Option<PathBuf>,
+    /// Its version (default: this ribat's).
+    #[arg(long)]
+    build_version: Option<String>,
+}
+
+/// Why and since when a build is retired: what each administrator signs.
+#[derive(clap::Args)]
+struct RetirementArgs {
+    /// The advisory it is retired for (CVE, RUSTSEC, the fund's own).
+    #[arg(long)]
+    advisory: Option<String>,
+    /// When it is retired, RFC 3339 (the grace period counts from here; every approver
+    /// gives the same time).
+    #[arg(long)]
+    retired_at: Option<String>,
+}
+
+impl RetirementArgs {
+    fn statement(&self, build: &str) -> Result<ribat_node::attest::RetireStatement> {
+        Ok(ribat_node::attest::retire_statement(
+            build,
+            self.advisory.as_deref().context("--advisory")?,
+            self.retired_at.as_deref().context("--retired-at")?,
         )?)
     }
 }
@@ -601,10 +639,11 @@ enum MeshCommand {
     /// One administrator's approval, signed offline with their key, of a release
     /// (`--id`, `--reason`), a grant of certificates (`--grant`, `--reason`), a bulk export
     /// (`--export` with its terms), a membership
-    /// change (`--add-node`, `--remove-node`), or a policy or rules file (`--policy` or
-    /// `--rules`, with `--version`); prints it as one JSON line to hand to whoever proposes
-    /// the change.
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "grant", "export", "add_node", "remove_node", "policy", "rules"])))]
+    /// change (`--add-node`, `--remove-node`), a policy or rules file (`--policy` or
+    /// `--rules`, with `--version`), a build nodes may run (`--allow-build`, `--reason`) or
+    /// one they must leave (`--retire-build`, `--advisory`, `--retired-at`); prints it as
+    /// one JSON line to hand to whoever proposes the change.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "grant", "export", "add_node", "remove_node", "policy", "rules", "allow_build", "retire_build"])))]
     Approve {
         /// The administrator's signing key (from `mesh init`'s admins/).
         #[arg(long)]
@@ -648,6 +687,64 @@ enum MeshCommand {
         /// The policy's or the rules' version: above the one in force.
         #[arg(long)]
         version: Option<u64>,
+        /// A build's executable to allow (with `--reason`): its SHA-256 is signed.
+        #[arg(long, requires = "reason")]
+        allow_build: Option<PathBuf>,
+        #[command(flatten)]
+        build: Box<BuildArgs>,
+        /// A build to retire: its executable, or its SHA-256 as `mesh drift` shows it (with
+        /// `--advisory` and `--retired-at`).
+        #[arg(long, requires_all = ["advisory", "retired_at"])]
+        retire_build: Option<String>,
+        #[command(flatten)]
+        retirement: Box<RetirementArgs>,
+    },
+    /// Proposes a build with two administrators' approvals (`mesh approve --allow-build
+    /// BINARY --reason R`): once committed, nodes that attest it are answered. Exit status
+    /// 1 when refused.
+    AllowBuild {
+        /// A member's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The build's executable, as approved.
+        #[arg(long)]
+        binary: PathBuf,
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Why (as the approvers signed it).
+        #[arg(long)]
+        reason: String,
+        /// An approval printed by `mesh approve` (repeat for each administrator).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
+    },
+    /// Proposes a build's retirement with two administrators' approvals (`mesh approve
+    /// --retire-build …`): nodes still on it are listed as drifting and cut off once the
+    /// rules' grace period (`patch-drift.grace-secs`, a week by default) has passed since
+    /// `--retired-at`. The last allowed build cannot be retired. Exit status 1 when refused.
+    RetireBuild {
+        /// A member's directory (the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The build: its executable, or its SHA-256.
+        #[arg(long)]
+        build: String,
+        #[command(flatten)]
+        retirement: RetirementArgs,
+        /// An approval printed by `mesh approve` (repeat for each administrator).
+        #[arg(long = "approval")]
+        approvals: Vec<String>,
+    },
+    /// Patch drift: what each member attests it runs (version, binary, Cargo.lock,
+    /// kernel), how the node in DIR judges it, and the allowed builds with the members on
+    /// each. Exit status 1 when a member is drifting or cut off.
+    Drift {
+        /// A member's directory (asks that node).
+        #[arg(long)]
+        dir: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Proposes a policy with two administrators' approvals (`mesh approve --policy FILE
     /// --version V`); once committed every node's gateway and custodian decide by it.
@@ -1721,8 +1818,30 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             policy,
             rules,
             version,
+            allow_build,
+            build,
+            retire_build,
+            retirement,
         } => {
             use ribat_node::mesh::Document;
+            if let Some(binary) = allow_build {
+                let reason = reason.context("--reason: why this build may run")?;
+                let statement = ribat_node::attest::allow_statement(
+                    &binary,
+                    build.lock.as_deref(),
+                    build.build_version.as_deref(),
+                    &reason,
+                )?;
+                let a = ribat_node::attest::approve_allow(&key, &admin, &statement)?;
+                println!("{}", serde_json::to_string(&a)?);
+                return Ok(());
+            }
+            if let Some(b) = retire_build {
+                let statement = retirement.statement(&b)?;
+                let a = ribat_node::attest::approve_retire(&key, &admin, &statement)?;
+                println!("{}", serde_json::to_string(&a)?);
+                return Ok(());
+            }
             let document = match (policy, rules) {
                 (Some(f), _) => Some((Document::Policy, f)),
                 (None, Some(f)) => Some((Document::Rules, f)),
@@ -1854,6 +1973,54 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                 &by.dir, &by.key, &by.admin, &serial, review, &reason,
             )?;
             println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
+        }
+        MeshCommand::AllowBuild {
+            dir,
+            binary,
+            build,
+            reason,
+            approvals,
+        } => {
+            let statement = ribat_node::attest::allow_statement(
+                &binary,
+                build.lock.as_deref(),
+                build.build_version.as_deref(),
+                &reason,
+            )?;
+            let p = ribat_node::attest::allow_build(&dir, statement, parse_approvals(&approvals)?)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
+        }
+        MeshCommand::RetireBuild {
+            dir,
+            build,
+            retirement,
+            approvals,
+        } => {
+            let statement = retirement.statement(&build)?;
+            let p =
+                ribat_node::attest::retire_build(&dir, statement, parse_approvals(&approvals)?)?;
+            println!("{}", ribat_node::mesh::describe(&p)?);
+            Ok(())
+        }
+        MeshCommand::Drift { dir, json } => {
+            let a = ribat_node::attest::drift(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+            } else {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                print!("{}", ribat_node::attest::render_drift(&a, now_ms));
+            }
+            let off = ribat_node::attest::off_course(&a);
+            anyhow::ensure!(
+                off.is_empty(),
+                "{} member(s) drifting or cut off: {}",
+                off.len(),
+                off.join(", ")
+            );
             Ok(())
         }
         MeshCommand::Identities { dir, json } => {

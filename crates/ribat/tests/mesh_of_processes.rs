@@ -28,7 +28,12 @@ const PASSES: [(&str, &str); 3] = [
 ];
 
 fn ribat_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ribat"));
+    program_cmd(Path::new(env!("CARGO_BIN_EXE_ribat")), args)
+}
+
+/// `program` (a ribat build) with `args` and the custodians' passphrases.
+fn program_cmd(program: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(program);
     c.args(args).env_remove("RIBAT_HOME");
     for (k, v) in PASSES {
         c.env(k, v);
@@ -63,6 +68,11 @@ fn start(dir: &Path) -> NodeProcess {
 
 /// `ribat node` for `dir` with `extra` arguments, its output in `dir/node.log`.
 fn start_with(dir: &Path, extra: &[&str]) -> NodeProcess {
+    start_as(Path::new(env!("CARGO_BIN_EXE_ribat")), dir, extra)
+}
+
+/// Same, with the ribat build at `program`.
+fn start_as(program: &Path, dir: &Path, extra: &[&str]) -> NodeProcess {
     let log = dir.join("node.log");
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -70,7 +80,7 @@ fn start_with(dir: &Path, extra: &[&str]) -> NodeProcess {
         .open(&log)
         .unwrap();
     NodeProcess(
-        ribat_cmd(&["node", "--passphrases", "env", "--dir"])
+        program_cmd(program, &["node", "--passphrases", "env", "--dir"])
             .arg(dir)
             .args(extra)
             .stdout(out.try_clone().unwrap())
@@ -107,6 +117,11 @@ fn three_node_mesh(out: &Path) -> Vec<PathBuf> {
 
 /// Same, with a gateway on each node of `gateways`.
 fn mesh_with_gateways(out: &Path, gateways: &[u64]) -> Vec<PathBuf> {
+    mesh_made_with(out, gateways, &[])
+}
+
+/// Same, `mesh init` given `extra` arguments besides.
+fn mesh_made_with(out: &Path, gateways: &[u64], extra: &[&str]) -> Vec<PathBuf> {
     let addrs: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
@@ -120,6 +135,7 @@ fn mesh_with_gateways(out: &Path, gateways: &[u64]) -> Vec<PathBuf> {
         })
         .collect();
     args.extend(["--passphrases".to_owned(), "env".to_owned()]);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
     let mut o = ribat_cmd(&[
         "mesh",
         "init",
@@ -3664,4 +3680,235 @@ fn a_node_cut_off_by_a_partition_stops_answering_while_the_majority_reads_and_de
     }
     let r = read_over_lan(&gw, &ca, &who, &cnss(2));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// How the members other than `node` that answer judge its attestation, each as `verdict`
+/// or `verdict/why` (e.g. `isolated/unknown-release`).
+fn judged(dir: &Path, node: &str) -> Vec<String> {
+    status(dir)
+        .iter()
+        .filter(|m| m["name"] != node)
+        .filter_map(|m| {
+            let v = &m["status"]["attestation"][node];
+            let verdict = v["verdict"].as_str()?;
+            Some(match v["why"]["why"].as_str() {
+                Some(why) => format!("{verdict}/{why}"),
+                None => verdict.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Waits until both other members of a mesh of three judge `node` as `want`.
+fn judged_by_peers(dir: &Path, node: &str, want: &str, within: Duration) {
+    poll_until(within, Duration::from_millis(200), || {
+        let j = judged(dir, node);
+        match j.len() == 2 && j.iter().all(|v| v == want) {
+            true => Ok(()),
+            false => Err(format!(
+                "{node} judged {j:?} by its peers, awaited `{want}` by both"
+            )),
+        }
+    });
+}
+
+/// The partial decryptions custodian `index` in `dir` served for `identity`.
+fn served_to(dir: &Path, index: usize, identity: &str) -> usize {
+    ribat_custodian::served_log::ServedLog::read(&dir.join(format!("custodians/custodian-{index}")))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.identity == identity && e.outcome == "served")
+        .count()
+}
+
+/// How many times the gateway of the node in `dir` started listening (its log).
+fn gateway_starts(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("node.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("gateway listening on https://"))
+        .count()
+}
+
+/// A copy of this ribat with one byte string more at its end: the same code, another
+/// executable, as a build with one changed constant would be.
+fn another_build(at: &Path) -> PathBuf {
+    let path = at.join("ribat-rebuilt");
+    std::fs::copy(env!("CARGO_BIN_EXE_ribat"), &path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"one changed constant").unwrap();
+    path
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn a_node_on_another_build_or_with_edited_rules_is_cut_off_until_it_attests_within_the_allowed_set()
+{
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    // Nodes attest every second; gateways on nodes 1 and 3.
+    let dirs = mesh_made_with(&out, &[1, 3], &["--attest-every", "1"]);
+    let ocsf = d.path().join("node-1-ocsf.jsonl");
+    let mut nodes = running_with_fund_and(
+        d.path(),
+        &dirs,
+        (20, 2, 1, 5),
+        &["--ocsf", ocsf.to_str().unwrap()],
+    );
+    for node in ["node-1", "node-2", "node-3"] {
+        judged_by_peers(&dirs[0], node, "attested", Duration::from_secs(20));
+    }
+    let (gw1, gw3) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[2]));
+    issue(
+        &out.join("deployment"),
+        "clerk.nadia",
+        "clerk",
+        "agency-fes",
+    );
+    let clerk = Clerk::new(
+        dirs[0].join("ca.pem"),
+        out.join("deployment/identity/issued/clerk.nadia"),
+    );
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(20, 2, 1, 5));
+    let cnss: Vec<&str> = fund.persons.iter().map(|p| p.cnss.as_str()).collect();
+    let ok_read = |gw: &str, c: &str| {
+        let r = clerk.read(gw, c);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    };
+    ok_read(&gw1, cnss[0]);
+    ok_read(&gw3, cnss[1]);
+
+    // Node 3 restarted on another build: isolated as soon as it attests, named in status.
+    let rebuilt = another_build(d.path());
+    nodes[2] = None;
+    nodes[2] = Some(start_as(&rebuilt, &dirs[2], &[]));
+    judged_by_peers(
+        &dirs[0],
+        "node-3",
+        "isolated/unknown-release",
+        Duration::from_secs(30),
+    );
+    let o = ribat(&["mesh", "status", "--dir", dirs[0].to_str().unwrap()]);
+    let said = common::text(&o);
+    let digest = sha256_hex(&rebuilt);
+    assert!(
+        said.contains(&format!(
+            "node-3   isolated: it runs 0.1.0 (binary {})",
+            &digest[..12]
+        )) && said.contains("not in the allowed set"),
+        "{said}"
+    );
+    // Node 1's gateway reads on through custodians 1 and 2 and never asks custodian 3.
+    let before = served_to(&dirs[2], 3, "clerk.nadia");
+    for c in &cnss[2..6] {
+        ok_read(&gw1, c);
+    }
+    assert_eq!(served_to(&dirs[2], 3, "clerk.nadia"), before);
+    // Its custodian, asked directly with node 1's gateway certificate, answers no one.
+    let token = common::api::token(
+        &gw1,
+        &dirs[0].join("ca.pem"),
+        &out.join("deployment/identity/issued/clerk.nadia"),
+    );
+    let record = {
+        let r = clerk.read(&gw1, cnss[6]);
+        r.json()["record_id"].as_str().unwrap().to_owned()
+    };
+    let gateway1 = dirs[0].join("identity/issued/gateway.embedded");
+    let direct = Direct::every(&dirs, &dirs[0].join("ca.pem"), &gateway1);
+    let r = direct[2].ask(
+        "direct-to-isolated",
+        ("clerk.nadia", "clerk"),
+        "counter-service",
+        std::slice::from_ref(&record),
+        Some(&token),
+    );
+    assert_eq!(r.status, 503, "{}", r.json());
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("node-3 is isolated"),
+        "{}",
+        r.json()
+    );
+    // Its gateway is refused by custodians 1 and 2: no read through node 3, saying why.
+    let r = clerk.read(&gw3, cnss[7]);
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 503, "{body}");
+    assert!(
+        body.contains("gateway.node-3 is refused: node-3 is isolated"),
+        "{body}"
+    );
+    assert!(!body.contains(&fund.persons[7].surname), "{body}");
+    // The SIEM heard it from node 1's gateway.
+    poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        let lines = std::fs::read_to_string(&ocsf).unwrap_or_default();
+        match lines.lines().any(|l| {
+            l.contains("node-attestation: node-3 isolated") && l.contains("\"status_id\":2")
+        }) {
+            true => Ok(()),
+            false => Err("no node-attestation event for node 3 in node 1's OCSF file".into()),
+        }
+    });
+
+    // Back on the allowed build: answered again once it has attested again.
+    let started_before = gateway_starts(&dirs[2]);
+    nodes[2] = None;
+    nodes[2] = Some(start(&dirs[2]));
+    judged_by_peers(&dirs[0], "node-3", "attested", Duration::from_secs(30));
+    // Its gateway starts once the custodians answer it again (it waits for them).
+    poll_until(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || match gateway_starts(&dirs[2]) > started_before {
+            true => Ok(()),
+            false => Err("node 3's gateway did not start again".to_owned()),
+        },
+    );
+    poll_until(Duration::from_secs(60), Duration::from_millis(300), || {
+        let r = clerk.read(&gw3, cnss[7]);
+        match r.status {
+            200 => Ok(()),
+            s => Err(format!(
+                "node 3 attested again but its gateway still fails ({s}): {}",
+                String::from_utf8_lossy(&r.body)
+            )),
+        }
+    });
+
+    // Node 2's rules edited by hand (a detector put in shadow mode): isolated, reads go
+    // on through custodians 1 and 3; the ceremony's rules back, attested again.
+    let rules = dirs[1].join("rules.json");
+    let original = std::fs::read_to_string(&rules).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_str(&original).unwrap();
+    edited["velocity"]["mode"] = "shadow".into();
+    nodes[1] = None;
+    std::fs::write(&rules, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+    nodes[1] = Some(start(&dirs[1]));
+    judged_by_peers(
+        &dirs[0],
+        "node-2",
+        "isolated/document",
+        Duration::from_secs(30),
+    );
+    let said = common::text(&ribat(&[
+        "mesh",
+        "status",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+    ]));
+    assert!(said.contains("node-2   isolated: its rules ("), "{said}");
+    ok_read(&gw1, cnss[8]);
+    nodes[1] = None;
+    std::fs::write(&rules, &original).unwrap();
+    nodes[1] = Some(start(&dirs[1]));
+    judged_by_peers(&dirs[0], "node-2", "attested", Duration::from_secs(30));
 }

@@ -210,6 +210,7 @@ pub fn running_mesh(
         passphrases: source.clone(),
         store: ribat_node::StoreSpec::Sqlite,
         kdf: KdfParams::default(),
+        attest_every: ribat_node::mesh::ATTEST_EVERY,
     })?;
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let mut procs: Vec<Option<NodeChild>> = Vec::new();
