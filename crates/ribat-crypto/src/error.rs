@@ -53,6 +53,20 @@ pub enum CryptoError {
         /// Key class.
         class: String,
     },
+    /// A resharing sub-share that fails its checks: its dealer is named.
+    #[error(
+        "the sub-share custodian {from} dealt to custodian {to} for class `{class}` is refused: {reason}"
+    )]
+    SubShareRejected {
+        /// The old custodian that dealt it.
+        from: u32,
+        /// The new custodian it was for.
+        to: u32,
+        /// Key class.
+        class: String,
+        /// Which check failed.
+        reason: String,
+    },
     /// Fewer valid partial decryptions than the threshold.
     #[error("only {have} valid partial decryptions for class `{class}`, {need} are needed")]
     NotEnoughPartials {

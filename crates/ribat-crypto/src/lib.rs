@@ -4,7 +4,8 @@
 //! sealing and opening records (`envelope`), RFC 9497 DLEQ proofs (`dleq`), verifying and
 //! combining custodians' partial decryptions (`combine`), blind indexes (`blind_index`),
 //! leak digests (`leak_digest`),
-//! passphrase sealing of shares at rest (`passphrase`) and the secret types (`secret`).
+//! passphrase sealing of shares at rest (`passphrase`), resharing a class key to a new set
+//! of custodians (`reshare`) and the secret types (`secret`).
 //!
 //! Must never: implement a primitive (every one comes from RustCrypto or dalek), hold a
 //! class key `k_c` after a ceremony, print or log a secret, or do I/O.
@@ -27,6 +28,7 @@ pub mod group;
 pub mod leak_digest;
 pub mod passphrase;
 pub mod point;
+pub mod reshare;
 pub mod secret;
 pub mod shamir;
 
