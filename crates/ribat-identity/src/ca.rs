@@ -90,6 +90,10 @@ pub struct RegisterEntry {
     /// Unix time it was revoked, if it was.
     #[serde(default)]
     pub revoked_at: Option<i64>,
+    /// Unix time a third party's access lapses unless re-certified
+    /// ([`ribat_policy::REVIEWED_ROLES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by: Option<i64>,
 }
 
 impl RegisterEntry {
@@ -107,6 +111,7 @@ impl RegisterEntry {
             not_after: cert.validity().not_after.timestamp(),
             thumbprint: peer.thumbprint,
             revoked_at: None,
+            review_by: None,
         })
     }
 }
@@ -371,6 +376,7 @@ impl Ca {
             not_after: not_after.unix_timestamp(),
             thumbprint: crate::peer::thumbprint(cert.der()),
             revoked_at: None,
+            review_by: None,
         };
         register.push(entry.clone());
         self.save_register(&register)?;
@@ -404,6 +410,35 @@ impl Ca {
             now - time::Duration::minutes(5),
             now + time::Duration::days(i64::from(days)),
         )
+    }
+
+    /// Sets when the access of `name`'s live certificates lapses unless re-certified (a
+    /// third party's, at issue or at each review); returns how many it set.
+    pub fn review(&self, name: &str, review_by: i64) -> Result<usize, IdentityError> {
+        let mut register = self.register()?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut n = 0;
+        for e in register
+            .iter_mut()
+            .filter(|e| e.name == name && e.revoked_at.is_none() && e.not_after > now)
+        {
+            if !ribat_policy::REVIEWED_ROLES.contains(&e.role.as_str()) {
+                return Err(IdentityError::Invalid(format!(
+                    "`{name}` holds role `{}`: only third parties' access ({}) is reviewed",
+                    e.role,
+                    ribat_policy::REVIEWED_ROLES.join(", ")
+                )));
+            }
+            e.review_by = Some(review_by);
+            n += 1;
+        }
+        if n == 0 {
+            return Err(IdentityError::Invalid(format!(
+                "no valid certificate named `{name}` in the register"
+            )));
+        }
+        self.save_register(&register)?;
+        Ok(n)
     }
 
     /// Revokes every live certificate of `name` and re-signs the revocation list. Servers

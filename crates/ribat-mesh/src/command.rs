@@ -141,7 +141,7 @@ pub struct Registration {
 
 /// Roles whose certificates carry a review date: the partners and batch systems outside
 /// the fund's own staff, the door of 2025.
-pub const REVIEWED_ROLES: &[&str] = &["partner", "pension-batch"];
+pub use ribat_policy::REVIEWED_ROLES;
 
 /// The statement an administrator signs to keep a third party's access beyond its review
 /// date, after reviewing it.

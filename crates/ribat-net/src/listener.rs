@@ -147,7 +147,7 @@ fn refusal(tls: &ServerTls, caller: &Caller, within: bool, version: Version) -> 
         Some(Refused::Lapsed) => Problem::forbidden(
             "certificate-review-lapsed",
             format!(
-                "the access of `{}` passed its review date without being re-certified; a security administrator re-certifies it (`ribat mesh recertify`)",
+                "the access of `{}` passed its review date without being re-certified; a security administrator re-certifies it (`ribat identity recertify`; in a mesh, `ribat mesh recertify`)",
                 caller.peer.name
             ),
         ),

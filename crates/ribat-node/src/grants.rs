@@ -17,10 +17,6 @@ use std::time::Duration;
 
 pub use ribat_raft::serve::Identity;
 
-/// How long before a third party's review date every gateway node raises a finding
-/// (`review-due`, once a day) and `mesh identities` says `due`: a week.
-pub const REVIEW_NOTICE_S: i64 = 7 * 86_400;
-
 /// The register entry of the certificate in `cert` (a `cert.pem`, or the directory
 /// `identity add` wrote it into).
 pub fn registration_of(cert: &Path) -> Result<ribat_mesh::Registration> {
@@ -211,7 +207,7 @@ pub fn render(identities: &[Identity]) -> String {
             (true, _, _) => "revoked",
             (false, true, _) => "expired",
             (false, false, Some(due)) if due <= now => "lapsed",
-            (false, false, Some(due)) if due - now <= REVIEW_NOTICE_S => "due",
+            (false, false, Some(due)) if due - now <= crate::reviews::NOTICE_S => "due",
             _ => "granted",
         };
         let review = r.review_by.map_or("-".to_owned(), |d| {

@@ -125,7 +125,15 @@ pub fn add(
     days: u32,
     hosts: &[String],
     out: Option<PathBuf>,
+    review_by: Option<i64>,
 ) -> Result<()> {
+    let third_party = ribat_policy::REVIEWED_ROLES.contains(&role);
+    if review_by.is_some() && !third_party {
+        bail!(
+            "--review-by: only third parties' access ({}) is reviewed; a `{role}` certificate is not",
+            ribat_policy::REVIEWED_ROLES.join(", ")
+        );
+    }
     let ca = open_ca(home)?;
     let kind = if hosts.is_empty() {
         if matches!(role, "gateway" | "custodian") {
@@ -144,6 +152,16 @@ pub fn add(
         "issued `{name}` (role {role}, {institution}), serial {}, valid {days} days",
         issued.entry.serial
     );
+    if third_party {
+        let due = review_by.unwrap_or_else(|| {
+            time::OffsetDateTime::now_utc().unix_timestamp() + crate::reviews::DEFAULT_PERIOD_S
+        });
+        ca.review(name, due)?;
+        println!(
+            "  a third party: its access lapses at {} unless a security administrator re-certifies it (`ribat identity recertify --name {name} --review-by DATE`); a finding is raised a week before",
+            ribat_custodian::error_utc(u64::try_from(due).unwrap_or(0))
+        );
+    }
     println!(
         "  {}/cert.pem, key.pem (keep it secret), ca.pem",
         out.display()

@@ -1394,44 +1394,31 @@ async fn review_findings(
     watch: Arc<ribat_gateway::watch::Watch>,
     component: String,
 ) {
-    let mut said: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    let mut notices = crate::reviews::Notices::default();
     loop {
         let now = now_s();
         let due = sm
             .read(|st| {
-                st.granted()
+                let live = st
+                    .granted()
                     .filter(|g| !st.is_revoked(&g.registration.serial))
                     .filter_map(|g| {
                         let r = &g.registration;
-                        let due = r.review_by?;
-                        (due - now <= crate::grants::REVIEW_NOTICE_S)
-                            .then(|| (r.name.clone(), r.role.clone(), r.serial.clone(), due))
-                    })
-                    .collect::<Vec<_>>()
+                        Some((
+                            r.name.as_str(),
+                            r.role.as_str(),
+                            r.serial.as_str(),
+                            r.review_by?,
+                        ))
+                    });
+                notices.due(live, now)
             })
             .unwrap_or_default();
-        for (identity, role, serial, due_s) in due {
-            let key = (serial.clone(), due_s);
-            if said.get(&key).is_some_and(|t| now - t < 86_400) {
-                continue;
-            }
-            said.insert(key, now);
-            eprintln!(
-                "finding: review due — the access of {identity} ({role}, serial {serial}) lapses at {} unless a security administrator re-certifies it (`ribat mesh recertify`)",
-                ribat_custodian::error_utc(u64::try_from(due_s).unwrap_or(0))
-            );
+        for d in due {
+            eprintln!("{}", d.line("`ribat mesh recertify`"));
             let (w, component) = (watch.clone(), component.clone());
             let _ = tokio::task::spawn_blocking(move || {
-                w.observe(&ribat_detect::Event {
-                    time_ms: w.clock().now_ms(),
-                    component,
-                    kind: ribat_detect::Kind::ReviewDue {
-                        identity,
-                        role,
-                        serial,
-                        due_s,
-                    },
-                })
+                w.observe(&d.event(w.clock().now_ms(), &component))
             })
             .await;
         }
@@ -1470,6 +1457,7 @@ async fn mirror_register(sm: MeshStateMachine, path: PathBuf) {
                         revoked_at: st
                             .is_revoked(&r.serial)
                             .then(|| *revoked_at.entry(r.serial.clone()).or_insert(now)),
+                        review_by: r.review_by,
                     }
                 })
                 .collect::<Vec<_>>();

@@ -471,6 +471,8 @@ pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions
         tls,
         stats,
     } = assemble(home, passphrases, o, rt.handle(), Arc::new(SystemClock))?;
+    // Third parties past their review date are refused; a week before, a finding a day.
+    let register = crate::reviews::vet_on_node(home, &tls, Arc::new(SystemClock))?;
     let ca_file = tls_files(home, GATEWAY_NAME).ca;
     let watch = app.watch.clone();
     rt.block_on(async move {
@@ -486,11 +488,28 @@ pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions
         // Where `ribat decisions release` finds this gateway.
         let _ = std::fs::write(home.root().join(GATEWAY_ADDR_FILE), format!("{addr}\n"));
         let checkpoints = spawn_checkpoints(node.clone(), Duration::from_secs(10));
+        let reviews = {
+            let watch = watch.clone();
+            tokio::spawn(async move {
+                let mut notices = crate::reviews::Notices::default();
+                loop {
+                    let (r, w) = (register.clone(), watch.clone());
+                    notices = tokio::task::spawn_blocking(move || {
+                        crate::reviews::raise_due(&r, &mut notices, &w, GATEWAY_NAME);
+                        notices
+                    })
+                    .await
+                    .unwrap_or_default();
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                }
+            })
+        };
         tokio::select! {
             r = serve(listener, tls, router(app), stats) => r?,
             r = stop_signal() => r?,
         }
         checkpoints.abort();
+        reviews.abort();
         watch.flush();
         eprintln!("stopping: signing a last checkpoint of the audit log");
         let n = node.clone();

@@ -14,4 +14,4 @@ pub mod policy;
 pub mod vocab;
 pub mod window;
 
-pub use vocab::{Class, NameError, Purpose, Role, Table};
+pub use vocab::{Class, NameError, Purpose, REVIEWED_ROLES, Role, Table};

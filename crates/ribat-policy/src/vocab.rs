@@ -228,6 +228,11 @@ impl Purpose {
     pub const BREACH_NOTIFICATION: Self = Self::constant("breach-notification");
 }
 
+/// Roles held by third parties (partners, batch systems outside the fund's own staff, the
+/// door of 2025): their access carries a review date and lapses unless a security
+/// administrator re-certifies it.
+pub const REVIEWED_ROLES: &[&str] = &["partner", "pension-batch"];
+
 impl Role {
     /// The node's own service identity, which opens the service keys.
     pub const SERVICE: Self = Self::constant("service");

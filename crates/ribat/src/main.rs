@@ -359,6 +359,21 @@ enum IdentityCommand {
         /// Output directory (default HOME/identity/issued/NAME).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// For a third party (partner, pension-batch): when its access lapses unless
+        /// re-certified, RFC 3339, within a year (default: 90 days from now).
+        #[arg(long)]
+        review_by: Option<String>,
+    },
+    /// A security administrator re-certifies a third party's access after reviewing it:
+    /// it goes on until a later review date (else the gateway refuses it from its review
+    /// date: certificate-review-lapsed).
+    Recertify {
+        /// Identity name.
+        #[arg(long)]
+        name: String,
+        /// The next review date, RFC 3339, within a year.
+        #[arg(long)]
+        review_by: String,
     },
     /// Revoke every certificate of an identity; servers refuse it from their next connection.
     Revoke {
@@ -1223,7 +1238,18 @@ fn run(cli: Cli) -> Result<()> {
                     days,
                     hosts,
                     out,
-                } => identity::add(&home, &name, &role, &institution, days, &hosts, out),
+                    review_by,
+                } => {
+                    let review = review_by
+                        .as_deref()
+                        .map(ribat_node::grants::review_date)
+                        .transpose()?;
+                    identity::add(&home, &name, &role, &institution, days, &hosts, out, review)
+                }
+                IdentityCommand::Recertify { name, review_by } => {
+                    let review = ribat_node::grants::review_date(&review_by)?;
+                    ribat_node::reviews::recertify(&home, &name, review)
+                }
                 IdentityCommand::Revoke { name } => identity::revoke(&home, &name),
                 IdentityCommand::List => identity::list(&home),
             }?)

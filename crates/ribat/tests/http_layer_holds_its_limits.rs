@@ -353,3 +353,128 @@ fn uploads_are_bounded_in_total_not_only_one_by_one() {
         assert_ne!(problem(&r), "uploads-busy", "{r:?}");
     });
 }
+
+/// Now plus `secs` seconds, RFC 3339.
+fn in_seconds(secs: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn a_partners_access_lapses_at_its_review_date_on_an_open_connection_until_it_is_recertified() {
+    let f = fixture();
+    // Only third parties are reviewed; a partner gets a date, 90 days unless given.
+    let o = ribat(
+        &f.home,
+        &[
+            "identity",
+            "add",
+            "--name",
+            "clerk.9",
+            "--role",
+            "clerk",
+            "--review-by",
+            &in_seconds(86_400),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("only third parties' access"),
+        "{}",
+        text(&o)
+    );
+    let said = ok(ribat(
+        &f.home,
+        &[
+            "identity",
+            "add",
+            "--name",
+            "partner.y",
+            "--role",
+            "partner",
+            "--institution",
+            "insurer-y",
+        ],
+    ));
+    assert!(
+        said.contains("a third party: its access lapses at"),
+        "{said}"
+    );
+    ok(ribat(
+        &f.home,
+        &[
+            "identity",
+            "add",
+            "--name",
+            "partner.x",
+            "--role",
+            "partner",
+            "--institution",
+            "insurer-x",
+            "--review-by",
+            &in_seconds(4),
+        ],
+    ));
+    let gw = serve(&f);
+    let partner = identity(&f.home, "partner.x");
+    let person = &f.fund.persons[0].cnss;
+    let path = format!("/v1/persons/{person}?purpose=partner-verification");
+    rt().block_on(async {
+        let mut c = Connection::open(config(&f.ca, Some(&partner)), &gw.addr, "127.0.0.1", false)
+            .await
+            .unwrap();
+        let r = c.send("POST", "/v1/token", None, None).await.unwrap();
+        let tok = r.json()["token"].as_str().unwrap().to_owned();
+        let r = c.send("GET", &path, Some(&tok), None).await.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        // Its review date passes: the same connection and token are refused.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let r = c.send("GET", &path, Some(&tok), None).await.unwrap();
+        assert_eq!(r.status, 403, "{r:?}");
+        assert_eq!(problem(&r), "certificate-review-lapsed");
+        // Re-certified by a security administrator: answered again, without a restart.
+        let o = ribat(
+            &f.home,
+            &[
+                "identity",
+                "recertify",
+                "--name",
+                "partner.x",
+                "--review-by",
+                &in_seconds(30 * 86_400),
+            ],
+        );
+        assert!(
+            text(&o).contains("re-certified 1 certificate(s) of `partner.x`"),
+            "{}",
+            text(&o)
+        );
+        // (The refused connection was closed; the partner connects again.)
+        let mut c = Connection::open(config(&f.ca, Some(&partner)), &gw.addr, "127.0.0.1", false)
+            .await
+            .unwrap();
+        let r = c.send("GET", &path, Some(&tok), None).await.unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+    });
+    // A clerk is not reviewed.
+    let o = ribat(
+        &f.home,
+        &[
+            "identity",
+            "recertify",
+            "--name",
+            "clerk.1",
+            "--review-by",
+            &in_seconds(86_400),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("only third parties' access"),
+        "{}",
+        text(&o)
+    );
+}

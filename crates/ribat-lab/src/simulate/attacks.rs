@@ -29,7 +29,7 @@ pub(super) fn attackers(s: Scenario, fund: &ribat_sim::Fund) -> Vec<(String, Rol
         }
         Scenario::InsiderSnooping => one("clerk.curious", Role::Clerk, "agency-3"),
         Scenario::Honey => one("partner.list", Role::Partner, "data-broker-z"),
-        Scenario::LegitWeek | Scenario::CompromisedGateway => Vec::new(),
+        Scenario::LegitWeek | Scenario::CompromisedGateway | Scenario::PartnerReview => Vec::new(),
     }
 }
 
@@ -155,7 +155,7 @@ pub(super) fn attack_jobs(
                 });
             }
         }
-        Scenario::LegitWeek | Scenario::CompromisedGateway => {}
+        Scenario::LegitWeek | Scenario::CompromisedGateway | Scenario::PartnerReview => {}
     }
     Ok(hostile)
 }

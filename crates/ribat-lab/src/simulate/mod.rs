@@ -16,6 +16,7 @@
 
 mod attacks;
 pub mod mesh;
+mod reviews;
 mod scoring;
 mod workload;
 
@@ -63,6 +64,9 @@ pub enum Scenario {
     CompromisedGateway,
     /// A stolen list of persons that includes a honey record.
     Honey,
+    /// A month of third parties' access: one partner re-certified before its review date,
+    /// one left to lapse (refused from that date, a finding a week before).
+    PartnerReview,
 }
 
 /// What the simulation is asked to do.
@@ -155,6 +159,13 @@ enum Req {
     StartBulk,
     /// Starts the stolen-gateway-certificate attack on the networked custodians.
     StartBypass,
+    /// The gateway's daily check of the third parties' review dates.
+    ReviewCheck,
+    /// A security administrator re-certifies the actor's access until then.
+    Recertify {
+        /// The new review date, simulated ms.
+        until_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +213,10 @@ struct World {
     /// Networked custodians: (index, address), and their processes.
     remotes: Vec<(u32, String)>,
     _processes: Vec<crate::serve::GatewayProcess>,
+    /// The third parties' review dates at the start (simulated ms), and what the reviews
+    /// saw.
+    review_dates: BTreeMap<String, u64>,
+    reviews: reviews::Reviews,
 }
 
 /// How much legitimate work, per kind of caller.
@@ -234,6 +249,9 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     } else {
         legit_jobs(&world, scale, window, &mut rng)
     };
+    if o.scenario == Scenario::PartnerReview {
+        jobs.extend(reviews::jobs(&world, window));
+    }
     let hostile = attack_jobs(&world, o.scenario, &mut rng, &mut jobs)?;
     jobs.sort_by_key(|j| j.t_ms);
     say(&format!(
@@ -256,7 +274,10 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
             }
         }
     }
-    let report = report(&world, o, &hostile, &decisions, window, real);
+    let mut report = report(&world, o, &hostile, &decisions, window, real);
+    if o.scenario == Scenario::PartnerReview {
+        report.reviews = reviews::report(&world, &world.review_dates, window);
+    }
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -422,6 +443,11 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
         audited_by_log: false,
     };
     let a = crate::serve::assemble(&node_home, &pass, &opts, rt.handle(), clock.clone())?;
+    // Every partner and batch identity carries a review date; the gateway refuses one past
+    // it by the simulated clock, as `ribat serve` does by the real one.
+    let review_dates = reviews::dates(o.scenario, &actors, window);
+    reviews::set(&node_home, &review_dates)?;
+    let register = ribat_node::reviews::vet_on_node(&node_home, &a.tls, clock.clone())?;
     let watch = a.app.watch.clone();
     let vault = a.app.vault.clone();
     let addr = rt.block_on(async {
@@ -448,6 +474,11 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
             vault,
             remotes,
             _processes: processes,
+            review_dates,
+            reviews: reviews::Reviews {
+                register: Some(register),
+                ..Default::default()
+            },
         },
         rt,
         scale,
@@ -489,6 +520,21 @@ async fn dispatch(w: Arc<World>, jobs: Vec<Job>, in_flight: usize) -> Result<()>
             });
             drop(permit);
             continue;
+        }
+        match job.req {
+            Req::ReviewCheck => {
+                reviews::check(&w);
+                drop(permit);
+                continue;
+            }
+            Req::Recertify { until_ms } => {
+                if let Err(e) = reviews::recertify(&w, job.actor, until_ms) {
+                    eprintln!("the re-certification could not be made: {}", e.chain());
+                }
+                drop(permit);
+                continue;
+            }
+            _ => {}
         }
         if let Req::StartBypass = job.req {
             w.attacking.fetch_add(1, Ordering::SeqCst);
@@ -605,14 +651,9 @@ async fn execute(w: &World, job: &Job) {
         match opened {
             Ok(s) => *slot = Some(s),
             Err(e) => {
-                record(
-                    w,
-                    a.hostile,
-                    a.role,
-                    w.clock.now_ms(),
-                    None,
-                    Some(e.chain()),
-                );
+                let sent = w.clock.now_ms();
+                reviews::note(w, job.actor, sent, None, Some(&e.chain()));
+                record(w, a.hostile, a.role, sent, None, Some(e.chain()));
                 return;
             }
         }
@@ -693,8 +734,15 @@ async fn execute(w: &World, job: &Job) {
             )
             .await
         }
-        Req::StartBulk | Req::StartBypass => return,
+        Req::StartBulk | Req::StartBypass | Req::ReviewCheck | Req::Recertify { .. } => return,
     };
+    reviews::note(
+        w,
+        job.actor,
+        sent,
+        r.as_ref().ok(),
+        r.as_ref().err().map(|e| e.to_string()).as_deref(),
+    );
     // A walked number that is nobody's is the expected answer, not a failure of the walk.
     record(
         w,

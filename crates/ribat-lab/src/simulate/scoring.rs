@@ -49,6 +49,9 @@ pub(super) struct Report {
     pub(super) seconds_to_contain: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) detected: Option<bool>,
+    /// The third parties' access reviews (`partner-review`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) reviews: Vec<super::reviews::ReviewReport>,
 }
 
 pub(super) fn targets_actor(d: &Decision, a: &Actor) -> bool {
@@ -173,6 +176,7 @@ pub(super) fn report(
         seconds_to_contain: attack.as_ref().and_then(|a| a.seconds_to_contain),
         detected: attack.as_ref().map(|a| a.detected),
         attack,
+        reviews: Vec::new(),
     }
 }
 
@@ -205,4 +209,8 @@ pub(super) fn print_report(r: &Report) {
         );
     }
     println!("decisions by rule: {:?}", r.alerts_by_rule);
+    if !r.reviews.is_empty() {
+        println!("third parties' access reviews:");
+        super::reviews::print(&r.reviews);
+    }
 }

@@ -45,6 +45,17 @@ pub(super) fn plan(o: &Options, fund: &ribat_sim::Fund, wall_ms: u64) -> (Scale,
                 (WEEK_START, WEEK_START + 7 * DAY),
             )
         }
+        Scenario::PartnerReview => (
+            Scale {
+                clerks: 1,
+                supervisors: 0,
+                partners: 3,
+                employers: 0,
+                uploads: 0,
+                pension: true,
+            },
+            (WEEK_START, WEEK_START + 30 * DAY),
+        ),
         Scenario::LowAndSlow => (
             Scale {
                 clerks: 30,
