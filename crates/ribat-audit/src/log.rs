@@ -14,11 +14,16 @@
 //! it syncs, the next group gathers. One fsync thus serves as many appends as arrive during
 //! the previous one.
 //!
-//! **Fail closed.** If a write or sync fails (disk full, read-only, I/O error) the log
-//! refuses every later append until it is reopened: after a failed `fsync` the kernel may
-//! have dropped the dirty pages, so nothing written since the last good sync can be
-//! trusted to be there (the 2018 "fsyncgate" lesson). Callers that release plaintext only
-//! after `append` returns therefore release nothing.
+//! **Fail closed.** If a write or sync fails, the appends of that group (and any queued
+//! behind it) fail, and callers that release plaintext only after `append` returns release
+//! nothing. What comes next depends on why:
+//! - **The disk is full** (`ENOSPC`, `EDQUOT`): the group is cut back to the last good sync
+//!   and that cut is synced; then the log takes appends again, so service resumes once space
+//!   returns. Nothing since the last good sync is kept or trusted — what the 2018
+//!   "fsyncgate" lesson asks (never retry a failed sync and believe it).
+//! - **Anything else** (an I/O error, a read-only filesystem, a cut that cannot be made):
+//!   the log refuses every later append until it is reopened: after a failed `fsync` the
+//!   kernel may have dropped the dirty pages, and the device itself is suspect.
 
 use crate::entry::{MAX_ENTRY, subject_of};
 use crate::hash::{Hash, leaf};
@@ -97,6 +102,22 @@ pub enum LogError {
     Poisoned,
 }
 
+/// Why a group was not written.
+struct WriteFailure {
+    reason: String,
+    /// The disk (or the quota) was full, and the journal is back at its last good sync:
+    /// the log may go on once space returns.
+    disk_full: bool,
+}
+
+/// Whether an error says the filesystem (or the user's quota) has no room left.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// What opening found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenReport {
@@ -121,7 +142,13 @@ struct State {
     writing: bool,
     /// Threads whose entries are queued, to wake when their group is written.
     waiters: Vec<std::thread::Thread>,
+    /// Why the log refuses every append until reopened.
     failed: Option<String>,
+    /// Groups lost to a full disk so far: an appender whose entries were queued before the
+    /// last such loss learns that they were not written (their indices are given again).
+    lost: u64,
+    /// Why the last group was lost.
+    lost_reason: String,
     subjects: HashMap<String, Vec<u64>>,
     published: u64,
     groups: u64,
@@ -307,6 +334,8 @@ impl Log {
                 writing: false,
                 waiters: Vec::new(),
                 failed: None,
+                lost: 0,
+                lost_reason: String::new(),
                 subjects,
                 // Tiles up to the latest checkpoint were published before it was kept.
                 published: protected - protected % tiles::WIDTH,
@@ -366,6 +395,7 @@ impl Log {
         if let Some(r) = &st.failed {
             return Err(self.failed(r));
         }
+        let lost_before = st.lost;
         let first = st.next_index;
         for (e, (h, subject)) in entries.iter().zip(hashed) {
             let i = st.next_index;
@@ -380,6 +410,11 @@ impl Log {
         // fsync itself on two cores).
         st.waiters.push(std::thread::current());
         loop {
+            // Before the size: once a group is lost its indices are given again, and the
+            // tree may grow past `last` with others' entries.
+            if st.lost != lost_before {
+                return Err(self.failed(&st.lost_reason));
+            }
             if st.tree.size() >= last {
                 return Ok(first..last);
             }
@@ -417,11 +452,24 @@ impl Log {
                     st.durable_len = pos;
                     st.groups += 1;
                 }
-                Err(reason) => {
-                    st.failed = Some(reason);
+                Err(WriteFailure { reason, disk_full }) => {
+                    if disk_full {
+                        // Cut back and synced: every entry not yet written is dropped (its
+                        // appender is told), and the log goes on from its last good sync.
+                        st.lost += 1;
+                        st.lost_reason = reason;
+                        st.queue.clear();
+                        st.queued.clear();
+                        st.next_index = st.tree.size();
+                    } else {
+                        st.failed = Some(reason);
+                    }
                     // Everyone waiting must learn it.
                     for t in &st.waiters {
                         t.unpark();
+                    }
+                    if disk_full {
+                        st.waiters.clear();
                     }
                 }
             }
@@ -436,11 +484,11 @@ impl Log {
         }
     }
 
-    fn write_group(&self, bytes: &[u8], at: u64) -> Result<(), String> {
-        let mut f = self
-            .writer
-            .lock()
-            .map_err(|_| "writer poisoned".to_string())?;
+    fn write_group(&self, bytes: &[u8], at: u64) -> Result<(), WriteFailure> {
+        let mut f = self.writer.lock().map_err(|_| WriteFailure {
+            reason: "writer poisoned".into(),
+            disk_full: false,
+        })?;
         // A sync at least every MAX_GROUP bytes bounds what a crash can leave unfinished.
         let r = bytes
             .chunks(journal::MAX_GROUP)
@@ -448,8 +496,17 @@ impl Log {
         if let Err(e) = r {
             // Cut back what may have landed, so a reopen does not see half a group as
             // damage; if even that fails, the scan at reopen treats it as a torn tail.
-            let _ = f.set_len(at);
-            return Err(e.to_string());
+            let full = is_disk_full(&e);
+            let cut = {
+                use std::io::Seek;
+                f.set_len(at)
+                    .and_then(|()| f.seek(std::io::SeekFrom::Start(at)).map(|_| ()))
+                    .and_then(|()| f.sync_all())
+            };
+            return Err(WriteFailure {
+                reason: e.to_string(),
+                disk_full: full && cut.is_ok(),
+            });
         }
         Ok(())
     }

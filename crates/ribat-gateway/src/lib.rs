@@ -29,6 +29,7 @@ mod reads;
 mod seen;
 mod service;
 mod upload;
+pub use upload::clear_unanswered_uploads;
 pub mod vault;
 pub mod watch;
 

@@ -97,7 +97,12 @@ pub(crate) async fn upload(
                 .map_err(|e| Problem::internal(format!("cannot seal: {e}")))?;
         let importer =
             ribat_import::importer::Importer::new(a.vault.store.as_ref(), &sealer, 1, 5_000);
-        importer.run(&[path], &mut |_| {}).map_err(|e| {
+        let imported = importer.run(std::slice::from_ref(&path), &mut |_| {});
+        // The file held the salaries in clear only until they were sealed and stored (or
+        // refused): the employer is answered after the import, so nothing acknowledged
+        // needs it again, and it must not stay on disk (I4).
+        forget_upload(&path);
+        imported.map_err(|e| {
             Problem::unavailable("store-unavailable", format!("the import failed: {e}"))
         })
     })
@@ -135,4 +140,40 @@ pub(crate) async fn upload(
         }),
     )
         .into_response())
+}
+
+/// Deletes an upload once its import ended, and its employer's directory when empty.
+fn forget_upload(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!(
+            "warning: cannot delete the imported upload {}: {e}; delete it by hand (it holds declarations in clear)",
+            path.display()
+        );
+    }
+    if let Some(dir) = path.parent() {
+        // Fails while another upload of the same employer is in its directory: kept then.
+        let _ = std::fs::remove_dir(dir);
+    }
+}
+
+/// At a gateway's start: deletes what a crash left in the upload directory. Such a file's
+/// upload was never answered (an answer comes after its import), so its employer sends it
+/// again; kept, it would hold declarations in clear on disk (I4). Returns how many.
+pub fn clear_unanswered_uploads(uploads: &std::path::Path) -> usize {
+    let mut n = 0;
+    let Ok(employers) = std::fs::read_dir(uploads) else {
+        return 0;
+    };
+    for dir in employers.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+        for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if f.path().is_file() {
+                forget_upload(&f.path());
+                n += 1;
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+    n
 }

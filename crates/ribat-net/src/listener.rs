@@ -60,13 +60,105 @@ pub struct Caller {
     pub remote: SocketAddr,
 }
 
-/// Counts of connections refused before HTTP, for `/metrics`.
-#[derive(Debug, Default)]
+/// Counts of connections refused before HTTP, for `/metrics`, and who hears of each.
+#[derive(Default)]
 pub struct TlsStats {
     /// Handshakes that failed (no, unknown, expired or revoked certificate; not TLS).
     pub handshake_failures: AtomicU64,
     /// Connections accepted.
     pub accepted: AtomicU64,
+    /// Told of every handshake refused, with the remote address and why (a
+    /// [`HandshakeRefusal`]): the detectors' and the SIEM's view of what never reached HTTP.
+    pub on_refusal: std::sync::OnceLock<OnRefusal>,
+}
+
+impl std::fmt::Debug for TlsStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStats")
+            .field("handshake_failures", &self.handshake_failures)
+            .field("accepted", &self.accepted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hears of a handshake refused: the remote address and why.
+pub type OnRefusal = Arc<dyn Fn(SocketAddr, HandshakeRefusal) + Send + Sync>;
+
+/// Why a connection was refused before HTTP, as TLS said it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeRefusal {
+    /// No client certificate.
+    NoCertificate,
+    /// A certificate from another CA.
+    UnknownCa,
+    /// An expired (or not yet valid) certificate.
+    Expired,
+    /// A certificate the revocation list names.
+    Revoked,
+    /// Any other certificate problem (wrong usage, bad signature, malformed).
+    BadCertificate,
+    /// A certificate from our CA without the subject fields an identity needs.
+    NoIdentity,
+    /// Not a TLS 1.3 client hello (plain HTTP on the TLS port, garbage, an old version).
+    NotTls,
+    /// The handshake did not finish within [`HANDSHAKE_TIMEOUT`].
+    Timeout,
+    /// The server holds [`MAX_CONNECTIONS`] already.
+    ServerFull,
+    /// Anything else that broke the handshake (the peer went away).
+    Other,
+}
+
+impl HandshakeRefusal {
+    /// The reason as events name it (`tls-unknown-ca`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoCertificate => "tls-no-certificate",
+            Self::UnknownCa => "tls-unknown-ca",
+            Self::Expired => "tls-certificate-expired",
+            Self::Revoked => "tls-certificate-revoked",
+            Self::BadCertificate => "tls-bad-certificate",
+            Self::NoIdentity => "tls-certificate-without-identity",
+            Self::NotTls => "tls-not-tls",
+            Self::Timeout => "tls-handshake-timeout",
+            Self::ServerFull => "tls-server-full",
+            Self::Other => "tls-handshake-failed",
+        }
+    }
+
+    /// What a failed accept's error says.
+    pub fn of(e: &std::io::Error) -> Self {
+        use rustls::{CertificateError, Error};
+        let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) else {
+            return Self::Other;
+        };
+        match tls {
+            Error::NoCertificatesPresented => Self::NoCertificate,
+            Error::InvalidCertificate(c) => match c {
+                CertificateError::UnknownIssuer => Self::UnknownCa,
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. } => Self::Expired,
+                CertificateError::Revoked => Self::Revoked,
+                _ => Self::BadCertificate,
+            },
+            Error::InvalidMessage(_)
+            | Error::InappropriateHandshakeMessage { .. }
+            | Error::InappropriateMessage { .. }
+            | Error::PeerIncompatible(_) => Self::NotTls,
+            _ => Self::Other,
+        }
+    }
+}
+
+impl TlsStats {
+    fn refused(&self, remote: SocketAddr, why: HandshakeRefusal) {
+        self.handshake_failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(hear) = self.on_refusal.get() {
+            hear(remote, why);
+        }
+    }
 }
 
 /// Open connections per certificate serial.
@@ -204,7 +296,7 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             // Full: closing at once costs less than holding one more descriptor.
-            stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            stats.refused(remote, HandshakeRefusal::ServerFull);
             drop(tcp);
             continue;
         };
@@ -218,8 +310,12 @@ pub async fn serve(
             let _slot = slot;
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
-                _ => {
-                    stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                Ok(Err(e)) => {
+                    stats.refused(remote, HandshakeRefusal::of(&e));
+                    return;
+                }
+                Err(_) => {
+                    stats.refused(remote, HandshakeRefusal::Timeout);
                     return;
                 }
             };
@@ -231,7 +327,7 @@ pub async fn serve(
                 .map(|der| PeerIdentity::from_der(der.as_ref()));
             let Some(Ok(peer)) = peer else {
                 // A chain our CA signed but without our subject fields: refuse.
-                stats.handshake_failures.fetch_add(1, Ordering::Relaxed);
+                stats.refused(remote, HandshakeRefusal::NoIdentity);
                 return;
             };
             stats.accepted.fetch_add(1, Ordering::Relaxed);

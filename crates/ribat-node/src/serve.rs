@@ -396,6 +396,7 @@ pub fn assemble(
         }))?;
     }
     let stats = Arc::new(TlsStats::default());
+    hear_refused_handshakes(&stats, &watch);
     let app = Arc::new(App {
         vault: node.vault.clone(),
         gate: Gate::new(policy, issuer.verifier(), clock),
@@ -403,7 +404,17 @@ pub fn assemble(
         audience: DEPLOYMENT.to_owned(),
         metrics: Metrics::default(),
         tls: stats.clone(),
-        uploads: home.root().join("uploads"),
+        uploads: {
+            let uploads = home.root().join("uploads");
+            let cleared = ribat_gateway::clear_unanswered_uploads(&uploads);
+            if cleared > 0 {
+                eprintln!(
+                    "deleted {cleared} upload(s) a crash left unanswered in {} (their employers send them again)",
+                    uploads.display()
+                );
+            }
+            uploads
+        },
         watch,
         exports: Some(Arc::new(crate::exports::NodeDesk::new(
             home.clone(),
@@ -516,6 +527,46 @@ pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions
         tokio::task::spawn_blocking(move || n.checkpoint()).await??;
         Ok(())
     })
+}
+
+/// Every handshake the gateway's listener refuses (no, unknown, expired, revoked or
+/// malformed certificate; not TLS; too slow) reaches its detectors and the SIEM as an
+/// authentication failure from that address, as a refused token does from a certificate.
+/// A peer that connects and goes away (a load balancer's port check) is not one.
+fn hear_refused_handshakes(stats: &TlsStats, watch: &Arc<Watch>) {
+    use ribat_net::listener::HandshakeRefusal;
+    let w = Arc::downgrade(watch);
+    let _ = stats.on_refusal.set(Arc::new(
+        move |remote: std::net::SocketAddr, why: HandshakeRefusal| {
+            if matches!(why, HandshakeRefusal::Other | HandshakeRefusal::ServerFull) {
+                return;
+            }
+            let Some(w) = w.upgrade() else { return };
+            let event = ribat_detect::Event {
+                time_ms: w.clock().now_ms(),
+                component: GATEWAY_NAME.to_owned(),
+                kind: ribat_detect::Kind::AuthFailure(ribat_detect::event::AuthFailure {
+                    actor: ribat_detect::event::Actor {
+                        identity: String::new(),
+                        role: String::new(),
+                        institution: String::new(),
+                        serial: String::new(),
+                        addr: remote.ip().to_string(),
+                    },
+                    reason: why.as_str().to_owned(),
+                }),
+            };
+            // Off the accept loop: a decision is written durably.
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn_blocking(move || w.observe(&event));
+                }
+                Err(_) => {
+                    w.observe(&event);
+                }
+            }
+        },
+    ));
 }
 
 /// Every `every`, when the audit log grew, signs a checkpoint and has the witnesses

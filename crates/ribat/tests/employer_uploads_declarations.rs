@@ -28,6 +28,10 @@ fn an_employer_uploads_its_own_declarations_and_nobody_elses() {
     add(&home, "employer.payroll", "employer", &mine.affiliation);
     add(&home, "supervisor.1", "supervisor", "cnss-inspection");
     let ca = identity(&home, "gateway.embedded").join("ca.pem");
+    // What a crash mid-import left behind: an upload never answered.
+    let stale = home.join("uploads").join(&mine.affiliation);
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("DS_left_by_a_crash.txt"), "E1 salaries in clear").unwrap();
     let gw = start(
         &home,
         &["serve", "--listen", "127.0.0.1:0", "--passphrases", "env"],
@@ -75,8 +79,13 @@ fn an_employer_uploads_its_own_declarations_and_nobody_elses() {
         })
     };
 
+    // The gateway deleted it at start: its employer sends it again.
+    assert!(!stale.join("DS_left_by_a_crash.txt").exists());
     let r = upload(&file(&mine.affiliation), "declaration-upload");
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    // Sealed and stored, the file is not kept in clear on the gateway's disk (I4).
+    let kept: Vec<_> = walk(&home.join("uploads"));
+    assert!(kept.is_empty(), "uploads kept in clear: {kept:?}");
     let stored = r.json()["stored"].as_u64().unwrap();
     let employees = fund.persons.iter().filter(|p| p.employer == 0).count() as u64;
     assert!(stored > 0 && stored <= employees, "{stored} of {employees}");
@@ -99,6 +108,7 @@ fn an_employer_uploads_its_own_declarations_and_nobody_elses() {
     damaged.replace_range(0..3, "Z99");
     let r = upload(&damaged, "declaration-upload");
     assert_eq!((r.status, problem(&r).as_str()), (422, "ebds-refused"));
+    assert!(walk(&home.join("uploads")).is_empty());
     assert!(
         r.json()["detail"].as_str().unwrap().contains("line 1"),
         "{r:?}"
@@ -170,4 +180,21 @@ fn an_employer_uploads_its_own_declarations_and_nobody_elses() {
         r.json()["matches"][0]["fields"].get("cin").is_none(),
         "only the fields asked for"
     );
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                found.push(p);
+            }
+        }
+    }
+    found
 }

@@ -97,9 +97,18 @@ fn peer_of(dir: &Path) -> PeerIdentity {
 #[test]
 fn every_unauthorised_call_is_refused_with_its_own_reason() {
     let f = fixture();
+    let ocsf = f.home.join("events.ocsf.jsonl");
     let gw = start(
         &f.home,
-        &["serve", "--listen", "127.0.0.1:0", "--passphrases", "env"],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--passphrases",
+            "env",
+            "--ocsf",
+            ocsf.to_str().unwrap(),
+        ],
         &[],
     );
     let clerk = identity(&f.home, "clerk.1");
@@ -358,6 +367,37 @@ fn every_unauthorised_call_is_refused_with_its_own_reason() {
     for p in &ps[..12] {
         assert!(!text.contains(&p.cnss) && !text.contains(&p.cin));
     }
+
+    // Every handshake refused above is an authentication failure for the detectors and
+    // the SIEM, with its reason and address; five from one address within the minute are
+    // alerted — an address may be shared, so it is not cut off (the clerk read on above).
+    let events = std::fs::read_to_string(&ocsf).unwrap();
+    for reason in [
+        "tls-no-certificate",
+        "tls-unknown-ca",
+        "tls-bad-certificate",
+        "tls-certificate-expired",
+        "tls-certificate-revoked",
+    ] {
+        assert!(
+            events
+                .lines()
+                .any(|l| l.contains(reason) && l.contains("127.0.0.1")),
+            "no event for {reason} in:\n{events}"
+        );
+    }
+    assert!(
+        events.lines().any(|l| l.contains("auth-failures")
+            && l.contains("address 127.0.0.1")
+            && l.contains("alerted, not cut off")),
+        "no alert on the address in:\n{events}"
+    );
+    let r = get(
+        &clerk,
+        Some(&tok),
+        &path(&ps[3].cnss, "purpose=counter-service"),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
 }
 
 #[test]

@@ -35,14 +35,30 @@ impl Detector for AuthFailures {
         let burst = self.certs.entry(key).or_default();
         let n = burst.note(ev, r.window_secs);
         if n >= r.count {
+            // An address is shared (a partner's NAT, a proxy): it is flagged, never cut
+            // off, so that one holder of a bad certificate cannot take its neighbours down.
+            let mut c = r.common();
+            let shared = matches!(target, Target::Address(_));
+            if shared {
+                c.action = crate::response::Action::Alert;
+            }
+            let who = match f.actor.identity.as_str() {
+                "" => String::new(),
+                id => format!(" ({id})"),
+            };
             out.push(finding(
                 RULE,
-                r.common(),
+                c,
                 Severity::High,
                 target.clone(),
                 format!(
-                    "{target} ({}) failed to authenticate {} times within {} s",
-                    f.actor.identity, n, r.window_secs
+                    "{target}{who} failed to authenticate {n} times within {} s{}",
+                    r.window_secs,
+                    if shared {
+                        " (an address may be shared: alerted, not cut off)"
+                    } else {
+                        ""
+                    }
                 ),
                 burst.lines(),
             ));
@@ -69,5 +85,29 @@ mod tests {
             .map(|i| auth_failure(MONDAY_9AM + i * 20_000, "p-1", "token-expired"))
             .collect();
         assert!(run(&mut AuthFailures::default(), &rules, &slow).is_empty());
+    }
+
+    #[test]
+    fn handshakes_refused_from_one_address_are_alerted_never_cut_off() {
+        let rules = Rules::default();
+        let burst: Vec<Event> = (0..5)
+            .map(|i| {
+                let mut e = auth_failure(MONDAY_9AM + i * 1_000, "", "tls-unknown-ca");
+                if let Kind::AuthFailure(f) = &mut e.kind {
+                    f.actor.serial.clear();
+                    f.actor.addr = "192.0.2.7".into();
+                }
+                e
+            })
+            .collect();
+        let f = run(&mut AuthFailures::default(), &rules, &burst);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].target, Target::Address("192.0.2.7".into()));
+        assert_eq!(f[0].action, crate::response::Action::Alert);
+        assert!(
+            f[0].title.contains("alerted, not cut off"),
+            "{}",
+            f[0].title
+        );
     }
 }
