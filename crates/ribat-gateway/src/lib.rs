@@ -19,6 +19,8 @@ mod body;
 pub mod containment;
 pub mod desk;
 pub mod exports;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gate;
 pub mod intake;
 pub mod link;
