@@ -530,27 +530,7 @@ pub fn retire_build(
 
 /// Patch drift as the node in `dir` sees it (`ribat mesh drift`).
 pub fn drift(dir: &Path) -> Result<Attestations> {
-    let me = crate::mesh::MeshFile::read(dir)?;
-    let addr = me.me()?.addr.clone();
-    let tls = crate::mesh::client_tls(dir)?;
-    let rt = crate::serve::runtime()?;
-    let r = rt
-        .block_on(crate::mesh::call_peer(
-            &tls,
-            &addr,
-            "GET",
-            ribat_raft::serve::ATTESTATIONS,
-            None,
-            Duration::from_secs(5),
-        ))
-        .map_err(|e| crate::err!("the node at {addr} (is it running?): {e}"))?;
-    crate::ensure!(
-        r.status == 200,
-        "the node at {addr} answered {}: {}",
-        r.status,
-        r.json()["detail"].as_str().unwrap_or("no detail")
-    );
-    Ok(serde_json::from_slice(&r.body)?)
+    crate::mesh::ask_own_node(dir, ribat_raft::serve::ATTESTATIONS)
 }
 
 /// The members on a build that is retired or not allowed, or cut off for any reason.

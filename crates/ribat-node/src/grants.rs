@@ -13,7 +13,6 @@ use crate::mesh::{Proposed, propose, registration};
 use ribat_mesh::command::{GrantStatement, kind};
 use ribat_mesh::{Approval, Command};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 pub use ribat_raft::serve::Identity;
 
@@ -167,28 +166,7 @@ pub fn recertify(
 
 /// The identity register as the node in `dir` holds it.
 pub fn list(dir: &Path) -> Result<Vec<Identity>> {
-    let me = crate::mesh::MeshFile::read(dir)?;
-    let addr = me.me()?.addr.clone();
-    let tls = crate::mesh::client_tls(dir)?;
-    let rt = crate::serve::runtime()?;
-    let r = rt
-        .block_on(crate::mesh::call_peer(
-            &tls,
-            &addr,
-            "GET",
-            ribat_raft::serve::IDENTITIES,
-            None,
-            Duration::from_secs(5),
-        ))
-        .map_err(|e| crate::err!("the node at {addr} (is it running?): {e}"))?;
-    if r.status != 200 {
-        bail!(
-            "the node at {addr} answered {}: {}",
-            r.status,
-            r.json()["detail"].as_str().unwrap_or("no detail")
-        );
-    }
-    Ok(serde_json::from_slice(&r.body)?)
+    crate::mesh::ask_own_node(dir, ribat_raft::serve::IDENTITIES)
 }
 
 /// The register as a table.

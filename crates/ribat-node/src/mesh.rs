@@ -288,6 +288,32 @@ pub(crate) async fn call_peer(
     .unwrap_or_else(|_| Err(format!("no answer within {} ms", within.as_millis())))
 }
 
+/// Asks the node in `dir` itself (with its own certificate) for `route` and reads its JSON
+/// answer: what `mesh identities` and `mesh drift` show.
+pub(crate) fn ask_own_node<T: serde::de::DeserializeOwned>(dir: &Path, route: &str) -> Result<T> {
+    let me = MeshFile::read(dir)?;
+    let addr = me.me()?.addr.clone();
+    let tls = client_tls(dir)?;
+    let rt = crate::serve::runtime()?;
+    let r = rt
+        .block_on(call_peer(
+            &tls,
+            &addr,
+            "GET",
+            route,
+            None,
+            Duration::from_secs(5),
+        ))
+        .map_err(|e| crate::err!("the node at {addr} (is it running?): {e}"))?;
+    ensure!(
+        r.status == 200,
+        "the node at {addr} answered {}: {}",
+        r.status,
+        r.json()["detail"].as_str().unwrap_or("no detail")
+    );
+    Ok(serde_json::from_slice(&r.body)?)
+}
+
 /// Whether `home` is a mesh node's directory.
 pub fn is_node(home: &Home) -> bool {
     home.root().join(MESH_FILE).exists()

@@ -159,13 +159,14 @@ pub fn vet_on_node(
     Ok(register)
 }
 
-/// Raises on `watch` the reviews due in the node's register now, once a day each.
+/// Raises on `watch` the reviews due in the node's register now (by the watch's clock),
+/// once a day each; returns them.
 pub fn raise_due(
     register: &Register,
     notices: &mut Notices,
     watch: &ribat_gateway::watch::Watch,
     component: &str,
-) {
+) -> Vec<Due> {
     let now_ms = watch.clock().now_ms();
     let entries = register.entries();
     let live = entries
@@ -180,10 +181,12 @@ pub fn raise_due(
             ))
         });
     let now_s = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-    for due in notices.due(live, now_s) {
-        eprintln!("{}", due.line("`ribat identity recertify`"));
-        watch.observe(&due.event(now_ms, component));
+    let due = notices.due(live, now_s);
+    for d in &due {
+        eprintln!("{}", d.line("`ribat identity recertify`"));
+        watch.observe(&d.event(now_ms, component));
     }
+    due
 }
 
 /// `identity recertify`: the third party `name`'s access goes on until `review_by`.

@@ -506,7 +506,7 @@ pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions
                 loop {
                     let (r, w) = (register.clone(), watch.clone());
                     notices = tokio::task::spawn_blocking(move || {
-                        crate::reviews::raise_due(&r, &mut notices, &w, GATEWAY_NAME);
+                        let _ = crate::reviews::raise_due(&r, &mut notices, &w, GATEWAY_NAME);
                         notices
                     })
                     .await

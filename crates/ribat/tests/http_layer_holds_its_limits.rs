@@ -354,15 +354,6 @@ fn uploads_are_bounded_in_total_not_only_one_by_one() {
     });
 }
 
-/// Now plus `secs` seconds, RFC 3339.
-fn in_seconds(secs: i64) -> String {
-    (time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
 #[test]
 fn a_partners_access_lapses_at_its_review_date_on_an_open_connection_until_it_is_recertified() {
     let f = fixture();

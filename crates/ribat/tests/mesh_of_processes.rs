@@ -815,14 +815,7 @@ fn in_days(days: i64) -> String {
     in_seconds(days * 86_400)
 }
 
-/// Now plus `secs` seconds, RFC 3339.
-fn in_seconds(secs: i64) -> String {
-    (time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
-        .replace_nanosecond(0)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
+use common::in_seconds;
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()

@@ -79,34 +79,24 @@ pub(super) struct Reviews {
     pub(super) recertified: Mutex<Vec<(String, u64, u64)>>,
 }
 
-/// The daily check: raises what is due (a week ahead or past) on the gateway's detectors.
+/// The daily check: raises what is due (a week ahead or past) on the gateway's detectors,
+/// as `ribat serve` does.
 pub(super) fn check(w: &World) {
     let Some(register) = &w.reviews.register else {
         return;
     };
-    let now_ms = w.clock.now_ms();
-    let entries = register.entries();
-    let live = entries
-        .iter()
-        .filter(|e| e.revoked_at.is_none())
-        .filter_map(|e| {
-            Some((
-                e.name.as_str(),
-                e.role.as_str(),
-                e.serial.as_str(),
-                e.review_by?,
-            ))
-        });
     let due = match w.reviews.notices.lock() {
-        Ok(mut n) => n.due(live, i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)),
+        Ok(mut n) => ribat_node::reviews::raise_due(
+            register,
+            &mut n,
+            &w.watch,
+            ribat_node::identity::GATEWAY_NAME,
+        ),
         Err(_) => return,
     };
-    for d in due {
-        w.watch
-            .observe(&d.event(now_ms, ribat_node::identity::GATEWAY_NAME));
-        if let Ok(mut f) = w.reviews.findings.lock() {
-            f.push((d.identity.clone(), now_ms));
-        }
+    let now_ms = w.clock.now_ms();
+    if let Ok(mut f) = w.reviews.findings.lock() {
+        f.extend(due.into_iter().map(|d| (d.identity, now_ms)));
     }
 }
 

@@ -229,3 +229,12 @@ pub(crate) fn decode_bytea(dump: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Now plus `secs` seconds, RFC 3339.
+pub(crate) fn in_seconds(secs: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
