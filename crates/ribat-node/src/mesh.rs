@@ -1392,7 +1392,10 @@ impl ribat_gateway::watch::Enforcer for ToMesh {
 /// What the security state says of a certificate: revoked, not in the identity register,
 /// or (a node certificate) not the one a current member holds. A state that cannot be
 /// read refuses all.
-fn vetted_in(sm: &MeshStateMachine) -> ribat_identity::tls::VettedBy {
+fn vetted_in(
+    sm: &MeshStateMachine,
+    essential: Arc<crate::reviews::Essential>,
+) -> ribat_identity::tls::VettedBy {
     use ribat_identity::tls::Refused;
     use ribat_mesh::Standing;
     let sm = sm.clone();
@@ -1405,6 +1408,14 @@ fn vetted_in(sm: &MeshStateMachine) -> ribat_identity::tls::VettedBy {
                 Standing::Granted => None,
                 Standing::NotGranted => Some(Refused::NotGranted),
                 Standing::Revoked => Some(Refused::Revoked),
+                // An essential role (the pension batch) is kept past its review date;
+                // its finding goes on every day.
+                Standing::Lapsed
+                    if essential
+                        .contains(c.role, st.rules().map(|r| (r.version, r.document.as_str()))) =>
+                {
+                    None
+                }
                 Standing::Lapsed => Some(Refused::Lapsed),
             },
         });
@@ -1533,6 +1544,8 @@ pub fn registration(e: &ribat_identity::ca::RegisterEntry) -> ribat_mesh::Regist
 struct Attesting {
     documents: Arc<crate::attest::Documents>,
     verdicts: Arc<crate::attest::Verdicts>,
+    /// The roles kept past their review date.
+    essential: Arc<crate::reviews::Essential>,
     /// The custodian each member holds, by name.
     custodian_of: BTreeMap<String, u32>,
 }
@@ -1595,7 +1608,9 @@ async fn run_gateway(
         crate::attest::RULES,
         &home.root().join(crate::serve::RULES_FILE),
     );
-    assembled.tls.also_vetted_by(vetted_in(&sm))?;
+    assembled
+        .tls
+        .also_vetted_by(vetted_in(&sm, attesting.essential.clone()))?;
     assembled.app.watch.add_enforcer(to_mesh);
     // What the mesh restricts, this gateway refuses before asking any custodian; what it
     // releases, this gateway lifts.
@@ -1673,6 +1688,9 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
     // What the node's parts act on, for its statements; how it judges every member's.
     let documents = Arc::new(crate::attest::Documents::default());
     let verdicts = Arc::new(crate::attest::Verdicts::default());
+    let essential = Arc::new(crate::reviews::Essential::from_rules_file(
+        &dir.join(crate::serve::RULES_FILE),
+    ));
     let custodian = match own {
         Some(index) => {
             documents.set_file(
@@ -1763,7 +1781,7 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
         // Certificates revoked through the log, or never granted through it, are refused at
         // every request, as if the revocation list named them (the node's own listener, its
         // custodian's token check).
-        server_tls.also_vetted_by(vetted_in(&sm))?;
+        server_tls.also_vetted_by(vetted_in(&sm, essential.clone()))?;
         let carried: CarriedBook = Arc::default();
         let report: ribat_raft::serve::Carried = {
             let c = carried.clone();
@@ -1907,6 +1925,7 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
                     Attesting {
                         documents: documents.clone(),
                         verdicts: verdicts.clone(),
+                        essential: essential.clone(),
                         custodian_of: mesh
                             .peers
                             .iter()

@@ -4,6 +4,11 @@
 //! until a security administrator re-certifies it to a later date. In a mesh the dates
 //! travel in the replicated identity register ([`crate::grants`]); on one node they sit in
 //! the CA's register (`identity add --review-by`, `identity recertify`), read here.
+//!
+//! Essential roles are kept past their date: a role the detection rules list as essential
+//! (`essential-roles`: by default the pension batch, among the fund's own) is not suspended
+//! when its review lapses — pensions must be paid — and its finding goes on every day
+//! until someone re-certifies it.
 
 use crate::error::Result;
 use crate::home::Home;
@@ -92,6 +97,47 @@ impl Notices {
     }
 }
 
+/// The roles kept past their review date: the rules' essential roles, from the start-up
+/// rules file and then from each version of the rules the mesh's log puts in force.
+#[derive(Debug)]
+pub struct Essential {
+    start_up: std::collections::BTreeSet<String>,
+    in_force: Mutex<Option<(u64, std::collections::BTreeSet<String>)>>,
+}
+
+impl Essential {
+    /// The essential roles of the rules file at `path` (the default rules' when it cannot
+    /// be read: the node names that file in its attestation, and peers judge it).
+    pub fn from_rules_file(path: &std::path::Path) -> Self {
+        let rules = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| ribat_detect::Rules::from_json(&t).ok())
+            .unwrap_or_default();
+        Self {
+            start_up: rules.essential_roles,
+            in_force: Mutex::new(None),
+        }
+    }
+
+    /// Whether `role` is essential by the rules in force (`version` and `document`, when
+    /// the log put some in force; else the start-up file's).
+    pub fn contains(&self, role: &str, in_force: Option<(u64, &str)>) -> bool {
+        let Some((version, document)) = in_force else {
+            return self.start_up.contains(role);
+        };
+        let Ok(mut c) = self.in_force.lock() else {
+            return false;
+        };
+        if c.as_ref().is_none_or(|(v, _)| *v != version) {
+            let roles = ribat_detect::Rules::from_json(document)
+                .map(|r| r.essential_roles)
+                .unwrap_or_default();
+            *c = Some((version, roles));
+        }
+        c.as_ref().is_some_and(|(_, roles)| roles.contains(role))
+    }
+}
+
 /// The CA's register on a node, re-read when the file changes: the review dates of its
 /// third parties, by serial.
 pub struct Register {
@@ -134,27 +180,32 @@ impl Register {
         c.1.clone()
     }
 
-    /// Whether the certificate with `serial` is a third party's whose review date is past.
-    pub fn lapsed(&self, serial: &str, now_s: i64) -> bool {
+    /// The role of the certificate with `serial` when it is a third party's whose review
+    /// date is past.
+    pub fn lapsed(&self, serial: &str, now_s: i64) -> Option<String> {
         self.entries()
-            .iter()
-            .any(|e| e.serial == serial && e.review_by.is_some_and(|d| d <= now_s))
+            .into_iter()
+            .find(|e| e.serial == serial && e.review_by.is_some_and(|d| d <= now_s))
+            .map(|e| e.role)
     }
 }
 
 /// On one node (`ribat serve`, the simulator): the gateway also refuses a third party's
-/// certificate past its review date, by `clock`.
+/// certificate past its review date, by `clock`, unless its role is essential by the
+/// node's rules.
 pub fn vet_on_node(
     home: &Home,
     tls: &ribat_identity::tls::ServerTls,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<Register>> {
     let register = Arc::new(Register::of(home));
+    let essential = Essential::from_rules_file(&home.root().join(crate::serve::RULES_FILE));
     let r = register.clone();
     tls.also_vetted_by(Arc::new(move |c: &ribat_identity::tls::CertRef<'_>| {
         let now = i64::try_from(clock.now()).unwrap_or(i64::MAX);
         r.lapsed(c.serial, now)
-            .then_some(ribat_identity::tls::Refused::Lapsed)
+            .filter(|role| !essential.contains(role, None))
+            .map(|_| ribat_identity::tls::Refused::Lapsed)
     }))?;
     Ok(register)
 }
@@ -222,5 +273,23 @@ mod tests {
         assert_eq!(n.due(entries(100 * day), 94 * day).len(), 1, "the next day");
         // Re-certified to a later date: quiet until that one is a week away.
         assert!(n.due(entries(200 * day), 95 * day).is_empty());
+    }
+
+    #[test]
+    fn essential_roles_come_from_the_rules_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rules.json");
+        // No file: the default rules', where the pension batch is essential.
+        let e = Essential::from_rules_file(&file);
+        assert!(e.contains("pension-batch", None));
+        assert!(!e.contains("partner", None));
+        // Rules put in force through the log decide from their version on.
+        let mut rules = ribat_detect::Rules::default();
+        rules.essential_roles = ["partner".to_owned()].into();
+        let doc = serde_json::to_string(&rules).unwrap();
+        assert!(e.contains("partner", Some((2, &doc))));
+        assert!(!e.contains("pension-batch", Some((2, &doc))));
+        // A document that does not parse makes nobody essential.
+        assert!(!e.contains("pension-batch", Some((3, "{"))));
     }
 }

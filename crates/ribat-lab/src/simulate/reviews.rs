@@ -1,8 +1,10 @@
 //! Third parties' access reviews over a simulated month (`partner-review`): every partner
 //! and batch identity carries a review date in the register; one partner is re-certified
-//! by a security administrator before its date, one is left to lapse. The gateway refuses a
-//! lapsed certificate by the simulated clock, and the daily check raises the findings a
-//! week ahead, as `ribat serve` does.
+//! by a security administrator before its date, one is left to lapse, and the pension
+//! batch's date passes the day before its monthly run. The gateway refuses a lapsed
+//! certificate by the simulated clock — unless its role is essential by the rules (the
+//! pension batch: pensions are paid, and the finding goes on daily) — and the daily check
+//! raises the findings from a week ahead, as `ribat serve` does.
 
 use super::*;
 use ribat_node::reviews::{Notices, Register};
@@ -21,6 +23,8 @@ pub(super) fn dates(s: Scenario, actors: &[Actor], window: (u64, u64)) -> BTreeM
             let due = match (s, a.name.as_str()) {
                 (Scenario::PartnerReview, RECERTIFIED) => window.0 + 10 * DAY,
                 (Scenario::PartnerReview, UNREVIEWED) => window.0 + 20 * DAY,
+                // Lapses before the pension run of the 1st: an essential role, it runs.
+                (Scenario::PartnerReview, _) if a.role == Role::Pension => window.0 + DAY,
                 // Everyone else reviewed well after the run.
                 _ => window.1 + 60 * DAY,
             };
@@ -142,6 +146,8 @@ pub(super) fn note(
 pub(super) struct ReviewReport {
     pub(super) identity: String,
     pub(super) role: String,
+    /// Whether its role is essential by the rules (kept past its review date).
+    pub(super) essential: bool,
     /// Its review date at the start, simulated ms.
     pub(super) review_by_ms: u64,
     /// When an administrator re-certified it, and to when.
@@ -184,6 +190,9 @@ pub(super) fn report(
         .lock()
         .map(|f| f.clone())
         .unwrap_or_default();
+    let essential = ribat_node::reviews::Essential::from_rules_file(
+        &w.node_home.root().join(ribat_node::serve::RULES_FILE),
+    );
     dates
         .iter()
         .filter_map(|(name, &due)| {
@@ -197,6 +206,7 @@ pub(super) fn report(
             let mut r = ReviewReport {
                 identity: name.clone(),
                 role: w.actors[actor].role.name().to_owned(),
+                essential: essential.contains(w.actors[actor].role.name(), None),
                 review_by_ms: due,
                 recertified: re,
                 lapsed_at_ms,
@@ -242,9 +252,10 @@ pub(super) fn print(reports: &[ReviewReport]) {
     let day = |ms: u64| ribat_custodian::error_utc(ms / 1000);
     for r in reports {
         println!(
-            "  {} ({}): review by {}{}; {} answered{}, {} refused after{}; findings: {}",
+            "  {} ({}{}): review by {}{}; {} answered{}, {} refused after{}; findings: {}",
             r.identity,
             r.role,
+            if r.essential { ", essential: kept" } else { "" },
             day(r.review_by_ms),
             r.recertified.map_or_else(String::new, |(at, to)| format!(
                 ", re-certified at {} to {}",
