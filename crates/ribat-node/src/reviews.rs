@@ -284,8 +284,10 @@ mod tests {
         assert!(e.contains("pension-batch", None));
         assert!(!e.contains("partner", None));
         // Rules put in force through the log decide from their version on.
-        let mut rules = ribat_detect::Rules::default();
-        rules.essential_roles = ["partner".to_owned()].into();
+        let rules = ribat_detect::Rules {
+            essential_roles: ["partner".to_owned()].into(),
+            ..Default::default()
+        };
         let doc = serde_json::to_string(&rules).unwrap();
         assert!(e.contains("partner", Some((2, &doc))));
         assert!(!e.contains("pension-batch", Some((2, &doc))));
