@@ -1835,11 +1835,13 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
         let listener = tokio::net::TcpListener::bind(&me.addr)
             .await
             .with_context(|| format!("cannot listen on {}", me.addr))?;
+        // Its custodian's detectors hear of the handshakes this listener refuses.
+        let stats = Arc::new(TlsStats::default());
+        if let Some((_, _, watch, name, _)) = &custodian {
+            crate::serve::hear_refused_handshakes(&stats, watch, name);
+        }
         let server = tokio::spawn(ribat_net::listener::serve(
-            listener,
-            server_tls,
-            router,
-            Arc::new(TlsStats::default()),
+            listener, server_tls, router, stats,
         ));
         tasks.push(tokio::spawn(keep_membership(raft.clone(), sm.clone())));
         tasks.push(tokio::spawn(crate::attest::judge_members(

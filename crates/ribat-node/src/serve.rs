@@ -396,7 +396,7 @@ pub fn assemble(
         }))?;
     }
     let stats = Arc::new(TlsStats::default());
-    hear_refused_handshakes(&stats, &watch);
+    hear_refused_handshakes(&stats, &watch, GATEWAY_NAME);
     let app = Arc::new(App {
         vault: node.vault.clone(),
         gate: Gate::new(policy, issuer.verifier(), clock),
@@ -529,11 +529,13 @@ pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions
     })
 }
 
-/// Every handshake the gateway's listener refuses (no, unknown, expired, revoked or
-/// malformed certificate; not TLS; too slow) reaches its detectors and the SIEM as an
-/// authentication failure from that address, as a refused token does from a certificate.
-/// A peer that connects and goes away (a load balancer's port check) is not one.
-fn hear_refused_handshakes(stats: &TlsStats, watch: &Arc<Watch>) {
+/// Every handshake a listener refuses (no, unknown, expired, revoked or malformed
+/// certificate; not TLS; too slow) reaches the detectors of `component` (and the SIEM,
+/// where they write to it) as an authentication failure from that address, as a refused
+/// token does from a certificate. A peer that connects and goes away (a load balancer's
+/// port check) is not one.
+pub(crate) fn hear_refused_handshakes(stats: &TlsStats, watch: &Arc<Watch>, component: &str) {
+    let component = component.to_owned();
     use ribat_net::listener::HandshakeRefusal;
     let w = Arc::downgrade(watch);
     let _ = stats.on_refusal.set(Arc::new(
@@ -544,7 +546,7 @@ fn hear_refused_handshakes(stats: &TlsStats, watch: &Arc<Watch>) {
             let Some(w) = w.upgrade() else { return };
             let event = ribat_detect::Event {
                 time_ms: w.clock().now_ms(),
-                component: GATEWAY_NAME.to_owned(),
+                component: component.clone(),
                 kind: ribat_detect::Kind::AuthFailure(ribat_detect::event::AuthFailure {
                     actor: ribat_detect::event::Actor {
                         identity: String::new(),
@@ -637,11 +639,16 @@ pub fn custodian(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
-        println!("custodian {index} listening on https://{} (gateways only)", listener.local_addr()?);
+        println!(
+            "custodian {index} listening on https://{} (gateways only)",
+            listener.local_addr()?
+        );
         std::io::stdout().flush()?;
+        let stats = Arc::new(TlsStats::default());
+        hear_refused_handshakes(&stats, &watch, &name);
         let ticker = spawn_ticker(watch, name);
         tokio::select! {
-            r = serve(listener, tls, custodian_router(service), Arc::new(TlsStats::default())) => r?,
+            r = serve(listener, tls, custodian_router(service), stats) => r?,
             r = stop_signal() => r?,
         }
         ticker.abort();

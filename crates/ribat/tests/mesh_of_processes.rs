@@ -550,6 +550,64 @@ fn a_node_certified_by_another_ca_cannot_speak_to_the_mesh() {
     }
     let (_, s) = agreed_leader(&dirs[0], &[1, 2, 3]);
     assert!(s.iter().all(|m| m["error"].is_null()));
+    // A client that trusts our CA but shows another CA's certificate (the node above gave
+    // up on our certificates first, so our nodes never saw its own): each node refuses the
+    // handshake, and its custodian's detectors hear of it — five from one address within
+    // the minute are an alert (never a cut: the address may be shared).
+    let stranger = d.path().join("stranger");
+    {
+        let other = ribat_identity::ca::Ca::init(&stranger.join("ca"), "ribat.elsewhere").unwrap();
+        let s = other
+            .issue(
+                "node-2",
+                "node",
+                "mesh",
+                &ribat_identity::ca::CertKind::Client,
+                30,
+            )
+            .unwrap();
+        std::fs::write(stranger.join("cert.pem"), &s.cert_pem).unwrap();
+        std::fs::write(stranger.join("key.pem"), s.key_pem.as_bytes()).unwrap();
+    }
+    let mesh: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dirs[0].join("mesh.json")).unwrap()).unwrap();
+    for peer in mesh["peers"].as_array().unwrap() {
+        let addr = peer["addr"].as_str().unwrap();
+        for _ in 0..5 {
+            let r = common::api::call(
+                addr,
+                common::api::config(&dirs[0].join("ca.pem"), Some(&stranger)),
+                "GET",
+                "/mesh/status",
+                None,
+                None,
+            );
+            assert!(r.is_err(), "{r:?}");
+        }
+    }
+    for (i, dir) in dirs.iter().enumerate() {
+        let decisions = dir.join(format!("custodians/custodian-{}/decisions", i + 1));
+        poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            let held: Vec<PathBuf> = files_holding(&decisions, &["auth-failures"])
+                .into_iter()
+                .filter(|f| {
+                    // The decision log's journal: JSON records between binary framing.
+                    let t =
+                        String::from_utf8_lossy(&std::fs::read(f).unwrap_or_default()).into_owned();
+                    t.contains("address 127.0.0.1") && t.contains("tls-unknown-ca")
+                })
+                .collect();
+            match held.is_empty() {
+                false => Ok(()),
+                true => Err(format!(
+                    "no auth-failures alert on 127.0.0.1 in {}",
+                    decisions.display()
+                )),
+            }
+        });
+    }
+    let (_, s) = agreed_leader(&dirs[0], &[1, 2, 3]);
+    assert!(s.iter().all(|m| m["error"].is_null()));
 }
 
 #[test]
