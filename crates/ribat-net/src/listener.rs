@@ -378,3 +378,55 @@ pub async fn serve(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{AlertDescription, CertificateError, Error};
+
+    fn io(e: Error) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn a_refused_handshake_is_named_by_what_tls_said() {
+        let cases = [
+            (Error::NoCertificatesPresented, "tls-no-certificate"),
+            (
+                Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                "tls-unknown-ca",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::Expired),
+                "tls-certificate-expired",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::NotValidYet),
+                "tls-certificate-expired",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::Revoked),
+                "tls-certificate-revoked",
+            ),
+            (
+                Error::InvalidCertificate(CertificateError::BadSignature),
+                "tls-bad-certificate",
+            ),
+            (
+                Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+                "tls-not-tls",
+            ),
+            // The peer gave up on our certificate: nothing it showed was refused here.
+            (
+                Error::AlertReceived(AlertDescription::UnknownCA),
+                "tls-handshake-failed",
+            ),
+        ];
+        for (e, want) in cases {
+            let said = format!("{e:?}");
+            assert_eq!(HandshakeRefusal::of(&io(e)).as_str(), want, "{said}");
+        }
+        let plain = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof");
+        assert_eq!(HandshakeRefusal::of(&plain), HandshakeRefusal::Other);
+    }
+}
