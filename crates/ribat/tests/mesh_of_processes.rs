@@ -3781,16 +3781,28 @@ fn gateway_starts(dir: &Path) -> usize {
         .count()
 }
 
-/// A copy of this ribat with one byte string more at its end: the same code, another
-/// executable, as a build with one changed constant would be.
+/// This ribat with one constant changed: the first letter of `ribat demo`'s help text,
+/// in place — the same code and size, another executable, as a rebuild with one changed
+/// constant would be (a real rebuild in a test would take minutes).
 fn another_build(at: &Path) -> PathBuf {
     let path = at.join("ribat-rebuilt");
-    std::fs::copy(env!("CARGO_BIN_EXE_ribat"), &path).unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap();
-    std::io::Write::write_all(&mut f, b"one changed constant").unwrap();
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_ribat")).unwrap();
+    let needle = b"Generate a small fund, seal it in a fresh embedded node";
+    let found: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "the help text to change is in the binary once"
+    );
+    bytes[found[0]] = b'g';
+    std::fs::write(&path, &bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
 
@@ -3836,7 +3848,8 @@ fn a_node_on_another_build_or_with_edited_rules_is_cut_off_until_it_attests_with
     ok_read(&gw1, cnss[0]);
     ok_read(&gw3, cnss[1]);
 
-    // Node 3 restarted on another build: isolated as soon as it attests, named in status.
+    // Node 3 restarted on another build (one constant changed): isolated as soon as it
+    // attests, named in status.
     let rebuilt = another_build(d.path());
     nodes[2] = None;
     nodes[2] = Some(start_as(&rebuilt, &dirs[2], &[]));
