@@ -605,17 +605,36 @@ fn spawn_writer(
     std::thread::Builder::new()
         .name("ribat-events".into())
         .spawn(move || {
+            use std::sync::mpsc::RecvTimeoutError;
+            const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
             let mut last_flush = std::time::Instant::now();
-            for line in rx {
+            // Lines written since the last flush: flushed within FLUSH_EVERY even when no
+            // other line follows (a lone finding must reach the SIEM, not wait for the next).
+            let mut pending = false;
+            loop {
+                let line = match rx.recv_timeout(FLUSH_EVERY) {
+                    Ok(line) => line,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if pending && let Some(f) = &mut file {
+                            let _ = f.flush();
+                            last_flush = std::time::Instant::now();
+                        }
+                        pending = false;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
                 match line {
                     Line::Ocsf(l) => {
                         if let Some(f) = &mut file {
                             if !l.is_empty() {
                                 let _ = writeln!(f, "{l}");
+                                pending = true;
                             }
-                            if l.is_empty() || last_flush.elapsed().as_millis() > 500 {
+                            if l.is_empty() || last_flush.elapsed() > FLUSH_EVERY {
                                 let _ = f.flush();
                                 last_flush = std::time::Instant::now();
+                                pending = false;
                             }
                         }
                     }
@@ -719,6 +738,53 @@ mod tests {
             }
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_lone_event_reaches_the_ocsf_file_without_waiting_for_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ocsf.jsonl");
+        let w = Watch::open(
+            dir.path(),
+            "gw",
+            Rules::default(),
+            Arc::new(ManualClock::at(1_800_000_000)),
+            &Outputs {
+                ocsf: Some(path.clone()),
+                syslog: None,
+            },
+            HashSet::new(),
+        )
+        .unwrap();
+        // Two events in a row after a quiet while, then silence (no flush asked): the
+        // second, written right after a flush, must not wait for a third to reach the disk.
+        let event = |node: &str| Event {
+            time_ms: 1_800_000_000_000,
+            component: "gw".into(),
+            kind: Kind::NodeAttestation {
+                node: node.into(),
+                isolated: false,
+                verdict: "drifting: 0.1.0, retired for RUSTSEC-2026-0104".into(),
+            },
+        };
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        w.observe(&event("node-2"));
+        w.observe(&event("node-3"));
+        let both = (0..100).any(|_| {
+            let ocsf = std::fs::read_to_string(&path).unwrap_or_default();
+            let found = ["node-2", "node-3"]
+                .iter()
+                .all(|n| ocsf.contains(&format!("node-attestation: {n} drifting")));
+            if !found {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            found
+        });
+        assert!(
+            both,
+            "{}",
+            std::fs::read_to_string(&path).unwrap_or_default()
+        );
     }
 
     #[test]
