@@ -159,11 +159,27 @@ impl Register {
 
     /// Its entries now (the last good read when the file cannot be read).
     pub fn entries(&self) -> Vec<ribat_identity::ca::RegisterEntry> {
+        self.read(<[_]>::to_vec)
+    }
+
+    /// The role of the certificate with `serial` when it is a third party's whose review
+    /// date is past. On every request of a gateway: looks in place, copies nothing.
+    pub fn lapsed(&self, serial: &str, now_s: i64) -> Option<String> {
+        self.read(|entries| {
+            entries
+                .iter()
+                .find(|e| e.serial == serial && e.review_by.is_some_and(|d| d <= now_s))
+                .map(|e| e.role.clone())
+        })
+    }
+
+    /// `f` over the entries, re-read first when the file changed.
+    fn read<T>(&self, f: impl FnOnce(&[ribat_identity::ca::RegisterEntry]) -> T) -> T {
         let stamp = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
             .ok();
         let Ok(mut c) = self.cache.lock() else {
-            return Vec::new();
+            return f(&[]);
         };
         if c.0 != stamp || stamp.is_none() {
             match std::fs::read_to_string(&self.path)
@@ -177,16 +193,7 @@ impl Register {
                 ),
             }
         }
-        c.1.clone()
-    }
-
-    /// The role of the certificate with `serial` when it is a third party's whose review
-    /// date is past.
-    pub fn lapsed(&self, serial: &str, now_s: i64) -> Option<String> {
-        self.entries()
-            .into_iter()
-            .find(|e| e.serial == serial && e.review_by.is_some_and(|d| d <= now_s))
-            .map(|e| e.role)
+        f(&c.1)
     }
 }
 
