@@ -11,6 +11,10 @@
 //!
 //! Only public values. Loading recomputes `Y_c` and every `Y_{c,i}` from the commitments
 //! and refuses a file whose published values disagree with them.
+//!
+//! After a resharing ([`crate::reshare`]) the file also says `"set": N`, the number of the
+//! custodian set it describes (absent means 1, the ceremony's): the group keys stay, the
+//! commitments and public shares are the new set's.
 
 use crate::point::{decode_point, encode_point};
 use crate::shamir::{ClassDealing, check_threshold, public_share};
@@ -42,6 +46,9 @@ pub struct GroupPublic {
     pub custodians: usize,
     /// Key epoch; bound into every DEK and AAD.
     pub epoch: u32,
+    /// The custodian set these shares belong to: 1 from the ceremony, one more at each
+    /// resharing (the class keys, and so the records, do not change with it).
+    pub set: u32,
     /// Per class.
     pub classes: BTreeMap<String, ClassPublic>,
 }
@@ -70,6 +77,27 @@ impl GroupPublic {
             threshold,
             custodians,
             epoch,
+            set: 1,
+            classes,
+        };
+        g.check()?;
+        Ok(g)
+    }
+
+    /// The group of custodian set `set` (`threshold` of `custodians`), whose classes were
+    /// reshared ([`crate::reshare::reshared_class`]); checked like a loaded file.
+    pub fn reshared(
+        threshold: usize,
+        custodians: usize,
+        epoch: u32,
+        set: u32,
+        classes: BTreeMap<String, ClassPublic>,
+    ) -> Result<Self> {
+        let g = Self {
+            threshold,
+            custodians,
+            epoch,
+            set,
             classes,
         };
         g.check()?;
@@ -103,6 +131,9 @@ impl GroupPublic {
 
     fn check(&self) -> Result<()> {
         check_threshold(self.threshold, self.custodians)?;
+        if self.set == 0 {
+            return Err(malformed("custodian set 0 (sets count from 1)"));
+        }
         if self.classes.is_empty() {
             return Err(malformed("no classes"));
         }
@@ -145,6 +176,7 @@ impl GroupPublic {
             threshold: self.threshold,
             custodians: self.custodians,
             epoch: self.epoch,
+            set: self.set,
             classes: self
                 .classes
                 .iter()
@@ -195,6 +227,7 @@ impl GroupPublic {
             threshold: f.threshold,
             custodians: f.custodians,
             epoch: f.epoch,
+            set: f.set,
             classes,
         };
         g.check()?;
@@ -209,7 +242,17 @@ struct GroupFile {
     threshold: usize,
     custodians: usize,
     epoch: u32,
+    #[serde(default = "first_set", skip_serializing_if = "is_first_set")]
+    set: u32,
     classes: BTreeMap<String, ClassFile>,
+}
+
+fn first_set() -> u32 {
+    1
+}
+
+fn is_first_set(set: &u32) -> bool {
+    *set == 1
 }
 
 #[derive(Serialize, Deserialize)]
@@ -264,5 +307,20 @@ mod tests {
         let err = GroupPublic::from_json(&forged.to_json().unwrap()).unwrap_err();
         assert!(err.to_string().contains("public share 2"), "{err}");
         assert!(GroupPublic::from_json("{}").is_err());
+    }
+
+    #[test]
+    fn a_ceremony_file_says_no_set_and_a_reshared_one_keeps_its_number() {
+        let d = vec![deal("identity", 2, 3).unwrap()];
+        let g = GroupPublic::from_dealings(2, 3, 1, &d).unwrap();
+        assert_eq!(g.set, 1);
+        assert!(!g.to_json().unwrap().contains("\"set\""));
+        let later = GroupPublic::reshared(2, 3, 1, 4, g.classes.clone()).unwrap();
+        let text = later.to_json().unwrap();
+        assert!(text.contains("\"set\": 4"), "{text}");
+        assert_eq!(GroupPublic::from_json(&text).unwrap().set, 4);
+        let zero = text.replace("\"set\": 4", "\"set\": 0");
+        let err = GroupPublic::from_json(&zero).unwrap_err();
+        assert!(err.to_string().contains("set 0"), "{err}");
     }
 }

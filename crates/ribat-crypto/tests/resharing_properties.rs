@@ -64,12 +64,8 @@ fn world(t: usize, n: usize, dealers: &[u32], t2: usize, n2: usize) -> World {
             combine_subshares(j, CLASS, &plan, &subs).unwrap()
         })
         .collect();
-    let new = GroupPublic {
-        threshold: t2,
-        custodians: n2,
-        epoch: 1,
-        classes: BTreeMap::from([(CLASS.to_owned(), class)]),
-    };
+    let new =
+        GroupPublic::reshared(t2, n2, 1, 2, BTreeMap::from([(CLASS.to_owned(), class)])).unwrap();
     World {
         old,
         old_shares: d.shares,

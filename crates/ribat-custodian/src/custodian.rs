@@ -39,7 +39,10 @@ pub trait Custodian: Send + Sync {
 /// A custodian whose shares are unsealed in this process.
 pub struct LocalCustodian {
     dir: std::path::PathBuf,
-    keys: CustodianKeys,
+    index: u32,
+    /// Swapped whole when a resharing's set is put in force; emptied when this custodian
+    /// is not in it.
+    keys: std::sync::RwLock<Arc<CustodianKeys>>,
     store: Arc<dyn PointSource>,
     guard: Mutex<Guard>,
     log: ServedLog,
@@ -57,7 +60,7 @@ pub trait Observer: Send + Sync {
 
 impl std::fmt::Debug for LocalCustodian {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LocalCustodian({})", self.keys.index)
+        write!(f, "LocalCustodian({})", self.index)
     }
 }
 
@@ -118,7 +121,8 @@ impl LocalCustodian {
         }
         Ok(Self {
             dir: dir.to_owned(),
-            keys,
+            index: keys.index,
+            keys: std::sync::RwLock::new(Arc::new(keys)),
             store,
             guard: Mutex::new(guard),
             log,
@@ -155,8 +159,8 @@ impl LocalCustodian {
     }
 
     fn witness_signer(&self, deployment: &str) -> Result<ribat_audit::NoteSigner, CustodianError> {
-        let seed = keystore::witness_seed(&self.keys)?;
-        let name = format!("custodian-{}.{deployment}/witness", self.keys.index);
+        let seed = keystore::witness_seed(&*self.keys()?)?;
+        let name = format!("custodian-{}.{deployment}/witness", self.index);
         ribat_audit::NoteSigner::from_seed(&name, ribat_audit::note::COSIGNATURE_V1, seed.expose())
             .map_err(|e| CustodianError::Directory {
                 path: self.dir.display().to_string(),
@@ -169,7 +173,7 @@ impl LocalCustodian {
     pub fn add_honey(&self, records: &[(String, String)]) -> Result<usize, CustodianError> {
         let mut g = self.guard.lock().map_err(|_| CustodianError::Poisoned)?;
         let added = g.add_honey(records);
-        keystore::save_honey(&self.dir, &self.keys, &g.honey_list())?;
+        keystore::save_honey(&self.dir, &*self.keys()?, &g.honey_list())?;
         Ok(added)
     }
 
@@ -211,9 +215,53 @@ impl LocalCustodian {
             .clone())
     }
 
-    /// The group file this custodian verified its shares against when it opened.
-    pub fn group(&self) -> &ribat_crypto::group::GroupPublic {
-        &self.keys.group
+    /// The group file this custodian verified its shares against (when it opened, or
+    /// when a resharing's set was put in force).
+    pub fn group(&self) -> Result<ribat_crypto::group::GroupPublic, CustodianError> {
+        Ok(self.keys()?.group.clone())
+    }
+
+    /// The shares it answers with now.
+    pub fn keys(&self) -> Result<Arc<CustodianKeys>, CustodianError> {
+        self.keys
+            .read()
+            .map(|k| k.clone())
+            .map_err(|_| CustodianError::Poisoned)
+    }
+
+    /// Answers with the shares of a later custodian set from now on (a resharing's, put in
+    /// force by the mesh); the old shares are dropped (and zeroized) with the last read
+    /// that used them.
+    pub fn replace_keys(&self, keys: CustodianKeys) -> Result<(), CustodianError> {
+        let mut held = self.keys.write().map_err(|_| CustodianError::Poisoned)?;
+        if keys.index != self.index || keys.set <= held.set {
+            return Err(CustodianError::Directory {
+                path: self.dir.display().to_string(),
+                reason: format!(
+                    "custodian {} of set {} cannot take the shares of custodian {} of set {}",
+                    self.index, held.set, keys.index, keys.set
+                ),
+            });
+        }
+        *held = Arc::new(keys);
+        Ok(())
+    }
+
+    /// Stops answering for good: this custodian is not in custodian set `set`, now in
+    /// force. Its shares are dropped from memory; [`keystore::erase`] removes them from
+    /// its directory.
+    pub fn retire(&self, set: u32) -> Result<(), CustodianError> {
+        let mut held = self.keys.write().map_err(|_| CustodianError::Poisoned)?;
+        let k = &**held;
+        *held = Arc::new(CustodianKeys {
+            index: k.index,
+            epoch: k.epoch,
+            set,
+            shares: std::collections::BTreeMap::new(),
+            group: k.group.clone(),
+            carried: std::collections::BTreeMap::new(),
+        });
+        Ok(())
     }
 
     /// Plugs a deployment's own check into this custodian's guard.
@@ -274,7 +322,7 @@ impl LocalCustodian {
         ServedEntry {
             v: 1,
             time: now,
-            custodian: self.keys.index,
+            custodian: self.index,
             request_id: format!("decision-{now}"),
             identity: identity.to_owned(),
             role: String::new(),
@@ -309,7 +357,7 @@ impl LocalCustodian {
         ServedEntry {
             v: 1,
             time: now,
-            custodian: self.keys.index,
+            custodian: self.index,
             request_id: req.request_id.clone(),
             identity: req.requester.identity.clone(),
             role: req.requester.role.to_string(),
@@ -335,7 +383,7 @@ impl LocalCustodian {
         self.log
             .append(entry)
             .map_err(|source| CustodianError::LogUnavailable {
-                custodian: self.keys.index,
+                custodian: self.index,
                 path: self.log.dir().display().to_string(),
                 source,
             })?;
@@ -354,14 +402,19 @@ enum Outcome<'a> {
 
 impl LocalCustodian {
     /// Resolves every `R` from the store and answers with a proof.
-    fn compute(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
-        let index = self.keys.index;
-        let share = self.keys.shares.get(req.class.as_str()).ok_or_else(|| {
-            CustodianError::UnknownClass {
-                custodian: index,
-                class: req.class.to_string(),
-            }
-        })?;
+    fn compute(
+        &self,
+        req: &PartialRequest,
+        keys: &CustodianKeys,
+    ) -> Result<Partial, CustodianError> {
+        let index = self.index;
+        let share =
+            keys.shares
+                .get(req.class.as_str())
+                .ok_or_else(|| CustodianError::UnknownClass {
+                    custodian: index,
+                    class: req.class.to_string(),
+                })?;
         let mut points = Vec::with_capacity(req.record_ids.len());
         for id in &req.record_ids {
             let sp = self
@@ -373,11 +426,11 @@ impl LocalCustodian {
                     record_id: id.clone(),
                     class: req.class.to_string(),
                 })?;
-            if sp.epoch != self.keys.epoch {
+            if sp.epoch != keys.epoch {
                 return Err(CustodianError::WrongEpoch {
                     custodian: index,
                     record_epoch: sp.epoch,
-                    held: self.keys.epoch,
+                    held: keys.epoch,
                 });
             }
             points.push(decode_point(&sp.r, "stored R")?);
@@ -388,7 +441,7 @@ impl LocalCustodian {
 
 impl Custodian for LocalCustodian {
     fn index(&self) -> u32 {
-        self.keys.index
+        self.index
     }
 
     fn in_process(&self) -> bool {
@@ -396,7 +449,20 @@ impl Custodian for LocalCustodian {
     }
 
     fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
-        let index = self.keys.index;
+        let index = self.index;
+        // A request for another custodian set is a reader that has not caught up with a
+        // resharing (or one behind it): neither a policy matter nor counted, but never
+        // answered with shares the reader would check against the wrong public keys.
+        let keys = self.keys()?;
+        let asked = req.set.unwrap_or(1);
+        if asked != keys.set || keys.shares.is_empty() {
+            return Err(CustodianError::OtherSet {
+                custodian: index,
+                asked,
+                held: keys.set,
+                retired: keys.shares.is_empty(),
+            });
+        }
         let now = self.clock.now();
         let verdict = {
             let mut g = self.guard.lock().map_err(|_| CustodianError::Poisoned)?;
@@ -417,7 +483,7 @@ impl Custodian for LocalCustodian {
                 denial: denial.clone(),
             });
         }
-        let partial = match self.compute(req) {
+        let partial = match self.compute(req, &keys) {
             Ok(p) => p,
             Err(e) => {
                 // Allowed and counted, but not answered: logged so a restart counts it too.

@@ -146,6 +146,19 @@ pub enum CustodianError {
         /// Epoch of the held shares.
         held: u32,
     },
+    /// The request names another custodian set than the one this custodian serves (its
+    /// reader has not caught up with a resharing), or this custodian left the set in force.
+    #[error("custodian {custodian}: {}", other_set(*asked, *held, *retired))]
+    OtherSet {
+        /// Custodian index.
+        custodian: u32,
+        /// The set the request named.
+        asked: u32,
+        /// The set in force here.
+        held: u32,
+        /// Whether this custodian is not in the set in force (it answers no set).
+        retired: bool,
+    },
     /// The custodian's own log could not be written: it fails closed (I2).
     #[error(
         "custodian {custodian} cannot write its log at {path} ({source}); it refuses to answer until it can"
@@ -184,4 +197,15 @@ pub enum CustodianError {
         /// Why.
         reason: String,
     },
+}
+
+fn other_set(asked: u32, held: u32, retired: bool) -> String {
+    match retired {
+        true => format!(
+            "not in custodian set {held}, now in force; it answers no request (this one named set {asked})"
+        ),
+        false => {
+            format!("the request names custodian set {asked}, this custodian serves set {held}")
+        }
+    }
 }

@@ -298,6 +298,7 @@ mod tests {
 
     fn req(identity: &str, role: &str, purpose: &str, class: &str, ids: &[&str]) -> PartialRequest {
         PartialRequest {
+            set: None,
             request_id: "r".into(),
             requester: Requester {
                 identity: identity.into(),

@@ -10,11 +10,21 @@
 //!   DIR/served/          what it served and refused (a Merkle log: journal, tiles, lock)
 //! ```
 //!
-//! `custodian.json` (format `ribat-custodian/v1`) holds the custodian index, the epoch and a
-//! passphrase-sealed blob whose associated data binds both. The sealed plaintext is, per
-//! class: class-name length (1 byte), class name, scalar (32 bytes). Every share is checked
-//! against the Feldman commitments of the group file when it is installed and again
-//! whenever it is loaded; a share that does not match is refused.
+//! `custodian.json` (format `ribat-custodian/v1`) holds the custodian index, the epoch, the
+//! custodian set (absent: 1) and a passphrase-sealed blob whose associated data binds them.
+//! The sealed plaintext is, per class: class-name length (1 byte), class name, scalar (32
+//! bytes). Every share is checked against the Feldman commitments of the group file when it
+//! is installed and again whenever it is loaded; a share that does not match is refused.
+//!
+//! After a resharing the plaintext also carries, under names starting with `~`, the keys a
+//! custodian derived from its old share (its witness key, its honey-list key): they are not
+//! the records' keys, and carrying them keeps the witness key gateways pinned and the honey
+//! list readable across the change of shares.
+//!
+//! A resharing writes the new set's shares and group beside the old ones
+//! (`custodian.next.json`, `group.next.json`, [`install_next`]); when the mesh puts the new
+//! set in force, [`promote`] renames them over the old files (the old share is gone), or
+//! [`erase`] removes a custodian that is not in the new set.
 
 use crate::error::CustodianError;
 use ribat_crypto::group::GroupPublic;
@@ -45,8 +55,25 @@ struct SharesFile {
     format: String,
     custodian: u32,
     epoch: u32,
+    #[serde(default = "first_set", skip_serializing_if = "is_first_set")]
+    set: u32,
     sealed: PassphraseSealed,
 }
+
+fn first_set() -> u32 {
+    1
+}
+
+fn is_first_set(set: &u32) -> bool {
+    *set == 1
+}
+
+/// The next set's shares, written by a resharing until the mesh puts it in force.
+pub const NEXT_SHARES_FILE: &str = "custodian.next.json";
+/// The next set's group file.
+pub const NEXT_GROUP_FILE: &str = "group.next.json";
+/// Prefix of the carried keys' names in the sealed plaintext (never a class's).
+const CARRIED: char = '~';
 
 /// The shares a custodian holds, once unsealed and checked.
 #[derive(Debug)]
@@ -55,10 +82,14 @@ pub struct CustodianKeys {
     pub index: u32,
     /// Key epoch.
     pub epoch: u32,
+    /// The custodian set its shares belong to (the group's).
+    pub set: u32,
     /// Shares by class.
     pub shares: BTreeMap<String, KeyShare>,
     /// The group file this custodian trusts.
     pub group: GroupPublic,
+    /// Keys derived from an earlier set's share, kept across resharings, by label.
+    pub carried: BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>,
 }
 
 fn dir_err(path: &Path, reason: impl Into<String>) -> CustodianError {
@@ -68,8 +99,11 @@ fn dir_err(path: &Path, reason: impl Into<String>) -> CustodianError {
     }
 }
 
-fn aad(index: u32, epoch: u32) -> Vec<u8> {
-    format!("{CUSTODIAN_FORMAT}|custodian={index}|epoch={epoch}").into_bytes()
+fn aad(index: u32, epoch: u32, set: u32) -> Vec<u8> {
+    match set {
+        1 => format!("{CUSTODIAN_FORMAT}|custodian={index}|epoch={epoch}").into_bytes(),
+        _ => format!("{CUSTODIAN_FORMAT}|custodian={index}|epoch={epoch}|set={set}").into_bytes(),
+    }
 }
 
 /// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, fsync
@@ -111,7 +145,102 @@ pub fn install(
             "already holds key shares; refusing to overwrite them (move the directory away to start a new ceremony)",
         ));
     }
-    let mut plain = Zeroizing::new(Vec::with_capacity(shares.len() * 48));
+    let json = sealed_file(dir, index, shares, &BTreeMap::new(), group, pass, kdf)?;
+    write_atomic(&dir.join(GROUP_FILE), group.to_json()?.as_bytes())?;
+    write_atomic(&target, &json)
+}
+
+/// Writes the shares of the next custodian set beside the ones in force (replacing an
+/// earlier unfinished resharing's), with the keys `carried` from the current share.
+pub fn install_next(
+    dir: &Path,
+    index: u32,
+    shares: &[KeyShare],
+    carried: &BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>,
+    group: &GroupPublic,
+    pass: &Passphrase,
+    kdf: KdfParams,
+) -> Result<(), CustodianError> {
+    fs::create_dir_all(dir).map_err(|e| dir_err(dir, e.to_string()))?;
+    let json = sealed_file(dir, index, shares, carried, group, pass, kdf)?;
+    write_atomic(&dir.join(NEXT_GROUP_FILE), group.to_json()?.as_bytes())?;
+    write_atomic(&dir.join(NEXT_SHARES_FILE), &json)
+}
+
+/// The custodian set whose shares wait in `dir` for the mesh to put them in force.
+pub fn pending_set(dir: &Path) -> Result<Option<u32>, CustodianError> {
+    let path = dir.join(NEXT_SHARES_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let f: SharesFile = serde_json::from_str(&text)
+                .map_err(|e| dir_err(&path, format!("not a custodian share file: {e}")))?;
+            Ok(Some(f.set))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(dir_err(&path, e.to_string())),
+    }
+}
+
+/// Puts the next set's shares in force: renames them (and their group) over the old ones,
+/// which are gone. Safe to repeat after a crash between the two renames.
+pub fn promote(dir: &Path) -> Result<(), CustodianError> {
+    for (from, to) in [
+        (NEXT_GROUP_FILE, GROUP_FILE),
+        (NEXT_SHARES_FILE, SHARES_FILE),
+    ] {
+        match fs::rename(dir.join(from), dir.join(to)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(dir_err(
+                    &dir.join(from),
+                    format!("cannot put in force: {e}"),
+                ));
+            }
+        }
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| dir_err(dir, e.to_string()))
+}
+
+/// Removes the shares (current and pending) and the honey list of a custodian that is not
+/// in the set now in force; its policy and served log stay, as the record of what it did.
+pub fn erase(dir: &Path) -> Result<(), CustodianError> {
+    for f in [SHARES_FILE, NEXT_SHARES_FILE, NEXT_GROUP_FILE, HONEY_FILE] {
+        match fs::remove_file(dir.join(f)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(dir_err(&dir.join(f), format!("cannot erase: {e}"))),
+        }
+    }
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| dir_err(dir, e.to_string()))
+}
+
+/// Whether `dir` holds shares in force or waiting for their set.
+pub fn holds_shares(dir: &Path) -> bool {
+    dir.join(SHARES_FILE).exists() || dir.join(NEXT_SHARES_FILE).exists()
+}
+
+fn sealed_file(
+    dir: &Path,
+    index: u32,
+    shares: &[KeyShare],
+    carried: &BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>,
+    group: &GroupPublic,
+    pass: &Passphrase,
+    kdf: KdfParams,
+) -> Result<Vec<u8>, CustodianError> {
+    let mut plain = Zeroizing::new(Vec::with_capacity((shares.len() + carried.len()) * 64));
+    let mut put = |name: &str, bytes: &[u8; 32]| -> Result<(), CustodianError> {
+        let len = u8::try_from(name.len()).map_err(|_| dir_err(dir, "class name too long"))?;
+        plain.push(len);
+        plain.extend_from_slice(name.as_bytes());
+        plain.extend_from_slice(bytes);
+        Ok(())
+    };
     for s in shares {
         if s.custodian != index {
             return Err(dir_err(
@@ -122,23 +251,24 @@ pub fn install(
                 ),
             ));
         }
+        if s.class.starts_with(CARRIED) {
+            return Err(dir_err(dir, format!("`{}` is not a class name", s.class)));
+        }
         verify_share(s, &group.class(&s.class)?.commitments)?;
-        let name = s.class.as_bytes();
-        let len = u8::try_from(name.len()).map_err(|_| dir_err(dir, "class name too long"))?;
-        plain.push(len);
-        plain.extend_from_slice(name);
-        plain.extend_from_slice(s.secret().to_bytes().as_ref());
+        put(&s.class, &s.secret().to_bytes())?;
     }
-    let sealed = passphrase::seal(&plain, pass, kdf, &aad(index, group.epoch))?;
+    for (label, key) in carried {
+        put(&format!("{CARRIED}{label}"), key.expose())?;
+    }
+    let sealed = passphrase::seal(&plain, pass, kdf, &aad(index, group.epoch, group.set))?;
     let file = SharesFile {
         format: CUSTODIAN_FORMAT.into(),
         custodian: index,
         epoch: group.epoch,
+        set: group.set,
         sealed,
     };
-    let json = serde_json::to_vec_pretty(&file).map_err(|e| dir_err(dir, e.to_string()))?;
-    write_atomic(&dir.join(GROUP_FILE), group.to_json()?.as_bytes())?;
-    write_atomic(&target, &json)
+    serde_json::to_vec_pretty(&file).map_err(|e| dir_err(dir, e.to_string()))
 }
 
 /// Format tag of the sealed honey list.
@@ -160,6 +290,9 @@ fn local_key(
     label: &str,
     what: &str,
 ) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
+    if let Some(k) = keys.carried.get(label) {
+        return Ok(ribat_crypto::secret::SecretBytes::new(*k.expose()));
+    }
     let share = keys
         .shares
         .get("identity")
@@ -174,7 +307,38 @@ fn local_key(
 fn honey_key(
     keys: &CustodianKeys,
 ) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
-    local_key(keys, "ribat/v1/honey-list", "honey-list key")
+    local_key(keys, HONEY_LABEL, "honey-list key")
+}
+
+const HONEY_LABEL: &str = "ribat/v1/honey-list";
+const WITNESS_LABEL: &str = "ribat/v1/witness-cosignature-key";
+
+/// The keys a custodian derived from its share that its next shares carry (its witness
+/// key and its honey-list key), so that they survive a resharing.
+pub fn keys_to_carry(
+    keys: &CustodianKeys,
+) -> Result<BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>, CustodianError> {
+    let mut carried = BTreeMap::new();
+    for (label, what) in [
+        (HONEY_LABEL, "honey-list key"),
+        (WITNESS_LABEL, "witness key"),
+    ] {
+        carried.insert(label.to_owned(), local_key(keys, label, what)?);
+    }
+    Ok(carried)
+}
+
+/// Fresh keys for a custodian that joins at a resharing and so has no earlier share.
+pub fn fresh_keys_to_carry()
+-> Result<BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>, CustodianError> {
+    let mut carried = BTreeMap::new();
+    for label in [HONEY_LABEL, WITNESS_LABEL] {
+        carried.insert(
+            label.to_owned(),
+            ribat_crypto::secret::SecretBytes::random()?,
+        );
+    }
+    Ok(carried)
 }
 
 /// The seed of the custodian's witness key (it cosigns the node's audit checkpoints).
@@ -183,7 +347,7 @@ fn honey_key(
 pub fn witness_seed(
     keys: &CustodianKeys,
 ) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
-    local_key(keys, "ribat/v1/witness-cosignature-key", "witness key")
+    local_key(keys, WITNESS_LABEL, "witness key")
 }
 
 /// Seals and writes the honey list of an opened custodian.
@@ -249,13 +413,27 @@ pub fn load_honey(
 
 /// Unseals and checks the shares in `dir`.
 pub fn load(dir: &Path, pass: &Passphrase) -> Result<CustodianKeys, CustodianError> {
+    load_files(dir, pass, SHARES_FILE, GROUP_FILE)
+}
+
+/// Unseals and checks the shares waiting in `dir` for their set to be put in force.
+pub fn load_next(dir: &Path, pass: &Passphrase) -> Result<CustodianKeys, CustodianError> {
+    load_files(dir, pass, NEXT_SHARES_FILE, NEXT_GROUP_FILE)
+}
+
+fn load_files(
+    dir: &Path,
+    pass: &Passphrase,
+    shares_file: &str,
+    group_file: &str,
+) -> Result<CustodianKeys, CustodianError> {
     let read = |name: &str| {
         let p = dir.join(name);
         fs::read_to_string(&p).map_err(|e| dir_err(&p, format!("cannot read: {e}")))
     };
-    let group = GroupPublic::from_json(&read(GROUP_FILE)?)?;
-    let shares_path = dir.join(SHARES_FILE);
-    let file: SharesFile = serde_json::from_str(&read(SHARES_FILE)?)
+    let group = GroupPublic::from_json(&read(group_file)?)?;
+    let shares_path = dir.join(shares_file);
+    let file: SharesFile = serde_json::from_str(&read(shares_file)?)
         .map_err(|e| dir_err(&shares_path, format!("not a custodian share file: {e}")))?;
     if file.format != CUSTODIAN_FORMAT {
         return Err(dir_err(
@@ -263,22 +441,23 @@ pub fn load(dir: &Path, pass: &Passphrase) -> Result<CustodianKeys, CustodianErr
             format!("format `{}`, expected `{CUSTODIAN_FORMAT}`", file.format),
         ));
     }
-    if file.epoch != group.epoch {
+    if file.epoch != group.epoch || file.set != group.set {
         return Err(dir_err(
             &shares_path,
             format!(
-                "shares are epoch {}, group file is epoch {}",
-                file.epoch, group.epoch
+                "shares are epoch {} of custodian set {}, group file is epoch {} of set {}",
+                file.epoch, file.set, group.epoch, group.set
             ),
         ));
     }
     let plain = passphrase::open(
         &file.sealed,
         pass,
-        &aad(file.custodian, file.epoch),
+        &aad(file.custodian, file.epoch, file.set),
         &shares_path.display().to_string(),
     )?;
     let mut shares = BTreeMap::new();
+    let mut carried = BTreeMap::new();
     let mut rest: &[u8] = &plain;
     while let Some((&len, tail)) = rest.split_first() {
         let len = len as usize;
@@ -289,17 +468,26 @@ pub fn load(dir: &Path, pass: &Passphrase) -> Result<CustodianKeys, CustodianErr
             .map_err(|_| dir_err(&shares_path, "class name is not UTF-8"))?;
         let mut sc = Zeroizing::new([0u8; 32]);
         sc.copy_from_slice(&tail[len..len + 32]);
+        rest = &tail[len + 32..];
+        if let Some(label) = class.strip_prefix(CARRIED) {
+            carried.insert(
+                label.to_owned(),
+                ribat_crypto::secret::SecretBytes::new(*sc),
+            );
+            continue;
+        }
         let secret = SecretScalar::from_canonical_bytes(*sc)
             .ok_or_else(|| dir_err(&shares_path, "share is not a canonical scalar"))?;
         let share = KeyShare::new(file.custodian, class.clone(), secret);
         verify_share(&share, &group.class(&class)?.commitments)?;
         shares.insert(class, share);
-        rest = &tail[len + 32..];
     }
     Ok(CustodianKeys {
         index: file.custodian,
         epoch: file.epoch,
+        set: file.set,
         shares,
         group,
+        carried,
     })
 }

@@ -27,6 +27,7 @@ pub mod guard;
 pub mod keystore;
 pub mod quorum;
 pub mod request;
+pub mod reshare;
 pub mod serve;
 pub mod served_log;
 pub mod wire;

@@ -178,12 +178,20 @@ struct Asking {
     order: Vec<usize>,
     /// The next position in `order` to ask.
     next: usize,
+    /// The custodians and their public keys, as they were when the read began.
+    m: Arc<Members>,
+}
+
+/// The custodian set a reader asks, and the group whose public shares check the answers:
+/// replaced whole when a resharing's set is put in force.
+struct Members {
+    group: GroupPublic,
+    custodians: Vec<Arc<dyn Custodian>>,
 }
 
 /// Reads through `t` of the custodians.
 pub struct QuorumReader {
-    group: GroupPublic,
-    custodians: Vec<Arc<dyn Custodian>>,
+    members: std::sync::RwLock<Arc<Members>>,
     store: Arc<dyn Store>,
     dleq: Dleq,
     /// Custodians whose answers failed their proof: until when, and why.
@@ -200,8 +208,7 @@ impl QuorumReader {
         store: Arc<dyn Store>,
     ) -> Self {
         Self {
-            group,
-            custodians,
+            members: std::sync::RwLock::new(Arc::new(Members { group, custodians })),
             store,
             dleq: Dleq::ribat(),
             aside: Mutex::new(HashMap::new()),
@@ -288,8 +295,30 @@ impl QuorumReader {
         }
     }
 
+    fn members(&self) -> Arc<Members> {
+        match self.members.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Asks `custodians` and checks their answers against `group` from the next read on
+    /// (a resharing's set, now in force; the group keys are the same, the public shares
+    /// new). Custodians set aside under the old set are asked again: an index may now be
+    /// another node.
+    pub fn replace_set(&self, group: GroupPublic, custodians: Vec<Arc<dyn Custodian>>) {
+        let m = Arc::new(Members { group, custodians });
+        match self.members.write() {
+            Ok(mut w) => *w = m,
+            Err(poisoned) => *poisoned.into_inner() = m,
+        }
+        if let Ok(mut aside) = self.aside.lock() {
+            aside.clear();
+        }
+    }
+
     /// Custodians in the order to ask them: those set aside last, those cut off never.
-    fn order(&self) -> Vec<usize> {
+    fn order(&self, m: &Members) -> Vec<usize> {
         let now = Instant::now();
         let cut: Vec<u32> = self.cut_off_now().into_iter().map(|(c, _)| c).collect();
         let aside: Vec<u32> = self.aside.lock().map_or_else(
@@ -301,26 +330,38 @@ impl QuorumReader {
                     .collect()
             },
         );
-        let mut order: Vec<usize> = (0..self.custodians.len())
-            .filter(|&k| !cut.contains(&self.custodians[k].index()))
+        let mut order: Vec<usize> = (0..m.custodians.len())
+            .filter(|&k| !cut.contains(&m.custodians[k].index()))
             .collect();
-        order.sort_by_key(|&k| aside.contains(&self.custodians[k].index()));
+        order.sort_by_key(|&k| aside.contains(&m.custodians[k].index()));
         order
     }
 
     /// The custodians it asks.
-    pub fn custodians(&self) -> &[Arc<dyn Custodian>] {
-        &self.custodians
+    pub fn custodians(&self) -> Vec<Arc<dyn Custodian>> {
+        self.members().custodians.clone()
     }
 
     /// The group this reader trusts.
-    pub fn group(&self) -> &GroupPublic {
-        &self.group
+    pub fn group(&self) -> GroupPublic {
+        self.members().group.clone()
     }
 
     /// Opens `class` of the requested records.
     pub fn read(&self, req: &PartialRequest) -> Result<QuorumRead, QuorumError> {
-        let keys = self.group.class(&req.class)?;
+        let m = self.members();
+        let stamped;
+        let req = match m.group.set {
+            1 => req,
+            set => {
+                stamped = PartialRequest {
+                    set: Some(set),
+                    ..req.clone()
+                };
+                &stamped
+            }
+        };
+        let keys = m.group.class(&req.class)?;
         let mut envelopes = Vec::with_capacity(req.record_ids.len());
         for id in &req.record_ids {
             let bytes = self
@@ -338,14 +379,15 @@ impl QuorumReader {
             .map(Envelope::r_point)
             .collect::<Result<Vec<_>, _>>()?;
         let mut ask = Asking {
-            good: Vec::with_capacity(self.group.threshold),
+            good: Vec::with_capacity(m.group.threshold),
             unchecked: Vec::new(),
             faults: Vec::new(),
-            order: self.order(),
+            order: self.order(&m),
             next: 0,
+            m: m.clone(),
         };
         self.collect(req, &points, &mut ask, true)?;
-        let records = match self.open_all(req, keys, &envelopes, &ask.good) {
+        let records = match self.open_all(&m, req, keys, &envelopes, &ask.good) {
             Ok(r) => r,
             Err(QuorumError::Crypto(CryptoError::FieldAuthentication { .. }))
                 if !ask.unchecked.is_empty() =>
@@ -354,7 +396,7 @@ impl QuorumReader {
                 // drop and name the liars, ask further custodians (their proofs checked).
                 let unchecked = std::mem::take(&mut ask.unchecked);
                 for p in unchecked {
-                    let ok = self
+                    let ok = m
                         .group
                         .public_share(&req.class, p.custodian)
                         .and_then(|y| verify_partial(&self.dleq, &req.class, y, &points, &p));
@@ -368,7 +410,7 @@ impl QuorumReader {
                     }
                 }
                 self.collect(req, &points, &mut ask, false)?;
-                self.open_all(req, keys, &envelopes, &ask.good)?
+                self.open_all(&m, req, keys, &envelopes, &ask.good)?
             }
             Err(e) => return Err(e),
         };
@@ -389,17 +431,18 @@ impl QuorumReader {
         ask: &mut Asking,
         defer: bool,
     ) -> Result<(), QuorumError> {
-        while ask.good.len() < self.group.threshold {
+        let m = ask.m.clone();
+        while ask.good.len() < m.group.threshold {
             // The custodians still needed are asked at once, each on its own thread, so a
             // read waits for the slowest of them (each logs durably before it answers),
             // not for the sum; one that fails is replaced in a further round.
-            let want = self.group.threshold - ask.good.len();
+            let want = m.group.threshold - ask.good.len();
             let batch: Vec<&Arc<dyn Custodian>> = ask
                 .order
                 .iter()
                 .skip(ask.next)
                 .take(want)
-                .filter_map(|&k| self.custodians.get(k))
+                .filter_map(|&k| m.custodians.get(k))
                 .collect();
             if batch.is_empty() {
                 break;
@@ -430,7 +473,7 @@ impl QuorumReader {
                 self.take(req, points, ask, defer, c.as_ref(), answer);
             }
         }
-        if ask.good.len() < self.group.threshold {
+        if ask.good.len() < m.group.threshold {
             // Say why the custodians not asked were not.
             for (custodian, why) in self.cut_off_now() {
                 if ask.faults.iter().all(|f| f.custodian != custodian) {
@@ -452,7 +495,7 @@ impl QuorumReader {
                 Some(denial) => QuorumError::Refused { denial, faults },
                 None => QuorumError::NotEnoughCustodians {
                     have: ask.good.len(),
-                    need: self.group.threshold,
+                    need: m.group.threshold,
                     faults,
                 },
             });
@@ -483,7 +526,8 @@ impl QuorumReader {
                     Err(e) => Fault::BadAnswer(e),
                 }
             }
-            Ok(p) => match self
+            Ok(p) => match ask
+                .m
                 .group
                 .public_share(&req.class, i)
                 .and_then(|y| verify_partial(&self.dleq, &req.class, y, points, &p))
@@ -508,22 +552,16 @@ impl QuorumReader {
 
     fn open_all(
         &self,
+        m: &Members,
         req: &PartialRequest,
         keys: &ribat_crypto::group::ClassPublic,
         envelopes: &[Envelope],
         good: &[ribat_crypto::combine::VerifiedPartial],
     ) -> Result<Vec<(String, OpenedFields)>, QuorumError> {
-        let shared = combine(&req.class, self.group.threshold, good)?;
+        let shared = combine(&req.class, m.group.threshold, good)?;
         let mut records = Vec::with_capacity(envelopes.len());
         for ((env, s), id) in envelopes.iter().zip(&shared).zip(&req.record_ids) {
-            let fields = env.open(
-                req.table.as_str(),
-                id,
-                &req.class,
-                keys,
-                self.group.epoch,
-                s,
-            )?;
+            let fields = env.open(req.table.as_str(), id, &req.class, keys, m.group.epoch, s)?;
             records.push((id.clone(), fields));
         }
         Ok(records)
@@ -597,6 +635,7 @@ impl QuorumReader {
         token: Option<crate::request::Bearer>,
     ) -> Result<SecretBytes<32>, QuorumError> {
         let read = self.read(&PartialRequest {
+            set: None,
             request_id: request_id.to_owned(),
             requester: who.clone(),
             purpose: key.purpose.clone(),

@@ -29,6 +29,11 @@ pub struct PartialRequest {
     pub class: Class,
     /// Records, in the order the answers will come back.
     pub record_ids: Vec<String>,
+    /// The custodian set whose public shares the reader checks answers against (absent:
+    /// 1, the ceremony's). A custodian of another set refuses, so that a reader and a
+    /// custodian on either side of a resharing never mistake each other for liars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<u32>,
     /// The end user's signed token, carried to custodians in other processes so that each
     /// checks who acts itself (I3); in-process custodians share the gateway's check.
     #[serde(default, skip_serializing_if = "Option::is_none")]

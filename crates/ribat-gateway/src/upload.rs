@@ -92,9 +92,9 @@ pub(crate) async fn upload(
         ribat_identity::ca::write_file(&path, &body, true).map_err(|e| {
             Problem::unavailable("upload-unavailable", format!("cannot keep the upload: {e}"))
         })?;
-        let sealer =
-            ribat_import::records::RecordSealer::new(a.vault.reader.group(), &a.vault.index)
-                .map_err(|e| Problem::internal(format!("cannot seal: {e}")))?;
+        let group = a.vault.reader.group();
+        let sealer = ribat_import::records::RecordSealer::new(&group, &a.vault.index)
+            .map_err(|e| Problem::internal(format!("cannot seal: {e}")))?;
         let importer =
             ribat_import::importer::Importer::new(a.vault.store.as_ref(), &sealer, 1, 5_000);
         let imported = importer.run(std::slice::from_ref(&path), &mut |_| {});

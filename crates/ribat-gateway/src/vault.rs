@@ -162,6 +162,7 @@ impl Vault {
     ) -> PartialRequest {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         PartialRequest {
+            set: None,
             request_id: format!("{}-{:x}-{n}", self.audit.node(), self.boot),
             requester: r.who.clone(),
             purpose: r.purpose.clone(),

@@ -48,6 +48,7 @@ fn request(
     n: usize,
 ) -> PartialRequest {
     PartialRequest {
+        set: None,
         request_id: format!("demo-{n}"),
         requester: who.clone(),
         purpose,

@@ -166,7 +166,7 @@ impl Embedded {
         // every commitment, hence Y_c: a group file that differs from theirs would make
         // new records readable by whoever forged it.
         for c in &custodians {
-            if c.group() != &group {
+            if c.group()? != group {
                 bail!(
                     "{} differs from the group file custodian {} verified its key shares against; refusing to seal or read with keys the custodians do not hold (restore group.json from a custodian's directory)",
                     home.group_file().display(),

@@ -163,6 +163,7 @@ pub(crate) fn request(
     ids: &[&str],
 ) -> PartialRequest {
     PartialRequest {
+        set: None,
         request_id: format!("req-{identity}-{}", ids.join("+")),
         requester: Requester {
             identity: identity.into(),

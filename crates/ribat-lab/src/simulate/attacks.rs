@@ -262,6 +262,7 @@ pub(super) fn bypass(w: &World) -> Result<()> {
             continue;
         };
         let req = PartialRequest {
+            set: None,
             request_id: format!("bypass-{n}"),
             requester: Requester {
                 identity: victim.clone(),

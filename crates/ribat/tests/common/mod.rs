@@ -166,6 +166,7 @@ pub(crate) fn read_all(
         let read = node
             .reader
             .read(&PartialRequest {
+                set: None,
                 request_id: format!("check-{table}-{class}-{n}"),
                 requester: who.clone(),
                 purpose: "pension-run".parse().unwrap(),

@@ -1,0 +1,250 @@
+//! A custodian's part in a resharing (the protocol is written down in
+//! [`ribat_crypto::reshare`]): as a dealer, it redeals every class of its share; as a new
+//! custodian, it checks what each dealer sent against that dealer's commitments and the
+//! public share the set in force gives it, combines, and writes its new shares beside the
+//! old ones until the mesh puts the new set in force ([`crate::keystore::promote`]).
+//!
+//! The wire forms carry points and commitments as hex (they go into the mesh's log, signed
+//! by the dealer's node) and sub-shares as hex scalars (they go to one custodian only, over
+//! mTLS, and are never logged).
+
+use crate::error::CustodianError;
+use crate::keystore::CustodianKeys;
+use ribat_crypto::group::GroupPublic;
+use ribat_crypto::point::{decode_point, encode_point};
+use ribat_crypto::reshare::{Plan, SubShare, combine_subshares, redeal, reshared_class};
+use ribat_crypto::secret::SecretScalar;
+use ribat_crypto::shamir::KeyShare;
+use ribat_crypto::{CryptoError, RistrettoPoint};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use zeroize::Zeroizing;
+
+/// One dealer's public commitments, per class: `D_{i,0..t'-1}` as hex.
+pub type Commitments = BTreeMap<String, Vec<String>>;
+
+/// What one dealer hands out: its commitments (public, for the log) and, per new
+/// custodian, one sub-share of each class (secret, for that custodian alone).
+pub struct Dealing {
+    /// The dealer's index in the set in force.
+    pub from: u32,
+    /// Per class.
+    pub commitments: Commitments,
+    /// Per new custodian, one sub-share per class.
+    pub subshares: BTreeMap<u32, Vec<SubShare>>,
+}
+
+impl std::fmt::Debug for Dealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Dealing(from {}, {} classes, to {:?})",
+            self.from,
+            self.commitments.len(),
+            self.subshares.keys().collect::<Vec<_>>()
+        )
+    }
+}
+
+/// Redeals every class this custodian holds under `plan`.
+pub fn deal(keys: &CustodianKeys, plan: &Plan) -> Result<Dealing, CustodianError> {
+    let mut commitments = BTreeMap::new();
+    let mut subshares: BTreeMap<u32, Vec<SubShare>> = BTreeMap::new();
+    for share in keys.shares.values() {
+        let r = redeal(share, plan)?;
+        commitments.insert(
+            r.class.clone(),
+            r.commitments
+                .iter()
+                .map(|p| hex::encode(encode_point(p)))
+                .collect(),
+        );
+        for s in r.subshares {
+            subshares.entry(s.to).or_default().push(s);
+        }
+    }
+    Ok(Dealing {
+        from: keys.index,
+        commitments,
+        subshares,
+    })
+}
+
+/// The sub-shares one dealer sends one new custodian, as they travel.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSubShares {
+    /// The custodian set being made.
+    pub set: u32,
+    /// The dealer.
+    pub from: u32,
+    /// The new custodian.
+    pub to: u32,
+    /// Per class, the sub-share as 64 hex digits.
+    pub shares: BTreeMap<String, HexSecret>,
+}
+
+/// A secret scalar's hex, wiped when dropped.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HexSecret(String);
+
+impl Drop for HexSecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for WireSubShares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WireSubShares(set {}, {} → {}, classes {:?})",
+            self.set,
+            self.from,
+            self.to,
+            self.shares.keys().collect::<Vec<_>>()
+        )
+    }
+}
+
+impl WireSubShares {
+    /// The wire form of what `from` deals `to` for set `set`.
+    pub fn new(set: u32, from: u32, to: u32, subs: &[SubShare]) -> Self {
+        Self {
+            set,
+            from,
+            to,
+            shares: subs
+                .iter()
+                .map(|s| {
+                    (
+                        s.class.clone(),
+                        HexSecret(hex::encode(s.secret().to_bytes().as_ref())),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Back to sub-shares; refuses what is not a canonical scalar.
+    pub fn subshares(&self) -> Result<Vec<SubShare>, CustodianError> {
+        let mut out = Vec::with_capacity(self.shares.len());
+        for (class, h) in &self.shares {
+            let mut bytes = Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(h.0.as_bytes(), bytes.as_mut()).map_err(|_| {
+                CryptoError::SubShareRejected {
+                    from: self.from,
+                    to: self.to,
+                    class: class.clone(),
+                    reason: "it is not 64 hex digits".into(),
+                }
+            })?;
+            let value = SecretScalar::from_canonical_bytes(*bytes).ok_or_else(|| {
+                CryptoError::SubShareRejected {
+                    from: self.from,
+                    to: self.to,
+                    class: class.clone(),
+                    reason: "it is not a canonical scalar".into(),
+                }
+            })?;
+            out.push(SubShare::new(self.from, self.to, class.clone(), value));
+        }
+        Ok(out)
+    }
+}
+
+fn points(dealer: u32, class: &str, hexes: &[String]) -> Result<Vec<RistrettoPoint>, CryptoError> {
+    hexes
+        .iter()
+        .map(|h| {
+            let b = hex::decode(h).map_err(|_| {
+                CryptoError::Sharing(format!(
+                    "dealer {dealer}'s commitment for `{class}` is not hex"
+                ))
+            })?;
+            decode_point(&b, "reshare commitment")
+        })
+        .collect()
+}
+
+/// The group of the new set: the summed commitments of every dealer, class by class, with
+/// the group keys of `current` kept (a dealer that shared anything but its own share is
+/// caught here).
+pub fn next_group(
+    current: &GroupPublic,
+    plan: &Plan,
+    dealt: &BTreeMap<u32, Commitments>,
+    set: u32,
+) -> Result<GroupPublic, CustodianError> {
+    let custodians = plan.new.len();
+    let mut classes = BTreeMap::new();
+    for (class, old) in &current.classes {
+        let mut by_dealer = BTreeMap::new();
+        for d in &plan.dealers {
+            let hexes = dealt.get(d).and_then(|c| c.get(class)).ok_or_else(|| {
+                CryptoError::Sharing(format!("dealer {d} committed nothing for `{class}`"))
+            })?;
+            by_dealer.insert(*d, points(*d, class, hexes)?);
+        }
+        classes.insert(
+            class.clone(),
+            reshared_class(old, plan, &by_dealer, custodians)?,
+        );
+    }
+    Ok(GroupPublic::reshared(
+        plan.new_threshold,
+        custodians,
+        current.epoch,
+        set,
+        classes,
+    )?)
+}
+
+/// New custodian `to`'s shares of set `set`: every dealer's sub-shares checked against its
+/// commitments and its public share in `current`, summed, and checked against the new
+/// group. Refuses (naming the dealer) anything that does not add up.
+pub fn combine(
+    to: u32,
+    plan: &Plan,
+    current: &GroupPublic,
+    dealt: &BTreeMap<u32, Commitments>,
+    received: &[SubShare],
+    set: u32,
+) -> Result<(Vec<KeyShare>, GroupPublic), CustodianError> {
+    let next = next_group(current, plan, dealt, set)?;
+    let mut shares = Vec::with_capacity(current.classes.len());
+    for class in current.classes.keys() {
+        let mut subs = Vec::with_capacity(plan.dealers.len());
+        for d in &plan.dealers {
+            let s = received
+                .iter()
+                .find(|s| s.from == *d && s.class == *class)
+                .ok_or_else(|| {
+                    CryptoError::Sharing(format!(
+                        "custodian {to} has no sub-share of `{class}` from dealer {d}"
+                    ))
+                })?;
+            let hexes = dealt.get(d).and_then(|c| c.get(class)).ok_or_else(|| {
+                CryptoError::Sharing(format!("dealer {d} committed nothing for `{class}`"))
+            })?;
+            let commitments = points(*d, class, hexes)?;
+            ribat_crypto::reshare::verify_subshare(
+                s,
+                &commitments,
+                current.public_share(class, *d)?,
+                plan,
+            )?;
+            subs.push(s.clone());
+        }
+        let share = combine_subshares(to, class, plan, &subs)?;
+        if share.public() != *next.public_share(class, to)? {
+            return Err(CryptoError::Sharing(format!(
+                "custodian {to}'s new share of `{class}` does not match the new group"
+            ))
+            .into());
+        }
+        shares.push(share);
+    }
+    Ok((shares, next))
+}
