@@ -17,8 +17,12 @@
 //! | `Attest` | neither (judged by each node against the allowed set) | the member itself |
 //! | `AllowRelease` | relaxes (a build may run) | two distinct administrators |
 //! | `RetireRelease` | restricts (nodes on it drift, then are isolated) | two distinct administrators |
+//! | `Reshare` | either (who holds the custodians) | two distinct administrators |
+//! | `ReshareDealt` | neither (public commitments) | the dealer's node |
+//! | `ReshareReceived` | neither (a new custodian is ready) | the new custodian's node |
 
 use crate::attest::{AllowReleaseStatement, Attestation, RetireStatement};
+use crate::custodians::{DealtStatement, ReceivedStatement, ReshareStatement};
 use crate::sign::{PublicKey, Sig};
 use ribat_detect::response::{Action, Target};
 use serde::{Deserialize, Serialize};
@@ -308,6 +312,31 @@ pub enum Command {
         /// Their signatures.
         approvals: Vec<Approval>,
     },
+    /// Two administrators move the custodians to a new set.
+    Reshare {
+        /// What they signed.
+        statement: ReshareStatement,
+        /// Their signatures.
+        approvals: Vec<Approval>,
+    },
+    /// A dealer's node logs its commitments.
+    ReshareDealt {
+        /// The commitments.
+        statement: DealtStatement,
+        /// The node.
+        by: String,
+        /// Its signature.
+        sig: Sig,
+    },
+    /// A new custodian's node says its shares are checked and sealed.
+    ReshareReceived {
+        /// Which custodian of which set.
+        statement: ReceivedStatement,
+        /// The node.
+        by: String,
+        /// Its signature.
+        sig: Sig,
+    },
 }
 
 /// The kinds statements are signed as (see [`crate::sign::digest`]).
@@ -336,6 +365,12 @@ pub mod kind {
     pub const ALLOW_RELEASE: &str = "allow-release";
     /// A release retired.
     pub const RETIRE_RELEASE: &str = "retire-release";
+    /// A resharing started.
+    pub const RESHARE: &str = "reshare";
+    /// A dealer's commitments.
+    pub const RESHARE_DEALT: &str = "reshare-dealt";
+    /// A new custodian ready.
+    pub const RESHARE_RECEIVED: &str = "reshare-received";
 }
 
 /// One line for logs: what the entry does and who signed, never a signature.
@@ -468,6 +503,33 @@ impl std::fmt::Display for Command {
                 crate::attest::short(&statement.binary),
                 statement.advisory,
                 admins(approvals)
+            ),
+            Self::Reshare {
+                statement,
+                approvals,
+            } => write!(
+                f,
+                "reshare to custodian set {} ({} of {}: {}) by {}",
+                statement.set,
+                statement.threshold,
+                statement.holders.len(),
+                statement
+                    .holders
+                    .iter()
+                    .map(|(i, n)| format!("{i}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                admins(approvals)
+            ),
+            Self::ReshareDealt { statement, by, .. } => write!(
+                f,
+                "custodian {} dealt set {} ({by})",
+                statement.dealer, statement.set
+            ),
+            Self::ReshareReceived { statement, by, .. } => write!(
+                f,
+                "custodian {} of set {} is ready ({by})",
+                statement.custodian, statement.set
             ),
         }
     }

@@ -188,6 +188,7 @@ mod tests {
             seats: Default::default(),
             granted: Vec::new(),
             attestation: Default::default(),
+            custodians: Default::default(),
         };
         World {
             state: SecurityState::new(&g),

@@ -16,6 +16,7 @@
 
 pub mod attest;
 pub mod command;
+pub mod custodians;
 pub mod enforce;
 pub mod sign;
 pub mod state;

@@ -14,6 +14,7 @@ use crate::command::{
     PolicyStatement, REVIEWED_ROLES, RecertifyStatement, Registration, ReleaseStatement,
     Restriction, RevokeStatement, Seat, kind,
 };
+use crate::custodians::{Custodians, Step};
 use crate::sign::{PublicKey, verifies};
 use ribat_detect::response::Target;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,9 @@ pub struct Genesis {
     pub granted: Vec<Registration>,
     /// The ceremony's allowed set and the attestation interval.
     pub attestation: AttestGenesis,
+    /// The node that holds each of the ceremony's custodians, by index.
+    #[serde(default)]
+    pub custodians: BTreeMap<u32, String>,
 }
 
 /// Who granted the ceremony's certificates.
@@ -152,6 +156,8 @@ pub enum Applied {
         /// Why.
         advisory: String,
     },
+    /// A step of a resharing.
+    Custodians(Step),
 }
 
 /// Why an entry changed nothing.
@@ -212,6 +218,9 @@ pub enum Rejected {
     /// An attestation or a release that cannot be taken.
     #[error("attestation: {0}")]
     Attestation(String),
+    /// A resharing step that cannot be taken.
+    #[error("custodians: {0}")]
+    Custodians(String),
 }
 
 /// The replicated security state.
@@ -259,6 +268,9 @@ pub struct SecurityState {
     /// Each member's latest attestation.
     #[serde(default)]
     attestations: BTreeMap<String, Attestation>,
+    /// The custodian set in force, and the resharing under way.
+    #[serde(default)]
+    custodians: Custodians,
 }
 
 impl SecurityState {
@@ -310,6 +322,7 @@ impl SecurityState {
             policy_digests: g.attestation.policy.clone(),
             rules_digests: g.attestation.rules.clone(),
             attestations: BTreeMap::new(),
+            custodians: Custodians::first(g.threshold, g.custodians.clone()),
         }
     }
 
@@ -449,7 +462,59 @@ impl SecurityState {
                 statement,
                 approvals,
             } => self.retire_release(statement, approvals),
+            Command::Reshare {
+                statement,
+                approvals,
+            } => {
+                let by =
+                    self.admins_signed(kind::RESHARE, statement, approvals, ADMINS_TO_RELAX, None)?;
+                let members = &self.members;
+                let step = self
+                    .custodians
+                    .start(statement, by, |n| members.contains_key(n))
+                    .map_err(Rejected::Custodians)?;
+                Ok(Applied::Custodians(step))
+            }
+            Command::ReshareDealt { statement, by, sig } => {
+                self.node_signed(by, kind::RESHARE_DEALT, statement, sig)?;
+                let step = self
+                    .custodians
+                    .dealt(statement, by)
+                    .map_err(Rejected::Custodians)?;
+                Ok(Applied::Custodians(step))
+            }
+            Command::ReshareReceived { statement, by, sig } => {
+                self.node_signed(by, kind::RESHARE_RECEIVED, statement, sig)?;
+                let step = self
+                    .custodians
+                    .received(statement, by)
+                    .map_err(Rejected::Custodians)?;
+                Ok(Applied::Custodians(step))
+            }
         }
+    }
+
+    fn node_signed<T: Serialize>(
+        &self,
+        by: &str,
+        kind: &str,
+        statement: &T,
+        sig: &crate::sign::Sig,
+    ) -> Result<(), Rejected> {
+        let key = self
+            .members
+            .get(by)
+            .ok_or_else(|| Rejected::NotAMember(by.to_owned()))?;
+        if verifies(key, kind, statement, sig) {
+            Ok(())
+        } else {
+            Err(Rejected::BadSignature(by.to_owned()))
+        }
+    }
+
+    /// The custodian set in force, and the resharing under way.
+    pub fn custodians(&self) -> &Custodians {
+        &self.custodians
     }
 
     /// Keeps a member's statement as its latest: signed by that member, later than the
@@ -1047,6 +1112,11 @@ mod tests {
                 policy: BTreeSet::from(["p".repeat(64)]),
                 rules: BTreeSet::from(["r".repeat(64)]),
             },
+            custodians: BTreeMap::from([
+                (1, "node-a".into()),
+                (2, "node-b".into()),
+                (3, "node-c".into()),
+            ]),
         })
     }
 
@@ -1715,5 +1785,89 @@ mod tests {
         // The ceremony's stay allowed: a node that has not carried the new ones yet is
         // not cut off for it (the freshness check covers a node that lags).
         assert!(s.allowed_set().rules.contains(&"r".repeat(64)));
+    }
+
+    #[test]
+    fn a_resharing_needs_two_administrators_and_each_step_its_own_nodes_signature() {
+        use crate::custodians::{DealtStatement, ReceivedStatement, ReshareStatement, Step};
+        let mut s = state();
+        let statement = ReshareStatement {
+            set: 2,
+            holders: BTreeMap::from([
+                (1, "node-a".into()),
+                (2, "node-c".into()),
+                (3, "node-b".into()),
+            ]),
+            threshold: 2,
+            dealers: vec![1, 3],
+            reason: "hosts swapped".into(),
+        };
+        let approve = |seed: u8, name: &str| Approval {
+            admin: name.into(),
+            sig: kp(seed).sign(kind::RESHARE, &statement).unwrap(),
+        };
+        let one = Command::Reshare {
+            statement: statement.clone(),
+            approvals: vec![approve(11, "sec.1")],
+        };
+        assert!(matches!(s.apply(&one), Err(Rejected::TooFewAdmins { .. })));
+        let two = Command::Reshare {
+            statement: statement.clone(),
+            approvals: vec![approve(11, "sec.1"), approve(12, "sec.2")],
+        };
+        assert_eq!(s.apply(&two), Ok(Applied::Custodians(Step::Started(2))));
+        let dealt = |dealer: u32, by: &str, seed: u8| {
+            let st = DealtStatement {
+                set: 2,
+                dealer,
+                commitments: BTreeMap::from([("identity".into(), vec!["aa".into(); 2])]),
+            };
+            Command::ReshareDealt {
+                sig: kp(seed).sign(kind::RESHARE_DEALT, &st).unwrap(),
+                statement: st,
+                by: by.into(),
+            }
+        };
+        // node-c's commitments under node-a's key: refused.
+        assert_eq!(
+            s.apply(&dealt(3, "node-c", 1)),
+            Err(Rejected::BadSignature("node-c".into()))
+        );
+        assert_eq!(
+            s.apply(&dealt(1, "node-a", 1)),
+            Ok(Applied::Custodians(Step::Dealt(1)))
+        );
+        assert_eq!(
+            s.apply(&dealt(3, "node-c", 3)),
+            Ok(Applied::Custodians(Step::Dealt(3)))
+        );
+        let ready = |custodian: u32, by: &str, seed: u8| {
+            let st = ReceivedStatement { set: 2, custodian };
+            Command::ReshareReceived {
+                sig: kp(seed).sign(kind::RESHARE_RECEIVED, &st).unwrap(),
+                statement: st,
+                by: by.into(),
+            }
+        };
+        for (i, by, seed) in [(1, "node-a", 1u8), (2, "node-c", 3)] {
+            s.apply(&ready(i, by, seed)).unwrap();
+        }
+        let before = s.snapshot().unwrap();
+        assert_eq!(
+            s.apply(&ready(3, "node-b", 1)),
+            Err(Rejected::BadSignature("node-b".into()))
+        );
+        assert_eq!(s.custodians().set.number, 1);
+        assert_eq!(
+            s.apply(&ready(3, "node-b", 2)),
+            Ok(Applied::Custodians(Step::InForce(2)))
+        );
+        assert_ne!(s.snapshot().unwrap(), before);
+        assert_eq!(
+            s.custodians().set.holders.get(&2).map(String::as_str),
+            Some("node-c")
+        );
+        let back = SecurityState::restore(&s.snapshot().unwrap()).unwrap();
+        assert_eq!(back, s);
     }
 }

@@ -64,6 +64,7 @@ fn genesis(k: &Keys) -> Genesis {
         seats: Default::default(),
         granted: Vec::new(),
         attestation: Default::default(),
+        custodians: Default::default(),
     }
 }
 

@@ -214,6 +214,11 @@ impl MeshFile {
                 .collect(),
             granted: self.granted.clone(),
             attestation: self.attestation.clone(),
+            custodians: self
+                .peers
+                .iter()
+                .filter_map(|p| Some((p.custodian?, p.name.clone())))
+                .collect(),
         }
     }
 

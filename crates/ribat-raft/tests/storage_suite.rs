@@ -25,6 +25,7 @@ fn genesis() -> Genesis {
         seats: Default::default(),
         granted: Vec::new(),
         attestation: Default::default(),
+        custodians: Default::default(),
     }
 }
 
