@@ -25,6 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
+/// How long a read waits for the custodians and the reader to be on the same custodian set
+/// again, while a resharing's set is put in force.
+pub const SET_CHANGE_WAIT: Duration = Duration::from_secs(3);
+
 /// How long a custodian whose answer failed its proof is asked only as a last resort.
 pub const SET_ASIDE: Duration = Duration::from_secs(600);
 
@@ -348,7 +352,33 @@ impl QuorumReader {
     }
 
     /// Opens `class` of the requested records.
+    ///
+    /// While a resharing's new set is being put in force, custodians and this reader move
+    /// to it a moment apart, and a custodian on the other side refuses as such (never as
+    /// a liar). A read that fell short for that reason is asked again, a little later, for
+    /// up to [`SET_CHANGE_WAIT`]: the nodes of a mesh apply the same log entry within
+    /// milliseconds of one another.
     pub fn read(&self, req: &PartialRequest) -> Result<QuorumRead, QuorumError> {
+        let began = Instant::now();
+        loop {
+            match self.read_once(req) {
+                Err(QuorumError::NotEnoughCustodians { faults, .. })
+                    if began.elapsed() < SET_CHANGE_WAIT
+                        && faults.iter().any(|f| {
+                            matches!(
+                                f.fault,
+                                Fault::Failed(CustodianError::OtherSet { retired: false, .. })
+                            )
+                        }) =>
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn read_once(&self, req: &PartialRequest) -> Result<QuorumRead, QuorumError> {
         let m = self.members();
         let stamped;
         let req = match m.group.set {

@@ -22,7 +22,7 @@ use crate::wire::{
     WireDecision, WirePartial, WireRefusal,
 };
 use crate::{Custodian, CustodianError, Denial, LocalCustodian, PartialRequest};
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -88,6 +88,7 @@ fn wire_error(status: StatusCode, error: String) -> Response {
         Json(WireRefusal {
             denial: None,
             error: Some(error),
+            other_set: None,
         }),
     )
         .into_response()
@@ -99,13 +100,75 @@ fn refuse(status: StatusCode, denial: Denial) -> Response {
         Json(WireRefusal {
             denial: Some(denial),
             error: None,
+            other_set: None,
         }),
     )
         .into_response()
 }
 
+/// Where a node keeps the custodian it serves: empty on a node that holds none (yet: a
+/// resharing can give it one while it runs), emptied when its custodian leaves the set in
+/// force.
+#[derive(Default)]
+pub struct Slot(std::sync::RwLock<Option<Arc<CustodianService>>>);
+
+impl Slot {
+    /// A slot holding `service`.
+    pub fn holding(service: Arc<CustodianService>) -> Self {
+        Self(std::sync::RwLock::new(Some(service)))
+    }
+
+    /// Serves `service` from the next request on.
+    pub fn put(&self, service: Arc<CustodianService>) {
+        match self.0.write() {
+            Ok(mut w) => *w = Some(service),
+            Err(poisoned) => *poisoned.into_inner() = Some(service),
+        }
+    }
+
+    /// Serves no custodian from the next request on.
+    pub fn clear(&self) {
+        match self.0.write() {
+            Ok(mut w) => *w = None,
+            Err(poisoned) => *poisoned.into_inner() = None,
+        }
+    }
+
+    /// The custodian served now.
+    pub fn get(&self) -> Option<Arc<CustodianService>> {
+        match self.0.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// The service in the slot, or a refusal saying this node serves no custodian.
+struct Held(Arc<CustodianService>);
+
+impl FromRequestParts<Arc<Slot>> for Held {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        _parts: &mut axum::http::request::Parts,
+        slot: &Arc<Slot>,
+    ) -> Result<Self, Self::Rejection> {
+        slot.get().map(Held).ok_or_else(|| {
+            wire_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this node holds no custodian of the set in force".into(),
+            )
+        })
+    }
+}
+
 /// The custodian's router (mount it on [`ribat_net::listener::serve`]).
 pub fn router(service: Arc<CustodianService>) -> Router {
+    router_in(Arc::new(Slot::holding(service)))
+}
+
+/// The custodian's router, serving whatever custodian `slot` holds at each request.
+pub fn router_in(slot: Arc<Slot>) -> Router {
     Router::new()
         .route(PARTIAL_PATH, post(partial))
         .route(AUDITED_PATH, post(audited))
@@ -116,7 +179,7 @@ pub fn router(service: Arc<CustodianService>) -> Router {
             COSIGN_PATH,
             post(cosign).layer(axum::extract::DefaultBodyLimit::max(COSIGN_BODY_MAX)),
         )
-        .with_state(service)
+        .with_state(slot)
 }
 
 /// Largest cosign request: about 120,000 audit entries.
@@ -125,7 +188,7 @@ const COSIGN_BODY_MAX: usize = 64 << 20;
 /// A gateway's checkpoint, cosigned only when it extends what this custodian's witness
 /// cosigned before for that log (a fork is refused and kept as an alert in its directory).
 async fn cosign(
-    State(s): State<Arc<CustodianService>>,
+    Held(s): Held,
     Extension(caller): Extension<Caller>,
     Json(body): Json<WireCosign>,
 ) -> Response {
@@ -201,7 +264,7 @@ async fn cosign(
 /// carries it out on its gateway's word (it could refuse that identity anyway), durably in
 /// its own log.
 async fn decision(
-    State(s): State<Arc<CustodianService>>,
+    Held(s): Held,
     Extension(caller): Extension<Caller>,
     Json(body): Json<WireDecision>,
 ) -> Response {
@@ -236,7 +299,7 @@ async fn decision(
 }
 
 async fn audited(
-    State(s): State<Arc<CustodianService>>,
+    Held(s): Held,
     Extension(caller): Extension<Caller>,
     Json(body): Json<WireAudited>,
 ) -> Response {
@@ -267,7 +330,7 @@ async fn audited(
 }
 
 async fn partial(
-    State(s): State<Arc<CustodianService>>,
+    Held(s): Held,
     Extension(caller): Extension<Caller>,
     Json(req): Json<PartialRequest>,
 ) -> Response {
@@ -387,6 +450,26 @@ async fn served(s: Arc<CustodianService>, caller: Caller, req: PartialRequest) -
     match result {
         Ok(Ok(p)) => Json(WirePartial::from_partial(&p)).into_response(),
         Ok(Err(CustodianError::Denied { denial, .. })) => refuse(StatusCode::FORBIDDEN, denial),
+        Ok(Err(e @ CustodianError::OtherSet { .. })) => {
+            let CustodianError::OtherSet {
+                asked,
+                held,
+                retired,
+                ..
+            } = &e
+            else {
+                return wire_error(StatusCode::CONFLICT, e.to_string());
+            };
+            (
+                StatusCode::CONFLICT,
+                Json(WireRefusal {
+                    denial: None,
+                    error: Some(e.to_string()),
+                    other_set: Some((*asked, *held, *retired)),
+                }),
+            )
+                .into_response()
+        }
         Ok(Err(e)) => wire_error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => wire_error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -128,6 +128,10 @@ pub struct WireRefusal {
     /// Otherwise what failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// When the request named another custodian set than the custodian's: (asked, held,
+    /// retired), so that the reader knows to wait for the resharing, not to blame it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_set: Option<(u32, u32, bool)>,
 }
 
 /// Why an answer read off the wire is not a partial decryption.

@@ -55,6 +55,19 @@ impl RemoteCustodian {
         }
     }
 
+    /// Custodian `index` at `addr` (certificate naming `host`), reached with the same TLS
+    /// settings, runtime and deadline as this one (a resharing moved the custodian).
+    pub fn elsewhere(&self, index: u32, addr: &str, host: &str) -> Self {
+        Self::new(
+            index,
+            addr,
+            host,
+            self.config.clone(),
+            self.runtime.clone(),
+            self.deadline,
+        )
+    }
+
     async fn post(
         &self,
         path: &str,
@@ -145,6 +158,14 @@ impl Custodian for RemoteCustodian {
         let refusal: WireRefusal = serde_json::from_slice(&r.body).map_err(|_| {
             self.unavailable(format!("HTTP {} without a readable refusal", r.status))
         })?;
+        if let Some((asked, held, retired)) = refusal.other_set {
+            return Err(CustodianError::OtherSet {
+                custodian: self.index,
+                asked,
+                held,
+                retired,
+            });
+        }
         match (refusal.denial, refusal.error) {
             (Some(denial), _) => Err(CustodianError::Denied {
                 custodian: self.index,

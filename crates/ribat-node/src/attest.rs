@@ -389,17 +389,21 @@ fn worth_saying(before: Option<&str>, now: &Verdict) -> bool {
     }
 }
 
+/// The custodian each member holds now, by name (it changes with a resharing).
+pub type CustodianOf = Arc<dyn Fn() -> BTreeMap<String, u32> + Send + Sync>;
+
 /// On a gateway node, every 500 ms: stops asking the custodian of every member that is cut
 /// off, asks it again once it attests within the allowed set, and raises an event (the
 /// gateway's stream, OCSF) each time a member's verdict changes.
 pub async fn route_around(
     verdicts: Arc<Verdicts>,
     app: Arc<ribat_gateway::api::App>,
-    custodian_of: BTreeMap<String, u32>,
+    custodian_of: CustodianOf,
     component: String,
 ) {
     let mut said: BTreeMap<String, String> = BTreeMap::new();
     loop {
+        let custodian_of = custodian_of();
         for (node, v) in verdicts.all() {
             if let Some(c) = custodian_of.get(&node) {
                 match verdicts.cut_off(&node) {

@@ -36,6 +36,7 @@ pub mod leak;
 pub mod mesh;
 pub mod passphrases;
 pub mod read;
+pub mod reshare;
 pub mod reviews;
 pub mod serve;
 

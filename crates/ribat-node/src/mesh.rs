@@ -744,12 +744,16 @@ pub fn held_custodians(home: &Home) -> Result<Vec<u32>> {
         Err(e) => return Err(crate::err!("cannot list {}: {e}", root.display())),
     };
     for entry in entries {
-        let name = entry?.file_name();
+        let entry = entry?;
+        let name = entry.file_name();
         let name = name.to_string_lossy();
         match name
             .strip_prefix("custodian-")
             .and_then(|i| i.parse::<u32>().ok())
         {
+            // A custodian that left the set in force keeps its directory (its policy and
+            // its served log, the record of what it did) but no share.
+            Some(_) if !ribat_custodian::keystore::holds_shares(&entry.path()) => {}
             Some(i) => held.push(i),
             None => bail!(
                 "{}: `{name}` is not a custodian's directory (custodian-<i>)",
@@ -761,19 +765,19 @@ pub fn held_custodians(home: &Home) -> Result<Vec<u32>> {
     Ok(held)
 }
 
-/// The one custodian a node may hold: none, or the one `mesh.json` gives it. A node never
-/// holds two custodians' shares (whoever owns it would hold two of the `t` needed).
-fn own_custodian(home: &Home, me: &Peer) -> Result<Option<u32>> {
+/// The one custodian a node may hold: none, or `expected` (the one the custodian set in
+/// force gives it; `mesh.json`'s before any resharing). A node never holds two custodians'
+/// shares (whoever owns it would hold two of the `t` needed).
+fn own_custodian(home: &Home, me: &Peer, expected: Option<u32>) -> Result<Option<u32>> {
     let held = held_custodians(home)?;
     match held.as_slice() {
         [] => Ok(None),
-        [one] if me.custodian == Some(*one) => Ok(Some(*one)),
+        [one] if expected == Some(*one) => Ok(Some(*one)),
         [one] => bail!(
-            "{} holds custodian {one}'s shares but mesh.json gives {} {}: refusing to start",
+            "{} holds custodian {one}'s shares but the custodian set in force gives {} {}: refusing to start",
             home.root().display(),
             me.name,
-            me.custodian
-                .map_or("no custodian".to_owned(), |c| format!("custodian {c}"))
+            expected.map_or("no custodian".to_owned(), |c| format!("custodian {c}"))
         ),
         many => bail!(
             "{} holds the shares of {} custodians ({}): a node holds at most one, or whoever owns it holds {} of the shares a read needs; move all but custodian {} to their own nodes",
@@ -784,7 +788,7 @@ fn own_custodian(home: &Home, me: &Peer) -> Result<Option<u32>> {
                 .collect::<Vec<_>>()
                 .join(", "),
             many.len(),
-            me.custodian.map_or("-".to_owned(), |c| c.to_string())
+            expected.map_or("-".to_owned(), |c| c.to_string())
         ),
     }
 }
@@ -1543,16 +1547,14 @@ pub fn registration(e: &ribat_identity::ca::RegisterEntry) -> ribat_mesh::Regist
     }
 }
 
-/// Starts this node's gateway once `t` custodians of the mesh answer (they start with it),
-/// then serves clients on `addr` until the process stops.
-/// What a gateway part attests and judges with.
+/// What a gateway part attests and judges with, and what a resharing moves it to.
 struct Attesting {
     documents: Arc<crate::attest::Documents>,
     verdicts: Arc<crate::attest::Verdicts>,
     /// The roles kept past their review date.
     essential: Arc<crate::reviews::Essential>,
-    /// The custodian each member holds, by name.
-    custodian_of: BTreeMap<String, u32>,
+    /// What a resharing switches (the gateway's reader among them).
+    switches: Arc<crate::reshare::Switches>,
 }
 
 /// The grace period for a retired build in the node's start-up rules (the default's when
@@ -1565,6 +1567,8 @@ fn start_up_grace_ms(dir: &Path) -> u64 {
     rules.patch_drift.grace_secs.saturating_mul(1000)
 }
 
+/// Starts this node's gateway once `t` custodians of the mesh answer (they start with it),
+/// then serves clients on `addr` until the process stops.
 async fn run_gateway(
     home: Home,
     addr: String,
@@ -1574,9 +1578,22 @@ async fn run_gateway(
     outputs: ribat_gateway::watch::Outputs,
     attesting: Attesting,
 ) -> Result<()> {
+    let switches = attesting.switches.clone();
     let started = std::time::Instant::now();
+    // The custodians of the set in force, where their nodes sit.
+    let (set, seats) = sm.read(|st| (st.custodians().set.clone(), st.seats().clone()))?;
+    let mut remotes = Vec::new();
+    for (index, node) in &set.holders {
+        let seat = seats
+            .get(node)
+            .ok_or_else(|| crate::err!("custodian {index}'s node {node} has no seat"))?;
+        remotes.push(crate::serve::RemoteSpec {
+            index: *index,
+            addr: seat.addr.clone(),
+        });
+    }
     let o = crate::serve::ServeOptions {
-        remotes: Vec::new(),
+        remotes,
         deadline: Duration::from_secs(2),
         outputs,
         // Every custodian learns what was audited from the entries it cosigns.
@@ -1631,10 +1648,38 @@ async fn run_gateway(
         carried,
         (attesting.documents.clone(), crate::attest::POLICY),
     ));
+    if let Some(template) = assembled.remotes.first() {
+        let g = crate::reshare::Gateway {
+            app: assembled.app.clone(),
+            template: template.clone(),
+        };
+        // A resharing that finished while the gateway was starting.
+        let (set, seats) =
+            sm_for_reviews.read(|st| (st.custodians().set.clone(), st.seats().clone()))?;
+        if assembled.app.vault.reader.group().set < set.number {
+            let group = crate::reshare::group_of(&crate::reshare::base_group(&home)?, &set)?;
+            crate::reshare::move_reader(&g, group, &set, &seats)?;
+        }
+        let _ = switches.gateway.set(g);
+    }
+    let custodian_of: crate::attest::CustodianOf = {
+        let sm = sm_for_reviews.clone();
+        Arc::new(move || {
+            sm.read(|st| {
+                st.custodians()
+                    .set
+                    .holders
+                    .iter()
+                    .map(|(i, n)| (n.clone(), *i))
+                    .collect()
+            })
+            .unwrap_or_default()
+        })
+    };
     let routing = tokio::spawn(crate::attest::route_around(
         attesting.verdicts.clone(),
         assembled.app.clone(),
-        attesting.custodian_of.clone(),
+        custodian_of,
         format!("gateway.{me}"),
     ));
     let reviews = tokio::spawn(review_findings(
@@ -1684,7 +1729,6 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
     // The key is read now, so that a missing or malformed key stops the node at once.
     let key = Arc::new(read_seed(&dir.join(NODE_KEY))?);
     let home = adopt_store(Home::at(dir.to_owned()))?;
-    let own = own_custodian(&home, &me)?;
     let files = TlsFiles::in_dir(dir, &dir.join("crl.pem"));
     let server_tls = Arc::new(ServerTls::new(files).context("node TLS")?);
     let tls = client_tls(dir)?;
@@ -1696,80 +1740,19 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
     let essential = Arc::new(crate::reviews::Essential::from_rules_file(
         &dir.join(crate::serve::RULES_FILE),
     ));
-    let custodian = match own {
-        Some(index) => {
-            documents.set_file(
-                crate::attest::CUSTODIAN_POLICY,
-                &home
-                    .custodian_dir(index as usize)
-                    .join(ribat_custodian::keystore::POLICY_FILE),
-            );
-            documents.set_file(crate::attest::RULES, &dir.join(crate::serve::RULES_FILE));
-            let pass = passphrases.get(index as usize, false)?;
-            let c = Arc::new(ribat_custodian::LocalCustodian::open(
-                &home.custodian_dir(index as usize),
-                &pass,
-                crate::embedded::open_store(&home)?,
-                Arc::new(ribat_custodian::clock::SystemClock),
-            )?);
-            drop(pass);
-            let name = format!("custodian-{index}");
-            // It witnesses the audit log of every gateway node the ceremony named, and no
-            // other log.
-            let mut witnesses = BTreeMap::new();
-            for log in mesh.audit_logs()? {
-                let origin = log.name().to_owned();
-                witnesses.insert(origin, c.witness(crate::embedded::DEPLOYMENT, log)?);
-            }
-            // Bulk reads (exports) only within what two administrators allowed through
-            // the log, whichever gateway asks.
-            let allowances = Arc::new(ribat_custodian::allowance::Allowances::new(
-                ribat_policy::Role::EXPORT,
-            ));
-            c.add_hook(allowances.clone())?;
-            let (service, watch) = crate::serve::custodian_service(
-                &home,
-                &home.custodian_dir(index as usize),
-                &name,
-                c.clone(),
-                server_tls.clone(),
-                witnesses,
-                Some(crate::serve::InMesh {
-                    ready: {
-                        let (fresh, me, verdicts) =
-                            (fresh.clone(), me.name.clone(), verdicts.clone());
-                        Arc::new(move || {
-                            fresh.ready(&me)?;
-                            // An honest node cut off stops answering of its own accord
-                            // (a dishonest one is not asked: gateways route around it).
-                            match verdicts.cut_off(&me) {
-                                Some(why) => Err(format!(
-                                    "{why}; this node answers no one until it attests within the allowed set"
-                                )),
-                                None => Ok(()),
-                            }
-                        })
-                    },
-                    allowances: allowances.clone(),
-                    cut_off: {
-                        let verdicts = verdicts.clone();
-                        Arc::new(move |cert: &str| {
-                            let node = crate::attest::node_of_gateway(cert)?;
-                            verdicts
-                                .cut_off(node)
-                                .map(|why| format!("{cert} is refused: {why}"))
-                        })
-                    },
-                }),
-            )?;
-            Some((c, service, watch, name, allowances))
-        }
-        None => None,
-    };
     let rt = crate::serve::runtime()?;
     rt.block_on(async move {
         let log = LogStore::open(&dir.join("raft-log.sqlite"))?;
         let sm = MeshStateMachine::open(&dir.join("raft-state.sqlite"), &mesh.genesis())?;
+        // The custodian this node holds is the one the set in force gives it (the
+        // ceremony's is in mesh.json; a resharing may have changed it since).
+        let set = sm.read(|st| st.custodians().set.clone())?;
+        crate::reshare::settle(&home, &me.name, &set)?;
+        let expected = match set.holders.is_empty() {
+            true => me.custodian,
+            false => set.index_of(&me.name),
+        };
+        let own = own_custodian(&home, &me, expected)?;
         let raft = MeshRaft::new(
             me.id,
             raft_config()?,
@@ -1779,7 +1762,7 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
         )
         .await
         .map_err(|e| crate::err!("raft: {e}"))?;
-        let waiting: Option<ribat_raft::serve::Waiting> = custodian.as_ref().map(|_| {
+        let waiting: Option<ribat_raft::serve::Waiting> = own.map(|_| {
             let (fresh, me) = (fresh.clone(), me.name.clone());
             Arc::new(move || fresh.ready(&me).err()) as ribat_raft::serve::Waiting
         });
@@ -1806,44 +1789,69 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
             },
         );
         let mut tasks = Vec::new();
-        let imposed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
-        if let Some((c, service, watch, name, allowances)) = &custodian {
-            router = router.merge(ribat_custodian::serve::router(service.clone()));
-            tasks.push(crate::serve::spawn_ticker(watch.clone(), name.clone()));
-            tasks.push(tokio::spawn(enforce_state(
-                sm.clone(),
-                Arc::new(CustodianCarrier {
-                    custodian: c.clone(),
-                    watch: watch.clone(),
-                    imposed: imposed.clone(),
-                    allowances: allowances.clone(),
-                }),
-                name.clone(),
-                Some((raft.clone(), fresh.clone())),
-                carried.clone(),
-                (documents.clone(), crate::attest::CUSTODIAN_POLICY),
-            )));
-            tasks.push(tokio::spawn(endorse(Endorser {
-                sm: sm.clone(),
-                raft: raft.clone(),
-                tls: tls.clone(),
-                key: key.clone(),
-                me: me.name.clone(),
-                imposed: imposed.clone(),
-            })));
-            tasks.push(tokio::spawn(keep_fresh(
-                raft.clone(),
-                tls.clone(),
-                fresh.clone(),
-            )));
+        let slot = Arc::new(ribat_custodian::serve::Slot::default());
+        let parts = Arc::new(CustodianParts {
+            home: home.clone(),
+            passphrases: passphrases.clone(),
+            audit_logs: mesh.audit_logs()?,
+            server_tls: server_tls.clone(),
+            fresh: fresh.clone(),
+            me: me.name.clone(),
+            verdicts: verdicts.clone(),
+            documents: documents.clone(),
+            sm: sm.clone(),
+            raft: raft.clone(),
+            tls: tls.clone(),
+            key: key.clone(),
+            carried: carried.clone(),
+            slot: slot.clone(),
+            started: std::sync::Mutex::new(None),
+        });
+        let switches = Arc::new(crate::reshare::Switches {
+            custodian: std::sync::Mutex::new(None),
+            slot: slot.clone(),
+            start: {
+                let parts = parts.clone();
+                Box::new(move |index| parts.start(index))
+            },
+            gateway: std::sync::OnceLock::new(),
+        });
+        if let Some(index) = own {
+            // Off the async threads: opening a custodian may open a PostgreSQL store,
+            // whose client runs a runtime of its own.
+            let sw = switches.clone();
+            let c = tokio::task::spawn_blocking(move || (sw.start)(index))
+                .await
+                .map_err(|e| crate::err!("starting custodian {index}: {e}"))??;
+            *switches
+                .custodian
+                .lock()
+                .map_err(|_| crate::err!("custodian lock poisoned"))? = Some(c);
         }
+        // Every node can come to hold a custodian (a resharing), so every node answers on
+        // the custodian's routes: "holds no custodian" until it does.
+        router = router.merge(ribat_custodian::serve::router_in(slot.clone()));
+        let inbox = Arc::new(crate::reshare::Inbox::default());
+        router = router.merge(subshare_route(sm.clone(), me.name.clone(), inbox.clone()));
+        tasks.push(tokio::spawn(crate::reshare::run(crate::reshare::Resharer {
+            sm: sm.clone(),
+            raft: raft.clone(),
+            tls: tls.clone(),
+            key: key.clone(),
+            me: me.name.clone(),
+            home: home.clone(),
+            passphrases: passphrases.clone(),
+            inbox,
+            switches: switches.clone(),
+            in_force: set.number,
+        })));
         let listener = tokio::net::TcpListener::bind(&me.addr)
             .await
             .with_context(|| format!("cannot listen on {}", me.addr))?;
         // Its custodian's detectors hear of the handshakes this listener refuses.
         let stats = Arc::new(TlsStats::default());
-        if let Some((_, _, watch, name, _)) = &custodian {
-            crate::serve::hear_refused_handshakes(&stats, watch, name);
+        if let Some((watch, name)) = parts.started.lock().ok().and_then(|s| s.clone()) {
+            crate::serve::hear_refused_handshakes(&stats, &watch, &name);
         }
         let server = tokio::spawn(ribat_net::listener::serve(
             listener, server_tls, router, stats,
@@ -1910,7 +1918,10 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
             me.addr,
             mesh.peers.len(),
             mesh.threshold,
-            own.map_or(String::new(), |c| format!(", custodian {c}"))
+            own.map_or(String::new(), |c| format!(
+                ", custodian {c} of set {}",
+                set.number
+            ))
         );
         std::io::stdout().flush()?;
         let gateway = match mesh.gateway.clone() {
@@ -1933,11 +1944,7 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
                         documents: documents.clone(),
                         verdicts: verdicts.clone(),
                         essential: essential.clone(),
-                        custodian_of: mesh
-                            .peers
-                            .iter()
-                            .filter_map(|p| Some((p.name.clone(), p.custodian?)))
-                            .collect(),
+                        switches: switches.clone(),
                     },
                 ))
             }
@@ -1962,11 +1969,183 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
         for t in tasks {
             t.abort();
         }
+        parts.abort();
         raft.shutdown()
             .await
             .map_err(|e| crate::err!("raft: {e}"))?;
         Ok(())
     })
+}
+
+/// Where a dealer's node hands this node its sub-shares (node certificates of members only,
+/// and only the node that holds the dealer: [`crate::reshare::accept`]).
+fn subshare_route(
+    sm: MeshStateMachine,
+    me: String,
+    inbox: Arc<crate::reshare::Inbox>,
+) -> axum::Router {
+    use axum::extract::Extension;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let handler =
+        move |Extension(caller): Extension<ribat_net::Caller>,
+              axum::Json(w): axum::Json<ribat_custodian::reshare::WireSubShares>| {
+            let (sm, me, inbox) = (sm.clone(), me.clone(), inbox.clone());
+            async move {
+                if caller.peer.role != "node" {
+                    return (
+                        StatusCode::FORBIDDEN,
+                        "sub-shares come from a member's node certificate only",
+                    )
+                        .into_response();
+                }
+                let taken = sm.read(|st| {
+                    if !st.is_member(&caller.peer.name) {
+                        return Err(format!("{} is not a member", caller.peer.name));
+                    }
+                    crate::reshare::accept(st.custodians(), &me, &caller.peer.name, w, &inbox)
+                });
+                match taken {
+                    Ok(Ok(())) => StatusCode::OK.into_response(),
+                    Ok(Err(why)) => (StatusCode::CONFLICT, why).into_response(),
+                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                }
+            }
+        };
+    axum::Router::new().route(crate::reshare::SUBSHARES, axum::routing::post(handler))
+}
+
+/// What starting a custodian on a running node needs (at start, or when a resharing gives
+/// the node one).
+struct CustodianParts {
+    home: Home,
+    passphrases: Source,
+    audit_logs: Vec<ribat_audit::VerifierKey>,
+    server_tls: Arc<ServerTls>,
+    fresh: Arc<Freshness>,
+    me: String,
+    verdicts: Arc<crate::attest::Verdicts>,
+    documents: Arc<crate::attest::Documents>,
+    sm: MeshStateMachine,
+    raft: MeshRaft,
+    tls: Arc<ribat_net::client::ClientConfig>,
+    key: Arc<KeyPair>,
+    carried: CarriedBook,
+    slot: Arc<ribat_custodian::serve::Slot>,
+    /// The custodian's detectors and name, and its tasks, once started.
+    #[allow(clippy::type_complexity)]
+    started: std::sync::Mutex<Option<(Arc<ribat_gateway::watch::Watch>, String)>>,
+}
+
+impl CustodianParts {
+    fn abort(&self) {
+        self.slot.clear();
+    }
+
+    /// Opens custodian `index` of this node's directory, serves it on the node's address,
+    /// and starts what carries the security state to it. Runs inside the node's runtime.
+    fn start(&self, index: u32) -> Result<Arc<ribat_custodian::LocalCustodian>> {
+        let home = &self.home;
+        let dir = home.custodian_dir(index as usize);
+        self.documents.set_file(
+            crate::attest::CUSTODIAN_POLICY,
+            &dir.join(ribat_custodian::keystore::POLICY_FILE),
+        );
+        self.documents.set_file(
+            crate::attest::RULES,
+            &home.root().join(crate::serve::RULES_FILE),
+        );
+        let pass = self.passphrases.get(index as usize, false)?;
+        let c = Arc::new(ribat_custodian::LocalCustodian::open(
+            &dir,
+            &pass,
+            crate::embedded::open_store(home)?,
+            Arc::new(ribat_custodian::clock::SystemClock),
+        )?);
+        drop(pass);
+        let name = format!("custodian-{index}");
+        // It witnesses the audit log of every gateway node the ceremony named, and no
+        // other log.
+        let mut witnesses = BTreeMap::new();
+        for log in &self.audit_logs {
+            let origin = log.name().to_owned();
+            witnesses.insert(origin, c.witness(crate::embedded::DEPLOYMENT, log.clone())?);
+        }
+        // Bulk reads (exports) only within what two administrators allowed through the
+        // log, whichever gateway asks.
+        let allowances = Arc::new(ribat_custodian::allowance::Allowances::new(
+            ribat_policy::Role::EXPORT,
+        ));
+        c.add_hook(allowances.clone())?;
+        let (service, watch) = crate::serve::custodian_service(
+            home,
+            &dir,
+            &name,
+            c.clone(),
+            self.server_tls.clone(),
+            witnesses,
+            Some(crate::serve::InMesh {
+                ready: {
+                    let (fresh, me, verdicts) =
+                        (self.fresh.clone(), self.me.clone(), self.verdicts.clone());
+                    Arc::new(move || {
+                        fresh.ready(&me)?;
+                        // An honest node cut off stops answering of its own accord (a
+                        // dishonest one is not asked: gateways route around it).
+                        match verdicts.cut_off(&me) {
+                            Some(why) => Err(format!(
+                                "{why}; this node answers no one until it attests within the allowed set"
+                            )),
+                            None => Ok(()),
+                        }
+                    })
+                },
+                allowances: allowances.clone(),
+                cut_off: {
+                    let verdicts = self.verdicts.clone();
+                    Arc::new(move |cert: &str| {
+                        let node = crate::attest::node_of_gateway(cert)?;
+                        verdicts
+                            .cut_off(node)
+                            .map(|why| format!("{cert} is refused: {why}"))
+                    })
+                },
+            }),
+        )?;
+        let imposed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        tokio::spawn(crate::serve::spawn_ticker(watch.clone(), name.clone()));
+        tokio::spawn(enforce_state(
+            self.sm.clone(),
+            Arc::new(CustodianCarrier {
+                custodian: c.clone(),
+                watch: watch.clone(),
+                imposed: imposed.clone(),
+                allowances,
+            }),
+            name.clone(),
+            Some((self.raft.clone(), self.fresh.clone())),
+            self.carried.clone(),
+            (self.documents.clone(), crate::attest::CUSTODIAN_POLICY),
+        ));
+        tokio::spawn(endorse(Endorser {
+            sm: self.sm.clone(),
+            raft: self.raft.clone(),
+            tls: self.tls.clone(),
+            key: self.key.clone(),
+            me: self.me.clone(),
+            imposed,
+        }));
+        tokio::spawn(keep_fresh(
+            self.raft.clone(),
+            self.tls.clone(),
+            self.fresh.clone(),
+        ));
+        if let Ok(mut s) = self.started.lock() {
+            *s = Some((watch, name));
+        }
+        self.slot.put(service);
+        Ok(c)
+    }
 }
 
 /// Where `mesh up` keeps the passphrases it made up for the custodians of a mesh on one
@@ -2161,7 +2340,7 @@ pub struct MemberStatus {
     pub status: Option<NodeStatus>,
     /// Why it did not answer.
     pub error: Option<String>,
-    /// The custodian it holds (from the mesh's description).
+    /// The custodian it holds (in the set in force; the ceremony's before any resharing).
     #[serde(default)]
     pub custodian: Option<u32>,
     /// Whether it runs a gateway (its audit log key is in the mesh's description).
@@ -2241,6 +2420,19 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
         if !seats.is_empty() {
             for m in &mut out {
                 m.removed = !seats.contains_key(&m.name);
+            }
+        }
+        // Who holds which custodian: the set in force, as the most advanced answer has it
+        // (a resharing may have moved custodians since the ceremony wrote mesh.json).
+        let holders = out
+            .iter()
+            .filter_map(|m| m.status.as_ref())
+            .max_by_key(|s| s.last_applied_index)
+            .map(|s| s.holders.clone())
+            .unwrap_or_default();
+        if !holders.is_empty() {
+            for m in &mut out {
+                m.custodian = holders.iter().find(|(_, n)| **n == m.name).map(|(i, _)| *i);
             }
         }
         out
@@ -2346,6 +2538,21 @@ pub fn render(members: &[MemberStatus]) -> String {
                 e.as_deref().unwrap_or("no answer")
             ),
         };
+    }
+    if let Some(s) = members
+        .iter()
+        .filter_map(|m| m.status.as_ref())
+        .max_by_key(|s| s.last_applied_index)
+        .filter(|s| s.custodian_set > 0)
+    {
+        let _ = writeln!(
+            out,
+            "custodian set {} in force{}",
+            s.custodian_set,
+            s.resharing_to.map_or(String::new(), |n| format!(
+                "; resharing to set {n} under way (`ribat mesh custodians`)"
+            ))
+        );
     }
     let _ = write!(out, "{}", render_attestation(members));
     out
@@ -2586,7 +2793,12 @@ pub fn release(
 /// key, a node signing key, the founding members and administrators (from `out/node-1`),
 /// and itself as `joined`. It holds no custodian (custodians move by resharing) and runs no
 /// gateway. It takes part only once two administrators add it (`ribat mesh add-node`).
-pub fn prepare_node(out: &Path, addr: &str, id: Option<u64>) -> Result<PathBuf> {
+pub fn prepare_node(
+    out: &Path,
+    addr: &str,
+    id: Option<u64>,
+    store: Option<StoreSpec>,
+) -> Result<PathBuf> {
     ensure!(
         addr.rsplit_once(':')
             .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
@@ -2631,12 +2843,21 @@ pub fn prepare_node(out: &Path, addr: &str, id: Option<u64>) -> Result<PathBuf> 
     let seed = random_seed()?;
     let issued = node_cert(&ca, &name, addr)?;
     node_dir(&ca, &deployment, &dir, &issued, &seed)?;
+    let (store, store_schema) = match &store {
+        // A PostgreSQL role of its own is the operator's to give, in the connection string.
+        Some(StoreSpec::Postgres { schema, .. }) => {
+            (store.as_ref().map(StoreSpec::to_arg), Some(schema.clone()))
+        }
+        Some(s) => (Some(s.to_arg()), None),
+        None => (None, None),
+    };
     let file = MeshFile {
         id,
         gateway: None,
-        // It holds no custodian and runs no gateway: it never touches the records.
-        store: None,
-        store_schema: None,
+        // It runs no gateway; without a store it holds no custodian and never touches the
+        // records.
+        store,
+        store_schema,
         joined: Some(Peer {
             id,
             name,
@@ -2885,6 +3106,9 @@ mod tests {
                 waiting: Some("catching up".into()),
                 carried: BTreeMap::new(),
                 attestation: BTreeMap::new(),
+                custodian_set: 1,
+                holders: BTreeMap::new(),
+                resharing_to: None,
             }),
             error: leader.is_none().then(|| "refused".to_owned()),
             custodian: Some(2),

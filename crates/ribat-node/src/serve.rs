@@ -52,7 +52,7 @@ impl std::str::FromStr for RemoteSpec {
     }
 }
 
-fn read_policy(path: &Path) -> Result<Policy> {
+pub(crate) fn read_policy(path: &Path) -> Result<Policy> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!(
             "cannot read the gateway's policy {} (written by `ribat keys init`)",
@@ -170,6 +170,8 @@ pub struct Assembled {
     pub tls: Arc<ServerTls>,
     /// TLS counters.
     pub stats: Arc<TlsStats>,
+    /// The networked custodians it asks.
+    pub remotes: Vec<Arc<RemoteCustodian>>,
 }
 
 /// What a gateway needs to read through custodians in other processes.
@@ -208,17 +210,19 @@ pub(crate) fn networked(
     };
     let key = zeroize::Zeroizing::new(read(&files.key)?);
     let to_custodians = client_config(&ca.cert_pem()?, Some((&read(&files.cert)?, &key)), true)?;
-    let mesh = match remotes.is_empty() && crate::mesh::is_node(home) {
+    let mesh = match crate::mesh::is_node(home) {
         true => Some(crate::mesh::MeshFile::read(home.root())?),
         false => None,
     };
+    // A mesh node's gateway is handed the custodian set in force; mesh.json's custodians
+    // (the ceremony's) when it is not.
     let specs = match &mesh {
-        Some(m) => m
+        Some(m) if remotes.is_empty() => m
             .custodians()
             .into_iter()
             .map(|(index, addr)| RemoteSpec { index, addr })
             .collect(),
-        None => remotes.to_vec(),
+        _ => remotes.to_vec(),
     };
     let remotes: Vec<Arc<RemoteCustodian>> = specs
         .iter()
@@ -265,7 +269,18 @@ pub(crate) fn networked(
     let mut witnesses: Vec<Arc<dyn ribat_audit::Cosigner>> = Vec::new();
     if let Some(m) = &mesh {
         let origin = ribat_gateway::node_log::origin(DEPLOYMENT, &crate::mesh::audit_node(home)?);
+        // A witness key is pinned for the node the ceremony gave that custodian: after a
+        // resharing gave the index to another node, that node's witness is not asked (its
+        // key was never pinned), nor is the old node's (it holds no custodian).
+        let ceremony: std::collections::BTreeMap<u32, String> =
+            m.custodians().into_iter().collect();
         for (index, key) in m.witness_keys()? {
+            let same_node = |spec: &&RemoteSpec| {
+                spec.index == index && ceremony.get(&index) == Some(&spec.addr)
+            };
+            if !specs.iter().any(|s| same_node(&s)) {
+                continue;
+            }
             if let Some(r) = remotes.iter().find(|r| r.index() == index) {
                 witnesses.push(Arc::new(ribat_gateway::link::RemoteWitness::new(
                     r.clone(),
@@ -430,6 +445,7 @@ pub fn assemble(
         node,
         tls,
         stats,
+        remotes,
     })
 }
 
@@ -481,6 +497,7 @@ pub fn gateway(home: &Home, passphrases: &Source, listen: &str, o: &ServeOptions
         node,
         tls,
         stats,
+        ..
     } = assemble(home, passphrases, o, rt.handle(), Arc::new(SystemClock))?;
     // Third parties past their review date are refused; a week before, a finding a day.
     let register = crate::reviews::vet_on_node(home, &tls, Arc::new(SystemClock))?;

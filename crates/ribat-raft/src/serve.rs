@@ -49,6 +49,10 @@ pub const IDENTITIES: &str = "/mesh/identities";
 /// The allowed set, every member's latest attestation and this node's verdicts.
 pub const ATTESTATIONS: &str = "/mesh/attestations";
 
+/// The custodian set in force and the resharing under way
+/// ([`ribat_mesh::custodians::Custodians`]).
+pub const CUSTODIANS: &str = "/mesh/custodians";
+
 /// What [`ATTESTATIONS`] answers: patch drift as one node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attestations {
@@ -143,6 +147,15 @@ pub struct NodeStatus {
     /// How this node judges each member's attestation now, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attestation: BTreeMap<String, ribat_mesh::attest::Verdict>,
+    /// The custodian set in force: its number and the node holding each custodian.
+    #[serde(default)]
+    pub custodian_set: u32,
+    /// The node holding each custodian of that set, by index.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub holders: BTreeMap<u32, String>,
+    /// The set a resharing under way makes, if one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resharing_to: Option<u32>,
 }
 
 /// Says why a node's services do not answer yet, or `None` when they do.
@@ -189,6 +202,7 @@ pub fn router_with(raft: MeshRaft, sm: MeshStateMachine, reports: Reports) -> Ro
         .route(READ_INDEX, get(read_index))
         .route(IDENTITIES, get(identities))
         .route(ATTESTATIONS, get(attestations))
+        .route(CUSTODIANS, get(custodians))
         .route_layer(axum::middleware::from_fn_with_state(
             sm.clone(),
             only_members,
@@ -208,6 +222,13 @@ async fn identities(State(s): State<Served>) -> Response {
     });
     match listed {
         Ok(l) => Json(l).into_response(),
+        Err(e) => Problem::internal(e.to_string()).into_response(),
+    }
+}
+
+async fn custodians(State(s): State<Served>) -> Response {
+    match s.sm.read(|st| st.custodians().clone()) {
+        Ok(c) => Json(c).into_response(),
         Err(e) => Problem::internal(e.to_string()).into_response(),
     }
 }
@@ -247,12 +268,19 @@ async fn status(State(s): State<Served>) -> Response {
             .count();
         let version = |p: &ribat_mesh::command::PolicyStatement| (p.version, p.digest.clone());
         let documents = (st.policy().map(version), st.rules().map(version));
-        (held.len(), wide, st.seats().clone(), documents)
+        let c = st.custodians();
+        let custodians = (
+            c.set.number,
+            c.set.holders.clone(),
+            c.resharing.as_ref().map(|r| r.statement.set),
+        );
+        (held.len(), wide, st.seats().clone(), documents, custodians)
     });
-    let (in_force, mesh_wide, seats, (policy, rules)) = match counted {
-        Ok(n) => n,
-        Err(e) => return Problem::internal(e.to_string()).into_response(),
-    };
+    let (in_force, mesh_wide, seats, (policy, rules), (custodian_set, holders, resharing_to)) =
+        match counted {
+            Ok(n) => n,
+            Err(e) => return Problem::internal(e.to_string()).into_response(),
+        };
     Json(NodeStatus {
         id: m.id,
         state: format!("{:?}", m.state),
@@ -288,6 +316,9 @@ async fn status(State(s): State<Served>) -> Response {
         waiting: s.reports.waiting.as_ref().and_then(|w| w()),
         carried: s.reports.carried.as_ref().map(|c| c()).unwrap_or_default(),
         attestation: s.reports.judged.as_ref().map(|j| j()).unwrap_or_default(),
+        custodian_set,
+        holders,
+        resharing_to,
     })
     .into_response()
 }

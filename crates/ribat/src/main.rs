@@ -655,10 +655,11 @@ enum MeshCommand {
     /// (`--id`, `--reason`), a grant of certificates (`--grant`, `--reason`), a bulk export
     /// (`--export` with its terms), a membership
     /// change (`--add-node`, `--remove-node`), a policy or rules file (`--policy` or
-    /// `--rules`, with `--version`), a build nodes may run (`--allow-build`, `--reason`) or
-    /// one they must leave (`--retire-build`, `--advisory`, `--retired-at`); prints it as
-    /// one JSON line to hand to whoever proposes the change.
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "grant", "export", "add_node", "remove_node", "policy", "rules", "allow_build", "retire_build"])))]
+    /// `--rules`, with `--version`), a build nodes may run (`--allow-build`, `--reason`),
+    /// one they must leave (`--retire-build`, `--advisory`, `--retired-at`) or a resharing
+    /// of the custodians (`--reshare FILE` from `mesh reshare --out`); prints it as one JSON
+    /// line to hand to whoever proposes the change.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["id", "grant", "export", "add_node", "remove_node", "policy", "rules", "allow_build", "retire_build", "reshare"])))]
     Approve {
         /// The administrator's signing key (from `mesh init`'s admins/).
         #[arg(long)]
@@ -713,6 +714,9 @@ enum MeshCommand {
         retire_build: Option<String>,
         #[command(flatten)]
         retirement: Box<RetirementArgs>,
+        /// A resharing statement written by `mesh reshare --out` (its whole text is signed).
+        #[arg(long)]
+        reshare: Option<PathBuf>,
     },
     /// Proposes a build with two administrators' approvals (`mesh approve --allow-build
     /// BINARY --reason R`): once committed, nodes that attest it are answered. Exit status
@@ -850,8 +854,10 @@ enum MeshCommand {
         approvals: Vec<String>,
     },
     /// On the host that keeps the ceremony's CA: writes the directory of a node that will
-    /// join the mesh (certificate, keys, the members), to carry to its host. It holds no
-    /// custodian and runs no gateway, and takes part once two administrators add it.
+    /// join the mesh (certificate, keys, the members), to carry to its host. It runs no
+    /// gateway and takes part once two administrators add it. With `--store sqlite:PATH`
+    /// (or `postgres:…`, with a role of its own) it reaches the records, so that a
+    /// resharing can give it a custodian (`mesh reshare --add`); without, it holds none.
     PrepareNode {
         /// The directory `mesh init --out` made.
         #[arg(long)]
@@ -862,6 +868,51 @@ enum MeshCommand {
         /// Its Raft id (default: one above every id known here).
         #[arg(long)]
         id: Option<u64>,
+    },
+    /// Replaces custodians without re-sealing any record: `--remove custodian-2 --add
+    /// node-4 --reason R --out FILE` writes the statement (the freed index goes to the added
+    /// node; `--threshold` changes the threshold, `--add` alone widens the set); two
+    /// administrators approve it (`mesh approve --reshare FILE`); `--statement FILE
+    /// --approval … --approval …` proposes it. The custodians that stay deal new shares to
+    /// the new set over mTLS; when every new custodian is ready the new set is in force, the
+    /// removed custodian's shares are erased and its old share opens nothing with the new
+    /// ones. Reads go on with the old set until then. The nodes taking part must have been
+    /// started with `--passphrases env` or `dir:PATH`. Exit status 1 when refused.
+    Reshare {
+        /// A member's directory (asked for the set in force; the proposal goes through it).
+        #[arg(long)]
+        dir: PathBuf,
+        /// A custodian to remove: `custodian-<i>` or the node holding it (repeatable).
+        #[arg(long)]
+        remove: Vec<String>,
+        /// A member node to hold a custodian (repeatable).
+        #[arg(long)]
+        add: Vec<String>,
+        /// The new threshold (default: the one in force).
+        #[arg(long)]
+        threshold: Option<usize>,
+        /// Why (an incident, a host replaced).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Where to write the statement for the administrators to approve.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A statement written before, to propose with its approvals.
+        #[arg(long, conflicts_with_all = ["remove", "add", "threshold", "reason", "out"])]
+        statement: Option<PathBuf>,
+        /// An approval printed by `mesh approve --reshare` (repeat for each administrator).
+        #[arg(long = "approval", requires = "statement")]
+        approvals: Vec<String>,
+    },
+    /// The custodian set in force (who holds which custodian) and the resharing under way,
+    /// as the node in DIR holds them.
+    Custodians {
+        /// A member's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Proposes adding the node `mesh prepare-node` wrote, with two administrators'
     /// approvals (`mesh approve --add-node`); once committed the leader takes it on and
@@ -1848,8 +1899,15 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             build,
             retire_build,
             retirement,
+            reshare,
         } => {
             use ribat_node::mesh::Document;
+            if let Some(file) = reshare {
+                let statement = ribat_node::reshare::read_statement(&file)?;
+                let a = ribat_node::reshare::approve(&key, &admin, &statement)?;
+                println!("{}", serde_json::to_string(&a)?);
+                return Ok(());
+            }
             if let Some(binary) = allow_build {
                 let reason = reason.context("--reason: why this build may run")?;
                 let statement = ribat_node::attest::allow_statement(
@@ -1923,8 +1981,94 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
         }
         MeshCommand::SetPolicy(a) => put_in_force(ribat_node::mesh::Document::Policy, a),
         MeshCommand::SetRules(a) => put_in_force(ribat_node::mesh::Document::Rules, a),
+        MeshCommand::Reshare {
+            dir,
+            remove,
+            add,
+            threshold,
+            reason,
+            out,
+            statement,
+            approvals,
+        } => {
+            if let Some(file) = statement {
+                let statement = ribat_node::reshare::read_statement(&file)?;
+                let p =
+                    ribat_node::reshare::propose(&dir, statement, parse_approvals(&approvals)?)?;
+                println!("{}", ribat_node::mesh::describe(&p)?);
+                return Ok(());
+            }
+            let reason = reason.context("--reason: why the custodians change")?;
+            let out =
+                out.context("--out: where to write the statement the administrators approve")?;
+            if remove.is_empty() && add.is_empty() && threshold.is_none() {
+                anyhow::bail!("nothing to change: give --remove, --add or --threshold");
+            }
+            let current = ribat_node::reshare::custodians(&dir)?;
+            let statement =
+                ribat_node::reshare::statement(&current, &remove, &add, threshold, &reason)?;
+            ribat_node::reshare::write_statement(&out, &statement)?;
+            println!(
+                "custodian set {} → {}: {} of {} ({}), dealt by custodians {:?}",
+                current.set.number,
+                statement.set,
+                statement.threshold,
+                statement.holders.len(),
+                statement
+                    .holders
+                    .iter()
+                    .map(|(i, n)| format!("{i}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                statement.dealers
+            );
+            println!("statement: {}", out.display());
+            println!("next:");
+            println!(
+                "  1. two administrators each run: ribat mesh approve --key KEY --as NAME --reshare {}",
+                out.display()
+            );
+            println!(
+                "  2. ribat mesh reshare --dir {} --statement {} --approval '…' --approval '…'",
+                dir.display(),
+                out.display()
+            );
+            Ok(())
+        }
+        MeshCommand::Custodians { dir, json } => {
+            let c = ribat_node::reshare::custodians(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+                return Ok(());
+            }
+            println!(
+                "custodian set {} in force: {} of {}",
+                c.set.number,
+                c.set.threshold,
+                c.set.holders.len()
+            );
+            for (i, n) in &c.set.holders {
+                println!("  custodian {i}  {n}");
+            }
+            match &c.resharing {
+                Some(r) => println!(
+                    "resharing to set {} under way ({}): {} of {} dealers dealt, {} of {} new custodians ready",
+                    r.statement.set,
+                    r.statement.reason,
+                    r.dealt.len(),
+                    r.statement.dealers.len(),
+                    r.received.len(),
+                    r.statement.holders.len()
+                ),
+                None => println!("no resharing under way"),
+            }
+            Ok(())
+        }
         MeshCommand::PrepareNode { out, addr, id } => {
-            let dir = ribat_node::mesh::prepare_node(&out, &addr, id)?;
+            // With `--store sqlite:PATH` or `postgres:…`, the node reaches the records and
+            // a resharing can give it a custodian.
+            let store = (store != ribat_node::StoreSpec::Sqlite).then_some(store.clone());
+            let dir = ribat_node::mesh::prepare_node(&out, &addr, id, store)?;
             let show = dir.display();
             println!("node directory: {show}");
             println!("next:");

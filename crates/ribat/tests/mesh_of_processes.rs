@@ -1120,7 +1120,9 @@ fn a_node_directory_holding_two_custodians_refuses_to_start() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("holds custodian 2's shares but mesh.json gives node-1 custodian 1"),
+        err.contains(
+            "holds custodian 2's shares but the custodian set in force gives node-1 custodian 1"
+        ),
         "{err}"
     );
 }
@@ -4124,4 +4126,316 @@ fn a_retired_build_is_listed_on_every_node_still_running_it_and_cut_off_only_aft
     judged_by_peers(&dirs[0], "node-3", "attested", Duration::from_secs(30));
     let (code, said) = drift(&dirs[0]);
     assert_eq!(code, Some(0), "{said}");
+}
+
+/// Unseals the shares in a custodian directory with the passphrase in `pass_file`.
+fn unseal(custodian_dir: &Path, pass_file: &Path) -> ribat_custodian::keystore::CustodianKeys {
+    let pass = ribat_crypto::secret::Passphrase::new(std::fs::read_to_string(pass_file).unwrap());
+    ribat_custodian::keystore::load(custodian_dir, &pass).unwrap()
+}
+
+/// The public key of what two custodians' shares of `class` give together by Lagrange
+/// interpolation at 0: the class's group key when they are two shares of one sharing.
+fn key_of_two(
+    a: &ribat_custodian::keystore::CustodianKeys,
+    b: &ribat_custodian::keystore::CustodianKeys,
+    class: &str,
+) -> ribat_crypto::RistrettoPoint {
+    // Σ λ_i·(s_i·G) = (Σ λ_i·s_i)·G: the point of the key they rebuild, without the key.
+    let l = ribat_crypto::combine::lagrange_at_zero(&[a.index, b.index]).unwrap();
+    l[0] * a.shares[class].public() + l[1] * b.shares[class].public()
+}
+
+#[test]
+fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads_never_stop() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let passes = d.path().join("passes");
+    let dirs = mesh_of(&out, 3, &[1], &passes);
+    let mut nodes: Vec<Option<NodeProcess>> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i > 0).then(|| start_from(d, &passes)))
+        .collect();
+    let src = d.path().join("source");
+    generate(&src, 20, 2, 1, 17);
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start_from(&dirs[0], &passes));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+
+    // node-4 joins, on the members' store, with its own passphrase for the custodian it
+    // will hold (index 2, the one freed).
+    let mesh_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("mesh.json")).unwrap()).unwrap();
+    let store = mesh_json["store"].as_str().unwrap().to_owned();
+    let addr4 = format!("127.0.0.1:{}", free_port());
+    let o = ribat(&[
+        "mesh",
+        "prepare-node",
+        "--out",
+        out.to_str().unwrap(),
+        "--addr",
+        &addr4,
+        "--store",
+        &store,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let n4 = out.join("node-4");
+    let passes4 = d.path().join("passes-node-4");
+    std::fs::create_dir_all(&passes4).unwrap();
+    std::fs::set_permissions(&passes4, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let pass4 = passes4.join("custodian-2.pass");
+    std::fs::write(&pass4, "node-4's own passphrase, never node-2's").unwrap();
+    std::fs::set_permissions(&pass4, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let _p4 = start_from(&n4, &passes4);
+    let add4 = ["--add-node", n4.to_str().unwrap()];
+    let (a, b) = (
+        approval(&out, "sec.amina", &add4),
+        approval(&out, "sec.youssef", &add4),
+    );
+    let o = ribat(&[
+        "mesh",
+        "add-node",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--node",
+        n4.to_str().unwrap(),
+        "--approval",
+        &a,
+        "--approval",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    voters_everywhere(&dirs[0], &[1, 2, 3, 4], &[1, 2, 3, 4]);
+
+    // What an intruder on node-2's host took before: its custodian's directory, and the
+    // passphrase. And what the other custodians held then.
+    let stolen = d.path().join("stolen-custodian-2");
+    std::fs::create_dir_all(&stolen).unwrap();
+    for f in ["custodian.json", "group.json"] {
+        std::fs::copy(
+            dirs[1].join("custodians/custodian-2").join(f),
+            stolen.join(f),
+        )
+        .unwrap();
+    }
+    let stolen_keys = unseal(&stolen, &passes.join("custodian-2.pass"));
+    let old_sealed: Vec<String> = [(0usize, 1), (2, 3)]
+        .iter()
+        .map(|(k, i)| {
+            let text = std::fs::read_to_string(
+                dirs[*k].join(format!("custodians/custodian-{i}/custodian.json")),
+            )
+            .unwrap();
+            text[text.len() / 2..text.len() / 2 + 48].to_owned()
+        })
+        .collect();
+
+    // A clerk reads through node-1's gateway all along.
+    let deployment = out.join("deployment");
+    issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
+    let clerk = Clerk::new(
+        dirs[0].join("ca.pem"),
+        deployment.join("identity/issued/clerk.amal"),
+    );
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(20, 2, 1, 17));
+    let gw = gateway_addr(&dirs[0]);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, gw) = (stop.clone(), gw.clone());
+        let persons: Vec<(String, String)> = fund.persons[..4]
+            .iter()
+            .map(|p| (p.cnss.clone(), p.cin.clone()))
+            .collect();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0usize, Vec::new());
+            let mut k = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (cnss, cin) = &persons[k % persons.len()];
+                k += 1;
+                let r = clerk.read(&gw, cnss);
+                if r.status == 200 && r.json()["fields"]["cin"] == cin.as_str() {
+                    ok += 1;
+                } else {
+                    failed.push(format!(
+                        "{}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(150));
+            }
+            (ok, failed, clerk)
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The statement, two administrators' approvals, the proposal.
+    let statement = d.path().join("reshare-2.json");
+    let o = ribat(&[
+        "mesh",
+        "reshare",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--remove",
+        "custodian-2",
+        "--add",
+        "node-4",
+        "--reason",
+        "node-2's host was taken",
+        "--out",
+        statement.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains(
+            "custodian set 1 → 2: 2 of 3 (1=node-1, 2=node-4, 3=node-3), dealt by custodians [1, 3]"
+        ),
+        "{}",
+        common::text(&o)
+    );
+    let what = ["--reshare", statement.to_str().unwrap()];
+    let amina = approval(&out, "sec.amina", &what);
+    let propose = |approvals: &[&str]| {
+        let mut args = vec![
+            "mesh",
+            "reshare",
+            "--dir",
+            dirs[0].to_str().unwrap(),
+            "--statement",
+            statement.to_str().unwrap(),
+        ];
+        for a in approvals {
+            args.extend(["--approval", a]);
+        }
+        ribat(&args)
+    };
+    let o = propose(&[&amina]);
+    assert!(
+        !o.status.success(),
+        "one administrator: {}",
+        common::text(&o)
+    );
+    assert!(
+        common::text(&o).contains("where 2 are needed"),
+        "{}",
+        common::text(&o)
+    );
+    let youssef = approval(&out, "sec.youssef", &what);
+    let o = propose(&[&amina, &youssef]);
+    assert!(o.status.success(), "{}", common::text(&o));
+
+    // Every node puts set 2 in force.
+    poll_until(Duration::from_secs(60), Duration::from_millis(300), || {
+        for dir in dirs.iter().chain([&n4]) {
+            let o = ribat(&[
+                "mesh",
+                "custodians",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--json",
+            ]);
+            let c: serde_json::Value = serde_json::from_slice(&o.stdout)
+                .map_err(|e| format!("{}: {e} {}", dir.display(), common::text(&o)))?;
+            if c["set"]["number"] != 2 {
+                return Err(format!("{} holds {c}", dir.display()));
+            }
+        }
+        Ok(())
+    });
+    poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || match dirs[1]
+            .join("custodians/custodian-2/custodian.json")
+            .exists()
+        {
+            true => Err("node-2 still holds custodian 2's shares".to_owned()),
+            false => Ok(()),
+        },
+    );
+    // `mesh status` says who holds which custodian now.
+    let members = status(&dirs[0]);
+    let holds = |name: &str| {
+        members
+            .iter()
+            .find(|m| m["name"] == name)
+            .map(|m| m["custodian"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        (holds("node-1"), holds("node-2"), holds("node-4")),
+        (1.into(), serde_json::Value::Null, 2.into()),
+        "{members:#?}"
+    );
+    let o = ribat(&["mesh", "status", "--dir", dirs[0].to_str().unwrap()]);
+    assert!(
+        common::text(&o).contains("custodian set 2 in force"),
+        "{}",
+        common::text(&o)
+    );
+    // Reads went on all along, and go on after.
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed, clerk) = reader.join().unwrap();
+    assert!(ok > 10, "only {ok} reads answered");
+    assert!(
+        failed.is_empty(),
+        "reads refused during the resharing: {failed:#?}"
+    );
+    // (Few distinct persons in all: more, with this small fund's close numbers, and the
+    // enumeration detector rightly quarantines the clerk.)
+    for p in &fund.persons[4..6] {
+        let r = clerk.read(&gw, &p.cnss);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["fields"]["cin"], p.cin.as_str());
+    }
+    // node-2 holds nothing any more: stopped, reads go on through the new set.
+    nodes[1] = None;
+
+    // The old share is worthless with any new one; two new shares make the group key.
+    let new1 = unseal(
+        &dirs[0].join("custodians/custodian-1"),
+        &passes.join("custodian-1.pass"),
+    );
+    let new3 = unseal(
+        &dirs[2].join("custodians/custodian-3"),
+        &passes.join("custodian-3.pass"),
+    );
+    let new2 = unseal(&n4.join("custodians/custodian-2"), &pass4);
+    assert_eq!((new1.set, new2.set, new3.set), (2, 2, 2));
+    for class in stolen_keys.shares.keys() {
+        let y = stolen_keys.group.class(class).unwrap().group_key;
+        assert_eq!(key_of_two(&new1, &new3, class), y);
+        assert_eq!(key_of_two(&new2, &new3, class), y);
+        assert_eq!(key_of_two(&new1, &new2, class), y);
+        for new in [&new1, &new3] {
+            assert_ne!(
+                key_of_two(&stolen_keys, new, class),
+                y,
+                "the stolen share with custodian {}'s new one rebuilt the `{class}` key",
+                new.index
+            );
+        }
+    }
+    // No old share is left in the remaining custodians' directories, nor in node-2's.
+    for dir in [&dirs[0], &dirs[1], &dirs[2]] {
+        let left = files_holding(
+            dir,
+            &old_sealed.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert!(left.is_empty(), "old sealed shares left in {left:?}");
+    }
+    assert!(
+        !dirs[1]
+            .join("custodians/custodian-2/custodian.json")
+            .exists()
+    );
+    // The records were not touched: the import of new records needs no change either
+    // (their group keys are the same), and node-2's custodian answers no one.
+    let r = clerk.read(&gw, &fund.persons[1].cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["fields"]["cin"], fund.persons[1].cin.as_str());
 }

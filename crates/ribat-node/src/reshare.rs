@@ -1,0 +1,895 @@
+//! A node's part in replacing custodians by resharing (`ribat mesh reshare`): the protocol
+//! is in [`ribat_crypto::reshare`], the log's steps in [`ribat_mesh::custodians`], one
+//! custodian's arithmetic in [`ribat_custodian::reshare`]. Here is what a running node does
+//! with them, every [`TICK`]:
+//!
+//! - **a dealer** (it holds a custodian of the set in force that the resharing named):
+//!   redeals its shares once, logs its commitments signed with its node key, then sends each
+//!   new custodian's node its sub-shares over mTLS (node certificates both ways) until that
+//!   custodian is ready in the log;
+//! - **a new custodian** (the resharing names this node): keeps the sub-shares it is sent
+//!   ([`SUBSHARES`]; only from the node that holds the dealer), and once every dealer's
+//!   commitments are committed, checks and combines them, seals its new shares under its
+//!   passphrase beside the old ones and logs that it is ready;
+//! - **every node**, when the set in force changes: its custodian promotes its new shares
+//!   (or, not in the new set, stops answering and erases its shares), a custodian new to
+//!   the node starts serving, the gateway asks the new set and checks answers against the
+//!   new public shares, and `group.json` becomes the new set's.
+//!
+//! What it assumes, besides the protocol's assumptions: a dealer keeps its dealing in memory
+//! only, so a dealer restarted between logging its commitments and the end of the
+//! resharing cannot send again; two administrators then start another resharing to the
+//! same set, which replaces it. A node holds at most one custodian, and keeps its index
+//! across resharings (a removed custodian's index goes to an added node).
+
+use crate::bail;
+use crate::error::{Context, Result};
+use crate::home::Home;
+use crate::passphrases::Source;
+use ribat_crypto::group::GroupPublic;
+use ribat_crypto::passphrase::KdfParams;
+use ribat_crypto::reshare::Plan;
+use ribat_custodian::reshare::{Dealing, WireSubShares};
+use ribat_custodian::{LocalCustodian, keystore};
+use ribat_mesh::custodians::{
+    CustodianSet, Custodians, DealtStatement, ReceivedStatement, ReshareStatement,
+};
+use ribat_mesh::{Command, KeyPair, Seat};
+use ribat_raft::{MeshRaft, MeshStateMachine};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Where a dealer's node sends a new custodian's node its sub-shares.
+pub const SUBSHARES: &str = "/mesh/reshare/subshares";
+
+/// How often a node looks at the resharing under way.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// How long a dealer waits before sending a new custodian its sub-shares again.
+const RESEND: Duration = Duration::from_secs(2);
+
+/// The plan of a resharing: `dealers` (the previous threshold of them) to custodians
+/// `1..=n` with `threshold`.
+pub fn plan(dealers: &[u32], n: usize, threshold: usize) -> Result<Plan> {
+    let new: Vec<u32> = (1..=u32::try_from(n).unwrap_or(u32::MAX)).collect();
+    Ok(Plan::new(dealers.to_vec(), dealers.len(), new, threshold)?)
+}
+
+/// The group of custodian `set`: `base` itself when it is that set's, else computed from the
+/// commitments the log holds (any set's group file gives the group keys, which never
+/// change; the computation checks them).
+pub fn group_of(base: &GroupPublic, set: &CustodianSet) -> Result<GroupPublic> {
+    if base.set == set.number || set.number == 1 {
+        return Ok(base.clone());
+    }
+    let p = plan(&set.dealers, set.holders.len(), set.threshold)?;
+    Ok(ribat_custodian::reshare::next_group(
+        base, &p, &set.dealt, set.number,
+    )?)
+}
+
+/// The node's own group file (`HOME/group.json`).
+pub fn base_group(home: &Home) -> Result<GroupPublic> {
+    let path = home.group_file();
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(GroupPublic::from_json(&text)?)
+}
+
+/// Sub-shares this node was sent, by (set, dealer), until it combined them.
+#[derive(Default)]
+pub struct Inbox(Mutex<BTreeMap<(u32, u32), WireSubShares>>);
+
+impl Inbox {
+    fn put(&self, w: WireSubShares) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert((w.set, w.from), w);
+        }
+    }
+
+    fn one_from_each(&self, set: u32, dealers: &[u32]) -> Option<Vec<WireSubShares>> {
+        let m = self.0.lock().ok()?;
+        dealers.iter().map(|d| m.get(&(set, *d)).cloned()).collect()
+    }
+
+    fn forget_through(&self, set: u32) {
+        if let Ok(mut m) = self.0.lock() {
+            m.retain(|(s, _), _| *s > set);
+        }
+    }
+}
+
+/// Why a dealer's sub-shares are not taken (the dealer logs it and sends again).
+pub fn accept(
+    custodians: &Custodians,
+    me: &str,
+    caller: &str,
+    w: WireSubShares,
+    inbox: &Inbox,
+) -> std::result::Result<(), String> {
+    let Some(r) = custodians
+        .resharing
+        .as_ref()
+        .filter(|r| r.statement.set == w.set)
+    else {
+        return Err(format!(
+            "{me} knows of no resharing to custodian set {} (yet): its log may be behind",
+            w.set
+        ));
+    };
+    if r.statement.holders.get(&w.to).map(String::as_str) != Some(me) {
+        return Err(format!("{me} is not custodian {} of set {}", w.to, w.set));
+    }
+    if !r.statement.dealers.contains(&w.from)
+        || custodians.set.holders.get(&w.from).map(String::as_str) != Some(caller)
+    {
+        return Err(format!(
+            "{caller} does not hold dealer {} of set {}",
+            w.from, w.set
+        ));
+    }
+    inbox.put(w);
+    Ok(())
+}
+
+/// What a node changes when a new custodian set is in force, and how.
+pub struct Switches {
+    /// The custodian this node serves now.
+    pub custodian: Mutex<Option<Arc<LocalCustodian>>>,
+    /// Where the node's listener finds it.
+    pub slot: Arc<ribat_custodian::serve::Slot>,
+    /// Opens custodian `index` in this node's directory and starts serving it.
+    pub start: Box<dyn Fn(u32) -> Result<Arc<LocalCustodian>> + Send + Sync>,
+    /// The node's gateway, once it runs: its reader moves to the new set.
+    pub gateway: std::sync::OnceLock<Gateway>,
+}
+
+/// What the gateway's reader needs to ask a new set.
+pub struct Gateway {
+    /// The gateway.
+    pub app: Arc<ribat_gateway::api::App>,
+    /// A networked custodian to copy the TLS settings of.
+    pub template: Arc<ribat_gateway::link::RemoteCustodian>,
+}
+
+/// Puts custodian set `set` in force on this node (see the module's doc). Safe to repeat:
+/// each step looks at what is already done.
+pub fn switch(
+    home: &Home,
+    me: &str,
+    set: &CustodianSet,
+    seats: &BTreeMap<String, Seat>,
+    switches: &Switches,
+    passphrases: &Source,
+) -> Result<GroupPublic> {
+    let group = group_of(&base_group(home)?, set)?;
+    let held = switches
+        .custodian
+        .lock()
+        .map_err(|_| crate::err!("custodian lock poisoned"))?
+        .clone();
+    match (set.index_of(me), held) {
+        (Some(j), Some(c)) if ribat_custodian::Custodian::index(c.as_ref()) == j => {
+            let dir = home.custodian_dir(j as usize);
+            if keystore::pending_set(&dir)? == Some(set.number) {
+                keystore::promote(&dir)?;
+            }
+            if c.keys()?.set < set.number {
+                let pass = passphrases.get(j as usize, false)?;
+                c.replace_keys(keystore::load(&dir, &pass)?)?;
+            }
+        }
+        (Some(j), Some(c)) => bail!(
+            "{me} holds custodian {} but set {} gives it custodian {j}: a node keeps its index across resharings",
+            ribat_custodian::Custodian::index(c.as_ref()),
+            set.number
+        ),
+        (Some(j), None) => {
+            let dir = home.custodian_dir(j as usize);
+            if keystore::pending_set(&dir)? == Some(set.number) {
+                keystore::promote(&dir)?;
+            }
+            let c = (switches.start)(j)?;
+            *switches
+                .custodian
+                .lock()
+                .map_err(|_| crate::err!("custodian lock poisoned"))? = Some(c);
+        }
+        (None, Some(c)) => {
+            switches.slot.clear();
+            c.retire(set.number)?;
+            let index = ribat_custodian::Custodian::index(c.as_ref());
+            keystore::erase(&home.custodian_dir(index as usize))?;
+            *switches
+                .custodian
+                .lock()
+                .map_err(|_| crate::err!("custodian lock poisoned"))? = None;
+            eprintln!(
+                "{me} is not in custodian set {}: custodian {index}'s shares are erased and it answers no one",
+                set.number
+            );
+        }
+        (None, None) => {}
+    }
+    if let Some(g) = switches.gateway.get() {
+        move_reader(g, group.clone(), set, seats)?;
+    }
+    ribat_custodian::keystore::write_atomic(&home.group_file(), group.to_json()?.as_bytes())?;
+    Ok(group)
+}
+
+/// Moves the gateway's reader to custodian set `set`, whose group is `group`.
+pub fn move_reader(
+    g: &Gateway,
+    group: GroupPublic,
+    set: &CustodianSet,
+    seats: &BTreeMap<String, Seat>,
+) -> Result<()> {
+    let mut asked: Vec<Arc<dyn ribat_custodian::Custodian>> = Vec::new();
+    for (i, node) in &set.holders {
+        let seat = seats
+            .get(node)
+            .ok_or_else(|| crate::err!("custodian {i}'s node {node} has no seat in the mesh"))?;
+        asked.push(Arc::new(g.template.elsewhere(
+            *i,
+            &seat.addr,
+            crate::mesh::host_of(&seat.addr),
+        )));
+    }
+    g.app.vault.reader.replace_set(group, asked);
+    Ok(())
+}
+
+/// What the resharing task needs.
+pub struct Resharer {
+    /// The security state.
+    pub sm: MeshStateMachine,
+    /// Raft, to propose.
+    pub raft: MeshRaft,
+    /// The node's client TLS (its node certificate).
+    pub tls: Arc<ribat_net::client::ClientConfig>,
+    /// The node key.
+    pub key: Arc<KeyPair>,
+    /// This node's name.
+    pub me: String,
+    /// Its directory.
+    pub home: Home,
+    /// Where its custodians' passphrases come from.
+    pub passphrases: Source,
+    /// Sub-shares sent to it.
+    pub inbox: Arc<Inbox>,
+    /// What it switches.
+    pub switches: Arc<Switches>,
+    /// The custodian set it has in force now.
+    pub in_force: u32,
+}
+
+struct Progress {
+    /// The resharing this node dealt for (its statement) and its dealing.
+    dealing: Option<(ReshareStatement, Arc<Dealing>)>,
+    /// When each new custodian was last sent its sub-shares.
+    sent: BTreeMap<u32, Instant>,
+    /// The resharing whose new shares this node has sealed.
+    installed: Option<ReshareStatement>,
+    /// When this node last proposed a step, so that it does not flood the log.
+    proposed: Option<Instant>,
+    /// The last warning, said once.
+    said: String,
+}
+
+impl Progress {
+    fn may_propose(&mut self) -> bool {
+        match self.proposed {
+            Some(t) if t.elapsed() < RESEND => false,
+            _ => {
+                self.proposed = Some(Instant::now());
+                true
+            }
+        }
+    }
+
+    fn warn(&mut self, what: String) {
+        if what != self.said {
+            eprintln!("warning: {what}");
+            self.said = what;
+        }
+    }
+}
+
+/// Runs the node's part in every resharing, until the node stops.
+pub async fn run(mut r: Resharer) {
+    let mut p = Progress {
+        dealing: None,
+        sent: BTreeMap::new(),
+        installed: None,
+        proposed: None,
+        said: String::new(),
+    };
+    loop {
+        tokio::time::sleep(TICK).await;
+        let Ok((custodians, seats)) =
+            r.sm.read(|st| (st.custodians().clone(), st.seats().clone()))
+        else {
+            continue;
+        };
+        if custodians.set.number > r.in_force && !custodians.set.holders.is_empty() {
+            let (home, me, set, sw, pass) = (
+                r.home.clone(),
+                r.me.clone(),
+                custodians.set.clone(),
+                r.switches.clone(),
+                r.passphrases.clone(),
+            );
+            let seats2 = seats.clone();
+            let done =
+                tokio::task::spawn_blocking(move || switch(&home, &me, &set, &seats2, &sw, &pass))
+                    .await;
+            match done {
+                Ok(Ok(_)) => {
+                    r.in_force = custodians.set.number;
+                    r.inbox.forget_through(r.in_force);
+                    p.dealing = None;
+                    p.installed = None;
+                    p.sent.clear();
+                    eprintln!(
+                        "{}: custodian set {} is in force ({} of {})",
+                        r.me,
+                        custodians.set.number,
+                        custodians.set.threshold,
+                        custodians.set.holders.len()
+                    );
+                }
+                Ok(Err(e)) => p.warn(format!(
+                    "{} cannot put custodian set {} in force yet: {}",
+                    r.me,
+                    custodians.set.number,
+                    e.chain()
+                )),
+                Err(e) => p.warn(format!("putting a custodian set in force: {e}")),
+            }
+            continue;
+        }
+        let Some(rs) = custodians.resharing.as_ref() else {
+            continue;
+        };
+        if let Err(e) = deal_step(&r, &mut p, &custodians, &seats).await {
+            p.warn(format!(
+                "{} as a dealer of set {}: {}",
+                r.me,
+                rs.statement.set,
+                e.chain()
+            ));
+        }
+        if let Err(e) = receive_step(&r, &mut p, &custodians).await {
+            p.warn(format!(
+                "{} as a new custodian of set {}: {}",
+                r.me,
+                rs.statement.set,
+                e.chain()
+            ));
+        }
+    }
+}
+
+async fn deal_step(
+    r: &Resharer,
+    p: &mut Progress,
+    custodians: &Custodians,
+    seats: &BTreeMap<String, Seat>,
+) -> Result<()> {
+    let Some(rs) = custodians.resharing.as_ref() else {
+        return Ok(());
+    };
+    let Some(d) = custodians.set.index_of(&r.me) else {
+        return Ok(());
+    };
+    if !rs.statement.dealers.contains(&d) {
+        return Ok(());
+    }
+    let dealing = match &p.dealing {
+        Some((s, dealing)) if *s == rs.statement => dealing.clone(),
+        _ => {
+            if rs.dealt.contains_key(&d) {
+                bail!(
+                    "its commitments are in the log but this process no longer holds the dealing (it restarted): two administrators start another resharing to set {}",
+                    rs.statement.set
+                );
+            }
+            let c = r
+                .switches
+                .custodian
+                .lock()
+                .map_err(|_| crate::err!("custodian lock poisoned"))?
+                .clone()
+                .ok_or_else(|| crate::err!("it holds no open custodian to deal from"))?;
+            let plan = plan(
+                &rs.statement.dealers,
+                rs.statement.holders.len(),
+                rs.statement.threshold,
+            )?;
+            let keys = c.keys()?;
+            let dealing = Arc::new(
+                tokio::task::spawn_blocking(move || ribat_custodian::reshare::deal(&keys, &plan))
+                    .await
+                    .map_err(|e| crate::err!("dealing: {e}"))??,
+            );
+            p.dealing = Some((rs.statement.clone(), dealing.clone()));
+            p.sent.clear();
+            dealing
+        }
+    };
+    if !rs.dealt.contains_key(&d) {
+        if p.may_propose() {
+            let statement = DealtStatement {
+                set: rs.statement.set,
+                dealer: d,
+                commitments: dealing.commitments.clone(),
+            };
+            let sig = r
+                .key
+                .sign(ribat_mesh::command::kind::RESHARE_DEALT, &statement)?;
+            let command = Command::ReshareDealt {
+                statement,
+                by: r.me.clone(),
+                sig,
+            };
+            let put = crate::mesh::propose_from_node(&r.raft, r.tls.clone(), command).await?;
+            if let ribat_raft::Outcome::Rejected(why) = &put.outcome {
+                bail!("the mesh refused its commitments: {why}");
+            }
+            eprintln!(
+                "{}: custodian {d} dealt set {} (index {})",
+                r.me, rs.statement.set, put.index
+            );
+        }
+        // Sub-shares go out once the commitments they are checked against are committed.
+        return Ok(());
+    }
+    for (j, node) in &rs.statement.holders {
+        if rs.received.contains(j) || p.sent.get(j).is_some_and(|t| t.elapsed() < RESEND) {
+            continue;
+        }
+        p.sent.insert(*j, Instant::now());
+        let subs = dealing
+            .subshares
+            .get(j)
+            .ok_or_else(|| crate::err!("no sub-shares for custodian {j}"))?;
+        let wire = WireSubShares::new(rs.statement.set, d, *j, subs);
+        let body = zeroize::Zeroizing::new(serde_json::to_vec(&wire)?);
+        let addr = &seats
+            .get(node)
+            .ok_or_else(|| crate::err!("{node} has no seat in the mesh"))?
+            .addr;
+        let answer = crate::mesh::call_peer(
+            &r.tls,
+            addr,
+            "POST",
+            SUBSHARES,
+            Some(body.to_vec()),
+            Duration::from_secs(5),
+        )
+        .await;
+        match answer {
+            Ok(a) if a.status == 200 => {}
+            Ok(a) => p.warn(format!(
+                "{node} did not take custodian {d}'s sub-shares (HTTP {}): {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            )),
+            Err(e) => p.warn(format!("cannot reach {node} at {addr}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+async fn receive_step(r: &Resharer, p: &mut Progress, custodians: &Custodians) -> Result<()> {
+    let Some(rs) = custodians.resharing.as_ref() else {
+        return Ok(());
+    };
+    let Some((&j, _)) = rs.statement.holders.iter().find(|(_, n)| **n == r.me) else {
+        return Ok(());
+    };
+    if rs.received.contains(&j) {
+        return Ok(());
+    }
+    if p.installed.as_ref() != Some(&rs.statement) {
+        if rs.dealt.len() < rs.statement.dealers.len() {
+            return Ok(());
+        }
+        let Some(wires) = r
+            .inbox
+            .one_from_each(rs.statement.set, &rs.statement.dealers)
+        else {
+            return Ok(());
+        };
+        let (home, pass, sw, statement, dealt, set) = (
+            r.home.clone(),
+            r.passphrases.clone(),
+            r.switches.clone(),
+            rs.statement.clone(),
+            rs.dealt.clone(),
+            custodians.set.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            install(&home, &pass, &sw, &statement, &dealt, &set, j, &wires)
+        })
+        .await
+        .map_err(|e| crate::err!("sealing the new shares: {e}"))??;
+        p.installed = Some(rs.statement.clone());
+        eprintln!(
+            "{}: custodian {j} of set {} checked its sub-shares and sealed its new shares",
+            r.me, rs.statement.set
+        );
+    }
+    if p.may_propose() {
+        let statement = ReceivedStatement {
+            set: rs.statement.set,
+            custodian: j,
+        };
+        let sig = r
+            .key
+            .sign(ribat_mesh::command::kind::RESHARE_RECEIVED, &statement)?;
+        let command = Command::ReshareReceived {
+            statement,
+            by: r.me.clone(),
+            sig,
+        };
+        let put = crate::mesh::propose_from_node(&r.raft, r.tls.clone(), command).await?;
+        if let ribat_raft::Outcome::Rejected(why) = &put.outcome {
+            bail!("the mesh refused its readiness: {why}");
+        }
+    }
+    Ok(())
+}
+
+/// Checks and combines the sub-shares, and seals the new shares beside the old ones.
+#[allow(clippy::too_many_arguments)] // one call site, each argument a distinct input
+fn install(
+    home: &Home,
+    passphrases: &Source,
+    switches: &Switches,
+    statement: &ReshareStatement,
+    dealt: &BTreeMap<u32, ribat_mesh::custodians::Commitments>,
+    set: &CustodianSet,
+    j: u32,
+    wires: &[WireSubShares],
+) -> Result<()> {
+    if matches!(passphrases, Source::Prompt) {
+        bail!(
+            "its passphrase is needed while it runs: start the node with --passphrases env or dir:PATH to take part in a resharing"
+        );
+    }
+    if !home.store_file().exists() && matches!(home.store(), crate::home::StoreSpec::Sqlite) {
+        bail!(
+            "it has no records' store to resolve requests against: prepare a node that will hold a custodian with `ribat mesh prepare-node --store …`"
+        );
+    }
+    let current = group_of(&base_group(home)?, set)?;
+    let plan = plan(
+        &statement.dealers,
+        statement.holders.len(),
+        statement.threshold,
+    )?;
+    let mut received = Vec::new();
+    for w in wires {
+        received.extend(w.subshares()?);
+    }
+    let (shares, next) =
+        ribat_custodian::reshare::combine(j, &plan, &current, dealt, &received, statement.set)?;
+    let carried = match switches
+        .custodian
+        .lock()
+        .map_err(|_| crate::err!("custodian lock poisoned"))?
+        .as_ref()
+    {
+        Some(c) => keystore::keys_to_carry(&*c.keys()?)?,
+        None => keystore::fresh_keys_to_carry()?,
+    };
+    let dir = home.custodian_dir(j as usize);
+    if !dir.join(keystore::POLICY_FILE).exists() {
+        std::fs::create_dir_all(&dir)?;
+        let policy = crate::serve::read_policy(&home.root().join("policy.json"))?;
+        LocalCustodian::write_policy(&dir, &policy)?;
+    }
+    let pass = passphrases.get(j as usize, false)?;
+    keystore::install_next(
+        &dir,
+        j,
+        &shares,
+        &carried,
+        &next,
+        &pass,
+        KdfParams::default(),
+    )?;
+    Ok(())
+}
+
+/// Finishes, at start, what a crash interrupted: shares waiting for a set that is now in
+/// force are promoted; a custodian's shares kept past a set that left it out are erased.
+pub fn settle(home: &Home, me: &str, set: &CustodianSet) -> Result<()> {
+    if set.number <= 1 || set.holders.is_empty() {
+        return Ok(());
+    }
+    for i in crate::mesh::held_custodians(home)? {
+        let dir = home.custodian_dir(i as usize);
+        match set.index_of(me) {
+            Some(j) if j == i => {
+                if keystore::pending_set(&dir)? == Some(set.number) {
+                    keystore::promote(&dir)?;
+                }
+            }
+            _ => {
+                let g = GroupPublic::from_json(
+                    &std::fs::read_to_string(dir.join(keystore::GROUP_FILE))
+                        .with_context(|| format!("cannot read {}", dir.display()))?,
+                )?;
+                if g.set < set.number {
+                    keystore::erase(&dir)?;
+                    eprintln!(
+                        "{me} is not in custodian set {}: custodian {i}'s shares, kept past it, are erased",
+                        set.number
+                    );
+                }
+            }
+        }
+    }
+    let group = group_of(&base_group(home)?, set)?;
+    ribat_custodian::keystore::write_atomic(&home.group_file(), group.to_json()?.as_bytes())?;
+    Ok(())
+}
+
+/// The statement to move the custodians of the set in force (`current`) to a new set:
+/// `remove` (custodian indexes or node names) leave, `add` (node names) join, taking the
+/// freed indexes first; the dealers are the first `t` custodians that stay.
+pub fn statement(
+    current: &Custodians,
+    remove: &[String],
+    add: &[String],
+    threshold: Option<usize>,
+    reason: &str,
+) -> Result<ReshareStatement> {
+    if let Some(r) = &current.resharing {
+        eprintln!(
+            "note: a resharing to set {} is under way; this one replaces it once two administrators sign it",
+            r.statement.set
+        );
+    }
+    let set = &current.set;
+    if set.holders.is_empty() {
+        bail!("this mesh's state names no custodian holders; it cannot reshare");
+    }
+    let mut holders = set.holders.clone();
+    let mut freed = Vec::new();
+    for r in remove {
+        let index = match r
+            .strip_prefix("custodian-")
+            .and_then(|i| i.parse::<u32>().ok())
+        {
+            Some(i) => i,
+            None => set.index_of(r).ok_or_else(|| {
+                crate::err!("--remove {r}: neither custodian-<i> nor a node holding one")
+            })?,
+        };
+        if holders.remove(&index).is_none() {
+            bail!(
+                "--remove {r}: there is no custodian {index} in set {}",
+                set.number
+            );
+        }
+        freed.push(index);
+    }
+    freed.sort_unstable();
+    let mut next_index = holders
+        .keys()
+        .chain(freed.iter())
+        .max()
+        .copied()
+        .unwrap_or(0)
+        + 1;
+    for a in add {
+        if holders.values().any(|n| n == a) {
+            bail!("--add {a}: it holds a custodian already");
+        }
+        let index = if freed.is_empty() {
+            let i = next_index;
+            next_index += 1;
+            i
+        } else {
+            freed.remove(0)
+        };
+        holders.insert(index, a.clone());
+    }
+    if let Some(gap) = freed.first() {
+        bail!(
+            "removing custodian {gap} without adding a node leaves a gap in the custodians' numbers: add as many nodes as you remove"
+        );
+    }
+    let dealers: Vec<u32> = set
+        .holders
+        .keys()
+        .filter(|i| holders.get(i) == set.holders.get(i))
+        .take(set.threshold)
+        .copied()
+        .collect();
+    if dealers.len() < set.threshold {
+        bail!(
+            "only {} custodians stay, and {} of the set in force must deal",
+            dealers.len(),
+            set.threshold
+        );
+    }
+    let statement = ReshareStatement {
+        set: set.number + 1,
+        threshold: threshold.unwrap_or(set.threshold),
+        holders,
+        dealers,
+        reason: reason.to_owned(),
+    };
+    // The same checks the state machine applies, before any administrator signs.
+    current
+        .clone()
+        .start(&statement, Default::default(), |_| true)
+        .map_err(|e| crate::err!("{e}"))?;
+    Ok(statement)
+}
+
+pub use ribat_mesh::custodians::ReshareStatement as Statement;
+
+/// Reads a statement written by [`write_statement`].
+pub fn read_statement(file: &Path) -> Result<ReshareStatement> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: not a resharing statement written by `ribat mesh reshare --out`",
+            file.display()
+        )
+    })
+}
+
+/// Writes `statement` to `out` for the administrators to read and approve (never over an
+/// existing file: two statements must not be confused).
+pub fn write_statement(out: &Path, statement: &ReshareStatement) -> Result<()> {
+    crate::ensure!(
+        !out.exists(),
+        "{} exists already; write the statement to a new file",
+        out.display()
+    );
+    ribat_identity::ca::write_file(
+        out,
+        serde_json::to_string_pretty(statement)?.as_bytes(),
+        false,
+    )?;
+    Ok(())
+}
+
+/// The custodian set and resharing as the node in `dir` holds them.
+pub fn custodians(dir: &Path) -> Result<Custodians> {
+    crate::mesh::ask_own_node(dir, ribat_raft::serve::CUSTODIANS)
+}
+
+/// One administrator's approval of a resharing statement.
+pub fn approve(
+    key: &Path,
+    admin: &str,
+    statement: &ReshareStatement,
+) -> Result<ribat_mesh::Approval> {
+    crate::mesh::approve_as(key, admin, ribat_mesh::command::kind::RESHARE, statement)
+}
+
+/// Proposes a resharing with its approvals.
+pub fn propose(
+    dir: &Path,
+    statement: ReshareStatement,
+    approvals: Vec<ribat_mesh::Approval>,
+) -> Result<crate::mesh::Proposed> {
+    crate::mesh::propose(
+        dir,
+        &Command::Reshare {
+            statement,
+            approvals,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn current() -> Custodians {
+        Custodians::first(
+            2,
+            BTreeMap::from([
+                (1, "node-1".into()),
+                (2, "node-2".into()),
+                (3, "node-3".into()),
+            ]),
+        )
+    }
+
+    #[test]
+    fn removing_one_custodian_and_adding_a_node_gives_it_the_freed_index() {
+        let s = statement(
+            &current(),
+            &["custodian-2".into()],
+            &["node-4".into()],
+            None,
+            "host of node-2 taken",
+        )
+        .unwrap();
+        assert_eq!(s.set, 2);
+        assert_eq!(s.holders.get(&2).map(String::as_str), Some("node-4"));
+        assert_eq!(s.dealers, vec![1, 3]);
+        // By node name too.
+        let by_name = statement(
+            &current(),
+            &["node-2".into()],
+            &["node-4".into()],
+            None,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(by_name.holders, s.holders);
+    }
+
+    #[test]
+    fn sub_shares_are_taken_only_from_the_dealers_node_for_this_node_in_the_resharing_under_way() {
+        let mut c = current();
+        let wire = |from, to| WireSubShares::new(2, from, to, &[]);
+        let inbox = Inbox::default();
+        // No resharing yet: refused, saying the log may be behind.
+        let err = accept(&c, "node-4", "node-1", wire(1, 2), &inbox).unwrap_err();
+        assert!(err.contains("may be behind"), "{err}");
+        let s = statement(&c, &["custodian-2".into()], &["node-4".into()], None, "x").unwrap();
+        let is_member = |n: &str| ["node-1", "node-2", "node-3", "node-4"].contains(&n);
+        c.start(&s, Default::default(), is_member).unwrap();
+        for (me, caller, from, to, words) in [
+            ("node-4", "node-2", 2, 2, "does not hold dealer 2"),
+            ("node-4", "node-3", 1, 2, "does not hold dealer 1"),
+            ("node-2", "node-1", 1, 2, "node-2 is not custodian 2"),
+            ("node-4", "node-1", 1, 3, "node-4 is not custodian 3"),
+        ] {
+            let err = accept(&c, me, caller, wire(from, to), &inbox).unwrap_err();
+            assert!(err.contains(words), "{err} (wanted {words})");
+        }
+        assert!(inbox.one_from_each(2, &[1]).is_none());
+        accept(&c, "node-4", "node-1", wire(1, 2), &inbox).unwrap();
+        accept(&c, "node-4", "node-3", wire(3, 2), &inbox).unwrap();
+        assert_eq!(inbox.one_from_each(2, &[1, 3]).map(|w| w.len()), Some(2));
+        inbox.forget_through(2);
+        assert!(inbox.one_from_each(2, &[1]).is_none());
+    }
+
+    #[test]
+    fn two_of_three_becomes_three_of_five_and_a_gap_is_refused() {
+        let s = statement(
+            &current(),
+            &[],
+            &["node-4".into(), "node-5".into()],
+            Some(3),
+            "more custodians",
+        )
+        .unwrap();
+        assert_eq!(s.holders.len(), 5);
+        assert_eq!(s.threshold, 3);
+        assert_eq!(s.dealers, vec![1, 2]);
+        let err = statement(&current(), &["custodian-2".into()], &[], None, "x").unwrap_err();
+        assert!(err.to_string().contains("gap"), "{err}");
+        let err = statement(&current(), &[], &["node-1".into()], None, "x").unwrap_err();
+        assert!(
+            err.to_string().contains("holds a custodian already"),
+            "{err}"
+        );
+        let err = statement(
+            &current(),
+            &["custodian-7".into()],
+            &["node-4".into()],
+            None,
+            "x",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no custodian 7"), "{err}");
+    }
+}
