@@ -204,10 +204,16 @@ pub fn promote(dir: &Path) -> Result<(), CustodianError> {
         .map_err(|e| dir_err(dir, e.to_string()))
 }
 
-/// Removes the shares (current and pending) and the honey list of a custodian that is not
-/// in the set now in force; its policy and served log stay, as the record of what it did.
+/// Removes the shares (current and pending), a dealing kept for a resharing, and the honey
+/// list of a custodian that is not in the set now in force; its policy and served log stay, as the record of what it did.
 pub fn erase(dir: &Path) -> Result<(), CustodianError> {
-    for f in [SHARES_FILE, NEXT_SHARES_FILE, NEXT_GROUP_FILE, HONEY_FILE] {
+    for f in [
+        SHARES_FILE,
+        NEXT_SHARES_FILE,
+        NEXT_GROUP_FILE,
+        HONEY_FILE,
+        crate::reshare::DEALING_FILE,
+    ] {
         match fs::remove_file(dir.join(f)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -285,7 +291,7 @@ struct HoneyFile {
 
 /// A key only this custodian can derive, from its identity share (or its first share),
 /// for one `label`; `what` names the use in the error when it holds no share.
-fn local_key(
+pub(crate) fn local_key(
     keys: &CustodianKeys,
     label: &str,
     what: &str,

@@ -154,6 +154,120 @@ impl WireSubShares {
     }
 }
 
+/// Where a dealer keeps its dealing until the resharing ends, sealed under a key derived
+/// from its current share: a dealer restarted after logging its commitments sends the very
+/// sub-shares those commitments are for.
+pub const DEALING_FILE: &str = "reshare-dealing.json";
+const DEALING_FORMAT: &str = "ribat-dealing/v1";
+const DEALING_LABEL: &str = "ribat/v1/reshare-dealing";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DealingFile {
+    format: String,
+    /// The statement (its digest) the dealing is for.
+    statement: String,
+    sealed: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DealingPlain {
+    from: u32,
+    commitments: Commitments,
+    subshares: Vec<WireSubShares>,
+}
+
+fn dealing_aad(keys: &CustodianKeys, statement: &str) -> Vec<u8> {
+    format!(
+        "{DEALING_FORMAT}|custodian={}|epoch={}|set={}|statement={statement}",
+        keys.index, keys.epoch, keys.set
+    )
+    .into_bytes()
+}
+
+/// Keeps `dealing` (for the resharing whose statement digest is `statement`) in `dir`.
+pub fn save_dealing(
+    dir: &std::path::Path,
+    keys: &CustodianKeys,
+    statement: &str,
+    set: u32,
+    dealing: &Dealing,
+) -> Result<(), CustodianError> {
+    let plain = DealingPlain {
+        from: dealing.from,
+        commitments: dealing.commitments.clone(),
+        subshares: dealing
+            .subshares
+            .iter()
+            .map(|(to, subs)| WireSubShares::new(set, dealing.from, *to, subs))
+            .collect(),
+    };
+    let bytes = Zeroizing::new(serde_json::to_vec(&plain).map_err(|e| dealing_err(dir, e))?);
+    let key = crate::keystore::local_key(keys, DEALING_LABEL, "dealing key")?;
+    let sealed = ribat_crypto::at_rest::seal(&key, &bytes, &dealing_aad(keys, statement))?;
+    let file = DealingFile {
+        format: DEALING_FORMAT.into(),
+        statement: statement.to_owned(),
+        sealed: hex::encode(sealed),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|e| dealing_err(dir, e))?;
+    crate::keystore::write_atomic(&dir.join(DEALING_FILE), &json)
+}
+
+/// The dealing kept in `dir` for the resharing whose statement digest is `statement`, if
+/// any (one kept for another resharing is not it).
+pub fn load_dealing(
+    dir: &std::path::Path,
+    keys: &CustodianKeys,
+    statement: &str,
+) -> Result<Option<Dealing>, CustodianError> {
+    let path = dir.join(DEALING_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(dealing_err(dir, e)),
+    };
+    let file: DealingFile = serde_json::from_str(&text).map_err(|e| dealing_err(dir, e))?;
+    if file.format != DEALING_FORMAT || file.statement != statement {
+        return Ok(None);
+    }
+    let sealed = hex::decode(&file.sealed).map_err(|e| dealing_err(dir, e))?;
+    let key = crate::keystore::local_key(keys, DEALING_LABEL, "dealing key")?;
+    let plain = ribat_crypto::at_rest::open(
+        &key,
+        &sealed,
+        &dealing_aad(keys, statement),
+        &path.display().to_string(),
+    )?;
+    let plain: DealingPlain = serde_json::from_slice(&plain).map_err(|e| dealing_err(dir, e))?;
+    let mut subshares = BTreeMap::new();
+    for w in &plain.subshares {
+        subshares.insert(w.to, w.subshares()?);
+    }
+    Ok(Some(Dealing {
+        from: plain.from,
+        commitments: plain.commitments,
+        subshares,
+    }))
+}
+
+/// Forgets a kept dealing (the resharing ended).
+pub fn forget_dealing(dir: &std::path::Path) -> Result<(), CustodianError> {
+    match std::fs::remove_file(dir.join(DEALING_FILE)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(dealing_err(dir, e)),
+    }
+}
+
+fn dealing_err(dir: &std::path::Path, e: impl std::fmt::Display) -> CustodianError {
+    CustodianError::Directory {
+        path: dir.join(DEALING_FILE).display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
 fn points(dealer: u32, class: &str, hexes: &[String]) -> Result<Vec<RistrettoPoint>, CryptoError> {
     hexes
         .iter()

@@ -280,3 +280,44 @@ fn a_reshared_set_reads_every_record_and_the_removed_custodians_old_share_opens_
         );
     }
 }
+
+#[test]
+fn a_dealer_keeps_its_dealing_sealed_for_its_resharing_only() {
+    let v = Vault::new();
+    let c = v.custodian(1);
+    let keys = c.keys().unwrap();
+    let plan = Plan::new(vec![1, 3], 2, vec![1, 2, 3], 2).unwrap();
+    let dealing = reshare::deal(&keys, &plan).unwrap();
+    let dir = &v.custodian_dirs[0];
+    reshare::save_dealing(dir, &keys, "statement-a", SET, &dealing).unwrap();
+    let back = reshare::load_dealing(dir, &keys, "statement-a")
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.commitments, dealing.commitments);
+    let wire = |d: &reshare::Dealing, to: u32| {
+        serde_json::to_string(&WireSubShares::new(SET, 1, to, &d.subshares[&to])).unwrap()
+    };
+    for to in [1, 2, 3] {
+        assert_eq!(wire(&back, to), wire(&dealing, to));
+    }
+    // Sealed: no sub-share is readable in the file.
+    let file = std::fs::read_to_string(dir.join(reshare::DEALING_FILE)).unwrap();
+    let one: serde_json::Value = serde_json::from_str(&wire(&dealing, 2)).unwrap();
+    for (_, h) in one["shares"].as_object().unwrap() {
+        assert!(!file.contains(h.as_str().unwrap()));
+    }
+    // Another resharing's statement: not this dealing. Another custodian's key: refused.
+    assert!(
+        reshare::load_dealing(dir, &keys, "statement-b")
+            .unwrap()
+            .is_none()
+    );
+    let other = v.custodian(3).keys().unwrap();
+    assert!(reshare::load_dealing(dir, &other, "statement-a").is_err());
+    reshare::forget_dealing(dir).unwrap();
+    assert!(
+        reshare::load_dealing(dir, &keys, "statement-a")
+            .unwrap()
+            .is_none()
+    );
+}

@@ -16,11 +16,11 @@
 //!   the node starts serving, the gateway asks the new set and checks answers against the
 //!   new public shares, and `group.json` becomes the new set's.
 //!
-//! What it assumes, besides the protocol's assumptions: a dealer keeps its dealing in memory
-//! only, so a dealer restarted between logging its commitments and the end of the
-//! resharing cannot send again; two administrators then start another resharing to the
-//! same set, which replaces it. A node holds at most one custodian, and keeps its index
-//! across resharings (a removed custodian's index goes to an added node).
+//! A dealer keeps its dealing sealed in its custodian's directory (under a key derived from
+//! its current share) from before it logs its commitments until the set is in force, so a
+//! dealer killed in the middle sends the same sub-shares when it is back. A node holds at
+//! most one custodian, and keeps its index across resharings (a removed custodian's index
+//! goes to an added node).
 
 use crate::bail;
 use crate::error::{Context, Result};
@@ -76,6 +76,13 @@ pub fn base_group(home: &Home) -> Result<GroupPublic> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(GroupPublic::from_json(&text)?)
+}
+
+/// The digest a dealing is kept under: hex SHA-256 of the statement two administrators
+/// signed (a second resharing to the same set has another).
+pub fn statement_digest(s: &ReshareStatement) -> Result<String> {
+    use sha2::Digest;
+    Ok(hex::encode(sha2::Sha256::digest(serde_json::to_vec(s)?)))
 }
 
 /// Sub-shares this node was sent, by (set, dealer), until it combined them.
@@ -176,6 +183,7 @@ pub fn switch(
             if keystore::pending_set(&dir)? == Some(set.number) {
                 keystore::promote(&dir)?;
             }
+            ribat_custodian::reshare::forget_dealing(&dir)?;
             if c.keys()?.set < set.number {
                 let pass = passphrases.get(j as usize, false)?;
                 c.replace_keys(keystore::load(&dir, &pass)?)?;
@@ -391,12 +399,6 @@ async fn deal_step(
     let dealing = match &p.dealing {
         Some((s, dealing)) if *s == rs.statement => dealing.clone(),
         _ => {
-            if rs.dealt.contains_key(&d) {
-                bail!(
-                    "its commitments are in the log but this process no longer holds the dealing (it restarted): two administrators start another resharing to set {}",
-                    rs.statement.set
-                );
-            }
             let c = r
                 .switches
                 .custodian
@@ -410,11 +412,32 @@ async fn deal_step(
                 rs.statement.threshold,
             )?;
             let keys = c.keys()?;
-            let dealing = Arc::new(
-                tokio::task::spawn_blocking(move || ribat_custodian::reshare::deal(&keys, &plan))
-                    .await
-                    .map_err(|e| crate::err!("dealing: {e}"))??,
+            let dir = r.home.custodian_dir(d as usize);
+            let (digest, set, logged) = (
+                statement_digest(&rs.statement)?,
+                rs.statement.set,
+                rs.dealt.contains_key(&d),
             );
+            // The dealing kept before a restart, if any: its commitments may be in the log
+            // already, and only its sub-shares match them. A new one is kept before its
+            // commitments are proposed.
+            let dealing = tokio::task::spawn_blocking(move || -> Result<Dealing> {
+                if let Some(kept) = ribat_custodian::reshare::load_dealing(&dir, &keys, &digest)?
+                {
+                    return Ok(kept);
+                }
+                if logged {
+                    bail!(
+                        "its commitments are in the log but its dealing is lost (its directory was restored?): two administrators start another resharing to set {set}"
+                    );
+                }
+                let dealing = ribat_custodian::reshare::deal(&keys, &plan)?;
+                ribat_custodian::reshare::save_dealing(&dir, &keys, &digest, set, &dealing)?;
+                Ok(dealing)
+            })
+            .await
+            .map_err(|e| crate::err!("dealing: {e}"))??;
+            let dealing = Arc::new(dealing);
             p.dealing = Some((rs.statement.clone(), dealing.clone()));
             p.sent.clear();
             dealing

@@ -4128,6 +4128,245 @@ fn a_retired_build_is_listed_on_every_node_still_running_it_and_cut_off_only_aft
     assert_eq!(code, Some(0), "{said}");
 }
 
+/// A mesh of three on one SQLite store with node-1's gateway, a fund imported, and node-4
+/// prepared on the same store, started and added by two administrators; node-4's own
+/// passphrase for custodian 2 is written now or (`pass_now` false) left to the test.
+struct Joined {
+    out: PathBuf,
+    passes: PathBuf,
+    dirs: Vec<PathBuf>,
+    nodes: Vec<Option<NodeProcess>>,
+    n4: PathBuf,
+    pass4: PathBuf,
+    p4: Option<NodeProcess>,
+}
+
+fn mesh_and_node_4(d: &Path, pass_now: bool) -> Joined {
+    use std::os::unix::fs::PermissionsExt;
+    let out = d.join("mesh");
+    let passes = d.join("passes");
+    let dirs = mesh_of(&out, 3, &[1], &passes);
+    let mut nodes: Vec<Option<NodeProcess>> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i > 0).then(|| start_from(d, &passes)))
+        .collect();
+    let src = d.join("source");
+    generate(&src, 20, 2, 1, 17);
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start_from(&dirs[0], &passes));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+    let mesh_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("mesh.json")).unwrap()).unwrap();
+    let store = mesh_json["store"].as_str().unwrap().to_owned();
+    let addr4 = format!("127.0.0.1:{}", free_port());
+    let o = ribat(&[
+        "mesh",
+        "prepare-node",
+        "--out",
+        out.to_str().unwrap(),
+        "--addr",
+        &addr4,
+        "--store",
+        &store,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let n4 = out.join("node-4");
+    let passes4 = d.join("passes-node-4");
+    std::fs::create_dir_all(&passes4).unwrap();
+    std::fs::set_permissions(&passes4, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let pass4 = passes4.join("custodian-2.pass");
+    if pass_now {
+        write_pass_4(&pass4);
+    }
+    let p4 = Some(start_from(&n4, &passes4));
+    let add4 = ["--add-node", n4.to_str().unwrap()];
+    let (a, b) = (
+        approval(&out, "sec.amina", &add4),
+        approval(&out, "sec.youssef", &add4),
+    );
+    let o = ribat(&[
+        "mesh",
+        "add-node",
+        "--dir",
+        dirs[0].to_str().unwrap(),
+        "--node",
+        n4.to_str().unwrap(),
+        "--approval",
+        &a,
+        "--approval",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    voters_everywhere(&dirs[0], &[1, 2, 3, 4], &[1, 2, 3, 4]);
+    Joined {
+        out,
+        passes,
+        dirs,
+        nodes,
+        n4,
+        pass4,
+        p4,
+    }
+}
+
+fn write_pass_4(pass4: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(pass4, "node-4's own passphrase, never node-2's").unwrap();
+    std::fs::set_permissions(pass4, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// `mesh reshare --remove custodian-2 --add node-4`, refused with one administrator's
+/// approval, proposed with two.
+fn reshare_2_to_node_4(d: &Path, out: &Path, via: &Path) {
+    let statement = d.join("reshare-2.json");
+    let o = ribat(&[
+        "mesh",
+        "reshare",
+        "--dir",
+        via.to_str().unwrap(),
+        "--remove",
+        "custodian-2",
+        "--add",
+        "node-4",
+        "--reason",
+        "node-2's host was taken",
+        "--out",
+        statement.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains(
+            "custodian set 1 → 2: 2 of 3 (1=node-1, 2=node-4, 3=node-3), dealt by custodians [1, 3]"
+        ),
+        "{}",
+        common::text(&o)
+    );
+    let what = ["--reshare", statement.to_str().unwrap()];
+    let amina = approval(out, "sec.amina", &what);
+    let propose = |approvals: &[&str]| {
+        let mut args = vec![
+            "mesh",
+            "reshare",
+            "--dir",
+            via.to_str().unwrap(),
+            "--statement",
+            statement.to_str().unwrap(),
+        ];
+        for a in approvals {
+            args.extend(["--approval", a]);
+        }
+        ribat(&args)
+    };
+    let o = propose(&[&amina]);
+    assert!(
+        !o.status.success(),
+        "one administrator: {}",
+        common::text(&o)
+    );
+    assert!(
+        common::text(&o).contains("where 2 are needed"),
+        "{}",
+        common::text(&o)
+    );
+    let youssef = approval(out, "sec.youssef", &what);
+    let o = propose(&[&amina, &youssef]);
+    assert!(o.status.success(), "{}", common::text(&o));
+}
+
+/// What `mesh custodians --json` says through the node in `dir`.
+fn custodian_set(dir: &Path) -> Result<serde_json::Value, String> {
+    let o = ribat(&[
+        "mesh",
+        "custodians",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ]);
+    serde_json::from_slice(&o.stdout)
+        .map_err(|e| format!("{}: {e} {}", dir.display(), common::text(&o)))
+}
+
+/// Waits until every node of `dirs` and `n4` holds custodian set `number` in force.
+fn set_in_force_everywhere(dirs: &[PathBuf], n4: &Path, number: u64) {
+    poll_until(Duration::from_secs(60), Duration::from_millis(300), || {
+        for dir in dirs.iter().map(PathBuf::as_path).chain([n4]) {
+            let c = custodian_set(dir)?;
+            if c["set"]["number"] != number {
+                return Err(format!("{} holds {c}", dir.display()));
+            }
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_dealer_killed_in_the_middle_of_a_resharing_sends_the_same_sub_shares_when_back() {
+    let d = tempfile::tempdir().unwrap();
+    // node-4 starts without its passphrase: it cannot seal its new shares, and says so.
+    let mut w = mesh_and_node_4(d.path(), false);
+    reshare_2_to_node_4(d.path(), &w.out, &w.dirs[0]);
+    poll_until(Duration::from_secs(30), Duration::from_millis(300), || {
+        let c = custodian_set(&w.dirs[0])?;
+        let r = &c["resharing"];
+        match (
+            r["dealt"].as_object().map(|m| m.len()),
+            r["received"].as_array().map(Vec::len),
+        ) {
+            (Some(2), Some(2)) => Ok(()),
+            _ => Err(format!("{c}")),
+        }
+    });
+    poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        let log = std::fs::read_to_string(w.n4.join("node.log")).unwrap_or_default();
+        match log.contains("custodian-2.pass") {
+            true => Ok(()),
+            false => Err(format!("node-4 never said what it lacks: {log}")),
+        }
+    });
+    let o = ribat(&["mesh", "custodians", "--dir", w.dirs[0].to_str().unwrap()]);
+    assert!(
+        common::text(&o).contains("2 of 2 dealers dealt, 2 of 3 new custodians ready"),
+        "{}",
+        common::text(&o)
+    );
+    // Dealer node-3 and node-4 killed with SIGKILL: node-4 forgets every sub-share it was
+    // sent, node-3 its dealing in memory. node-3 back; node-4 back with its passphrase.
+    w.nodes[2] = None;
+    w.p4 = None;
+    let kept = w.dirs[2].join("custodians/custodian-3/reshare-dealing.json");
+    assert!(kept.exists(), "node-3 kept no dealing");
+    w.nodes[2] = Some(start_from(&w.dirs[2], &w.passes));
+    write_pass_4(&w.pass4);
+    let passes4 = w.pass4.parent().unwrap().to_owned();
+    w.p4 = Some(start_from(&w.n4, &passes4));
+    // Only the very sub-shares node-3's logged commitments are for can make node-4's share.
+    set_in_force_everywhere(&w.dirs, &w.n4, 2);
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(200),
+        || match kept.exists() {
+            true => Err("the dealing outlived the resharing".to_owned()),
+            false => Ok(()),
+        },
+    );
+    let log3 = std::fs::read_to_string(w.dirs[2].join("node.log")).unwrap();
+    assert_eq!(log3.matches("custodian 3 dealt set 2").count(), 1, "{log3}");
+    // Reads through the new set, custodian 2 on node-4 among them.
+    let deployment = w.out.join("deployment");
+    issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
+    let clerk = Clerk::new(
+        w.dirs[0].join("ca.pem"),
+        deployment.join("identity/issued/clerk.amal"),
+    );
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(20, 2, 1, 17));
+    let gw = gateway_addr(&w.dirs[0]);
+    w.nodes[2] = None;
+    let r = clerk.read(&gw, &fund.persons[0].cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["fields"]["cin"], fund.persons[0].cin.as_str());
+}
+
 /// Unseals the shares in a custodian directory with the passphrase in `pass_file`.
 fn unseal(custodian_dir: &Path, pass_file: &Path) -> ribat_custodian::keystore::CustodianKeys {
     let pass = ribat_crypto::secret::Passphrase::new(std::fs::read_to_string(pass_file).unwrap());
@@ -4148,67 +4387,17 @@ fn key_of_two(
 
 #[test]
 fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads_never_stop() {
-    use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::{AtomicBool, Ordering};
     let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("mesh");
-    let passes = d.path().join("passes");
-    let dirs = mesh_of(&out, 3, &[1], &passes);
-    let mut nodes: Vec<Option<NodeProcess>> = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (i > 0).then(|| start_from(d, &passes)))
-        .collect();
-    let src = d.path().join("source");
-    generate(&src, 20, 2, 1, 17);
-    import_through(&dirs[0], &src);
-    nodes[0] = Some(start_from(&dirs[0], &passes));
-    agreed_leader(&dirs[0], &[1, 2, 3]);
-
-    // node-4 joins, on the members' store, with its own passphrase for the custodian it
-    // will hold (index 2, the one freed).
-    let mesh_json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dirs[0].join("mesh.json")).unwrap()).unwrap();
-    let store = mesh_json["store"].as_str().unwrap().to_owned();
-    let addr4 = format!("127.0.0.1:{}", free_port());
-    let o = ribat(&[
-        "mesh",
-        "prepare-node",
-        "--out",
-        out.to_str().unwrap(),
-        "--addr",
-        &addr4,
-        "--store",
-        &store,
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
-    let n4 = out.join("node-4");
-    let passes4 = d.path().join("passes-node-4");
-    std::fs::create_dir_all(&passes4).unwrap();
-    std::fs::set_permissions(&passes4, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let pass4 = passes4.join("custodian-2.pass");
-    std::fs::write(&pass4, "node-4's own passphrase, never node-2's").unwrap();
-    std::fs::set_permissions(&pass4, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let _p4 = start_from(&n4, &passes4);
-    let add4 = ["--add-node", n4.to_str().unwrap()];
-    let (a, b) = (
-        approval(&out, "sec.amina", &add4),
-        approval(&out, "sec.youssef", &add4),
-    );
-    let o = ribat(&[
-        "mesh",
-        "add-node",
-        "--dir",
-        dirs[0].to_str().unwrap(),
-        "--node",
-        n4.to_str().unwrap(),
-        "--approval",
-        &a,
-        "--approval",
-        &b,
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
-    voters_everywhere(&dirs[0], &[1, 2, 3, 4], &[1, 2, 3, 4]);
+    let Joined {
+        out,
+        passes,
+        dirs,
+        mut nodes,
+        n4,
+        pass4,
+        p4: _p4,
+    } = mesh_and_node_4(d.path(), true);
 
     // What an intruder on node-2's host took before: its custodian's directory, and the
     // passphrase. And what the other custodians held then.
@@ -4273,78 +4462,10 @@ fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads
     std::thread::sleep(Duration::from_secs(1));
 
     // The statement, two administrators' approvals, the proposal.
-    let statement = d.path().join("reshare-2.json");
-    let o = ribat(&[
-        "mesh",
-        "reshare",
-        "--dir",
-        dirs[0].to_str().unwrap(),
-        "--remove",
-        "custodian-2",
-        "--add",
-        "node-4",
-        "--reason",
-        "node-2's host was taken",
-        "--out",
-        statement.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
-    assert!(
-        common::text(&o).contains(
-            "custodian set 1 → 2: 2 of 3 (1=node-1, 2=node-4, 3=node-3), dealt by custodians [1, 3]"
-        ),
-        "{}",
-        common::text(&o)
-    );
-    let what = ["--reshare", statement.to_str().unwrap()];
-    let amina = approval(&out, "sec.amina", &what);
-    let propose = |approvals: &[&str]| {
-        let mut args = vec![
-            "mesh",
-            "reshare",
-            "--dir",
-            dirs[0].to_str().unwrap(),
-            "--statement",
-            statement.to_str().unwrap(),
-        ];
-        for a in approvals {
-            args.extend(["--approval", a]);
-        }
-        ribat(&args)
-    };
-    let o = propose(&[&amina]);
-    assert!(
-        !o.status.success(),
-        "one administrator: {}",
-        common::text(&o)
-    );
-    assert!(
-        common::text(&o).contains("where 2 are needed"),
-        "{}",
-        common::text(&o)
-    );
-    let youssef = approval(&out, "sec.youssef", &what);
-    let o = propose(&[&amina, &youssef]);
-    assert!(o.status.success(), "{}", common::text(&o));
+    reshare_2_to_node_4(d.path(), &out, &dirs[0]);
 
     // Every node puts set 2 in force.
-    poll_until(Duration::from_secs(60), Duration::from_millis(300), || {
-        for dir in dirs.iter().chain([&n4]) {
-            let o = ribat(&[
-                "mesh",
-                "custodians",
-                "--dir",
-                dir.to_str().unwrap(),
-                "--json",
-            ]);
-            let c: serde_json::Value = serde_json::from_slice(&o.stdout)
-                .map_err(|e| format!("{}: {e} {}", dir.display(), common::text(&o)))?;
-            if c["set"]["number"] != 2 {
-                return Err(format!("{} holds {c}", dir.display()));
-            }
-        }
-        Ok(())
-    });
+    set_in_force_everywhere(&dirs, &n4, 2);
     poll_until(
         Duration::from_secs(20),
         Duration::from_millis(200),
