@@ -15,7 +15,7 @@
 //!
 //! No cryptography here (the state machine applies entries without it): the commitments
 //! are kept as the dealers signed them, and every node that uses them checks them
-//! ([`ribat_custodian::reshare`] in the node: the group keys must come out unchanged). A
+//! (`ribat_custodian::reshare` in the node: the group keys must come out unchanged). A
 //! new custodian logs `ReceivedStatement` only after checking every sub-share against the
 //! committed commitments, so a set in force is one whose every share was checked.
 
