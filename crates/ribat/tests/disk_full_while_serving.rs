@@ -109,6 +109,15 @@ fn reads_are_refused_clearly_while_the_disk_is_full_and_resume_when_space_return
         )
         .unwrap()
     };
+    // Reads answered, per person: each must be in the audit trail after all this.
+    let answered = std::cell::RefCell::new([0usize; 6]);
+    let read = |i: usize| {
+        let r = read(i);
+        if r.status == 200 {
+            answered.borrow_mut()[i] += 1;
+        }
+        r
+    };
     let r = read(0);
     assert_eq!(r.status, 200, "{r:?}");
 
@@ -188,4 +197,33 @@ fn reads_are_refused_clearly_while_the_disk_is_full_and_resume_when_space_return
     let r = read(5);
     assert_eq!(r.status, 200, "{r:?}");
     drop(gw);
+
+    // After the episode and a stop, the audit log verifies whole, and every read that was
+    // answered — in the logs' last pages while the disk was full too — is in the trail of
+    // the person read.
+    let audit = home.join("audit");
+    let v = ribat(&home, &["audit", "verify", audit.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", text(&v));
+    for (i, n) in answered.borrow().iter().enumerate().filter(|(_, n)| **n > 0) {
+        let out = ok(ribat(
+            &home,
+            &[
+                "audit",
+                "subject",
+                "--cnss",
+                &fund.persons[i].cnss,
+                "--passphrases",
+                "env",
+            ],
+        ));
+        let listed: usize = out
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(
+            listed >= *n,
+            "person {i}: {n} reads answered, {listed} in the audit trail: {out}"
+        );
+    }
 }
