@@ -30,6 +30,11 @@ fn genesis() -> Genesis {
         seats: Default::default(),
         granted: Vec::new(),
         attestation: Default::default(),
+        // Custodian holders, so that resharing entries reach their checks.
+        custodians: [(1, "node-1"), (2, "node-2"), (3, "node-3")]
+            .into_iter()
+            .map(|(i, n)| (i, n.to_owned()))
+            .collect(),
     }
 }
 

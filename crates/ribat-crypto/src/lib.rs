@@ -5,7 +5,8 @@
 //! combining custodians' partial decryptions (`combine`), blind indexes (`blind_index`),
 //! leak digests (`leak_digest`),
 //! passphrase sealing of shares at rest (`passphrase`), resharing a class key to a new set
-//! of custodians (`reshare`) and the secret types (`secret`).
+//! of custodians (`reshare`), generating a new class key jointly for a rotation (`dkg`)
+//! and the secret types (`secret`).
 //!
 //! Must never: implement a primitive (every one comes from RustCrypto or dalek), hold a
 //! class key `k_c` after a ceremony, print or log a secret, or do I/O.
@@ -20,6 +21,7 @@
 pub mod at_rest;
 pub mod blind_index;
 pub mod combine;
+pub mod dkg;
 pub mod dleq;
 mod entropy;
 pub mod envelope;

@@ -159,20 +159,46 @@ fn verifier_set(commitments: &[RistrettoPoint]) -> Vec<Verifier> {
 /// Old custodian `share.custodian` splits `λ_i·s_i` for the new custodians of `plan`.
 pub fn redeal(share: &KeyShare, plan: &Plan) -> Result<Redealing> {
     let lambda = plan.lambda(share.custodian)?;
-    let mut w = IdentifierPrimeField(lambda * share.secret().expose());
-    let ids: Vec<IdentifierPrimeField<Scalar>> = plan
-        .new
+    let w = SecretScalar::new(lambda * share.secret().expose());
+    let (commitments, subshares) = feldman_split(
+        share.custodian,
+        &share.class,
+        &w,
+        &plan.new,
+        plan.new_threshold,
+    )?;
+    Ok(Redealing {
+        from: share.custodian,
+        class: share.class.clone(),
+        commitments,
+        subshares,
+    })
+}
+
+/// Splits `secret` (of custodian `from`, for `class`) among `ids` with `threshold` by
+/// vsss-rs's Feldman split: the commitments `a_k·G` and one sub-share per id, in order.
+pub(crate) fn feldman_split(
+    from: u32,
+    class: &str,
+    secret: &SecretScalar,
+    ids: &[u32],
+    threshold: usize,
+) -> Result<(Vec<RistrettoPoint>, Vec<SubShare>)> {
+    let mut w = IdentifierPrimeField(*secret.expose());
+    let participants: Vec<IdentifierPrimeField<Scalar>> = ids
         .iter()
         .map(|&j| IdentifierPrimeField(Scalar::from(j)))
         .collect();
     let mut rng = crate::entropy::rng()?;
     let split = feldman::split_secret_with_participant_generators::<ScalarShare, Verifier>(
-        plan.new_threshold,
-        plan.new.len(),
+        threshold,
+        ids.len(),
         &w,
         None,
         &mut rng,
-        &[ParticipantIdGenerator::List { list: &ids }],
+        &[ParticipantIdGenerator::List {
+            list: &participants,
+        }],
     );
     zeroize::Zeroize::zeroize(&mut w.0);
     let (raw, verifiers) = split.map_err(|e| CryptoError::Sharing(e.to_string()))?;
@@ -182,35 +208,42 @@ pub fn redeal(share: &KeyShare, plan: &Plan) -> Result<Redealing> {
         ));
     }
     let commitments: Vec<RistrettoPoint> = verifiers.iter().skip(1).map(|v| v.0).collect();
-    if commitments.len() != plan.new_threshold || raw.len() != plan.new.len() {
+    if commitments.len() != threshold || raw.len() != ids.len() {
         return Err(CryptoError::Sharing(format!(
             "{} commitments and {} sub-shares for threshold {} over {} custodians",
             commitments.len(),
             raw.len(),
-            plan.new_threshold,
-            plan.new.len()
+            threshold,
+            ids.len()
         )));
     }
     let mut subshares = Vec::with_capacity(raw.len());
-    for (s, &j) in raw.into_iter().zip(&plan.new) {
+    for (s, &j) in raw.into_iter().zip(ids) {
         if s.identifier.0 != Scalar::from(j) {
             return Err(CryptoError::Sharing(format!(
                 "a sub-share does not have identifier {j}"
             )));
         }
         subshares.push(SubShare::new(
-            share.custodian,
+            from,
             j,
-            share.class.clone(),
+            class.to_owned(),
             SecretScalar::new(s.value.0),
         ));
     }
-    Ok(Redealing {
-        from: share.custodian,
-        class: share.class.clone(),
-        commitments,
-        subshares,
-    })
+    Ok((commitments, subshares))
+}
+
+/// Whether `sub` lies on the polynomial its sender committed to (vsss-rs's Feldman check:
+/// `g(j)·G = Σ_k D_k·j^k`).
+pub(crate) fn feldman_holds(sub: &SubShare, commitments: &[RistrettoPoint]) -> bool {
+    let mut candidate = ScalarShare {
+        identifier: IdentifierPrimeField(Scalar::from(sub.to)),
+        value: IdentifierPrimeField(*sub.value.expose()),
+    };
+    let ok = verifier_set(commitments).verify_share(&candidate).is_ok();
+    zeroize::Zeroize::zeroize(&mut candidate.value.0);
+    ok
 }
 
 /// New custodian `sub.to` checks a sub-share against its dealer's commitments and the
@@ -243,13 +276,7 @@ pub fn verify_subshare(
             "its dealer did not share its own key share (the first commitment is not λ·Y_i)",
         ));
     }
-    let mut candidate = ScalarShare {
-        identifier: IdentifierPrimeField(Scalar::from(sub.to)),
-        value: IdentifierPrimeField(*sub.value.expose()),
-    };
-    let ok = verifier_set(commitments).verify_share(&candidate).is_ok();
-    zeroize::Zeroize::zeroize(&mut candidate.value.0);
-    if ok {
+    if feldman_holds(sub, commitments) {
         Ok(())
     } else {
         Err(reject("it does not match its dealer's commitments"))

@@ -204,7 +204,12 @@ fn reads_are_refused_clearly_while_the_disk_is_full_and_resume_when_space_return
     let audit = home.join("audit");
     let v = ribat(&home, &["audit", "verify", audit.to_str().unwrap()]);
     assert!(v.status.success(), "{}", text(&v));
-    for (i, n) in answered.borrow().iter().enumerate().filter(|(_, n)| **n > 0) {
+    for (i, n) in answered
+        .borrow()
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+    {
         let out = ok(ribat(
             &home,
             &[
