@@ -4305,6 +4305,8 @@ fn a_dealer_killed_in_the_middle_of_a_resharing_sends_the_same_sub_shares_when_b
     let d = tempfile::tempdir().unwrap();
     // node-4 starts without its passphrase: it cannot seal its new shares, and says so.
     let mut w = mesh_and_node_4(d.path(), false);
+    // node-2, whose custodian leaves, is down for the whole resharing.
+    w.nodes[1] = None;
     reshare_2_to_node_4(d.path(), &w.out, &w.dirs[0]);
     poll_until(Duration::from_secs(30), Duration::from_millis(300), || {
         let c = custodian_set(&w.dirs[0])?;
@@ -4341,7 +4343,19 @@ fn a_dealer_killed_in_the_middle_of_a_resharing_sends_the_same_sub_shares_when_b
     let passes4 = w.pass4.parent().unwrap().to_owned();
     w.p4 = Some(start_from(&w.n4, &passes4));
     // Only the very sub-shares node-3's logged commitments are for can make node-4's share.
+    set_in_force_everywhere(&w.dirs[..1], &w.n4, 2);
+    set_in_force_everywhere(&w.dirs[2..], &w.n4, 2);
+    // node-2 back: it finds it is not in the set in force and erases its shares at start.
+    let shares2 = w.dirs[1].join("custodians/custodian-2/custodian.json");
+    assert!(shares2.exists());
+    w.nodes[1] = Some(start_from(&w.dirs[1], &w.passes));
     set_in_force_everywhere(&w.dirs, &w.n4, 2);
+    assert!(
+        !shares2.exists(),
+        "node-2 kept custodian 2's shares past set 2"
+    );
+    let log2 = std::fs::read_to_string(w.dirs[1].join("node.log")).unwrap();
+    assert!(log2.contains("node-2 is not in custodian set 2"), "{log2}");
     poll_until(
         Duration::from_secs(10),
         Duration::from_millis(200),
