@@ -231,3 +231,27 @@ fn two_of_three_becomes_three_of_five_through_the_same_path() {
         .collect();
     assert_eq!(open(&w, &three_new, 3), Ok(()));
 }
+
+#[test]
+fn combining_takes_exactly_one_sub_share_from_each_dealer_for_this_custodian_and_class() {
+    let d = deal(CLASS, 2, 3).unwrap();
+    let plan = Plan::new(vec![1, 3], 2, vec![1, 2, 3], 2).unwrap();
+    let one = redeal(&d.shares[0], &plan).unwrap();
+    let three = redeal(&d.shares[2], &plan).unwrap();
+    let three_again = redeal(&d.shares[2], &plan).unwrap();
+    let to_1 = |r: &Redealing| r.subshares[0].clone();
+    assert!(combine_subshares(1, CLASS, &plan, &[to_1(&one), to_1(&three)]).is_ok());
+    for subs in [
+        vec![to_1(&three), to_1(&three_again)],
+        vec![to_1(&one), to_1(&three), to_1(&three_again)],
+    ] {
+        let e = combine_subshares(1, CLASS, &plan, &subs).unwrap_err();
+        assert!(e.to_string().contains("exactly one sub-share"), "{e}");
+    }
+    let e =
+        combine_subshares(1, CLASS, &plan, &[to_1(&one), three.subshares[1].clone()]).unwrap_err();
+    assert!(e.to_string().contains("is for custodian 2"), "{e}");
+    let other_class = SubShare::new(3, 1, "identity".into(), to_1(&three).secret().clone());
+    let e = combine_subshares(1, CLASS, &plan, &[to_1(&one), other_class]).unwrap_err();
+    assert!(e.to_string().contains("of class `identity`"), "{e}");
+}

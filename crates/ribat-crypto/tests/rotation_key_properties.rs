@@ -179,3 +179,41 @@ fn a_sub_share_that_fails_its_contributors_commitments_is_refused_and_the_contri
         "{e}"
     );
 }
+
+#[test]
+fn a_contribution_needs_distinct_nonzero_custodians_and_a_sound_threshold() {
+    for (ids, t) in [
+        (vec![0u32, 1, 2], 2),
+        (vec![1, 1, 2], 2),
+        (vec![1, 2, 3], 1),
+        (vec![1, 2, 3], 4),
+    ] {
+        assert!(contribute(1, CLASS, &ids, t).is_err(), "{ids:?} t={t}");
+    }
+    assert!(contribute(1, CLASS, &[1, 2, 3], 2).is_ok());
+}
+
+#[test]
+fn combining_takes_exactly_one_sub_share_from_each_contributor_for_this_custodian_and_class() {
+    let ids = [1, 2, 3];
+    let a = contribute(1, CLASS, &ids, 2).unwrap();
+    let b = contribute(2, CLASS, &ids, 2).unwrap();
+    let again = contribute(2, CLASS, &ids, 2).unwrap();
+    let to_1 = |c: &Contribution| c.subshares[0].clone();
+    assert!(combine_contributions(1, CLASS, &[1, 2], &[to_1(&a), to_1(&b)]).is_ok());
+    // Two from contributor 2 and none from 1; or one too many from 2.
+    for subs in [
+        vec![to_1(&b), to_1(&again)],
+        vec![to_1(&a), to_1(&b), to_1(&again)],
+    ] {
+        let e = combine_contributions(1, CLASS, &[1, 2], &subs).unwrap_err();
+        assert!(e.to_string().contains("exactly one sub-share"), "{e}");
+    }
+    // Another custodian's sub-share, or another class's.
+    let for_2 = b.subshares[1].clone();
+    let e = combine_contributions(1, CLASS, &[1, 2], &[to_1(&a), for_2]).unwrap_err();
+    assert!(e.to_string().contains("is for custodian 2"), "{e}");
+    let other_class = SubShare::new(2, 1, "financial".into(), to_1(&b).secret().clone());
+    let e = combine_contributions(1, CLASS, &[1, 2], &[to_1(&a), other_class]).unwrap_err();
+    assert!(e.to_string().contains("of class `financial`"), "{e}");
+}
