@@ -1,6 +1,7 @@
 //! The demo's mesh section: three node processes on loopback, one custodian each; a node
 //! killed and reads going on; the 2025 attack on node 1's gateway refused by the other
-//! nodes through the replicated security state.
+//! nodes through the replicated security state; a custodian moved to a new node by
+//! resharing while a clerk reads, the old share left worthless.
 
 use crate::bench::node::{free_addr, wait_listening};
 use crate::home::Home;
@@ -8,6 +9,7 @@ use ribat_net::client::Connection;
 use ribat_node::mesh::{InitSpec, NodeChild};
 use ribat_node::{Context, Result};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One GET on a fresh connection: status and the problem's detail (or a field).
@@ -253,11 +255,150 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
         "  lifted only by two administrators' signed approvals: ribat mesh approve --key {}/admins/sec.amina.key --as sec.amina --id {id} --reason …, the same by sec.youssef, then ribat mesh release",
         out.display()
     );
+    reshare_story(&ReshareStory {
+        home,
+        out: &out,
+        dirs: &dirs,
+        exe: &exe,
+        rt: &rt,
+        clerk: &clerk,
+        gw1: &gw1,
+        read: &counter(ordinary[2]),
+        cnss: ordinary[2],
+    })?;
     drop(nodes);
     println!(
         "try it: ribat mesh up --dir /tmp/mesh --import {},{}",
         source.join("employers.csv").display(),
         source.join("persons.csv").display()
+    );
+    Ok(())
+}
+
+/// What the resharing episode needs from the rest of the story.
+struct ReshareStory<'a> {
+    home: &'a Home,
+    out: &'a Path,
+    dirs: &'a [PathBuf],
+    exe: &'a Path,
+    rt: &'a tokio::runtime::Runtime,
+    clerk: &'a Arc<rustls::ClientConfig>,
+    gw1: &'a str,
+    read: &'a str,
+    cnss: &'a str,
+}
+
+/// node-2's host is taken: custodian 2 moves to a new node-4 by resharing, with reads
+/// going on and no record re-sealed; the copy of node-2's share the intruder took is
+/// worthless afterwards.
+fn reshare_story(s: &ReshareStory<'_>) -> Result<()> {
+    println!(
+        "node-2's host is taken: two administrators move custodian 2 to a new node-4 by resharing"
+    );
+    // What the intruder copies: custodian 2's directory, and (say) its passphrase.
+    let stolen_dir = s.dirs[1].join("custodians/custodian-2");
+    let stolen = ribat_custodian::keystore::load(
+        &stolen_dir,
+        &crate::passphrases::Source::Dir(s.home.root().join("mesh-passphrases")).get(2, false)?,
+    )?;
+    let store = ribat_node::mesh::MeshFile::read(&s.dirs[0])?
+        .store
+        .context("node-1's mesh.json names no store")?;
+    let n4 = ribat_node::mesh::prepare_node(
+        s.out,
+        &free_addr()?,
+        None,
+        Some(ribat_node::StoreSpec::parse(&store, "ribat")?),
+    )?;
+    // node-4's operator has a passphrase of its own for the custodian it will hold.
+    let passes4 = s.home.root().join("mesh-passphrases-node-4");
+    crate::passphrases::random_files(&passes4, 2)?;
+    let _node4 = NodeChild::start(s.exe, &n4, &passes4)?;
+    let admins = ["sec.amina", "sec.youssef"];
+    let key = |a: &str| s.out.join("admins").join(format!("{a}.key"));
+    let joining = ribat_node::mesh::joining(&n4)?;
+    let approvals = admins
+        .iter()
+        .map(|a| ribat_node::mesh::approve_membership(&key(a), a, &joining))
+        .collect::<Result<Vec<_>>>()?;
+    ribat_node::mesh::change_membership(&s.dirs[0], joining, approvals)?;
+    let current = ribat_node::reshare::custodians(&s.dirs[0])?;
+    let statement = ribat_node::reshare::statement(
+        &current,
+        &["custodian-2".into()],
+        &["node-4".into()],
+        None,
+        "demo: node-2's host was taken",
+    )?;
+    let approvals = admins
+        .iter()
+        .map(|a| ribat_node::reshare::approve(&key(a), a, &statement))
+        .collect::<Result<Vec<_>>>()?;
+    let p = ribat_node::reshare::propose(&s.dirs[0], statement, approvals)?;
+    println!("  node-4 added, then {}", ribat_node::mesh::describe(&p)?);
+    let started = Instant::now();
+    let mut reads = (0, 0);
+    let set = loop {
+        // A clerk reads all along.
+        match get(s.rt, s.clerk, s.gw1, s.read)?.0 {
+            200 => reads.0 += 1,
+            _ => reads.1 += 1,
+        }
+        let c = ribat_node::reshare::custodians(&s.dirs[0])?;
+        if c.set.number == 2 {
+            break c.set;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            ribat_node::bail!("the resharing did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "  custodians 1 and 3 dealt new shares to custodians 1, 2 (node-4) and 3 over mTLS; custodian set 2 in force after {} ms ({} of {}: {}), meanwhile {} reads answered and {} refused",
+        started.elapsed().as_millis(),
+        set.threshold,
+        set.holders.len(),
+        set.holders
+            .iter()
+            .map(|(i, n)| format!("{i}={n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        reads.0,
+        reads.1
+    );
+    let started = Instant::now();
+    while stolen_dir
+        .join(ribat_custodian::keystore::SHARES_FILE)
+        .exists()
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            ribat_node::bail!("node-2 kept custodian 2's shares");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("  node-2 erased custodian 2's shares and answers no one");
+    say_read(
+        "  clerk.casa-anfa.0042",
+        "node-1's gateway (custodians of set 2)",
+        s.cnss,
+        &get(s.rt, s.clerk, s.gw1, s.read)?,
+    );
+    // The intruder's copy with custodian 1's new share: the point of the key they would
+    // rebuild, against the group key no record stopped using.
+    let new1 = ribat_custodian::keystore::load(
+        &s.dirs[0].join("custodians/custodian-1"),
+        &crate::passphrases::Source::Dir(s.home.root().join("mesh-passphrases")).get(1, false)?,
+    )?;
+    let class = "identity";
+    let l = ribat_crypto::combine::lagrange_at_zero(&[2, 1])?;
+    let rebuilt = l[0] * stolen.shares[class].public() + l[1] * new1.shares[class].public();
+    let y = stolen.group.class(class)?.group_key;
+    println!(
+        "  the intruder's copy of old share 2 with custodian 1's new share {} the identity key",
+        match rebuilt == y {
+            true => "REBUILDS",
+            false => "rebuilds nothing of",
+        }
     );
     Ok(())
 }

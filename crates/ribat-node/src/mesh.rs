@@ -2647,6 +2647,12 @@ pub fn propose(dir: &Path, command: &ribat_mesh::Command) -> Result<Proposed> {
 /// What a committed proposal became, in a line; an error when every node refused it.
 pub fn describe(p: &Proposed) -> Result<String> {
     match &p.outcome {
+        ribat_raft::Outcome::Applied(ribat_mesh::Applied::Custodians(
+            ribat_mesh::custodians::Step::Started(set),
+        )) => Ok(format!(
+            "committed at index {}: resharing to custodian set {set} under way (`ribat mesh custodians` follows it)",
+            p.index
+        )),
         ribat_raft::Outcome::Applied(a) => Ok(format!("committed at index {}: {a:?}", p.index)),
         ribat_raft::Outcome::Rejected(r) => {
             bail!(

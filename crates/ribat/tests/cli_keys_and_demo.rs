@@ -207,6 +207,27 @@ fn the_demo_runs_unattended_and_tells_the_story() {
         out.contains("node-3's custodian carried it out from the log"),
         "{out}"
     );
+    // Custodian 2 moved to node-4 by resharing, reads answered throughout, the intruder's
+    // copy of the old share worthless.
+    let reshared = out
+        .split("custodian set 2 in force after")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        reshared.contains("2 of 3: 1=node-1, 2=node-4, 3=node-3")
+            && reshared.ends_with(" 0 refused"),
+        "{reshared}"
+    );
+    assert!(out.contains("node-2 erased custodian 2's shares"), "{out}");
+    assert!(
+        out.contains("node-1's gateway (custodians of set 2) → 200"),
+        "{out}"
+    );
+    assert!(
+        out.contains("with custodian 1's new share rebuilds nothing of the identity key"),
+        "{out}"
+    );
     // A second run replaces the previous demo and nothing else.
     std::fs::write(d.path().join("keep.txt"), b"mine").unwrap();
     let again = ribat(d.path(), &["demo", "--persons", "300"], &[]);
