@@ -160,12 +160,7 @@ impl LocalCustodian {
 
     fn witness_signer(&self, deployment: &str) -> Result<ribat_audit::NoteSigner, CustodianError> {
         let seed = keystore::witness_seed(&*self.keys()?)?;
-        let name = format!("custodian-{}.{deployment}/witness", self.index);
-        ribat_audit::NoteSigner::from_seed(&name, ribat_audit::note::COSIGNATURE_V1, seed.expose())
-            .map_err(|e| CustodianError::Directory {
-                path: self.dir.display().to_string(),
-                reason: format!("witness key: {e}"),
-            })
+        keystore::witness_signer(&seed, self.index, deployment)
     }
 
     /// Registers honey records: from now on any request for one quarantines the requester.

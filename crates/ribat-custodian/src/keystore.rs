@@ -334,6 +334,36 @@ pub fn keys_to_carry(
     Ok(carried)
 }
 
+/// The witness key custodian `index` cosigns with in `deployment` once `carried` (from
+/// [`keys_to_carry`] or [`fresh_keys_to_carry`]) is its: what its node tells the mesh.
+pub fn carried_witness_key(
+    carried: &BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>,
+    index: u32,
+    deployment: &str,
+) -> Result<ribat_audit::VerifierKey, CustodianError> {
+    let seed = carried
+        .get(WITNESS_LABEL)
+        .ok_or_else(|| CustodianError::Directory {
+            path: "(custodian)".into(),
+            reason: "no witness key among the keys carried".into(),
+        })?;
+    Ok(witness_signer(seed, index, deployment)?.verifier())
+}
+
+/// The signer of custodian `index`'s witness in `deployment`, from its seed.
+pub(crate) fn witness_signer(
+    seed: &ribat_crypto::secret::SecretBytes<32>,
+    index: u32,
+    deployment: &str,
+) -> Result<ribat_audit::NoteSigner, CustodianError> {
+    let name = format!("custodian-{index}.{deployment}/witness");
+    ribat_audit::NoteSigner::from_seed(&name, ribat_audit::note::COSIGNATURE_V1, seed.expose())
+        .map_err(|e| CustodianError::Directory {
+            path: "(custodian)".into(),
+            reason: format!("witness key: {e}"),
+        })
+}
+
 /// Fresh keys for a custodian that joins at a resharing and so has no earlier share.
 pub fn fresh_keys_to_carry()
 -> Result<BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>, CustodianError> {

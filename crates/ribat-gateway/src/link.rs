@@ -55,6 +55,11 @@ impl RemoteCustodian {
         }
     }
 
+    /// Where it is reached.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Custodian `index` at `addr` (certificate naming `host`), reached with the same TLS
     /// settings, runtime and deadline as this one (a resharing moved the custodian).
     pub fn elsewhere(&self, index: u32, addr: &str, host: &str) -> Self {

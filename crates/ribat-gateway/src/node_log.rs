@@ -10,6 +10,7 @@
 //! a checkpoint, but not make a forked one pass, because the witnesses (who keep their own
 //! record of what they cosigned) refuse it and verification requires their quorum.
 
+use ribat_audit::VerifierKey;
 use ribat_audit::log::{CheckpointReport, Cosigner, Log, LogError, OpenReport};
 use ribat_audit::note::{ED25519, NoteError, NoteSigner};
 use ribat_audit::verify::Trust;
@@ -37,7 +38,8 @@ pub enum NodeLogError {
 pub struct NodeLog {
     log: Log,
     signer: NoteSigner,
-    witnesses: Vec<Arc<dyn Cosigner>>,
+    /// Replaced whole when a resharing gives a custodian index to another node.
+    witnesses: std::sync::RwLock<Vec<Arc<dyn Cosigner>>>,
     quorum: usize,
     node: String,
     opened: OpenReport,
@@ -148,7 +150,7 @@ impl NodeLog {
         Ok(Self {
             log,
             signer,
-            witnesses,
+            witnesses: std::sync::RwLock::new(witnesses),
             quorum,
             node: node.to_owned(),
             opened,
@@ -177,9 +179,71 @@ impl NodeLog {
 
     /// Signs a checkpoint of everything durable and asks the witnesses to cosign it.
     pub fn checkpoint(&self) -> Result<CheckpointReport, LogError> {
-        let ws: Vec<&dyn Cosigner> = self.witnesses.iter().map(AsRef::as_ref).collect();
+        let held = match self.witnesses.read() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let ws: Vec<&dyn Cosigner> = held.iter().map(AsRef::as_ref).collect();
         self.log.checkpoint(&self.signer, &ws, self.quorum)
     }
+
+    /// Asks `witnesses` from the next checkpoint on. Each must be pinned in the trust
+    /// file, or among `vouched` (keys the caller took from an authenticated source: in a
+    /// mesh, a new custodian's word signed by its node and committed), which are pinned
+    /// now, beside the earlier ones (kept: they verify the checkpoints already made).
+    pub fn set_witnesses(
+        &self,
+        witnesses: Vec<Arc<dyn Cosigner>>,
+        vouched: &[VerifierKey],
+    ) -> Result<(), NodeLogError> {
+        pin(self.log.dir(), vouched)?;
+        let path = self.trust_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| NodeLogError::Keys {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let pinned = Trust::parse(&text).map_err(|e| keys_err(&path, &e))?;
+        for w in &witnesses {
+            if !pinned.witnesses.contains(&w.verifier()) {
+                return Err(NodeLogError::Keys {
+                    path: path.display().to_string(),
+                    reason: format!("witness {} is not a pinned key", w.name()),
+                });
+            }
+        }
+        match self.witnesses.write() {
+            Ok(mut w) => *w = witnesses,
+            Err(poisoned) => *poisoned.into_inner() = witnesses,
+        }
+        Ok(())
+    }
+}
+
+/// Pins `keys` as witnesses in the trust file of the log in `dir`, beside those pinned
+/// already (nothing when the log was never opened: its first opening pins what it is given).
+pub fn pin(dir: &Path, keys: &[VerifierKey]) -> Result<(), NodeLogError> {
+    let path = dir.join("trust");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(NodeLogError::Keys {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    let mut trust = Trust::parse(&text).map_err(|e| keys_err(&path, &e))?;
+    let before = trust.witnesses.len();
+    for k in keys {
+        if !trust.witnesses.contains(k) {
+            trust.witnesses.push(k.clone());
+        }
+    }
+    if trust.witnesses.len() > before {
+        ribat_audit::log::write_atomic(&path, trust.to_text().as_bytes())?;
+    }
+    Ok(())
 }
 
 fn keys_err(path: &Path, e: &NoteError) -> NodeLogError {

@@ -41,6 +41,10 @@ pub struct CustodianSet {
     /// Their commitments, from which every node computes this set's public shares.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dealt: BTreeMap<u32, Commitments>,
+    /// The witness key each new custodian said it cosigns with (signed by its node):
+    /// gateways pin it for a custodian the ceremony did not name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub witnesses: BTreeMap<u32, String>,
 }
 
 impl CustodianSet {
@@ -52,6 +56,7 @@ impl CustodianSet {
             holders,
             dealers: Vec::new(),
             dealt: BTreeMap::new(),
+            witnesses: BTreeMap::new(),
         }
     }
 
@@ -103,6 +108,9 @@ pub struct ReceivedStatement {
     pub set: u32,
     /// Its index in that set.
     pub custodian: u32,
+    /// The key its witness cosigns gateways' checkpoints with (a C2SP verifier key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<String>,
 }
 
 /// A resharing under way.
@@ -116,6 +124,9 @@ pub struct Resharing {
     pub dealt: BTreeMap<u32, Commitments>,
     /// New custodians that have their shares sealed.
     pub received: BTreeSet<u32>,
+    /// Their witness keys, as they said them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub witnesses: BTreeMap<u32, String>,
 }
 
 /// The custodian set in force and the resharing under way, if any: a pure state machine.
@@ -225,6 +236,7 @@ impl Custodians {
             by,
             dealt: BTreeMap::new(),
             received: BTreeSet::new(),
+            witnesses: BTreeMap::new(),
         });
         Ok(Step::Started(s.set))
     }
@@ -286,6 +298,9 @@ impl Custodians {
                 c.custodian, c.set
             ));
         }
+        if let Some(w) = &c.witness {
+            r.witnesses.insert(c.custodian, w.clone());
+        }
         if r.received.len() < r.statement.holders.len() {
             return Ok(Step::Received(c.custodian));
         }
@@ -296,6 +311,7 @@ impl Custodians {
             holders: done.statement.holders,
             dealers: done.statement.dealers,
             dealt: done.dealt,
+            witnesses: done.witnesses,
         };
         Ok(Step::InForce(self.set.number))
     }
@@ -352,6 +368,7 @@ mod tests {
         let ready = |i| ReceivedStatement {
             set: 2,
             custodian: i,
+            witness: None,
         };
         assert!(c.received(&ready(1), "node-1").is_err(), "before dealing");
         for (d, node) in [(1, "node-1"), (3, "node-3")] {
@@ -425,6 +442,7 @@ mod tests {
         let ready = ReceivedStatement {
             set: 2,
             custodian: 2,
+            witness: None,
         };
         assert!(
             c.received(&ready, "node-2")
@@ -536,6 +554,7 @@ mod tests {
                 &ReceivedStatement {
                     set: 2,
                     custodian: i,
+                    witness: None,
                 },
                 node,
             )

@@ -1842,7 +1842,11 @@ mod tests {
             Ok(Applied::Custodians(Step::Dealt(3)))
         );
         let ready = |custodian: u32, by: &str, seed: u8| {
-            let st = ReceivedStatement { set: 2, custodian };
+            let st = ReceivedStatement {
+                set: 2,
+                custodian,
+                witness: Some(format!("w{custodian}")),
+            };
             Command::ReshareReceived {
                 sig: kp(seed).sign(kind::RESHARE_RECEIVED, &st).unwrap(),
                 statement: st,

@@ -75,9 +75,13 @@ impl Embedded {
             return Self::open_with(home, passphrases, clock, Vec::new());
         }
         let rt = crate::serve::runtime()?;
+        // The custodian set in force, as this node's copy of the state holds it (the
+        // ceremony's before any resharing).
+        let (remotes, published) = crate::mesh::custodians_on_disk(home)?;
         let n = crate::serve::networked(
             home,
-            &[],
+            &remotes,
+            &published,
             rt.handle(),
             std::time::Duration::from_secs(5),
             &clock,

@@ -319,6 +319,24 @@ pub(crate) fn ask_own_node<T: serde::de::DeserializeOwned>(dir: &Path, route: &s
     Ok(serde_json::from_slice(&r.body)?)
 }
 
+/// The custodian set this node last put in force (where each custodian's node sits), and
+/// the witness keys new custodians published; nothing (so `mesh.json`'s custodians) before
+/// any resharing.
+pub(crate) fn custodians_on_disk(
+    home: &Home,
+) -> Result<(Vec<crate::serve::RemoteSpec>, BTreeMap<u32, String>)> {
+    match crate::reshare::remembered(home)? {
+        Some(r) if r.set.number > 1 => Ok((
+            r.addrs
+                .into_iter()
+                .map(|(index, addr)| crate::serve::RemoteSpec { index, addr })
+                .collect(),
+            r.set.witnesses,
+        )),
+        _ => Ok((Vec::new(), BTreeMap::new())),
+    }
+}
+
 /// Whether `home` is a mesh node's directory.
 pub fn is_node(home: &Home) -> bool {
     home.root().join(MESH_FILE).exists()
@@ -1580,19 +1598,36 @@ async fn run_gateway(
 ) -> Result<()> {
     let switches = attesting.switches.clone();
     let started = std::time::Instant::now();
-    // The custodians of the set in force, where their nodes sit.
+    // The custodians of the set in force, where their nodes sit: as the state says, or as
+    // this node remembers a later set (its state is its last snapshot until the log after
+    // it is applied again).
     let (set, seats) = sm.read(|st| (st.custodians().set.clone(), st.seats().clone()))?;
     let mut remotes = Vec::new();
-    for (index, node) in &set.holders {
-        let seat = seats
-            .get(node)
-            .ok_or_else(|| crate::err!("custodian {index}'s node {node} has no seat"))?;
-        remotes.push(crate::serve::RemoteSpec {
-            index: *index,
-            addr: seat.addr.clone(),
-        });
-    }
+    let set = match crate::reshare::remembered(&home)? {
+        Some(r) if r.set.number > set.number => {
+            for (index, addr) in &r.addrs {
+                remotes.push(crate::serve::RemoteSpec {
+                    index: *index,
+                    addr: addr.clone(),
+                });
+            }
+            r.set
+        }
+        _ => {
+            for (index, node) in &set.holders {
+                let seat = seats
+                    .get(node)
+                    .ok_or_else(|| crate::err!("custodian {index}'s node {node} has no seat"))?;
+                remotes.push(crate::serve::RemoteSpec {
+                    index: *index,
+                    addr: seat.addr.clone(),
+                });
+            }
+            set
+        }
+    };
     let o = crate::serve::ServeOptions {
+        published_witnesses: set.witnesses.clone(),
         remotes,
         deadline: Duration::from_secs(2),
         outputs,
@@ -1652,6 +1687,11 @@ async fn run_gateway(
         let g = crate::reshare::Gateway {
             app: assembled.app.clone(),
             template: template.clone(),
+            mesh: MeshFile::read(home.root())?,
+            origin: ribat_gateway::node_log::origin(
+                crate::embedded::DEPLOYMENT,
+                &audit_node(&home)?,
+            ),
         };
         // A resharing that finished while the gateway was starting.
         let (set, seats) =
@@ -1746,7 +1786,7 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
         let sm = MeshStateMachine::open(&dir.join("raft-state.sqlite"), &mesh.genesis())?;
         // The custodian this node holds is the one the set in force gives it (the
         // ceremony's is in mesh.json; a resharing may have changed it since).
-        let set = sm.read(|st| st.custodians().set.clone())?;
+        let set = crate::reshare::latest(&home, sm.read(|st| st.custodians().set.clone())?)?;
         crate::reshare::settle(&home, &me.name, &set)?;
         let expected = match set.holders.is_empty() {
             true => me.custodian,

@@ -153,12 +153,69 @@ pub struct Switches {
     pub gateway: std::sync::OnceLock<Gateway>,
 }
 
-/// What the gateway's reader needs to ask a new set.
+/// What the gateway's reader and audit log need to ask a new set.
 pub struct Gateway {
     /// The gateway.
     pub app: Arc<ribat_gateway::api::App>,
     /// A networked custodian to copy the TLS settings of.
     pub template: Arc<ribat_gateway::link::RemoteCustodian>,
+    /// The node's description (the ceremony's custodians and their witness keys).
+    pub mesh: crate::mesh::MeshFile,
+    /// The gateway's audit log's origin (what its witnesses cosign).
+    pub origin: String,
+}
+
+/// Where a node remembers the custodian set it last put in force, and where each custodian
+/// sits: its state on disk is its last snapshot (the log after it is applied again at
+/// start), so a node restarted after a resharing reads here which custodian it holds now,
+/// and its directory used offline which nodes to ask.
+pub const REMEMBERED: &str = "custodian-set.json";
+
+/// What [`REMEMBERED`] holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Remembered {
+    /// The set.
+    pub set: CustodianSet,
+    /// Where each custodian's node listens, by index.
+    pub addrs: BTreeMap<u32, String>,
+}
+
+/// Remembers `set` as in force on this node (durably, before anything changes for it).
+pub fn remember(home: &Home, set: &CustodianSet, seats: &BTreeMap<String, Seat>) -> Result<()> {
+    let addrs = set
+        .holders
+        .iter()
+        .filter_map(|(i, n)| Some((*i, seats.get(n)?.addr.clone())))
+        .collect();
+    let r = Remembered {
+        set: set.clone(),
+        addrs,
+    };
+    ribat_custodian::keystore::write_atomic(
+        &home.root().join(REMEMBERED),
+        serde_json::to_string_pretty(&r)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The set this node last put in force, if it ever put one after the ceremony's.
+pub fn remembered(home: &Home) -> Result<Option<Remembered>> {
+    let path = home.root().join(REMEMBERED);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(Some(serde_json::from_str(&t).with_context(|| {
+            format!("{}: not a custodian set this node wrote", path.display())
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::err!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// The later of the set in the node's state and the one it remembers.
+pub fn latest(home: &Home, from_state: CustodianSet) -> Result<CustodianSet> {
+    Ok(match remembered(home)? {
+        Some(r) if r.set.number > from_state.number => r.set,
+        _ => from_state,
+    })
 }
 
 /// Puts custodian set `set` in force on this node (see the module's doc). Safe to repeat:
@@ -172,6 +229,7 @@ pub fn switch(
     passphrases: &Source,
 ) -> Result<GroupPublic> {
     let group = group_of(&base_group(home)?, set)?;
+    remember(home, set, seats)?;
     let held = switches
         .custodian
         .lock()
@@ -235,17 +293,26 @@ pub fn move_reader(
     set: &CustodianSet,
     seats: &BTreeMap<String, Seat>,
 ) -> Result<()> {
-    let mut asked: Vec<Arc<dyn ribat_custodian::Custodian>> = Vec::new();
+    let mut remotes = Vec::new();
     for (i, node) in &set.holders {
         let seat = seats
             .get(node)
             .ok_or_else(|| crate::err!("custodian {i}'s node {node} has no seat in the mesh"))?;
-        asked.push(Arc::new(g.template.elsewhere(
+        remotes.push(Arc::new(g.template.elsewhere(
             *i,
             &seat.addr,
             crate::mesh::host_of(&seat.addr),
         )));
     }
+    // Its audit log asks the new set's witnesses to cosign: a new custodian's key, as its
+    // node published it through the log, is pinned beside the ceremony's.
+    let (witnesses, vouched) =
+        crate::serve::mesh_witnesses(&g.mesh, &g.origin, &remotes, &set.witnesses)?;
+    g.app.vault.audit.set_witnesses(witnesses, &vouched)?;
+    let asked: Vec<Arc<dyn ribat_custodian::Custodian>> = remotes
+        .into_iter()
+        .map(|r| r as Arc<dyn ribat_custodian::Custodian>)
+        .collect();
     g.app.vault.reader.replace_set(group, asked);
     Ok(())
 }
@@ -279,8 +346,9 @@ struct Progress {
     dealing: Option<(ReshareStatement, Arc<Dealing>)>,
     /// When each new custodian was last sent its sub-shares.
     sent: BTreeMap<u32, Instant>,
-    /// The resharing whose new shares this node has sealed.
-    installed: Option<ReshareStatement>,
+    /// The resharing whose new shares this node has sealed, and the new custodian's
+    /// witness key.
+    installed: Option<(ReshareStatement, String)>,
     /// When this node last proposed a step, so that it does not flood the log.
     proposed: Option<Instant>,
     /// The last warning, said once.
@@ -362,6 +430,11 @@ pub async fn run(mut r: Resharer) {
         let Some(rs) = custodians.resharing.as_ref() else {
             continue;
         };
+        // A state still at its snapshot (the node just started) may show a resharing this
+        // node already saw through: nothing to deal or receive for it.
+        if rs.statement.set <= r.in_force {
+            continue;
+        }
         if let Err(e) = deal_step(&r, &mut p, &custodians, &seats).await {
             p.warn(format!(
                 "{} as a dealer of set {}: {}",
@@ -517,7 +590,7 @@ async fn receive_step(r: &Resharer, p: &mut Progress, custodians: &Custodians) -
     if rs.received.contains(&j) {
         return Ok(());
     }
-    if p.installed.as_ref() != Some(&rs.statement) {
+    if p.installed.as_ref().map(|(s, _)| s) != Some(&rs.statement) {
         if rs.dealt.len() < rs.statement.dealers.len() {
             return Ok(());
         }
@@ -535,12 +608,12 @@ async fn receive_step(r: &Resharer, p: &mut Progress, custodians: &Custodians) -
             rs.dealt.clone(),
             custodians.set.clone(),
         );
-        tokio::task::spawn_blocking(move || {
+        let witness = tokio::task::spawn_blocking(move || {
             install(&home, &pass, &sw, &statement, &dealt, &set, j, &wires)
         })
         .await
         .map_err(|e| crate::err!("sealing the new shares: {e}"))??;
-        p.installed = Some(rs.statement.clone());
+        p.installed = Some((rs.statement.clone(), witness.to_string()));
         eprintln!(
             "{}: custodian {j} of set {} checked its sub-shares and sealed its new shares",
             r.me, rs.statement.set
@@ -550,6 +623,7 @@ async fn receive_step(r: &Resharer, p: &mut Progress, custodians: &Custodians) -
         let statement = ReceivedStatement {
             set: rs.statement.set,
             custodian: j,
+            witness: p.installed.as_ref().map(|(_, w)| w.clone()),
         };
         let sig = r
             .key
@@ -567,7 +641,8 @@ async fn receive_step(r: &Resharer, p: &mut Progress, custodians: &Custodians) -
     Ok(())
 }
 
-/// Checks and combines the sub-shares, and seals the new shares beside the old ones.
+/// Checks and combines the sub-shares, and seals the new shares beside the old ones;
+/// returns the key the new custodian's witness cosigns with.
 #[allow(clippy::too_many_arguments)] // one call site, each argument a distinct input
 fn install(
     home: &Home,
@@ -578,7 +653,7 @@ fn install(
     set: &CustodianSet,
     j: u32,
     wires: &[WireSubShares],
-) -> Result<()> {
+) -> Result<ribat_audit::VerifierKey> {
     if matches!(passphrases, Source::Prompt) {
         bail!(
             "its passphrase is needed while it runs: start the node with --passphrases env or dir:PATH to take part in a resharing"
@@ -626,7 +701,11 @@ fn install(
         &pass,
         KdfParams::default(),
     )?;
-    Ok(())
+    Ok(keystore::carried_witness_key(
+        &carried,
+        j,
+        crate::embedded::DEPLOYMENT,
+    )?)
 }
 
 /// Finishes, at start, what a crash interrupted: shares waiting for a set that is now in

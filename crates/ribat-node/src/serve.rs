@@ -158,6 +158,9 @@ pub struct ServeOptions {
     /// The networked custodians learn what this gateway audited from the entries their
     /// witnesses cosign (a mesh), not from its word (`POST /v1/audited`).
     pub audited_by_log: bool,
+    /// In a mesh after a resharing: the witness keys new custodians published through the
+    /// log, by index (pinned for a custodian the ceremony did not put on its node).
+    pub published_witnesses: std::collections::BTreeMap<u32, String>,
 }
 
 /// A gateway ready to serve: the app, the node under it, and its TLS.
@@ -193,6 +196,7 @@ pub(crate) struct Networked {
 pub(crate) fn networked(
     home: &Home,
     remotes: &[RemoteSpec],
+    published: &std::collections::BTreeMap<u32, String>,
     rt: &tokio::runtime::Handle,
     deadline: Duration,
     clock: &Arc<dyn Clock>,
@@ -269,26 +273,11 @@ pub(crate) fn networked(
     let mut witnesses: Vec<Arc<dyn ribat_audit::Cosigner>> = Vec::new();
     if let Some(m) = &mesh {
         let origin = ribat_gateway::node_log::origin(DEPLOYMENT, &crate::mesh::audit_node(home)?);
-        // A witness key is pinned for the node the ceremony gave that custodian: after a
-        // resharing gave the index to another node, that node's witness is not asked (its
-        // key was never pinned), nor is the old node's (it holds no custodian).
-        let ceremony: std::collections::BTreeMap<u32, String> =
-            m.custodians().into_iter().collect();
-        for (index, key) in m.witness_keys()? {
-            let same_node = |spec: &&RemoteSpec| {
-                spec.index == index && ceremony.get(&index) == Some(&spec.addr)
-            };
-            if !specs.iter().any(|s| same_node(&s)) {
-                continue;
-            }
-            if let Some(r) = remotes.iter().find(|r| r.index() == index) {
-                witnesses.push(Arc::new(ribat_gateway::link::RemoteWitness::new(
-                    r.clone(),
-                    key,
-                    &origin,
-                )));
-            }
-        }
+        let (asked, vouched) = mesh_witnesses(m, &origin, &remotes, published)?;
+        // Keys new custodians published through the log are pinned before the log opens
+        // (it refuses witnesses it never pinned).
+        ribat_gateway::node_log::pin(&home.root().join("audit"), &vouched)?;
+        witnesses = asked;
     }
     Ok(Networked {
         remotes,
@@ -296,6 +285,52 @@ pub(crate) fn networked(
         service_tokens,
         witnesses,
     })
+}
+
+/// The witnesses a gateway asks, and the keys among theirs to pin first.
+pub(crate) type MeshWitnesses = (
+    Vec<Arc<dyn ribat_audit::Cosigner>>,
+    Vec<ribat_audit::VerifierKey>,
+);
+
+/// The witnesses a mesh gateway asks, one per networked custodian: the key the ceremony
+/// pinned while that custodian is on the ceremony's node, else the key its node published
+/// through the log (returned apart, to be pinned). A custodian with neither is not asked.
+pub(crate) fn mesh_witnesses(
+    m: &crate::mesh::MeshFile,
+    origin: &str,
+    remotes: &[Arc<RemoteCustodian>],
+    published: &std::collections::BTreeMap<u32, String>,
+) -> Result<MeshWitnesses> {
+    let ceremony_addr: std::collections::BTreeMap<u32, String> =
+        m.custodians().into_iter().collect();
+    let ceremony_key: std::collections::BTreeMap<u32, ribat_audit::VerifierKey> =
+        m.witness_keys()?.into_iter().collect();
+    let (mut asked, mut vouched) = (Vec::new(), Vec::new());
+    for r in remotes {
+        let i = r.index();
+        let key = match (
+            ceremony_addr.get(&i),
+            ceremony_key.get(&i),
+            published.get(&i),
+        ) {
+            (Some(addr), Some(key), _) if addr == r.addr() => key.clone(),
+            (_, _, Some(text)) => {
+                let key = ribat_audit::VerifierKey::parse(text).map_err(|e| {
+                    crate::err!("custodian {i}'s witness key, as the log holds it: {e}")
+                })?;
+                vouched.push(key.clone());
+                key
+            }
+            _ => continue,
+        };
+        asked.push(Arc::new(ribat_gateway::link::RemoteWitness::new(
+            r.clone(),
+            key,
+            origin,
+        )) as Arc<dyn ribat_audit::Cosigner>);
+    }
+    Ok((asked, vouched))
 }
 
 /// Opens the node in `home` as a gateway: custodians (in process and networked), the
@@ -314,7 +349,14 @@ pub fn assemble(
         issuer,
         service_tokens,
         witnesses,
-    } = networked(home, &o.remotes, rt, o.deadline, &clock)?;
+    } = networked(
+        home,
+        &o.remotes,
+        &o.published_witnesses,
+        rt,
+        o.deadline,
+        &clock,
+    )?;
     let remote: Vec<Arc<dyn Custodian>> = remotes
         .iter()
         .map(|r| r.clone() as Arc<dyn Custodian>)

@@ -1377,6 +1377,7 @@ fn run(cli: Cli) -> Result<()> {
                     deadline: std::time::Duration::from_millis(deadline_ms),
                     audited_by_log: false,
                     outputs: ribat_gateway::watch::Outputs { ocsf, syslog },
+                    published_witnesses: Default::default(),
                 },
             )?)
         }

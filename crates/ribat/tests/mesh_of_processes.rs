@@ -4491,6 +4491,41 @@ fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads
             false => Ok(()),
         },
     );
+    // node-1's audit log pins the key node-4's custodian published through the log, beside
+    // the ceremony's, and its checkpoints are cosigned by custodian 2 again — node-4's, as
+    // node-2's answers no one.
+    poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let trust = std::fs::read_to_string(dirs[0].join("audit/trust")).unwrap();
+        match trust.matches("witness custodian-2.").count() {
+            2 => Ok(()),
+            _ => Err(format!(
+                "old and new custodian 2 are not both pinned: {trust}"
+            )),
+        }
+    });
+    let cosigners = |note: &str| -> Vec<String> {
+        note.lines()
+            .filter_map(|l| l.strip_prefix("— custodian-"))
+            .map(|l| l.chars().take(1).collect())
+            .collect()
+    };
+    let size_of = |note: &str| -> u64 {
+        note.lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0)
+    };
+    let at_switch =
+        size_of(&std::fs::read_to_string(dirs[0].join("audit/checkpoint")).unwrap_or_default());
+    poll_until(Duration::from_secs(30), Duration::from_millis(300), || {
+        let note = std::fs::read_to_string(dirs[0].join("audit/checkpoint")).unwrap_or_default();
+        match size_of(&note) > at_switch && cosigners(&note).contains(&"2".to_owned()) {
+            true => Ok(()),
+            false => Err(format!(
+                "no checkpoint past {at_switch} cosigned by custodian 2: {note}"
+            )),
+        }
+    });
     // `mesh status` says who holds which custodian now.
     let members = status(&dirs[0]);
     let holds = |name: &str| {
@@ -4527,8 +4562,20 @@ fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["fields"]["cin"], p.cin.as_str());
     }
-    // node-2 holds nothing any more: stopped, reads go on through the new set.
+    // node-2 holds nothing any more: stopped, reads go on through the new set. node-4
+    // restarted (its state on disk is an older snapshot) holds custodian 2 at once.
     nodes[1] = None;
+    drop(_p4);
+    let _p4 = start_from(&n4, pass4.parent().unwrap());
+    poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let log = std::fs::read_to_string(n4.join("node.log")).unwrap_or_default();
+        match log.contains("(mesh of 3, threshold 2, custodian 2 of set 2)") {
+            true => Ok(()),
+            false => Err(format!(
+                "node-4 did not start as custodian 2 of set 2: {log}"
+            )),
+        }
+    });
 
     // The old share is worthless with any new one; two new shares make the group key.
     let new1 = unseal(
@@ -4573,4 +4620,20 @@ fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads
     let r = clerk.read(&gw, &fund.persons[1].cnss);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["fields"]["cin"], fund.persons[1].cin.as_str());
+    // Stopped, node-1's audit log verifies whole: every checkpoint, before and after the
+    // resharing, against the keys its trust file pins.
+    nodes[0] = None;
+    let o = ribat(&["audit", "verify", dirs[0].join("audit").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    // node-1's directory, used offline, asks the custodians of the set it last put in
+    // force (its state on disk may be an older snapshot): it remembers where they are.
+    let remembered: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("custodian-set.json")).unwrap())
+            .unwrap();
+    let n4_addr =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(n4.join("mesh.json")).unwrap())
+            .unwrap()["joined"]["addr"]
+            .clone();
+    assert_eq!(remembered["set"]["number"], 2, "{remembered}");
+    assert_eq!(remembered["addrs"]["2"], n4_addr, "{remembered}");
 }

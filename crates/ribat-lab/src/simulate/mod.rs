@@ -428,6 +428,7 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
         SimClock::at_ms(wall)
     });
     let opts = crate::serve::ServeOptions {
+        published_witnesses: Default::default(),
         outputs: ribat_gateway::watch::Outputs {
             ocsf: Some(node_home.root().join("events.ocsf.jsonl")),
             syslog: None,
