@@ -116,24 +116,7 @@ pub fn combine_contributions(
     contributors: &[u32],
     subs: &[SubShare],
 ) -> Result<KeyShare> {
-    let from: BTreeSet<u32> = subs.iter().map(|s| s.from).collect();
-    let want: BTreeSet<u32> = contributors.iter().copied().collect();
-    if from != want || subs.len() != want.len() {
-        return Err(CryptoError::Sharing(format!(
-            "custodian {to} needs exactly one sub-share from each contributor {contributors:?}, has them from {:?}",
-            subs.iter().map(|s| s.from).collect::<Vec<_>>()
-        )));
-    }
-    if let Some(s) = subs.iter().find(|s| s.to != to || s.class != class) {
-        return Err(CryptoError::Sharing(format!(
-            "a sub-share from {} is for custodian {} of class `{}`, not {to} of `{class}`",
-            s.from, s.to, s.class
-        )));
-    }
-    let sum = subs
-        .iter()
-        .fold(Scalar::ZERO, |acc, s| acc + s.secret().expose());
-    Ok(KeyShare::new(to, class.to_owned(), SecretScalar::new(sum)))
+    crate::reshare::sum_one_from_each(to, class, contributors, subs, "contributor")
 }
 
 /// The new class's public keys from every contributor's commitments: `C'_k = Σ_i E_{i,k}`,

@@ -285,12 +285,23 @@ pub fn verify_subshare(
 
 /// New custodian `to`'s share: the sum of one verified sub-share from each dealer.
 pub fn combine_subshares(to: u32, class: &str, plan: &Plan, subs: &[SubShare]) -> Result<KeyShare> {
+    sum_one_from_each(to, class, &plan.dealers, subs, "dealer")
+}
+
+/// The sum of exactly one sub-share from each of `senders` (`who`: dealers, contributors),
+/// all for custodian `to` and `class`.
+pub(crate) fn sum_one_from_each(
+    to: u32,
+    class: &str,
+    senders: &[u32],
+    subs: &[SubShare],
+    who: &str,
+) -> Result<KeyShare> {
     let from: BTreeSet<u32> = subs.iter().map(|s| s.from).collect();
-    let dealers: BTreeSet<u32> = plan.dealers.iter().copied().collect();
-    if from != dealers || subs.len() != dealers.len() {
+    let want: BTreeSet<u32> = senders.iter().copied().collect();
+    if from != want || subs.len() != want.len() {
         return Err(CryptoError::Sharing(format!(
-            "custodian {to} needs exactly one sub-share from each dealer {:?}, has them from {:?}",
-            plan.dealers,
+            "custodian {to} needs exactly one sub-share from each {who} {senders:?}, has them from {:?}",
             subs.iter().map(|s| s.from).collect::<Vec<_>>()
         )));
     }

@@ -358,11 +358,7 @@ fn reshare_story(s: &ReshareStory<'_>) -> Result<()> {
         started.elapsed().as_millis(),
         set.threshold,
         set.holders.len(),
-        set.holders
-            .iter()
-            .map(|(i, n)| format!("{i}={n}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        ribat_node::reshare::holders_line(&set.holders),
         reads.0,
         reads.1
     );

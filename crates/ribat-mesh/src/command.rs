@@ -513,12 +513,7 @@ impl std::fmt::Display for Command {
                 statement.set,
                 statement.threshold,
                 statement.holders.len(),
-                statement
-                    .holders
-                    .iter()
-                    .map(|(i, n)| format!("{i}={n}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                crate::custodians::holders_line(&statement.holders),
                 admins(approvals)
             ),
             Self::ReshareDealt { statement, by, .. } => write!(

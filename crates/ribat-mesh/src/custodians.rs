@@ -75,6 +75,15 @@ impl Default for CustodianSet {
     }
 }
 
+/// `1=node-1, 2=node-4, 3=node-3`: who holds which custodian, in one line.
+pub fn holders_line(holders: &BTreeMap<u32, String>) -> String {
+    holders
+        .iter()
+        .map(|(i, n)| format!("{i}={n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What two administrators sign to move the custodians to a new set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReshareStatement {

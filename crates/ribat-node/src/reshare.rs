@@ -838,6 +838,7 @@ pub fn statement(
 }
 
 pub use ribat_mesh::custodians::ReshareStatement as Statement;
+pub use ribat_mesh::custodians::holders_line;
 
 /// Reads a statement written by [`write_statement`].
 pub fn read_statement(file: &Path) -> Result<ReshareStatement> {

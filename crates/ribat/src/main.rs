@@ -2015,12 +2015,7 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                 statement.set,
                 statement.threshold,
                 statement.holders.len(),
-                statement
-                    .holders
-                    .iter()
-                    .map(|(i, n)| format!("{i}={n}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                ribat_node::reshare::holders_line(&statement.holders),
                 statement.dealers
             );
             println!("statement: {}", out.display());
