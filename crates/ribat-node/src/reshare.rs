@@ -965,6 +965,78 @@ mod tests {
         assert!(inbox.one_from_each(2, &[1]).is_none());
     }
 
+    /// A 2-of-3 ceremony in one directory (every custodian's shares, as on one host for the
+    /// test), and set 2 dealt by custodians 1 and 3 to {1=node-1, 2=node-4, 3=node-3}.
+    fn dealt_world() -> (tempfile::TempDir, Home, CustodianSet) {
+        use ribat_crypto::secret::Passphrase;
+        let d = tempfile::tempdir().unwrap();
+        let home = Home::at(d.path().to_owned());
+        let dirs: Vec<_> = (1..=3).map(|i| home.custodian_dir(i)).collect();
+        let passes: Vec<_> = (1..=3)
+            .map(|i| Passphrase::new(format!("custodian {i}")))
+            .collect();
+        ribat_custodian::ceremony::run(
+            &ribat_custodian::ceremony::CeremonySpec {
+                threshold: 2,
+                classes: vec!["identity".into(), "financial".into()],
+                epoch: 1,
+                kdf: KdfParams::insecure_for_tests(),
+            },
+            &dirs,
+            &passes,
+            &home.group_file(),
+        )
+        .unwrap();
+        let p = plan(&[1, 3], 3, 2).unwrap();
+        let mut dealt = BTreeMap::new();
+        for i in [1u32, 3] {
+            let keys = keystore::load(&dirs[i as usize - 1], &passes[i as usize - 1]).unwrap();
+            dealt.insert(
+                i,
+                ribat_custodian::reshare::deal(&keys, &p)
+                    .unwrap()
+                    .commitments,
+            );
+        }
+        let set = CustodianSet {
+            number: 2,
+            threshold: 2,
+            holders: BTreeMap::from([
+                (1, "node-1".into()),
+                (2, "node-4".into()),
+                (3, "node-3".into()),
+            ]),
+            dealers: vec![1, 3],
+            dealt,
+            witnesses: BTreeMap::new(),
+        };
+        (d, home, set)
+    }
+
+    #[test]
+    fn at_start_a_node_out_of_the_remembered_set_erases_its_shares_and_takes_its_group() {
+        let (_d, home, set) = dealt_world();
+        let before = base_group(&home).unwrap();
+        assert_eq!(before.set, 1);
+        // Nothing remembered: the state's set counts.
+        assert_eq!(latest(&home, current().set).unwrap().number, 1);
+        remember(&home, &set, &BTreeMap::new()).unwrap();
+        assert_eq!(latest(&home, current().set).unwrap().number, 2);
+        // As node-2 (custodian 2 left the set): its shares go, the others' stay.
+        settle(&home, "node-2", &set).unwrap();
+        assert!(!keystore::holds_shares(&home.custodian_dir(2)));
+        assert!(home.custodian_dir(2).join(keystore::GROUP_FILE).exists());
+        // (Custodians 1 and 3 are in set 2 but hold set-1 shares here, with no pending
+        // ones: as "node-2" this node does not hold them, so they go too — a node holds one.)
+        let after = base_group(&home).unwrap();
+        assert_eq!(after.set, 2);
+        for (class, c) in &after.classes {
+            assert_eq!(c.group_key, before.class(class).unwrap().group_key);
+        }
+        // Again: nothing left to do, no error.
+        settle(&home, "node-2", &set).unwrap();
+    }
+
     #[test]
     fn two_of_three_becomes_three_of_five_and_a_gap_is_refused() {
         let s = statement(
