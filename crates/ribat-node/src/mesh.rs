@@ -325,16 +325,12 @@ pub(crate) fn ask_own_node<T: serde::de::DeserializeOwned>(dir: &Path, route: &s
 pub(crate) fn custodians_on_disk(
     home: &Home,
 ) -> Result<(Vec<crate::serve::RemoteSpec>, BTreeMap<u32, String>)> {
-    match crate::reshare::remembered(home)? {
-        Some(r) if r.set.number > 1 => Ok((
-            r.addrs
-                .into_iter()
-                .map(|(index, addr)| crate::serve::RemoteSpec { index, addr })
-                .collect(),
-            r.set.witnesses,
-        )),
-        _ => Ok((Vec::new(), BTreeMap::new())),
-    }
+    let (set, remotes) = crate::reshare::in_force(
+        home,
+        ribat_mesh::custodians::CustodianSet::default(),
+        &BTreeMap::new(),
+    )?;
+    Ok((remotes, set.witnesses))
 }
 
 /// Whether `home` is a mesh node's directory.
@@ -1602,30 +1598,7 @@ async fn run_gateway(
     // this node remembers a later set (its state is its last snapshot until the log after
     // it is applied again).
     let (set, seats) = sm.read(|st| (st.custodians().set.clone(), st.seats().clone()))?;
-    let mut remotes = Vec::new();
-    let set = match crate::reshare::remembered(&home)? {
-        Some(r) if r.set.number > set.number => {
-            for (index, addr) in &r.addrs {
-                remotes.push(crate::serve::RemoteSpec {
-                    index: *index,
-                    addr: addr.clone(),
-                });
-            }
-            r.set
-        }
-        _ => {
-            for (index, node) in &set.holders {
-                let seat = seats
-                    .get(node)
-                    .ok_or_else(|| crate::err!("custodian {index}'s node {node} has no seat"))?;
-                remotes.push(crate::serve::RemoteSpec {
-                    index: *index,
-                    addr: seat.addr.clone(),
-                });
-            }
-            set
-        }
-    };
+    let (set, remotes) = crate::reshare::in_force(&home, set, &seats)?;
     let o = crate::serve::ServeOptions {
         published_witnesses: set.witnesses.clone(),
         remotes,
@@ -1786,7 +1759,8 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
         let sm = MeshStateMachine::open(&dir.join("raft-state.sqlite"), &mesh.genesis())?;
         // The custodian this node holds is the one the set in force gives it (the
         // ceremony's is in mesh.json; a resharing may have changed it since).
-        let set = crate::reshare::latest(&home, sm.read(|st| st.custodians().set.clone())?)?;
+        let (set, seats) = sm.read(|st| (st.custodians().set.clone(), st.seats().clone()))?;
+        let (set, _) = crate::reshare::in_force(&home, set, &seats)?;
         crate::reshare::settle(&home, &me.name, &set)?;
         let expected = match set.holders.is_empty() {
             true => me.custodian,

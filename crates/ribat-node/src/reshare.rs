@@ -81,8 +81,7 @@ pub fn base_group(home: &Home) -> Result<GroupPublic> {
 /// The digest a dealing is kept under: hex SHA-256 of the statement two administrators
 /// signed (a second resharing to the same set has another).
 pub fn statement_digest(s: &ReshareStatement) -> Result<String> {
-    use sha2::Digest;
-    Ok(hex::encode(sha2::Sha256::digest(serde_json::to_vec(s)?)))
+    Ok(crate::attest::digest_bytes(&serde_json::to_vec(s)?))
 }
 
 /// Sub-shares this node was sent, by (set, dealer), until it combined them.
@@ -210,12 +209,32 @@ pub fn remembered(home: &Home) -> Result<Option<Remembered>> {
     }
 }
 
-/// The later of the set in the node's state and the one it remembers.
-pub fn latest(home: &Home, from_state: CustodianSet) -> Result<CustodianSet> {
-    Ok(match remembered(home)? {
-        Some(r) if r.set.number > from_state.number => r.set,
-        _ => from_state,
-    })
+/// The custodian set in force for this node, and where each of its custodians' nodes
+/// listens: the one the state holds (`from_state`, placed by `seats`), or the one the node
+/// remembers when that is later (its state is its last snapshot until the log after it is
+/// applied again).
+pub fn in_force(
+    home: &Home,
+    from_state: CustodianSet,
+    seats: &BTreeMap<String, Seat>,
+) -> Result<(CustodianSet, Vec<crate::serve::RemoteSpec>)> {
+    let spec = |(index, addr): (&u32, &String)| crate::serve::RemoteSpec {
+        index: *index,
+        addr: addr.clone(),
+    };
+    if let Some(r) = remembered(home)?.filter(|r| r.set.number > from_state.number) {
+        let remotes = r.addrs.iter().map(spec).collect();
+        return Ok((r.set, remotes));
+    }
+    let mut addrs = BTreeMap::new();
+    for (index, node) in &from_state.holders {
+        let seat = seats
+            .get(node)
+            .ok_or_else(|| crate::err!("custodian {index}'s node {node} has no seat"))?;
+        addrs.insert(*index, seat.addr.clone());
+    }
+    let remotes = addrs.iter().map(spec).collect();
+    Ok((from_state, remotes))
 }
 
 /// Puts custodian set `set` in force on this node (see the module's doc). Safe to repeat:
@@ -526,15 +545,16 @@ async fn deal_step(
             let sig = r
                 .key
                 .sign(ribat_mesh::command::kind::RESHARE_DEALT, &statement)?;
-            let command = Command::ReshareDealt {
-                statement,
-                by: r.me.clone(),
-                sig,
-            };
-            let put = crate::mesh::propose_from_node(&r.raft, r.tls.clone(), command).await?;
-            if let ribat_raft::Outcome::Rejected(why) = &put.outcome {
-                bail!("the mesh refused its commitments: {why}");
-            }
+            let put = propose_step(
+                r,
+                Command::ReshareDealt {
+                    statement,
+                    by: r.me.clone(),
+                    sig,
+                },
+                "its commitments",
+            )
+            .await?;
             eprintln!(
                 "{}: custodian {d} dealt set {} (index {})",
                 r.me, rs.statement.set, put.index
@@ -633,12 +653,19 @@ async fn receive_step(r: &Resharer, p: &mut Progress, custodians: &Custodians) -
             by: r.me.clone(),
             sig,
         };
-        let put = crate::mesh::propose_from_node(&r.raft, r.tls.clone(), command).await?;
-        if let ribat_raft::Outcome::Rejected(why) = &put.outcome {
-            bail!("the mesh refused its readiness: {why}");
-        }
+        propose_step(r, command, "its readiness").await?;
     }
     Ok(())
+}
+
+/// Proposes a step this node signed; a refusal by the state machine is an error naming
+/// `what` was refused.
+async fn propose_step(r: &Resharer, command: Command, what: &str) -> Result<crate::mesh::Proposed> {
+    let put = crate::mesh::propose_from_node(&r.raft, r.tls.clone(), command).await?;
+    if let ribat_raft::Outcome::Rejected(why) = &put.outcome {
+        bail!("the mesh refused {what}: {why}");
+    }
+    Ok(put)
 }
 
 /// Checks and combines the sub-shares, and seals the new shares beside the old ones;
@@ -1019,9 +1046,21 @@ mod tests {
         let before = base_group(&home).unwrap();
         assert_eq!(before.set, 1);
         // Nothing remembered: the state's set counts.
-        assert_eq!(latest(&home, current().set).unwrap().number, 1);
-        remember(&home, &set, &BTreeMap::new()).unwrap();
-        assert_eq!(latest(&home, current().set).unwrap().number, 2);
+        let no_seats = BTreeMap::new();
+        let seats: BTreeMap<String, Seat> = ["node-1", "node-2", "node-3"]
+            .iter()
+            .zip(1..)
+            .map(|(n, id)| {
+                let seat = Seat {
+                    raft_id: id,
+                    addr: format!("127.0.0.1:{}", 7600 + id),
+                };
+                ((*n).to_owned(), seat)
+            })
+            .collect();
+        assert_eq!(in_force(&home, current().set, &seats).unwrap().0.number, 1);
+        remember(&home, &set, &no_seats).unwrap();
+        assert_eq!(in_force(&home, current().set, &seats).unwrap().0.number, 2);
         // As node-2 (custodian 2 left the set): its shares go, the others' stay.
         settle(&home, "node-2", &set).unwrap();
         assert!(!keystore::holds_shares(&home.custodian_dir(2)));
