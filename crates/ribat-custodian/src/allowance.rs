@@ -128,6 +128,7 @@ mod tests {
     fn req(role: Role, who: &str, ids: &[&str]) -> PartialRequest {
         PartialRequest {
             set: None,
+            epoch: None,
             request_id: "r".into(),
             requester: Requester {
                 identity: who.into(),

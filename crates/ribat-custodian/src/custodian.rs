@@ -229,12 +229,15 @@ impl LocalCustodian {
     /// that used them.
     pub fn replace_keys(&self, keys: CustodianKeys) -> Result<(), CustodianError> {
         let mut held = self.keys.write().map_err(|_| CustodianError::Poisoned)?;
-        if keys.index != self.index || keys.set <= held.set {
+        // Later: another set, a later epoch, or the same epoch with its rotation finished.
+        let later = (keys.set, keys.epoch, keys.previous.is_none())
+            > (held.set, held.epoch, held.previous.is_none());
+        if keys.index != self.index || !later {
             return Err(CustodianError::Directory {
                 path: self.dir.display().to_string(),
                 reason: format!(
-                    "custodian {} of set {} cannot take the shares of custodian {} of set {}",
-                    self.index, held.set, keys.index, keys.set
+                    "custodian {} of set {} epoch {} cannot take the shares of custodian {} of set {} epoch {}",
+                    self.index, held.set, held.epoch, keys.index, keys.set, keys.epoch
                 ),
             });
         }
@@ -255,6 +258,7 @@ impl LocalCustodian {
             shares: std::collections::BTreeMap::new(),
             group: k.group.clone(),
             carried: std::collections::BTreeMap::new(),
+            previous: None,
         });
         Ok(())
     }
@@ -403,13 +407,20 @@ impl LocalCustodian {
         keys: &CustodianKeys,
     ) -> Result<Partial, CustodianError> {
         let index = self.index;
-        let share =
-            keys.shares
-                .get(req.class.as_str())
-                .ok_or_else(|| CustodianError::UnknownClass {
+        let epoch = req.epoch.unwrap_or(1);
+        let share = keys.share_at(req.class.as_str(), epoch).ok_or_else(|| {
+            match keys.share_at(req.class.as_str(), keys.epoch) {
+                None => CustodianError::UnknownClass {
                     custodian: index,
                     class: req.class.to_string(),
-                })?;
+                },
+                Some(_) => CustodianError::WrongEpoch {
+                    custodian: index,
+                    record_epoch: epoch,
+                    held: keys.epoch,
+                },
+            }
+        })?;
         let mut points = Vec::with_capacity(req.record_ids.len());
         for id in &req.record_ids {
             let sp = self
@@ -421,11 +432,13 @@ impl LocalCustodian {
                     record_id: id.clone(),
                     class: req.class.to_string(),
                 })?;
-            if sp.epoch != keys.epoch {
+            // Re-sealed since the reader fetched its envelope (or never under the epoch it
+            // names): answered by no share, so that the reader fetches it again.
+            if sp.epoch != epoch {
                 return Err(CustodianError::WrongEpoch {
                     custodian: index,
                     record_epoch: sp.epoch,
-                    held: keys.epoch,
+                    held: epoch,
                 });
             }
             points.push(decode_point(&sp.r, "stored R")?);
@@ -457,6 +470,18 @@ impl Custodian for LocalCustodian {
                 held: keys.set,
                 retired: keys.shares.is_empty(),
             });
+        }
+        // A rotation's reads open only records still under the epoch rotated away from,
+        // each once (re-sealed, it is under the new epoch): the purpose opens nothing else.
+        if req.purpose == ribat_policy::Purpose::KEY_ROTATION {
+            let rotating = keys.previous.as_ref().map(|p| p.epoch);
+            if rotating != Some(req.epoch.unwrap_or(1)) {
+                return Err(CustodianError::NoRotation {
+                    custodian: index,
+                    asked: req.epoch.unwrap_or(1),
+                    rotating,
+                });
+            }
         }
         let now = self.clock.now();
         let verdict = {

@@ -146,6 +146,17 @@ pub enum CustodianError {
         /// Epoch of the held shares.
         held: u32,
     },
+    /// A key-rotation read while no rotation is under way at this custodian, or for
+    /// another epoch than the one being rotated away from.
+    #[error("custodian {custodian}: {}", no_rotation(*asked, *rotating))]
+    NoRotation {
+        /// Custodian index.
+        custodian: u32,
+        /// The epoch the request named.
+        asked: u32,
+        /// The epoch being rotated away from, if any.
+        rotating: Option<u32>,
+    },
     /// The request names another custodian set than the one this custodian serves (its
     /// reader has not caught up with a resharing), or this custodian left the set in force.
     #[error("custodian {custodian}: {}", other_set(*asked, *held, *retired))]
@@ -197,6 +208,15 @@ pub enum CustodianError {
         /// Why.
         reason: String,
     },
+}
+
+fn no_rotation(asked: u32, rotating: Option<u32>) -> String {
+    match rotating {
+        None => format!("a key-rotation read for epoch {asked}, but no key rotation is under way"),
+        Some(r) => {
+            format!("a key-rotation read for epoch {asked}, but the rotation is from epoch {r}")
+        }
+    }
 }
 
 fn other_set(asked: u32, held: u32, retired: bool) -> String {

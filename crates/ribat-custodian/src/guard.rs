@@ -164,10 +164,14 @@ impl Guard {
                 until,
             });
         }
-        if req
-            .record_ids
-            .iter()
-            .any(|id| self.honey.contains(&(req.table.to_string(), id.clone())))
+        // A rotation re-seals honey records like any other, once each (the custodian
+        // refuses it any record already re-sealed), and reveals nothing to an intruder
+        // who does not hold the rotation's identity and every custodian's consent.
+        if req.purpose != Purpose::KEY_ROTATION
+            && req
+                .record_ids
+                .iter()
+                .any(|id| self.honey.contains(&(req.table.to_string(), id.clone())))
         {
             // Hostile by definition. The requester is told only that it is quarantined.
             let until = now.saturating_add(self.policy.honey_quarantine_secs);
@@ -212,7 +216,8 @@ impl Guard {
         };
         let only_that_key = key_record
             .is_some_and(|k| req.table == Table::Keys && req.record_ids.iter().all(|r| r == k));
-        if (req.table == Table::Keys || key_record.is_some()) && !only_that_key {
+        let rotation = req.purpose == Purpose::KEY_ROTATION;
+        if (req.table == Table::Keys || key_record.is_some()) && !only_that_key && !rotation {
             return Err(Denial::TableNotAllowed {
                 table: req.table,
                 purpose: req.purpose.clone(),
@@ -299,6 +304,7 @@ mod tests {
     fn req(identity: &str, role: &str, purpose: &str, class: &str, ids: &[&str]) -> PartialRequest {
         PartialRequest {
             set: None,
+            epoch: None,
             request_id: "r".into(),
             requester: Requester {
                 identity: identity.into(),

@@ -21,6 +21,11 @@
 //! the records' keys, and carrying them keeps the witness key gateways pinned and the honey
 //! list readable across the change of shares.
 //!
+//! During a key rotation the file also holds the previous epoch's shares (entries named
+//! `@class`, the epoch in clear as `previous_epoch` and bound by the associated data), so
+//! that records not yet re-sealed stay readable; [`install_rotation`] and
+//! [`finish_rotation`] write the two steps.
+//!
 //! A resharing writes the new set's shares and group beside the old ones
 //! (`custodian.next.json`, `group.next.json`, [`install_next`]); when the mesh puts the new
 //! set in force, [`promote`] renames them over the old files (the old share is gone), or
@@ -57,6 +62,8 @@ struct SharesFile {
     epoch: u32,
     #[serde(default = "first_set", skip_serializing_if = "is_first_set")]
     set: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_epoch: Option<u32>,
     sealed: PassphraseSealed,
 }
 
@@ -74,6 +81,17 @@ pub const NEXT_SHARES_FILE: &str = "custodian.next.json";
 pub const NEXT_GROUP_FILE: &str = "group.next.json";
 /// Prefix of the carried keys' names in the sealed plaintext (never a class's).
 const CARRIED: char = '~';
+/// Prefix of the previous epoch's shares in the sealed plaintext (never a class's).
+const PREVIOUS: char = '@';
+
+/// The shares of the epoch a rotation is moving records away from.
+#[derive(Debug)]
+pub struct PreviousShares {
+    /// Its number.
+    pub epoch: u32,
+    /// Shares by class.
+    pub shares: BTreeMap<String, KeyShare>,
+}
 
 /// The shares a custodian holds, once unsealed and checked.
 #[derive(Debug)]
@@ -90,6 +108,19 @@ pub struct CustodianKeys {
     pub group: GroupPublic,
     /// Keys derived from an earlier set's share, kept across resharings, by label.
     pub carried: BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>,
+    /// The previous epoch's shares while a rotation is unfinished.
+    pub previous: Option<PreviousShares>,
+}
+
+impl CustodianKeys {
+    /// The share of `class` in `epoch` (this one or the previous).
+    pub fn share_at(&self, class: &str, epoch: u32) -> Option<&KeyShare> {
+        match &self.previous {
+            _ if epoch == self.epoch => self.shares.get(class),
+            Some(p) if p.epoch == epoch => p.shares.get(class),
+            _ => None,
+        }
+    }
 }
 
 fn dir_err(path: &Path, reason: impl Into<String>) -> CustodianError {
@@ -99,11 +130,15 @@ fn dir_err(path: &Path, reason: impl Into<String>) -> CustodianError {
     }
 }
 
-fn aad(index: u32, epoch: u32, set: u32) -> Vec<u8> {
-    match set {
-        1 => format!("{CUSTODIAN_FORMAT}|custodian={index}|epoch={epoch}").into_bytes(),
-        _ => format!("{CUSTODIAN_FORMAT}|custodian={index}|epoch={epoch}|set={set}").into_bytes(),
+fn aad(index: u32, epoch: u32, set: u32, previous: Option<u32>) -> Vec<u8> {
+    let mut a = format!("{CUSTODIAN_FORMAT}|custodian={index}|epoch={epoch}");
+    if set != 1 {
+        a.push_str(&format!("|set={set}"));
     }
+    if let Some(p) = previous {
+        a.push_str(&format!("|previous={p}"));
+    }
+    a.into_bytes()
 }
 
 /// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, fsync
@@ -145,7 +180,7 @@ pub fn install(
             "already holds key shares; refusing to overwrite them (move the directory away to start a new ceremony)",
         ));
     }
-    let json = sealed_file(dir, index, shares, &BTreeMap::new(), group, pass, kdf)?;
+    let json = sealed_file(dir, index, shares, &[], &BTreeMap::new(), group, pass, kdf)?;
     write_atomic(&dir.join(GROUP_FILE), group.to_json()?.as_bytes())?;
     write_atomic(&target, &json)
 }
@@ -162,9 +197,93 @@ pub fn install_next(
     kdf: KdfParams,
 ) -> Result<(), CustodianError> {
     fs::create_dir_all(dir).map_err(|e| dir_err(dir, e.to_string()))?;
-    let json = sealed_file(dir, index, shares, carried, group, pass, kdf)?;
+    let json = sealed_file(dir, index, shares, &[], carried, group, pass, kdf)?;
     write_atomic(&dir.join(NEXT_GROUP_FILE), group.to_json()?.as_bytes())?;
     write_atomic(&dir.join(NEXT_SHARES_FILE), &json)
+}
+
+/// Writes, beside the shares in force, the shares of the next key epoch (`shares`,
+/// checked against `rotated`, the group [`GroupPublic::rotated`] made) with the current
+/// ones kept as the previous epoch's, and the keys derived from the current share carried.
+/// [`promote`] puts them in force.
+pub fn install_rotation(
+    dir: &Path,
+    keys: &CustodianKeys,
+    shares: &[KeyShare],
+    rotated: &GroupPublic,
+    pass: &Passphrase,
+    kdf: KdfParams,
+) -> Result<(), CustodianError> {
+    if keys.previous.is_some() {
+        return Err(dir_err(
+            dir,
+            "a rotation is unfinished here; finish it before starting another",
+        ));
+    }
+    if rotated.previous.as_ref().map(|p| p.epoch) != Some(keys.epoch) {
+        return Err(dir_err(
+            dir,
+            format!(
+                "the rotated group does not rotate away from epoch {}, the one held",
+                keys.epoch
+            ),
+        ));
+    }
+    let current: Vec<KeyShare> = keys.shares.values().cloned().collect();
+    let carried = keys_to_carry(keys)?;
+    let json = sealed_file(
+        dir, keys.index, shares, &current, &carried, rotated, pass, kdf,
+    )?;
+    write_atomic(&dir.join(NEXT_GROUP_FILE), rotated.to_json()?.as_bytes())?;
+    write_atomic(&dir.join(NEXT_SHARES_FILE), &json)
+}
+
+/// Writes, beside the shares in force, the same shares without the previous epoch's (no
+/// record is sealed under it any more); [`promote`] puts them in force and the previous
+/// shares are gone.
+pub fn finish_rotation(
+    dir: &Path,
+    keys: &CustodianKeys,
+    pass: &Passphrase,
+    kdf: KdfParams,
+) -> Result<(), CustodianError> {
+    let current: Vec<KeyShare> = keys.shares.values().cloned().collect();
+    let group = keys.group.without_previous();
+    let json = sealed_file(
+        dir,
+        keys.index,
+        &current,
+        &[],
+        &keys.carried,
+        &group,
+        pass,
+        kdf,
+    )?;
+    write_atomic(&dir.join(NEXT_GROUP_FILE), group.to_json()?.as_bytes())?;
+    write_atomic(&dir.join(NEXT_SHARES_FILE), &json)
+}
+
+/// Removes next-epoch or next-set files that were never put in force (a rotation that
+/// stopped before every custodian had its new share).
+pub fn drop_next(dir: &Path) -> Result<(), CustodianError> {
+    for f in [NEXT_SHARES_FILE, NEXT_GROUP_FILE] {
+        match fs::remove_file(dir.join(f)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(dir_err(&dir.join(f), format!("cannot remove: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// The group file waiting beside the one in force, if any.
+pub fn next_group(dir: &Path) -> Result<Option<GroupPublic>, CustodianError> {
+    let path = dir.join(NEXT_GROUP_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(GroupPublic::from_json(&text)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(dir_err(&path, e.to_string())),
+    }
 }
 
 /// The custodian set whose shares wait in `dir` for the mesh to put them in force.
@@ -230,10 +349,12 @@ pub fn holds_shares(dir: &Path) -> bool {
     dir.join(SHARES_FILE).exists() || dir.join(NEXT_SHARES_FILE).exists()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn sealed_file(
     dir: &Path,
     index: u32,
     shares: &[KeyShare],
+    previous: &[KeyShare],
     carried: &BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>,
     group: &GroupPublic,
     pass: &Passphrase,
@@ -247,7 +368,7 @@ fn sealed_file(
         plain.extend_from_slice(bytes);
         Ok(())
     };
-    for s in shares {
+    let own = |s: &KeyShare| -> Result<(), CustodianError> {
         if s.custodian != index {
             return Err(dir_err(
                 dir,
@@ -257,21 +378,53 @@ fn sealed_file(
                 ),
             ));
         }
-        if s.class.starts_with(CARRIED) {
+        if s.class.starts_with([CARRIED, PREVIOUS]) {
             return Err(dir_err(dir, format!("`{}` is not a class name", s.class)));
         }
+        Ok(())
+    };
+    for s in shares {
+        own(s)?;
         verify_share(s, &group.class(&s.class)?.commitments)?;
         put(&s.class, &s.secret().to_bytes())?;
+    }
+    let previous_epoch = group.previous.as_ref().map(|p| p.epoch);
+    match previous_epoch {
+        None if !previous.is_empty() => {
+            return Err(dir_err(
+                dir,
+                "previous shares given for a group with no previous epoch",
+            ));
+        }
+        Some(p) if previous.len() != group.classes.len() => {
+            return Err(dir_err(
+                dir,
+                format!("a share of every class of epoch {p} is needed while it is rotated away"),
+            ));
+        }
+        _ => {}
+    }
+    for s in previous {
+        own(s)?;
+        let epoch = previous_epoch.unwrap_or_default();
+        verify_share(s, &group.class_at(&s.class, epoch)?.commitments)?;
+        put(&format!("{PREVIOUS}{}", s.class), &s.secret().to_bytes())?;
     }
     for (label, key) in carried {
         put(&format!("{CARRIED}{label}"), key.expose())?;
     }
-    let sealed = passphrase::seal(&plain, pass, kdf, &aad(index, group.epoch, group.set))?;
+    let sealed = passphrase::seal(
+        &plain,
+        pass,
+        kdf,
+        &aad(index, group.epoch, group.set, previous_epoch),
+    )?;
     let file = SharesFile {
         format: CUSTODIAN_FORMAT.into(),
         custodian: index,
         epoch: group.epoch,
         set: group.set,
+        previous_epoch,
         sealed,
     };
     serde_json::to_vec_pretty(&file).map_err(|e| dir_err(dir, e.to_string()))
@@ -421,7 +574,9 @@ pub fn load_honey(
     };
     let file: HoneyFile = serde_json::from_str(&text)
         .map_err(|e| dir_err(&path, format!("not a sealed honey list: {e}")))?;
-    if file.format != HONEY_FORMAT || file.custodian != keys.index || file.epoch != keys.epoch {
+    // A list sealed before a rotation stays readable: its key is carried, its epoch is
+    // the previous one (or an earlier one, after the rotation finished).
+    if file.format != HONEY_FORMAT || file.custodian != keys.index || file.epoch > keys.epoch {
         return Err(dir_err(
             &path,
             "belongs to another custodian, epoch or format",
@@ -431,7 +586,7 @@ pub fn load_honey(
         hex::decode(&file.sealed).map_err(|_| dir_err(&path, "sealed list is not hex"))?;
     let aad = format!(
         "{HONEY_FORMAT}|custodian={}|epoch={}",
-        keys.index, keys.epoch
+        keys.index, file.epoch
     );
     let plain = ribat_crypto::at_rest::open(
         &honey_key(keys)?,
@@ -477,22 +632,24 @@ fn load_files(
             format!("format `{}`, expected `{CUSTODIAN_FORMAT}`", file.format),
         ));
     }
-    if file.epoch != group.epoch || file.set != group.set {
+    let group_previous = group.previous.as_ref().map(|p| p.epoch);
+    if file.epoch != group.epoch || file.set != group.set || file.previous_epoch != group_previous {
         return Err(dir_err(
             &shares_path,
             format!(
-                "shares are epoch {} of custodian set {}, group file is epoch {} of set {}",
-                file.epoch, file.set, group.epoch, group.set
+                "shares are epoch {} of custodian set {} (previous epoch {:?}), group file is epoch {} of set {} (previous epoch {:?})",
+                file.epoch, file.set, file.previous_epoch, group.epoch, group.set, group_previous
             ),
         ));
     }
     let plain = passphrase::open(
         &file.sealed,
         pass,
-        &aad(file.custodian, file.epoch, file.set),
+        &aad(file.custodian, file.epoch, file.set, file.previous_epoch),
         &shares_path.display().to_string(),
     )?;
     let mut shares = BTreeMap::new();
+    let mut previous_shares = BTreeMap::new();
     let mut carried = BTreeMap::new();
     let mut rest: &[u8] = &plain;
     while let Some((&len, tail)) = rest.split_first() {
@@ -514,10 +671,31 @@ fn load_files(
         }
         let secret = SecretScalar::from_canonical_bytes(*sc)
             .ok_or_else(|| dir_err(&shares_path, "share is not a canonical scalar"))?;
+        if let Some(class) = class.strip_prefix(PREVIOUS) {
+            let epoch = group_previous
+                .ok_or_else(|| dir_err(&shares_path, "a previous share with no previous epoch"))?;
+            let share = KeyShare::new(file.custodian, class.to_owned(), secret);
+            verify_share(&share, &group.class_at(class, epoch)?.commitments)?;
+            previous_shares.insert(class.to_owned(), share);
+            continue;
+        }
         let share = KeyShare::new(file.custodian, class.clone(), secret);
         verify_share(&share, &group.class(&class)?.commitments)?;
         shares.insert(class, share);
     }
+    let previous = match group_previous {
+        Some(epoch) if previous_shares.len() == group.classes.len() => Some(PreviousShares {
+            epoch,
+            shares: previous_shares,
+        }),
+        Some(epoch) => {
+            return Err(dir_err(
+                &shares_path,
+                format!("the shares of epoch {epoch}, being rotated away, are incomplete"),
+            ));
+        }
+        None => None,
+    };
     Ok(CustodianKeys {
         index: file.custodian,
         epoch: file.epoch,
@@ -525,5 +703,6 @@ fn load_files(
         shares,
         group,
         carried,
+        previous,
     })
 }

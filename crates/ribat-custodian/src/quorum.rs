@@ -357,7 +357,11 @@ impl QuorumReader {
     /// to it a moment apart, and a custodian on the other side refuses as such (never as
     /// a liar). A read that fell short for that reason is asked again, a little later, for
     /// up to [`SET_CHANGE_WAIT`]: the nodes of a mesh apply the same log entry within
-    /// milliseconds of one another.
+    /// milliseconds of one another. So is a read whose record a key rotation re-sealed
+    /// between the reader fetching its envelope and a custodian looking up its `R`.
+    ///
+    /// Records sealed under different key epochs (a rotation under way) are asked for in
+    /// one request per epoch, each answered with that epoch's shares.
     pub fn read(&self, req: &PartialRequest) -> Result<QuorumRead, QuorumError> {
         let began = Instant::now();
         loop {
@@ -367,7 +371,10 @@ impl QuorumReader {
                         && faults.iter().any(|f| {
                             matches!(
                                 f.fault,
-                                Fault::Failed(CustodianError::OtherSet { retired: false, .. })
+                                Fault::Failed(
+                                    CustodianError::OtherSet { retired: false, .. }
+                                        | CustodianError::WrongEpoch { .. }
+                                )
                             )
                         }) =>
                 {
@@ -380,18 +387,6 @@ impl QuorumReader {
 
     fn read_once(&self, req: &PartialRequest) -> Result<QuorumRead, QuorumError> {
         let m = self.members();
-        let stamped;
-        let req = match m.group.set {
-            1 => req,
-            set => {
-                stamped = PartialRequest {
-                    set: Some(set),
-                    ..req.clone()
-                };
-                &stamped
-            }
-        };
-        let keys = m.group.class(&req.class)?;
         let mut envelopes = Vec::with_capacity(req.record_ids.len());
         for id in &req.record_ids {
             let bytes = self
@@ -404,6 +399,17 @@ impl QuorumReader {
                 })?;
             envelopes.push(Envelope::from_bytes(&bytes)?);
         }
+        let epoch = envelopes.first().map_or(m.group.epoch, |e| e.epoch);
+        if envelopes.iter().any(|e| e.epoch != epoch) {
+            return self.read_by_epoch(req, &envelopes);
+        }
+        let stamped = PartialRequest {
+            set: (m.group.set != 1).then_some(m.group.set),
+            epoch: (epoch != 1).then_some(epoch),
+            ..req.clone()
+        };
+        let req = &stamped;
+        let keys = m.group.class_at(&req.class, epoch)?;
         let points = envelopes
             .iter()
             .map(Envelope::r_point)
@@ -428,7 +434,7 @@ impl QuorumReader {
                 for p in unchecked {
                     let ok = m
                         .group
-                        .public_share(&req.class, p.custodian)
+                        .public_share_at(&req.class, epoch, p.custodian)
                         .and_then(|y| verify_partial(&self.dleq, &req.class, y, &points, &p));
                     if let Err(e) = ok {
                         self.put_aside(p.custodian, &e);
@@ -449,6 +455,61 @@ impl QuorumReader {
             records,
             served_by,
             faults: ask.faults,
+        })
+    }
+
+    /// One request per key epoch among `envelopes` (a rotation under way), the records
+    /// put back in the order asked.
+    fn read_by_epoch(
+        &self,
+        req: &PartialRequest,
+        envelopes: &[Envelope],
+    ) -> Result<QuorumRead, QuorumError> {
+        let mut epochs: Vec<u32> = envelopes.iter().map(|e| e.epoch).collect();
+        epochs.sort_unstable();
+        epochs.dedup();
+        let mut opened: HashMap<String, OpenedFields> = HashMap::new();
+        let mut served_by: Vec<u32> = Vec::new();
+        let mut faults = Vec::new();
+        for epoch in epochs {
+            let ids: Vec<String> = req
+                .record_ids
+                .iter()
+                .zip(envelopes)
+                .filter(|(_, e)| e.epoch == epoch)
+                .map(|(id, _)| id.clone())
+                .collect();
+            let part = PartialRequest {
+                request_id: format!("{}/e{epoch}", req.request_id),
+                record_ids: ids,
+                ..req.clone()
+            };
+            let read = self.read_once(&part)?;
+            opened.extend(read.records);
+            for c in read.served_by {
+                if !served_by.contains(&c) {
+                    served_by.push(c);
+                }
+            }
+            faults.extend(read.faults);
+        }
+        let records = req
+            .record_ids
+            .iter()
+            .map(|id| {
+                opened.remove(id).map(|f| (id.clone(), f)).ok_or_else(|| {
+                    QuorumError::UnknownRecord {
+                        table: req.table.to_string(),
+                        record_id: id.clone(),
+                        class: req.class.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(QuorumRead {
+            records,
+            served_by,
+            faults,
         })
     }
 
@@ -559,7 +620,7 @@ impl QuorumReader {
             Ok(p) => match ask
                 .m
                 .group
-                .public_share(&req.class, i)
+                .public_share_at(&req.class, req.epoch.unwrap_or(1), i)
                 .and_then(|y| verify_partial(&self.dleq, &req.class, y, points, &p))
             {
                 Ok(v) => {
@@ -589,9 +650,10 @@ impl QuorumReader {
         good: &[ribat_crypto::combine::VerifiedPartial],
     ) -> Result<Vec<(String, OpenedFields)>, QuorumError> {
         let shared = combine(&req.class, m.group.threshold, good)?;
+        let epoch = req.epoch.unwrap_or(1);
         let mut records = Vec::with_capacity(envelopes.len());
         for ((env, s), id) in envelopes.iter().zip(&shared).zip(&req.record_ids) {
-            let fields = env.open(req.table.as_str(), id, &req.class, keys, m.group.epoch, s)?;
+            let fields = env.open(req.table.as_str(), id, &req.class, keys, epoch, s)?;
             records.push((id.clone(), fields));
         }
         Ok(records)
@@ -666,6 +728,7 @@ impl QuorumReader {
     ) -> Result<SecretBytes<32>, QuorumError> {
         let read = self.read(&PartialRequest {
             set: None,
+            epoch: None,
             request_id: request_id.to_owned(),
             requester: who.clone(),
             purpose: key.purpose.clone(),

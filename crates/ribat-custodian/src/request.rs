@@ -34,6 +34,11 @@ pub struct PartialRequest {
     /// custodian on either side of a resharing never mistake each other for liars.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub set: Option<u32>,
+    /// The key epoch the records were sealed under, as their envelopes say (absent: 1).
+    /// The custodian answers with that epoch's share, and refuses a record the store
+    /// holds under another epoch (re-sealed by a rotation since the reader fetched it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
     /// The end user's signed token, carried to custodians in other processes so that each
     /// checks who acts itself (I3); in-process custodians share the gateway's check.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -242,6 +242,7 @@ fn a_reshared_set_reads_every_record_and_the_removed_custodians_old_share_opens_
     let err = removed
         .partial_decrypt(&ribat_custodian::PartialRequest {
             set: Some(SET),
+            epoch: None,
             ..request("clerk.5", "clerk", "benefit-claim", "identity", &[id])
         })
         .unwrap_err();

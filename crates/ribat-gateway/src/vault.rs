@@ -163,6 +163,7 @@ impl Vault {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         PartialRequest {
             set: None,
+            epoch: None,
             request_id: format!("{}-{:x}-{n}", self.audit.node(), self.boot),
             requester: r.who.clone(),
             purpose: r.purpose.clone(),

@@ -49,6 +49,7 @@ fn request(
 ) -> PartialRequest {
     PartialRequest {
         set: None,
+        epoch: None,
         request_id: format!("demo-{n}"),
         requester: who.clone(),
         purpose,

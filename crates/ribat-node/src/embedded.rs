@@ -172,7 +172,7 @@ impl Embedded {
         for c in &custodians {
             if c.group()? != group {
                 bail!(
-                    "{} differs from the group file custodian {} verified its key shares against; refusing to seal or read with keys the custodians do not hold (restore group.json from a custodian's directory)",
+                    "{} differs from the group file custodian {} verified its key shares against; refusing to seal or read with keys the custodians do not hold (restore group.json from a custodian's directory; if a key rotation stopped halfway, `ribat keys rotate` finishes it)",
                     home.group_file().display(),
                     ribat_custodian::Custodian::index(c.as_ref())
                 );

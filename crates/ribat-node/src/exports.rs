@@ -528,6 +528,7 @@ pub fn recipient_of_canary(node: &Embedded, person_id: &str) -> Result<Option<St
     };
     let read = node.vault.reader.read(&PartialRequest {
         set: None,
+        epoch: None,
         request_id: format!("leak-attribution-{}", x.record_id),
         requester: Requester {
             identity: "leak-scan".into(),

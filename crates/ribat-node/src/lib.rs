@@ -38,6 +38,7 @@ pub mod passphrases;
 pub mod read;
 pub mod reshare;
 pub mod reviews;
+pub mod rotate;
 pub mod serve;
 
 pub use embedded::Embedded;

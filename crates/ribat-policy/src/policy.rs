@@ -208,6 +208,16 @@ impl Policy {
             Role::constant("intake"),
             role(&[], &["register-intake"], Some((0, 3600))),
         );
+        // The re-sealing job of a key rotation: every table and class, each record once
+        // (the custodians refuse a record already under the new epoch).
+        roles.insert(
+            Role::constant("rotation"),
+            role(
+                &["identity", "financial"],
+                &["key-rotation"],
+                Some((100_000_000, 86_400)),
+            ),
+        );
         roles.insert(
             Role::constant("service"),
             role(

@@ -226,6 +226,9 @@ impl Purpose {
     pub const LEAK_ATTRIBUTION: Self = Self::constant("leak-attribution");
     /// Writing the data-protection authority's list of affected persons.
     pub const BREACH_NOTIFICATION: Self = Self::constant("breach-notification");
+    /// Re-sealing records under a new key epoch: custodians answer it only for records
+    /// still under the epoch being rotated away from, so each record is opened once.
+    pub const KEY_ROTATION: Self = Self::constant("key-rotation");
 }
 
 /// Roles held by third parties (partners, batch systems outside the fund's own staff, the

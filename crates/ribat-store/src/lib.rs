@@ -102,6 +102,31 @@ pub struct StoredPoint {
     pub epoch: u32,
 }
 
+/// Where one sealed class of a record is: what a pass over the sealed classes returns.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SealedRef {
+    /// Table name.
+    pub table: String,
+    /// Record id.
+    pub record_id: String,
+    /// Class name.
+    pub class: String,
+}
+
+/// One sealed class moved to a new key epoch: written only if the row is still what the
+/// re-sealer read (epoch and `R`), so that a record replaced meanwhile is left as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reseal {
+    /// Where it is.
+    pub at: SealedRef,
+    /// The epoch it was read under.
+    pub from_epoch: u32,
+    /// The `R` it was read with.
+    pub from_r: [u8; 32],
+    /// The new epoch, `R` and envelope (its class is `at.class`).
+    pub to: StoredClass,
+}
+
 /// A record found through a blind index.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RecordRef {
@@ -151,6 +176,21 @@ pub trait Store: PointSource {
     fn version(&self, table: &str, record_id: &str) -> Result<Option<u64>, StoreError>;
     /// Number of records in a table.
     fn count(&self, table: &str) -> Result<u64, StoreError>;
+    /// Up to `limit` sealed classes under key `epoch`, in order of table, record id and
+    /// class, from just after `after` (from the start when `None`): a key rotation's pass,
+    /// which can stop anywhere and start again.
+    fn sealed_under(
+        &self,
+        epoch: u32,
+        after: Option<&SealedRef>,
+        limit: usize,
+    ) -> Result<Vec<SealedRef>, StoreError>;
+    /// How many sealed classes are under key `epoch`.
+    fn count_sealed_under(&self, epoch: u32) -> Result<u64, StoreError>;
+    /// Moves sealed classes to their new epoch in one transaction, durable when this
+    /// returns; each only if its row still holds `from_epoch` and `from_r`. Returns how
+    /// many moved.
+    fn reseal(&self, rows: &[Reseal]) -> Result<usize, StoreError>;
     /// The leak digests filed under `locator`, every version.
     fn digests(&self, locator: &[u8; 16]) -> Result<Vec<DigestRow>, StoreError>;
     /// About how many digest rows there are (exact where counting is cheap): enough to

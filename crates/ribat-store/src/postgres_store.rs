@@ -6,8 +6,8 @@
 //! `synchronous_commit=on`).
 
 use crate::{
-    DigestRef, DigestRow, Part, PointSource, RecordRef, Store, StoreError, StoredPoint,
-    StoredRecord,
+    DigestRef, DigestRow, Part, PointSource, RecordRef, Reseal, SealedRef, Store, StoreError,
+    StoredPoint, StoredRecord,
 };
 use postgres::{Client, NoTls};
 use std::sync::Mutex;
@@ -215,6 +215,82 @@ impl Store for PostgresStore {
                 }
             }
             tx.commit().map_err(pg("commit"))
+        })
+    }
+
+    fn sealed_under(
+        &self,
+        epoch: u32,
+        after: Option<&SealedRef>,
+        limit: usize,
+    ) -> Result<Vec<SealedRef>, StoreError> {
+        let (t, id, cl) = after.map_or(("", "", ""), |a| {
+            (a.table.as_str(), a.record_id.as_str(), a.class.as_str())
+        });
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let rows = c
+                .query(
+                    "SELECT tbl, record_id, class FROM sealed
+                     WHERE (tbl, record_id, class) > ($1, $2, $3) AND epoch = $4
+                     ORDER BY tbl, record_id, class LIMIT $5",
+                    &[&t, &id, &cl, &i64::from(epoch), &limit],
+                )
+                .map_err(pg("list sealed classes"))?;
+            Ok(rows
+                .iter()
+                .map(|r| SealedRef {
+                    table: r.get(0),
+                    record_id: r.get(1),
+                    class: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn count_sealed_under(&self, epoch: u32) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM sealed WHERE epoch = $1",
+                    &[&i64::from(epoch)],
+                )
+                .map_err(pg("count sealed classes"))?
+                .get(0);
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn reseal(&self, rows: &[Reseal]) -> Result<usize, StoreError> {
+        self.with(|c| {
+            let mut tx = c.transaction().map_err(pg("begin"))?;
+            let up = tx
+                .prepare(
+                    "UPDATE sealed SET epoch = $1, r = $2, envelope = $3
+                     WHERE tbl = $4 AND record_id = $5 AND class = $6 AND epoch = $7 AND r = $8",
+                )
+                .map_err(pg("prepare"))?;
+            let mut moved = 0;
+            for row in rows {
+                let n = tx
+                    .execute(
+                        &up,
+                        &[
+                            &i64::from(row.to.epoch),
+                            &&row.to.r[..],
+                            &row.to.envelope,
+                            &row.at.table,
+                            &row.at.record_id,
+                            &row.at.class,
+                            &i64::from(row.from_epoch),
+                            &&row.from_r[..],
+                        ],
+                    )
+                    .map_err(pg("re-seal"))?;
+                moved += usize::try_from(n).unwrap_or(0);
+            }
+            tx.commit().map_err(pg("commit"))?;
+            Ok(moved)
         })
     }
 

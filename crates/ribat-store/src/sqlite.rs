@@ -1,8 +1,8 @@
 //! The embedded backend: one SQLite file per node directory, WAL journal, full sync.
 
 use crate::{
-    DigestRef, DigestRow, Part, PointSource, RecordRef, Store, StoreError, StoredPoint,
-    StoredRecord,
+    DigestRef, DigestRow, Part, PointSource, RecordRef, Reseal, SealedRef, Store, StoreError,
+    StoredPoint, StoredRecord,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -271,6 +271,82 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit().map_err(db("commit"))
+        })
+    }
+
+    fn sealed_under(
+        &self,
+        epoch: u32,
+        after: Option<&SealedRef>,
+        limit: usize,
+    ) -> Result<Vec<SealedRef>, StoreError> {
+        let (t, id, cl) = after.map_or(("", "", ""), |a| {
+            (a.table.as_str(), a.record_id.as_str(), a.class.as_str())
+        });
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT tbl, record_id, class FROM sealed INDEXED BY sealed_by_record
+                     WHERE (tbl, record_id, class) > (?1, ?2, ?3) AND epoch = ?4
+                     ORDER BY tbl, record_id, class LIMIT ?5",
+                )
+                .map_err(db("prepare"))?;
+            let rows = st
+                .query_map(params![t, id, cl, epoch, limit], |r| {
+                    Ok(SealedRef {
+                        table: r.get(0)?,
+                        record_id: r.get(1)?,
+                        class: r.get(2)?,
+                    })
+                })
+                .map_err(db("list sealed classes"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(db("list sealed classes"))
+        })
+    }
+
+    fn count_sealed_under(&self, epoch: u32) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM sealed WHERE epoch = ?1",
+                    params![epoch],
+                    |r| r.get(0),
+                )
+                .map_err(db("count sealed classes"))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn reseal(&self, rows: &[Reseal]) -> Result<usize, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction().map_err(db("begin"))?;
+            let mut moved = 0;
+            {
+                let mut up = tx
+                    .prepare_cached(
+                        "UPDATE sealed SET epoch = ?1, r = ?2, envelope = ?3
+                         WHERE tbl = ?4 AND record_id = ?5 AND class = ?6 AND epoch = ?7 AND r = ?8",
+                    )
+                    .map_err(db("prepare"))?;
+                for row in rows {
+                    moved += up
+                        .execute(params![
+                            row.to.epoch,
+                            &row.to.r[..],
+                            row.to.envelope,
+                            row.at.table,
+                            row.at.record_id,
+                            row.at.class,
+                            row.from_epoch,
+                            &row.from_r[..]
+                        ])
+                        .map_err(db("re-seal"))?;
+                }
+            }
+            tx.commit().map_err(db("commit"))?;
+            Ok(moved)
         })
     }
 

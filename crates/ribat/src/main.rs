@@ -1108,6 +1108,28 @@ enum KeysCommand {
         #[arg(long, default_value = "prompt")]
         passphrases: passphrases::Source,
     },
+    /// Key rotation, for when `t` custodians' shares may have leaked: every custodian
+    /// contributes to a new key for every class (no dealer ever holds it), new records are
+    /// sealed to it at once, and every record is re-sealed to it by a job that reads each
+    /// through the quorum (audited, purpose `key-rotation`). Reads go on throughout. The
+    /// job can be stopped at any point (even kill -9): run the command again to resume.
+    /// Once no record is left under the old epoch, its shares are erased. Exit codes: 0
+    /// done, 1 an error (nothing lost; run again).
+    Rotate {
+        /// Where custodians' passphrases come from (every custodian must open): prompt,
+        /// env or dir:PATH.
+        #[arg(long, default_value = "prompt")]
+        passphrases: passphrases::Source,
+        /// Records per request of the re-sealing job.
+        #[arg(long, default_value_t = ribat_node::rotate::DEFAULT_BATCH)]
+        batch: usize,
+        /// Only say where the rotation stands (no passphrase needed).
+        #[arg(long)]
+        status: bool,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1413,6 +1435,25 @@ fn run(cli: Cli) -> Result<()> {
                 &classes,
                 &passphrases,
                 ribat_crypto::passphrase::KdfParams::default(),
+            )?)
+        }
+        Command::Keys {
+            command:
+                KeysCommand::Rotate {
+                    passphrases,
+                    batch,
+                    status,
+                    json,
+                },
+        } => {
+            let home = node_home(cli.home, &store)?;
+            Ok(ribat_node::rotate::run(
+                &home,
+                &passphrases,
+                ribat_crypto::passphrase::KdfParams::default(),
+                batch,
+                status,
+                json,
             )?)
         }
         Command::Sim {

@@ -164,6 +164,7 @@ pub(crate) fn request(
 ) -> PartialRequest {
     PartialRequest {
         set: None,
+        epoch: None,
         request_id: format!("req-{identity}-{}", ids.join("+")),
         requester: Requester {
             identity: identity.into(),

@@ -263,6 +263,7 @@ pub(super) fn bypass(w: &World) -> Result<()> {
         };
         let req = PartialRequest {
             set: None,
+            epoch: None,
             request_id: format!("bypass-{n}"),
             requester: Requester {
                 identity: victim.clone(),

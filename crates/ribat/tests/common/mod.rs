@@ -167,6 +167,7 @@ pub(crate) fn read_all(
             .reader
             .read(&PartialRequest {
                 set: None,
+                epoch: None,
                 request_id: format!("check-{table}-{class}-{n}"),
                 requester: who.clone(),
                 purpose: "pension-run".parse().unwrap(),
