@@ -166,6 +166,19 @@ pub fn reconcile(home: &Home, passphrases: &Source, kdf: KdfParams) -> Result<bo
     }
     let target = GroupPublic::from_json(&journal.group)
         .with_context(|| format!("{}: its group", journal_path.display()))?;
+    // The previous shares go only once nothing is sealed under them (the home's group
+    // keeps its previous epoch until the finish is complete).
+    if let (Some(p), true) = (&group.previous, journal.step == "finish") {
+        let left = crate::embedded::open_store(home)?.count_sealed_under(p.epoch)?;
+        if left > 0 {
+            bail!(
+                "{}: refusing to erase the shares of epoch {}: {left} sealed classes are still under epoch {}; run `ribat keys rotate` after removing this journal",
+                journal_path.display(),
+                p.epoch,
+                p.epoch
+            );
+        }
+    }
     for (i, d) in &dirs {
         if read_group(&d.join(keystore::GROUP_FILE))? == target {
             continue;
@@ -248,6 +261,16 @@ fn generate(group: &GroupPublic) -> Result<(GroupPublic, BTreeMap<u32, Vec<KeySh
 /// Starts a rotation: a new epoch for every class, shared among every custodian of the
 /// home (each must open). Returns the rotated group.
 pub fn begin(home: &Home, passphrases: &Source, kdf: KdfParams) -> Result<GroupPublic> {
+    let rotated = stage(home, passphrases, kdf)?;
+    // Every custodian has its new share on disk: from here the rotation happens.
+    write_journal(home, "begin", &rotated)?;
+    reconcile(home, passphrases, kdf)?;
+    Ok(rotated)
+}
+
+/// The new keys, each custodian's share written beside its current ones; nothing is in
+/// force until the journal is written.
+fn stage(home: &Home, passphrases: &Source, kdf: KdfParams) -> Result<GroupPublic> {
     let group = read_group(&home.group_file())?;
     if let Some(p) = &group.previous {
         bail!(
@@ -288,9 +311,6 @@ pub fn begin(home: &Home, passphrases: &Source, kdf: KdfParams) -> Result<GroupP
             kdf,
         )?;
     }
-    // Every custodian has its new share on disk: from here the rotation happens.
-    write_journal(home, "begin", &rotated)?;
-    reconcile(home, passphrases, kdf)?;
     Ok(rotated)
 }
 
@@ -582,4 +602,114 @@ fn progress_bar() -> Result<Option<indicatif::ProgressBar>> {
         .context("progress bar template")?,
     );
     Ok(Some(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home_with_keys() -> (tempfile::TempDir, Home, Source) {
+        let d = tempfile::tempdir().unwrap();
+        let pass_dir = d.path().join("pass");
+        let source = crate::passphrases::random_files(&pass_dir, 3).unwrap();
+        let home = Home::at(d.path().join("node"));
+        crate::ceremony::init_quiet(
+            &home,
+            2,
+            3,
+            &ribat_import::records::SEALED_CLASSES,
+            &source,
+            KdfParams::insecure_for_tests(),
+        )
+        .unwrap();
+        (d, home, source)
+    }
+
+    fn custodian_groups(home: &Home) -> Vec<GroupPublic> {
+        (1..=3)
+            .map(|i| read_group(&home.custodian_dir(i).join(keystore::GROUP_FILE)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_rotation_stopped_before_its_journal_is_dropped_and_one_stopped_after_is_completed() {
+        let (_d, home, source) = home_with_keys();
+        let kdf = KdfParams::insecure_for_tests();
+        let epoch1 = read_group(&home.group_file()).unwrap();
+
+        // Stopped after the new shares were written, before the commit point: dropped.
+        stage(&home, &source, kdf).unwrap();
+        assert!(
+            keystore::next_group(&home.custodian_dir(2))
+                .unwrap()
+                .is_some()
+        );
+        assert!(reconcile(&home, &source, kdf).unwrap());
+        assert!(
+            keystore::next_group(&home.custodian_dir(2))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(read_group(&home.group_file()).unwrap(), epoch1);
+        assert!(custodian_groups(&home).iter().all(|g| *g == epoch1));
+        assert!(
+            !reconcile(&home, &source, kdf).unwrap(),
+            "nothing left to repair"
+        );
+
+        // Stopped after the journal, one custodian promoted: completed for all.
+        let rotated = stage(&home, &source, kdf).unwrap();
+        write_journal(&home, "begin", &rotated).unwrap();
+        keystore::promote(&home.custodian_dir(1)).unwrap();
+        assert!(reconcile(&home, &source, kdf).unwrap());
+        assert_eq!(read_group(&home.group_file()).unwrap(), rotated);
+        assert!(custodian_groups(&home).iter().all(|g| *g == rotated));
+        assert!(!home.root().join(JOURNAL).exists());
+        assert_eq!(
+            status(&home).unwrap(),
+            Status {
+                epoch: 2,
+                previous: Some(1),
+                // The service keys (index, leak digests) are under epoch 1 still.
+                left: 2,
+            }
+        );
+        let err = begin(&home, &source, kdf).unwrap_err().to_string();
+        assert!(err.contains("under way"), "{err}");
+
+        // The job re-seals the service keys; the node opens its blind-index key after.
+        let node = Embedded::open(&home, &source).unwrap();
+        let mut seen = Vec::new();
+        let report = reseal(&home, &node, &source, kdf, 1, &mut |p| seen.push(p)).unwrap();
+        assert_eq!(
+            (report.epoch, report.resealed, report.finished),
+            (2, 2, true)
+        );
+        assert_eq!(seen.first(), Some(&Progress { total: 2, done: 0 }));
+        assert_eq!(seen.last(), Some(&Progress { total: 2, done: 2 }));
+        let done = rotated.without_previous();
+        assert_eq!(read_group(&home.group_file()).unwrap(), done);
+        assert!(custodian_groups(&home).iter().all(|g| *g == done));
+        assert_eq!(node.vault.reader.group(), done);
+        drop(node);
+        Embedded::open(&home, &source).unwrap();
+
+        // A finish journal while records remain under the previous epoch (which `finish`
+        // never writes) is refused, and changes nothing; the job then finishes.
+        let rotated = stage(&home, &source, kdf).unwrap();
+        write_journal(&home, "begin", &rotated).unwrap();
+        reconcile(&home, &source, kdf).unwrap();
+        assert_eq!((rotated.epoch, status(&home).unwrap().left), (3, 2));
+        write_journal(&home, "finish", &rotated.without_previous()).unwrap();
+        let err = reconcile(&home, &source, kdf).unwrap_err().to_string();
+        assert!(err.contains("still under epoch 2"), "{err}");
+        assert!(custodian_groups(&home).iter().all(|g| *g == rotated));
+        std::fs::remove_file(home.root().join(JOURNAL)).unwrap();
+        let node = Embedded::open(&home, &source).unwrap();
+        reseal(&home, &node, &source, kdf, 64, &mut |_| {}).unwrap();
+        drop(node);
+        assert!(custodian_groups(&home).iter().all(|g| g.previous.is_none()));
+        let keys = keystore::load(&home.custodian_dir(3), &source.get(3, false).unwrap()).unwrap();
+        assert_eq!((keys.epoch, keys.previous.is_none()), (3, true));
+    }
 }

@@ -1134,6 +1134,19 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Rotate the class keys of a generated fund: the re-sealing job's rate, and readers'
+    /// latency while it runs against the same readers before it.
+    Rotate {
+        /// Insured persons (one month of declarations each).
+        #[arg(long, default_value_t = 200_000)]
+        persons: usize,
+        /// Records per request of the job.
+        #[arg(long, default_value_t = ribat_node::rotate::DEFAULT_BATCH)]
+        batch: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Match a dump of every person of a generated fund against the node holding it,
     /// against parsing the same file alone.
     Leak {
@@ -1657,6 +1670,27 @@ fn run(cli: Cli) -> Result<()> {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             Ok(bench::import::run(&home, persons, seed, threads, json)?)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Rotate {
+                    persons,
+                    batch,
+                    json,
+                },
+        } => {
+            anyhow::ensure!(persons >= 12, "--persons must be at least 12");
+            anyhow::ensure!(
+                (1..=ribat_custodian::request::MAX_RECORDS_PER_REQUEST).contains(&batch),
+                "--batch must be between 1 and {}",
+                ribat_custodian::request::MAX_RECORDS_PER_REQUEST
+            );
+            anyhow::ensure!(
+                cli.store == "sqlite",
+                "bench rotate measures the embedded SQLite store"
+            );
+            let home = node_home(cli.home, &store)?;
+            Ok(bench::rotate::run(&home, persons, batch, json)?)
         }
         Command::Bench {
             command: BenchCommand::Leak { rows, seed, json },

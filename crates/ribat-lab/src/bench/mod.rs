@@ -9,6 +9,7 @@
 //! | `api` | the same reads from PostgreSQL with fields encrypted by pgcrypto |
 //! | `leak` | parsing the same dump alone |
 //! | `mesh` | the embedded node serving the same fund to the same clients |
+//! | `rotate` | the same readers on the same node before the rotation |
 
 pub mod api;
 pub mod audit;
@@ -18,6 +19,7 @@ pub mod leak;
 pub mod mesh;
 pub mod node;
 pub mod reads;
+pub mod rotate;
 
 /// What a benchmark with a database baseline fails with: the node's errors, or the
 /// baseline database's own.

@@ -1,0 +1,224 @@
+//! `ribat bench rotate`: a class-key rotation of a generated fund, its re-sealing job timed
+//! while readers keep reading persons, beside the same readers on the same node before the
+//! rotation (the baseline, measured in the same run).
+
+use crate::embedded::Embedded;
+use crate::home::Home;
+use crate::passphrases::Source;
+use ribat_crypto::passphrase::KdfParams;
+use ribat_custodian::Requester;
+use ribat_gateway::vault::Reader;
+use ribat_import::records::RecordSealer;
+use ribat_node::bail;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+type Result<T, E = super::BenchError> = std::result::Result<T, E>;
+
+/// Readers reading while the job runs (the machine has two cores: one for the job, the
+/// readers and the custodians they call share the rest).
+const READERS: usize = 2;
+/// How long the baseline readers read.
+const BASELINE: Duration = Duration::from_secs(15);
+
+/// Reads and their latencies over a span.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadFigures {
+    /// Reads answered.
+    pub reads: usize,
+    /// Reads that failed (a rotation must cause none).
+    pub errors: usize,
+    /// Reads per second.
+    pub per_s: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Persons of the fund.
+    pub persons: usize,
+    /// Sealed classes re-sealed (every class of every record).
+    pub resealed: u64,
+    /// Time of the DKG and the custodians' new share files.
+    pub begin_seconds: f64,
+    /// Time of the re-sealing job, finish included.
+    pub job_seconds: f64,
+    /// Sealed classes re-sealed per second.
+    pub job_per_s: f64,
+    /// Readers' figures before the rotation.
+    pub reads_before: ReadFigures,
+    /// Readers' figures while the job ran.
+    pub reads_during: ReadFigures,
+    /// p99 during over p99 before.
+    pub p99_ratio: f64,
+}
+
+fn reader() -> Reader {
+    Reader {
+        who: Requester {
+            identity: "batch.pension-run".into(),
+            role: ribat_policy::Role::constant("pension-batch"),
+        },
+        institution: "cnss.pensions".into(),
+        purpose: ribat_policy::Purpose::constant("pension-run"),
+        token: None,
+    }
+}
+
+/// `READERS` threads reading persons' identity until `stop`; figures over the span.
+fn read_until(node: &Embedded, ids: &[String], stop: &AtomicBool) -> ReadFigures {
+    let started = Instant::now();
+    let per_thread: Vec<(Vec<f64>, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..READERS)
+            .map(|w| {
+                s.spawn(move || {
+                    let r = reader();
+                    let (mut ms, mut errors) = (Vec::new(), 0);
+                    let mut k = w * 7919;
+                    while !stop.load(Ordering::Relaxed) {
+                        let id = &ids[k % ids.len()];
+                        k += READERS * 104_729;
+                        let t = Instant::now();
+                        match node.vault.person(&r, id, &["cnss", "cin", "surname"]) {
+                            Ok(_) => ms.push(t.elapsed().as_secs_f64() * 1e3),
+                            Err(_) => errors += 1,
+                        }
+                    }
+                    (ms, errors)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let errors = per_thread.iter().map(|(_, e)| e).sum();
+    let mut ms: Vec<f64> = per_thread.into_iter().flat_map(|(m, _)| m).collect();
+    ms.sort_by(f64::total_cmp);
+    ReadFigures {
+        reads: ms.len(),
+        errors,
+        per_s: ms.len() as f64 / seconds.max(1e-9),
+        p50_ms: super::reads::percentile(&ms, 0.50),
+        p99_ms: super::reads::percentile(&ms, 0.99),
+    }
+}
+
+fn open(home: &Home, source: &Source) -> Result<Embedded> {
+    Ok(Embedded::open(home, source)?)
+}
+
+/// Runs the benchmark.
+pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> {
+    let say = |m: &str| {
+        if !json {
+            println!("{m}");
+        }
+    };
+    let dir = super::node::fresh_dir(home, "bench-rotate")?;
+    say(&format!("generating and importing {persons} persons…"));
+    let (fund, _) = super::node::generated_fund(&dir, persons)?;
+    let (node_home, source) = super::node::keyed_node(&dir)?;
+    let node = open(&node_home, &source)?;
+    super::node::import_fund(
+        &node,
+        &[
+            dir.join("source/employers.csv"),
+            dir.join("source/persons.csv"),
+            dir.join("source/ebds"),
+        ],
+    )?;
+    let sealer = RecordSealer::new(&node.group, &node.vault.index)?;
+    let ids: Vec<String> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey)
+        .map(|p| sealer.person_id(&p.cnss))
+        .collect::<std::result::Result<_, _>>()?;
+    drop(fund);
+
+    say(&format!(
+        "baseline: {READERS} readers for {} s before the rotation…",
+        BASELINE.as_secs()
+    ));
+    let stop = AtomicBool::new(false);
+    let reads_before = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(BASELINE);
+            stop.store(true, Ordering::Relaxed);
+        });
+        read_until(&node, &ids, &stop)
+    });
+    drop(node);
+
+    say("rotating: new keys by DKG, then the re-sealing job with the readers reading…");
+    let kdf = KdfParams::default();
+    let t = Instant::now();
+    ribat_node::rotate::begin(&node_home, &source, kdf)?;
+    let begin_seconds = t.elapsed().as_secs_f64();
+    let node = Arc::new(open(&node_home, &source)?);
+    let stop = AtomicBool::new(false);
+    let (job, reads_during) = std::thread::scope(|s| {
+        let job = s.spawn(|| {
+            let t = Instant::now();
+            let r = ribat_node::rotate::reseal(&node_home, &node, &source, kdf, batch, &mut |_| {});
+            stop.store(true, Ordering::Relaxed);
+            r.map(|r| (r, t.elapsed().as_secs_f64()))
+        });
+        let reads = read_until(&node, &ids, &stop);
+        (job.join(), reads)
+    });
+    let (job, job_seconds) = match job {
+        Ok(r) => r?,
+        Err(_) => bail!("the re-sealing job panicked"),
+    };
+    if reads_during.errors > 0 || reads_before.errors > 0 {
+        bail!(
+            "{} reads failed before and {} during the rotation; a rotation must not fail reads",
+            reads_before.errors,
+            reads_during.errors
+        );
+    }
+    let report = Report {
+        persons,
+        resealed: job.resealed,
+        begin_seconds,
+        job_seconds,
+        job_per_s: job.resealed as f64 / job_seconds.max(1e-9),
+        p99_ratio: reads_during.p99_ms / reads_before.p99_ms.max(1e-9),
+        reads_before,
+        reads_during,
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "rotation of {} persons: new keys in {:.1} s; {} sealed classes re-sealed in {:.1} s ({:.0}/s)",
+            report.persons,
+            report.begin_seconds,
+            report.resealed,
+            report.job_seconds,
+            report.job_per_s
+        );
+        for (what, f) in [
+            ("before (baseline)", &report.reads_before),
+            ("during the job", &report.reads_during),
+        ] {
+            println!(
+                "reads {what}: {} reads, {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, {} failed",
+                f.reads, f.per_s, f.p50_ms, f.p99_ms, f.errors
+            );
+        }
+        println!("p99 during / before: {:.2}", report.p99_ratio);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
