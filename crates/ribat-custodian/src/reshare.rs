@@ -7,6 +7,11 @@
 //! The wire forms carry points and commitments as hex (they go into the mesh's log, signed
 //! by the dealer's node) and sub-shares as hex scalars (they go to one custodian only, over
 //! mTLS, and are never logged).
+//!
+//! A key rotation in a mesh takes the same path with other arithmetic: every custodian
+//! contributes a random part of new class keys ([`contribute`], joint-Feldman DKG) instead of
+//! redealing its share, and each sums what it receives ([`combine_rotation`]) into its share
+//! of the next epoch, kept beside the previous epoch's.
 
 use crate::error::CustodianError;
 use crate::keystore::CustodianKeys;
@@ -355,6 +360,112 @@ pub fn combine(
         if share.public() != *next.public_share(class, to)? {
             return Err(CryptoError::Sharing(format!(
                 "custodian {to}'s new share of `{class}` does not match the new group"
+            ))
+            .into());
+        }
+        shares.push(share);
+    }
+    Ok((shares, next))
+}
+
+/// A key rotation's contribution from this custodian: its random part of a new key for
+/// every class it holds, shared to `custodians` with `threshold` ([`ribat_crypto::dkg`]),
+/// in a dealing's shape (its commitments go to the log, its sub-shares to each custodian).
+pub fn contribute(
+    keys: &CustodianKeys,
+    custodians: &[u32],
+    threshold: usize,
+) -> Result<Dealing, CustodianError> {
+    let mut commitments = BTreeMap::new();
+    let mut subshares: BTreeMap<u32, Vec<SubShare>> = BTreeMap::new();
+    for class in keys.shares.keys() {
+        let c = ribat_crypto::dkg::contribute(keys.index, class, custodians, threshold)?;
+        commitments.insert(
+            class.clone(),
+            c.commitments
+                .iter()
+                .map(|p| hex::encode(encode_point(p)))
+                .collect(),
+        );
+        for s in c.subshares {
+            subshares.entry(s.to).or_default().push(s);
+        }
+    }
+    Ok(Dealing {
+        from: keys.index,
+        commitments,
+        subshares,
+    })
+}
+
+/// The group after a rotation as custodian set `set`: `current`'s classes get new keys,
+/// summed from every contributor's commitments, and `current`'s keys become the previous
+/// epoch's.
+pub fn rotated_group(
+    current: &GroupPublic,
+    contributors: &[u32],
+    dealt: &BTreeMap<u32, Commitments>,
+    set: u32,
+) -> Result<GroupPublic, CustodianError> {
+    let mut classes = BTreeMap::new();
+    for class in current.classes.keys() {
+        let mut by = BTreeMap::new();
+        for d in contributors {
+            let hexes = dealt.get(d).and_then(|c| c.get(class)).ok_or_else(|| {
+                CryptoError::Sharing(format!("contributor {d} committed nothing for `{class}`"))
+            })?;
+            by.insert(*d, points(*d, class, hexes)?);
+        }
+        classes.insert(
+            class.clone(),
+            ribat_crypto::dkg::new_class(&by, current.threshold, current.custodians)?,
+        );
+    }
+    let mut g = current.rotated(classes)?;
+    g.set = set;
+    Ok(g)
+}
+
+/// Custodian `to`'s shares of the new epoch: one sub-share of each class from every
+/// contributor, each checked against that contributor's committed commitments (a bad one
+/// is refused and its sender named), summed, and checked against the rotated group.
+pub fn combine_rotation(
+    to: u32,
+    current: &GroupPublic,
+    contributors: &[u32],
+    dealt: &BTreeMap<u32, Commitments>,
+    received: &[SubShare],
+    set: u32,
+) -> Result<(Vec<KeyShare>, GroupPublic), CustodianError> {
+    let next = rotated_group(current, contributors, dealt, set)?;
+    let ids: Vec<u32> = (1..=u32::try_from(current.custodians).unwrap_or(u32::MAX)).collect();
+    let mut shares = Vec::with_capacity(current.classes.len());
+    for class in current.classes.keys() {
+        let mut subs = Vec::with_capacity(contributors.len());
+        for d in contributors {
+            let s = received
+                .iter()
+                .find(|s| s.from == *d && s.class == *class && s.to == to)
+                .ok_or_else(|| {
+                    CryptoError::Sharing(format!(
+                        "custodian {to} has no sub-share of `{class}` from contributor {d}"
+                    ))
+                })?;
+            let hexes = dealt.get(d).and_then(|c| c.get(class)).ok_or_else(|| {
+                CryptoError::Sharing(format!("contributor {d} committed nothing for `{class}`"))
+            })?;
+            ribat_crypto::dkg::verify_contribution(
+                s,
+                &points(*d, class, hexes)?,
+                &ids,
+                current.threshold,
+            )?;
+            subs.push(s.clone());
+        }
+        let share = ribat_crypto::dkg::combine_contributions(to, class, contributors, &subs)?;
+        if share.public() != *next.public_share(class, to)? {
+            return Err(CryptoError::Sharing(format!(
+                "custodian {to}'s new share of `{class}` does not match the rotated group"
             ))
             .into());
         }

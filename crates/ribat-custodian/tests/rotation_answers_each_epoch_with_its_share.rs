@@ -281,3 +281,69 @@ fn a_rotated_custodian_answers_each_record_with_the_share_of_its_epoch() {
         "{err}"
     );
 }
+
+#[test]
+fn a_mesh_rotations_contributions_combine_into_the_rotated_group_and_a_bad_sub_share_names_its_sender()
+ {
+    use ribat_custodian::reshare::{WireSubShares, combine_rotation, contribute, rotated_group};
+    let v = Vault::new();
+    let keys: Vec<_> = (1..=3)
+        .map(|i| keystore::load(&v.custodian_dirs[i - 1], &v.passphrases[i - 1]).unwrap())
+        .collect();
+    let ids = [1u32, 2, 3];
+    let dealings: Vec<_> = keys
+        .iter()
+        .map(|k| contribute(k, &ids, 2).unwrap())
+        .collect();
+    let dealt: BTreeMap<u32, _> = dealings
+        .iter()
+        .map(|d| (d.from, d.commitments.clone()))
+        .collect();
+    let next = rotated_group(&v.group, &ids, &dealt, 2).unwrap();
+    assert_eq!(
+        (
+            next.set,
+            next.epoch,
+            next.previous.as_ref().map(|p| p.epoch)
+        ),
+        (2, 2, Some(1))
+    );
+    assert_ne!(
+        next.class("identity").unwrap().group_key,
+        v.group.class("identity").unwrap().group_key
+    );
+    let wire = |from: usize, to: u32| {
+        WireSubShares::new(2, from as u32 + 1, to, &dealings[from].subshares[&to])
+    };
+    for to in ids {
+        let received: Vec<_> = (0..3)
+            .flat_map(|from| wire(from, to).subshares().unwrap())
+            .collect();
+        let (shares, group) = combine_rotation(to, &v.group, &ids, &dealt, &received, 2).unwrap();
+        assert_eq!(group, next);
+        for s in &shares {
+            assert_eq!(
+                s.public(),
+                *next.public_share(&s.class, to).unwrap(),
+                "custodian {to}'s share of {}",
+                s.class
+            );
+        }
+    }
+    // Contributor 2 sends custodian 1 what it owes custodian 3: refused, contributor 2 named.
+    let mut forged = serde_json::to_value(wire(1, 1)).unwrap();
+    forged["shares"] = serde_json::to_value(wire(1, 3)).unwrap()["shares"].clone();
+    let forged: WireSubShares = serde_json::from_value(forged).unwrap();
+    let received: Vec<_> = [wire(0, 1), forged, wire(2, 1)]
+        .iter()
+        .flat_map(|w| w.subshares().unwrap())
+        .collect();
+    let err = combine_rotation(1, &v.group, &ids, &dealt, &received, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("from custodian 2") || err.contains("2 "),
+        "{err}"
+    );
+    assert!(err.contains("commitments"), "{err}");
+}

@@ -380,9 +380,21 @@ fn reshare_story(s: &ReshareStory<'_>) -> Result<()> {
         &get(s.rt, s.clerk, s.gw1, s.read)?,
     );
     // The intruder's copy with custodian 1's new share: the point of the key they would
-    // rebuild, against the group key no record stopped using.
+    // rebuild, against the group key no record stopped using. Node-1 puts the set in force
+    // at the same log entry as node-2, but its switch (promote, unseal the new share) may
+    // finish a moment later: wait for it.
+    let n1_dir = s.dirs[0].join("custodians/custodian-1");
+    let started = Instant::now();
+    while ribat_custodian::keystore::pending_set(&n1_dir)?.is_some()
+        || !std::fs::read_to_string(s.dirs[0].join("group.json"))?.contains("\"set\": 2")
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            ribat_node::bail!("node-1 did not put custodian set 2 in force within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let new1 = ribat_custodian::keystore::load(
-        &s.dirs[0].join("custodians/custodian-1"),
+        &n1_dir,
         &crate::passphrases::Source::Dir(s.home.root().join("mesh-passphrases")).get(1, false)?,
     )?;
     let class = "identity";

@@ -20,9 +20,10 @@
 //! | `Reshare` | either (who holds the custodians) | two distinct administrators |
 //! | `ReshareDealt` | neither (public commitments) | the dealer's node |
 //! | `ReshareReceived` | neither (a new custodian is ready) | the new custodian's node |
+//! | `Resealed` | neither (the previous key epoch's shares go) | the re-sealing job's node |
 
 use crate::attest::{AllowReleaseStatement, Attestation, RetireStatement};
-use crate::custodians::{DealtStatement, ReceivedStatement, ReshareStatement};
+use crate::custodians::{DealtStatement, ReceivedStatement, ResealedStatement, ReshareStatement};
 use crate::sign::{PublicKey, Sig};
 use ribat_detect::response::{Action, Target};
 use serde::{Deserialize, Serialize};
@@ -337,6 +338,15 @@ pub enum Command {
         /// Its signature.
         sig: Sig,
     },
+    /// A key rotation's job node says no record is left under the previous epoch.
+    Resealed {
+        /// Which set and epoch.
+        statement: ResealedStatement,
+        /// The node.
+        by: String,
+        /// Its signature.
+        sig: Sig,
+    },
 }
 
 /// The kinds statements are signed as (see [`crate::sign::digest`]).
@@ -371,6 +381,8 @@ pub mod kind {
     pub const RESHARE_DEALT: &str = "reshare-dealt";
     /// A new custodian ready.
     pub const RESHARE_RECEIVED: &str = "reshare-received";
+    /// Every record re-sealed after a key rotation (by the job's node).
+    pub const RESEALED: &str = "resealed";
 }
 
 /// One line for logs: what the entry does and who signed, never a signature.
@@ -525,6 +537,11 @@ impl std::fmt::Display for Command {
                 f,
                 "custodian {} of set {} is ready ({by})",
                 statement.custodian, statement.set
+            ),
+            Self::Resealed { statement, by, .. } => write!(
+                f,
+                "every record re-sealed from epoch {} in set {} ({by})",
+                statement.from_epoch, statement.set
             ),
         }
     }

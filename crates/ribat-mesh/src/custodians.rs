@@ -45,6 +45,34 @@ pub struct CustodianSet {
     /// gateways pin it for a custodian the ceremony did not name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub witnesses: BTreeMap<u32, String>,
+    /// The class keys' epoch: 1 from the ceremony, one more at each rotation.
+    #[serde(default = "first_epoch", skip_serializing_if = "is_first_epoch")]
+    pub epoch: u32,
+    /// Whether this set was made by a key rotation (its dealers' commitments are then
+    /// contributions to new class keys, not redealt shares).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rotated: bool,
+    /// While records are still sealed under the previous epoch: the node re-sealing them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resealing: Option<Resealing>,
+}
+
+fn first_epoch() -> u32 {
+    1
+}
+
+fn is_first_epoch(e: &u32) -> bool {
+    *e == 1
+}
+
+/// A rotation's re-sealing job, from the set's entry into force until the job node says no
+/// record is left under the previous epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resealing {
+    /// The epoch rotated away from.
+    pub from_epoch: u32,
+    /// The node that runs the job.
+    pub job: String,
 }
 
 impl CustodianSet {
@@ -57,6 +85,9 @@ impl CustodianSet {
             dealers: Vec::new(),
             dealt: BTreeMap::new(),
             witnesses: BTreeMap::new(),
+            epoch: 1,
+            rotated: false,
+            resealing: None,
         }
     }
 
@@ -97,6 +128,27 @@ pub struct ReshareStatement {
     pub dealers: Vec<u32>,
     /// Why (an incident, a host replaced).
     pub reason: String,
+    /// A key rotation rather than a resharing: the same holders and threshold, every
+    /// holder contributing to new class keys, then `job` re-seals every record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotate: Option<RotateSpec>,
+}
+
+/// What makes a statement a key rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateSpec {
+    /// The node (a member running a gateway) that re-seals the records.
+    pub job: String,
+}
+
+/// The job node logs that no record is left under the previous epoch: every custodian then
+/// erases that epoch's shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResealedStatement {
+    /// The set in force.
+    pub set: u32,
+    /// The epoch whose records are all re-sealed (the previous one).
+    pub from_epoch: u32,
 }
 
 /// A dealer's node logs its commitments for the resharing in progress.
@@ -159,6 +211,8 @@ pub enum Step {
     Received(u32),
     /// The new set is in force.
     InForce(u32),
+    /// Every record is re-sealed under the set's epoch; the previous epoch's shares go.
+    Resealed(u32),
 }
 
 impl Custodians {
@@ -218,8 +272,28 @@ impl Custodians {
                 ));
             }
         }
+        if let Some(r) = &self.set.resealing {
+            return Err(format!(
+                "records are still being re-sealed from epoch {} (by {}): finish the rotation first",
+                r.from_epoch, r.job
+            ));
+        }
         let dealers: BTreeSet<u32> = s.dealers.iter().copied().collect();
-        if dealers.len() != s.dealers.len() || dealers.len() != self.set.threshold {
+        if let Some(rot) = &s.rotate {
+            if s.holders != self.set.holders || s.threshold != self.set.threshold {
+                return Err(
+                    "a key rotation keeps the holders and the threshold of the set in force".into(),
+                );
+            }
+            if dealers.iter().copied().ne(self.set.holders.keys().copied())
+                || dealers.len() != s.dealers.len()
+            {
+                return Err("in a key rotation every custodian contributes".into());
+            }
+            if !is_member(&rot.job) {
+                return Err(format!("the job's node `{}` is not a member", rot.job));
+            }
+        } else if dealers.len() != s.dealers.len() || dealers.len() != self.set.threshold {
             return Err(format!(
                 "{} distinct dealers where the set in force needs exactly {}",
                 dealers.len(),
@@ -314,6 +388,16 @@ impl Custodians {
             return Ok(Step::Received(c.custodian));
         }
         let done = self.resharing.take().ok_or("no resharing under way")?;
+        let (epoch, resealing) = match &done.statement.rotate {
+            Some(r) => (
+                self.set.epoch + 1,
+                Some(Resealing {
+                    from_epoch: self.set.epoch,
+                    job: r.job.clone(),
+                }),
+            ),
+            None => (self.set.epoch, None),
+        };
         self.set = CustodianSet {
             number: done.statement.set,
             threshold: done.statement.threshold,
@@ -321,8 +405,34 @@ impl Custodians {
             dealers: done.statement.dealers,
             dealt: done.dealt,
             witnesses: done.witnesses,
+            epoch,
+            rotated: done.statement.rotate.is_some(),
+            resealing,
         };
         Ok(Step::InForce(self.set.number))
+    }
+
+    /// The job's node says every record is re-sealed (its signature checked by the
+    /// caller): only the job's node, only for the set and epoch under way.
+    pub fn resealed(&mut self, r: &ResealedStatement, node: &str) -> Result<Step, String> {
+        match &self.set.resealing {
+            Some(j) if r.set == self.set.number && r.from_epoch == j.from_epoch => {
+                if j.job != node {
+                    return Err(format!(
+                        "`{node}` is not the re-sealing job's node ({})",
+                        j.job
+                    ));
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "no re-sealing from epoch {} is under way in set {}",
+                    r.from_epoch, r.set
+                ));
+            }
+        }
+        self.set.resealing = None;
+        Ok(Step::Resealed(self.set.epoch))
     }
 
     fn under_way(&mut self, set: u32) -> Result<&mut Resharing, String> {
@@ -356,6 +466,7 @@ mod tests {
             threshold: t,
             dealers: dealers.to_vec(),
             reason: "node-2's host was taken".into(),
+            rotate: None,
         }
     }
 
@@ -573,5 +684,100 @@ mod tests {
             (c.set.number, c.set.threshold, c.set.holders.len()),
             (2, 3, 4)
         );
+    }
+
+    #[test]
+    fn a_rotation_keeps_holders_every_custodian_contributes_and_only_the_job_ends_it() {
+        let mut c = Custodians::first(2, holders(&["node-1", "node-2", "node-3"]));
+        let rotate = |dealers: &[u32], names: &[&str]| ReshareStatement {
+            rotate: Some(RotateSpec {
+                job: "node-1".into(),
+            }),
+            ..statement(2, names, 2, dealers)
+        };
+        for (s, why) in [
+            (
+                rotate(&[1, 2], &["node-1", "node-2", "node-3"]),
+                "every custodian contributes",
+            ),
+            (
+                rotate(&[1, 2, 3], &["node-1", "node-4", "node-3"]),
+                "keeps the holders",
+            ),
+            (
+                ReshareStatement {
+                    rotate: Some(RotateSpec {
+                        job: "node-9".into(),
+                    }),
+                    ..rotate(&[1, 2, 3], &["node-1", "node-2", "node-3"])
+                },
+                "not a member",
+            ),
+        ] {
+            let err = c.clone().start(&s, BTreeSet::new(), member).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+        let s = rotate(&[1, 2, 3], &["node-1", "node-2", "node-3"]);
+        c.start(&s, BTreeSet::new(), member).unwrap();
+        for d in 1..=3u32 {
+            let node = format!("node-{d}");
+            let st = DealtStatement {
+                set: 2,
+                dealer: d,
+                commitments: commitments(2),
+            };
+            assert_eq!(c.dealt(&st, &node), Ok(Step::Dealt(d)));
+        }
+        for j in 1..=3u32 {
+            let st = ReceivedStatement {
+                set: 2,
+                custodian: j,
+                witness: None,
+            };
+            c.received(&st, &format!("node-{j}")).unwrap();
+        }
+        assert_eq!((c.set.number, c.set.epoch, c.set.rotated), (2, 2, true));
+        assert_eq!(
+            c.set.resealing,
+            Some(Resealing {
+                from_epoch: 1,
+                job: "node-1".into()
+            })
+        );
+        // No resharing (nor rotation) while records are under the previous epoch.
+        let err = c
+            .clone()
+            .start(
+                &statement(3, &["node-1", "node-2", "node-3"], 2, &[1, 2]),
+                BTreeSet::new(),
+                member,
+            )
+            .unwrap_err();
+        assert!(err.contains("finish the rotation first"), "{err}");
+        // Only the job's node, for this set and epoch, ends it.
+        let done = ResealedStatement {
+            set: 2,
+            from_epoch: 1,
+        };
+        assert!(
+            c.clone()
+                .resealed(&done, "node-2")
+                .unwrap_err()
+                .contains("not the re-sealing job")
+        );
+        let wrong = ResealedStatement {
+            set: 2,
+            from_epoch: 2,
+        };
+        assert!(c.clone().resealed(&wrong, "node-1").is_err());
+        assert_eq!(c.resealed(&done, "node-1"), Ok(Step::Resealed(2)));
+        assert_eq!((c.set.epoch, c.set.resealing.clone()), (2, None));
+        assert!(c.clone().resealed(&done, "node-1").is_err(), "once");
+        c.start(
+            &statement(3, &["node-1", "node-2", "node-3"], 2, &[1, 2]),
+            BTreeSet::new(),
+            member,
+        )
+        .unwrap();
     }
 }

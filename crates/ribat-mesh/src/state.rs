@@ -491,6 +491,14 @@ impl SecurityState {
                     .map_err(Rejected::Custodians)?;
                 Ok(Applied::Custodians(step))
             }
+            Command::Resealed { statement, by, sig } => {
+                self.node_signed(by, kind::RESEALED, statement, sig)?;
+                let step = self
+                    .custodians
+                    .resealed(statement, by)
+                    .map_err(Rejected::Custodians)?;
+                Ok(Applied::Custodians(step))
+            }
         }
     }
 
@@ -1801,6 +1809,7 @@ mod tests {
             threshold: 2,
             dealers: vec![1, 3],
             reason: "hosts swapped".into(),
+            rotate: None,
         };
         let approve = |seed: u8, name: &str| Approval {
             admin: name.into(),

@@ -34,9 +34,11 @@ pub fn open_store(home: &Home) -> Result<Arc<dyn Store>> {
     })
 }
 
-/// Mints a token for the node's service identity (networked custodians check who opens
-/// the service keys like any other read; each token lives a minute).
-pub type ServiceTokens = Arc<dyn Fn() -> Result<ribat_custodian::request::Bearer> + Send + Sync>;
+/// Mints a token for one of the node's own identities — its service identity, a key
+/// rotation's re-sealing job — bound to its gateway's certificate (networked custodians
+/// check who reads like any other read; each token lives a minute).
+pub type ServiceTokens =
+    Arc<dyn Fn(&Requester) -> Result<ribat_custodian::request::Bearer> + Send + Sync>;
 
 /// An opened embedded node.
 pub struct Embedded {
@@ -214,7 +216,10 @@ impl Embedded {
                 audit.opened().torn_bytes
             );
         }
-        let token = service_tokens.as_ref().map(|mint| mint()).transpose()?;
+        let token = service_tokens
+            .as_ref()
+            .map(|mint| mint(&service_identity()))
+            .transpose()?;
         let index = reader
             .open_index_key_with(&service_identity(), "node-start", token)
             .context("cannot open the blind-index key through the custodians")?;
@@ -227,6 +232,15 @@ impl Embedded {
         })
     }
 
+    /// A token for `who`, one of the node's own identities, where custodians are in other
+    /// processes (`None` where they are all in this one and share its checks).
+    pub fn token_for(&self, who: &Requester) -> Result<Option<ribat_custodian::request::Bearer>> {
+        self.service_tokens
+            .as_ref()
+            .map(|mint| mint(who))
+            .transpose()
+    }
+
     /// Opens the leak-digest key through the custodian quorum (creating it first in a home
     /// made before leak digests existed). Each custodian logs the opening under `why`.
     /// Writers need it to file digests; a leak scan to check rows against them.
@@ -236,7 +250,7 @@ impl Embedded {
         let token = self
             .service_tokens
             .as_ref()
-            .map(|mint| mint())
+            .map(|mint| mint(&service_identity()))
             .transpose()?;
         let key = self
             .vault

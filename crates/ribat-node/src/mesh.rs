@@ -1665,6 +1665,7 @@ async fn run_gateway(
                 crate::embedded::DEPLOYMENT,
                 &audit_node(&home)?,
             ),
+            node: assembled.node.clone(),
         };
         // A resharing that finished while the gateway was starting.
         let (set, seats) =
@@ -2561,8 +2562,14 @@ pub fn render(members: &[MemberStatus]) -> String {
     {
         let _ = writeln!(
             out,
-            "custodian set {} in force{}",
+            "custodian set {} in force, key epoch {}{}{}",
             s.custodian_set,
+            s.key_epoch.max(1),
+            s.resealing
+                .as_ref()
+                .map_or(String::new(), |(from, job)| format!(
+                    "; records re-sealed from epoch {from} by {job}"
+                )),
             s.resharing_to.map_or(String::new(), |n| format!(
                 "; resharing to set {n} under way (`ribat mesh custodians`)"
             ))
@@ -3129,6 +3136,8 @@ mod tests {
                 custodian_set: 1,
                 holders: BTreeMap::new(),
                 resharing_to: None,
+                key_epoch: 1,
+                resealing: None,
             }),
             error: leader.is_none().then(|| "refused".to_owned()),
             custodian: Some(2),

@@ -60,14 +60,23 @@ pub fn plan(dealers: &[u32], n: usize, threshold: usize) -> Result<Plan> {
 /// The group of custodian `set`: `base` itself when it is that set's, else computed from the
 /// commitments the log holds (any set's group file gives the group keys, which never
 /// change; the computation checks them).
+///
+/// A set made by a key rotation is computed from its contributors' commitments over the
+/// previous set's group (`base`), whose keys become the previous epoch's; once the log
+/// says every record is re-sealed, the previous epoch is dropped.
 pub fn group_of(base: &GroupPublic, set: &CustodianSet) -> Result<GroupPublic> {
-    if base.set == set.number || set.number == 1 {
-        return Ok(base.clone());
-    }
-    let p = plan(&set.dealers, set.holders.len(), set.threshold)?;
-    Ok(ribat_custodian::reshare::next_group(
-        base, &p, &set.dealt, set.number,
-    )?)
+    let g = if base.set == set.number || set.number == 1 {
+        base.clone()
+    } else if set.rotated {
+        ribat_custodian::reshare::rotated_group(base, &set.dealers, &set.dealt, set.number)?
+    } else {
+        let p = plan(&set.dealers, set.holders.len(), set.threshold)?;
+        ribat_custodian::reshare::next_group(base, &p, &set.dealt, set.number)?
+    };
+    Ok(match set.resealing {
+        None => g.without_previous(),
+        Some(_) => g,
+    })
 }
 
 /// The node's own group file (`HOME/group.json`).
@@ -162,6 +171,9 @@ pub struct Gateway {
     pub mesh: crate::mesh::MeshFile,
     /// The gateway's audit log's origin (what its witnesses cosign).
     pub origin: String,
+    /// The node under the gateway (its vault, its own identities' tokens): a key
+    /// rotation's job re-seals through it.
+    pub node: Arc<crate::embedded::Embedded>,
 }
 
 /// Where a node remembers the custodian set it last put in force, and where each custodian
@@ -372,6 +384,10 @@ struct Progress {
     proposed: Option<Instant>,
     /// The last warning, said once.
     said: String,
+    /// A key rotation's re-sealing job running on this node, if it is the job's node.
+    job: Option<tokio::task::JoinHandle<Result<(u64, u64)>>>,
+    /// The epoch whose previous epoch this node has dropped.
+    dropped: Option<u32>,
 }
 
 impl Progress {
@@ -401,6 +417,8 @@ pub async fn run(mut r: Resharer) {
         installed: None,
         proposed: None,
         said: String::new(),
+        job: None,
+        dropped: None,
     };
     loop {
         tokio::time::sleep(TICK).await;
@@ -446,6 +464,14 @@ pub async fn run(mut r: Resharer) {
             }
             continue;
         }
+        if let Err(e) = rotation_step(&r, &mut p, &custodians, &seats).await {
+            p.warn(format!(
+                "{} in the key rotation to epoch {}: {}",
+                r.me,
+                custodians.set.epoch,
+                e.chain()
+            ));
+        }
         let Some(rs) = custodians.resharing.as_ref() else {
             continue;
         };
@@ -473,6 +499,98 @@ pub async fn run(mut r: Resharer) {
     }
 }
 
+/// After a key rotation's set is in force: on the job's node, runs the re-sealing job
+/// and, once it is done, logs that every record is re-sealed; on every node, once the log
+/// says so, drops the previous epoch's shares and keys.
+async fn rotation_step(
+    r: &Resharer,
+    p: &mut Progress,
+    custodians: &Custodians,
+    seats: &BTreeMap<String, Seat>,
+) -> Result<()> {
+    let set = &custodians.set;
+    if set.number != r.in_force || !set.rotated {
+        return Ok(());
+    }
+    let Some(job) = &set.resealing else {
+        if p.dropped != Some(set.epoch) {
+            let (home, set2, seats2, sw, pass) = (
+                r.home.clone(),
+                set.clone(),
+                seats.clone(),
+                r.switches.clone(),
+                r.passphrases.clone(),
+            );
+            tokio::task::spawn_blocking(move || drop_previous(&home, &set2, &seats2, &sw, &pass))
+                .await
+                .map_err(|e| crate::err!("dropping the previous epoch: {e}"))??;
+            p.dropped = Some(set.epoch);
+            eprintln!(
+                "{}: every record is under epoch {}; the previous epoch's shares are erased",
+                r.me, set.epoch
+            );
+        }
+        return Ok(());
+    };
+    if job.job != r.me {
+        return Ok(());
+    }
+    let Some(g) = r.switches.gateway.get() else {
+        bail!("it runs the re-sealing job but has no gateway to read through");
+    };
+    match p.job.take() {
+        None => {
+            let (vault, node, me) = (g.app.vault.clone(), g.node.clone(), r.me.clone());
+            let who = ribat_custodian::Requester {
+                identity: format!("rotation.{me}"),
+                role: ribat_policy::Role::constant("rotation"),
+            };
+            eprintln!("{me}: re-sealing every record to epoch {}", set.epoch);
+            p.job = Some(tokio::task::spawn_blocking(move || {
+                let mut last = 0u64;
+                crate::rotate::reseal_pass(
+                    &vault,
+                    &who,
+                    &|| node.token_for(&who),
+                    crate::rotate::DEFAULT_BATCH,
+                    &mut |pr| {
+                        if pr.done == pr.total || pr.done >= last + (pr.total / 20).max(1) {
+                            last = pr.done;
+                            eprintln!("{me}: re-sealed {} of {}", pr.done, pr.total);
+                        }
+                    },
+                )
+            }));
+        }
+        Some(h) if !h.is_finished() => p.job = Some(h),
+        Some(h) => match h.await {
+            Ok(Ok((done, changed))) => {
+                eprintln!(
+                    "{}: the re-sealing job is done ({done} re-sealed, {changed} replaced meanwhile)",
+                    r.me
+                );
+                let statement = ribat_mesh::custodians::ResealedStatement {
+                    set: set.number,
+                    from_epoch: job.from_epoch,
+                };
+                let sig = r
+                    .key
+                    .sign(ribat_mesh::command::kind::RESEALED, &statement)?;
+                let command = Command::Resealed {
+                    statement,
+                    by: r.me.clone(),
+                    sig,
+                };
+                // Run again (a pass over nothing) until the log has it.
+                propose_step(r, command, "the end of the re-sealing").await?;
+            }
+            Ok(Err(e)) => bail!("the re-sealing job stopped: {}; it starts again", e.chain()),
+            Err(e) => bail!("the re-sealing job stopped: {e}; it starts again"),
+        },
+    }
+    Ok(())
+}
+
 async fn deal_step(
     r: &Resharer,
     p: &mut Progress,
@@ -498,11 +616,16 @@ async fn deal_step(
                 .map_err(|_| crate::err!("custodian lock poisoned"))?
                 .clone()
                 .ok_or_else(|| crate::err!("it holds no open custodian to deal from"))?;
-            let plan = plan(
-                &rs.statement.dealers,
-                rs.statement.holders.len(),
-                rs.statement.threshold,
-            )?;
+            // A rotation's contributors draw new keys; a resharing's dealers redeal theirs.
+            let how = match &rs.statement.rotate {
+                Some(_) => None,
+                None => Some(plan(
+                    &rs.statement.dealers,
+                    rs.statement.holders.len(),
+                    rs.statement.threshold,
+                )?),
+            };
+            let (contributors, threshold) = (rs.statement.dealers.clone(), rs.statement.threshold);
             let keys = c.keys()?;
             let dir = r.home.custodian_dir(d as usize);
             let (digest, set, logged) = (
@@ -523,7 +646,10 @@ async fn deal_step(
                         "its commitments are in the log but its dealing is lost (its directory was restored?): two administrators start another resharing to set {set}"
                     );
                 }
-                let dealing = ribat_custodian::reshare::deal(&keys, &plan)?;
+                let dealing = match &how {
+                    Some(plan) => ribat_custodian::reshare::deal(&keys, plan)?,
+                    None => ribat_custodian::reshare::contribute(&keys, &contributors, threshold)?,
+                };
                 ribat_custodian::reshare::save_dealing(&dir, &keys, &digest, set, &dealing)?;
                 Ok(dealing)
             })
@@ -692,15 +818,27 @@ fn install(
         );
     }
     let current = group_of(&base_group(home)?, set)?;
+    let mut received = Vec::new();
+    for w in wires {
+        received.extend(w.subshares()?);
+    }
+    if statement.rotate.is_some() {
+        return install_rotation(
+            home,
+            passphrases,
+            switches,
+            statement,
+            dealt,
+            &current,
+            j,
+            &received,
+        );
+    }
     let plan = plan(
         &statement.dealers,
         statement.holders.len(),
         statement.threshold,
     )?;
-    let mut received = Vec::new();
-    for w in wires {
-        received.extend(w.subshares()?);
-    }
     let (shares, next) =
         ribat_custodian::reshare::combine(j, &plan, &current, dealt, &received, statement.set)?;
     let carried = match switches
@@ -735,6 +873,78 @@ fn install(
     )?)
 }
 
+/// A rotation's new shares: every contributor's sub-shares checked and summed, sealed
+/// beside the current shares, which are kept as the previous epoch's.
+#[allow(clippy::too_many_arguments)] // one call site, each argument a distinct input
+fn install_rotation(
+    home: &Home,
+    passphrases: &Source,
+    switches: &Switches,
+    statement: &ReshareStatement,
+    dealt: &BTreeMap<u32, ribat_mesh::custodians::Commitments>,
+    current: &GroupPublic,
+    j: u32,
+    received: &[ribat_crypto::reshare::SubShare],
+) -> Result<ribat_audit::VerifierKey> {
+    let (shares, next) = ribat_custodian::reshare::combine_rotation(
+        j,
+        current,
+        &statement.dealers,
+        dealt,
+        received,
+        statement.set,
+    )?;
+    let c = switches
+        .custodian
+        .lock()
+        .map_err(|_| crate::err!("custodian lock poisoned"))?
+        .clone()
+        .ok_or_else(|| crate::err!("a key rotation needs this node's custodian open"))?;
+    let keys = c.keys()?;
+    let dir = home.custodian_dir(j as usize);
+    let pass = passphrases.get(j as usize, false)?;
+    keystore::install_rotation(&dir, &keys, &shares, &next, &pass, KdfParams::default())?;
+    Ok(keystore::carried_witness_key(
+        &keystore::keys_to_carry(&keys)?,
+        j,
+        crate::embedded::DEPLOYMENT,
+    )?)
+}
+
+/// Once every record is re-sealed (the log says so): the node's custodian drops the
+/// previous epoch's shares (on disk and in memory), the gateway stops reading with that
+/// epoch's keys, and `group.json` loses them. Safe to repeat.
+pub fn drop_previous(
+    home: &Home,
+    set: &CustodianSet,
+    seats: &BTreeMap<String, Seat>,
+    switches: &Switches,
+    passphrases: &Source,
+) -> Result<()> {
+    let held = switches
+        .custodian
+        .lock()
+        .map_err(|_| crate::err!("custodian lock poisoned"))?
+        .clone();
+    if let Some(c) = held {
+        let keys = c.keys()?;
+        if keys.previous.is_some() {
+            let i = ribat_custodian::Custodian::index(c.as_ref());
+            let dir = home.custodian_dir(i as usize);
+            let pass = passphrases.get(i as usize, false)?;
+            keystore::finish_rotation(&dir, &keys, &pass, KdfParams::default())?;
+            keystore::promote(&dir)?;
+            c.replace_keys(keystore::load(&dir, &pass)?)?;
+        }
+    }
+    let group = group_of(&base_group(home)?, set)?;
+    if let Some(g) = switches.gateway.get() {
+        move_reader(g, group.clone(), set, seats)?;
+    }
+    ribat_custodian::keystore::write_atomic(&home.group_file(), group.to_json()?.as_bytes())?;
+    Ok(())
+}
+
 /// Finishes, at start, what a crash interrupted: shares waiting for a set that is now in
 /// force are promoted; a custodian's shares kept past a set that left it out are erased.
 pub fn settle(home: &Home, me: &str, set: &CustodianSet) -> Result<()> {
@@ -767,6 +977,36 @@ pub fn settle(home: &Home, me: &str, set: &CustodianSet) -> Result<()> {
     let group = group_of(&base_group(home)?, set)?;
     ribat_custodian::keystore::write_atomic(&home.group_file(), group.to_json()?.as_bytes())?;
     Ok(())
+}
+
+/// The statement of a key rotation: the set in force again as the next set (same holders
+/// and threshold), every custodian contributing, `job` re-sealing the records.
+pub fn rotation_statement(
+    current: &Custodians,
+    job: &str,
+    reason: &str,
+) -> Result<ReshareStatement> {
+    let set = &current.set;
+    if set.holders.is_empty() {
+        bail!("this mesh's state names no custodian holders; it cannot rotate keys");
+    }
+    if let Some(r) = &set.resealing {
+        bail!(
+            "records are still being re-sealed from epoch {} by {}: a rotation at a time",
+            r.from_epoch,
+            r.job
+        );
+    }
+    Ok(ReshareStatement {
+        set: set.number + 1,
+        holders: set.holders.clone(),
+        threshold: set.threshold,
+        dealers: set.holders.keys().copied().collect(),
+        reason: reason.to_owned(),
+        rotate: Some(ribat_mesh::custodians::RotateSpec {
+            job: job.to_owned(),
+        }),
+    })
 }
 
 /// The statement to move the custodians of the set in force (`current`) to a new set:
@@ -855,6 +1095,7 @@ pub fn statement(
         holders,
         dealers,
         reason: reason.to_owned(),
+        rotate: None,
     };
     // The same checks the state machine applies, before any administrator signs.
     current
@@ -1036,6 +1277,9 @@ mod tests {
             dealers: vec![1, 3],
             dealt,
             witnesses: BTreeMap::new(),
+            epoch: 1,
+            rotated: false,
+            resealing: None,
         };
         (d, home, set)
     }

@@ -25,7 +25,8 @@
 //!
 //! In the embedded shape one process holds every custodian's passphrase, so the
 //! custodians' consent is that of whoever runs the command; in a mesh each custodian
-//! contributes on its own node (not built yet).
+//! contributes on its own node, through the log (`ribat mesh reshare --rotate`,
+//! [`crate::reshare`]), and [`reseal_pass`] runs on the node the administrators named.
 
 use crate::bail;
 use crate::embedded::Embedded;
@@ -345,20 +346,49 @@ pub fn reseal(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Report> {
     let group = node.vault.reader.group();
+    let (done, changed) = reseal_pass(
+        &node.vault,
+        &rotation_identity(),
+        &|| Ok(None),
+        batch,
+        progress,
+    )?;
+    if group.previous.is_some() {
+        finish(home, node, passphrases, kdf)?;
+    }
+    Ok(Report {
+        epoch: group.epoch,
+        resealed: done,
+        changed_meanwhile: changed,
+        finished: true,
+    })
+}
+
+/// Mints a token for the job's identity when custodians are in other processes (each
+/// page asks for a fresh one: tokens live a minute, a pass lasts longer).
+pub type JobTokens<'a> = &'a dyn Fn() -> Result<Option<ribat_custodian::request::Bearer>>;
+
+/// One pass of the re-sealing job through `vault` as `who`: every sealed class still under
+/// the previous epoch of the vault's group, page by page. Returns how many were re-sealed
+/// and how many had changed since they were read (left as they were). An error once any
+/// row is left under the previous epoch after the pass.
+pub fn reseal_pass(
+    vault: &ribat_gateway::vault::Vault,
+    who: &Requester,
+    tokens: JobTokens<'_>,
+    batch: usize,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(u64, u64)> {
+    let group = vault.reader.group();
     let Some(previous) = group.previous.as_ref().map(|p| p.epoch) else {
-        return Ok(Report {
-            epoch: group.epoch,
-            resealed: 0,
-            changed_meanwhile: 0,
-            finished: true,
-        });
+        return Ok((0, 0));
     };
-    let store = node.vault.store.clone();
+    let store = vault.store.clone();
     let total = store.count_sealed_under(previous)?;
     let mut done = 0u64;
     let mut changed = 0u64;
-    let reader = Reader {
-        who: rotation_identity(),
+    let mut reader = Reader {
+        who: who.clone(),
         institution: "ribat".into(),
         purpose: Purpose::KEY_ROTATION,
         token: None,
@@ -380,6 +410,7 @@ pub fn reseal(
                 .push(r.record_id);
         }
         let mut rows = Vec::new();
+        reader.token = tokens()?;
         for ((table, class), ids) in groups {
             // What each row holds now: written back only if it still does.
             let mut points = Vec::with_capacity(ids.len());
@@ -400,14 +431,13 @@ pub fn reseal(
             if keep.is_empty() {
                 continue;
             }
-            let req = node.vault.request(
+            let req = vault.request(
                 &reader,
                 table_v,
                 &class_v,
                 keep.iter().map(|(id, _)| id.clone()).collect(),
             );
-            let read = node
-                .vault
+            let read = vault
                 .audited(&reader, &req, &["*"], None)
                 .with_context(|| format!("re-sealing {table}/{class}"))?;
             let sealer = match sealers.entry(class.clone()) {
@@ -448,16 +478,10 @@ pub fn reseal(
     let left = store.count_sealed_under(previous)?;
     if left > 0 {
         bail!(
-            "{left} sealed classes are still under epoch {previous} after a full pass; run `ribat keys rotate` again"
+            "{left} sealed classes are still under epoch {previous} after a full pass; run the job again"
         );
     }
-    finish(home, node, passphrases, kdf)?;
-    Ok(Report {
-        epoch: group.epoch,
-        resealed: done,
-        changed_meanwhile: changed,
-        finished: true,
-    })
+    Ok((done, changed))
 }
 
 /// Drops the previous epoch's shares from every custodian (on disk and in the open
@@ -514,7 +538,7 @@ pub fn run(
     }
     if crate::mesh::is_node(home) {
         bail!(
-            "{} is a mesh node's directory: key rotation across a mesh's nodes is not built yet (only the embedded shape rotates); nothing was changed",
+            "{} is a mesh node's directory: a mesh rotates its keys through its log, every node's custodian contributing (`ribat mesh reshare --dir DIR --rotate JOB_NODE --reason … --out FILE`, then two administrators' approvals); nothing was changed",
             home.root().display()
         );
     }

@@ -254,13 +254,12 @@ pub(crate) fn networked(
     };
     let service_tokens: crate::embedded::ServiceTokens = {
         let (issuer, clock) = (ca.token_issuer()?, clock.clone());
-        Arc::new(move || {
-            let service = crate::embedded::service_identity();
+        Arc::new(move |who: &ribat_custodian::Requester| {
             let now = time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock.now())?)?;
             let (token, _) = issuer.issue(
                 &ribat_identity::PeerIdentity {
-                    name: service.identity,
-                    role: service.role,
+                    name: who.identity.clone(),
+                    role: who.role.clone(),
                     ..gateway_peer.clone()
                 },
                 DEPLOYMENT,

@@ -156,6 +156,13 @@ pub struct NodeStatus {
     /// The set a resharing under way makes, if one is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resharing_to: Option<u32>,
+    /// The class keys' epoch (1 before any rotation).
+    #[serde(default)]
+    pub key_epoch: u32,
+    /// After a rotation, while records are re-sealed: the epoch rotated away from and the
+    /// node re-sealing them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resealing: Option<(u32, String)>,
 }
 
 /// Says why a node's services do not answer yet, or `None` when they do.
@@ -273,14 +280,26 @@ async fn status(State(s): State<Served>) -> Response {
             c.set.number,
             c.set.holders.clone(),
             c.resharing.as_ref().map(|r| r.statement.set),
+            (
+                c.set.epoch,
+                c.set
+                    .resealing
+                    .as_ref()
+                    .map(|r| (r.from_epoch, r.job.clone())),
+            ),
         );
         (held.len(), wide, st.seats().clone(), documents, custodians)
     });
-    let (in_force, mesh_wide, seats, (policy, rules), (custodian_set, holders, resharing_to)) =
-        match counted {
-            Ok(n) => n,
-            Err(e) => return Problem::internal(e.to_string()).into_response(),
-        };
+    let (
+        in_force,
+        mesh_wide,
+        seats,
+        (policy, rules),
+        (custodian_set, holders, resharing_to, (key_epoch, resealing)),
+    ) = match counted {
+        Ok(n) => n,
+        Err(e) => return Problem::internal(e.to_string()).into_response(),
+    };
     Json(NodeStatus {
         id: m.id,
         state: format!("{:?}", m.state),
@@ -319,6 +338,8 @@ async fn status(State(s): State<Served>) -> Response {
         custodian_set,
         holders,
         resharing_to,
+        key_epoch,
+        resealing,
     })
     .into_response()
 }

@@ -891,6 +891,12 @@ enum MeshCommand {
         /// The new threshold (default: the one in force).
         #[arg(long)]
         threshold: Option<usize>,
+        /// A key rotation instead (for when `t` shares may have leaked): the same holders,
+        /// every custodian contributing to new class keys, then the node named here (one
+        /// running a gateway) re-seals every record while reads go on; the previous
+        /// epoch's shares are erased when it is done.
+        #[arg(long, value_name = "JOB_NODE", conflicts_with_all = ["remove", "add", "threshold"])]
+        rotate: Option<String>,
         /// Why (an incident, a host replaced).
         #[arg(long)]
         reason: Option<String>,
@@ -898,7 +904,7 @@ enum MeshCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// A statement written before, to propose with its approvals.
-        #[arg(long, conflicts_with_all = ["remove", "add", "threshold", "reason", "out"])]
+        #[arg(long, conflicts_with_all = ["remove", "add", "threshold", "rotate", "reason", "out"])]
         statement: Option<PathBuf>,
         /// An approval printed by `mesh approve --reshare` (repeat for each administrator).
         #[arg(long = "approval", requires = "statement")]
@@ -2062,6 +2068,7 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             remove,
             add,
             threshold,
+            rotate,
             reason,
             out,
             statement,
@@ -2077,12 +2084,16 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
             let reason = reason.context("--reason: why the custodians change")?;
             let out =
                 out.context("--out: where to write the statement the administrators approve")?;
-            if remove.is_empty() && add.is_empty() && threshold.is_none() {
-                anyhow::bail!("nothing to change: give --remove, --add or --threshold");
+            if remove.is_empty() && add.is_empty() && threshold.is_none() && rotate.is_none() {
+                anyhow::bail!("nothing to change: give --remove, --add, --threshold or --rotate");
             }
             let current = ribat_node::reshare::custodians(&dir)?;
-            let statement =
-                ribat_node::reshare::statement(&current, &remove, &add, threshold, &reason)?;
+            let statement = match &rotate {
+                Some(job) => ribat_node::reshare::rotation_statement(&current, job, &reason)?,
+                None => {
+                    ribat_node::reshare::statement(&current, &remove, &add, threshold, &reason)?
+                }
+            };
             ribat_node::reshare::write_statement(&out, &statement)?;
             println!(
                 "custodian set {} → {}: {} of {} ({}), dealt by custodians {:?}",
@@ -2113,17 +2124,29 @@ fn mesh_command(command: MeshCommand, store: ribat_node::StoreSpec) -> Result<()
                 return Ok(());
             }
             println!(
-                "custodian set {} in force: {} of {}",
+                "custodian set {} in force: {} of {}, key epoch {}",
                 c.set.number,
                 c.set.threshold,
-                c.set.holders.len()
+                c.set.holders.len(),
+                c.set.epoch
             );
             for (i, n) in &c.set.holders {
                 println!("  custodian {i}  {n}");
             }
+            if let Some(r) = &c.set.resealing {
+                println!(
+                    "records are re-sealed from epoch {} to {} by {} (its log says how far)",
+                    r.from_epoch, c.set.epoch, r.job
+                );
+            }
             match &c.resharing {
                 Some(r) => println!(
-                    "resharing to set {} under way ({}): {} of {} dealers dealt, {} of {} new custodians ready",
+                    "{} to set {} under way ({}): {} of {} dealers dealt, {} of {} new custodians ready",
+                    if r.statement.rotate.is_some() {
+                        "key rotation"
+                    } else {
+                        "resharing"
+                    },
                     r.statement.set,
                     r.statement.reason,
                     r.dealt.len(),

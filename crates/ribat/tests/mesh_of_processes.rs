@@ -4643,3 +4643,244 @@ fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads
     assert_eq!(remembered["set"]["number"], 2, "{remembered}");
     assert_eq!(remembered["addrs"]["2"], n4_addr, "{remembered}");
 }
+
+/// Where node-1's log says its re-sealing job is: (done, total) of the last progress line.
+fn resealed_so_far(dir: &Path) -> Option<(u64, u64)> {
+    let log = std::fs::read_to_string(dir.join("node.log")).unwrap_or_default();
+    log.lines().rev().find_map(|l| {
+        let rest = l.split(": re-sealed ").nth(1)?;
+        let (done, total) = rest.split_once(" of ")?;
+        Some((done.parse().ok()?, total.trim().parse().ok()?))
+    })
+}
+
+#[test]
+fn a_key_rotation_across_the_mesh_reseals_every_record_while_reads_go_on_and_the_old_shares_open_nothing_after()
+ {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let passes = d.path().join("passes");
+    // Gateways on node-1 (which runs the job and is killed in the middle of it) and node-2
+    // (which the clerk reads through all along).
+    let dirs = mesh_of(&out, 3, &[1, 2], &passes);
+    let mut nodes: Vec<Option<NodeProcess>> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i > 0).then(|| start_from(d, &passes)))
+        .collect();
+    let src = d.path().join("source");
+    generate(&src, 1500, 60, 1, 23);
+    import_through(&dirs[0], &src);
+    nodes[0] = Some(start_from(&dirs[0], &passes));
+    agreed_leader(&dirs[0], &[1, 2, 3]);
+
+    // The shares that may have leaked: custodians 1 and 2 of epoch 1, with passphrases.
+    let stolen: Vec<_> = [1usize, 2]
+        .iter()
+        .map(|i| {
+            unseal(
+                &dirs[i - 1].join(format!("custodians/custodian-{i}")),
+                &passes.join(format!("custodian-{i}.pass")),
+            )
+        })
+        .collect();
+    let old_y = stolen[0].group.class("identity").unwrap().group_key;
+    assert_eq!(key_of_two(&stolen[0], &stolen[1], "identity"), old_y);
+
+    let deployment = out.join("deployment");
+    issue(&deployment, "clerk.amal", "clerk", "agency-casa-anfa");
+    let clerk = Clerk::new(
+        dirs[1].join("ca.pem"),
+        deployment.join("identity/issued/clerk.amal"),
+    );
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(1500, 60, 1, 23));
+    let gw2 = gateway_addr(&dirs[1]);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, gw2) = (stop.clone(), gw2.clone());
+        let persons: Vec<(String, String)> = fund
+            .persons
+            .iter()
+            .filter(|p| !p.honey)
+            .take(4)
+            .map(|p| (p.cnss.clone(), p.cin.clone()))
+            .collect();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0usize, Vec::new());
+            let mut k = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (cnss, cin) = &persons[k % persons.len()];
+                k += 1;
+                let r = clerk.read(&gw2, cnss);
+                if r.status == 200 && r.json()["fields"]["cin"] == cin.as_str() {
+                    ok += 1;
+                } else {
+                    failed.push(format!(
+                        "{}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            (ok, failed, clerk)
+        })
+    };
+
+    // Two administrators start the rotation; node-1 will re-seal.
+    let statement = d.path().join("rotate.json");
+    let o = ribat(&[
+        "mesh",
+        "reshare",
+        "--dir",
+        dirs[1].to_str().unwrap(),
+        "--rotate",
+        "node-1",
+        "--reason",
+        "two custodians' shares may have leaked",
+        "--out",
+        statement.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let what = ["--reshare", statement.to_str().unwrap()];
+    let (a, b) = (
+        approval(&out, "sec.amina", &what),
+        approval(&out, "sec.youssef", &what),
+    );
+    let o = ribat(&[
+        "mesh",
+        "reshare",
+        "--dir",
+        dirs[1].to_str().unwrap(),
+        "--statement",
+        statement.to_str().unwrap(),
+        "--approval",
+        &a,
+        "--approval",
+        &b,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+
+    // Every custodian contributes, every node puts the new epoch in force, and node-1's job
+    // starts; it is killed with SIGKILL in the middle and started again.
+    poll_until(Duration::from_secs(60), Duration::from_millis(300), || {
+        for dir in &dirs {
+            let c = custodian_set(dir)?;
+            if c["set"]["epoch"] != 2 {
+                return Err(format!("{} holds {c}", dir.display()));
+            }
+        }
+        Ok(())
+    });
+    let (at_kill, total) =
+        poll_until(
+            Duration::from_secs(60),
+            Duration::from_millis(20),
+            || match resealed_so_far(&dirs[0]) {
+                Some((done, total)) if done > 0 && done < total => Ok((done, total)),
+                Some((done, total)) if done == total && total > 0 => {
+                    Err("the job finished before it could be killed: make the fund larger".into())
+                }
+                other => Err(format!("no progress yet: {other:?}")),
+            },
+        );
+    eprintln!("killing node-1 at {at_kill} of {total} re-sealed");
+    nodes[0] = None; // SIGKILL
+    let c = custodian_set(&dirs[1]).unwrap();
+    assert_eq!(c["set"]["resealing"]["job"], "node-1", "{c}");
+    let log_before = std::fs::read_to_string(dirs[0].join("node.log")).unwrap();
+    nodes[0] = Some(start_from(&dirs[0], &passes));
+    // Resumed: it finishes, the log says every record is re-sealed, every node drops the
+    // previous epoch's shares.
+    poll_until(Duration::from_secs(120), Duration::from_millis(300), || {
+        for dir in &dirs {
+            let c = custodian_set(dir)?;
+            if !c["set"]["resealing"].is_null() {
+                return Err(format!("{} still re-sealing: {c}", dir.display()));
+            }
+        }
+        Ok(())
+    });
+    let log = std::fs::read_to_string(dirs[0].join("node.log")).unwrap();
+    let after_restart = &log[log_before.len().min(log.len())..];
+    let (_, resumed_total) = after_restart
+        .lines()
+        .find_map(|l| {
+            let rest = l.split(": re-sealed ").nth(1)?;
+            let (done, total) = rest.split_once(" of ")?;
+            Some((done.parse::<u64>().ok()?, total.trim().parse::<u64>().ok()?))
+        })
+        .expect("no progress after the restart");
+    eprintln!("resumed with {resumed_total} left");
+    assert!(
+        resumed_total < total && resumed_total + at_kill >= total.saturating_sub(300),
+        "resumed with {resumed_total} of {total} left after {at_kill} were done"
+    );
+    poll_until(Duration::from_secs(30), Duration::from_millis(300), || {
+        for (k, dir) in dirs.iter().enumerate() {
+            let g = std::fs::read_to_string(
+                dir.join(format!("custodians/custodian-{}/group.json", k + 1)),
+            )
+            .unwrap_or_default();
+            if g.contains("previous") || g.is_empty() {
+                return Err(format!(
+                    "custodian {} still holds the previous epoch",
+                    k + 1
+                ));
+            }
+        }
+        Ok(())
+    });
+    let o = ribat(&["mesh", "status", "--dir", dirs[1].to_str().unwrap()]);
+    assert!(
+        common::text(&o).contains("custodian set 2 in force, key epoch 2"),
+        "{}",
+        common::text(&o)
+    );
+
+    // Reads went on through node-2's gateway all along, and a sample of others read now.
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed, clerk) = reader.join().unwrap();
+    assert!(ok > 10, "only {ok} reads answered");
+    assert!(
+        failed.is_empty(),
+        "reads refused during the rotation: {failed:#?}"
+    );
+    for p in fund.persons.iter().filter(|p| !p.honey).skip(700).take(3) {
+        let r = clerk.read(&gw2, &p.cnss);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["fields"]["cin"], p.cin.as_str());
+    }
+
+    // Nothing is left under epoch 1 in the store; the new shares make a new key; the
+    // leaked ones rebuild only the old key, which opens nothing now.
+    let mesh_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("mesh.json")).unwrap()).unwrap();
+    let spec = ribat_node::StoreSpec::parse(
+        mesh_json["store"].as_str().unwrap(),
+        mesh_json["store_schema"].as_str().unwrap_or("ribat"),
+    )
+    .unwrap();
+    let store = ribat_node::embedded::open_store(
+        &ribat_node::home::Home::at(dirs[0].clone()).with_store(spec),
+    )
+    .unwrap();
+    assert_eq!(store.count_sealed_under(1).unwrap(), 0);
+    assert!(store.count_sealed_under(2).unwrap() >= total);
+    let new: Vec<_> = (1..=3usize)
+        .map(|i| {
+            unseal(
+                &dirs[i - 1].join(format!("custodians/custodian-{i}")),
+                &passes.join(format!("custodian-{i}.pass")),
+            )
+        })
+        .collect();
+    for k in &new {
+        assert_eq!((k.epoch, k.previous.is_none()), (2, true));
+    }
+    let new_y = new[0].group.class("identity").unwrap().group_key;
+    assert_ne!(new_y, old_y);
+    assert_eq!(key_of_two(&new[0], &new[2], "identity"), new_y);
+    assert_ne!(key_of_two(&stolen[0], &new[2], "identity"), new_y);
+}
