@@ -164,9 +164,10 @@ impl Guard {
                 until,
             });
         }
-        // A rotation re-seals honey records like any other, once each (the custodian
-        // refuses it any record already re-sealed), and reveals nothing to an intruder
-        // who does not hold the rotation's identity and every custodian's consent.
+        // A rotation re-seals honey records like any other. The purpose is answered only
+        // while a rotation is under way, only for records not yet re-sealed (each once),
+        // and in a mesh only to the gateway of the node the administrators named for the
+        // job (`serve::CustodianService::rotation_job`).
         if req.purpose != Purpose::KEY_ROTATION
             && req
                 .record_ids

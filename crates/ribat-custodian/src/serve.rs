@@ -70,7 +70,15 @@ pub struct CustodianService {
     /// In a mesh: why the node a gateway certificate (by name) runs on is cut off, if it
     /// is (its attestation is missing, stale or outside the allowed set).
     pub cut_off: Option<CutOff>,
+    /// In a mesh: whether a gateway certificate (by name) belongs to the node the key
+    /// rotation under way named to re-seal the records. Requests under purpose
+    /// `key-rotation` are taken from that gateway only (none while no rotation is under
+    /// way): any other gateway could mint itself a token for the purpose.
+    pub rotation_job: Option<RotationJob>,
 }
+
+/// Says whether a gateway certificate (by name) may re-seal records now.
+pub type RotationJob = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Says why the node behind a caller's certificate (by name) is cut off, or `None`.
 pub type CutOff = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -347,6 +355,19 @@ async fn partial(
     }
     if let Some(why) = s.cut_off.as_ref().and_then(|c| c(&caller.peer.name)) {
         return wire_error(StatusCode::FORBIDDEN, why);
+    }
+    if req.purpose == ribat_policy::Purpose::KEY_ROTATION
+        && s.rotation_job
+            .as_ref()
+            .is_some_and(|may| !may(&caller.peer.name))
+    {
+        return wire_error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} may not re-seal records: no key rotation under way names its node to",
+                caller.peer.name
+            ),
+        );
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -2125,6 +2125,20 @@ impl CustodianParts {
                             .map(|why| format!("{cert} is refused: {why}"))
                     })
                 },
+                rotation_job: {
+                    let sm = self.sm.clone();
+                    Arc::new(move |cert: &str| {
+                        let node = crate::attest::node_of_gateway(cert);
+                        sm.read(|st| {
+                            st.custodians()
+                                .set
+                                .resealing
+                                .as_ref()
+                                .is_some_and(|r| Some(r.job.as_str()) == node)
+                        })
+                        .unwrap_or(false)
+                    })
+                },
             }),
         )?;
         let imposed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));

@@ -722,6 +722,8 @@ pub(crate) struct InMesh {
     pub allowances: Arc<ribat_custodian::allowance::Allowances>,
     /// Why a calling gateway's node is cut off (its attestation), if it is.
     pub cut_off: ribat_custodian::serve::CutOff,
+    /// Whether a calling gateway's node is the key rotation's job node.
+    pub rotation_job: ribat_custodian::serve::RotationJob,
 }
 
 /// A custodian as a network service, with its own detectors and decision log in its
@@ -736,9 +738,14 @@ pub(crate) fn custodian_service(
     witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
     mesh: Option<InMesh>,
 ) -> Result<(Arc<CustodianService>, Arc<Watch>)> {
-    let (ready, allowances, cut_off) = match mesh {
-        Some(m) => (Some(m.ready), Some(m.allowances), Some(m.cut_off)),
-        None => (None, None, None),
+    let (ready, allowances, cut_off, rotation_job) = match mesh {
+        Some(m) => (
+            Some(m.ready),
+            Some(m.allowances),
+            Some(m.cut_off),
+            Some(m.rotation_job),
+        ),
+        None => (None, None, None, None),
     };
     let policy = read_policy(&dir.join(ribat_custodian::keystore::POLICY_FILE))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -759,6 +766,7 @@ pub(crate) fn custodian_service(
         ready,
         allowances,
         cut_off,
+        rotation_job,
     });
     Ok((service, watch))
 }

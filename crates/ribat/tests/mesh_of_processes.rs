@@ -4789,6 +4789,33 @@ fn a_key_rotation_across_the_mesh_reseals_every_record_while_reads_go_on_and_the
     nodes[0] = None; // SIGKILL
     let c = custodian_set(&dirs[1]).unwrap();
     assert_eq!(c["set"]["resealing"]["job"], "node-1", "{c}");
+    // Another gateway cannot use the rotation's purpose (it could mint itself a token for
+    // it): custodians take it from the job node's gateway only.
+    let gateway2 = dirs[1].join("identity/issued/gateway.embedded");
+    let ca = dirs[1].join("ca.pem");
+    for (i, direct) in Direct::every(&dirs, &ca, &gateway2)
+        .iter()
+        .enumerate()
+        .skip(1)
+    {
+        let r = direct.ask(
+            &format!("rotation-by-another-{i}"),
+            ("rotation.node-2", "rotation"),
+            "key-rotation",
+            &["p-any".to_owned()],
+            None,
+        );
+        assert_eq!(r.status, 403, "custodian {}: {}", i + 1, r.json());
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("may not re-seal records"),
+            "custodian {}: {}",
+            i + 1,
+            r.json()
+        );
+    }
     let log_before = std::fs::read_to_string(dirs[0].join("node.log")).unwrap();
     nodes[0] = Some(start_from(&dirs[0], &passes));
     // Resumed: it finishes, the log says every record is re-sealed, every node drops the

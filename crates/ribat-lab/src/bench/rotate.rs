@@ -57,6 +57,11 @@ pub struct Report {
     pub reads_during: ReadFigures,
     /// p99 during over p99 before.
     pub p99_ratio: f64,
+    /// Sealed classes of persons read back through the quorum after the rotation (every
+    /// person's identity and financial class), and how long it took.
+    pub read_after: usize,
+    /// Seconds.
+    pub read_after_seconds: f64,
 }
 
 fn reader() -> Reader {
@@ -180,6 +185,38 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
         Ok(r) => r?,
         Err(_) => bail!("the re-sealing job panicked"),
     };
+    // Every person, both classes, read back through the quorum with the new shares only
+    // (the previous epoch's are erased): nothing was left behind.
+    let t = Instant::now();
+    let mut read_after = 0;
+    for class in ["identity", "financial"] {
+        for (n, chunk) in ids.chunks(5_000).enumerate() {
+            let req = ribat_custodian::PartialRequest {
+                request_id: format!("bench-rotate-after-{class}-{n}"),
+                requester: reader().who,
+                purpose: ribat_policy::Purpose::constant("pension-run"),
+                table: ribat_policy::Table::Persons,
+                class: ribat_policy::Class::constant(class),
+                record_ids: chunk.to_vec(),
+                set: None,
+                epoch: None,
+                token: None,
+            };
+            let read = node
+                .vault
+                .reader
+                .read(&req)
+                .map_err(ribat_node::NodeError::from)?;
+            read_after += read.records.len();
+        }
+    }
+    let read_after_seconds = t.elapsed().as_secs_f64();
+    if read_after != 2 * ids.len() {
+        bail!(
+            "{read_after} of {} sealed classes read back after the rotation",
+            2 * ids.len()
+        );
+    }
     if reads_during.errors > 0 || reads_before.errors > 0 {
         bail!(
             "{} reads failed before and {} during the rotation; a rotation must not fail reads",
@@ -196,6 +233,8 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
         p99_ratio: reads_during.p99_ms / reads_before.p99_ms.max(1e-9),
         reads_before,
         reads_during,
+        read_after,
+        read_after_seconds,
     };
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -218,6 +257,10 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
             );
         }
         println!("p99 during / before: {:.2}", report.p99_ratio);
+        println!(
+            "after: every person's identity and financial class read back through the quorum ({} sealed classes in {:.1} s)",
+            report.read_after, report.read_after_seconds
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
