@@ -1,6 +1,8 @@
 //! `ribat bench rotate`: a class-key rotation of a generated fund, its re-sealing job timed
 //! while readers keep reading persons, beside the same readers on the same node before the
-//! rotation (the baseline, measured in the same run).
+//! rotation (the baseline, measured in the same run). The job is killed with SIGKILL
+//! halfway (it runs as `ribat keys rotate` in a process of its own) and resumed; every
+//! person is read back halfway and after.
 
 use crate::embedded::Embedded;
 use crate::home::Home;
@@ -43,22 +45,31 @@ pub struct ReadFigures {
 pub struct Report {
     /// Persons of the fund.
     pub persons: usize,
-    /// Sealed classes re-sealed (every class of every record).
+    /// Sealed classes in the store (every class of every record).
+    pub total: u64,
+    /// Re-sealed by `ribat keys rotate` before it was killed.
+    pub resealed_before_kill: u64,
+    /// Its time, from its start (the new keys included) to the kill.
+    pub first_seconds: f64,
+    /// Its rate.
+    pub first_per_s: f64,
+    /// Re-sealed by the resumed job.
     pub resealed: u64,
-    /// Time of the DKG and the custodians' new share files.
-    pub begin_seconds: f64,
-    /// Time of the re-sealing job, finish included.
+    /// The resumed job's time, finish included.
     pub job_seconds: f64,
-    /// Sealed classes re-sealed per second.
+    /// Its rate, with the readers reading.
     pub job_per_s: f64,
     /// Readers' figures before the rotation.
     pub reads_before: ReadFigures,
-    /// Readers' figures while the job ran.
+    /// Readers' figures while the resumed job ran.
     pub reads_during: ReadFigures,
     /// p99 during over p99 before.
     pub p99_ratio: f64,
-    /// Sealed classes of persons read back through the quorum after the rotation (every
-    /// person's identity and financial class), and how long it took.
+    /// Persons' sealed classes read back in the half-rotated store.
+    pub read_halfway: usize,
+    /// Seconds.
+    pub read_halfway_seconds: f64,
+    /// Persons' sealed classes read back after the rotation.
     pub read_after: usize,
     /// Seconds.
     pub read_after_seconds: f64,
@@ -121,7 +132,43 @@ fn open(home: &Home, source: &Source) -> Result<Embedded> {
     Ok(Embedded::open(home, source)?)
 }
 
-/// Runs the benchmark.
+/// Every person's identity and financial class read through the quorum, in batches as a
+/// pension run reads; how many were read.
+fn read_every_person(node: &Embedded, ids: &[String], what: &str) -> Result<usize> {
+    let mut read = 0;
+    for class in ["identity", "financial"] {
+        for (n, chunk) in ids.chunks(5_000).enumerate() {
+            let req = ribat_custodian::PartialRequest {
+                request_id: format!("bench-rotate-{what}-{class}-{n}"),
+                requester: reader().who,
+                purpose: ribat_policy::Purpose::constant("pension-run"),
+                table: ribat_policy::Table::Persons,
+                class: ribat_policy::Class::constant(class),
+                record_ids: chunk.to_vec(),
+                set: None,
+                epoch: None,
+                token: None,
+            };
+            let r = node
+                .vault
+                .reader
+                .read(&req)
+                .map_err(ribat_node::NodeError::from)?;
+            read += r.records.len();
+        }
+    }
+    if read != 2 * ids.len() {
+        bail!(
+            "{what}: {read} of {} sealed classes of persons read back",
+            2 * ids.len()
+        );
+    }
+    Ok(read)
+}
+
+/// Runs the benchmark: the job starts as `ribat keys rotate` in a process of its own, is
+/// killed with SIGKILL halfway, every person is read in the half-rotated store, the job
+/// resumes in this process while readers read, and every person is read again after.
 pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> {
     let say = |m: &str| {
         if !json {
@@ -132,6 +179,9 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
     say(&format!("generating and importing {persons} persons…"));
     let (fund, _) = super::node::generated_fund(&dir, persons)?;
     let (node_home, source) = super::node::keyed_node(&dir)?;
+    let Source::Dir(pass_dir) = &source else {
+        bail!("the bench node's passphrases are not in files");
+    };
     let node = open(&node_home, &source)?;
     super::node::import_fund(
         &node,
@@ -162,14 +212,53 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
         });
         read_until(&node, &ids, &stop)
     });
+    let store = node.vault.store.clone();
+    let count = |epoch: u32| -> Result<u64> {
+        Ok(store
+            .count_sealed_under(epoch)
+            .map_err(ribat_node::NodeError::from)?)
+    };
+    let total = count(1)?;
     drop(node);
 
-    say("rotating: new keys by DKG, then the re-sealing job with the readers reading…");
-    let kdf = KdfParams::default();
+    say("`ribat keys rotate` in its own process, killed with SIGKILL halfway…");
     let t = Instant::now();
-    ribat_node::rotate::begin(&node_home, &source, kdf)?;
-    let begin_seconds = t.elapsed().as_secs_f64();
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("--home")
+        .arg(node_home.root())
+        .args([
+            "keys",
+            "rotate",
+            "--batch",
+            &batch.to_string(),
+            "--passphrases",
+        ])
+        .arg(format!("dir:{}", pass_dir.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let at_kill = loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("the rotation ended ({status}) before it could be killed halfway");
+        }
+        let moved = count(2)?;
+        if moved * 2 >= total {
+            child.kill()?;
+            child.wait()?;
+            break count(2)?;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let first_seconds = t.elapsed().as_secs_f64();
+
+    say("every person read in the half-rotated store…");
     let node = Arc::new(open(&node_home, &source)?);
+    let t = Instant::now();
+    let read_halfway = read_every_person(&node, &ids, "halfway")?;
+    let read_halfway_seconds = t.elapsed().as_secs_f64();
+
+    say("the job resumed in this process, with the readers reading…");
+    let kdf = KdfParams::default();
     let stop = AtomicBool::new(false);
     let (job, reads_during) = std::thread::scope(|s| {
         let job = s.spawn(|| {
@@ -185,38 +274,12 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
         Ok(r) => r?,
         Err(_) => bail!("the re-sealing job panicked"),
     };
-    // Every person, both classes, read back through the quorum with the new shares only
-    // (the previous epoch's are erased): nothing was left behind.
+    if count(1)? != 0 {
+        bail!("sealed classes are left under epoch 1 after the job");
+    }
     let t = Instant::now();
-    let mut read_after = 0;
-    for class in ["identity", "financial"] {
-        for (n, chunk) in ids.chunks(5_000).enumerate() {
-            let req = ribat_custodian::PartialRequest {
-                request_id: format!("bench-rotate-after-{class}-{n}"),
-                requester: reader().who,
-                purpose: ribat_policy::Purpose::constant("pension-run"),
-                table: ribat_policy::Table::Persons,
-                class: ribat_policy::Class::constant(class),
-                record_ids: chunk.to_vec(),
-                set: None,
-                epoch: None,
-                token: None,
-            };
-            let read = node
-                .vault
-                .reader
-                .read(&req)
-                .map_err(ribat_node::NodeError::from)?;
-            read_after += read.records.len();
-        }
-    }
+    let read_after = read_every_person(&node, &ids, "after")?;
     let read_after_seconds = t.elapsed().as_secs_f64();
-    if read_after != 2 * ids.len() {
-        bail!(
-            "{read_after} of {} sealed classes read back after the rotation",
-            2 * ids.len()
-        );
-    }
     if reads_during.errors > 0 || reads_before.errors > 0 {
         bail!(
             "{} reads failed before and {} during the rotation; a rotation must not fail reads",
@@ -226,13 +289,18 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
     }
     let report = Report {
         persons,
+        total,
+        resealed_before_kill: at_kill,
+        first_seconds,
+        first_per_s: at_kill as f64 / first_seconds.max(1e-9),
         resealed: job.resealed,
-        begin_seconds,
         job_seconds,
         job_per_s: job.resealed as f64 / job_seconds.max(1e-9),
         p99_ratio: reads_during.p99_ms / reads_before.p99_ms.max(1e-9),
         reads_before,
         reads_during,
+        read_halfway,
+        read_halfway_seconds,
         read_after,
         read_after_seconds,
     };
@@ -240,12 +308,20 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "rotation of {} persons: new keys in {:.1} s; {} sealed classes re-sealed in {:.1} s ({:.0}/s)",
+            "rotation of {} persons ({} sealed classes): {} re-sealed by `ribat keys rotate` (new keys included) in {:.1} s ({:.0}/s) before SIGKILL",
             report.persons,
-            report.begin_seconds,
-            report.resealed,
-            report.job_seconds,
-            report.job_per_s
+            report.total,
+            report.resealed_before_kill,
+            report.first_seconds,
+            report.first_per_s
+        );
+        println!(
+            "halfway: every person's two classes read back ({} in {:.1} s)",
+            report.read_halfway, report.read_halfway_seconds
+        );
+        println!(
+            "resumed: {} re-sealed in {:.1} s ({:.0}/s) with the readers reading, then the previous epoch's shares erased",
+            report.resealed, report.job_seconds, report.job_per_s
         );
         for (what, f) in [
             ("before (baseline)", &report.reads_before),
@@ -258,7 +334,7 @@ pub fn run(home: &Home, persons: usize, batch: usize, json: bool) -> Result<()> 
         }
         println!("p99 during / before: {:.2}", report.p99_ratio);
         println!(
-            "after: every person's identity and financial class read back through the quorum ({} sealed classes in {:.1} s)",
+            "after: every person's two classes read back with the new shares only ({} in {:.1} s)",
             report.read_after, report.read_after_seconds
         );
     }
