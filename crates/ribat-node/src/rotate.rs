@@ -555,6 +555,10 @@ pub fn run(
         eprintln!("note: a rotation step interrupted earlier was completed");
     }
     let before = status(home)?;
+    // Opening the node takes its custodians' logs' locks: no `ribat serve` holds this home's
+    // keys in memory while they change under it (it would refuse to start meanwhile, and
+    // one running makes this open fail with what to do).
+    let probe = Embedded::open(home, passphrases)?;
     if before.previous.is_none() {
         let g = begin(home, passphrases, kdf)?;
         eprintln!(
@@ -569,6 +573,7 @@ pub fn run(
             before.epoch, before.left
         );
     }
+    drop(probe);
     let node = Embedded::open(home, passphrases)?;
     let bar = progress_bar()?;
     let mut last_line = 0u64;

@@ -119,6 +119,11 @@ fn a_rotation_killed_halfway_resumes_and_every_record_reads_before_during_and_af
     let node = open(&home);
     let sealer = RecordSealer::new(&node.group, &node.index).unwrap();
     let someone = sealer.person_id(&fund.persons[7].cnss).unwrap();
+    // While another process holds the custodians open (as `ribat serve` would), a rotation
+    // is refused before any key changes.
+    let o = ribat(&home, &["keys", "rotate", "--passphrases", "env"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("another process has"), "{}", text(&o));
     drop(node);
     // Before the rotation the stolen shares open a record: the check below can fail.
     assert!(stolen_shares_open(&stolen, &old_group, &home, &someone));
