@@ -226,14 +226,7 @@ impl GroupPublic {
 
     /// `Y_{c,i}` of custodian `i`.
     pub fn public_share(&self, class: &str, custodian: u32) -> Result<&RistrettoPoint> {
-        let c = self.class(class)?;
-        (custodian as usize)
-            .checked_sub(1)
-            .and_then(|i| c.public_shares.get(i))
-            .ok_or_else(|| CryptoError::Malformed {
-                what: "custodian index",
-                reason: format!("no custodian {custodian} in a group of {}", self.custodians),
-            })
+        self.public_share_at(class, self.epoch, custodian)
     }
 
     fn check(&self) -> Result<()> {

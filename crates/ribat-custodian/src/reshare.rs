@@ -53,26 +53,36 @@ impl std::fmt::Debug for Dealing {
 
 /// Redeals every class this custodian holds under `plan`.
 pub fn deal(keys: &CustodianKeys, plan: &Plan) -> Result<Dealing, CustodianError> {
-    let mut commitments = BTreeMap::new();
-    let mut subshares: BTreeMap<u32, Vec<SubShare>> = BTreeMap::new();
+    let mut parts = Vec::with_capacity(keys.shares.len());
     for share in keys.shares.values() {
         let r = redeal(share, plan)?;
+        parts.push((r.class, r.commitments, r.subshares));
+    }
+    Ok(dealing_of(keys.index, parts))
+}
+
+/// A dealing from each class's public commitments and sub-shares: commitments as hex for
+/// the log, sub-shares grouped by the custodian they go to.
+fn dealing_of(from: u32, parts: Vec<(String, Vec<RistrettoPoint>, Vec<SubShare>)>) -> Dealing {
+    let mut commitments = BTreeMap::new();
+    let mut subshares: BTreeMap<u32, Vec<SubShare>> = BTreeMap::new();
+    for (class, points, subs) in parts {
         commitments.insert(
-            r.class.clone(),
-            r.commitments
+            class,
+            points
                 .iter()
                 .map(|p| hex::encode(encode_point(p)))
                 .collect(),
         );
-        for s in r.subshares {
+        for s in subs {
             subshares.entry(s.to).or_default().push(s);
         }
     }
-    Ok(Dealing {
-        from: keys.index,
+    Dealing {
+        from,
         commitments,
         subshares,
-    })
+    }
 }
 
 /// The sub-shares one dealer sends one new custodian, as they travel.
@@ -376,26 +386,12 @@ pub fn contribute(
     custodians: &[u32],
     threshold: usize,
 ) -> Result<Dealing, CustodianError> {
-    let mut commitments = BTreeMap::new();
-    let mut subshares: BTreeMap<u32, Vec<SubShare>> = BTreeMap::new();
+    let mut parts = Vec::with_capacity(keys.shares.len());
     for class in keys.shares.keys() {
         let c = ribat_crypto::dkg::contribute(keys.index, class, custodians, threshold)?;
-        commitments.insert(
-            class.clone(),
-            c.commitments
-                .iter()
-                .map(|p| hex::encode(encode_point(p)))
-                .collect(),
-        );
-        for s in c.subshares {
-            subshares.entry(s.to).or_default().push(s);
-        }
+        parts.push((c.class, c.commitments, c.subshares));
     }
-    Ok(Dealing {
-        from: keys.index,
-        commitments,
-        subshares,
-    })
+    Ok(dealing_of(keys.index, parts))
 }
 
 /// The group after a rotation as custodian set `set`: `current`'s classes get new keys,

@@ -162,6 +162,23 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
         "sec.amina and sec.youssef each sign a grant of both certificates; {}",
         ribat_node::mesh::describe(&p)?
     );
+    // Committed is not yet applied everywhere: node-1 takes the grant a moment later.
+    let started = Instant::now();
+    loop {
+        let status = rt.block_on(async {
+            let mut c = Connection::open(clerk.clone(), &gw1, "127.0.0.1", false).await?;
+            Ok::<_, ribat_node::NodeError>(c.send("POST", "/v1/token", None, None).await?.status)
+        })?;
+        if status == 200 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            ribat_node::bail!(
+                "node-1's gateway did not take the grant within 15 s (HTTP {status}); see its node.log"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let ordinary: Vec<&str> = fund
         .persons
         .iter()

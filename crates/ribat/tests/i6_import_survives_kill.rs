@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use ribat_import::records::{RecordSealer, declaration_id};
+use ribat_import::records::RecordSealer;
 use ribat_policy::Table;
 use ribat_store::Store;
 use std::time::{Duration, Instant};
@@ -96,16 +96,7 @@ fn i6_a_killed_import_finishes_on_rerun_without_loss_or_duplicates() {
             .zip(&ribs)
             .all(|(p, f)| field(f, "rib") == p.rib)
     );
-    let decl_ids: Vec<String> = fund
-        .declarations
-        .iter()
-        .map(|d| {
-            let employer = sealer
-                .employer_id(&fund.employers[d.employer].affiliation)
-                .unwrap();
-            declaration_id(&d.period, &ids[d.person], &employer)
-        })
-        .collect();
+    let decl_ids = declaration_ids(&sealer, &fund, &ids);
     let decls = read_all(&node, Table::Declarations, "financial", &decl_ids);
     for (d, f) in fund.declarations.iter().zip(&decls) {
         assert_eq!(field(f, "salary_real"), d.salary_real.to_string());

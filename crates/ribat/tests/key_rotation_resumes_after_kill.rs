@@ -79,16 +79,7 @@ fn every_record_reads(home: &Path, fund: &ribat_sim::Fund) {
             .zip(&ribs)
             .all(|(p, f)| field(f, "rib") == p.rib)
     );
-    let decl_ids: Vec<String> = fund
-        .declarations
-        .iter()
-        .map(|d| {
-            let employer = sealer
-                .employer_id(&fund.employers[d.employer].affiliation)
-                .unwrap();
-            ribat_import::records::declaration_id(&d.period, &ids[d.person], &employer)
-        })
-        .collect();
+    let decl_ids = declaration_ids(&sealer, fund, &ids);
     let decls = read_all(&node, Table::Declarations, "financial", &decl_ids);
     for (d, f) in fund.declarations.iter().zip(&decls) {
         assert_eq!(field(f, "salary_real"), d.salary_real.to_string());

@@ -4388,6 +4388,48 @@ fn a_dealer_killed_in_the_middle_of_a_resharing_sends_the_same_sub_shares_when_b
 }
 
 /// Unseals the shares in a custodian directory with the passphrase in `pass_file`.
+/// A clerk reading `persons` (CNSS, expected CIN) in turn through the gateway at `gw`, every
+/// `every`, until told to stop: how many reads answered right, and the others.
+struct ReadingAllAlong {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Vec<String>, Clerk)>,
+}
+
+impl ReadingAllAlong {
+    fn start(clerk: Clerk, gw: String, persons: Vec<(String, String)>, every: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0usize, Vec::new());
+            let mut k = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let (cnss, cin) = &persons[k % persons.len()];
+                k += 1;
+                let r = clerk.read(&gw, cnss);
+                if r.status == 200 && r.json()["fields"]["cin"] == cin.as_str() {
+                    ok += 1;
+                } else {
+                    failed.push(format!(
+                        "{}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    ));
+                }
+                std::thread::sleep(every);
+            }
+            (ok, failed, clerk)
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops; (reads answered right, the others, the clerk).
+    fn stop(self) -> (usize, Vec<String>, Clerk) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 fn unseal(custodian_dir: &Path, pass_file: &Path) -> ribat_custodian::keystore::CustodianKeys {
     let pass = ribat_crypto::secret::Passphrase::new(std::fs::read_to_string(pass_file).unwrap());
     ribat_custodian::keystore::load(custodian_dir, &pass).unwrap()
@@ -4407,7 +4449,6 @@ fn key_of_two(
 
 #[test]
 fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads_never_stop() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let d = tempfile::tempdir().unwrap();
     let Joined {
         out,
@@ -4451,34 +4492,11 @@ fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads
     );
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(20, 2, 1, 17));
     let gw = gateway_addr(&dirs[0]);
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (stop, gw) = (stop.clone(), gw.clone());
-        let persons: Vec<(String, String)> = fund.persons[..4]
-            .iter()
-            .map(|p| (p.cnss.clone(), p.cin.clone()))
-            .collect();
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0usize, Vec::new());
-            let mut k = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let (cnss, cin) = &persons[k % persons.len()];
-                k += 1;
-                let r = clerk.read(&gw, cnss);
-                if r.status == 200 && r.json()["fields"]["cin"] == cin.as_str() {
-                    ok += 1;
-                } else {
-                    failed.push(format!(
-                        "{}: {}",
-                        r.status,
-                        String::from_utf8_lossy(&r.body)
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(150));
-            }
-            (ok, failed, clerk)
-        })
-    };
+    let persons: Vec<(String, String)> = fund.persons[..4]
+        .iter()
+        .map(|p| (p.cnss.clone(), p.cin.clone()))
+        .collect();
+    let reader = ReadingAllAlong::start(clerk, gw.clone(), persons, Duration::from_millis(150));
     std::thread::sleep(Duration::from_secs(1));
 
     // The statement, two administrators' approvals, the proposal.
@@ -4554,8 +4572,7 @@ fn a_custodian_replaced_by_resharing_leaves_its_stolen_share_worthless_and_reads
     );
     // Reads went on all along, and go on after.
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failed, clerk) = reader.join().unwrap();
+    let (ok, failed, clerk) = reader.stop();
     assert!(ok > 10, "only {ok} reads answered");
     assert!(
         failed.is_empty(),
@@ -4657,7 +4674,6 @@ fn resealed_so_far(dir: &Path) -> Option<(u64, u64)> {
 #[test]
 fn a_key_rotation_across_the_mesh_reseals_every_record_while_reads_go_on_and_the_old_shares_open_nothing_after()
  {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let passes = d.path().join("passes");
@@ -4696,37 +4712,14 @@ fn a_key_rotation_across_the_mesh_reseals_every_record_while_reads_go_on_and_the
     );
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(1500, 60, 1, 23));
     let gw2 = gateway_addr(&dirs[1]);
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (stop, gw2) = (stop.clone(), gw2.clone());
-        let persons: Vec<(String, String)> = fund
-            .persons
-            .iter()
-            .filter(|p| !p.honey)
-            .take(4)
-            .map(|p| (p.cnss.clone(), p.cin.clone()))
-            .collect();
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0usize, Vec::new());
-            let mut k = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let (cnss, cin) = &persons[k % persons.len()];
-                k += 1;
-                let r = clerk.read(&gw2, cnss);
-                if r.status == 200 && r.json()["fields"]["cin"] == cin.as_str() {
-                    ok += 1;
-                } else {
-                    failed.push(format!(
-                        "{}: {}",
-                        r.status,
-                        String::from_utf8_lossy(&r.body)
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            (ok, failed, clerk)
-        })
-    };
+    let persons: Vec<(String, String)> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey)
+        .take(4)
+        .map(|p| (p.cnss.clone(), p.cin.clone()))
+        .collect();
+    let reader = ReadingAllAlong::start(clerk, gw2.clone(), persons, Duration::from_millis(200));
 
     // Two administrators start the rotation; node-1 will re-seal.
     let statement = d.path().join("rotate.json");
@@ -4867,8 +4860,7 @@ fn a_key_rotation_across_the_mesh_reseals_every_record_while_reads_go_on_and_the
     );
 
     // Reads went on through node-2's gateway all along, and a sample of others read now.
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failed, clerk) = reader.join().unwrap();
+    let (ok, failed, clerk) = reader.stop();
     assert!(ok > 10, "only {ok} reads answered");
     assert!(
         failed.is_empty(),

@@ -182,6 +182,23 @@ pub(crate) fn read_all(
     out
 }
 
+/// The record ids of the fund's declarations, as the import made them.
+pub(crate) fn declaration_ids(
+    sealer: &ribat_import::records::RecordSealer,
+    fund: &ribat_sim::Fund,
+    person_ids: &[String],
+) -> Vec<String> {
+    fund.declarations
+        .iter()
+        .map(|d| {
+            let employer = sealer
+                .employer_id(&fund.employers[d.employer].affiliation)
+                .unwrap();
+            ribat_import::records::declaration_id(&d.period, &person_ids[d.person], &employer)
+        })
+        .collect()
+}
+
 pub(crate) fn field(f: &ribat_crypto::envelope::OpenedFields, name: &str) -> String {
     String::from_utf8(f.get(name).unwrap().to_vec()).unwrap()
 }
