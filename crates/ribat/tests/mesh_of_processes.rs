@@ -4736,24 +4736,14 @@ fn a_key_rotation_across_the_mesh_reseals_every_record_while_reads_go_on_and_the
         statement.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", common::text(&o));
-    let what = ["--reshare", statement.to_str().unwrap()];
-    let (a, b) = (
-        approval(&out, "sec.amina", &what),
-        approval(&out, "sec.youssef", &what),
-    );
-    let o = ribat(&[
-        "mesh",
+    let file = statement.to_str().unwrap();
+    by_two_admins(
+        &out,
+        &["--reshare", file],
         "reshare",
-        "--dir",
-        dirs[1].to_str().unwrap(),
-        "--statement",
-        statement.to_str().unwrap(),
-        "--approval",
-        &a,
-        "--approval",
-        &b,
-    ]);
-    assert!(o.status.success(), "{}", common::text(&o));
+        &dirs[1],
+        &["--statement", file],
+    );
 
     // Every custodian contributes, every node puts the new epoch in force, and node-1's job
     // starts; it is killed with SIGKILL in the middle and started again.
