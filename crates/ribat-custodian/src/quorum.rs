@@ -403,12 +403,19 @@ impl QuorumReader {
         if envelopes.iter().any(|e| e.epoch != epoch) {
             return self.read_by_epoch(req, &envelopes);
         }
-        let stamped = PartialRequest {
-            set: (m.group.set != 1).then_some(m.group.set),
-            epoch: (epoch != 1).then_some(epoch),
-            ..req.clone()
+        // Absent set and epoch mean 1: a request is copied only to say otherwise.
+        let stamped;
+        let req = match (m.group.set, epoch) {
+            (1, 1) => req,
+            (set, epoch) => {
+                stamped = PartialRequest {
+                    set: (set != 1).then_some(set),
+                    epoch: (epoch != 1).then_some(epoch),
+                    ..req.clone()
+                };
+                &stamped
+            }
         };
-        let req = &stamped;
         let keys = m.group.class_at(&req.class, epoch)?;
         let points = envelopes
             .iter()

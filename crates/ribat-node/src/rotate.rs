@@ -481,6 +481,11 @@ pub fn reseal_pass(
             "{left} sealed classes are still under epoch {previous} after a full pass; run the job again"
         );
     }
+    if !store.forget_replaced()? {
+        eprintln!(
+            "note: the store could not drop every older copy of the re-sealed rows from its files (a reader kept SQLite's log busy, or PostgreSQL, whose dead rows stay until it vacuums); until then a copy of those files still holds ciphertext the previous epoch's shares open"
+        );
+    }
     Ok((done, changed))
 }
 

@@ -191,6 +191,14 @@ pub trait Store: PointSource {
     /// returns; each only if its row still holds `from_epoch` and `from_r`. Returns how
     /// many moved.
     fn reseal(&self, rows: &[Reseal]) -> Result<usize, StoreError>;
+    /// Leaves no copy of a replaced or re-sealed row in the backend's files, as far as the
+    /// backend can, and says whether it could (SQLite: freed cells are zeroed as they go,
+    /// and here the write-ahead log is copied back and emptied, so the database file holds
+    /// no older page either; not while another connection reads from the log). Called when
+    /// a key rotation has re-sealed everything. The default can do nothing: `false`.
+    fn forget_replaced(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     /// The leak digests filed under `locator`, every version.
     fn digests(&self, locator: &[u8; 16]) -> Result<Vec<DigestRow>, StoreError>;
     /// About how many digest rows there are (exact where counting is cheap): enough to

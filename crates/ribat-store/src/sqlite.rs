@@ -145,6 +145,11 @@ impl SqliteStore {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // A replaced or re-sealed envelope is zeroed where it stood, not left in a freed
+        // cell or page: after a key rotation, a copy of the file must not hold what the
+        // previous epoch's (possibly leaked) shares open.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         conn.execute_batch(INDEXES).map_err(open_err)?;
         Ok(Self {
@@ -347,6 +352,15 @@ impl Store for SqliteStore {
             }
             tx.commit().map_err(db("commit"))?;
             Ok(moved)
+        })
+    }
+
+    fn forget_replaced(&self) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let busy: i64 = c
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                .map_err(db("checkpoint"))?;
+            Ok(busy == 0)
         })
     }
 

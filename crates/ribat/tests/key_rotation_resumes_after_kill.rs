@@ -118,6 +118,23 @@ fn a_rotation_killed_halfway_resumes_and_every_record_reads_before_during_and_af
     drop(node);
     // Before the rotation the stolen shares open a record: the check below can fail.
     assert!(stolen_shares_open(&stolen, &old_group, &home, &someone));
+    // Every envelope those shares open today, as a thief of the store file would find it
+    // (its last 32 bytes: ciphertext and tag, unique to it).
+    let old_tails: Vec<Vec<u8>> = {
+        let s = ribat_store::SqliteStore::open(&home.join("store.sqlite")).unwrap();
+        s.sealed_under(1, None, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let e = s
+                    .envelope(&r.table, &r.record_id, &r.class)
+                    .unwrap()
+                    .unwrap();
+                e[e.len() - 32..].to_vec()
+            })
+            .collect()
+    };
+    assert!(old_tails.len() > 6_000, "{}", old_tails.len());
     assert_eq!(status(&home)["previous"], serde_json::Value::Null);
 
     let store = ribat_store::SqliteStore::open(&home.join("store.sqlite")).unwrap();
@@ -198,6 +215,14 @@ fn a_rotation_killed_halfway_resumes_and_every_record_reads_before_during_and_af
 
     // The leaked epoch-1 shares open nothing now, and no custodian keeps an epoch-1 share.
     assert!(!stolen_shares_open(&stolen, &old_group, &home, &someone));
+    // Nor is any epoch-1 envelope left in the store's files (freed pages, the WAL) for
+    // them to open: a rotation that left them behind would have protected nothing.
+    let ac = aho_corasick::AhoCorasick::new(&old_tails).unwrap();
+    for name in ["store.sqlite", "store.sqlite-wal"] {
+        let bytes = std::fs::read(home.join(name)).unwrap_or_default();
+        let left = ac.find_iter(&bytes).count();
+        assert_eq!(left, 0, "{name} still holds {left} epoch-1 envelopes");
+    }
     for i in 1..=3 {
         let dir = home.join(format!("custodians/custodian-{i}"));
         let keys = keystore::load(&dir, &Passphrase::new(PASSES[i - 1].1.into())).unwrap();
