@@ -91,12 +91,17 @@ fn start_as(program: &Path, dir: &Path, extra: &[&str]) -> NodeProcess {
     )
 }
 
-/// A free loopback port, never one handed out before in this process (a port is free when
-/// asked, not reserved: the next ask may get the same one back).
-fn free_port() -> u16 {
+/// A free address on this test's own loopback address, never one handed out before in this
+/// process. Each test process listens on its own 127.x.y.1 (from its pid): clients' ephemeral
+/// ports and every other test's `127.0.0.1:0` listeners live on 127.0.0.1, so a port found
+/// free here stays free until the node binds it (CI once lost a run to another test taking
+/// the port a node had been given on 127.0.0.1).
+fn free_addr() -> String {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let pid = std::process::id();
+    let host = format!("127.{}.{}.1", 1 + pid % 250, (pid / 250) % 250);
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        let port = std::net::TcpListener::bind((host.as_str(), 0))
             .unwrap()
             .local_addr()
             .unwrap()
@@ -104,7 +109,7 @@ fn free_port() -> u16 {
         let mut given = GIVEN.lock().unwrap();
         if !given.contains(&port) {
             given.push(port);
-            return port;
+            return format!("{host}:{port}");
         }
     }
 }
@@ -123,14 +128,14 @@ fn mesh_with_gateways(out: &Path, gateways: &[u64]) -> Vec<PathBuf> {
 /// Same, `mesh init` given `extra` arguments besides.
 fn mesh_made_with(out: &Path, gateways: &[u64], extra: &[&str]) -> Vec<PathBuf> {
     let addrs: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .map(|_| free_addr())
         .collect();
     let mut args: Vec<String> = gateways
         .iter()
         .flat_map(|g| {
             [
                 "--gateway".to_owned(),
-                format!("{g}=127.0.0.1:{}", free_port()),
+                format!("{g}={}", free_addr()),
             ]
         })
         .collect();
@@ -458,11 +463,11 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("mesh");
     let addrs: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .map(|_| free_addr())
         .collect();
     let src = d.path().join("source");
     generate(&src, 30, 3, 1, 5);
-    let gw = format!("127.0.0.1:{}", free_port());
+    let gw = free_addr();
     let mut up = NodeProcess(
         Command::new(env!("CARGO_BIN_EXE_ribat"))
             .args(["mesh", "up", "--dir", dir.to_str().unwrap(), "--addrs"])
@@ -1285,14 +1290,14 @@ fn mesh_up_stopped_by_sigterm_leaves_no_node_running() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("mesh");
     let addrs: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .map(|_| free_addr())
         .collect();
     let mut up = NodeProcess(
         Command::new(env!("CARGO_BIN_EXE_ribat"))
             .args(["mesh", "up", "--dir", dir.to_str().unwrap(), "--addrs"])
             .arg(addrs.join(","))
             .arg("--gateway")
-            .arg(format!("1=127.0.0.1:{}", free_port()))
+            .arg(format!("1={}", free_addr()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1527,7 +1532,7 @@ fn mesh_of(out: &Path, n: usize, gateways: &[u64], passes: &Path) -> Vec<PathBuf
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let addrs: Vec<String> = (0..n)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .map(|_| free_addr())
         .collect();
     let mut c = ribat_cmd(&["mesh", "init", "--out", out.to_str().unwrap()]);
     c.args([
@@ -1542,7 +1547,7 @@ fn mesh_of(out: &Path, n: usize, gateways: &[u64], passes: &Path) -> Vec<PathBuf
     .arg(format!("dir:{}", passes.display()));
     for g in gateways {
         c.arg("--gateway")
-            .arg(format!("{g}=127.0.0.1:{}", free_port()));
+            .arg(format!("{g}={}", free_addr()));
     }
     let o = c.output().unwrap();
     assert!(o.status.success(), "{}", common::text(&o));
@@ -2591,14 +2596,14 @@ fn i4_a_mesh_on_postgresql_gives_each_node_its_own_role_and_its_dump_holds_nothi
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
     let addrs: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .map(|_| free_addr())
         .collect();
     let store = format!("postgres:{conninfo}");
     let o = ribat_cmd(&["--store", &store, "--store-schema", &schema, "mesh", "init"])
         .args(["--out", out.to_str().unwrap(), "--addrs", &addrs.join(",")])
         .args(["--admins", "sec.amina,sec.youssef", "--passphrases", "env"])
         .arg("--gateway")
-        .arg(format!("1=127.0.0.1:{}", free_port()))
+        .arg(format!("1={}", free_addr()))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", common::text(&o));
@@ -2723,7 +2728,7 @@ fn a_node_joins_and_leaves_only_by_two_administrators_and_one_never_added_takes_
     let mut nodes: Vec<Option<NodeProcess>> = dirs.iter().map(|d| Some(start(d))).collect();
     agreed_leader(&dirs[0], &[1, 2, 3]);
     let prepare = || {
-        let addr = format!("127.0.0.1:{}", free_port());
+        let addr = free_addr();
         let o = ribat(&[
             "mesh",
             "prepare-node",
@@ -4170,7 +4175,7 @@ fn mesh_and_node_4(d: &Path, pass_now: bool) -> Joined {
     let mesh_json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dirs[0].join("mesh.json")).unwrap()).unwrap();
     let store = mesh_json["store"].as_str().unwrap().to_owned();
-    let addr4 = format!("127.0.0.1:{}", free_port());
+    let addr4 = free_addr();
     let o = ribat(&[
         "mesh",
         "prepare-node",

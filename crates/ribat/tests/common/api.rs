@@ -153,7 +153,9 @@ pub(crate) fn call(
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut c = Connection::open(cfg, addr, "127.0.0.1", false).await?;
+        // The certificate names the host the node listens on.
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let mut c = Connection::open(cfg, addr, host, false).await?;
         c.send(
             method,
             path,
