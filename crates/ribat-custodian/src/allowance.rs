@@ -139,6 +139,7 @@ mod tests {
             class: Class::IDENTITY,
             record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
             token: None,
+            asked: None,
         }
     }
 

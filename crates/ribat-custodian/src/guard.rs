@@ -316,6 +316,7 @@ mod tests {
             class: class.parse().unwrap(),
             record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
             token: None,
+            asked: None,
         }
     }
 

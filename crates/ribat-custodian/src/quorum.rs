@@ -743,6 +743,7 @@ impl QuorumReader {
             class: key.class.clone(),
             record_ids: vec![key.record.into()],
             token,
+            asked: None,
         })?;
         let malformed = |reason: String| CryptoError::Malformed {
             what: "service key record",

@@ -43,6 +43,35 @@ pub struct PartialRequest {
     /// checks who acts itself (I3); in-process custodians share the gateway's check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Bearer>,
+    /// What the end user asked, as they signed it, carried to custodians in other
+    /// processes: each checks the signature against the user's certificate and answers
+    /// only for the records that request names (a gateway cannot use a user's token and
+    /// signature for other records, nor make requests up in the user's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<Asked>,
+}
+
+/// An end user's request as they signed it (`ribat_identity::signed`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asked {
+    /// The user's certificate, DER, base64url.
+    pub certificate: String,
+    /// `GET`, `POST`.
+    pub method: String,
+    /// Path and query, as the user sent them.
+    pub target: String,
+    /// The body, base64url (a search's JSON); absent when the request had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The `Ribat-Signature` header the user sent.
+    pub signature: String,
+}
+
+/// The target names a person: never in a log.
+impl std::fmt::Debug for Asked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Asked({} redacted)", self.method)
+    }
 }
 
 /// A bearer token, kept out of `Debug` output and logs.

@@ -40,6 +40,8 @@ pub struct App {
     pub intake: Option<Arc<dyn crate::intake::IntakeDesk>>,
     /// Upload bodies that may be read at once ([`crate::api::CONCURRENT_UPLOADS`]).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Requests signed by their sender: required or not, nonces, co-signers.
+    pub signatures: crate::signed::Signatures,
 }
 
 impl std::fmt::Debug for App {
@@ -70,12 +72,15 @@ impl App {
 }
 
 /// The caller of a data route: the token, verified and bound to the connection's
-/// certificate. Handlers that take it never run for an unauthenticated request.
+/// certificate, and the request's signature by that certificate's key when it came
+/// signed. Handlers that take it never run for an unauthenticated request.
 pub struct Authed {
     /// Verified claims.
     pub claims: ribat_identity::TokenClaims,
     /// The token itself, carried to networked custodians.
     pub token: String,
+    /// The request's verified signature (its body is checked by the handler that reads it).
+    pub signed: Option<crate::signed::SignedRequest>,
 }
 
 impl FromRequestParts<Shared> for Authed {
@@ -92,25 +97,18 @@ impl FromRequestParts<Shared> for Authed {
             .and_then(|v| v.to_str().ok());
         let claims = app.gate.authenticate(caller, header)?;
         let token = crate::gate::bearer(header).unwrap_or_default().to_owned();
-        let cosign = parts
-            .headers
-            .get(COSIGN_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| crate::gate::bearer(Some(v)).unwrap_or(v).trim().to_owned());
-        let cosigned = match cosign {
-            Some(t) => {
-                app.gate.cosigner(&t, &claims.sub)?;
-                true
-            }
-            None => false,
-        };
+        let (signed, cosigned) = crate::signed::check(app, parts, caller, &claims, &token)?;
         app.watch.check(&actor_of(caller), cosigned)?;
-        Ok(Self { claims, token })
+        Ok(Self {
+            claims,
+            token,
+            signed,
+        })
     }
 }
 
-/// Header carrying a supervisor's token that co-signs a request under step-up.
-pub const COSIGN_HEADER: &str = "ribat-cosign";
+/// Header carrying a supervisor's co-signature of one request under step-up.
+pub const COSIGN_HEADER: &str = ribat_identity::signed::COSIGN_HEADER;
 
 pub(crate) fn require_role(
     claims: &ribat_identity::TokenClaims,

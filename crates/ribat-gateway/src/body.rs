@@ -76,18 +76,30 @@ pub(crate) struct UploadQuery {
     pub(crate) fields: Option<String>,
 }
 
-/// The `ribat-cosign` header, for an identity under step-up.
+/// The request-signature headers: the sender's `ribat-signature`, and a supervisor's
+/// `ribat-cosign` for an identity under step-up.
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)] // documents a header the gate reads; never built
 pub(crate) struct CosignHeader {
-    /// A supervisor's token co-signing this request, for an identity under step-up.
+    /// A supervisor's co-signature of this one request (`c=<certificate>, s=<signature>`,
+    /// base64url, over `ribat-cosign/v1` and the request's signed text), for an identity
+    /// under step-up.
     #[param(
         rename = "ribat-cosign",
         nullable = false,
-        pattern = "^[A-Za-z0-9._-]{1,2048}$"
+        pattern = "^c=[A-Za-z0-9_-]{1,8192}, s=[A-Za-z0-9_-]{1,512}$"
     )]
     cosign: Option<String>,
+    /// The sender's signature of this request (`t=<unix time>, n=<nonce>, d=<body
+    /// SHA-256>, s=<signature>`, base64url), by its client certificate's key; required by a
+    /// mesh's gateways.
+    #[param(
+        rename = "ribat-signature",
+        nullable = false,
+        pattern = "^t=[0-9]{1,20}, n=[A-Za-z0-9_-]{16,64}, d=[A-Za-z0-9_-]{43}, s=[A-Za-z0-9_-]{1,512}$"
+    )]
+    signature: Option<String>,
 }
 
 fn field_list(names: &[&str]) -> Schema {

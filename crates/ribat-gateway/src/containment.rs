@@ -126,7 +126,7 @@ impl Containment {
             return Err(Problem::forbidden(
                 "step-up-required",
                 format!(
-                    "until {} UTC (decision {}), each request of `{}` needs a supervisor's co-signature: send the supervisor's token in the `Ribat-Cosign` header",
+                    "until {} UTC (decision {}), each request of `{}` needs a supervisor's co-signature of that very request: sign it (`Ribat-Signature`) and send the supervisor's signature of it in the `Ribat-Cosign` header",
                     utc(a.until_ms),
                     a.id,
                     actor.identity

@@ -54,9 +54,6 @@ pub struct Gate {
     clock: Arc<dyn Clock>,
 }
 
-/// Roles whose token co-signs a request of an identity under step-up.
-pub const COSIGNING_ROLES: &[&str] = &["supervisor"];
-
 /// Most tokens remembered; the memory is emptied when it is full (tokens live minutes).
 const VERIFIED_CAPACITY: usize = 50_000;
 
@@ -97,28 +94,6 @@ impl Gate {
     pub fn now_utc(&self) -> time::OffsetDateTime {
         let secs = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
         time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-    }
-
-    /// Checks a co-signature: a valid token of a co-signing role, of another identity.
-    pub fn cosigner(&self, token: &str, requester: &str) -> Result<TokenClaims, Problem> {
-        let bad = |why: String| Problem::forbidden("step-up-refused", why);
-        let claims = self
-            .tokens
-            .verify_signature(token)
-            .map_err(|e| bad(format!("the co-signing token: {e}")))?;
-        ribat_identity::token::check_time(&claims, self.now_utc())
-            .map_err(|e| bad(format!("the co-signing token: {e}")))?;
-        if !COSIGNING_ROLES.contains(&claims.role.as_str()) {
-            return Err(bad(format!(
-                "a co-signature comes from a {}, not a `{}`",
-                COSIGNING_ROLES.join(" or "),
-                claims.role
-            )));
-        }
-        if claims.sub == requester {
-            return Err(bad("nobody co-signs their own request".into()));
-        }
-        Ok(claims)
     }
 
     /// The policy in force.

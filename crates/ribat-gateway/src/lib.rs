@@ -30,6 +30,7 @@ pub mod openapi;
 mod reads;
 mod seen;
 mod service;
+pub mod signed;
 mod upload;
 pub use upload::clear_unanswered_uploads;
 pub mod vault;

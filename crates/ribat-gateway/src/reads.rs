@@ -12,6 +12,7 @@ use crate::body::{
 };
 use crate::gate::{Admitted, Gate};
 use crate::seen::{answered, area_of, area_tag, seen};
+use crate::signed::asked_of;
 use crate::vault::{
     DECLARATION_FIELDS, EMPLOYER_FIELDS, PERSON_FIELDS, Reader, VaultError, person_field_class,
 };
@@ -115,7 +116,11 @@ pub(crate) fn denial_problem(gate: &Gate, denial: Denial) -> Problem {
     }
 }
 
-pub(crate) fn reader(admitted: &Admitted, token: &str) -> Reader {
+pub(crate) fn reader(
+    admitted: &Admitted,
+    token: &str,
+    asked: Option<&ribat_custodian::request::Asked>,
+) -> Reader {
     Reader {
         who: Requester {
             identity: admitted.claims.sub.clone(),
@@ -124,6 +129,7 @@ pub(crate) fn reader(admitted: &Admitted, token: &str) -> Reader {
         institution: admitted.claims.inst.clone(),
         purpose: admitted.purpose.clone(),
         token: Some(Bearer(token.to_owned())),
+        asked: asked.cloned(),
     }
 }
 
@@ -212,11 +218,16 @@ pub(crate) fn one_counted(
 )]
 pub(crate) async fn person(
     State(app): State<Shared>,
-    Authed { claims, token }: Authed,
+    Authed {
+        claims,
+        token,
+        signed,
+    }: Authed,
     Path(cnss): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
     exact_digits(&cnss, 9, "CNSS number")?;
+    let asked = asked_of(&app, signed.as_ref(), &[])?;
     let q: PersonQuery = read_query(&uri)?;
     let case = case_ref(q.case.as_deref())?;
     let fields = person_fields(&app.gate, &claims.role, q.fields.as_deref())?;
@@ -230,7 +241,7 @@ pub(crate) async fn person(
             .by_cnss(&cnss)
             .map_err(|e| vault_problem(&a.gate, e))?;
         let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
-        let r = reader(&admitted, &token);
+        let r = reader(&admitted, &token, asked.as_ref());
         let mut out = a
             .vault
             .person(&r, &id, &names)
@@ -263,11 +274,16 @@ pub(crate) async fn person(
 )]
 pub(crate) async fn declarations(
     State(app): State<Shared>,
-    Authed { claims, token }: Authed,
+    Authed {
+        claims,
+        token,
+        signed,
+    }: Authed,
     Path(cnss): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
     exact_digits(&cnss, 9, "CNSS number")?;
+    let asked = asked_of(&app, signed.as_ref(), &[])?;
     let q: DeclarationsQuery = read_query(&uri)?;
     if q.fields.is_some() {
         return Err(Problem::bad_request(
@@ -299,7 +315,7 @@ pub(crate) async fn declarations(
         let id = one_counted(&a.gate, &admitted, ids, format!("cnss:{cnss}"), "person")?;
         let rows = a
             .vault
-            .history(&reader(&admitted, &token), &id)
+            .history(&reader(&admitted, &token, asked.as_ref()), &id)
             .map_err(|e| vault_problem(&a.gate, e))?;
         let body = Json(DeclarationsBody {
             record_id: id.clone(),
@@ -324,9 +340,14 @@ pub(crate) const MAX_MATCHES: usize = 10;
 )]
 pub(crate) async fn search(
     State(app): State<Shared>,
-    Authed { claims, token }: Authed,
+    Authed {
+        claims,
+        token,
+        signed,
+    }: Authed,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    let asked = asked_of(&app, signed.as_ref(), &body)?;
     let b: SearchBody = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?;
     let list = b.fields.as_ref().map(|f| f.join(","));
@@ -355,7 +376,7 @@ pub(crate) async fn search(
         if ids.is_empty() {
             a.gate.count_subject(&admitted.claims, &key)?;
         }
-        let r = reader(&admitted, &token);
+        let r = reader(&admitted, &token, asked.as_ref());
         let mut out = Vec::new();
         for id in ids.into_iter().take(MAX_MATCHES) {
             a.gate.count_subject(&admitted.claims, &id)?;
@@ -415,11 +436,16 @@ pub(crate) fn search_lookup(b: &SearchBody) -> Option<u64> {
 )]
 pub(crate) async fn employer(
     State(app): State<Shared>,
-    Authed { claims, token }: Authed,
+    Authed {
+        claims,
+        token,
+        signed,
+    }: Authed,
     Path(affiliation): Path<String>,
     uri: Uri,
 ) -> Result<Response, Problem> {
     exact_digits(&affiliation, 7, "affiliation number")?;
+    let asked = asked_of(&app, signed.as_ref(), &[])?;
     let q: EmployerQuery = read_query(&uri)?;
     let names: Vec<&'static str> =
         match q.fields.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
@@ -480,7 +506,7 @@ pub(crate) async fn employer(
         )?;
         let out = a
             .vault
-            .employer(&reader(&admitted, &token), &id, &names)
+            .employer(&reader(&admitted, &token, asked.as_ref()), &id, &names)
             .map_err(|e| vault_problem(&a.gate, e))?;
         let area = Some(area_tag(&id));
         let body = Json(EmployerBody {

@@ -60,6 +60,8 @@ pub struct Reader {
     pub purpose: Purpose,
     /// The end user's token, for custodians in other processes.
     pub token: Option<Bearer>,
+    /// What the end user asked, as they signed it, for custodians in other processes.
+    pub asked: Option<ribat_custodian::request::Asked>,
 }
 
 /// One declaration in a person's history.
@@ -171,6 +173,7 @@ impl Vault {
             class: class.clone(),
             record_ids: ids,
             token: r.token.clone(),
+            asked: r.asked.clone(),
         }
     }
 

@@ -21,6 +21,7 @@
 pub mod ca;
 mod error;
 pub mod peer;
+pub mod signed;
 pub mod tls;
 pub mod token;
 

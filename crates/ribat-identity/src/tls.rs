@@ -124,6 +124,7 @@ struct Loaded {
     stamp: Option<SystemTime>,
     config: Arc<ServerConfig>,
     revoked: Arc<HashSet<String>>,
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -178,7 +179,7 @@ impl ServerTls {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(tls_err)?
-            .with_client_cert_verifier(verifier)
+            .with_client_cert_verifier(verifier.clone())
             .with_single_cert(chain, key)
             .map_err(tls_err)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -186,6 +187,7 @@ impl ServerTls {
             stamp,
             config: Arc::new(config),
             revoked: Arc::new(revoked),
+            verifier,
         })
     }
 
@@ -202,6 +204,41 @@ impl ServerTls {
             return Some(Refused::Revoked);
         }
         self.also.get().and_then(|also| also(cert))
+    }
+
+    /// Checks a client certificate that did not come over this server's own TLS (a user's,
+    /// forwarded by a gateway with the request it signed) as the handshake would: chained to
+    /// the deployment's CA, valid now, not on the revocation list, nor refused by the
+    /// second source. Its identity, on success.
+    pub fn verify_forwarded(&self, der: &[u8]) -> Result<crate::PeerIdentity, String> {
+        self.refresh();
+        let verifier = match self.current.read() {
+            Ok(c) => c.verifier.clone(),
+            Err(poisoned) => poisoned.into_inner().verifier.clone(),
+        };
+        let cert = rustls_pki_types::CertificateDer::from(der.to_vec());
+        verifier
+            .verify_client_cert(&cert, &[], rustls_pki_types::UnixTime::now())
+            .map_err(|e| format!("the certificate does not verify: {e}"))?;
+        let peer = crate::PeerIdentity::from_der(der).map_err(|e| e.to_string())?;
+        let as_ref = CertRef {
+            serial: &peer.serial,
+            thumbprint: &peer.thumbprint,
+            role: peer.role.as_str(),
+        };
+        match self.refused(&as_ref) {
+            None => Ok(peer),
+            Some(why) => Err(format!(
+                "the certificate of `{}` is refused: {}",
+                peer.name,
+                match why {
+                    Refused::Revoked => "revoked",
+                    Refused::NotGranted => "never granted by two administrators",
+                    Refused::NotAMember => "not the certificate a member of the mesh holds",
+                    Refused::Lapsed => "its access passed its review date",
+                }
+            )),
+        }
     }
 
     /// Adds a second source of refusals (once; a second call is refused): every request

@@ -57,6 +57,7 @@ fn request(
         class,
         record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
         token: None,
+        asked: None,
     }
 }
 
@@ -291,6 +292,7 @@ pub fn run(home: &Home, opts: &DemoOptions) -> Result<()> {
         institution: institution(&sup.identity).into(),
         purpose: INVESTIGATION,
         token: None,
+        asked: None,
     };
     for d in crate::read::history(&node, &r, &rid)? {
         println!(

@@ -381,6 +381,7 @@ fn read_through(node: &Embedded, fund: &Fund, by: &[(String, Vec<usize>)]) -> Re
             institution: "sim".into(),
             purpose,
             token: None,
+            asked: None,
         };
         if node.vault.person(&r, id, &["cnss"]).is_err() {
             failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -7,6 +7,7 @@ use hyper::Request;
 use hyper::body::Bytes;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use ribat_identity::signed::{COSIGN_HEADER, Covered, RequestSigner, SIGNATURE_HEADER, digest};
 pub use rustls::ClientConfig;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -46,6 +47,9 @@ enum Sender {
 pub struct Connection {
     sender: Sender,
     authority: String,
+    /// Signs every request that carries a token (`Ribat-Signature`), with the key of the
+    /// certificate the connection presents.
+    signer: Option<Arc<RequestSigner>>,
 }
 
 /// A response: status and body.
@@ -111,7 +115,54 @@ impl Connection {
         Ok(Self {
             sender,
             authority: host.to_owned(),
+            signer: None,
         })
+    }
+
+    /// Signs every request that carries a token with `signer` from now on: it must hold the
+    /// key of the certificate this connection presented, or the gateway refuses them.
+    pub fn signing(mut self, signer: Arc<RequestSigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Sends a request (signed, when the connection signs) that `cosigner` co-signs: a
+    /// supervisor's consent to this one request of an identity under step-up.
+    pub async fn send_cosigned(
+        &mut self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Vec<u8>>,
+        cosigner: &RequestSigner,
+    ) -> Result<Response, ClientError> {
+        let json = body.is_some();
+        let body = body.unwrap_or_default();
+        let signer = self.signer.clone().ok_or_else(|| {
+            ClientError::Http("a co-signed request must be signed by its sender first".into())
+        })?;
+        let covered = Covered {
+            method,
+            target: path,
+            body_digest: &digest(&body),
+            token: Some(bearer),
+        };
+        let sig = signer
+            .sign(&covered, unix_now())
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let co = cosigner
+            .cosign(&covered, &sig)
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let (sig, co) = (sig.header(), co.header());
+        self.send_headers(
+            method,
+            path,
+            Some(bearer),
+            body,
+            json.then_some("application/json"),
+            &[(SIGNATURE_HEADER, &sig), (COSIGN_HEADER, &co)],
+        )
+        .await
     }
 
     /// Whether the connection can still carry requests.
@@ -186,6 +237,41 @@ impl Connection {
         content_type: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
+        let signed = match (&self.signer, bearer) {
+            (Some(signer), Some(token)) => {
+                let covered = Covered {
+                    method,
+                    target: path,
+                    body_digest: &digest(&body),
+                    token: Some(token),
+                };
+                Some(
+                    signer
+                        .sign(&covered, unix_now())
+                        .map_err(|e| ClientError::Http(e.to_string()))?
+                        .header(),
+                )
+            }
+            _ => None,
+        };
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(s) = &signed {
+            all.push((SIGNATURE_HEADER, s));
+        }
+        self.send_headers(method, path, bearer, body, content_type, &all)
+            .await
+    }
+
+    /// Sends exactly these headers besides the usual ones (no signature added).
+    async fn send_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
         let mut b = Request::builder()
             .method(method)
             .uri(format!("https://{}{path}", self.authority))
@@ -243,6 +329,12 @@ impl Connection {
             retry_after,
         })
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// In TLS 1.3 a server refuses a client certificate after the client thinks the handshake

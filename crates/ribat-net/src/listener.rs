@@ -58,6 +58,9 @@ pub struct Caller {
     pub peer: PeerIdentity,
     /// The remote address.
     pub remote: SocketAddr,
+    /// The verified client certificate, DER: a request signed by its key is checked
+    /// against it, and forwarded with it to whoever checks the signature again.
+    pub certificate: Arc<[u8]>,
 }
 
 /// Counts of connections refused before HTTP, for `/metrics`, and who hears of each.
@@ -324,8 +327,11 @@ pub async fn serve(
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .map(|der| PeerIdentity::from_der(der.as_ref()));
-            let Some(Ok(peer)) = peer else {
+                .map(|der| {
+                    PeerIdentity::from_der(der.as_ref())
+                        .map(|p| (p, Arc::<[u8]>::from(der.as_ref())))
+                });
+            let Some(Ok((peer, certificate))) = peer else {
                 // A chain our CA signed but without our subject fields: refuse.
                 stats.refused(remote, HandshakeRefusal::NoIdentity);
                 return;
@@ -333,7 +339,11 @@ pub async fn serve(
             stats.accepted.fetch_add(1, Ordering::Relaxed);
             let held = per_cert.hold(&peer.serial);
             let within = held.within;
-            let caller = Caller { peer, remote };
+            let caller = Caller {
+                peer,
+                remote,
+                certificate,
+            };
             let closing = Arc::new(tokio::sync::Notify::new());
             let closed = closing.clone();
             let svc = tower::service_fn(move |mut r: Request<hyper::body::Incoming>| {

@@ -417,6 +417,7 @@ pub fn execute(node: &Embedded, req: &Request, out: &Path) -> Result<Manifest> {
         institution: req.recipient.clone(),
         purpose: req.purpose.clone(),
         token: None,
+        asked: None,
     };
     let mut rows: Vec<Vec<String>> = Vec::new();
     for c in &req.cnss {
@@ -539,6 +540,7 @@ pub fn recipient_of_canary(node: &Embedded, person_id: &str) -> Result<Option<St
         class: Class::IDENTITY,
         record_ids: vec![x.record_id.clone()],
         token: None,
+        asked: None,
     })?;
     let raw = read
         .records

@@ -752,6 +752,7 @@ pub fn notify(
         institution: "cnss".into(),
         purpose: Purpose::BREACH_NOTIFICATION,
         token: None,
+        asked: None,
     };
     let ids: Vec<String> = persons.keys().cloned().collect();
     let mut w = csv::Writer::from_writer(Vec::new());

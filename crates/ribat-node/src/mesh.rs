@@ -1606,6 +1606,9 @@ async fn run_gateway(
         outputs,
         // Every custodian learns what was audited from the entries it cosigns.
         audited_by_log: true,
+        // Every custodian checks what the user signed; an unsigned read would be refused
+        // by all of them.
+        signed_requests: true,
     };
     let rt = tokio::runtime::Handle::current();
     let assembled = loop {

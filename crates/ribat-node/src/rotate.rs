@@ -392,6 +392,7 @@ pub fn reseal_pass(
         institution: "ribat".into(),
         purpose: Purpose::KEY_ROTATION,
         token: None,
+        asked: None,
     };
     let mut sealers: BTreeMap<String, Sealer> = BTreeMap::new();
     let mut after: Option<SealedRef> = None;

@@ -161,6 +161,9 @@ pub struct ServeOptions {
     /// In a mesh after a resharing: the witness keys new custodians published through the
     /// log, by index (pinned for a custodian the ceremony did not put on its node).
     pub published_witnesses: std::collections::BTreeMap<u32, String>,
+    /// The read routes refuse a request its sender did not sign (a mesh: its custodians
+    /// would refuse it anyway); otherwise signed requests are checked and others taken.
+    pub signed_requests: bool,
 }
 
 /// A gateway ready to serve: the app, the node under it, and its TLS.
@@ -480,6 +483,7 @@ pub fn assemble(
         upload_slots: Arc::new(tokio::sync::Semaphore::new(
             ribat_gateway::api::CONCURRENT_UPLOADS,
         )),
+        signatures: ribat_gateway::signed::Signatures::new(o.signed_requests, Some(tls.clone())),
     });
     Ok(Assembled {
         app,

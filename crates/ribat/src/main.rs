@@ -202,6 +202,12 @@ enum Command {
         /// Also send events and decisions as CEF over syslog (UDP) to HOST:PORT.
         #[arg(long)]
         syslog: Option<String>,
+        /// Refuse reads their sender did not sign (`Ribat-Signature`; see the README's
+        /// "Signed requests"). Without it, signed reads are checked and unsigned ones taken
+        /// (the custodians of this shape run in this process or trust its gateway); a mesh
+        /// always requires them.
+        #[arg(long)]
+        require_signed_requests: bool,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -290,6 +296,7 @@ impl WhoArg {
             institution: self.institution,
             purpose,
             token: None,
+            asked: None,
         }
     }
 }
@@ -1406,6 +1413,7 @@ fn run(cli: Cli) -> Result<()> {
             deadline_ms,
             ocsf,
             syslog,
+            require_signed_requests,
             pass,
         } => {
             let home = node_home(cli.home, &store)?;
@@ -1419,6 +1427,7 @@ fn run(cli: Cli) -> Result<()> {
                     audited_by_log: false,
                     outputs: ribat_gateway::watch::Outputs { ocsf, syslog },
                     published_witnesses: Default::default(),
+                    signed_requests: require_signed_requests,
                 },
             )?)
         }

@@ -293,30 +293,95 @@ fn a_public_figure_read_without_a_case_makes_the_next_reads_need_a_supervisors_c
         .enable_all()
         .build()
         .unwrap();
-    let cosigned = |cosign: &str| {
+    let connection = || {
         rt.block_on(async {
-            let mut c = ribat_net::client::Connection::open(
-                clerk.cfg.clone(),
-                &clerk.addr,
-                "127.0.0.1",
-                false,
-            )
+            ribat_net::client::Connection::open(clerk.cfg.clone(), &clerk.addr, "127.0.0.1", false)
+                .await
+                .unwrap()
+                .signing(clerk.signer.clone())
+        })
+    };
+    let path = person(&ps[1].cnss, "counter-service");
+    let cosigned_by = |cosigner: &ribat_identity::signed::RequestSigner| {
+        let mut c = connection();
+        rt.block_on(c.send_cosigned("GET", &path, &clerk.token, None, cosigner))
+            .unwrap()
+    };
+    // The clerk's own co-signature is none; a supervisor's token no longer co-signs.
+    let r = cosigned_by(&clerk.signer);
+    assert_eq!((r.status, problem(&r).as_str()), (403, "step-up-refused"));
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a `clerk`"),
+        "{r:?}"
+    );
+    let mut c = connection();
+    let r = rt
+        .block_on(c.get_with(
+            &path,
+            Some(&clerk.token),
+            &[("ribat-cosign", &supervisor.token)],
+        ))
+        .unwrap();
+    assert_eq!((r.status, problem(&r).as_str()), (403, "step-up-refused"));
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no longer co-signs"),
+        "{r:?}"
+    );
+    // The supervisor's co-signature of this one request is.
+    let r = cosigned_by(&supervisor.signer);
+    assert_eq!(r.status, 200, "{r:?}");
+    // It is good for that request only: put on the next one, it covers nothing.
+    let signed_next = {
+        use ribat_identity::signed::{Covered, digest};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let covered = Covered {
+            method: "GET",
+            target: &path,
+            body_digest: &digest(b""),
+            token: Some(&clerk.token),
+        };
+        let first = clerk.signer.sign(&covered, now).unwrap();
+        let co = supervisor.signer.cosign(&covered, &first).unwrap();
+        let second = clerk.signer.sign(&covered, now).unwrap();
+        (second.header(), co.header())
+    };
+    let r = rt.block_on(async {
+        // An unsigned connection, so that the headers are exactly these.
+        ribat_net::client::Connection::open(clerk.cfg.clone(), &clerk.addr, "127.0.0.1", false)
             .await
-            .unwrap();
-            c.get_with(
-                &person(&ps[1].cnss, "counter-service"),
+            .unwrap()
+            .get_with(
+                &path,
                 Some(&clerk.token),
-                &[("ribat-cosign", cosign)],
+                &[
+                    ("ribat-signature", &signed_next.0),
+                    ("ribat-cosign", &signed_next.1),
+                ],
             )
             .await
             .unwrap()
-        })
-    };
-    // The clerk's own token is no co-signature; a supervisor's is.
-    let r = cosigned(&clerk.token);
-    assert_eq!((r.status, problem(&r).as_str()), (403, "step-up-refused"));
-    let r = cosigned(&supervisor.token);
-    assert_eq!(r.status, 200, "{r:?}");
+    });
+    assert_eq!(
+        (r.status, problem(&r).as_str()),
+        (403, "step-up-refused"),
+        "{r:?}"
+    );
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not cover this request"),
+        "{r:?}"
+    );
 }
 
 /// Walks through CINs by `POST /v1/persons/search`: stepping +1 through numbers nobody

@@ -127,17 +127,10 @@ fn mesh_with_gateways(out: &Path, gateways: &[u64]) -> Vec<PathBuf> {
 
 /// Same, `mesh init` given `extra` arguments besides.
 fn mesh_made_with(out: &Path, gateways: &[u64], extra: &[&str]) -> Vec<PathBuf> {
-    let addrs: Vec<String> = (0..3)
-        .map(|_| free_addr())
-        .collect();
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
     let mut args: Vec<String> = gateways
         .iter()
-        .flat_map(|g| {
-            [
-                "--gateway".to_owned(),
-                format!("{g}={}", free_addr()),
-            ]
-        })
+        .flat_map(|g| ["--gateway".to_owned(), format!("{g}={}", free_addr())])
         .collect();
     args.extend(["--passphrases".to_owned(), "env".to_owned()]);
     args.extend(extra.iter().map(|a| (*a).to_owned()));
@@ -462,9 +455,7 @@ fn mesh_up_runs_every_node_and_stops_them_all_when_one_dies() {
     use std::io::BufRead;
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("mesh");
-    let addrs: Vec<String> = (0..3)
-        .map(|_| free_addr())
-        .collect();
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
     let src = d.path().join("source");
     generate(&src, 30, 3, 1, 5);
     let gw = free_addr();
@@ -1289,9 +1280,7 @@ fn mesh_up_stopped_by_sigterm_leaves_no_node_running() {
     use std::io::BufRead;
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("mesh");
-    let addrs: Vec<String> = (0..3)
-        .map(|_| free_addr())
-        .collect();
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
     let mut up = NodeProcess(
         Command::new(env!("CARGO_BIN_EXE_ribat"))
             .args(["mesh", "up", "--dir", dir.to_str().unwrap(), "--addrs"])
@@ -1531,9 +1520,7 @@ fn mesh_of(out: &Path, n: usize, gateways: &[u64], passes: &Path) -> Vec<PathBuf
         std::fs::write(&f, format!("custodian {i} of a mesh of {n}")).unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let addrs: Vec<String> = (0..n)
-        .map(|_| free_addr())
-        .collect();
+    let addrs: Vec<String> = (0..n).map(|_| free_addr()).collect();
     let mut c = ribat_cmd(&["mesh", "init", "--out", out.to_str().unwrap()]);
     c.args([
         "--nodes",
@@ -1546,8 +1533,7 @@ fn mesh_of(out: &Path, n: usize, gateways: &[u64], passes: &Path) -> Vec<PathBuf
     .arg("--passphrases")
     .arg(format!("dir:{}", passes.display()));
     for g in gateways {
-        c.arg("--gateway")
-            .arg(format!("{g}={}", free_addr()));
+        c.arg("--gateway").arg(format!("{g}={}", free_addr()));
     }
     let o = c.output().unwrap();
     assert!(o.status.success(), "{}", common::text(&o));
@@ -2595,9 +2581,7 @@ fn i4_a_mesh_on_postgresql_gives_each_node_its_own_role_and_its_dump_holds_nothi
     let schema = format!("mesh_{}", std::process::id());
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mesh");
-    let addrs: Vec<String> = (0..3)
-        .map(|_| free_addr())
-        .collect();
+    let addrs: Vec<String> = (0..3).map(|_| free_addr()).collect();
     let store = format!("postgres:{conninfo}");
     let o = ribat_cmd(&["--store", &store, "--store-schema", &schema, "mesh", "init"])
         .args(["--out", out.to_str().unwrap(), "--addrs", &addrs.join(",")])

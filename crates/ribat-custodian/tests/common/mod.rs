@@ -175,6 +175,7 @@ pub(crate) fn request(
         class: class.parse().unwrap(),
         record_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
         token: None,
+        asked: None,
     }
 }
 

@@ -84,6 +84,7 @@ fn reader() -> Reader {
         institution: "cnss.pensions".into(),
         purpose: ribat_policy::Purpose::constant("pension-run"),
         token: None,
+        asked: None,
     }
 }
 
@@ -148,6 +149,7 @@ fn read_every_person(node: &Embedded, ids: &[String], what: &str) -> Result<usiz
                 set: None,
                 epoch: None,
                 token: None,
+                asked: None,
             };
             let r = node
                 .vault

@@ -274,6 +274,7 @@ pub(super) fn bypass(w: &World) -> Result<()> {
             class: Class::IDENTITY,
             record_ids: vec![id],
             token: Some(ribat_custodian::request::Bearer(token.clone())),
+            asked: None,
         };
         let sent = w.clock.now_ms();
         let outcome = reader.read(&req);

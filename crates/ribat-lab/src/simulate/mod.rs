@@ -429,6 +429,7 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
     });
     let opts = crate::serve::ServeOptions {
         published_witnesses: Default::default(),
+        signed_requests: false,
         outputs: ribat_gateway::watch::Outputs {
             ocsf: Some(node_home.root().join("events.ocsf.jsonl")),
             syslog: None,

@@ -2,6 +2,7 @@
 //! partner system or an attacker would make them.
 
 use super::{command, fund_and_keys, ok, ribat};
+use ribat_identity::signed::RequestSigner;
 use ribat_net::client::{ClientConfig, ClientError, Connection, Response};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -148,6 +149,24 @@ pub(crate) fn call(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> Result<Response, ClientError> {
+    call_signing(addr, cfg, None, method, path, token, body)
+}
+
+/// The signer of an identity issued in a directory (`cert.pem`, `key.pem`).
+pub(crate) fn signer(who: &Path) -> std::sync::Arc<RequestSigner> {
+    std::sync::Arc::new(RequestSigner::in_dir(who).unwrap())
+}
+
+/// Same, signed by `signer` (`Ribat-Signature`) when a token goes with it.
+pub(crate) fn call_signing(
+    addr: &str,
+    cfg: std::sync::Arc<ClientConfig>,
+    signer: Option<std::sync::Arc<RequestSigner>>,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Result<Response, ClientError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,6 +175,9 @@ pub(crate) fn call(
         // The certificate names the host the node listens on.
         let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
         let mut c = Connection::open(cfg, addr, host, false).await?;
+        if let Some(s) = signer {
+            c = c.signing(s);
+        }
         c.send(
             method,
             path,
@@ -185,11 +207,13 @@ pub(crate) fn problem(r: &Response) -> String {
         .to_owned()
 }
 
-/// An identity calling a running gateway with its own certificate and a token bound to it.
+/// An identity calling a running gateway with its own certificate and a token bound to it,
+/// signing each request with its certificate's key.
 pub(crate) struct Caller {
     pub addr: String,
     pub cfg: std::sync::Arc<ClientConfig>,
     pub token: String,
+    pub signer: std::sync::Arc<RequestSigner>,
 }
 
 impl Caller {
@@ -200,14 +224,16 @@ impl Caller {
             addr: gw.addr.clone(),
             cfg: config(ca, Some(&who)),
             token: token(&gw.addr, ca, &who),
+            signer: signer(&who),
         }
     }
 
     /// `GET path`.
     pub(crate) fn get(&self, path: &str) -> Response {
-        call(
+        call_signing(
             &self.addr,
             self.cfg.clone(),
+            Some(self.signer.clone()),
             "GET",
             path,
             Some(&self.token),
@@ -218,9 +244,10 @@ impl Caller {
 
     /// `POST path` with a JSON body.
     pub(crate) fn post(&self, path: &str, body: serde_json::Value) -> Response {
-        call(
+        call_signing(
             &self.addr,
             self.cfg.clone(),
+            Some(self.signer.clone()),
             "POST",
             path,
             Some(&self.token),

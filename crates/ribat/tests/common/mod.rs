@@ -175,6 +175,7 @@ pub(crate) fn read_all(
                 class: class.parse().unwrap(),
                 record_ids: chunk.to_vec(),
                 token: None,
+                asked: None,
             })
             .unwrap();
         out.extend(read.records.into_iter().map(|(_, f)| f));
