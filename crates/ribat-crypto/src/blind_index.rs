@@ -43,6 +43,20 @@ impl IndexKind {
     }
 }
 
+/// Reference kind under which each declaration carries its person's record id.
+pub const DECLARATIONS_OF: &str = "decl-of";
+
+/// A tag as letters `a`–`p`, after `prefix`: a record id with no personal data in it.
+fn opaque(prefix: &str, t: &BlindTag) -> String {
+    let mut s = String::with_capacity(prefix.len() + 32);
+    s.push_str(prefix);
+    for b in t.0 {
+        s.push(char::from(b'a' + (b >> 4)));
+        s.push(char::from(b'a' + (b & 0x0f)));
+    }
+    s
+}
+
 /// A blind-index tag.
 #[derive(Clone, Copy, Debug, Eq)]
 pub struct BlindTag(pub [u8; TAG_LEN]);
@@ -101,6 +115,21 @@ impl BlindIndexer {
         }
         let b = normalise_date(birth)?;
         self.tag(IndexKind::NameBirth, &format!("{n}|{b}"))
+    }
+
+    /// The opaque record id of the person with this CNSS number: `p-` and 32 letters
+    /// `a`–`p` (the gateway finds the person by it, a custodian checks a signed request
+    /// names it).
+    pub fn person_record_id(&self, cnss: &str) -> Result<String> {
+        Ok(opaque("p-", &self.reference("record-id/person", cnss)?))
+    }
+
+    /// The opaque record id of the employer with this affiliation number (`e-`…).
+    pub fn employer_record_id(&self, affiliation: &str) -> Result<String> {
+        Ok(opaque(
+            "e-",
+            &self.reference("record-id/employer", affiliation)?,
+        ))
     }
 
     /// Tag of an internal reference (e.g. a person's record id, to find their declarations)

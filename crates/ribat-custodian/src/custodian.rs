@@ -49,6 +49,9 @@ pub struct LocalCustodian {
     clock: Arc<dyn Clock>,
     dleq: Dleq,
     observer: std::sync::OnceLock<Arc<dyn Observer>>,
+    /// The deployment's blind-index key, given at the ceremony: with it the custodian finds
+    /// the records a user's signed request names ([`crate::asked`]).
+    index_key: Option<ribat_crypto::secret::SecretBytes<32>>,
 }
 
 /// Told of every entry a custodian logs (its answers, refusals and quarantines), after
@@ -93,6 +96,7 @@ impl LocalCustodian {
             }
         };
         let honey = keystore::load_honey(dir, &keys)?;
+        let index_key = keystore::load_index_key(dir, &keys)?;
         let mut guard = Guard::new(policy, honey);
         let (log, replay) =
             ServedLog::open_dir(dir, keys.index).map_err(|e| CustodianError::Directory {
@@ -129,7 +133,40 @@ impl LocalCustodian {
             clock,
             dleq: Dleq::ribat(),
             observer: std::sync::OnceLock::new(),
+            index_key,
         })
+    }
+
+    /// Whether `req` stays within the read the user signed (`read`): its purpose, and the
+    /// records its subject names, found with this custodian's own copy of the blind-index
+    /// key and its own view of the store.
+    pub fn within_asked(
+        &self,
+        read: &crate::asked::AskedRead,
+        req: &PartialRequest,
+    ) -> Result<(), String> {
+        let key = self.index_key.as_ref().ok_or(
+            "this custodian holds no blind-index key (its directory has no index-key.json), so it cannot tell which records a signed request names and answers no user's read",
+        )?;
+        let index = ribat_crypto::blind_index::BlindIndexer::new(
+            ribat_crypto::secret::SecretBytes::new(*key.expose()),
+        );
+        crate::asked::within(read, req, &index, self.store.as_ref())
+    }
+
+    /// The blind-index key this custodian holds, to pass on to a custodian that joins.
+    pub fn index_key(&self) -> Option<&ribat_crypto::secret::SecretBytes<32>> {
+        self.index_key.as_ref()
+    }
+
+    /// Gives this custodian the deployment's blind-index key (sealed in its directory).
+    pub fn keep_index_key(
+        dir: &Path,
+        pass: &Passphrase,
+        key: &ribat_crypto::secret::SecretBytes<32>,
+    ) -> Result<(), CustodianError> {
+        let keys = keystore::load(dir, pass)?;
+        keystore::save_index_key(dir, &keys, key)
     }
 
     /// This custodian as a witness of the audit log whose key is `log`: it cosigns that

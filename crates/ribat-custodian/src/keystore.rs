@@ -7,6 +7,9 @@
 //!   DIR/policy.json      the policy this custodian enforces
 //!   DIR/honey.json       honey records (table, id), sealed under a key derived from the
 //!                        custodian's identity share (format `ribat-honey/v1`)
+//!   DIR/index-key.json   the deployment's blind-index key, given at the ceremony, sealed
+//!                        the same way (format `ribat-index-key/v1`): the custodian finds
+//!                        the records a user's signed request names
 //!   DIR/served/          what it served and refused (a Merkle log: journal, tiles, lock)
 //! ```
 //!
@@ -53,6 +56,10 @@ pub const GROUP_FILE: &str = "group.json";
 pub const POLICY_FILE: &str = "policy.json";
 /// The custodian's honey list.
 pub const HONEY_FILE: &str = "honey.json";
+/// The custodian's copy of the blind-index key.
+pub const INDEX_KEY_FILE: &str = "index-key.json";
+/// Format tag of the sealed blind-index key.
+pub const INDEX_KEY_FORMAT: &str = "ribat-index-key/v1";
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -463,13 +470,8 @@ pub(crate) fn local_key(
     Ok(share.derive_local_key(label)?)
 }
 
-fn honey_key(
-    keys: &CustodianKeys,
-) -> Result<ribat_crypto::secret::SecretBytes<32>, CustodianError> {
-    local_key(keys, HONEY_LABEL, "honey-list key")
-}
-
 const HONEY_LABEL: &str = "ribat/v1/honey-list";
+const INDEX_LABEL: &str = "ribat/v1/index-key-seal";
 const WITNESS_LABEL: &str = "ribat/v1/witness-cosignature-key";
 
 /// The keys a custodian derived from its share that its next shares carry (its witness
@@ -481,6 +483,7 @@ pub fn keys_to_carry(
     for (label, what) in [
         (HONEY_LABEL, "honey-list key"),
         (WITNESS_LABEL, "witness key"),
+        (INDEX_LABEL, "index-key seal"),
     ] {
         carried.insert(label.to_owned(), local_key(keys, label, what)?);
     }
@@ -521,7 +524,7 @@ pub(crate) fn witness_signer(
 pub fn fresh_keys_to_carry()
 -> Result<BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>, CustodianError> {
     let mut carried = BTreeMap::new();
-    for label in [HONEY_LABEL, WITNESS_LABEL] {
+    for label in [HONEY_LABEL, WITNESS_LABEL, INDEX_LABEL] {
         carried.insert(
             label.to_owned(),
             ribat_crypto::secret::SecretBytes::random()?,
@@ -539,6 +542,97 @@ pub fn witness_seed(
     local_key(keys, WITNESS_LABEL, "witness key")
 }
 
+/// One of the custodian's own sealed files: what it seals (`format`, `file`) and the local
+/// key it seals under (`label`, named `what` in errors).
+struct Sealed {
+    format: &'static str,
+    file: &'static str,
+    label: &'static str,
+    what: &'static str,
+    /// What the plaintext is, for the error when it is not.
+    holds: &'static str,
+}
+
+const HONEY: Sealed = Sealed {
+    format: HONEY_FORMAT,
+    file: HONEY_FILE,
+    label: HONEY_LABEL,
+    what: "honey-list key",
+    holds: "a list of [table, record id]",
+};
+
+const INDEX: Sealed = Sealed {
+    format: INDEX_KEY_FORMAT,
+    file: INDEX_KEY_FILE,
+    label: INDEX_LABEL,
+    what: "index-key seal",
+    holds: "a 32-byte key",
+};
+
+impl Sealed {
+    fn aad(&self, index: u32, epoch: u32) -> String {
+        format!("{}|custodian={index}|epoch={epoch}", self.format)
+    }
+
+    fn save(&self, dir: &Path, keys: &CustodianKeys, plain: &[u8]) -> Result<(), CustodianError> {
+        let key = local_key(keys, self.label, self.what)?;
+        self.save_with(dir, keys.index, keys.epoch, &key, plain)
+    }
+
+    fn save_with(
+        &self,
+        dir: &Path,
+        index: u32,
+        epoch: u32,
+        key: &ribat_crypto::secret::SecretBytes<32>,
+        plain: &[u8],
+    ) -> Result<(), CustodianError> {
+        let aad = self.aad(index, epoch);
+        let sealed = ribat_crypto::at_rest::seal(key, plain, aad.as_bytes())?;
+        let file = HoneyFile {
+            format: self.format.into(),
+            custodian: index,
+            epoch,
+            sealed: hex::encode(&sealed),
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| dir_err(dir, e.to_string()))?;
+        write_atomic(&dir.join(self.file), &json)
+    }
+
+    /// The plaintext, or `None` when there is no file.
+    fn load(
+        &self,
+        dir: &Path,
+        keys: &CustodianKeys,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, CustodianError> {
+        let path = dir.join(self.file);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(dir_err(&path, e.to_string())),
+        };
+        let file: HoneyFile = serde_json::from_str(&text)
+            .map_err(|e| dir_err(&path, format!("not a sealed file ({}): {e}", self.holds)))?;
+        // A file sealed before a rotation stays readable: its key is carried, its epoch is
+        // the previous one (or an earlier one, after the rotation finished).
+        if file.format != self.format || file.custodian != keys.index || file.epoch > keys.epoch {
+            return Err(dir_err(
+                &path,
+                "belongs to another custodian, epoch or format",
+            ));
+        }
+        let bytes: Vec<u8> =
+            hex::decode(&file.sealed).map_err(|_| dir_err(&path, "sealed contents are not hex"))?;
+        let aad = self.aad(keys.index, file.epoch);
+        Ok(Some(ribat_crypto::at_rest::open(
+            &local_key(keys, self.label, self.what)?,
+            &bytes,
+            aad.as_bytes(),
+            &path.display().to_string(),
+        )?))
+    }
+}
+
 /// Seals and writes the honey list of an opened custodian.
 pub fn save_honey(
     dir: &Path,
@@ -546,19 +640,7 @@ pub fn save_honey(
     list: &[(String, String)],
 ) -> Result<(), CustodianError> {
     let plain = Zeroizing::new(serde_json::to_vec(list).map_err(|e| dir_err(dir, e.to_string()))?);
-    let aad = format!(
-        "{HONEY_FORMAT}|custodian={}|epoch={}",
-        keys.index, keys.epoch
-    );
-    let sealed = ribat_crypto::at_rest::seal(&honey_key(keys)?, &plain, aad.as_bytes())?;
-    let file = HoneyFile {
-        format: HONEY_FORMAT.into(),
-        custodian: keys.index,
-        epoch: keys.epoch,
-        sealed: hex::encode(&sealed),
-    };
-    let json = serde_json::to_vec_pretty(&file).map_err(|e| dir_err(dir, e.to_string()))?;
-    write_atomic(&dir.join(HONEY_FILE), &json)
+    HONEY.save(dir, keys, &plain)
 }
 
 /// Reads the honey list of an opened custodian; no file means no honey records.
@@ -566,40 +648,63 @@ pub fn load_honey(
     dir: &Path,
     keys: &CustodianKeys,
 ) -> Result<Vec<(String, String)>, CustodianError> {
-    let path = dir.join(HONEY_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(dir_err(&path, e.to_string())),
+    let Some(plain) = HONEY.load(dir, keys)? else {
+        return Ok(Vec::new());
     };
-    let file: HoneyFile = serde_json::from_str(&text)
-        .map_err(|e| dir_err(&path, format!("not a sealed honey list: {e}")))?;
-    // A list sealed before a rotation stays readable: its key is carried, its epoch is
-    // the previous one (or an earlier one, after the rotation finished).
-    if file.format != HONEY_FORMAT || file.custodian != keys.index || file.epoch > keys.epoch {
-        return Err(dir_err(
-            &path,
-            "belongs to another custodian, epoch or format",
-        ));
-    }
-    let bytes: Vec<u8> =
-        hex::decode(&file.sealed).map_err(|_| dir_err(&path, "sealed list is not hex"))?;
-    let aad = format!(
-        "{HONEY_FORMAT}|custodian={}|epoch={}",
-        keys.index, file.epoch
-    );
-    let plain = ribat_crypto::at_rest::open(
-        &honey_key(keys)?,
-        &bytes,
-        aad.as_bytes(),
-        &path.display().to_string(),
-    )?;
     serde_json::from_slice(&plain).map_err(|e| {
         dir_err(
-            &path,
-            format!("sealed list is not a list of [table, record id]: {e}"),
+            &dir.join(HONEY_FILE),
+            format!("sealed list is not {}: {e}", HONEY.holds),
         )
     })
+}
+
+/// Seals and writes the deployment's blind-index key for an opened custodian: with it the
+/// custodian finds the records a user's signed request names, as the gateway did, and
+/// answers for no other.
+pub fn save_index_key(
+    dir: &Path,
+    keys: &CustodianKeys,
+    key: &ribat_crypto::secret::SecretBytes<32>,
+) -> Result<(), CustodianError> {
+    INDEX.save(dir, keys, key.expose())
+}
+
+/// Same, for a custodian whose shares are not opened yet (one that joins at a resharing):
+/// sealed under the key it will carry (`carried`, from [`fresh_keys_to_carry`] or
+/// [`keys_to_carry`]) for key epoch `epoch`.
+pub fn save_index_key_carried(
+    dir: &Path,
+    index: u32,
+    epoch: u32,
+    carried: &BTreeMap<String, ribat_crypto::secret::SecretBytes<32>>,
+    key: &ribat_crypto::secret::SecretBytes<32>,
+) -> Result<(), CustodianError> {
+    let seal = carried
+        .get(INDEX_LABEL)
+        .ok_or_else(|| CustodianError::Directory {
+            path: dir.display().to_string(),
+            reason: "no index-key seal among the keys carried".into(),
+        })?;
+    INDEX.save_with(dir, index, epoch, seal, key.expose())
+}
+
+/// The blind-index key of an opened custodian, or `None` when its directory holds none (a
+/// custodian made before signed requests, or one that joined at a resharing).
+pub fn load_index_key(
+    dir: &Path,
+    keys: &CustodianKeys,
+) -> Result<Option<ribat_crypto::secret::SecretBytes<32>>, CustodianError> {
+    let Some(plain) = INDEX.load(dir, keys)? else {
+        return Ok(None);
+    };
+    let bytes = <[u8; 32]>::try_from(plain.as_slice()).map_err(|_| {
+        dir_err(
+            &dir.join(INDEX_KEY_FILE),
+            format!("does not hold {}", INDEX.holds),
+        )
+    })?;
+    Ok(Some(ribat_crypto::secret::SecretBytes::new(bytes)))
 }
 
 /// Unseals and checks the shares in `dir`.

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod allowance;
+pub mod asked;
 pub mod ceremony;
 pub mod clock;
 pub mod custodian;

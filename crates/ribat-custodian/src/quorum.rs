@@ -667,8 +667,13 @@ impl QuorumReader {
     }
 
     /// Draws a blind-index key and stores it sealed to the identity class. Done once, at
-    /// set-up; only a quorum can open it again.
-    pub fn create_index_key(group: &GroupPublic, store: &dyn Store) -> Result<(), QuorumError> {
+    /// set-up; only a quorum can open it again. The key is handed back once, for the
+    /// ceremony to give each custodian its own sealed copy (each finds with it the records
+    /// a user's signed request names).
+    pub fn create_index_key(
+        group: &GroupPublic,
+        store: &dyn Store,
+    ) -> Result<SecretBytes<32>, QuorumError> {
         create_service_key(INDEX_KEY, group, store)
     }
 
@@ -682,7 +687,7 @@ impl QuorumReader {
         {
             return Ok(());
         }
-        create_service_key(LEAK_KEY, group, store)
+        create_service_key(LEAK_KEY, group, store).map(drop)
     }
 
     /// Opens the leak-digest key through the quorum: every custodian checks and logs it
@@ -765,7 +770,7 @@ fn create_service_key(
     key: ServiceKey,
     group: &GroupPublic,
     store: &dyn Store,
-) -> Result<(), QuorumError> {
+) -> Result<SecretBytes<32>, QuorumError> {
     let secret = SecretBytes::<32>::random()?;
     let env = Sealer::new(&key.class, group.class(&key.class)?, group.epoch).seal(
         Table::Keys.as_str(),
@@ -785,5 +790,5 @@ fn create_service_key(
         index: Vec::new(),
         digests: Vec::new(),
     }])?;
-    Ok(())
+    Ok(secret)
 }

@@ -67,6 +67,38 @@ pub struct Asked {
     pub signature: String,
 }
 
+impl Asked {
+    /// A request signed now by `signer` (the user's client), as a gateway forwards it.
+    pub fn signed_by(
+        signer: &ribat_identity::signed::RequestSigner,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        token: &str,
+    ) -> Result<Self, ribat_identity::IdentityError> {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let signature = signer.sign(
+            &ribat_identity::signed::Covered {
+                method,
+                target,
+                body_digest: &ribat_identity::signed::digest(body),
+                token: Some(token),
+            },
+            now,
+        )?;
+        Ok(Self {
+            certificate: Base64UrlUnpadded::encode_string(signer.certificate()),
+            method: method.to_owned(),
+            target: target.to_owned(),
+            body: (!body.is_empty()).then(|| Base64UrlUnpadded::encode_string(body)),
+            signature: signature.header(),
+        })
+    }
+}
+
 /// The target names a person: never in a log.
 impl std::fmt::Debug for Asked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

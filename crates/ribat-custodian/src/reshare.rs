@@ -18,6 +18,7 @@ use crate::keystore::CustodianKeys;
 use ribat_crypto::group::GroupPublic;
 use ribat_crypto::point::{decode_point, encode_point};
 use ribat_crypto::reshare::{Plan, SubShare, combine_subshares, redeal, reshared_class};
+use ribat_crypto::secret::SecretBytes;
 use ribat_crypto::secret::SecretScalar;
 use ribat_crypto::shamir::KeyShare;
 use ribat_crypto::{CryptoError, RistrettoPoint};
@@ -97,6 +98,10 @@ pub struct WireSubShares {
     pub to: u32,
     /// Per class, the sub-share as 64 hex digits.
     pub shares: BTreeMap<String, HexSecret>,
+    /// The deployment's blind-index key, as 64 hex digits, when the dealer holds it: a
+    /// custodian that joins finds with it the records a user's signed request names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_key: Option<HexSecret>,
 }
 
 /// A secret scalar's hex, wiped when dropped.
@@ -139,7 +144,29 @@ impl WireSubShares {
                     )
                 })
                 .collect(),
+            index_key: None,
         }
+    }
+
+    /// The same, carrying the blind-index key `key` (when the dealer holds one).
+    pub fn with_index_key(mut self, key: Option<&SecretBytes<32>>) -> Self {
+        self.index_key = key.map(|k| HexSecret(hex::encode(k.expose())));
+        self
+    }
+
+    /// The blind-index key these sub-shares carry, if any.
+    pub fn index_key(&self) -> Result<Option<SecretBytes<32>>, CustodianError> {
+        let Some(h) = &self.index_key else {
+            return Ok(None);
+        };
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(h.0.as_bytes(), bytes.as_mut()).map_err(|_| {
+            CustodianError::Directory {
+                path: format!("(sub-shares of custodian {})", self.from),
+                reason: "the blind-index key is not 64 hex digits".into(),
+            }
+        })?;
+        Ok(Some(SecretBytes::new(*bytes)))
     }
 
     /// Back to sub-shares; refuses what is not a canonical scalar.

@@ -75,6 +75,10 @@ pub struct CustodianService {
     /// `key-rotation` are taken from that gateway only (none while no rotation is under
     /// way): any other gateway could mint itself a token for the purpose.
     pub rotation_job: Option<RotationJob>,
+    /// Whether an end user's read must come with their signed request (a mesh): the
+    /// custodian checks it itself and answers only for the records it names
+    /// ([`crate::asked`]).
+    pub signed_requests: bool,
 }
 
 /// Says whether a gateway certificate (by name) may re-seal records now.
@@ -376,15 +380,51 @@ async fn partial(
         .allowances
         .as_ref()
         .is_some_and(|a| req.requester.role == *a.role() && a.holds(&req.requester.identity, now));
-    match req.token.as_ref() {
-        None if by_allowance => {}
+    let claims = match req.token.as_ref() {
+        None if by_allowance => None,
         None => {
             return unauth("no end-user token came with the request; a custodian does not take the gateway's word for who acts".into());
         }
-        Some(token) => {
-            if let Err(why) = check_token(&s, &req, token) {
-                return unauth(why);
+        Some(token) => match check_token(&s, &req, token) {
+            Ok(claims) => Some((claims, token.0.clone())),
+            Err(why) => return unauth(why),
+        },
+    };
+    if let Some((claims, token)) = claims
+        && s.signed_requests
+        && crate::asked::needs_signature(&req)
+    {
+        let checked = {
+            let (s, req) = (s.clone(), req.clone());
+            tokio::task::spawn_blocking(move || check_asked(&s, &req, &claims, &token, now)).await
+        };
+        let why = match checked {
+            Ok(Ok(())) => None,
+            Ok(Err(why)) => Some(why),
+            Err(e) => Some(format!("task failed: {e}")),
+        };
+        if let Some(why) = why {
+            if let Some(o) = s.observer.clone() {
+                let actor = ribat_detect::event::Actor {
+                    identity: caller.peer.name.clone(),
+                    role: caller.peer.role.to_string(),
+                    institution: caller.peer.institution.clone(),
+                    serial: caller.peer.serial.clone(),
+                    addr: caller.remote.ip().to_string(),
+                };
+                let index = s.custodian.index();
+                let _ = tokio::task::spawn_blocking(move || {
+                    o.observe(
+                        &format!("custodian-{index}"),
+                        Kind::AuthFailure(ribat_detect::event::AuthFailure {
+                            actor,
+                            reason: "signed-request-refused".into(),
+                        }),
+                    );
+                })
+                .await;
             }
+            return unauth(format!("the user's signed request: {why}"));
         }
     }
     if let Some((until, id)) = s
@@ -403,13 +443,37 @@ async fn partial(
     served(s, caller, req).await
 }
 
+/// The user's signed request: present, signed within its window by the key of the
+/// certificate the token is bound to (which chains to the CA, and is neither revoked nor
+/// ungranted), for the purpose and the records of `req`; why not, otherwise.
+fn check_asked(
+    s: &CustodianService,
+    req: &PartialRequest,
+    claims: &ribat_identity::TokenClaims,
+    token: &str,
+    now: u64,
+) -> Result<(), String> {
+    let asked = req.asked.as_ref().ok_or(
+        "none came with the read; a custodian of a mesh answers a user's read only with the request they signed",
+    )?;
+    let (certificate, read) = crate::asked::check_signed(asked, token, now)?;
+    let peer = s.tls.verify_forwarded(&certificate)?;
+    if peer.thumbprint != claims.cnf.x5t_s256 {
+        return Err(format!(
+            "it is signed with the certificate of `{}`, not the one the token of `{}` is bound to",
+            peer.name, claims.sub
+        ));
+    }
+    s.custodian.within_asked(&read, req)
+}
+
 /// The end user's token: verified, naming the requester, bound to a certificate that is
-/// neither revoked nor (in a mesh) ungranted; why not, otherwise.
+/// neither revoked nor (in a mesh) ungranted; its claims, or why not.
 fn check_token(
     s: &CustodianService,
     req: &PartialRequest,
     token: &crate::request::Bearer,
-) -> Result<(), String> {
+) -> Result<ribat_identity::TokenClaims, String> {
     let claims = s
         .tokens
         .verify(&token.0, time::OffsetDateTime::now_utc())
@@ -439,7 +503,7 @@ fn check_token(
             "the access of `{}` passed its review date without being re-certified",
             claims.sub
         )),
-        None => Ok(()),
+        None => Ok(claims),
     }
 }
 

@@ -29,7 +29,7 @@ use ribat_policy::{Class, Table};
 use ribat_store::{StoredClass, StoredRecord};
 
 /// Blind-index kind for a person's declarations.
-pub const DECL_OF: &str = "decl-of";
+pub const DECL_OF: &str = ribat_crypto::blind_index::DECLARATIONS_OF;
 
 /// Every class the fund's tables seal a field in: a key ceremony must draw a key for each
 /// (the service keys are sealed to them too).
@@ -156,18 +156,12 @@ impl<'a> RecordSealer<'a> {
 
     /// The opaque record id of the person with this CNSS number.
     pub fn person_id(&self, cnss: &str) -> Result<String> {
-        Ok(opaque(
-            "p-",
-            &self.index.reference("record-id/person", cnss)?,
-        ))
+        self.index.person_record_id(cnss)
     }
 
     /// The opaque record id of the employer with this affiliation number.
     pub fn employer_id(&self, affiliation: &str) -> Result<String> {
-        Ok(opaque(
-            "e-",
-            &self.index.reference("record-id/employer", affiliation)?,
-        ))
+        self.index.employer_record_id(affiliation)
     }
 
     /// An export canary: a person like any other, whose leak digests also carry the canary
@@ -365,16 +359,6 @@ fn declaration_digests(
         ),
     ));
     vec![(l.locator(person_id), encode_body(&pairs))]
-}
-
-fn opaque(prefix: &str, t: &BlindTag) -> String {
-    let mut s = String::with_capacity(prefix.len() + 32);
-    s.push_str(prefix);
-    for b in t.0 {
-        s.push(char::from(b'a' + (b >> 4)));
-        s.push(char::from(b'a' + (b & 0x0f)));
-    }
-    s
 }
 
 /// The record id of a person's declaration for a period by one employer: a person may be

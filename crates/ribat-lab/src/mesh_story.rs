@@ -9,13 +9,12 @@ use ribat_net::client::Connection;
 use ribat_node::mesh::{InitSpec, NodeChild};
 use ribat_node::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One GET on a fresh connection: status and the problem's detail (or a field).
 fn get(
     rt: &tokio::runtime::Runtime,
-    cfg: &std::sync::Arc<rustls::ClientConfig>,
+    cfg: &ribat_net::client::ClientSide,
     addr: &str,
     path: &str,
 ) -> Result<(u16, serde_json::Value)> {
@@ -299,7 +298,7 @@ struct ReshareStory<'a> {
     dirs: &'a [PathBuf],
     exe: &'a Path,
     rt: &'a tokio::runtime::Runtime,
-    clerk: &'a Arc<rustls::ClientConfig>,
+    clerk: &'a ribat_net::client::ClientSide,
     gw1: &'a str,
     read: &'a str,
     cnss: &'a str,

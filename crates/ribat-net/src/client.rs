@@ -72,14 +72,41 @@ impl Response {
     }
 }
 
+/// A client's TLS settings and, where it holds a certificate's key, the signer of its
+/// requests: a connection opened with a signer signs every request that carries a token.
+#[derive(Clone)]
+pub struct ClientSide {
+    /// TLS settings.
+    pub tls: Arc<ClientConfig>,
+    /// Signs requests with the key of the certificate the TLS settings present.
+    pub signer: Option<Arc<RequestSigner>>,
+}
+
+impl std::fmt::Debug for ClientSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientSide(signing: {})", self.signer.is_some())
+    }
+}
+
+impl From<Arc<ClientConfig>> for ClientSide {
+    fn from(tls: Arc<ClientConfig>) -> Self {
+        Self { tls, signer: None }
+    }
+}
+
 impl Connection {
-    /// Connects to `addr` (host:port), verifying the server as `host`, with HTTP/2 when `h2`.
+    /// Connects to `addr` (host:port), verifying the server as `host`, with HTTP/2 when `h2`;
+    /// signs its requests when `config` has a signer.
     pub async fn open(
-        config: Arc<ClientConfig>,
+        config: impl Into<ClientSide>,
         addr: &str,
         host: &str,
         h2: bool,
     ) -> Result<Self, ClientError> {
+        let ClientSide {
+            tls: config,
+            signer,
+        } = config.into();
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|source| ClientError::Connect {
@@ -115,7 +142,7 @@ impl Connection {
         Ok(Self {
             sender,
             authority: host.to_owned(),
-            signer: None,
+            signer,
         })
     }
 

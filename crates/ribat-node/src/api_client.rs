@@ -2,24 +2,26 @@
 //! simulator, `ribat decisions release`, the API benchmark).
 
 use crate::error::{Context, Result};
-use ribat_net::client::Connection;
-use rustls::ClientConfig;
+use ribat_net::client::{ClientSide, Connection};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The TLS client settings of the identity whose files (`ca.pem`, `cert.pem`, `key.pem`)
-/// are in `dir`.
-pub fn config_in(dir: &Path) -> Result<Arc<ClientConfig>> {
+/// The client settings of the identity whose files (`ca.pem`, `cert.pem`, `key.pem`) are
+/// in `dir`: its TLS settings, and the signer of its requests (`Ribat-Signature`).
+pub fn config_in(dir: &Path) -> Result<ClientSide> {
     let read = |p: &str| {
         std::fs::read_to_string(dir.join(p))
             .with_context(|| format!("cannot read {}", dir.join(p).display()))
     };
     let key = zeroize::Zeroizing::new(read("key.pem")?);
-    Ok(ribat_identity::tls::client_config(
-        &read("ca.pem")?,
-        Some((&read("cert.pem")?, &key)),
-        false,
-    )?)
+    let cert = read("cert.pem")?;
+    Ok(ClientSide {
+        tls: ribat_identity::tls::client_config(&read("ca.pem")?, Some((&cert, &key)), false)?,
+        signer: Some(Arc::new(
+            ribat_identity::signed::RequestSigner::from_pem(&cert, &key)
+                .with_context(|| format!("the identity in {}", dir.display()))?,
+        )),
+    })
 }
 
 /// A token for the connection's certificate, lasting `ttl_secs`.

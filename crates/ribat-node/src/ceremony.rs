@@ -110,7 +110,13 @@ pub fn init_quiet(
     )
     .context("cannot write the rules file")?;
     let store = crate::embedded::open_store(home)?;
-    QuorumReader::create_index_key(&group, store.as_ref())?;
+    let index_key = QuorumReader::create_index_key(&group, store.as_ref())?;
+    // Each custodian keeps its own sealed copy: in a mesh it finds with it the records a
+    // user's signed request names, and answers for no other.
+    for (dir, pass) in dirs.iter().zip(&passes) {
+        LocalCustodian::keep_index_key(dir, pass, &index_key)
+            .with_context(|| format!("cannot give {} the blind-index key", dir.display()))?;
+    }
     QuorumReader::create_leak_key(&group, store.as_ref())?;
     Ok(dirs)
 }

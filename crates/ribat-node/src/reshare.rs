@@ -689,6 +689,18 @@ async fn deal_step(
         // Sub-shares go out once the commitments they are checked against are committed.
         return Ok(());
     }
+    // The blind-index key goes with the sub-shares, so that a custodian that joins checks
+    // users' signed requests as the others do.
+    let index_key = r
+        .switches
+        .custodian
+        .lock()
+        .map_err(|_| crate::err!("custodian lock poisoned"))?
+        .as_ref()
+        .and_then(|c| {
+            c.index_key()
+                .map(|k| ribat_crypto::secret::SecretBytes::new(*k.expose()))
+        });
     for (j, node) in &rs.statement.holders {
         if rs.received.contains(j) || p.sent.get(j).is_some_and(|t| t.elapsed() < RESEND) {
             continue;
@@ -698,7 +710,8 @@ async fn deal_step(
             .subshares
             .get(j)
             .ok_or_else(|| crate::err!("no sub-shares for custodian {j}"))?;
-        let wire = WireSubShares::new(rs.statement.set, d, *j, subs);
+        let wire =
+            WireSubShares::new(rs.statement.set, d, *j, subs).with_index_key(index_key.as_ref());
         let body = zeroize::Zeroizing::new(serde_json::to_vec(&wire)?);
         let addr = &seats
             .get(node)
@@ -857,6 +870,7 @@ fn install(
         LocalCustodian::write_policy(&dir, &policy)?;
     }
     let pass = passphrases.get(j as usize, false)?;
+    let index_key = agreed_index_key(wires)?;
     keystore::install_next(
         &dir,
         j,
@@ -866,11 +880,34 @@ fn install(
         &pass,
         KdfParams::default(),
     )?;
+    if let Some(key) = &index_key {
+        keystore::save_index_key_carried(&dir, j, current.epoch, &carried, key)?;
+    }
     Ok(keystore::carried_witness_key(
         &carried,
         j,
         crate::embedded::DEPLOYMENT,
     )?)
+}
+
+/// The blind-index key the dealers sent, when they all sent the same one (a dealer that
+/// sends another is named; none sending one leaves the custodian without it).
+fn agreed_index_key(
+    wires: &[WireSubShares],
+) -> Result<Option<ribat_crypto::secret::SecretBytes<32>>> {
+    let mut agreed: Option<(u32, ribat_crypto::secret::SecretBytes<32>)> = None;
+    for w in wires {
+        let Some(key) = w.index_key()? else { continue };
+        match &agreed {
+            None => agreed = Some((w.from, key)),
+            Some((first, k)) if k.expose() != key.expose() => bail!(
+                "custodians {first} and {} sent different blind-index keys with their sub-shares: one of them is not honest",
+                w.from
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(agreed.map(|(_, k)| k))
 }
 
 /// A rotation's new shares: every contributor's sub-shares checked and summed, sealed

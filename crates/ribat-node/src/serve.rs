@@ -742,6 +742,8 @@ pub(crate) fn custodian_service(
     witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
     mesh: Option<InMesh>,
 ) -> Result<(Arc<CustodianService>, Arc<Watch>)> {
+    // A mesh's custodians answer a user's read only with the request the user signed.
+    let signed_requests = mesh.is_some();
     let (ready, allowances, cut_off, rotation_job) = match mesh {
         Some(m) => (
             Some(m.ready),
@@ -771,6 +773,7 @@ pub(crate) fn custodian_service(
         allowances,
         cut_off,
         rotation_job,
+        signed_requests,
     });
     Ok((service, watch))
 }

@@ -146,6 +146,9 @@ pub trait PointSource: Send + Sync {
         record_id: &str,
         class: &str,
     ) -> Result<Option<StoredPoint>, StoreError>;
+    /// Records carrying `tag` under `kind` (a custodian finds what a user's signed search
+    /// names, as the gateway did).
+    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError>;
 }
 
 /// The whole store, as writers and readers use it. Both backends pass one conformance suite.
@@ -170,8 +173,6 @@ pub trait Store: PointSource {
         record_id: &str,
         class: &str,
     ) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Records carrying `tag` under `kind`.
-    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError>;
     /// Version of a record.
     fn version(&self, table: &str, record_id: &str) -> Result<Option<u64>, StoreError>;
     /// Number of records in a table.

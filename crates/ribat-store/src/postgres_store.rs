@@ -164,6 +164,15 @@ impl PointSource for PostgresStore {
             .transpose()
         })
     }
+
+    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError> {
+        self.with(|c| {
+            let rows = c
+                .query("SELECT tbl, record_id FROM blind_index WHERE kind = $1 AND tag = $2 ORDER BY tbl, record_id", &[&kind, &&tag[..]])
+                .map_err(pg("lookup"))?;
+            Ok(rows.iter().map(|r| RecordRef { table: r.get(0), record_id: r.get(1) }).collect())
+        })
+    }
 }
 
 impl Store for PostgresStore {
@@ -307,15 +316,6 @@ impl Store for PostgresStore {
             )
             .map_err(pg("read envelope"))?
             .map(|row| row.get(0)))
-        })
-    }
-
-    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError> {
-        self.with(|c| {
-            let rows = c
-                .query("SELECT tbl, record_id FROM blind_index WHERE kind = $1 AND tag = $2 ORDER BY tbl, record_id", &[&kind, &&tag[..]])
-                .map_err(pg("lookup"))?;
-            Ok(rows.iter().map(|r| RecordRef { table: r.get(0), record_id: r.get(1) }).collect())
         })
     }
 

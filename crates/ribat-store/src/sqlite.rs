@@ -200,6 +200,23 @@ impl PointSource for SqliteStore {
             .transpose()
         })
     }
+
+    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError> {
+        self.with(|c| {
+            let mut s = c
+                .prepare_cached("SELECT tbl, record_id FROM blind_index WHERE kind = ?1 AND tag = ?2 ORDER BY tbl, record_id")
+                .map_err(db("prepare lookup"))?;
+            let rows = s
+                .query_map(params![kind, &tag[..]], |r| {
+                    Ok(RecordRef {
+                        table: r.get(0)?,
+                        record_id: r.get(1)?,
+                    })
+                })
+                .map_err(db("lookup"))?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db("lookup"))
+        })
+    }
 }
 
 impl Store for SqliteStore {
@@ -403,23 +420,6 @@ impl Store for SqliteStore {
                     .optional()
             })
             .map_err(db("read envelope"))
-        })
-    }
-
-    fn lookup(&self, kind: &str, tag: &[u8; 16]) -> Result<Vec<RecordRef>, StoreError> {
-        self.with(|c| {
-            let mut s = c
-                .prepare_cached("SELECT tbl, record_id FROM blind_index WHERE kind = ?1 AND tag = ?2 ORDER BY tbl, record_id")
-                .map_err(db("prepare lookup"))?;
-            let rows = s
-                .query_map(params![kind, &tag[..]], |r| {
-                    Ok(RecordRef {
-                        table: r.get(0)?,
-                        record_id: r.get(1)?,
-                    })
-                })
-                .map_err(db("lookup"))?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(db("lookup"))
         })
     }
 

@@ -60,7 +60,7 @@ fn an_employer_uploads_its_own_declarations_and_nobody_elses() {
             .unwrap();
         rt.block_on(async {
             let mut c = ribat_net::client::Connection::open(
-                config(&ca, Some(&emp)),
+                tls_config(&ca, Some(&emp)),
                 &gw.addr,
                 "127.0.0.1",
                 false,

@@ -63,9 +63,14 @@ fn a_revocation_holds_on_the_next_request_of_a_connection_opened_before_it() {
     let path = format!("/v1/persons/{person}?purpose=counter-service");
     rt().block_on(async {
         // One keep-alive connection of each protocol, opened and used before the revocation.
-        let mut h1 = Connection::open(config(&f.ca, Some(&clerk)), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
+        let mut h1 = Connection::open(
+            tls_config(&f.ca, Some(&clerk)),
+            &gw.addr,
+            "127.0.0.1",
+            false,
+        )
+        .await
+        .unwrap();
         let mut h2 = Connection::open(h2_config(&f.ca, &clerk), &gw.addr, "127.0.0.1", true)
             .await
             .unwrap();
@@ -113,9 +118,14 @@ fn every_refusal_of_the_http_layer_is_a_problem_document() {
     let tok = token(&gw.addr, &f.ca, &clerk);
     let person = &f.fund.persons[0].cnss;
     rt().block_on(async {
-        let mut c = Connection::open(config(&f.ca, Some(&clerk)), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
+        let mut c = Connection::open(
+            tls_config(&f.ca, Some(&clerk)),
+            &gw.addr,
+            "127.0.0.1",
+            false,
+        )
+        .await
+        .unwrap();
         // A CNSS number with a leading space, or a separator, is not a CNSS number.
         for bad in [
             format!("%20{person}"),
@@ -152,9 +162,14 @@ fn every_refusal_of_the_http_layer_is_a_problem_document() {
         assert_eq!((r.status, problem(&r).as_str()), (431, "headers-too-large"));
         // A body over the upload limit.
         let body = vec![b'B'; ribat_gateway::api::MAX_UPLOAD + 1];
-        let mut c = Connection::open(config(&f.ca, Some(&clerk)), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
+        let mut c = Connection::open(
+            tls_config(&f.ca, Some(&clerk)),
+            &gw.addr,
+            "127.0.0.1",
+            false,
+        )
+        .await
+        .unwrap();
         let r = c
             .send_raw(
                 "POST",
@@ -167,9 +182,14 @@ fn every_refusal_of_the_http_layer_is_a_problem_document() {
             .unwrap();
         assert_eq!((r.status, problem(&r).as_str()), (413, "body-too-large"));
         // A body that is not JSON where JSON is expected.
-        let mut c = Connection::open(config(&f.ca, Some(&clerk)), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
+        let mut c = Connection::open(
+            tls_config(&f.ca, Some(&clerk)),
+            &gw.addr,
+            "127.0.0.1",
+            false,
+        )
+        .await
+        .unwrap();
         let r = c
             .send_raw(
                 "POST",
@@ -232,7 +252,7 @@ fn slow_headers_are_cut_off_and_one_certificate_cannot_hold_the_server() {
     let f = fixture();
     let gw = serve(&f);
     let clerk = identity(&f.home, "clerk.1");
-    let cfg = config(&f.ca, Some(&clerk));
+    let cfg = tls_config(&f.ca, Some(&clerk));
     let cap = ribat_net::listener::MAX_CONNECTIONS_PER_CERTIFICATE;
     rt().block_on(async {
         // As many connections as one certificate may hold, each trickling its headers.
@@ -258,9 +278,14 @@ fn slow_headers_are_cut_off_and_one_certificate_cannot_hold_the_server() {
         drop(c);
         // Another certificate is served meanwhile.
         let other = identity(&f.home, "clerk.2");
-        let mut c = Connection::open(config(&f.ca, Some(&other)), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
+        let mut c = Connection::open(
+            tls_config(&f.ca, Some(&other)),
+            &gw.addr,
+            "127.0.0.1",
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             c.send("GET", "/healthz", None, None).await.unwrap().status,
             200
@@ -306,7 +331,7 @@ fn uploads_are_bounded_in_total_not_only_one_by_one() {
     let gw = serve(&f);
     let clerk = identity(&f.home, "clerk.1");
     let tok = token(&gw.addr, &f.ca, &clerk);
-    let cfg = config(&f.ca, Some(&clerk));
+    let cfg = tls_config(&f.ca, Some(&clerk));
     let slots = ribat_gateway::api::CONCURRENT_UPLOADS;
     rt().block_on(async {
         // Uploads of 60 MB each, their bodies arriving slowly, hold every slot.
@@ -414,9 +439,14 @@ fn a_partners_access_lapses_at_its_review_date_on_an_open_connection_until_it_is
     let person = &f.fund.persons[0].cnss;
     let path = format!("/v1/persons/{person}?purpose=partner-verification");
     rt().block_on(async {
-        let mut c = Connection::open(config(&f.ca, Some(&partner)), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
+        let mut c = Connection::open(
+            tls_config(&f.ca, Some(&partner)),
+            &gw.addr,
+            "127.0.0.1",
+            false,
+        )
+        .await
+        .unwrap();
         let r = c.send("POST", "/v1/token", None, None).await.unwrap();
         let tok = r.json()["token"].as_str().unwrap().to_owned();
         let r = c.send("GET", &path, Some(&tok), None).await.unwrap();
@@ -444,9 +474,14 @@ fn a_partners_access_lapses_at_its_review_date_on_an_open_connection_until_it_is
             text(&o)
         );
         // (The refused connection was closed; the partner connects again.)
-        let mut c = Connection::open(config(&f.ca, Some(&partner)), &gw.addr, "127.0.0.1", false)
-            .await
-            .unwrap();
+        let mut c = Connection::open(
+            tls_config(&f.ca, Some(&partner)),
+            &gw.addr,
+            "127.0.0.1",
+            false,
+        )
+        .await
+        .unwrap();
         let r = c.send("GET", &path, Some(&tok), None).await.unwrap();
         assert_eq!(r.status, 200, "{r:?}");
     });

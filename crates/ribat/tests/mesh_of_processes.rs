@@ -917,7 +917,7 @@ fn issue_only(deployment: &Path, name: &str, role: &str, institution: &str) -> (
 
 /// A clerk's reads through a mesh gateway.
 struct Clerk {
-    cfg: std::sync::Arc<ribat_net::client::ClientConfig>,
+    cfg: common::api::Client,
     ca: PathBuf,
     who: PathBuf,
 }
@@ -1364,14 +1364,27 @@ fn a_node_paused_through_a_restriction_carries_it_out_before_it_answers_again_an
     let gateway_cert = dirs[1].join("identity/issued/gateway.embedded");
     let node3 = Direct::every(&dirs, &ca, &gateway_cert).remove(2);
     let calls = std::cell::Cell::new(0);
+    let partner = common::api::signer(&deployment.join("identity/issued/partner.x"));
     let ask = || {
         calls.set(calls.get() + 1);
-        let r = node3.ask(
+        let signed = ribat_custodian::request::Asked::signed_by(
+            &partner,
+            "GET",
+            &format!(
+                "/v1/persons/{}?purpose=partner-verification",
+                fund.persons[2].cnss
+            ),
+            b"",
+            &token,
+        )
+        .unwrap();
+        let r = node3.ask_as_signed(
             &format!("direct-{}", calls.get()),
             ("partner.x", "partner"),
             "partner-verification",
             std::slice::from_ref(&record),
             Some(&token),
+            Some(signed),
         );
         let v = r.json();
         let why = v["denial"]["denial"]
@@ -2492,7 +2505,7 @@ fn the_2025_attack_simulated_against_three_node_processes_is_refused_everywhere_
 /// forward a request: the way a stolen gateway certificate is used.
 struct Direct {
     addr: String,
-    cfg: std::sync::Arc<ribat_net::client::ClientConfig>,
+    cfg: common::api::Client,
 }
 
 impl Direct {
@@ -2516,10 +2529,23 @@ impl Direct {
     fn ask(
         &self,
         request_id: &str,
+        who: (&str, &str),
+        purpose: &str,
+        records: &[String],
+        token: Option<&str>,
+    ) -> ribat_net::client::Response {
+        self.ask_as_signed(request_id, who, purpose, records, token, None)
+    }
+
+    /// Same, with the request the user signed (as a gateway forwards a user's read).
+    fn ask_as_signed(
+        &self,
+        request_id: &str,
         (identity, role): (&str, &str),
         purpose: &str,
         records: &[String],
         token: Option<&str>,
+        asked: Option<ribat_custodian::request::Asked>,
     ) -> ribat_net::client::Response {
         let mut body = serde_json::json!({
             "request_id": request_id,
@@ -2531,6 +2557,9 @@ impl Direct {
         });
         if let Some(t) = token {
             body["token"] = t.into();
+        }
+        if let Some(a) = asked {
+            body["asked"] = serde_json::to_value(a).unwrap();
         }
         common::api::call(
             &self.addr,
@@ -3297,17 +3326,28 @@ fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_wor
     .unwrap();
     assert_eq!(r.status, 409, "{:?}", r.json());
     assert_eq!(common::api::problem(&r), "audited-by-log");
-    // A partial decryption it asks for in the clerk's name is answered — the custodian
+    // A partial decryption it asks for in the clerk's name, with a read the clerk signed
+    // within the minute (it passed through that gateway), is answered — the custodian
     // cannot know yet — but never appears in a log the custodian cosigns, so once the grace
     // has passed the custodian stops answering that certificate.
     let token = common::api::token(&gw, &clerk.ca, &who);
+    let clerk_key = common::api::signer(&who);
     let ask = |n: usize| {
-        custodian2.ask(
+        let signed = ribat_custodian::request::Asked::signed_by(
+            &clerk_key,
+            "GET",
+            &format!("/v1/persons/{}?purpose=counter-service", cnss(0)),
+            b"",
+            &token,
+        )
+        .unwrap();
+        custodian2.ask_as_signed(
             &format!("stolen-{n}"),
             ("clerk.amal", "clerk"),
             "counter-service",
             std::slice::from_ref(&record),
             Some(&token),
+            Some(signed),
         )
     };
     assert_eq!(ask(1).status, 200);
@@ -3588,9 +3628,10 @@ fn read_over_lan(addr: &str, ca: &Path, who: &Path, cnss: &str) -> ribat_net::cl
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut c = ribat_net::client::Connection::open(cfg.clone(), addr, &host, false)
+        let mut c = ribat_net::client::Connection::open(cfg.tls.clone(), addr, &host, false)
             .await
-            .unwrap();
+            .unwrap()
+            .signing(cfg.signer.clone().unwrap());
         let t = c.send("POST", "/v1/token", None, None).await.unwrap();
         assert_eq!(t.status, 200, "{}", String::from_utf8_lossy(&t.body));
         let token = t.json()["token"].as_str().unwrap().to_owned();

@@ -10,7 +10,7 @@ mod common;
 use common::api::*;
 use common::*;
 use ribat_identity::{Ca, CertKind, PeerIdentity, TokenIssuer};
-use ribat_store::Store;
+use ribat_store::PointSource;
 use std::path::Path;
 
 const DEPLOYMENT: &str = "ribat.local";

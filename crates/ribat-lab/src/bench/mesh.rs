@@ -18,7 +18,6 @@ use ribat_net::client::Connection;
 use ribat_node::{Context, bail};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type Result<T, E = super::BenchError> = std::result::Result<T, E>;
@@ -107,7 +106,7 @@ struct Report {
 /// One call on a fresh connection; the status and the problem type (or denial) it names.
 pub(crate) fn ask(
     rt: &tokio::runtime::Runtime,
-    cfg: &Arc<rustls::ClientConfig>,
+    cfg: &ribat_net::client::ClientSide,
     addr: &str,
     method: &str,
     path: &str,
@@ -468,7 +467,7 @@ fn in_force_everywhere(dir: &Path) -> Result<usize> {
 /// The vault's record id of the person `cnss`, as the gateway names it.
 pub(crate) fn record_id(
     rt: &tokio::runtime::Runtime,
-    cfg: &Arc<rustls::ClientConfig>,
+    cfg: &ribat_net::client::ClientSide,
     addr: &str,
     cnss: &str,
 ) -> Result<String> {

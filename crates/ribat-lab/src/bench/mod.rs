@@ -56,4 +56,7 @@ pub enum BenchError {
     /// A task of the async runtime.
     #[error(transparent)]
     Task(#[from] tokio::task::JoinError),
+    /// An identity's certificate or key.
+    #[error(transparent)]
+    Identity(#[from] ribat_identity::IdentityError),
 }

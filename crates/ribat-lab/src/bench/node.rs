@@ -88,7 +88,7 @@ pub fn free_addr() -> Result<String> {
 /// Waits (up to 90 s) until a TLS connection to `addr` opens: a gateway listening.
 pub fn wait_listening(
     rt: &tokio::runtime::Runtime,
-    cfg: &std::sync::Arc<rustls::ClientConfig>,
+    cfg: &ribat_net::client::ClientSide,
     addr: &str,
 ) -> Result<()> {
     let started = std::time::Instant::now();

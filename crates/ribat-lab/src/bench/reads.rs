@@ -32,7 +32,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// of `cfg` reads under purpose `pension-run`.
 pub fn time_reads(
     rt: &tokio::runtime::Runtime,
-    cfg: &Arc<rustls::ClientConfig>,
+    cfg: &ribat_net::client::ClientSide,
     addr: &str,
     cnss: &Arc<Vec<String>>,
     requests: usize,

@@ -70,7 +70,7 @@ struct MeshReport {
 struct Caller {
     name: String,
     role: Role,
-    cfg: Arc<rustls::ClientConfig>,
+    cfg: ribat_net::client::ClientSide,
     /// The gateway it calls.
     gateway: String,
 }
@@ -291,6 +291,20 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
             }
             if slot.1.is_none() {
                 n += 1;
+                // As the gateway forwards it: with the request the partner's stolen key
+                // signed, which the custodian checks before its guard.
+                let signer = leaked
+                    .cfg
+                    .signer
+                    .as_ref()
+                    .context("the leaked identity has no key to sign with")?;
+                let asked = ribat_custodian::request::Asked::signed_by(
+                    signer,
+                    "GET",
+                    &format!("/v1/persons/{}?purpose=partner-verification", probe.cnss),
+                    b"",
+                    &token,
+                )?;
                 let body = serde_json::to_vec(&serde_json::json!({
                     "request_id": format!("simulate-mesh-probe-{n}"),
                     "requester": {"identity": leaked.name, "role": leaked.role.name()},
@@ -299,6 +313,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
                     "class": "identity",
                     "record_ids": [record],
                     "token": token,
+                    "asked": asked,
                 }))?;
                 let (status, why) = ask(
                     &rt,

@@ -133,7 +133,7 @@ struct Actor {
     name: String,
     role: Role,
     hostile: bool,
-    cfg: Arc<rustls::ClientConfig>,
+    cfg: ribat_net::client::ClientSide,
     /// Connection, token and when (simulated seconds) the token was issued.
     conn: tokio::sync::Mutex<Option<(Connection, String, u64)>>,
 }

@@ -123,8 +123,34 @@ pub(crate) fn served(
     }
 }
 
+/// A client: its TLS settings, and the signer of its requests when it has a certificate.
+#[derive(Clone)]
+pub(crate) struct Client {
+    pub tls: std::sync::Arc<ClientConfig>,
+    pub signer: Option<std::sync::Arc<RequestSigner>>,
+}
+
+impl Client {
+    /// The same client, not signing its requests.
+    pub(crate) fn unsigned(&self) -> Self {
+        Self {
+            tls: self.tls.clone(),
+            signer: None,
+        }
+    }
+}
+
+/// A client from an identity directory (`None`: no client certificate), signing its
+/// requests with its certificate's key.
+pub(crate) fn config(ca: &Path, who: Option<&Path>) -> Client {
+    Client {
+        tls: tls_config(ca, who),
+        signer: who.map(signer),
+    }
+}
+
 /// Client TLS settings from an identity directory (`None`: no client certificate).
-pub(crate) fn config(ca: &Path, who: Option<&Path>) -> std::sync::Arc<ClientConfig> {
+pub(crate) fn tls_config(ca: &Path, who: Option<&Path>) -> std::sync::Arc<ClientConfig> {
     let ca = std::fs::read_to_string(ca).unwrap();
     let pair = who.map(|d| {
         (
@@ -140,16 +166,17 @@ pub(crate) fn config(ca: &Path, who: Option<&Path>) -> std::sync::Arc<ClientConf
     .unwrap()
 }
 
-/// One request on a fresh connection (HTTP/1.1).
+/// One request on a fresh connection (HTTP/1.1), signed when the client signs and a token
+/// goes with it.
 pub(crate) fn call(
     addr: &str,
-    cfg: std::sync::Arc<ClientConfig>,
+    cfg: Client,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> Result<Response, ClientError> {
-    call_signing(addr, cfg, None, method, path, token, body)
+    call_signing(addr, cfg.tls, cfg.signer, method, path, token, body)
 }
 
 /// The signer of an identity issued in a directory (`cert.pem`, `key.pem`).
@@ -222,7 +249,7 @@ impl Caller {
         let who = identity(home, name);
         Self {
             addr: gw.addr.clone(),
-            cfg: config(ca, Some(&who)),
+            cfg: tls_config(ca, Some(&who)),
             token: token(&gw.addr, ca, &who),
             signer: signer(&who),
         }
