@@ -3373,6 +3373,166 @@ fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_wor
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
 
+/// What a compromised gateway holds: its certificate, a clerk's fresh token and the read the
+/// clerk just signed. With them each custodian answers that one read (the same answer it
+/// gave the first time) and nothing else: not another person's record, not without the
+/// clerk's signature, not a signature moved to another person's number, not a read the
+/// gateway signs itself in the clerk's name, not a signature from more than a minute ago.
+/// Five such refusals within a minute and every custodian holds that gateway; reads go on
+/// through another node's gateway.
+#[test]
+fn a_compromised_gateway_with_a_clerks_token_and_signed_read_opens_no_other_record_and_is_cut_off()
+{
+    use ribat_custodian::request::Asked;
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 57));
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+    let (who, _) = issue(
+        &out.join("deployment"),
+        "clerk.salma",
+        "clerk",
+        "agency-rabat",
+    );
+    let clerk = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 57));
+    let path = |i: usize| {
+        format!(
+            "/v1/persons/{}?purpose=counter-service",
+            fund.persons[i].cnss
+        )
+    };
+    let record = |i: usize| {
+        let r = clerk.read(&gw1, &fund.persons[i].cnss);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["record_id"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (record(0), record(1));
+    // A mesh's gateway takes no read its sender did not sign.
+    let token = common::api::token(&gw1, &clerk.ca, &who);
+    let r = common::api::call(
+        &gw1,
+        clerk.cfg.unsigned(),
+        "GET",
+        &path(2),
+        Some(&token),
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 401, "{}", r.json());
+    assert_eq!(common::api::problem(&r), "bad-signature");
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("must be signed by its sender"),
+        "{}",
+        r.json()
+    );
+    let gateway_cert = dirs[0].join("identity/issued/gateway.embedded");
+    let clerk_key = common::api::signer(&who);
+    let gateway_key = common::api::signer(&gateway_cert);
+    let signed_a = || Asked::signed_by(&clerk_key, "GET", &path(0), b"", &token).unwrap();
+    let clerk_id = ("clerk.salma", "clerk");
+    for (i, c) in Direct::every(&dirs, &clerk.ca, &gateway_cert)
+        .iter()
+        .enumerate()
+    {
+        let who = format!("custodian {}", i + 1);
+        let ask = |n: &str, records: &[String], asked: Option<Asked>| {
+            c.ask_as_signed(
+                &format!("{n}-{i}"),
+                clerk_id,
+                "counter-service",
+                records,
+                Some(&token),
+                asked,
+            )
+        };
+        // The read the clerk signed, for its record: answered.
+        let r = ask("replayed", std::slice::from_ref(&a), Some(signed_a()));
+        assert_eq!(r.status, 200, "{who}: {}", r.json());
+        // Another record under it, alone or beside the one signed for.
+        let r = ask("other", std::slice::from_ref(&b), Some(signed_a()));
+        refused_with(&r, 401, "not named by the user's signed request", &who);
+        let r = ask("both", &[a.clone(), b.clone()], Some(signed_a()));
+        refused_with(&r, 401, "1 of the 2 records asked are not named", &who);
+        // The token without a signed read.
+        let r = ask("unsigned", std::slice::from_ref(&b), None);
+        refused_with(&r, 401, "none came with the read", &who);
+        // The clerk's signature moved to the other person's number.
+        let moved = Asked {
+            target: path(1),
+            ..signed_a()
+        };
+        let r = ask("moved", std::slice::from_ref(&b), Some(moved));
+        refused_with(&r, 401, "does not verify", &who);
+        // A read the gateway signs itself in the clerk's name (its own key, its own
+        // certificate, which chains to the CA as well).
+        let own = Asked::signed_by(&gateway_key, "GET", &path(1), b"", &token).unwrap();
+        let r = ask("invented", std::slice::from_ref(&b), Some(own));
+        refused_with(
+            &r,
+            401,
+            "not the one the token of `clerk.salma` is bound to",
+            &who,
+        );
+        // The clerk's read as signed more than a minute ago: its window is over (a read
+        // replayed later carries its old time, which its signature covers).
+        let old = {
+            use ribat_identity::signed::{Covered, digest};
+            let then = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                - 90;
+            let signature = clerk_key
+                .sign(
+                    &Covered {
+                        method: "GET",
+                        target: &path(0),
+                        body_digest: &digest(b""),
+                        token: Some(&token),
+                    },
+                    then,
+                )
+                .unwrap();
+            Asked {
+                signature: signature.header(),
+                ..signed_a()
+            }
+        };
+        let r = ask("late", std::slice::from_ref(&a), Some(old));
+        refused_with(&r, 401, "a signature is good for 60 s", &who);
+    }
+    // Each custodian saw node 1's gateway fail five times within a minute: it holds it now,
+    // even for the read the clerk signed.
+    for (i, c) in Direct::every(&dirs, &clerk.ca, &gateway_cert)
+        .iter()
+        .enumerate()
+    {
+        let r = poll_until(Duration::from_secs(5), Duration::from_millis(100), || {
+            let r = c.ask_as_signed(
+                &format!("after-{i}"),
+                clerk_id,
+                "counter-service",
+                std::slice::from_ref(&a),
+                Some(&token),
+                Some(signed_a()),
+            );
+            match r.status {
+                403 => Ok(r.json()),
+                _ => Err(format!("custodian {} still answers: {}", i + 1, r.json())),
+            }
+        });
+        assert!(r.to_string().contains("gateway.node-1"), "{r}");
+    }
+    // The clerk reads on through node 2's gateway.
+    let r = clerk.read(&gw2, &fund.persons[3].cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
 #[test]
 fn the_leader_killed_in_the_middle_of_an_attack_the_quarantine_still_reaches_every_live_node() {
     let d = tempfile::tempdir().unwrap();
