@@ -59,7 +59,7 @@ const MAX_REMEMBERED: usize = 1 << 20;
 pub enum SignatureError {
     /// No signature header.
     #[error(
-        "this request must be signed by its sender: send `Ribat-Signature: t=<unix time>, n=<nonce>, s=<signature>` made with your client certificate's key (see the README, \"Signed requests\")"
+        "this request must be signed by its sender: send `Ribat-Signature: t=<unix time>, n=<nonce>, d=<body SHA-256>, s=<signature>` made with your client certificate's key (see the README, \"Signed requests\")"
     )]
     Missing,
     /// The header or a part of it is not what the format says.
