@@ -464,6 +464,12 @@ fn check_asked(
             peer.name, claims.sub
         ));
     }
+    if peer.name != claims.sub || peer.role != claims.role {
+        return Err(format!(
+            "the certificate names `{}` ({}) but the token `{}` ({})",
+            peer.name, peer.role, claims.sub, claims.role
+        ));
+    }
     s.custodian.within_asked(&read, req)
 }
 

@@ -109,3 +109,46 @@ fn shares_load_back_and_a_tampered_group_file_is_refused() {
     let err = keystore::load(&v.custodian_dirs[1], &pass(2)).unwrap_err();
     assert!(err.to_string().contains("does not match"), "{err}");
 }
+
+#[test]
+fn the_index_key_a_custodian_keeps_is_sealed_to_it_and_opens_for_no_other() {
+    let v = Vault::new();
+    let key = ribat_crypto::secret::SecretBytes::new([0x5a; 32]);
+    let (one, two) = (&v.custodian_dirs[0], &v.custodian_dirs[1]);
+    ribat_custodian::LocalCustodian::keep_index_key(one, &pass(1), &key).unwrap();
+    let keys = keystore::load(one, &pass(1)).unwrap();
+    let opened = keystore::load_index_key(one, &keys).unwrap().unwrap();
+    assert_eq!(opened.expose(), key.expose());
+    // Nowhere in clear, neither the bytes nor their hex.
+    let file = std::fs::read(one.join(keystore::INDEX_KEY_FILE)).unwrap();
+    assert!(!contains(&file, &[0x5a; 32]));
+    assert!(!contains(&file, "5a".repeat(32).as_bytes()));
+    // A custodian without the file holds no key; with another's file, it says whose.
+    let keys2 = keystore::load(two, &pass(2)).unwrap();
+    assert!(keystore::load_index_key(two, &keys2).unwrap().is_none());
+    std::fs::copy(
+        one.join(keystore::INDEX_KEY_FILE),
+        two.join(keystore::INDEX_KEY_FILE),
+    )
+    .unwrap();
+    let e = keystore::load_index_key(two, &keys2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("another custodian"), "{e}");
+    // A custodian joining with fresh carried keys seals it under the key it will carry.
+    let carried = keystore::fresh_keys_to_carry().unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    keystore::save_index_key_carried(fresh.path(), 4, 1, &carried, &key).unwrap();
+    let file = std::fs::read(fresh.path().join(keystore::INDEX_KEY_FILE)).unwrap();
+    assert!(!contains(&file, &[0x5a; 32]));
+    let e = keystore::save_index_key_carried(
+        fresh.path(),
+        4,
+        1,
+        &std::collections::BTreeMap::new(),
+        &key,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no index-key seal"), "{e}");
+}

@@ -50,6 +50,8 @@ pub struct Connection {
     /// Signs every request that carries a token (`Ribat-Signature`), with the key of the
     /// certificate the connection presents.
     signer: Option<Arc<RequestSigner>>,
+    /// What signatures are dated with (`None`: the system clock).
+    now: Option<Now>,
 }
 
 /// A response: status and body.
@@ -80,7 +82,13 @@ pub struct ClientSide {
     pub tls: Arc<ClientConfig>,
     /// Signs requests with the key of the certificate the TLS settings present.
     pub signer: Option<Arc<RequestSigner>>,
+    /// The time signatures are dated with, in Unix seconds (`None`: the system clock; a
+    /// simulation passes its own clock, which the gateway it calls runs on too).
+    pub now: Option<Now>,
 }
+
+/// A clock in Unix seconds.
+pub type Now = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl std::fmt::Debug for ClientSide {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,7 +98,11 @@ impl std::fmt::Debug for ClientSide {
 
 impl From<Arc<ClientConfig>> for ClientSide {
     fn from(tls: Arc<ClientConfig>) -> Self {
-        Self { tls, signer: None }
+        Self {
+            tls,
+            signer: None,
+            now: None,
+        }
     }
 }
 
@@ -106,6 +118,7 @@ impl Connection {
         let ClientSide {
             tls: config,
             signer,
+            now,
         } = config.into();
         let tcp = TcpStream::connect(addr)
             .await
@@ -143,6 +156,7 @@ impl Connection {
             sender,
             authority: host.to_owned(),
             signer,
+            now,
         })
     }
 
@@ -151,6 +165,10 @@ impl Connection {
     pub fn signing(mut self, signer: Arc<RequestSigner>) -> Self {
         self.signer = Some(signer);
         self
+    }
+
+    fn time(&self) -> u64 {
+        self.now.as_ref().map_or_else(unix_now, |now| now())
     }
 
     /// Sends a request (signed, when the connection signs) that `cosigner` co-signs: a
@@ -175,7 +193,7 @@ impl Connection {
             token: Some(bearer),
         };
         let sig = signer
-            .sign(&covered, unix_now())
+            .sign(&covered, self.time())
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let co = cosigner
             .cosign(&covered, &sig)
@@ -274,7 +292,7 @@ impl Connection {
                 };
                 Some(
                     signer
-                        .sign(&covered, unix_now())
+                        .sign(&covered, self.time())
                         .map_err(|e| ClientError::Http(e.to_string()))?
                         .header(),
                 )

@@ -21,6 +21,7 @@ pub fn config_in(dir: &Path) -> Result<ClientSide> {
             ribat_identity::signed::RequestSigner::from_pem(&cert, &key)
                 .with_context(|| format!("the identity in {}", dir.display()))?,
         )),
+        now: None,
     })
 }
 

@@ -427,6 +427,11 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
     } else {
         SimClock::at_ms(wall)
     });
+    // The simulated callers live on the simulated clock: they date their signatures by it.
+    for a in &mut actors {
+        let c = clock.clone();
+        a.cfg.now = Some(Arc::new(move || c.now()));
+    }
     let opts = crate::serve::ServeOptions {
         published_witnesses: Default::default(),
         signed_requests: false,
