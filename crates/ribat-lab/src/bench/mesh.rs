@@ -267,9 +267,21 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         let Some(t0) = t0 else {
             bail!("node 1's detectors did not quarantine a scraping partner");
         };
-        // Every other gateway and every custodian refuse the partner.
-        let partial = |index: usize| {
-            serde_json::to_vec(&serde_json::json!({
+        // Every other gateway and every custodian refuse the partner (asked as a gateway
+        // forwards the partner's read: with the request the partner signed).
+        let signer = pcfg
+            .signer
+            .clone()
+            .context("the partner's identity has no key to sign with")?;
+        let partial = |index: usize| -> Result<Vec<u8>> {
+            let asked = ribat_custodian::request::Asked::signed_by(
+                &signer,
+                "GET",
+                &format!("/v1/persons/{}?purpose=partner-verification", targets[0]),
+                b"",
+                &token,
+            )?;
+            Ok(serde_json::to_vec(&serde_json::json!({
                 "request_id": format!("bench-{k}-{index}"),
                 "requester": {"identity": name, "role": "partner"},
                 "purpose": "partner-verification",
@@ -277,7 +289,8 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
                 "class": "identity",
                 "record_ids": [record],
                 "token": token,
-            }))
+                "asked": asked,
+            }))?)
         };
         let mut pending_gw: Vec<u64> = (2..=o.nodes as u64).collect();
         let mut pending_custodian: Vec<usize> = (0..o.nodes).collect();
