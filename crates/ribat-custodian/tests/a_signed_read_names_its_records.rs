@@ -297,53 +297,58 @@ fn a_forwarded_signed_read_is_checked_over_everything_it_covers() {
         let e = check_signed(a, token, at).unwrap_err();
         assert!(e.contains(says), "{says}: {e}");
     };
-    refused(&asked, "v4.public.other", now, "does not verify");
-    refused(&asked, "v4.public.t", now + 61, "good for 60 s");
-    refused(
-        &Asked {
-            target: format!("/v1/persons/{CNSS_B}?purpose=counter-service"),
-            ..asked.clone()
-        },
-        "v4.public.t",
-        now,
-        "does not verify",
-    );
-    refused(
-        &Asked {
-            method: "POST".into(),
-            ..asked.clone()
-        },
-        "v4.public.t",
-        now,
-        "does not verify",
-    );
-    refused(
-        &Asked {
-            body: Some("e30".into()),
-            ..search.clone()
-        },
-        "v4.public.t",
-        now,
-        "not the body the signature covers",
-    );
-    refused(
-        &Asked {
-            certificate: "!!".into(),
-            ..asked.clone()
-        },
-        "v4.public.t",
-        now,
-        "not base64url",
-    );
-    refused(
-        &Asked {
-            signature: "t=1".into(),
-            ..asked.clone()
-        },
-        "v4.public.t",
-        now,
-        "malformed",
-    );
+    let changed = [
+        (asked.clone(), "v4.public.other", now, "does not verify"),
+        (asked.clone(), "v4.public.t", now + 61, "good for 60 s"),
+        (
+            Asked {
+                target: format!("/v1/persons/{CNSS_B}?purpose=counter-service"),
+                ..asked.clone()
+            },
+            "v4.public.t",
+            now,
+            "does not verify",
+        ),
+        (
+            Asked {
+                method: "POST".into(),
+                ..asked.clone()
+            },
+            "v4.public.t",
+            now,
+            "does not verify",
+        ),
+        (
+            Asked {
+                body: Some("e30".into()),
+                ..search.clone()
+            },
+            "v4.public.t",
+            now,
+            "not the body the signature covers",
+        ),
+        (
+            Asked {
+                certificate: "!!".into(),
+                ..asked.clone()
+            },
+            "v4.public.t",
+            now,
+            "not base64url",
+        ),
+        (
+            Asked {
+                signature: "t=1".into(),
+                ..asked.clone()
+            },
+            "v4.public.t",
+            now,
+            "malformed",
+        ),
+    ];
+    for (a, token, at, says) in &changed {
+        refused(a, token, *at, says);
+    }
     // Signed correctly but no read: refused as such.
     let other = Asked::signed_by(&signer, "GET", "/v1/decisions", b"", "v4.public.t").unwrap();
     refused(&other, "v4.public.t", now, "no read");

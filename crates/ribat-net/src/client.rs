@@ -171,6 +171,17 @@ impl Connection {
         self.now.as_ref().map_or_else(unix_now, |now| now())
     }
 
+    /// `covered` signed by `signer` now (by this connection's clock).
+    fn sign(
+        &self,
+        signer: &RequestSigner,
+        covered: &Covered<'_>,
+    ) -> Result<ribat_identity::signed::Signature, ClientError> {
+        signer
+            .sign(covered, self.time())
+            .map_err(|e| ClientError::Http(e.to_string()))
+    }
+
     /// Sends a request (signed, when the connection signs) that `cosigner` co-signs: a
     /// supervisor's consent to this one request of an identity under step-up.
     pub async fn send_cosigned(
@@ -192,9 +203,7 @@ impl Connection {
             body_digest: &digest(&body),
             token: Some(bearer),
         };
-        let sig = signer
-            .sign(&covered, self.time())
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let sig = self.sign(&signer, &covered)?;
         let co = cosigner
             .cosign(&covered, &sig)
             .map_err(|e| ClientError::Http(e.to_string()))?;
@@ -290,12 +299,7 @@ impl Connection {
                     body_digest: &digest(&body),
                     token: Some(token),
                 };
-                Some(
-                    signer
-                        .sign(&covered, self.time())
-                        .map_err(|e| ClientError::Http(e.to_string()))?
-                        .header(),
-                )
+                Some(self.sign(signer, &covered)?.header())
             }
             _ => None,
         };
