@@ -2143,6 +2143,9 @@ impl CustodianParts {
                     })
                 },
             }),
+            // A mesh's custodians answer a user's read only with the request the user
+            // signed.
+            true,
         )?;
         let imposed = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
         tokio::spawn(crate::serve::spawn_ticker(watch.clone(), name.clone()));

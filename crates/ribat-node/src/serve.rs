@@ -664,6 +664,7 @@ pub fn custodian(
     index: usize,
     dir: Option<&Path>,
     listen: &str,
+    require_signed_requests: bool,
 ) -> Result<()> {
     let rt = runtime()?;
     let dir = dir.map_or_else(|| home.custodian_dir(index), Path::to_path_buf);
@@ -688,6 +689,12 @@ pub fn custodian(
         Arc::new(SystemClock),
     )?);
     drop(pass);
+    if require_signed_requests && custodian.index_key().is_none() {
+        bail!(
+            "custodian {index} holds no blind-index key ({} has no index-key.json: its keys were made before signed requests), so it cannot tell which records a signed request names; run it without --require-signed-requests",
+            dir.display()
+        );
+    }
     let (service, watch) = custodian_service(
         home,
         &dir,
@@ -696,6 +703,7 @@ pub fn custodian(
         tls.clone(),
         Default::default(),
         None,
+        require_signed_requests,
     )?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -732,7 +740,8 @@ pub(crate) struct InMesh {
 
 /// A custodian as a network service, with its own detectors and decision log in its
 /// directory: it compares what it answered each gateway with the request ids that gateway
-/// says it audited.
+/// says it audited, and with `signed_requests` answers a user's read only with the request
+/// the user signed.
 pub(crate) fn custodian_service(
     home: &Home,
     dir: &Path,
@@ -741,9 +750,8 @@ pub(crate) fn custodian_service(
     tls: Arc<ServerTls>,
     witnesses: std::collections::BTreeMap<String, ribat_audit::Witness>,
     mesh: Option<InMesh>,
+    signed_requests: bool,
 ) -> Result<(Arc<CustodianService>, Arc<Watch>)> {
-    // A mesh's custodians answer a user's read only with the request the user signed.
-    let signed_requests = mesh.is_some();
     let (ready, allowances, cut_off, rotation_job) = match mesh {
         Some(m) => (
             Some(m.ready),

@@ -223,6 +223,11 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:7443")]
         listen: String,
+        /// Answer a user's read only with the request the user signed, forwarded by the
+        /// gateway, and only for the records it names (see the README's "Signed
+        /// requests"); gateways must then require them too.
+        #[arg(long)]
+        require_signed_requests: bool,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -1435,6 +1440,7 @@ fn run(cli: Cli) -> Result<()> {
             index,
             dir,
             listen,
+            require_signed_requests,
             pass,
         } => {
             let home = node_home(cli.home, &store)?;
@@ -1444,6 +1450,7 @@ fn run(cli: Cli) -> Result<()> {
                 index,
                 dir.as_deref(),
                 &listen,
+                require_signed_requests,
             )?)
         }
         Command::Keys {

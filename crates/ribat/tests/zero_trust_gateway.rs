@@ -44,6 +44,11 @@ fn persons(fund: &ribat_sim::Fund) -> Vec<&ribat_sim::fund::Person> {
 
 /// Custodian `i` as its own process, with a certificate of its own.
 fn networked_custodian(home: &Path, i: u32) -> Server {
+    networked_custodian_with(home, i, &[])
+}
+
+/// Same, `ribat custodian` given `extra` arguments besides.
+fn networked_custodian_with(home: &Path, i: u32, extra: &[&str]) -> Server {
     let name = format!("custodian-{i}");
     let index = i.to_string();
     ok(ribat(
@@ -59,19 +64,17 @@ fn networked_custodian(home: &Path, i: u32) -> Server {
             "127.0.0.1",
         ],
     ));
-    start(
-        home,
-        &[
-            "custodian",
-            "--index",
-            &index,
-            "--listen",
-            "127.0.0.1:0",
-            "--passphrases",
-            "env",
-        ],
-        &[],
-    )
+    let mut args = vec![
+        "custodian",
+        "--index",
+        &index,
+        "--listen",
+        "127.0.0.1:0",
+        "--passphrases",
+        "env",
+    ];
+    args.extend_from_slice(extra);
+    start(home, &args, &[])
 }
 
 fn tls_error(r: Result<ribat_net::client::Response, ribat_net::client::ClientError>) -> String {
@@ -819,4 +822,98 @@ fn a_quarantine_decided_at_the_gateway_reaches_a_networked_custodian_and_so_does
         assert_eq!(r.status, 200, "{r:?}");
     }
     assert!(logged("released"), "custodian 3 logged the release");
+}
+
+/// `ribat custodian --require-signed-requests` behind `ribat serve --require-signed-requests`:
+/// a clerk's signed read goes through (the networked custodian is one of the two that must
+/// answer), and the gateway's certificate asking that custodian directly with the clerk's
+/// token gets nothing without the clerk's signature, nor another person's record under it.
+#[test]
+fn a_networked_custodian_requiring_signed_requests_answers_only_what_the_user_signed() {
+    let f = fixture();
+    let cust = networked_custodian_with(&f.home, 2, &["--require-signed-requests"]);
+    let remote = format!("2={}", cust.addr);
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--remote-custodian",
+        &remote,
+        "--require-signed-requests",
+        "--passphrases",
+        "env",
+    ];
+    // Custodian 1 is not available to this gateway: reads need 2 (over the network) and 3.
+    let gw = start(&f.home, &serve, &["RIBAT_CUSTODIAN_1_PASSPHRASE"]);
+    let clerk = Caller::new(&f.home, &f.ca, &gw, "clerk.1");
+    let ps = persons(&f.fund);
+    let path =
+        |p: &ribat_sim::fund::Person| format!("/v1/persons/{}?purpose=counter-service", p.cnss);
+    let read = |p| {
+        let r = clerk.get(&path(p));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["record_id"].as_str().unwrap().to_owned()
+    };
+    let (a, b) = (read(ps[0]), read(ps[1]));
+    // Unsigned, the gateway itself refuses.
+    let r = call(
+        &gw.addr,
+        config(&f.ca, Some(&identity(&f.home, "clerk.1"))).unsigned(),
+        "GET",
+        &path(ps[2]),
+        Some(&clerk.token),
+        None,
+    )
+    .unwrap();
+    assert_eq!((r.status, problem(&r).as_str()), (401, "bad-signature"));
+    // The gateway's certificate at custodian 2.
+    let gateway = identity(&f.home, "gateway.embedded");
+    let ask = |record: &str, asked: Option<ribat_custodian::request::Asked>| {
+        let mut req = serde_json::json!({
+            "request_id": "direct",
+            "requester": {"identity": "clerk.1", "role": "clerk"},
+            "purpose": "counter-service",
+            "table": "persons",
+            "class": "identity",
+            "record_ids": [record],
+            "token": clerk.token,
+        });
+        if let Some(a) = asked {
+            req["asked"] = serde_json::to_value(a).unwrap();
+        }
+        let r = call(
+            &cust.addr,
+            config(&f.ca, Some(&gateway)),
+            "POST",
+            "/v1/partial",
+            None,
+            Some(req),
+        )
+        .unwrap();
+        let reason = r.json()["denial"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        (r.status, reason)
+    };
+    let signed_a = || {
+        ribat_custodian::request::Asked::signed_by(
+            &clerk.signer,
+            "GET",
+            &path(ps[0]),
+            b"",
+            &clerk.token,
+        )
+        .unwrap()
+    };
+    assert_eq!(ask(&a, Some(signed_a())).0, 200);
+    let (status, why) = ask(&b, Some(signed_a()));
+    assert_eq!(status, 401, "{why}");
+    assert!(
+        why.contains("not named by the user's signed request"),
+        "{why}"
+    );
+    let (status, why) = ask(&b, None);
+    assert_eq!(status, 401, "{why}");
+    assert!(why.contains("none came with the read"), "{why}");
 }
