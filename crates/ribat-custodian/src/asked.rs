@@ -319,6 +319,23 @@ mod tests {
     }
 
     #[test]
+    fn a_subject_never_shows_whom_it_names() {
+        for s in [
+            Subject::Person("152099839".into()),
+            Subject::Declarations("152099839".into()),
+            Subject::Cin("AB123456".into()),
+            Subject::NameBirth("Amina Tazi".into(), "1980-01-02".into()),
+            Subject::Employer("1234567".into()),
+        ] {
+            let shown = format!("{s:?}");
+            assert!(shown.ends_with("(redacted)"), "{shown}");
+            for secret in ["152099839", "AB123456", "Amina", "1980", "1234567"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+    }
+
+    #[test]
     fn anything_else_is_refused_with_its_reason() {
         for (m, t, b, says) in [
             ("GET", "/v1/decisions", "", "no read"),

@@ -267,6 +267,11 @@ impl Guard {
         }
     }
 
+    /// Whether an identity is quarantined at `now`.
+    pub fn is_quarantined(&self, identity: &str, now: u64) -> bool {
+        self.quarantined.get(identity).is_some_and(|&u| u > now)
+    }
+
     /// Lifts a quarantine (the release of a decision two administrators approved).
     pub fn release(&mut self, identity: &str) {
         self.quarantined.remove(identity);
@@ -284,11 +289,6 @@ impl Guard {
         let keys: Vec<String> = ids.iter().map(|id| key(table, id)).collect();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         self.quotas.add(&self.policy, identity, role, &refs, now);
-    }
-
-    /// Whether an identity is quarantined at `now`.
-    pub fn is_quarantined(&self, identity: &str, now: u64) -> bool {
-        self.quarantined.get(identity).is_some_and(|&u| u > now)
     }
 }
 
@@ -375,6 +375,69 @@ mod tests {
         assert_eq!(g.decide(&r("p2", 20, 10), 0).outcome, Ok(()));
         let d = g.decide(&r("p3", 30, 1), 0).outcome.unwrap_err();
         assert!(d.to_string().contains("role partner"), "{d}");
+    }
+
+    #[test]
+    fn a_quarantine_holds_until_its_end_and_not_a_second_longer() {
+        let mut g = guard();
+        g.apply(&Command::Quarantine {
+            identity: "c1".into(),
+            until: 1_000,
+            reason: "test".into(),
+        });
+        let r = req("c1", "clerk", "counter-service", "identity", &["p-1"]);
+        assert!(matches!(
+            g.decide(&r, 999).outcome,
+            Err(Denial::Quarantined { until: 1_000, .. })
+        ));
+        assert_eq!(g.decide(&r, 1_000).outcome, Ok(()));
+        assert!(g.is_quarantined("c1", 999));
+        assert!(!g.is_quarantined("c1", 1_000));
+        assert!(!g.is_quarantined("c2", 999));
+    }
+
+    #[test]
+    fn a_request_names_at_most_the_largest_batch() {
+        let mut policy = Policy::embedded_default();
+        let clerk = policy.roles.get_mut("clerk").unwrap();
+        clerk.limits.clear();
+        clerk.role_limits.clear();
+        clerk.quota = Some(Quota {
+            distinct_records: 1_000_000,
+            window_secs: 3600,
+        });
+        let mut g = Guard::new(policy, []);
+        let ids: Vec<String> = (0..=MAX_RECORDS_PER_REQUEST)
+            .map(|i| format!("p-{i}"))
+            .collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let most = req(
+            "c1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &refs[..MAX_RECORDS_PER_REQUEST],
+        );
+        assert_eq!(g.decide(&most, 0).outcome, Ok(()));
+        let over = req("c2", "clerk", "counter-service", "identity", &refs);
+        assert!(matches!(
+            g.decide(&over, 0).outcome,
+            Err(Denial::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_new_policy_decides_from_the_next_request_on() {
+        let mut g = guard();
+        let r = req("c1", "clerk", "counter-service", "identity", &["p-1"]);
+        assert_eq!(g.decide(&r, 0).outcome, Ok(()));
+        let mut policy = Policy::embedded_default();
+        policy.roles.get_mut("clerk").unwrap().purposes.clear();
+        g.set_policy(policy);
+        assert!(matches!(
+            g.decide(&r, 1).outcome,
+            Err(Denial::PurposeNotAllowed { .. })
+        ));
     }
 
     #[test]
