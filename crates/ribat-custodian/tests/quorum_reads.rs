@@ -314,3 +314,26 @@ fn a_custodian_cut_off_is_never_asked_even_when_the_others_cannot_make_a_quorum(
     assert_eq!(asked.load(Ordering::SeqCst), 2);
     assert_eq!(r.served_by.len(), 2);
 }
+
+#[test]
+fn a_new_set_is_asked_from_the_next_read_on_and_nobody_stays_aside_from_the_old_one() {
+    let v = Vault::new();
+    let reader = v.reader_over(vec![Arc::new(Down(1)), Arc::new(Down(2)), v.custodian(3)]);
+    let req = || request("clerk-1", "clerk", "counter-service", "identity", &["p-2"]);
+    assert!(reader.read(&req()).is_err());
+    reader.set_aside_for(3, std::time::Duration::from_secs(600), "held".into());
+    assert_eq!(reader.set_aside().len(), 1);
+    let indexes = |r: &ribat_custodian::QuorumReader| {
+        r.custodians().iter().map(|c| c.index()).collect::<Vec<_>>()
+    };
+    assert_eq!(indexes(&reader), [1, 2, 3]);
+    // The set in force now: custodians 2 and 3, both up.
+    reader.replace_set(
+        v.group.clone(),
+        vec![v.custodian(2) as Arc<dyn Custodian>, v.custodian(3)],
+    );
+    assert_eq!(indexes(&reader), [2, 3]);
+    assert!(reader.set_aside().is_empty());
+    let read = reader.read(&req()).unwrap();
+    assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[2].as_bytes());
+}
