@@ -337,3 +337,52 @@ fn a_new_set_is_asked_from_the_next_read_on_and_nobody_stays_aside_from_the_old_
     let read = reader.read(&req()).unwrap();
     assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[2].as_bytes());
 }
+
+/// A custodian that is mid-way through a set change: the first `n` requests it answers
+/// "another set is in force here", then it answers as `inner`.
+struct Switching(Arc<dyn Custodian>, std::sync::atomic::AtomicUsize);
+impl Custodian for Switching {
+    fn index(&self) -> u32 {
+        self.0.index()
+    }
+    fn partial_decrypt(&self, r: &PartialRequest) -> Result<Partial, CustodianError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .1
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(CustodianError::OtherSet {
+                custodian: self.index(),
+                asked: 1,
+                held: 2,
+                retired: false,
+            });
+        }
+        self.0.partial_decrypt(r)
+    }
+}
+
+#[test]
+fn a_read_that_meets_a_set_change_is_asked_again_and_answered() {
+    let v = Vault::new();
+    let switching = |i| {
+        Arc::new(Switching(
+            v.custodian(i) as Arc<dyn Custodian>,
+            std::sync::atomic::AtomicUsize::new(1),
+        )) as Arc<dyn Custodian>
+    };
+    // Two of three are between sets when the read starts: without asking again there is
+    // no quorum.
+    let reader = v.reader_over(vec![Arc::new(Down(1)), switching(2), switching(3)]);
+    let read = reader
+        .read(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-1"],
+        ))
+        .unwrap();
+    assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[1].as_bytes());
+}
