@@ -386,3 +386,25 @@ fn a_read_that_meets_a_set_change_is_asked_again_and_answered() {
         .unwrap();
     assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[1].as_bytes());
 }
+
+#[test]
+fn a_read_asks_no_more_custodians_than_the_threshold_when_they_answer() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let v = Vault::new();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = |i| {
+        Arc::new(CountingLiar(Liar(v.custodian(i), i as u32), asked.clone())) as Arc<dyn Custodian>
+    };
+    let reader = v.reader_over(vec![counted(1), counted(2), counted(3)]);
+    let read = reader
+        .read(&request(
+            "clerk-1",
+            "clerk",
+            "counter-service",
+            "identity",
+            &["p-0"],
+        ))
+        .unwrap();
+    assert_eq!(read.served_by, [1, 2]);
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+}

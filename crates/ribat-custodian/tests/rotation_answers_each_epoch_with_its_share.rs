@@ -202,6 +202,16 @@ fn a_rotated_custodian_answers_each_record_with_the_share_of_its_epoch() {
         )
     );
     assert!(read.faults.is_empty(), "{:?}", read.faults);
+    // Each epoch's request was answered by two custodians, named once each.
+    let mut by = read.served_by.clone();
+    by.sort_unstable();
+    by.dedup();
+    assert_eq!(
+        (read.served_by.len(), by.len()),
+        (2, 2),
+        "{:?}",
+        read.served_by
+    );
 
     // Re-sealed, p-0 is closed to the rotation purpose (each record opens once); and the
     // purpose names the epoch rotated away from, no other.
