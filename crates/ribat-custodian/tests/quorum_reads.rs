@@ -6,7 +6,9 @@ mod common;
 
 use common::*;
 use ribat_crypto::combine::Partial;
-use ribat_custodian::{Custodian, CustodianError, Fault, PartialRequest, QuorumError};
+use ribat_custodian::{
+    Custodian, CustodianError, Fault, PartialRequest, QuorumError, QuorumReader,
+};
 use std::sync::Arc;
 
 /// A custodian that answers with another custodian's points (a lying or broken node).
@@ -407,4 +409,40 @@ fn a_read_asks_no_more_custodians_than_the_threshold_when_they_answer() {
         .unwrap();
     assert_eq!(read.served_by, [1, 2]);
     assert_eq!(asked.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn the_leak_key_is_made_once_and_opens_through_the_quorum_for_the_service_only() {
+    let v = Vault::new();
+    QuorumReader::create_leak_key(&v.group, v.store.as_ref()).unwrap();
+    let sealed = || {
+        ribat_store::Store::envelope(
+            v.store.as_ref(),
+            ribat_policy::Table::Keys.as_str(),
+            ribat_custodian::quorum::LEAK_KEY_RECORD,
+            "financial",
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let first = sealed();
+    // Made again, it is kept: its digests would be lost with another key.
+    QuorumReader::create_leak_key(&v.group, v.store.as_ref()).unwrap();
+    assert_eq!(sealed(), first);
+    let reader = v.reader();
+    let svc = ribat_custodian::Requester {
+        identity: "gateway-1".into(),
+        role: ribat_policy::Role::SERVICE,
+    };
+    let a = reader.open_leak_key(&svc, "leak-1").unwrap();
+    let b = reader.open_leak_key(&svc, "leak-2").unwrap();
+    assert_eq!(a.expose(), b.expose());
+    let clerk = ribat_custodian::Requester {
+        identity: "clerk-1".into(),
+        role: "clerk".parse().unwrap(),
+    };
+    assert!(matches!(
+        reader.open_leak_key(&clerk, "x"),
+        Err(QuorumError::Refused { .. })
+    ));
 }
