@@ -440,9 +440,10 @@ fn sealed_file(
 /// Format tag of the sealed honey list.
 pub const HONEY_FORMAT: &str = "ribat-honey/v1";
 
+/// One of the custodian's own sealed files (honey list, index key), as it is on disk.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct HoneyFile {
+struct SealedFile {
     format: String,
     custodian: u32,
     epoch: u32,
@@ -589,7 +590,7 @@ impl Sealed {
     ) -> Result<(), CustodianError> {
         let aad = self.aad(index, epoch);
         let sealed = ribat_crypto::at_rest::seal(key, plain, aad.as_bytes())?;
-        let file = HoneyFile {
+        let file = SealedFile {
             format: self.format.into(),
             custodian: index,
             epoch,
@@ -611,7 +612,7 @@ impl Sealed {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(dir_err(&path, e.to_string())),
         };
-        let file: HoneyFile = serde_json::from_str(&text)
+        let file: SealedFile = serde_json::from_str(&text)
             .map_err(|e| dir_err(&path, format!("not a sealed file ({}): {e}", self.holds)))?;
         // A file sealed before a rotation stays readable: its key is carried, its epoch is
         // the previous one (or an earlier one, after the rotation finished).
