@@ -39,9 +39,10 @@ use std::sync::Arc;
 pub trait Observer: Send + Sync {
     /// Feeds what `component` saw to the detectors.
     fn observe(&self, component: &str, kind: Kind);
-    /// When a decision holds the node (gateway certificate) `name`: until when (ms since
-    /// the epoch) and the decision's id. Such a node's requests are refused.
-    fn node_held(&self, name: &str) -> Option<(u64, String)>;
+    /// When a decision holds the node (gateway certificate) `name`, or the certificate
+    /// `serial` it calls with: until when (ms since the epoch) and the decision's id. Such
+    /// a node's requests are refused.
+    fn node_held(&self, name: &str, serial: &str) -> Option<(u64, String)>;
 }
 
 /// What a networked custodian needs to check its callers.
@@ -430,7 +431,7 @@ async fn partial(
     if let Some((until, id)) = s
         .observer
         .as_ref()
-        .and_then(|o| o.node_held(&caller.peer.name))
+        .and_then(|o| o.node_held(&caller.peer.name, &caller.peer.serial))
     {
         return refuse(
             StatusCode::FORBIDDEN,

@@ -161,14 +161,20 @@ impl Containment {
         Ok(())
     }
 
-    /// Whether node `name` is quarantined at `now_ms`: until when, and by which decision.
-    pub fn node_quarantined(&self, name: &str, now_ms: u64) -> Option<(u64, String)> {
-        self.by_target
-            .get(&Target::Node(name.to_owned()))?
-            .iter()
-            .filter(|a| a.action == Action::Quarantine && a.until_ms > now_ms)
-            .max_by_key(|a| a.until_ms)
-            .map(|a| (a.until_ms, a.id.clone()))
+    /// Whether node `name`, or the certificate `serial` it calls with, is quarantined at
+    /// `now_ms`: until when, and by which decision. A node is held by name when its answers
+    /// went unaudited, by certificate when it failed to authenticate (auth-failures).
+    pub fn node_quarantined(&self, name: &str, serial: &str, now_ms: u64) -> Option<(u64, String)> {
+        [
+            Target::Node(name.to_owned()),
+            Target::Certificate(serial.to_owned()),
+        ]
+        .iter()
+        .filter_map(|t| self.by_target.get(t))
+        .flatten()
+        .filter(|a| a.action == Action::Quarantine && a.until_ms > now_ms)
+        .max_by_key(|a| a.until_ms)
+        .map(|a| (a.until_ms, a.id.clone()))
     }
 
     /// Decisions in force at `now_ms` (ids).
@@ -283,5 +289,43 @@ mod tests {
             .check(&actor("p3", "partner"), false, &essential(), 1_000_003)
             .unwrap_err();
         assert_eq!(e.slug(), "throttled");
+    }
+
+    #[test]
+    fn a_node_is_held_by_its_name_or_by_the_certificate_it_calls_with_until_the_decision_ends() {
+        let mut c = Containment::default();
+        assert_eq!(
+            c.node_quarantined("gateway.node-1", "s-g1", 1_000_001),
+            None
+        );
+        let by_cert = decision(Target::Certificate("s-g1".into()), Action::Quarantine);
+        c.apply(&by_cert);
+        assert_eq!(
+            c.node_quarantined("gateway.node-1", "s-g1", 1_000_001),
+            Some((by_cert.until_ms, by_cert.id.clone()))
+        );
+        // Another certificate of another node, or an alert on this one, holds nothing.
+        assert_eq!(
+            c.node_quarantined("gateway.node-2", "s-g2", 1_000_001),
+            None
+        );
+        let mut other = Containment::default();
+        other.apply(&decision(Target::Certificate("s-g1".into()), Action::Alert));
+        assert_eq!(
+            other.node_quarantined("gateway.node-1", "s-g1", 1_000_001),
+            None
+        );
+        // By name as well; the decision that lasts longer is named.
+        let mut by_name = decision(Target::Node("gateway.node-1".into()), Action::Quarantine);
+        by_name.until_ms = by_cert.until_ms + 1;
+        c.apply(&by_name);
+        assert_eq!(
+            c.node_quarantined("gateway.node-1", "s-g1", 1_000_001),
+            Some((by_name.until_ms, by_name.id.clone()))
+        );
+        assert_eq!(
+            c.node_quarantined("gateway.node-1", "s-g1", by_name.until_ms),
+            None
+        );
     }
 }

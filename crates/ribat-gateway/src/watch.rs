@@ -142,8 +142,8 @@ impl ribat_custodian::serve::Observer for Watch {
         );
     }
 
-    fn node_held(&self, name: &str) -> Option<(u64, String)> {
-        self.node_quarantined(name)
+    fn node_held(&self, name: &str, serial: &str) -> Option<(u64, String)> {
+        self.node_quarantined(name, serial)
     }
 }
 
@@ -487,11 +487,11 @@ impl Watch {
 
     /// Whether a node (a gateway, seen from a custodian) is quarantined: until when (ms)
     /// and by which decision.
-    pub fn node_quarantined(&self, name: &str) -> Option<(u64, String)> {
+    pub fn node_quarantined(&self, name: &str, serial: &str) -> Option<(u64, String)> {
         self.containment
             .lock()
             .ok()?
-            .node_quarantined(name, self.clock.now_ms())
+            .node_quarantined(name, serial, self.clock.now_ms())
     }
 
     /// Every decision, oldest first.
