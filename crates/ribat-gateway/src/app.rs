@@ -21,8 +21,8 @@ pub struct App {
     pub vault: Arc<Vault>,
     /// The gateway's checks.
     pub gate: Gate,
-    /// Token issuing, when this gateway runs the token service.
-    pub issuer: Option<TokenIssuer>,
+    /// Who signs the tokens this gateway hands its clients.
+    pub tokens: Tokens,
     /// Audience tokens are issued for.
     pub audience: String,
     /// Counters.
@@ -42,6 +42,18 @@ pub struct App {
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     /// Requests signed by their sender: required or not, nonces, co-signers.
     pub signatures: crate::signed::Signatures,
+}
+
+/// Who signs the tokens a gateway hands its clients.
+#[derive(Debug)]
+pub enum Tokens {
+    /// This gateway, with the deployment's token key (`ribat serve`; a mesh gateway on a
+    /// node of the identity service).
+    Signs(TokenIssuer),
+    /// The mesh's identity service: the gateway forwards each client's signed request.
+    Forwards(Arc<crate::link::IdentityLink>),
+    /// Nobody here: clients bring tokens from elsewhere.
+    Off,
 }
 
 impl std::fmt::Debug for App {

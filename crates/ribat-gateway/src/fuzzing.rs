@@ -18,7 +18,7 @@ pub fn decode(data: &[u8]) -> bool {
         2 => query::<crate::body::EmployerQuery>(&text),
         3 => query::<crate::body::UploadQuery>(&text),
         4 => serde_json::from_slice::<crate::body::SearchBody>(rest).is_ok(),
-        5 => serde_json::from_slice::<crate::body::TokenBody>(rest).is_ok(),
+        5 => ribat_identity::token::requested_ttl(rest).is_ok(),
         6 => {
             serde_json::from_slice::<crate::body::ReleaseBody>(rest).is_ok()
                 | serde_json::from_slice::<crate::body::ExportBody>(rest).is_ok()

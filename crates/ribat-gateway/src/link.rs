@@ -16,9 +16,9 @@ use ribat_net::client::{ClientError, Connection};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A custodian in another process, reached over mTLS with the gateway's certificate.
-pub struct RemoteCustodian {
-    index: u32,
+/// One mTLS link to a peer's listener, with the gateway's certificate: a connection kept
+/// open between calls, and a deadline for each.
+pub struct Link {
     addr: String,
     host: String,
     config: Arc<rustls::ClientConfig>,
@@ -27,17 +27,9 @@ pub struct RemoteCustodian {
     conn: tokio::sync::Mutex<Option<Connection>>,
 }
 
-impl std::fmt::Debug for RemoteCustodian {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RemoteCustodian({} at {})", self.index, self.addr)
-    }
-}
-
-impl RemoteCustodian {
-    /// Custodian `index` at `addr`, whose certificate names `host`; each call must finish
-    /// within `deadline` or the custodian is skipped for that read.
+impl Link {
+    /// To `addr`, whose certificate names `host`; each call must finish within `deadline`.
     pub fn new(
-        index: u32,
         addr: &str,
         host: &str,
         config: Arc<rustls::ClientConfig>,
@@ -45,7 +37,6 @@ impl RemoteCustodian {
         deadline: Duration,
     ) -> Self {
         Self {
-            index,
             addr: addr.to_owned(),
             host: host.to_owned(),
             config,
@@ -55,16 +46,15 @@ impl RemoteCustodian {
         }
     }
 
-    /// Where it is reached.
+    /// Where it leads.
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
-    /// Custodian `index` at `addr` (certificate naming `host`), reached with the same TLS
-    /// settings, runtime and deadline as this one (a resharing moved the custodian).
-    pub fn elsewhere(&self, index: u32, addr: &str, host: &str) -> Self {
+    /// To `addr` (certificate naming `host`), with the same TLS settings, runtime and
+    /// deadline.
+    pub fn elsewhere(&self, addr: &str, host: &str) -> Self {
         Self::new(
-            index,
             addr,
             host,
             self.config.clone(),
@@ -73,7 +63,8 @@ impl RemoteCustodian {
         )
     }
 
-    async fn post(
+    /// POSTs `body` to `path` (reconnecting when the last connection closed).
+    pub async fn post(
         &self,
         path: &str,
         body: Vec<u8>,
@@ -95,6 +86,74 @@ impl RemoteCustodian {
         }
     }
 
+    /// [`Self::post`] within the deadline; must be called from a blocking thread.
+    pub fn post_blocking(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<ribat_net::client::Response, String> {
+        self.runtime
+            .block_on(async { tokio::time::timeout(self.deadline, self.post(path, body)).await })
+            .map_err(|_| format!("no answer within {} ms", self.deadline.as_millis()))?
+            .map_err(|e| e.to_string())
+    }
+
+    /// [`Self::post`] within the deadline, from async code.
+    pub async fn post_within(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<ribat_net::client::Response, String> {
+        tokio::time::timeout(self.deadline, self.post(path, body))
+            .await
+            .map_err(|_| format!("no answer within {} ms", self.deadline.as_millis()))?
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A custodian in another process, reached over mTLS with the gateway's certificate.
+pub struct RemoteCustodian {
+    index: u32,
+    link: Link,
+}
+
+impl std::fmt::Debug for RemoteCustodian {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteCustodian({} at {})", self.index, self.link.addr)
+    }
+}
+
+impl RemoteCustodian {
+    /// Custodian `index` at `addr`, whose certificate names `host`; each call must finish
+    /// within `deadline` or the custodian is skipped for that read.
+    pub fn new(
+        index: u32,
+        addr: &str,
+        host: &str,
+        config: Arc<rustls::ClientConfig>,
+        runtime: tokio::runtime::Handle,
+        deadline: Duration,
+    ) -> Self {
+        Self {
+            index,
+            link: Link::new(addr, host, config, runtime, deadline),
+        }
+    }
+
+    /// Where it is reached.
+    pub fn addr(&self) -> &str {
+        self.link.addr()
+    }
+
+    /// Custodian `index` at `addr` (certificate naming `host`), reached with the same TLS
+    /// settings, runtime and deadline as this one (a resharing moved the custodian).
+    pub fn elsewhere(&self, index: u32, addr: &str, host: &str) -> Self {
+        Self {
+            index,
+            link: self.link.elsewhere(addr, host),
+        }
+    }
+
     /// Hands the custodian a decision (from a blocking thread), within the deadline.
     pub fn send_decision(&self, d: &ribat_detect::Decision, release: bool) -> Result<(), String> {
         let body = serde_json::to_vec(&WireDecision {
@@ -102,13 +161,7 @@ impl RemoteCustodian {
             release,
         })
         .map_err(|e| e.to_string())?;
-        let r = self
-            .runtime
-            .block_on(async {
-                tokio::time::timeout(self.deadline, self.post(DECISION_PATH, body)).await
-            })
-            .map_err(|_| format!("no answer within {} ms", self.deadline.as_millis()))?
-            .map_err(|e| e.to_string())?;
+        let r = self.link.post_blocking(DECISION_PATH, body)?;
         if r.status < 300 {
             Ok(())
         } else {
@@ -122,7 +175,7 @@ impl RemoteCustodian {
     pub async fn post_audited(&self, request_ids: Vec<String>) -> Result<(), ClientError> {
         let body = serde_json::to_vec(&WireAudited { request_ids })
             .map_err(|e| ClientError::Http(e.to_string()))?;
-        match self.post(AUDITED_PATH, body).await? {
+        match self.link.post(AUDITED_PATH, body).await? {
             r if r.status < 300 => Ok(()),
             r => Err(ClientError::Http(format!("HTTP {}", r.status))),
         }
@@ -145,14 +198,9 @@ impl Custodian for RemoteCustodian {
     fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
         let body = serde_json::to_vec(req).map_err(|e| self.unavailable(e.to_string()))?;
         let r = self
-            .runtime
-            .block_on(async {
-                tokio::time::timeout(self.deadline, self.post(PARTIAL_PATH, body)).await
-            })
-            .map_err(|_| {
-                self.unavailable(format!("no answer within {} ms", self.deadline.as_millis()))
-            })?
-            .map_err(|e| self.unavailable(e.to_string()))?;
+            .link
+            .post_blocking(PARTIAL_PATH, body)
+            .map_err(|e| self.unavailable(e))?;
         if r.status == 200 {
             let wire: WirePartial = serde_json::from_slice(&r.body)
                 .map_err(|e| self.unavailable(format!("unreadable answer: {e}")))?;
@@ -197,7 +245,7 @@ impl std::fmt::Debug for RemoteWitness {
             f,
             "RemoteWitness({} at {})",
             self.key.name(),
-            self.custodian.addr
+            self.custodian.addr()
         )
     }
 }
@@ -266,19 +314,113 @@ impl RemoteWitness {
                 .map(|(_, entries)| entries.iter().map(|e| Base64::encode_string(e)).collect()),
         })
         .map_err(|e| CosignError::Unavailable(e.to_string()))?;
-        let c = &self.custodian;
-        let r = c
-            .runtime
-            .block_on(async { tokio::time::timeout(c.deadline, c.post(COSIGN_PATH, body)).await })
-            .map_err(|_| {
-                CosignError::Unavailable(format!("no answer within {} ms", c.deadline.as_millis()))
-            })?
-            .map_err(|e| CosignError::Unavailable(e.to_string()))?;
+        let r = self
+            .custodian
+            .link
+            .post_blocking(COSIGN_PATH, body)
+            .map_err(CosignError::Unavailable)?;
         if r.status != 200 {
             return Err(CosignError::Unavailable(format!("HTTP {}", r.status)));
         }
         serde_json::from_slice::<WireCosigned>(&r.body)
             .map_err(|e| CosignError::Unavailable(format!("unreadable answer: {e}")))?
             .into_result()
+    }
+}
+
+/// The mesh's identity service, the only holder of the token key: a gateway forwards its
+/// clients' signed token requests there, and asks it for its own node's service tokens.
+/// Its nodes are tried in order; the first that answers decides.
+pub struct IdentityLink {
+    nodes: Vec<(String, Link)>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for IdentityLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        write!(f, "IdentityLink({})", names.join(", "))
+    }
+}
+
+/// Why the identity service gave no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// It answered with a refusal: its status, problem type and detail.
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Problem type (slug).
+        slug: String,
+        /// What it said.
+        detail: String,
+    },
+    /// None of its nodes answered.
+    Unreachable(String),
+}
+
+impl IdentityLink {
+    /// The identity service on `nodes` (name, link to its mesh listener), asked in order.
+    pub fn new(nodes: Vec<(String, Link)>, runtime: tokio::runtime::Handle) -> Self {
+        Self { nodes, runtime }
+    }
+
+    /// A user's token, for their signed request the gateway forwards.
+    pub async fn user_token(
+        &self,
+        ask: &ribat_identity::service::UserTokenAsk,
+    ) -> Result<String, TokenRefusal> {
+        self.ask(ribat_identity::service::USER_TOKEN_PATH, ask)
+            .await
+    }
+
+    /// A token of one of the gateway's own node's service identities (from a blocking
+    /// thread).
+    pub fn service_token(
+        &self,
+        ask: &ribat_identity::service::ServiceTokenAsk,
+    ) -> Result<String, TokenRefusal> {
+        self.runtime
+            .block_on(self.ask(ribat_identity::service::SERVICE_TOKEN_PATH, ask))
+    }
+
+    async fn ask(&self, path: &str, ask: &impl serde::Serialize) -> Result<String, TokenRefusal> {
+        let body = serde_json::to_vec(ask).map_err(|e| TokenRefusal::Unreachable(e.to_string()))?;
+        let mut missed = Vec::new();
+        for (name, link) in &self.nodes {
+            let r = match link.post_within(path, body.clone()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    missed.push(format!("{name} at {}: {e}", link.addr()));
+                    continue;
+                }
+            };
+            if r.status == 200 {
+                return serde_json::from_slice::<ribat_identity::service::IssuedToken>(&r.body)
+                    .map(|t| t.token)
+                    .map_err(|e| TokenRefusal::Refused {
+                        status: 502,
+                        slug: "token-service-unreadable".into(),
+                        detail: format!("the identity service's answer is unreadable: {e}"),
+                    });
+            }
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            let text = |k: &str| v.get(k).and_then(|t| t.as_str()).map(str::to_owned);
+            return Err(TokenRefusal::Refused {
+                status: r.status,
+                slug: text("type")
+                    .map(|t| {
+                        t.strip_prefix(ribat_net::problem::TYPE_BASE)
+                            .unwrap_or(&t)
+                            .to_owned()
+                    })
+                    .unwrap_or_else(|| "token-refused".into()),
+                detail: text("detail").unwrap_or_else(|| format!("HTTP {}", r.status)),
+            });
+        }
+        Err(TokenRefusal::Unreachable(format!(
+            "the mesh's identity service did not answer ({})",
+            missed.join("; ")
+        )))
     }
 }

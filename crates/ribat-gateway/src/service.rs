@@ -2,7 +2,7 @@
 //! their two-person release, liveness, the OpenAPI document, metrics.
 
 use crate::app::Authed;
-use crate::app::{Shared, require_role};
+use crate::app::{Shared, Tokens, require_role};
 use crate::body::{
     DecisionsBody, HealthBody, ReleaseBody, ReleaseBodyState, ReleaseWord, TokenBody, TokenErrors,
     TokenIssued, TokenType,
@@ -11,7 +11,7 @@ use crate::reads::blocking;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ribat_net::listener::Caller;
 use ribat_net::problem::Problem;
@@ -24,32 +24,39 @@ use ribat_net::problem::Problem;
     responses(
         (status = 200, description = "OK", body = TokenIssued),
         (status = 400, description = "Malformed body or lifetime out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "This gateway does not issue tokens", body = Problem, content_type = "application/problem+json")
+        (status = 401, description = "In a mesh: the request is not signed by its sender, or its signature or certificate is refused by the identity service", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This gateway does not issue tokens, or the mesh's identity service did not answer", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn token(
     State(app): State<Shared>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let issuer = app.issuer.as_ref().ok_or_else(|| {
-        Problem::unavailable(
-            "token-service-off",
-            "this gateway does not issue tokens; ask the deployment's token service",
-        )
-    })?;
-    let b: TokenBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TokenBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?
+    let (token, claims) = match &app.tokens {
+        Tokens::Signs(issuer) => {
+            let ttl = ribat_identity::token::requested_ttl(&body)
+                .map_err(|why| Problem::bad_request("bad-body", why))?;
+            issuer
+                .issue(&caller.peer, &app.audience, app.gate.now_utc(), ttl)
+                .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?
+        }
+        Tokens::Forwards(service) => {
+            let token = forwarded(service, &caller, &headers, &body).await?;
+            // Bound to this very connection's certificate, by the key this gateway trusts.
+            let claims = app
+                .gate
+                .authenticate(&caller, Some(&format!("Bearer {token}")))?;
+            (token, claims)
+        }
+        Tokens::Off => {
+            return Err(Problem::unavailable(
+                "token-service-off",
+                "this gateway does not issue tokens; ask the deployment's token service",
+            ));
+        }
     };
-    let ttl = b
-        .ttl()
-        .map_err(|why| Problem::bad_request("bad-body", why))?;
-    let (token, claims) = issuer
-        .issue(&caller.peer, &app.audience, app.gate.now_utc(), ttl)
-        .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?;
     Ok(Json(TokenIssued {
         token,
         token_type: TokenType::Bearer,
@@ -58,6 +65,49 @@ pub(crate) async fn token(
         role: claims.role.to_string(),
     })
     .into_response())
+}
+
+/// The client's signed token request, forwarded to the mesh's identity service: its token,
+/// or the service's refusal as it said it.
+async fn forwarded(
+    service: &crate::link::IdentityLink,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, Problem> {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let signature = headers
+        .get(ribat_identity::signed::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            Problem::unauthenticated(
+                "bad-signature",
+                format!(
+                    "{} In this mesh tokens come from its identity service, which issues one only for a request its sender signed.",
+                    ribat_identity::signed::SignatureError::Missing
+                ),
+            )
+        })?;
+    let ask = ribat_identity::service::UserTokenAsk {
+        certificate: Base64UrlUnpadded::encode_string(&caller.certificate),
+        body: Base64UrlUnpadded::encode_string(body),
+        signature: signature.to_owned(),
+    };
+    service.user_token(&ask).await.map_err(|r| match r {
+        crate::link::TokenRefusal::Refused {
+            status,
+            slug,
+            detail,
+        } => Problem::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            &slug,
+            "The identity service issued no token",
+            detail,
+        ),
+        crate::link::TokenRefusal::Unreachable(why) => {
+            Problem::unavailable("token-service-unavailable", why).retry_after(5)
+        }
+    })
 }
 
 /// Roles that see the decisions.

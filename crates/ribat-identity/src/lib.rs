@@ -15,12 +15,14 @@
 //!   identity add  ─► NAME/cert.pem, NAME/key.pem  (CN = name, OU = role, O = institution)
 //!   identity revoke ─► crl.pem re-signed (servers reload it at the next connection)
 //!   POST /v1/token (client certificate) ─► v4.public token {sub, role, aud, exp, cnf}
+//!   in a mesh: the gateway forwards the signed request ─► identity service (service.rs)
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod ca;
 mod error;
 pub mod peer;
+pub mod service;
 pub mod signed;
 pub mod tls;
 pub mod token;

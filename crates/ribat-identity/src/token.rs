@@ -129,6 +129,54 @@ fn parse_time(s: &str, claim: &str) -> Result<OffsetDateTime, TokenError> {
         .map_err(|_| TokenError::Malformed(format!("claim `{claim}` is not an RFC 3339 time")))
 }
 
+/// The lifetime a `POST /v1/token` asks for: `ttl_secs` when given (a whole number of
+/// seconds, 1 to [`MAX_TTL_SECS`]), else [`DEFAULT_TTL_SECS`]; why not, otherwise.
+pub fn ttl_of(ttl_secs: Option<&serde_json::Value>) -> Result<u64, String> {
+    let Some(v) = ttl_secs else {
+        return Ok(DEFAULT_TTL_SECS);
+    };
+    // JSON Schema counts 842.0 as an integer, so a client may send it so.
+    let ttl = v
+        .as_u64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                .map(|f| f as u64)
+        })
+        .ok_or("ttl_secs: a whole number of seconds")?;
+    if ttl == 0 || ttl > MAX_TTL_SECS {
+        return Err(format!("ttl_secs: 1 to {MAX_TTL_SECS}"));
+    }
+    Ok(ttl)
+}
+
+/// The body of a `POST /v1/token`: nothing (or white space), or `{"ttl_secs": N}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    // `null` is refused, not read as absent.
+    #[serde(default, deserialize_with = "present")]
+    ttl_secs: Option<serde_json::Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// The lifetime the body of a `POST /v1/token` asks for ([`ttl_of`]), or why it is refused.
+pub fn requested_ttl(body: &[u8]) -> Result<u64, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DEFAULT_TTL_SECS);
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("request body: {e}"))?;
+    if !v.is_object() {
+        return Err(r#"request body: a JSON object, {"ttl_secs": N}, or nothing"#.into());
+    }
+    let r = TokenRequest::deserialize(v).map_err(|e| format!("request body: {e}"))?;
+    ttl_of(r.ttl_secs.as_ref())
+}
+
 /// Signs tokens. Holds the deployment's token key.
 pub struct TokenIssuer {
     deployment: String,
@@ -395,5 +443,42 @@ mod tests {
         let (tok, _) = again.issue(&peer("a", "t"), "d", now, 60).unwrap();
         v.verify(&tok, now).unwrap();
         assert!(issuer.public_paserk().unwrap().starts_with("k4.public."));
+    }
+
+    #[test]
+    fn a_token_requests_body_asks_for_a_lifetime_in_range_or_none() {
+        assert_eq!(requested_ttl(b""), Ok(DEFAULT_TTL_SECS));
+        assert_eq!(requested_ttl(b" \n"), Ok(DEFAULT_TTL_SECS));
+        assert_eq!(requested_ttl(b"{}"), Ok(DEFAULT_TTL_SECS));
+        assert_eq!(requested_ttl(br#"{"ttl_secs": 120}"#), Ok(120));
+        assert_eq!(requested_ttl(br#"{"ttl_secs": 842.0}"#), Ok(842));
+        for bad in [
+            &br#"{"ttl_secs": null}"#[..],
+            br#"{"ttl_secs": 901}"#,
+            br#"{"ttl_secs": 0}"#,
+            br#"{"ttl": 60}"#,
+            b"[]",
+            b"\xff",
+        ] {
+            assert!(
+                requested_ttl(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_lifetime_is_a_whole_number_of_seconds_up_to_fifteen_minutes() {
+        let ttl = |json: &str| requested_ttl(json.as_bytes());
+        assert_eq!(ttl("{}"), Ok(300));
+        assert_eq!(ttl(r#"{"ttl_secs": 60}"#), Ok(60));
+        assert_eq!(ttl(r#"{"ttl_secs": 842.0}"#), Ok(842));
+        assert_eq!(ttl(r#"{"ttl_secs": 900}"#), Ok(900));
+        for bad in ["0", "901", "1.5", "-1", "null", "\"60\"", "1e300"] {
+            let e = ttl(&format!(r#"{{"ttl_secs": {bad}}}"#)).unwrap_err();
+            assert!(e.starts_with("ttl_secs:"), "{bad}: {e}");
+        }
+        assert!(ttl(r#"{"ttl": 60}"#).unwrap_err().contains("unknown field"));
     }
 }

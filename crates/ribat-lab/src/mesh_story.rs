@@ -11,17 +11,41 @@ use ribat_node::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// One GET on a fresh connection: status and the problem's detail (or a field).
+/// One GET on a fresh connection, with a fresh token: status and the problem's detail (or
+/// a field).
 fn get(
     rt: &tokio::runtime::Runtime,
     cfg: &ribat_net::client::ClientSide,
     addr: &str,
     path: &str,
 ) -> Result<(u16, serde_json::Value)> {
+    let token = token_of(rt, cfg, addr)?;
+    get_with(rt, cfg, addr, path, &token)
+}
+
+/// A token for `cfg`'s certificate from the gateway at `addr` (five minutes).
+fn token_of(
+    rt: &tokio::runtime::Runtime,
+    cfg: &ribat_net::client::ClientSide,
+    addr: &str,
+) -> Result<String> {
     rt.block_on(async {
         let mut c = Connection::open(cfg.clone(), addr, "127.0.0.1", false).await?;
-        let token = crate::api_client::token(&mut c, 300).await?;
-        let r = c.send("GET", path, Some(&token), None).await?;
+        crate::api_client::token(&mut c, 300).await
+    })
+}
+
+/// One GET on a fresh connection with `token`.
+fn get_with(
+    rt: &tokio::runtime::Runtime,
+    cfg: &ribat_net::client::ClientSide,
+    addr: &str,
+    path: &str,
+    token: &str,
+) -> Result<(u16, serde_json::Value)> {
+    rt.block_on(async {
+        let mut c = Connection::open(cfg.clone(), addr, "127.0.0.1", false).await?;
+        let r = c.send("GET", path, Some(token), None).await?;
         Ok((r.status, r.json()))
     })
 }
@@ -57,6 +81,7 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
         store: ribat_node::StoreSpec::Sqlite,
         kdf: ribat_crypto::passphrase::KdfParams::default(),
         attest_every: ribat_node::mesh::ATTEST_EVERY,
+        token_service: vec![],
     })?;
     println!(
         "ribat mesh init: three node directories in {}, to carry to three hosts:",
@@ -64,13 +89,23 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
     );
     for d in &dirs {
         let held = ribat_node::mesh::held_custodians(&Home::at(d.clone()))?;
+        let mesh = ribat_node::mesh::MeshFile::read(d)?;
         println!(
-            "  {}: custodian {} only, its shares sealed under its own passphrase",
+            "  {}: custodian {} only, its shares sealed under its own passphrase{}",
             d.display(),
             held.iter()
                 .map(u32::to_string)
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            match (
+                mesh.gateway.is_some(),
+                mesh.token_service.contains(&mesh.id)
+            ) {
+                (true, false) => "; a gateway, which holds no token key",
+                (true, true) => "; a gateway, and the identity service (the token key) beside it",
+                (false, true) => "; the identity service (the token key)",
+                (false, false) => "",
+            }
         );
     }
     println!(
@@ -185,11 +220,17 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
         .map(|p| p.cnss.as_str())
         .collect();
     let counter = |cnss: &str| format!("/v1/persons/{cnss}?purpose=counter-service");
+    // The clerk signs in once, at the start of the shift (through node-2's gateway, which
+    // forwards the signed token request to the identity service).
+    let shift = token_of(&rt, &clerk, &gw2)?;
+    println!(
+        "clerk.casa-anfa.0042 signs its token request at node-2's gateway, which holds no token key and forwards it to the identity service"
+    );
     say_read(
         "clerk.casa-anfa.0042",
         "node-1's gateway",
         ordinary[0],
-        &get(&rt, &clerk, &gw1, &counter(ordinary[0]))?,
+        &get_with(&rt, &clerk, &gw1, &counter(ordinary[0]), &shift)?,
     );
     nodes[2] = None;
     println!("node-3 killed (SIGKILL): its custodian is gone");
@@ -197,7 +238,7 @@ pub(crate) fn run(home: &Home, fund: &ribat_sim::Fund, source: &Path) -> Result<
         "clerk.casa-anfa.0042",
         "node-1's gateway",
         ordinary[1],
-        &get(&rt, &clerk, &gw1, &counter(ordinary[1]))?,
+        &get_with(&rt, &clerk, &gw1, &counter(ordinary[1]), &shift)?,
     );
     println!("  (custodians 1 and 2 answered: any 2 of 3 open a record)");
     nodes[2] = Some(NodeChild::start(&exe, &dirs[2], &passes_dir)?);

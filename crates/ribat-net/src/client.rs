@@ -47,7 +47,7 @@ enum Sender {
 pub struct Connection {
     sender: Sender,
     authority: String,
-    /// Signs every request that carries a token (`Ribat-Signature`), with the key of the
+    /// Signs every request (`Ribat-Signature`), with the key of the
     /// certificate the connection presents.
     signer: Option<Arc<RequestSigner>>,
     /// What signatures are dated with (`None`: the system clock).
@@ -75,7 +75,7 @@ impl Response {
 }
 
 /// A client's TLS settings and, where it holds a certificate's key, the signer of its
-/// requests: a connection opened with a signer signs every request that carries a token.
+/// requests: a connection opened with a signer signs every request it sends.
 #[derive(Clone)]
 pub struct ClientSide {
     /// TLS settings.
@@ -160,8 +160,8 @@ impl Connection {
         })
     }
 
-    /// Signs every request that carries a token with `signer` from now on: it must hold the
-    /// key of the certificate this connection presented, or the gateway refuses them.
+    /// Signs every request with `signer` from now on: it must hold the key of the
+    /// certificate this connection presented, or the gateway refuses them.
     pub fn signing(mut self, signer: Arc<RequestSigner>) -> Self {
         self.signer = Some(signer);
         self
@@ -291,17 +291,19 @@ impl Connection {
         content_type: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
-        let signed = match (&self.signer, bearer) {
-            (Some(signer), Some(token)) => {
+        // Every request, with a token or without (a token request: a mesh's identity
+        // service issues one only for a request its sender signed).
+        let signed = match &self.signer {
+            Some(signer) => {
                 let covered = Covered {
                     method,
                     target: path,
                     body_digest: &digest(&body),
-                    token: Some(token),
+                    token: bearer,
                 };
                 Some(self.sign(signer, &covered)?.header())
             }
-            _ => None,
+            None => None,
         };
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         if let Some(s) = &signed {

@@ -46,3 +46,31 @@ pub async fn token(c: &mut Connection, ttl_secs: u64) -> Result<String> {
         .map(str::to_owned)
         .context("no token in the gateway's answer")
 }
+
+/// One request to the gateway at `addr` (`HOST:PORT`) as the identity whose files are in
+/// `dir`: a token for its certificate first (that request signed too, as a mesh's identity
+/// service wants it), then `method target` with `body` (JSON), signed with the
+/// certificate's key. The gateway's answer, whatever its status.
+pub fn call(
+    addr: &str,
+    dir: &Path,
+    method: &str,
+    target: &str,
+    body: Option<Vec<u8>>,
+) -> Result<ribat_net::client::Response> {
+    crate::ensure!(
+        target.starts_with("/v1/"),
+        "`{target}`: the path of an API route, such as /v1/persons/123456789?purpose=counter-service"
+    );
+    let cfg = config_in(dir)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut c = Connection::open(cfg, addr, crate::mesh::host_of(addr), false)
+            .await
+            .with_context(|| format!("cannot reach the gateway at {addr}"))?;
+        let token = token(&mut c, 300).await?;
+        Ok(c.send(method, target, Some(&token), body).await?)
+    })
+}

@@ -32,7 +32,7 @@ pub fn run(home: &Home, passphrases: &Source, opts: &ImportOptions) -> Result<Su
         Ok(n) => n,
         Err(e) if crate::mesh::is_node(home) => {
             return Err(e).context(
-                "a mesh node's directory imports only while its process is stopped; while it runs, send the files to its gateway: `ribat import --gateway HOST:PORT --identity DIR FILES` (an identity with role `intake`)",
+                "cannot open this mesh node for an import (its directory imports only while its own process is stopped; while it runs, send the files to its gateway: `ribat import --gateway HOST:PORT --identity DIR FILES` (an identity with role `intake`))",
             );
         }
         Err(e) => return Err(e),

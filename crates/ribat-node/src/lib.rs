@@ -40,6 +40,7 @@ pub mod reshare;
 pub mod reviews;
 pub mod rotate;
 pub mod serve;
+mod token_service;
 
 pub use embedded::Embedded;
 pub use error::{Context, NodeError, Result};

@@ -6,12 +6,12 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `mesh.json` | this node's id and name, where it listens (and its gateway, if it runs one), every member (address, node key, the custodian it holds), the administrators' keys, the threshold, the shared store |
+//! | `mesh.json` | this node's id and name, where it listens (and its gateway, if it runs one), every member (address, node key, the custodian it holds), the administrators' keys, the threshold, the shared store, the identity service's nodes |
 //! | `node.key` | the node's Ed25519 signing key (owner-only) |
 //! | `cert.pem`, `key.pem`, `ca.pem`, `crl.pem` | its node certificate (role `node`), its TLS key (owner-only), the deployment's CA and revocation list |
 //! | `custodians/custodian-<i>/` | the one custodian it holds, its shares sealed under that custodian's passphrase |
 //! | `group.json`, `policy.json`, `rules.json` | the public group keys, the policy, the detectors' rules |
-//! | `identity/` | the CA certificate, the revocation list and the token-verifying key; on a gateway node also the token-signing key and the gateway's certificate (never the CA's key) |
+//! | `identity/` | the CA certificate, the revocation list and the token-verifying key; on a gateway node also the gateway's certificate; on a node of the identity service the token-signing key (never the CA's key) |
 //! | `raft-log.sqlite`, `raft-state.sqlite` | the Raft log and the security state's snapshots |
 //!
 //! Beside the node directories the ceremony leaves `deployment/` (the CA with its key, the
@@ -120,6 +120,11 @@ pub struct MeshFile {
     /// What the ceremony allowed nodes to run (its own build) and decide by (the documents
     /// it wrote), and how often nodes attest.
     pub attestation: ribat_mesh::attest::AttestGenesis,
+    /// The nodes of the identity service, the only ones that hold the token key: gateways
+    /// elsewhere forward their clients' signed token requests there. Empty in a mesh made
+    /// before the identity service, whose gateway nodes each hold the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_service: Vec<u64>,
 }
 
 impl MeshFile {
@@ -378,6 +383,32 @@ pub struct InitSpec {
     pub kdf: KdfParams,
     /// How often each node attests what it runs.
     pub attest_every: Duration,
+    /// The nodes that hold the token key and issue tokens (the identity service). Empty:
+    /// every node without a gateway, and gateway nodes besides when those are fewer than
+    /// `n − t + 1` (token requests survive as many nodes down as reads).
+    pub token_service: Vec<u64>,
+}
+
+/// The identity service's nodes for `spec`: those given; else every node without a
+/// gateway, and, when they are fewer than `n − t + 1`, gateway nodes from node 1 on until
+/// they are that many — so that token requests, like reads, go on while any `n − t` nodes
+/// are down.
+fn token_nodes(spec: &InitSpec) -> Vec<u64> {
+    if !spec.token_service.is_empty() {
+        return spec.token_service.clone();
+    }
+    let n = spec.addrs.len();
+    let wanted = n.saturating_sub(spec.threshold) + 1;
+    let has_gateway = |id: &u64| spec.gateways.iter().any(|(g, _)| g == id);
+    let mut nodes: Vec<u64> = (1..=n as u64).filter(|id| !has_gateway(id)).collect();
+    for id in (1..=n as u64).filter(has_gateway) {
+        if nodes.len() >= wanted {
+            break;
+        }
+        nodes.push(id);
+    }
+    nodes.sort_unstable();
+    nodes
 }
 
 fn random_seed() -> Result<Zeroizing<[u8; 32]>> {
@@ -437,6 +468,16 @@ fn check_spec(spec: &InitSpec) -> Result<()> {
         ensure!(
             !spec.addrs[..i].contains(a),
             "node address `{a}` is given twice: each node listens on its own"
+        );
+    }
+    for (k, id) in spec.token_service.iter().enumerate() {
+        ensure!(
+            (1..=n as u64).contains(id),
+            "--token-service {id}: there is no node {id} in a mesh of {n}"
+        );
+        ensure!(
+            !spec.token_service[..k].contains(id),
+            "--token-service {id}: given twice"
         );
     }
     for (k, (id, a)) in spec.gateways.iter().enumerate() {
@@ -669,6 +710,20 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
                 .join(ribat_custodian::keystore::POLICY_FILE),
         )?);
     }
+    let token_service = token_nodes(spec);
+    let beside: Vec<String> = token_service
+        .iter()
+        .filter(|id| spec.gateways.iter().any(|(g, _)| g == *id))
+        .map(|id| format!("node-{id}"))
+        .collect();
+    if !beside.is_empty() {
+        eprintln!(
+            "note: {} run a gateway and hold the token key too (the identity service needs {} nodes to go on while {} are down): whoever takes such a process can mint tokens, though not the users' signatures the custodians require; give --token-service nodes without a gateway to keep them apart",
+            beside.join(", "),
+            spec.addrs.len().saturating_sub(spec.threshold) + 1,
+            spec.addrs.len().saturating_sub(spec.threshold)
+        );
+    }
     let mut dirs = Vec::new();
     for (p, (seed, issued)) in peers.iter().zip(&seeds) {
         let dir = spec.out.join(&p.name);
@@ -684,12 +739,14 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
             .iter()
             .find(|(id, _)| *id == p.id)
             .map(|(_, a)| a.clone());
+        // Only the identity service's nodes sign tokens; gateways elsewhere hold the public
+        // key and forward. Nobody issues certificates: the CA's key stays in the
+        // deployment's HOME.
+        if token_service.contains(&p.id) {
+            copy_into(&ca_dir, &id_dir, TOKEN_KEY)?;
+        }
         if let Some(gw) = gateway_certs.get(&p.id) {
-            // A gateway issues tokens bound to its clients' certificates; it issues no
-            // certificate, so the CA's key stays in the deployment's HOME.
-            for f in [TOKEN_KEY, REGISTER] {
-                copy_into(&ca_dir, &id_dir, f)?;
-            }
+            copy_into(&ca_dir, &id_dir, REGISTER)?;
             let gw_dir = crate::identity::issued_dir(&node, crate::identity::GATEWAY_NAME);
             std::fs::create_dir_all(&gw_dir)?;
             crate::home::restrict(&gw_dir)?;
@@ -710,6 +767,7 @@ pub fn init(spec: &InitSpec) -> Result<Vec<PathBuf>> {
             joined: None,
             granted: granted.clone(),
             attestation: attestation.clone(),
+            token_service: token_service.clone(),
         };
         write_file(
             &dir.join(MESH_FILE),
@@ -1851,6 +1909,17 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
         router = router.merge(ribat_custodian::serve::router_in(slot.clone()));
         let inbox = Arc::new(crate::reshare::Inbox::default());
         router = router.merge(subshare_route(sm.clone(), me.name.clone(), inbox.clone()));
+        if mesh.token_service.contains(&me.id) {
+            let issuer = crate::identity::token_issuer(&home).context("this node is the mesh's identity service (token_service in mesh.json) but holds no token key")?;
+            let service = ribat_identity::service::TokenService::new(
+                issuer,
+                crate::embedded::DEPLOYMENT,
+            );
+            router = router.merge(crate::token_service::router(
+                Arc::new(service),
+                server_tls.clone(),
+            ));
+        }
         tasks.push(tokio::spawn(crate::reshare::run(crate::reshare::Resharer {
             sm: sm.clone(),
             raft: raft.clone(),
@@ -3068,6 +3137,48 @@ mod tests {
             store: StoreSpec::Sqlite,
             kdf: KdfParams::insecure_for_tests(),
             attest_every: ATTEST_EVERY,
+            token_service: vec![],
+        }
+    }
+
+    #[test]
+    fn the_token_key_goes_to_the_nodes_named_else_to_those_without_a_gateway() {
+        let d = tempfile::tempdir().unwrap();
+        let base = spec(d.path());
+        assert_eq!(token_nodes(&base), vec![2, 3]);
+        let every = InitSpec {
+            gateways: (1..=3)
+                .map(|i| (i, format!("127.0.0.1:{}", 17700 + i)))
+                .collect(),
+            ..base.clone()
+        };
+        assert_eq!(
+            token_nodes(&every),
+            vec![1, 2],
+            "beside gateways only to survive n - t nodes down"
+        );
+        let two = InitSpec {
+            gateways: vec![(1, "127.0.0.1:17701".into()), (2, "127.0.0.1:17702".into())],
+            ..base.clone()
+        };
+        assert_eq!(token_nodes(&two), vec![1, 3]);
+        let all_needed = InitSpec {
+            threshold: 1,
+            ..two.clone()
+        };
+        assert_eq!(token_nodes(&all_needed), vec![1, 2, 3]);
+        let named = InitSpec {
+            token_service: vec![3],
+            ..base.clone()
+        };
+        assert_eq!(token_nodes(&named), vec![3]);
+        for (bad, why) in [(vec![4], "no node 4"), (vec![2, 2], "given twice")] {
+            let e = check_spec(&InitSpec {
+                token_service: bad,
+                ..base.clone()
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
         }
     }
 
@@ -3101,9 +3212,10 @@ mod tests {
             );
             assert_eq!(
                 id.join(ribat_identity::ca::TOKEN_KEY).exists(),
-                i == 0,
-                "only a gateway node signs tokens"
+                i != 0,
+                "only the identity service's nodes sign tokens, not the gateway's"
             );
+            assert_eq!(m.token_service, vec![2, 3]);
             let store = adopt_store(home).unwrap();
             assert_eq!(
                 store.store_file(),

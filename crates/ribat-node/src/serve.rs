@@ -184,8 +184,9 @@ pub struct Assembled {
 pub(crate) struct Networked {
     /// The custodians, reached over mTLS with the gateway's certificate.
     pub remotes: Vec<Arc<RemoteCustodian>>,
-    /// Signs tokens bound to clients' certificates.
-    pub issuer: ribat_identity::TokenIssuer,
+    /// Who signs the tokens bound to clients' certificates: this gateway, or the mesh's
+    /// identity service.
+    pub tokens: ribat_gateway::app::Tokens,
     /// Mints the node's service identity's tokens (it opens the blind-index and
     /// leak-digest keys), bound to the gateway's certificate.
     pub service_tokens: crate::embedded::ServiceTokens,
@@ -246,7 +247,6 @@ pub(crate) fn networked(
         .collect();
     // The node opens its blind-index key as its service identity; a networked custodian
     // wants a token for that too, bound to the gateway's certificate.
-    let issuer = ca.token_issuer()?;
     let gateway_peer = {
         let pem = read(&files.cert)?;
         let der = ribat_identity::tls::certs_from_pem(&pem, "gateway certificate")?;
@@ -255,23 +255,61 @@ pub(crate) fn networked(
             .context("gateway certificate file holds no certificate")?;
         ribat_identity::PeerIdentity::from_der(first.as_ref())?
     };
-    let service_tokens: crate::embedded::ServiceTokens = {
-        let (issuer, clock) = (ca.token_issuer()?, clock.clone());
-        Arc::new(move |who: &ribat_custodian::Requester| {
-            let now = time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock.now())?)?;
-            let (token, _) = issuer.issue(
-                &ribat_identity::PeerIdentity {
-                    name: who.identity.clone(),
-                    role: who.role.clone(),
-                    ..gateway_peer.clone()
-                },
-                DEPLOYMENT,
-                now,
-                60,
-            )?;
-            Ok(ribat_custodian::request::Bearer(token))
-        })
-    };
+    let identity_service = mesh
+        .as_ref()
+        .filter(|m| !m.token_service.is_empty() && !m.token_service.contains(&m.id))
+        .map(|m| identity_link(m, &to_custodians, rt, deadline));
+    let (tokens, service_tokens): (ribat_gateway::app::Tokens, crate::embedded::ServiceTokens) =
+        match identity_service {
+            Some(link) => {
+                let link = Arc::new(link);
+                let mint = link.clone();
+                (
+                    ribat_gateway::app::Tokens::Forwards(link),
+                    Arc::new(move |who: &ribat_custodian::Requester| {
+                        let ask = ribat_identity::service::ServiceTokenAsk {
+                            identity: who.identity.clone(),
+                            role: who.role.clone(),
+                        };
+                        match mint.service_token(&ask) {
+                            Ok(token) => Ok(ribat_custodian::request::Bearer(token)),
+                            Err(r) => Err(crate::err!(
+                                "no token for {} from the mesh's identity service: {}",
+                                who.identity,
+                                refusal_text(&r)
+                            )),
+                        }
+                    }),
+                )
+            }
+            None => {
+                let issuer = ca.token_issuer().with_context(|| {
+                    format!(
+                        "this gateway signs its clients' tokens, so {} must hold the token key",
+                        crate::identity::dir(home).display()
+                    )
+                })?;
+                let (mint, clock) = (ca.token_issuer()?, clock.clone());
+                (
+                    ribat_gateway::app::Tokens::Signs(issuer),
+                    Arc::new(move |who: &ribat_custodian::Requester| {
+                        let now =
+                            time::OffsetDateTime::from_unix_timestamp(i64::try_from(clock.now())?)?;
+                        let (token, _) = mint.issue(
+                            &ribat_identity::PeerIdentity {
+                                name: who.identity.clone(),
+                                role: who.role.clone(),
+                                ..gateway_peer.clone()
+                            },
+                            DEPLOYMENT,
+                            now,
+                            60,
+                        )?;
+                        Ok(ribat_custodian::request::Bearer(token))
+                    }),
+                )
+            }
+        };
     let mut witnesses: Vec<Arc<dyn ribat_audit::Cosigner>> = Vec::new();
     if let Some(m) = &mesh {
         let origin = ribat_gateway::node_log::origin(DEPLOYMENT, &crate::mesh::audit_node(home)?);
@@ -283,10 +321,48 @@ pub(crate) fn networked(
     }
     Ok(Networked {
         remotes,
-        issuer,
+        tokens,
         service_tokens,
         witnesses,
     })
+}
+
+/// The mesh's identity service as a gateway reaches it: the nodes `mesh.json` names, over
+/// their mesh listeners, with the gateway's certificate.
+fn identity_link(
+    m: &crate::mesh::MeshFile,
+    tls: &Arc<ribat_net::client::ClientConfig>,
+    rt: &tokio::runtime::Handle,
+    deadline: Duration,
+) -> ribat_gateway::link::IdentityLink {
+    let nodes = m
+        .token_service
+        .iter()
+        .filter_map(|id| m.peers.iter().find(|p| p.id == *id))
+        .map(|p| {
+            let link = ribat_gateway::link::Link::new(
+                &p.addr,
+                crate::mesh::host_of(&p.addr),
+                tls.clone(),
+                rt.clone(),
+                deadline,
+            );
+            (p.name.clone(), link)
+        })
+        .collect();
+    ribat_gateway::link::IdentityLink::new(nodes, rt.clone())
+}
+
+/// What the identity service said, for a message.
+fn refusal_text(r: &ribat_gateway::link::TokenRefusal) -> String {
+    match r {
+        ribat_gateway::link::TokenRefusal::Refused {
+            status,
+            slug,
+            detail,
+        } => format!("HTTP {status} {slug}: {detail}"),
+        ribat_gateway::link::TokenRefusal::Unreachable(why) => why.clone(),
+    }
 }
 
 /// The witnesses a gateway asks, and the keys among theirs to pin first.
@@ -348,7 +424,7 @@ pub fn assemble(
     let tls = Arc::new(ServerTls::new(files.clone()).context("gateway TLS")?);
     let Networked {
         remotes,
-        issuer,
+        tokens,
         service_tokens,
         witnesses,
     } = networked(
@@ -458,8 +534,8 @@ pub fn assemble(
     hear_refused_handshakes(&stats, &watch, GATEWAY_NAME);
     let app = Arc::new(App {
         vault: node.vault.clone(),
-        gate: Gate::new(policy, issuer.verifier(), clock),
-        issuer: Some(issuer),
+        gate: Gate::new(policy, token_verifier(home)?, clock),
+        tokens,
         audience: DEPLOYMENT.to_owned(),
         metrics: Metrics::default(),
         tls: stats.clone(),

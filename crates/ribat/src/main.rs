@@ -92,6 +92,28 @@ enum Command {
         #[command(flatten)]
         pass: PassArg,
     },
+    /// One call to a running gateway's API as an issued identity: a token for its
+    /// certificate, then the request, both signed with its key (`Ribat-Signature`, which a
+    /// mesh's gateways require). Prints the answer's body.
+    #[command(
+        after_help = "Example: ribat api GET '/v1/persons/123456789?purpose=counter-service' --gateway 127.0.0.1:7701 --identity /tmp/mesh/deployment/identity/issued/clerk.amal\n\nExit codes: 0 the gateway answered 2xx (its body on stdout); 1 it answered otherwise (status, problem type and detail on stderr) or could not be reached; 2 bad arguments."
+    )]
+    Api {
+        /// GET or POST.
+        method: ApiMethod,
+        /// The route's path and query, e.g. /v1/persons/123456789?purpose=counter-service.
+        target: String,
+        /// The gateway, `HOST:PORT` (default: the one HOME/gateway.addr records).
+        #[arg(long)]
+        gateway: Option<String>,
+        /// The directory of the identity's files (`cert.pem`, `key.pem`, `ca.pem`), as
+        /// `ribat identity add` issues them.
+        #[arg(long)]
+        identity: PathBuf,
+        /// A JSON body, for a POST.
+        #[arg(long)]
+        body: Option<String>,
+    },
     /// Read one person through the quorum of custodians.
     Get {
         /// CNSS number of the person.
@@ -397,6 +419,15 @@ enum IdentityCommand {
     List,
 }
 
+/// The methods `ribat api` sends.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ApiMethod {
+    #[value(name = "GET", alias = "get")]
+    Get,
+    #[value(name = "POST", alias = "post")]
+    Post,
+}
+
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Issue a token for the holder of a certificate (callers normally use POST /v1/token).
@@ -489,6 +520,11 @@ struct MeshShape {
     /// intervals is cut off).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     attest_every: u64,
+    /// The nodes of the identity service, the only ones that hold the token key,
+    /// comma-separated ids (default: every node without a gateway, else node 1). Gateways
+    /// elsewhere forward their clients' signed token requests to them.
+    #[arg(long, value_delimiter = ',')]
+    token_service: Vec<u64>,
 }
 
 impl MeshShape {
@@ -523,6 +559,7 @@ impl MeshShape {
             store,
             kdf: ribat_crypto::passphrase::KdfParams::default(),
             attest_every: std::time::Duration::from_secs(self.attest_every),
+            token_service: self.token_service,
         })
     }
 }
@@ -1396,6 +1433,58 @@ fn run(cli: Cli) -> Result<()> {
                 Some(n) => Ok(simulate::mesh::run(&home, &o, n)?),
                 None => Ok(simulate::run(&home, &o)?),
             }
+        }
+        Command::Api {
+            method,
+            target,
+            gateway,
+            identity,
+            body,
+        } => {
+            let addr = match gateway {
+                Some(a) => a,
+                None => {
+                    let home = node_home(cli.home, &store)?;
+                    let file = home.root().join(serve::GATEWAY_ADDR_FILE);
+                    std::fs::read_to_string(&file)
+                        .map(|s| s.trim().to_owned())
+                        .with_context(|| format!("no --gateway given and no running gateway recorded its address in {}", file.display()))?
+                }
+            };
+            if let Some(b) = &body {
+                serde_json::from_str::<serde_json::Value>(b).context("--body: not JSON")?;
+            }
+            let method = match method {
+                ApiMethod::Get => "GET",
+                ApiMethod::Post => "POST",
+            };
+            let r = ribat_node::api_client::call(
+                &addr,
+                &identity,
+                method,
+                &target,
+                body.map(String::into_bytes),
+            )?;
+            let v = serde_json::from_slice::<serde_json::Value>(&r.body).ok();
+            if (200..300).contains(&r.status) {
+                match v {
+                    Some(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+                    None => println!("{}", String::from_utf8_lossy(&r.body)),
+                }
+                return Ok(());
+            }
+            let field = |k: &str| {
+                v.as_ref()
+                    .and_then(|v| v[k].as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            anyhow::bail!(
+                "the gateway answered HTTP {} {}: {}",
+                r.status,
+                field("type").rsplit('/').next().unwrap_or_default(),
+                field("detail")
+            )
         }
         Command::Decisions { command } => {
             let home = node_home(cli.home, &store)?;

@@ -172,6 +172,13 @@ fn the_demo_runs_unattended_and_tells_the_story() {
     // Section 14, three node processes: one custodian each, a node killed and reads going
     // on, the attack on node 1 refused at node 2's gateway through the replicated state.
     assert!(out.contains("node-3: custodian 3 only"), "{out}");
+    // The token key on node 3 and, so that sign-ins survive a node down, node 1; node 2's
+    // gateway forwards to them.
+    assert!(
+        out.contains("node-3: custodian 3 only, its shares sealed under its own passphrase; the identity service (the token key)"),
+        "{out}"
+    );
+    assert!(out.contains("node-2: custodian 2 only, its shares sealed under its own passphrase; a gateway, which holds no token key"), "{out}");
     // A certificate fresh from the CA is refused until two administrators grant it.
     assert!(
         out.contains("asks node-1's gateway for a token → 403 certificate-not-granted"),

@@ -932,14 +932,29 @@ impl Clerk {
         }
     }
 
+    /// A read with a fresh token; the token request's answer when it gets none.
     fn read(&self, gateway: &str, cnss: &str) -> ribat_net::client::Response {
-        let token = common::api::token(gateway, &self.ca, &self.who);
+        let r =
+            common::api::call(gateway, self.cfg.clone(), "POST", "/v1/token", None, None).unwrap();
+        match r.status {
+            200 => self.read_with(gateway, cnss, r.json()["token"].as_str().unwrap()),
+            _ => r,
+        }
+    }
+
+    /// A token from `gateway`.
+    fn token(&self, gateway: &str) -> String {
+        common::api::token(gateway, &self.ca, &self.who)
+    }
+
+    /// A read with a token the clerk already holds.
+    fn read_with(&self, gateway: &str, cnss: &str, token: &str) -> ribat_net::client::Response {
         common::api::call(
             gateway,
             self.cfg.clone(),
             "GET",
             &format!("/v1/persons/{cnss}?purpose=counter-service"),
-            Some(&token),
+            Some(token),
             None,
         )
         .unwrap()
@@ -1052,9 +1067,11 @@ fn reads_go_on_while_any_two_of_three_custodians_answer_and_are_refused_clearly_
     }
     ok_read(&gw2, cnss[5]);
 
-    // Two of three down: refused, saying why, with no plaintext.
+    // Two of three down: refused, saying why, with no plaintext. (The clerk signed in
+    // before: with nodes 1 and 3 down, the identity service is down too.)
+    let token = clerk.token(&gw2);
     nodes[2] = None;
-    let r = clerk.read(&gw2, cnss[6]);
+    let r = clerk.read_with(&gw2, cnss[6], &token);
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(common::api::problem(&r), "custodians-unavailable");
     assert!(!String::from_utf8_lossy(&r.body).contains(&fund.persons[6].surname));
@@ -5099,4 +5116,185 @@ fn a_key_rotation_across_the_mesh_reseals_every_record_while_reads_go_on_and_the
     assert_ne!(new_y, old_y);
     assert_eq!(key_of_two(&new[0], &new[2], "identity"), new_y);
     assert_ne!(key_of_two(&stolen[0], &new[2], "identity"), new_y);
+}
+
+#[test]
+fn only_the_identity_service_holds_the_token_key_and_a_gateway_gets_a_token_only_for_what_its_user_signed()
+ {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    use ribat_identity::signed::{Covered, digest};
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    // One gateway, on node 1: nodes 2 and 3 are the identity service.
+    let dirs = mesh_with_gateways(&out, &[1]);
+    let token_key = |i: usize| dirs[i].join("identity/token.key").exists();
+    assert!(!token_key(0), "the gateway's node holds no token key");
+    assert!(token_key(1) && token_key(2));
+    let mut nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 61));
+    let gw = gateway_addr(&dirs[0]);
+    let (who, _) = issue(
+        &out.join("deployment"),
+        "clerk.salma",
+        "clerk",
+        "agency-rabat",
+    );
+    let clerk = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 61));
+    // The clerk's signed token request goes through the gateway to the identity service.
+    let r = clerk.read(&gw, &fund.persons[0].cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // `ribat api` signs both requests: a read answered, a refusal said, exit codes kept.
+    let api = |target: &str| {
+        ribat(&[
+            "api",
+            "GET",
+            target,
+            "--gateway",
+            &gw,
+            "--identity",
+            who.to_str().unwrap(),
+        ])
+    };
+    let o = api(&format!(
+        "/v1/persons/{}?purpose=counter-service",
+        fund.persons[2].cnss
+    ));
+    assert!(o.status.success(), "{}", common::text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["fields"]["cnss"], fund.persons[2].cnss.as_str(), "{v}");
+    let o = api(&format!(
+        "/v1/persons/{}?purpose=marketing",
+        fund.persons[2].cnss
+    ));
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("HTTP 403"),
+        "{}",
+        common::text(&o)
+    );
+    let o = api("persons/1");
+    assert_eq!(o.status.code(), Some(1), "{}", common::text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the path of an API route"),
+        "{}",
+        common::text(&o)
+    );
+    // Unsigned, it gets no token: the gateway cannot mint one.
+    let r = common::api::call(&gw, clerk.cfg.unsigned(), "POST", "/v1/token", None, None).unwrap();
+    assert_eq!(r.status, 401, "{}", r.json());
+    assert_eq!(common::api::problem(&r), "bad-signature");
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("identity service"),
+        "{}",
+        r.json()
+    );
+    // Whoever holds the gateway's certificate, asking the identity service directly.
+    let gateway_cert = dirs[0].join("identity/issued/gateway.embedded");
+    let ca = dirs[0].join("ca.pem");
+    let node_addr = |i: usize| {
+        let mesh: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dirs[i].join("mesh.json")).unwrap())
+                .unwrap();
+        mesh["peers"][i]["addr"].as_str().unwrap().to_owned()
+    };
+    let post = |as_who: &Path, path: &str, body: serde_json::Value| {
+        common::api::call(
+            &node_addr(1),
+            common::api::config(&ca, Some(as_who)).unsigned(),
+            "POST",
+            path,
+            None,
+            Some(body),
+        )
+        .unwrap()
+    };
+    let clerk_key = common::api::signer(&who);
+    let gateway_key = common::api::signer(&gateway_cert);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let signed_by = |key: &ribat_identity::signed::RequestSigner| {
+        let covered = Covered {
+            method: "POST",
+            target: "/v1/token",
+            body_digest: &digest(b""),
+            token: None,
+        };
+        serde_json::json!({
+            "certificate": Base64UrlUnpadded::encode_string(clerk_key.certificate()),
+            "body": "",
+            "signature": key.sign(&covered, now()).unwrap().header(),
+        })
+    };
+    // The clerk's own request, forwarded once: a token bound to the clerk's certificate.
+    let ask = signed_by(&clerk_key);
+    let r = post(&gateway_cert, "/v1/mesh/token", ask.clone());
+    assert_eq!(r.status, 200, "{}", r.json());
+    let claims = ribat_identity::TokenVerifier::from_paserk(
+        "ribat.local",
+        std::fs::read_to_string(dirs[0].join("identity/token.pub"))
+            .unwrap()
+            .trim(),
+    )
+    .unwrap()
+    .verify(
+        r.json()["token"].as_str().unwrap(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    assert_eq!(claims.sub, "clerk.salma");
+    assert_eq!(
+        claims.cnf.x5t_s256,
+        ribat_identity::peer::thumbprint(clerk_key.certificate())
+    );
+    // The same request again, or one the gateway signs itself in the clerk's name.
+    let r = post(&gateway_cert, "/v1/mesh/token", ask);
+    assert_eq!(r.status, 401, "{}", r.json());
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("used before"),
+        "{}",
+        r.json()
+    );
+    let r = post(&gateway_cert, "/v1/mesh/token", signed_by(&gateway_key));
+    assert_eq!(r.status, 401, "{}", r.json());
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
+        "{}",
+        r.json()
+    );
+    // A service token: its own node's, yes; another node's job, no.
+    let service = |identity: &str, role: &str| {
+        post(
+            &gateway_cert,
+            "/v1/mesh/service-token",
+            serde_json::json!({"identity": identity, "role": role}),
+        )
+    };
+    assert_eq!(service("node.embedded", "service").status, 200);
+    let r = service("rotation.node-2", "rotation");
+    assert_eq!(r.status, 403, "{}", r.json());
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its own node"),
+        "{}",
+        r.json()
+    );
+    // Only gateways forward: the clerk's certificate asking directly is refused.
+    let r = post(&who, "/v1/mesh/token", signed_by(&clerk_key));
+    assert_eq!(r.status, 403, "{}", r.json());
+    // With node 2 gone, node 3 issues the tokens; the clerk reads on (custodians 1 and 3).
+    drop(nodes[1].take());
+    let r = clerk.read(&gw, &fund.persons[1].cnss);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }

@@ -211,6 +211,7 @@ pub fn running_mesh(
         store: ribat_node::StoreSpec::Sqlite,
         kdf: KdfParams::default(),
         attest_every: ribat_node::mesh::ATTEST_EVERY,
+        token_service: vec![],
     })?;
     let exe = std::env::current_exe().context("cannot find this executable")?;
     let mut procs: Vec<Option<NodeChild>> = Vec::new();

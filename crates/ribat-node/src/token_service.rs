@@ -1,0 +1,75 @@
+//! The mesh's identity service on a node's listener: the routes where gateways forward
+//! their clients' signed token requests and ask for their own node's service tokens
+//! (`ribat_identity::service` decides; this is its HTTP end). Only nodes named in
+//! `mesh.json`'s `token_service` hold the token key and serve these routes.
+
+use axum::body::Bytes;
+use axum::extract::Extension;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ribat_identity::service::{
+    IssuedToken, SERVICE_TOKEN_PATH, ServiceError, ServiceTokenAsk, TokenService, USER_TOKEN_PATH,
+    UserTokenAsk,
+};
+use ribat_identity::tls::ServerTls;
+use ribat_net::Caller;
+use ribat_net::problem::Problem;
+use std::sync::Arc;
+
+/// The two routes, answering for `service`; `tls` judges forwarded certificates as this
+/// node's listener judges its own callers.
+pub(crate) fn router(service: Arc<TokenService>, tls: Arc<ServerTls>) -> axum::Router {
+    let users = {
+        let service = service.clone();
+        move |Extension(caller): Extension<Caller>, body: Bytes| {
+            let (service, tls) = (service.clone(), tls.clone());
+            async move {
+                answer(move || {
+                    let ask: UserTokenAsk = parse(&body)?;
+                    service.for_user(&caller.peer, &tls, &ask, now())
+                })
+                .await
+            }
+        }
+    };
+    let nodes = move |Extension(caller): Extension<Caller>, body: Bytes| {
+        let service = service.clone();
+        async move {
+            answer(move || {
+                let ask: ServiceTokenAsk = parse(&body)?;
+                service.for_node(&caller.peer, &ask, now())
+            })
+            .await
+        }
+    };
+    axum::Router::new()
+        .route(USER_TOKEN_PATH, axum::routing::post(users))
+        .route(SERVICE_TOKEN_PATH, axum::routing::post(nodes))
+}
+
+fn now() -> u64 {
+    crate::mesh::now_ms() / 1000
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServiceError> {
+    serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(e.to_string()))
+}
+
+/// Runs `issue` off the async threads (it verifies signatures) and answers with the token
+/// or the problem that says why not.
+async fn answer<F>(issue: F) -> Response
+where
+    F: FnOnce() -> Result<(String, ribat_identity::TokenClaims), ServiceError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(issue).await {
+        Ok(Ok((token, _))) => axum::Json(IssuedToken { token }).into_response(),
+        Ok(Err(e)) => Problem::new(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            e.slug(),
+            "The identity service issued no token",
+            e.to_string(),
+        )
+        .into_response(),
+        Err(e) => Problem::internal(format!("the token task failed: {e}")).into_response(),
+    }
+}
