@@ -176,7 +176,8 @@ fn person_field_array() -> Schema {
 /// `POST /v1/token`: described for the OpenAPI document; the body is read by
 /// `ribat_identity::token::requested_ttl`, the same function the mesh's identity service
 /// reads a forwarded request with.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(as = TokenRequest)]
 #[expect(dead_code, reason = "a schema: requested_ttl reads the body")]
 pub(crate) struct TokenBody {

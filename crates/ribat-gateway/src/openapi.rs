@@ -239,6 +239,8 @@ mod tests {
         let d = doc();
         let s = &d["components"]["schemas"];
         assert_eq!(s["TokenRequest"]["properties"]["ttl_secs"]["maximum"], 900);
+        // requested_ttl refuses any other field; the schema says so.
+        assert_eq!(s["TokenRequest"]["additionalProperties"], false);
         assert_eq!(
             s["ReleaseRequest"]["properties"]["reason"]["maxLength"],
             500
