@@ -124,20 +124,10 @@ impl std::fmt::Debug for RemoteCustodian {
 }
 
 impl RemoteCustodian {
-    /// Custodian `index` at `addr`, whose certificate names `host`; each call must finish
-    /// within `deadline` or the custodian is skipped for that read.
-    pub fn new(
-        index: u32,
-        addr: &str,
-        host: &str,
-        config: Arc<rustls::ClientConfig>,
-        runtime: tokio::runtime::Handle,
-        deadline: Duration,
-    ) -> Self {
-        Self {
-            index,
-            link: Link::new(addr, host, config, runtime, deadline),
-        }
+    /// Custodian `index`, reached over `link`: a call that misses the link's deadline
+    /// skips the custodian for that read.
+    pub fn new(index: u32, link: Link) -> Self {
+        Self { index, link }
     }
 
     /// Where it is reached.
@@ -384,9 +374,13 @@ impl IdentityLink {
             .block_on(self.ask(ribat_identity::service::SERVICE_TOKEN_PATH, ask))
     }
 
+    /// Asks each node in turn. A node that is unreachable, fails (5xx) or holds this
+    /// gateway (its own detectors' decision, like a custodian's) leaves the request to the
+    /// next; any other answer decides (a request one node refuses, every node refuses).
     async fn ask(&self, path: &str, ask: &impl serde::Serialize) -> Result<String, TokenRefusal> {
         let body = serde_json::to_vec(ask).map_err(|e| TokenRefusal::Unreachable(e.to_string()))?;
         let mut missed = Vec::new();
+        let mut held = None;
         for (name, link) in &self.nodes {
             let r = match link.post_within(path, body.clone()).await {
                 Ok(r) => r,
@@ -406,7 +400,7 @@ impl IdentityLink {
             }
             let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
             let text = |k: &str| v.get(k).and_then(|t| t.as_str()).map(str::to_owned);
-            return Err(TokenRefusal::Refused {
+            let refusal = TokenRefusal::Refused {
                 status: r.status,
                 slug: text("type")
                     .map(|t| {
@@ -416,7 +410,17 @@ impl IdentityLink {
                     })
                     .unwrap_or_else(|| "token-refused".into()),
                 detail: text("detail").unwrap_or_else(|| format!("HTTP {}", r.status)),
-            });
+            };
+            let next = r.status >= 500
+                || matches!(&refusal, TokenRefusal::Refused { slug, .. } if slug == "quarantined");
+            if !next {
+                return Err(refusal);
+            }
+            missed.push(format!("{name} at {}: HTTP {}", link.addr(), r.status));
+            held = Some(refusal);
+        }
+        if let Some(refusal) = held {
+            return Err(refusal);
         }
         Err(TokenRefusal::Unreachable(format!(
             "the mesh's identity service did not answer ({})",

@@ -43,7 +43,8 @@ pub(crate) async fn token(
                 .map_err(|e| Problem::internal(format!("cannot issue a token: {e}")))?
         }
         Tokens::Forwards(service) => {
-            let token = forwarded(service, &caller, &headers, &body).await?;
+            let signature = crate::signed::token_request(&app, &headers, &caller, &body)?;
+            let token = forwarded(service, &caller, signature, &body).await?;
             // Bound to this very connection's certificate, by the key this gateway trusts.
             let claims = app
                 .gate
@@ -67,31 +68,19 @@ pub(crate) async fn token(
     .into_response())
 }
 
-/// The client's signed token request, forwarded to the mesh's identity service: its token,
-/// or the service's refusal as it said it.
+/// The client's signed token request (its signature checked here), forwarded to the mesh's
+/// identity service: its token, or the service's refusal as it said it.
 async fn forwarded(
     service: &crate::link::IdentityLink,
     caller: &Caller,
-    headers: &HeaderMap,
+    signature: String,
     body: &[u8],
 ) -> Result<String, Problem> {
     use base64ct::{Base64UrlUnpadded, Encoding};
-    let signature = headers
-        .get(ribat_identity::signed::SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            Problem::unauthenticated(
-                "bad-signature",
-                format!(
-                    "{} In this mesh tokens come from its identity service, which issues one only for a request its sender signed.",
-                    ribat_identity::signed::SignatureError::Missing
-                ),
-            )
-        })?;
     let ask = ribat_identity::service::UserTokenAsk {
         certificate: Base64UrlUnpadded::encode_string(&caller.certificate),
         body: Base64UrlUnpadded::encode_string(body),
-        signature: signature.to_owned(),
+        signature,
     };
     service.user_token(&ask).await.map_err(|r| match r {
         crate::link::TokenRefusal::Refused {

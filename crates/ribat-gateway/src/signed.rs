@@ -152,6 +152,46 @@ pub(crate) fn check(
     ))
 }
 
+/// The `Ribat-Signature` of a `POST /v1/token` that this gateway forwards to the mesh's
+/// identity service, checked here first (over the body, with no token, against the
+/// connection's certificate, within its window, its nonce taken once per identity) so that
+/// an honest gateway forwards only what its client signed: the header, to forward.
+pub(crate) fn token_request(
+    app: &Shared,
+    headers: &axum::http::HeaderMap,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<String, Problem> {
+    let value = headers
+        .get(SIGNATURE_HEADER)
+        .ok_or_else(|| {
+            refused(format!(
+                "{} In this mesh tokens come from its identity service, which issues one only for a request its sender signed.",
+                ribat_identity::signed::SignatureError::Missing
+            ))
+        })?
+        .to_str()
+        .map_err(|_| refused(format!("the `{SIGNATURE_HEADER}` header is not ASCII")))?;
+    let signature = Signature::parse(value).map_err(refused)?;
+    let now = app.gate.clock().now();
+    signature.check_time(now).map_err(refused)?;
+    signature.check_body(body).map_err(refused)?;
+    signature
+        .verify(
+            &caller.certificate,
+            &signature.covers("POST", ribat_identity::service::TOKEN_TARGET, None),
+        )
+        .map_err(refused)?;
+    if !app
+        .signatures
+        .nonces
+        .first_use(&caller.peer.name, &signature.nonce, signature.time, now)
+    {
+        return Err(refused(ribat_identity::signed::SignatureError::Replayed));
+    }
+    Ok(value.to_owned())
+}
+
 /// A supervisor's co-signature of exactly this request: their certificate chained to the
 /// deployment's CA and not revoked, a co-signing role, another identity than the sender's,
 /// their signature over this request's signed text (its nonce makes it good once).

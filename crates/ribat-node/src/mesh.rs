@@ -1915,9 +1915,14 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
                 issuer,
                 crate::embedded::DEPLOYMENT,
             );
+            let watched: crate::token_service::Watched =
+                parts.started.lock().ok().and_then(|s| s.clone()).map(|(w, name)| {
+                    (w as Arc<dyn ribat_custodian::serve::Observer>, name)
+                });
             router = router.merge(crate::token_service::router(
                 Arc::new(service),
                 server_tls.clone(),
+                watched,
             ));
         }
         tasks.push(tokio::spawn(crate::reshare::run(crate::reshare::Resharer {

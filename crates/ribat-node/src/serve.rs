@@ -232,18 +232,20 @@ pub(crate) fn networked(
             .collect(),
         _ => remotes.to_vec(),
     };
+    // Every peer is reached with the gateway's certificate, the certificate it shows
+    // naming the host it listens on.
+    let link_to = |addr: &str| {
+        ribat_gateway::link::Link::new(
+            addr,
+            crate::mesh::host_of(addr),
+            to_custodians.clone(),
+            rt.clone(),
+            deadline,
+        )
+    };
     let remotes: Vec<Arc<RemoteCustodian>> = specs
         .iter()
-        .map(|r| {
-            Arc::new(RemoteCustodian::new(
-                r.index,
-                &r.addr,
-                crate::mesh::host_of(&r.addr),
-                to_custodians.clone(),
-                rt.clone(),
-                deadline,
-            ))
-        })
+        .map(|r| Arc::new(RemoteCustodian::new(r.index, link_to(&r.addr))))
         .collect();
     // The node opens its blind-index key as its service identity; a networked custodian
     // wants a token for that too, bound to the gateway's certificate.
@@ -258,7 +260,7 @@ pub(crate) fn networked(
     let identity_service = mesh
         .as_ref()
         .filter(|m| !m.token_service.is_empty() && !m.token_service.contains(&m.id))
-        .map(|m| identity_link(m, &to_custodians, rt, deadline));
+        .map(|m| identity_link(m, &link_to, rt));
     let (tokens, service_tokens): (ribat_gateway::app::Tokens, crate::embedded::ServiceTokens) =
         match identity_service {
             Some(link) => {
@@ -331,24 +333,14 @@ pub(crate) fn networked(
 /// their mesh listeners, with the gateway's certificate.
 fn identity_link(
     m: &crate::mesh::MeshFile,
-    tls: &Arc<ribat_net::client::ClientConfig>,
+    link_to: &dyn Fn(&str) -> ribat_gateway::link::Link,
     rt: &tokio::runtime::Handle,
-    deadline: Duration,
 ) -> ribat_gateway::link::IdentityLink {
     let nodes = m
         .token_service
         .iter()
         .filter_map(|id| m.peers.iter().find(|p| p.id == *id))
-        .map(|p| {
-            let link = ribat_gateway::link::Link::new(
-                &p.addr,
-                crate::mesh::host_of(&p.addr),
-                tls.clone(),
-                rt.clone(),
-                deadline,
-            );
-            (p.name.clone(), link)
-        })
+        .map(|p| (p.name.clone(), link_to(&p.addr)))
         .collect();
     ribat_gateway::link::IdentityLink::new(nodes, rt.clone())
 }

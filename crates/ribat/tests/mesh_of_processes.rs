@@ -923,6 +923,13 @@ struct Clerk {
 }
 
 impl Clerk {
+    /// A clerk `name` of `institution`, issued where the CA's key is kept beside the mesh's
+    /// node directories `dirs` (in `out`) and granted by two administrators.
+    fn granted(out: &Path, dirs: &[PathBuf], name: &str, institution: &str) -> Self {
+        let (who, _) = issue(&out.join("deployment"), name, "clerk", institution);
+        Self::new(dirs[0].join("ca.pem"), who)
+    }
+
     /// The holder of the identity files in `who`, trusting the CA in `ca`.
     fn new(ca: PathBuf, who: PathBuf) -> Self {
         Self {
@@ -2952,13 +2959,7 @@ fn a_policy_travels_through_the_log_by_two_administrators_and_every_gateway_and_
     let dirs = mesh_with_gateways(&out, &[1, 2]);
     let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 19));
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
-    let (who, _) = issue(
-        &out.join("deployment"),
-        "clerk.amal",
-        "clerk",
-        "agency-casa-anfa",
-    );
-    let clerk = Clerk::new(dirs[0].join("ca.pem"), who);
+    let clerk = Clerk::granted(&out, &dirs, "clerk.amal", "agency-casa-anfa");
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 19));
     let cnss = |i: usize| fund.persons[i].cnss.clone();
     assert_eq!(clerk.read(&gw1, &cnss(0)).status, 200);
@@ -3304,13 +3305,8 @@ fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_wor
     let dirs = mesh_with_gateways(&out, &[1]);
     let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 29));
     let gw = gateway_addr(&dirs[0]);
-    let (who, _) = issue(
-        &out.join("deployment"),
-        "clerk.amal",
-        "clerk",
-        "agency-casa-anfa",
-    );
-    let clerk = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let clerk = Clerk::granted(&out, &dirs, "clerk.amal", "agency-casa-anfa");
+    let who = clerk.who.clone();
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 29));
     let cnss = |i: usize| fund.persons[i].cnss.clone();
     let first = clerk.read(&gw, &cnss(0));
@@ -3406,13 +3402,8 @@ fn a_compromised_gateway_with_a_clerks_token_and_signed_read_opens_no_other_reco
     let dirs = mesh_with_gateways(&out, &[1, 2]);
     let _nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 57));
     let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
-    let (who, _) = issue(
-        &out.join("deployment"),
-        "clerk.salma",
-        "clerk",
-        "agency-rabat",
-    );
-    let clerk = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let clerk = Clerk::granted(&out, &dirs, "clerk.salma", "agency-rabat");
+    let who = clerk.who.clone();
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 57));
     let path = |i: usize| {
         format!(
@@ -5132,13 +5123,8 @@ fn only_the_identity_service_holds_the_token_key_and_a_gateway_gets_a_token_only
     assert!(token_key(1) && token_key(2));
     let mut nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 61));
     let gw = gateway_addr(&dirs[0]);
-    let (who, _) = issue(
-        &out.join("deployment"),
-        "clerk.salma",
-        "clerk",
-        "agency-rabat",
-    );
-    let clerk = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let clerk = Clerk::granted(&out, &dirs, "clerk.salma", "agency-rabat");
+    let who = clerk.who.clone();
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(30, 3, 1, 61));
     // The clerk's signed token request goes through the gateway to the identity service.
     let r = clerk.read(&gw, &fund.persons[0].cnss);
@@ -5190,6 +5176,27 @@ fn only_the_identity_service_holds_the_token_key_and_a_gateway_gets_a_token_only
             .contains("identity service"),
         "{}",
         r.json()
+    );
+    // Signed with another key than the connection's certificate's: the gateway itself
+    // refuses it (an honest gateway forwards only what its client signed).
+    let r = common::api::call_signing(
+        &gw,
+        clerk.cfg.tls.clone(),
+        Some(common::api::signer(
+            &dirs[0].join("identity/issued/gateway.embedded"),
+        )),
+        "POST",
+        "/v1/token",
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 401, "{}", r.json());
+    assert_eq!(common::api::problem(&r), "bad-signature");
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("does not verify") && !detail.contains("the user's"),
+        "refused by the gateway, not forwarded: {detail}"
     );
     // Whoever holds the gateway's certificate, asking the identity service directly.
     let gateway_cert = dirs[0].join("identity/issued/gateway.embedded");
@@ -5293,6 +5300,26 @@ fn only_the_identity_service_holds_the_token_key_and_a_gateway_gets_a_token_only
     // Only gateways forward: the clerk's certificate asking directly is refused.
     let r = post(&who, "/v1/mesh/token", signed_by(&clerk_key));
     assert_eq!(r.status, 403, "{}", r.json());
+    // An honest gateway checks a token request's signature before it forwards it: the
+    // replayed and forged ones above are the gateway's doing, and three more make five
+    // within a minute. Node 2 then holds that gateway: no token for it, even for a request
+    // the clerk did sign, and no service token either.
+    for _ in 0..3 {
+        let r = post(&gateway_cert, "/v1/mesh/token", signed_by(&gateway_key));
+        assert_eq!(r.status, 401, "{}", r.json());
+    }
+    let r = post(&gateway_cert, "/v1/mesh/token", signed_by(&clerk_key));
+    assert_eq!(r.status, 403, "{}", r.json());
+    assert_eq!(common::api::problem(&r), "quarantined");
+    assert!(
+        r.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gateway.node-1"),
+        "{}",
+        r.json()
+    );
+    assert_eq!(service("node.embedded", "service").status, 403);
     // With node 2 gone, node 3 issues the tokens; the clerk reads on (custodians 1 and 3).
     drop(nodes[1].take());
     let r = clerk.read(&gw, &fund.persons[1].cnss);

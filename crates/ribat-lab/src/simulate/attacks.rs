@@ -226,11 +226,13 @@ pub(super) fn bypass(w: &World) -> Result<()> {
         .map(|(i, addr)| {
             Arc::new(ribat_gateway::link::RemoteCustodian::new(
                 *i,
-                addr,
-                "127.0.0.1",
-                cfg.clone(),
-                handle.clone(),
-                std::time::Duration::from_secs(2),
+                ribat_gateway::link::Link::new(
+                    addr,
+                    "127.0.0.1",
+                    cfg.clone(),
+                    handle.clone(),
+                    std::time::Duration::from_secs(2),
+                ),
             )) as Arc<dyn Custodian>
         })
         .collect();
