@@ -2455,6 +2455,9 @@ pub struct MemberStatus {
     /// Whether it runs a gateway (its audit log key is in the mesh's description).
     #[serde(default)]
     pub gateway: bool,
+    /// Whether it is a node of the identity service (holds the token key).
+    #[serde(default)]
+    pub identity_service: bool,
     /// Whether two administrators removed it (or never added it): the members' security
     /// state seats it no more.
     #[serde(default)]
@@ -2498,6 +2501,7 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
                 error,
                 custodian: p.custodian,
                 gateway: p.audit_log.is_some(),
+                identity_service: mesh.token_service.contains(&p.id),
                 removed: false,
             });
         }
@@ -2523,6 +2527,7 @@ pub fn status(dir: &Path) -> Result<Vec<MemberStatus>> {
                 error,
                 custodian: None,
                 gateway: false,
+                identity_service: false,
                 removed: false,
             });
         }
@@ -2589,6 +2594,9 @@ pub fn render(members: &[MemberStatus]) -> String {
             .collect();
         if m.gateway {
             h.push("gateway".into());
+        }
+        if m.identity_service {
+            h.push("identity service".into());
         }
         if m.removed {
             h.push("NOT A MEMBER (removed or never added)".into());
@@ -3279,6 +3287,7 @@ mod tests {
             error: leader.is_none().then(|| "refused".to_owned()),
             custodian: Some(2),
             gateway: true,
+            identity_service: false,
             removed: false,
         };
         assert_eq!(majority_leader(&[m(Some(2)), m(Some(2)), m(None)]), Some(2));
@@ -3304,6 +3313,15 @@ mod tests {
                 .nth(1)
                 .unwrap()
                 .ends_with("custodian 2, gateway (not answering yet: catching up)")
+        );
+        let tokens = MemberStatus {
+            gateway: false,
+            identity_service: true,
+            ..m(None)
+        };
+        assert!(
+            render(&[tokens]).contains("(custodian 2, identity service)"),
+            "a node of the identity service says so"
         );
     }
 

@@ -5122,6 +5122,13 @@ fn only_the_identity_service_holds_the_token_key_and_a_gateway_gets_a_token_only
     assert!(!token_key(0), "the gateway's node holds no token key");
     assert!(token_key(1) && token_key(2));
     let mut nodes = running_with_fund(d.path(), &dirs, (30, 3, 1, 61));
+    // `mesh status` says who holds it.
+    let members = status(&dirs[0]);
+    let service: Vec<bool> = members
+        .iter()
+        .map(|m| m["identity_service"].as_bool().unwrap())
+        .collect();
+    assert_eq!(service, [false, true, true], "{members:?}");
     let gw = gateway_addr(&dirs[0]);
     let clerk = Clerk::granted(&out, &dirs, "clerk.salma", "agency-rabat");
     let who = clerk.who.clone();
