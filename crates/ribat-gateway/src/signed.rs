@@ -166,7 +166,7 @@ pub(crate) fn token_request(
         .get(SIGNATURE_HEADER)
         .ok_or_else(|| {
             refused(format!(
-                "{} In this mesh tokens come from its identity service, which issues one only for a request its sender signed.",
+                "{}. In this mesh tokens come from its identity service, which issues one only for a request its sender signed.",
                 ribat_identity::signed::SignatureError::Missing
             ))
         })?
