@@ -142,4 +142,68 @@ mod tests {
         assert_eq!(header("a|b\\c"), "a\\|b\\\\c");
         assert!(syslog(8, "node", &l).starts_with("<162>1 - node ribat"));
     }
+
+    fn decision_of(severity: crate::response::Severity) -> Decision {
+        use crate::response::{Action, Finding, Target};
+        let f = Finding {
+            rule: crate::rule_id::RuleId::Velocity,
+            title: "p-1 read too fast".into(),
+            severity,
+            target: Target::Identity("p-1".into()),
+            action: Action::Quarantine,
+            duration_secs: 60,
+            evidence: vec![],
+        };
+        Decision::from_finding("gw", &f, crate::rules::Mode::Enforce, MONDAY_9AM, 0)
+    }
+
+    #[test]
+    fn reads_authentication_failures_and_decisions_are_cef_lines_with_their_severity() {
+        let l = event(&read(MONDAY_9AM, "c-1", "clerk", "counter-service", "p-1")).unwrap();
+        assert!(l.contains("|access|Record read|1|"), "{l}");
+        for part in [
+            "suser=c-1",
+            "duid=p-1",
+            "cs1=counter-service",
+            "outcome=success",
+        ] {
+            assert!(l.contains(part), "{part}: {l}");
+        }
+        let l = event(&auth_failure(MONDAY_9AM, "c-1", "token-forged")).unwrap();
+        assert!(l.contains("|auth-failure|Authentication failed|5|"), "{l}");
+        assert!(
+            l.contains("reason=token-forged") && l.contains("suser=c-1"),
+            "{l}"
+        );
+        let audited = Event {
+            time_ms: MONDAY_9AM,
+            component: "gateway".into(),
+            kind: Kind::Audited {
+                request_id: "r-1".into(),
+            },
+        };
+        assert_eq!(event(&audited), None, "not for the SIEM");
+        use crate::response::Severity::*;
+        for (severity, cef) in [(Critical, 10), (High, 8), (Medium, 5), (Low, 3)] {
+            let d = decision_of(severity);
+            let l = decision(&d);
+            assert!(
+                l.contains(&format!("|velocity|p-1 read too fast|{cef}|")),
+                "{l}"
+            );
+            for part in [
+                format!("externalId={}", d.id),
+                "act=quarantine".into(),
+                "duser=identity p-1".into(),
+                "cs1=enforce".into(),
+                format!("end={}", d.until_ms),
+            ] {
+                assert!(l.contains(&part), "{part}: {l}");
+            }
+        }
+        // RFC 5424 severities from CEF's: informational, warning, critical.
+        assert!(syslog(3, "n", "x").starts_with("<166>"));
+        assert!(syslog(5, "n", "x").starts_with("<164>"));
+        assert!(syslog(8, "n", "x").starts_with("<162>"));
+    }
 }

@@ -375,4 +375,38 @@ mod tests {
             Err(DecisionError::Unknown(d.id.clone()))
         );
     }
+
+    #[test]
+    fn a_key_id_is_the_first_eight_bytes_of_the_verifying_keys_sha256_and_debug_shows_only_it() {
+        let signer = DecisionSigner::from_seed(&[7; 32]);
+        let vk = signer.verifying_key();
+        let expected = hex::encode(&Sha256::digest(vk.as_bytes())[..8]);
+        assert_eq!(signer.key_id(), expected);
+        assert_eq!(key_id(&vk), expected);
+        assert_ne!(DecisionSigner::from_seed(&[8; 32]).key_id(), expected);
+        let shown = format!("{signer:?}");
+        assert_eq!(shown, format!("DecisionSigner({expected})"));
+        assert!(
+            !shown.contains(&hex::encode([7u8; 32])),
+            "the seed stays hidden"
+        );
+    }
+
+    #[test]
+    fn only_an_enforced_response_that_is_not_an_alert_enforces() {
+        let f = |action| Finding {
+            rule: crate::rule_id::RuleId::Velocity,
+            title: "t".into(),
+            severity: Severity::High,
+            target: Target::Identity("p-1".into()),
+            action,
+            duration_secs: 60,
+            evidence: vec![],
+        };
+        let d = |action, mode| Decision::from_finding("gw", &f(action), mode, 1, 0).enforces();
+        assert!(d(Action::Quarantine, Mode::Enforce));
+        assert!(!d(Action::Quarantine, Mode::Shadow));
+        assert!(!d(Action::Alert, Mode::Enforce));
+        assert!(!d(Action::Alert, Mode::Shadow));
+    }
 }

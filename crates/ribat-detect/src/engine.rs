@@ -165,4 +165,15 @@ mod tests {
         rules.velocity.mode = Mode::Off;
         assert!(scrape(&mut Engine::new(rules), MONDAY_9AM, 30).is_empty());
     }
+
+    #[test]
+    fn new_rules_are_the_rules_from_the_next_event_on() {
+        let mut engine = Engine::new(Rules::default());
+        assert_eq!(engine.rules(), &Rules::default());
+        let mut stricter = Rules::default();
+        stricter.velocity.mode = crate::rules::Mode::Shadow;
+        engine.set_rules(stricter.clone());
+        assert_eq!(engine.rules(), &stricter);
+        assert_ne!(engine.rules(), &Rules::default());
+    }
 }

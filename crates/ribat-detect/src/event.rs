@@ -362,6 +362,35 @@ mod lookup_tests {
         }
         assert!(name_lookup([0; 8]) > cin_lookup("ZZ9999999").unwrap());
     }
+
+    #[test]
+    fn a_cin_lookup_is_its_letters_in_base_27_then_its_digits_and_a_name_lookup_its_digest_with_the_top_bit()
+     {
+        assert_eq!(
+            cin_lookup("BE123456"),
+            Some(CIN_SPACE + (2 * 27 + 5) * 10_000_000 + 123_456)
+        );
+        assert_eq!(name_lookup([0, 0, 0, 0, 0, 0, 0, 1]), (1 << 63) | 1);
+        assert_eq!(name_lookup([0x80, 0, 0, 0, 0, 0, 0, 1]), (1 << 63) | 1);
+    }
+
+    #[test]
+    fn reads_refusals_and_authentication_failures_name_their_actor() {
+        use crate::detectors::test_events::*;
+        for e in [
+            read(MONDAY_9AM, "c-1", "clerk", "counter-service", "p-1"),
+            denied(MONDAY_9AM, "c-1", "clerk", "quota-exceeded"),
+            auth_failure(MONDAY_9AM, "c-1", "token-forged"),
+        ] {
+            assert_eq!(e.actor().map(|a| a.identity.as_str()), Some("c-1"), "{e:?}");
+        }
+        let tick = Event {
+            time_ms: MONDAY_9AM,
+            component: "gateway".into(),
+            kind: Kind::Tick,
+        };
+        assert!(tick.actor().is_none());
+    }
 }
 
 #[cfg(test)]

@@ -262,4 +262,71 @@ mod tests {
         let back = judged(false, "attested: 0.1.0 (binary 0a1b2c3d4e5f)");
         assert_eq!(back["status_id"], 1);
     }
+
+    #[test]
+    fn authentication_failures_reviews_and_policy_loads_are_activity_and_decisions_findings() {
+        let a = event(&auth_failure(MONDAY_9AM, "c-1", "tls-unknown-ca")).unwrap();
+        assert_eq!(
+            (a["activity_id"].as_u64(), a["activity_name"].as_str()),
+            (Some(3), Some("Connect"))
+        );
+        assert_eq!(a["status"], "Failure");
+        assert_eq!(a["status_detail"], "tls-unknown-ca");
+        assert_eq!(a["metadata"]["product"]["name"], "Ribat");
+        assert_eq!(a["metadata"]["product"]["feature"]["name"], "gateway");
+        assert_eq!(a["metadata"]["version"], OCSF_VERSION);
+        let review = Event {
+            time_ms: MONDAY_9AM,
+            component: "gateway".into(),
+            kind: Kind::ReviewDue {
+                identity: "partner.x".into(),
+                role: "partner".into(),
+                serial: "s-1".into(),
+                due_s: 1_800_000_000,
+            },
+        };
+        let r = event(&review).unwrap();
+        assert_eq!(r["activity_id"], 99);
+        assert!(
+            r["status_detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("review-due: the access of partner.x")
+        );
+        assert_eq!(r["unmapped"]["serial"], "s-1");
+        let policy = Event {
+            time_ms: MONDAY_9AM,
+            component: "gateway".into(),
+            kind: Kind::PolicyChange {
+                what: "rules.json".into(),
+                digest: "ab".into(),
+            },
+        };
+        let p = event(&policy).unwrap();
+        assert_eq!(
+            (p["activity_id"].as_u64(), p["activity_name"].as_str()),
+            (Some(2), Some("Update"))
+        );
+        assert_eq!(p["table"]["name"], "rules.json");
+        assert_eq!(p["unmapped"]["sha256"], "ab");
+        use crate::response::{Action, Finding, Severity, Target};
+        let f = Finding {
+            rule: crate::rule_id::RuleId::Velocity,
+            title: "p-1 read too fast".into(),
+            severity: Severity::High,
+            target: Target::Identity("p-1".into()),
+            action: Action::Quarantine,
+            duration_secs: 60,
+            evidence: vec!["one".into(), "two".into()],
+        };
+        let d = Decision::from_finding("gw", &f, crate::rules::Mode::Enforce, MONDAY_9AM, 0);
+        let v = finding(&d);
+        assert_eq!(v["class_uid"], 2004);
+        assert_eq!(v["severity_id"], 4);
+        assert_eq!(v["finding_info"]["uid"], d.id.as_str());
+        assert_eq!(v["finding_info"]["desc"], "one\ntwo");
+        assert_eq!(v["action_id"], 2, "enforced");
+        assert_eq!(v["resources"][0]["name"], "identity p-1");
+        assert_eq!(v["metadata"]["product"]["feature"]["name"], "gw");
+    }
 }

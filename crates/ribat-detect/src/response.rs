@@ -107,3 +107,62 @@ pub struct Finding {
     /// The events that led here (summaries, no personal data), oldest first.
     pub evidence: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_and_actions_read_as_words_and_severities_as_ocsf_ids() {
+        let shown: Vec<String> = [
+            Target::Identity("a".into()),
+            Target::Certificate("b".into()),
+            Target::Node("c".into()),
+            Target::Address("d".into()),
+            Target::Role("e".into()),
+        ]
+        .iter()
+        .map(Target::to_string)
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "identity a",
+                "certificate b",
+                "node c",
+                "address d",
+                "role e"
+            ]
+        );
+        let shown: Vec<String> = [
+            Action::Alert,
+            Action::Throttle { per_minute: 6 },
+            Action::StepUp,
+            Action::Quarantine,
+            Action::Essential,
+        ]
+        .iter()
+        .map(Action::to_string)
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "alert",
+                "throttle to 6/min",
+                "require a supervisor's co-signature",
+                "quarantine",
+                "essential services only"
+            ]
+        );
+        let ids: Vec<u8> = [
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .map(Severity::ocsf_id)
+        .collect();
+        assert_eq!(ids, [2, 3, 4, 5]);
+    }
+}

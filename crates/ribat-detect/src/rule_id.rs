@@ -110,4 +110,12 @@ mod tests {
         assert_eq!(names.len(), RuleId::ALL.len());
         assert_eq!(RuleId::parse("no-such-rule"), None);
     }
+
+    #[test]
+    fn a_rule_is_displayed_by_its_name() {
+        for r in RuleId::ALL {
+            assert_eq!(r.to_string(), r.as_str());
+        }
+        assert_eq!(RuleId::AuthFailures.to_string(), "auth-failures");
+    }
 }

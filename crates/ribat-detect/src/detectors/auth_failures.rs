@@ -80,6 +80,13 @@ mod tests {
         let f = run(&mut AuthFailures::default(), &rules, &burst);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].target, Target::Certificate("serial-p-1".into()));
+        // The evidence is the burst, one line per failure.
+        assert_eq!(f[0].evidence.len(), 5);
+        assert!(
+            f[0].evidence.iter().all(|l| l.contains("token-forged")),
+            "{:?}",
+            f[0].evidence
+        );
         // An expired token now and then (a client's clock) is not a burst.
         let slow: Vec<Event> = (0..20)
             .map(|i| auth_failure(MONDAY_9AM + i * 20_000, "p-1", "token-expired"))
