@@ -170,6 +170,7 @@ mod tests {
     fn new_rules_are_the_rules_from_the_next_event_on() {
         let mut engine = Engine::new(Rules::default());
         assert_eq!(engine.rules(), &Rules::default());
+        assert_eq!(format!("{engine:?}"), "Engine { active: 0, .. }");
         let mut stricter = Rules::default();
         stricter.velocity.mode = crate::rules::Mode::Shadow;
         engine.set_rules(stricter.clone());

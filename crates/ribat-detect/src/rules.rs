@@ -535,6 +535,52 @@ mod tests {
     }
 
     #[test]
+    fn each_bound_of_a_rules_file_is_checked_at_its_edge() {
+        let ok = |f: &dyn Fn(&mut Rules)| {
+            let mut r = Rules::default();
+            f(&mut r);
+            r.check()
+        };
+        // Shares are in (0, 1].
+        assert!(ok(&|r| r.sustained.share = 1.0).is_ok());
+        assert!(ok(&|r| r.sustained.share = 0.5).is_ok());
+        for bad in [0.0, 1.5, -0.5] {
+            let e = ok(&|r| r.sustained.share = bad).unwrap_err();
+            assert!(e.contains("sustained.share"), "{bad}: {e}");
+        }
+        // near ≤ last.
+        assert!(ok(&|r| r.enumeration.near = r.enumeration.last).is_ok());
+        let e = ok(&|r| r.enumeration.near = r.enumeration.last + 1).unwrap_err();
+        assert!(e.contains("enumeration.near"), "{e}");
+        // start < end ≤ 1440.
+        assert!(ok(&|r| r.off_hours.end_minute = 24 * 60).is_ok());
+        let e = ok(&|r| r.off_hours.end_minute = 24 * 60 + 1).unwrap_err();
+        assert!(e.contains("off-hours"), "{e}");
+        let e = ok(&|r| r.off_hours.start_minute = r.off_hours.end_minute).unwrap_err();
+        assert!(e.contains("off-hours"), "{e}");
+        // ±14 h.
+        for edge in [14 * 60, -14 * 60] {
+            assert!(ok(&|r| r.utc_offset_minutes = edge).is_ok(), "{edge}");
+        }
+        for bad in [14 * 60 + 1, -14 * 60 - 1] {
+            let e = ok(&|r| r.utc_offset_minutes = bad).unwrap_err();
+            assert!(e.contains("utc-offset-minutes"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_rules_file_without_the_baselines_identity_floor_gets_sixty() {
+        let mut v: serde_json::Value = serde_json::from_str(&Rules::default().to_json()).unwrap();
+        v["baseline"]
+            .as_object_mut()
+            .unwrap()
+            .remove("identity-floor")
+            .unwrap();
+        let r = Rules::from_json(&v.to_string()).unwrap();
+        assert_eq!(r.baseline.identity_floor, 60);
+    }
+
+    #[test]
     fn daily_quotas_come_from_the_policy() {
         let r = Rules::default().with_policy(&ribat_policy::policy::Policy::embedded_default());
         assert_eq!(r.sustained.daily_quota.get("clerk"), Some(&200));
