@@ -110,6 +110,42 @@ mod tests {
     use super::*;
     use crate::detectors::test_events::*;
 
+    const MIN: u64 = 60_000;
+    const HOUR: u64 = 60 * MIN;
+    const DAY: u64 = 24 * HOUR;
+
+    #[test]
+    fn an_hour_is_counted_by_distinct_subjects_and_learned_for_its_hour_of_the_week() {
+        let mut h = RoleHours::default();
+        let t = MONDAY_9AM;
+        assert_eq!(h.count(t, 0, "a"), (1, None));
+        assert_eq!(h.count(t + MIN, 0, "a"), (1, None), "the same subject once");
+        assert_eq!(h.count(t + 2 * MIN, 0, "b"), (2, None));
+        // The next hour starts afresh; its slot has not been learned.
+        assert_eq!(h.count(t + HOUR, 0, "c"), (1, None));
+        // The next day at the same hour is another slot of the week.
+        assert_eq!(h.count(t + DAY, 0, "d"), (1, None));
+        // A week later, the same hour: learned from the first week's 2 subjects.
+        assert_eq!(h.count(t + 7 * DAY, 0, "x"), (1, Some((2.0, 1))));
+        for (i, s) in ["y", "z", "w"].iter().enumerate() {
+            assert_eq!(h.count(t + 7 * DAY + (i as u64 + 1) * MIN, 0, s).0, i + 2);
+        }
+        // Another week on: the newest hour weighs ALPHA in the mean.
+        let (_, learned) = h.count(t + 14 * DAY, 0, "v");
+        let (mean, hours) = learned.unwrap();
+        assert_eq!(hours, 2);
+        assert!(
+            (mean - (ALPHA * 4.0 + (1.0 - ALPHA) * 2.0)).abs() < 1e-9,
+            "{mean}"
+        );
+        // An hour at which nothing was ever read has learned nothing (not even a zero).
+        assert_eq!(h.count(t + 21 * DAY - 9 * HOUR + 30 * MIN, 0, "q").1, None);
+        // An hour seen through a UTC offset is that local hour's slot: 08:xx UTC at +60
+        // is the 09:xx slot learned above (the hour after 14 days, 1 subject).
+        let (_, shifted) = h.count(t + 28 * DAY - HOUR, 60, "r");
+        assert_eq!(shifted.map(|(_, hours)| hours), Some(3));
+    }
+
     fn hour_of(week: u64, n: usize) -> Vec<Event> {
         (0..n)
             .map(|i| {
