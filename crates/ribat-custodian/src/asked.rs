@@ -27,7 +27,6 @@
 use crate::request::{Asked, PartialRequest};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use ribat_crypto::blind_index::{BlindIndexer, DECLARATIONS_OF, IndexKind};
-use ribat_identity::signed::Signature;
 use ribat_policy::{Purpose, Table};
 use ribat_store::PointSource;
 use std::collections::BTreeSet;
@@ -207,20 +206,21 @@ pub fn records_named(
 pub fn check_signed(asked: &Asked, token: &str, now: u64) -> Result<(Vec<u8>, AskedRead), String> {
     let certificate = Base64UrlUnpadded::decode_vec(&asked.certificate)
         .map_err(|_| "the forwarded certificate is not base64url".to_owned())?;
-    let signature = Signature::parse(&asked.signature).map_err(|e| e.to_string())?;
-    signature.check_time(now).map_err(|e| e.to_string())?;
-    signature
-        .verify(
-            &certificate,
-            &signature.covers(&asked.method, &asked.target, Some(token)),
-        )
-        .map_err(|e| e.to_string())?;
     let body = match &asked.body {
         Some(b) => Base64UrlUnpadded::decode_vec(b)
             .map_err(|_| "the forwarded body is not base64url".to_owned())?,
         None => Vec::new(),
     };
-    signature.check_body(&body).map_err(|e| e.to_string())?;
+    ribat_identity::signed::check_request(
+        &certificate,
+        &asked.signature,
+        &asked.method,
+        &asked.target,
+        Some(token),
+        &body,
+        now,
+    )
+    .map_err(|e| e.to_string())?;
     let read = read_of(&asked.method, &asked.target, &body)?;
     Ok((certificate, read))
 }

@@ -11,6 +11,11 @@ use ribat_custodian::{
 };
 use std::sync::Arc;
 
+/// A counter clerk's read of `records`' identity class.
+fn counter(records: &[&str]) -> ribat_custodian::PartialRequest {
+    request("clerk-1", "clerk", "counter-service", "identity", records)
+}
+
 /// A custodian that answers with another custodian's points (a lying or broken node).
 /// A stand-in on purpose: the test is about the reader, the caller.
 struct Liar(Arc<dyn Custodian>, u32);
@@ -59,15 +64,7 @@ fn an_in_process_liar_is_caught_by_the_opening_then_named_by_its_proof_and_repla
     let v = Vault::new();
     let liar = Arc::new(InProcessLiar(Liar(v.custodian(3), 1))) as Arc<dyn Custodian>;
     let reader = v.reader_over(vec![liar, v.custodian(2), v.custodian(3)]);
-    let read = reader
-        .read(&request(
-            "clerk-1",
-            "clerk",
-            "counter-service",
-            "identity",
-            &["p-1", "p-2"],
-        ))
-        .unwrap();
+    let read = reader.read(&counter(&["p-1", "p-2"])).unwrap();
     assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[1].as_bytes());
     assert_eq!(read.records[1].1.get("name").unwrap(), NAMES[2].as_bytes());
     assert_eq!(read.served_by, vec![2, 3]);
@@ -80,15 +77,7 @@ fn an_in_process_liar_is_caught_by_the_opening_then_named_by_its_proof_and_repla
     // With no honest third custodian left, the read fails cleanly, naming the liar.
     let liar = Arc::new(InProcessLiar(Liar(v.custodian(3), 1))) as Arc<dyn Custodian>;
     let reader = v.reader_over(vec![liar, v.custodian(2)]);
-    let err = reader
-        .read(&request(
-            "clerk-1",
-            "clerk",
-            "counter-service",
-            "identity",
-            &["p-1"],
-        ))
-        .unwrap_err();
+    let err = reader.read(&counter(&["p-1"])).unwrap_err();
     assert!(
         matches!(&err, QuorumError::NotEnoughCustodians { have: 1, need: 2, faults } if faults[0].custodian == 1),
         "{err}"
@@ -100,15 +89,7 @@ fn a_custodian_whose_proof_fails_is_named_and_replaced() {
     let v = Vault::new();
     let liar = Arc::new(Liar(v.custodian(3), 1)) as Arc<dyn Custodian>;
     let reader = v.reader_over(vec![liar, v.custodian(2), v.custodian(3)]);
-    let read = reader
-        .read(&request(
-            "clerk-1",
-            "clerk",
-            "counter-service",
-            "identity",
-            &["p-1"],
-        ))
-        .unwrap();
+    let read = reader.read(&counter(&["p-1"])).unwrap();
     assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[1].as_bytes());
     assert_eq!(read.served_by, vec![2, 3]);
     assert_eq!(read.faults.len(), 1);
@@ -138,7 +119,7 @@ fn a_custodian_whose_proof_fails_is_set_aside_and_asked_only_as_a_last_resort() 
     let asked = Arc::new(AtomicUsize::new(0));
     let liar = Arc::new(CountingLiar(Liar(v.custodian(3), 1), asked.clone())) as Arc<dyn Custodian>;
     let reader = v.reader_over(vec![liar, v.custodian(2), v.custodian(3)]);
-    let req = || request("clerk-1", "clerk", "counter-service", "identity", &["p-1"]);
+    let req = || counter(&["p-1"]);
     let first = reader.read(&req()).unwrap();
     assert_eq!(first.faults.len(), 1);
     assert_eq!(asked.load(Ordering::SeqCst), 1);
@@ -167,7 +148,7 @@ fn a_decision_holds_a_custodian_aside_for_its_duration_and_its_release_takes_it_
     let asked = Arc::new(AtomicUsize::new(0));
     let liar = Arc::new(CountingLiar(Liar(v.custodian(3), 1), asked.clone())) as Arc<dyn Custodian>;
     let reader = v.reader_over(vec![liar, v.custodian(2), v.custodian(3)]);
-    let req = || request("clerk-1", "clerk", "counter-service", "identity", &["p-1"]);
+    let req = || counter(&["p-1"]);
     reader.read(&req()).unwrap();
     // The signed decision holds it aside for a day, with its reason.
     reader.set_aside_for(
@@ -196,27 +177,11 @@ fn a_decision_holds_a_custodian_aside_for_its_duration_and_its_release_takes_it_
 fn reads_go_on_with_one_custodian_down_and_stop_cleanly_with_two() {
     let v = Vault::new();
     let one_down = v.reader_over(vec![Arc::new(Down(1)), v.custodian(2), v.custodian(3)]);
-    let read = one_down
-        .read(&request(
-            "clerk-1",
-            "clerk",
-            "counter-service",
-            "identity",
-            &["p-3"],
-        ))
-        .unwrap();
+    let read = one_down.read(&counter(&["p-3"])).unwrap();
     assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[3].as_bytes());
 
     let two_down = v.reader_over(vec![Arc::new(Down(1)), Arc::new(Down(2)), v.custodian(3)]);
-    let err = two_down
-        .read(&request(
-            "clerk-1",
-            "clerk",
-            "counter-service",
-            "identity",
-            &["p-3"],
-        ))
-        .unwrap_err();
+    let err = two_down.read(&counter(&["p-3"])).unwrap_err();
     let text = err.to_string();
     assert!(matches!(
         err,
@@ -256,16 +221,7 @@ fn the_blind_index_key_opens_through_the_quorum_for_the_service_only() {
 #[test]
 fn an_unknown_record_is_named() {
     let v = Vault::new();
-    let err = v
-        .reader()
-        .read(&request(
-            "clerk-1",
-            "clerk",
-            "counter-service",
-            "identity",
-            &["p-404"],
-        ))
-        .unwrap_err();
+    let err = v.reader().read(&counter(&["p-404"])).unwrap_err();
     assert_eq!(
         err.to_string(),
         "no record persons/p-404 with class `identity` in the store"
@@ -291,7 +247,7 @@ fn a_custodian_cut_off_is_never_asked_even_when_the_others_cannot_make_a_quorum(
     let asked = Arc::new(AtomicUsize::new(0));
     let first = Arc::new(Counted(v.custodian(1), asked.clone())) as Arc<dyn Custodian>;
     let reader = v.reader_over(vec![first, v.custodian(2), Arc::new(Down(3))]);
-    let req = || request("clerk-1", "clerk", "counter-service", "identity", &["p-1"]);
+    let req = || counter(&["p-1"]);
     reader.read(&req()).unwrap();
     assert_eq!(asked.load(Ordering::SeqCst), 1);
     reader.cut_off(
@@ -321,7 +277,7 @@ fn a_custodian_cut_off_is_never_asked_even_when_the_others_cannot_make_a_quorum(
 fn a_new_set_is_asked_from_the_next_read_on_and_nobody_stays_aside_from_the_old_one() {
     let v = Vault::new();
     let reader = v.reader_over(vec![Arc::new(Down(1)), Arc::new(Down(2)), v.custodian(3)]);
-    let req = || request("clerk-1", "clerk", "counter-service", "identity", &["p-2"]);
+    let req = || counter(&["p-2"]);
     assert!(reader.read(&req()).is_err());
     reader.set_aside_for(3, std::time::Duration::from_secs(600), "held".into());
     assert_eq!(reader.set_aside().len(), 1);
@@ -377,15 +333,7 @@ fn a_read_that_meets_a_set_change_is_asked_again_and_answered() {
     // Two of three are between sets when the read starts: without asking again there is
     // no quorum.
     let reader = v.reader_over(vec![Arc::new(Down(1)), switching(2), switching(3)]);
-    let read = reader
-        .read(&request(
-            "clerk-1",
-            "clerk",
-            "counter-service",
-            "identity",
-            &["p-1"],
-        ))
-        .unwrap();
+    let read = reader.read(&counter(&["p-1"])).unwrap();
     assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[1].as_bytes());
 }
 
@@ -398,15 +346,7 @@ fn a_read_asks_no_more_custodians_than_the_threshold_when_they_answer() {
         Arc::new(CountingLiar(Liar(v.custodian(i), i as u32), asked.clone())) as Arc<dyn Custodian>
     };
     let reader = v.reader_over(vec![counted(1), counted(2), counted(3)]);
-    let read = reader
-        .read(&request(
-            "clerk-1",
-            "clerk",
-            "counter-service",
-            "identity",
-            &["p-0"],
-        ))
-        .unwrap();
+    let read = reader.read(&counter(&["p-0"])).unwrap();
     assert_eq!(read.served_by, [1, 2]);
     assert_eq!(asked.load(Ordering::SeqCst), 2);
 }

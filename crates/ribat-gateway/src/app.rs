@@ -49,7 +49,7 @@ pub struct App {
 pub enum Tokens {
     /// This gateway, with the deployment's token key (`ribat serve`; a mesh gateway on a
     /// node of the identity service).
-    Signs(TokenIssuer),
+    Signs(Arc<TokenIssuer>),
     /// The mesh's identity service: the gateway forwards each client's signed request.
     Forwards(Arc<crate::link::IdentityLink>),
     /// Nobody here: clients bring tokens from elsewhere.

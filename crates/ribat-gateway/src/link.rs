@@ -349,6 +349,19 @@ pub enum TokenRefusal {
     Unreachable(String),
 }
 
+impl std::fmt::Display for TokenRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused {
+                status,
+                slug,
+                detail,
+            } => write!(f, "HTTP {status} {slug}: {detail}"),
+            Self::Unreachable(why) => f.write_str(why),
+        }
+    }
+}
+
 impl IdentityLink {
     /// The identity service on `nodes` (name, link to its mesh listener), asked in order.
     pub fn new(nodes: Vec<(String, Link)>, runtime: tokio::runtime::Handle) -> Self {

@@ -172,16 +172,17 @@ pub(crate) fn token_request(
         })?
         .to_str()
         .map_err(|_| refused(format!("the `{SIGNATURE_HEADER}` header is not ASCII")))?;
-    let signature = Signature::parse(value).map_err(refused)?;
     let now = app.gate.clock().now();
-    signature.check_time(now).map_err(refused)?;
-    signature.check_body(body).map_err(refused)?;
-    signature
-        .verify(
-            &caller.certificate,
-            &signature.covers("POST", ribat_identity::service::TOKEN_TARGET, None),
-        )
-        .map_err(refused)?;
+    let signature = ribat_identity::signed::check_request(
+        &caller.certificate,
+        value,
+        "POST",
+        ribat_identity::service::TOKEN_TARGET,
+        None,
+        body,
+        now,
+    )
+    .map_err(refused)?;
     if !app
         .signatures
         .nonces

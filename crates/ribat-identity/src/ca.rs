@@ -506,9 +506,7 @@ impl Ca {
 
     /// The token issuer whose key this directory holds.
     pub fn token_issuer(&self) -> Result<TokenIssuer, IdentityError> {
-        let path = self.dir.join(TOKEN_KEY);
-        TokenIssuer::from_paserk(&self.deployment, &Zeroizing::new(read(&path)?))
-            .map_err(|e| IdentityError::file(&path, e))
+        TokenIssuer::from_file(&self.deployment, &self.dir.join(TOKEN_KEY))
     }
 }
 

@@ -22,7 +22,7 @@
 
 use crate::PeerIdentity;
 use crate::error::IdentityError;
-use crate::signed::{Nonces, Signature, SignatureError};
+use crate::signed::{Nonces, SignatureError, check_request};
 use crate::tls::ServerTls;
 use crate::token::{TokenClaims, TokenIssuer, requested_ttl};
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -192,10 +192,15 @@ impl TokenService {
         let user = tls
             .verify_forwarded(&certificate)
             .map_err(ServiceError::Certificate)?;
-        let signature = Signature::parse(&ask.signature)?;
-        signature.check_time(now)?;
-        signature.check_body(&body)?;
-        signature.verify(&certificate, &signature.covers("POST", TOKEN_TARGET, None))?;
+        let signature = check_request(
+            &certificate,
+            &ask.signature,
+            "POST",
+            TOKEN_TARGET,
+            None,
+            &body,
+            now,
+        )?;
         if !self
             .nonces
             .first_use(&user.thumbprint, &signature.nonce, signature.time, now)

@@ -125,6 +125,27 @@ pub fn cosign_text(signed_text: &str) -> String {
     format!("ribat-cosign/v1\n{signed_text}")
 }
 
+/// The `Ribat-Signature` header `header`, checked whole against a request whose body is
+/// known: made by `certificate`'s key (DER) over `covered`'s method, target and token and
+/// over `body`, within its window at `now`. What every party that sees the whole request
+/// checks (a gateway against its connection's certificate, a custodian or the identity
+/// service against a forwarded one); the nonce is the caller's to take.
+pub fn check_request(
+    certificate: &[u8],
+    header: &str,
+    method: &str,
+    target: &str,
+    token: Option<&str>,
+    body: &[u8],
+    now: u64,
+) -> Result<Signature, SignatureError> {
+    let signature = Signature::parse(header)?;
+    signature.check_time(now)?;
+    signature.check_body(body)?;
+    signature.verify(certificate, &signature.covers(method, target, token))?;
+    Ok(signature)
+}
+
 /// A `Ribat-Signature` header's parts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Signature {

@@ -216,6 +216,14 @@ impl TokenIssuer {
         })
     }
 
+    /// From the PASERK file at `path` (as `identity init` writes `token.key`).
+    pub fn from_file(deployment: &str, path: &std::path::Path) -> Result<Self, IdentityError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| IdentityError::file(path, e))?,
+        );
+        Self::from_paserk(deployment, &text).map_err(|e| IdentityError::file(path, e))
+    }
+
     /// The secret key as PASERK (zeroized on drop).
     pub fn secret_paserk(&self) -> Result<Zeroizing<String>, IdentityError> {
         let mut s = Zeroizing::new(String::new());

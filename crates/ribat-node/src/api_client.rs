@@ -47,6 +47,23 @@ pub async fn token(c: &mut Connection, ttl_secs: u64) -> Result<String> {
         .context("no token in the gateway's answer")
 }
 
+/// The gateway to call: `given`, else the one a running gateway recorded in
+/// HOME/gateway.addr.
+pub fn gateway_addr(home: &crate::home::Home, given: Option<&str>) -> Result<String> {
+    if let Some(a) = given {
+        return Ok(a.to_owned());
+    }
+    let file = home.root().join(crate::serve::GATEWAY_ADDR_FILE);
+    std::fs::read_to_string(&file)
+        .map(|s| s.trim().to_owned())
+        .with_context(|| {
+            format!(
+                "no --gateway given and no running gateway recorded its address in {}",
+                file.display()
+            )
+        })
+}
+
 /// One request to the gateway at `addr` (`HOST:PORT`) as the identity whose files are in
 /// `dir`: a token for its certificate first (that request signed too, as a mesh's identity
 /// service wants it), then `method target` with `body` (JSON), signed with the
@@ -70,7 +87,8 @@ pub fn call(
         let mut c = Connection::open(cfg, addr, crate::mesh::host_of(addr), false)
             .await
             .with_context(|| format!("cannot reach the gateway at {addr}"))?;
-        let token = token(&mut c, 300).await?;
+        // For this one request.
+        let token = token(&mut c, 60).await?;
         Ok(c.send(method, target, Some(&token), body).await?)
     })
 }

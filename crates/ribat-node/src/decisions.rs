@@ -7,7 +7,6 @@ use crate::error::{Context, Result};
 use crate::home::Home;
 use ribat_detect::Decision;
 use ribat_gateway::watch::{Record, read_log, verifying_key};
-use ribat_net::client::Connection;
 use std::collections::BTreeMap;
 
 fn dir(home: &Home) -> std::path::PathBuf {
@@ -173,30 +172,14 @@ pub fn release(
     reason: &str,
     gateway: Option<&str>,
 ) -> Result<()> {
-    let addr = match gateway {
-        Some(a) => a.to_owned(),
-        None => std::fs::read_to_string(home.root().join(crate::serve::GATEWAY_ADDR_FILE))
-            .map(|s| s.trim().to_owned())
-            .context("no --gateway given and no running gateway recorded its address in HOME/gateway.addr")?,
-    };
-    let cfg = crate::api_client::config_in(&crate::identity::issued_dir(home, admin))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let r = rt.block_on(async {
-        let mut c = Connection::open(cfg, &addr, "127.0.0.1", false).await?;
-        let token = crate::api_client::token(&mut c, 60).await?;
-        let body = serde_json::to_vec(&serde_json::json!({"reason": reason}))?;
-        Ok::<_, crate::NodeError>(
-            c.send(
-                "POST",
-                &format!("/v1/decisions/{id}/release"),
-                Some(&token),
-                Some(body),
-            )
-            .await?,
-        )
-    })?;
+    let addr = crate::api_client::gateway_addr(home, gateway)?;
+    let r = crate::api_client::call(
+        &addr,
+        &crate::identity::issued_dir(home, admin),
+        "POST",
+        &format!("/v1/decisions/{id}/release"),
+        Some(serde_json::to_vec(&serde_json::json!({"reason": reason}))?),
+    )?;
     let v = r.json();
     if r.status != 200 {
         bail!(

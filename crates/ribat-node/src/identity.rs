@@ -53,12 +53,10 @@ fn write_issued(ca: &Ca, issued: &ribat_identity::Issued, out: &Path) -> Result<
 /// The token key in `home`'s identity directory (a node of a mesh's identity service holds
 /// it without the CA's register).
 pub fn token_issuer(home: &Home) -> Result<ribat_identity::TokenIssuer> {
-    let path = dir(home).join(ribat_identity::ca::TOKEN_KEY);
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read the token key {}", path.display()))?,
-    );
-    Ok(ribat_identity::TokenIssuer::from_paserk(DEPLOYMENT, &text)?)
+    Ok(ribat_identity::TokenIssuer::from_file(
+        DEPLOYMENT,
+        &dir(home).join(ribat_identity::ca::TOKEN_KEY),
+    )?)
 }
 
 /// `identity init`: the CA, its revocation list, the token key, and the node's gateway

@@ -278,20 +278,20 @@ pub(crate) fn networked(
                             Err(r) => Err(crate::err!(
                                 "no token for {} from the mesh's identity service: {}",
                                 who.identity,
-                                refusal_text(&r)
+                                r
                             )),
                         }
                     }),
                 )
             }
             None => {
-                let issuer = ca.token_issuer().with_context(|| {
+                let issuer = Arc::new(ca.token_issuer().with_context(|| {
                     format!(
                         "this gateway signs its clients' tokens, so {} must hold the token key",
                         crate::identity::dir(home).display()
                     )
-                })?;
-                let (mint, clock) = (ca.token_issuer()?, clock.clone());
+                })?);
+                let (mint, clock) = (issuer.clone(), clock.clone());
                 (
                     ribat_gateway::app::Tokens::Signs(issuer),
                     Arc::new(move |who: &ribat_custodian::Requester| {
@@ -343,18 +343,6 @@ fn identity_link(
         .map(|p| (p.name.clone(), link_to(&p.addr)))
         .collect();
     ribat_gateway::link::IdentityLink::new(nodes, rt.clone())
-}
-
-/// What the identity service said, for a message.
-fn refusal_text(r: &ribat_gateway::link::TokenRefusal) -> String {
-    match r {
-        ribat_gateway::link::TokenRefusal::Refused {
-            status,
-            slug,
-            detail,
-        } => format!("HTTP {status} {slug}: {detail}"),
-        ribat_gateway::link::TokenRefusal::Unreachable(why) => why.clone(),
-    }
 }
 
 /// The witnesses a gateway asks, and the keys among theirs to pin first.

@@ -1443,13 +1443,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let addr = match gateway {
                 Some(a) => a,
-                None => {
-                    let home = node_home(cli.home, &store)?;
-                    let file = home.root().join(serve::GATEWAY_ADDR_FILE);
-                    std::fs::read_to_string(&file)
-                        .map(|s| s.trim().to_owned())
-                        .with_context(|| format!("no --gateway given and no running gateway recorded its address in {}", file.display()))?
-                }
+                None => ribat_node::api_client::gateway_addr(&node_home(cli.home, &store)?, None)?,
             };
             if let Some(b) = &body {
                 serde_json::from_str::<serde_json::Value>(b).context("--body: not JSON")?;
