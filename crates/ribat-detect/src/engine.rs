@@ -167,6 +167,31 @@ mod tests {
     }
 
     #[test]
+    fn a_response_ends_at_its_last_millisecond_and_each_kind_is_its_own() {
+        let mut e = Engine::new(Rules::default());
+        let week = Rules::default().honey.duration_secs * 1000;
+        let honey = |t| denied(t, "clerk-h", "clerk", "honey");
+        assert_eq!(e.observe(&honey(MONDAY_9AM)).len(), 1);
+        assert!(
+            e.observe(&honey(MONDAY_9AM + week - 1)).is_empty(),
+            "in force"
+        );
+        assert_eq!(e.observe(&honey(MONDAY_9AM + week)).len(), 1, "ended");
+        // One target can be under a step-up and a quarantine at once: suppression is per kind.
+        let kinds: std::collections::BTreeSet<&str> = [
+            Action::Alert,
+            Action::Throttle { per_minute: 1 },
+            Action::StepUp,
+            Action::Quarantine,
+            Action::Essential,
+        ]
+        .into_iter()
+        .map(kind)
+        .collect();
+        assert_eq!(kinds.len(), 5);
+    }
+
+    #[test]
     fn new_rules_are_the_rules_from_the_next_event_on() {
         let mut engine = Engine::new(Rules::default());
         assert_eq!(engine.rules(), &Rules::default());

@@ -146,6 +146,30 @@ mod tests {
         assert_eq!(shifted.map(|(_, hours)| hours), Some(3));
     }
 
+    #[test]
+    fn midnight_of_the_next_day_is_another_hour() {
+        // 00:xx local on Monday, then on Tuesday: hour 0 of two days, not one hour.
+        let mut h = RoleHours::default();
+        let monday_midnight = MONDAY_9AM - 9 * HOUR;
+        assert_eq!(h.count(monday_midnight, 60, "a"), (1, None));
+        assert_eq!(h.count(monday_midnight + DAY, 60, "b"), (1, None));
+    }
+
+    #[test]
+    fn an_hour_fires_only_above_its_floor() {
+        // One subject learned; four times that is nothing next to a floor of five.
+        let mut rules = Rules::default();
+        rules.baseline.floor = 5;
+        rules.baseline.identity_floor = 1_000;
+        let week_later = |n: usize| {
+            let mut events = hour_of(0, 1);
+            events.extend(hour_of(1, n));
+            run(&mut Baseline::default(), &rules, &events).len()
+        };
+        assert_eq!(week_later(5), 0, "at the floor");
+        assert_eq!(week_later(6), 1, "above it");
+    }
+
     fn hour_of(week: u64, n: usize) -> Vec<Event> {
         (0..n)
             .map(|i| {

@@ -138,4 +138,93 @@ mod tests {
         assert_eq!(f[0].target, Target::Node("gateway.embedded".into()));
         assert!(f[0].evidence[0].contains("r-2"));
     }
+
+    fn audited(t: u64, id: &str) -> Event {
+        Event {
+            time_ms: t,
+            component: "gateway".into(),
+            kind: Kind::Audited {
+                request_id: id.into(),
+            },
+        }
+    }
+
+    /// Any event: time passes.
+    fn tick(t: u64) -> Event {
+        read(t, "c-1", "clerk", "counter-service", "p-9")
+    }
+
+    #[test]
+    fn refusals_service_openings_and_answers_audited_first_never_wait() {
+        let rules = Rules::default();
+        let with_answer = |f: &dyn Fn(&mut CustodianAnswer)| {
+            let mut e = answer(MONDAY_9AM, "r-1");
+            if let Kind::CustodianAnswer(c) = &mut e.kind {
+                f(c);
+            }
+            e
+        };
+        let refused = with_answer(&|c| c.outcome = "denied".into());
+        let service = with_answer(&|c| c.table = SERVICE_TABLE.as_str().into());
+        for quiet in [refused, service] {
+            let f = run(
+                &mut Disagreement::default(),
+                &rules,
+                &[quiet, tick(MONDAY_9AM + 60_000)],
+            );
+            assert!(f.is_empty(), "{f:?}");
+        }
+        // The gateway's audit entry came first: the answer is already accounted for.
+        let f = run(
+            &mut Disagreement::default(),
+            &rules,
+            &[
+                audited(MONDAY_9AM - 10, "r-1"),
+                answer(MONDAY_9AM, "r-1"),
+                tick(MONDAY_9AM + 60_000),
+            ],
+        );
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn an_answer_is_late_one_millisecond_after_its_grace() {
+        let rules = Rules::default();
+        let grace = rules.disagreement.grace_ms;
+        let at = |late: u64| {
+            run(
+                &mut Disagreement::default(),
+                &rules,
+                &[answer(MONDAY_9AM, "r-1"), tick(MONDAY_9AM + late)],
+            )
+            .len()
+        };
+        assert_eq!(at(grace), 0, "at the grace it may still be audited");
+        assert_eq!(at(grace + 1), 1);
+    }
+
+    #[test]
+    fn an_audit_entry_covers_an_answer_for_twice_the_grace_and_no_longer() {
+        let rules = Rules::default();
+        let grace = rules.disagreement.grace_ms;
+        let answered_after = |age: u64| {
+            run(
+                &mut Disagreement::default(),
+                &rules,
+                &[
+                    audited(MONDAY_9AM, "r-1"),
+                    tick(MONDAY_9AM + age),
+                    answer(MONDAY_9AM + age, "r-1"),
+                    tick(MONDAY_9AM + age + 2 * grace),
+                ],
+            )
+            .len()
+        };
+        assert_eq!(answered_after(2 * grace), 0, "still remembered");
+        assert_eq!(
+            answered_after(2 * grace + 1),
+            1,
+            "forgotten: the answer waits"
+        );
+    }
 }

@@ -158,6 +158,69 @@ mod tests {
         assert!(run(&mut Enumeration::default(), &rules, &normal).is_empty());
     }
 
+    /// Far-apart numbers (no walk), `missed(i)` says which find nobody, a second apart.
+    fn guesses(n: u64, missed: impl Fn(u64) -> bool) -> Vec<Event> {
+        (0..n)
+            .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 + i * 97_531, !missed(i)))
+            .collect()
+    }
+
+    #[test]
+    fn half_the_lookups_missing_is_enough_from_the_eighth_lookup() {
+        let rules = Rules::default();
+        let f = run(
+            &mut Enumeration::default(),
+            &rules,
+            &guesses(8, |i| i % 2 == 0),
+        );
+        assert_eq!(f.len(), 1, "4 of 8 is half: {f:?}");
+        assert!(
+            f[0].title.contains("4 of its last 8 lookups"),
+            "{}",
+            f[0].title
+        );
+        let f = run(
+            &mut Enumeration::default(),
+            &rules,
+            &guesses(8, |i| i % 2 == 0 && i > 0),
+        );
+        assert!(f.is_empty(), "3 of 8 is less: {f:?}");
+        let f = run(&mut Enumeration::default(), &rules, &guesses(7, |_| true));
+        assert!(f.is_empty(), "seven lookups are too few to judge: {f:?}");
+    }
+
+    #[test]
+    fn only_the_last_twelve_lookups_of_the_last_hour_are_looked_at() {
+        let rules = Rules::default();
+        let f = run(&mut Enumeration::default(), &rules, &guesses(13, |_| true));
+        let last = f.last().map(|f| f.title.as_str()).unwrap_or_default();
+        assert!(last.contains("12 of its last 12 lookups"), "{last}");
+        // Seven misses now and one an hour ago: eight while the hour lasts, then seven.
+        let hour_ago = |age: u64| {
+            let mut v = vec![lookup(MONDAY_9AM, 99_000_000, false)];
+            v.extend(
+                (0..7).map(|i| lookup(MONDAY_9AM + age - 6 + i, 100_000_000 + i * 97_531, false)),
+            );
+            run(&mut Enumeration::default(), &rules, &v).len()
+        };
+        assert_eq!(hour_ago(HORIZON_MS), 1, "an hour old is still remembered");
+        assert_eq!(hour_ago(HORIZON_MS + 1), 0, "older is forgotten");
+    }
+
+    #[test]
+    fn a_walk_steps_by_at_most_the_gap() {
+        let rules = Rules::default();
+        let gap = rules.enumeration.gap;
+        let by = |step: u64| {
+            let walk: Vec<Event> = (0..7)
+                .map(|i| lookup(MONDAY_9AM + i * 1000, 100_000_000 + i * step, true))
+                .collect();
+            run(&mut Enumeration::default(), &rules, &walk).len()
+        };
+        assert_eq!(by(gap), 1);
+        assert_eq!(by(gap + 1), 0);
+    }
+
     #[test]
     fn a_pension_run_walking_the_register_with_its_purpose_is_not_enumeration() {
         let rules = Rules::default();

@@ -77,4 +77,43 @@ mod tests {
         assert_eq!(f[0].action, crate::response::Action::Quarantine);
         assert_eq!(f[0].duration_secs, 7 * 86_400);
     }
+
+    fn custodian(quarantined: Option<&str>) -> Event {
+        Event {
+            time_ms: MONDAY_9AM,
+            component: "custodian-1".into(),
+            kind: Kind::CustodianAnswer(CustodianAnswer {
+                custodian: 1,
+                request_id: "r2".into(),
+                node: "gateway".into(),
+                table: "persons".into(),
+                identity: "clerk-y".into(),
+                records: 1,
+                outcome: "denied".into(),
+                quarantined: quarantined.map(str::to_string),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_gateway_refusal_for_a_honey_record_alone_is_a_finding() {
+        let f = run(
+            &mut Honey,
+            &Rules::default(),
+            &[denied(MONDAY_9AM, "partner-z", "partner", "honey")],
+        );
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].target, Target::Identity("partner-z".into()));
+        assert_eq!(f[0].title, "partner-z requested a honey record");
+    }
+
+    #[test]
+    fn a_custodian_answer_without_a_honey_quarantine_is_not_a_finding() {
+        let rules = Rules::default();
+        let quiet = [custodian(None), custodian(Some("quota exceeded"))];
+        assert!(run(&mut Honey, &rules, &quiet).is_empty());
+        let f = run(&mut Honey, &rules, &[custodian(Some("honey record"))]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].target, Target::Identity("clerk-y".into()));
+    }
 }

@@ -108,4 +108,19 @@ mod tests {
         assert!(f[0].title.contains("local 22:00, day 1"), "{}", f[0].title);
         assert!(f[1].title.contains("day 7"), "{}", f[1].title);
     }
+
+    #[test]
+    fn office_hours_include_their_first_minute_and_end_before_their_last() {
+        // Defaults: 07:30 to 18:30, local time UTC+1; MONDAY_9AM is 09:00 local.
+        let rules = Rules::default();
+        let minute = 60_000;
+        let at = |t: u64| {
+            let e = read(t, "c-1", "clerk", "counter-service", "p-1");
+            run(&mut OffHours::default(), &rules, &[e]).len()
+        };
+        assert_eq!(at(MONDAY_9AM - 90 * minute), 0, "07:30 is office hours");
+        assert_eq!(at(MONDAY_9AM - 91 * minute), 1, "07:29 is not");
+        assert_eq!(at(MONDAY_9AM + 569 * minute), 0, "18:29 is office hours");
+        assert_eq!(at(MONDAY_9AM + 570 * minute), 1, "18:30 is not");
+    }
 }

@@ -68,6 +68,15 @@ mod tests {
             "no case and a blank case fire; a real one does not"
         );
         assert_eq!(f[0].action, Action::StepUp);
+        // Each alone: the count above would hold if the blank and the real case swapped.
+        for (case, fires) in [
+            (None, true),
+            (Some("  "), true),
+            (Some("ticket-4711"), false),
+        ] {
+            let f = run(&mut PublicFigure, &rules, &[pf(case)]);
+            assert_eq!(f.len(), usize::from(fires), "case {case:?}");
+        }
         let plain = read(MONDAY_9AM, "c-1", "clerk", "counter-service", "p-citizen");
         assert!(run(&mut PublicFigure, &rules, &[plain]).is_empty());
         // The pension run pays public figures too, under its declared bulk purpose.

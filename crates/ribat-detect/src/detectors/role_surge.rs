@@ -81,6 +81,22 @@ impl Member {
     }
 }
 
+/// Whether an identity reading `recent` records in the window, where its own history
+/// predicts `usual`, reads far above itself.
+fn stands_out(recent: usize, usual: f64) -> bool {
+    recent > AT_LEAST && recent as f64 > FACTOR * usual
+}
+
+/// Keeps, of the identities standing out (id, recent, usual), those that made the surge,
+/// most reads first. They read alike, and much: one reading less than half what the
+/// median one of them read is a bystander a little above its usual (a quiet partner with
+/// no history yet), not a cause.
+fn keep_causes(surging: &mut Vec<(String, usize, f64)>) {
+    surging.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let median = surging.get(surging.len() / 2).map_or(0, |x| x.1);
+    surging.retain(|x| x.1 * 2 >= median);
+}
+
 #[derive(Default)]
 struct Role {
     window: Option<DistinctWindow>,
@@ -138,16 +154,11 @@ impl Detector for RoleSurge {
             }
             let (recent, usual) = m.recent_and_usual(now, window_ms);
             readers += usize::from(recent > 0);
-            if recent > AT_LEAST && recent as f64 > FACTOR * usual {
+            if stands_out(recent, usual) {
                 surging.push((id.clone(), recent, usual));
             }
         }
-        // Those that made the surge read alike, and much: an identity reading less than
-        // half what the median one of them read is a bystander a little above its usual
-        // (a quiet partner with no history yet), not a cause.
-        surging.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let median = surging.get(surging.len() / 2).map_or(0, |x| x.1);
-        surging.retain(|x| x.1 * 2 >= median);
+        keep_causes(&mut surging);
         let c = r.common();
         if surging.is_empty() {
             let evidence = role.trail.lines();
@@ -324,6 +335,25 @@ mod tests {
         assert_eq!(f[0].target, Target::Role("partner".into()));
         assert_eq!(f[0].action, Action::Essential);
         assert!(f[0].title.contains("none far above"), "{}", f[0].title);
+        // Only identities that read in the window count as its readers.
+        let early = read(
+            MONDAY_9AM - HOUR + 1,
+            "partner.early",
+            "partner",
+            "partner-verification",
+            "e-1",
+        );
+        let events = merged(vec![
+            vec![early],
+            honest(100, MONDAY_9AM - HOUR, MONDAY_9AM, 300_000),
+            honest(100, MONDAY_9AM, MONDAY_9AM + HOUR, 150_000),
+        ]);
+        let f = run(&mut RoleSurge::default(), &Rules::default(), &events);
+        assert!(
+            f[0].title.contains("across 100 identities"),
+            "{}",
+            f[0].title
+        );
     }
 
     #[test]
@@ -345,6 +375,122 @@ mod tests {
         assert!(f[..first_role.unwrap()].iter().all(
             |f| matches!(&f.target, Target::Identity(id) if id.starts_with("partner.stolen-"))
         ));
+    }
+
+    const WINDOW: u64 = 600_000;
+
+    fn member(first_ms: u64, reads: &[u64]) -> Member {
+        Member {
+            reads: reads.iter().copied().collect(),
+            window: reads.iter().map(|t| (*t, format!("p-{t}"))).collect(),
+            first_ms,
+            targeted_until: 0,
+        }
+    }
+
+    #[test]
+    fn a_member_forgets_the_window_and_the_day_at_their_exact_ends() {
+        let now = MONDAY_9AM;
+        let mut m = member(
+            now - 2 * HISTORY_MS,
+            &[
+                now - HISTORY_MS,
+                now - HISTORY_MS + 1,
+                now - WINDOW,
+                now - WINDOW + 1,
+            ],
+        );
+        m.forget(now, WINDOW);
+        assert_eq!(
+            m.reads,
+            [now - HISTORY_MS + 1, now - WINDOW, now - WINDOW + 1],
+            "a day old is gone"
+        );
+        let in_window: Vec<u64> = m.window.iter().map(|(t, _)| *t).collect();
+        assert_eq!(in_window, [now - WINDOW + 1], "a window old is gone");
+    }
+
+    #[test]
+    fn recent_reads_are_those_after_the_window_starts_and_usual_is_the_rate_before() {
+        let now = MONDAY_9AM;
+        let start = now - WINDOW;
+        // First seen an hour ago: 50 minutes of history before the window, two reads in
+        // it (one exactly at the window's start), two after.
+        let m = member(now - HOUR, &[now - HOUR, start, start + 1, now]);
+        let (recent, usual) = m.recent_and_usual(now, WINDOW);
+        assert_eq!(recent, 2);
+        assert!(
+            (usual - 2.0 * WINDOW as f64 / (HOUR - WINDOW) as f64).abs() < 1e-9,
+            "{usual}"
+        );
+        // Seen for two days: only the last day counts as history.
+        let m = member(now - 2 * HISTORY_MS, &[now - HOUR, now - 1]);
+        let (recent, usual) = m.recent_and_usual(now, WINDOW);
+        assert_eq!(recent, 1);
+        assert!(
+            (usual - WINDOW as f64 / (HISTORY_MS - WINDOW) as f64).abs() < 1e-9,
+            "{usual}"
+        );
+        // First seen within the window: no history, nothing usual.
+        let m = member(now - 1_000, &[now - 1_000, now]);
+        assert_eq!(m.recent_and_usual(now, WINDOW), (2, 0.0));
+    }
+
+    #[test]
+    fn an_identity_stands_out_above_two_reads_and_three_times_its_usual() {
+        assert!(!stands_out(2, 0.0));
+        assert!(stands_out(3, 0.0));
+        assert!(!stands_out(3, 1.0), "exactly three times");
+        assert!(stands_out(4, 1.0));
+        assert!(!stands_out(9, 3.0));
+        assert!(stands_out(10, 3.0));
+    }
+
+    #[test]
+    fn the_causes_are_those_reading_at_least_half_the_median_most_first() {
+        let mut s: Vec<(String, usize, f64)> =
+            [("d", 5), ("a", 10), ("e", 4), ("b", 10), ("c", 10)]
+                .into_iter()
+                .map(|(id, n)| (id.to_string(), n, 0.0))
+                .collect();
+        keep_causes(&mut s);
+        let kept: Vec<&str> = s.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(
+            kept,
+            ["a", "b", "c", "d"],
+            "half the median (10) stays; 4 goes"
+        );
+        let mut none = Vec::new();
+        keep_causes(&mut none);
+        assert!(none.is_empty());
+    }
+
+    /// One fresh partner reading `n` persons a second apart, under a role limit of five.
+    fn fresh_partner_reads(n: u64) -> Vec<Finding> {
+        let mut rules = Rules::default();
+        rules.role_surge.limits.insert("partner".into(), 5);
+        let events: Vec<Event> = (0..n)
+            .map(|i| {
+                read(
+                    MONDAY_9AM + i * 1000,
+                    "partner.fresh",
+                    "partner",
+                    "partner-verification",
+                    &format!("f-{i}"),
+                )
+            })
+            .collect();
+        run(&mut RoleSurge::default(), &rules, &events)
+    }
+
+    #[test]
+    fn the_role_limit_is_reached_by_its_count_and_passed_by_one_more() {
+        assert!(fresh_partner_reads(5).is_empty());
+        let f = fresh_partner_reads(6);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].target, Target::Identity("partner.fresh".into()));
+        // Quarantined: its stragglers in flight are not judged again.
+        assert_eq!(fresh_partner_reads(12).len(), 1);
     }
 
     #[test]
