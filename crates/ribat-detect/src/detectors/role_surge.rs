@@ -408,6 +408,10 @@ mod tests {
         );
         let in_window: Vec<u64> = m.window.iter().map(|(t, _)| *t).collect();
         assert_eq!(in_window, [now - WINDOW + 1], "a window old is gone");
+        // The history is a whole day: a read of two hours ago stays.
+        let mut m = member(now - 3 * HOUR, &[now - 2 * HOUR]);
+        m.forget(now, WINDOW);
+        assert_eq!(m.reads, [now - 2 * HOUR]);
     }
 
     #[test]
@@ -460,6 +464,14 @@ mod tests {
             ["a", "b", "c", "d"],
             "half the median (10) stays; 4 goes"
         );
+        // The median is the middle one (8 of five), not the second (14).
+        let mut s: Vec<(String, usize, f64)> = [20, 14, 8, 6, 5]
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (format!("p{i}"), n, 0.0))
+            .collect();
+        keep_causes(&mut s);
+        assert_eq!(s.len(), 5, "{s:?}");
         let mut none = Vec::new();
         keep_causes(&mut none);
         assert!(none.is_empty());
@@ -491,6 +503,39 @@ mod tests {
         assert_eq!(f[0].target, Target::Identity("partner.fresh".into()));
         // Quarantined: its stragglers in flight are not judged again.
         assert_eq!(fresh_partner_reads(12).len(), 1);
+    }
+
+    #[test]
+    fn a_quarantine_ends_at_its_last_millisecond_for_the_role_surge() {
+        let mut rules = Rules::default();
+        rules.role_surge.limits.insert("partner".into(), 5);
+        let p = |t: u64, who: &str, subject: String| {
+            read(t, who, "partner", "partner-verification", &subject)
+        };
+        let t0 = MONDAY_9AM;
+        let end = t0 + 5_000 + rules.role_surge.duration_secs * 1000;
+        // X surges and is quarantined until `end`; its stragglers read just before.
+        let mut events: Vec<Event> = (0..6)
+            .map(|i| p(t0 + i * 1000, "x", format!("x{i}")))
+            .collect();
+        events.extend((0..4).map(|i| p(end - 10_000 + i * 1000, "x", format!("s{i}"))));
+        // Y reads five persons, the sixth at exactly `end`: X is no longer answered for
+        // then, and reads far above its own history again.
+        events.extend((0..6).map(|i| p(end - 5_000 + i * 1000, "y", format!("y{i}"))));
+        let f = run(&mut RoleSurge::default(), &rules, &events);
+        let at_end: Vec<&Target> = f[1..].iter().map(|f| &f.target).collect();
+        assert_eq!(
+            at_end,
+            [&Target::Identity("y".into()), &Target::Identity("x".into())],
+            "{f:#?}"
+        );
+        // A read at exactly `end` counts towards the role's window again.
+        let mut events: Vec<Event> = (0..6)
+            .map(|i| p(t0 + i * 1000, "x", format!("x{i}")))
+            .collect();
+        events.extend((0..6).map(|i| p(end + i, "x", format!("again{i}"))));
+        let f = run(&mut RoleSurge::default(), &rules, &events);
+        assert_eq!(f.len(), 2, "{f:#?}");
     }
 
     #[test]
