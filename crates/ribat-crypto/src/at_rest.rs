@@ -65,4 +65,16 @@ mod tests {
         assert!(open(&k, &s[..20], b"custodian 1", "h").is_err());
         assert!(!s.windows(5).any(|w| w == b"honey"));
     }
+
+    #[test]
+    fn a_sealed_file_shorter_than_a_nonce_and_a_tag_is_malformed_and_one_that_long_is_not() {
+        let k = SecretBytes::new([3u8; 32]);
+        let short = |n: usize| {
+            open(&k, &vec![0u8; n], b"aad", "f")
+                .err()
+                .map(|e| e.to_string().contains("shorter than a nonce and a tag"))
+        };
+        assert_eq!(short(27), Some(true));
+        assert_eq!(short(12 + 16), Some(false), "long enough, but forged");
+    }
 }

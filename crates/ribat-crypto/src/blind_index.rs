@@ -336,6 +336,46 @@ mod tests {
     }
 
     #[test]
+    fn a_record_id_spells_its_tag_in_sixteen_letters_high_nibble_first() {
+        let mut tag = [0u8; TAG_LEN];
+        tag[..4].copy_from_slice(&[0x00, 0xff, 0x5a, 0x1f]);
+        let id = opaque("p-", &BlindTag(tag));
+        assert_eq!(id.len(), 2 + 2 * TAG_LEN);
+        assert_eq!(&id[..10], "p-aappfkbp");
+        assert!(id[10..].bytes().all(|b| b == b'a'));
+        // A person's record id is the tag of its CNSS number under the record-id kind.
+        let ix = ix();
+        let id = ix.person_record_id("123456789").unwrap();
+        let tag = ix.reference("record-id/person", "123456789").unwrap();
+        assert_eq!(id, opaque("p-", &tag));
+        assert_ne!(id, ix.person_record_id("123456780").unwrap());
+        assert!(ix.employer_record_id("1234567").unwrap().starts_with("e-"));
+        assert_eq!(format!("{ix:?}"), "BlindIndexer([redacted])");
+        // Internal references never take an identifier's label (their tags would collide).
+        for k in ["cin", "cnss", "affiliation", "name-birth"] {
+            assert!(ix.reference(k, "123456789").is_err(), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_cin_needs_digits_after_its_letters_and_a_date_is_exactly_ten_characters() {
+        assert_eq!(normalise_cin("be 123-456").unwrap(), "BE123456");
+        for bad in ["BE", "B1E2", "123456", "ABC123", "BE1234567"] {
+            assert!(normalise_cin(bad).is_err(), "{bad}");
+        }
+        assert_eq!(normalise_date(" 2020-01-31 ").unwrap(), "2020-01-31");
+        for bad in [
+            "2020-01-011",
+            "2020-1-01",
+            "2020-13-01",
+            "2020-01-32",
+            "2020/01/01",
+        ] {
+            assert!(normalise_date(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn the_ascii_fold_is_the_unicode_fold_of_ascii() {
         for name in [
             "EL AMRANI Mohamed",
@@ -364,6 +404,14 @@ mod tests {
         // "عبد" alone, or a name merely starting with its letters and one more, stays.
         assert_eq!(normalise_name("عبد"), "عبد");
         assert_ne!(normalise_name("عبدو"), normalise_name("عبد"));
+    }
+
+    #[test]
+    fn the_arabic_article_is_dropped_only_before_a_word_of_two_letters_or_more() {
+        assert_eq!(normalise_name("السعيدي"), "سعيدي");
+        assert_eq!(normalise_name("ال سعيدي"), "سعيدي");
+        // "الي" is a word of its own, not the article before one letter.
+        assert_eq!(normalise_name("الي"), "الي");
     }
 
     #[test]

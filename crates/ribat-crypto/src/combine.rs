@@ -118,12 +118,7 @@ pub fn accept_in_process(
     requested: usize,
     partial: &Partial,
 ) -> Result<VerifiedPartial> {
-    if partial.class != class {
-        return Err(CryptoError::WrongClass {
-            expected: class.to_owned(),
-            got: partial.class.clone(),
-        });
-    }
+    same_class(class, partial)?;
     if partial.points.len() != requested {
         return Err(CryptoError::ProofInvalid);
     }
@@ -195,4 +190,39 @@ pub fn combine(
             ))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::shamir::deal;
+    use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT as G;
+
+    #[test]
+    fn a_partial_of_this_process_is_taken_for_its_class_and_count_only_and_keeps_its_custodian() {
+        let dealing = deal("identity", 2, 3).unwrap();
+        let r = [G * Scalar::from(7u32), G * Scalar::from(11u32)];
+        let p = answer(&Dleq::ribat(), &dealing.shares[1], &r).unwrap();
+        assert_eq!(p.custodian, 2);
+        let v = accept_in_process("identity", 2, &p).unwrap();
+        assert_eq!(v.custodian(), 2);
+        assert!(matches!(
+            accept_in_process("financial", 2, &p),
+            Err(CryptoError::WrongClass { .. })
+        ));
+        assert!(matches!(
+            accept_in_process("identity", 1, &p),
+            Err(CryptoError::ProofInvalid)
+        ));
+        let y = dealing.shares[1].public();
+        assert_eq!(
+            verify_partial(&Dleq::ribat(), "identity", &y, &r, &p)
+                .unwrap()
+                .custodian(),
+            2
+        );
+        let shared = combine("identity", 1, &[v]).unwrap();
+        assert_eq!(format!("{:?}", shared[0]), "SharedPoint([redacted])");
+    }
 }
