@@ -2525,6 +2525,75 @@ fn the_2025_attack_simulated_against_three_node_processes_is_refused_everywhere_
     );
 }
 
+#[test]
+fn the_honey_and_enumeration_attacks_simulated_against_three_node_processes_are_quarantined_by_every_node()
+ {
+    for scenario in ["honey", "enumeration"] {
+        let d = tempfile::tempdir().unwrap();
+        let o = ribat(&[
+            "--home",
+            d.path().to_str().unwrap(),
+            "simulate",
+            "--scenario",
+            scenario,
+            "--mesh",
+            "3",
+            "--persons",
+            "2000",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{scenario}: {}", common::text(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(r["scenario"], scenario, "{r}");
+        // The embedded run's bounds: a honey record comes among the first 25 reads, a walk
+        // is seen at its seventh lookup.
+        let most = if scenario == "honey" { 25 } else { 10 };
+        assert!(r["records_exposed"].as_u64().unwrap() <= most, "{r}");
+        assert_eq!(r["legit_failures"], 0, "{r}");
+        assert!(r["legit_requests"].as_u64().unwrap() > 0, "{r}");
+        for n in r["per_node"].as_array().unwrap() {
+            for part in ["gateway_s", "custodian_s"] {
+                assert!(
+                    n[part].as_f64().is_some(),
+                    "{scenario} {part} of {}: {r}",
+                    n["node"]
+                );
+            }
+        }
+        assert_eq!(
+            r["hostile_refused_everywhere"], r["hostile_identities"],
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn scenarios_that_span_days_are_refused_with_mesh_and_say_where_they_run() {
+    let d = tempfile::tempdir().unwrap();
+    for (scenario, says) in [
+        ("legit-week", "spans days"),
+        ("low-and-slow", "spans days"),
+        ("partner-review", "spans days"),
+        ("insider-snooping", "public-figure list"),
+        ("compromised-gateway", "without --mesh"),
+    ] {
+        let o = ribat(&[
+            "--home",
+            d.path().to_str().unwrap(),
+            "simulate",
+            "--scenario",
+            scenario,
+            "--mesh",
+            "3",
+        ]);
+        assert!(!o.status.success(), "{scenario}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{scenario}: {err}");
+    }
+    // Nothing was started or written for them.
+    assert!(!d.path().join("simulate-mesh").exists());
+}
+
 /// A node's custodian asked directly, as a gateway holding the certificate in `cert` would
 /// forward a request: the way a stolen gateway certificate is used.
 struct Direct {

@@ -51,11 +51,25 @@ pub(super) fn attack_jobs(
     let hostile: Vec<usize> = (0..w.actors.len())
         .filter(|&i| w.actors[i].hostile)
         .collect();
+    jobs.extend(attack_plan(s, &w.fund, &hostile, MONDAY + 10 * HOUR, rng)?);
+    Ok(hostile)
+}
+
+/// What the `hostile` actors of scenario `s` ask, in any order, `at` (ms) being a working
+/// day's 10:00: the embedded run schedules it on its simulated clock, the mesh run in real
+/// time.
+pub(super) fn attack_plan(
+    s: Scenario,
+    fund: &ribat_sim::Fund,
+    hostile: &[usize],
+    at: u64,
+    rng: &mut ChaCha12Rng,
+) -> Result<Vec<Job>> {
+    let mut jobs = Vec::new();
     let Some(&first) = hostile.first() else {
-        return Ok(hostile);
+        return Ok(jobs);
     };
-    let people = ordinary(&w.fund);
-    let at = MONDAY + 10 * HOUR;
+    let people = ordinary(fund);
     match s {
         Scenario::CnssBulk => jobs.push(Job {
             t_ms: at,
@@ -64,8 +78,9 @@ pub(super) fn attack_jobs(
         }),
         Scenario::LowAndSlow => {
             // ~190 distinct persons a working day (quota 200), every day of the window.
+            // `at` is 10:00 on the first day; each day from 08:30.
             for d in 0..3 {
-                let from = MONDAY + d * DAY + 8 * HOUR + HOUR / 2;
+                let from = at - 10 * HOUR + d * DAY + 8 * HOUR + HOUR / 2;
                 for k in 0..190u64 {
                     let person = people[rng.random_range(0..people.len())];
                     jobs.push(Job {
@@ -93,7 +108,7 @@ pub(super) fn attack_jobs(
             }
         }
         Scenario::Enumeration => {
-            let start: u64 = w.fund.persons[people.len() / 2]
+            let start: u64 = fund.persons[people.len() / 2]
                 .cnss
                 .parse()
                 .context("a generated CNSS number is not a number")?;
@@ -107,15 +122,15 @@ pub(super) fn attack_jobs(
         }
         Scenario::InsiderSnooping => {
             // Neighbours (the same city as a public figure) and public figures, no case.
-            let figures: Vec<usize> = (0..w.fund.persons.len())
-                .filter(|&i| w.fund.persons[i].sensitive)
+            let figures: Vec<usize> = (0..fund.persons.len())
+                .filter(|&i| fund.persons[i].sensitive)
                 .collect();
             let figure = *figures.first().context("the fund has no public figure")?;
-            let city = &w.fund.persons[figure].city;
+            let city = &fund.persons[figure].city;
             let neighbours: Vec<usize> = people
                 .iter()
                 .copied()
-                .filter(|&i| &w.fund.persons[i].city == city && !w.fund.persons[i].sensitive)
+                .filter(|&i| &fund.persons[i].city == city && !fund.persons[i].sensitive)
                 .take(12)
                 .collect();
             let mut order: Vec<usize> = neighbours[..neighbours.len().min(3)].to_vec();
@@ -134,8 +149,8 @@ pub(super) fn attack_jobs(
         }
         Scenario::Honey => {
             // A stolen list: real persons with a honey record planted among them.
-            let honey: Vec<usize> = (0..w.fund.persons.len())
-                .filter(|&i| w.fund.persons[i].honey)
+            let honey: Vec<usize> = (0..fund.persons.len())
+                .filter(|&i| fund.persons[i].honey)
                 .collect();
             let planted = *honey.first().context("the fund has no honey record")?;
             let position = rng.random_range(5..25usize);
@@ -157,7 +172,7 @@ pub(super) fn attack_jobs(
         }
         Scenario::LegitWeek | Scenario::CompromisedGateway | Scenario::PartnerReview => {}
     }
-    Ok(hostile)
+    Ok(jobs)
 }
 
 /// The 2025 case: a partner's credentials reading the register in order, as fast as the

@@ -668,64 +668,8 @@ async fn execute(w: &World, job: &Job) {
     let Some((c, token, _)) = slot.as_mut() else {
         return;
     };
-    let p = |i: usize| &w.fund.persons[i];
-    let purpose = a.role.purpose();
     let sent = w.clock.now_ms();
     let r = match &job.req {
-        Req::Person { person, case } => {
-            let case = if *case {
-                format!("&case=T{}-{}", job.actor, job.t_ms % 100_000)
-            } else {
-                String::new()
-            };
-            let path = format!("/v1/persons/{}?purpose={purpose}{case}", p(*person).cnss);
-            c.send("GET", &path, Some(token), None).await
-        }
-        Req::Declarations { person } => {
-            let case = if a.role == Role::Pension {
-                String::new()
-            } else {
-                format!("&case=F{}-{}", job.actor, job.t_ms % 100_000)
-            };
-            let path = format!(
-                "/v1/persons/{}/declarations?purpose={purpose}{case}",
-                p(*person).cnss
-            );
-            c.send("GET", &path, Some(token), None).await
-        }
-        Req::Cin { person } => {
-            let body = serde_json::json!({
-                "purpose": purpose,
-                "cin": p(*person).cin,
-                "case": format!("T{}-{}", job.actor, job.t_ms % 100_000),
-            });
-            c.send(
-                "POST",
-                "/v1/persons/search",
-                Some(token),
-                serde_json::to_vec(&body).ok(),
-            )
-            .await
-        }
-        Req::Employee { person } => {
-            let path = format!(
-                "/v1/persons/{}?purpose={purpose}&case=staff-{}",
-                p(*person).cnss,
-                job.actor
-            );
-            c.send("GET", &path, Some(token), None).await
-        }
-        Req::Pension { person } => {
-            let path = format!(
-                "/v1/persons/{}?purpose={purpose}&fields=cnss,given,surname,rib",
-                p(*person).cnss
-            );
-            c.send("GET", &path, Some(token), None).await
-        }
-        Req::Walk { number } => {
-            let path = format!("/v1/persons/{number:09}?purpose={purpose}");
-            c.send("GET", &path, Some(token), None).await
-        }
         Req::Upload { file } => {
             let body = w
                 .uploads
@@ -741,7 +685,12 @@ async fn execute(w: &World, job: &Job) {
             )
             .await
         }
-        Req::StartBulk | Req::StartBypass | Req::ReviewCheck | Req::Recertify { .. } => return,
+        req => {
+            let Some((method, path, body)) = request(&w.fund, a.role, job, req) else {
+                return;
+            };
+            c.send(method, &path, Some(token), body).await
+        }
     };
     reviews::note(
         w,
@@ -759,4 +708,68 @@ async fn execute(w: &World, job: &Job) {
         r.as_ref().ok(),
         r.as_ref().err().map(|e| e.to_string()),
     );
+}
+
+/// The API request that `job` (a read) is: method, path and body; `None` for the jobs
+/// that are not one request of the caller's (uploads, attacks started, reviews).
+fn request(
+    fund: &ribat_sim::Fund,
+    role: Role,
+    job: &Job,
+    req: &Req,
+) -> Option<(&'static str, String, Option<Vec<u8>>)> {
+    let p = |i: usize| &fund.persons[i];
+    let purpose = role.purpose();
+    let get = |path: String| Some(("GET", path, None));
+    match req {
+        Req::Person { person, case } => {
+            let case = if *case {
+                format!("&case=T{}-{}", job.actor, job.t_ms % 100_000)
+            } else {
+                String::new()
+            };
+            get(format!(
+                "/v1/persons/{}?purpose={purpose}{case}",
+                p(*person).cnss
+            ))
+        }
+        Req::Declarations { person } => {
+            let case = if role == Role::Pension {
+                String::new()
+            } else {
+                format!("&case=F{}-{}", job.actor, job.t_ms % 100_000)
+            };
+            get(format!(
+                "/v1/persons/{}/declarations?purpose={purpose}{case}",
+                p(*person).cnss
+            ))
+        }
+        Req::Cin { person } => {
+            let body = serde_json::json!({
+                "purpose": purpose,
+                "cin": p(*person).cin,
+                "case": format!("T{}-{}", job.actor, job.t_ms % 100_000),
+            });
+            Some((
+                "POST",
+                "/v1/persons/search".to_owned(),
+                serde_json::to_vec(&body).ok(),
+            ))
+        }
+        Req::Employee { person } => get(format!(
+            "/v1/persons/{}?purpose={purpose}&case=staff-{}",
+            p(*person).cnss,
+            job.actor
+        )),
+        Req::Pension { person } => get(format!(
+            "/v1/persons/{}?purpose={purpose}&fields=cnss,given,surname,rib",
+            p(*person).cnss
+        )),
+        Req::Walk { number } => get(format!("/v1/persons/{number:09}?purpose={purpose}")),
+        Req::Upload { .. }
+        | Req::StartBulk
+        | Req::StartBypass
+        | Req::ReviewCheck
+        | Req::Recertify { .. } => None,
+    }
 }
