@@ -154,4 +154,15 @@ mod tests {
         long.reason = Some("x".repeat(MAX_ENTRY));
         assert!(matches!(long.encode(), Err(EntryError::TooLong(_))));
     }
+
+    #[test]
+    fn an_entry_of_exactly_max_entry_bytes_is_taken_and_one_more_is_not() {
+        let mut e = sample();
+        e.reason = Some(String::new());
+        let base = e.encode().unwrap().len();
+        e.reason = Some("x".repeat(MAX_ENTRY - base));
+        assert_eq!(e.encode().unwrap().len(), MAX_ENTRY);
+        e.reason = Some("x".repeat(MAX_ENTRY - base + 1));
+        assert!(matches!(e.encode(), Err(EntryError::TooLong(n)) if n == MAX_ENTRY + 1));
+    }
 }

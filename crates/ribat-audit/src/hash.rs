@@ -48,3 +48,16 @@ pub fn node(left: &Hash, right: &Hash) -> Hash {
 pub fn empty() -> Hash {
     Hash(Sha256::digest([]).into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_shows_itself_in_hex() {
+        assert_eq!(
+            format!("{:?}", Hash([0xab; 32])),
+            format!("Hash({})", "ab".repeat(32))
+        );
+    }
+}

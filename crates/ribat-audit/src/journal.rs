@@ -219,3 +219,47 @@ pub fn scan(
         torn_bytes: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A journal of the magic and `zeros` zero bytes, as a crash that extended the file
+    /// without writing its data leaves it.
+    fn zeros_after_magic(dir: &Path, zeros: u64) -> std::path::PathBuf {
+        let path = dir.join(format!("zeros-{zeros}"));
+        let mut bytes = MAGIC.to_vec();
+        bytes.resize(8 + zeros as usize, 0);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_torn_tail_is_at_most_a_group_and_the_record_it_began_inside() {
+        let d = tempfile::tempdir().unwrap();
+        let end = scan(&zeros_after_magic(d.path(), MAX_TORN), 0, |_, _, _| Ok(())).unwrap();
+        assert_eq!(
+            (end.entries, end.valid_len, end.torn_bytes),
+            (0, 8, MAX_TORN)
+        );
+        let longer = scan(&zeros_after_magic(d.path(), MAX_TORN + 1), 0, |_, _, _| {
+            Ok(())
+        });
+        assert_eq!(longer, Err(Damage::Length { index: 0, len: 0 }));
+    }
+
+    #[test]
+    fn a_missing_journal_is_empty_and_one_that_cannot_be_opened_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let end = scan(&d.path().join("absent"), 0, |_, _, _| Ok(())).unwrap();
+        assert_eq!(end.entries, 0);
+        let file = d.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        let under_a_file = scan(&file.join("journal"), 0, |_, _, _| Ok(()));
+        assert!(
+            matches!(under_a_file, Err(Damage::Io(_))),
+            "{under_a_file:?}"
+        );
+    }
+}

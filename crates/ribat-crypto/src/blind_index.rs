@@ -415,6 +415,19 @@ mod tests {
     }
 
     #[test]
+    fn arabic_letter_forms_written_either_way_fold_to_one() {
+        for (a, b) in [
+            ("أحمد", "احمد"),
+            ("إدريس", "ادريس"),
+            ("آمنة", "امنه"),
+            ("مصطفى", "مصطفي"),
+            ("فاطمة", "فاطمه"),
+        ] {
+            assert_eq!(normalise_name(a), normalise_name(b), "{a}");
+        }
+    }
+
+    #[test]
     fn normalised_forms_meet() {
         assert_eq!(normalise_cin(" be 123-456 ").unwrap(), "BE123456");
         assert_eq!(normalise_cin("J4567").unwrap(), "J4567");

@@ -288,6 +288,17 @@ mod tests {
     use crate::point::decode_point;
     use serde_json::Value;
 
+    #[test]
+    fn a_batch_holds_at_most_65535_points() {
+        let most = vec![identity(); MAX_BATCH];
+        assert!(check_batch(&most, &most).is_ok());
+        let over = vec![identity(); MAX_BATCH + 1];
+        assert!(matches!(
+            check_batch(&over, &over),
+            Err(CryptoError::BatchMalformed { .. })
+        ));
+    }
+
     fn vectors() -> (Value, Vec<Value>) {
         let text = ribat_testkit::vectors::read("rfc9497/allVectors.json").unwrap();
         let all: Value = serde_json::from_str(&text).unwrap();

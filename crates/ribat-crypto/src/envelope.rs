@@ -490,4 +490,52 @@ mod tests {
         assert_eq!(opened.get("name").unwrap(), b"Fatima Zahra Benali");
         assert!(!format!("{opened:?}").contains("Fatima"));
     }
+
+    #[test]
+    fn opened_fields_come_back_in_sealing_order() {
+        let (g, d) = group();
+        let keys = g.class("identity").unwrap();
+        let env = Sealer::new("identity", keys, 1)
+            .seal("persons", "p-2", &[("surname", b"Benali"), ("cin", b"BE1")])
+            .unwrap();
+        let opened = env
+            .open("persons", "p-2", "identity", keys, 1, &shared(&env, &d[0]))
+            .unwrap();
+        let fields: Vec<(&str, &[u8])> = opened.iter().collect();
+        assert_eq!(
+            fields,
+            [
+                ("surname", b"Benali".as_slice()),
+                ("cin", b"BE1".as_slice())
+            ]
+        );
+        assert_eq!(
+            format!("{opened:?}"),
+            r#"OpenedFields(["surname", "cin"], values [redacted])"#
+        );
+    }
+
+    #[test]
+    fn an_envelope_holds_at_most_65535_fields_and_an_empty_value_is_its_tag_alone() {
+        let (g, _) = group();
+        let s = Sealer::new("identity", g.class("identity").unwrap(), 1);
+        let most: Vec<(&str, &[u8])> = vec![("f", b""); u16::MAX as usize];
+        assert!(s.seal("persons", "p-3", &most).is_ok());
+        let over: Vec<(&str, &[u8])> = vec![("f", b""); u16::MAX as usize + 1];
+        let e = s.seal("persons", "p-3", &over).unwrap_err();
+        assert!(e.to_string().contains("more than 65535 fields"), "{e}");
+        // One empty field: its ciphertext is the 16-byte tag, the last thing in the bytes.
+        let bytes = s
+            .seal("persons", "p-3", &[("x", b"")])
+            .unwrap()
+            .to_bytes()
+            .unwrap();
+        assert!(Envelope::from_bytes(&bytes).is_ok());
+        let at = bytes.len() - 16 - 4;
+        assert_eq!(bytes[at..at + 4], 16u32.to_be_bytes());
+        let mut short = bytes[..bytes.len() - 1].to_vec();
+        short[at..at + 4].copy_from_slice(&15u32.to_be_bytes());
+        let e = Envelope::from_bytes(&short).unwrap_err();
+        assert!(e.to_string().contains("shorter than its tag"), "{e}");
+    }
 }
