@@ -249,6 +249,42 @@ mod tests {
         assert_eq!(longer, Err(Damage::Length { index: 0, len: 0 }));
     }
 
+    fn scan_bytes(dir: &Path, bytes: &[u8], protected: u64) -> Result<ScanEnd, Damage> {
+        let path = dir.join("journal");
+        std::fs::write(&path, bytes).unwrap();
+        scan(&path, protected, |_, _, _| Ok(()))
+    }
+
+    #[test]
+    fn a_journal_shorter_than_a_record_head_is_told_apart_from_a_bad_head() {
+        let d = tempfile::tempdir().unwrap();
+        let with = |tail: &[u8]| [MAGIC.as_slice(), tail].concat();
+        // The magic alone: an empty journal, nothing torn. Less: a torn header.
+        let end = scan_bytes(d.path(), MAGIC, 0).unwrap();
+        assert_eq!((end.entries, end.valid_len, end.torn_bytes), (0, 8, 0));
+        assert_eq!(scan_bytes(d.path(), &MAGIC[..5], 0).unwrap().torn_bytes, 5);
+        // Under a checkpoint (protected): five bytes are a cut record, twelve zero bytes
+        // a whole head with an impossible length.
+        assert_eq!(
+            scan_bytes(d.path(), &with(&[0; 5]), 1),
+            Err(Damage::Truncated { index: 0 })
+        );
+        assert_eq!(
+            scan_bytes(d.path(), &with(&[0; 12]), 1),
+            Err(Damage::Length { index: 0, len: 0 })
+        );
+        // A length past the largest entry is impossible too, not merely cut short.
+        let mut head = (MAX_ENTRY as u32 + 1).to_be_bytes().to_vec();
+        head.extend_from_slice(&[0; 8 + 100]);
+        assert_eq!(
+            scan_bytes(d.path(), &with(&head), 1),
+            Err(Damage::Length {
+                index: 0,
+                len: MAX_ENTRY as u64 + 1
+            })
+        );
+    }
+
     #[test]
     fn a_missing_journal_is_empty_and_one_that_cannot_be_opened_is_an_error() {
         let d = tempfile::tempdir().unwrap();

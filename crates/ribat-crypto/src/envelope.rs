@@ -516,6 +516,25 @@ mod tests {
     }
 
     #[test]
+    fn a_table_or_record_id_is_one_to_65535_bytes() {
+        let (g, _) = group();
+        let s = Sealer::new("identity", g.class("identity").unwrap(), 1);
+        let f: &[(&str, &[u8])] = &[("name", b"x")];
+        let refused = |table: &str, id: &str| {
+            s.seal(table, id, f)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(refused("", "p-1").contains("must be 1 to 65535 bytes, is 0"));
+        assert!(refused("persons", "").contains("must be 1 to 65535 bytes, is 0"));
+        let longest = "p".repeat(65_535);
+        assert_eq!(refused("persons", &longest), "");
+        let over = "p".repeat(65_536);
+        assert!(refused("persons", &over).contains("must be 1 to 65535 bytes, is 65536"));
+    }
+
+    #[test]
     fn an_envelope_holds_at_most_65535_fields_and_an_empty_value_is_its_tag_alone() {
         let (g, _) = group();
         let s = Sealer::new("identity", g.class("identity").unwrap(), 1);
