@@ -273,7 +273,11 @@ mod tests {
             scan_bytes(d.path(), &with(&[0; 12]), 1),
             Err(Damage::Length { index: 0, len: 0 })
         );
-        // A length past the largest entry is impossible too, not merely cut short.
+        // The largest entry is a record like any other.
+        let big = vec![b'x'; MAX_ENTRY];
+        let end = scan_bytes(d.path(), &with(&record(0, &big, &leaf(&big))), 1).unwrap();
+        assert_eq!((end.entries, end.torn_bytes), (1, 0));
+        // A length past the largest entry is impossible, not merely cut short.
         let mut head = (MAX_ENTRY as u32 + 1).to_be_bytes().to_vec();
         head.extend_from_slice(&[0; 8 + 100]);
         assert_eq!(
