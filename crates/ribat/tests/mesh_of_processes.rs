@@ -2481,22 +2481,27 @@ fn a_third_partys_access_lapses_at_its_review_date_with_a_finding_before_and_one
     );
 }
 
+/// `ribat --home HOME simulate --scenario S --mesh 3 EXTRA…`.
+fn simulate_mesh(home: &Path, scenario: &str, extra: &[&str]) -> std::process::Output {
+    let home = home.to_str().unwrap();
+    let mut args = vec![
+        "--home",
+        home,
+        "simulate",
+        "--scenario",
+        scenario,
+        "--mesh",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    ribat(&args)
+}
+
 #[test]
 fn the_2025_attack_simulated_against_three_node_processes_is_refused_everywhere_and_honest_readers_go_on()
  {
     let d = tempfile::tempdir().unwrap();
-    let o = ribat(&[
-        "--home",
-        d.path().to_str().unwrap(),
-        "simulate",
-        "--scenario",
-        "cnss-bulk",
-        "--mesh",
-        "3",
-        "--persons",
-        "2000",
-        "--json",
-    ]);
+    let o = simulate_mesh(d.path(), "cnss-bulk", &["--persons", "2000", "--json"]);
     assert!(o.status.success(), "{}", common::text(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["nodes"], 3, "{r}");
@@ -2530,18 +2535,7 @@ fn the_honey_and_enumeration_attacks_simulated_against_three_node_processes_are_
  {
     for scenario in ["honey", "enumeration"] {
         let d = tempfile::tempdir().unwrap();
-        let o = ribat(&[
-            "--home",
-            d.path().to_str().unwrap(),
-            "simulate",
-            "--scenario",
-            scenario,
-            "--mesh",
-            "3",
-            "--persons",
-            "2000",
-            "--json",
-        ]);
+        let o = simulate_mesh(d.path(), scenario, &["--persons", "2000", "--json"]);
         assert!(o.status.success(), "{scenario}: {}", common::text(&o));
         let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(r["scenario"], scenario, "{r}");
@@ -2577,15 +2571,7 @@ fn scenarios_that_span_days_are_refused_with_mesh_and_say_where_they_run() {
         ("insider-snooping", "public-figure list"),
         ("compromised-gateway", "without --mesh"),
     ] {
-        let o = ribat(&[
-            "--home",
-            d.path().to_str().unwrap(),
-            "simulate",
-            "--scenario",
-            scenario,
-            "--mesh",
-            "3",
-        ]);
+        let o = simulate_mesh(d.path(), scenario, &[]);
         assert!(!o.status.success(), "{scenario}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(says), "{scenario}: {err}");
