@@ -779,3 +779,55 @@ fn sync_dir(dir: &Path) -> Result<(), LogError> {
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err(dir, e))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_full_disk_or_quota_is_told_from_other_write_errors() {
+        use std::io::{Error, ErrorKind};
+        assert!(is_disk_full(&Error::from(ErrorKind::StorageFull)));
+        assert!(is_disk_full(&Error::from(ErrorKind::QuotaExceeded)));
+        assert!(!is_disk_full(&Error::from(ErrorKind::PermissionDenied)));
+        assert!(!is_disk_full(&Error::other("no")));
+    }
+
+    #[test]
+    fn a_log_shows_its_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(&d.path().join("log"), "ribat.test/debug").unwrap();
+        assert_eq!(
+            format!("{log:?}"),
+            format!("Log({})", d.path().join("log").display())
+        );
+    }
+
+    /// A witness that knows only `cosign`: what the trait's defaults make of it.
+    struct Plain(NoteSigner);
+
+    impl Cosigner for Plain {
+        fn name(&self) -> String {
+            "plain".into()
+        }
+        fn verifier(&self) -> crate::VerifierKey {
+            self.0.verifier()
+        }
+        fn cosign(&self, old_size: u64, proof: &[Hash], note: &str) -> Result<String, CosignError> {
+            Ok(format!("{old_size} {} {note}", proof.len()))
+        }
+    }
+
+    #[test]
+    fn a_witness_that_only_cosigns_wants_no_entries_and_cosigns_the_same_when_shown_them() {
+        let w = Plain(NoteSigner::generate("plain", crate::note::COSIGNATURE_V1).unwrap());
+        assert!(!w.wants_entries());
+        let proof = [Hash([1; 32])];
+        assert_eq!(
+            w.cosign_entries(3, &proof, "n", &[], &[b"e".to_vec()])
+                .unwrap(),
+            "3 1 n"
+        );
+    }
+}
