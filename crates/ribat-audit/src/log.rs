@@ -804,6 +804,17 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_checkpoint_that_cannot_be_read_stops_the_opening() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join(CHECKPOINT)).unwrap();
+        let e = Log::open(d.path(), "ribat.test/debug").unwrap_err();
+        assert!(
+            matches!(&e, LogError::Io { path, .. } if path.ends_with(CHECKPOINT)),
+            "{e}"
+        );
+    }
+
     /// A witness that knows only `cosign`: what the trait's defaults make of it.
     struct Plain(NoteSigner);
 
