@@ -802,6 +802,44 @@ mod tests {
             format!("{log:?}"),
             format!("Log({})", d.path().join("log").display())
         );
+        assert_eq!(log.origin(), "ribat.test/debug");
+    }
+
+    #[test]
+    fn an_entry_is_one_to_max_entry_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(d.path(), "ribat.test/sizes").unwrap();
+        assert!(matches!(log.append(b""), Err(LogError::EntrySize(0))));
+        let over = vec![b'x'; MAX_ENTRY + 1];
+        assert!(matches!(log.append(&over), Err(LogError::EntrySize(n)) if n == MAX_ENTRY + 1));
+        assert_eq!(log.append(&vec![b'x'; MAX_ENTRY]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_from_the_journal_when_the_log_opens() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = Log::open(d.path(), "ribat.test/torn").unwrap();
+            log.append_all(&[b"one", b"two"]).unwrap();
+        }
+        let journal = d.path().join(JOURNAL);
+        let good = std::fs::metadata(&journal).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&journal).unwrap();
+        f.write_all(&[0; 100]).unwrap();
+        drop(f);
+        let (log, report) = Log::open(d.path(), "ribat.test/torn").unwrap();
+        assert_eq!(
+            report,
+            OpenReport {
+                entries: 2,
+                torn_bytes: 100
+            }
+        );
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), good);
+        drop(log);
+        // Opened again: nothing torn any more.
+        let (_, report) = Log::open(d.path(), "ribat.test/torn").unwrap();
+        assert_eq!(report.torn_bytes, 0);
     }
 
     #[test]

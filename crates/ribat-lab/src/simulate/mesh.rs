@@ -32,10 +32,14 @@ type Result<T, E = BenchError> = std::result::Result<T, E>;
 const WARM_UP: Duration = Duration::from_secs(10);
 /// Honest traffic before `distributed` starts: the role-surge rule tells a stolen
 /// credential from an honest one by each identity's own history before its 10-minute
-/// window, so honest partners need a history first (without it, any partner reading a few
-/// records in the window looks like a credential seen only now, and may be taken with
-/// the stolen ones: 2 honest refusals in the one run made with 10 s).
-const WARM_UP_DISTRIBUTED: Duration = Duration::from_secs(660);
+/// window, so honest partners need a history first, and a long enough one to average out
+/// (with 10 s, an honest partner reading a few records in the window looked like a
+/// credential seen only now: 2 honest refusals in one run; with 11 minutes, a minute of
+/// history said too little: 23 in one run).
+const WARM_UP_DISTRIBUTED: Duration = Duration::from_secs(1_200);
+/// An honest counter clerk or supervisor serves one citizen at a time: never two reads
+/// closer than this (ten a minute at most, which is their quota).
+const COUNTER_GAP_MS: f64 = 6_500.0;
 /// Honest traffic after every node refuses the attacker.
 const COOL_DOWN: Duration = Duration::from_secs(15);
 
@@ -601,8 +605,7 @@ async fn honest_caller(
     seed: u64,
 ) {
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
-    // Well under each role's quota (a clerk: 10 distinct persons a minute; three a minute
-    // on average bursts past ten in some minute only once in tens of thousands).
+    // Well under each role's quota (a clerk: 10 distinct persons a minute).
     let mean_ms = match c.role {
         Role::Clerk | Role::Supervisor => 20_000.0,
         _ => 8_000.0,
@@ -613,7 +616,10 @@ async fn honest_caller(
     let mut session: Option<(Connection, String)> = None;
     let mut k = 0u64;
     while !stop.load(Ordering::SeqCst) {
-        let wait: f64 = gap.sample(&mut rng);
+        let wait: f64 = match c.role {
+            Role::Clerk | Role::Supervisor => f64::max(gap.sample(&mut rng), COUNTER_GAP_MS),
+            _ => gap.sample(&mut rng),
+        };
         tokio::time::sleep(Duration::from_millis(wait.min(30_000.0) as u64)).await;
         if stop.load(Ordering::SeqCst) {
             break;
