@@ -853,6 +853,29 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_partial_tile_at_the_last_checkpoint_is_completed_after_the_log_reopens() {
+        let d = tempfile::tempdir().unwrap();
+        let signer = NoteSigner::generate("ribat.test/tiles", crate::note::ED25519).unwrap();
+        let entry = |i: u32| format!("entry {i}").into_bytes();
+        {
+            let (log, _) = Log::open(d.path(), "ribat.test/tiles").unwrap();
+            for i in 0..200 {
+                log.append(&entry(i)).unwrap();
+            }
+            log.checkpoint(&signer, &[], 0).unwrap();
+        }
+        let partial = tiles::tile_path(d.path(), "entries", 0, 200);
+        assert!(partial.exists());
+        let (log, _) = Log::open(d.path(), "ribat.test/tiles").unwrap();
+        for i in 200..300 {
+            log.append(&entry(i)).unwrap();
+        }
+        log.checkpoint(&signer, &[], 0).unwrap();
+        assert!(tiles::tile_path(d.path(), "entries", 0, tiles::WIDTH).exists());
+        assert!(tiles::tile_path(d.path(), "entries", 1, 44).exists());
+    }
+
     /// A witness that knows only `cosign`: what the trait's defaults make of it.
     struct Plain(NoteSigner);
 
