@@ -816,6 +816,37 @@ mod tests {
     }
 
     #[test]
+    fn entries_appended_together_are_read_back_each_at_its_own_place() {
+        let d = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(d.path(), "ribat.test/group").unwrap();
+        assert_eq!(log.append_all(&[b"one", b"two", b"three"]).unwrap(), 0..3);
+        assert_eq!(log.append(b"four").unwrap(), 3);
+        for (i, e) in ["one", "two", "three", "four"].iter().enumerate() {
+            assert_eq!(log.entry(i as u64).unwrap(), e.as_bytes());
+        }
+        assert_eq!(log.groups().unwrap(), 2, "one fsync group per call here");
+    }
+
+    #[test]
+    fn appenders_on_many_threads_each_learn_their_entries_are_durable() {
+        let d = tempfile::tempdir().unwrap();
+        let (log, _) = Log::open(d.path(), "ribat.test/threads").unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let log = &log;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let e = format!("thread {t} entry {i}");
+                        let at = log.append(e.as_bytes()).unwrap();
+                        assert_eq!(log.entry(at).unwrap(), e.as_bytes());
+                    }
+                });
+            }
+        });
+        assert_eq!(log.size().unwrap(), 400);
+    }
+
+    #[test]
     fn a_torn_tail_is_cut_from_the_journal_when_the_log_opens() {
         let d = tempfile::tempdir().unwrap();
         {
