@@ -825,6 +825,17 @@ mod tests {
             assert_eq!(log.entry(i as u64).unwrap(), e.as_bytes());
         }
         assert_eq!(log.groups().unwrap(), 2, "one fsync group per call here");
+        // Each entry's inclusion proof leads from its leaf to the log's root.
+        let root = log.root(4).unwrap();
+        for i in 0..4 {
+            let proof = log.inclusion_proof(i, 4).unwrap();
+            let leaf = log.leaf_hash(i).unwrap();
+            crate::proof::verify_inclusion(i, 4, &leaf, &proof, &root).unwrap();
+        }
+        let old = log.root(3).unwrap();
+        let proof = log.consistency_proof(3, 4).unwrap();
+        crate::proof::verify_consistency(3, 4, &proof, &old, &root).unwrap();
+        assert!(log.inclusion_proof(4, 4).is_err());
     }
 
     #[test]
