@@ -918,6 +918,21 @@ mod tests {
         assert!(tiles::tile_path(d.path(), "entries", 1, 44).exists());
     }
 
+    #[test]
+    fn a_partial_tile_is_completed_by_a_later_checkpoint_of_the_same_process() {
+        let d = tempfile::tempdir().unwrap();
+        let signer = NoteSigner::generate("ribat.test/tiles", crate::note::ED25519).unwrap();
+        let (log, _) = Log::open(d.path(), "ribat.test/tiles").unwrap();
+        for size in [200, 300] {
+            while log.size().unwrap() < size {
+                log.append(format!("entry {}", log.size().unwrap()).as_bytes())
+                    .unwrap();
+            }
+            log.checkpoint(&signer, &[], 0).unwrap();
+        }
+        assert!(tiles::tile_path(d.path(), "entries", 0, tiles::WIDTH).exists());
+    }
+
     /// A witness that knows only `cosign`: what the trait's defaults make of it.
     struct Plain(NoteSigner);
 
