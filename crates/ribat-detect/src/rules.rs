@@ -149,7 +149,13 @@ rule!(
 
 rule!(
     /// A public figure read without a case reference.
-    PublicFigure {}
+    PublicFigure {
+        /// Record ids (`p-` and 32 letters `a`–`p`, as `ribat import --public-figures`
+        /// writes them to a node's `public-figures.txt`) watched besides that file's. In a
+        /// mesh the rules travel through the log, so every gateway watches these.
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        records: BTreeSet<String>,
+    }
 );
 
 rule!(
@@ -273,6 +279,12 @@ impl Default for PatchDrift {
     }
 }
 
+/// A person's record id as the importer derives it: `p-` and 32 letters `a`–`p`.
+fn is_person_record_id(id: &str) -> bool {
+    id.strip_prefix("p-")
+        .is_some_and(|t| t.len() == 32 && t.bytes().all(|b| (b'a'..=b'p').contains(&b)))
+}
+
 fn per_role(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect()
 }
@@ -372,6 +384,7 @@ impl Default for Rules {
                 mode: Mode::Enforce,
                 action: Action::StepUp,
                 duration_secs: DAY,
+                records: BTreeSet::new(),
             },
             off_hours: OffHours {
                 mode: Mode::Enforce,
@@ -455,6 +468,16 @@ impl Rules {
                 return Err(format!("rules file: {name} must be in (0, 1], not {v}"));
             }
         }
+        if let Some(bad) = self
+            .public_figure
+            .records
+            .iter()
+            .find(|id| !is_person_record_id(id))
+        {
+            return Err(format!(
+                "rules file: public-figure.records lists `{bad}`, which is not a person's record id (`p-` and 32 letters a–p, as in public-figures.txt)"
+            ));
+        }
         if self.enumeration.near > self.enumeration.last {
             return Err("rules file: enumeration.near cannot exceed enumeration.last".into());
         }
@@ -532,6 +555,30 @@ mod tests {
 
         let e = Rules::from_json("{\"format\": \"ribat-rules/v0\"}").unwrap_err();
         assert!(e.contains("rules file"), "{e}");
+    }
+
+    #[test]
+    fn public_figures_listed_in_the_rules_are_record_ids_and_absent_when_none() {
+        // The default file has no list (its digest is the one older nodes attest).
+        assert!(!Rules::default().to_json().contains("records"));
+        let mut v: serde_json::Value = serde_json::from_str(&Rules::default().to_json()).unwrap();
+        let id = format!("p-{}", "p".repeat(32));
+        v["public-figure"]["records"] = serde_json::json!([id]);
+        let r = Rules::from_json(&v.to_string()).unwrap();
+        assert!(r.public_figure.records.contains(&id));
+        for bad in [
+            "123456789",
+            "p-abc",
+            &format!("p-{}", "q".repeat(32)),
+            &format!("e-{}", "a".repeat(32)),
+        ] {
+            v["public-figure"]["records"] = serde_json::json!([bad]);
+            let e = Rules::from_json(&v.to_string()).unwrap_err();
+            assert!(
+                e.contains("public-figure.records") && e.contains(bad),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -2568,7 +2568,6 @@ fn scenarios_that_span_days_are_refused_with_mesh_and_say_where_they_run() {
         ("legit-week", "spans days"),
         ("low-and-slow", "spans days"),
         ("partner-review", "spans days"),
-        ("insider-snooping", "public-figure list"),
         ("compromised-gateway", "without --mesh"),
     ] {
         let o = simulate_mesh(d.path(), scenario, &[]);

@@ -18,7 +18,9 @@ impl Detector for PublicFigure {
 
     fn observe(&mut self, ev: &Event, rules: &Rules, out: &mut Vec<Finding>) {
         let Kind::Access(a) = &ev.kind else { return };
-        if !a.public_figure || a.subject.is_none() || rules.is_bulk(&a.actor.role, &a.purpose) {
+        let Some(subject) = &a.subject else { return };
+        let watched = a.public_figure || rules.public_figure.records.contains(subject);
+        if !watched || rules.is_bulk(&a.actor.role, &a.purpose) {
             return;
         }
         if a.case_ref.as_deref().is_some_and(|c| !c.trim().is_empty()) {
@@ -31,8 +33,7 @@ impl Detector for PublicFigure {
             Target::Identity(a.actor.identity.clone()),
             format!(
                 "{} read a public figure's record ({}) without a case reference",
-                a.actor.identity,
-                a.subject.as_deref().unwrap_or_default()
+                a.actor.identity, subject
             ),
             vec![ev.summary()],
         ));
@@ -91,5 +92,18 @@ mod tests {
             |a| a.public_figure = true,
         );
         assert!(run(&mut PublicFigure, &rules, &[run_read]).is_empty());
+    }
+
+    #[test]
+    fn a_record_the_rules_list_is_watched_like_one_the_gateway_flags() {
+        let minister = format!("p-{}", "b".repeat(32));
+        let mut rules = Rules::default();
+        rules.public_figure.records.insert(minister.clone());
+        let read_of = |id: &str| read(MONDAY_9AM, "c-1", "clerk", "counter-service", id);
+        let f = run(&mut PublicFigure, &rules, &[read_of(&minister)]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].title.contains(&minister), "{}", f[0].title);
+        assert!(run(&mut PublicFigure, &rules, &[read_of("p-citizen")]).is_empty());
+        assert!(run(&mut PublicFigure, &Rules::default(), &[read_of(&minister)]).is_empty());
     }
 }

@@ -184,6 +184,7 @@ pub fn running_mesh(
     nodes: usize,
     admins: &str,
     files: &[PathBuf],
+    public_figures: Option<&std::path::Path>,
     say: &dyn Fn(&str),
 ) -> std::result::Result<RunningMesh, super::BenchError> {
     use ribat_node::mesh::{InitSpec, NodeChild};
@@ -228,6 +229,13 @@ pub fn running_mesh(
         match crate::embedded::Embedded::open(&node1, &source) {
             Ok(node) => {
                 import_fund(&node, files)?;
+                // Node 1's gateway watches them from its start (`public-figures.txt` in its
+                // directory); the others learn of a snoop from node 1's decisions.
+                if let Some(csv) = public_figures {
+                    let sealer =
+                        ribat_import::records::RecordSealer::new(&node.group, &node.vault.index)?;
+                    crate::import::write_public_figures(&node1, &sealer, csv)?;
+                }
                 break;
             }
             Err(_) if started.elapsed() < Duration::from_secs(60) => {

@@ -4,9 +4,9 @@
 //!
 //! Unlike the embedded simulation there is no simulated clock: the nodes are processes with
 //! the real one, so the run is real time, and only the scenarios that happen within
-//! minutes run here: `cnss-bulk` (the 2025 attack), `distributed`, `enumeration` and
-//! `honey`, each on node 1's gateway with its embedded plan (gaps that only spread a burst
-//! over a simulated morning shortened, see [`pace`]). What it measures:
+//! minutes run here: `cnss-bulk` (the 2025 attack), `distributed`, `enumeration`, `honey`
+//! and `insider-snooping`, each on node 1's gateway with its embedded plan (gaps that only
+//! spread a burst over a simulated morning shortened, see [`pace`]). What it measures:
 //! records the attackers received, when the attacked gateway first answered with a
 //! response in force, and when *every* node did — each node's gateway and, for
 //! quarantines, each node's custodian asked directly — from the attack's first request.
@@ -59,9 +59,8 @@ fn pace(s: Scenario) -> Result<u64> {
         Scenario::CnssBulk | Scenario::Distributed | Scenario::Enumeration => 1,
         // One read every 10 s → 1 s; the honey record comes within half a minute.
         Scenario::Honey => 10,
-        Scenario::InsiderSnooping => bail!(
-            "--mesh: insider-snooping needs the public-figure list on every gateway node, and a mesh does not carry that list yet (each node reads public-figures.txt from its own directory at start); it runs without --mesh"
-        ),
+        // One read every 90 s → 9 s (a clerk's quota is 10 a minute).
+        Scenario::InsiderSnooping => 10,
         Scenario::LegitWeek | Scenario::LowAndSlow | Scenario::PartnerReview => bail!(
             "--mesh runs in real time (the nodes keep the real clock) and {s:?} spans days; it runs on the embedded node's simulated clock (without --mesh)"
         ),
@@ -251,7 +250,8 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     let source = dir.join("source");
     let fund = ribat_sim::files::write(&spec, &source)?;
     let files = [source.join("employers.csv"), source.join("persons.csv")];
-    let mesh = running_mesh(&dir, nodes, "sec.sim", &files, &say)?;
+    let figures = source.join("ribat-only/sensitive.csv");
+    let mesh = running_mesh(&dir, nodes, "sec.sim", &files, Some(&figures), &say)?;
     let (out, addrs, gateways) = (&mesh.out, &mesh.addrs, &mesh.gateways);
 
     say("issuing identities (40 clerks, 4 supervisors, 10 partners, the attack's)…");
@@ -422,8 +422,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     // decryption in the lead's name, as a forwarding gateway would send it, with the
     // probe's own gateway certificate, issued and granted above).
     let gateway_cert = crate::api_client::config_in(&probe_cert)?;
-    // Every scenario that runs here answers with quarantines (insider-snooping's step-up
-    // would be the gateways' alone).
+    // Custodians carry out quarantines; insider-snooping's step-up is the gateways' alone.
     let custodians_hold = o.scenario != Scenario::InsiderSnooping;
     let read_path = format!("/v1/persons/{}?purpose={}", probe.cnss, lead.role.purpose());
     let mut per_node: Vec<(Option<f64>, Option<f64>)> = vec![(None, None); nodes];
