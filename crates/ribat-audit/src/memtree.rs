@@ -164,6 +164,23 @@ mod tests {
     use crate::tree;
 
     #[test]
+    fn consistency_is_proven_only_from_a_smaller_size_within_the_tree() {
+        let mut t = MemTree::new();
+        for i in 0u32..8 {
+            t.push(leaf(&i.to_be_bytes()));
+        }
+        assert_eq!(
+            t.consistency_proof(4, 4),
+            Some(vec![]),
+            "a size is consistent with itself"
+        );
+        assert_eq!(t.consistency_proof(0, 8), Some(vec![]));
+        assert_eq!(t.consistency_proof(5, 3), None, "shrinking");
+        assert_eq!(t.consistency_proof(2, 9), None, "past the tree");
+        assert!(!t.consistency_proof(3, 8).unwrap().is_empty());
+    }
+
+    #[test]
     fn agrees_with_the_reference_definitions_for_every_small_size() {
         let leaves: Vec<Hash> = (0u32..70).map(|i| leaf(&i.to_be_bytes())).collect();
         let mut t = MemTree::new();

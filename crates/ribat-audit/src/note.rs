@@ -566,6 +566,46 @@ mod tests {
     const GO_NOTE: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
 
     #[test]
+    fn a_note_is_at_most_64_kib() {
+        let sig = GO_NOTE.split("\n\n").nth(1).unwrap();
+        let of = |body: usize| format!("{}\n{sig}", "n".repeat(body - 1) + "\n");
+        let most = of(MAX_NOTE_BYTES - sig.len() - 1);
+        assert_eq!(most.len(), MAX_NOTE_BYTES);
+        assert!(SignedNote::parse(&most).is_ok());
+        let over = of(MAX_NOTE_BYTES - sig.len());
+        let e = SignedNote::parse(&over).unwrap_err();
+        assert!(e.to_string().contains("longer than 65536 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_key_name_is_non_empty_without_spaces_plus_or_control_characters() {
+        for bad in ["", "a b", "a+b", "a\tb", "a\u{7}b"] {
+            assert!(
+                matches!(
+                    NoteSigner::from_seed(bad, ED25519, &[1; 32]),
+                    Err(NoteError::MalformedKey(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let k = NoteSigner::from_seed("ribat.test/log", ED25519, &[1; 32])
+            .unwrap()
+            .verifier();
+        assert_eq!(format!("{k:?}"), format!("VerifierKey({k})"));
+        // A key of the right type but the wrong length says so.
+        let short = format!(
+            "ribat.test/log+{:08x}+{}",
+            k.id(),
+            Base64::encode_string(&[&[ED25519][..], &[0u8; 31]].concat())
+        );
+        let e = VerifierKey::parse(&short).unwrap_err();
+        assert!(
+            e.to_string().contains("32 bytes after its type byte"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn go_reference_note_is_reproduced_byte_for_byte() {
         let signer = NoteSigner::parse(GO_SIGNER).unwrap();
         assert_eq!(signer.verifier().to_string(), GO_VERIFIER);

@@ -428,6 +428,29 @@ mod tests {
     }
 
     #[test]
+    fn values_already_in_normal_form_are_borrowed_and_others_normalised() {
+        let borrowed = |f, v| matches!(normal_form(f, v), Some(Cow::Borrowed(_)));
+        assert!(borrowed(Field::Cin, "BE123456"));
+        assert!(borrowed(Field::Salary, "120"));
+        assert!(borrowed(Field::Salary, "0"));
+        for (f, v, normal) in [
+            (Field::Cin, " be 123-456", Some("BE123456")),
+            (Field::Cin, "BE", None),
+            (Field::Salary, "0120", Some("120")),
+            (Field::Salary, " 7 ", Some("7")),
+            (Field::Cnss, "123 456 789", Some("123456789")),
+            (Field::Cnss, "12", None),
+            (Field::Given, "  Fatima ", Some("fatima")),
+            (Field::Record, "anything", None),
+        ] {
+            assert_eq!(normalise_field(f, v).as_deref(), normal, "{f:?} {v:?}");
+            assert!(!borrowed(f, v), "{f:?} {v:?}");
+        }
+        assert_eq!(format!("{:?}", dg(1)), "LeakDigester([redacted])");
+        assert_eq!(format!("{:?}", dg(1).worker()), "DigestWorker([redacted])");
+    }
+
+    #[test]
     fn digests_are_salted_per_record_and_keyed() {
         let d = dg(1);
         let a = d.digest(Field::Salary, "p-a", "500000");
