@@ -50,6 +50,20 @@ impl Containment {
             });
     }
 
+    /// Holds `target` by `action` until `until_ms` under restriction `id`, decided
+    /// elsewhere (in a mesh: another node's decision, carried by the log).
+    pub fn hold(&mut self, id: &str, target: Target, action: Action, until_ms: u64) {
+        let list = self.by_target.entry(target).or_default();
+        if list.iter().any(|a| a.id == id) {
+            return; // carried out again after a restart of the carrier: once is enough
+        }
+        list.push(Active {
+            id: id.to_owned(),
+            action,
+            until_ms,
+        });
+    }
+
     /// Lifts a decision.
     pub fn release(&mut self, id: &str) {
         if self.essential.as_ref().is_some_and(|(_, e)| e == id) {

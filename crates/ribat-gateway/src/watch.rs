@@ -543,6 +543,27 @@ impl Watch {
         held
     }
 
+    /// Holds `identity` by `action` until `until_ms`: restriction `id`, which another
+    /// node decided (in a mesh, carried to this one by the log).
+    pub fn hold_elsewhere(
+        &self,
+        id: &str,
+        identity: &str,
+        action: ribat_detect::Action,
+        until_ms: u64,
+    ) {
+        if let Ok(mut c) = self.containment.lock() {
+            c.hold(id, Target::Identity(identity.to_owned()), action, until_ms);
+        }
+    }
+
+    /// Lifts what [`Self::hold_elsewhere`] held under `id` (two administrators released it).
+    pub fn lift_elsewhere(&self, id: &str) {
+        if let Ok(mut c) = self.containment.lock() {
+            c.release(id);
+        }
+    }
+
     fn lift(&self, id: &str, approvals: Vec<String>) {
         let d = self.decisions().into_iter().find(|d| d.id == id);
         if let Ok(mut c) = self.containment.lock() {

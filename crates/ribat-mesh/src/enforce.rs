@@ -14,21 +14,27 @@ use std::collections::BTreeSet;
 /// One act owed by a custodian.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Act {
-    /// Refuse `identity` until `until_ms`.
+    /// Restrict `identity` until `until_ms`: refuse it (a quarantine, carried out by
+    /// gateways and custodians) or ask a supervisor's co-signature of each of its requests
+    /// (a step-up, carried out by gateways).
     Impose {
         /// The restriction.
         id: String,
         /// Who.
         identity: String,
+        /// [`Action::Quarantine`] or [`Action::StepUp`].
+        action: Action,
         /// Until, ms since the epoch.
         until_ms: u64,
     },
-    /// Answer `identity` again.
+    /// Serve `identity` again as the restriction did not.
     Lift {
         /// The restriction released.
         id: String,
         /// Who.
         identity: String,
+        /// What the restriction was.
+        action: Action,
         /// The administrators whose signatures released it.
         by: Vec<String>,
     },
@@ -73,9 +79,11 @@ pub struct Enforcement {
     allowed: BTreeSet<String>,
 }
 
-fn quarantined(h: &Held) -> Option<&str> {
+/// The identity a restriction holds and how, for the restrictions a node carries out
+/// from the log: quarantines and step-ups of identities.
+fn restricted(h: &Held) -> Option<(&str, Action)> {
     match (&h.restriction.target, h.restriction.action) {
-        (Target::Identity(who), Action::Quarantine) => Some(who),
+        (Target::Identity(who), a @ (Action::Quarantine | Action::StepUp)) => Some((who, a)),
         _ => None,
     }
 }
@@ -83,7 +91,8 @@ fn quarantined(h: &Held) -> Option<&str> {
 impl Enforcement {
     /// The acts owed by the state at `now_ms` that were not yet carried out.
     pub fn owed(&self, state: &SecurityState, now_ms: u64) -> Vec<Act> {
-        let held: BTreeSet<&str> = state.in_force(now_ms).filter_map(quarantined).collect();
+        let held: BTreeSet<(&str, Action)> =
+            state.in_force(now_ms).filter_map(restricted).collect();
         let mut acts = Vec::new();
         if let Some(p) = state.policy()
             && p.version > self.policy
@@ -112,13 +121,16 @@ impl Enforcement {
             }
         }
         for h in state.restrictions() {
-            let Some(who) = quarantined(h) else { continue };
+            let Some((who, action)) = restricted(h) else {
+                continue;
+            };
             let id = &h.restriction.id;
             if let Some(by) = &h.released_by {
-                if !self.lifted.contains(id) && !held.contains(who) {
+                if !self.lifted.contains(id) && !held.contains(&(who, action)) {
                     acts.push(Act::Lift {
                         id: id.clone(),
                         identity: who.to_owned(),
+                        action,
                         by: by.iter().cloned().collect(),
                     });
                 }
@@ -126,6 +138,7 @@ impl Enforcement {
                 acts.push(Act::Impose {
                     id: id.clone(),
                     identity: who.to_owned(),
+                    action,
                     until_ms: h.restriction.until_ms,
                 });
             }
@@ -199,11 +212,15 @@ mod tests {
 
     impl World {
         fn restrict(&mut self, id: &str, who: &str, until_ms: u64) {
+            self.restrict_by(id, who, Action::Quarantine, until_ms);
+        }
+
+        fn restrict_by(&mut self, id: &str, who: &str, action: Action, until_ms: u64) {
             let restriction = Restriction {
                 id: id.into(),
                 rule: "bulk-read".into(),
                 target: Target::Identity(who.into()),
-                action: Action::Quarantine,
+                action,
                 until_ms,
                 evidence: "00".into(),
             };
@@ -340,6 +357,7 @@ mod tests {
             vec![Act::Impose {
                 id: "node-1/a".into(),
                 identity: "partner.x".into(),
+                action: Action::Quarantine,
                 until_ms: 10_000
             }]
         );
@@ -357,6 +375,7 @@ mod tests {
             vec![Act::Lift {
                 id: "node-1/a".into(),
                 identity: "partner.x".into(),
+                action: Action::Quarantine,
                 by: vec!["sec.a".into(), "sec.b".into()]
             }]
         );
@@ -395,14 +414,61 @@ mod tests {
                 Act::Impose {
                     id: "node-1/a".into(),
                     identity: "partner.x".into(),
+                    action: Action::Quarantine,
                     until_ms: 10_000
                 },
                 Act::Lift {
                     id: "node-1/b".into(),
                     identity: "clerk.y".into(),
+                    action: Action::Quarantine,
                     by: vec!["sec.a".into(), "sec.b".into()]
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_step_up_is_carried_like_a_quarantine_and_neither_lifts_the_other() {
+        let mut w = world();
+        let mut e = Enforcement::default();
+        w.restrict_by("node-1/s", "clerk.c", Action::StepUp, 10_000);
+        w.restrict("node-1/q", "clerk.c", 10_000);
+        // An alert or a throttle does not travel.
+        w.restrict_by(
+            "node-1/t",
+            "clerk.c",
+            Action::Throttle { per_minute: 2 },
+            10_000,
+        );
+        let acts = e.owed(&w.state, 0);
+        assert_eq!(
+            acts,
+            vec![
+                Act::Impose {
+                    id: "node-1/q".into(),
+                    identity: "clerk.c".into(),
+                    action: Action::Quarantine,
+                    until_ms: 10_000
+                },
+                Act::Impose {
+                    id: "node-1/s".into(),
+                    identity: "clerk.c".into(),
+                    action: Action::StepUp,
+                    until_ms: 10_000
+                },
+            ]
+        );
+        carry_out(&mut e, &acts);
+        // The step-up released: lifted, though the quarantine still holds the clerk.
+        w.release("node-1/s", 2);
+        assert_eq!(
+            e.owed(&w.state, 1),
+            vec![Act::Lift {
+                id: "node-1/s".into(),
+                identity: "clerk.c".into(),
+                action: Action::StepUp,
+                by: vec!["sec.a".into(), "sec.b".into()]
+            }]
         );
     }
 

@@ -24,6 +24,7 @@ use crate::home::{Home, StoreSpec};
 use crate::passphrases::Source;
 use crate::{bail, ensure};
 use ribat_crypto::passphrase::KdfParams;
+use ribat_detect::response::Action;
 use ribat_identity::ca::{Ca, CertKind, write_file};
 use ribat_identity::tls::{ServerTls, TlsFiles, client_config};
 use ribat_mesh::{Admin, Genesis, KeyPair, Member, PublicKey};
@@ -877,10 +878,13 @@ pub(crate) fn now_ms() -> u64 {
 
 /// A part of this node that refuses whom the security state restricts.
 trait Carrier: Send + Sync {
-    /// Refuses `identity` until `until_ms` (restriction `id`).
-    fn impose(&self, id: &str, identity: &str, until_ms: u64) -> Result<()>;
-    /// Answers `identity` again: restriction `id` was released by the administrators `by`.
-    fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()>;
+    /// Restricts `identity` by `action` until `until_ms` (restriction `id`): a quarantine
+    /// refuses it, a step-up asks a supervisor's co-signature of each request (gateways
+    /// only).
+    fn impose(&self, id: &str, identity: &str, action: Action, until_ms: u64) -> Result<()>;
+    /// Serves `identity` again as restriction `id` did not: it was released by the
+    /// administrators `by`.
+    fn lift(&self, id: &str, identity: &str, action: Action, by: &[String]) -> Result<()>;
     /// Decides by `policy` (version `version`, put in force by two administrators).
     fn set_policy(&self, version: u64, policy: ribat_custodian::policy::Policy) -> Result<()>;
     /// Detects by `rules` (put in force by two administrators), merged with the policy it
@@ -914,16 +918,23 @@ struct CustodianCarrier {
 }
 
 impl Carrier for CustodianCarrier {
-    fn impose(&self, id: &str, identity: &str, until_ms: u64) -> Result<()> {
-        self.custodian
-            .impose(identity, until_ms / 1000, &format!("mesh restriction {id}"))?;
+    fn impose(&self, id: &str, identity: &str, action: Action, until_ms: u64) -> Result<()> {
+        // A step-up is the gateways' to ask for; the node endorses it all the same (a
+        // restriction is always safe to sign).
+        if action == Action::Quarantine {
+            self.custodian
+                .impose(identity, until_ms / 1000, &format!("mesh restriction {id}"))?;
+        }
         if let Ok(mut i) = self.imposed.lock() {
             i.insert(id.to_owned());
         }
         Ok(())
     }
 
-    fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()> {
+    fn lift(&self, id: &str, identity: &str, action: Action, by: &[String]) -> Result<()> {
+        if action != Action::Quarantine {
+            return Ok(());
+        }
         Ok(self.custodian.lift(
             identity,
             &format!("mesh restriction {id} released by {}", by.join(" and ")),
@@ -956,13 +967,22 @@ struct GatewayCarrier {
 }
 
 impl Carrier for GatewayCarrier {
-    fn impose(&self, _: &str, identity: &str, until_ms: u64) -> Result<()> {
-        self.app.gate.note_quarantine(identity, until_ms / 1000);
+    fn impose(&self, id: &str, identity: &str, action: Action, until_ms: u64) -> Result<()> {
+        match action {
+            Action::Quarantine => self.app.gate.note_quarantine(identity, until_ms / 1000),
+            _ => self
+                .app
+                .watch
+                .hold_elsewhere(id, identity, action, until_ms),
+        }
         Ok(())
     }
 
-    fn lift(&self, id: &str, identity: &str, by: &[String]) -> Result<()> {
-        self.app.gate.forget_quarantine(identity);
+    fn lift(&self, id: &str, identity: &str, action: Action, by: &[String]) -> Result<()> {
+        match action {
+            Action::Quarantine => self.app.gate.forget_quarantine(identity),
+            _ => self.app.watch.lift_elsewhere(id),
+        }
         if let Some(decision) = id
             .strip_prefix(&self.me)
             .and_then(|rest| rest.strip_prefix('/'))
@@ -1228,9 +1248,15 @@ async fn enforce_state(
                 Act::Impose {
                     id,
                     identity,
+                    action,
                     until_ms,
-                } => c.impose(id, identity, *until_ms),
-                Act::Lift { id, identity, by } => c.lift(id, identity, by),
+                } => c.impose(id, identity, *action, *until_ms),
+                Act::Lift {
+                    id,
+                    identity,
+                    action,
+                    by,
+                } => c.lift(id, identity, *action, by),
                 // A document two administrators signed that this build cannot read: the
                 // act stays owed, so the custodian stops answering (it cannot confirm it
                 // carried out the state) rather than decide by an older policy.
@@ -1421,7 +1447,7 @@ impl ribat_gateway::watch::Enforcer for ToMesh {
         use ribat_detect::response::{Action, Target};
         if !matches!(
             (&d.target, d.action),
-            (Target::Identity(_), Action::Quarantine)
+            (Target::Identity(_), Action::Quarantine | Action::StepUp)
         ) || !d.enforces()
         {
             return Ok(false);

@@ -35,8 +35,9 @@ const WARM_UP: Duration = Duration::from_secs(10);
 /// window, so honest partners need a history first, and a long enough one to average out
 /// (with 10 s, an honest partner reading a few records in the window looked like a
 /// credential seen only now: 2 honest refusals in one run; with 11 minutes, a minute of
-/// history said too little: 23 in one run).
-const WARM_UP_DISTRIBUTED: Duration = Duration::from_secs(1_200);
+/// history said too little: 23 in one run). Twenty minutes of history at a partner's
+/// pace (a read a minute) is about twenty reads.
+const WARM_UP_DISTRIBUTED: Duration = Duration::from_secs(1_800);
 /// An honest counter clerk or supervisor serves one citizen at a time: never two reads
 /// closer than this (ten a minute at most, which is their quota).
 const COUNTER_GAP_MS: f64 = 6_500.0;
@@ -604,10 +605,14 @@ async fn honest_caller(
     seed: u64,
 ) {
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
-    // Well under each role's quota (a clerk: 10 distinct persons a minute).
+    // Well under each role's quotas, over runs of half an hour too: a clerk 10 distinct
+    // persons a minute and 60 an hour, a supervisor 200 an hour, a partner 20 a minute and
+    // 100 an hour (at a read every 8 s, partners passed their hour's 100 in the first
+    // 20-minute run and were then held for hammering).
     let mean_ms = match c.role {
-        Role::Clerk | Role::Supervisor => 20_000.0,
-        _ => 8_000.0,
+        Role::Clerk => 90_000.0,
+        Role::Supervisor => 30_000.0,
+        _ => 60_000.0,
     };
     let Ok(gap) = Exp::new(1.0 / mean_ms) else {
         return;
@@ -619,7 +624,14 @@ async fn honest_caller(
             Role::Clerk | Role::Supervisor => f64::max(gap.sample(&mut rng), COUNTER_GAP_MS),
             _ => gap.sample(&mut rng),
         };
-        tokio::time::sleep(Duration::from_millis(wait.min(30_000.0) as u64)).await;
+        // Waits of minutes, told to stop within a second.
+        let until = tokio::time::Instant::now() + Duration::from_millis(wait as u64);
+        while tokio::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            tokio::time::sleep_until(
+                until.min(tokio::time::Instant::now() + Duration::from_secs(1)),
+            )
+            .await;
+        }
         if stop.load(Ordering::SeqCst) {
             break;
         }
