@@ -566,6 +566,61 @@ mod tests {
     const GO_NOTE: &str = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
 
     #[test]
+    fn a_key_says_its_id_and_a_signer_shows_its_verifier() {
+        let k = VerifierKey::parse(GO_VERIFIER).unwrap();
+        assert_eq!(k.id(), 0xc74f_20a3);
+        let signer = NoteSigner::parse(GO_SIGNER).unwrap();
+        assert_eq!(
+            format!("{signer:?}"),
+            format!("NoteSigner({})", signer.verifier())
+        );
+    }
+
+    #[test]
+    fn a_signature_is_a_key_id_and_at_least_one_byte() {
+        let with_sig =
+            |raw: &[u8]| format!("text\n\n— PeterNeumann {}\n", Base64::encode_string(raw));
+        assert!(SignedNote::parse(&with_sig(&[1, 2, 3, 4, 5])).is_ok());
+        let e = SignedNote::parse(&with_sig(&[1, 2, 3, 4])).unwrap_err();
+        assert!(e.to_string().contains("too short"), "{e}");
+    }
+
+    #[test]
+    fn a_cosignature_time_is_at_most_the_largest_signed_64_bit_time() {
+        let w = NoteSigner::from_seed("w.ribat.test", COSIGNATURE_V1, &[7; 32]).unwrap();
+        let at = |time: u64| {
+            let mut n =
+                SignedNote::parse(&format!("{GO_TEXT}\n{}", w.sign_line(GO_TEXT, time))).unwrap();
+            n.text = GO_TEXT.to_owned();
+            n.verify(&w.verifier())
+        };
+        assert_eq!(at(i64::MAX as u64), Ok(i64::MAX as u64));
+        assert!(matches!(
+            at(i64::MAX as u64 + 1),
+            Err(NoteError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn a_checkpoint_size_is_a_decimal_number_without_leading_zeros() {
+        let root = Base64::encode_string(&[0u8; 32]);
+        for bad in ["", "12a", "012", "-1"] {
+            let body = format!("ribat.test/log\n{bad}\n{root}\n");
+            let e = Checkpoint::parse(&body).unwrap_err();
+            assert!(
+                e.to_string().contains("without leading zeros"),
+                "{bad:?}: {e}"
+            );
+        }
+        assert_eq!(
+            Checkpoint::parse(&format!("ribat.test/log\n0\n{root}\n"))
+                .unwrap()
+                .size,
+            0
+        );
+    }
+
+    #[test]
     fn a_note_is_at_most_64_kib() {
         let sig = GO_NOTE.split("\n\n").nth(1).unwrap();
         let of = |body: usize| format!("{}\n{sig}", "n".repeat(body - 1) + "\n");

@@ -214,3 +214,38 @@ pub fn verify_consistency(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::hash::leaf;
+    use crate::memtree::MemTree;
+
+    #[test]
+    fn every_leaf_of_every_small_tree_is_proven_at_its_index_and_at_no_other() {
+        let leaves: Vec<Hash> = (0u32..40).map(|i| leaf(&i.to_be_bytes())).collect();
+        let mut t = MemTree::new();
+        for l in &leaves {
+            t.push(*l);
+        }
+        for size in 1..=40u64 {
+            let root = t.root(size).unwrap();
+            for index in 0..size {
+                let proof = t.inclusion_proof(index, size).unwrap();
+                let l = &leaves[index as usize];
+                verify_inclusion(index, size, l, &proof, &root).unwrap();
+                // The same proof for the next leaf, or this leaf at the next index, fails.
+                if index + 1 < size {
+                    let next = &leaves[index as usize + 1];
+                    assert!(verify_inclusion(index, size, next, &proof, &root).is_err());
+                    assert!(verify_inclusion(index + 1, size, l, &proof, &root).is_err());
+                }
+            }
+            assert!(matches!(
+                root_from_inclusion(size, size, &leaves[0], &[]),
+                Err(ProofError::IndexOutOfRange { .. })
+            ));
+        }
+    }
+}
