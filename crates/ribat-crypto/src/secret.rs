@@ -119,4 +119,13 @@ mod tests {
         assert!(SecretScalar::from_canonical_bytes([0xff; 32]).is_none());
         assert!(SecretScalar::from_canonical_bytes([1; 32]).is_some());
     }
+
+    #[test]
+    fn a_scalar_round_trips_through_its_canonical_bytes() {
+        let s = Scalar::from(0x0123_4567_89ab_cdefu64) * Scalar::from(977u32);
+        let bytes = SecretScalar::new(s).to_bytes();
+        assert_eq!(*bytes, s.to_bytes());
+        let back = SecretScalar::from_canonical_bytes(*bytes).unwrap();
+        assert_eq!(back.expose(), &s);
+    }
 }

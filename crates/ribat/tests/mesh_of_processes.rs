@@ -2531,22 +2531,29 @@ fn the_2025_attack_simulated_against_three_node_processes_is_refused_everywhere_
 }
 
 #[test]
-fn the_honey_and_enumeration_attacks_simulated_against_three_node_processes_are_quarantined_by_every_node()
+fn the_honey_enumeration_and_snooping_attacks_simulated_against_three_node_processes_are_held_by_every_node()
  {
-    for scenario in ["honey", "enumeration"] {
+    for scenario in ["honey", "enumeration", "insider-snooping"] {
         let d = tempfile::tempdir().unwrap();
         let o = simulate_mesh(d.path(), scenario, &["--persons", "2000", "--json"]);
         assert!(o.status.success(), "{scenario}: {}", common::text(&o));
         let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(r["scenario"], scenario, "{r}");
         // The embedded run's bounds: a honey record comes among the first 25 reads, a walk
-        // is seen at its seventh lookup.
+        // is seen at its seventh lookup, a snoop at its first public figure.
         let most = if scenario == "honey" { 25 } else { 10 };
         assert!(r["records_exposed"].as_u64().unwrap() <= most, "{r}");
         assert_eq!(r["legit_failures"], 0, "{r}");
         assert!(r["legit_requests"].as_u64().unwrap() > 0, "{r}");
+        // Quarantines are carried out by every node's gateway and custodian; a step-up (the
+        // snoop) by every node's gateway, though only node 1's detectors saw it.
+        let parts: &[&str] = if scenario == "insider-snooping" {
+            &["gateway_s"]
+        } else {
+            &["gateway_s", "custodian_s"]
+        };
         for n in r["per_node"].as_array().unwrap() {
-            for part in ["gateway_s", "custodian_s"] {
+            for part in parts {
                 assert!(
                     n[part].as_f64().is_some(),
                     "{scenario} {part} of {}: {r}",
