@@ -6,34 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
 
+mod common;
+
+use ribat_audit::Hash;
 use ribat_audit::log::{CosignError, Log};
 use ribat_audit::note::{COSIGNATURE_V1, Checkpoint, ED25519, NoteSigner};
 use ribat_audit::witness::Witness;
-use ribat_audit::{AuditEntry, Hash};
 
 const ORIGIN: &str = "ribat.test/audit/node-1";
 
 fn entry(i: u64) -> Vec<u8> {
-    AuditEntry {
-        v: 1,
-        time_ms: 1_763_900_000_000 + i,
-        node: "node-1".into(),
-        request_id: format!("req-{i}"),
-        identity: "clerk.amal".into(),
-        role: "clerk".into(),
-        institution: "agency-casa-anfa".into(),
-        purpose: "counter-service".into(),
-        subject: format!("p-{i:05}"),
-        record: format!("p-{i:05}"),
-        table: "persons".into(),
-        classes: vec!["identity".into()],
-        fields: vec!["cin".into()],
-        outcome: "released".into(),
-        reason: None,
-        custodians: vec![1, 2],
-    }
-    .encode()
-    .unwrap()
+    common::entry(i, &format!("p-{i:05}"))
 }
 
 struct Fixture {

@@ -6,36 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
 
+mod common;
+
+use common::entry;
 use ribat_audit::log::{CosignError, Cosigner, Log};
 use ribat_audit::note::{COSIGNATURE_V1, ED25519, NoteSigner};
 use ribat_audit::witness::Witness;
-use ribat_audit::{AuditEntry, Hash, VerifierKey};
+use ribat_audit::{Hash, VerifierKey};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const ORIGIN: &str = "ribat.test/audit/rounds";
-
-fn entry(i: u64, subject: &str) -> Vec<u8> {
-    AuditEntry {
-        v: 1,
-        time_ms: 1_763_900_000_000 + i,
-        node: "node-1".into(),
-        request_id: format!("req-{i}"),
-        identity: "clerk.amal".into(),
-        role: "clerk".into(),
-        institution: "agency-casa-anfa".into(),
-        purpose: "counter-service".into(),
-        subject: subject.into(),
-        record: subject.into(),
-        table: "persons".into(),
-        classes: vec!["identity".into()],
-        fields: vec!["cin".into()],
-        outcome: "released".into(),
-        reason: None,
-        custodians: vec![1, 2],
-    }
-    .encode()
-    .unwrap()
-}
 
 /// A witness on another host: it believes only the entries it is shown.
 struct Checking(Witness);
