@@ -183,7 +183,60 @@ pub fn read_leaf_hashes(dir: &Path, size: u64) -> Vec<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::hash::leaf;
+
+    fn tree_of(entries: &[Vec<u8>]) -> MemTree {
+        let mut t = MemTree::new();
+        for e in entries {
+            t.push(leaf(e));
+        }
+        t
+    }
+
+    #[test]
+    fn the_tiles_of_600_entries_hold_their_entries_and_hashes() {
+        let d = tempfile::tempdir().unwrap();
+        let entries: Vec<Vec<u8>> = (0..600)
+            .map(|i| format!("entry {i}").into_bytes())
+            .collect();
+        let tree = tree_of(&entries);
+        write_tiles(&hash_tiles(d.path(), &tree, 600, 0).unwrap()).unwrap();
+        publish_entries(d.path(), 600, 0, |i| Ok(entries[i as usize].clone())).unwrap();
+        // Entry bundles: 256, 256 and 88 entries, each as u16 length and bytes.
+        let mut read = Vec::new();
+        for (n, width) in [(0, 256), (1, 256), (2, 88)] {
+            let b = std::fs::read(tile_path(d.path(), "entries", n, width)).unwrap();
+            let mut at = 0;
+            while at < b.len() {
+                let len = usize::from(u16::from_be_bytes([b[at], b[at + 1]]));
+                read.push(b[at + 2..at + 2 + len].to_vec());
+                at += 2 + len;
+            }
+        }
+        assert_eq!(read, entries);
+        // Level 0: every leaf hash; level 1: the two full subtrees of 256.
+        let leaves: Vec<[u8; 32]> = entries.iter().map(|e| leaf(e).0).collect();
+        assert_eq!(read_leaf_hashes(d.path(), 600), leaves);
+        let level1 = std::fs::read(tile_path(d.path(), "1", 0, 2)).unwrap();
+        let second = tree_of(&entries[256..512]).root(256).unwrap();
+        assert_eq!(level1[..32], tree.root(256).unwrap().0);
+        assert_eq!(level1[32..], second.0);
+        // From 512 on, only the tiles that hold 512 and later are computed again.
+        let again: Vec<PathBuf> = hash_tiles(d.path(), &tree, 600, 512)
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            again,
+            [
+                tile_path(d.path(), "0", 2, 88),
+                tile_path(d.path(), "1", 0, 2)
+            ]
+        );
+    }
 
     #[test]
     fn index_paths_follow_the_spec() {

@@ -249,6 +249,9 @@ mod tests {
         assert!(deal("identity", 4, 3).is_err());
         assert!(check_threshold(2, 256).is_err());
         assert!(check_threshold(2, 2).is_ok());
-        assert!(check_threshold(2, 255).is_ok(), "255 custodians are supported");
+        assert!(
+            check_threshold(2, 255).is_ok(),
+            "255 custodians are supported"
+        );
     }
 }
