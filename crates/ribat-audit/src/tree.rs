@@ -81,3 +81,19 @@ fn subproof(m: u64, leaves: &[Hash], complete: bool, out: &mut Vec<Hash>) {
         out.push(root(&leaves[..ku]));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::hash::leaf;
+
+    #[test]
+    fn the_reference_consistency_proof_is_empty_from_nothing_and_to_itself() {
+        let leaves: Vec<Hash> = (0u32..8).map(|i| leaf(&i.to_be_bytes())).collect();
+        assert_eq!(consistency_proof(8, &leaves), Some(vec![]));
+        assert_eq!(consistency_proof(0, &leaves), Some(vec![]));
+        assert_eq!(consistency_proof(9, &leaves), None);
+        assert!(!consistency_proof(3, &leaves).unwrap().is_empty());
+    }
+}

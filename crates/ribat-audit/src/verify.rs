@@ -277,3 +277,62 @@ fn check_notes(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::note::{COSIGNATURE_V1, ED25519, NoteSigner};
+
+    fn key(name: &str, kind: u8, seed: u8) -> VerifierKey {
+        NoteSigner::from_seed(name, kind, &[seed; 32])
+            .unwrap()
+            .verifier()
+    }
+
+    #[test]
+    fn a_trust_file_names_the_log_its_witnesses_and_their_quorum() {
+        let log = key("ribat.test/log", ED25519, 1);
+        let (w1, w2) = (
+            key("w1.ribat.test", COSIGNATURE_V1, 2),
+            key("w2.ribat.test", COSIGNATURE_V1, 3),
+        );
+        let text = format!("# the fund's log\n\nlog {log}\nwitness {w1}\nwitness {w2}\nquorum 1\n");
+        let t = Trust::parse(&text).unwrap();
+        assert_eq!((t.log.id(), t.witnesses.len(), t.quorum), (log.id(), 2, 1));
+        assert_eq!(t.witnesses[1].id(), w2.id());
+        assert_eq!(Trust::parse(&t.to_text()).unwrap().to_text(), t.to_text());
+        assert_eq!(
+            t.to_text(),
+            format!("log {log}\nwitness {w1}\nwitness {w2}\nquorum 1\n")
+        );
+        // Without a quorum line: every witness.
+        let all = Trust::parse(&format!("log {log}\nwitness {w1}\nwitness {w2}\n")).unwrap();
+        assert_eq!(all.quorum, 2);
+        assert_eq!(
+            Trust::parse(&format!("log {log}\nwitness {w1}\nquorum 1\n"))
+                .unwrap()
+                .quorum,
+            1,
+            "a quorum of all the witnesses"
+        );
+        for (bad, says) in [
+            (format!("witness {w1}\n"), "no `log KEY` line"),
+            (
+                format!("log {log}\nwitness {w1}\nquorum 2\n"),
+                "quorum 2 with 1 witnesses",
+            ),
+            (
+                format!("log {log}\nquorum x\n"),
+                "trust line 2: quorum is a number",
+            ),
+            (
+                format!("log {log}\nwatcher {w1}\n"),
+                "trust line 2: expected",
+            ),
+        ] {
+            let e = Trust::parse(&bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+}
