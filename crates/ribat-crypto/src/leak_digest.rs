@@ -433,6 +433,9 @@ mod tests {
         assert!(borrowed(Field::Cin, "BE123456"));
         assert!(borrowed(Field::Salary, "120"));
         assert!(borrowed(Field::Salary, "0"));
+        assert!(borrowed(Field::Birth, "2020-01-31"));
+        // Ten bytes with a space in them are not a date of ten characters.
+        assert_eq!(normal_form(Field::Birth, " 2020-01-3"), None);
         for (f, v, normal) in [
             (Field::Cin, " be 123-456", Some("BE123456")),
             (Field::Cin, "BE", None),
