@@ -569,6 +569,7 @@ mod tests {
     fn a_key_says_its_id_and_a_signer_shows_its_verifier() {
         let k = VerifierKey::parse(GO_VERIFIER).unwrap();
         assert_eq!(k.id(), 0xc74f_20a3);
+        assert_eq!(k.name(), "PeterNeumann");
         let signer = NoteSigner::parse(GO_SIGNER).unwrap();
         assert_eq!(
             format!("{signer:?}"),
