@@ -6,7 +6,7 @@
 //! the real one, so the run is real time, and only the scenarios that happen within
 //! minutes run here: `cnss-bulk` (the 2025 attack), `distributed`, `enumeration`, `honey`
 //! and `insider-snooping`, each on node 1's gateway with its embedded plan (gaps that only
-//! spread a burst over a simulated morning shortened, see [`pace`]). What it measures:
+//! spread a burst over a simulated morning shortened, see `pace`). What it measures:
 //! records the attackers received, when the attacked gateway first answered with a
 //! response in force, and when *every* node did — each node's gateway and, for
 //! quarantines, each node's custodian asked directly — from the attack's first request.
