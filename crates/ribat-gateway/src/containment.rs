@@ -40,22 +40,15 @@ impl Containment {
             self.essential = Some((until, d.id.clone()));
             return;
         }
-        self.by_target
-            .entry(d.target.clone())
-            .or_default()
-            .push(Active {
-                id: d.id.clone(),
-                action: d.action,
-                until_ms: d.until_ms,
-            });
+        self.hold(&d.id, d.target.clone(), d.action, d.until_ms);
     }
 
-    /// Holds `target` by `action` until `until_ms` under restriction `id`, decided
-    /// elsewhere (in a mesh: another node's decision, carried by the log).
+    /// Holds `target` by `action` until `until_ms` under restriction `id`: this gateway's
+    /// decision, or one decided elsewhere (in a mesh: another node's, carried by the log).
     pub fn hold(&mut self, id: &str, target: Target, action: Action, until_ms: u64) {
         let list = self.by_target.entry(target).or_default();
         if list.iter().any(|a| a.id == id) {
-            return; // carried out again after a restart of the carrier: once is enough
+            return; // carried out again (a restart of the carrier): once is enough
         }
         list.push(Active {
             id: id.to_owned(),
