@@ -19,8 +19,9 @@ struct Active {
 #[derive(Debug, Default)]
 pub struct Containment {
     by_target: HashMap<Target, Vec<Active>>,
-    /// Essential-services mode: (until, decision id).
-    essential: Option<(u64, String)>,
+    /// Essential-services fallbacks: (until, decision id). The fund serves essential
+    /// services only while any of them lasts.
+    essential: Vec<(u64, String)>,
     /// Request times in the last minute, per throttled identity.
     recent: HashMap<String, VecDeque<u64>>,
 }
@@ -35,17 +36,20 @@ impl Containment {
         if !d.enforces() {
             return;
         }
-        if d.action == Action::Essential {
-            let until = self.essential.as_ref().map_or(0, |e| e.0).max(d.until_ms);
-            self.essential = Some((until, d.id.clone()));
-            return;
-        }
         self.hold(&d.id, d.target.clone(), d.action, d.until_ms);
     }
 
     /// Holds `target` by `action` until `until_ms` under restriction `id`: this gateway's
     /// decision, or one decided elsewhere (in a mesh: another node's, carried by the log).
+    /// An essential-services fallback holds the whole fund whatever role it names: the
+    /// role that surged is not among the essential ones.
     pub fn hold(&mut self, id: &str, target: Target, action: Action, until_ms: u64) {
+        if action == Action::Essential {
+            if !self.essential.iter().any(|(_, e)| e == id) {
+                self.essential.push((until_ms, id.to_owned()));
+            }
+            return;
+        }
         let list = self.by_target.entry(target).or_default();
         if list.iter().any(|a| a.id == id) {
             return; // carried out again (a restart of the carrier): once is enough
@@ -59,9 +63,7 @@ impl Containment {
 
     /// Lifts a decision.
     pub fn release(&mut self, id: &str) {
-        if self.essential.as_ref().is_some_and(|(_, e)| e == id) {
-            self.essential = None;
-        }
+        self.essential.retain(|(_, e)| e != id);
         for list in self.by_target.values_mut() {
             list.retain(|a| a.id != id);
         }
@@ -114,8 +116,11 @@ impl Containment {
                 }
             }
         }
-        if let Some((until, id)) = &self.essential
-            && *until > now_ms
+        if let Some((until, id)) = self
+            .essential
+            .iter()
+            .filter(|(until, _)| *until > now_ms)
+            .max_by_key(|(until, _)| *until)
             && !essential.contains(&actor.role)
         {
             return Err(Problem::unavailable(
@@ -276,11 +281,33 @@ mod tests {
             c.check(&actor("c2", "clerk"), false, &essential(), 1_000_001)
                 .is_ok()
         );
+        // A second fallback, decided elsewhere (another node's, carried by the mesh) and
+        // lasting longer: releasing the first leaves the fund on the second, which says so.
+        c.hold(
+            "node-2/e",
+            Target::Role("partner".into()),
+            Action::Essential,
+            2_000_000,
+        );
+        c.hold(
+            "node-2/e",
+            Target::Role("partner".into()),
+            Action::Essential,
+            2_000_000,
+        );
         c.release(&ess.id);
+        let e = c
+            .check(&actor("p9", "partner"), false, &essential(), 1_000_001)
+            .unwrap_err();
+        assert!(e.detail.contains("node-2/e"), "{}", e.detail);
+        let held = c.in_force(1_000_001);
+        assert!(held.contains(&"node-2/e".to_owned()) && !held.contains(&ess.id));
+        c.release("node-2/e");
         assert!(
             c.check(&actor("p9", "partner"), false, &essential(), 1_000_001)
                 .is_ok()
         );
+        assert!(!c.in_force(1_000_001).contains(&"node-2/e".to_owned()));
 
         c.apply(&decision(
             Target::Identity("p3".into()),

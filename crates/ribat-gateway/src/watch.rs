@@ -543,17 +543,17 @@ impl Watch {
         held
     }
 
-    /// Holds `identity` by `action` until `until_ms`: restriction `id`, which another
-    /// node decided (in a mesh, carried to this one by the log).
+    /// Holds `target` by `action` until `until_ms`: restriction `id`, which another node
+    /// decided (in a mesh, carried to this one by the log).
     pub fn hold_elsewhere(
         &self,
         id: &str,
-        identity: &str,
+        target: Target,
         action: ribat_detect::Action,
         until_ms: u64,
     ) {
         if let Ok(mut c) = self.containment.lock() {
-            c.hold(id, Target::Identity(identity.to_owned()), action, until_ms);
+            c.hold(id, target, action, until_ms);
         }
     }
 

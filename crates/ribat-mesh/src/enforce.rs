@@ -1,11 +1,16 @@
-//! What a node's custodian must do so that it refuses exactly whom the security state
-//! restricts: a pure step from the state (and the node's clock) to the acts still owed.
+//! What a node's gateway and custodian must do so that they restrict exactly what the
+//! security state restricts: a pure step from the state (and the node's clock) to the acts
+//! still owed.
 //!
-//! Restricting is always safe, so a quarantine is imposed as soon as its entry is applied
+//! Restricting is always safe, so a restriction is imposed as soon as its entry is applied
 //! (one member's signature); a release is carried out only once it is in the state, which
-//! means two administrators signed it. An identity held by two restrictions stays held
-//! until both are released. A node that restarts has forgotten what it did: it owes every
-//! act again, and imposing or lifting twice is harmless.
+//! means two administrators signed it. A target held twice the same way stays held until
+//! both are released. A node that restarts has forgotten what it did: it owes every act
+//! again, and imposing or lifting twice is harmless.
+//!
+//! What travels ([`carried`]): an identity's quarantine, step-up or throttle, and a role's
+//! fall-back to essential services. Restrictions of one certificate, one source address or
+//! one node stay where they were decided: they are about what that node saw of a peer.
 
 use crate::state::{Held, SecurityState};
 use ribat_detect::response::{Action, Target};
@@ -14,25 +19,26 @@ use std::collections::BTreeSet;
 /// One act owed by a custodian.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Act {
-    /// Restrict `identity` until `until_ms`: refuse it (a quarantine, carried out by
-    /// gateways and custodians) or ask a supervisor's co-signature of each of its requests
-    /// (a step-up, carried out by gateways).
+    /// Restrict `target` by `action` until `until_ms`: refuse an identity (a quarantine,
+    /// carried out by gateways and custodians), ask a supervisor's co-signature of each of
+    /// its requests (a step-up) or slow it down (a throttle), or serve a role's essential
+    /// services only (these three carried out by gateways).
     Impose {
         /// The restriction.
         id: String,
-        /// Who.
-        identity: String,
-        /// [`Action::Quarantine`] or [`Action::StepUp`].
+        /// Whom: an identity, or a role for [`Action::Essential`].
+        target: Target,
+        /// One of the actions that are [`carried`].
         action: Action,
         /// Until, ms since the epoch.
         until_ms: u64,
     },
-    /// Serve `identity` again as the restriction did not.
+    /// Serve `target` again as the restriction did not.
     Lift {
         /// The restriction released.
         id: String,
-        /// Who.
-        identity: String,
+        /// Whom.
+        target: Target,
         /// What the restriction was.
         action: Action,
         /// The administrators whose signatures released it.
@@ -79,19 +85,28 @@ pub struct Enforcement {
     allowed: BTreeSet<String>,
 }
 
-/// The identity a restriction holds and how, for the restrictions a node carries out
-/// from the log: quarantines and step-ups of identities.
-fn restricted(h: &Held) -> Option<(&str, Action)> {
-    match (&h.restriction.target, h.restriction.action) {
-        (Target::Identity(who), a @ (Action::Quarantine | Action::StepUp)) => Some((who, a)),
-        _ => None,
-    }
+/// Whether a restriction of `target` by `action` travels through the mesh: every node
+/// carries it out, not only the one whose detectors decided it.
+pub fn carried(target: &Target, action: Action) -> bool {
+    matches!(
+        (target, action),
+        (
+            Target::Identity(_),
+            Action::Quarantine | Action::StepUp | Action::Throttle { .. }
+        ) | (Target::Role(_), Action::Essential)
+    )
+}
+
+/// What a restriction holds and how, for the restrictions a node carries out from the log.
+fn restricted(h: &Held) -> Option<(&Target, Action)> {
+    let (target, action) = (&h.restriction.target, h.restriction.action);
+    carried(target, action).then_some((target, action))
 }
 
 impl Enforcement {
     /// The acts owed by the state at `now_ms` that were not yet carried out.
     pub fn owed(&self, state: &SecurityState, now_ms: u64) -> Vec<Act> {
-        let held: BTreeSet<(&str, Action)> =
+        let held: BTreeSet<(&Target, Action)> =
             state.in_force(now_ms).filter_map(restricted).collect();
         let mut acts = Vec::new();
         if let Some(p) = state.policy()
@@ -121,15 +136,15 @@ impl Enforcement {
             }
         }
         for h in state.restrictions() {
-            let Some((who, action)) = restricted(h) else {
+            let Some((target, action)) = restricted(h) else {
                 continue;
             };
             let id = &h.restriction.id;
             if let Some(by) = &h.released_by {
-                if !self.lifted.contains(id) && !held.contains(&(who, action)) {
+                if !self.lifted.contains(id) && !held.contains(&(target, action)) {
                     acts.push(Act::Lift {
                         id: id.clone(),
-                        identity: who.to_owned(),
+                        target: target.clone(),
                         action,
                         by: by.iter().cloned().collect(),
                     });
@@ -137,7 +152,7 @@ impl Enforcement {
             } else if h.restriction.until_ms > now_ms && !self.imposed.contains(id) {
                 acts.push(Act::Impose {
                     id: id.clone(),
-                    identity: who.to_owned(),
+                    target: target.clone(),
                     action,
                     until_ms: h.restriction.until_ms,
                 });
@@ -216,10 +231,18 @@ mod tests {
         }
 
         fn restrict_by(&mut self, id: &str, who: &str, action: Action, until_ms: u64) {
+            self.restrict_until(id, Target::Identity(who.into()), action, until_ms);
+        }
+
+        fn restrict_target(&mut self, id: &str, target: Target, action: Action) {
+            self.restrict_until(id, target, action, 10_000);
+        }
+
+        fn restrict_until(&mut self, id: &str, target: Target, action: Action, until_ms: u64) {
             let restriction = Restriction {
                 id: id.into(),
                 rule: "bulk-read".into(),
-                target: Target::Identity(who.into()),
+                target,
                 action,
                 until_ms,
                 evidence: "00".into(),
@@ -356,7 +379,7 @@ mod tests {
             acts,
             vec![Act::Impose {
                 id: "node-1/a".into(),
-                identity: "partner.x".into(),
+                target: Target::Identity("partner.x".into()),
                 action: Action::Quarantine,
                 until_ms: 10_000
             }]
@@ -374,7 +397,7 @@ mod tests {
             acts,
             vec![Act::Lift {
                 id: "node-1/a".into(),
-                identity: "partner.x".into(),
+                target: Target::Identity("partner.x".into()),
                 action: Action::Quarantine,
                 by: vec!["sec.a".into(), "sec.b".into()]
             }]
@@ -413,13 +436,13 @@ mod tests {
             vec![
                 Act::Impose {
                     id: "node-1/a".into(),
-                    identity: "partner.x".into(),
+                    target: Target::Identity("partner.x".into()),
                     action: Action::Quarantine,
                     until_ms: 10_000
                 },
                 Act::Lift {
                     id: "node-1/b".into(),
-                    identity: "clerk.y".into(),
+                    target: Target::Identity("clerk.y".into()),
                     action: Action::Quarantine,
                     by: vec!["sec.a".into(), "sec.b".into()]
                 },
@@ -433,26 +456,19 @@ mod tests {
         let mut e = Enforcement::default();
         w.restrict_by("node-1/s", "clerk.c", Action::StepUp, 10_000);
         w.restrict("node-1/q", "clerk.c", 10_000);
-        // An alert or a throttle does not travel.
-        w.restrict_by(
-            "node-1/t",
-            "clerk.c",
-            Action::Throttle { per_minute: 2 },
-            10_000,
-        );
         let acts = e.owed(&w.state, 0);
         assert_eq!(
             acts,
             vec![
                 Act::Impose {
                     id: "node-1/q".into(),
-                    identity: "clerk.c".into(),
+                    target: Target::Identity("clerk.c".into()),
                     action: Action::Quarantine,
                     until_ms: 10_000
                 },
                 Act::Impose {
                     id: "node-1/s".into(),
-                    identity: "clerk.c".into(),
+                    target: Target::Identity("clerk.c".into()),
                     action: Action::StepUp,
                     until_ms: 10_000
                 },
@@ -465,11 +481,75 @@ mod tests {
             e.owed(&w.state, 1),
             vec![Act::Lift {
                 id: "node-1/s".into(),
-                identity: "clerk.c".into(),
+                target: Target::Identity("clerk.c".into()),
                 action: Action::StepUp,
                 by: vec!["sec.a".into(), "sec.b".into()]
             }]
         );
+    }
+
+    #[test]
+    fn a_throttle_and_a_roles_essential_fallback_travel_and_what_a_node_saw_of_a_peer_does_not() {
+        let mut w = world();
+        let mut e = Enforcement::default();
+        let throttle = Action::Throttle { per_minute: 2 };
+        w.restrict_by("node-1/t", "partner.p", throttle, 10_000);
+        w.restrict_target(
+            "node-1/e",
+            Target::Role("partner".into()),
+            Action::Essential,
+        );
+        // Stay where they were decided: what one node saw of a certificate, an address or
+        // a node, an alert, and a role held by anything but the fallback.
+        w.restrict_target(
+            "node-1/c",
+            Target::Certificate("s-1".into()),
+            Action::Quarantine,
+        );
+        w.restrict_target(
+            "node-1/a",
+            Target::Address("10.0.0.9".into()),
+            Action::Quarantine,
+        );
+        w.restrict_target(
+            "node-1/n",
+            Target::Node("gateway.node-2".into()),
+            Action::Quarantine,
+        );
+        w.restrict_by("node-1/al", "partner.p", Action::Alert, 10_000);
+        w.restrict_target("node-1/r", Target::Role("clerk".into()), Action::Quarantine);
+        let acts = e.owed(&w.state, 0);
+        assert_eq!(
+            acts,
+            vec![
+                Act::Impose {
+                    id: "node-1/e".into(),
+                    target: Target::Role("partner".into()),
+                    action: Action::Essential,
+                    until_ms: 10_000
+                },
+                Act::Impose {
+                    id: "node-1/t".into(),
+                    target: Target::Identity("partner.p".into()),
+                    action: throttle,
+                    until_ms: 10_000
+                },
+            ]
+        );
+        carry_out(&mut e, &acts);
+        w.release("node-1/e", 2);
+        assert_eq!(
+            e.owed(&w.state, 1),
+            vec![Act::Lift {
+                id: "node-1/e".into(),
+                target: Target::Role("partner".into()),
+                action: Action::Essential,
+                by: vec!["sec.a".into(), "sec.b".into()]
+            }]
+        );
+        assert!(carried(&Target::Identity("x".into()), Action::Quarantine));
+        assert!(!carried(&Target::Identity("x".into()), Action::Essential));
+        assert!(!carried(&Target::Role("x".into()), Action::StepUp));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::home::{Home, StoreSpec};
 use crate::passphrases::Source;
 use crate::{bail, ensure};
 use ribat_crypto::passphrase::KdfParams;
-use ribat_detect::response::Action;
+use ribat_detect::response::{Action, Target};
 use ribat_identity::ca::{Ca, CertKind, write_file};
 use ribat_identity::tls::{ServerTls, TlsFiles, client_config};
 use ribat_mesh::{Admin, Genesis, KeyPair, Member, PublicKey};
@@ -878,13 +878,13 @@ pub(crate) fn now_ms() -> u64 {
 
 /// A part of this node that refuses whom the security state restricts.
 trait Carrier: Send + Sync {
-    /// Restricts `identity` by `action` until `until_ms` (restriction `id`): a quarantine
-    /// refuses it, a step-up asks a supervisor's co-signature of each request (gateways
-    /// only).
-    fn impose(&self, id: &str, identity: &str, action: Action, until_ms: u64) -> Result<()>;
-    /// Serves `identity` again as restriction `id` did not: it was released by the
+    /// Restricts `target` by `action` until `until_ms` (restriction `id`): a quarantine
+    /// refuses an identity; a step-up (a supervisor's co-signature of each request), a
+    /// throttle and a role's essential-services fallback are for gateways only.
+    fn impose(&self, id: &str, target: &Target, action: Action, until_ms: u64) -> Result<()>;
+    /// Serves `target` again as restriction `id` did not: it was released by the
     /// administrators `by`.
-    fn lift(&self, id: &str, identity: &str, action: Action, by: &[String]) -> Result<()>;
+    fn lift(&self, id: &str, target: &Target, action: Action, by: &[String]) -> Result<()>;
     /// Decides by `policy` (version `version`, put in force by two administrators).
     fn set_policy(&self, version: u64, policy: ribat_custodian::policy::Policy) -> Result<()>;
     /// Detects by `rules` (put in force by two administrators), merged with the policy it
@@ -918,10 +918,10 @@ struct CustodianCarrier {
 }
 
 impl Carrier for CustodianCarrier {
-    fn impose(&self, id: &str, identity: &str, action: Action, until_ms: u64) -> Result<()> {
-        // A step-up is the gateways' to ask for; the node endorses it all the same (a
-        // restriction is always safe to sign).
-        if action == Action::Quarantine {
+    fn impose(&self, id: &str, target: &Target, action: Action, until_ms: u64) -> Result<()> {
+        // Step-ups, throttles and fallbacks are the gateways' to carry out; the node
+        // endorses them all the same (a restriction is always safe to sign).
+        if let (Target::Identity(identity), Action::Quarantine) = (target, action) {
             self.custodian
                 .impose(identity, until_ms / 1000, &format!("mesh restriction {id}"))?;
         }
@@ -931,10 +931,10 @@ impl Carrier for CustodianCarrier {
         Ok(())
     }
 
-    fn lift(&self, id: &str, identity: &str, action: Action, by: &[String]) -> Result<()> {
-        if action != Action::Quarantine {
+    fn lift(&self, id: &str, target: &Target, action: Action, by: &[String]) -> Result<()> {
+        let (Target::Identity(identity), Action::Quarantine) = (target, action) else {
             return Ok(());
-        }
+        };
         Ok(self.custodian.lift(
             identity,
             &format!("mesh restriction {id} released by {}", by.join(" and ")),
@@ -967,20 +967,24 @@ struct GatewayCarrier {
 }
 
 impl Carrier for GatewayCarrier {
-    fn impose(&self, id: &str, identity: &str, action: Action, until_ms: u64) -> Result<()> {
-        match action {
-            Action::Quarantine => self.app.gate.note_quarantine(identity, until_ms / 1000),
+    fn impose(&self, id: &str, target: &Target, action: Action, until_ms: u64) -> Result<()> {
+        match (target, action) {
+            (Target::Identity(identity), Action::Quarantine) => {
+                self.app.gate.note_quarantine(identity, until_ms / 1000)
+            }
             _ => self
                 .app
                 .watch
-                .hold_elsewhere(id, identity, action, until_ms),
+                .hold_elsewhere(id, target.clone(), action, until_ms),
         }
         Ok(())
     }
 
-    fn lift(&self, id: &str, identity: &str, action: Action, by: &[String]) -> Result<()> {
-        match action {
-            Action::Quarantine => self.app.gate.forget_quarantine(identity),
+    fn lift(&self, id: &str, target: &Target, action: Action, by: &[String]) -> Result<()> {
+        match (target, action) {
+            (Target::Identity(identity), Action::Quarantine) => {
+                self.app.gate.forget_quarantine(identity)
+            }
             _ => self.app.watch.lift_elsewhere(id),
         }
         if let Some(decision) = id
@@ -1247,16 +1251,16 @@ async fn enforce_state(
             let r = tokio::task::spawn_blocking(move || match &a {
                 Act::Impose {
                     id,
-                    identity,
+                    target,
                     action,
                     until_ms,
-                } => c.impose(id, identity, *action, *until_ms),
+                } => c.impose(id, target, *action, *until_ms),
                 Act::Lift {
                     id,
-                    identity,
+                    target,
                     action,
                     by,
-                } => c.lift(id, identity, *action, by),
+                } => c.lift(id, target, *action, by),
                 // A document two administrators signed that this build cannot read: the
                 // act stays owed, so the custodian stops answering (it cannot confirm it
                 // carried out the state) rather than decide by an older policy.
@@ -1426,10 +1430,11 @@ pub(crate) async fn propose_from_node(
     bail!("no leader took the proposal within 5 s")
 }
 
-/// Carries a gateway's decisions to the mesh: each quarantine of an identity that this
-/// node's detectors decide is signed with the node key and proposed, so that every node's
-/// custodian refuses that identity once it is committed (the gateway has already enforced
-/// it here, and handed it to each custodian directly).
+/// Carries a gateway's decisions to the mesh: each restriction this node's detectors decide
+/// that travels ([`ribat_mesh::enforce::carried`]: an identity's quarantine, step-up or
+/// throttle, a role's essential-services fallback) is signed with the node key and
+/// proposed, so that every node carries it out once it is committed (the gateway has
+/// already enforced it here, and handed a quarantine to each custodian directly).
 struct ToMesh {
     raft: MeshRaft,
     me: String,
@@ -1444,12 +1449,7 @@ impl ribat_gateway::watch::Enforcer for ToMesh {
     }
 
     fn enforce(&self, d: &ribat_detect::Decision) -> Result<bool, String> {
-        use ribat_detect::response::{Action, Target};
-        if !matches!(
-            (&d.target, d.action),
-            (Target::Identity(_), Action::Quarantine | Action::StepUp)
-        ) || !d.enforces()
-        {
+        if !ribat_mesh::enforce::carried(&d.target, d.action) || !d.enforces() {
             return Ok(false);
         }
         let evidence = {

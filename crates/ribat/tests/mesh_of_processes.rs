@@ -3359,6 +3359,197 @@ fn detection_rules_travel_through_the_log_by_two_administrators_and_every_gatewa
     }
 }
 
+/// A partner's read through `gateway` with a fresh token.
+fn partner_read(gateway: &str, partner: &Clerk, cnss: &str) -> ribat_net::client::Response {
+    let token = partner.token(gateway);
+    common::api::call(
+        gateway,
+        partner.cfg.clone(),
+        "GET",
+        &format!("/v1/persons/{cnss}?purpose=partner-verification"),
+        Some(&token),
+        None,
+    )
+    .unwrap()
+}
+
+/// The id in the mesh of the decision node `dir`'s own detectors took by `action`.
+fn mesh_id_of(dir: &Path, node: &str, action: &str) -> String {
+    let o = ribat(&[
+        "--home",
+        dir.to_str().unwrap(),
+        "decisions",
+        "list",
+        "--json",
+    ]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| {
+            let a = &r["decision"]["action"];
+            a == action || a.get(action).is_some() // `{"throttle": {"per_minute": 2}}`
+        })
+        .unwrap_or_else(|| panic!("no {action} decision on {node}: {rows:?}"));
+    format!("{node}/{}", row["decision"]["id"].as_str().unwrap())
+}
+
+#[test]
+fn a_throttle_and_a_roles_essential_services_fallback_decided_on_one_node_hold_at_every_gateway_until_two_administrators_release_them()
+ {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mesh");
+    let dirs = mesh_with_gateways(&out, &[1, 2]);
+    let _nodes = running_with_fund(d.path(), &dirs, (40, 3, 1, 23));
+    let (gw1, gw2) = (gateway_addr(&dirs[0]), gateway_addr(&dirs[1]));
+    let deployment = out.join("deployment");
+    let names = [
+        "partner.a",
+        "partner.b",
+        "partner.c",
+        "partner.d",
+        "partner.e",
+    ];
+    let issued: Vec<PathBuf> = names
+        .iter()
+        .chain(&["partner.t"])
+        .map(|n| issue_only(&deployment, n, "partner", "insurer-atlas").0)
+        .collect();
+    grant(
+        &out,
+        &issued.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    );
+    let partners: Vec<Clerk> = issued
+        .iter()
+        .map(|w| Clerk::new(dirs[0].join("ca.pem"), w.clone()))
+        .collect();
+    let clerk = Clerk::granted(&out, &dirs, "clerk.counter", "agence-fes");
+    let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(40, 3, 1, 23));
+    let ordered: Vec<String> = fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .take(12)
+        .map(|p| p.cnss.clone())
+        .collect();
+    // From both ends in turn: no walk through the number space (another rule's business).
+    let persons: Vec<String> = (0..6)
+        .flat_map(|i| [ordered[i].clone(), ordered[11 - i].clone()])
+        .collect();
+
+    // Rules version 1: the partners' role surges past 6 distinct persons in ten minutes.
+    rules_in_force(&out, &dirs[0], 1, |r| {
+        r["role-surge"]["limits"]["partner"] = 6.into();
+    });
+    // Four partners read two persons each on node 1's gateway, none above its own
+    // history: the role stands out, no identity does, and node 1 falls back to essential
+    // services from the seventh person on.
+    let mut statuses = Vec::new();
+    'reads: for (i, p) in partners[..4].iter().enumerate() {
+        for cnss in &persons[2 * i..2 * i + 2] {
+            let r = partner_read(&gw1, p, cnss);
+            statuses.push(r.status);
+            if r.status != 200 {
+                assert_eq!(common::api::problem(&r), "essential-only", "{statuses:?}");
+                break 'reads;
+            }
+        }
+    }
+    assert!(
+        statuses.len() >= 7 && statuses[..6] == [200; 6],
+        "{statuses:?}"
+    );
+    let fallback = mesh_id_of(&dirs[0], "node-1", "essential");
+    in_force_everywhere(&dirs[0], 1);
+    // Node 2's gateway saw none of it: a fifth partner is refused there all the same,
+    // naming node 1's decision; a clerk at a counter (an essential role) is served.
+    let r = poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        let r = partner_read(&gw2, &partners[4], &persons[8]);
+        match r.status {
+            503 => Ok(r),
+            s => Err(format!("node 2's gateway answered {s}, not 503")),
+        }
+    });
+    assert_eq!(common::api::problem(&r), "essential-only");
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains(&fallback), "{detail}");
+    let r = clerk.read(&gw2, &persons[9]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    // Two administrators release it through the mesh: both gateways serve partners again
+    // (node 1's own decision lifted by the same signatures).
+    let why = "a partner's yearly reconciliation, announced";
+    let (a1, a2) = (
+        approval(&out, "sec.amina", &["--id", &fallback, "--reason", why]),
+        approval(&out, "sec.youssef", &["--id", &fallback, "--reason", why]),
+    );
+    let o = ribat(&[
+        "mesh",
+        "release",
+        "--dir",
+        dirs[1].to_str().unwrap(),
+        "--id",
+        &fallback,
+        "--reason",
+        why,
+        "--approval",
+        &a1,
+        "--approval",
+        &a2,
+    ]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    in_force_everywhere(&dirs[0], 0);
+    let served_again = |gw: &str, p: &Clerk| {
+        poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            let r = partner_read(gw, p, &persons[0]);
+            match r.status {
+                200 => Ok(()),
+                s => Err(format!(
+                    "{gw} still answers {s}: {}",
+                    String::from_utf8_lossy(&r.body)
+                )),
+            }
+        })
+    };
+    served_again(&gw2, &partners[4]);
+
+    // Rules version 2: the role's limit back (at 6 node 1 would still see the role
+    // surging, and now single out whichever partner reads there next), and a partner
+    // reading too fast is throttled to two requests a minute rather than quarantined.
+    rules_in_force(&out, &dirs[0], 2, |r| {
+        r["role-surge"]["limits"]["partner"] = 300.into();
+        r["velocity"]["action"] = serde_json::json!({"throttle": {"per_minute": 2}});
+    });
+    served_again(&gw1, &partners[1]);
+    let t = &partners[5];
+    let mut statuses = Vec::new();
+    for cnss in &persons {
+        let r = partner_read(&gw1, t, cnss);
+        statuses.push(r.status);
+        if r.status != 200 {
+            assert_eq!(common::api::problem(&r), "throttled", "{statuses:?}");
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let throttle = mesh_id_of(&dirs[0], "node-1", "throttle");
+    // Node 2's gateway throttles the partner by node 1's decision, never having seen it
+    // read more than one person: at most two reads a minute there too.
+    let r = poll_until(Duration::from_secs(10), Duration::from_millis(300), || {
+        let r = partner_read(&gw2, t, &persons[0]);
+        match r.status {
+            429 => Ok(r),
+            s => Err(format!("node 2's gateway answered {s}, not 429")),
+        }
+    });
+    assert_eq!(common::api::problem(&r), "throttled");
+    let detail = r.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains(&throttle), "{detail}");
+    let r = partner_read(&gw2, t, &persons[1]);
+    assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
+    let r = partner_read(&gw2, &partners[4], &persons[1]);
+    assert_eq!(r.status, 200, "only the throttled partner is slowed down");
+}
+
 #[test]
 fn a_custodian_counts_as_audited_only_the_entries_it_cosigned_and_a_gateways_word_is_refused() {
     let d = tempfile::tempdir().unwrap();
