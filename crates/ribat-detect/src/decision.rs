@@ -262,6 +262,14 @@ impl ReleaseBook {
         self.approvals.remove(id);
     }
 
+    /// The administrators who approved releasing decision `id` so far (it is in force).
+    pub fn approvals(&self, id: &str) -> Vec<String> {
+        self.approvals
+            .get(id)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Records one approval; the decision is released at the second distinct one.
     pub fn approve(&mut self, r: &Release) -> Result<ReleaseState, DecisionError> {
         let target = self

@@ -16,6 +16,7 @@
 //! | `POST /v1/decisions/{id}/release` | one administrator's approval to lift a decision | `service` |
 //! | `/v1/exports…` | bulk exports to partners | [`crate::exports`] |
 //! | `GET /healthz`, `/openapi.json`, `/metrics` | operations | `service` |
+//! | `/console…` | the security team's pages (HTML, not part of the API document) | `console` |
 //!
 //! Every routed request is also an event for the watch (`seen`): what a handler read, or
 //! the problem it answered; a decision the detectors reach is in force before the response
@@ -91,6 +92,7 @@ pub fn router(app: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(metrics))
+        .merge(crate::console::routes())
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), observe))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -142,7 +144,8 @@ async fn within_limits(req: Request, next: Next) -> Response {
 }
 
 /// Every error is `application/problem+json`, also those the framework answers itself
-/// (a body over its limit, a body that is not JSON, a missing content type).
+/// (a body over its limit, a body that is not JSON, a missing content type) — but the
+/// console's pages, which say what is wrong to a person, in HTML.
 async fn as_problem(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -151,7 +154,10 @@ async fn as_problem(response: Response) -> Response {
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"text/html")
+        });
     if is_problem {
         return response;
     }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod app;
 pub mod audit_first;
 mod body;
+mod console;
 pub mod containment;
 pub mod desk;
 pub mod exports;

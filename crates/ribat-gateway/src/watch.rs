@@ -217,6 +217,8 @@ pub struct Watch {
     containment: Mutex<Containment>,
     book: Mutex<ReleaseBook>,
     decisions: Mutex<Vec<Decision>>,
+    /// Decisions released, with the administrators who released them.
+    released: Mutex<std::collections::BTreeMap<String, Vec<String>>>,
     log: ribat_audit::Log,
     signer: DecisionSigner,
     enforcers: Mutex<Vec<Arc<dyn Enforcer>>>,
@@ -335,6 +337,7 @@ impl Watch {
         let mut containment = Containment::default();
         let mut book = ReleaseBook::default();
         let mut decisions = Vec::new();
+        let mut released = std::collections::BTreeMap::new();
         for r in earlier {
             match r {
                 Record::Decision(d) => {
@@ -345,9 +348,14 @@ impl Watch {
                 Record::Approval(a) => {
                     let _ = book.approve(&a);
                 }
-                Record::Released { decision, .. } => {
+                Record::Released {
+                    decision,
+                    approvals,
+                    ..
+                } => {
                     containment.release(&decision);
                     book.ended(&decision);
+                    released.insert(decision, approvals);
                 }
             }
         }
@@ -359,6 +367,7 @@ impl Watch {
             containment: Mutex::new(containment),
             book: Mutex::new(book),
             decisions: Mutex::new(decisions),
+            released: Mutex::new(released),
             log,
             signer,
             enforcers: Mutex::new(Vec::new()),
@@ -499,6 +508,25 @@ impl Watch {
         self.decisions.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
+    /// The administrators who approved releasing decision `id` so far, while it is in
+    /// force and not yet released.
+    pub fn pending_approvals(&self, id: &str) -> Vec<String> {
+        self.book
+            .lock()
+            .map(|b| b.approvals(id))
+            .unwrap_or_default()
+    }
+
+    /// Who released decision `id`, when it was released.
+    pub fn released_by(&self, id: &str) -> Option<Vec<String>> {
+        self.released.lock().ok()?.get(id).cloned()
+    }
+
+    /// Whether `d` is signed by this watch's decision key.
+    pub fn signed_here(&self, d: &Decision) -> bool {
+        d.verify(&self.signer.verifying_key()).is_ok()
+    }
+
     /// Ids of the decisions in force now.
     pub fn in_force(&self) -> Vec<String> {
         self.containment
@@ -579,6 +607,9 @@ impl Watch {
                     eprintln!("warning: {} could not lift decision {id}: {err}", e.name());
                 }
             }
+        }
+        if let Ok(mut r) = self.released.lock() {
+            r.insert(id.to_owned(), approvals.clone());
         }
         self.append(&Record::Released {
             decision: id.to_owned(),

@@ -65,9 +65,19 @@ pub struct Response {
     pub body: Vec<u8>,
     /// Retry-After, when given.
     pub retry_after: Option<String>,
+    /// Every header, names in lowercase, in the order received.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Response {
+    /// The first header named `name` (lowercase), when given and readable as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The body as JSON (`null` when it is not JSON).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
@@ -152,9 +162,16 @@ impl Connection {
             tokio::spawn(conn);
             Sender::H1(s)
         };
+        // Host and port, as a browser names what it connected to (an Origin check compares
+        // against it).
+        let authority = match addr.rsplit_once(':').map(|(_, port)| port) {
+            Some(port) if host.contains(':') => format!("[{host}]:{port}"),
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
         Ok(Self {
             sender,
-            authority: host.to_owned(),
+            authority,
             signer,
             now,
         })
@@ -256,6 +273,20 @@ impl Connection {
         content_type: &str,
     ) -> Result<Response, ClientError> {
         self.request(method, path, bearer, body, Some(content_type))
+            .await
+    }
+
+    /// A request with exactly these headers besides the usual ones (no token, no
+    /// signature): what a browser sends (`Origin`, `Accept-Language`, a form's body).
+    pub async fn send_as_browser(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
+        self.send_headers(method, path, None, body, content_type, headers)
             .await
     }
 
@@ -366,6 +397,11 @@ impl Connection {
         };
         let content_type = header("content-type").unwrap_or_default();
         let retry_after = header("retry-after");
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
         let body = resp
             .into_body()
             .collect()
@@ -378,6 +414,7 @@ impl Connection {
             content_type,
             body,
             retry_after,
+            headers,
         })
     }
 }

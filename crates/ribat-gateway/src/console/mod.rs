@@ -1,0 +1,575 @@
+//! The security team's console: pages the gateway serves under `/console`, over the same
+//! mTLS as the API, to certificates of role `security` (they act) and `auditor` (they
+//! read); every other certificate gets 403.
+//!
+//! Pages are rendered here (askama: checked at compile time, every value HTML-escaped),
+//! their stylesheet and one script are compiled into the binary, and every response says
+//! `Content-Security-Policy: default-src 'none'` with `'self'` only for the script, the
+//! stylesheet, the live updates and form posts — no inline script or style, no frames.
+//! A form is taken only from a console page of this origin, for the certificate it was
+//! shown to ([`form`]). Decisions in force are pushed to an open page as Server-Sent
+//! Events (`/console/events`); the page works without its script.
+//!
+//! Must never: put personal data in a URL or a title, act by a path the API checks
+//! otherwise (a release is [`crate::watch::Watch::approve_release`], as `POST
+//! /v1/decisions/{id}/release` calls it), or serve a page to a role that is not the
+//! security team's.
+
+mod form;
+mod words;
+
+use crate::app::{Shared, actor_of};
+use askama::Template;
+use axum::Router;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use ribat_detect::Decision;
+use ribat_net::listener::Caller;
+use std::time::Duration;
+use words::{Lang, Words};
+
+/// The console's routes (the API's router adds them, under its observer and limits).
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/console", get(now))
+        .route("/console/live", get(live))
+        .route("/console/events", get(events))
+        .route("/console/decisions", get(decisions))
+        .route("/console/decisions/{id}", get(decision))
+        .route("/console/decisions/{id}/release", post(release))
+        .route("/console/assets/console.css", get(css))
+        .route("/console/assets/console.js", get(js))
+        .layer(axum::middleware::map_response(secure))
+}
+
+/// What every console response says about itself.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn secure(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CSP),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    r
+}
+
+/// How long an event stream stays open: the browser opens another, and the viewer's
+/// certificate and role are checked again.
+const STREAM_FOR: Duration = Duration::from_secs(15 * 60);
+/// How often an open stream looks for new decisions.
+const STREAM_EVERY: Duration = Duration::from_millis(250);
+/// The "last 24 hours" of the Now page.
+const DAY_MS: u64 = 24 * 3_600_000;
+
+/// Who is looking, by their certificate.
+struct Viewer {
+    name: String,
+    role: String,
+    thumbprint: String,
+    /// Role `security`: releases; `auditor` reads only.
+    acts: bool,
+    lang: Lang,
+}
+
+/// The viewer, or the 403 page saying why not.
+#[allow(clippy::result_large_err)] // the refusal is the page answered, as is
+fn viewer(app: &Shared, caller: &Caller, headers: &HeaderMap) -> Result<Viewer, Response> {
+    let lang = Lang::from_accept(
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let role = caller.peer.role.to_string();
+    let acts = match role.as_str() {
+        "security" => true,
+        "auditor" => false,
+        _ => {
+            return Err(refused(
+                lang,
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this console is for the security team (role `security`) and auditors (role `auditor`); the certificate of `{}` has role `{role}`",
+                    caller.peer.name
+                ),
+            ));
+        }
+    };
+    // An administrator under a decision (quarantined, stepped up) is held here too.
+    if let Err(p) = app.watch.check(&actor_of(caller), false) {
+        return Err(refused(lang, StatusCode::FORBIDDEN, p.detail));
+    }
+    Ok(Viewer {
+        name: caller.peer.name.clone(),
+        role,
+        thumbprint: caller.peer.thumbprint.clone(),
+        acts,
+        lang,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "console/refused.html")]
+struct RefusedPage<'a> {
+    lang: &'static str,
+    w: &'a Words,
+    why: String,
+}
+
+fn refused(lang: Lang, status: StatusCode, why: String) -> Response {
+    html(
+        status,
+        RefusedPage {
+            lang: lang.code(),
+            w: lang.words(),
+            why,
+        }
+        .render(),
+    )
+}
+
+fn html(status: StatusCode, page: Result<String, askama::Error>) -> Response {
+    match page {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("the page could not be rendered: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// What the frame of every page shows.
+struct Shell {
+    w: &'static Words,
+    lang: &'static str,
+    viewer: String,
+    role: String,
+    node: String,
+    tab: &'static str,
+}
+
+fn shell(app: &Shared, v: &Viewer, tab: &'static str) -> Shell {
+    Shell {
+        w: v.lang.words(),
+        lang: v.lang.code(),
+        viewer: v.name.clone(),
+        role: v.role.clone(),
+        node: app.watch.node().to_owned(),
+        tab,
+    }
+}
+
+/// One decision as a line of a table.
+struct Row {
+    id: String,
+    rule: String,
+    target: String,
+    action: String,
+    node: String,
+    decided: String,
+    until: String,
+    state: &'static str,
+    state_class: &'static str,
+}
+
+/// UTC, to the second.
+fn utc(ms: u64) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    i64::try_from(ms / 1000)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(&f).ok())
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+fn row(app: &Shared, w: &Words, d: &Decision, in_force: &[String]) -> Row {
+    let (state, state_class) = if in_force.contains(&d.id) {
+        (w.state_in_force, "in-force")
+    } else if !d.enforces() {
+        (w.state_alert, "alert")
+    } else if app.watch.released_by(&d.id).is_some() {
+        (w.state_released, "released")
+    } else {
+        (w.state_ended, "ended")
+    };
+    Row {
+        id: d.id.clone(),
+        rule: d.rule.clone(),
+        target: d.target.to_string(),
+        action: d.action.to_string(),
+        node: d.node.clone(),
+        decided: utc(d.time_ms),
+        until: utc(d.until_ms),
+        state,
+        state_class,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/rows.html")]
+struct Live<'a> {
+    w: &'a Words,
+    in_force: Vec<Row>,
+    recent: Vec<Row>,
+}
+
+/// The live part of the Now page: decisions in force, and the last day's.
+fn live_html(app: &Shared, w: &'static Words) -> Result<String, askama::Error> {
+    let in_force = app.watch.in_force();
+    let now = app.watch.clock().now_ms();
+    let mut all = app.watch.decisions();
+    all.sort_by_key(|d| std::cmp::Reverse(d.time_ms));
+    let rows_in_force = all
+        .iter()
+        .filter(|d| in_force.contains(&d.id))
+        .map(|d| row(app, w, d, &in_force))
+        .collect();
+    let recent = all
+        .iter()
+        .filter(|d| now.saturating_sub(d.time_ms) < DAY_MS)
+        .map(|d| row(app, w, d, &in_force))
+        .collect();
+    Live {
+        w,
+        in_force: rows_in_force,
+        recent,
+    }
+    .render()
+}
+
+#[derive(Template)]
+#[template(path = "console/now.html")]
+struct NowPage {
+    shell: Shell,
+    live: String,
+}
+
+async fn now(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    let v = match viewer(&app, &caller, &headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let live = match live_html(&app, v.lang.words()) {
+        Ok(l) => l,
+        Err(e) => return html(StatusCode::INTERNAL_SERVER_ERROR, Err(e)),
+    };
+    html(
+        StatusCode::OK,
+        NowPage {
+            shell: shell(&app, &v, "now"),
+            live,
+        }
+        .render(),
+    )
+}
+
+async fn live(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    match viewer(&app, &caller, &headers) {
+        Ok(v) => html(StatusCode::OK, live_html(&app, v.lang.words())),
+        Err(r) => r,
+    }
+}
+
+/// What a page's live lists depend on: when it changes, the page is told.
+fn fingerprint(app: &Shared) -> (Vec<String>, usize) {
+    (app.watch.in_force(), app.watch.decisions().len())
+}
+
+async fn events(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = viewer(&app, &caller, &headers) {
+        return r;
+    }
+    let started = tokio::time::Instant::now();
+    let stream = futures_util::stream::unfold((app, None), move |(app, last)| async move {
+        loop {
+            if started.elapsed() >= STREAM_FOR {
+                return None;
+            }
+            let fp = fingerprint(&app);
+            if last.as_ref() != Some(&fp) {
+                let event = Event::default()
+                    .event("decisions")
+                    .data(fp.0.len().to_string());
+                return Some((Ok::<_, std::convert::Infallible>(event), (app, Some(fp))));
+            }
+            tokio::time::sleep(STREAM_EVERY).await;
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/decisions.html")]
+struct DecisionsPage {
+    shell: Shell,
+    rows: Vec<Row>,
+}
+
+async fn decisions(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    let v = match viewer(&app, &caller, &headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let in_force = app.watch.in_force();
+    let mut all = app.watch.decisions();
+    all.sort_by_key(|d| std::cmp::Reverse(d.time_ms));
+    let rows = all
+        .iter()
+        .map(|d| row(&app, v.lang.words(), d, &in_force))
+        .collect();
+    html(
+        StatusCode::OK,
+        DecisionsPage {
+            shell: shell(&app, &v, "decisions"),
+            rows,
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "console/decision.html")]
+struct DecisionPage {
+    shell: Shell,
+    row: Row,
+    title: String,
+    evidence: Vec<String>,
+    signature_ok: bool,
+    approvals: Vec<String>,
+    released_by: Option<String>,
+    /// Why this viewer has no release form here.
+    why_not: Option<&'static str>,
+    csrf: String,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    reason: String,
+}
+
+/// What a page after a form says (`?done=`): words, never data.
+#[derive(serde::Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+/// A decision's page: `notice` after a form, `error` (with the reason as typed) when the
+/// form was refused.
+fn decision_page(
+    app: &Shared,
+    v: &Viewer,
+    id: &str,
+    notice: Option<&'static str>,
+    error: Option<(String, String)>,
+) -> Response {
+    let w = v.lang.words();
+    let all = app.watch.decisions();
+    let Some(d) = all.iter().find(|d| d.id == id) else {
+        return refused(
+            v.lang,
+            StatusCode::NOT_FOUND,
+            format!("this gateway holds no decision {id}"),
+        );
+    };
+    let in_force = app.watch.in_force();
+    let row = row(app, w, d, &in_force);
+    let why_not = if !v.acts {
+        Some(w.read_only)
+    } else if !in_force.contains(&d.id) {
+        Some(w.not_in_force)
+    } else if d.target == ribat_detect::Target::Identity(v.name.clone()) {
+        Some(w.own_target)
+    } else {
+        None
+    };
+    let now_s = app.watch.clock().now_ms() / 1000;
+    let (error, reason) = match error {
+        Some((e, r)) => (Some(e), r),
+        None => (None, String::new()),
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        DecisionPage {
+            shell: shell(app, v, "decisions"),
+            row,
+            title: d.title.clone(),
+            evidence: d.evidence.clone(),
+            signature_ok: app.watch.signed_here(d),
+            approvals: app.watch.pending_approvals(&d.id),
+            released_by: app.watch.released_by(&d.id).map(|by| by.join(", ")),
+            why_not,
+            csrf: form::token(&v.thumbprint, now_s),
+            notice,
+            error,
+            reason,
+        }
+        .render(),
+    )
+}
+
+/// Decision ids are 16 lowercase hex digits; anything else is no decision.
+fn decision_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+async fn decision(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let v = match viewer(&app, &caller, &headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !decision_id(&id) {
+        return refused(
+            v.lang,
+            StatusCode::NOT_FOUND,
+            "a decision id is 16 hexadecimal digits".into(),
+        );
+    }
+    let w = v.lang.words();
+    let notice = match done.done.as_deref() {
+        Some("pending") => Some(w.pending),
+        Some("released") => Some(w.released),
+        _ => None,
+    };
+    decision_page(&app, &v, &id, notice, None)
+}
+
+#[derive(serde::Deserialize)]
+struct ReleaseForm {
+    csrf: String,
+    reason: String,
+}
+
+async fn release(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+    body: Result<Form<ReleaseForm>, FormRejection>,
+) -> Response {
+    let v = match viewer(&app, &caller, &headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !v.acts {
+        return refused(
+            v.lang,
+            StatusCode::FORBIDDEN,
+            v.lang.words().read_only.to_owned(),
+        );
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    if let Err(why) = form::same_origin(&headers, host) {
+        return refused(v.lang, StatusCode::FORBIDDEN, why.to_string());
+    }
+    let Ok(Form(f)) = body else {
+        return refused(
+            v.lang,
+            StatusCode::BAD_REQUEST,
+            "the form could not be read: send it from the decision's page".into(),
+        );
+    };
+    let now_s = app.watch.clock().now_ms() / 1000;
+    if let Err(why) = form::check(&f.csrf, &v.thumbprint, now_s) {
+        return refused(v.lang, StatusCode::FORBIDDEN, why.to_string());
+    }
+    if !decision_id(&id) {
+        return refused(
+            v.lang,
+            StatusCode::NOT_FOUND,
+            "a decision id is 16 hexadecimal digits".into(),
+        );
+    }
+    let reason = f.reason.trim().to_owned();
+    if reason.is_empty() || reason.len() > 500 {
+        let e = v.lang.words().reason_missing.to_owned();
+        return decision_page(&app, &v, &id, None, Some((e, f.reason)));
+    }
+    let (watch, admin, decision) = (app.watch.clone(), v.name.clone(), id.clone());
+    let r = tokio::task::spawn_blocking(move || watch.approve_release(&decision, &admin, &reason))
+        .await;
+    match r {
+        Ok(Ok(ribat_detect::decision::ReleaseState::Pending { .. })) => {
+            Redirect::to(&format!("/console/decisions/{id}?done=pending")).into_response()
+        }
+        Ok(Ok(ribat_detect::decision::ReleaseState::Released { .. })) => {
+            Redirect::to(&format!("/console/decisions/{id}?done=released")).into_response()
+        }
+        Ok(Err(e)) => {
+            let page = decision_page(&app, &v, &id, None, Some((e.to_string(), f.reason)));
+            let (mut parts, body) = page.into_parts();
+            parts.status = StatusCode::CONFLICT;
+            Response::from_parts(parts, body)
+        }
+        Err(e) => refused(
+            v.lang,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the release could not be recorded: {e}"),
+        ),
+    }
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../assets/console/console.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../assets/console/console.js"),
+    )
+        .into_response()
+}

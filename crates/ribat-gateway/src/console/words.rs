@@ -1,0 +1,197 @@
+//! The console's words in French and English, chosen by the browser's `Accept-Language`.
+
+/// A language the console speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    /// English (the default).
+    En,
+    /// French.
+    Fr,
+}
+
+impl Lang {
+    /// The first language of `accept` (an `Accept-Language` value) the console speaks, by
+    /// the browser's order of preference; English when none.
+    pub(crate) fn from_accept(accept: Option<&str>) -> Self {
+        let mut best: Option<(f32, usize, Lang)> = None;
+        for (order, item) in accept.unwrap_or_default().split(',').enumerate() {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let lang = match tag.split('-').next() {
+                Some("fr") => Lang::Fr,
+                Some("en") => Lang::En,
+                _ => continue,
+            };
+            if q > 0.0 && best.is_none_or(|(bq, _, _)| q > bq) {
+                best = Some((q, order, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, _, l)| l)
+    }
+
+    /// The `lang` attribute of the page.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Fr => "fr",
+        }
+    }
+
+    /// The words of the console in this language.
+    pub(crate) fn words(self) -> &'static Words {
+        match self {
+            Lang::En => &EN,
+            Lang::Fr => &FR,
+        }
+    }
+}
+
+/// Every word the console's pages show.
+#[derive(Debug)]
+pub(crate) struct Words {
+    pub(crate) title: &'static str,
+    pub(crate) now: &'static str,
+    pub(crate) decisions: &'static str,
+    pub(crate) in_force: &'static str,
+    pub(crate) none_in_force: &'static str,
+    pub(crate) last_day: &'static str,
+    pub(crate) none_last_day: &'static str,
+    pub(crate) live: &'static str,
+    pub(crate) id: &'static str,
+    pub(crate) rule: &'static str,
+    pub(crate) target: &'static str,
+    pub(crate) action: &'static str,
+    pub(crate) until: &'static str,
+    pub(crate) decided: &'static str,
+    pub(crate) state: &'static str,
+    pub(crate) node: &'static str,
+    pub(crate) evidence: &'static str,
+    pub(crate) signature: &'static str,
+    pub(crate) signature_valid: &'static str,
+    pub(crate) signature_invalid: &'static str,
+    pub(crate) approvals: &'static str,
+    pub(crate) no_approval_yet: &'static str,
+    pub(crate) release: &'static str,
+    pub(crate) release_help: &'static str,
+    pub(crate) reason: &'static str,
+    pub(crate) approve_release: &'static str,
+    pub(crate) read_only: &'static str,
+    pub(crate) own_target: &'static str,
+    pub(crate) not_in_force: &'static str,
+    pub(crate) signed_in_as: &'static str,
+    pub(crate) state_in_force: &'static str,
+    pub(crate) state_released: &'static str,
+    pub(crate) state_ended: &'static str,
+    pub(crate) state_alert: &'static str,
+    pub(crate) pending: &'static str,
+    pub(crate) released: &'static str,
+    pub(crate) refused: &'static str,
+    pub(crate) back: &'static str,
+    pub(crate) reason_missing: &'static str,
+}
+
+static EN: Words = Words {
+    title: "Ribat — security console",
+    now: "Now",
+    decisions: "Decisions",
+    in_force: "Decisions in force",
+    none_in_force: "No decision is in force.",
+    last_day: "Decisions and alerts of the last 24 hours",
+    none_last_day: "Nothing in the last 24 hours.",
+    live: "This list updates itself as decisions land.",
+    id: "Decision",
+    rule: "Rule",
+    target: "Target",
+    action: "Response",
+    until: "Until (UTC)",
+    decided: "Decided (UTC)",
+    state: "State",
+    node: "Decided by",
+    evidence: "Evidence",
+    signature: "Signature",
+    signature_valid: "verifies under this gateway's decision key",
+    signature_invalid: "DOES NOT VERIFY under this gateway's decision key",
+    approvals: "Approvals to release",
+    no_approval_yet: "No administrator has approved a release yet.",
+    release: "Release",
+    release_help: "Two different administrators must approve; the target of the decision cannot.",
+    reason: "Why it is lifted",
+    approve_release: "Approve the release",
+    read_only: "Your role reads the console; releasing is for the security team.",
+    own_target: "This decision is about you: another administrator must release it.",
+    not_in_force: "This decision is not in force: there is nothing to release.",
+    signed_in_as: "Certificate",
+    state_in_force: "in force",
+    state_released: "released",
+    state_ended: "ended",
+    state_alert: "alert",
+    pending: "Your approval is recorded; a second administrator must approve.",
+    released: "Released: the decision is lifted.",
+    refused: "Refused",
+    back: "Back to the decisions",
+    reason_missing: "Say why the decision is lifted (1 to 500 characters).",
+};
+
+static FR: Words = Words {
+    title: "Ribat — console de sécurité",
+    now: "Maintenant",
+    decisions: "Décisions",
+    in_force: "Décisions en vigueur",
+    none_in_force: "Aucune décision n'est en vigueur.",
+    last_day: "Décisions et alertes des dernières 24 heures",
+    none_last_day: "Rien dans les dernières 24 heures.",
+    live: "Cette liste se met à jour d'elle-même quand une décision arrive.",
+    id: "Décision",
+    rule: "Règle",
+    target: "Cible",
+    action: "Réponse",
+    until: "Jusqu'à (UTC)",
+    decided: "Décidée (UTC)",
+    state: "État",
+    node: "Décidée par",
+    evidence: "Éléments",
+    signature: "Signature",
+    signature_valid: "vérifiée avec la clé de décision de cette passerelle",
+    signature_invalid: "NE SE VÉRIFIE PAS avec la clé de décision de cette passerelle",
+    approvals: "Approbations de levée",
+    no_approval_yet: "Aucun administrateur n'a encore approuvé de levée.",
+    release: "Lever",
+    release_help: "Deux administrateurs différents doivent approuver ; la cible de la décision ne le peut pas.",
+    reason: "Pourquoi la lever",
+    approve_release: "Approuver la levée",
+    read_only: "Votre rôle consulte la console ; la levée revient à l'équipe de sécurité.",
+    own_target: "Cette décision vous vise : un autre administrateur doit la lever.",
+    not_in_force: "Cette décision n'est pas en vigueur : il n'y a rien à lever.",
+    signed_in_as: "Certificat",
+    state_in_force: "en vigueur",
+    state_released: "levée",
+    state_ended: "terminée",
+    state_alert: "alerte",
+    pending: "Votre approbation est enregistrée ; un second administrateur doit approuver.",
+    released: "Levée : la décision ne s'applique plus.",
+    refused: "Refusé",
+    back: "Retour aux décisions",
+    reason_missing: "Dites pourquoi la décision est levée (1 à 500 caractères).",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_browsers_first_language_the_console_speaks_wins() {
+        assert_eq!(Lang::from_accept(None), Lang::En);
+        assert_eq!(Lang::from_accept(Some("fr-FR,fr;q=0.9,en;q=0.8")), Lang::Fr);
+        assert_eq!(Lang::from_accept(Some("ar-MA,fr;q=0.7,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::from_accept(Some("ar-MA,fr;q=0.7")), Lang::Fr);
+        assert_eq!(Lang::from_accept(Some("fr;q=0,en;q=0.1")), Lang::En);
+        assert_eq!(Lang::from_accept(Some("de")), Lang::En);
+        assert_eq!(Lang::from_accept(Some("EN-gb, fr")), Lang::En);
+        assert_eq!(Lang::Fr.code(), "fr");
+        assert_eq!(Lang::Fr.words().now, "Maintenant");
+    }
+}

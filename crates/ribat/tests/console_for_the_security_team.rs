@@ -1,0 +1,448 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers fail loudly by design
+//! The security team's console, served by a real `ribat serve` over mTLS to real
+//! certificates: a quarantine pushed to an open page within 2 s of the attack's first
+//! request, released from two administrators' own pages (the target never), a clerk
+//! refused, an auditor reading without acting, and forms from another site, without their
+//! token or with another certificate's refused while nothing changes.
+//!
+//! These requests are what a browser sends (HTML, forms, `Origin`, an event stream); the
+//! tests in a real Chromium are for later (see the README's console section).
+
+mod common;
+
+use common::api::*;
+use common::*;
+use ribat_net::client::{Connection, Response};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn fixture() -> Served {
+    served(
+        600,
+        20,
+        41,
+        Marks::HoneyAndPublicFigures,
+        &[
+            ("partner.scraper", "partner", "insurer-x"),
+            ("clerk.1", "clerk", "agency-casa-anfa"),
+            ("sec.amina", "security", "cnss-soc"),
+            ("sec.youssef", "security", "cnss-soc"),
+            ("audit.rachid", "auditor", "cndp"),
+        ],
+    )
+}
+
+fn serve(home: &Path) -> Server {
+    start(
+        home,
+        &["serve", "--listen", "127.0.0.1:0", "--passphrases", "env"],
+        &[],
+    )
+}
+
+/// What a browser holding `name`'s certificate gets for `method path` with `headers`
+/// (a form's body when `form` is not empty).
+fn browse(
+    f: &Served,
+    gw: &Server,
+    name: &str,
+    method: &str,
+    path: &str,
+    form: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let cfg = tls_config(&f.ca, Some(&identity(&f.home, name)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let host = gw.addr.rsplit_once(':').unwrap().0;
+        let mut c = Connection::open(cfg, &gw.addr, host, false).await.unwrap();
+        let ct = (!form.is_empty()).then_some("application/x-www-form-urlencoded");
+        c.send_as_browser(method, path, form.as_bytes().to_vec(), ct, headers)
+            .await
+            .unwrap()
+    })
+}
+
+fn page(f: &Served, gw: &Server, name: &str, path: &str) -> (Response, String) {
+    let r = browse(f, gw, name, "GET", path, "", &[]);
+    let body = String::from_utf8(r.body.clone()).unwrap();
+    (r, body)
+}
+
+/// Posts a release form as `name` from this gateway's own origin.
+fn release(f: &Served, gw: &Server, name: &str, id: &str, csrf: &str, reason: &str) -> Response {
+    let origin = format!("https://{}", gw.addr);
+    let form = format!("csrf={csrf}&reason={}", reason.replace(' ', "+"));
+    browse(
+        f,
+        gw,
+        name,
+        "POST",
+        &format!("/console/decisions/{id}/release"),
+        &form,
+        &[("origin", &origin)],
+    )
+}
+
+/// The form token a page carries.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a release form") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+/// The first decision a page links to.
+fn first_decision(html: &str) -> String {
+    let at = html.find("href=\"/console/decisions/").expect("a decision") + 25;
+    html[at..at + 16].to_owned()
+}
+
+/// The console's event stream as `name`, read over a raw TLS connection: each `data:`
+/// line, with when it arrived.
+fn events(f: &Served, gw: &Server, name: &str) -> mpsc::Receiver<(Instant, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cfg = tls_config(&f.ca, Some(&identity(&f.home, name)));
+    let addr = gw.addr.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let host = addr.rsplit_once(':').unwrap().0.to_owned();
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from(host).unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+                .unwrap();
+            let ask = format!(
+                "GET /console/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            );
+            tls.write_all(ask.as_bytes()).await.unwrap();
+            let (mut buf, mut pending) = (vec![0u8; 4096], String::new());
+            loop {
+                let n = match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+                while let Some(end) = pending.find('\n') {
+                    let line = pending[..end].trim_end().to_owned();
+                    pending.drain(..=end);
+                    if let Some(data) = line.strip_prefix("data: ")
+                        && tx.send((Instant::now(), data.to_owned())).is_err()
+                    {
+                        return;
+                    }
+                    if line.starts_with("HTTP/1.1 ") && !line.contains(" 200") {
+                        let _ = tx.send((Instant::now(), line));
+                        return;
+                    }
+                }
+            }
+        });
+    });
+    rx
+}
+
+/// Every `<script>` has a `src`, no element carries `style=` or an `on…=` handler: nothing
+/// the Content Security Policy would have to allow inline.
+fn nothing_inline(html: &str) {
+    for (i, _) in html.match_indices("<script") {
+        let tag = &html[i..i + html[i..].find('>').unwrap()];
+        assert!(tag.contains(" src="), "inline script: {tag}");
+    }
+    assert!(!html.contains(" style="), "inline style");
+    let lower = html.to_ascii_lowercase();
+    for handler in [
+        " onclick=",
+        " onload=",
+        " onerror=",
+        " onsubmit=",
+        "javascript:",
+    ] {
+        assert!(!lower.contains(handler), "{handler} in the page");
+    }
+}
+
+#[test]
+fn a_quarantine_reaches_an_open_console_within_2_s_and_two_administrators_release_it_from_their_own_pages()
+ {
+    let f = fixture();
+    let gw = serve(&f.home);
+    let scraper = Caller::new(&f.home, &f.ca, &gw, "partner.scraper");
+
+    // Amina's console is open: nothing in force, in English by default, in French for a
+    // browser that asks for it, under a strict policy with nothing inline.
+    let (r, now) = page(&f, &gw, "sec.amina", "/console");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type, "text/html; charset=utf-8");
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.starts_with("default-src 'none';"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert!(now.contains("No decision is in force."), "{now}");
+    nothing_inline(&now);
+    let fr = browse(
+        &f,
+        &gw,
+        "sec.amina",
+        "GET",
+        "/console",
+        "",
+        &[("accept-language", "fr-MA,fr;q=0.9,en;q=0.5")],
+    );
+    assert!(String::from_utf8_lossy(&fr.body).contains("Aucune décision n&#39;est en vigueur."));
+    let stream = events(&f, &gw, "sec.amina");
+    let (_, first) = stream.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(first, "0", "the stream says at once what is in force");
+
+    // The 2025 attack: a partner's certificate reads the register as fast as it can.
+    let started = Instant::now();
+    let persons: Vec<&str> = f
+        .fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .step_by(8)
+        .map(|p| p.cnss.as_str())
+        .collect();
+    for cnss in &persons[..12] {
+        let r = scraper.get(&format!("/v1/persons/{cnss}?purpose=partner-verification"));
+        if r.status != 200 {
+            break;
+        }
+    }
+    let (at, in_force) = stream.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(in_force, "1");
+    let pushed = at.duration_since(started);
+    assert!(
+        pushed < Duration::from_secs(2),
+        "the open page heard of the quarantine {pushed:?} after the attack's first request"
+    );
+    // What the page's script fetches on that event: the quarantine, with its target.
+    let (r, live) = page(&f, &gw, "sec.amina", "/console/live");
+    assert_eq!(r.status, 200);
+    assert!(live.contains("identity partner.scraper"), "{live}");
+    assert!(live.contains("quarantine"), "{live}");
+    let id = first_decision(&live);
+    // No personal data in a URL or a title: links are decision ids, the title is fixed.
+    for cnss in &persons[..12] {
+        assert!(!live.contains(cnss), "a CNSS number on the page");
+    }
+
+    // The decision's page: rule, evidence, a verified signature, and a release form.
+    let (r, mine) = page(&f, &gw, "sec.amina", &format!("/console/decisions/{id}"));
+    assert_eq!(r.status, 200);
+    assert!(mine.contains("velocity"), "{mine}");
+    assert!(
+        mine.contains("verifies under this gateway&#39;s decision key")
+            || mine.contains("verifies under this gateway's decision key"),
+        "{mine}"
+    );
+    assert!(mine.contains("No administrator has approved a release yet."));
+    assert!(mine.contains("<title>Ribat — security console</title>"));
+    nothing_inline(&mine);
+    let amina_token = csrf_of(&mine);
+
+    // An empty reason: the page again, the message next to the field, nothing recorded.
+    let r = release(&f, &gw, "sec.amina", &id, &amina_token, " ");
+    assert_eq!(r.status, 400);
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("class=\"field-error\""), "{body}");
+    assert!(body.contains("Say why the decision is lifted"), "{body}");
+    // Amina approves: recorded, pending the second administrator.
+    let r = release(
+        &f,
+        &gw,
+        "sec.amina",
+        &id,
+        &amina_token,
+        "insurer-x fixed its batch",
+    );
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/console/decisions/{id}?done=pending").as_str())
+    );
+    // Amina again is still one administrator.
+    let r = release(&f, &gw, "sec.amina", &id, &amina_token, "once more");
+    assert_eq!(r.status, 409);
+    assert!(String::from_utf8_lossy(&r.body).contains("has already approved"));
+
+    // Youssef sees Amina's approval; her page's token is not his.
+    let (_, his) = page(&f, &gw, "sec.youssef", &format!("/console/decisions/{id}"));
+    assert!(his.contains("<li>sec.amina</li>"), "{his}");
+    let r = release(&f, &gw, "sec.youssef", &id, &amina_token, "confirmed");
+    assert_eq!(r.status, 403);
+    assert!(
+        String::from_utf8_lossy(&r.body)
+            .contains("was not made by this gateway for your certificate")
+    );
+    assert_eq!(
+        scraper
+            .get(&format!(
+                "/v1/persons/{}?purpose=partner-verification",
+                persons[20]
+            ))
+            .status,
+        403,
+        "still quarantined"
+    );
+    let r = release(
+        &f,
+        &gw,
+        "sec.youssef",
+        &id,
+        &csrf_of(&his),
+        "confirmed with insurer-x",
+    );
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/console/decisions/{id}?done=released").as_str())
+    );
+    let (_, after) = page(
+        &f,
+        &gw,
+        "sec.youssef",
+        &format!("/console/decisions/{id}?done=released"),
+    );
+    assert!(
+        after.contains("Released: the decision is lifted."),
+        "{after}"
+    );
+    assert!(
+        after.contains("released (sec.amina, sec.youssef)"),
+        "{after}"
+    );
+    let (_, in_force) = stream.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(in_force, "0", "the open page hears of the release too");
+    let fresh = Caller::new(&f.home, &f.ca, &gw, "partner.scraper");
+    assert_eq!(
+        fresh
+            .get(&format!(
+                "/v1/persons/{}?purpose=partner-verification",
+                persons[21]
+            ))
+            .status,
+        200,
+        "released at the gateway and the custodians"
+    );
+}
+
+#[test]
+fn only_the_security_team_and_auditors_open_the_console_and_forms_from_elsewhere_change_nothing() {
+    let f = fixture();
+    let gw = serve(&f.home);
+    let scraper = Caller::new(&f.home, &f.ca, &gw, "partner.scraper");
+    for p in f
+        .fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey && !p.sensitive)
+        .step_by(8)
+        .take(12)
+    {
+        let r = scraper.get(&format!(
+            "/v1/persons/{}?purpose=partner-verification",
+            p.cnss
+        ));
+        if r.status != 200 {
+            break;
+        }
+    }
+
+    // A clerk's certificate: 403 on every console route, as a page that says why.
+    for path in [
+        "/console",
+        "/console/live",
+        "/console/events",
+        "/console/decisions",
+    ] {
+        let (r, body) = page(&f, &gw, "clerk.1", path);
+        assert_eq!(r.status, 403, "{path}");
+        assert_eq!(r.content_type, "text/html; charset=utf-8");
+        assert!(body.contains("role `clerk`"), "{body}");
+    }
+    // The quarantined partner's certificate too.
+    let (r, _) = page(&f, &gw, "partner.scraper", "/console");
+    assert_eq!(r.status, 403);
+
+    // An auditor reads the decision, with no form to release it; a release posted all
+    // the same, with a token of its own page, is refused.
+    let (r, list) = page(&f, &gw, "audit.rachid", "/console/decisions");
+    assert_eq!(r.status, 200);
+    let id = first_decision(&list);
+    let (_, theirs) = page(&f, &gw, "audit.rachid", &format!("/console/decisions/{id}"));
+    assert!(theirs.contains("Your role reads the console"), "{theirs}");
+    assert!(!theirs.contains("<form"), "{theirs}");
+    let (_, amina) = page(&f, &gw, "sec.amina", &format!("/console/decisions/{id}"));
+    let token = csrf_of(&amina);
+
+    // Forms that are not the console's own: from another site, from nowhere, marked
+    // cross-site by the browser, without a token, with a token altered.
+    let form = format!("csrf={token}&reason=ok");
+    let path = format!("/console/decisions/{id}/release");
+    let ours = format!("https://{}", gw.addr);
+    for (headers, form, why) in [
+        (
+            vec![("origin", "https://evil.example")],
+            form.as_str(),
+            "came from https://evil.example",
+        ),
+        (vec![], form.as_str(), "carries no Origin"),
+        (
+            vec![("origin", ours.as_str()), ("sec-fetch-site", "cross-site")],
+            form.as_str(),
+            "`cross-site`",
+        ),
+        (
+            vec![("origin", ours.as_str())],
+            "reason=ok",
+            "could not be read",
+        ),
+        (
+            vec![("origin", ours.as_str())],
+            &form.replacen(&token[token.len() - 4..], "0000", 1),
+            "was not made by this gateway",
+        ),
+    ] {
+        let r = browse(&f, &gw, "sec.amina", "POST", &path, form, &headers);
+        assert!(
+            r.status == 403 || r.status == 400,
+            "{headers:?}: {}",
+            r.status
+        );
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(body.contains(why), "{headers:?}: {body}");
+    }
+    let r = release(&f, &gw, "audit.rachid", &id, &token, "x");
+    assert_eq!(r.status, 403);
+    assert!(String::from_utf8_lossy(&r.body).contains("Your role reads the console"));
+    // Nothing changed: no approval recorded, the partner still held.
+    let (_, still) = page(&f, &gw, "sec.youssef", &format!("/console/decisions/{id}"));
+    assert!(
+        still.contains("No administrator has approved a release yet."),
+        "{still}"
+    );
+    assert!(still.contains("in force"), "{still}");
+    assert_eq!(
+        scraper
+            .get(&format!(
+                "/v1/persons/{}?purpose=partner-verification",
+                f.fund.persons[3].cnss
+            ))
+            .status,
+        403
+    );
+}
