@@ -11,7 +11,6 @@
 mod common;
 
 use common::api::*;
-use common::*;
 use ribat_net::client::{Connection, Response};
 use std::path::Path;
 use std::sync::mpsc;
