@@ -219,6 +219,9 @@ pub struct Watch {
     decisions: Mutex<Vec<Decision>>,
     /// Decisions released, with the administrators who released them.
     released: Mutex<std::collections::BTreeMap<String, Vec<String>>>,
+    /// The mesh member this watch's decisions are carried by, when in a mesh: there a
+    /// release is two administrators' signatures through the log, not approvals here.
+    mesh_member: Mutex<Option<String>>,
     log: ribat_audit::Log,
     signer: DecisionSigner,
     enforcers: Mutex<Vec<Arc<dyn Enforcer>>>,
@@ -368,6 +371,7 @@ impl Watch {
             book: Mutex::new(book),
             decisions: Mutex::new(decisions),
             released: Mutex::new(released),
+            mesh_member: Mutex::new(None),
             log,
             signer,
             enforcers: Mutex::new(Vec::new()),
@@ -520,6 +524,19 @@ impl Watch {
     /// Who released decision `id`, when it was released.
     pub fn released_by(&self, id: &str) -> Option<Vec<String>> {
         self.released.lock().ok()?.get(id).cloned()
+    }
+
+    /// Says that this watch's decisions are carried through a mesh by member `name`
+    /// (restrictions `name/ID`), released only through its log.
+    pub fn carried_by_mesh_member(&self, name: &str) {
+        if let Ok(mut m) = self.mesh_member.lock() {
+            *m = Some(name.to_owned());
+        }
+    }
+
+    /// The mesh member carrying this watch's decisions, when in a mesh.
+    pub fn mesh_member(&self) -> Option<String> {
+        self.mesh_member.lock().ok()?.clone()
     }
 
     /// Whether `d` is signed by this watch's decision key.

@@ -1728,6 +1728,7 @@ async fn run_gateway(
     assembled
         .tls
         .also_vetted_by(vetted_in(&sm, attesting.essential.clone()))?;
+    assembled.app.watch.carried_by_mesh_member(&me);
     assembled.app.watch.add_enforcer(to_mesh);
     // What the mesh restricts, this gateway refuses before asking any custodian; what it
     // releases, this gateway lifts.

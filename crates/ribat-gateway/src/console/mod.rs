@@ -380,6 +380,8 @@ struct DecisionPage {
     notice: Option<&'static str>,
     error: Option<String>,
     reason: String,
+    /// In a mesh: the restriction's id there, released through the log only.
+    mesh_id: Option<String>,
 }
 
 /// What a page after a form says (`?done=`): words, never data.
@@ -408,8 +410,11 @@ fn decision_page(
     };
     let in_force = app.watch.in_force();
     let row = row(app, w, d, &in_force);
+    let mesh_id = app.watch.mesh_member().map(|m| format!("{m}/{}", d.id));
     let why_not = if !v.acts {
         Some(w.read_only)
+    } else if mesh_id.is_some() {
+        Some(w.in_mesh)
     } else if !in_force.contains(&d.id) {
         Some(w.not_in_force)
     } else if d.target == ribat_detect::Target::Identity(v.name.clone()) {
@@ -442,6 +447,7 @@ fn decision_page(
             notice,
             error,
             reason,
+            mesh_id,
         }
         .render(),
     )
@@ -521,6 +527,13 @@ async fn release(
     let now_s = app.watch.clock().now_ms() / 1000;
     if let Err(why) = form::check(&f.csrf, &v.thumbprint, now_s) {
         return refused(v.lang, StatusCode::FORBIDDEN, why.to_string());
+    }
+    if app.watch.mesh_member().is_some() {
+        return refused(
+            v.lang,
+            StatusCode::CONFLICT,
+            v.lang.words().in_mesh.to_owned(),
+        );
     }
     if !decision_id(&id) {
         return refused(

@@ -792,6 +792,26 @@ fn partner_read(gateway: &str, partner: &Clerk, cnss: &str) -> ribat_net::client
     .unwrap()
 }
 
+/// The console page at `path` of `gateway`, as the holder of the identity in `who` sees it.
+fn console_page(gateway: &str, dir: &Path, who: &Path, path: &str) -> String {
+    let cfg = common::api::tls_config(&dir.join("ca.pem"), Some(who));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt.block_on(async {
+        let host = gateway.rsplit_once(':').unwrap().0;
+        let mut c = ribat_net::client::Connection::open(cfg, gateway, host, false)
+            .await
+            .unwrap();
+        c.send_as_browser("GET", path, Vec::new(), None, &[])
+            .await
+            .unwrap()
+    });
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    String::from_utf8(r.body).unwrap()
+}
+
 /// The id in the mesh of the decision node `dir`'s own detectors took by `action`.
 fn mesh_id_of(dir: &Path, node: &str, action: &str) -> String {
     let o = ribat(&[
@@ -833,9 +853,14 @@ fn a_throttle_and_a_roles_essential_services_fallback_decided_on_one_node_hold_a
         .chain(&["partner.t"])
         .map(|n| issue_only(&deployment, n, "partner", "insurer-atlas").0)
         .collect();
+    let (officer, _) = issue_only(&deployment, "sec.console", "security", "cnss-soc");
     grant(
         &out,
-        &issued.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+        &issued
+            .iter()
+            .chain([&officer])
+            .map(PathBuf::as_path)
+            .collect::<Vec<_>>(),
     );
     let partners: Vec<Clerk> = issued
         .iter()
@@ -893,6 +918,18 @@ fn a_throttle_and_a_roles_essential_services_fallback_decided_on_one_node_hold_a
     assert!(detail.contains(&fallback), "{detail}");
     let r = clerk.read(&gw2, &persons[9]);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Node 1's console shows the decision with the commands that release it through the
+    // log, and no form that would lift it at this gateway only.
+    let local = fallback.strip_prefix("node-1/").unwrap();
+    let page = console_page(
+        &gw1,
+        &dirs[0],
+        &officer,
+        &format!("/console/decisions/{local}"),
+    );
+    assert!(page.contains(&format!("ribat mesh approve")), "{page}");
+    assert!(page.contains(&format!("--id {fallback}")), "{page}");
+    assert!(!page.contains("<form"), "{page}");
 
     // Two administrators release it through the mesh: both gateways serve partners again
     // (node 1's own decision lifted by the same signatures).
