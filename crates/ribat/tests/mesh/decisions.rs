@@ -927,7 +927,7 @@ fn a_throttle_and_a_roles_essential_services_fallback_decided_on_one_node_hold_a
         &officer,
         &format!("/console/decisions/{local}"),
     );
-    assert!(page.contains(&format!("ribat mesh approve")), "{page}");
+    assert!(page.contains("ribat mesh approve"), "{page}");
     assert!(page.contains(&format!("--id {fallback}")), "{page}");
     assert!(!page.contains("<form"), "{page}");
 
