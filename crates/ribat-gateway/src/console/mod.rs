@@ -55,7 +55,9 @@ async fn secure(mut r: Response) -> Response {
     for (name, value) in [
         ("content-security-policy", CSP),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        // Not `no-referrer`: under it a browser sends `Origin: null` with the console's
+        // own forms (Fetch's rule), and the origin check refuses them (found in Chromium).
+        ("referrer-policy", "same-origin"),
         ("x-frame-options", "DENY"),
         ("cache-control", "no-store"),
         ("cross-origin-opener-policy", "same-origin"),
