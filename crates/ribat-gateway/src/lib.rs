@@ -32,6 +32,7 @@ mod reads;
 mod seen;
 mod service;
 pub mod signed;
+pub mod subject;
 mod upload;
 pub use upload::clear_unanswered_uploads;
 pub mod vault;

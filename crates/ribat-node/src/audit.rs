@@ -3,9 +3,6 @@
 use crate::embedded::Embedded;
 use crate::error::{Context, Result};
 use base64ct::{Base64, Encoding};
-use ribat_audit::AuditEntry;
-use ribat_audit::hash::leaf;
-use ribat_audit::proof::verify_inclusion;
 use ribat_audit::verify::{Trust, verify_dir};
 use std::path::Path;
 
@@ -73,33 +70,17 @@ pub fn verify(dir: &Path, trust: Option<&Path>) -> std::process::ExitCode {
 /// proof against the latest cosigned checkpoint.
 pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Result<()> {
     let rid = crate::read::one(crate::read::by_cnss(node, cnss)?, "CNSS number")?;
+    // A fresh checkpoint first (cosigned when enough custodians answer), so that the
+    // proofs cover every access made until now.
     let cp = node.checkpoint()?;
     let log = node.vault.audit.log();
-    let (size, root) = if cp.quorum_met {
-        (cp.size, log.root(cp.size)?)
-    } else {
-        let text = log
-            .latest_checkpoint()?
-            .context("no cosigned checkpoint yet: too few custodians to witness one")?;
-        let note = ribat_audit::note::SignedNote::parse(&text)?;
-        let c = ribat_audit::note::Checkpoint::parse(&note.text)?;
-        (c.size, c.root)
-    };
-    let mut rows = Vec::new();
-    for i in log.entries_of(&rid)? {
-        let bytes = log.entry(i)?;
-        let e = AuditEntry::decode(&bytes)?;
-        let leaf_hash = leaf(&bytes);
-        let proof = if i < size {
-            let p = log.inclusion_proof(i, size)?;
-            verify_inclusion(i, size, &leaf_hash, &p, &root)
-                .with_context(|| format!("entry {i} is not in the checkpoint it should be in"))?;
-            Some(p)
-        } else {
-            None
-        };
-        rows.push((i, e, leaf_hash, proof));
-    }
+    let against = ribat_gateway::subject::latest_cosigned(log)?
+        .context("no cosigned checkpoint yet: too few custodians to witness one")?;
+    let (size, root) = (against.size, against.root);
+    let rows: Vec<_> = ribat_gateway::subject::accesses(log, &rid, &against)?
+        .into_iter()
+        .map(|a| (a.index, a.entry, a.leaf, a.proof))
+        .collect();
     if json {
         let items: Vec<_> = rows
             .iter()

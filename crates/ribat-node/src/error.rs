@@ -62,6 +62,9 @@ pub enum NodeError {
     /// The node's own audit log and checkpoints.
     #[error(transparent)]
     NodeLog(#[from] ribat_gateway::node_log::NodeLogError),
+    /// Listing a record's accesses with their proofs.
+    #[error(transparent)]
+    Subject(#[from] ribat_gateway::subject::SubjectError),
     /// The vault (reader, blind-index key).
     #[error(transparent)]
     Vault(#[from] ribat_gateway::vault::VaultError),

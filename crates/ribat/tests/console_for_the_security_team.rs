@@ -445,3 +445,97 @@ fn only_the_security_team_and_auditors_open_the_console_and_forms_from_elsewhere
         403
     );
 }
+
+#[test]
+fn the_audit_page_lists_who_read_a_person_with_proofs_that_ribat_audit_verify_proof_accepts() {
+    let f = fixture();
+    let gw = serve(&f.home);
+    let clerk = Caller::new(&f.home, &f.ca, &gw, "clerk.1");
+    let person = f
+        .fund
+        .persons
+        .iter()
+        .find(|p| !p.honey && !p.sensitive)
+        .unwrap();
+    for _ in 0..2 {
+        let r = clerk.get(&format!(
+            "/v1/persons/{}?purpose=counter-service",
+            person.cnss
+        ));
+        assert_eq!(r.status, 200);
+    }
+    let origin = format!("https://{}", gw.addr);
+    let lookup = |name: &str, cnss: &str| {
+        let (_, form) = page(&f, &gw, name, "/console/audit");
+        let body = format!("csrf={}&cnss={cnss}", csrf_of(&form));
+        browse(
+            &f,
+            &gw,
+            name,
+            "POST",
+            "/console/audit",
+            &body,
+            &[("origin", &origin)],
+        )
+    };
+    // Bad input: the message next to the field, the number as typed kept in it.
+    let r = lookup("sec.amina", "12AB");
+    assert_eq!(r.status, 400);
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("class=\"field-error\"") && body.contains("A CNSS number is 9 digits."));
+    assert!(body.contains("value=\"12AB\""), "{body}");
+    let r = lookup("sec.amina", "000000000");
+    assert!(String::from_utf8_lossy(&r.body).contains("No person has this CNSS number."));
+
+    // The auditor's lookup, once the gateway's next checkpoint is cosigned (every 10 s):
+    // both reads, by whom and why, each with its inclusion proof verified.
+    let started = Instant::now();
+    let found = loop {
+        let r = lookup("audit.rachid", &person.cnss);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let body = String::from_utf8(r.body).unwrap();
+        if body.matches("inclusion proof verified").count() == 2 {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no cosigned checkpoint covers both reads: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        found.contains("Accesses to this person&#39;s record: 2"),
+        "{found}"
+    );
+    assert_eq!(found.matches("<td>clerk.1</td>").count(), 2, "{found}");
+    assert!(found.contains("<td>counter-service</td>"), "{found}");
+    // The number travels in bodies only: no address on the page holds it.
+    for href in found.split("href=\"").skip(1) {
+        let url = href.split('"').next().unwrap();
+        assert!(!url.contains(&person.cnss), "{url}");
+    }
+    // Each proof downloads as the file `ribat audit verify-proof` checks.
+    let at = found.find("href=\"/console/audit/proof/").unwrap() + 6;
+    let link = found[at..].split('"').next().unwrap();
+    let r = browse(&f, &gw, "audit.rachid", "GET", link, "", &[]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment;")),
+        "{:?}",
+        r.headers
+    );
+    let file = f.home.join("downloaded-proof.json");
+    std::fs::write(&file, &r.body).unwrap();
+    let o = common::ribat(&f.home, &["audit", "verify-proof", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    // Altered by one byte, the same file is refused.
+    let mut v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    v["leafIdx"] = (v["leafIdx"].as_u64().unwrap() + 1).into();
+    std::fs::write(&file, v.to_string()).unwrap();
+    let o = common::ribat(&f.home, &["audit", "verify-proof", file.to_str().unwrap()]);
+    assert!(!o.status.success(), "{}", common::text(&o));
+    // A clerk is refused the page.
+    let (r, _) = page(&f, &gw, "clerk.1", "/console/audit");
+    assert_eq!(r.status, 403);
+}

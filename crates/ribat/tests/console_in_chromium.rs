@@ -3,8 +3,9 @@
 //! with their certificate in its NSS database, driven through the DevTools protocol: a
 //! quarantine appears on an open page within 2 s of the attack's first request without a
 //! reload; two administrators in two browsers release it; a clerk's browser gets 403; a
-//! page of another origin posting a release changes nothing. Each page is screenshotted
-//! into `$CARGO_TARGET_TMPDIR/console-screenshots/`.
+//! page of another origin posting a release changes nothing; the Audit page lists who read
+//! a person with proofs, and the proof file it links to passes `ribat audit verify-proof`.
+//! Each page is screenshotted into `$CARGO_TARGET_TMPDIR/console-screenshots/`.
 
 #[path = "browser/mod.rs"]
 mod browser;
@@ -198,4 +199,46 @@ fn in_chromium_an_open_console_shows_a_quarantine_within_2_s_and_two_administrat
     );
     his.go(&format!("{base}/console/decisions"));
     his.screenshot(&shots().join("8-decisions.png"));
+
+    // The Audit page: who read the first person the partner scraped, each access proved
+    // against the latest cosigned checkpoint (the gateway signs one every 10 s), and the
+    // proof file the page links to, fetched by the browser, passes `ribat audit
+    // verify-proof`.
+    let audit = format!("{base}/console/audit");
+    now.go(&audit);
+    let started = Instant::now();
+    loop {
+        now.eval(&format!(
+            "document.getElementById('cnss').value = {}; document.querySelector('form.lookup').submit(); true",
+            serde_json::to_string(persons[0]).unwrap()
+        ));
+        now.wait_for(
+            "document.readyState === 'complete' && document.getElementById('accesses') !== null",
+            Duration::from_secs(20),
+        );
+        if now.text().contains("inclusion proof verified") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no cosigned checkpoint: {}",
+            now.text()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        now.go(&audit);
+    }
+    assert!(now.text().contains("partner.scraper"), "{}", now.text());
+    assert_eq!(
+        now.eval("location.pathname"),
+        "/console/audit",
+        "the number is not in the address"
+    );
+    now.screenshot(&shots().join("9-audit.png"));
+    let file = now.eval(
+        "fetch(document.querySelector('a.proof').href, {credentials: 'same-origin'}).then(r => r.text())",
+    );
+    let path = f.home.join("proof-from-chromium.json");
+    std::fs::write(&path, file.as_str().unwrap()).unwrap();
+    let o = common::ribat(&f.home, &["audit", "verify-proof", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::text(&o));
 }

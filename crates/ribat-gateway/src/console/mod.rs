@@ -41,6 +41,8 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/console/decisions", get(decisions))
         .route("/console/decisions/{id}", get(decision))
         .route("/console/decisions/{id}/release", post(release))
+        .route("/console/audit", get(audit).post(audit_lookup))
+        .route("/console/audit/proof/{index}", get(audit_proof))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
         .layer(axum::middleware::map_response(secure))
@@ -512,12 +514,14 @@ async fn release(
             v.lang.words().read_only.to_owned(),
         );
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()));
-    if let Err(why) = form::same_origin(&headers, host) {
-        return refused(v.lang, StatusCode::FORBIDDEN, why.to_string());
+    if let Err(r) = own_form(
+        &app,
+        &v,
+        &headers,
+        &uri,
+        body.as_ref().map(|f| f.csrf.as_str()),
+    ) {
+        return r;
     }
     let Ok(Form(f)) = body else {
         return refused(
@@ -526,10 +530,6 @@ async fn release(
             "the form could not be read: send it from the decision's page".into(),
         );
     };
-    let now_s = app.watch.clock().now_ms() / 1000;
-    if let Err(why) = form::check(&f.csrf, &v.thumbprint, now_s) {
-        return refused(v.lang, StatusCode::FORBIDDEN, why.to_string());
-    }
     if app.watch.mesh_member().is_some() {
         return refused(
             v.lang,
@@ -571,6 +571,268 @@ async fn release(
             format!("the release could not be recorded: {e}"),
         ),
     }
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+struct AuditPage {
+    shell: Shell,
+    csrf: String,
+    cnss: String,
+    error: Option<String>,
+    result: Option<AuditResult>,
+    checkpoint: Option<CheckpointLine>,
+}
+
+struct AuditResult {
+    rows: Vec<AccessRow>,
+}
+
+struct AccessRow {
+    index: u64,
+    when: String,
+    purpose: String,
+    role: String,
+    institution: String,
+    identity: String,
+    outcome: String,
+    fields: String,
+    proved: bool,
+}
+
+struct CheckpointLine {
+    size: u64,
+    signed_by: String,
+}
+
+/// The Audit page: the form, and what a lookup found (or why it found nothing).
+fn audit_page(
+    app: &Shared,
+    v: &Viewer,
+    cnss: String,
+    error: Option<String>,
+    result: Option<AuditResult>,
+) -> Response {
+    let against = crate::subject::latest_cosigned(app.vault.audit.log());
+    let checkpoint = match &against {
+        Ok(Some(a)) => Some(CheckpointLine {
+            size: a.size,
+            signed_by: a.signed_by.join(", "),
+        }),
+        _ => None,
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let now_s = app.watch.clock().now_ms() / 1000;
+    html(
+        status,
+        AuditPage {
+            shell: shell(app, v, "audit"),
+            csrf: form::token(&v.thumbprint, now_s),
+            cnss,
+            error,
+            result,
+            checkpoint,
+        }
+        .render(),
+    )
+}
+
+async fn audit(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    match viewer(&app, &caller, &headers) {
+        Ok(v) => audit_page(&app, &v, String::new(), None, None),
+        Err(r) => r,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LookupForm {
+    csrf: String,
+    cnss: String,
+}
+
+/// Who accessed the person with this CNSS number: a POST, so that the number travels in
+/// the body and never in an address (nor in a log of addresses).
+async fn audit_lookup(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Form<LookupForm>, FormRejection>,
+) -> Response {
+    let v = match viewer(&app, &caller, &headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Err(r) = own_form(
+        &app,
+        &v,
+        &headers,
+        &uri,
+        body.as_ref().map(|f| f.csrf.as_str()),
+    ) {
+        return r;
+    }
+    let Ok(Form(f)) = body else {
+        return refused(
+            v.lang,
+            StatusCode::BAD_REQUEST,
+            "the form could not be read: send it from the Audit page".into(),
+        );
+    };
+    let w = v.lang.words();
+    let cnss = f.cnss.trim().to_owned();
+    if cnss.len() != 9 || !cnss.bytes().all(|b| b.is_ascii_digit()) {
+        return audit_page(&app, &v, f.cnss, Some(w.cnss_invalid.into()), None);
+    }
+    let vault = app.vault.clone();
+    let found = tokio::task::spawn_blocking(
+        move || -> Result<Option<Vec<crate::subject::Access>>, String> {
+            let records = vault.by_cnss(&cnss).map_err(|e| e.to_string())?;
+            let Some(record) = records.first() else {
+                return Ok(None);
+            };
+            let log = vault.audit.log();
+            let against = crate::subject::latest_cosigned(log)
+                .map_err(|e| e.to_string())?
+                .unwrap_or(crate::subject::Against {
+                    size: 0,
+                    root: ribat_audit::Hash([0; 32]),
+                    signed_by: Vec::new(),
+                });
+            crate::subject::accesses(log, record, &against)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    let accesses = match found {
+        Ok(Ok(Some(a))) => a,
+        Ok(Ok(None)) => return audit_page(&app, &v, f.cnss, Some(w.no_person.into()), None),
+        Ok(Err(e)) => {
+            return refused(v.lang, StatusCode::SERVICE_UNAVAILABLE, e);
+        }
+        Err(e) => {
+            return refused(
+                v.lang,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the lookup failed: {e}"),
+            );
+        }
+    };
+    let rows = accesses
+        .iter()
+        .map(|a| AccessRow {
+            index: a.index,
+            when: utc(a.entry.time_ms),
+            purpose: a.entry.purpose.clone(),
+            role: a.entry.role.clone(),
+            institution: a.entry.institution.clone(),
+            identity: a.entry.identity.clone(),
+            outcome: a.entry.outcome.clone(),
+            fields: a.entry.fields.join(", "),
+            proved: a.proof.is_some(),
+        })
+        .collect();
+    audit_page(&app, &v, f.cnss, None, Some(AuditResult { rows }))
+}
+
+/// One entry's inclusion proof against the latest cosigned checkpoint, as the file `ribat
+/// audit verify-proof` checks.
+async fn audit_proof(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path(index): Path<u64>,
+) -> Response {
+    let v = match viewer(&app, &caller, &headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let vault = app.vault.clone();
+    let proof =
+        tokio::task::spawn_blocking(move || -> Result<Option<serde_json::Value>, String> {
+            let log = vault.audit.log();
+            let Some(against) = crate::subject::latest_cosigned(log).map_err(|e| e.to_string())?
+            else {
+                return Ok(None);
+            };
+            if index >= against.size {
+                return Ok(None);
+            }
+            let bytes = log.entry(index).map_err(|e| e.to_string())?;
+            let access = crate::subject::Access {
+                index,
+                entry: ribat_audit::AuditEntry::decode(&bytes).map_err(|e| e.to_string())?,
+                leaf: ribat_audit::hash::leaf(&bytes),
+                proof: Some(
+                    log.inclusion_proof(index, against.size)
+                        .map_err(|e| e.to_string())?,
+                ),
+            };
+            Ok(access.proof_file(&against))
+        })
+        .await;
+    match proof {
+        Ok(Ok(Some(file))) => (
+            [
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"ribat-proof-{index}.json\""),
+                ),
+            ],
+            file.to_string(),
+        )
+            .into_response(),
+        Ok(Ok(None)) => refused(
+            v.lang,
+            StatusCode::NOT_FOUND,
+            format!("entry {index} is not in the log's latest cosigned checkpoint (yet)"),
+        ),
+        Ok(Err(e)) => refused(v.lang, StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => refused(
+            v.lang,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the proof could not be made: {e}"),
+        ),
+    }
+}
+
+/// Whether a form is the console's own: posted from this origin with the token of a page
+/// shown to this viewer. The refusal page otherwise.
+#[allow(clippy::result_large_err)] // the refusal is the page answered, as is
+fn own_form(
+    app: &Shared,
+    v: &Viewer,
+    headers: &HeaderMap,
+    uri: &Uri,
+    csrf: Result<&str, &FormRejection>,
+) -> Result<(), Response> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()));
+    if let Err(why) = form::same_origin(headers, host) {
+        return Err(refused(v.lang, StatusCode::FORBIDDEN, why.to_string()));
+    }
+    let Ok(csrf) = csrf else {
+        return Err(refused(
+            v.lang,
+            StatusCode::BAD_REQUEST,
+            "the form could not be read: send it from the console's page".into(),
+        ));
+    };
+    let now_s = app.watch.clock().now_ms() / 1000;
+    form::check(csrf, &v.thumbprint, now_s)
+        .map_err(|why| refused(v.lang, StatusCode::FORBIDDEN, why.to_string()))
 }
 
 async fn css() -> Response {
