@@ -331,6 +331,33 @@ mod tests {
         Guard::new(policy, [("persons".to_owned(), "p-honey".to_owned())])
     }
 
+    struct Named;
+
+    impl PolicyHook for Named {
+        fn name(&self) -> &str {
+            "allowances"
+        }
+        fn check(&self, _: &PartialRequest, _: u64) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_guard_shows_its_hooks_and_quarantines_and_never_its_honey_records() {
+        let mut g = guard();
+        g.add_hook(std::sync::Arc::new(Named));
+        g.apply(&Command::Quarantine {
+            identity: "clerk.q".into(),
+            until: 9_000,
+            reason: "test".into(),
+        });
+        let shown = format!("{g:?}");
+        assert!(shown.starts_with("Guard {"), "{shown}");
+        assert!(shown.contains("\"allowances\""), "{shown}");
+        assert!(shown.contains("\"clerk.q\": 9000"), "{shown}");
+        assert!(!shown.contains("p-honey"), "a honey record shown: {shown}");
+    }
+
     #[test]
     fn every_window_of_the_identity_and_of_its_role_is_enforced() {
         let mut g = Guard::new(Policy::embedded_default(), []);
