@@ -12,6 +12,7 @@
 //! | `POST /v1/persons/search` | persons by CIN, or by name and birth date | `reads` |
 //! | `GET /v1/employers/{affiliation}` | an employer's fields | `reads` |
 //! | `POST /v1/declarations` | an employer's monthly e-BDS file | `upload` |
+//! | `POST /v1/audit/accesses` | who accessed a person's record, with proofs (citizen portal, auditors) | `accesses` |
 //! | `GET /v1/decisions` | the watch's decisions (security team, auditors) | `service` |
 //! | `POST /v1/decisions/{id}/release` | one administrator's approval to lift a decision | `service` |
 //! | `/v1/exports…` | bulk exports to partners | [`crate::exports`] |
@@ -46,6 +47,7 @@ pub const DOCUMENTED_ROUTES: &[&str] = &[
     "/v1/persons/{cnss}/declarations",
     "/v1/employers/{affiliation}",
     "/v1/declarations",
+    "/v1/audit/accesses",
     "/v1/decisions",
     "/v1/decisions/{id}/release",
     "/v1/exports",
@@ -76,6 +78,7 @@ pub fn router(app: Shared) -> Router {
                     one_of_few_uploads,
                 )),
         )
+        .route("/v1/audit/accesses", post(crate::accesses::accesses))
         .route("/v1/decisions", get(decisions_list))
         .route("/v1/decisions/{id}/release", post(decision_release))
         .route("/v1/exports", post(crate::exports::file_request))

@@ -12,6 +12,7 @@
 //! entry, or keep serving once its log has failed.
 #![forbid(unsafe_code)]
 
+mod accesses;
 pub mod api;
 pub mod app;
 pub mod audit_first;

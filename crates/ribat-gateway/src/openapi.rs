@@ -95,6 +95,7 @@ impl Modify for Layer {
         crate::reads::search,
         crate::reads::employer,
         crate::upload::upload,
+        crate::accesses::accesses,
         crate::service::decisions_list,
         crate::service::decision_release,
         crate::exports::file_request,

@@ -28,6 +28,7 @@ fn fixture() -> Served {
             ("sec.amina", "security", "cnss-soc"),
             ("sec.youssef", "security", "cnss-soc"),
             ("audit.rachid", "auditor", "cndp"),
+            ("portal.citizens", "citizen-portal", "cnss-portal"),
         ],
     )
 }
@@ -447,7 +448,8 @@ fn only_the_security_team_and_auditors_open_the_console_and_forms_from_elsewhere
 }
 
 #[test]
-fn the_audit_page_lists_who_read_a_person_with_proofs_that_ribat_audit_verify_proof_accepts() {
+fn the_audit_page_and_the_citizen_portals_route_list_who_read_a_person_with_proofs_that_ribat_audit_verify_proof_accepts()
+ {
     let f = fixture();
     let gw = serve(&f.home);
     let clerk = Caller::new(&f.home, &f.ca, &gw, "clerk.1");
@@ -538,4 +540,44 @@ fn the_audit_page_lists_who_read_a_person_with_proofs_that_ribat_audit_verify_pr
     // A clerk is refused the page.
     let (r, _) = page(&f, &gw, "clerk.1", "/console/audit");
     assert_eq!(r.status, 403);
+
+    // The same question through the API: the citizen portal, on behalf of the person it
+    // authenticated, learns when, which institution, why — never who; the authority
+    // (an auditor) learns who too. Each inclusion object is a proof file.
+    let ask = |name: &str| {
+        Caller::new(&f.home, &f.ca, &gw, name).post(
+            "/v1/audit/accesses",
+            serde_json::json!({"cnss": person.cnss}),
+        )
+    };
+    let r = ask("portal.citizens");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let citizen = r.json();
+    let accesses = citizen["accesses"].as_array().unwrap();
+    assert_eq!(accesses.len(), 2, "{citizen}");
+    for a in accesses {
+        assert_eq!(a["institution"], "agency-casa-anfa");
+        assert_eq!(a["purpose"], "counter-service");
+        assert!(a.get("identity").is_none(), "the reader's name: {a}");
+        assert!(!a.to_string().contains("clerk.1"), "{a}");
+    }
+    std::fs::write(&file, accesses[0]["inclusion"].to_string()).unwrap();
+    let o = common::ribat(&f.home, &["audit", "verify-proof", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let authority = ask("audit.rachid").json();
+    assert_eq!(
+        authority["accesses"][1]["identity"], "clerk.1",
+        "{authority}"
+    );
+    // Other roles are refused; a malformed number or an unknown person says so.
+    let r = ask("clerk.1");
+    assert_eq!((r.status, problem(&r).as_str()), (403, "role-not-allowed"));
+    let portal = Caller::new(&f.home, &f.ca, &gw, "portal.citizens");
+    let r = portal.post("/v1/audit/accesses", serde_json::json!({"cnss": "12-34"}));
+    assert_eq!((r.status, problem(&r).as_str()), (400, "bad-cnss"));
+    let r = portal.post(
+        "/v1/audit/accesses",
+        serde_json::json!({"cnss": "000000000"}),
+    );
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
 }
