@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod accesses;
+pub mod activity;
 pub mod api;
 pub mod app;
 pub mod audit_first;

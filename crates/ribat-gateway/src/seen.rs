@@ -134,6 +134,7 @@ pub(crate) fn events_of(
     let reason = Refusal::from(reason);
     // Refusals by the watch itself are its own decisions at work, not new evidence.
     if reason.is_a_decision_at_work() {
+        app.watch.held(&actor.role, time_ms);
         return Vec::new();
     }
     vec![event(Kind::Denied(Denied {

@@ -219,6 +219,8 @@ pub struct Watch {
     decisions: Mutex<Vec<Decision>>,
     /// Decisions released, with the administrators who released them.
     released: Mutex<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Reads, refusals and decisions of the last hour, for the console's chart.
+    activity: Mutex<crate::activity::Activity>,
     /// The mesh member this watch's decisions are carried by, when in a mesh: there a
     /// release is two administrators' signatures through the log, not approvals here.
     mesh_member: Mutex<Option<String>>,
@@ -372,6 +374,7 @@ impl Watch {
             decisions: Mutex::new(decisions),
             released: Mutex::new(released),
             mesh_member: Mutex::new(None),
+            activity: Mutex::new(crate::activity::Activity::default()),
             log,
             signer,
             enforcers: Mutex::new(Vec::new()),
@@ -424,6 +427,9 @@ impl Watch {
         if let Some(c) = ribat_detect::cef::event(ev) {
             self.send(Line::Cef(1, c));
         }
+        if let Ok(mut a) = self.activity.lock() {
+            a.note(ev);
+        }
         let judged = match self.engine.lock() {
             Ok(mut e) => e.observe(ev),
             Err(_) => return Vec::new(),
@@ -437,6 +443,9 @@ impl Watch {
     fn decide(&self, f: &ribat_detect::Finding, mode: ribat_detect::Mode) -> Decision {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let mut d = Decision::from_finding(&self.node, f, mode, self.clock.now_ms(), seq);
+        if let Ok(mut a) = self.activity.lock() {
+            a.decided(d.time_ms);
+        }
         if d.enforces() {
             // Here first (the next request is refused), then every custodian (durably).
             if let Ok(mut c) = self.containment.lock() {
@@ -524,6 +533,22 @@ impl Watch {
     /// Who released decision `id`, when it was released.
     pub fn released_by(&self, id: &str) -> Option<Vec<String>> {
         self.released.lock().ok()?.get(id).cloned()
+    }
+
+    /// Counts a request of `role` that a decision in force refused (for the chart only).
+    pub fn held(&self, role: &str, time_ms: u64) {
+        if let Ok(mut a) = self.activity.lock() {
+            a.held(role, time_ms);
+        }
+    }
+
+    /// Reads, refusals (by role) and decisions, minute by minute over the hour to now.
+    pub fn activity(&self) -> Vec<crate::activity::Minute> {
+        let now = self.clock.now_ms();
+        self.activity
+            .lock()
+            .map(|a| a.last_hour(now))
+            .unwrap_or_default()
     }
 
     /// Says that this watch's decisions are carried through a mesh by member `name`

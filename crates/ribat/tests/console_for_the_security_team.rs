@@ -327,6 +327,16 @@ fn a_quarantine_reaches_an_open_console_within_2_s_and_two_administrators_releas
     );
     let (_, in_force) = stream.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(in_force, "0", "the open page hears of the release too");
+    // The Now page's last hour: the partner's nine records read and its refusals, the
+    // minute of the decision marked on the chart.
+    let (_, now) = page(&f, &gw, "sec.amina", "/console");
+    assert!(now.contains("<svg class=\"chart\""), "{now}");
+    assert!(now.contains("class=\"decision\""), "{now}");
+    assert!(
+        now.contains("<tr><td>partner</td><td>9</td><td>2</td></tr>"),
+        "{now}"
+    );
+    nothing_inline(&now);
     let fresh = Caller::new(&f.home, &f.ca, &gw, "partner.scraper");
     assert_eq!(
         fresh

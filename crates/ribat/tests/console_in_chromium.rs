@@ -197,6 +197,7 @@ fn in_chromium_an_open_console_shows_a_quarantine_within_2_s_and_two_administrat
         "{}",
         now.text()
     );
+    now.screenshot(&shots().join("8a-now-after-release.png"));
     his.go(&format!("{base}/console/decisions"));
     his.screenshot(&shots().join("8-decisions.png"));
 

@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ribat_detect::Decision;
 use ribat_net::listener::Caller;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use words::{Lang, Words};
 
@@ -234,9 +235,11 @@ struct Live<'a> {
     w: &'a Words,
     in_force: Vec<Row>,
     recent: Vec<Row>,
+    chart: Chart,
 }
 
-/// The live part of the Now page: decisions in force, and the last day's.
+/// The live part of the Now page: decisions in force, the last day's, and the last hour's
+/// reads and refusals.
 fn live_html(app: &Shared, w: &'static Words) -> Result<String, askama::Error> {
     let in_force = app.watch.in_force();
     let now = app.watch.clock().now_ms();
@@ -256,6 +259,7 @@ fn live_html(app: &Shared, w: &'static Words) -> Result<String, askama::Error> {
         w,
         in_force: rows_in_force,
         recent,
+        chart: chart(&app.watch.activity()),
     }
     .render()
 }
@@ -265,6 +269,74 @@ fn live_html(app: &Shared, w: &'static Words) -> Result<String, askama::Error> {
 struct NowPage {
     shell: Shell,
     live: String,
+}
+
+/// The last hour, drawn here as SVG: points are numbers only, and every word goes
+/// through the template's escaping.
+struct Chart {
+    /// `x,y` pairs of the records read each minute.
+    reads: String,
+    /// Same, requests refused.
+    refused: String,
+    /// x of each minute with a decision.
+    decisions: Vec<u64>,
+    /// The scale's top (reads or refusals in a minute).
+    top: u32,
+    /// By role over the hour: (role, reads, refused), most reads first.
+    roles: Vec<(String, u32, u32)>,
+}
+
+/// Chart geometry: one minute every 10 units across, 150 units high.
+const CHART_STEP: u64 = 10;
+const CHART_HEIGHT: u32 = 150;
+
+fn chart(minutes: &[crate::activity::Minute]) -> Chart {
+    let total = |m: &crate::activity::Minute, read: bool| -> u32 {
+        m.roles
+            .values()
+            .map(|c| if read { c.reads } else { c.refused })
+            .sum()
+    };
+    let top = minutes
+        .iter()
+        .flat_map(|m| [total(m, true), total(m, false)])
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let line = |read: bool| {
+        minutes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let y = CHART_HEIGHT - total(m, read) * CHART_HEIGHT / top;
+                format!("{},{y}", i as u64 * CHART_STEP)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut roles: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for m in minutes {
+        for (role, c) in &m.roles {
+            let e = roles.entry(role.clone()).or_default();
+            e.0 += c.reads;
+            e.1 += c.refused;
+        }
+    }
+    let mut roles: Vec<(String, u32, u32)> =
+        roles.into_iter().map(|(r, (a, b))| (r, a, b)).collect();
+    roles.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Chart {
+        reads: line(true),
+        refused: line(false),
+        decisions: minutes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.decisions > 0)
+            .map(|(i, _)| i as u64 * CHART_STEP)
+            .collect(),
+        top,
+        roles,
+    }
 }
 
 async fn now(

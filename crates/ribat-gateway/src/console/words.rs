@@ -115,6 +115,13 @@ pub(crate) struct Words {
     pub(crate) cnss_invalid: &'static str,
     pub(crate) no_person: &'static str,
     pub(crate) audit_help: &'static str,
+    pub(crate) last_hour: &'static str,
+    pub(crate) chart_title: &'static str,
+    pub(crate) reads: &'static str,
+    pub(crate) refusals: &'static str,
+    pub(crate) hour_ago: &'static str,
+    pub(crate) now_word: &'static str,
+    pub(crate) per_minute_top: &'static str,
 }
 
 static EN: Words = Words {
@@ -179,6 +186,13 @@ static EN: Words = Words {
     proof: "Proof",
     cnss_invalid: "A CNSS number is 9 digits.",
     no_person: "No person has this CNSS number.",
+    last_hour: "The last hour",
+    chart_title: "Records read (green) and requests refused (red) per minute over the last hour; a vertical line marks a minute with a decision",
+    reads: "Records read",
+    refusals: "Requests refused",
+    hour_ago: "an hour ago",
+    now_word: "now",
+    per_minute_top: "top of the scale, per minute",
     audit_help: "The number is sent in the form's body, never in an address; every access is listed with its proof against the log's latest cosigned checkpoint.",
 };
 
@@ -244,6 +258,13 @@ static FR: Words = Words {
     proof: "Preuve",
     cnss_invalid: "Un numéro CNSS a 9 chiffres.",
     no_person: "Aucune personne n'a ce numéro CNSS.",
+    last_hour: "La dernière heure",
+    chart_title: "Dossiers lus (vert) et requêtes refusées (rouge) par minute sur la dernière heure ; une ligne verticale marque une minute avec une décision",
+    reads: "Dossiers lus",
+    refusals: "Requêtes refusées",
+    hour_ago: "il y a une heure",
+    now_word: "maintenant",
+    per_minute_top: "haut de l'échelle, par minute",
     audit_help: "Le numéro part dans le corps du formulaire, jamais dans une adresse ; chaque accès est listé avec sa preuve contre le dernier point de contrôle cosigné du journal.",
 };
 
