@@ -42,6 +42,9 @@ pub struct App {
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     /// Requests signed by their sender: required or not, nonces, co-signers.
     pub signatures: crate::signed::Signatures,
+    /// The identity register this node keeps (`register.json`: the CA's, or in a mesh the
+    /// replicated one), for the console's Identities page.
+    pub register: Option<std::path::PathBuf>,
 }
 
 /// Who signs the tokens a gateway hands its clients.

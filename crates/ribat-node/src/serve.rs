@@ -540,6 +540,7 @@ pub fn assemble(
             ribat_gateway::api::CONCURRENT_UPLOADS,
         )),
         signatures: ribat_gateway::signed::Signatures::new(o.signed_requests, Some(tls.clone())),
+        register: Some(crate::identity::dir(home).join(ribat_identity::ca::REGISTER)),
     });
     Ok(Assembled {
         app,

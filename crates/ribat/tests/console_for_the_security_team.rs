@@ -388,6 +388,28 @@ fn only_the_security_team_and_auditors_open_the_console_and_forms_from_elsewhere
     let (r, _) = page(&f, &gw, "partner.scraper", "/console");
     assert_eq!(r.status, 403);
 
+    // Identities: who holds which role for which institution, a revoked one marked.
+    common::ok(common::ribat(
+        &f.home,
+        &["identity", "revoke", "--name", "sec.youssef"],
+    ));
+    let (r, ids) = page(&f, &gw, "audit.rachid", "/console/identities");
+    assert_eq!(r.status, 200);
+    assert!(
+        ids.contains("<td>clerk.1</td><td>clerk</td><td>agency-casa-anfa</td>"),
+        "{ids}"
+    );
+    assert!(
+        ids.contains("<tr class=\"revoked\"><td>sec.youssef</td><td>security</td>"),
+        "{ids}"
+    );
+    assert!(
+        ids.contains("<tr class=\"active\"><td>sec.amina</td><td>security</td>"),
+        "{ids}"
+    );
+    let (r, _) = page(&f, &gw, "clerk.1", "/console/identities");
+    assert_eq!(r.status, 403);
+
     // An auditor reads the decision, with no form to release it; a release posted all
     // the same, with a token of its own page, is refused.
     let (r, list) = page(&f, &gw, "audit.rachid", "/console/decisions");
@@ -440,7 +462,7 @@ fn only_the_security_team_and_auditors_open_the_console_and_forms_from_elsewhere
     assert_eq!(r.status, 403);
     assert!(String::from_utf8_lossy(&r.body).contains("Your role reads the console"));
     // Nothing changed: no approval recorded, the partner still held.
-    let (_, still) = page(&f, &gw, "sec.youssef", &format!("/console/decisions/{id}"));
+    let (_, still) = page(&f, &gw, "sec.amina", &format!("/console/decisions/{id}"));
     assert!(
         still.contains("No administrator has approved a release yet."),
         "{still}"
