@@ -76,6 +76,8 @@ pub trait ExportDesk: Send + Sync {
     fn run(&self, id: &str) -> Result<ExportState, ExportError>;
     /// The file of an export that ran, fetched by `who` (recorded before it is returned).
     fn fetch(&self, id: &str, who: &str) -> Result<Vec<u8>, ExportError>;
+    /// Every export filed here, newest first.
+    fn list(&self) -> Result<Vec<ExportState>, ExportError>;
 }
 
 impl From<ExportError> for Problem {

@@ -390,6 +390,39 @@ impl ExportDesk for NodeDesk {
         })
     }
 
+    fn list(&self) -> Result<Vec<ExportState>, ExportError> {
+        self.locked(|| {
+            let dir = self.home.root().join("exports");
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+            };
+            let mut all = Vec::new();
+            for e in entries {
+                let path = e
+                    .with_context(|| format!("cannot list {}", dir.display()))?
+                    .path();
+                // Requests only (`ID.json`), not what else the directory holds.
+                let Some(id) = path
+                    .extension()
+                    .is_some_and(|x| x == "json")
+                    .then(|| path.file_stem().and_then(|s| s.to_str()))
+                    .flatten()
+                    .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                else {
+                    continue;
+                };
+                all.push((
+                    std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
+                    load(&self.home, id)?.state(),
+                ));
+            }
+            all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+            Ok(all.into_iter().map(|(_, s)| s).collect())
+        })
+    }
+
     fn fetch(&self, id: &str, who: &str) -> Result<Vec<u8>, ExportError> {
         self.locked(|| {
             let mut r = load(&self.home, id)?;

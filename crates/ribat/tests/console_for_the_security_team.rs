@@ -613,3 +613,92 @@ fn the_audit_page_and_the_citizen_portals_route_list_who_read_a_person_with_proo
     );
     assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
 }
+
+#[test]
+fn an_export_is_approved_by_two_officers_and_run_from_the_console_and_each_fetch_is_listed() {
+    let f = fixture();
+    let gw = serve(&f.home);
+    let amina = Caller::new(&f.home, &f.ca, &gw, "sec.amina");
+    let numbers: Vec<&str> = f
+        .fund
+        .persons
+        .iter()
+        .filter(|p| !p.honey)
+        .take(10)
+        .map(|p| p.cnss.as_str())
+        .collect();
+    let r = amina.post(
+        "/v1/exports",
+        serde_json::json!({"recipient": "partner.scraper", "purpose": "partner-export", "cnss": numbers}),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let origin = format!("https://{}", gw.addr);
+    let step = |name: &str, what: &str| {
+        // A form token is the certificate's, whichever page carried it (once Amina has
+        // approved, her row has no form left).
+        let (_, audit) = page(&f, &gw, name, "/console/audit");
+        let form = format!("csrf={}", csrf_of(&audit));
+        browse(
+            &f,
+            &gw,
+            name,
+            "POST",
+            &format!("/console/exports/{id}/{what}"),
+            &form,
+            &[("origin", &origin)],
+        )
+    };
+    let row = |name: &str| {
+        let (_, list) = page(&f, &gw, name, "/console/exports");
+        let at = list.find(&format!("<tr id=\"export-{id}\">")).unwrap();
+        list[at..at + list[at..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(
+        row("sec.amina").contains("waiting for approval (0/2)"),
+        "{}",
+        row("sec.amina")
+    );
+    assert!(
+        !row("sec.amina").contains(&numbers[0].to_string()),
+        "no person on the page"
+    );
+
+    // Amina approves; her row no longer offers her an approval; the auditor reads it all
+    // without a button, and is refused if she posts one anyway.
+    let r = step("sec.amina", "approve");
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("location"), Some("/console/exports?done=approve"));
+    let mine = row("sec.amina");
+    assert!(
+        mine.contains("waiting for approval (1/2)") && mine.contains("<td>sec.amina</td>"),
+        "{mine}"
+    );
+    assert!(!mine.contains("/approve"), "{mine}");
+    assert!(!row("audit.rachid").contains("<form"));
+    assert_eq!(step("audit.rachid", "approve").status, 403);
+    let r = step("sec.amina", "run");
+    assert_eq!(r.status, 409, "one approval runs nothing");
+    // Youssef approves and runs it.
+    assert_eq!(step("sec.youssef", "approve").status, 303);
+    assert!(row("sec.youssef").contains("approved, ready to run"));
+    assert_eq!(step("sec.youssef", "run").status, 303);
+    assert!(
+        row("sec.youssef").contains("ran "),
+        "{}",
+        row("sec.youssef")
+    );
+    assert!(
+        row("sec.youssef").contains("(12 rows)"),
+        "{}",
+        row("sec.youssef")
+    );
+    // The recipient fetches the file; the page lists the fetch.
+    let partner = Caller::new(&f.home, &f.ca, &gw, "partner.scraper");
+    assert_eq!(partner.get(&format!("/v1/exports/{id}/file")).status, 200);
+    assert!(
+        row("audit.rachid").contains("partner.scraper 20"),
+        "{}",
+        row("audit.rachid")
+    );
+}

@@ -45,6 +45,8 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/console/audit", get(audit).post(audit_lookup))
         .route("/console/audit/proof/{index}", get(audit_proof))
         .route("/console/identities", get(identities))
+        .route("/console/exports", get(exports))
+        .route("/console/exports/{id}/{step}", post(export_step))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
         .layer(axum::middleware::map_response(secure))
@@ -993,6 +995,183 @@ async fn identities(
         }
         .render(),
     )
+}
+
+#[derive(Template)]
+#[template(path = "console/exports.html")]
+struct ExportsPage {
+    shell: Shell,
+    rows: Vec<ExportRow>,
+    acts: bool,
+    csrf: String,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+struct ExportRow {
+    id: String,
+    recipient: String,
+    purpose: String,
+    persons: usize,
+    requested_by: String,
+    approvals: String,
+    state: String,
+    fetched: String,
+    can_approve: bool,
+    can_run: bool,
+}
+
+fn exports_page(
+    app: &Shared,
+    v: &Viewer,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    error: Option<String>,
+) -> Response {
+    let w = v.lang.words();
+    let (rows, error) = match app.exports.as_ref().map(|d| d.list()) {
+        None => (
+            Vec::new(),
+            error.or_else(|| Some("this gateway runs no export desk".to_owned())),
+        ),
+        Some(Err(e)) => (Vec::new(), Some(e.to_string())),
+        Some(Ok(list)) => (
+            list.into_iter()
+                .map(|x| {
+                    let approved = x.approvals.len() >= x.needed;
+                    let state = match (x.ran_at, approved) {
+                        (Some(t), _) => format!(
+                            "{} {} ({} rows)",
+                            w.ran,
+                            utc(u64::try_from(t).unwrap_or(0).saturating_mul(1000)),
+                            x.rows.unwrap_or(0)
+                        ),
+                        (None, true) => w.approved_ready.to_owned(),
+                        (None, false) => {
+                            format!("{} ({}/{})", w.waiting, x.approvals.len(), x.needed)
+                        }
+                    };
+                    ExportRow {
+                        can_approve: x.ran_at.is_none()
+                            && !approved
+                            && !x.approvals.contains(&v.name),
+                        can_run: x.ran_at.is_none() && approved,
+                        fetched: x
+                            .fetched
+                            .iter()
+                            .map(|(who, t)| {
+                                format!("{who} {}", utc(u64::try_from(*t).unwrap_or(0) * 1000))
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        id: x.id,
+                        recipient: x.recipient,
+                        purpose: x.purpose,
+                        persons: x.persons,
+                        requested_by: x.requested_by,
+                        approvals: x.approvals.join(", "),
+                        state,
+                    }
+                })
+                .collect(),
+            error,
+        ),
+    };
+    let now_s = app.watch.clock().now_ms() / 1000;
+    html(
+        status,
+        ExportsPage {
+            shell: shell(app, v, "exports"),
+            rows,
+            acts: v.acts,
+            csrf: form::token(&v.thumbprint, now_s),
+            notice,
+            error,
+        }
+        .render(),
+    )
+}
+
+async fn exports(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Query(done): Query<Done>,
+) -> Response {
+    let v = match viewer(&app, &caller, &headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let w = v.lang.words();
+    let notice = match done.done.as_deref() {
+        Some("approve") => Some(w.export_approved),
+        Some("run") => Some(w.export_ran),
+        _ => None,
+    };
+    exports_page(&app, &v, StatusCode::OK, notice, None)
+}
+
+#[derive(serde::Deserialize)]
+struct TokenOnly {
+    csrf: String,
+}
+
+/// Approves or runs an export from the page: the same desk the API's
+/// `/v1/exports/{id}/approve` and `/run` call, for role `security` only.
+async fn export_step(
+    State(app): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path((id, step)): Path<(String, String)>,
+    body: Result<Form<TokenOnly>, FormRejection>,
+) -> Response {
+    let v = match viewer(&app, &caller, &headers) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !v.acts {
+        return refused(
+            v.lang,
+            StatusCode::FORBIDDEN,
+            v.lang.words().read_only.to_owned(),
+        );
+    }
+    if let Err(r) = own_form(
+        &app,
+        &v,
+        &headers,
+        &uri,
+        body.as_ref().map(|f| f.csrf.as_str()),
+    ) {
+        return r;
+    }
+    let Some(desk) = app.exports.clone() else {
+        return refused(
+            v.lang,
+            StatusCode::NOT_FOUND,
+            "this gateway runs no export desk".into(),
+        );
+    };
+    let admin = v.name.clone();
+    let (id2, step2) = (id.clone(), step.clone());
+    let r = tokio::task::spawn_blocking(move || match step2.as_str() {
+        "approve" => desk.approve(&id2, &admin).map(|_| ()),
+        "run" => desk.run(&id2).map(|_| ()),
+        other => Err(crate::desk::ExportError::NotFound(format!(
+            "no step `{other}`: approve or run"
+        ))),
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => Redirect::to(&format!("/console/exports?done={step}")).into_response(),
+        Ok(Err(e)) => exports_page(&app, &v, StatusCode::CONFLICT, None, Some(e.to_string())),
+        Err(e) => refused(
+            v.lang,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the export step failed: {e}"),
+        ),
+    }
 }
 
 async fn css() -> Response {
