@@ -75,18 +75,16 @@ pub fn root_from_inclusion(
             want: inner + border,
         });
     }
-    // RFC 9162 §2.1.3.2.
+    // RFC 9162 §2.1.3.2, without its inner loop: once `f == s` (the leaf's path has
+    // reached the tree's right border) the two shift alike and stay equal, so every later
+    // element is a left sibling whatever that loop does; it only serves the RFC's final
+    // `sn == 0` check, which the exact length check above replaces. (cargo-mutants showed
+    // that no change to that loop changed any root.)
     let (mut f, mut s) = (index, size - 1);
     let mut r = *leaf;
     for p in proof {
         if f & 1 == 1 || f == s {
             r = node(p, &r);
-            if f & 1 == 0 {
-                while f & 1 == 0 && f != 0 {
-                    f >>= 1;
-                    s >>= 1;
-                }
-            }
         } else {
             r = node(&r, p);
         }
@@ -221,6 +219,27 @@ mod tests {
     use super::*;
     use crate::hash::leaf;
     use crate::memtree::MemTree;
+
+    #[test]
+    fn an_inclusion_proof_of_the_wrong_length_says_how_long_it_must_be() {
+        let l = leaf(b"x");
+        // Leaf 0 of 8: three siblings on the way up, none on the border.
+        assert_eq!(
+            root_from_inclusion(0, 8, &l, &[]),
+            Err(ProofError::WrongLength { got: 0, want: 3 })
+        );
+        // Leaf 6 of 7: the right border at once; two left siblings (the subtrees of 4 and
+        // of 2 entries before it).
+        assert_eq!(
+            root_from_inclusion(6, 7, &l, &[l]),
+            Err(ProofError::WrongLength { got: 1, want: 2 })
+        );
+        // Leaf 4 of 6: one sibling inside, one on the border.
+        assert_eq!(
+            root_from_inclusion(4, 6, &l, &[l, l, l]),
+            Err(ProofError::WrongLength { got: 3, want: 2 })
+        );
+    }
 
     #[test]
     fn every_leaf_of_every_small_tree_is_proven_at_its_index_and_at_no_other() {
