@@ -578,26 +578,16 @@ async fn release(
     Path(id): Path<String>,
     body: Result<Form<ReleaseForm>, FormRejection>,
 ) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !v.acts {
-        return refused(
-            v.lang,
-            StatusCode::FORBIDDEN,
-            v.lang.words().read_only.to_owned(),
-        );
-    }
-    if let Err(r) = own_form(
+    let v = match acting(
         &app,
-        &v,
+        &caller,
         &headers,
         &uri,
         body.as_ref().map(|f| f.csrf.as_str()),
     ) {
-        return r;
-    }
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let Ok(Form(f)) = body else {
         return refused(
             v.lang,
@@ -881,6 +871,28 @@ async fn audit_proof(
     }
 }
 
+/// The viewer of a form that acts (role `security`), posted from the console's own page;
+/// the refusal page otherwise.
+#[allow(clippy::result_large_err)] // the refusal is the page answered, as is
+fn acting(
+    app: &Shared,
+    caller: &Caller,
+    headers: &HeaderMap,
+    uri: &Uri,
+    csrf: Result<&str, &FormRejection>,
+) -> Result<Viewer, Response> {
+    let v = viewer(app, caller, headers)?;
+    if !v.acts {
+        return Err(refused(
+            v.lang,
+            StatusCode::FORBIDDEN,
+            v.lang.words().read_only.to_owned(),
+        ));
+    }
+    own_form(app, &v, headers, uri, csrf)?;
+    Ok(v)
+}
+
 /// Whether a form is the console's own: posted from this origin with the token of a page
 /// shown to this viewer. The refusal page otherwise.
 #[allow(clippy::result_large_err)] // the refusal is the page answered, as is
@@ -1126,26 +1138,16 @@ async fn export_step(
     Path((id, step)): Path<(String, String)>,
     body: Result<Form<TokenOnly>, FormRejection>,
 ) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !v.acts {
-        return refused(
-            v.lang,
-            StatusCode::FORBIDDEN,
-            v.lang.words().read_only.to_owned(),
-        );
-    }
-    if let Err(r) = own_form(
+    let v = match acting(
         &app,
-        &v,
+        &caller,
         &headers,
         &uri,
         body.as_ref().map(|f| f.csrf.as_str()),
     ) {
-        return r;
-    }
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let Some(desk) = app.exports.clone() else {
         return refused(
             v.lang,
