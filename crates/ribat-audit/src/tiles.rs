@@ -196,6 +196,27 @@ mod tests {
     }
 
     #[test]
+    fn entry_bundles_published_in_steps_are_completed_from_the_tile_the_last_step_left_partial() {
+        let d = tempfile::tempdir().unwrap();
+        let entries: Vec<Vec<u8>> = (0..900)
+            .map(|i| format!("entry {i}").into_bytes())
+            .collect();
+        let entry = |i: u64| Ok(entries[i as usize].clone());
+        publish_entries(d.path(), 600, 0, entry).unwrap();
+        assert!(tile_path(d.path(), "entries", 2, 88).exists());
+        // 300 more: bundle 2 is completed (and 3 begun) from entry 600 on, bundles 0 and 1
+        // left as they are.
+        std::fs::remove_file(tile_path(d.path(), "entries", 0, 256)).unwrap();
+        publish_entries(d.path(), 900, 600, entry).unwrap();
+        assert!(tile_path(d.path(), "entries", 2, 256).exists());
+        assert!(tile_path(d.path(), "entries", 3, 132).exists());
+        assert!(
+            !tile_path(d.path(), "entries", 0, 256).exists(),
+            "bundles before the step's first entry are not its business"
+        );
+    }
+
+    #[test]
     fn the_tiles_of_600_entries_hold_their_entries_and_hashes() {
         let d = tempfile::tempdir().unwrap();
         let entries: Vec<Vec<u8>> = (0..600)

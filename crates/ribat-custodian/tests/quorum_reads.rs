@@ -338,6 +338,24 @@ fn a_read_that_meets_a_set_change_is_asked_again_and_answered() {
 }
 
 #[test]
+fn a_custodian_that_fails_is_replaced_by_one_more_not_by_a_whole_new_round() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Five custodians, any three: the first asked is down.
+    let v = Vault::of(5, 3);
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counted = |c: Arc<dyn Custodian>| Arc::new(Counted(c, asked.clone())) as Arc<dyn Custodian>;
+    let mut custodians = vec![counted(Arc::new(Down(1)))];
+    custodians.extend((2..=5).map(|i| counted(v.custodian(i))));
+    let read = v.reader_over(custodians).read(&counter(&["p-0"])).unwrap();
+    assert_eq!(read.served_by, [2, 3, 4]);
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        4,
+        "three at once, then one for the one down; the fifth never"
+    );
+}
+
+#[test]
 fn a_read_asks_no_more_custodians_than_the_threshold_when_they_answer() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let v = Vault::new();

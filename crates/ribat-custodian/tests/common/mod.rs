@@ -39,14 +39,20 @@ pub(crate) fn pass(i: usize) -> Passphrase {
 }
 
 impl Vault {
+    /// Three custodians, any two of which open a record.
     pub(crate) fn new() -> Self {
+        Self::of(3, 2)
+    }
+
+    /// `n` custodians, any `threshold` of which open a record.
+    pub(crate) fn of(n: usize, threshold: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let custodian_dirs: Vec<PathBuf> = (1..=3)
+        let custodian_dirs: Vec<PathBuf> = (1..=n)
             .map(|i| dir.path().join(format!("custodian-{i}")))
             .collect();
-        let passphrases: Vec<Passphrase> = (1..=3).map(pass).collect();
+        let passphrases: Vec<Passphrase> = (1..=n).map(pass).collect();
         let spec = CeremonySpec {
-            threshold: 2,
+            threshold,
             classes: vec!["identity".into(), "financial".into()],
             epoch: 1,
             kdf: KdfParams::insecure_for_tests(),
@@ -109,10 +115,10 @@ impl Vault {
             clock: Arc::new(ManualClock::at(1_800_000_000)),
             custodian_dirs,
             passphrases,
-            live: std::sync::Mutex::new((0..3).map(|_| std::sync::Weak::new()).collect()),
+            live: std::sync::Mutex::new((0..n).map(|_| std::sync::Weak::new()).collect()),
         };
         // Honey records are registered with live custodians, which keep the list sealed.
-        for i in 1..=3 {
+        for i in 1..=n {
             assert_eq!(
                 v.custodian(i)
                     .add_honey(&[("persons".into(), HONEY.into())])
