@@ -196,6 +196,25 @@ mod tests {
     }
 
     #[test]
+    fn leaf_hashes_are_read_at_an_older_size_from_tiles_the_log_has_since_filled() {
+        let d = tempfile::tempdir().unwrap();
+        let entries: Vec<Vec<u8>> = (0..900)
+            .map(|i| format!("entry {i}").into_bytes())
+            .collect();
+        let tree = tree_of(&entries);
+        write_tiles(&hash_tiles(d.path(), &tree, 900, 0).unwrap()).unwrap();
+        let leaves: Vec<[u8; 32]> = entries.iter().map(|e| leaf(e).0).collect();
+        // At 600 the third tile is full now (256 hashes), not the 88 of then.
+        assert_eq!(read_leaf_hashes(d.path(), 600), leaves[..600]);
+        assert_eq!(read_leaf_hashes(d.path(), 900), leaves);
+        // A tile cut short stops the reading there: no later index shifts.
+        let third = tile_path(d.path(), "0", 2, 256);
+        let bytes = std::fs::read(&third).unwrap();
+        std::fs::write(&third, &bytes[..bytes.len() - 1]).unwrap();
+        assert_eq!(read_leaf_hashes(d.path(), 900), leaves[..512]);
+    }
+
+    #[test]
     fn entry_bundles_published_in_steps_are_completed_from_the_tile_the_last_step_left_partial() {
         let d = tempfile::tempdir().unwrap();
         let entries: Vec<Vec<u8>> = (0..900)
