@@ -143,7 +143,7 @@ pub(crate) async fn decisions_list(
         (status = 400, description = "Malformed body or no reason given", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a security role; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such decision in force", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The same administrator again, or the target approving its own release", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same administrator again, or the target approving its own release; or a mesh node (a release goes through the mesh's log)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Essential services only", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -154,6 +154,18 @@ pub(crate) async fn decision_release(
     body: Bytes,
 ) -> Result<Response, Problem> {
     require_role(&claims, DECISION_RELEASERS, "releasing a decision")?;
+    if let Some(member) = app.watch.mesh_member() {
+        // Here it would lift this gateway's own hold only; the restriction in the mesh's
+        // log stays, and every node (this one too) holds the identity by it.
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "release-through-the-mesh",
+            "Release through the mesh",
+            format!(
+                "in a mesh a decision is released by two administrators' signatures through the log: `ribat mesh approve --id {member}/{id} --reason …` by each, then `ribat mesh release --id {member}/{id} …`"
+            ),
+        ));
+    }
     let b: ReleaseBody = serde_json::from_slice(&body)
         .map_err(|e| Problem::bad_request("bad-body", format!("request body: {e}")))?;
     if b.reason.trim().is_empty() || b.reason.len() > 500 {

@@ -930,6 +930,26 @@ fn a_throttle_and_a_roles_essential_services_fallback_decided_on_one_node_hold_a
     assert!(page.contains("ribat mesh approve"), "{page}");
     assert!(page.contains(&format!("--id {fallback}")), "{page}");
     assert!(!page.contains("<form"), "{page}");
+    // Nor does the API lift it at this gateway alone.
+    let sec = Clerk::new(dirs[0].join("ca.pem"), officer.clone());
+    let r = common::api::call(
+        &gw1,
+        sec.cfg.clone(),
+        "POST",
+        &format!("/v1/decisions/{local}/release"),
+        Some(&sec.token(&gw1)),
+        Some(serde_json::json!({"reason": "one gateway only"})),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.status, common::api::problem(&r).as_str()),
+        (409, "release-through-the-mesh")
+    );
+    assert!(
+        String::from_utf8_lossy(&r.body).contains(&format!("--id {fallback}")),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
 
     // Two administrators release it through the mesh: both gateways serve partners again
     // (node 1's own decision lifted by the same signatures).
