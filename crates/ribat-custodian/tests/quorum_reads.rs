@@ -84,6 +84,37 @@ fn an_in_process_liar_is_caught_by_the_opening_then_named_by_its_proof_and_repla
     );
 }
 
+/// A custodian in the reader's process that hands over another custodian's genuine
+/// answer as its own (a replay: the answer's proof is valid, for the other one).
+struct Replayer(Arc<dyn Custodian>, u32);
+impl Custodian for Replayer {
+    fn index(&self) -> u32 {
+        self.1
+    }
+    fn partial_decrypt(&self, req: &PartialRequest) -> Result<Partial, CustodianError> {
+        self.0.partial_decrypt(req)
+    }
+    fn in_process(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn an_answer_that_names_another_custodian_is_refused_at_once_even_from_the_readers_process() {
+    let v = Vault::new();
+    let replayer = Arc::new(Replayer(v.custodian(2), 1)) as Arc<dyn Custodian>;
+    let reader = v.reader_over(vec![replayer, v.custodian(2), v.custodian(3)]);
+    let read = reader.read(&counter(&["p-1"])).unwrap();
+    assert_eq!(read.records[0].1.get("name").unwrap(), NAMES[1].as_bytes());
+    assert_eq!(read.served_by, vec![2, 3]);
+    assert_eq!(read.faults.len(), 1, "{:?}", read.faults);
+    assert_eq!(read.faults[0].custodian, 1);
+    assert!(matches!(
+        read.faults[0].fault,
+        Fault::BadAnswer(ribat_crypto::CryptoError::ProofInvalid)
+    ));
+}
+
 #[test]
 fn a_custodian_whose_proof_fails_is_named_and_replaced() {
     let v = Vault::new();
