@@ -262,3 +262,62 @@ fn a_witness_that_lost_track_asks_for_a_proof_from_its_own_size() {
         "{line}"
     );
 }
+
+#[test]
+fn a_log_whose_checkpoints_have_exactly_the_quorum_of_cosignatures_verifies() {
+    let fx = fixture();
+    let all_three = Trust {
+        quorum: 3,
+        ..fx.trust.clone()
+    };
+    let r = verify_dir(&fx.log_dir, &all_three);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.latest.map(|l| l.0), Some(40));
+}
+
+#[test]
+fn the_latest_checkpoint_without_a_quorum_is_no_latest_even_after_ones_that_had_it() {
+    let fx = fixture();
+    // Five more entries, checkpointed with one witness only (a quorum of one, here).
+    let (log, _) = Log::open(&fx.log_dir, ORIGIN).unwrap();
+    for i in 40..45 {
+        log.append(&entry(i)).unwrap();
+    }
+    let one: Vec<&dyn Cosigner> = vec![&fx.witnesses[0]];
+    assert!(log.checkpoint(&fx.signer, &one, 1).unwrap().quorum_met);
+    drop(log);
+    let r = verify_dir(&fx.log_dir, &fx.trust);
+    assert_eq!(r.latest, None, "{r:?}");
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.message.contains("the latest checkpoint (size 45): 1 valid witness")),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn a_history_whose_checkpoints_shrink_is_a_problem_and_one_made_twice_at_a_size_is_not() {
+    let fx = fixture();
+    // Checkpointed again at 40 with nothing new: the same size twice is no rewrite.
+    let (log, _) = Log::open(&fx.log_dir, ORIGIN).unwrap();
+    let ws: Vec<&dyn Cosigner> = fx.witnesses.iter().map(|w| w as &dyn Cosigner).collect();
+    assert!(log.checkpoint(&fx.signer, &ws, 2).unwrap().quorum_met);
+    drop(log);
+    let r = verify_dir(&fx.log_dir, &fx.trust);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    // The history's lines swapped: the checkpoint at 10 now comes after the one at 25.
+    let p = fx.log_dir.join(ribat_audit::log::HISTORY);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.swap(0, 1);
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    let r = verify_dir(&fx.log_dir, &fx.trust);
+    assert!(
+        r.problems.iter().any(|p| p.message
+            == "history line 2: size 10 is smaller than an earlier checkpoint's 25"),
+        "{:?}",
+        r.problems
+    );
+}
