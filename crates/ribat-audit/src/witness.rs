@@ -273,3 +273,64 @@ impl Cosigner for Witness {
         Ok(self.signer.sign_line(&opened.note.text, (self.clock)()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::note::ED25519;
+
+    fn keys() -> (NoteSigner, VerifierKey) {
+        let log = NoteSigner::generate("ribat.test/audit/node-1", ED25519).unwrap();
+        let me = NoteSigner::generate("custodian-1.ribat.test/witness", COSIGNATURE_V1).unwrap();
+        (me, log.verifier())
+    }
+
+    /// A witness of `log` (a fresh key of its own: the state is the log's).
+    fn open(dir: &Path, log: &VerifierKey) -> Result<Witness, WitnessError> {
+        let me = NoteSigner::generate("custodian-1.ribat.test/witness", COSIGNATURE_V1).unwrap();
+        Witness::open(dir, me, log.clone(), Box::new(|| 1_763_900_000))
+    }
+
+    #[test]
+    fn a_witness_names_its_key_and_its_log() {
+        let d = tempfile::tempdir().unwrap();
+        let w = open(d.path(), &keys().1).unwrap();
+        assert_eq!(
+            format!("{w:?}"),
+            "Witness(custodian-1.ribat.test/witness of ribat.test/audit/node-1)"
+        );
+    }
+
+    #[test]
+    fn a_state_it_cannot_read_or_that_is_another_logs_is_refused_never_taken_for_a_fresh_start() {
+        let d = tempfile::tempdir().unwrap();
+        let (me, log) = keys();
+        let state = d.path().join(format!("witness-{:08x}.json", log.id()));
+        let root = Base64::encode_string(&[0u8; 32]);
+        let write = |format: &str, origin: &str| {
+            std::fs::write(
+                &state,
+                format!(r#"{{"format":"{format}","origin":"{origin}","size":7,"root":"{root}"}}"#),
+            )
+            .unwrap();
+        };
+        // Its own state opens (and the size it cosigned is kept).
+        write(FORMAT, log.name());
+        assert!(Witness::open(d.path(), me, log.clone(), Box::new(|| 0)).is_ok());
+        // Another format, another log's origin: refused.
+        for (format, origin) in [
+            ("other-format", log.name()),
+            (FORMAT, "ribat.test/audit/node-9"),
+        ] {
+            write(format, origin);
+            let e = open(d.path(), &log).unwrap_err();
+            assert!(e.reason.starts_with("not a "), "{e}");
+        }
+        // A state that exists but cannot be read (here a directory) is an error: starting
+        // again from size 0 would cosign any fork.
+        std::fs::remove_file(&state).unwrap();
+        std::fs::create_dir(&state).unwrap();
+        assert!(open(d.path(), &log).is_err());
+    }
+}

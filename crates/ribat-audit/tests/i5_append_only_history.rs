@@ -289,9 +289,9 @@ fn the_latest_checkpoint_without_a_quorum_is_no_latest_even_after_ones_that_had_
     let r = verify_dir(&fx.log_dir, &fx.trust);
     assert_eq!(r.latest, None, "{r:?}");
     assert!(
-        r.problems
-            .iter()
-            .any(|p| p.message.contains("the latest checkpoint (size 45): 1 valid witness")),
+        r.problems.iter().any(|p| p
+            .message
+            .contains("the latest checkpoint (size 45): 1 valid witness")),
         "{:?}",
         r.problems
     );
@@ -315,8 +315,10 @@ fn a_history_whose_checkpoints_shrink_is_a_problem_and_one_made_twice_at_a_size_
     std::fs::write(&p, lines.join("\n") + "\n").unwrap();
     let r = verify_dir(&fx.log_dir, &fx.trust);
     assert!(
-        r.problems.iter().any(|p| p.message
-            == "history line 2: size 10 is smaller than an earlier checkpoint's 25"),
+        r.problems
+            .iter()
+            .any(|p| p.message
+                == "history line 2: size 10 is smaller than an earlier checkpoint's 25"),
         "{:?}",
         r.problems
     );
