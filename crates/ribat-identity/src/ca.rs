@@ -342,7 +342,11 @@ impl Ca {
         }
         let mut serial = [0u8; 16];
         getrandom::fill(&mut serial).map_err(|e| IdentityError::Certificate(e.to_string()))?;
-        serial[0] &= 0x7f; // a positive DER integer
+        // A positive DER integer with no leading zero byte: DER drops such a byte, and a
+        // certificate would then present a serial other than the one recorded here (one in
+        // 256 did: the mesh refused it as never granted, and a revocation by that serial
+        // missed it).
+        serial[0] = (serial[0] & 0x7f) | 0x40;
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, name);
@@ -372,7 +376,8 @@ impl Ca {
             name: name.to_owned(),
             role: role.to_owned(),
             institution: institution.to_owned(),
-            serial: hex::encode(serial),
+            // As the certificate itself presents it (what every check compares).
+            serial: crate::peer::PeerIdentity::from_der(cert.der())?.serial,
             not_after: not_after.unix_timestamp(),
             thumbprint: crate::peer::thumbprint(cert.der()),
             revoked_at: None,
@@ -552,6 +557,32 @@ mod tests {
             issued.entry
         );
         assert!(RegisterEntry::of_certificate(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn every_certificate_presents_the_serial_its_register_entry_records() {
+        // Random serials: with the leading byte free, one in 256 lost that byte to DER's
+        // minimal encoding and no longer matched its entry (the mesh then refused it as
+        // never granted). 512 issuances found such a one nine times in ten.
+        let d = tempfile::tempdir().unwrap();
+        let ca = Ca::init(d.path(), "ribat.test").unwrap();
+        for i in 0..512 {
+            let issued = ca
+                .issue(
+                    &format!("clerk.{i}"),
+                    "clerk",
+                    "agency-1",
+                    &CertKind::Client,
+                    30,
+                )
+                .unwrap();
+            let der = crate::tls::certs_from_pem(&issued.cert_pem, "cert").unwrap();
+            let presented = crate::peer::PeerIdentity::from_der(der[0].as_ref())
+                .unwrap()
+                .serial;
+            assert_eq!(presented, issued.entry.serial, "certificate {i}");
+            assert_eq!(presented.len(), 32, "16 bytes, none dropped: {presented}");
+        }
     }
 
     #[test]
