@@ -125,6 +125,7 @@ fn in_chromium_an_open_console_shows_a_quarantine_within_2_s_and_two_administrat
         Duration::from_secs(10),
     );
     let seen = started.elapsed();
+    eprintln!("the open page showed the quarantine {seen:?} after the attack's first request");
     assert!(
         seen < Duration::from_secs(2),
         "the open page showed the quarantine {seen:?} after the attack's first request"

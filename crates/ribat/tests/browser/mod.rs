@@ -145,6 +145,15 @@ impl Browser {
 
     /// Sends `method` (to the tab `session`, or the browser) and waits for its result.
     fn call(&self, session: Option<&str>, method: &str, params: Value) -> Value {
+        match self.try_call(session, method, params) {
+            Ok(v) => v,
+            Err(e) => panic!("{method}: {e}"),
+        }
+    }
+
+    /// Same, the protocol's error given back (a page navigating away under an evaluation
+    /// answers "Inspected target navigated or closed").
+    fn try_call(&self, session: Option<&str>, method: &str, params: Value) -> Result<Value, Value> {
         let id = {
             let mut n = self.next.lock().unwrap();
             *n += 1;
@@ -165,8 +174,10 @@ impl Browser {
         let mut replies = lock.lock().unwrap();
         loop {
             if let Some(r) = replies.remove(&id) {
-                assert!(r["error"].is_null(), "{method}: {}", r["error"]);
-                return r["result"].clone();
+                return match r["error"].is_null() {
+                    true => Ok(r["result"].clone()),
+                    false => Err(r["error"].clone()),
+                };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "Chromium never answered {method}");
@@ -254,11 +265,14 @@ impl Tab<'_> {
     pub(crate) fn wait_for(&self, condition: &str, within: Duration) -> Duration {
         let started = Instant::now();
         loop {
-            let r = self.call(
+            // While the page navigates (a form sent, a redirect) an evaluation may be cut
+            // off; that is "not yet".
+            let r = self.browser.try_call(
+                Some(&self.session),
                 "Runtime.evaluate",
                 json!({"expression": format!("!!({condition})"), "returnByValue": true}),
             );
-            if r["result"]["value"] == true {
+            if r.is_ok_and(|r| r["result"]["value"] == true) {
                 return started.elapsed();
             }
             assert!(
