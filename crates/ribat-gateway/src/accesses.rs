@@ -109,33 +109,25 @@ pub(crate) async fn accesses(
         let record = records
             .first()
             .ok_or_else(|| Problem::not_found("no person has this CNSS number"))?;
-        let log = vault.audit.log();
-        let unavailable = |e: crate::subject::SubjectError| {
-            Problem::unavailable("audit-unavailable", e.to_string()).retry_after(5)
-        };
-        let against = crate::subject::latest_cosigned(log).map_err(unavailable)?;
-        let none = crate::subject::Against {
-            size: 0,
-            root: ribat_audit::Hash([0; 32]),
-            signed_by: Vec::new(),
-        };
-        let at = against.as_ref().unwrap_or(&none);
-        let accesses = crate::subject::accesses(log, record, at)
-            .map_err(unavailable)?
-            .into_iter()
+        let found = crate::subject::accesses(vault.audit.log(), record)
+            .map_err(|e| Problem::unavailable("audit-unavailable", e.to_string()).retry_after(5))?;
+        let accesses = found
+            .accesses
+            .iter()
             .map(|a| AccessBody {
-                inclusion: a.proof_file(at),
+                inclusion: found.proof_file(a),
                 time_ms: a.entry.time_ms,
-                institution: a.entry.institution,
-                role: a.entry.role,
-                purpose: a.entry.purpose,
-                outcome: a.entry.outcome,
-                fields: a.entry.fields,
-                identity: readers.then_some(a.entry.identity),
+                institution: a.entry.institution.clone(),
+                role: a.entry.role.clone(),
+                purpose: a.entry.purpose.clone(),
+                outcome: a.entry.outcome.clone(),
+                fields: a.entry.fields.clone(),
+                identity: readers.then(|| a.entry.identity.clone()),
             })
             .collect();
         Ok(AccessesAnswer {
-            checkpoint: against
+            checkpoint: found
+                .against
                 .map(|a| serde_json::json!({"size": a.size, "signed_by": a.signed_by})),
             accesses,
         })

@@ -7,10 +7,6 @@ use ribat_detect::{Action, Decision, Target};
 use ribat_net::problem::Problem;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-/// Roles a fallback to essential services never suspends: the security team and the
-/// auditors are who look at it and release it (their routes read decisions, not persons).
-const RELEASERS: [&str; 2] = ["security", "auditor"];
-
 /// A decision in force here.
 #[derive(Debug, Clone)]
 struct Active {
@@ -126,7 +122,9 @@ impl Containment {
             .filter(|(until, _)| *until > now_ms)
             .max_by_key(|(until, _)| *until)
             && !essential.contains(&actor.role)
-            && !RELEASERS.contains(&actor.role.as_str())
+            // The security team and the auditors are who look at a fallback and release
+            // it (their routes read decisions, not persons): it never suspends them.
+            && !crate::service::DECISION_READERS.contains(&actor.role.as_str())
         {
             return Err(Problem::unavailable(
                 "essential-only",

@@ -67,9 +67,33 @@ pub fn latest_cosigned(log: &Log) -> Result<Option<Against>, SubjectError> {
     }))
 }
 
-/// Every access to `record` in `log`, oldest first, each proved in `against` (and the
-/// proof checked) when it is in it.
-pub fn accesses(log: &Log, record: &str, against: &Against) -> Result<Vec<Access>, SubjectError> {
+/// The accesses to one record, and the checkpoint they are proved against.
+#[derive(Debug, Clone)]
+pub struct Accesses {
+    /// The latest checkpoint a quorum cosigned (`None`: none yet, nothing is proved).
+    pub against: Option<Against>,
+    /// Oldest first.
+    pub accesses: Vec<Access>,
+}
+
+impl Accesses {
+    /// The proof of `a` as the file `ribat audit verify-proof` checks (`None` when it came
+    /// after the checkpoint).
+    pub fn proof_file(&self, a: &Access) -> Option<serde_json::Value> {
+        Some(proof_file(
+            a.index,
+            &a.leaf,
+            a.proof.as_ref()?,
+            self.against.as_ref()?,
+        ))
+    }
+}
+
+/// Every access to `record` in `log`, oldest first, each proved in the latest cosigned
+/// checkpoint (and the proof checked) when it is in it.
+pub fn accesses(log: &Log, record: &str) -> Result<Accesses, SubjectError> {
+    let against = latest_cosigned(log)?;
+    let size = against.as_ref().map_or(0, |a| a.size);
     let mut out = Vec::new();
     for index in log.entries_of(record)? {
         let bytes = log.entry(index)?;
@@ -78,17 +102,9 @@ pub fn accesses(log: &Log, record: &str, against: &Against) -> Result<Vec<Access
             reason: e.to_string(),
         })?;
         let leaf_hash = leaf(&bytes);
-        let proof = if index < against.size {
-            let p = log.inclusion_proof(index, against.size)?;
-            verify_inclusion(index, against.size, &leaf_hash, &p, &against.root).map_err(|e| {
-                SubjectError::Entry {
-                    index,
-                    reason: format!("not in the checkpoint it should be in: {e}"),
-                }
-            })?;
-            Some(p)
-        } else {
-            None
+        let proof = match &against {
+            Some(at) if index < size => Some(proved(log, index, &leaf_hash, at)?),
+            _ => None,
         };
         out.push(Access {
             index,
@@ -97,20 +113,47 @@ pub fn accesses(log: &Log, record: &str, against: &Against) -> Result<Vec<Access
             proof,
         });
     }
-    Ok(out)
+    Ok(Accesses {
+        against,
+        accesses: out,
+    })
 }
 
-impl Access {
-    /// Its proof as the file `ribat audit verify-proof` checks (`None` after the
-    /// checkpoint).
-    pub fn proof_file(&self, against: &Against) -> Option<serde_json::Value> {
-        let p = self.proof.as_ref()?;
-        Some(serde_json::json!({
-            "leafIdx": self.index,
-            "treeSize": against.size,
-            "root": Base64::encode_string(&against.root.0),
-            "leafHash": Base64::encode_string(&self.leaf.0),
-            "proof": p.iter().map(|x| Base64::encode_string(&x.0)).collect::<Vec<_>>(),
-        }))
+/// Entry `index`'s proof in the latest cosigned checkpoint, checked, as the file `ribat
+/// audit verify-proof` checks; `None` when no cosigned checkpoint holds it yet.
+pub fn proof_of(log: &Log, index: u64) -> Result<Option<serde_json::Value>, SubjectError> {
+    let Some(at) = latest_cosigned(log)? else {
+        return Ok(None);
+    };
+    if index >= at.size {
+        return Ok(None);
     }
+    let leaf_hash = leaf(&log.entry(index)?);
+    let proof = proved(log, index, &leaf_hash, &at)?;
+    Ok(Some(proof_file(index, &leaf_hash, &proof, &at)))
+}
+
+/// Entry `index`'s inclusion proof in `at`, checked against its root.
+fn proved(
+    log: &Log,
+    index: u64,
+    leaf_hash: &Hash,
+    at: &Against,
+) -> Result<Vec<Hash>, SubjectError> {
+    let p = log.inclusion_proof(index, at.size)?;
+    verify_inclusion(index, at.size, leaf_hash, &p, &at.root).map_err(|e| SubjectError::Entry {
+        index,
+        reason: format!("not in the checkpoint it should be in: {e}"),
+    })?;
+    Ok(p)
+}
+
+fn proof_file(index: u64, leaf_hash: &Hash, proof: &[Hash], at: &Against) -> serde_json::Value {
+    serde_json::json!({
+        "leafIdx": index,
+        "treeSize": at.size,
+        "root": Base64::encode_string(&at.root.0),
+        "leafHash": Base64::encode_string(&leaf_hash.0),
+        "proof": proof.iter().map(|x| Base64::encode_string(&x.0)).collect::<Vec<_>>(),
+    })
 }

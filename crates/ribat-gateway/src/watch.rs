@@ -223,7 +223,7 @@ pub struct Watch {
     activity: Mutex<crate::activity::Activity>,
     /// The mesh member this watch's decisions are carried by, when in a mesh: there a
     /// release is two administrators' signatures through the log, not approvals here.
-    mesh_member: Mutex<Option<String>>,
+    mesh_member: std::sync::OnceLock<String>,
     log: ribat_audit::Log,
     signer: DecisionSigner,
     enforcers: Mutex<Vec<Arc<dyn Enforcer>>>,
@@ -373,7 +373,7 @@ impl Watch {
             book: Mutex::new(book),
             decisions: Mutex::new(decisions),
             released: Mutex::new(released),
-            mesh_member: Mutex::new(None),
+            mesh_member: std::sync::OnceLock::new(),
             activity: Mutex::new(crate::activity::Activity::default()),
             log,
             signer,
@@ -553,20 +553,25 @@ impl Watch {
 
     /// Says that this watch's decisions are carried through a mesh by member `name`
     /// (restrictions `name/ID`), released only through its log.
+    /// (Said once, at the node's start; a second call changes nothing.)
     pub fn carried_by_mesh_member(&self, name: &str) {
-        if let Ok(mut m) = self.mesh_member.lock() {
-            *m = Some(name.to_owned());
-        }
+        let _ = self.mesh_member.set(name.to_owned());
     }
 
     /// The mesh member carrying this watch's decisions, when in a mesh.
-    pub fn mesh_member(&self) -> Option<String> {
-        self.mesh_member.lock().ok()?.clone()
+    pub fn mesh_member(&self) -> Option<&str> {
+        self.mesh_member.get().map(String::as_str)
     }
 
     /// Whether `d` is signed by this watch's decision key.
     pub fn signed_here(&self, d: &Decision) -> bool {
         d.verify(&self.signer.verifying_key()).is_ok()
+    }
+
+    /// How many decisions this watch holds (an open console asks it every 250 ms: no
+    /// copy of them).
+    pub fn decision_count(&self) -> usize {
+        self.decisions.lock().map_or(0, |d| d.len())
     }
 
     /// Ids of the decisions in force now.

@@ -73,18 +73,18 @@ pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Resu
     // A fresh checkpoint first (cosigned when enough custodians answer), so that the
     // proofs cover every access made until now.
     let cp = node.checkpoint()?;
-    let log = node.vault.audit.log();
-    let against = ribat_gateway::subject::latest_cosigned(log)?
-        .context("no cosigned checkpoint yet: too few custodians to witness one")?;
-    let (size, root) = (against.size, against.root);
-    let rows: Vec<_> = ribat_gateway::subject::accesses(log, &rid, &against)?
-        .into_iter()
-        .map(|a| (a.index, a.entry, a.leaf, a.proof))
-        .collect();
+    let found = ribat_gateway::subject::accesses(node.vault.audit.log(), &rid)?;
+    let size = found
+        .against
+        .as_ref()
+        .context("no cosigned checkpoint yet: too few custodians to witness one")?
+        .size;
     if json {
-        let items: Vec<_> = rows
+        let items: Vec<_> = found
+            .accesses
             .iter()
-            .map(|(i, e, h, p)| {
+            .map(|a| {
+                let e = &a.entry;
                 serde_json::json!({
                     "time_ms": e.time_ms,
                     "purpose": e.purpose,
@@ -95,13 +95,7 @@ pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Resu
                     "fields": e.fields,
                     "outcome": e.outcome,
                     "table": e.table,
-                    "inclusion": p.as_ref().map(|p| serde_json::json!({
-                        "leafIdx": i,
-                        "treeSize": size,
-                        "root": Base64::encode_string(&root.0),
-                        "leafHash": Base64::encode_string(&h.0),
-                        "proof": p.iter().map(|x| Base64::encode_string(&x.0)).collect::<Vec<_>>(),
-                    })),
+                    "inclusion": found.proof_file(a),
                 })
             })
             .collect();
@@ -115,10 +109,11 @@ pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Resu
     }
     println!(
         "{} accesses to the record of CNSS {cnss} ({rid}); proofs against the checkpoint at size {size} cosigned by {}",
-        rows.len(),
+        found.accesses.len(),
         cp.cosigned.join(", ")
     );
-    for (i, e, _, p) in &rows {
+    for a in &found.accesses {
+        let (i, e) = (a.index, &a.entry);
         let when = time::OffsetDateTime::from_unix_timestamp((e.time_ms / 1000) as i64)
             .ok()
             .and_then(|t| {
@@ -142,7 +137,7 @@ pub fn subject(node: &Embedded, cnss: &str, authority: bool, json: bool) -> Resu
             e.table,
             e.classes.join(","),
             e.fields.join(","),
-            if p.is_some() {
+            if a.proof.is_some() {
                 "inclusion proof verified"
             } else {
                 "after the checkpoint"

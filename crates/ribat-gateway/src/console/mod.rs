@@ -19,6 +19,7 @@ mod form;
 mod words;
 
 use crate::app::{Shared, actor_of};
+use crate::service::{DECISION_READERS, DECISION_RELEASERS};
 use askama::Template;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
@@ -102,8 +103,8 @@ fn viewer(app: &Shared, caller: &Caller, headers: &HeaderMap) -> Result<Viewer, 
     );
     let role = caller.peer.role.to_string();
     let acts = match role.as_str() {
-        "security" => true,
-        "auditor" => false,
+        r if DECISION_RELEASERS.contains(&r) => true,
+        r if DECISION_READERS.contains(&r) => false,
         _ => {
             return Err(refused(
                 lang,
@@ -378,7 +379,7 @@ async fn live(
 
 /// What a page's live lists depend on: when it changes, the page is told.
 fn fingerprint(app: &Shared) -> (Vec<String>, usize) {
-    (app.watch.in_force(), app.watch.decisions().len())
+    (app.watch.in_force(), app.watch.decision_count())
 }
 
 async fn events(
@@ -764,16 +765,8 @@ async fn audit_lookup(
             let Some(record) = records.first() else {
                 return Ok(None);
             };
-            let log = vault.audit.log();
-            let against = crate::subject::latest_cosigned(log)
-                .map_err(|e| e.to_string())?
-                .unwrap_or(crate::subject::Against {
-                    size: 0,
-                    root: ribat_audit::Hash([0; 32]),
-                    signed_by: Vec::new(),
-                });
-            crate::subject::accesses(log, record, &against)
-                .map(Some)
+            crate::subject::accesses(vault.audit.log(), record)
+                .map(|found| Some(found.accesses))
                 .map_err(|e| e.to_string())
         },
     )
@@ -822,29 +815,10 @@ async fn audit_proof(
         Err(r) => return r,
     };
     let vault = app.vault.clone();
-    let proof =
-        tokio::task::spawn_blocking(move || -> Result<Option<serde_json::Value>, String> {
-            let log = vault.audit.log();
-            let Some(against) = crate::subject::latest_cosigned(log).map_err(|e| e.to_string())?
-            else {
-                return Ok(None);
-            };
-            if index >= against.size {
-                return Ok(None);
-            }
-            let bytes = log.entry(index).map_err(|e| e.to_string())?;
-            let access = crate::subject::Access {
-                index,
-                entry: ribat_audit::AuditEntry::decode(&bytes).map_err(|e| e.to_string())?,
-                leaf: ribat_audit::hash::leaf(&bytes),
-                proof: Some(
-                    log.inclusion_proof(index, against.size)
-                        .map_err(|e| e.to_string())?,
-                ),
-            };
-            Ok(access.proof_file(&against))
-        })
-        .await;
+    let proof = tokio::task::spawn_blocking(move || {
+        crate::subject::proof_of(vault.audit.log(), index).map_err(|e| e.to_string())
+    })
+    .await;
     match proof {
         Ok(Ok(Some(file))) => (
             [
