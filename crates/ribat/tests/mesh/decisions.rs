@@ -147,20 +147,8 @@ fn the_2025_attack_on_one_gateway_binds_every_node_even_one_down_through_it_and_
     let deployment = out.join("deployment");
     issue(&deployment, "partner.scraper", "partner", "insurer-x");
     let who = deployment.join("identity/issued/partner.scraper");
-    let ca = dirs[0].join("ca.pem");
-    let cfg = common::api::config(&ca, Some(&who));
-    let read = |gw: &str, cnss: &str| {
-        let token = common::api::token(gw, &ca, &who);
-        common::api::call(
-            gw,
-            cfg.clone(),
-            "GET",
-            &format!("/v1/persons/{cnss}?purpose=partner-verification"),
-            Some(&token),
-            None,
-        )
-        .unwrap()
-    };
+    let partner = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let read = |gw: &str, cnss: &str| partner_read(gw, &partner, cnss);
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(200, 8, 1, 41));
     let spread: Vec<&str> = fund
         .persons
@@ -1041,20 +1029,8 @@ fn the_leader_killed_in_the_middle_of_an_attack_the_quarantine_still_reaches_eve
     let gw = gateway_addr(&dir(attacked));
     let deployment = out.join("deployment");
     let (who, _) = issue(&deployment, "partner.scraper", "partner", "insurer-x");
-    let ca = dirs[0].join("ca.pem");
-    let cfg = common::api::config(&ca, Some(&who));
-    let read = |gw: &str, cnss: &str| {
-        let token = common::api::token(gw, &ca, &who);
-        common::api::call(
-            gw,
-            cfg.clone(),
-            "GET",
-            &format!("/v1/persons/{cnss}?purpose=partner-verification"),
-            Some(&token),
-            None,
-        )
-        .unwrap()
-    };
+    let partner = Clerk::new(dirs[0].join("ca.pem"), who.clone());
+    let read = |gw: &str, cnss: &str| partner_read(gw, &partner, cnss);
     let fund = ribat_sim::generate(&ribat_sim::FundSpec::new(200, 8, 1, 43));
     let spread: Vec<&str> = fund
         .persons
