@@ -38,6 +38,9 @@ pub struct App {
     /// The node's intake (register and declaration files imported in the background),
     /// where this gateway runs beside the store.
     pub intake: Option<Arc<dyn crate::intake::IntakeDesk>>,
+    /// The node's leak desk (dumps scanned in the background), where this gateway runs
+    /// beside the vault.
+    pub leaks: Option<Arc<dyn crate::leak_desk::LeakDesk>>,
     /// Upload bodies that may be read at once ([`crate::api::CONCURRENT_UPLOADS`]).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     /// Requests signed by their sender: required or not, nonces, co-signers.

@@ -26,6 +26,7 @@ pub mod exports;
 pub mod fuzzing;
 pub mod gate;
 pub mod intake;
+pub mod leak_desk;
 pub mod link;
 pub mod metrics;
 pub mod node_log;

@@ -720,6 +720,22 @@ pub fn notify(
         "{} exists; the list never overwrites a file",
         out.display()
     );
+    let (bytes, persons) = notification_list(node, report, [&approvers[0], &approvers[1]])?;
+    ribat_identity::ca::write_file(out, &bytes, true)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(persons)
+}
+
+/// The notification list of the scan whose report is in `report`, as CSV, and how many
+/// persons it names: every real person a genuine or altered row names, in clear, each
+/// person's identity decrypted by the custodian quorum under purpose
+/// `breach-notification` on behalf of the two `approvers` (whom the caller checked), every
+/// read logged by the custodians and the audit log.
+pub fn notification_list(
+    node: &Embedded,
+    report: &Path,
+    approvers: [&str; 2],
+) -> Result<(Vec<u8>, usize)> {
     let rows = std::fs::File::open(report.join("rows.jsonl")).with_context(|| {
         format!(
             "no scan in {} (run `ribat leak scan … --report {}` first)",
@@ -790,7 +806,5 @@ pub fn notify(
         .into_inner()
         .map_err(|e| e.into_error())
         .context("writing the notification list")?;
-    ribat_identity::ca::write_file(out, &bytes, true)
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok(ids.len())
+    Ok((bytes, ids.len()))
 }

@@ -33,6 +33,7 @@ pub mod identity;
 pub mod import;
 pub mod intake;
 pub mod leak;
+pub mod leak_desk;
 pub mod mesh;
 pub mod passphrases;
 pub mod read;

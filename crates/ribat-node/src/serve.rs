@@ -536,6 +536,7 @@ pub fn assemble(
             node.clone(),
         ))),
         intake: Some(crate::intake::NodeIntake::start(home, node.clone())?),
+        leaks: Some(crate::leak_desk::NodeLeaks::start(home, node.clone())?),
         upload_slots: Arc::new(tokio::sync::Semaphore::new(
             ribat_gateway::api::CONCURRENT_UPLOADS,
         )),

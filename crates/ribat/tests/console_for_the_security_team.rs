@@ -702,3 +702,262 @@ fn an_export_is_approved_by_two_officers_and_run_from_the_console_and_each_fetch
         row("audit.rachid")
     );
 }
+
+/// A multipart form as a browser sends one: the page's token first, then the file.
+fn multipart(csrf: &str, file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----ribat-test-boundary-7f3a";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"dump\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Uploads `bytes` from the Leaks page as `name`, from `origin` (with the page's token,
+/// or none when the page has no form for `name`).
+fn upload(f: &Served, gw: &Server, name: &str, origin: &str, bytes: &[u8]) -> Response {
+    let (_, form) = page(f, gw, name, "/console/leaks");
+    let csrf = form.contains("name=\"csrf\"").then(|| csrf_of(&form));
+    let (ct, body) = multipart(csrf.as_deref().unwrap_or(""), "dump 2025 (copy).csv", bytes);
+    browse_bytes(f, gw, name, "/console/leaks", body, &ct, origin)
+}
+
+/// The scans the node keeps (`HOME/leaks/ID.json`).
+fn scans_on_disk(home: &Path) -> usize {
+    std::fs::read_dir(home.join("leaks")).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count()
+    })
+}
+
+#[test]
+fn a_dump_uploaded_from_the_console_is_scanned_and_two_administrators_write_the_notification_list()
+{
+    let f = fixture();
+    let gw = serve(&f.home);
+    let origin = format!("https://{}", gw.addr);
+    let (dump, truth) = leaked_dump(&f.fund, 5_000);
+
+    // Refused before a byte is kept: an auditor, another site, no token.
+    let r = upload(&f, &gw, "audit.rachid", &origin, dump.as_bytes());
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let r = upload(
+        &f,
+        &gw,
+        "sec.amina",
+        "https://evil.example",
+        dump.as_bytes(),
+    );
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    let (ct, body) = multipart("", "dump.csv", dump.as_bytes());
+    let r = browse_bytes(&f, &gw, "sec.amina", "/console/leaks", body, &ct, &origin);
+    assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(scans_on_disk(&f.home), 0);
+    // An empty file: the message next to the field.
+    let r = upload(&f, &gw, "sec.amina", &origin, b"");
+    assert_eq!(r.status, 400);
+    let page_text = String::from_utf8_lossy(&r.body);
+    assert!(
+        page_text.contains("class=\"field-error\" id=\"dump-error\">The file is empty."),
+        "{page_text}"
+    );
+    assert_eq!(scans_on_disk(&f.home), 0);
+
+    // Amina's upload: the scan's page, followed until the report.
+    let r = upload(&f, &gw, "sec.amina", &origin, dump.as_bytes());
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    let at = r.header("location").unwrap().to_owned();
+    let id = at.strip_prefix("/console/leaks/").unwrap().to_owned();
+    let started = Instant::now();
+    let report = loop {
+        let (r, body) = page(&f, &gw, "audit.rachid", &at);
+        assert_eq!(r.status, 200, "{body}");
+        if body.contains("data-phase=\"done\"") {
+            break body;
+        }
+        assert!(!body.contains("data-phase=\"failed\""), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(60), "{body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    nothing_inline(&report);
+    let count = |class: &str| -> u64 {
+        let at = report
+            .find(&format!("<tr data-class=\"{class}\"><td>{class}</td><td>"))
+            .unwrap_or_else(|| panic!("no {class} row: {report}"));
+        let rest = &report[at..];
+        let n = rest
+            .split("<td>")
+            .nth(2)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        n.parse().unwrap()
+    };
+    assert_eq!(count("genuine-current"), truth.genuine, "{report}");
+    assert_eq!(count("honey"), truth.honey, "{report}");
+    assert_eq!(count("fabricated"), truth.fabricated, "{report}");
+    assert_eq!(count("altered"), truth.altered, "{report}");
+    assert!(
+        report.contains(&format!("<dd id=\"affected\">{}</dd>", truth.genuine)),
+        "{report}"
+    );
+    // The name as kept: no path, no markup; the leaked rows are gone from the disk.
+    assert!(report.contains("dump_2025__copy_.csv"), "{report}");
+    assert!(!f.home.join("leaks").join(&id).join("dump").exists());
+    assert!(
+        f.home
+            .join("leaks")
+            .join(&id)
+            .join("report/rows.jsonl")
+            .exists()
+    );
+    // No leaked value on the page: not a CIN, not a name.
+    let p = f.fund.persons.iter().find(|p| !p.honey).unwrap();
+    assert!(
+        !report.contains(&p.cin) && !report.contains(&p.cnss),
+        "{report}"
+    );
+
+    // The notification list: Amina approves, cannot approve twice, an auditor cannot;
+    // Youssef's approval writes it.
+    let notify = |name: &str| {
+        let (_, body) = page(&f, &gw, name, &at);
+        let csrf = csrf_of(&body);
+        browse(
+            &f,
+            &gw,
+            name,
+            "POST",
+            &format!("/console/leaks/{id}/notify"),
+            &format!("csrf={csrf}"),
+            &[("origin", &origin)],
+        )
+    };
+    let r = notify("sec.amina");
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{at}?done=pending").as_str())
+    );
+    let r = browse(
+        &f,
+        &gw,
+        "sec.amina",
+        "POST",
+        &format!("/console/leaks/{id}/notify"),
+        &format!("csrf={}", csrf_of(&page(&f, &gw, "sec.youssef", &at).1)),
+        &[("origin", &origin)],
+    );
+    assert_eq!(r.status, 403, "another administrator's token");
+    let (_, again) = page(&f, &gw, "sec.amina", &at);
+    assert!(
+        again.contains("a second administrator must approve from their own browser"),
+        "{again}"
+    );
+    assert!(!again.contains("action=\"/console/leaks/"), "{again}");
+    let r = browse(
+        &f,
+        &gw,
+        "audit.rachid",
+        "POST",
+        &format!("/console/leaks/{id}/notify"),
+        "csrf=x",
+        &[("origin", &origin)],
+    );
+    assert_eq!(r.status, 403);
+    let r = browse(
+        &f,
+        &gw,
+        "sec.amina",
+        "GET",
+        &format!("/console/leaks/{id}/notification.csv"),
+        "",
+        &[],
+    );
+    assert_eq!(r.status, 409, "no list before the second approval");
+    let r = notify("sec.youssef");
+    assert_eq!(r.status, 303, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{at}?done=written").as_str())
+    );
+
+    // The list names every real person of the dump, in clear, for the security team only;
+    // each fetch is on the page.
+    let r = browse(
+        &f,
+        &gw,
+        "audit.rachid",
+        "GET",
+        &format!("/console/leaks/{id}/notification.csv"),
+        "",
+        &[],
+    );
+    assert_eq!(r.status, 403);
+    let r = browse(
+        &f,
+        &gw,
+        "sec.youssef",
+        "GET",
+        &format!("/console/leaks/{id}/notification.csv"),
+        "",
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    let csv = String::from_utf8(r.body).unwrap();
+    assert_eq!(csv.lines().count() as u64, truth.genuine + 1, "{csv}");
+    assert!(csv.contains(&p.cin), "{csv}");
+    let (_, after) = page(&f, &gw, "sec.amina", &at);
+    assert!(
+        after.contains(&format!("Written; persons named: {}", truth.genuine)),
+        "{after}"
+    );
+    assert!(after.contains("Fetched by: sec.youssef"), "{after}");
+    // Each person's decryption is audited under breach-notification: the Audit page says
+    // so for one of them.
+    let (_, form) = page(&f, &gw, "sec.amina", "/console/audit");
+    let lookup = browse(
+        &f,
+        &gw,
+        "sec.amina",
+        "POST",
+        "/console/audit",
+        &format!("csrf={}&cnss={}", csrf_of(&form), p.cnss),
+        &[("origin", &origin)],
+    );
+    let found = String::from_utf8_lossy(&lookup.body);
+    assert!(found.contains("<td>breach-notification</td>"), "{found}");
+}
+
+/// Posts raw bytes as a browser would, with `ct` and `origin`.
+fn browse_bytes(
+    f: &Served,
+    gw: &Server,
+    name: &str,
+    path: &str,
+    body: Vec<u8>,
+    ct: &str,
+    origin: &str,
+) -> Response {
+    let cfg = tls_config(&f.ca, Some(&identity(&f.home, name)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let host = gw.addr.rsplit_once(':').unwrap().0;
+        let mut c = Connection::open(cfg, &gw.addr, host, false).await.unwrap();
+        c.send_as_browser("POST", path, body, Some(ct), &[("origin", origin)])
+            .await
+            .unwrap()
+    })
+}

@@ -16,6 +16,7 @@
 //! security team's.
 
 mod form;
+mod leaks;
 mod words;
 
 use crate::app::{Shared, actor_of};
@@ -48,6 +49,19 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/console/identities", get(identities))
         .route("/console/exports", get(exports))
         .route("/console/exports/{id}/{step}", post(export_step))
+        .route(
+            "/console/leaks",
+            // The upload streams its body to the node's disk and counts it itself.
+            get(leaks::leaks)
+                .post(leaks::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/console/leaks/{id}", get(leaks::leak))
+        .route("/console/leaks/{id}/notify", post(leaks::notify))
+        .route(
+            "/console/leaks/{id}/notification.csv",
+            get(leaks::notification),
+        )
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
         .layer(axum::middleware::map_response(secure))
@@ -584,7 +598,7 @@ async fn release(
         &caller,
         &headers,
         &uri,
-        body.as_ref().map(|f| f.csrf.as_str()),
+        body.as_ref().ok().map(|f| f.csrf.as_str()),
     ) {
         Ok(v) => v,
         Err(r) => return r,
@@ -742,7 +756,7 @@ async fn audit_lookup(
         &v,
         &headers,
         &uri,
-        body.as_ref().map(|f| f.csrf.as_str()),
+        body.as_ref().ok().map(|f| f.csrf.as_str()),
     ) {
         return r;
     }
@@ -853,7 +867,7 @@ fn acting(
     caller: &Caller,
     headers: &HeaderMap,
     uri: &Uri,
-    csrf: Result<&str, &FormRejection>,
+    csrf: Option<&str>,
 ) -> Result<Viewer, Response> {
     let v = viewer(app, caller, headers)?;
     if !v.acts {
@@ -875,7 +889,7 @@ fn own_form(
     v: &Viewer,
     headers: &HeaderMap,
     uri: &Uri,
-    csrf: Result<&str, &FormRejection>,
+    csrf: Option<&str>,
 ) -> Result<(), Response> {
     let host = headers
         .get(header::HOST)
@@ -884,7 +898,7 @@ fn own_form(
     if let Err(why) = form::same_origin(headers, host) {
         return Err(refused(v.lang, StatusCode::FORBIDDEN, why.to_string()));
     }
-    let Ok(csrf) = csrf else {
+    let Some(csrf) = csrf else {
         return Err(refused(
             v.lang,
             StatusCode::BAD_REQUEST,
@@ -1117,7 +1131,7 @@ async fn export_step(
         &caller,
         &headers,
         &uri,
-        body.as_ref().map(|f| f.csrf.as_str()),
+        body.as_ref().ok().map(|f| f.csrf.as_str()),
     ) {
         Ok(v) => v,
         Err(r) => return r,

@@ -100,6 +100,10 @@ impl Browser {
             ca.to_str().unwrap(),
         ]));
         let profile = home.path().join("profile");
+        // Chromium's own temporary files (`org.chromium.Chromium.*`) go into the browser's
+        // home too, so that they go with it.
+        let tmp = home.path().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         // fd 3 reads our commands (its stdin), fd 4 writes its answers (its stdout).
         let script = "exec 3<&0 4>&1 0</dev/null 1>/dev/null 2>>\"$RIBAT_BROWSER_LOG\"; \
                       exec chromium --headless=new --no-sandbox --disable-gpu \
@@ -109,6 +113,7 @@ impl Browser {
         let mut child = Command::new("bash")
             .args(["-c", script])
             .env("HOME", home.path())
+            .env("TMPDIR", &tmp)
             .env("RIBAT_BROWSER_LOG", log)
             .env("RIBAT_BROWSER_PROFILE", &profile)
             .stdin(Stdio::piped())
@@ -284,10 +289,28 @@ impl Tab<'_> {
         }
     }
 
+    /// Puts the file at `path` into the file input `selector`, as a person choosing it
+    /// in the dialog would.
+    pub(crate) fn choose_file(&self, selector: &str, path: &Path) {
+        let doc = self.call("DOM.getDocument", json!({"depth": 0}));
+        let node = self.call(
+            "DOM.querySelector",
+            json!({"nodeId": doc["root"]["nodeId"], "selector": selector}),
+        );
+        assert_ne!(node["nodeId"], 0, "no {selector} on the page");
+        self.call(
+            "DOM.setFileInputFiles",
+            json!({"files": [path.to_str().unwrap()], "nodeId": node["nodeId"]}),
+        );
+    }
+
     /// Writes the page as a PNG to `path`.
     pub(crate) fn screenshot(&self, path: &PathBuf) {
         use base64ct::Encoding;
-        let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true}),
+        );
         let png = base64ct::Base64::decode_vec(shot["data"].as_str().unwrap()).unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();

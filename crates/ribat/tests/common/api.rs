@@ -283,3 +283,86 @@ impl Caller {
         .unwrap()
     }
 }
+
+/// What a dump made by [`leaked_dump`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DumpTruth {
+    /// Rows of real (not honey) persons, every value as the fund holds it.
+    pub(crate) genuine: u64,
+    /// Rows of real persons with a birth date the fund never held.
+    pub(crate) altered: u64,
+    /// Rows of honey persons.
+    pub(crate) honey: u64,
+    /// Rows naming nobody of the fund.
+    pub(crate) fabricated: u64,
+}
+
+/// A leaked dump of `rows` rows as one is found outside: every person of the fund with
+/// the values the fund holds (a CSV of identities, French headers), a second row for every
+/// third real person with a birth date changed, then rows with made-up CNSS numbers nobody
+/// holds, until `rows`.
+pub(crate) fn leaked_dump(fund: &ribat_sim::Fund, rows: usize) -> (String, DumpTruth) {
+    use std::fmt::Write as _;
+    let mut text = String::from("N° CNSS,CIN,Nom,Prénom,Date de naissance\n");
+    let mut truth = DumpTruth {
+        genuine: 0,
+        altered: 0,
+        honey: 0,
+        fabricated: 0,
+    };
+    let held: std::collections::HashSet<&str> =
+        fund.persons.iter().map(|p| p.cnss.as_str()).collect();
+    for p in fund.persons.iter().take(rows) {
+        writeln!(
+            text,
+            "{},{},{},{},{}",
+            p.cnss,
+            p.cin,
+            p.surname.to_uppercase(),
+            p.given,
+            p.birth_date
+        )
+        .unwrap();
+        if p.honey {
+            truth.honey += 1;
+        } else {
+            truth.genuine += 1;
+        }
+    }
+    let real = fund.persons.iter().take(rows).filter(|p| !p.honey);
+    for p in real.step_by(3) {
+        if truth.genuine + truth.altered + truth.honey >= rows as u64 {
+            break;
+        }
+        writeln!(
+            text,
+            "{},{},{},{},1901-01-01",
+            p.cnss,
+            p.cin,
+            p.surname.to_uppercase(),
+            p.given
+        )
+        .unwrap();
+        truth.altered += 1;
+    }
+    let mut n = 0u64;
+    while (truth.genuine + truth.altered + truth.honey + truth.fabricated) < rows as u64 {
+        n += 1;
+        // Nine digits from a counter, spread out; never one the fund holds.
+        let cnss = format!("{:09}", (n * 7_919 + 104_729) % 1_000_000_000);
+        if held.contains(cnss.as_str()) {
+            continue;
+        }
+        writeln!(
+            text,
+            "{cnss},ZZ{:06},FAKE{},Nom{},1980-01-{:02}",
+            n % 1_000_000,
+            n % 997,
+            n % 991,
+            1 + n % 28
+        )
+        .unwrap();
+        truth.fabricated += 1;
+    }
+    (text, truth)
+}
