@@ -620,6 +620,43 @@ impl Log {
         }
     }
 
+    /// The last `n` checkpoints this log signed, newest first, as their notes with the
+    /// cosignatures they gathered (a quorum or not). The history grows by a line at every
+    /// checkpoint for as long as the log lives, so it is read from its end.
+    pub fn recent_checkpoints(&self, n: usize) -> Result<Vec<String>, LogError> {
+        const BLOCK: u64 = 64 * 1024;
+        let p = self.dir.join(HISTORY);
+        let f = match File::open(&p) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&p, e)),
+        };
+        let len = f.metadata().map_err(|e| io_err(&p, e))?.len();
+        let (mut tail, mut from) = (Vec::new(), len);
+        while from > 0 && tail.iter().filter(|b| **b == b'\n').count() <= n {
+            let start = from.saturating_sub(BLOCK);
+            let mut block = vec![0u8; usize::try_from(from - start).unwrap_or(0)];
+            f.read_exact_at(&mut block, start)
+                .map_err(|e| io_err(&p, e))?;
+            block.extend_from_slice(&tail);
+            (tail, from) = (block, start);
+        }
+        let text = String::from_utf8_lossy(&tail);
+        let mut lines: Vec<&str> = text.lines().collect();
+        if from > 0 && !lines.is_empty() {
+            lines.remove(0); // cut by the block's start
+        }
+        Ok(lines
+            .iter()
+            .rev()
+            .filter_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                v.get("note")?.as_str().map(str::to_owned)
+            })
+            .take(n)
+            .collect())
+    }
+
     /// Signs a checkpoint of everything durable, asks each witness to cosign it, keeps it
     /// (history always; `DIR/checkpoint` when `quorum` witnesses cosigned) and publishes
     /// the tiles up to it.
@@ -931,6 +968,38 @@ mod tests {
             log.checkpoint(&signer, &[], 0).unwrap();
         }
         assert!(tiles::tile_path(d.path(), "entries", 0, tiles::WIDTH).exists());
+    }
+
+    #[test]
+    fn the_recent_checkpoints_are_read_newest_first_from_the_end_of_a_long_history() {
+        let d = tempfile::tempdir().unwrap();
+        let signer = NoteSigner::generate("ribat.test/history", crate::note::ED25519).unwrap();
+        let (log, _) = Log::open(d.path(), "ribat.test/history").unwrap();
+        assert!(log.recent_checkpoints(5).unwrap().is_empty());
+        // Enough checkpoints that the history spans several of the blocks read.
+        for i in 0..1000u32 {
+            log.append(format!("entry {i}").as_bytes()).unwrap();
+            log.checkpoint(&signer, &[], 0).unwrap();
+        }
+        assert!(std::fs::metadata(d.path().join(HISTORY)).unwrap().len() > 2 * 64 * 1024);
+        let sizes = |notes: Vec<String>| -> Vec<u64> {
+            notes
+                .iter()
+                .map(|n| {
+                    Checkpoint::parse(&SignedNote::parse(n).unwrap().text)
+                        .unwrap()
+                        .size
+                })
+                .collect()
+        };
+        assert_eq!(
+            sizes(log.recent_checkpoints(3).unwrap()),
+            vec![1000, 999, 998]
+        );
+        let all = sizes(log.recent_checkpoints(5000).unwrap());
+        assert_eq!(all.len(), 1000);
+        assert_eq!(all.first(), Some(&1000));
+        assert_eq!(all.last(), Some(&1));
     }
 
     /// A witness that knows only `cosign`: what the trait's defaults make of it.

@@ -542,6 +542,17 @@ fn the_audit_page_and_the_citizen_portals_route_list_who_read_a_person_with_proo
         "{found}"
     );
     assert_eq!(found.matches("<td>clerk.1</td>").count(), 2, "{found}");
+    // The log's latest checkpoints, newest first, the one proofs are checked against
+    // marked, each with who signed it (the log and its witnesses).
+    let history = &found[found
+        .find("id=\"checkpoints\"")
+        .expect("the checkpoint history")..];
+    assert!(history.matches("<tr").count() >= 2, "{history}");
+    assert_eq!(history.matches("class=\"latest\"").count(), 1, "{history}");
+    assert!(
+        history.contains("proofs are checked against this one"),
+        "{history}"
+    );
     assert!(found.contains("<td>counter-service</td>"), "{found}");
     // The number travels in bodies only: no address on the page holds it.
     for href in found.split("href=\"").skip(1) {

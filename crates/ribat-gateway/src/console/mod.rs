@@ -662,6 +662,57 @@ struct AuditPage {
     error: Option<String>,
     result: Option<AuditResult>,
     checkpoint: Option<CheckpointLine>,
+    history: Vec<HistoryLine>,
+}
+
+/// One checkpoint the log signed, newest first on the page.
+struct HistoryLine {
+    size: u64,
+    /// The root's first 16 hex digits (the whole is in the note).
+    root: String,
+    signed_by: String,
+    /// The latest one a quorum cosigned (what proofs are checked against).
+    latest: bool,
+}
+
+/// Checkpoints the Audit page lists.
+const HISTORY_SHOWN: usize = 12;
+
+/// The log's latest checkpoints, newest first (a note that does not parse is shown as
+/// such, not skipped: the history is the log's own record).
+fn history(log: &ribat_audit::log::Log, latest: Option<u64>) -> Vec<HistoryLine> {
+    log.recent_checkpoints(HISTORY_SHOWN)
+        .unwrap_or_default()
+        .iter()
+        .map(|text| {
+            let parsed = ribat_audit::note::SignedNote::parse(text)
+                .ok()
+                .and_then(|n| {
+                    ribat_audit::note::Checkpoint::parse(&n.text)
+                        .ok()
+                        .map(|c| (n, c))
+                });
+            match parsed {
+                Some((n, c)) => HistoryLine {
+                    size: c.size,
+                    root: c.root.to_hex().chars().take(16).collect(),
+                    signed_by: n
+                        .signatures
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    latest: Some(c.size) == latest,
+                },
+                None => HistoryLine {
+                    size: 0,
+                    root: "damaged note".into(),
+                    signed_by: String::new(),
+                    latest: false,
+                },
+            }
+        })
+        .collect()
 }
 
 struct AuditResult {
@@ -701,6 +752,7 @@ fn audit_page(
         }),
         _ => None,
     };
+    let history = history(app.vault.audit.log(), checkpoint.as_ref().map(|c| c.size));
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -716,6 +768,7 @@ fn audit_page(
             error,
             result,
             checkpoint,
+            history,
         }
         .render(),
     )

@@ -191,6 +191,11 @@ pub(crate) struct Words {
     pub(crate) notify_second: &'static str,
     pub(crate) no_leak_desk: &'static str,
     pub(crate) upload_broke: &'static str,
+    pub(crate) checkpoint_history: &'static str,
+    pub(crate) tree_size: &'static str,
+    pub(crate) root: &'static str,
+    pub(crate) signed_by: &'static str,
+    pub(crate) proofs_against: &'static str,
 }
 
 static EN: Words = Words {
@@ -330,6 +335,11 @@ static EN: Words = Words {
     notify_pending: "Your approval is recorded; a second administrator must approve.",
     notify_written: "The notification list is written.",
     notify_second: "You approved; a second administrator must approve from their own browser.",
+    checkpoint_history: "The log's latest checkpoints (every one it signed, cosigned by a quorum or not)",
+    tree_size: "Entries",
+    root: "Root",
+    signed_by: "Signed by",
+    proofs_against: "proofs are checked against this one",
     upload_broke: "The upload broke off; nothing was kept. Send it again.",
     no_leak_desk: "This gateway scans no leaks (dumps are scanned by the node that holds the store).",
 };
@@ -471,6 +481,11 @@ static FR: Words = Words {
     notify_pending: "Votre approbation est enregistrée ; un second administrateur doit approuver.",
     notify_written: "La liste de notification est écrite.",
     notify_second: "Vous avez approuvé ; un second administrateur doit approuver depuis son propre navigateur.",
+    checkpoint_history: "Derniers points de contrôle du journal (tous ceux qu'il a signés, cosignés par un quorum ou non)",
+    tree_size: "Entrées",
+    root: "Racine",
+    signed_by: "Signé par",
+    proofs_against: "les preuves sont vérifiées par rapport à celui-ci",
     upload_broke: "L'envoi s'est interrompu ; rien n'a été gardé. Envoyez-le à nouveau.",
     no_leak_desk: "Cette passerelle n'analyse pas de fuites (c'est le nœud qui détient la base qui le fait).",
 };
