@@ -41,6 +41,9 @@ pub struct App {
     /// The node's leak desk (dumps scanned in the background), where this gateway runs
     /// beside the vault.
     pub leaks: Option<Arc<dyn crate::leak_desk::LeakDesk>>,
+    /// The mesh this gateway belongs to, for the console (set once a mesh node's gateway
+    /// is assembled; unset in the embedded shape).
+    pub mesh: std::sync::OnceLock<Arc<dyn crate::mesh_view::MeshView>>,
     /// Upload bodies that may be read at once ([`crate::api::CONCURRENT_UPLOADS`]).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     /// Requests signed by their sender: required or not, nonces, co-signers.

@@ -28,6 +28,7 @@ pub mod gate;
 pub mod intake;
 pub mod leak_desk;
 pub mod link;
+pub mod mesh_view;
 pub mod metrics;
 pub mod node_log;
 pub mod openapi;

@@ -35,6 +35,7 @@ pub mod intake;
 pub mod leak;
 pub mod leak_desk;
 pub mod mesh;
+pub mod mesh_view;
 pub mod passphrases;
 pub mod read;
 pub mod reshare;

@@ -1729,6 +1729,13 @@ async fn run_gateway(
         .tls
         .also_vetted_by(vetted_in(&sm, attesting.essential.clone()))?;
     assembled.app.watch.carried_by_mesh_member(&me);
+    let _ = assembled
+        .app
+        .mesh
+        .set(Arc::new(crate::mesh_view::ConsoleView::new(
+            home.root().to_owned(),
+            me.clone(),
+        )));
     assembled.app.watch.add_enforcer(to_mesh);
     // What the mesh restricts, this gateway refuses before asking any custodian; what it
     // releases, this gateway lifts.

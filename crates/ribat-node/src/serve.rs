@@ -537,6 +537,7 @@ pub fn assemble(
         ))),
         intake: Some(crate::intake::NodeIntake::start(home, node.clone())?),
         leaks: Some(crate::leak_desk::NodeLeaks::start(home, node.clone())?),
+        mesh: std::sync::OnceLock::new(),
         upload_slots: Arc::new(tokio::sync::Semaphore::new(
             ribat_gateway::api::CONCURRENT_UPLOADS,
         )),

@@ -287,6 +287,8 @@ fn live_html(app: &Shared, w: &'static Words) -> Result<String, askama::Error> {
 struct NowPage {
     shell: Shell,
     live: String,
+    /// On a mesh node: the members as they answered, or why they could not be asked.
+    mesh: Option<Result<crate::mesh_view::MeshPicture, String>>,
 }
 
 /// The last hour, drawn here as SVG: points are numbers only, and every word goes
@@ -370,11 +372,20 @@ async fn now(
         Ok(l) => l,
         Err(e) => return html(StatusCode::INTERNAL_SERVER_ERROR, Err(e)),
     };
+    let mesh = match app.mesh.get().cloned() {
+        None => None,
+        Some(view) => Some(
+            tokio::task::spawn_blocking(move || view.picture())
+                .await
+                .unwrap_or_else(|e| Err(format!("the mesh could not be asked: {e}"))),
+        ),
+    };
     html(
         StatusCode::OK,
         NowPage {
             shell: shell(&app, &v, "now"),
             live,
+            mesh,
         }
         .render(),
     )

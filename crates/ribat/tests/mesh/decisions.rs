@@ -780,26 +780,6 @@ fn partner_read(gateway: &str, partner: &Clerk, cnss: &str) -> ribat_net::client
     .unwrap()
 }
 
-/// The console page at `path` of `gateway`, as the holder of the identity in `who` sees it.
-fn console_page(gateway: &str, dir: &Path, who: &Path, path: &str) -> String {
-    let cfg = common::api::tls_config(&dir.join("ca.pem"), Some(who));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt.block_on(async {
-        let host = gateway.rsplit_once(':').unwrap().0;
-        let mut c = ribat_net::client::Connection::open(cfg, gateway, host, false)
-            .await
-            .unwrap();
-        c.send_as_browser("GET", path, Vec::new(), None, &[])
-            .await
-            .unwrap()
-    });
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    String::from_utf8(r.body).unwrap()
-}
-
 /// The id in the mesh of the decision node `dir`'s own detectors took by `action`.
 fn mesh_id_of(dir: &Path, node: &str, action: &str) -> String {
     let o = ribat(&[

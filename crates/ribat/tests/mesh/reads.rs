@@ -93,10 +93,48 @@ fn reads_go_on_while_any_two_of_three_custodians_answer_and_are_refused_clearly_
         }
     }
 
-    // Any n − t = 1 node killed with SIGKILL: reads go on through a gateway still up.
+    // The security team's console on node 1 draws the mesh: a leader, every custodian
+    // answering, each member judged by this node.
+    issue(&deployment, "sec.watch", "security", "cnss-soc");
+    let officer = deployment.join("identity/issued/sec.watch");
+    let mesh_section = || {
+        let page = console_page(&gw1, &dirs[0], &officer, "/console");
+        let at = page
+            .find("<section id=\"mesh\">")
+            .expect("the mesh on the Now page");
+        page[at..].to_owned()
+    };
+    let seen = mesh_section();
+    assert!(seen.contains("Leader: node-"), "{seen}");
+    assert!(
+        seen.contains("custodians answering: 3 / 3 (reads need 2)"),
+        "{seen}"
+    );
+    for n in 1..=3 {
+        assert!(
+            seen.contains(&format!("<tr data-member=\"node-{n}\" class=\"\">")),
+            "{seen}"
+        );
+    }
+    assert!(!seen.contains("isolated"), "{seen}");
+
+    // Any n − t = 1 node killed with SIGKILL: reads go on through a gateway still up,
+    // and the console shows who is gone.
     nodes[2] = None;
     ok_read(&gw1, cnss[2]);
     ok_read(&gw2, cnss[3]);
+    let seen = poll_until(Duration::from_secs(15), Duration::from_millis(500), || {
+        let seen = mesh_section();
+        match seen.contains("custodians answering: 2 / 3") {
+            true => Ok(seen),
+            false => Err(seen),
+        }
+    });
+    assert!(
+        seen.contains("<tr data-member=\"node-3\" class=\"down\">"),
+        "{seen}"
+    );
+    assert!(seen.contains("unreachable"), "{seen}");
     nodes[2] = Some(start(&dirs[2]));
     nodes[0] = None;
     let back = Instant::now();
