@@ -41,6 +41,9 @@ pub struct App {
     /// The node's leak desk (dumps scanned in the background), where this gateway runs
     /// beside the vault.
     pub leaks: Option<Arc<dyn crate::leak_desk::LeakDesk>>,
+    /// The node's identity desk, where the node keeps the deployment's CA (not in a mesh:
+    /// there certificates are granted and revoked through the log).
+    pub identities: Option<Arc<dyn crate::identity_desk::IdentityDesk>>,
     /// The mesh this gateway belongs to, for the console (set once a mesh node's gateway
     /// is assembled; unset in the embedded shape).
     pub mesh: std::sync::OnceLock<Arc<dyn crate::mesh_view::MeshView>>,

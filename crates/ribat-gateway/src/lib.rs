@@ -25,6 +25,7 @@ pub mod exports;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod gate;
+pub mod identity_desk;
 pub mod intake;
 pub mod leak_desk;
 pub mod link;

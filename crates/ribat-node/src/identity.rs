@@ -41,7 +41,7 @@ pub fn open_ca(home: &Home) -> Result<Ca> {
 }
 
 /// Writes cert.pem, key.pem (0600) and ca.pem into `out`.
-fn write_issued(ca: &Ca, issued: &ribat_identity::Issued, out: &Path) -> Result<()> {
+pub(crate) fn write_issued(ca: &Ca, issued: &ribat_identity::Issued, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     crate::home::restrict(out)?;
     write_file(&out.join("cert.pem"), issued.cert_pem.as_bytes(), false)?;

@@ -30,6 +30,7 @@ pub mod exports;
 pub mod grants;
 pub mod home;
 pub mod identity;
+pub mod identity_desk;
 pub mod import;
 pub mod intake;
 pub mod leak;

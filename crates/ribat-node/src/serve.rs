@@ -538,6 +538,9 @@ pub fn assemble(
         intake: Some(crate::intake::NodeIntake::start(home, node.clone())?),
         leaks: Some(crate::leak_desk::NodeLeaks::start(home, node.clone())?),
         mesh: std::sync::OnceLock::new(),
+        // A mesh's register is the replicated state's: granted and revoked through the log.
+        identities: (!crate::mesh::is_node(home))
+            .then(|| Arc::new(crate::identity_desk::NodeIdentities::new(home.clone())) as _),
         upload_slots: Arc::new(tokio::sync::Semaphore::new(
             ribat_gateway::api::CONCURRENT_UPLOADS,
         )),

@@ -972,3 +972,178 @@ fn browse_bytes(
             .unwrap()
     })
 }
+
+#[test]
+fn a_certificate_asked_for_by_one_administrator_is_issued_on_anothers_approval_and_revoked_with_a_reason()
+ {
+    let f = fixture();
+    let gw = serve(&f.home);
+    let origin = format!("https://{}", gw.addr);
+    let post = |name: &str, path: &str, fields: &str| {
+        let (_, form) = page(&f, &gw, name, "/console/identities");
+        let body = format!("csrf={}&{fields}", csrf_of(&form));
+        let r = browse(&f, &gw, name, "POST", path, &body, &[("origin", &origin)]);
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        (r, text)
+    };
+    let ask = "/console/identities/request";
+
+    // Bad input: the message next to its field, what was typed kept.
+    let (r, text) = post(
+        "sec.amina",
+        ask,
+        "name=clerk+new%21&role=clerk&institution=agency-fes&days=30",
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        text.contains("id=\"issue-name-error\">identity name `clerk new!`"),
+        "{text}"
+    );
+    assert!(text.contains("value=\"agency-fes\""), "{text}");
+    let (r, text) = post(
+        "sec.amina",
+        ask,
+        "name=clerk.new&role=clerk&institution=agency-fes&days=0",
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        text.contains("id=\"issue-days-error\">from 1 to 397 days"),
+        "{text}"
+    );
+    let (r, text) = post(
+        "sec.amina",
+        ask,
+        "name=gw.2&role=gateway&institution=cnss&days=30",
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        text.contains("id=\"issue-role-error\">a `gateway` certificate serves TLS"),
+        "{text}"
+    );
+    // An auditor reads the page and cannot ask.
+    let r = browse(
+        &f,
+        &gw,
+        "audit.rachid",
+        "POST",
+        ask,
+        "csrf=x&name=clerk.new&role=clerk&institution=agency-fes&days=30",
+        &[("origin", &origin)],
+    );
+    assert_eq!(r.status, 403);
+
+    // Amina asks; she cannot approve her own request; Youssef's approval issues it.
+    let (r, _) = post(
+        "sec.amina",
+        ask,
+        "name=clerk.new&role=clerk&institution=agency-fes&days=30",
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("/console/identities?done=requested")
+    );
+    let (_, listed) = page(&f, &gw, "sec.amina", "/console/identities");
+    let at = listed.find("id=\"request-").expect("the request listed") + 12;
+    let id = listed[at..at + 16].to_owned();
+    assert!(
+        listed.contains("waiting for a second administrator"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&format!("/console/identities/approve/{id}")),
+        "no approval form for the one who asked: {listed}"
+    );
+    let approve = format!("/console/identities/approve/{id}");
+    let (r, text) = post("sec.amina", &approve, "x=1");
+    assert_eq!(r.status, 409);
+    assert!(
+        text.contains("a second administrator must approve it"),
+        "{text}"
+    );
+    let issued_dir = f.home.join("identity/issued/clerk.new");
+    assert!(!issued_dir.exists());
+    let (r, _) = post("sec.youssef", &approve, "x=1");
+    assert_eq!(r.status, 303);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(issued_dir.join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (_, listed) = page(&f, &gw, "audit.rachid", "/console/identities");
+    assert!(
+        listed.contains("issued: approved by sec.youssef"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("<tr class=\"active\" data-identity=\"clerk.new\">"),
+        "{listed}"
+    );
+    // The new clerk reads at a counter with the certificate issued.
+    let clerk = Caller::new(&f.home, &f.ca, &gw, "clerk.new");
+    let person = f
+        .fund
+        .persons
+        .iter()
+        .find(|p| !p.honey && !p.sensitive)
+        .unwrap();
+    let r = clerk.get(&format!(
+        "/v1/persons/{}?purpose=counter-service",
+        person.cnss
+    ));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    // Revoked on Amina's word, with a reason (none: the message next to the field); not
+    // her own certificate from her own console.
+    let revoke = "/console/identities/revoke";
+    let (r, text) = post("sec.amina", revoke, "name=clerk.new&reason=");
+    assert_eq!(r.status, 400);
+    assert!(
+        text.contains("id=\"reason-clerk.new-error\">say why"),
+        "{text}"
+    );
+    let (r, text) = post("sec.amina", revoke, "name=sec.amina&reason=testing");
+    assert_eq!(r.status, 400);
+    assert!(
+        text.contains("you cannot revoke your own certificate"),
+        "{text}"
+    );
+    let (r, _) = post(
+        "sec.amina",
+        revoke,
+        "name=clerk.new&reason=badge+reported+stolen",
+    );
+    assert_eq!(r.status, 303);
+    let journal = std::fs::read_to_string(f.home.join("identity/revocations.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (
+            line["name"].as_str(),
+            line["by"].as_str(),
+            line["reason"].as_str()
+        ),
+        (
+            Some("clerk.new"),
+            Some("sec.amina"),
+            Some("badge reported stolen")
+        )
+    );
+    let e = match call(
+        &gw.addr,
+        config(&f.ca, Some(&identity(&f.home, "clerk.new"))),
+        "GET",
+        "/healthz",
+        None,
+        None,
+    ) {
+        Err(e) => e.to_string(),
+        Ok(r) => panic!("a revoked certificate was answered: HTTP {}", r.status),
+    };
+    assert!(e.contains("CertificateRevoked"), "{e}");
+    let (_, listed) = page(&f, &gw, "sec.youssef", "/console/identities");
+    assert!(
+        listed.contains("<tr class=\"revoked\" data-identity=\"clerk.new\">"),
+        "{listed}"
+    );
+}

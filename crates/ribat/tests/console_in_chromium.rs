@@ -336,4 +336,12 @@ fn in_chromium_a_dump_of_200000_rows_uploaded_from_the_leaks_page_shows_its_repo
         7
     );
     tab.screenshot(&shots().join("11-leak-report.png"));
+    // The Identities page as a security administrator sees it: the issue form, the
+    // register with a revoke form per identity.
+    tab.go(&format!("{base}/console/identities"));
+    assert_eq!(
+        tab.eval("document.querySelectorAll('form.issue input[name]').length"),
+        5
+    );
+    tab.screenshot(&shots().join("12-identities.png"));
 }

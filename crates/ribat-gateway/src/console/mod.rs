@@ -16,6 +16,7 @@
 //! security team's.
 
 mod form;
+mod identities;
 mod leaks;
 mod words;
 
@@ -46,7 +47,13 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/console/decisions/{id}/release", post(release))
         .route("/console/audit", get(audit).post(audit_lookup))
         .route("/console/audit/proof/{index}", get(audit_proof))
-        .route("/console/identities", get(identities))
+        .route("/console/identities", get(identities::identities))
+        .route("/console/identities/request", post(identities::request))
+        .route(
+            "/console/identities/approve/{id}",
+            post(identities::approve),
+        )
+        .route("/console/identities/revoke", post(identities::revoke))
         .route("/console/exports", get(exports))
         .route("/console/exports/{id}/{step}", post(export_step))
         .route(
@@ -972,93 +979,6 @@ fn own_form(
     let now_s = app.watch.clock().now_ms() / 1000;
     form::check(csrf, &v.thumbprint, now_s)
         .map_err(|why| refused(v.lang, StatusCode::FORBIDDEN, why.to_string()))
-}
-
-#[derive(Template)]
-#[template(path = "console/identities.html")]
-struct IdentitiesPage {
-    shell: Shell,
-    rows: Vec<IdentityRow>,
-    error: Option<String>,
-}
-
-struct IdentityRow {
-    name: String,
-    role: String,
-    institution: String,
-    serial: String,
-    expires: String,
-    review_by: String,
-    state: &'static str,
-    state_class: &'static str,
-}
-
-/// Who holds which role for which institution: the register this node keeps, revoked,
-/// expired and lapsed certificates marked.
-async fn identities(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let w = v.lang.words();
-    let now_s = i64::try_from(app.watch.clock().now_ms() / 1000).unwrap_or(i64::MAX);
-    let read = app.register.as_ref().map(|path| {
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|text| {
-                serde_json::from_str::<Vec<ribat_identity::ca::RegisterEntry>>(&text)
-                    .map_err(|e| format!("{}: {e}", path.display()))
-            })
-    });
-    let (rows, error) = match read {
-        None => (
-            Vec::new(),
-            Some("this gateway keeps no identity register".to_owned()),
-        ),
-        Some(Err(e)) => (Vec::new(), Some(e)),
-        Some(Ok(mut entries)) => {
-            entries.sort_by(|a, b| a.role.cmp(&b.role).then_with(|| a.name.cmp(&b.name)));
-            let at = |s: i64| utc(u64::try_from(s).unwrap_or(0).saturating_mul(1000));
-            let rows = entries
-                .into_iter()
-                .map(|e| {
-                    let (state, state_class) = if e.revoked_at.is_some() {
-                        (w.revoked, "revoked")
-                    } else if e.not_after <= now_s {
-                        (w.expired, "ended")
-                    } else if e.review_by.is_some_and(|r| r <= now_s) {
-                        (w.lapsed, "ended")
-                    } else {
-                        (w.active, "active")
-                    };
-                    IdentityRow {
-                        expires: at(e.not_after),
-                        review_by: e.review_by.map_or_else(|| "—".to_owned(), at),
-                        name: e.name,
-                        role: e.role,
-                        institution: e.institution,
-                        serial: e.serial,
-                        state,
-                        state_class,
-                    }
-                })
-                .collect();
-            (rows, None)
-        }
-    };
-    html(
-        StatusCode::OK,
-        IdentitiesPage {
-            shell: shell(&app, &v, "identities"),
-            rows,
-            error,
-        }
-        .render(),
-    )
 }
 
 #[derive(Template)]

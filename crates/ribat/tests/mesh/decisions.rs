@@ -898,6 +898,11 @@ fn a_throttle_and_a_roles_essential_services_fallback_decided_on_one_node_hold_a
     assert!(page.contains("ribat mesh approve"), "{page}");
     assert!(page.contains(&format!("--id {fallback}")), "{page}");
     assert!(!page.contains("<form"), "{page}");
+    // Nor are certificates issued or revoked from a mesh node's page: through the log.
+    let page = console_page(&gw1, &dirs[0], &officer, "/console/identities");
+    assert!(page.contains("ribat mesh revoke"), "{page}");
+    assert!(page.contains("data-identity=\"sec.console\""), "{page}");
+    assert!(!page.contains("<form"), "{page}");
     // Nor does the API lift it at this gateway alone.
     let sec = Clerk::new(dirs[0].join("ca.pem"), officer.clone());
     let r = common::api::call(
