@@ -400,11 +400,15 @@ fn only_the_security_team_and_auditors_open_the_console_and_forms_from_elsewhere
         "{ids}"
     );
     assert!(
-        ids.contains("<tr class=\"revoked\"><td>sec.youssef</td><td>security</td>"),
+        ids.contains(
+            "<tr class=\"revoked\" data-identity=\"sec.youssef\"><td>sec.youssef</td><td>security</td>"
+        ),
         "{ids}"
     );
     assert!(
-        ids.contains("<tr class=\"active\"><td>sec.amina</td><td>security</td>"),
+        ids.contains(
+            "<tr class=\"active\" data-identity=\"sec.amina\"><td>sec.amina</td><td>security</td>"
+        ),
         "{ids}"
     );
     let (r, _) = page(&f, &gw, "clerk.1", "/console/identities");

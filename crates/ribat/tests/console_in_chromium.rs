@@ -260,7 +260,10 @@ fn in_chromium_a_dump_of_200000_rows_uploaded_from_the_leaks_page_shows_its_repo
         20,
         41,
         Marks::HoneyAndPublicFigures,
-        &[("sec.amina", "security", "cnss-soc")],
+        &[
+            ("sec.amina", "security", "cnss-soc"),
+            ("partner.x", "partner", "insurer-x"),
+        ],
     );
     let gw = start(
         &f.home,
@@ -344,4 +347,25 @@ fn in_chromium_a_dump_of_200000_rows_uploaded_from_the_leaks_page_shows_its_repo
         5
     );
     tab.screenshot(&shots().join("12-identities.png"));
+    // The Exports page: a request filed through the API, approved once from the page.
+    let numbers: Vec<&str> = f
+        .fund
+        .persons
+        .iter()
+        .take(20)
+        .map(|p| p.cnss.as_str())
+        .collect();
+    let r = Caller::new(&f.home, &f.ca, &gw, "sec.amina").post(
+        "/v1/exports",
+        serde_json::json!({"recipient": "partner.x", "purpose": "partner-export", "cnss": numbers}),
+    );
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    tab.go(&format!("{base}/console/exports"));
+    tab.eval("document.querySelector('form[action$=\"/approve\"] button').click(); true");
+    tab.wait_for(
+        "location.search === '?done=approve' && document.readyState === 'complete'",
+        Duration::from_secs(20),
+    );
+    assert!(tab.text().contains("sec.amina"), "{}", tab.text());
+    tab.screenshot(&shots().join("13-exports.png"));
 }
