@@ -80,7 +80,7 @@ pub(crate) struct AccessesAnswer {
         (status = 400, description = "Malformed body or CNSS number", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a role that asks this; or this identity is quarantined", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No person has this CNSS number", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The audit log cannot be read now", body = Problem, content_type = "application/problem+json")
+        (status = 503, description = "The audit log cannot be read now, or cannot record this lookup (nothing is listed then)", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub(crate) async fn accesses(
@@ -102,6 +102,7 @@ pub(crate) async fn accesses(
     }
     let readers = SEE_READERS.contains(&claims.role.as_str());
     let vault = app.vault.clone();
+    let now_ms = app.gate.clock().now_ms();
     let answer = crate::reads::blocking(move || {
         let records = vault
             .by_cnss(&b.cnss)
@@ -109,6 +110,14 @@ pub(crate) async fn accesses(
         let record = records
             .first()
             .ok_or_else(|| Problem::not_found("no person has this CNSS number"))?;
+        // Recorded before anything is listed: the lookup shows in the person's own list.
+        let asker = crate::subject::Asker {
+            identity: &claims.sub,
+            role: claims.role.as_str(),
+            institution: &claims.inst,
+        };
+        crate::subject::record_lookup(&vault.audit, &asker, record, now_ms)
+            .map_err(|e| Problem::unavailable("audit-unavailable", e.to_string()).retry_after(5))?;
         let found = crate::subject::accesses(vault.audit.log(), record)
             .map_err(|e| Problem::unavailable("audit-unavailable", e.to_string()).retry_after(5))?;
         let accesses = found

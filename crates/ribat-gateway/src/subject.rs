@@ -49,6 +49,9 @@ pub enum SubjectError {
     /// The checkpoint kept as the latest cosigned one does not parse.
     #[error("the latest cosigned checkpoint: {0}")]
     Checkpoint(String),
+    /// The lookup could not be recorded, so nothing is listed.
+    #[error("the lookup could not be recorded in the audit log, so nothing is listed: {0}")]
+    Lookup(String),
 }
 
 /// The latest checkpoint a quorum of witnesses cosigned, when there is one yet.
@@ -156,4 +159,70 @@ fn proof_file(index: u64, leaf_hash: &Hash, proof: &[Hash], at: &Against) -> ser
         "leafHash": Base64::encode_string(&leaf_hash.0),
         "proof": proof.iter().map(|x| Base64::encode_string(&x.0)).collect::<Vec<_>>(),
     })
+}
+
+/// The purpose under which the security team and auditors look up who accessed a person.
+pub const PURPOSE_ACCESS_REVIEW: &str = "access-review";
+/// The purpose under which the citizen portal looks it up, on behalf of that person.
+pub const PURPOSE_CITIZEN_REQUEST: &str = "citizen-request";
+/// The outcome of a lookup's entry: the accesses were listed (no field was read).
+pub const OUTCOME_LISTED: &str = "listed";
+
+/// Who looks up a record's accesses.
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    /// The certificate's identity.
+    pub identity: &'a str,
+    /// Its role.
+    pub role: &'a str,
+    /// Its institution.
+    pub institution: &'a str,
+}
+
+impl Asker<'_> {
+    /// Why it asks: the citizen portal for its citizen, everyone else to review accesses.
+    pub fn purpose(&self) -> &'static str {
+        if self.role == "citizen-portal" {
+            PURPOSE_CITIZEN_REQUEST
+        } else {
+            PURPOSE_ACCESS_REVIEW
+        }
+    }
+}
+
+/// Records that `asker` looked up who accessed `record`, durably, before anything is
+/// listed: who read a person is itself about that person (the authority's and the
+/// security team's lookups show in the person's own list). Its index in the log.
+pub fn record_lookup(
+    log: &crate::node_log::NodeLog,
+    asker: &Asker<'_>,
+    record: &str,
+    time_ms: u64,
+) -> Result<u64, SubjectError> {
+    let request_id = ribat_crypto::secret::SecretBytes::<8>::random()
+        .map(|r| hex::encode(r.expose()))
+        .map_err(|e| SubjectError::Lookup(e.to_string()))?;
+    let entry = AuditEntry {
+        v: ribat_audit::entry::ENTRY_VERSION,
+        time_ms,
+        node: log.node().to_owned(),
+        request_id,
+        identity: asker.identity.to_owned(),
+        role: asker.role.to_owned(),
+        institution: asker.institution.to_owned(),
+        purpose: asker.purpose().to_owned(),
+        subject: record.to_owned(),
+        record: record.to_owned(),
+        table: "persons".to_owned(),
+        classes: Vec::new(),
+        fields: vec!["accesses".to_owned()],
+        outcome: OUTCOME_LISTED.to_owned(),
+        reason: None,
+        custodians: Vec::new(),
+    }
+    .encode()
+    .map_err(|e| SubjectError::Lookup(e.to_string()))?;
+    log.log()
+        .append(&entry)
+        .map_err(|e| SubjectError::Lookup(e.to_string()))
 }

@@ -574,7 +574,9 @@ pub fn read_accesses(node: &Embedded) -> Result<Vec<Read>> {
     let mut out = Vec::new();
     for i in 0..log.size()? {
         let e = AuditEntry::decode(&log.entry(i)?)?;
-        if e.table != Table::Persons.as_str() {
+        // A lookup of who accessed a person read none of its values.
+        if e.table != Table::Persons.as_str() || e.outcome == ribat_gateway::subject::OUTCOME_LISTED
+        {
             continue;
         }
         out.push(Read {

@@ -844,12 +844,26 @@ async fn audit_lookup(
         return audit_page(&app, &v, f.cnss, Some(w.cnss_invalid.into()), None);
     }
     let vault = app.vault.clone();
+    let (identity, role, institution) = (
+        caller.peer.name.clone(),
+        caller.peer.role.to_string(),
+        caller.peer.institution.clone(),
+    );
+    let now_ms = app.watch.clock().now_ms();
     let found = tokio::task::spawn_blocking(
         move || -> Result<Option<Vec<crate::subject::Access>>, String> {
             let records = vault.by_cnss(&cnss).map_err(|e| e.to_string())?;
             let Some(record) = records.first() else {
                 return Ok(None);
             };
+            // Recorded before anything is listed: the lookup shows in the person's list.
+            let asker = crate::subject::Asker {
+                identity: &identity,
+                role: &role,
+                institution: &institution,
+            };
+            crate::subject::record_lookup(&vault.audit, &asker, record, now_ms)
+                .map_err(|e| e.to_string())?;
             crate::subject::accesses(vault.audit.log(), record)
                 .map(|found| Some(found.accesses))
                 .map_err(|e| e.to_string())

@@ -408,7 +408,7 @@ static EN: Words = Words {
     nobody_asked: "nobody in this node's audit log asked for it (the dump came from elsewhere, or from before this log)",
     notify_approvals: "Approvals (two administrators)",
     no_notify_approval: "No administrator has approved the list yet.",
-    upload_broke: "The upload broke off; nothing was kept. Send it again.",
+    upload_broke: "The upload broke off and nothing was kept: the node may have refused it (reload this page: its form is good for 8 hours) or the connection failed. Send it again.",
     no_leak_desk: "This gateway scans no leaks (dumps are scanned by the node that holds the store).",
 };
 
@@ -588,7 +588,7 @@ static FR: Words = Words {
     nobody_asked: "personne dans le journal d'audit de ce nœud ne l'a demandé (le fichier vient d'ailleurs, ou d'avant ce journal)",
     notify_approvals: "Approbations (deux administrateurs)",
     no_notify_approval: "Aucun administrateur n'a encore approuvé la liste.",
-    upload_broke: "L'envoi s'est interrompu ; rien n'a été gardé. Envoyez-le à nouveau.",
+    upload_broke: "L'envoi s'est interrompu et rien n'a été gardé : le nœud l'a peut-être refusé (rechargez cette page : son formulaire vaut 8 heures) ou la connexion a échoué. Envoyez-le à nouveau.",
     no_leak_desk: "Cette passerelle n'analyse pas de fuites (c'est le nœud qui détient la base qui le fait).",
 };
 
