@@ -51,13 +51,6 @@ fn save(dir: &Path, s: &IntakeState) -> std::result::Result<(), IntakeError> {
         .map_err(|e| IntakeError::Failed(format!("cannot write the intake's state: {e}")))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 /// Deletes an intake's file (its directory), saying so when it cannot.
 fn forget(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {
@@ -68,42 +61,13 @@ fn forget(dir: &Path) {
     }
 }
 
-/// A new id: the time in ms, then randomness; ids sort in arrival order.
-fn new_id() -> std::result::Result<String, IntakeError> {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let r = ribat_crypto::secret::SecretBytes::<2>::random()
-        .map_err(|e| IntakeError::Failed(e.to_string()))?;
-    Ok(format!(
-        "{:012x}{}",
-        ms & 0xffff_ffff_ffff,
-        hex::encode(r.expose())
-    ))
-}
-
 impl NodeIntake {
     /// Opens `HOME/intake`, takes up what a previous run left queued or half imported,
     /// and starts the worker that imports into `node`.
     pub fn start(home: &Home, node: Arc<Embedded>) -> Result<Arc<Self>> {
         let dir = dir(home);
         std::fs::create_dir_all(&dir)?;
-        let mut jobs = BTreeMap::new();
-        for e in std::fs::read_dir(&dir)? {
-            let path = e?.path();
-            if path.extension().is_some_and(|x| x == "json") {
-                let text = std::fs::read_to_string(&path)?;
-                match serde_json::from_str::<IntakeState>(&text) {
-                    Ok(s) => {
-                        jobs.insert(s.id.clone(), s);
-                    }
-                    Err(e) => eprintln!(
-                        "warning: {} is not an intake state ({e}); left alone",
-                        path.display()
-                    ),
-                }
-            }
-        }
+        let jobs = crate::jobs::load_states::<IntakeState>(&dir, "an intake state", |s| &s.id)?;
         let unfinished: Vec<String> = jobs
             .values()
             .filter(|s| s.state == "queued" || s.state == "importing")
@@ -121,40 +85,34 @@ impl NodeIntake {
                 forget(&path);
             }
         }
-        let (tx, rx) = mpsc::channel::<String>();
-        let desk = Arc::new(Self {
-            dir: dir.clone(),
-            jobs: Arc::new(Mutex::new(jobs)),
-            queue: Mutex::new(tx.clone()),
-        });
-        if !unfinished.is_empty() {
-            eprintln!(
-                "intake: {} file(s) left queued or half imported by the last run; importing them again",
-                unfinished.len()
-            );
-        }
-        for id in unfinished {
-            let _ = tx.send(id);
-        }
+        let jobs = Arc::new(Mutex::new(jobs));
         let worker = Worker {
-            dir,
-            jobs: desk.jobs.clone(),
+            dir: dir.clone(),
+            jobs: jobs.clone(),
             node,
         };
-        std::thread::Builder::new()
-            .name("intake".into())
-            .spawn(move || {
-                for id in rx {
-                    worker.import(&id);
-                }
-            })?;
+        let tx = crate::jobs::start_worker(
+            "intake",
+            unfinished,
+            |n| {
+                format!(
+                    "intake: {n} file(s) left queued or half imported by the last run; importing them again"
+                )
+            },
+            move |id| worker.import(id),
+        )?;
+        let desk = Arc::new(Self {
+            dir,
+            jobs,
+            queue: Mutex::new(tx),
+        });
         Ok(desk)
     }
 }
 
 impl IntakeDesk for NodeIntake {
     fn place(&self, file: &str) -> std::result::Result<(String, PathBuf), IntakeError> {
-        let id = new_id()?;
+        let id = crate::jobs::new_id().map_err(IntakeError::Failed)?;
         let d = self.dir.join(&id);
         std::fs::create_dir_all(&d)
             .map_err(|e| IntakeError::Failed(format!("cannot keep the file: {e}")))?;
@@ -186,15 +144,15 @@ impl IntakeDesk for NodeIntake {
         };
         // Durable before it is acknowledged: a restart takes it up from this file.
         save(&self.dir, &s)?;
-        lock(&self.jobs).insert(id.to_owned(), s.clone());
-        lock(&self.queue)
+        crate::jobs::lock(&self.jobs).insert(id.to_owned(), s.clone());
+        crate::jobs::lock(&self.queue)
             .send(id.to_owned())
             .map_err(|_| IntakeError::Failed("the intake worker stopped; restart the node (the file is kept and will be imported)".into()))?;
         Ok(s)
     }
 
     fn state(&self, id: &str) -> std::result::Result<IntakeState, IntakeError> {
-        lock(&self.jobs)
+        crate::jobs::lock(&self.jobs)
             .get(id)
             .cloned()
             .ok_or_else(|| IntakeError::NotFound(format!("no intake {id} on this node")))
@@ -212,7 +170,7 @@ impl Worker {
     /// Changes an intake's state in memory, and on disk when `durable`.
     fn update(&self, id: &str, durable: bool, f: impl FnOnce(&mut IntakeState)) {
         let snapshot = {
-            let mut jobs = lock(&self.jobs);
+            let mut jobs = crate::jobs::lock(&self.jobs);
             let Some(s) = jobs.get_mut(id) else { return };
             f(s);
             s.clone()
@@ -226,7 +184,10 @@ impl Worker {
     }
 
     fn import(&self, id: &str) {
-        let Some(file) = lock(&self.jobs).get(id).map(|s| s.file.clone()) else {
+        let Some(file) = crate::jobs::lock(&self.jobs)
+            .get(id)
+            .map(|s| s.file.clone())
+        else {
             return;
         };
         self.update(id, true, |s| {

@@ -72,13 +72,6 @@ fn private_dir(path: &Path) -> std::io::Result<()> {
         .create(path)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 fn now_s() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -110,22 +103,7 @@ fn forget_dump(path: &Path) {
     }
 }
 
-/// Scan ids are 16 lowercase hex digits; anything else names no scan (nor a path).
-pub fn valid_id(id: &str) -> bool {
-    id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-fn new_id() -> std::result::Result<String, LeakDeskError> {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let r = ribat_crypto::secret::SecretBytes::<2>::random().map_err(failed)?;
-    Ok(format!(
-        "{:012x}{}",
-        ms & 0xffff_ffff_ffff,
-        hex::encode(r.expose())
-    ))
-}
+pub use crate::jobs::valid_id;
 
 impl NodeLeaks {
     /// Opens `HOME/leaks`, takes up what a previous run left queued or half scanned, and
@@ -133,22 +111,7 @@ impl NodeLeaks {
     pub fn start(home: &crate::home::Home, node: Arc<Embedded>) -> Result<Arc<Self>> {
         let dir = dir(home);
         private_dir(&dir)?;
-        let mut jobs = BTreeMap::new();
-        for e in std::fs::read_dir(&dir)? {
-            let path = e?.path();
-            if path.extension().is_some_and(|x| x == "json") {
-                let text = std::fs::read_to_string(&path)?;
-                match serde_json::from_str::<LeakState>(&text) {
-                    Ok(s) if valid_id(&s.id) => {
-                        jobs.insert(s.id.clone(), s);
-                    }
-                    Ok(_) | Err(_) => eprintln!(
-                        "warning: {} is not a leak scan's state; left alone",
-                        path.display()
-                    ),
-                }
-            }
-        }
+        let jobs = crate::jobs::load_states::<LeakState>(&dir, "a leak scan's state", |s| &s.id)?;
         let unfinished: Vec<String> = jobs
             .values()
             .filter(|s| matches!(s.phase, LeakPhase::Queued | LeakPhase::Scanning))
@@ -171,35 +134,29 @@ impl NodeLeaks {
                 }
             }
         }
-        let (tx, rx) = mpsc::channel::<String>();
-        let desk = Arc::new(Self {
+        let jobs = Arc::new(Mutex::new(jobs));
+        let worker = Scanner {
             dir: dir.clone(),
-            jobs: Arc::new(Mutex::new(jobs)),
-            queue: Mutex::new(tx.clone()),
+            jobs: jobs.clone(),
             node: node.clone(),
+        };
+        let tx = crate::jobs::start_worker(
+            "leak-scans",
+            unfinished,
+            |n| {
+                format!(
+                    "leaks: {n} dump(s) left queued or half scanned by the last run; scanning them again"
+                )
+            },
+            move |id| worker.scan(id),
+        )?;
+        let desk = Arc::new(Self {
+            dir,
+            jobs,
+            queue: Mutex::new(tx),
+            node,
             notifying: Mutex::new(()),
         });
-        if !unfinished.is_empty() {
-            eprintln!(
-                "leaks: {} dump(s) left queued or half scanned by the last run; scanning them again",
-                unfinished.len()
-            );
-        }
-        for id in unfinished {
-            let _ = tx.send(id);
-        }
-        let worker = Scanner {
-            dir,
-            jobs: desk.jobs.clone(),
-            node,
-        };
-        std::thread::Builder::new()
-            .name("leak-scans".into())
-            .spawn(move || {
-                for id in rx {
-                    worker.scan(&id);
-                }
-            })?;
         Ok(desk)
     }
 
@@ -209,7 +166,7 @@ impl NodeLeaks {
                 "a scan id is 16 hexadecimal digits".into(),
             ));
         }
-        lock(&self.jobs)
+        crate::jobs::lock(&self.jobs)
             .get(id)
             .cloned()
             .ok_or_else(|| LeakDeskError::NotFound(format!("no leak scan {id} on this node")))
@@ -217,14 +174,14 @@ impl NodeLeaks {
 
     fn put(&self, s: &LeakState) -> std::result::Result<(), LeakDeskError> {
         save(&self.dir, s)?;
-        lock(&self.jobs).insert(s.id.clone(), s.clone());
+        crate::jobs::lock(&self.jobs).insert(s.id.clone(), s.clone());
         Ok(())
     }
 }
 
 impl LeakDesk for NodeLeaks {
     fn place(&self) -> std::result::Result<(String, PathBuf), LeakDeskError> {
-        let id = new_id()?;
+        let id = crate::jobs::new_id().map_err(failed)?;
         let d = self.dir.join(&id);
         private_dir(&d).map_err(|e| failed(format!("cannot keep the dump: {e}")))?;
         Ok((id.clone(), dump_path(&self.dir, &id)))
@@ -254,9 +211,13 @@ impl LeakDesk for NodeLeaks {
         };
         // Durable before it is acknowledged: a restart scans it from this file.
         self.put(&s)?;
-        lock(&self.queue).send(id.to_owned()).map_err(|_| {
-            failed("the scanner stopped; restart the node (the dump is kept and will be scanned)")
-        })?;
+        crate::jobs::lock(&self.queue)
+            .send(id.to_owned())
+            .map_err(|_| {
+                failed(
+                    "the scanner stopped; restart the node (the dump is kept and will be scanned)",
+                )
+            })?;
         Ok(s)
     }
 
@@ -266,7 +227,11 @@ impl LeakDesk for NodeLeaks {
 
     fn list(&self) -> std::result::Result<Vec<LeakState>, LeakDeskError> {
         // Ids sort in upload order.
-        Ok(lock(&self.jobs).values().rev().cloned().collect())
+        Ok(crate::jobs::lock(&self.jobs)
+            .values()
+            .rev()
+            .cloned()
+            .collect())
     }
 
     fn approve_notification(
@@ -274,7 +239,7 @@ impl LeakDesk for NodeLeaks {
         id: &str,
         admin: &str,
     ) -> std::result::Result<LeakState, LeakDeskError> {
-        let _one = lock(&self.notifying);
+        let _one = crate::jobs::lock(&self.notifying);
         let mut s = self.known(id)?;
         if s.phase != LeakPhase::Done {
             return Err(LeakDeskError::Refused(format!(
@@ -318,7 +283,7 @@ impl LeakDesk for NodeLeaks {
         id: &str,
         who: &str,
     ) -> std::result::Result<Vec<u8>, LeakDeskError> {
-        let _one = lock(&self.notifying);
+        let _one = crate::jobs::lock(&self.notifying);
         let mut s = self.known(id)?;
         let Some(n) = s.notification.as_mut() else {
             return Err(LeakDeskError::Refused(format!(
@@ -346,7 +311,7 @@ impl Scanner {
     /// Changes a scan's state in memory, and on disk when `durable`.
     fn update(&self, id: &str, durable: bool, f: impl FnOnce(&mut LeakState)) {
         let snapshot = {
-            let mut jobs = lock(&self.jobs);
+            let mut jobs = crate::jobs::lock(&self.jobs);
             let Some(s) = jobs.get_mut(id) else { return };
             f(s);
             s.clone()

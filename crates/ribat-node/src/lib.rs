@@ -33,6 +33,7 @@ pub mod identity;
 pub mod identity_desk;
 pub mod import;
 pub mod intake;
+mod jobs;
 pub mod leak;
 pub mod leak_desk;
 pub mod mesh;

@@ -3,15 +3,14 @@
 //! administrator and issued on another's approval, and revoked on one's word with a reason.
 //! In a mesh the page shows the commands that grant and revoke through the log.
 
-use super::{Done, Shell, Viewer, acting, form, html, refused, shell, utc, viewer};
+use super::{Done, Shell, Viewer, acting, form, html, refused, shell, utc};
 use crate::app::Shared;
 use crate::identity_desk::{IdentityDeskError, IssueRequest, MAX_DAYS};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Extension, Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
-use ribat_net::listener::Caller;
 use std::collections::BTreeMap;
 
 #[derive(Template)]
@@ -239,14 +238,9 @@ fn page(
 /// marked; the forms where this node keeps the CA.
 pub(super) async fn identities(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    v: Viewer,
     Query(done): Query<Done>,
 ) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let w = v.lang.words();
     // Words only: a person's name never travels in an address.
     let notice = match done.done.as_deref() {
@@ -317,14 +311,14 @@ async fn on_desk<T: Send + 'static>(
 /// `POST /console/identities/request`: one administrator asks for a certificate.
 pub(super) async fn request(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
+    v: Viewer,
     headers: HeaderMap,
     uri: Uri,
     body: Result<Form<RequestForm>, FormRejection>,
 ) -> Response {
     let v = match acting(
         &app,
-        &caller,
+        v,
         &headers,
         &uri,
         body.as_ref().ok().map(|f| f.csrf.as_str()),
@@ -363,7 +357,7 @@ pub(super) async fn request(
 /// `POST /console/identities/approve/{id}`: a second administrator's approval issues it.
 pub(super) async fn approve(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
+    v: Viewer,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -371,7 +365,7 @@ pub(super) async fn approve(
 ) -> Response {
     let v = match acting(
         &app,
-        &caller,
+        v,
         &headers,
         &uri,
         body.as_ref().ok().map(|f| f.csrf.as_str()),
@@ -398,14 +392,14 @@ pub(super) struct RevokeForm {
 /// `POST /console/identities/revoke`: one administrator's word, with a reason.
 pub(super) async fn revoke(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
+    v: Viewer,
     headers: HeaderMap,
     uri: Uri,
     body: Result<Form<RevokeForm>, FormRejection>,
 ) -> Response {
     let v = match acting(
         &app,
-        &caller,
+        v,
         &headers,
         &uri,
         body.as_ref().ok().map(|f| f.csrf.as_str()),

@@ -3,16 +3,15 @@
 //! class as SVG, the persons affected, who read them), and the two-administrator step
 //! that writes the data-protection authority's notification list.
 
-use super::{Done, Shell, Viewer, form, html, refused, shell, utc, viewer};
+use super::{Done, Shell, Viewer, form, html, refused, shell, utc};
 use crate::app::Shared;
 use crate::leak_desk::{LeakDesk, LeakDeskError, LeakPhase, LeakState, MAX_DUMP};
 use askama::Template;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Extension, Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use ribat_net::listener::Caller;
 use std::sync::Arc;
 
 /// One scan as a line of the list.
@@ -118,15 +117,8 @@ fn leaks_page(
     )
 }
 
-pub(super) async fn leaks(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-) -> Response {
-    match viewer(&app, &caller, &headers) {
-        Ok(v) => leaks_page(&app, &v, StatusCode::OK, None, None),
-        Err(r) => r,
-    }
+pub(super) async fn leaks(State(app): State<Shared>, v: Viewer) -> Response {
+    leaks_page(&app, &v, StatusCode::OK, None, None)
 }
 
 /// The next part of an upload, or the page saying what is wrong with the form.
@@ -154,15 +146,11 @@ async fn next_field<'m>(
 /// queued for scanning. Answers with the scan's page.
 pub(super) async fn upload(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
+    v: Viewer,
     headers: HeaderMap,
     uri: Uri,
     body: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let w = v.lang.words();
     if !v.acts {
         return refused(v.lang, StatusCode::FORBIDDEN, w.read_only.to_owned());
@@ -481,28 +469,14 @@ fn leak_page(
     )
 }
 
-/// Scan ids are 16 lowercase hex digits.
-fn scan_id(id: &str) -> bool {
-    id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
 pub(super) async fn leak(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    v: Viewer,
     Path(id): Path<String>,
     Query(done): Query<Done>,
 ) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !scan_id(&id) {
-        return refused(
-            v.lang,
-            StatusCode::NOT_FOUND,
-            "a scan id is 16 hexadecimal digits".into(),
-        );
+    if let Err(r) = super::hex_id(&v, "scan", &id) {
+        return r;
     }
     let w = v.lang.words();
     let notice = match done.done.as_deref() {
@@ -517,7 +491,7 @@ pub(super) async fn leak(
 /// list; the second distinct one's writes it.
 pub(super) async fn notify(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
+    v: Viewer,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -525,7 +499,7 @@ pub(super) async fn notify(
 ) -> Response {
     let v = match super::acting(
         &app,
-        &caller,
+        v,
         &headers,
         &uri,
         body.as_ref().ok().map(|f| f.csrf.as_str()),
@@ -540,12 +514,8 @@ pub(super) async fn notify(
             v.lang.words().no_leak_desk.to_owned(),
         );
     };
-    if !scan_id(&id) {
-        return refused(
-            v.lang,
-            StatusCode::NOT_FOUND,
-            "a scan id is 16 hexadecimal digits".into(),
-        );
+    if let Err(r) = super::hex_id(&v, "scan", &id) {
+        return r;
     }
     let (admin, scan) = (v.name.clone(), id.clone());
     let r = tokio::task::spawn_blocking(move || desk.approve_notification(&scan, &admin)).await;
@@ -583,14 +553,9 @@ pub(super) async fn notify(
 /// names persons in clear); the fetch is recorded before the bytes leave.
 pub(super) async fn notification(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    v: Viewer,
     Path(id): Path<String>,
 ) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     if !v.acts {
         return refused(
             v.lang,
@@ -605,12 +570,8 @@ pub(super) async fn notification(
             v.lang.words().no_leak_desk.to_owned(),
         );
     };
-    if !scan_id(&id) {
-        return refused(
-            v.lang,
-            StatusCode::NOT_FOUND,
-            "a scan id is 16 hexadecimal digits".into(),
-        );
+    if let Err(r) = super::hex_id(&v, "scan", &id) {
+        return r;
     }
     let (who, scan) = (v.name.clone(), id.clone());
     let r = tokio::task::spawn_blocking(move || desk.fetch_notification(&scan, &who)).await;

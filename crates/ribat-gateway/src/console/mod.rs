@@ -25,7 +25,7 @@ use crate::service::{DECISION_READERS, DECISION_RELEASERS};
 use askama::Template;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Extension, Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -108,6 +108,7 @@ const DAY_MS: u64 = 24 * 3_600_000;
 struct Viewer {
     name: String,
     role: String,
+    institution: String,
     thumbprint: String,
     /// Role `security`: releases; `auditor` reads only.
     acts: bool,
@@ -143,11 +144,33 @@ fn viewer(app: &Shared, caller: &Caller, headers: &HeaderMap) -> Result<Viewer, 
     }
     Ok(Viewer {
         name: caller.peer.name.clone(),
+        institution: caller.peer.institution.clone(),
         role,
         thumbprint: caller.peer.thumbprint.clone(),
         acts,
         lang,
     })
+}
+
+/// Every console handler takes its viewer from the request: the caller's certificate,
+/// checked here (a role of the security team's, no decision holding it), or the 403 page.
+impl axum::extract::FromRequestParts<Shared> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Shared,
+    ) -> Result<Self, Response> {
+        match parts.extensions.get::<Caller>() {
+            Some(caller) => viewer(app, caller, &parts.headers),
+            // The listener attaches the certificate to every request; without it, nothing.
+            None => Err(refused(
+                Lang::En,
+                StatusCode::FORBIDDEN,
+                "no client certificate came with this request".into(),
+            )),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -366,15 +389,7 @@ fn chart(minutes: &[crate::activity::Minute]) -> Chart {
     }
 }
 
-async fn now(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn now(State(app): State<Shared>, v: Viewer) -> Response {
     let live = match live_html(&app, v.lang.words()) {
         Ok(l) => l,
         Err(e) => return html(StatusCode::INTERNAL_SERVER_ERROR, Err(e)),
@@ -398,15 +413,8 @@ async fn now(
     )
 }
 
-async fn live(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-) -> Response {
-    match viewer(&app, &caller, &headers) {
-        Ok(v) => html(StatusCode::OK, live_html(&app, v.lang.words())),
-        Err(r) => r,
-    }
+async fn live(State(app): State<Shared>, v: Viewer) -> Response {
+    html(StatusCode::OK, live_html(&app, v.lang.words()))
 }
 
 /// What a page's live lists depend on: when it changes, the page is told.
@@ -414,14 +422,7 @@ fn fingerprint(app: &Shared) -> (Vec<String>, usize) {
     (app.watch.in_force(), app.watch.decision_count())
 }
 
-async fn events(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = viewer(&app, &caller, &headers) {
-        return r;
-    }
+async fn events(State(app): State<Shared>, _v: Viewer) -> Response {
     let started = tokio::time::Instant::now();
     let stream = futures_util::stream::unfold((app, None), move |(app, last)| async move {
         loop {
@@ -450,15 +451,7 @@ struct DecisionsPage {
     rows: Vec<Row>,
 }
 
-async fn decisions(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn decisions(State(app): State<Shared>, v: Viewer) -> Response {
     let in_force = app.watch.in_force();
     let mut all = app.watch.decisions();
     all.sort_by_key(|d| std::cmp::Reverse(d.time_ms));
@@ -565,28 +558,29 @@ fn decision_page(
     )
 }
 
-/// Decision ids are 16 lowercase hex digits; anything else is no decision.
-fn decision_id(id: &str) -> bool {
-    id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+/// Ids of decisions and scans are 16 lowercase hex digits: anything else names none of
+/// them, and the page says so (`what`: "decision", "scan").
+#[allow(clippy::result_large_err)] // the refusal is the page answered, as is
+fn hex_id(v: &Viewer, what: &str, id: &str) -> Result<(), Response> {
+    if id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(refused(
+            v.lang,
+            StatusCode::NOT_FOUND,
+            format!("a {what} id is 16 hexadecimal digits"),
+        ))
+    }
 }
 
 async fn decision(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
+    v: Viewer,
     Path(id): Path<String>,
     Query(done): Query<Done>,
 ) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !decision_id(&id) {
-        return refused(
-            v.lang,
-            StatusCode::NOT_FOUND,
-            "a decision id is 16 hexadecimal digits".into(),
-        );
+    if let Err(r) = hex_id(&v, "decision", &id) {
+        return r;
     }
     let w = v.lang.words();
     let notice = match done.done.as_deref() {
@@ -605,7 +599,7 @@ struct ReleaseForm {
 
 async fn release(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
+    v: Viewer,
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
@@ -613,7 +607,7 @@ async fn release(
 ) -> Response {
     let v = match acting(
         &app,
-        &caller,
+        v,
         &headers,
         &uri,
         body.as_ref().ok().map(|f| f.csrf.as_str()),
@@ -635,12 +629,8 @@ async fn release(
             v.lang.words().in_mesh.to_owned(),
         );
     }
-    if !decision_id(&id) {
-        return refused(
-            v.lang,
-            StatusCode::NOT_FOUND,
-            "a decision id is 16 hexadecimal digits".into(),
-        );
+    if let Err(r) = hex_id(&v, "decision", &id) {
+        return r;
     }
     let reason = f.reason.trim().to_owned();
     if reason.is_empty() || reason.len() > 500 {
@@ -792,15 +782,8 @@ fn audit_page(
     )
 }
 
-async fn audit(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-) -> Response {
-    match viewer(&app, &caller, &headers) {
-        Ok(v) => audit_page(&app, &v, String::new(), None, None),
-        Err(r) => r,
-    }
+async fn audit(State(app): State<Shared>, v: Viewer) -> Response {
+    audit_page(&app, &v, String::new(), None, None)
 }
 
 #[derive(serde::Deserialize)]
@@ -813,15 +796,11 @@ struct LookupForm {
 /// the body and never in an address (nor in a log of addresses).
 async fn audit_lookup(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
+    v: Viewer,
     headers: HeaderMap,
     uri: Uri,
     body: Result<Form<LookupForm>, FormRejection>,
 ) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     if let Err(r) = own_form(
         &app,
         &v,
@@ -844,11 +823,7 @@ async fn audit_lookup(
         return audit_page(&app, &v, f.cnss, Some(w.cnss_invalid.into()), None);
     }
     let vault = app.vault.clone();
-    let (identity, role, institution) = (
-        caller.peer.name.clone(),
-        caller.peer.role.to_string(),
-        caller.peer.institution.clone(),
-    );
+    let (identity, role, institution) = (v.name.clone(), v.role.clone(), v.institution.clone());
     let now_ms = app.watch.clock().now_ms();
     let found = tokio::task::spawn_blocking(
         move || -> Result<Option<Vec<crate::subject::Access>>, String> {
@@ -903,16 +878,7 @@ async fn audit_lookup(
 
 /// One entry's inclusion proof against the latest cosigned checkpoint, as the file `ribat
 /// audit verify-proof` checks.
-async fn audit_proof(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    Path(index): Path<u64>,
-) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn audit_proof(State(app): State<Shared>, v: Viewer, Path(index): Path<u64>) -> Response {
     let vault = app.vault.clone();
     let proof = tokio::task::spawn_blocking(move || {
         crate::subject::proof_of(vault.audit.log(), index).map_err(|e| e.to_string())
@@ -949,12 +915,11 @@ async fn audit_proof(
 #[allow(clippy::result_large_err)] // the refusal is the page answered, as is
 fn acting(
     app: &Shared,
-    caller: &Caller,
+    v: Viewer,
     headers: &HeaderMap,
     uri: &Uri,
     csrf: Option<&str>,
 ) -> Result<Viewer, Response> {
-    let v = viewer(app, caller, headers)?;
     if !v.acts {
         return Err(refused(
             v.lang,
@@ -1090,16 +1055,7 @@ fn exports_page(
     )
 }
 
-async fn exports(
-    State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    Query(done): Query<Done>,
-) -> Response {
-    let v = match viewer(&app, &caller, &headers) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn exports(State(app): State<Shared>, v: Viewer, Query(done): Query<Done>) -> Response {
     let w = v.lang.words();
     let notice = match done.done.as_deref() {
         Some("approve") => Some(w.export_approved),
@@ -1118,7 +1074,7 @@ struct TokenOnly {
 /// `/v1/exports/{id}/approve` and `/run` call, for role `security` only.
 async fn export_step(
     State(app): State<Shared>,
-    Extension(caller): Extension<Caller>,
+    v: Viewer,
     headers: HeaderMap,
     uri: Uri,
     Path((id, step)): Path<(String, String)>,
@@ -1126,7 +1082,7 @@ async fn export_step(
 ) -> Response {
     let v = match acting(
         &app,
-        &caller,
+        v,
         &headers,
         &uri,
         body.as_ref().ok().map(|f| f.csrf.as_str()),
