@@ -3,13 +3,12 @@
 //! administrator and issued on another's approval, and revoked on one's word with a reason.
 //! In a mesh the page shows the commands that grant and revoke through the log.
 
-use super::{Done, Shell, Viewer, acting, form, html, refused, shell, utc};
+use super::{Acting, Done, Shell, Viewer, form, html, refused, shell, utc};
 use crate::app::Shared;
 use crate::identity_desk::{IdentityDeskError, IssueRequest, MAX_DAYS};
 use askama::Template;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use std::collections::BTreeMap;
 
@@ -311,28 +310,8 @@ async fn on_desk<T: Send + 'static>(
 /// `POST /console/identities/request`: one administrator asks for a certificate.
 pub(super) async fn request(
     State(app): State<Shared>,
-    v: Viewer,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Form<RequestForm>, FormRejection>,
+    Acting { v, form: f }: Acting<RequestForm>,
 ) -> Response {
-    let v = match acting(
-        &app,
-        v,
-        &headers,
-        &uri,
-        body.as_ref().ok().map(|f| f.csrf.as_str()),
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Ok(Form(f)) = body else {
-        return refused(
-            v.lang,
-            StatusCode::BAD_REQUEST,
-            "the form could not be read: send it from the Identities page".into(),
-        );
-    };
     let t = f.typed;
     let Ok(days) = t.days.trim().parse::<u32>() else {
         let e = IdentityDeskError::Invalid {
@@ -357,27 +336,26 @@ pub(super) async fn request(
 /// `POST /console/identities/approve/{id}`: a second administrator's approval issues it.
 pub(super) async fn approve(
     State(app): State<Shared>,
-    v: Viewer,
-    headers: HeaderMap,
-    uri: Uri,
     Path(id): Path<String>,
-    body: Result<Form<super::TokenOnly>, FormRejection>,
+    Acting { v, .. }: Acting<super::TokenOnly>,
 ) -> Response {
-    let v = match acting(
-        &app,
-        v,
-        &headers,
-        &uri,
-        body.as_ref().ok().map(|f| f.csrf.as_str()),
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let by = v.name.clone();
     match on_desk(&app, &v, move |d| d.approve(&id, &by)).await {
         Ok(_) => Redirect::to("/console/identities?done=issued").into_response(),
         Err(Ok(e)) => refused_form(&app, &v, e, Typed::default(), String::new()),
         Err(Err(r)) => r,
+    }
+}
+
+impl super::Tokened for RequestForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl super::Tokened for RevokeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }
 
@@ -392,28 +370,8 @@ pub(super) struct RevokeForm {
 /// `POST /console/identities/revoke`: one administrator's word, with a reason.
 pub(super) async fn revoke(
     State(app): State<Shared>,
-    v: Viewer,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Result<Form<RevokeForm>, FormRejection>,
+    Acting { v, form: f }: Acting<RevokeForm>,
 ) -> Response {
-    let v = match acting(
-        &app,
-        v,
-        &headers,
-        &uri,
-        body.as_ref().ok().map(|f| f.csrf.as_str()),
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Ok(Form(f)) = body else {
-        return refused(
-            v.lang,
-            StatusCode::BAD_REQUEST,
-            "the form could not be read: send it from the Identities page".into(),
-        );
-    };
     let (by, name, reason) = (v.name.clone(), f.name.clone(), f.reason.clone());
     match on_desk(&app, &v, move |d| d.revoke(&name, &by, &reason)).await {
         Ok(_) => Redirect::to("/console/identities?done=revoked").into_response(),

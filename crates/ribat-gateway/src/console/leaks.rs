@@ -8,8 +8,7 @@ use crate::app::Shared;
 use crate::leak_desk::{LeakDesk, LeakDeskError, LeakPhase, LeakState, MAX_DUMP};
 use askama::Template;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::sync::Arc;
@@ -491,22 +490,9 @@ pub(super) async fn leak(
 /// list; the second distinct one's writes it.
 pub(super) async fn notify(
     State(app): State<Shared>,
-    v: Viewer,
-    headers: HeaderMap,
-    uri: Uri,
     Path(id): Path<String>,
-    body: Result<Form<super::TokenOnly>, FormRejection>,
+    super::Acting { v, .. }: super::Acting<super::TokenOnly>,
 ) -> Response {
-    let v = match super::acting(
-        &app,
-        v,
-        &headers,
-        &uri,
-        body.as_ref().ok().map(|f| f.csrf.as_str()),
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let Some(desk) = desk(&app) else {
         return refused(
             v.lang,

@@ -173,6 +173,58 @@ impl axum::extract::FromRequestParts<Shared> for Viewer {
     }
 }
 
+/// A form whose page carried a token (`csrf`).
+trait Tokened {
+    fn csrf(&self) -> &str;
+}
+
+/// A form that acts: from a viewer of role `security`, posted from this console's own page
+/// with the token it carried ([`own_form`]); the refusal page otherwise. Handlers take it
+/// last (it reads the body).
+struct Acting<F> {
+    v: Viewer,
+    form: F,
+}
+
+impl<F> axum::extract::FromRequest<Shared> for Acting<F>
+where
+    F: serde::de::DeserializeOwned + Tokened + Send + 'static,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, app: &Shared) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let v = <Viewer as axum::extract::FromRequestParts<Shared>>::from_request_parts(
+            &mut parts, app,
+        )
+        .await?;
+        let (headers, uri) = (parts.headers.clone(), parts.uri.clone());
+        let req = axum::extract::Request::from_parts(parts, body);
+        let form = <Form<F> as axum::extract::FromRequest<Shared>>::from_request(req, app).await;
+        let v = acting(app, v, &headers, &uri, form.as_ref().ok().map(|f| f.csrf()))?;
+        match form {
+            Ok(Form(form)) => Ok(Self { v, form }),
+            Err(e) => Err(refused(
+                v.lang,
+                StatusCode::BAD_REQUEST,
+                format!("the form could not be read ({e}): send it from the console's page"),
+            )),
+        }
+    }
+}
+
+impl Tokened for TokenOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl Tokened for ReleaseForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/refused.html")]
 struct RefusedPage<'a> {
@@ -599,29 +651,9 @@ struct ReleaseForm {
 
 async fn release(
     State(app): State<Shared>,
-    v: Viewer,
-    headers: HeaderMap,
-    uri: Uri,
     Path(id): Path<String>,
-    body: Result<Form<ReleaseForm>, FormRejection>,
+    Acting { v, form: f }: Acting<ReleaseForm>,
 ) -> Response {
-    let v = match acting(
-        &app,
-        v,
-        &headers,
-        &uri,
-        body.as_ref().ok().map(|f| f.csrf.as_str()),
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Ok(Form(f)) = body else {
-        return refused(
-            v.lang,
-            StatusCode::BAD_REQUEST,
-            "the form could not be read: send it from the decision's page".into(),
-        );
-    };
     if app.watch.mesh_member().is_some() {
         return refused(
             v.lang,
@@ -1074,22 +1106,9 @@ struct TokenOnly {
 /// `/v1/exports/{id}/approve` and `/run` call, for role `security` only.
 async fn export_step(
     State(app): State<Shared>,
-    v: Viewer,
-    headers: HeaderMap,
-    uri: Uri,
     Path((id, step)): Path<(String, String)>,
-    body: Result<Form<TokenOnly>, FormRejection>,
+    Acting { v, .. }: Acting<TokenOnly>,
 ) -> Response {
-    let v = match acting(
-        &app,
-        v,
-        &headers,
-        &uri,
-        body.as_ref().ok().map(|f| f.csrf.as_str()),
-    ) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
     let Some(desk) = app.exports.clone() else {
         return refused(
             v.lang,
