@@ -15,6 +15,10 @@ const ISSUED_KEPT: usize = 50;
 /// Roles whose certificates serve TLS: issued with their hosts on the command line, and
 /// never revoked from a page this node serves with them.
 const SERVER_ROLES: &[&str] = &["gateway", "custodian"];
+/// The node's own roles: `service` opens the service keys (the blind index, the leak
+/// digests), `export` reads under a recipient's name once two administrators approved an
+/// export. Nobody is issued one from a page.
+const INTERNAL_ROLES: &[&str] = &["service", "export"];
 
 /// The desk over `home`'s CA.
 pub struct NodeIdentities {
@@ -111,6 +115,14 @@ impl IdentityDesk for NodeIdentities {
                 "role",
                 format!(
                     "a `{role}` certificate serves TLS: issue it with `ribat identity add --host …` on this node"
+                ),
+            ));
+        }
+        if INTERNAL_ROLES.contains(&role) {
+            return Err(invalid(
+                "role",
+                format!(
+                    "`{role}` is the node's own role (it opens service keys or runs approved exports); it is issued to nobody"
                 ),
             ));
         }

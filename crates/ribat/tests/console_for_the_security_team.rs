@@ -1070,6 +1070,17 @@ fn a_certificate_asked_for_by_one_administrator_is_issued_on_anothers_approval_a
         text.contains("id=\"issue-role-error\">a `gateway` certificate serves TLS"),
         "{text}"
     );
+    // Nor the node's own roles: a `service` certificate would open the blind-index key.
+    let (r, text) = post(
+        "sec.amina",
+        ask,
+        "name=svc.2&role=service&institution=cnss&days=30",
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        text.contains("id=\"issue-role-error\">`service` is the node&#39;s own role"),
+        "{text}"
+    );
     // An auditor reads the page and cannot ask.
     let r = browse(
         &f,
