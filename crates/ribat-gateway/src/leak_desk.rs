@@ -1,10 +1,10 @@
 //! The node's leak desk as the gateway sees it: dumps the security team uploads from the
 //! console, scanned by the node in the background (`ribat leak scan`'s work), and the
-//! two-administrator step that writes the data-protection authority's notification list.
+//! two-administrator step that opens the data-protection authority's notification list.
 //!
 //! Must never: hold a dump's rows in the gateway (they are streamed to the node's disk),
 //! show a leaked value (the report names classes, counts, record-free identities of
-//! readers), or write the notification list before two distinct security administrators
+//! readers), keep the notification list at rest, or make it before two distinct security administrators
 //! approved it.
 
 use serde::{Deserialize, Serialize};
@@ -109,16 +109,15 @@ pub struct LeakCandidate {
     pub last_ms: u64,
 }
 
-/// The notification list of a scan, once two administrators approved it.
+/// The notification list of a scan, once two administrators approved it. The list itself
+/// is made through the custodians at each fetch and kept nowhere on the node (I4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Persons it names.
     pub persons: u64,
-    /// When it was written (Unix seconds).
-    pub written_at: i64,
-    /// SHA-256 of the file, hex.
-    pub sha256: String,
-    /// Each fetch of the file: who, when (Unix seconds); recorded before the bytes leave.
+    /// When the second administrator approved it (Unix seconds).
+    pub approved_at: i64,
+    /// Each fetch: who, when (Unix seconds); recorded before anything is decrypted.
     pub fetched: Vec<(String, i64)>,
 }
 
@@ -154,10 +153,11 @@ pub trait LeakDesk: Send + Sync {
     /// Every scan, newest first.
     fn list(&self) -> Result<Vec<LeakState>, LeakDeskError>;
     /// `admin`'s approval of the notification list; the second distinct administrator's
-    /// writes it (the custodians decrypt each person's identity under purpose
-    /// `breach-notification`, every read audited).
+    /// makes it fetchable.
     fn approve_notification(&self, id: &str, admin: &str) -> Result<LeakState, LeakDeskError>;
-    /// The notification list's bytes (CSV), fetched by `who` (recorded before they leave).
+    /// The notification list (CSV), fetched by `who` (recorded first): each person's
+    /// identity decrypted by the custodians under purpose `breach-notification`, every read
+    /// audited.
     fn fetch_notification(&self, id: &str, who: &str) -> Result<Vec<u8>, LeakDeskError>;
 }
 

@@ -722,22 +722,20 @@ pub fn notify(
         "{} exists; the list never overwrites a file",
         out.display()
     );
-    let (bytes, persons) = notification_list(node, report, [&approvers[0], &approvers[1]])?;
+    let affected = affected_persons(report)?;
+    let bytes = notification_list(node, &affected, [&approvers[0], &approvers[1]])?;
     ribat_identity::ca::write_file(out, &bytes, true)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    Ok(persons)
+    Ok(affected.len())
 }
 
-/// The notification list of the scan whose report is in `report`, as CSV, and how many
-/// persons it names: every real person a genuine or altered row names, in clear, each
-/// person's identity decrypted by the custodian quorum under purpose
-/// `breach-notification` on behalf of the two `approvers` (whom the caller checked), every
-/// read logged by the custodians and the audit log.
-pub fn notification_list(
-    node: &Embedded,
-    report: &Path,
-    approvers: [&str; 2],
-) -> Result<(Vec<u8>, usize)> {
+/// The persons a notification list names, by record id: every real person a genuine or
+/// altered row of the scan in `report` names, with its rows in the dump and their classes.
+pub type Affected = std::collections::BTreeMap<String, (u64, std::collections::BTreeSet<String>)>;
+
+/// The persons the scan whose report is in `report` found affected (from its
+/// `rows.jsonl`, record ids only: nothing is decrypted).
+pub fn affected_persons(report: &Path) -> Result<Affected> {
     let rows = std::fs::File::open(report.join("rows.jsonl")).with_context(|| {
         format!(
             "no scan in {} (run `ribat leak scan … --report {}` first)",
@@ -745,8 +743,7 @@ pub fn notification_list(
             report.display()
         )
     })?;
-    let mut persons: std::collections::BTreeMap<String, (u64, std::collections::BTreeSet<String>)> =
-        Default::default();
+    let mut persons = Affected::default();
     // Line by line: the file may be large; the list is as long as the persons it names.
     for (i, line) in std::io::BufRead::lines(std::io::BufReader::new(rows)).enumerate() {
         let line = line.with_context(|| format!("cannot read rows.jsonl line {}", i + 1))?;
@@ -762,6 +759,18 @@ pub fn notification_list(
             e.1.insert(class.to_owned());
         }
     }
+    Ok(persons)
+}
+
+/// The notification list of `persons`, as CSV, in clear: each person's identity decrypted
+/// by the custodian quorum under purpose `breach-notification` on behalf of the two
+/// `approvers` (whom the caller checked), every read logged by the custodians and the
+/// audit log.
+pub fn notification_list(
+    node: &Embedded,
+    persons: &Affected,
+    approvers: [&str; 2],
+) -> Result<Vec<u8>> {
     let reader = ribat_gateway::vault::Reader {
         who: ribat_custodian::request::Requester {
             identity: format!("notify/{}+{}", approvers[0], approvers[1]),
@@ -808,5 +817,5 @@ pub fn notification_list(
         .into_inner()
         .map_err(|e| e.into_error())
         .context("writing the notification list")?;
-    Ok((bytes, ids.len()))
+    Ok(bytes)
 }

@@ -87,10 +87,6 @@ fn report_dir(dir: &Path, id: &str) -> PathBuf {
     dir.join(id).join("report")
 }
 
-fn notification_path(dir: &Path, id: &str) -> PathBuf {
-    dir.join(id).join("notification.csv")
-}
-
 /// Deletes a dump, saying so when it cannot (it is leaked personal data).
 fn forget_dump(path: &Path) {
     match std::fs::remove_file(path) {
@@ -261,17 +257,13 @@ impl LeakDesk for NodeLeaks {
             self.put(&s)?;
             return Ok(s);
         }
-        let approvers = [s.approvals[0].as_str(), s.approvals[1].as_str()];
-        let (csv, persons) =
-            crate::leak::notification_list(&self.node, &report_dir(&self.dir, id), approvers)
-                .map_err(|e| failed(e.chain()))?;
-        let path = notification_path(&self.dir, id);
-        ribat_identity::ca::write_file(&path, &csv, true)
-            .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))?;
+        // Counted now from the report (record ids only); the list itself is made, through
+        // the custodians, at each fetch, and never kept on the node's disk (I4).
+        let persons = crate::leak::affected_persons(&report_dir(&self.dir, id))
+            .map_err(|e| failed(e.chain()))?;
         s.notification = Some(Notification {
-            persons: persons as u64,
-            written_at: now_s(),
-            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&csv)),
+            persons: persons.len() as u64,
+            approved_at: now_s(),
             fetched: Vec::new(),
         });
         self.put(&s)?;
@@ -290,13 +282,21 @@ impl LeakDesk for NodeLeaks {
                 "the notification list of scan {id} is not written: two security administrators must approve it"
             )));
         };
-        let path = notification_path(&self.dir, id);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
-        // Recorded before the bytes leave.
+        // Recorded before anything is decrypted; the custodians and the audit log record
+        // each person's identity read under `breach-notification`.
         n.fetched.push((who.to_owned(), now_s()));
+        let approvers = [s.approvals[0].clone(), s.approvals[1].clone()];
         self.put(&s)?;
-        Ok(bytes)
+        let report = report_dir(&self.dir, id);
+        crate::leak::affected_persons(&report)
+            .and_then(|persons| {
+                crate::leak::notification_list(
+                    &self.node,
+                    &persons,
+                    [approvers[0].as_str(), approvers[1].as_str()],
+                )
+            })
+            .map_err(|e| failed(e.chain()))
     }
 }
 

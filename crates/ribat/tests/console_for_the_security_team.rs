@@ -979,10 +979,34 @@ fn a_dump_uploaded_from_the_console_is_scanned_and_two_administrators_write_the_
     assert!(csv.contains(&p.cin), "{csv}");
     let (_, after) = page(&f, &gw, "sec.amina", &at);
     assert!(
-        after.contains(&format!("Written; persons named: {}", truth.genuine)),
+        after.contains(&format!(
+            "kept nowhere on the node); persons named: {}",
+            truth.genuine
+        )),
         "{after}"
     );
     assert!(after.contains("Fetched by: sec.youssef"), "{after}");
+    // I4: the list, personal data in clear, is made at each download and kept nowhere on
+    // the node: no file under its leaks directory holds a listed person's CIN.
+    fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir).map_or(Vec::new(), |d| {
+            d.flat_map(|e| {
+                let p = e.unwrap().path();
+                if p.is_dir() { files(&p) } else { vec![p] }
+            })
+            .collect()
+        })
+    }
+    let kept = files(&f.home.join("leaks"));
+    assert!(!kept.is_empty());
+    for file in kept {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&p.cin),
+            "{} holds a listed person's CIN",
+            file.display()
+        );
+    }
     // Each person's decryption is audited under breach-notification: the Audit page says
     // so for one of them.
     let (_, form) = page(&f, &gw, "sec.amina", "/console/audit");
