@@ -19,7 +19,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use ribat_net::problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -163,6 +162,22 @@ fn unavailable(e: impl std::fmt::Display) -> Problem {
     )
 }
 
+/// The problem a body not kept answers.
+fn not_kept(why: crate::to_disk::NotKept) -> Problem {
+    use crate::to_disk::NotKept;
+    match why {
+        NotKept::Empty => Problem::bad_request("empty-file", "the file is empty"),
+        NotKept::TooLarge => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Payload Too Large",
+            format!("a file sent to the intake is at most {MAX_INTAKE} bytes; split it"),
+        ),
+        NotKept::Broken(e) => Problem::bad_request("bad-body", format!("the body broke off: {e}")),
+        NotKept::Disk(e) => unavailable(e),
+    }
+}
+
 /// `POST /v1/intake`.
 #[utoipa::path(
     post,
@@ -218,22 +233,17 @@ pub(crate) async fn send(
     let (id, path) = placed;
     // The body goes to disk as it arrives: a 2 GiB file never sits in memory.
     let partial = path.with_extension("partial");
-    let received = receive(body, &partial).await;
+    let received = crate::to_disk::receive(body.into_data_stream(), &partial, MAX_INTAKE).await;
     let (bytes, sha256) = match received {
         Ok(r) => r,
-        Err(p) => {
+        Err(why) => {
             let _ = tokio::fs::remove_file(&partial).await;
-            return Err(p);
+            return Err(not_kept(why));
         }
     };
     let by = admitted.claims.sub.clone();
     let state = tokio::task::spawn_blocking(move || -> Result<IntakeState, Problem> {
-        std::fs::rename(&partial, &path).map_err(unavailable)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(unavailable)?;
-        }
+        crate::to_disk::commit(&partial, &path).map_err(unavailable)?;
         Ok(desk.queue(&id, &file, bytes, &sha256, &by)?)
     })
     .await
@@ -245,40 +255,6 @@ pub(crate) async fn send(
         axum::Json(state),
     )
         .into_response())
-}
-
-/// Writes the body to `partial` and syncs it: its size and SHA-256, or why not (the
-/// caller deletes what was written).
-async fn receive(mut body: Body, partial: &std::path::Path) -> Result<(u64, String), Problem> {
-    use tokio::io::AsyncWriteExt;
-    let mut out = tokio::fs::File::create(partial)
-        .await
-        .map_err(unavailable)?;
-    let mut hash = <sha2::Sha256 as sha2::Digest>::new();
-    let mut bytes = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| Problem::bad_request("bad-body", format!("the body broke off: {e}")))?;
-        let Ok(chunk) = frame.into_data() else {
-            continue; // trailers
-        };
-        bytes += chunk.len() as u64;
-        if bytes > MAX_INTAKE {
-            return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "Payload Too Large",
-                format!("a file sent to the intake is at most {MAX_INTAKE} bytes; split it"),
-            ));
-        }
-        sha2::Digest::update(&mut hash, &chunk);
-        out.write_all(&chunk).await.map_err(unavailable)?;
-    }
-    if bytes == 0 {
-        return Err(Problem::bad_request("empty-file", "the file is empty"));
-    }
-    out.sync_all().await.map_err(unavailable)?;
-    Ok((bytes, hex::encode(sha2::Digest::finalize(hash))))
 }
 
 /// `GET /v1/intake/{id}`.

@@ -38,6 +38,7 @@ mod seen;
 mod service;
 pub mod signed;
 pub mod subject;
+mod to_disk;
 mod upload;
 pub use upload::clear_unanswered_uploads;
 pub mod vault;

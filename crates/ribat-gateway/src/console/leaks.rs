@@ -6,6 +6,7 @@
 use super::{Done, Shell, Viewer, form, html, refused, shell, utc};
 use crate::app::Shared;
 use crate::leak_desk::{LeakDesk, LeakDeskError, LeakPhase, LeakState, MAX_DUMP};
+use crate::to_disk::NotKept;
 use askama::Template;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::{Path, Query, State};
@@ -210,7 +211,7 @@ pub(super) async fn upload(
         }
     };
     let partial = path.with_extension("partial");
-    let received = receive(&mut field, &partial).await;
+    let received = crate::to_disk::receive(&mut field, &partial, MAX_DUMP).await;
     let (bytes, sha256) = match received {
         Ok(r) => r,
         Err(why) => {
@@ -219,23 +220,23 @@ pub(super) async fn upload(
                 let _ = tokio::fs::remove_dir_all(dir).await;
             }
             let status = match why {
-                Received::Empty | Received::TooLarge => StatusCode::BAD_REQUEST,
-                Received::Broken(_) => StatusCode::BAD_REQUEST,
-                Received::Disk(_) => StatusCode::SERVICE_UNAVAILABLE,
+                NotKept::Empty | NotKept::TooLarge => StatusCode::BAD_REQUEST,
+                NotKept::Broken(_) => StatusCode::BAD_REQUEST,
+                NotKept::Disk(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
             let (error, field_error) = match why {
-                Received::Empty => (None, Some(w.empty_file.to_owned())),
-                Received::TooLarge => (
+                NotKept::Empty => (None, Some(w.empty_file.to_owned())),
+                NotKept::TooLarge => (
                     None,
                     Some(format!("{} ({})", w.file_too_large, size(MAX_DUMP))),
                 ),
-                Received::Broken(e) => (
+                NotKept::Broken(e) => (
                     Some(format!(
                         "the upload broke off ({e}); nothing was kept, send it again"
                     )),
                     None,
                 ),
-                Received::Disk(e) => (
+                NotKept::Disk(e) => (
                     Some(format!(
                         "the node cannot keep the dump ({e}); nothing was kept"
                     )),
@@ -249,12 +250,7 @@ pub(super) async fn upload(
     let queued = tokio::task::spawn_blocking(move || -> Result<LeakState, LeakDeskError> {
         let failed =
             |e: std::io::Error| LeakDeskError::Failed(format!("cannot keep the dump: {e}"));
-        std::fs::rename(&partial, &path).map_err(failed)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(failed)?;
-        }
+        crate::to_disk::commit(&partial, &path).map_err(failed)?;
         desk.queue(&id, &file, bytes, &sha256, &by)
     })
     .await;
@@ -273,51 +269,6 @@ pub(super) async fn upload(
             format!("the upload task failed: {e}"),
         ),
     }
-}
-
-/// Why a dump was not kept.
-enum Received {
-    Empty,
-    TooLarge,
-    Broken(String),
-    Disk(String),
-}
-
-/// Writes one part to `partial` as it arrives and syncs it: its size and SHA-256.
-async fn receive(
-    field: &mut Field<'_>,
-    partial: &std::path::Path,
-) -> Result<(u64, String), Received> {
-    use tokio::io::AsyncWriteExt;
-    let disk = |e: std::io::Error| Received::Disk(e.to_string());
-    let mut out = {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true).mode(0o600);
-        tokio::fs::OpenOptions::from(o)
-            .open(partial)
-            .await
-            .map_err(disk)?
-    };
-    let mut hash = <sha2::Sha256 as sha2::Digest>::new();
-    let mut bytes = 0u64;
-    while let Some(chunk) = field
-        .chunk()
-        .await
-        .map_err(|e| Received::Broken(e.to_string()))?
-    {
-        bytes += chunk.len() as u64;
-        if bytes > MAX_DUMP {
-            return Err(Received::TooLarge);
-        }
-        sha2::Digest::update(&mut hash, &chunk);
-        out.write_all(&chunk).await.map_err(disk)?;
-    }
-    if bytes == 0 {
-        return Err(Received::Empty);
-    }
-    out.sync_all().await.map_err(disk)?;
-    Ok((bytes, hex::encode(sha2::Digest::finalize(hash))))
 }
 
 /// One bar of the breakdown.
