@@ -116,9 +116,7 @@ pub(crate) async fn accesses(
             role: claims.role.as_str(),
             institution: &claims.inst,
         };
-        crate::subject::record_lookup(&vault.audit, &asker, record, now_ms)
-            .map_err(|e| Problem::unavailable("audit-unavailable", e.to_string()).retry_after(5))?;
-        let found = crate::subject::accesses(vault.audit.log(), record)
+        let found = crate::subject::looked_up(&vault.audit, &asker, record, now_ms)
             .map_err(|e| Problem::unavailable("audit-unavailable", e.to_string()).retry_after(5))?;
         let accesses = found
             .accesses

@@ -56,18 +56,23 @@ pub enum SubjectError {
 
 /// The latest checkpoint a quorum of witnesses cosigned, when there is one yet.
 pub fn latest_cosigned(log: &Log) -> Result<Option<Against>, SubjectError> {
-    let Some(text) = log.latest_checkpoint()? else {
-        return Ok(None);
-    };
-    let note = ribat_audit::note::SignedNote::parse(&text)
+    log.latest_checkpoint()?
+        .map(|text| against_of(&text))
+        .transpose()
+}
+
+/// A signed checkpoint note's size, root and signers (the latest cosigned one, or one of
+/// the log's history).
+pub fn against_of(note_text: &str) -> Result<Against, SubjectError> {
+    let note = ribat_audit::note::SignedNote::parse(note_text)
         .map_err(|e| SubjectError::Checkpoint(e.to_string()))?;
     let cp = ribat_audit::note::Checkpoint::parse(&note.text)
         .map_err(|e| SubjectError::Checkpoint(e.to_string()))?;
-    Ok(Some(Against {
+    Ok(Against {
         size: cp.size,
         root: cp.root,
         signed_by: note.signatures.iter().map(|s| s.name.clone()).collect(),
-    }))
+    })
 }
 
 /// The accesses to one record, and the checkpoint they are proved against.
@@ -190,10 +195,22 @@ impl Asker<'_> {
     }
 }
 
-/// Records that `asker` looked up who accessed `record`, durably, before anything is
-/// listed: who read a person is itself about that person (the authority's and the
-/// security team's lookups show in the person's own list). Its index in the log.
-pub fn record_lookup(
+/// Who accessed `record`, as `asker` asks it: the lookup is recorded durably first (who
+/// read a person is itself about that person: the authority's and the security team's
+/// lookups show in the person's own list, this one included), then every access is
+/// listed as [`accesses`] lists them.
+pub fn looked_up(
+    log: &crate::node_log::NodeLog,
+    asker: &Asker<'_>,
+    record: &str,
+    time_ms: u64,
+) -> Result<Accesses, SubjectError> {
+    record_lookup(log, asker, record, time_ms)?;
+    accesses(log.log(), record)
+}
+
+/// Appends `asker`'s lookup of `record` to the log; its index.
+fn record_lookup(
     log: &crate::node_log::NodeLog,
     asker: &Asker<'_>,
     record: &str,
@@ -213,7 +230,7 @@ pub fn record_lookup(
         purpose: asker.purpose().to_owned(),
         subject: record.to_owned(),
         record: record.to_owned(),
-        table: "persons".to_owned(),
+        table: ribat_policy::Table::Persons.as_str().to_owned(),
         classes: Vec::new(),
         fields: vec!["accesses".to_owned()],
         outcome: OUTCOME_LISTED.to_owned(),

@@ -719,38 +719,34 @@ struct HistoryLine {
 const HISTORY_SHOWN: usize = 12;
 
 /// The log's latest checkpoints, newest first (a note that does not parse is shown as
-/// such, not skipped: the history is the log's own record).
-fn history(log: &ribat_audit::log::Log, latest: Option<u64>) -> Vec<HistoryLine> {
+/// such, not skipped: the history is the log's own record). The newest of the size and
+/// root proofs are checked against is marked (an idle log signs the same tree again).
+fn history(
+    log: &ribat_audit::log::Log,
+    latest: Option<&crate::subject::Against>,
+) -> Vec<HistoryLine> {
+    let mut marked = false;
     log.recent_checkpoints(HISTORY_SHOWN)
         .unwrap_or_default()
         .iter()
-        .map(|text| {
-            let parsed = ribat_audit::note::SignedNote::parse(text)
-                .ok()
-                .and_then(|n| {
-                    ribat_audit::note::Checkpoint::parse(&n.text)
-                        .ok()
-                        .map(|c| (n, c))
-                });
-            match parsed {
-                Some((n, c)) => HistoryLine {
-                    size: c.size,
-                    root: c.root.to_hex().chars().take(16).collect(),
-                    signed_by: n
-                        .signatures
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    latest: Some(c.size) == latest,
-                },
-                None => HistoryLine {
-                    size: 0,
-                    root: "damaged note".into(),
-                    signed_by: String::new(),
-                    latest: false,
-                },
+        .map(|text| match crate::subject::against_of(text) {
+            Ok(a) => {
+                let is_latest =
+                    !marked && latest.is_some_and(|l| l.size == a.size && l.root == a.root);
+                marked |= is_latest;
+                HistoryLine {
+                    size: a.size,
+                    root: a.root.to_hex().chars().take(16).collect(),
+                    signed_by: a.signed_by.join(", "),
+                    latest: is_latest,
+                }
             }
+            Err(_) => HistoryLine {
+                size: 0,
+                root: "damaged note".into(),
+                signed_by: String::new(),
+                latest: false,
+            },
         })
         .collect()
 }
@@ -792,7 +788,10 @@ fn audit_page(
         }),
         _ => None,
     };
-    let history = history(app.vault.audit.log(), checkpoint.as_ref().map(|c| c.size));
+    let history = history(
+        app.vault.audit.log(),
+        against.as_ref().ok().and_then(Option::as_ref),
+    );
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -869,9 +868,7 @@ async fn audit_lookup(
                 role: &role,
                 institution: &institution,
             };
-            crate::subject::record_lookup(&vault.audit, &asker, record, now_ms)
-                .map_err(|e| e.to_string())?;
-            crate::subject::accesses(vault.audit.log(), record)
+            crate::subject::looked_up(&vault.audit, &asker, record, now_ms)
                 .map(|found| Some(found.accesses))
                 .map_err(|e| e.to_string())
         },
