@@ -250,8 +250,17 @@ impl IdentityDesk for NodeIdentities {
                     format!("`{name}` is a server of this deployment; revoking it from its own page would cut the page off: use `ribat identity revoke --name {name}`"),
                 ));
             }
+            if !register
+                .iter()
+                .any(|e| e.name == name && e.revoked_at.is_none())
+            {
+                return Err(invalid(
+                    "name",
+                    format!("no unrevoked certificate named `{name}` in the register"),
+                ));
+            }
             // Who and why first: a revocation nobody can account for is worse than one
-            // that failed and is tried again.
+            // that failed and is tried again. (Only one that can happen is journalled.)
             let line = serde_json::json!({
                 "name": name, "by": by, "reason": reason, "at": now_s(),
             });

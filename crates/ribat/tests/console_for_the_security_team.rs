@@ -1201,6 +1201,19 @@ fn a_certificate_asked_for_by_one_administrator_is_issued_on_anothers_approval_a
     );
     assert_eq!(r.status, 303);
     let journal = std::fs::read_to_string(f.home.join("identity/revocations.jsonl")).unwrap();
+    // Nothing to revoke: refused next to the field, and the journal names no revocation
+    // that did not happen.
+    let (r, text) = post("sec.amina", revoke, "name=nobody.here&reason=typo");
+    assert_eq!(r.status, 400);
+    assert!(
+        text.contains("role=\"alert\">no unrevoked certificate named `nobody.here`"),
+        "{text}"
+    );
+    assert!(!text.contains("id=\"issue-name-error\""), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(f.home.join("identity/revocations.jsonl")).unwrap(),
+        journal
+    );
     let line: serde_json::Value = serde_json::from_str(journal.lines().last().unwrap()).unwrap();
     assert_eq!(
         (

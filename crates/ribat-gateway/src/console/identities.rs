@@ -375,6 +375,17 @@ pub(super) async fn revoke(
     let (by, name, reason) = (v.name.clone(), f.name.clone(), f.reason.clone());
     match on_desk(&app, &v, move |d| d.revoke(&name, &by, &reason)).await {
         Ok(_) => Redirect::to("/console/identities?done=revoked").into_response(),
+        // The name is the row's, not a field the viewer typed: what is wrong with it goes
+        // atop the page, not beside the issue form's own name field.
+        Err(Ok(IdentityDeskError::Invalid { field: "name", why })) => page(
+            &app,
+            &v,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(IdentityDeskError::Refused(why)),
+            Typed::default(),
+            f.name,
+        ),
         Err(Ok(e)) => {
             let typed = Typed {
                 reason: f.reason,
