@@ -1,7 +1,6 @@
 //! Time as a value, so that quotas and quarantines are tested without sleeping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -13,20 +12,16 @@ pub trait Clock: Send + Sync {
     }
 }
 
-/// The system clock.
+/// The node's wall clock: the system's, or the lab's it follows (`ribat_clock`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        ribat_clock::now_secs()
     }
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        ribat_clock::now_ms()
     }
 }
 

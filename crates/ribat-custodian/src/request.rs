@@ -77,9 +77,7 @@ impl Asked {
         token: &str,
     ) -> Result<Self, ribat_identity::IdentityError> {
         use base64ct::{Base64UrlUnpadded, Encoding};
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = ribat_clock::now_secs();
         let signature = signer.sign(
             &ribat_identity::signed::Covered {
                 method,

@@ -374,9 +374,7 @@ async fn partial(
             ),
         );
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = ribat_clock::now_secs();
     let by_allowance = s
         .allowances
         .as_ref()
@@ -483,7 +481,7 @@ fn check_token(
 ) -> Result<ribat_identity::TokenClaims, String> {
     let claims = s
         .tokens
-        .verify(&token.0, time::OffsetDateTime::now_utc())
+        .verify(&token.0, ribat_clock::now_utc())
         .map_err(|e| e.to_string())?;
     if claims.sub != req.requester.identity || claims.role != req.requester.role {
         return Err(format!(

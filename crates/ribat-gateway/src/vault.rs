@@ -101,9 +101,7 @@ pub struct Vault {
 pub type AuditedHook = Box<dyn Fn(&str, &[(u32, String)]) + Send + Sync>;
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    ribat_clock::now_ms()
 }
 
 fn value(f: &OpenedFields, name: &str) -> String {

@@ -420,9 +420,7 @@ impl Connection {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    ribat_clock::now_secs()
 }
 
 /// In TLS 1.3 a server refuses a client certificate after the client thinks the handshake

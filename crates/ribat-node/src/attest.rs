@@ -252,7 +252,7 @@ pub async fn attest(a: Attester) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        let at_ms = crate::mesh::now_ms().max(last.as_ref().map_or(0, |l| l.0 + 1));
+        let at_ms = ribat_clock::real_ms().max(last.as_ref().map_or(0, |l| l.0 + 1));
         let attestation = Attestation {
             node: a.me.clone(),
             at_ms,
@@ -324,7 +324,7 @@ pub async fn judge_members(sm: MeshStateMachine, verdicts: Arc<Verdicts>, start_
     let mut said: BTreeMap<String, String> = BTreeMap::new();
     let mut cache = None;
     loop {
-        let now_ms = crate::mesh::now_ms();
+        let now_ms = ribat_clock::real_ms();
         let grace_ms = grace_ms(&sm, start_up_grace_ms, &mut cache);
         let judged = sm.read(|st| {
             st.members()

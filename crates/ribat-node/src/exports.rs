@@ -123,9 +123,7 @@ pub struct Manifest {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+    i64::try_from(ribat_clock::now_secs()).unwrap_or(0)
 }
 
 fn path_of(home: &Home, id: &str) -> Result<PathBuf> {

@@ -113,8 +113,19 @@ pub fn grant_by_ceremony_admins(
     reason: &str,
 ) -> Result<Proposed> {
     // Third parties come back for review in 90 days.
-    let review = time::OffsetDateTime::now_utc() + time::Duration::days(90);
-    let st = statement(certs, reason, Some(review.unix_timestamp()))?;
+    let review = ribat_clock::now_utc() + time::Duration::days(90);
+    grant_by_ceremony_admins_until(out, via, certs, reason, review.unix_timestamp())
+}
+
+/// Same, the third parties among `certs` to be reviewed by `review_by` (Unix seconds).
+pub fn grant_by_ceremony_admins_until(
+    out: &Path,
+    via: &Path,
+    certs: &[PathBuf],
+    reason: &str,
+    review_by: i64,
+) -> Result<Proposed> {
+    let st = statement(certs, reason, Some(review_by))?;
     let admins = crate::mesh::MeshFile::read(via)?.admins;
     let mut approvals = Vec::new();
     for a in admins.iter().take(2) {

@@ -243,7 +243,7 @@ pub fn issue_token(home: &Home, cert: &Path, ttl: u64, audience: Option<&str>) -
     let (token, claims) = ca.token_issuer()?.issue(
         &peer,
         audience.unwrap_or(DEPLOYMENT),
-        time::OffsetDateTime::now_utc(),
+        ribat_clock::now_utc(),
         ttl,
     )?;
     eprintln!(

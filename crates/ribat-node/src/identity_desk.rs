@@ -81,7 +81,7 @@ fn invalid(field: &'static str, why: impl Into<String>) -> IdentityDeskError {
 }
 
 fn now_s() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    ribat_clock::now_utc().unix_timestamp()
 }
 
 /// Names, roles and institutions: letters, digits, `.`, `-`, `_` (they become a directory,
@@ -135,7 +135,11 @@ impl IdentityDesk for NodeIdentities {
                 .map_err(|e| failed(e.chain()))?;
             if register
                 .iter()
-                .any(|e| e.name == name && e.revoked_at.is_none() && e.not_after > now_s())
+                .any(|e| {
+                    // A certificate's validity is the system's time's (TLS checks it so).
+                    let real_s = i64::try_from(ribat_clock::real_ms() / 1000).unwrap_or(i64::MAX);
+                    e.name == name && e.revoked_at.is_none() && e.not_after > real_s
+                })
             {
                 return Err(invalid(
                     "name",

@@ -73,9 +73,7 @@ fn private_dir(path: &Path) -> std::io::Result<()> {
 }
 
 fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    i64::try_from(ribat_clock::now_secs()).unwrap_or(i64::MAX)
 }
 
 /// The dump of scan `id` (its directory also holds the report).

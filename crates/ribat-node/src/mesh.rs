@@ -866,14 +866,44 @@ fn own_custodian(home: &Home, me: &Peer, expected: Option<u32>) -> Result<Option
     }
 }
 
-fn now_s() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+/// Dates this node's security state by the lab clock in `file` (`ribat node --lab-clock`):
+/// the system's time plus the offset the file holds, moved forward by a simulator. Only in
+/// a lab: every address of the mesh must be on loopback, so a node a fund runs on its own
+/// host cannot be told to let tokens, quotas and quarantines run out early.
+pub fn follow_lab_clock(mesh: &MeshFile, file: &Path) -> Result<()> {
+    let addrs = mesh
+        .peers
+        .iter()
+        .chain(mesh.joined.iter())
+        .map(|p| p.addr.as_str())
+        .chain(mesh.gateway.as_deref());
+    for addr in addrs {
+        let loopback = addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if !loopback {
+            bail!(
+                "--lab-clock: `{addr}` is not a loopback address; a lab clock is for meshes on one machine (`ribat mesh up`, `ribat simulate --mesh`), never for nodes on their own hosts"
+            );
+        }
+    }
+    ribat_clock::follow(file).map_err(|e| crate::err!("--lab-clock: {e}"))?;
+    eprintln!(
+        "warning: lab clock: this node dates tokens, quotas, decisions and reviews by the system's time plus the offset in {} (now {} ms); for simulations only",
+        file.display(),
+        ribat_clock::lab_offset_ms().unwrap_or(0)
+    );
+    Ok(())
 }
 
+/// Now by the node's clock (a lab's, when it follows one): what security state is dated by.
+fn now_s() -> i64 {
+    ribat_clock::now_utc().unix_timestamp()
+}
+
+/// Same, ms.
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    ribat_clock::now_ms()
 }
 
 /// A part of this node that refuses whom the security state restricts.
@@ -1033,7 +1063,7 @@ impl Freshness {
     fn ready(&self, me: &str) -> std::result::Result<(), String> {
         use std::sync::atomic::Ordering;
         let synced = self.synced_ms.load(Ordering::Acquire);
-        let age = now_ms().saturating_sub(synced);
+        let age = ribat_clock::real_ms().saturating_sub(synced);
         if synced > 0 && age <= FRESH_FOR_MS {
             return Ok(());
         }
@@ -1179,12 +1209,13 @@ async fn keep_fresh(
     let mut stale = true;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let asked_at = now_ms();
+        let asked_at = ribat_clock::real_ms();
         let index = match read_index(&raft, &tls).await {
             Ok(i) => i,
             Err(e) => {
                 if !stale
-                    && now_ms().saturating_sub(fresh.synced_ms.load(Ordering::Acquire))
+                    && ribat_clock::real_ms()
+                        .saturating_sub(fresh.synced_ms.load(Ordering::Acquire))
                         > FRESH_FOR_MS
                 {
                     stale = true;
@@ -1832,9 +1863,17 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 /// Runs the node in `dir` until it is stopped: its Raft member, its custodian (if it holds
 /// one; `passphrases` opens it) on the same mTLS address, and its gateway (if it runs one).
 /// The first node starts the mesh when its log is empty; the others wait to be reached.
-pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outputs) -> Result<()> {
+pub fn run(
+    dir: &Path,
+    passphrases: &Source,
+    outputs: ribat_gateway::watch::Outputs,
+    lab_clock: Option<&Path>,
+) -> Result<()> {
     let mesh = MeshFile::read(dir)?;
     let me = mesh.me()?.clone();
+    if let Some(file) = lab_clock {
+        follow_lab_clock(&mesh, file)?;
+    }
     // The key is read now, so that a missing or malformed key stops the node at once.
     let key = Arc::new(read_seed(&dir.join(NODE_KEY))?);
     let home = adopt_store(Home::at(dir.to_owned()))?;
@@ -1842,7 +1881,7 @@ pub fn run(dir: &Path, passphrases: &Source, outputs: ribat_gateway::watch::Outp
     let server_tls = Arc::new(ServerTls::new(files).context("node TLS")?);
     let tls = client_tls(dir)?;
     let fresh = Arc::new(Freshness::default());
-    let started_ms = now_ms();
+    let started_ms = ribat_clock::real_ms();
     // What the node's parts act on, for its statements; how it judges every member's.
     let documents = Arc::new(crate::attest::Documents::default());
     let verdicts = Arc::new(crate::attest::Verdicts::default());
@@ -2419,13 +2458,29 @@ pub struct NodeChild(std::process::Child);
 impl NodeChild {
     /// Starts the node in `dir`, its custodian's passphrase read from the files in `passes`.
     pub fn start(program: &Path, dir: &Path, passes: &Path) -> Result<Self> {
+        Self::start_in_lab(program, dir, passes, None)
+    }
+
+    /// Same, its security state dated by the lab clock in `lab_clock` when given
+    /// (`ribat node --lab-clock`, for simulations).
+    pub fn start_in_lab(
+        program: &Path,
+        dir: &Path,
+        passes: &Path,
+        lab_clock: Option<&Path>,
+    ) -> Result<Self> {
         let log = std::fs::File::create(dir.join("node.log"))?;
-        let child = std::process::Command::new(program)
+        let mut command = std::process::Command::new(program);
+        command
             .arg("node")
             .arg("--dir")
             .arg(dir)
             .arg("--passphrases")
-            .arg(format!("dir:{}", passes.display()))
+            .arg(format!("dir:{}", passes.display()));
+        if let Some(file) = lab_clock {
+            command.arg("--lab-clock").arg(file);
+        }
+        let child = command
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
@@ -2675,9 +2730,11 @@ pub fn render(members: &[MemberStatus]) -> String {
                 or_dash(lag(s.id)),
                 contact(s.id),
                 format!("{}/{}", s.in_force, s.mesh_wide),
-                match &s.waiting {
-                    Some(_) => format!("{} (not answering yet: catching up)", holds(m)),
-                    None => holds(m),
+                match (&s.waiting, s.lab_clock_ms) {
+                    (Some(_), _) => format!("{} (not answering yet: catching up)", holds(m)),
+                    (None, Some(ms)) =>
+                        format!("{}; LAB CLOCK {:+.1} h", holds(m), ms as f64 / 3_600_000.0),
+                    (None, None) => holds(m),
                 }
             ),
             (None, e) => writeln!(
@@ -3317,6 +3374,7 @@ mod tests {
                 resharing_to: None,
                 key_epoch: 1,
                 resealing: None,
+                lab_clock_ms: None,
             }),
             error: leader.is_none().then(|| "refused".to_owned()),
             custodian: Some(2),

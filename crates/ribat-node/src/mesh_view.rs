@@ -134,6 +134,7 @@ mod tests {
             resharing_to: None,
             key_epoch: 1,
             resealing: None,
+            lab_clock_ms: None,
         }
     }
 

@@ -163,6 +163,10 @@ pub struct NodeStatus {
     /// node re-sealing them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resealing: Option<(u32, String)>,
+    /// A lab node (`ribat node --lab-clock`): how far ahead of the system's clock (behind,
+    /// negative) it dates its security state, ms. Never set on a node a fund runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_clock_ms: Option<i64>,
 }
 
 /// Says why a node's services do not answer yet, or `None` when they do.
@@ -264,9 +268,7 @@ async fn attestations(State(s): State<Served>) -> Response {
 async fn status(State(s): State<Served>) -> Response {
     use openraft::async_runtime::WatchReceiver;
     let m = s.raft.metrics().borrow_watched().clone();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now_ms = ribat_clock::now_ms();
     let counted = s.sm.read(|st| {
         let held: Vec<&ribat_mesh::state::Held> = st.in_force(now_ms).collect();
         let wide = held
@@ -340,6 +342,7 @@ async fn status(State(s): State<Served>) -> Response {
         resharing_to,
         key_epoch,
         resealing,
+        lab_clock_ms: ribat_clock::lab_offset_ms(),
     })
     .into_response()
 }

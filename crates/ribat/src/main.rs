@@ -182,8 +182,10 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         in_flight: usize,
         /// Against a mesh of N `ribat node` processes on loopback (a custodian and a
-        /// gateway on each; real time, `cnss-bulk` only), measuring when every node
-        /// refuses the attacker.
+        /// gateway on each). Attacks of minutes run in real time, measuring when every node
+        /// refuses the attacker; legit-week, low-and-slow and partner-review run on a lab
+        /// clock the nodes follow (`ribat node --lab-clock`), skipping idle nights.
+        /// compromised-gateway runs without it.
         #[arg(long, value_name = "N")]
         mesh: Option<usize>,
         /// Print one JSON object.
@@ -278,6 +280,12 @@ enum Command {
         /// Also send them as CEF over syslog (UDP) to HOST:PORT.
         #[arg(long)]
         syslog: Option<String>,
+        /// For simulations only: date tokens, quotas, decisions and reviews by the system's
+        /// time plus the offset (ms) in FILE, which a simulator moves forward to skip idle
+        /// nights (`ribat simulate --mesh`). Refused unless every address of the mesh is on
+        /// loopback. Certificates, Raft and attestation keep the system's time.
+        #[arg(long, value_name = "FILE")]
+        lab_clock: Option<PathBuf>,
         #[command(flatten)]
         pass: PassArg,
     },
@@ -1813,11 +1821,13 @@ fn run(cli: Cli) -> Result<()> {
             dir,
             ocsf,
             syslog,
+            lab_clock,
             pass,
         } => Ok(ribat_node::mesh::run(
             &dir,
             &pass.passphrases,
             ribat_gateway::watch::Outputs { ocsf, syslog },
+            lab_clock.as_deref(),
         )?),
         Command::Export { command } => {
             let home = node_home(cli.home, &store)?;

@@ -173,7 +173,7 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     };
 
     // The mesh: N node directories, a gateway on each node.
-    let mut mesh = running_mesh(&dir, o.nodes, "sec.bench", &files, None, &say)?;
+    let mut mesh = running_mesh(&dir, o.nodes, "sec.bench", &files, None, None, &say)?;
     let (out, dirs, addrs, gateways) = (
         mesh.out.clone(),
         mesh.dirs.clone(),

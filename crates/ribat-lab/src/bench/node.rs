@@ -185,6 +185,7 @@ pub fn running_mesh(
     admins: &str,
     files: &[PathBuf],
     public_figures: Option<&std::path::Path>,
+    lab_clock: Option<&std::path::Path>,
     say: &dyn Fn(&str),
 ) -> std::result::Result<RunningMesh, super::BenchError> {
     use ribat_node::mesh::{InitSpec, NodeChild};
@@ -219,7 +220,7 @@ pub fn running_mesh(
     for (i, d) in dirs.iter().enumerate() {
         procs.push(match i {
             0 => None,
-            _ => Some(NodeChild::start(&exe, d, &passes)?),
+            _ => Some(NodeChild::start_in_lab(&exe, d, &passes, lab_clock)?),
         });
     }
     say("mesh: sealed import through node 1's directory (the other nodes' custodians up)…");
@@ -244,7 +245,7 @@ pub fn running_mesh(
             Err(e) => return Err(e.into()),
         }
     }
-    procs[0] = Some(NodeChild::start(&exe, &dirs[0], &passes)?);
+    procs[0] = Some(NodeChild::start_in_lab(&exe, &dirs[0], &passes, lab_clock)?);
     say("mesh: waiting for a leader and every custodian…");
     ribat_node::mesh::wait_ready(&dirs[0], Duration::from_secs(90))?;
     Ok(RunningMesh {

@@ -184,7 +184,7 @@ pub(super) async fn bulk(w: &Arc<World>, actor: usize) {
         let (w, next) = (w.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let a = &w.actors[actor];
-            let Ok(mut c) = Connection::open(a.cfg.clone(), &w.addr, "127.0.0.1", false).await
+            let Ok(mut c) = Connection::open(a.cfg.clone(), &a.gateway, "127.0.0.1", false).await
             else {
                 return;
             };
@@ -224,7 +224,10 @@ pub(super) async fn bulk(w: &Arc<World>, actor: usize) {
 /// real partner, and combines their answers with the store's envelopes itself.
 pub(super) fn bypass(w: &World) -> Result<()> {
     use ribat_custodian::{Custodian, PartialRequest, QuorumError, QuorumReader, Requester};
-    let ids = crate::identity::issued_dir(&w.node_home, STOLEN);
+    let Place::InProcess(p) = &w.place else {
+        bail!("the gateway bypass runs against an embedded gateway and networked custodians");
+    };
+    let ids = crate::identity::issued_dir(&p.node_home, STOLEN);
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
     };
@@ -235,7 +238,7 @@ pub(super) fn bypass(w: &World) -> Result<()> {
         true,
     )?;
     let handle = tokio::runtime::Handle::current();
-    let custodians: Vec<Arc<dyn Custodian>> = w
+    let custodians: Vec<Arc<dyn Custodian>> = p
         .remotes
         .iter()
         .map(|(i, addr)| {
@@ -251,18 +254,18 @@ pub(super) fn bypass(w: &World) -> Result<()> {
             )) as Arc<dyn Custodian>
         })
         .collect();
-    let store = crate::embedded::open_store(&w.node_home)?;
-    let reader = QuorumReader::new(w.vault.reader.group().clone(), custodians, store);
+    let store = crate::embedded::open_store(&p.node_home)?;
+    let reader = QuorumReader::new(p.vault.reader.group().clone(), custodians, store);
     let victim = actors_of(w, Role::Partner, false)
         .first()
         .map(|&a| w.actors[a].name.clone())
         .context("no partner identity to impersonate")?;
-    let pem = read(&crate::identity::issued_dir(&w.node_home, &victim).join("cert.pem"))?;
+    let pem = read(&crate::identity::issued_dir(&p.node_home, &victim).join("cert.pem"))?;
     let der = ribat_identity::tls::certs_from_pem(&pem, "partner certificate")?;
     let peer =
         ribat_identity::PeerIdentity::from_der(der.first().context("no certificate")?.as_ref())?;
     let token_key = zeroize::Zeroizing::new(read(
-        &crate::identity::dir(&w.node_home).join(ribat_identity::ca::TOKEN_KEY),
+        &crate::identity::dir(&p.node_home).join(ribat_identity::ca::TOKEN_KEY),
     )?);
     let issuer = ribat_identity::TokenIssuer::from_paserk(crate::embedded::DEPLOYMENT, &token_key)?;
     let (token, _) = issuer.issue(
@@ -275,7 +278,7 @@ pub(super) fn bypass(w: &World) -> Result<()> {
         if w.hostile.lock().map_or(true, |h| h.refused_in_a_row >= 20) {
             break;
         }
-        let Some(id) = w.vault.by_cnss(&w.fund.persons[i].cnss)?.into_iter().next() else {
+        let Some(id) = p.vault.by_cnss(&w.fund.persons[i].cnss)?.into_iter().next() else {
             continue;
         };
         let req = PartialRequest {

@@ -2,11 +2,11 @@
 //! custodian and one gateway on every node — while honest clerks, supervisors and partners
 //! keep reading through every node's gateway.
 //!
-//! Unlike the embedded simulation there is no simulated clock: the nodes are processes with
-//! the real one, so the run is real time, and only the scenarios that happen within
-//! minutes run here: `cnss-bulk` (the 2025 attack), `distributed`, `enumeration`, `honey`
-//! and `insider-snooping`, each on node 1's gateway with its embedded plan (gaps that only
-//! spread a burst over a simulated morning shortened, see `pace`). What it measures:
+//! The scenarios that happen within minutes run here in real time: `cnss-bulk` (the 2025
+//! attack), `distributed`, `enumeration`, `honey` and `insider-snooping`, each on node 1's
+//! gateway with its embedded plan (gaps that only spread a burst over a simulated morning
+//! shortened, see `pace`). Those that span days (`legit-week`, `low-and-slow`,
+//! `partner-review`) run on a lab clock the nodes follow (`super::lab`). What it measures:
 //! records the attackers received, when the attacked gateway first answered with a
 //! response in force, and when *every* node did — each node's gateway and, for
 //! quarantines, each node's custodian asked directly — from the attack's first request.
@@ -63,7 +63,7 @@ fn pace(s: Scenario) -> Result<u64> {
         // One read every 90 s → 9 s (a clerk's quota is 10 a minute).
         Scenario::InsiderSnooping => 10,
         Scenario::LegitWeek | Scenario::LowAndSlow | Scenario::PartnerReview => bail!(
-            "--mesh runs in real time (the nodes keep the real clock) and {s:?} spans days; it runs on the embedded node's simulated clock (without --mesh)"
+            "--mesh: {s:?} spans days: it runs on a lab clock (simulate::run_in_lab), not in real time"
         ),
         Scenario::CompromisedGateway => bail!(
             "--mesh: compromised-gateway runs without --mesh (networked custodians beside an embedded gateway); against node processes it is the test a_compromised_gateway_with_a_clerks_token_and_signed_read_opens_no_other_record_and_is_cut_off"
@@ -232,6 +232,12 @@ struct Caller {
 
 /// Runs `o.scenario` against a mesh of `nodes` node processes.
 pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
+    if matches!(
+        o.scenario,
+        Scenario::LegitWeek | Scenario::LowAndSlow | Scenario::PartnerReview
+    ) {
+        return Ok(super::run_in_lab(home, o, nodes)?);
+    }
     let pace = pace(o.scenario)?;
     let warm_up = match o.scenario {
         Scenario::Distributed => WARM_UP_DISTRIBUTED,
@@ -252,7 +258,7 @@ pub fn run(home: &Home, o: &super::Options, nodes: usize) -> Result<()> {
     let fund = ribat_sim::files::write(&spec, &source)?;
     let files = [source.join("employers.csv"), source.join("persons.csv")];
     let figures = source.join("ribat-only/sensitive.csv");
-    let mesh = running_mesh(&dir, nodes, "sec.sim", &files, Some(&figures), &say)?;
+    let mesh = running_mesh(&dir, nodes, "sec.sim", &files, Some(&figures), None, &say)?;
     let (out, addrs, gateways) = (&mesh.out, &mesh.addrs, &mesh.gateways);
 
     say("issuing identities (40 clerks, 4 supervisors, 10 partners, the attack's)…");

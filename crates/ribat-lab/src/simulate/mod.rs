@@ -15,6 +15,7 @@
 //! ```
 
 mod attacks;
+mod lab;
 pub mod mesh;
 mod reviews;
 mod scoring;
@@ -134,6 +135,8 @@ struct Actor {
     role: Role,
     hostile: bool,
     cfg: ribat_net::client::ClientSide,
+    /// The gateway it calls.
+    gateway: String,
     /// Connection, token and when (simulated seconds) the token was issued.
     conn: tokio::sync::Mutex<Option<(Connection, String, u64)>>,
 }
@@ -197,9 +200,9 @@ struct World {
     /// Next month's e-BDS files: (employer index, file).
     uploads: Vec<(usize, PathBuf)>,
     actors: Vec<Actor>,
-    addr: String,
     clock: Arc<SimClock>,
-    watch: Arc<ribat_gateway::watch::Watch>,
+    /// What the callers call: one node in this process, or node processes on a lab clock.
+    place: Place,
     legit: Mutex<Tally>,
     hostile: Mutex<Tally>,
     /// An attack running at real speed: the clock must not jump meanwhile.
@@ -207,16 +210,76 @@ struct World {
     /// Attack tasks still running.
     attacking: AtomicUsize,
     done: AtomicU64,
+    /// The third parties' review dates at the start (simulated ms), and what the reviews
+    /// saw.
+    review_dates: BTreeMap<String, u64>,
+    reviews: reviews::Reviews,
+}
+
+/// Where the simulated callers' requests go.
+enum Place {
+    /// An embedded node whose gateway runs in this process, on the simulated clock.
+    InProcess(InProcess),
+    /// `ribat node` processes on loopback, following the lab clock this run moves.
+    Mesh(lab::MeshLab),
+}
+
+/// The embedded node of a run without `--mesh`.
+struct InProcess {
+    /// Its gateway's detectors and decisions.
+    watch: Arc<ribat_gateway::watch::Watch>,
     /// The node (the bypass attacker has its gateway's files).
     node_home: Home,
     vault: Arc<ribat_gateway::vault::Vault>,
     /// Networked custodians: (index, address), and their processes.
     remotes: Vec<(u32, String)>,
     _processes: Vec<crate::serve::GatewayProcess>,
-    /// The third parties' review dates at the start (simulated ms), and what the reviews
-    /// saw.
-    review_dates: BTreeMap<String, u64>,
-    reviews: reviews::Reviews,
+}
+
+impl World {
+    /// Moves the simulated clock forward to `t_ms` (never back), and the nodes' with it.
+    fn advance_to_ms(&self, t_ms: u64) -> Result<()> {
+        self.clock.advance_to_ms(t_ms);
+        match &self.place {
+            Place::InProcess(_) => Ok(()),
+            Place::Mesh(m) => m.follow(&self.clock),
+        }
+    }
+
+    /// Networked custodians beside an embedded gateway: (index, address).
+    fn remotes(&self) -> &[(u32, String)] {
+        match &self.place {
+            Place::InProcess(p) => &p.remotes,
+            Place::Mesh(_) => &[],
+        }
+    }
+
+    /// Every decision the run's detectors took, each once.
+    fn decisions(&self) -> Result<Vec<Decision>> {
+        match &self.place {
+            Place::InProcess(p) => {
+                let mut decisions = p.watch.decisions();
+                for (i, _) in &p.remotes {
+                    let dir = p.node_home.custodian_dir(*i as usize).join("decisions");
+                    for r in ribat_gateway::watch::read_log(&dir)? {
+                        if let ribat_gateway::watch::Record::Decision(d) = r {
+                            decisions.push(*d);
+                        }
+                    }
+                }
+                Ok(decisions)
+            }
+            Place::Mesh(m) => m.decisions(),
+        }
+    }
+
+    /// The detection rules the gateways run on (which roles are essential).
+    fn rules_file(&self) -> PathBuf {
+        match &self.place {
+            Place::InProcess(p) => p.node_home.root().join(ribat_node::serve::RULES_FILE),
+            Place::Mesh(m) => m.rules_file(),
+        }
+    }
 }
 
 /// How much legitimate work, per kind of caller.
@@ -239,7 +302,27 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     }
     // Progress goes to stderr in both modes: a week takes minutes; stdout keeps the report.
     let say = |m: &str| eprintln!("{m}");
-    let (world, rt, scale, window) = build(home, o, &say)?;
+    let built = build(home, o, &say)?;
+    simulate(built, o)
+}
+
+/// Runs a scenario that spans days against `nodes` node processes on a lab clock
+/// (`legit-week`, `low-and-slow`, `partner-review` with `--mesh`).
+pub fn run_in_lab(home: &Home, o: &Options, nodes: usize) -> Result<()> {
+    if o.persons < 1_000 {
+        bail!(
+            "--persons: at least 1000 (the workloads pick visitors, staff and victims from them)"
+        );
+    }
+    let say = |m: &str| eprintln!("{m}");
+    let built = lab::build(home, o, nodes, &say)?;
+    simulate(built, o)
+}
+
+/// Dispatches the scenario's jobs in time order on `built`'s clock; prints the report.
+fn simulate(built: Built, o: &Options) -> Result<()> {
+    let say = |m: &str| eprintln!("{m}");
+    let (world, rt, scale, window) = built;
     let world = Arc::new(world);
     let mut rng = ChaCha12Rng::seed_from_u64(o.seed ^ 0x5eed);
     let mut jobs = if o.scenario == Scenario::CompromisedGateway {
@@ -262,21 +345,16 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
         world.actors.len()
     ));
     let started = Instant::now();
-    world.clock.advance_to_ms(window.0);
+    world.advance_to_ms(window.0)?;
     rt.block_on(dispatch(world.clone(), jobs, o.in_flight.max(1)))?;
     let real = started.elapsed().as_secs_f64();
-    let mut decisions = world.watch.decisions();
-    for (i, _) in &world.remotes {
-        let dir = world.node_home.custodian_dir(*i as usize).join("decisions");
-        for r in ribat_gateway::watch::read_log(&dir)? {
-            if let ribat_gateway::watch::Record::Decision(d) = r {
-                decisions.push(*d);
-            }
-        }
-    }
+    let decisions = world.decisions()?;
     let mut report = report(&world, o, &hostile, &decisions, window, real);
     if o.scenario == Scenario::PartnerReview {
         report.reviews = reviews::report(&world, &world.review_dates, window);
+    }
+    if let Place::Mesh(m) = &world.place {
+        report.lab = Some(m.report()?);
     }
     if o.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -286,62 +364,12 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
     Ok(())
 }
 
-type Built = (World, tokio::runtime::Runtime, Scale, (u64, u64));
-
-fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
-    let dir = fresh_dir(home, "simulate")?;
-    say(&format!("generating a fund of {} persons…", o.persons));
-    let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(3), 2, o.seed);
-    let source = dir.join("source");
-    let fund = ribat_sim::files::write(&spec, &source)?;
-    let periods: BTreeSet<String> = fund.declarations.iter().map(|d| d.period.clone()).collect();
-    let mut periods = periods.into_iter();
-    let (first, second) = (
-        periods.next().context("the fund has no declarations")?,
-        periods.next().context("the fund has one month only")?,
-    );
-    let ebds_of = |period: &str| -> Vec<(usize, PathBuf)> {
-        fund.employers
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let f = ribat_import::ebds::file_name(&e.affiliation, period);
-                (i, source.join("ebds").join(f))
-            })
-            .filter(|(_, p)| p.exists())
-            .collect()
-    };
-    let (node_home, pass) = keyed_node(&dir)?;
-    {
-        let node = Embedded::open(&node_home, &pass)?;
-        let leak = node.leak_digester("import")?;
-        let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let importer = Importer::new(node.vault.store.as_ref(), &sealer, threads, 5_000);
-        say(&format!(
-            "importing it (sealed), with the declarations of {first}…"
-        ));
-        let mut inputs = vec![source.join("employers.csv"), source.join("persons.csv")];
-        inputs.extend(ebds_of(&first).into_iter().map(|(_, p)| p));
-        let summary = importer.run(&inputs, &mut |_| {})?;
-        if !summary.rejects.is_empty() {
-            bail!(
-                "the generated files were rejected: {:?}",
-                summary.rejects.first()
-            );
-        }
-        crate::import::install_honey(&node, &sealer, &source.join("ribat-only/honey.csv"))?;
-        crate::import::write_public_figures(
-            &node_home,
-            &sealer,
-            &source.join("ribat-only/sensitive.csv"),
-        )?;
-    }
-    let wall = ribat_custodian::clock::SystemClock.now_ms();
-    let (scale, window) = plan(o, &fund, wall);
-    let uploads = ebds_of(&second);
-    say("issuing identities…");
-    let ca = crate::identity::init_quiet(&node_home, &["127.0.0.1".into()])?;
+/// Who calls in a run of `scenario` at `scale`: (name, role, institution, hostile).
+fn callers(
+    scenario: Scenario,
+    scale: Scale,
+    fund: &ribat_sim::Fund,
+) -> Vec<(String, Role, String, bool)> {
     let mut specs: Vec<(String, Role, String, bool)> = Vec::new();
     for i in 0..scale.clerks {
         specs.push((
@@ -388,7 +416,97 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
             false,
         ));
     }
-    specs.extend(attackers(o.scenario, &fund));
+    specs.extend(attackers(scenario, fund));
+    specs
+}
+
+type Built = (World, tokio::runtime::Runtime, Scale, (u64, u64));
+
+/// A generated fund of two months in `dir/source`: the fund, the first month (imported)
+/// and the second (uploaded during the run).
+fn generate(dir: &std::path::Path, o: &Options, say: &dyn Fn(&str)) -> Result<Generated> {
+    say(&format!("generating a fund of {} persons…", o.persons));
+    let spec = ribat_sim::FundSpec::new(o.persons, (o.persons / 12).max(3), 2, o.seed);
+    let source = dir.join("source");
+    let fund = ribat_sim::files::write(&spec, &source)?;
+    let periods: BTreeSet<String> = fund.declarations.iter().map(|d| d.period.clone()).collect();
+    let mut periods = periods.into_iter();
+    let (first, second) = (
+        periods.next().context("the fund has no declarations")?,
+        periods.next().context("the fund has one month only")?,
+    );
+    Ok(Generated {
+        fund,
+        source,
+        first,
+        second,
+    })
+}
+
+struct Generated {
+    fund: ribat_sim::Fund,
+    source: PathBuf,
+    first: String,
+    second: String,
+}
+
+impl Generated {
+    /// Each employer's e-BDS file of `period`, where it has one: (employer index, file).
+    fn ebds_of(&self, period: &str) -> Vec<(usize, PathBuf)> {
+        self.fund
+            .employers
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let f = ribat_import::ebds::file_name(&e.affiliation, period);
+                (i, self.source.join("ebds").join(f))
+            })
+            .filter(|(_, p)| p.exists())
+            .collect()
+    }
+}
+
+fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
+    let dir = fresh_dir(home, "simulate")?;
+    let g = generate(&dir, o, say)?;
+    let (first_month, uploads) = (g.ebds_of(&g.first), g.ebds_of(&g.second));
+    let Generated {
+        fund,
+        source,
+        first,
+        ..
+    } = g;
+    let (node_home, pass) = keyed_node(&dir)?;
+    {
+        let node = Embedded::open(&node_home, &pass)?;
+        let leak = node.leak_digester("import")?;
+        let sealer = RecordSealer::new(&node.group, &node.vault.index)?.with_leak_digests(&leak);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let importer = Importer::new(node.vault.store.as_ref(), &sealer, threads, 5_000);
+        say(&format!(
+            "importing it (sealed), with the declarations of {first}…"
+        ));
+        let mut inputs = vec![source.join("employers.csv"), source.join("persons.csv")];
+        inputs.extend(first_month.into_iter().map(|(_, p)| p));
+        let summary = importer.run(&inputs, &mut |_| {})?;
+        if !summary.rejects.is_empty() {
+            bail!(
+                "the generated files were rejected: {:?}",
+                summary.rejects.first()
+            );
+        }
+        crate::import::install_honey(&node, &sealer, &source.join("ribat-only/honey.csv"))?;
+        crate::import::write_public_figures(
+            &node_home,
+            &sealer,
+            &source.join("ribat-only/sensitive.csv"),
+        )?;
+    }
+    let wall = ribat_custodian::clock::SystemClock.now_ms();
+    let (scale, window) = plan(o, &fund, wall);
+    say("issuing identities…");
+    let ca = crate::identity::init_quiet(&node_home, &["127.0.0.1".into()])?;
+    let specs = callers(o.scenario, scale, &fund);
     let mut actors = Vec::with_capacity(specs.len());
     for (name, role, inst, hostile) in specs {
         let d = crate::identity::add_client_quiet(&ca, &node_home, &name, role.name(), &inst)?;
@@ -397,6 +515,7 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
             role,
             hostile,
             cfg: crate::api_client::config_in(&d)?,
+            gateway: String::new(),
             conn: tokio::sync::Mutex::new(None),
         });
     }
@@ -464,23 +583,27 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
         tokio::spawn(ribat_net::listener::serve(listener, a.tls, router, a.stats));
         Ok::<_, ribat_node::NodeError>(addr)
     })?;
+    for a in &mut actors {
+        a.gateway.clone_from(&addr);
+    }
     Ok((
         World {
             fund,
             uploads,
             actors,
-            addr,
             clock,
-            watch,
+            place: Place::InProcess(InProcess {
+                watch,
+                node_home,
+                vault,
+                remotes,
+                _processes: processes,
+            }),
             legit: Mutex::new(Tally::default()),
             hostile: Mutex::new(Tally::default()),
             realtime: AtomicBool::new(false),
             attacking: AtomicUsize::new(0),
             done: AtomicU64::new(0),
-            node_home,
-            vault,
-            remotes,
-            _processes: processes,
             review_dates,
             reviews: reviews::Reviews {
                 register: Some(register),
@@ -511,11 +634,11 @@ async fn dispatch(w: Arc<World>, jobs: Vec<Job>, in_flight: usize) -> Result<()>
             // the simulation skipped an idle hour while it was on the wire.
             drop(permit);
             let idle = permits.acquire_many(u32::try_from(in_flight)?).await?;
-            w.clock.advance_to_ms(job.t_ms);
+            w.advance_to_ms(job.t_ms)?;
             drop(idle);
             permit = permits.clone().acquire_owned().await?;
         }
-        w.clock.advance_to_ms(job.t_ms);
+        w.advance_to_ms(job.t_ms)?;
         if let Req::StartBulk = job.req {
             w.realtime.store(true, Ordering::SeqCst);
             w.attacking.fetch_add(1, Ordering::SeqCst);
@@ -650,7 +773,7 @@ async fn execute(w: &World, job: &Job) {
     };
     if fresh {
         let opened = async {
-            let mut c = Connection::open(a.cfg.clone(), &w.addr, "127.0.0.1", false).await?;
+            let mut c = Connection::open(a.cfg.clone(), &a.gateway, "127.0.0.1", false).await?;
             let t = crate::api_client::token(&mut c, TOKEN_TTL).await?;
             Ok::<_, ribat_node::NodeError>((c, t, w.clock.now()))
         }

@@ -84,30 +84,42 @@ pub(super) struct Reviews {
 }
 
 /// The daily check: raises what is due (a week ahead or past) on the gateway's detectors,
-/// as `ribat serve` does.
+/// as `ribat serve` does. Mesh nodes raise their own every few seconds: the check collects
+/// the findings their logs gained since the last one.
 pub(super) fn check(w: &World) {
-    let Some(register) = &w.reviews.register else {
-        return;
-    };
-    let due = match w.reviews.notices.lock() {
-        Ok(mut n) => ribat_node::reviews::raise_due(
-            register,
-            &mut n,
-            &w.watch,
-            ribat_node::identity::GATEWAY_NAME,
-        ),
-        Err(_) => return,
+    let due: Vec<String> = match (&w.place, &w.reviews.register) {
+        (Place::InProcess(p), Some(register)) => match w.reviews.notices.lock() {
+            Ok(mut n) => ribat_node::reviews::raise_due(
+                register,
+                &mut n,
+                &p.watch,
+                ribat_node::identity::GATEWAY_NAME,
+            )
+            .into_iter()
+            .map(|d| d.identity)
+            .collect(),
+            Err(_) => return,
+        },
+        (Place::InProcess(_), None) => return,
+        (Place::Mesh(m), _) => m.new_findings(),
     };
     let now_ms = w.clock.now_ms();
     if let Ok(mut f) = w.reviews.findings.lock() {
-        f.extend(due.into_iter().map(|d| (d.identity, now_ms)));
+        f.extend(due.into_iter().map(|d| (d, now_ms)));
     }
 }
 
-/// A security administrator re-certifies `actor`'s access until `until_ms`.
+/// A security administrator re-certifies `actor`'s access until `until_ms` (in a mesh:
+/// through the log, as `ribat mesh recertify` does).
 pub(super) fn recertify(w: &World, actor: usize, until_ms: u64) -> Result<()> {
     let name = &w.actors[actor].name;
-    ribat_node::identity::open_ca(&w.node_home)?.review(name, i64::try_from(until_ms / 1000)?)?;
+    let until_s = i64::try_from(until_ms / 1000)?;
+    match &w.place {
+        Place::InProcess(p) => {
+            ribat_node::identity::open_ca(&p.node_home)?.review(name, until_s)?;
+        }
+        Place::Mesh(m) => m.recertify(name, until_s)?,
+    }
     if let Ok(mut r) = w.reviews.recertified.lock() {
         r.push((name.clone(), w.clock.now_ms(), until_ms));
     }
@@ -190,9 +202,7 @@ pub(super) fn report(
         .lock()
         .map(|f| f.clone())
         .unwrap_or_default();
-    let essential = ribat_node::reviews::Essential::from_rules_file(
-        &w.node_home.root().join(ribat_node::serve::RULES_FILE),
-    );
+    let essential = ribat_node::reviews::Essential::from_rules_file(&w.rules_file());
     dates
         .iter()
         .filter_map(|(name, &due)| {

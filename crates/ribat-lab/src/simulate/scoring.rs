@@ -52,6 +52,9 @@ pub(super) struct Report {
     /// The third parties' access reviews (`partner-review`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) reviews: Vec<super::reviews::ReviewReport>,
+    /// Against node processes on a lab clock (`--mesh` for the scenarios that span days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) lab: Option<super::lab::LabReport>,
 }
 
 pub(super) fn targets_actor(d: &Decision, a: &Actor) -> bool {
@@ -114,7 +117,7 @@ pub(super) fn report(
         // its role's): the latest of each identity's first such decision.
         let contained = if bypass {
             // Every networked custodian must have cut the certificate off.
-            w.remotes
+            w.remotes()
                 .iter()
                 .map(|(i, _)| {
                     mine.iter()
@@ -177,6 +180,7 @@ pub(super) fn report(
         detected: attack.as_ref().map(|a| a.detected),
         attack,
         reviews: Vec::new(),
+        lab: None,
     }
 }
 
@@ -209,6 +213,15 @@ pub(super) fn print_report(r: &Report) {
         );
     }
     println!("decisions by rule: {:?}", r.alerts_by_rule);
+    if let Some(l) = &r.lab {
+        println!(
+            "against {} node processes on a lab clock ({:+.1} days from the system's at the end; {} of them dated by it); the lab's rules gave the disagreement detector a grace of {} days",
+            l.nodes,
+            l.clock_ahead_ms as f64 / DAY as f64,
+            l.nodes_on_the_lab_clock,
+            l.disagreement_grace_ms / DAY
+        );
+    }
     if !r.reviews.is_empty() {
         println!("third parties' access reviews:");
         super::reviews::print(&r.reviews);

@@ -1,4 +1,5 @@
-//! `ribat simulate --mesh 3`: the attacks that fit in real time against three node processes.
+//! `ribat simulate --mesh 3`: the attacks that fit in real time, and the weeks and months that
+//! run on a lab clock, against three node processes.
 
 use crate::common;
 use crate::support::*;
@@ -92,20 +93,91 @@ fn the_honey_enumeration_and_snooping_attacks_simulated_against_three_node_proce
     }
 }
 
+/// The report's lab section: every node dated by the clock the run moved, a week or more
+/// from where the nodes started.
+fn on_the_lab_clock(r: &serde_json::Value) {
+    let lab = &r["lab"];
+    assert_eq!(lab["nodes"], 3, "{r:#}");
+    assert_eq!(lab["nodes_on_the_lab_clock"], 3, "{r:#}");
+    assert!(lab["disagreement_grace_ms"].as_u64().unwrap() >= 30 * 86_400_000);
+}
+
 #[test]
-fn scenarios_that_span_days_are_refused_with_mesh_and_say_where_they_run() {
+fn a_simulated_month_on_three_node_processes_refuses_the_unreviewed_partner_from_its_date_and_keeps_the_re_certified_one()
+ {
     let d = tempfile::tempdir().unwrap();
-    for (scenario, says) in [
-        ("legit-week", "spans days"),
-        ("low-and-slow", "spans days"),
-        ("partner-review", "spans days"),
-        ("compromised-gateway", "without --mesh"),
-    ] {
-        let o = simulate_mesh(d.path(), scenario, &[]);
-        assert!(!o.status.success(), "{scenario}");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(says), "{scenario}: {err}");
+    let o = simulate_mesh(d.path(), "partner-review", &["--persons", "1000", "--json"]);
+    assert!(o.status.success(), "{}", common::text(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    on_the_lab_clock(&r);
+    assert!(
+        r["simulated_hours"].as_f64().unwrap() > 24.0 * 29.0,
+        "{r:#}"
+    );
+    let reviews = r["reviews"].as_array().unwrap();
+    let of = |name: &str| reviews.iter().find(|x| x["identity"] == name).unwrap();
+    let day = 86_400_000u64;
+    // Nobody reviewed it: every node's gateway answered it until its review date in the
+    // log, and refused it from that date by the lab clock, within the day.
+    let lapsed = of("partner.01");
+    let due = lapsed["review_by_ms"].as_u64().unwrap();
+    assert!(
+        lapsed["ok_before_lapse"].as_u64().unwrap() > 100,
+        "{lapsed:#}"
+    );
+    assert_eq!(
+        lapsed["refused_before_lapse"],
+        serde_json::json!({}),
+        "{lapsed:#}"
+    );
+    assert_eq!(lapsed["ok_after_lapse"], 0, "{lapsed:#}");
+    assert!(
+        lapsed["refused_after_lapse"]["certificate-review-lapsed"]
+            .as_u64()
+            .unwrap_or(0)
+            > 100,
+        "{lapsed:#}"
+    );
+    let first = lapsed["first_refused_ms"].as_u64().unwrap();
+    assert!(first >= due && first < due + day, "{lapsed:#}");
+    // The nodes raised review-due findings for it before its date.
+    assert!(
+        lapsed["findings_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_u64().unwrap() < due),
+        "{lapsed:#}"
+    );
+    // Re-certified through the log before its date, and reviewed after the month: never
+    // refused.
+    let recertified = of("partner.00");
+    assert!(recertified["recertified"].is_array(), "{recertified:#}");
+    for name in ["partner.00", "partner.02"] {
+        let x = of(name);
+        assert_eq!(x["refused_before_lapse"], serde_json::json!({}), "{x:#}");
+        assert_eq!(x["refused_after_lapse"], serde_json::json!({}), "{x:#}");
+        assert!(x["ok_before_lapse"].as_u64().unwrap() > 100, "{x:#}");
     }
-    // Nothing was started or written for them.
+    // The pension batch lapsed the day before its run: essential by the rules, it is kept.
+    let batch = of("batch.pensions");
+    assert_eq!(batch["essential"], true, "{batch:#}");
+    assert_eq!(
+        batch["refused_after_lapse"],
+        serde_json::json!({}),
+        "{batch:#}"
+    );
+    assert!(batch["ok_after_lapse"].as_u64().unwrap() > 100, "{batch:#}");
+    assert_eq!(r["false_quarantines"], 0, "{r:#}");
+}
+
+#[test]
+fn the_gateway_bypass_is_refused_with_mesh_and_says_where_it_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let o = simulate_mesh(d.path(), "compromised-gateway", &[]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("without --mesh"), "{err}");
+    // Nothing was started or written for it.
     assert!(!d.path().join("simulate-mesh").exists());
 }
