@@ -3246,6 +3246,33 @@ mod tests {
     }
 
     #[test]
+    fn a_lab_clock_is_refused_unless_every_address_of_the_mesh_is_on_loopback() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("mesh");
+        crate::passphrases::random_files(&out.with_extension("passes"), 3).unwrap();
+        let dirs = init(&spec(&out)).unwrap();
+        let file = d.path().join("lab-clock");
+        ribat_clock::write_offset(&file, 86_400_000).unwrap();
+        let loopback = MeshFile::read(&dirs[0]).unwrap();
+        let mut peer_away = loopback.clone();
+        peer_away.peers[1].addr = "10.0.0.2:7000".into();
+        let mut named = loopback.clone();
+        named.peers[2].addr = "node3.fund.example:7000".into();
+        let mut gateway_away = loopback;
+        gateway_away.gateway = Some("0.0.0.0:8443".into());
+        for (m, addr) in [
+            (peer_away, "10.0.0.2:7000"),
+            (named, "node3.fund.example:7000"),
+            (gateway_away, "0.0.0.0:8443"),
+        ] {
+            let e = follow_lab_clock(&m, &file).unwrap_err().to_string();
+            assert!(e.contains(addr) && e.contains("not a loopback"), "{e}");
+        }
+        // None of them followed it.
+        assert_eq!(ribat_clock::lab_offset_ms(), None);
+    }
+
+    #[test]
     fn the_token_key_goes_to_the_nodes_named_else_to_those_without_a_gateway() {
         let d = tempfile::tempdir().unwrap();
         let base = spec(d.path());
