@@ -129,6 +129,17 @@ fn scan_digest_rows(
     Ok(())
 }
 
+/// A transaction that takes the write lock at its start: a deferred one that read first
+/// is refused at once (`database is locked`) when another process writes meanwhile, the
+/// busy wait notwithstanding.
+fn write_transaction(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db("begin"))
+}
+
+/// How long a write waits for another process's transaction on the same file.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl SqliteStore {
     /// Opens or creates the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -137,6 +148,10 @@ impl SqliteStore {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
+        // Several processes may write one file (the nodes of a mesh on one host): a writer
+        // finding it locked waits for the other's transaction instead of failing at once
+        // (a month-end upload was lost to `database is locked` that way).
+        conn.busy_timeout(BUSY_WAIT).map_err(open_err)?;
         // WAL with synchronous=FULL: a committed transaction survives a process kill and a
         // power loss (I6).
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -232,7 +247,7 @@ impl Store for SqliteStore {
             }
         }
         self.with(|c| {
-            let tx = c.transaction().map_err(db("begin"))?;
+            let tx = write_transaction(c)?;
             {
                 let mut ver = tx
                     .prepare_cached("SELECT version FROM records WHERE tbl = ?1 AND record_id = ?2")
@@ -343,7 +358,7 @@ impl Store for SqliteStore {
 
     fn reseal(&self, rows: &[Reseal]) -> Result<usize, StoreError> {
         self.with(|c| {
-            let tx = c.transaction().map_err(db("begin"))?;
+            let tx = write_transaction(c)?;
             let mut moved = 0;
             {
                 let mut up = tx
@@ -620,6 +635,23 @@ mod tests {
             Err(StoreError::InvalidWrite { .. })
         ));
         assert_eq!(s.count("persons").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_write_waits_for_another_connections_transaction_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let s = SqliteStore::open(&path).unwrap();
+        // Another process's writer holds the file's write lock for 300 ms.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let held = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        s.put_records(&[rec("p-1", 1, 1)]).unwrap();
+        held.join().unwrap();
+        assert_eq!(s.count("persons").unwrap(), 1);
     }
 
     #[test]
