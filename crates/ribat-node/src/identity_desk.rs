@@ -133,13 +133,11 @@ impl IdentityDesk for NodeIdentities {
             let register = crate::identity::open_ca(&self.home)
                 .and_then(|ca| Ok(ca.register()?))
                 .map_err(|e| failed(e.chain()))?;
+            // A certificate's validity is the system's time's (TLS checks it so).
+            let real_s = i64::try_from(ribat_clock::real_ms() / 1000).unwrap_or(i64::MAX);
             if register
                 .iter()
-                .any(|e| {
-                    // A certificate's validity is the system's time's (TLS checks it so).
-                    let real_s = i64::try_from(ribat_clock::real_ms() / 1000).unwrap_or(i64::MAX);
-                    e.name == name && e.revoked_at.is_none() && e.not_after > real_s
-                })
+                .any(|e| e.name == name && e.revoked_at.is_none() && e.not_after > real_s)
             {
                 return Err(invalid(
                     "name",

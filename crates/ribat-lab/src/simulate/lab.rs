@@ -155,19 +155,25 @@ impl MeshLab {
         };
         let mut names = Vec::new();
         for (dir, done) in self.mesh.dirs.iter().zip(read.iter_mut()) {
-            let Ok(text) = std::fs::read(dir.join("node.log")) else {
+            // Only what the log gained (it grows for the whole run), whole lines only.
+            let mut fresh = Vec::new();
+            let read_on = std::fs::File::open(dir.join("node.log")).and_then(|mut f| {
+                use std::io::{Read, Seek};
+                f.seek(std::io::SeekFrom::Start(*done))?;
+                f.read_to_end(&mut fresh)
+            });
+            if read_on.is_err() {
                 continue;
-            };
-            let from = usize::try_from(*done).unwrap_or(usize::MAX).min(text.len());
-            let fresh = String::from_utf8_lossy(&text[from..]);
-            for line in fresh.lines() {
+            }
+            let whole = fresh.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            for line in String::from_utf8_lossy(&fresh[..whole]).lines() {
                 if let Some(rest) = line.split(MARK).nth(1)
                     && let Some(name) = rest.split(" (").next()
                 {
                     names.push(name.to_owned());
                 }
             }
-            *done = text.len() as u64;
+            *done += whole as u64;
         }
         names.sort();
         names.dedup();
@@ -287,20 +293,15 @@ pub(super) fn build(home: &Home, o: &Options, nodes: usize, say: &dyn Fn(&str)) 
     // Findings logged before the simulated window are not the run's.
     lab.new_findings();
     Ok((
-        World {
+        World::new(
             fund,
             uploads,
             actors,
             clock,
-            place: Place::Mesh(lab),
-            legit: Mutex::new(Tally::default()),
-            hostile: Mutex::new(Tally::default()),
-            realtime: AtomicBool::new(false),
-            attacking: AtomicUsize::new(0),
-            done: AtomicU64::new(0),
+            Place::Mesh(lab),
             review_dates,
-            reviews: reviews::Reviews::default(),
-        },
+            reviews::Reviews::default(),
+        ),
         rt,
         scale,
         window,

@@ -237,6 +237,32 @@ struct InProcess {
 }
 
 impl World {
+    /// A run's world before its first request: nothing counted yet.
+    fn new(
+        fund: ribat_sim::Fund,
+        uploads: Vec<(usize, PathBuf)>,
+        actors: Vec<Actor>,
+        clock: Arc<SimClock>,
+        place: Place,
+        review_dates: BTreeMap<String, u64>,
+        reviews: reviews::Reviews,
+    ) -> Self {
+        Self {
+            fund,
+            uploads,
+            actors,
+            clock,
+            place,
+            legit: Mutex::new(Tally::default()),
+            hostile: Mutex::new(Tally::default()),
+            realtime: AtomicBool::new(false),
+            attacking: AtomicUsize::new(0),
+            done: AtomicU64::new(0),
+            review_dates,
+            reviews,
+        }
+    }
+
     /// Moves the simulated clock forward to `t_ms` (never back), and the nodes' with it.
     fn advance_to_ms(&self, t_ms: u64) -> Result<()> {
         self.clock.advance_to_ms(t_ms);
@@ -295,11 +321,7 @@ struct Scale {
 
 /// Runs a scenario.
 pub fn run(home: &Home, o: &Options) -> Result<()> {
-    if o.persons < 1_000 {
-        bail!(
-            "--persons: at least 1000 (the workloads pick visitors, staff and victims from them)"
-        );
-    }
+    enough_persons(o)?;
     // Progress goes to stderr in both modes: a week takes minutes; stdout keeps the report.
     let say = |m: &str| eprintln!("{m}");
     let built = build(home, o, &say)?;
@@ -309,14 +331,21 @@ pub fn run(home: &Home, o: &Options) -> Result<()> {
 /// Runs a scenario that spans days against `nodes` node processes on a lab clock
 /// (`legit-week`, `low-and-slow`, `partner-review` with `--mesh`).
 pub fn run_in_lab(home: &Home, o: &Options, nodes: usize) -> Result<()> {
+    enough_persons(o)?;
+    let say = |m: &str| eprintln!("{m}");
+    let built = lab::build(home, o, nodes, &say)?;
+    simulate(built, o)
+}
+
+/// Refused before anything is made or deleted: the workloads pick visitors, staff and
+/// victims from the fund.
+fn enough_persons(o: &Options) -> Result<()> {
     if o.persons < 1_000 {
         bail!(
             "--persons: at least 1000 (the workloads pick visitors, staff and victims from them)"
         );
     }
-    let say = |m: &str| eprintln!("{m}");
-    let built = lab::build(home, o, nodes, &say)?;
-    simulate(built, o)
+    Ok(())
 }
 
 /// Dispatches the scenario's jobs in time order on `built`'s clock; prints the report.
@@ -586,30 +615,19 @@ fn build(home: &Home, o: &Options, say: &dyn Fn(&str)) -> Result<Built> {
     for a in &mut actors {
         a.gateway.clone_from(&addr);
     }
+    let place = Place::InProcess(InProcess {
+        watch,
+        node_home,
+        vault,
+        remotes,
+        _processes: processes,
+    });
+    let reviews = reviews::Reviews {
+        register: Some(register),
+        ..Default::default()
+    };
     Ok((
-        World {
-            fund,
-            uploads,
-            actors,
-            clock,
-            place: Place::InProcess(InProcess {
-                watch,
-                node_home,
-                vault,
-                remotes,
-                _processes: processes,
-            }),
-            legit: Mutex::new(Tally::default()),
-            hostile: Mutex::new(Tally::default()),
-            realtime: AtomicBool::new(false),
-            attacking: AtomicUsize::new(0),
-            done: AtomicU64::new(0),
-            review_dates,
-            reviews: reviews::Reviews {
-                register: Some(register),
-                ..Default::default()
-            },
-        },
+        World::new(fund, uploads, actors, clock, place, review_dates, reviews),
         rt,
         scale,
         window,
